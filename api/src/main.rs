@@ -1,0 +1,105 @@
+//! `shoal`: download, seed, create and inspect torrents.
+
+mod create;
+mod info;
+mod progress;
+mod run;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Shoal: a BitTorrent client.
+#[derive(Parser)]
+#[command(name = "shoal", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Download a torrent; exits once every file is verified on disk (unless --seed).
+    Download {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// Directory to download into.
+        #[arg(short, long, default_value = ".")]
+        output: PathBuf,
+        #[command(flatten)]
+        net: run::NetArgs,
+        /// Keep seeding after the download completes, until interrupted.
+        #[arg(long)]
+        seed: bool,
+    },
+    /// Check existing data, then seed it until interrupted.
+    Seed {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// Directory holding the data (the torrent's name is looked up inside it).
+        dir: PathBuf,
+        #[command(flatten)]
+        net: run::NetArgs,
+    },
+    /// Create a .torrent file from a file or a directory.
+    Create {
+        /// File or directory to share.
+        path: PathBuf,
+        /// Where to write the .torrent file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Tracker announce URL (repeat for several; each becomes its own tier).
+        #[arg(short, long = "tracker")]
+        trackers: Vec<String>,
+        /// Piece size in bytes (a power of two, at least 16384); chosen from the size if absent.
+        #[arg(long)]
+        piece_size: Option<u32>,
+        /// Mark the torrent private (BEP 27: trackers only, no DHT or PEX).
+        #[arg(long)]
+        private: bool,
+        /// A comment stored in the torrent.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Web seed URL (BEP 19; repeatable).
+        #[arg(long = "web-seed")]
+        web_seeds: Vec<String>,
+    },
+    /// Show what a .torrent file contains.
+    Info {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Peers given with `--peer`: `HOST:PORT`, resolved once at start.
+fn parse_peer(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("bad peer address {s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("peer address {s:?} resolves to nothing"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Download { torrent, output, net, seed } => run::download(&torrent, &output, &net, seed),
+        Cmd::Seed { torrent, dir, net } => run::seed(&torrent, &dir, &net),
+        Cmd::Create { path, output, trackers, piece_size, private, comment, web_seeds } => {
+            create::create(&path, &output, trackers, piece_size, private, comment, web_seeds)
+        }
+        Cmd::Info { torrent, json } => info::info(&torrent, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shoal: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `shoal download` and `shoal seed`: one torrent in a session of its own.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use futures_lite::{future, FutureExt};
+use shoal_core::engine::{Config, Event, TorrentState};
+use shoal_smol::{AddOptions, Session, SessionConfig};
+
+use crate::progress::{human_bytes, Progress};
+
+/// Network options shared by `download` and `seed`.
+#[derive(clap::Args)]
+pub struct NetArgs {
+    /// TCP port to accept peers on (0 picks a free one).
+    #[arg(long, default_value_t = 6881)]
+    listen_port: u16,
+    /// Address to listen on (default: every IPv4 and IPv6 address).
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// A peer to connect to, besides those the trackers return (repeatable).
+    #[arg(long = "peer", value_parser = crate::parse_peer)]
+    peers: Vec<SocketAddr>,
+}
+
+pub fn download(torrent: &Path, output: &Path, net: &NetArgs, keep_seeding: bool) -> Result<(), String> {
+    let meta = crate::info::load(torrent)?;
+    smol::block_on(run(meta, output, net, keep_seeding, false))
+}
+
+pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), String> {
+    let meta = crate::info::load(torrent)?;
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    smol::block_on(run(meta, dir, net, true, true))
+}
+
+enum Step {
+    Event(Option<Event>),
+    Tick,
+    Stop,
+}
+
+async fn start_session(net: &NetArgs) -> Result<Session, String> {
+    let config = |port: u16| SessionConfig {
+        engine: Config { listen_port: port, ..Config::default() },
+        listen: net.bind.map(|ip| vec![SocketAddr::new(ip, port)]).unwrap_or_default(),
+        seed: None,
+    };
+    match Session::start(config(net.listen_port)).await {
+        Ok(s) => Ok(s),
+        // The default port is taken (another client?): any free port will do.
+        Err(e) if net.listen_port == 6881 => {
+            eprintln!("note: {e}; using a free port instead");
+            Session::start(config(0)).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn run(
+    meta: shoal_core::Metainfo,
+    dir: &Path,
+    net: &NetArgs,
+    keep_seeding: bool,
+    seed_mode: bool,
+) -> Result<(), String> {
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.try_send(());
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+
+    let session = start_session(net).await?;
+    let addrs: Vec<String> = session.listen_addrs().iter().map(|a| a.to_string()).collect();
+    eprintln!("listening on {}", addrs.join(", "));
+    let handle = session.handle();
+    let events = handle.subscribe().await;
+    let name = meta.info.name.clone();
+    let total = meta.info.total_length;
+    let mut opts = AddOptions::new(meta, dir.to_path_buf());
+    opts.peers = net.peers.clone();
+    let started = std::time::Instant::now();
+    let id = match handle.add(opts).await {
+        Ok(id) => id,
+        Err(e) => {
+            handle.shutdown().await;
+            return Err(e.to_string());
+        }
+    };
+
+    let mut progress = Progress::new();
+    let mut outcome: Result<bool, String> = Ok(false);
+    loop {
+        let step = async { Step::Event(events.recv().await.ok()) }
+            .or(async { stop_rx.recv().await.map_or(Step::Tick, |_| Step::Stop) })
+            .or(async {
+                async_io::Timer::after(Duration::from_secs(1)).await;
+                Step::Tick
+            })
+            .await;
+        match step {
+            Step::Event(Some(event)) => match event {
+                Event::HashFailed { piece, .. } => progress.println(&format!("hash check failed for piece {piece}")),
+                Event::PeerBanned { addr, .. } => {
+                    progress.println(&format!("banned peer {addr} (sent data that failed hash checks)"))
+                }
+                Event::Checked { have, total, .. } => {
+                    progress.println(&format!("checked existing data: {have} of {total} pieces valid"));
+                    if seed_mode && have < total {
+                        progress.println("the data is incomplete: downloading the missing pieces before seeding");
+                    }
+                }
+                Event::TrackerError { url, message, .. } => progress.println(&format!("tracker {url}: {message}")),
+                Event::Error { message, .. } => {
+                    outcome = Err(message);
+                    break;
+                }
+                Event::Finished { .. } => {
+                    if !keep_seeding {
+                        outcome = Ok(true);
+                        break;
+                    }
+                    progress.println(&format!("{name}: complete, seeding (Ctrl-C to stop)"));
+                }
+                _ => {}
+            },
+            Step::Event(None) => {
+                outcome = Err("the session stopped unexpectedly".into());
+                break;
+            }
+            Step::Tick => {
+                if let Some(s) = handle.stats(id).await {
+                    progress.update(&s);
+                    if let TorrentState::Error(e) = s.state {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            Step::Stop => {
+                if !keep_seeding {
+                    outcome = Err("interrupted before the download completed".into());
+                }
+                break;
+            }
+        }
+    }
+    progress.finish();
+    let stats = handle.stats(id).await;
+    // Say goodbye to trackers and flush files, but never hang on a dead tracker.
+    future::or(handle.shutdown(), async {
+        async_io::Timer::after(Duration::from_secs(15)).await;
+    })
+    .await;
+    drop(session);
+    match outcome {
+        Ok(true) => {
+            let secs = started.elapsed().as_secs_f64();
+            let got = stats.map_or(0, |s| s.downloaded);
+            eprintln!(
+                "{name}: complete, {} verified; received {} in {secs:.1}s ({}/s)",
+                human_bytes(total),
+                human_bytes(got),
+                human_bytes((got as f64 / secs.max(0.001)) as u64)
+            );
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,930 @@
+//! The session state machine: torrents, their peers, and everything they ask the runtime to do.
+//!
+//! Methods come in four families, as in quinn-proto: getters (`&self`), `handle_*` for input
+//! from the network, the disk and the clock, commands from the application (`add_torrent`,
+//! `pause`, …), and `poll_*` for output. After every input or command, drain
+//! [`Engine::poll_output`] until it returns `None`, then sleep until [`Engine::poll_timeout`].
+
+mod peer;
+mod torrent;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::bitfield::Bitfield;
+use crate::metainfo::Metainfo;
+use crate::storage::FileSpan;
+use crate::tracker::TrackerStatus;
+use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, PieceHash, TorrentId};
+use crate::wire::{Decoder, Limits};
+
+use torrent::Torrent;
+
+/// Tunables of one engine. Every buffer and queue the engine keeps is bounded by one of these.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The TCP port we accept peers on (announced to trackers and in the extended handshake).
+    pub listen_port: u16,
+    /// Connected peers per torrent.
+    pub max_peers_per_torrent: usize,
+    /// Connection attempts in progress at once, over all torrents.
+    pub max_half_open: usize,
+    /// Peers we upload to at once per torrent (plus one optimistic unchoke).
+    pub upload_slots: usize,
+    /// Upper bound on our outstanding requests to one peer, in blocks.
+    pub max_requests_per_peer: usize,
+    /// Lower bound on the request queue to one peer, in blocks.
+    pub min_requests_per_peer: usize,
+    /// Bytes of piece data held in memory per torrent (partial pieces, hashing, writing).
+    pub max_in_flight_bytes: u64,
+    /// Bytes queued for sending to one peer (including disk reads for it in flight).
+    pub max_send_buffer: u64,
+    /// Requests from one peer we queue before refusing more.
+    pub max_peer_requests: usize,
+    /// With requests outstanding, a peer that sends no block for this long is snubbed.
+    pub request_timeout: Duration,
+    /// A connection attempt that has not succeeded within this is abandoned.
+    pub connect_timeout: Duration,
+    /// A connection whose handshake has not completed within this is closed.
+    pub handshake_timeout: Duration,
+    /// Send a keep-alive after this much silence.
+    pub keepalive_interval: Duration,
+    /// Close a peer that has sent nothing for this long.
+    pub inactivity_timeout: Duration,
+    /// Piece checks (read + hash of existing data) in flight at once per torrent.
+    pub max_check_jobs: usize,
+    /// Pieces a peer may help corrupt before it is banned (a sole contributor is banned at once).
+    pub hashfails_to_ban: u32,
+    /// Peers asked from trackers per announce.
+    pub num_want: u32,
+    /// How long shutdown waits for `stopped` announces before giving up.
+    pub shutdown_timeout: Duration,
+    /// Our client name for the extended handshake.
+    pub client_name: String,
+    /// Wire decoder limits.
+    pub wire_limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_port: 6881,
+            max_peers_per_torrent: 60,
+            max_half_open: 16,
+            upload_slots: 8,
+            max_requests_per_peer: 512,
+            min_requests_per_peer: 32,
+            max_in_flight_bytes: 32 << 20,
+            max_send_buffer: 2 << 20,
+            max_peer_requests: 500,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(20),
+            keepalive_interval: Duration::from_secs(60),
+            inactivity_timeout: Duration::from_secs(180),
+            max_check_jobs: 4,
+            hashfails_to_ban: 3,
+            num_want: 80,
+            shutdown_timeout: Duration::from_secs(5),
+            client_name: concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string(),
+            wire_limits: Limits::default(),
+        }
+    }
+}
+
+/// Download priority of one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum FilePriority {
+    /// Not downloaded at all.
+    Skip,
+    /// Downloaded after everything else.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Downloaded first.
+    High,
+}
+
+/// What the application asks for when it adds a torrent.
+#[derive(Clone, Debug)]
+pub struct AddTorrent {
+    /// The parsed torrent.
+    pub metainfo: Metainfo,
+    /// Pieces known to be verified on disk (resume data); `None` if unknown.
+    pub have: Option<Bitfield>,
+    /// Whether data may already exist on disk and must be checked (runtimes stat the files).
+    pub check_existing: bool,
+    /// Start paused.
+    pub paused: bool,
+    /// Per-file priorities (missing entries are `Normal`).
+    pub file_priorities: Vec<FilePriority>,
+    /// Peers to dial besides those trackers return.
+    pub peers: Vec<SocketAddr>,
+    /// Download pieces in order (for streaming).
+    pub sequential: bool,
+}
+
+impl AddTorrent {
+    /// Parameters with defaults: check existing data, all files wanted, not paused.
+    pub fn new(metainfo: Metainfo) -> Self {
+        AddTorrent {
+            metainfo,
+            have: None,
+            check_existing: true,
+            paused: false,
+            file_priorities: Vec::new(),
+            peers: Vec::new(),
+            sequential: false,
+        }
+    }
+}
+
+/// Errors of application commands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The torrent is already in this engine.
+    #[error("torrent {0} is already added")]
+    Duplicate(InfoHash),
+    /// No such torrent.
+    #[error("no such torrent")]
+    UnknownTorrent,
+    /// The resume bitfield does not fit the torrent.
+    #[error("resume data does not match the torrent ({0} pieces expected)")]
+    BadResume(u32),
+}
+
+/// The phase a torrent is in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TorrentState {
+    /// Waiting to check or checking existing data; `progress` in 0..=1.
+    Checking {
+        /// Fraction of pieces checked.
+        progress: f32,
+    },
+    /// Downloading wanted pieces.
+    Downloading,
+    /// All wanted pieces are verified; uploading to others.
+    Seeding,
+    /// Stopped by the application.
+    Paused,
+    /// Stopped on an error (disk full, file deleted, destination unwritable, …).
+    Error(String),
+}
+
+/// A snapshot of one torrent's figures.
+#[derive(Clone, Debug)]
+pub struct TorrentStats {
+    /// The torrent's info-hash.
+    pub info_hash: InfoHash,
+    /// Its name.
+    pub name: String,
+    /// Its phase.
+    pub state: TorrentState,
+    /// Pieces verified.
+    pub pieces_have: u32,
+    /// Pieces in the torrent.
+    pub pieces_total: u32,
+    /// Bytes of wanted pieces (all pieces not skipped).
+    pub wanted_bytes: u64,
+    /// Bytes of wanted pieces verified.
+    pub have_bytes: u64,
+    /// Payload bytes received this session.
+    pub downloaded: u64,
+    /// Payload bytes sent this session.
+    pub uploaded: u64,
+    /// Bytes received that were thrown away (duplicates, failed hash checks).
+    pub wasted: u64,
+    /// Payload download rate, bytes per second.
+    pub download_rate: u64,
+    /// Payload upload rate, bytes per second.
+    pub upload_rate: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that have every piece.
+    pub seeds: usize,
+    /// Peers known but not connected.
+    pub candidates: usize,
+    /// Tracker states.
+    pub trackers: Vec<TrackerStatus>,
+    /// Pieces verified, as a bitfield.
+    pub have: Bitfield,
+}
+
+/// A snapshot of one connected peer.
+#[derive(Clone, Debug)]
+pub struct PeerStats {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Client name from its extended handshake, if any.
+    pub client: Option<String>,
+    /// Its peer id.
+    pub peer_id: PeerId,
+    /// Whether we dialled it.
+    pub outgoing: bool,
+    /// Fraction of pieces it has.
+    pub progress: f32,
+    /// Bytes per second we receive from it.
+    pub download_rate: u64,
+    /// Bytes per second we send it.
+    pub upload_rate: u64,
+    /// Payload bytes received from it.
+    pub downloaded: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
+    /// We are choking it.
+    pub am_choking: bool,
+    /// We are interested in it.
+    pub am_interested: bool,
+    /// It is choking us.
+    pub peer_choking: bool,
+    /// It is interested in us.
+    pub peer_interested: bool,
+    /// It has stopped sending us blocks.
+    pub snubbed: bool,
+}
+
+/// Something the application may want to know about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Progress of the check of existing data.
+    CheckProgress {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Pieces checked.
+        checked: u32,
+        /// Pieces to check.
+        total: u32,
+    },
+    /// The check of existing data ended; `have` pieces were valid.
+    Checked {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Valid pieces.
+        have: u32,
+        /// Pieces in the torrent.
+        total: u32,
+    },
+    /// Every wanted piece is verified on disk.
+    Finished {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A downloaded piece did not match its hash and will be downloaded again.
+    HashFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: u32,
+    },
+    /// A peer was banned for sending bad data.
+    PeerBanned {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// A tracker answered.
+    TrackerReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// Peers it returned.
+        peers: usize,
+    },
+    /// A tracker failed.
+    TrackerError {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The torrent stopped on an error.
+    Error {
+        /// The torrent.
+        torrent: TorrentId,
+        /// What went wrong.
+        message: String,
+    },
+    /// A removed torrent has said goodbye to its trackers and is gone.
+    Removed {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// After [`Engine::shutdown`]: every `stopped` announce is done (or timed out).
+    ShutdownComplete,
+}
+
+/// Why a disk operation failed, as far as the engine cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskErrorKind {
+    /// The file does not exist (deleted under us, or never created).
+    NotFound,
+    /// The disk is full.
+    NoSpace,
+    /// Permission denied.
+    PermissionDenied,
+    /// Anything else.
+    Other,
+}
+
+/// A failed disk operation, reported by the runtime.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DiskError {
+    /// Its kind.
+    pub kind: DiskErrorKind,
+    /// The OS message, with the path.
+    pub message: String,
+}
+
+/// A disk operation for the runtime to run (off the engine's thread).
+#[derive(Debug)]
+pub struct DiskJob {
+    /// Completion id, passed back to [`Engine::handle_job`].
+    pub id: JobId,
+    /// The torrent whose files are meant.
+    pub torrent: TorrentId,
+    /// What to do.
+    pub kind: DiskJobKind,
+}
+
+/// The kinds of disk operation.
+#[derive(Debug)]
+pub enum DiskJobKind {
+    /// Write `data` (one verified piece) to `spans` in order; pad spans are skipped.
+    /// Answer with [`JobResult::Written`].
+    Write {
+        /// The piece.
+        piece: u32,
+        /// Where its bytes go.
+        spans: Vec<FileSpan>,
+        /// The piece's bytes.
+        data: Vec<u8>,
+    },
+    /// Read one block for a peer; pad spans read as zeros. Answer with [`JobResult::Read`].
+    Read {
+        /// The block.
+        block: BlockRef,
+        /// Where its bytes are.
+        spans: Vec<FileSpan>,
+    },
+    /// Read a piece and compare its SHA-1 with `expected` (checking existing data).
+    /// Answer with [`JobResult::Verified`].
+    Verify {
+        /// The piece.
+        piece: u32,
+        /// Where its bytes are.
+        spans: Vec<FileSpan>,
+        /// Its expected hash.
+        expected: PieceHash,
+    },
+}
+
+/// Hash a downloaded piece (on a worker, not the engine's thread). Answer with
+/// [`JobResult::Hashed`], giving the buffer back.
+#[derive(Debug)]
+pub struct HashJob {
+    /// Completion id.
+    pub id: JobId,
+    /// The torrent.
+    pub torrent: TorrentId,
+    /// The piece.
+    pub piece: u32,
+    /// The piece's bytes.
+    pub data: Vec<u8>,
+    /// Its expected hash.
+    pub expected: PieceHash,
+}
+
+/// Completion of a [`DiskJob`] or [`HashJob`].
+#[derive(Debug)]
+pub enum JobResult {
+    /// A `Write` finished.
+    Written(Result<(), DiskError>),
+    /// A `Read` finished with the block's bytes.
+    Read(Result<Vec<u8>, DiskError>),
+    /// A `Verify` finished: whether the piece matched.
+    Verified(Result<bool, DiskError>),
+    /// A hash job finished: whether it matched, and the buffer back.
+    Hashed {
+        /// The piece matched its hash.
+        ok: bool,
+        /// The buffer of the job.
+        data: Vec<u8>,
+    },
+}
+
+/// Tracker traffic for the runtime to carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackerJob {
+    /// GET this URL and pass the body to [`Engine::handle_tracker_http`].
+    HttpGet {
+        /// Completion id.
+        id: JobId,
+        /// Full URL, query included.
+        url: String,
+    },
+    /// Send a datagram to `host:port` from a socket kept for `id`; pass every datagram that
+    /// socket receives to [`Engine::handle_tracker_udp`].
+    UdpSend {
+        /// Exchange id.
+        id: JobId,
+        /// Tracker host name or address.
+        host: String,
+        /// Tracker port.
+        port: u16,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// The exchange `id` is over: drop its socket.
+    UdpClose {
+        /// Exchange id.
+        id: JobId,
+    },
+}
+
+/// What the engine asks of the runtime.
+#[derive(Debug)]
+pub enum Output {
+    /// Open a TCP connection; report with `handle_connected` or `handle_closed`.
+    Connect {
+        /// The connection's id.
+        conn: ConnId,
+        /// Where to.
+        addr: SocketAddr,
+    },
+    /// Write these bytes on the connection, in order; report with `handle_sent`.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close the connection. The engine has already forgotten it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Run a disk job.
+    Disk(DiskJob),
+    /// Run a hash job.
+    Hash(HashJob),
+    /// Carry tracker traffic.
+    Tracker(TrackerJob),
+    /// Tell the application.
+    Event(Event),
+}
+
+/// Output queue and id allocation shared by every torrent of the engine.
+pub(crate) struct Io {
+    queue: VecDeque<Output>,
+    next_id: u64,
+    /// Which torrent each outstanding job belongs to.
+    jobs: HashMap<JobId, TorrentId>,
+    /// Connections closed by a torrent, for the engine's routing table.
+    closed: Vec<ConnId>,
+    /// Connection attempts in progress over all torrents.
+    half_open: usize,
+}
+
+impl Io {
+    fn push(&mut self, o: Output) {
+        self.queue.push_back(o);
+    }
+
+    fn event(&mut self, e: Event) {
+        self.queue.push_back(Output::Event(e));
+    }
+
+    fn job(&mut self, torrent: TorrentId) -> JobId {
+        let id = JobId(self.next_id);
+        self.next_id += 1;
+        self.jobs.insert(id, torrent);
+        id
+    }
+
+    fn conn(&mut self) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+}
+
+/// Who owns a connection.
+enum Owner {
+    /// Incoming, handshake not yet read: we don't know the torrent.
+    Pending { addr: SocketAddr, decoder: Box<Decoder>, since: Instant },
+    /// Attached to a torrent.
+    Torrent(TorrentId),
+}
+
+/// The whole BitTorrent session: every torrent and every connection.
+pub struct Engine {
+    config: Config,
+    rng: ChaCha8Rng,
+    peer_id: PeerId,
+    torrents: BTreeMap<TorrentId, Torrent>,
+    by_hash: HashMap<InfoHash, TorrentId>,
+    conns: HashMap<ConnId, Owner>,
+    io: Io,
+    next_torrent: u32,
+    next_tick: Instant,
+    shutdown: Option<Instant>,
+    shutdown_reported: bool,
+}
+
+/// The engine's housekeeping period: rates, time-outs, choking, connection attempts.
+const TICK: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// A new engine; everything random in it derives from `seed`.
+    pub fn new(config: Config, seed: u64, now: Instant) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut id = *b"-SH0010-000000000000";
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        for b in &mut id[8..] {
+            *b = ALPHABET[rng.random_range(0..ALPHABET.len())];
+        }
+        Engine {
+            config,
+            rng,
+            peer_id: PeerId(id),
+            torrents: BTreeMap::new(),
+            by_hash: HashMap::new(),
+            conns: HashMap::new(),
+            io: Io { queue: VecDeque::new(), next_id: 1, jobs: HashMap::new(), closed: Vec::new(), half_open: 0 },
+            next_torrent: 1,
+            next_tick: now + TICK,
+            shutdown: None,
+            shutdown_reported: false,
+        }
+    }
+
+    // ---- getters ----
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Ids of all torrents.
+    pub fn torrents(&self) -> Vec<TorrentId> {
+        self.torrents.keys().copied().collect()
+    }
+
+    /// The torrent with this info-hash.
+    pub fn find(&self, info_hash: &InfoHash) -> Option<TorrentId> {
+        self.by_hash.get(info_hash).copied()
+    }
+
+    /// A snapshot of a torrent's figures.
+    pub fn stats(&self, t: TorrentId) -> Option<TorrentStats> {
+        self.torrents.get(&t).map(|t| t.stats())
+    }
+
+    /// Snapshots of a torrent's connected peers.
+    pub fn peers(&self, t: TorrentId) -> Vec<PeerStats> {
+        self.torrents.get(&t).map(|t| t.peer_stats()).unwrap_or_default()
+    }
+
+    /// A torrent's metainfo.
+    pub fn metainfo(&self, t: TorrentId) -> Option<&Metainfo> {
+        self.torrents.get(&t).map(|t| &t.meta)
+    }
+
+    /// True once a shutdown has finished its goodbyes.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.is_some() && self.torrents.is_empty()
+    }
+
+    // ---- commands ----
+
+    /// Adds a torrent; it starts checking, downloading or seeding as its data allows.
+    pub fn add_torrent(&mut self, params: AddTorrent, now: Instant) -> Result<TorrentId, EngineError> {
+        let info_hash = params.metainfo.info_hash;
+        if self.by_hash.contains_key(&info_hash) {
+            return Err(EngineError::Duplicate(info_hash));
+        }
+        let id = TorrentId(self.next_torrent);
+        self.next_torrent += 1;
+        let seed = self.rng.random();
+        let torrent = Torrent::new(id, params, seed, self.peer_id, &self.config, now, &mut self.io)?;
+        self.by_hash.insert(info_hash, id);
+        self.torrents.insert(id, torrent);
+        self.after_input(Some(id), now);
+        Ok(id)
+    }
+
+    /// Stops a torrent: closes its peers and says `stopped` to its trackers.
+    pub fn pause(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.pause(now, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
+    /// Restarts a paused (or failed) torrent.
+    pub fn resume(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.resume(now, &self.config, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
+    /// Checks a torrent's data on disk again from scratch.
+    pub fn recheck(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.recheck(now, &self.config, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
+    /// Removes a torrent; [`Event::Removed`] follows once its trackers heard `stopped`.
+    pub fn remove(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.remove(now, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
+    /// Sets one file's priority.
+    pub fn set_file_priority(
+        &mut self,
+        t: TorrentId,
+        file: usize,
+        priority: FilePriority,
+        now: Instant,
+    ) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.set_file_priority(file, priority, now, &self.config, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
+    /// Turns sequential (in-order) downloading on or off.
+    pub fn set_sequential(&mut self, t: TorrentId, on: bool) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.picker.set_sequential(on);
+        Ok(())
+    }
+
+    /// Adds peer addresses to dial for a torrent.
+    pub fn add_peers(&mut self, t: TorrentId, peers: &[SocketAddr], now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.add_candidates(peers.iter().copied(), &self.config);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
+    /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
+    /// [`Event::ShutdownComplete`] follows.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(now + self.config.shutdown_timeout);
+        for (conn, owner) in self.conns.iter() {
+            if matches!(owner, Owner::Pending { .. }) {
+                self.io.push(Output::Close { conn: *conn });
+            }
+        }
+        self.conns.retain(|_, o| !matches!(o, Owner::Pending { .. }));
+        for t in self.torrents.values_mut() {
+            t.remove(now, &mut self.io);
+        }
+        self.after_input(None, now);
+    }
+
+    // ---- input ----
+
+    /// A peer connected to us. Returns `None` if we refuse it (the runtime drops the socket).
+    pub fn handle_incoming(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
+        if self.shutdown.is_some() {
+            return None;
+        }
+        let pending = self.conns.values().filter(|o| matches!(o, Owner::Pending { .. })).count();
+        if pending >= self.config.max_half_open * 4 {
+            return None;
+        }
+        let conn = self.io.conn();
+        let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits.clone()));
+        self.conns.insert(conn, Owner::Pending { addr, decoder, since: now });
+        Some(conn)
+    }
+
+    /// An outgoing connection we asked for is established.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        let Some(Owner::Torrent(t)) = self.conns.get(&conn) else { return };
+        let t = *t;
+        if let Some(torrent) = self.torrents.get_mut(&t) {
+            torrent.on_connected(conn, now, &mut self.io);
+        }
+        self.after_input(Some(t), now);
+    }
+
+    /// Bytes arrived from a peer.
+    pub fn handle_peer_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        // Bytes of a pending connection are already in its decoder once it is attached.
+        let (t, data) = match self.conns.get_mut(&conn) {
+            None => return,
+            Some(Owner::Torrent(t)) => (*t, data),
+            Some(Owner::Pending { decoder, .. }) => {
+                decoder.feed(data);
+                match decoder.take_handshake() {
+                    Ok(None) => return,
+                    Ok(Some(hs)) => {
+                        let Some(Owner::Pending { addr, decoder, .. }) = self.conns.remove(&conn) else {
+                            unreachable!("the entry matched Pending just above")
+                        };
+                        let target = self.by_hash.get(&hs.info_hash).copied();
+                        let accepted = target.and_then(|t| self.torrents.get_mut(&t)).is_some_and(|torrent| {
+                            torrent.attach_incoming(conn, addr, decoder, hs, now, &self.config, &mut self.io)
+                        });
+                        match (accepted, target) {
+                            (true, Some(t)) => {
+                                self.conns.insert(conn, Owner::Torrent(t));
+                                (t, &[][..])
+                            }
+                            _ => {
+                                self.io.push(Output::Close { conn });
+                                return;
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        self.conns.remove(&conn);
+                        self.io.push(Output::Close { conn });
+                        return;
+                    }
+                }
+            }
+        };
+        if let Some(torrent) = self.torrents.get_mut(&t) {
+            torrent.on_data(conn, data, now, &self.config, &mut self.io);
+        }
+        self.after_input(Some(t), now);
+    }
+
+    /// `n` bytes of earlier `Send`s were written to the socket.
+    pub fn handle_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
+        let Some(Owner::Torrent(t)) = self.conns.get(&conn) else { return };
+        let t = *t;
+        if let Some(torrent) = self.torrents.get_mut(&t) {
+            torrent.on_sent(conn, n as u64, now, &self.config, &mut self.io);
+        }
+        self.after_input(Some(t), now);
+    }
+
+    /// The connection failed or was closed by the peer (or the network).
+    pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        match self.conns.remove(&conn) {
+            Some(Owner::Torrent(t)) => {
+                if let Some(torrent) = self.torrents.get_mut(&t) {
+                    torrent.on_closed(conn, now, &mut self.io);
+                }
+                self.after_input(Some(t), now);
+            }
+            Some(Owner::Pending { .. }) | None => {}
+        }
+    }
+
+    /// A disk or hash job finished.
+    pub fn handle_job(&mut self, job: JobId, result: JobResult, now: Instant) {
+        let Some(t) = self.io.jobs.remove(&job) else { return };
+        if let Some(torrent) = self.torrents.get_mut(&t) {
+            torrent.on_job(job, result, now, &self.config, &mut self.io);
+        }
+        self.after_input(Some(t), now);
+    }
+
+    /// An HTTP tracker request finished: the body, or an error text.
+    pub fn handle_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, now: Instant) {
+        let Some(t) = self.io.jobs.remove(&job) else { return };
+        if let Some(torrent) = self.torrents.get_mut(&t) {
+            torrent.on_tracker_http(job, result, now, &self.config, &mut self.io);
+        }
+        self.after_input(Some(t), now);
+    }
+
+    /// A datagram arrived on the socket of UDP tracker exchange `job` (or it failed: `Err`).
+    pub fn handle_tracker_udp(&mut self, job: JobId, result: Result<&[u8], String>, now: Instant) {
+        let Some(&t) = self.io.jobs.get(&job) else { return };
+        if let Some(torrent) = self.torrents.get_mut(&t) {
+            torrent.on_tracker_udp(job, result, now, &self.config, &mut self.io);
+        }
+        self.after_input(Some(t), now);
+    }
+
+    /// The deadline from [`Engine::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            let expired: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter_map(|(c, o)| match o {
+                    Owner::Pending { since, .. } if now - *since > self.config.handshake_timeout => Some(*c),
+                    _ => None,
+                })
+                .collect();
+            for conn in expired {
+                self.conns.remove(&conn);
+                self.io.push(Output::Close { conn });
+            }
+            for t in self.torrents.values_mut() {
+                t.tick(now, &self.config, &mut self.io);
+            }
+        }
+        for t in self.torrents.values_mut() {
+            t.on_tracker_timeout(now, &self.config, &mut self.io);
+        }
+        self.after_input(None, now);
+    }
+
+    // ---- output ----
+
+    /// The next thing for the runtime to do; `None` when there is nothing more for now.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.io.queue.pop_front()
+    }
+
+    /// When to call [`Engine::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.next_tick;
+        for torrent in self.torrents.values() {
+            if let Some(d) = torrent.tracker_deadline() {
+                t = t.min(d);
+            }
+        }
+        if let (Some(d), false) = (self.shutdown, self.shutdown_reported) {
+            t = t.min(d);
+        }
+        t
+    }
+
+    /// Common work after any input: connection attempts, tracker announces, flushing sends,
+    /// routing-table upkeep, dropping removed torrents.
+    fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
+        let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
+        match touched {
+            Some(t) => {
+                if let Some(torrent) = self.torrents.get_mut(&t) {
+                    for conn in torrent.connect_more(now, &self.config, &mut self.io) {
+                        newly.push((conn, t));
+                    }
+                    torrent.drive_trackers(now, &self.config, &mut self.io);
+                    torrent.flush(&mut self.io);
+                }
+            }
+            None => {
+                for (id, torrent) in self.torrents.iter_mut() {
+                    for conn in torrent.connect_more(now, &self.config, &mut self.io) {
+                        newly.push((conn, *id));
+                    }
+                    torrent.drive_trackers(now, &self.config, &mut self.io);
+                    torrent.flush(&mut self.io);
+                }
+            }
+        }
+        for (conn, t) in newly {
+            self.conns.insert(conn, Owner::Torrent(t));
+        }
+        for conn in self.io.closed.drain(..) {
+            self.conns.remove(&conn);
+        }
+        let deadline_passed = self.shutdown.is_some_and(|d| now >= d);
+        let gone: Vec<TorrentId> = self
+            .torrents
+            .iter()
+            .filter(|(_, t)| t.is_removable() || (deadline_passed && t.is_removing()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(t) = self.torrents.remove(&id) {
+                self.by_hash.remove(&t.info_hash);
+                self.io.jobs.retain(|_, owner| *owner != id);
+                for conn in t.udp_sockets() {
+                    self.io.push(Output::Tracker(TrackerJob::UdpClose { id: conn }));
+                }
+                self.io.event(Event::Removed { torrent: id });
+            }
+        }
+        if self.shutdown.is_some() && self.torrents.is_empty() && !self.shutdown_reported {
+            self.shutdown_reported = true;
+            self.io.event(Event::ShutdownComplete);
+        }
+    }
+}

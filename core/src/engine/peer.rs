@@ -1,0 +1,139 @@
+//! One peer connection's protocol state, as seen from its torrent.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::bitfield::Bitfield;
+use crate::rate::Rate;
+use crate::types::{BlockRef, ConnId, Instant, JobId, PeerId};
+use crate::wire::{Decoder, Message};
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// We asked the runtime to dial; not connected yet.
+    Connecting { since: Instant },
+    /// Connected; waiting for the peer's handshake.
+    Handshake { since: Instant },
+    /// Handshakes exchanged: messages flow.
+    Active,
+}
+
+/// A peer of one torrent.
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    pub outgoing: bool,
+    pub phase: Phase,
+    pub decoder: Box<Decoder>,
+    pub peer_id: PeerId,
+    pub client: Option<String>,
+    pub fast: bool,
+    pub extended: bool,
+    /// Pieces it has.
+    pub have: Bitfield,
+    /// Counted in the picker as a seed (have-all or a full bitfield), not per piece.
+    pub counted_as_seed: bool,
+    /// Whether any message after the handshake has arrived (a bitfield is only legal first).
+    pub got_first_message: bool,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    /// Our outstanding requests to it, with when we sent them.
+    pub requests: Vec<(BlockRef, Instant)>,
+    /// How many requests we keep in flight to it.
+    pub queue_target: usize,
+    /// The most requests it accepts (`reqq` of its extended handshake).
+    pub max_queue: usize,
+    /// Its requests waiting for a disk read.
+    pub incoming: VecDeque<BlockRef>,
+    /// Disk reads for it in flight.
+    pub reads: Vec<(JobId, BlockRef)>,
+    /// Bytes handed to the runtime and not yet reported sent.
+    pub send_queued: u64,
+    pub dl: Rate,
+    pub ul: Rate,
+    pub last_recv: Instant,
+    pub last_send: Instant,
+    /// Last time it sent us a block we asked for (or when our queue to it became non-empty).
+    pub last_block: Instant,
+    pub snubbed: bool,
+    /// Bytes to send, batched until the end of the current input.
+    pub outbuf: Vec<u8>,
+}
+
+impl Peer {
+    pub fn new(
+        addr: SocketAddr,
+        outgoing: bool,
+        phase: Phase,
+        decoder: Box<Decoder>,
+        pieces: u32,
+        now: Instant,
+    ) -> Self {
+        Peer {
+            addr,
+            outgoing,
+            phase,
+            decoder,
+            peer_id: PeerId::default(),
+            client: None,
+            fast: false,
+            extended: false,
+            have: Bitfield::new(pieces),
+            counted_as_seed: false,
+            got_first_message: false,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            requests: Vec::new(),
+            queue_target: 0,
+            max_queue: 250,
+            incoming: VecDeque::new(),
+            reads: Vec::new(),
+            send_queued: 0,
+            dl: Rate::default(),
+            ul: Rate::default(),
+            last_recv: now,
+            last_send: now,
+            last_block: now,
+            snubbed: false,
+            outbuf: Vec::new(),
+        }
+    }
+
+    /// Whether it has every piece.
+    pub fn is_seed(&self) -> bool {
+        self.counted_as_seed || self.have.is_full()
+    }
+
+    /// Queues a message; returns true if the buffer was empty (the caller marks it dirty).
+    pub fn send(&mut self, msg: &Message, now: Instant) -> bool {
+        let was_empty = self.outbuf.is_empty();
+        msg.encode(&mut self.outbuf);
+        self.last_send = now;
+        was_empty
+    }
+
+    /// Bytes queued for it, sent or about to be, plus reads in flight.
+    pub fn upload_backlog(&self) -> u64 {
+        self.send_queued + self.outbuf.len() as u64 + self.reads.len() as u64 * crate::types::BLOCK_SIZE as u64
+    }
+
+    /// Removes our request for `block`; true if it was outstanding.
+    pub fn take_request(&mut self, block: &BlockRef) -> bool {
+        match self.requests.iter().position(|(b, _)| b == block) {
+            Some(i) => {
+                self.requests.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connection id it is stored under is the caller's; this is for messages.
+    pub fn describe(&self, conn: ConnId) -> String {
+        format!("{} ({:?})", self.addr, conn)
+    }
+}

@@ -1,0 +1,1364 @@
+//! One torrent: its pieces, its peers, its trackers, and the jobs it has asked for.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::peer::{Peer, Phase};
+use super::{
+    AddTorrent, Config, DiskErrorKind, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
+    Output, PeerStats, TorrentState, TorrentStats, TrackerJob,
+};
+use crate::bitfield::Bitfield;
+use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
+use crate::metainfo::Metainfo;
+use crate::picker::{BlockOutcome, Picker, Priority};
+use crate::storage::FileLayout;
+use crate::tracker::{
+    announce_url, parse_announce, AnnounceEvent, AnnounceParams, AnnounceResponse, TrackerIndex, TrackerList,
+    UdpConfig, UdpExchange, UdpOutcome,
+};
+use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
+use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Message};
+
+/// Largest block a peer may request from us.
+const MAX_REQUEST_LEN: u32 = 128 * 1024;
+/// Addresses remembered per torrent.
+const MAX_KNOWN: usize = 2000;
+/// Failed connection attempts before an address is given up.
+const MAX_CONNECT_FAILS: u32 = 4;
+
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    Checking { next: u32, in_flight: usize, checked: u32 },
+    Active,
+    Paused { needs_check: bool },
+    Error(String),
+    Removing { deadline: Instant },
+}
+
+/// What an outstanding job of this torrent was for.
+enum Job {
+    Hash { piece: u32 },
+    Write { piece: u32 },
+    Read { conn: ConnId },
+    Verify { piece: u32 },
+}
+
+/// What we know of a peer address.
+#[derive(Default)]
+struct Known {
+    connected: bool,
+    queued: bool,
+    banned: bool,
+    fails: u32,
+    hashfails: u32,
+    retry_at: Instant,
+}
+
+/// A tracker request in flight.
+struct UdpRequest {
+    tracker: TrackerIndex,
+    url: String,
+    host: String,
+    port: u16,
+    exchange: UdpExchange,
+}
+
+pub(crate) struct Torrent {
+    pub id: TorrentId,
+    pub info_hash: InfoHash,
+    pub meta: Metainfo,
+    layout: FileLayout,
+    state: State,
+    pub picker: Picker,
+    trackers: TrackerList,
+    choker: Choker,
+    rng: ChaCha8Rng,
+    our_id: PeerId,
+    key: u32,
+    peers: BTreeMap<ConnId, Peer>,
+    known: HashMap<SocketAddr, Known>,
+    candidates: VecDeque<SocketAddr>,
+    buffers: HashMap<u32, Vec<u8>>,
+    in_flight_bytes: u64,
+    jobs: HashMap<JobId, Job>,
+    file_priorities: Vec<FilePriority>,
+    http: HashMap<JobId, (TrackerIndex, String)>,
+    udp: BTreeMap<JobId, UdpRequest>,
+    downloaded: u64,
+    uploaded: u64,
+    wasted: u64,
+    dl_rate: crate::rate::Rate,
+    ul_rate: crate::rate::Rate,
+    finished: bool,
+    ticks: u64,
+    dirty: Vec<ConnId>,
+    picked: Vec<BlockRef>,
+}
+
+use crate::types::TorrentId;
+
+fn priority_of(p: FilePriority) -> Priority {
+    match p {
+        FilePriority::Skip => Priority::Skip,
+        FilePriority::Low => Priority::Low,
+        FilePriority::Normal => Priority::Normal,
+        FilePriority::High => Priority::High,
+    }
+}
+
+impl Torrent {
+    pub fn new(
+        id: TorrentId,
+        params: AddTorrent,
+        seed: u64,
+        our_id: PeerId,
+        cfg: &Config,
+        now: Instant,
+        io: &mut Io,
+    ) -> Result<Torrent, EngineError> {
+        let meta = params.metainfo;
+        let info = &meta.info;
+        let pieces = info.piece_count();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let picker = Picker::new(pieces, info.piece_length, info.total_length, rng.random());
+        let trackers = TrackerList::new(meta.trackers.clone(), rng.random());
+        let choker = Choker::new(
+            ChokerConfig {
+                upload_slots: cfg.upload_slots,
+                rechoke_interval: Duration::from_secs(10),
+                optimistic_interval: Duration::from_secs(30),
+            },
+            rng.random(),
+        );
+        let mut file_priorities = params.file_priorities;
+        file_priorities.resize(info.files.len(), FilePriority::Normal);
+        let mut t = Torrent {
+            id,
+            info_hash: meta.info_hash,
+            layout: FileLayout::new(info),
+            meta,
+            state: State::Active,
+            picker,
+            trackers,
+            choker,
+            key: rng.random(),
+            rng,
+            our_id,
+            peers: BTreeMap::new(),
+            known: HashMap::new(),
+            candidates: VecDeque::new(),
+            buffers: HashMap::new(),
+            in_flight_bytes: 0,
+            jobs: HashMap::new(),
+            file_priorities,
+            http: HashMap::new(),
+            udp: BTreeMap::new(),
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            dl_rate: Default::default(),
+            ul_rate: Default::default(),
+            finished: false,
+            ticks: 0,
+            dirty: Vec::new(),
+            picked: Vec::new(),
+        };
+        t.apply_priorities(0..pieces);
+        t.picker.set_sequential(params.sequential);
+        let mut needs_check = params.check_existing;
+        if let Some(have) = params.have {
+            if have.len() != pieces {
+                return Err(EngineError::BadResume(pieces));
+            }
+            for p in have.iter_ones() {
+                t.picker.set_have(p);
+            }
+            needs_check = false;
+        }
+        t.add_candidates(params.peers, cfg);
+        if params.paused {
+            t.state = State::Paused { needs_check };
+        } else if needs_check {
+            t.start_check(cfg, io);
+        } else {
+            t.start_active(now, io);
+        }
+        Ok(t)
+    }
+
+    // ---- state changes ----
+
+    fn start_check(&mut self, cfg: &Config, io: &mut Io) {
+        self.state = State::Checking { next: 0, in_flight: 0, checked: 0 };
+        self.check_more(cfg, io);
+    }
+
+    fn start_active(&mut self, now: Instant, io: &mut Io) {
+        self.state = State::Active;
+        self.trackers.start(now);
+        self.update_finished(now, io);
+    }
+
+    pub fn pause(&mut self, now: Instant, io: &mut Io) {
+        let needs_check = match self.state {
+            State::Removing { .. } | State::Paused { .. } => return,
+            State::Checking { .. } => true,
+            _ => false,
+        };
+        self.close_all(now, io);
+        self.trackers.stop(now);
+        self.state = State::Paused { needs_check };
+    }
+
+    pub fn resume(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        match self.state {
+            State::Paused { needs_check: true } => self.start_check(cfg, io),
+            State::Paused { needs_check: false } | State::Error(_) => self.start_active(now, io),
+            _ => {}
+        }
+    }
+
+    pub fn recheck(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        if matches!(self.state, State::Removing { .. }) {
+            return;
+        }
+        self.close_all(now, io);
+        let info = &self.meta.info;
+        self.picker = Picker::new(info.piece_count(), info.piece_length, info.total_length, self.rng.random());
+        self.apply_priorities(0..info.piece_count());
+        self.buffers.clear();
+        self.finished = false;
+        // Jobs in flight belong to the old picker: forget them so their results are ignored.
+        self.jobs.retain(|_, j| matches!(j, Job::Read { .. }));
+        self.in_flight_bytes = 0;
+        self.start_check(cfg, io);
+    }
+
+    pub fn remove(&mut self, now: Instant, io: &mut Io) {
+        if matches!(self.state, State::Removing { .. }) {
+            return;
+        }
+        self.close_all(now, io);
+        self.trackers.stop(now);
+        self.state = State::Removing { deadline: now + Duration::from_secs(5) };
+    }
+
+    pub fn is_removing(&self) -> bool {
+        matches!(self.state, State::Removing { .. })
+    }
+
+    /// Removed and done saying goodbye to trackers.
+    pub fn is_removable(&self) -> bool {
+        matches!(self.state, State::Removing { .. })
+            && self.http.is_empty()
+            && self.udp.is_empty()
+            && self.trackers.is_stopped_done()
+    }
+
+    fn fail(&mut self, message: String, now: Instant, io: &mut Io) {
+        if matches!(self.state, State::Removing { .. } | State::Error(_)) {
+            return;
+        }
+        self.close_all(now, io);
+        self.trackers.stop(now);
+        io.event(Event::Error { torrent: self.id, message: message.clone() });
+        self.state = State::Error(message);
+    }
+
+    pub fn set_file_priority(&mut self, file: usize, p: FilePriority, now: Instant, cfg: &Config, io: &mut Io) {
+        if file >= self.file_priorities.len() {
+            return;
+        }
+        self.file_priorities[file] = p;
+        self.apply_priorities(self.layout.file_pieces(file));
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.update_interest(conn, now);
+            self.fill_requests(conn, now, cfg, io);
+        }
+        self.update_finished(now, io);
+    }
+
+    /// Recomputes piece priorities: a piece gets the highest priority of the files it touches.
+    fn apply_priorities(&mut self, pieces: std::ops::Range<u32>) {
+        let mut spans = Vec::new();
+        for piece in pieces {
+            spans.clear();
+            let plen = self.meta.info.piece_length as u64;
+            self.layout.spans(piece as u64 * plen, self.picker.piece_size(piece), &mut spans);
+            let best = spans
+                .iter()
+                .filter(|s| !s.pad)
+                .map(|s| self.file_priorities.get(s.file as usize).copied().unwrap_or_default())
+                .max()
+                .unwrap_or(FilePriority::Skip);
+            self.picker.set_priority(piece, priority_of(best));
+        }
+    }
+
+    fn update_finished(&mut self, now: Instant, io: &mut Io) {
+        let done = self.picker.is_finished();
+        if done && !self.finished {
+            self.finished = true;
+            if self.state == State::Active {
+                self.on_finished(now, io);
+            }
+        } else if !done {
+            self.finished = false;
+        }
+    }
+
+    fn on_finished(&mut self, now: Instant, io: &mut Io) {
+        if self.downloaded > 0 {
+            self.trackers.completed(now);
+        }
+        io.event(Event::Finished { torrent: self.id });
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            let Some(p) = self.peers.get_mut(&conn) else { continue };
+            if p.phase != Phase::Active {
+                continue;
+            }
+            for (b, _) in std::mem::take(&mut p.requests) {
+                mark(&mut self.dirty, conn, p.send(&Message::Cancel(b), now));
+            }
+            if p.am_interested {
+                p.am_interested = false;
+                mark(&mut self.dirty, conn, p.send(&Message::NotInterested, now));
+            }
+            if p.is_seed() && self.picker.have().is_full() {
+                self.close(conn, now, io);
+            }
+        }
+    }
+
+    // ---- checking existing data ----
+
+    fn check_more(&mut self, cfg: &Config, io: &mut Io) {
+        let State::Checking { next, in_flight, .. } = &mut self.state else { return };
+        let total = self.meta.info.piece_count();
+        while *in_flight < cfg.max_check_jobs && *next < total {
+            let piece = *next;
+            *next += 1;
+            let Some(expected) = self.meta.info.piece_hash(piece).copied() else { continue };
+            let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+            let id = io.job(self.id);
+            self.jobs.insert(id, Job::Verify { piece });
+            io.push(Output::Disk(DiskJob {
+                id,
+                torrent: self.id,
+                kind: DiskJobKind::Verify { piece, spans, expected },
+            }));
+            *in_flight += 1;
+        }
+    }
+
+    fn on_verified(&mut self, piece: u32, ok: bool, now: Instant, cfg: &Config, io: &mut Io) {
+        let total = self.meta.info.piece_count();
+        let State::Checking { next, in_flight, checked } = &mut self.state else { return };
+        *in_flight -= 1;
+        *checked += 1;
+        let (checked, done) = (*checked, *next >= total && *in_flight == 0);
+        if ok {
+            self.picker.set_have(piece);
+        }
+        if checked % 64 == 0 || done {
+            io.event(Event::CheckProgress { torrent: self.id, checked, total });
+        }
+        if done {
+            io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
+            self.start_active(now, io);
+        } else {
+            self.check_more(cfg, io);
+        }
+    }
+
+    // ---- connections ----
+
+    fn is_self(addr: &SocketAddr, cfg: &Config) -> bool {
+        addr.port() == cfg.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+    }
+
+    pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) {
+        for addr in addrs {
+            if addr.port() == 0 || Self::is_self(&addr, cfg) {
+                continue;
+            }
+            if !self.known.contains_key(&addr) && self.known.len() >= MAX_KNOWN {
+                continue;
+            }
+            let k = self.known.entry(addr).or_default();
+            if !k.connected && !k.banned && !k.queued && k.fails < MAX_CONNECT_FAILS {
+                k.queued = true;
+                self.candidates.push_back(addr);
+            }
+        }
+    }
+
+    /// Dials candidates while there is room; returns the new connections.
+    pub fn connect_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) -> Vec<ConnId> {
+        let mut new = Vec::new();
+        if self.state != State::Active {
+            return new;
+        }
+        let mut budget = self.candidates.len();
+        while budget > 0 && self.peers.len() < cfg.max_peers_per_torrent && io.half_open < cfg.max_half_open {
+            budget -= 1;
+            let Some(addr) = self.candidates.pop_front() else { break };
+            let Some(k) = self.known.get_mut(&addr) else { continue };
+            if k.connected || k.banned {
+                k.queued = false;
+                continue;
+            }
+            if k.retry_at > now {
+                self.candidates.push_back(addr);
+                continue;
+            }
+            k.queued = false;
+            k.connected = true;
+            let conn = io.conn();
+            io.half_open += 1;
+            let decoder = Box::new(Decoder::new_expecting_handshake(cfg.wire_limits.clone()));
+            let peer =
+                Peer::new(addr, true, Phase::Connecting { since: now }, decoder, self.meta.info.piece_count(), now);
+            self.peers.insert(conn, peer);
+            io.push(Output::Connect { conn, addr });
+            new.push(conn);
+        }
+        new
+    }
+
+    pub fn on_connected(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if let Phase::Connecting { .. } = p.phase {
+            io.half_open = io.half_open.saturating_sub(1);
+            p.phase = Phase::Handshake { since: now };
+            let was_empty = p.outbuf.is_empty();
+            Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
+            mark(&mut self.dirty, conn, was_empty);
+        }
+    }
+
+    /// Takes an incoming connection whose handshake named this torrent; false to refuse it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attach_incoming(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        decoder: Box<Decoder>,
+        hs: Handshake,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) -> bool {
+        if self.state != State::Active || self.peers.len() >= cfg.max_peers_per_torrent {
+            return false;
+        }
+        if self.known.get(&addr).is_some_and(|k| k.banned) {
+            return false;
+        }
+        let mut peer =
+            Peer::new(addr, false, Phase::Handshake { since: now }, decoder, self.meta.info.piece_count(), now);
+        Handshake::new(self.info_hash, self.our_id).encode(&mut peer.outbuf);
+        self.peers.insert(conn, peer);
+        self.dirty.push(conn);
+        self.activate(conn, hs, now, cfg, io)
+    }
+
+    /// Handshakes are exchanged: check the peer and send our opening messages.
+    fn activate(&mut self, conn: ConnId, hs: Handshake, now: Instant, cfg: &Config, io: &mut Io) -> bool {
+        let duplicate =
+            self.peers.iter().any(|(c, p)| *c != conn && p.phase == Phase::Active && p.peer_id == hs.peer_id);
+        if hs.peer_id == self.our_id || hs.info_hash != self.info_hash || duplicate {
+            if hs.peer_id == self.our_id {
+                if let Some(p) = self.peers.get(&conn) {
+                    let addr = p.addr;
+                    self.known.entry(addr).or_default().banned = true;
+                }
+            }
+            self.close(conn, now, io);
+            return false;
+        }
+        let pieces = self.meta.info.piece_count();
+        let have = self.picker.have().clone();
+        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        p.peer_id = hs.peer_id;
+        p.fast = hs.supports_fast();
+        p.extended = hs.supports_extended();
+        p.phase = Phase::Active;
+        p.queue_target = cfg.min_requests_per_peer;
+        p.decoder.set_piece_count(pieces);
+        let was_empty = p.outbuf.is_empty();
+        if p.extended {
+            let ext = ExtendedHandshake {
+                v: Some(cfg.client_name.clone()),
+                p: Some(cfg.listen_port),
+                reqq: Some(cfg.max_peer_requests as u32),
+                ..Default::default()
+            };
+            p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
+        }
+        if p.fast && have.is_full() {
+            p.send(&Message::HaveAll, now);
+        } else if p.fast && have.count_ones() == 0 {
+            p.send(&Message::HaveNone, now);
+        } else if have.count_ones() > 0 {
+            p.send(&Message::Bitfield(have.as_bytes().to_vec()), now);
+        }
+        mark(&mut self.dirty, conn, was_empty);
+        let addr = p.addr;
+        self.known.entry(addr).or_default().connected = true;
+        true
+    }
+
+    pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        p.decoder.feed(data);
+        p.last_recv = now;
+        if let Phase::Handshake { .. } = p.phase {
+            match p.decoder.take_handshake() {
+                Ok(None) => return,
+                Ok(Some(hs)) => {
+                    if !self.activate(conn, hs, now, cfg, io) {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.close(conn, now, io);
+                    return;
+                }
+            }
+        }
+        loop {
+            let next = match self.peers.get_mut(&conn) {
+                Some(p) if p.phase == Phase::Active => p.decoder.next_message(),
+                _ => return,
+            };
+            match next {
+                Ok(Some(msg)) => self.on_message(conn, msg, now, cfg, io),
+                Ok(None) => break,
+                Err(_) => {
+                    self.close(conn, now, io);
+                    return;
+                }
+            }
+        }
+        self.fill_requests(conn, now, cfg, io);
+    }
+
+    pub fn on_sent(&mut self, conn: ConnId, n: u64, now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        p.send_queued = p.send_queued.saturating_sub(n);
+        self.serve_requests(conn, now, cfg, io);
+    }
+
+    pub fn on_closed(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        self.drop_peer(conn, now, io);
+    }
+
+    /// Closes a connection from our side.
+    fn close(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        if self.drop_peer(conn, now, io) {
+            io.push(Output::Close { conn });
+            io.closed.push(conn);
+        }
+    }
+
+    fn close_all(&mut self, now: Instant, io: &mut Io) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.close(conn, now, io);
+        }
+        self.buffers.clear();
+        self.in_flight_bytes = self.jobs.values().filter(|j| matches!(j, Job::Hash { .. } | Job::Write { .. })).count()
+            as u64
+            * self.meta.info.piece_length as u64;
+    }
+
+    /// Forgets a peer: its availability, its requests, its slot. True if it existed.
+    fn drop_peer(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+        let Some(p) = self.peers.remove(&conn) else { return false };
+        if let Phase::Connecting { .. } = p.phase {
+            io.half_open = io.half_open.saturating_sub(1);
+        }
+        if p.phase == Phase::Active {
+            self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
+        }
+        self.choker.peer_gone(conn);
+        if let Some(k) = self.known.get_mut(&p.addr) {
+            k.connected = false;
+            if p.phase == Phase::Active {
+                k.retry_at = now + Duration::from_secs(60);
+            } else {
+                k.fails += 1;
+                k.retry_at = now + Duration::from_secs(15 << k.fails.min(6));
+            }
+        }
+        true
+    }
+
+    // ---- messages ----
+
+    fn wants(&self, piece: u32) -> bool {
+        !self.picker.has(piece) && self.picker.priority(piece) != Priority::Skip
+    }
+
+    fn set_interested(&mut self, conn: ConnId, on: bool, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.am_interested != on {
+            p.am_interested = on;
+            let msg = if on { Message::Interested } else { Message::NotInterested };
+            mark(&mut self.dirty, conn, p.send(&msg, now));
+        }
+    }
+
+    /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
+    fn update_interest(&mut self, conn: ConnId, now: Instant) {
+        let Some(p) = self.peers.get(&conn) else { return };
+        if p.phase != Phase::Active {
+            return;
+        }
+        let on =
+            if p.is_seed() { !self.picker.is_finished() } else { p.have.iter_ones().any(|piece| self.wants(piece)) };
+        self.set_interested(conn, on, now);
+    }
+
+    fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        // The bitfield must come before other messages; extension messages may precede it.
+        let first = !p.got_first_message;
+        if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
+            p.got_first_message = true;
+        }
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } | Message::AllowedFast { .. } => {}
+            Message::Choke => {
+                p.peer_choking = true;
+                for (b, _) in std::mem::take(&mut p.requests) {
+                    self.picker.request_failed(conn, b);
+                }
+            }
+            Message::Unchoke => {
+                p.peer_choking = false;
+                p.last_block = now;
+            }
+            Message::Interested => {
+                p.peer_interested = true;
+                self.quick_unchoke(conn, now, cfg);
+            }
+            Message::NotInterested => {
+                p.peer_interested = false;
+                if !p.am_choking {
+                    self.choke(conn, now);
+                }
+            }
+            Message::Have { piece } => {
+                if p.have.set(piece, true) {
+                    if !p.counted_as_seed {
+                        self.picker.peer_has_piece(piece);
+                    }
+                    if !p.am_interested && self.wants(piece) {
+                        self.set_interested(conn, true, now);
+                    }
+                }
+            }
+            Message::Bitfield(bytes) => {
+                let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
+                    return self.close(conn, now, io);
+                };
+                if !first {
+                    return self.close(conn, now, io);
+                }
+                if bf.is_full() {
+                    p.counted_as_seed = true;
+                    self.picker.peer_has_all();
+                } else {
+                    self.picker.peer_bitfield(&bf);
+                }
+                p.have = bf;
+                if self.picker.have().is_full() && p.is_seed() {
+                    return self.close(conn, now, io);
+                }
+                self.update_interest(conn, now);
+            }
+            Message::HaveAll | Message::HaveNone if !p.fast || !first => self.close(conn, now, io),
+            Message::HaveAll => {
+                p.have = Bitfield::full(self.meta.info.piece_count());
+                p.counted_as_seed = true;
+                self.picker.peer_has_all();
+                if self.picker.have().is_full() {
+                    return self.close(conn, now, io);
+                }
+                self.update_interest(conn, now);
+            }
+            Message::HaveNone => {}
+            Message::Request(b) => self.on_request(conn, b, now, cfg, io),
+            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, data, now, io),
+            Message::Cancel(b) => {
+                if let Some(i) = p.incoming.iter().position(|x| *x == b) {
+                    p.incoming.remove(i);
+                    if p.fast {
+                        mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+                    }
+                }
+            }
+            Message::Reject(b) => {
+                if p.take_request(&b) {
+                    self.picker.request_failed(conn, b);
+                }
+            }
+            Message::Extended { id: 0, payload } => {
+                if let Ok(ext) = ExtendedHandshake::decode(&payload) {
+                    p.client = ext.v;
+                    if let Some(q) = ext.reqq {
+                        p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
+                    }
+                    if let (Some(port), false) = (ext.p, p.outgoing) {
+                        // Remember its listening address so we never dial it while connected.
+                        let listen = SocketAddr::new(p.addr.ip(), port);
+                        if self.known.len() < MAX_KNOWN {
+                            self.known.entry(listen).or_default().connected = true;
+                        }
+                    }
+                }
+            }
+            Message::Extended { .. } => {}
+        }
+    }
+
+    fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
+        let size = self.picker.piece_size(b.piece);
+        let in_bounds =
+            b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
+        if !in_bounds {
+            return self.close(conn, now, io);
+        }
+        let have = self.picker.has(b.piece);
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if !have || p.am_choking || p.incoming.len() >= cfg.max_peer_requests {
+            if p.fast {
+                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+            }
+            return;
+        }
+        p.incoming.push_back(b);
+        self.serve_requests(conn, now, cfg, io);
+    }
+
+    /// Starts disk reads for a peer's queued requests while its send backlog allows.
+    fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let plen = self.meta.info.piece_length as u64;
+        while p.upload_backlog() < cfg.max_send_buffer {
+            let Some(block) = p.incoming.pop_front() else { break };
+            let mut spans = Vec::with_capacity(1);
+            self.layout.spans(block.piece as u64 * plen + block.offset as u64, block.len, &mut spans);
+            let id = io.job(self.id);
+            self.jobs.insert(id, Job::Read { conn });
+            p.reads.push((id, block));
+            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind: DiskJobKind::Read { block, spans } }));
+        }
+    }
+
+    fn on_block(&mut self, conn: ConnId, piece: u32, offset: u32, data: Vec<u8>, now: Instant, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let len = data.len() as u32;
+        let block = BlockRef { piece, offset, len };
+        p.take_request(&block);
+        p.dl.add(len as u64);
+        p.last_block = now;
+        if p.snubbed {
+            p.snubbed = false;
+        }
+        self.dl_rate.add(len as u64);
+        self.downloaded += len as u64;
+        if self.state != State::Active {
+            self.wasted += len as u64;
+            return;
+        }
+        match self.picker.block_received(conn, block) {
+            BlockOutcome::Unexpected => self.wasted += len as u64,
+            BlockOutcome::Accepted { piece_complete, also_requested_from } => {
+                let size = self.picker.piece_size(piece) as usize;
+                let in_flight = &mut self.in_flight_bytes;
+                let buf = self.buffers.entry(piece).or_insert_with(|| {
+                    *in_flight += size as u64;
+                    vec![0; size]
+                });
+                // The picker accepted the block, so it lies inside the piece.
+                if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
+                    dst.copy_from_slice(&data);
+                }
+                for other in also_requested_from {
+                    if other == conn {
+                        continue;
+                    }
+                    if let Some(o) = self.peers.get_mut(&other) {
+                        if o.take_request(&block) {
+                            mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
+                        }
+                    }
+                }
+                if piece_complete {
+                    if let (Some(data), Some(expected)) =
+                        (self.buffers.remove(&piece), self.meta.info.piece_hash(piece))
+                    {
+                        let id = io.job(self.id);
+                        self.jobs.insert(id, Job::Hash { piece });
+                        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected: *expected }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tops up our request queue to a peer.
+    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, _io: &mut Io) {
+        if self.state != State::Active || self.in_flight_bytes >= cfg.max_in_flight_bytes {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.phase != Phase::Active || p.peer_choking || !p.am_interested {
+            return;
+        }
+        let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
+        if p.requests.len() >= target {
+            return;
+        }
+        self.picked.clear();
+        self.picker.pick(conn, &p.have, p.counted_as_seed, target - p.requests.len(), &mut self.picked);
+        if p.requests.is_empty() && !self.picked.is_empty() {
+            p.last_block = now;
+        }
+        let was_empty = p.outbuf.is_empty();
+        for &b in &self.picked {
+            p.send(&Message::Request(b), now);
+            p.requests.push((b, now));
+        }
+        if !self.picked.is_empty() {
+            mark(&mut self.dirty, conn, was_empty);
+        }
+    }
+
+    fn fill_all(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.fill_requests(conn, now, cfg, io);
+        }
+    }
+
+    // ---- choking ----
+
+    fn choke(&mut self, conn: ConnId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.am_choking {
+            return;
+        }
+        p.am_choking = true;
+        let was_empty = p.send(&Message::Choke, now);
+        let queued: Vec<BlockRef> = p.incoming.drain(..).collect();
+        if p.fast {
+            for b in queued {
+                p.send(&Message::Reject(b), now);
+            }
+        }
+        mark(&mut self.dirty, conn, was_empty);
+    }
+
+    fn unchoke(&mut self, conn: ConnId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.am_choking {
+            p.am_choking = false;
+            mark(&mut self.dirty, conn, p.send(&Message::Unchoke, now));
+        }
+    }
+
+    /// Unchokes a newly interested peer at once if a slot is free, instead of at the next rechoke.
+    fn quick_unchoke(&mut self, conn: ConnId, now: Instant, cfg: &Config) {
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        if unchoked < cfg.upload_slots {
+            self.unchoke(conn, now);
+        }
+    }
+
+    fn rechoke(&mut self, now: Instant) {
+        let stats: Vec<ChokeStats> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Active)
+            .map(|(c, p)| ChokeStats {
+                conn: *c,
+                interested: p.peer_interested,
+                download_rate: p.dl.get(),
+                upload_rate: p.ul.get(),
+                snubbed: p.snubbed,
+                unchoked: !p.am_choking,
+            })
+            .collect();
+        let seeding = self.picker.is_finished();
+        let unchoke = self.choker.rechoke(now, &stats, seeding);
+        for s in stats {
+            if unchoke.contains(&s.conn) {
+                self.unchoke(s.conn, now);
+            } else {
+                self.choke(s.conn, now);
+            }
+        }
+    }
+
+    // ---- jobs ----
+
+    pub fn on_job(&mut self, job: JobId, result: JobResult, now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(kind) = self.jobs.remove(&job) else { return };
+        match (kind, result) {
+            (Job::Hash { piece }, JobResult::Hashed { ok: true, data }) => {
+                let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+                let id = io.job(self.id);
+                self.jobs.insert(id, Job::Write { piece });
+                io.push(Output::Disk(DiskJob {
+                    id,
+                    torrent: self.id,
+                    kind: DiskJobKind::Write { piece, spans, data },
+                }));
+            }
+            (Job::Hash { piece }, JobResult::Hashed { ok: false, .. }) => {
+                let size = self.picker.piece_size(piece) as u64;
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
+                self.wasted += size;
+                let contributors = self.picker.piece_contributors(piece).to_vec();
+                self.picker.hash_failed(piece);
+                io.event(Event::HashFailed { torrent: self.id, piece });
+                self.punish(&contributors, now, cfg, io);
+                self.fill_all(now, cfg, io);
+            }
+            (Job::Write { piece }, JobResult::Written(result)) => {
+                let size = self.picker.piece_size(piece) as u64;
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
+                match result {
+                    Ok(()) => {
+                        self.picker.hash_passed(piece);
+                        self.broadcast_have(piece, now);
+                        self.update_finished(now, io);
+                        self.fill_all(now, cfg, io);
+                    }
+                    Err(e) => {
+                        self.picker.reset_piece(piece);
+                        self.fail(e.message, now, io);
+                    }
+                }
+            }
+            (Job::Read { conn }, JobResult::Read(result)) => {
+                let Some(p) = self.peers.get_mut(&conn) else { return };
+                let Some(i) = p.reads.iter().position(|(id, _)| *id == job) else { return };
+                let (_, block) = p.reads.swap_remove(i);
+                match result {
+                    Ok(data) if data.len() == block.len as usize => {
+                        let was_empty = p.outbuf.is_empty();
+                        encode_piece_header(&mut p.outbuf, block.piece, block.offset, block.len);
+                        p.outbuf.extend_from_slice(&data);
+                        p.last_send = now;
+                        p.ul.add(block.len as u64);
+                        self.ul_rate.add(block.len as u64);
+                        self.uploaded += block.len as u64;
+                        mark(&mut self.dirty, conn, was_empty);
+                        self.serve_requests(conn, now, cfg, io);
+                    }
+                    Ok(_) => self.fail("short read from disk".into(), now, io),
+                    Err(e) => self.fail(e.message, now, io),
+                }
+            }
+            (Job::Verify { piece }, JobResult::Verified(result)) => {
+                let ok = match result {
+                    Ok(ok) => ok,
+                    Err(e) if e.kind == DiskErrorKind::NotFound => false,
+                    Err(_) => false,
+                };
+                self.on_verified(piece, ok, now, cfg, io);
+            }
+            _ => {}
+        }
+    }
+
+    fn broadcast_have(&mut self, piece: u32, now: Instant) {
+        for (conn, p) in self.peers.iter_mut() {
+            if p.phase == Phase::Active && !p.have.get(piece) {
+                let was_empty = p.send(&Message::Have { piece }, now);
+                mark(&mut self.dirty, *conn, was_empty);
+            }
+        }
+    }
+
+    /// Blames the peers that sent a piece that failed its hash check.
+    fn punish(&mut self, contributors: &[ConnId], now: Instant, cfg: &Config, io: &mut Io) {
+        let sole = contributors.len() == 1;
+        for conn in contributors {
+            let Some(p) = self.peers.get(conn) else { continue };
+            let addr = p.addr;
+            let k = self.known.entry(addr).or_default();
+            k.hashfails += 1;
+            if sole || k.hashfails >= cfg.hashfails_to_ban {
+                k.banned = true;
+                io.event(Event::PeerBanned { torrent: self.id, addr });
+                self.close(*conn, now, io);
+            }
+        }
+    }
+
+    // ---- time ----
+
+    pub fn tick(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        self.ticks += 1;
+        if let State::Removing { deadline } = self.state {
+            if now >= deadline {
+                // Give up on trackers that never answered `stopped`.
+                self.http.clear();
+                for (id, _) in std::mem::take(&mut self.udp) {
+                    io.jobs.remove(&id);
+                    io.push(Output::Tracker(TrackerJob::UdpClose { id }));
+                }
+                self.trackers = TrackerList::new(Vec::new(), 0);
+            }
+            return;
+        }
+        self.dl_rate.tick(now);
+        self.ul_rate.tick(now);
+        let mut to_close = Vec::new();
+        let mut snubbed = Vec::new();
+        for (conn, p) in self.peers.iter_mut() {
+            p.dl.tick(now);
+            p.ul.tick(now);
+            match p.phase {
+                Phase::Connecting { since } if now - since > cfg.connect_timeout => to_close.push(*conn),
+                Phase::Handshake { since } if now - since > cfg.handshake_timeout => to_close.push(*conn),
+                Phase::Active => {
+                    if now - p.last_recv > cfg.inactivity_timeout {
+                        to_close.push(*conn);
+                        continue;
+                    }
+                    if now - p.last_send > cfg.keepalive_interval {
+                        mark(&mut self.dirty, *conn, p.send(&Message::KeepAlive, now));
+                    }
+                    let by_rate = (p.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
+                    p.queue_target = by_rate.clamp(cfg.min_requests_per_peer, cfg.max_requests_per_peer);
+                    if !p.requests.is_empty() && now - p.last_block > cfg.request_timeout {
+                        snubbed.push(*conn);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for conn in snubbed {
+            let Some(p) = self.peers.get_mut(&conn) else { continue };
+            p.snubbed = true;
+            p.last_block = now;
+            for (b, _) in std::mem::take(&mut p.requests) {
+                self.picker.request_failed(conn, b);
+            }
+        }
+        for conn in to_close {
+            self.close(conn, now, io);
+        }
+        if self.state == State::Active {
+            if now >= self.choker.next_rechoke() {
+                self.rechoke(now);
+            }
+            if self.ticks % 10 == 0 {
+                self.requeue_known(now);
+            }
+            self.fill_all(now, cfg, io);
+        }
+    }
+
+    /// Puts addresses whose retry time has come back in the candidate queue.
+    fn requeue_known(&mut self, now: Instant) {
+        if self.finished && self.picker.have().is_full() && self.peers.len() > 0 {
+            return;
+        }
+        let mut due: Vec<SocketAddr> = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.connected && !k.banned && !k.queued && k.fails < MAX_CONNECT_FAILS && k.retry_at <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        due.sort();
+        for addr in due {
+            if let Some(k) = self.known.get_mut(&addr) {
+                k.queued = true;
+            }
+            self.candidates.push_back(addr);
+        }
+    }
+
+    // ---- trackers ----
+
+    fn left(&self) -> u64 {
+        let stats = self.byte_counts();
+        stats.0.saturating_sub(stats.1)
+    }
+
+    /// (wanted bytes, wanted bytes we have)
+    fn byte_counts(&self) -> (u64, u64) {
+        let info = &self.meta.info;
+        let mut wanted = 0;
+        let mut have = 0;
+        for piece in 0..info.piece_count() {
+            if self.picker.priority(piece) == Priority::Skip {
+                continue;
+            }
+            let size = self.picker.piece_size(piece) as u64;
+            wanted += size;
+            if self.picker.has(piece) {
+                have += size;
+            }
+        }
+        (wanted, have)
+    }
+
+    pub fn drive_trackers(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        if matches!(self.state, State::Checking { .. }) {
+            return;
+        }
+        while let Some((tracker, url, event)) = self.trackers.poll_announce(now) {
+            let params = AnnounceParams {
+                info_hash: self.info_hash,
+                peer_id: self.our_id,
+                port: cfg.listen_port,
+                uploaded: self.uploaded,
+                downloaded: self.downloaded,
+                left: self.left(),
+                event,
+                num_want: if event == AnnounceEvent::Stopped { 0 } else { cfg.num_want },
+                key: self.key,
+                tracker_id: None,
+            };
+            if url.starts_with("http://") || url.starts_with("https://") {
+                let id = io.job(self.id);
+                self.http.insert(id, (tracker, url.clone()));
+                io.push(Output::Tracker(TrackerJob::HttpGet { id, url: announce_url(&url, &params) }));
+            } else if let Some((host, port)) = udp_host_port(&url) {
+                let id = io.job(self.id);
+                let exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
+                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
+                self.pump_udp(id, now, cfg, io);
+            } else {
+                self.trackers.on_error(tracker, now, "unsupported tracker URL");
+            }
+        }
+    }
+
+    fn pump_udp(&mut self, id: JobId, now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(req) = self.udp.get_mut(&id) else { return };
+        while let Some(data) = req.exchange.poll_transmit() {
+            io.push(Output::Tracker(TrackerJob::UdpSend { id, host: req.host.clone(), port: req.port, data }));
+        }
+        let Some(result) = req.exchange.result() else { return };
+        let Some(req) = self.udp.remove(&id) else { return };
+        io.jobs.remove(&id);
+        io.push(Output::Tracker(TrackerJob::UdpClose { id }));
+        match result {
+            Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, cfg, io),
+            Ok(_) => {}
+            Err(e) => self.on_tracker_error(req.tracker, req.url, e.to_string(), now, io),
+        }
+    }
+
+    pub fn on_tracker_http(
+        &mut self,
+        job: JobId,
+        result: Result<Vec<u8>, String>,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        let Some((tracker, url)) = self.http.remove(&job) else { return };
+        match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
+            Ok(resp) => self.on_announce(tracker, url, resp, now, cfg, io),
+            Err(e) => self.on_tracker_error(tracker, url, e, now, io),
+        }
+    }
+
+    pub fn on_tracker_udp(
+        &mut self,
+        job: JobId,
+        result: Result<&[u8], String>,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        let Some(req) = self.udp.get_mut(&job) else { return };
+        match result {
+            Ok(data) => {
+                req.exchange.handle_datagram(now, data, &mut self.rng);
+                self.pump_udp(job, now, cfg, io);
+            }
+            Err(e) => {
+                let Some(req) = self.udp.remove(&job) else { return };
+                io.jobs.remove(&job);
+                io.push(Output::Tracker(TrackerJob::UdpClose { id: job }));
+                self.on_tracker_error(req.tracker, req.url, e, now, io);
+            }
+        }
+    }
+
+    pub fn on_tracker_timeout(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        let due: Vec<JobId> = self
+            .udp
+            .iter()
+            .filter(|(_, r)| r.exchange.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(r) = self.udp.get_mut(&id) {
+                r.exchange.handle_timeout(now);
+            }
+            self.pump_udp(id, now, cfg, io);
+        }
+    }
+
+    pub fn tracker_deadline(&self) -> Option<Instant> {
+        let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
+        let next = if matches!(self.state, State::Checking { .. }) { None } else { self.trackers.poll_timeout() };
+        match (udp, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn udp_sockets(&self) -> Vec<JobId> {
+        self.udp.keys().copied().collect()
+    }
+
+    fn on_announce(
+        &mut self,
+        tracker: TrackerIndex,
+        url: String,
+        resp: AnnounceResponse,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        self.trackers.on_response(tracker, now, &resp);
+        io.event(Event::TrackerReply { torrent: self.id, url, peers: resp.peers.len() });
+        if self.state == State::Active {
+            self.add_candidates(resp.peers, cfg);
+        }
+    }
+
+    fn on_tracker_error(&mut self, tracker: TrackerIndex, url: String, message: String, now: Instant, io: &mut Io) {
+        self.trackers.on_error(tracker, now, &message);
+        io.event(Event::TrackerError { torrent: self.id, url, message });
+    }
+
+    // ---- output ----
+
+    /// Hands every peer's batched bytes to the runtime.
+    pub fn flush(&mut self, io: &mut Io) {
+        for conn in self.dirty.drain(..) {
+            let Some(p) = self.peers.get_mut(&conn) else { continue };
+            if p.outbuf.is_empty() || matches!(p.phase, Phase::Connecting { .. }) {
+                continue;
+            }
+            let data = std::mem::take(&mut p.outbuf);
+            p.send_queued += data.len() as u64;
+            io.push(Output::Send { conn, data });
+        }
+    }
+
+    // ---- getters ----
+
+    pub fn stats(&self) -> TorrentStats {
+        let info = &self.meta.info;
+        let (wanted_bytes, have_bytes) = self.byte_counts();
+        let state = match &self.state {
+            State::Checking { checked, .. } => {
+                TorrentState::Checking { progress: *checked as f32 / info.piece_count().max(1) as f32 }
+            }
+            State::Active if self.picker.is_finished() => TorrentState::Seeding,
+            State::Active => TorrentState::Downloading,
+            State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
+            State::Error(e) => TorrentState::Error(e.clone()),
+        };
+        let active = self.peers.values().filter(|p| p.phase == Phase::Active);
+        TorrentStats {
+            info_hash: self.info_hash,
+            name: info.name.clone(),
+            state,
+            pieces_have: self.picker.have().count_ones(),
+            pieces_total: info.piece_count(),
+            wanted_bytes,
+            have_bytes,
+            downloaded: self.downloaded,
+            uploaded: self.uploaded,
+            wasted: self.wasted,
+            download_rate: self.dl_rate.get(),
+            upload_rate: self.ul_rate.get(),
+            peers: active.clone().count(),
+            seeds: active.filter(|p| p.is_seed()).count(),
+            candidates: self.candidates.len(),
+            trackers: self.trackers.statuses(),
+            have: self.picker.have().clone(),
+        }
+    }
+
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        let total = self.meta.info.piece_count().max(1) as f32;
+        self.peers
+            .values()
+            .filter(|p| p.phase == Phase::Active)
+            .map(|p| PeerStats {
+                addr: p.addr,
+                client: p.client.clone(),
+                peer_id: p.peer_id,
+                outgoing: p.outgoing,
+                progress: if p.is_seed() { 1.0 } else { p.have.count_ones() as f32 / total },
+                download_rate: p.dl.get(),
+                upload_rate: p.ul.get(),
+                downloaded: p.dl.total(),
+                uploaded: p.ul.total(),
+                am_choking: p.am_choking,
+                am_interested: p.am_interested,
+                peer_choking: p.peer_choking,
+                peer_interested: p.peer_interested,
+                snubbed: p.snubbed,
+            })
+            .collect()
+    }
+}
+
+/// Records that a peer has bytes to flush (once per batch).
+fn mark(dirty: &mut Vec<ConnId>, conn: ConnId, was_empty: bool) {
+    if was_empty {
+        dirty.push(conn);
+    }
+}
+
+/// `udp://host:port/...` → (host, port).
+fn udp_host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("udp://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::udp_host_port;
+
+    #[test]
+    fn udp_urls() {
+        assert_eq!(udp_host_port("udp://127.0.0.1:6969/announce"), Some(("127.0.0.1".into(), 6969)));
+        assert_eq!(udp_host_port("udp://[::1]:80"), Some(("::1".into(), 80)));
+        assert_eq!(udp_host_port("udp://host"), None);
+        assert_eq!(udp_host_port("http://host:1/"), None);
+    }
+}

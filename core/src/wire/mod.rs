@@ -1,0 +1,67 @@
+//! The BitTorrent peer wire protocol codec: BEP 3 messages, the BEP 6 fast extension and
+//! BEP 10 extension-protocol framing.
+//!
+//! Pure data in, data out: [`Handshake`] and [`Message`] encode into caller-owned buffers, and
+//! the incremental [`Decoder`] turns socket bytes (in any chunking) into messages, checking
+//! every length and index a hostile peer controls.
+
+mod decoder;
+mod extended;
+mod fast;
+mod handshake;
+mod message;
+
+pub use decoder::Decoder;
+pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
+pub use fast::allowed_fast_set;
+pub use handshake::{Handshake, HANDSHAKE_LEN};
+pub use message::{encode_piece_header, Message};
+
+/// Bounds the decoder enforces on what a peer may send.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct Limits {
+    /// Largest frame accepted, counting the id byte but not the 4-byte length prefix.
+    pub max_message_len: u32,
+    /// Largest block a peer may send us in `piece` or ask of us in `request`.
+    pub max_block_len: u32,
+}
+
+impl Default for Limits {
+    /// 256 KiB frames (room for 128 KiB blocks and bitfields of two million pieces) and
+    /// 128 KiB blocks, the limits libtorrent applies too.
+    fn default() -> Self {
+        Limits { max_message_len: 256 * 1024, max_block_len: 128 * 1024 }
+    }
+}
+
+/// A protocol violation by the peer (or a misuse of the decoder); the connection should close.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum WireError {
+    /// The length prefix announces a frame larger than [`Limits::max_message_len`].
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    MessageTooLong { len: u32, max: u32 },
+    /// A known message id arrived with a frame length that message cannot have.
+    #[error("message id {id} cannot be {len} bytes long")]
+    BadLength { id: u8, len: u32 },
+    /// A message names a piece index at or past the torrent's piece count.
+    #[error("message id {id} names piece {piece}, but the torrent has {piece_count} pieces")]
+    PieceIndexOutOfRange { id: u8, piece: u32, piece_count: u32 },
+    /// A bitfield whose byte count does not match the torrent's piece count.
+    #[error("bitfield of {len} bytes, expected {expected}")]
+    BadBitfieldLength { len: u32, expected: u32 },
+    /// A `piece` carries, or a `request` asks for, more than [`Limits::max_block_len`] bytes.
+    #[error("block of {len} bytes exceeds the limit of {max}")]
+    BlockTooLong { len: u32, max: u32 },
+    /// The 68-byte handshake is malformed.
+    #[error("bad handshake: {0}")]
+    BadHandshake(&'static str),
+    /// The BEP 10 extended handshake payload is not a bencoded dictionary.
+    #[error("bad extended handshake: {0}")]
+    BadExtendedHandshake(String),
+    /// Caller bug: `next_message` was called before `take_handshake` returned the handshake.
+    #[error("the handshake has not been taken from the decoder yet")]
+    HandshakePending,
+    /// Caller bug: `take_handshake` was called on a decoder not expecting a handshake.
+    #[error("the decoder is not expecting a handshake")]
+    NoHandshakeExpected,
+}

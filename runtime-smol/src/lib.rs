@@ -1,0 +1,235 @@
+//! Runs a Shoal engine on smol: one task owns the engine; sockets, disk, hashing and trackers
+//! run around it and report back as inputs.
+//!
+//! ```no_run
+//! # smol::block_on(async {
+//! let session = shoal_smol::Session::start(shoal_smol::SessionConfig::default()).await?;
+//! let handle = session.handle();
+//! let bytes = std::fs::read("file.torrent")?;
+//! let meta = shoal_core::Metainfo::from_bytes(&bytes)?;
+//! let id = handle.add(shoal_smol::AddOptions::new(meta, "downloads".into())).await?;
+//! let events = handle.subscribe().await;
+//! # let _ = (id, events);
+//! handle.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(()) });
+//! ```
+
+mod disk;
+mod driver;
+mod net;
+mod tracker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender};
+use shoal_core::engine::{AddTorrent, Config, EngineError, Event, FilePriority, PeerStats, TorrentStats};
+use shoal_core::{Metainfo, TorrentId};
+
+pub use disk::{Storage, StorageError};
+
+/// How to run a session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// The engine's tunables (`listen_port` among them).
+    pub engine: Config,
+    /// Addresses to accept peers on; empty means `0.0.0.0` and `[::]` on `engine.listen_port`.
+    pub listen: Vec<SocketAddr>,
+    /// Seed of the engine's randomness; `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { engine: Config::default(), listen: Vec::new(), seed: None }
+    }
+}
+
+/// Errors of session operations.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Binding a listening socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The engine refused the command.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Setting up the torrent's files failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The session has stopped.
+    #[error("the session has stopped")]
+    Stopped,
+}
+
+/// How to add a torrent.
+#[derive(Clone, Debug)]
+pub struct AddOptions {
+    /// The torrent.
+    pub metainfo: Metainfo,
+    /// The directory its files go under.
+    pub destination: PathBuf,
+    /// Start paused.
+    pub paused: bool,
+    /// Peers to dial besides the trackers'.
+    pub peers: Vec<SocketAddr>,
+    /// Per-file priorities.
+    pub file_priorities: Vec<FilePriority>,
+    /// Pieces known verified (resume data); skips the check.
+    pub have: Option<shoal_core::Bitfield>,
+}
+
+impl AddOptions {
+    /// Defaults: check existing data, start at once.
+    pub fn new(metainfo: Metainfo, destination: PathBuf) -> Self {
+        AddOptions { metainfo, destination, paused: false, peers: Vec::new(), file_priorities: Vec::new(), have: None }
+    }
+}
+
+type Reply<T> = Sender<T>;
+
+/// Commands from handles to the engine task.
+enum Command {
+    Add(Box<AddTorrent>, Arc<Storage>, Reply<Result<TorrentId, SessionError>>),
+    Pause(TorrentId, Reply<Result<(), SessionError>>),
+    Resume(TorrentId, Reply<Result<(), SessionError>>),
+    Recheck(TorrentId, Reply<Result<(), SessionError>>),
+    Remove(TorrentId, Reply<Result<(), SessionError>>),
+    AddPeers(TorrentId, Vec<SocketAddr>, Reply<Result<(), SessionError>>),
+    SetFilePriority(TorrentId, usize, FilePriority, Reply<Result<(), SessionError>>),
+    Stats(TorrentId, Reply<Option<TorrentStats>>),
+    List(Reply<Vec<TorrentId>>),
+    Peers(TorrentId, Reply<Vec<PeerStats>>),
+    Subscribe(Sender<Event>),
+    Shutdown(Reply<()>),
+}
+
+/// A running session. Dropping it does not stop it: call [`Handle::shutdown`].
+pub struct Session {
+    handle: Handle,
+    listen: Vec<SocketAddr>,
+    task: smol::Task<()>,
+}
+
+impl Session {
+    /// Binds the listeners and starts the engine task on smol's global executor.
+    pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
+        let (handle, listen, task) = driver::start(config).await?;
+        Ok(Session { handle, listen, task })
+    }
+
+    /// A handle to drive the session from any task or thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen
+    }
+
+    /// Waits until the engine task has ended (after a shutdown).
+    pub async fn join(self) {
+        self.task.await
+    }
+}
+
+/// A cloneable handle to a running session; its methods work from any executor.
+#[derive(Clone)]
+pub struct Handle {
+    commands: Sender<Command>,
+}
+
+async fn ask<T>(commands: &Sender<Command>, make: impl FnOnce(Reply<T>) -> Command) -> Option<T> {
+    let (tx, rx): (Sender<T>, Receiver<T>) = async_channel::bounded(1);
+    commands.send(make(tx)).await.ok()?;
+    rx.recv().await.ok()
+}
+
+impl Handle {
+    /// Adds a torrent. Its files are mapped under the destination; existing data is checked.
+    pub async fn add(&self, opts: AddOptions) -> Result<TorrentId, SessionError> {
+        let dest = opts.destination.clone();
+        let info = opts.metainfo.info.clone();
+        let (storage, exists) = blocking::unblock(move || -> Result<(Storage, bool), StorageError> {
+            let storage = Storage::new(&dest, &info)?;
+            let exists = storage.any_exists();
+            let lengths: Vec<u64> = info.files.iter().map(|f| f.length).collect();
+            storage.create_empty_files(&lengths)?;
+            Ok((storage, exists))
+        })
+        .await?;
+        let mut params = AddTorrent::new(opts.metainfo);
+        params.check_existing = exists;
+        params.paused = opts.paused;
+        params.peers = opts.peers;
+        params.file_priorities = opts.file_priorities;
+        params.have = opts.have;
+        ask(&self.commands, |r| Command::Add(Box::new(params), Arc::new(storage), r))
+            .await
+            .unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Pauses a torrent.
+    pub async fn pause(&self, t: TorrentId) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::Pause(t, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Resumes a torrent.
+    pub async fn resume(&self, t: TorrentId) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::Resume(t, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Checks a torrent's data again.
+    pub async fn recheck(&self, t: TorrentId) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::Recheck(t, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Removes a torrent (its files stay).
+    pub async fn remove(&self, t: TorrentId) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::Remove(t, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Adds peers to dial.
+    pub async fn add_peers(&self, t: TorrentId, peers: Vec<SocketAddr>) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::AddPeers(t, peers, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Sets a file's priority.
+    pub async fn set_file_priority(&self, t: TorrentId, file: usize, p: FilePriority) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::SetFilePriority(t, file, p, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// A snapshot of a torrent's figures.
+    pub async fn stats(&self, t: TorrentId) -> Option<TorrentStats> {
+        ask(&self.commands, |r| Command::Stats(t, r)).await.flatten()
+    }
+
+    /// Ids of all torrents.
+    pub async fn torrents(&self) -> Vec<TorrentId> {
+        ask(&self.commands, Command::List).await.unwrap_or_default()
+    }
+
+    /// Snapshots of a torrent's peers.
+    pub async fn peers(&self, t: TorrentId) -> Vec<PeerStats> {
+        ask(&self.commands, |r| Command::Peers(t, r)).await.unwrap_or_default()
+    }
+
+    /// A stream of engine events from now on.
+    pub async fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = async_channel::unbounded();
+        let _ = self.commands.send(Command::Subscribe(tx)).await;
+        rx
+    }
+
+    /// Stops cleanly: `stopped` to trackers, pending writes finished, files flushed.
+    pub async fn shutdown(&self) {
+        let _ = ask(&self.commands, Command::Shutdown).await;
+    }
+}

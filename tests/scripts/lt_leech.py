@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""Download a torrent with libtorrent on loopback; exit 0 when complete, 2 on timeout."""
+import argparse
+import sys
+import time
+
+import libtorrent as lt
+
+from ltcommon import add_torrent, drain_alerts, log, loopback_session, parse_peer, stop_session
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--torrent", required=True)
+    p.add_argument("--save-path", required=True, help="dir to download into")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--peer", action="append", default=[], help="host:port to connect to")
+    p.add_argument("--timeout", type=float, default=120.0)
+    args = p.parse_args()
+
+    ses = loopback_session(args.port)
+    h = add_torrent(ses, args.torrent, args.save_path)
+    peers = [parse_peer(x) for x in args.peer]
+    for peer in peers:
+        h.connect_peer(peer)
+    start = time.monotonic()
+    deadline = start + args.timeout
+    last = 0.0
+    reconnect = start + 5.0
+    while True:
+        drain_alerts(ses)
+        st = h.status()
+        if st.is_seeding:
+            log("finished in %.2fs, downloaded %d bytes" % (time.monotonic() - start,
+                                                           st.total_payload_download))
+            print("finished", flush=True)
+            break
+        if st.errc.value() != 0:
+            log("torrent error: %s" % st.errc.message())
+            return 1
+        now = time.monotonic()
+        if now > deadline:
+            log("timeout after %ss: state=%s progress=%.4f peers=%d"
+                % (args.timeout, st.state, st.progress, st.num_peers))
+            return 2
+        if now - last > 2.0:
+            log("status: state=%s progress=%.4f peers=%d" % (st.state, st.progress, st.num_peers))
+            last = now
+        # A peer given on the command line may not have been listening yet: retry it.
+        if peers and st.num_peers == 0 and now > reconnect:
+            for peer in peers:
+                h.connect_peer(peer)
+            reconnect = now + 5.0
+    stop_session(ses, h)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Shared helpers for the libtorrent test scripts: a loopback-only session and alert logging.
+
+Every session made here listens on 127.0.0.1 only and has DHT, local service discovery, UPnP,
+NAT-PMP and uTP switched off, so nothing leaves the machine.
+"""
+import sys
+import time
+
+import libtorrent as lt
+
+ALERT_MASK = (
+    lt.alert.category_t.error_notification
+    | lt.alert.category_t.peer_notification
+    | lt.alert.category_t.status_notification
+    | lt.alert.category_t.tracker_notification
+    | lt.alert.category_t.storage_notification
+    | lt.alert.category_t.connect_notification
+    | lt.alert.category_t.performance_warning
+)
+
+
+def loopback_session(port, seed=False):
+    """A session bound to 127.0.0.1:port that talks to nothing but loopback."""
+    settings = lt.high_performance_seed() if seed else lt.default_settings()
+    settings.update({
+        "listen_interfaces": "127.0.0.1:%d" % port,
+        "outgoing_interfaces": "lo",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "dht_bootstrap_nodes": "",
+        "allow_multiple_connections_per_ip": True,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "enable_outgoing_tcp": True,
+        "enable_incoming_tcp": True,
+        "announce_to_all_trackers": True,
+        "announce_to_all_tiers": True,
+        "alert_mask": ALERT_MASK,
+        "user_agent": "shoal-tests/libtorrent",
+    })
+    return lt.session(settings)
+
+
+def add_torrent(ses, torrent, save_path):
+    """Adds a .torrent file with data in save_path; returns the handle."""
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    return ses.add_torrent(atp)
+
+
+def parse_peer(text):
+    """'host:port' -> (host, port)."""
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def log(msg):
+    print("%.3f %s" % (time.monotonic(), msg), file=sys.stderr, flush=True)
+
+
+# Tracker announces sent and not yet answered (updated by drain_alerts).
+_pending_announces = [0]
+
+
+def drain_alerts(ses, timeout_ms=100):
+    """Waits up to timeout_ms for alerts, logs them to stderr and returns them."""
+    ses.wait_for_alert(timeout_ms)
+    alerts = ses.pop_alerts()
+    for a in alerts:
+        log("%s: %s" % (type(a).__name__, a.message()))
+        if isinstance(a, lt.tracker_announce_alert):
+            _pending_announces[0] += 1
+        elif isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert)):
+            _pending_announces[0] = max(0, _pending_announces[0] - 1)
+    return alerts
+
+
+def stop_session(ses, h, timeout=5.0):
+    """Pauses the torrent so it announces `stopped`, and waits for the tracker to answer (at
+    most timeout seconds) before the session is torn down."""
+    deadline = time.monotonic() + timeout
+    # libtorrent skips `stopped` if it pauses while another announce (e.g. `completed`) is in
+    # flight: let that one finish first.
+    while _pending_announces[0] > 0 and time.monotonic() < deadline:
+        drain_alerts(ses)
+    announcing = len(h.trackers()) > 0
+    ses.pause()
+    while announcing and time.monotonic() < deadline:
+        for a in drain_alerts(ses):
+            if isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert)):
+                announcing = False
+    log("session stopped")

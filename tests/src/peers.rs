@@ -1,0 +1,250 @@
+//! Real BitTorrent programs on loopback: python3-libtorrent (through the scripts in
+//! `tests/scripts/`), transmission-cli, aria2c, mktorrent, and a scripted corrupt peer.
+//!
+//! Every process here listens on 127.0.0.1 and has DHT, local discovery, PEX, uTP and port
+//! mapping off: tests must never send a packet off the machine.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::proc::{run_ok, Proc};
+use crate::wait::{wait_for, wait_port_open};
+use crate::TestDir;
+
+/// How long a libtorrent seeder or the corrupt peer may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a short tool run (torrent creation, inspection) may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The Python with python3-libtorrent: `SHOAL_PYTHON`, else Debian's `/usr/bin/python3`
+/// (not a pyenv one, which lacks the module).
+pub fn python() -> PathBuf {
+    std::env::var_os("SHOAL_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
+}
+
+/// A command running `tests/scripts/<script>` with the libtorrent Python.
+pub fn script(script: &str) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(crate::package_dir().join("scripts").join(script));
+    // Keep the source tree clean and the logs timely.
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd.env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+fn add_peers(cmd: &mut Command, peers: &[SocketAddr]) {
+    for p in peers {
+        cmd.arg("--peer").arg(p.to_string());
+    }
+}
+
+/// Starts a libtorrent seeder of `torrent` with data under `save_path`, listening on `port`
+/// and connecting out to `peers`. Returns once it seeds and its tracker (if any) has answered.
+pub fn lt_seed(td: &TestDir, torrent: &Path, save_path: &Path, port: u16, peers: &[SocketAddr]) -> Proc {
+    let mut cmd = script("lt_seed.py");
+    cmd.arg("--torrent").arg(torrent);
+    cmd.arg("--save-path").arg(save_path);
+    cmd.args(["--port", &port.to_string()]);
+    add_peers(&mut cmd, peers);
+    let mut p = Proc::spawn("lt_seed", cmd, &td.logs(), Duration::from_secs(3));
+    p.wait_stdout("print ready", READY_TIMEOUT, |s| s.lines().any(|l| l == "ready"));
+    p
+}
+
+/// Starts a libtorrent leecher of `torrent` into `save_path` on `port`, connecting to
+/// `peers` directly (and to the torrent's trackers). It exits 0 when done, 2 after
+/// `timeout`; wait for it with [`Proc::expect_success`].
+pub fn lt_leech(
+    td: &TestDir,
+    torrent: &Path,
+    save_path: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+    timeout: Duration,
+) -> Proc {
+    let mut cmd = script("lt_leech.py");
+    cmd.arg("--torrent").arg(torrent);
+    cmd.arg("--save-path").arg(save_path);
+    cmd.args(["--port", &port.to_string()]);
+    cmd.args(["--timeout", &timeout.as_secs().to_string()]);
+    add_peers(&mut cmd, peers);
+    Proc::spawn("lt_leech", cmd, &td.logs(), Duration::from_secs(3))
+}
+
+/// Which kind of torrent [`lt_make`] creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LtKind {
+    /// BitTorrent v1 only.
+    V1,
+    /// v1+v2 hybrid: files are piece-aligned with BEP 47 pad files.
+    Hybrid,
+}
+
+/// Makes a torrent of `path` with libtorrent: `piece_size` bytes, one tier per tracker URL.
+pub fn lt_make(td: &TestDir, path: &Path, out: &Path, piece_size: u64, trackers: &[String], kind: LtKind) {
+    let mut cmd = script("lt_make.py");
+    cmd.arg("--path").arg(path);
+    cmd.arg("--out").arg(out);
+    cmd.args(["--piece-size", &piece_size.to_string()]);
+    for t in trackers {
+        cmd.args(["--tracker", t]);
+    }
+    if kind == LtKind::Hybrid {
+        cmd.arg("--hybrid");
+    }
+    run_ok("lt_make", cmd, &td.logs(), TOOL_TIMEOUT);
+}
+
+/// libtorrent's view of a torrent (see `scripts/lt_info.py` for the keys).
+pub fn lt_info(td: &TestDir, torrent: &Path) -> serde_json::Value {
+    let mut cmd = script("lt_info.py");
+    cmd.arg(torrent);
+    let out = run_ok("lt_info", cmd, &td.logs(), TOOL_TIMEOUT);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("lt_info.py printed bad JSON ({e}): {out}"))
+}
+
+/// Makes a torrent with mktorrent: one tracker, pieces of `2^piece_log2` bytes, no date.
+pub fn mktorrent(td: &TestDir, path: &Path, out: &Path, tracker: &str, piece_log2: u32) {
+    let mut cmd = Command::new("mktorrent");
+    cmd.args(["-d", "-t", "2", "-a", tracker, "-l", &piece_log2.to_string(), "-o"]);
+    cmd.arg(out).arg(path);
+    run_ok("mktorrent", cmd, &td.logs(), TOOL_TIMEOUT);
+}
+
+/// The info-hash transmission-show reports for a torrent (40 lowercase hex digits).
+pub fn transmission_show_hash(td: &TestDir, torrent: &Path) -> String {
+    let mut cmd = Command::new("transmission-show");
+    cmd.arg(torrent);
+    let out = run_ok("transmission-show", cmd, &td.logs(), TOOL_TIMEOUT);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Hash:"))
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_else(|| panic!("no Hash: line in transmission-show output:\n{out}"))
+}
+
+/// Starts the corrupt peer (`scripts/corrupt_peer.py`) for `torrent` on `port`, reading the
+/// real data under `save_path` to corrupt it; returns once it listens.
+pub fn corrupt_peer(td: &TestDir, torrent: &Path, save_path: &Path, port: u16) -> Proc {
+    let mut cmd = script("corrupt_peer.py");
+    cmd.arg("--torrent").arg(torrent);
+    cmd.arg("--save-path").arg(save_path);
+    cmd.args(["--port", &port.to_string()]);
+    let mut p = Proc::spawn("corrupt_peer", cmd, &td.logs(), Duration::ZERO);
+    p.wait_stdout("print ready", READY_TIMEOUT, |s| s.lines().any(|l| l == "ready"));
+    p
+}
+
+/// A transmission-cli leecher. It never exits by itself; a finish script touches a marker
+/// file when the download is complete.
+pub struct Transmission {
+    proc: Proc,
+    marker: PathBuf,
+    port: u16,
+}
+
+impl Transmission {
+    /// Starts transmission-cli downloading `torrent` into `dir`, listening on `port`, and
+    /// returns once it accepts connections. It drops loopback peers learnt from a tracker, so
+    /// the seeder must connect to it (`127.0.0.1:port`).
+    pub fn start(td: &TestDir, torrent: &Path, dir: &Path, port: u16) -> Transmission {
+        let config = td.dir("transmission-config");
+        let settings = serde_json::json!({
+            "bind-address-ipv4": "127.0.0.1",
+            "bind-address-ipv6": "::1",
+            "blocklist-enabled": false,
+            "dht-enabled": false,
+            "lpd-enabled": false,
+            "pex-enabled": false,
+            "utp-enabled": false,
+            "port-forwarding-enabled": false,
+            "peer-port": port,
+            "peer-port-random-on-start": false,
+            "encryption": 0,
+            "download-dir": dir,
+            "incomplete-dir-enabled": false,
+            "rename-partial-files": false,
+            "rpc-enabled": false,
+            "speed-limit-down-enabled": false,
+            "speed-limit-up-enabled": false,
+            "ratio-limit-enabled": false,
+            "message-level": 2,
+        });
+        std::fs::write(config.join("settings.json"), serde_json::to_string_pretty(&settings).expect("json"))
+            .expect("cannot write transmission settings.json");
+        let marker = td.path().join("transmission-done");
+        let finish = td.path().join("transmission-finish.sh");
+        std::fs::write(&finish, format!("#!/bin/sh\ntouch '{}'\n", marker.display()))
+            .expect("cannot write finish script");
+        std::fs::set_permissions(&finish, std::fs::Permissions::from_mode(0o755)).expect("cannot chmod finish script");
+
+        let mut cmd = Command::new("transmission-cli");
+        cmd.arg("-g").arg(&config);
+        cmd.arg("-w").arg(dir);
+        cmd.args(["-p", &port.to_string(), "-M", "-B", "-et"]);
+        cmd.arg("-f").arg(&finish);
+        cmd.arg(torrent);
+        let mut proc = Proc::spawn("transmission", cmd, &td.logs(), Duration::from_secs(5));
+        let res = wait_for("transmission to listen", Duration::from_secs(120), || {
+            if let Some(s) = proc.try_status() {
+                return Some(Err(format!("transmission exited early with {s}")));
+            }
+            wait_port_open(port, Duration::from_millis(50)).ok().map(Ok)
+        });
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => panic!("{e}\n{}", proc.logs()),
+        }
+        Transmission { proc, marker, port }
+    }
+
+    /// The address a seeder must connect to.
+    pub fn addr(&self) -> SocketAddr {
+        crate::wait::loopback(self.port)
+    }
+
+    /// Waits for the finish script's marker, then stops transmission (SIGTERM, so it flushes
+    /// and closes its files). Panics with its logs on timeout.
+    pub fn wait_done(&mut self, timeout: Duration) {
+        let marker = self.marker.clone();
+        let proc = &mut self.proc;
+        let res = wait_for("transmission to finish", timeout, || {
+            if marker.exists() {
+                return Some(Ok(()));
+            }
+            proc.try_status().map(|s| Err(format!("transmission exited with {s} before finishing")))
+        });
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => panic!("{e}\n{}", self.proc.logs()),
+        }
+        self.proc.terminate(Duration::from_secs(15));
+    }
+}
+
+/// Starts aria2c downloading `torrent` into `dir` (listening on `port`); it exits 0 when done
+/// (`--seed-time=0`). aria2 cannot use UDP trackers with DHT off: give it an HTTP tracker.
+pub fn aria2(td: &TestDir, torrent: &Path, dir: &Path, port: u16) -> Proc {
+    let mut cmd = Command::new("aria2c");
+    cmd.args([
+        "--no-conf=true",
+        "--seed-time=0",
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--disable-ipv6=true",
+        "--interface=127.0.0.1",
+        "--file-allocation=none",
+        "--summary-interval=0",
+        "--console-log-level=notice",
+        "--bt-stop-timeout=300",
+    ]);
+    cmd.arg(format!("--listen-port={port}"));
+    cmd.arg(format!("--dir={}", dir.display()));
+    cmd.arg(torrent);
+    Proc::spawn("aria2c", cmd, &td.logs(), Duration::from_secs(3))
+}

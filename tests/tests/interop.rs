@@ -1,0 +1,543 @@
+//! Interop tests: the `shoal` binary against real peers on loopback.
+//!
+//! Each test owns a temp dir, its ports and its own opentracker, so they run in parallel.
+//! They need the binary (`cargo build -p shoal-api`, or `SHOAL_BIN`) and the Debian packages
+//! python3-libtorrent, opentracker, transmission-cli, aria2 and mktorrent (`scripts/test.sh`
+//! installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use shoal_tests::bencode::Value;
+use shoal_tests::data::{self, Compare, FileSpec};
+use shoal_tests::peers::{self, LtKind, Transmission};
+use shoal_tests::proc::run;
+use shoal_tests::shoal;
+use shoal_tests::wait::loopback;
+use shoal_tests::{assert_same_tree, free_port, InfoHash, Opentracker, Proc, TestDir};
+
+/// Upper bound for any transfer in these tests (they take seconds when things work).
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long a second `shoal download` of data already on disk may take.
+const RECHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a stopped seeder gets to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a torrent holds.
+enum Payload {
+    /// One file, `payload.bin`, of this size.
+    Single(u64),
+    /// A directory `payload/` with these files.
+    Tree(Vec<FileSpec>),
+}
+
+impl Payload {
+    /// Writes the payload under `root`; returns the path of the file or top directory.
+    fn write(&self, root: &Path, seed: u64) -> PathBuf {
+        match self {
+            Payload::Single(size) => data::single_file(root, "payload.bin", *size, seed),
+            Payload::Tree(files) => data::tree(root, "payload", files, seed),
+        }
+    }
+}
+
+/// The file name of a payload path (the torrent's name).
+fn name_of(content: &Path) -> &str {
+    content.file_name().and_then(|n| n.to_str()).expect("payload paths are UTF-8 names")
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// 1. Shoal downloads from a libtorrent seeder found through opentracker.
+
+/// libtorrent seeds `payload` (a torrent made by libtorrent); `shoal download` fetches it via
+/// the tracker and must produce identical files, no pad files, and a second run on the same
+/// directory must succeed from disk alone (the seeder is gone by then).
+fn shoal_downloads_from_libtorrent(test: &str, payload: Payload, piece_size: u64, kind: LtKind, udp: bool) {
+    let td = TestDir::new(test);
+    let src = td.dir("seed");
+    let content = payload.write(&src, piece_size ^ 0x5eed);
+    let name = name_of(&content);
+    let tracker = Opentracker::start(&td, &[]);
+    let url = if udp { tracker.udp_url() } else { tracker.http_url() };
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(&td, &content, &torrent, piece_size, &[url], kind);
+    if kind == LtKind::Hybrid {
+        let info = peers::lt_info(&td, &torrent);
+        let pads = info["files"].as_array().expect("files").iter().filter(|f| f["pad"] == true);
+        assert!(pads.count() > 0, "test needs a torrent with pad files: {info}");
+    }
+    let hash = InfoHash::of_file(&torrent);
+    tracker.allow(hash);
+
+    let mut seeder = peers::lt_seed(&td, &torrent, &src, free_port(), &[]);
+    tracker.wait_peers(hash, 1, TIMEOUT);
+    let out = td.dir("out");
+    let mut dl = shoal::download(&td, "shoal_download", &torrent, &out, free_port(), &[]);
+    dl.expect_success(TIMEOUT);
+    assert_same_tree(&content, &out.join(name), Compare::default());
+    assert!(!out.join(".pad").exists(), "pad files written to {}", out.display());
+
+    // With the only seeder gone, a second run can succeed only from the data on disk.
+    seeder.terminate(STOP_TIMEOUT);
+    let mut again = shoal::download(&td, "shoal_download_again", &torrent, &out, free_port(), &[]);
+    again.expect_success(RECHECK_TIMEOUT);
+    assert_same_tree(&content, &out.join(name), Compare::default());
+}
+
+#[test]
+fn shoal_downloads_large_single_file_from_libtorrent() {
+    shoal_downloads_from_libtorrent("lt-to-shoal-64mib", Payload::Single(64 * MIB), 256 * KIB, LtKind::V1, false);
+}
+
+#[test]
+fn shoal_downloads_nested_tree_from_libtorrent_via_udp_tracker() {
+    shoal_downloads_from_libtorrent(
+        "lt-to-shoal-tree-udp",
+        Payload::Tree(data::awkward_tree()),
+        64 * KIB,
+        LtKind::V1,
+        true,
+    );
+}
+
+#[test]
+fn shoal_downloads_tree_with_16k_pieces_from_libtorrent() {
+    shoal_downloads_from_libtorrent(
+        "lt-to-shoal-16k",
+        Payload::Tree(data::awkward_tree()),
+        16 * KIB,
+        LtKind::V1,
+        false,
+    );
+}
+
+#[test]
+fn shoal_downloads_file_with_1m_pieces_and_short_last_piece_from_libtorrent() {
+    shoal_downloads_from_libtorrent("lt-to-shoal-1m", Payload::Single(9 * MIB + 12_345), MIB, LtKind::V1, false);
+}
+
+#[test]
+fn shoal_downloads_hybrid_torrent_with_pad_files_without_writing_them() {
+    shoal_downloads_from_libtorrent(
+        "lt-to-shoal-hybrid",
+        Payload::Tree(data::awkward_tree()),
+        32 * KIB,
+        LtKind::Hybrid,
+        false,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. libtorrent, transmission and aria2 download from `shoal seed`.
+
+/// Who makes the torrent a Shoal seeder serves.
+#[derive(Clone, Copy)]
+enum Maker {
+    Shoal,
+    Mktorrent,
+}
+
+/// A torrent of `content` with one HTTP tracker, made by `maker`.
+fn make_torrent(td: &TestDir, maker: Maker, content: &Path, url: &str, piece_log2: u32) -> PathBuf {
+    let torrent = td.join("payload.torrent");
+    match maker {
+        Maker::Shoal => shoal::create(td, content, &torrent, &[url.to_string()], 1 << piece_log2),
+        Maker::Mktorrent => peers::mktorrent(td, content, &torrent, url, piece_log2),
+    }
+    torrent
+}
+
+/// Starts `shoal seed` and waits until the tracker lists it as a seeder.
+fn start_shoal_seed(
+    td: &TestDir,
+    tracker: &Opentracker,
+    torrent: &Path,
+    src: &Path,
+    dial: &[std::net::SocketAddr],
+) -> Proc {
+    let seeder = shoal::seed(td, torrent, src, free_port(), dial);
+    tracker.wait_swarm(InfoHash::of_file(torrent), 1, 0, TIMEOUT);
+    seeder
+}
+
+/// A payload, its tracker (allowing its torrent) and the torrent, for tests that seed with Shoal.
+struct Setup {
+    td: TestDir,
+    src: PathBuf,
+    content: PathBuf,
+    tracker: Opentracker,
+    torrent: PathBuf,
+}
+
+fn setup(test: &str, payload: Payload, maker: Maker, piece_log2: u32) -> Setup {
+    let td = TestDir::new(test);
+    let src = td.dir("seed");
+    let content = payload.write(&src, u64::from(piece_log2) * 31);
+    let tracker = Opentracker::start(&td, &[]);
+    let torrent = make_torrent(&td, maker, &content, &tracker.http_url(), piece_log2);
+    tracker.allow(InfoHash::of_file(&torrent));
+    Setup { td, src, content, tracker, torrent }
+}
+
+#[test]
+fn libtorrent_downloads_from_shoal_seed() {
+    let s = setup("shoal-to-lt", Payload::Tree(data::awkward_tree()), Maker::Shoal, 15);
+    let hash = InfoHash::of_file(&s.torrent);
+    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[]);
+    let out = s.td.dir("out");
+    let mut leech = peers::lt_leech(&s.td, &s.torrent, &out, free_port(), &[], TIMEOUT);
+    leech.expect_success(TIMEOUT);
+    assert_same_tree(&s.content, &out.join("payload"), Compare::default());
+
+    // SIGTERM: exit 0 after announcing `stopped` (the leecher left already).
+    seeder.terminate_expect_success(STOP_TIMEOUT);
+    s.tracker.wait_swarm_empty(hash, Duration::from_secs(20));
+}
+
+#[test]
+fn aria2_downloads_from_shoal_seed() {
+    let s = setup("shoal-to-aria2", Payload::Single(20 * MIB + 1), Maker::Shoal, 18);
+    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[]);
+    let out = s.td.dir("out");
+    let mut aria = peers::aria2(&s.td, &s.torrent, &out, free_port());
+    aria.expect_success(TIMEOUT);
+    assert_same_tree(&s.content, &out.join("payload.bin"), Compare::default());
+    seeder.terminate_expect_success(STOP_TIMEOUT);
+}
+
+#[test]
+fn transmission_downloads_from_shoal_seed_that_dials_it() {
+    let s = setup("shoal-to-transmission", Payload::Tree(data::awkward_tree()), Maker::Shoal, 16);
+    let out = s.td.dir("out");
+    let mut trans = Transmission::start(&s.td, &s.torrent, &out, free_port());
+    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[trans.addr()]);
+    trans.wait_done(TIMEOUT);
+    // transmission never creates empty files.
+    let lenient = Compare { missing_empty_ok: true, ..Compare::default() };
+    assert_same_tree(&s.content, &out.join("payload"), lenient);
+    seeder.terminate_expect_success(STOP_TIMEOUT);
+}
+
+#[test]
+fn libtorrent_transmission_and_aria2_download_mktorrent_torrent_from_shoal() {
+    let s = setup("mktorrent-shoal-to-all", Payload::Tree(data::awkward_tree()), Maker::Mktorrent, 15);
+    let (lt_out, tr_out, aria_out) = (s.td.dir("out-lt"), s.td.dir("out-tr"), s.td.dir("out-aria2"));
+    let mut trans = Transmission::start(&s.td, &s.torrent, &tr_out, free_port());
+    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[trans.addr()]);
+    let mut leech = peers::lt_leech(&s.td, &s.torrent, &lt_out, free_port(), &[], TIMEOUT);
+    let mut aria = peers::aria2(&s.td, &s.torrent, &aria_out, free_port());
+    leech.expect_success(TIMEOUT);
+    aria.expect_success(TIMEOUT);
+    trans.wait_done(TIMEOUT);
+    assert_same_tree(&s.content, &lt_out.join("payload"), Compare::default());
+    assert_same_tree(&s.content, &aria_out.join("payload"), Compare::default());
+    let lenient = Compare { missing_empty_ok: true, ..Compare::default() };
+    assert_same_tree(&s.content, &tr_out.join("payload"), lenient);
+    seeder.terminate_expect_success(STOP_TIMEOUT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A swarm: one Shoal seeder, three Shoal leechers and a libtorrent leecher.
+
+#[test]
+fn swarm_of_shoal_and_libtorrent_peers_completes() {
+    let mut files = data::awkward_tree();
+    files.push(FileSpec::new("big/bulk.bin", 16 * MIB + 3));
+    let td = TestDir::new("swarm");
+    let src = td.dir("seed");
+    let content = data::tree(&src, "payload", &files, 77);
+    let tracker = Opentracker::start(&td, &[]);
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(&td, &content, &torrent, 64 * KIB, &[tracker.http_url()], LtKind::V1);
+    let hash = InfoHash::of_file(&torrent);
+    tracker.allow(hash);
+
+    let mut seeder = start_shoal_seed(&td, &tracker, &torrent, &src, &[]);
+    let mut leechers: Vec<(Proc, PathBuf)> = (0..3)
+        .map(|i| {
+            let out = td.dir(&format!("out-shoal-{i}"));
+            let name = format!("shoal_download_{i}");
+            (shoal::download(&td, &name, &torrent, &out, free_port(), &[]), out)
+        })
+        .collect();
+    let lt_out = td.dir("out-lt");
+    leechers.push((peers::lt_leech(&td, &torrent, &lt_out, free_port(), &[], TIMEOUT), lt_out));
+    for (proc, out) in &mut leechers {
+        proc.expect_success(TIMEOUT);
+        assert_same_tree(&content, &out.join("payload"), Compare::default());
+    }
+    seeder.terminate_expect_success(STOP_TIMEOUT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Hostile peer: corrupt data is detected, its sender banned, the download still completes.
+
+#[test]
+fn corrupt_peer_is_banned_and_download_completes_from_honest_seeder() {
+    let td = TestDir::new("corrupt-peer");
+    let src = td.dir("seed");
+    let content = data::single_file(&src, "payload.bin", 4 * MIB + 333, 4242);
+    let tracker = Opentracker::start(&td, &[]);
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(&td, &content, &torrent, 64 * KIB, &[tracker.http_url()], LtKind::V1);
+    tracker.allow(InfoHash::of_file(&torrent));
+
+    // First the corrupt peer alone, so Shoal surely gets bad pieces from it.
+    let bad_port = free_port();
+    let _bad = peers::corrupt_peer(&td, &torrent, &src, bad_port);
+    let out = td.dir("out");
+    let dl_port = free_port();
+    let mut dl = shoal::download(&td, "shoal_download", &torrent, &out, dl_port, &[loopback(bad_port)]);
+    dl.wait_stderr("report a failed hash check", TIMEOUT, |s| s.contains("hash check failed for piece"));
+
+    // Then an honest seeder, which dials Shoal (the tracker gave Shoal no peers earlier).
+    let _seeder = peers::lt_seed(&td, &torrent, &src, free_port(), &[loopback(dl_port)]);
+    dl.expect_success(TIMEOUT);
+    assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
+    let banned = format!("banned peer 127.0.0.1:{bad_port}");
+    assert!(dl.stderr().contains(&banned), "no `{banned}` in the log\n{}", dl.logs());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Hostile .torrent files: a clear one-line error, no panic, nothing written outside.
+
+/// A multi-file info dict with one 10-byte file at `path`.
+fn multi_file_torrent(path: &[&str]) -> Vec<u8> {
+    let file =
+        Value::dict([("length", Value::Int(10)), ("path", Value::List(path.iter().map(|c| Value::str(c)).collect()))]);
+    let info = Value::dict([
+        ("files", Value::List(vec![file])),
+        ("name", Value::str("evil")),
+        ("piece length", Value::Int(16 * 1024)),
+        ("pieces", Value::Bytes(vec![0xAB; 20])),
+    ]);
+    Value::dict([("info", info)]).encode()
+}
+
+/// A single-file info dict named `name`.
+fn single_file_torrent(name: &str) -> Vec<u8> {
+    let info = Value::dict([
+        ("length", Value::Int(10)),
+        ("name", Value::str(name)),
+        ("piece length", Value::Int(16 * 1024)),
+        ("pieces", Value::Bytes(vec![0xAB; 20])),
+    ]);
+    Value::dict([("info", info)]).encode()
+}
+
+/// Asserts `stderr` shows no panic or backtrace.
+fn assert_no_panic(what: &str, stderr: &str) {
+    for bad in ["panicked at", "stack backtrace", "RUST_BACKTRACE"] {
+        assert!(!stderr.contains(bad), "{what}: `{bad}` on stderr:\n{stderr}");
+    }
+}
+
+/// A `shoal` command with backtraces enabled, so that a panic could not go unnoticed.
+fn shoal_cmd(args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = shoal::command(args);
+    cmd.env("RUST_BACKTRACE", "1");
+    cmd
+}
+
+#[test]
+fn hostile_torrent_files_are_rejected_with_a_clear_error() {
+    let td = TestDir::new("hostile-torrents");
+    let abs_target = td.path().join("escaped-absolute.txt");
+    let abs_name = td.path().join("escaped-absolute-name.bin");
+    let valid = multi_file_torrent(&["fine.txt"]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("dotdot-path", multi_file_torrent(&["..", "escaped-dotdot.txt"])),
+        ("dotdot-nested", multi_file_torrent(&["a", "..", "..", "escaped-nested.txt"])),
+        ("dotdot-name", single_file_torrent("..")),
+        ("absolute-path", multi_file_torrent(&[abs_target.to_str().expect("utf-8 temp path")])),
+        ("absolute-name", single_file_torrent(abs_name.to_str().expect("utf-8 temp path"))),
+        ("truncated", valid[..valid.len() / 2].to_vec()),
+        ("garbage", (0..997u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()),
+        ("empty", Vec::new()),
+    ];
+    for (case, bytes) in &cases {
+        let torrent = td.join(&format!("torrents/{case}.torrent"));
+        std::fs::write(&torrent, bytes).expect("cannot write torrent");
+
+        let info = run(
+            &format!("info-{case}"),
+            shoal_cmd(&["info".as_ref(), torrent.as_os_str()]),
+            &td.logs(),
+            Duration::from_secs(30),
+        );
+        assert!(!info.status.success(), "shoal info accepted {case}: {}", info.stdout);
+        assert_no_panic(&format!("info {case}"), &info.stderr);
+        let lines: Vec<&str> = info.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "info {case}: want one error line, got:\n{}", info.stderr);
+        eprintln!("info {case}: {}", lines[0]);
+
+        let out = td.dir(&format!("out/{case}"));
+        let port = free_port().to_string();
+        let dl = run(
+            &format!("download-{case}"),
+            shoal_cmd(&[
+                "download".as_ref(),
+                torrent.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--listen-port".as_ref(),
+                port.as_ref(),
+            ]),
+            &td.logs(),
+            Duration::from_secs(60),
+        );
+        assert!(!dl.status.success(), "shoal download accepted {case}");
+        assert_no_panic(&format!("download {case}"), &dl.stderr);
+        let last = dl.stderr.lines().rev().find(|l| !l.trim().is_empty());
+        assert!(last.is_some(), "download {case}: no error message");
+        eprintln!("download {case}: {}", last.unwrap_or_default());
+    }
+    // Nothing may have been written outside the output directories.
+    assert!(!abs_target.exists() && !abs_name.exists(), "absolute path was written");
+    let escaped: Vec<String> =
+        data::list_files(td.path()).expect("list test dir").into_iter().filter(|f| f.contains("escaped")).collect();
+    assert!(escaped.is_empty(), "files escaped their directory: {escaped:?}");
+    for f in ["escaped-dotdot.txt", "escaped-nested.txt"] {
+        assert!(!td.path().parent().expect("temp dir has a parent").join(f).exists());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. `shoal create` and `shoal info --json` agree with libtorrent, transmission and mktorrent.
+
+/// File paths of `shoal info --json`, normalised to `/`-joined paths inside the torrent (a
+/// list of components or a string, with or without the torrent name in front).
+fn shoal_files(info: &serde_json::Value) -> Vec<(String, u64)> {
+    let name = info["name"].as_str().expect("name is a string");
+    let mut files: Vec<(String, u64)> = info["files"]
+        .as_array()
+        .expect("files is a list")
+        .iter()
+        .map(|f| {
+            let path = match &f["path"] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(parts) => {
+                    parts.iter().map(|p| p.as_str().expect("path component is a string")).collect::<Vec<_>>().join("/")
+                }
+                other => panic!("bad file path {other}"),
+            };
+            let path = path.strip_prefix(&format!("{name}/")).map(str::to_string).unwrap_or(path);
+            (path, f["length"].as_u64().expect("length is a number"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Non-pad files of `lt_info.py`'s JSON, as `(path inside the torrent, length)`.
+fn lt_files(info: &serde_json::Value) -> Vec<(String, u64)> {
+    let name = info["name"].as_str().expect("name");
+    let mut files: Vec<(String, u64)> = info["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| f["pad"] != true)
+        .map(|f| {
+            let path = f["path"].as_str().expect("path");
+            let path = path.strip_prefix(&format!("{name}/")).unwrap_or(path);
+            (path.to_string(), f["length"].as_u64().expect("length"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every tracker URL in `shoal info --json`'s tiers.
+fn shoal_trackers(info: &serde_json::Value) -> Vec<String> {
+    info["trackers"]
+        .as_array()
+        .expect("trackers is a list of tiers")
+        .iter()
+        .flat_map(|tier| tier.as_array().expect("a tier is a list").iter())
+        .map(|u| u.as_str().expect("tracker URL is a string").to_string())
+        .collect()
+}
+
+#[test]
+fn shoal_create_and_info_agree_with_libtorrent_and_transmission() {
+    let td = TestDir::new("create-info");
+    let src = td.dir("src");
+    let specs = data::awkward_tree();
+    let tree = data::tree(&src, "payload", &specs, 606);
+    let urls = ["http://127.0.0.1:1/announce".to_string(), "udp://127.0.0.1:2/announce".to_string()];
+    let torrent = td.join("tree.torrent");
+    shoal::create(&td, &tree, &torrent, &urls, 32 * KIB);
+
+    let ours = InfoHash::of_file(&torrent).hex();
+    let info = shoal::info_json(&td, &torrent);
+    let lt = peers::lt_info(&td, &torrent);
+    assert_eq!(info["info_hash"], ours);
+    assert_eq!(lt["info_hash"], ours);
+    assert_eq!(peers::transmission_show_hash(&td, &torrent), ours);
+    let total: u64 = specs.iter().map(|f| f.size).sum();
+    assert_eq!(info["name"], "payload");
+    assert_eq!(info["total_size"], total);
+    assert_eq!(info["piece_length"], 32 * KIB);
+    assert_eq!(info["piece_count"], total.div_ceil(32 * KIB));
+    assert_eq!(info["private"], false);
+    assert_eq!(shoal_trackers(&info), urls.to_vec());
+    let mut expected: Vec<(String, u64)> = specs.iter().map(|f| (f.path.clone(), f.size)).collect();
+    expected.sort();
+    assert_eq!(shoal_files(&info), expected);
+    assert_eq!(lt_files(&lt), expected);
+
+    // A private single-file torrent.
+    let single = data::single_file(&src, "single.bin", 1_000_003, 607);
+    let torrent = td.join("single.torrent");
+    let mut cmd = shoal::command(["create".as_ref(), single.as_os_str(), "-o".as_ref(), torrent.as_os_str()]);
+    cmd.args(["--private", "--piece-size", "65536", "--comment", "made by shoal-tests"]);
+    cmd.args(["--tracker", &urls[0]]);
+    let done = run("shoal_create_private", cmd, &td.logs(), Duration::from_secs(60));
+    assert!(done.status.success(), "shoal create --private failed: {}", done.stderr);
+    let ours = InfoHash::of_file(&torrent).hex();
+    let info = shoal::info_json(&td, &torrent);
+    let lt = peers::lt_info(&td, &torrent);
+    assert_eq!(info["info_hash"], ours);
+    assert_eq!(lt["info_hash"], ours);
+    assert_eq!(peers::transmission_show_hash(&td, &torrent), ours);
+    assert_eq!(info["private"], true);
+    assert_eq!(lt["private"], true);
+    assert_eq!(info["total_size"], 1_000_003);
+    assert_eq!(info["piece_count"], 16);
+    assert_eq!(shoal_files(&info), lt_files(&lt));
+}
+
+#[test]
+fn shoal_info_reads_libtorrent_and_mktorrent_torrents() {
+    let td = TestDir::new("info-foreign");
+    let src = td.dir("src");
+    let tree = data::tree(&src, "payload", &data::awkward_tree(), 808);
+    let url = "http://127.0.0.1:1/announce".to_string();
+    let lt_v1 = td.join("lt-v1.torrent");
+    peers::lt_make(&td, &tree, &lt_v1, 16 * KIB, std::slice::from_ref(&url), LtKind::V1);
+    let lt_hybrid = td.join("lt-hybrid.torrent");
+    peers::lt_make(&td, &tree, &lt_hybrid, 16 * KIB, std::slice::from_ref(&url), LtKind::Hybrid);
+    let mk = td.join("mktorrent.torrent");
+    peers::mktorrent(&td, &tree, &mk, &url, 17);
+    for torrent in [&lt_v1, &lt_hybrid, &mk] {
+        let info = shoal::info_json(&td, torrent);
+        let lt = peers::lt_info(&td, torrent);
+        let what = torrent.display();
+        assert_eq!(info["info_hash"], lt["info_hash"], "{what}");
+        assert_eq!(info["info_hash"], InfoHash::of_file(torrent).hex(), "{what}");
+        assert_eq!(info["name"], lt["name"], "{what}");
+        assert_eq!(info["piece_length"], lt["piece_length"], "{what}");
+        assert_eq!(info["piece_count"], lt["piece_count"], "{what}");
+        assert_eq!(info["private"], lt["private"], "{what}");
+        assert_eq!(shoal_trackers(&info), vec![url.clone()], "{what}");
+        // Pad files are not user data: whether listed or not, the real files must match.
+        let real: Vec<(String, u64)> = shoal_files(&info).into_iter().filter(|(p, _)| !data::is_pad_path(p)).collect();
+        assert_eq!(real, lt_files(&lt), "{what}");
+    }
+}
