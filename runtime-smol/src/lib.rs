@@ -30,7 +30,7 @@ use shoal_core::{Metainfo, TorrentId};
 pub use disk::{Storage, StorageError};
 
 /// How to run a session.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SessionConfig {
     /// The engine's tunables (`listen_port` among them).
     pub engine: Config,
@@ -38,12 +38,6 @@ pub struct SessionConfig {
     pub listen: Vec<SocketAddr>,
     /// Seed of the engine's randomness; `None` draws one from the OS.
     pub seed: Option<u64>,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig { engine: Config::default(), listen: Vec::new(), seed: None }
-    }
 }
 
 /// Errors of session operations.

@@ -9,7 +9,7 @@ use shoal_tests::peers::{self, LtKind, Transmission};
 use shoal_tests::wait::loopback;
 use shoal_tests::{assert_same_tree, free_port, InfoHash, Opentracker, TestDir};
 
-const TIMEOUT: Duration = Duration::from_secs(180);
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn opentracker_whitelist_is_enforced_and_reloaded() {

@@ -14,11 +14,11 @@ use shoal_tests::data::{self, Compare, FileSpec};
 use shoal_tests::peers::{self, LtKind, Transmission};
 use shoal_tests::proc::run;
 use shoal_tests::shoal;
-use shoal_tests::wait::loopback;
+use shoal_tests::wait::{loopback, wait_for};
 use shoal_tests::{assert_same_tree, free_port, InfoHash, Opentracker, Proc, TestDir};
 
 /// Upper bound for any transfer in these tests (they take seconds when things work).
-const TIMEOUT: Duration = Duration::from_secs(180);
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a second `shoal download` of data already on disk may take.
 const RECHECK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -153,7 +153,8 @@ fn make_torrent(td: &TestDir, maker: Maker, content: &Path, url: &str, piece_log
     torrent
 }
 
-/// Starts `shoal seed` and waits until the tracker lists it as a seeder.
+/// Starts `shoal seed` and waits until the tracker lists it as a seeder (failing at once if
+/// the seeder exits first).
 fn start_shoal_seed(
     td: &TestDir,
     tracker: &Opentracker,
@@ -161,9 +162,20 @@ fn start_shoal_seed(
     src: &Path,
     dial: &[std::net::SocketAddr],
 ) -> Proc {
-    let seeder = shoal::seed(td, torrent, src, free_port(), dial);
-    tracker.wait_swarm(InfoHash::of_file(torrent), 1, 0, TIMEOUT);
-    seeder
+    let mut seeder = shoal::seed(td, torrent, src, free_port(), dial);
+    let hash = InfoHash::of_file(torrent);
+    let mut last = (0, 0);
+    let res = wait_for("shoal seed to be listed as a seeder by the tracker", TIMEOUT, || {
+        if let Some(status) = seeder.try_status() {
+            return Some(Err(format!("shoal seed exited with {status}")));
+        }
+        last = tracker.scrape(hash).ok()?;
+        (last.0 >= 1).then_some(Ok(()))
+    });
+    match res {
+        Ok(Ok(())) => seeder,
+        Ok(Err(e)) | Err(e) => panic!("{e} (last scrape: {last:?})"),
+    }
 }
 
 /// A payload, its tracker (allowing its torrent) and the torrent, for tests that seed with Shoal.

@@ -720,7 +720,7 @@ impl Engine {
             return None;
         }
         let conn = self.io.conn();
-        let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits.clone()));
+        let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
         self.conns.insert(conn, Owner::Pending { addr, decoder, since: now });
         Some(conn)
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::bitfield::Bitfield;
 use crate::rate::Rate;
-use crate::types::{BlockRef, ConnId, Instant, JobId, PeerId};
+use crate::types::{BlockRef, Instant, JobId, PeerId};
 use crate::wire::{Decoder, Message};
 
 /// Where a connection is in its life.
@@ -130,10 +130,5 @@ impl Peer {
             }
             None => false,
         }
-    }
-
-    /// The connection id it is stored under is the caller's; this is for messages.
-    pub fn describe(&self, conn: ConnId) -> String {
-        format!("{} ({:?})", self.addr, conn)
     }
 }

@@ -423,7 +423,7 @@ impl Torrent {
             k.connected = true;
             let conn = io.conn();
             io.half_open += 1;
-            let decoder = Box::new(Decoder::new_expecting_handshake(cfg.wire_limits.clone()));
+            let decoder = Box::new(Decoder::new_expecting_handshake(cfg.wire_limits));
             let peer =
                 Peer::new(addr, true, Phase::Connecting { since: now }, decoder, self.meta.info.piece_count(), now);
             self.peers.insert(conn, peer);
@@ -596,7 +596,8 @@ impl Torrent {
                 k.retry_at = now + Duration::from_secs(60);
             } else {
                 k.fails += 1;
-                k.retry_at = now + Duration::from_secs(15 << k.fails.min(6));
+                // 5 s, 10 s, 20 s…: a peer that is still starting up gets another chance soon.
+                k.retry_at = now + Duration::from_secs(5 << (k.fails - 1).min(6));
             }
         }
         true
@@ -1067,7 +1068,7 @@ impl Torrent {
             if now >= self.choker.next_rechoke() {
                 self.rechoke(now);
             }
-            if self.ticks % 10 == 0 {
+            if self.ticks.is_multiple_of(5) {
                 self.requeue_known(now);
             }
             self.fill_all(now, cfg, io);
@@ -1076,7 +1077,7 @@ impl Torrent {
 
     /// Puts addresses whose retry time has come back in the candidate queue.
     fn requeue_known(&mut self, now: Instant) {
-        if self.finished && self.picker.have().is_full() && self.peers.len() > 0 {
+        if self.finished && self.picker.have().is_full() && !self.peers.is_empty() {
             return;
         }
         let mut due: Vec<SocketAddr> = self

@@ -115,7 +115,7 @@ impl Geometry {
 
     /// Index of `block` inside its piece, if it is exactly one of the piece's blocks.
     fn block_index(&self, block: BlockRef) -> Option<u32> {
-        if block.piece >= self.piece_count || block.offset % BLOCK_SIZE != 0 {
+        if block.piece >= self.piece_count || !block.offset.is_multiple_of(BLOCK_SIZE) {
             return None;
         }
         let idx = block.offset / BLOCK_SIZE;
