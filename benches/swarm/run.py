@@ -59,6 +59,7 @@ def die(msg):
 CHILDREN = set()
 CHILDREN_LOCK = threading.Lock()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class Child:
@@ -69,17 +70,27 @@ class Child:
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
         self._out = open(stdout_path, "wb") if stdout_path else self._log
-        self.t0 = time.monotonic()
-        self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._out,
-                                  stderr=self._log, start_new_session=True)
-        self.pid = self.p.pid
         self.t1 = None
         self.exitcode = None
         self.rusage = None
-        with CHILDREN_LOCK:
-            CHILDREN.add(self)
-        self._reaper = threading.Thread(target=self._reap, daemon=True)
-        self._reaper.start()
+        # Not the reaper's is_alive(): a Ctrl-C inside Thread.join() can leave it wrong.
+        self._done = threading.Event()
+        # No Ctrl-C between the fork and the registration, or the child could be left behind.
+        # (Not pthread_sigmask: the child would inherit the blocked mask.)
+        _deferred[0] += 1
+        try:
+            self.t0 = time.monotonic()
+            self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._out,
+                                      stderr=self._log, start_new_session=True)
+            self.pid = self.p.pid
+            with CHILDREN_LOCK:
+                CHILDREN.add(self)
+            self._reaper = threading.Thread(target=self._reap, daemon=True)
+            self._reaper.start()
+        finally:
+            _deferred[0] -= 1
+            if _deferred[0] == 0 and _deferred[1] is not None:
+                raise KeyboardInterrupt("signal %d" % _deferred[1])
 
     def _reap(self):
         _, status, ru = os.wait4(self.pid, 0)
@@ -91,18 +102,19 @@ class Child:
             CHILDREN.discard(self)
         for f in {self._log, self._out}:
             f.close()
+        self._done.set()
 
     def alive(self):
-        return self._reaper.is_alive()
+        return not self._done.is_set()
 
     def wait(self, timeout):
         """True once the child has exited; False if it is still running after timeout s."""
         deadline = time.monotonic() + timeout
-        while self._reaper.is_alive():
+        while not self._done.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            self._reaper.join(min(left, 0.2))
+            self._done.wait(min(left, 0.2))
         return True
 
     def signal(self, sig):
@@ -160,7 +172,13 @@ def kill_all_children():
             c.wait(2.0)
 
 
+_deferred = [0, None]  # [depth of sections a signal must not interrupt, signal received]
+
+
 def on_signal(signum, _frame):
+    if _deferred[0]:
+        _deferred[1] = signum
+        return
     raise KeyboardInterrupt("signal %d" % signum)
 
 
@@ -356,9 +374,10 @@ class Bench:
             out = self.logs / ("seed-lt-%s.out" % key)
             c = Child([PYTHON, SCRIPTS / "lt_seed.py", "--torrent", torrent, "--save-path",
                        self.data, "--port", port, "--no-wait-tracker",
-                       "--ready-timeout", self.args.timeout],
+                       "--ready-timeout", max(self.args.timeout, 120)],
                       self.logs / ("seed-lt-%s.log" % key), stdout_path=out)
-            wait_until(lambda: "ready" in out.read_text(errors="replace"), self.args.timeout + 10,
+            wait_until(lambda: "ready" in out.read_text(errors="replace"),
+                       max(self.args.timeout, 120) + 10,
                        c, "the libtorrent seeder of %s" % key)
             log("libtorrent seeder for %s on 127.0.0.1:%d (pid %d)" % (key, port, c.pid))
             self.lt_seeders[key] = (c, port)
@@ -383,7 +402,7 @@ class Bench:
                         raise RuntimeError("shoal seed: " + line)
                 return False
 
-            wait_until(ready, self.args.timeout, c, "the Shoal seeder of %s" % key)
+            wait_until(ready, max(self.args.timeout, 120), c, "the Shoal seeder of %s" % key)
             log("Shoal seeder for %s on 127.0.0.1:%d (pid %d)" % (key, port, c.pid))
             self.shoal_seeders[key] = (c, port)
         return self.shoal_seeders[key]
@@ -411,11 +430,11 @@ class Bench:
         shutil.rmtree(self.runs, ignore_errors=True)
         os.sync()  # no writeback of the last download during the next one
 
-    def timed(self, scenario, key, client, seeder, n_leechers, rnd, seed_kind):
+    def timed(self, scenario, key, label, client, seeder, n_leechers, rnd, seed_kind):
         """One timed download (n_leechers at once); appends a result dict."""
         torrent, sums = self.payload(key)
         seed_child, seed_port = seeder
-        tag = "%s-%s-r%d" % (scenario, client, rnd)
+        tag = "%s-%s-r%d" % (scenario, label.replace(" ", "").replace(">", ""), rnd)
         dirs = [self.fresh_dir("%s-%d" % (tag, i)) for i in range(n_leechers)]
         ports = [free_port() for _ in dirs]
         seed_cpu0 = seed_child.cpu_now()
@@ -455,7 +474,7 @@ class Bench:
             t_conn = first_connection(seed_child.log_path, t0)
             if t_conn is not None:
                 xfer = max(c.t1 for c in leechers) - t_conn
-        res = {"scenario": scenario, "payload": key, "client": client, "round": rnd,
+        res = {"scenario": scenario, "payload": key, "client": label, "round": rnd,
                "leechers": n_leechers, "ok": error is None, "error": error}
         if error is None:
             size = PAYLOADS[key]["size"] * n_leechers
@@ -465,13 +484,13 @@ class Bench:
                         "seed_cpu": seed_cpu, "xfer": xfer})
             log("  r%d %-16s %-12s %6.2f s %6.1f MB/s  cpu %5.2f s  rss %6.1f MiB  seeder cpu %5.2f s"
                 "  connect->exit %s s"
-                % (rnd, scenario, client, wall, res["mbps"], res["cpu"], res["rss"], seed_cpu,
+                % (rnd, scenario, label, wall, res["mbps"], res["cpu"], res["rss"], seed_cpu,
                    fmt(xfer, ".2f")))
             for d in dirs:
                 shutil.rmtree(d, ignore_errors=True)
         else:
             self.failures += 1
-            log("  r%d %-12s %-10s FAILED: %s (logs in %s)" % (rnd, scenario, client, error, self.logs))
+            log("  r%d %-16s %-12s FAILED: %s (logs in %s)" % (rnd, scenario, label, error, self.logs))
         self.results.append(res)
         self.clear_runs()
 
@@ -571,9 +590,8 @@ def main():
         die("--rounds must be at least 1")
 
     lt_version = preflight()
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
 
     bench = Bench(args)
     for d in (bench.cache, bench.logs):
@@ -599,7 +617,7 @@ def main():
                     if not seeder[0].alive():
                         raise RuntimeError("the %s seeder of %s died:\n%s"
                                            % (kind, key, seeder[0].log_tail()))
-                    bench.timed(sid, key, label, seeder, n, rnd, kind)
+                    bench.timed(sid, key, label, client, seeder, n, rnd, kind)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping every child")
