@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::wire::Handshake;
-use shoal_core::{AddTorrent, Bitfield, Event, FilePriority, InfoHash, Output, PeerId, TorrentState, BLOCK_SIZE};
+use shoal_core::{AddTorrent, Bitfield, Event, FilePriority, InfoHash, PeerId, TorrentState, BLOCK_SIZE};
 use support::{file, pad, Disk, TestTorrent, World};
 
 const PIECE: u32 = 32 * 1024;
@@ -65,4 +65,349 @@ fn leecher_gets_an_odd_multi_file_torrent_byte_exact() {
     assert_eq!(disk.written_bytes(3), 0, "pad file never written");
     assert_eq!(disk.pad_writes, 0, "pad spans carried only zeros");
     assert_eq!(disk.written_pieces.len(), total as usize, "each piece written once");
+}
+
+#[test]
+fn three_leechers_complete_and_trade_pieces_among_themselves() {
+    let tt = plain_torrent(2);
+    let mut w = World::new(2);
+    let seeder = w.add_node();
+    // A slow seeder: leechers must get much of the torrent from each other.
+    w.nodes[seeder].uplink = Some(200_000);
+    let s = w.seed(seeder, &tt);
+    let leechers: Vec<usize> = (0..3).map(|_| w.add_node()).collect();
+    let ts: Vec<_> = leechers.iter().map(|&n| w.leech(n, &tt)).collect();
+
+    w.run_until(Duration::from_secs(120), |w| leechers.iter().zip(&ts).all(|(&n, &t)| w.nodes[n].finished(t)));
+
+    for (&n, &t) in leechers.iter().zip(&ts) {
+        assert_complete(&w, n, t, &tt);
+    }
+    let uploads: Vec<u64> = leechers.iter().zip(&ts).map(|(&n, &t)| w.nodes[n].stats(t).uploaded).collect();
+    assert!(uploads.iter().any(|u| *u > 0), "some leecher uploaded: {uploads:?}\n{}", w.summary());
+    let seeder_up = w.nodes[seeder].stats(s).uploaded;
+    let total = tt.data.len() as u64;
+    assert!(seeder_up < 3 * total, "the seeder did not send everything thrice: {seeder_up}");
+}
+
+#[test]
+fn corrupt_seeder_is_banned_and_the_download_is_still_exact() {
+    let tt = plain_torrent(3);
+    let n = tt.pieces();
+    let mut bad = tt.data.clone();
+    for piece in (0..n).step_by(3) {
+        let r = tt.piece_range(piece);
+        for b in &mut bad[r.start..r.start + 100] {
+            *b ^= 0x5a;
+        }
+    }
+    let mut w = World::new(3);
+    let liar = w.add_node();
+    let honest = w.add_node();
+    let leecher = w.add_node();
+    // Claims every piece without checking; its disk holds wrong bytes in every third piece.
+    let params =
+        AddTorrent { have: Some(Bitfield::full(n)), check_existing: false, ..AddTorrent::new(tt.meta.clone()) };
+    w.add_torrent(liar, params, Disk::full(&tt.meta, &bad));
+    w.seed(honest, &tt);
+    let l = w.leech(leecher, &tt);
+
+    w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
+
+    assert_complete(&w, leecher, l, &tt);
+    let node = &w.nodes[leecher];
+    assert!(node.saw(|e| matches!(e, Event::HashFailed { torrent, .. } if *torrent == l)), "hash failures reported");
+    let liar_ip = w.nodes[liar].addr.ip();
+    let honest_ip = w.nodes[honest].addr.ip();
+    assert!(
+        node.saw(|e| matches!(e, Event::PeerBanned { addr, .. } if addr.ip() == liar_ip)),
+        "the corrupt seeder is banned: {:?}",
+        node.events
+    );
+    assert!(
+        !node.saw(|e| matches!(e, Event::PeerBanned { addr, .. } if addr.ip() == honest_ip)),
+        "the honest seeder is not banned: {:?}",
+        node.events
+    );
+    assert!(node.stats(l).wasted > 0);
+}
+
+#[test]
+fn skipped_file_is_not_downloaded() {
+    let tt = TestTorrent::new(4, PIECE, &[file("a.bin", 100_000), file("skip.bin", 300_000), file("c.bin", 90_001)]);
+    let mut w = World::new(4);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let params = AddTorrent {
+        file_priorities: vec![FilePriority::Normal, FilePriority::Skip, FilePriority::Normal],
+        ..AddTorrent::new(tt.meta.clone())
+    };
+    let l = w.add_torrent(leecher, params, Disk::empty(&tt.meta));
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+
+    let node = &w.nodes[leecher];
+    let st = node.stats(l);
+    assert_eq!(st.state, TorrentState::Seeding);
+    assert_eq!(st.have_bytes, st.wanted_bytes);
+    let (f0, f2) = (tt.file_pieces(0), tt.file_pieces(2));
+    let exclusive: Vec<u32> = tt.file_pieces(1).filter(|p| !f0.contains(p) && !f2.contains(p)).collect();
+    assert!(exclusive.len() >= 5, "the test torrent has pieces only the skipped file covers");
+    let wanted: u64 = (0..tt.pieces()).filter(|p| !exclusive.contains(p)).map(|p| tt.piece_range(p).len() as u64).sum();
+    assert_eq!(st.wanted_bytes, wanted);
+    let disk = node.disk(l);
+    for p in &exclusive {
+        assert!(!disk.written_pieces.contains(p), "skipped piece {p} was written");
+        assert_eq!(disk.written_in(tt.piece_range(*p)), 0, "skipped piece {p} has bytes on disk");
+    }
+    let contents = disk.contents();
+    for f in [0, 2] {
+        let r = tt.file_range(f);
+        assert!(contents[r.clone()] == tt.data[r], "file {f} is exact");
+    }
+    assert!(st.downloaded <= wanted + 4 * BLOCK_SIZE as u64, "downloaded {} of {wanted} wanted", st.downloaded);
+}
+
+#[test]
+fn resumed_download_fetches_only_the_missing_half() {
+    let tt = plain_torrent(5);
+    let n = tt.pieces();
+    let mut have = Bitfield::new(n);
+    let mut disk = Disk::empty(&tt.meta);
+    for p in (0..n).filter(|p| p % 2 == 0) {
+        have.set(p, true);
+        let r = tt.piece_range(p);
+        disk.fill(r.start as u64, &tt.data[r]);
+    }
+    let missing: u64 = (0..n).filter(|p| p % 2 == 1).map(|p| tt.piece_range(p).len() as u64).sum();
+
+    let mut w = World::new(5);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let params = AddTorrent { have: Some(have), ..AddTorrent::new(tt.meta.clone()) };
+    let l = w.add_torrent(leecher, params, disk);
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+
+    assert_complete(&w, leecher, l, &tt);
+    let st = w.nodes[leecher].stats(l);
+    assert!(
+        (missing..=missing + 4 * BLOCK_SIZE as u64).contains(&st.downloaded),
+        "downloaded {} for {missing} missing bytes",
+        st.downloaded
+    );
+    let disk = w.nodes[leecher].disk(l);
+    assert!(disk.written_pieces.iter().all(|p| p % 2 == 1), "only missing pieces written");
+    assert!(!w.nodes[leecher].saw(|e| matches!(e, Event::Checked { .. })), "resume data skips the check");
+}
+
+#[test]
+fn pause_closes_peers_and_stops_the_download_resume_finishes_it() {
+    let tt = plain_torrent(6);
+    let mut w = World::new(6);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(100_000);
+    let leecher = w.add_node();
+    let s = w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].stats(l).pieces_have >= 5);
+    let peers = w.nodes[leecher].stats(l).peers;
+    assert!(peers > 0);
+    let closes_before = w.nodes[leecher].closes.len();
+    w.command(leecher, |e, now| e.pause(l, now)).expect("pause");
+    assert_eq!(w.nodes[leecher].closes.len() - closes_before, peers, "one Close per connected peer");
+    let st = w.nodes[leecher].stats(l);
+    assert_eq!(st.state, TorrentState::Paused);
+    assert_eq!(st.peers, 0);
+
+    w.run_for(Duration::from_secs(30));
+    let after = w.nodes[leecher].stats(l);
+    assert_eq!(after.pieces_have, st.pieces_have, "no pieces while paused");
+    assert_eq!(after.downloaded, st.downloaded, "no payload while paused");
+    assert_eq!(w.nodes[seeder].stats(s).peers, 0, "the seeder saw the connection go");
+    assert!(w.nodes[leecher].tracker_gets.iter().any(|(_, u)| u.contains("event=stopped")));
+    assert!(!w.nodes[leecher].finished(l));
+
+    w.command(leecher, |e, now| e.resume(l, now)).expect("resume");
+    // Resuming starts at once: the pause was our doing, so no reconnect back-off applies.
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].stats(l).downloaded > after.downloaded);
+    w.run_until(Duration::from_secs(300), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn shutdown_says_stopped_and_completes_when_the_tracker_answers() {
+    let tt = plain_torrent(7);
+    let mut w = World::new(7);
+    let seeder = w.add_node();
+    let s = w.seed(seeder, &tt);
+    w.run_until(Duration::from_secs(10), |w| {
+        w.nodes[seeder].saw(|e| matches!(e, Event::TrackerReply { torrent, .. } if *torrent == s))
+    });
+
+    let at = w.now;
+    w.command(seeder, |e, now| e.shutdown(now));
+    w.run_until(Duration::from_secs(10), |w| w.nodes[seeder].saw(|e| *e == Event::ShutdownComplete));
+
+    let node = &w.nodes[seeder];
+    let stopped: Vec<_> = node.tracker_gets.iter().filter(|(t, u)| *t >= at && u.contains("event=stopped")).collect();
+    assert_eq!(stopped.len(), 1, "one stopped announce: {:?}", node.tracker_gets);
+    let done = node.events.iter().find(|(_, e)| *e == Event::ShutdownComplete).map(|(t, _)| *t).unwrap();
+    assert!(done - at < Duration::from_secs(1), "finished as soon as the tracker answered: {:?}", done - at);
+    assert!(node.saw(|e| *e == Event::Removed { torrent: s }));
+    assert!(node.engine.is_shut_down());
+}
+
+#[test]
+fn shutdown_completes_after_the_timeout_when_the_tracker_is_silent() {
+    let tt = plain_torrent(8);
+    let mut w = World::new(8);
+    let seeder = w.add_node();
+    let s = w.seed(seeder, &tt);
+    w.run_until(Duration::from_secs(10), |w| {
+        w.nodes[seeder].saw(|e| matches!(e, Event::TrackerReply { torrent, .. } if *torrent == s))
+    });
+
+    w.tracker.down = true;
+    let at = w.now;
+    w.command(seeder, |e, now| e.shutdown(now));
+    w.run_until(Duration::from_secs(30), |w| w.nodes[seeder].saw(|e| *e == Event::ShutdownComplete));
+
+    let node = &w.nodes[seeder];
+    assert!(node.tracker_gets.iter().any(|(t, u)| *t >= at && u.contains("event=stopped")));
+    let done = node.events.iter().find(|(_, e)| *e == Event::ShutdownComplete).map(|(t, _)| *t).unwrap();
+    let timeout = node.engine.config().shutdown_timeout;
+    assert!(
+        done - at >= timeout && done - at <= timeout + Duration::from_secs(1),
+        "gave up after the shutdown timeout: {:?}",
+        done - at
+    );
+    assert!(node.engine.is_shut_down());
+}
+
+/// A small swarm run to completion; the digest of every output of every engine.
+fn swarm_trace(seed: u64) -> ([u8; 20], u64) {
+    let tt = plain_torrent(9);
+    let mut w = World::new(seed);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(300_000);
+    w.seed(seeder, &tt);
+    let leechers: Vec<usize> = (0..2).map(|_| w.add_node()).collect();
+    let ts: Vec<_> = leechers.iter().map(|&n| w.leech(n, &tt)).collect();
+    w.run_until(Duration::from_secs(120), |w| leechers.iter().zip(&ts).all(|(&n, &t)| w.nodes[n].finished(t)));
+    w.run_for(Duration::from_secs(5));
+    (w.trace_digest(), w.trace_len)
+}
+
+#[test]
+fn same_seed_same_outputs_other_seed_other_outputs() {
+    let a = swarm_trace(10);
+    let b = swarm_trace(10);
+    assert!(a.1 > 300, "a real swarm ran: {} outputs", a.1);
+    assert_eq!(a, b, "two runs with one seed differ");
+    let c = swarm_trace(11);
+    assert_ne!(a.0, c.0, "another seed gives another run");
+}
+
+fn handshake(info_hash: InfoHash) -> Vec<u8> {
+    let mut out = Vec::new();
+    Handshake::new(info_hash, PeerId(*b"-XX0001-hostilepeer0")).encode(&mut out);
+    out
+}
+
+#[test]
+fn hostile_peers_are_closed_and_the_engine_keeps_working() {
+    let tt = plain_torrent(12);
+    let ih = tt.meta.info_hash;
+    let mut w = World::new(12);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(500_000);
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[seeder].saw(|e| matches!(e, Event::Checked { .. })));
+
+    let frame = |id: u8, payload: &[u8]| {
+        let mut f = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+        f.push(id);
+        f.extend_from_slice(payload);
+        f
+    };
+    let request = |piece: u32, offset: u32, len: u32| {
+        let mut p = piece.to_be_bytes().to_vec();
+        p.extend_from_slice(&offset.to_be_bytes());
+        p.extend_from_slice(&len.to_be_bytes());
+        frame(6, &p)
+    };
+    // (what, a valid handshake first?, the hostile bytes)
+    let cases: Vec<(&str, bool, Vec<u8>)> = vec![
+        ("oversized length prefix", true, vec![0xff, 0xff, 0xff, 0xf0, 7]),
+        ("garbage instead of a handshake", false, vec![0xab; 100]),
+        ("unknown info-hash", false, handshake(InfoHash([7; 20]))),
+        ("bitfield of the wrong length", true, frame(5, &[0xff; 3])),
+        ("request for a piece past the end", true, request(tt.pieces() + 5, 0, BLOCK_SIZE)),
+        ("request past the end of a piece", true, request(0, PIECE - 10, BLOCK_SIZE)),
+        ("handshake and garbage in one read", false, [handshake(ih), vec![0xff; 8]].concat()),
+    ];
+    for (i, (what, greet, hostile)) in cases.into_iter().enumerate() {
+        let from = SocketAddr::from(([10, 0, 9, i as u8 + 1], 5000));
+        let raw = w.raw_connect(seeder, from);
+        if greet {
+            w.raw_send(raw, &handshake(ih));
+            w.run_until(Duration::from_secs(5), |w| w.raws[raw].received.starts_with(b"\x13BitTorrent protocol"));
+            assert!(!w.raws[raw].closed, "{what}: a valid handshake is accepted");
+        }
+        w.raw_send(raw, &hostile);
+        w.run_until(Duration::from_secs(5), |w| w.raws[raw].closed);
+        let conn = w.raws[raw].conn;
+        assert!(w.nodes[seeder].closes.iter().any(|(_, c)| *c == conn), "{what}: Output::Close");
+    }
+
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+    assert!(w.nodes[seeder]
+        .engine
+        .peers(shoal_core::TorrentId(1))
+        .iter()
+        .all(|p| p.addr.ip() == w.nodes[leecher].addr.ip()));
+}
+
+#[test]
+fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
+    let tt = plain_torrent(13);
+    let mut w = World::new(13);
+    let leecher = w.add_node();
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(100_000);
+    let l = w.leech(leecher, &tt);
+    // The leecher announces first, so the seeder learns of it and dials in.
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].saw(|e| matches!(e, Event::TrackerReply { .. })));
+    let s = w.seed(seeder, &tt);
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].stats(l).pieces_have >= 3);
+    let peers = w.nodes[leecher].engine.peers(l);
+    assert!(peers.len() == 1 && !peers[0].outgoing, "the seeder dialled in: {peers:?}");
+
+    // The seeder goes away; the application hands the leecher its listening address.
+    w.command(seeder, |e, now| e.pause(s, now)).expect("pause");
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).peers == 0);
+    let listen = w.nodes[seeder].addr;
+    w.command(leecher, |e, now| e.add_peers(l, &[listen], now)).expect("add_peers");
+    w.keep_trace = true;
+    let dialled = " 0 Connect { conn: ConnId(";
+    let to_listen = format!("addr: {listen} }}");
+    w.run_until(Duration::from_secs(120), |w| {
+        w.trace_lines.iter().any(|t| t.contains(dialled) && t.contains(&to_listen))
+    });
+    w.command(seeder, |e, now| e.resume(s, now)).expect("resume");
+    w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+
+    let dials: Vec<&String> = w.trace_lines.iter().filter(|t| t.contains(dialled)).collect();
+    assert!(
+        dials.iter().all(|t| t.contains(&to_listen)),
+        "only listening addresses are dialled, never a peer's source port: {dials:?}"
+    );
 }

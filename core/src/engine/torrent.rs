@@ -57,6 +57,9 @@ struct Known {
     fails: u32,
     hashfails: u32,
     retry_at: Instant,
+    /// Only ever seen as the source of an incoming connection (an ephemeral port, not a
+    /// listening one): never dialled.
+    inbound_only: bool,
 }
 
 /// A tracker request in flight.
@@ -98,6 +101,9 @@ pub(crate) struct Torrent {
     ticks: u64,
     dirty: Vec<ConnId>,
     picked: Vec<BlockRef>,
+    /// Listening addresses incoming peers gave in their extended handshake, marked connected in
+    /// `known` while the connection lasts.
+    listen_addrs: HashMap<ConnId, SocketAddr>,
 }
 
 use crate::types::TorrentId;
@@ -167,6 +173,7 @@ impl Torrent {
             ticks: 0,
             dirty: Vec::new(),
             picked: Vec::new(),
+            listen_addrs: HashMap::new(),
         };
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
@@ -200,6 +207,10 @@ impl Torrent {
 
     fn start_active(&mut self, now: Instant, io: &mut Io) {
         self.state = State::Active;
+        // Back-off from before a pause or check was about our own closing, not the peers.
+        for k in self.known.values_mut() {
+            k.retry_at = now;
+        }
         self.trackers.start(now);
         self.update_finished(now, io);
     }
@@ -393,6 +404,7 @@ impl Torrent {
                 continue;
             }
             let k = self.known.entry(addr).or_default();
+            k.inbound_only = false;
             if !k.connected && !k.banned && !k.queued && k.fails < MAX_CONNECT_FAILS {
                 k.queued = true;
                 self.candidates.push_back(addr);
@@ -511,8 +523,11 @@ impl Torrent {
             p.send(&Message::Bitfield(have.as_bytes().to_vec()), now);
         }
         mark(&mut self.dirty, conn, was_empty);
-        let addr = p.addr;
-        self.known.entry(addr).or_default().connected = true;
+        let (addr, outgoing) = (p.addr, p.outgoing);
+        let fresh = !self.known.contains_key(&addr);
+        let k = self.known.entry(addr).or_default();
+        k.connected = true;
+        k.inbound_only |= fresh && !outgoing;
         true
     }
 
@@ -600,7 +615,19 @@ impl Torrent {
                 k.retry_at = now + Duration::from_secs(5 << (k.fails - 1).min(6));
             }
         }
+        if let Some(listen) = self.listen_addrs.remove(&conn) {
+            self.release_listen_addr(listen, now);
+        }
         true
+    }
+
+    /// An incoming peer's listening address may be dialled again once no connection uses it.
+    fn release_listen_addr(&mut self, listen: SocketAddr, now: Instant) {
+        let in_use = self.peers.values().any(|p| p.addr == listen) || self.listen_addrs.values().any(|a| *a == listen);
+        if let (Some(k), false) = (self.known.get_mut(&listen), in_use) {
+            k.connected = false;
+            k.retry_at = k.retry_at.max(now + Duration::from_secs(60));
+        }
     }
 
     // ---- messages ----
@@ -722,8 +749,13 @@ impl Torrent {
                     if let (Some(port), false) = (ext.p, p.outgoing) {
                         // Remember its listening address so we never dial it while connected.
                         let listen = SocketAddr::new(p.addr.ip(), port);
-                        if self.known.len() < MAX_KNOWN {
+                        if listen != p.addr && (self.known.len() < MAX_KNOWN || self.known.contains_key(&listen)) {
                             self.known.entry(listen).or_default().connected = true;
+                            if let Some(old) = self.listen_addrs.insert(conn, listen) {
+                                if old != listen {
+                                    self.release_listen_addr(old, now);
+                                }
+                            }
                         }
                     }
                 }
@@ -1083,7 +1115,14 @@ impl Torrent {
         let mut due: Vec<SocketAddr> = self
             .known
             .iter()
-            .filter(|(_, k)| !k.connected && !k.banned && !k.queued && k.fails < MAX_CONNECT_FAILS && k.retry_at <= now)
+            .filter(|(_, k)| {
+                !k.connected
+                    && !k.inbound_only
+                    && !k.banned
+                    && !k.queued
+                    && k.fails < MAX_CONNECT_FAILS
+                    && k.retry_at <= now
+            })
             .map(|(a, _)| *a)
             .collect();
         due.sort();

@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 
 use shoal_core::create::TorrentBuilder;
+use shoal_core::wire::{Decoder, Limits, Message};
 use shoal_core::{
     AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Instant, JobId, JobResult,
     Metainfo, Output, TorrentId, TorrentStats, TrackerJob,
@@ -420,6 +421,26 @@ pub struct World {
     pub keep_trace: bool,
     /// Trace lines, if kept.
     pub trace_lines: Vec<String>,
+    /// Decode the messages engines send each other into [`World::wire_log`].
+    pub tap: bool,
+    /// With `tap`: every message between engines, as sent.
+    pub wire_log: Vec<WireEntry>,
+    taps: HashMap<(usize, ConnId), Decoder>,
+}
+
+/// A message one engine sent another (with `World::tap`); block payloads are dropped.
+#[derive(Debug, Clone)]
+pub struct WireEntry {
+    /// When it was sent.
+    pub at: Instant,
+    /// Sending node and its connection id.
+    pub from: (usize, ConnId),
+    /// Receiving node and its connection id.
+    pub to: (usize, ConnId),
+    /// The message (a `Piece`'s data is emptied; see `len`).
+    pub msg: Message,
+    /// Payload length of a `Piece`.
+    pub len: usize,
 }
 
 impl World {
@@ -434,7 +455,7 @@ impl World {
             queue: BTreeMap::new(),
             seq: 0,
             seed,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_fa11),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0ffa_11ed),
             links: HashMap::new(),
             dialing: HashMap::new(),
             next_ephemeral: 40000,
@@ -442,6 +463,9 @@ impl World {
             trace_len: 0,
             keep_trace: false,
             trace_lines: Vec::new(),
+            tap: false,
+            wire_log: Vec::new(),
+            taps: HashMap::new(),
         }
     }
 
@@ -691,6 +715,9 @@ impl World {
                 match link.to {
                     End::Raw(raw) => self.schedule(arrival, Ev::RawData { raw, data }),
                     End::Node { node: b, conn: bc } => {
+                        if self.tap {
+                            self.tap_bytes((a, conn), (b, bc), &data);
+                        }
                         let mut rest = &data[..];
                         while !rest.is_empty() {
                             let take = match self.timing.max_chunk {
@@ -739,6 +766,23 @@ impl World {
             }
             Output::Tracker(TrackerJob::UdpSend { .. } | TrackerJob::UdpClose { .. }) => {}
             Output::Event(e) => self.nodes[a].events.push((now, e)),
+        }
+    }
+
+    fn tap_bytes(&mut self, from: (usize, ConnId), to: (usize, ConnId), data: &[u8]) {
+        let dec = self.taps.entry(from).or_insert_with(|| Decoder::new_expecting_handshake(Limits::default()));
+        dec.feed(data);
+        if matches!(dec.take_handshake(), Ok(None)) {
+            return;
+        }
+        while let Ok(Some(msg)) = dec.next_message() {
+            let (msg, len) = match msg {
+                Message::Piece { piece, offset, data } => {
+                    (Message::Piece { piece, offset, data: Vec::new() }, data.len())
+                }
+                m => (m, 0),
+            };
+            self.wire_log.push(WireEntry { at: self.now, from, to, msg, len });
         }
     }
 
