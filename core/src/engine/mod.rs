@@ -689,6 +689,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Asks a torrent's trackers for seeder and leecher counts (shown in its tracker statuses).
+    pub fn scrape(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.scrape(now, &self.config, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
     /// [`Event::ShutdownComplete`] follows.
     pub fn shutdown(&mut self, now: Instant) {

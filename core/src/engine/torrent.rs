@@ -18,8 +18,8 @@ use crate::metainfo::Metainfo;
 use crate::picker::{BlockOutcome, Picker, Priority};
 use crate::storage::FileLayout;
 use crate::tracker::{
-    announce_url, parse_announce, AnnounceEvent, AnnounceParams, AnnounceResponse, TrackerIndex, TrackerList,
-    UdpConfig, UdpExchange, UdpOutcome,
+    announce_url, parse_announce, parse_scrape, scrape_url, AnnounceEvent, AnnounceParams, AnnounceResponse,
+    TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Message};
@@ -91,6 +91,8 @@ pub(crate) struct Torrent {
     jobs: HashMap<JobId, Job>,
     file_priorities: Vec<FilePriority>,
     http: HashMap<JobId, (TrackerIndex, String)>,
+    /// HTTP scrapes in flight.
+    scrapes: HashMap<JobId, TrackerIndex>,
     udp: BTreeMap<JobId, UdpRequest>,
     downloaded: u64,
     uploaded: u64,
@@ -163,6 +165,7 @@ impl Torrent {
             jobs: HashMap::new(),
             file_priorities,
             http: HashMap::new(),
+            scrapes: HashMap::new(),
             udp: BTreeMap::new(),
             downloaded: 0,
             uploaded: 0,
@@ -267,6 +270,7 @@ impl Torrent {
     pub fn is_removable(&self) -> bool {
         matches!(self.state, State::Removing { .. })
             && self.http.is_empty()
+            && self.scrapes.is_empty()
             && self.udp.is_empty()
             && self.trackers.is_stopped_done()
     }
@@ -1050,6 +1054,7 @@ impl Torrent {
             if now >= deadline {
                 // Give up on trackers that never answered `stopped`.
                 self.http.clear();
+                self.scrapes.clear();
                 for (id, _) in std::mem::take(&mut self.udp) {
                     io.jobs.remove(&id);
                     io.push(Output::Tracker(TrackerJob::UdpClose { id }));
@@ -1174,7 +1179,7 @@ impl Torrent {
                 event,
                 num_want: if event == AnnounceEvent::Stopped { 0 } else { cfg.num_want },
                 key: self.key,
-                tracker_id: None,
+                tracker_id: self.trackers.tracker_id(tracker).map(String::from),
             };
             if url.starts_with("http://") || url.starts_with("https://") {
                 let id = io.job(self.id);
@@ -1182,7 +1187,9 @@ impl Torrent {
                 io.push(Output::Tracker(TrackerJob::HttpGet { id, url: announce_url(&url, &params) }));
             } else if let Some((host, port)) = udp_host_port(&url) {
                 let id = io.job(self.id);
-                let exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
+                let mut exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
+                // Peers come back as 18-byte entries from a tracker reached over IPv6.
+                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
                 self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
                 self.pump_udp(id, now, cfg, io);
             } else {
@@ -1202,8 +1209,27 @@ impl Torrent {
         io.push(Output::Tracker(TrackerJob::UdpClose { id }));
         match result {
             Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, cfg, io),
-            Ok(_) => {}
+            Ok(UdpOutcome::Scrape(stats)) => self.trackers.on_scrape(req.tracker, &stats),
             Err(e) => self.on_tracker_error(req.tracker, req.url, e.to_string(), now, io),
+        }
+    }
+
+    /// Asks every tracker for the swarm's seeder and leecher counts.
+    pub fn scrape(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        for (tracker, url) in self.trackers.scrape_targets() {
+            if let Some((host, port)) = udp_host_port(&url) {
+                let id = io.job(self.id);
+                let mut exchange = UdpExchange::scrape(self.info_hash, now, &mut self.rng, &UdpConfig::default());
+                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
+                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
+                self.pump_udp(id, now, cfg, io);
+            } else if let Some(scrape) = scrape_url(&url) {
+                let id = io.job(self.id);
+                self.scrapes.insert(id, tracker);
+                let sep = if scrape.contains('?') { '&' } else { '?' };
+                let hash: String = self.info_hash.0.iter().map(|b| format!("%{b:02X}")).collect();
+                io.push(Output::Tracker(TrackerJob::HttpGet { id, url: format!("{scrape}{sep}info_hash={hash}") }));
+            }
         }
     }
 
@@ -1215,6 +1241,12 @@ impl Torrent {
         cfg: &Config,
         io: &mut Io,
     ) {
+        if let Some(tracker) = self.scrapes.remove(&job) {
+            if let Ok(stats) = result.map_err(|_| ()).and_then(|b| parse_scrape(&b, &self.info_hash).map_err(|_| ())) {
+                self.trackers.on_scrape(tracker, &stats);
+            }
+            return;
+        }
         let Some((tracker, url)) = self.http.remove(&job) else { return };
         match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
             Ok(resp) => self.on_announce(tracker, url, resp, now, cfg, io),

@@ -26,7 +26,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{tracker_kind, AnnounceEvent, AnnounceResponse};
+use super::{tracker_kind, AnnounceEvent, AnnounceResponse, ScrapeStats};
 use crate::types::Instant;
 
 /// The first back-off after a failure; it doubles with each further failure.
@@ -397,6 +397,24 @@ impl TrackerList {
     /// The `tracker id` this tracker asked us to echo, for the next [`super::AnnounceParams`].
     pub fn tracker_id(&self, t: TrackerIndex) -> Option<&str> {
         self.trackers.get(t.0 as usize)?.tracker_id.as_deref()
+    }
+
+    /// Every tracker we can speak to, for a scrape (BEP 48 / BEP 15 scrape).
+    pub fn scrape_targets(&self) -> Vec<(TrackerIndex, String)> {
+        self.trackers
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.usable())
+            .map(|(i, t)| (TrackerIndex(i as u32), t.url.clone()))
+            .collect()
+    }
+
+    /// Records a scrape answer: the swarm's seeder and leecher counts.
+    pub fn on_scrape(&mut self, t: TrackerIndex, stats: &ScrapeStats) {
+        if let Some(tr) = self.trackers.get_mut(t.0 as usize) {
+            tr.seeders = Some(stats.complete);
+            tr.leechers = Some(stats.incomplete);
+        }
     }
 
     /// The URL of a tracker.
