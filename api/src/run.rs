@@ -43,10 +43,24 @@ enum Step {
     Stop,
 }
 
+/// `SHOAL_LOCAL_ONLY=1` (set by the test suite) keeps Shoal on loopback: it listens on
+/// 127.0.0.1 and ::1 only and never dials a peer outside 127.0.0.0/8 or ::1.
+pub fn local_only() -> bool {
+    std::env::var("SHOAL_LOCAL_ONLY").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
+    let local = local_only();
     let config = |port: u16| SessionConfig {
-        engine: Config { listen_port: port, ..Config::default() },
-        listen: net.bind.map(|ip| vec![SocketAddr::new(ip, port)]).unwrap_or_default(),
+        engine: Config { listen_port: port, local_only: local, ..Config::default() },
+        listen: match net.bind {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None if local => vec![
+                SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port),
+            ],
+            None => Vec::new(),
+        },
         seed: None,
     };
     match Session::start(config(net.listen_port)).await {

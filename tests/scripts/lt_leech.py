@@ -9,6 +9,15 @@ import libtorrent as lt
 from ltcommon import add_torrent, drain_alerts, log, loopback_session, parse_peer, stop_session
 
 
+def wait_tracker_reply(ses, h, timeout=5.0):
+    """Waits for the next tracker reply (or error) if the torrent has trackers."""
+    deadline = time.monotonic() + timeout
+    while h.trackers() and time.monotonic() < deadline:
+        for a in drain_alerts(ses):
+            if isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert)):
+                return
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--torrent", required=True)
@@ -34,6 +43,9 @@ def main():
             log("finished in %.2fs, downloaded %d bytes" % (time.monotonic() - start,
                                                            st.total_payload_download))
             print("finished", flush=True)
+            # libtorrent now announces `completed`; pausing before its reply would drop the
+            # `stopped` announce, so wait for the reply first.
+            wait_tracker_reply(ses, h)
             break
         if st.errc.value() != 0:
             log("torrent error: %s" % st.errc.message())

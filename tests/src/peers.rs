@@ -240,11 +240,16 @@ pub fn aria2(td: &TestDir, torrent: &Path, dir: &Path, port: u16) -> Proc {
         "--interface=127.0.0.1",
         "--file-allocation=none",
         "--summary-interval=0",
+        "--show-console-readout=false",
+        "--enable-color=false",
         "--console-log-level=notice",
+        "--log-level=info",
         "--bt-stop-timeout=300",
     ]);
     cmd.arg(format!("--listen-port={port}"));
     cmd.arg(format!("--dir={}", dir.display()));
+    // Its detailed log (peer messages, why connections closed) for post-mortems.
+    cmd.arg(format!("--log={}", td.logs().join("aria2c.log").display()));
     cmd.arg(torrent);
     Proc::spawn("aria2c", cmd, &td.logs(), Duration::from_secs(3))
 }

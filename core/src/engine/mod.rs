@@ -67,6 +67,8 @@ pub struct Config {
     pub client_name: String,
     /// Wire decoder limits.
     pub wire_limits: Limits,
+    /// Only ever dial loopback addresses (tests and CI: nothing leaves the machine).
+    pub local_only: bool,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             client_name: concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string(),
             wire_limits: Limits::default(),
+            local_only: false,
         }
     }
 }

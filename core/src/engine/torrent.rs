@@ -401,7 +401,7 @@ impl Torrent {
 
     pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) {
         for addr in addrs {
-            if addr.port() == 0 || Self::is_self(&addr, cfg) {
+            if addr.port() == 0 || Self::is_self(&addr, cfg) || (cfg.local_only && !addr.ip().is_loopback()) {
                 continue;
             }
             if !self.known.contains_key(&addr) && self.known.len() >= MAX_KNOWN {
@@ -703,30 +703,31 @@ impl Torrent {
                 let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
                     return self.close(conn, now, io);
                 };
-                if !first {
-                    return self.close(conn, now, io);
-                }
-                if bf.is_full() {
-                    p.counted_as_seed = true;
-                    self.picker.peer_has_all();
+                if first {
+                    if bf.is_full() {
+                        p.counted_as_seed = true;
+                        self.picker.peer_has_all();
+                    } else {
+                        self.picker.peer_bitfield(&bf);
+                    }
+                    p.have = bf;
                 } else {
-                    self.picker.peer_bitfield(&bf);
+                    // aria2 sends HAVE_NONE, HAVEs, then a late BITFIELD: merge it like HAVEs.
+                    self.merge_pieces(conn, bf.iter_ones());
                 }
-                p.have = bf;
-                if self.picker.have().is_full() && p.is_seed() {
-                    return self.close(conn, now, io);
-                }
-                self.update_interest(conn, now);
+                self.after_pieces_known(conn, now, io);
             }
-            Message::HaveAll | Message::HaveNone if !p.fast || !first => self.close(conn, now, io),
-            Message::HaveAll => {
+            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, now, io),
+            Message::HaveAll if first => {
                 p.have = Bitfield::full(self.meta.info.piece_count());
                 p.counted_as_seed = true;
                 self.picker.peer_has_all();
-                if self.picker.have().is_full() {
-                    return self.close(conn, now, io);
-                }
-                self.update_interest(conn, now);
+                self.after_pieces_known(conn, now, io);
+            }
+            Message::HaveAll => {
+                let all = 0..self.meta.info.piece_count();
+                self.merge_pieces(conn, all);
+                self.after_pieces_known(conn, now, io);
             }
             Message::HaveNone => {}
             Message::Request(b) => self.on_request(conn, b, now, cfg, io),
@@ -766,6 +767,28 @@ impl Torrent {
             }
             Message::Extended { .. } => {}
         }
+    }
+
+    /// Adds pieces to what a peer has (late bitfields, HAVE_ALL after HAVEs).
+    fn merge_pieces(&mut self, conn: ConnId, pieces: impl Iterator<Item = u32>) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.counted_as_seed {
+            return;
+        }
+        for piece in pieces {
+            if p.have.set(piece, true) {
+                self.picker.peer_has_piece(piece);
+            }
+        }
+    }
+
+    /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
+    fn after_pieces_known(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        let Some(p) = self.peers.get(&conn) else { return };
+        if self.picker.have().is_full() && p.is_seed() {
+            return self.close(conn, now, io);
+        }
+        self.update_interest(conn, now);
     }
 
     fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
