@@ -372,9 +372,10 @@ pub enum DiskJobKind {
         /// The piece's bytes.
         data: Vec<u8>,
     },
-    /// Read one block for a peer; pad spans read as zeros. Answer with [`JobResult::Read`].
+    /// Read a range of one piece (one or more consecutive requested blocks) for a peer; pad
+    /// spans read as zeros. Answer with [`JobResult::Read`].
     Read {
-        /// The block.
+        /// The range.
         block: BlockRef,
         /// Where its bytes are.
         spans: Vec<FileSpan>,

@@ -19,6 +19,17 @@ pub(crate) enum Phase {
     Active,
 }
 
+/// A disk read for a peer: one range of a piece, and the requested blocks in it still wanted.
+pub(crate) struct PendingRead {
+    pub job: JobId,
+    /// Offset of the range in its piece.
+    pub offset: u32,
+    /// Length of the range.
+    pub len: u32,
+    /// Blocks to send from it (a cancelled block is removed).
+    pub blocks: Vec<BlockRef>,
+}
+
 /// A peer of one torrent.
 pub(crate) struct Peer {
     pub addr: SocketAddr,
@@ -47,8 +58,8 @@ pub(crate) struct Peer {
     pub max_queue: usize,
     /// Its requests waiting for a disk read.
     pub incoming: VecDeque<BlockRef>,
-    /// Disk reads for it in flight.
-    pub reads: Vec<(JobId, BlockRef)>,
+    /// Disk reads for it in flight: each covers consecutive blocks of one piece.
+    pub reads: Vec<PendingRead>,
     /// Bytes handed to the runtime and not yet reported sent.
     pub send_queued: u64,
     pub dl: Rate,
@@ -118,7 +129,8 @@ impl Peer {
 
     /// Bytes queued for it, sent or about to be, plus reads in flight.
     pub fn upload_backlog(&self) -> u64 {
-        self.send_queued + self.outbuf.len() as u64 + self.reads.len() as u64 * crate::types::BLOCK_SIZE as u64
+        let reading: u64 = self.reads.iter().map(|r| r.len as u64).sum();
+        self.send_queued + self.outbuf.len() as u64 + reading
     }
 
     /// Removes our request for `block`; true if it was outstanding.

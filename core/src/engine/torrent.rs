@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::peer::{Peer, Phase};
+use super::peer::{Peer, PendingRead, Phase};
 use super::{
     AddTorrent, Config, DiskErrorKind, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
     Output, PeerStats, TorrentState, TorrentStats, TrackerJob,
@@ -26,6 +26,8 @@ use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Me
 
 /// Largest block a peer may request from us.
 const MAX_REQUEST_LEN: u32 = 128 * 1024;
+/// Blocks served from one disk read (256 KiB).
+const MAX_BLOCKS_PER_READ: usize = 16;
 /// Addresses remembered per torrent.
 const MAX_KNOWN: usize = 2000;
 /// Failed connection attempts before an address is given up.
@@ -733,11 +735,19 @@ impl Torrent {
             Message::Request(b) => self.on_request(conn, b, now, cfg, io),
             Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, data, now, io),
             Message::Cancel(b) => {
+                let mut found = false;
                 if let Some(i) = p.incoming.iter().position(|x| *x == b) {
                     p.incoming.remove(i);
-                    if p.fast {
-                        mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+                    found = true;
+                }
+                for read in &mut p.reads {
+                    if let Some(i) = read.blocks.iter().position(|x| *x == b) {
+                        read.blocks.remove(i);
+                        found = true;
                     }
+                }
+                if found && p.fast {
+                    mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
                 }
             }
             Message::Reject(b) => {
@@ -811,17 +821,33 @@ impl Torrent {
     }
 
     /// Starts disk reads for a peer's queued requests while its send backlog allows.
+    ///
+    /// Consecutive requests in one piece share one read: a peer asking for a whole piece costs
+    /// one disk job, not sixteen.
     fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let plen = self.meta.info.piece_length as u64;
         while p.upload_backlog() < cfg.max_send_buffer {
-            let Some(block) = p.incoming.pop_front() else { break };
+            let Some(first) = p.incoming.pop_front() else { break };
+            let mut blocks = vec![first];
+            let mut end = first.offset + first.len;
+            while blocks.len() < MAX_BLOCKS_PER_READ {
+                match p.incoming.front() {
+                    Some(next) if next.piece == first.piece && next.offset == end => {
+                        end += next.len;
+                        blocks.push(*next);
+                        p.incoming.pop_front();
+                    }
+                    _ => break,
+                }
+            }
+            let range = BlockRef { piece: first.piece, offset: first.offset, len: end - first.offset };
             let mut spans = Vec::with_capacity(1);
-            self.layout.spans(block.piece as u64 * plen + block.offset as u64, block.len, &mut spans);
+            self.layout.spans(range.piece as u64 * plen + range.offset as u64, range.len, &mut spans);
             let id = io.job(self.id);
             self.jobs.insert(id, Job::Read { conn });
-            p.reads.push((id, block));
-            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind: DiskJobKind::Read { block, spans } }));
+            p.reads.push(PendingRead { job: id, offset: range.offset, len: range.len, blocks });
+            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind: DiskJobKind::Read { block: range, spans } }));
         }
     }
 
@@ -1014,17 +1040,24 @@ impl Torrent {
             }
             (Job::Read { conn }, JobResult::Read(result)) => {
                 let Some(p) = self.peers.get_mut(&conn) else { return };
-                let Some(i) = p.reads.iter().position(|(id, _)| *id == job) else { return };
-                let (_, block) = p.reads.swap_remove(i);
+                let Some(i) = p.reads.iter().position(|r| r.job == job) else { return };
+                let read = p.reads.swap_remove(i);
                 match result {
-                    Ok(data) if data.len() == block.len as usize => {
+                    Ok(data) if data.len() == read.len as usize => {
                         let was_empty = p.outbuf.is_empty();
-                        encode_piece_header(&mut p.outbuf, block.piece, block.offset, block.len);
-                        p.outbuf.extend_from_slice(&data);
+                        let mut sent = 0u64;
+                        for b in &read.blocks {
+                            let at = (b.offset - read.offset) as usize;
+                            // The range was built from these blocks, so each lies inside it.
+                            let Some(bytes) = data.get(at..at + b.len as usize) else { continue };
+                            encode_piece_header(&mut p.outbuf, b.piece, b.offset, b.len);
+                            p.outbuf.extend_from_slice(bytes);
+                            sent += b.len as u64;
+                        }
                         p.last_send = now;
-                        p.ul.add(block.len as u64);
-                        self.ul_rate.add(block.len as u64);
-                        self.uploaded += block.len as u64;
+                        p.ul.add(sent);
+                        self.ul_rate.add(sent);
+                        self.uploaded += sent;
                         mark(&mut self.dirty, conn, was_empty);
                         self.serve_requests(conn, now, cfg, io);
                     }

@@ -127,6 +127,7 @@ impl Geometry {
 }
 
 /// Chooses blocks to request and tracks them until their piece is verified.
+#[derive(Clone)]
 pub struct Picker {
     geo: Geometry,
     /// Pieces verified on disk.

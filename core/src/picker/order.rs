@@ -23,6 +23,7 @@ const MAX_PER_CLASS: u32 = 1024;
 const NOT_LISTED: u32 = u32::MAX;
 
 /// A bucketed, position-indexed ordering of the wanted pieces.
+#[derive(Clone)]
 pub(super) struct PieceOrder {
     /// Wanted pieces, bucket after bucket.
     order: Vec<u32>,

@@ -6,6 +6,7 @@ use crate::types::ConnId;
 const RECEIVED: u8 = u8::MAX;
 
 /// The blocks of one in-flight piece: who they are requested from and which have arrived.
+#[derive(Clone)]
 pub(super) struct Partial {
     /// Per block: number of peers it is outstanding at, or `RECEIVED`.
     blocks: Vec<u8>,
