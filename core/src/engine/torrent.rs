@@ -18,8 +18,8 @@ use crate::metainfo::Metainfo;
 use crate::picker::{BlockOutcome, Picker, Priority};
 use crate::storage::FileLayout;
 use crate::tracker::{
-    announce_url, parse_announce, parse_scrape, scrape_url, AnnounceEvent, AnnounceParams, AnnounceResponse,
-    TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
+    announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
+    AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Message};
@@ -1241,7 +1241,7 @@ impl Torrent {
                 let id = io.job(self.id);
                 self.http.insert(id, (tracker, url.clone()));
                 io.push(Output::Tracker(TrackerJob::HttpGet { id, url: announce_url(&url, &params) }));
-            } else if let Some((host, port)) = udp_host_port(&url) {
+            } else if let Some((host, port)) = parse_udp_url(&url).ok() {
                 let id = io.job(self.id);
                 let mut exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
                 // Peers come back as 18-byte entries from a tracker reached over IPv6.
@@ -1273,18 +1273,16 @@ impl Torrent {
     /// Asks every tracker for the swarm's seeder and leecher counts.
     pub fn scrape(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
         for (tracker, url) in self.trackers.scrape_targets() {
-            if let Some((host, port)) = udp_host_port(&url) {
+            if let Some((host, port)) = parse_udp_url(&url).ok() {
                 let id = io.job(self.id);
                 let mut exchange = UdpExchange::scrape(self.info_hash, now, &mut self.rng, &UdpConfig::default());
                 exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
                 self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
                 self.pump_udp(id, now, cfg, io);
-            } else if let Some(scrape) = scrape_url(&url) {
+            } else if let Some(url) = scrape_request_url(&url, &self.info_hash) {
                 let id = io.job(self.id);
                 self.scrapes.insert(id, tracker);
-                let sep = if scrape.contains('?') { '&' } else { '?' };
-                let hash: String = self.info_hash.0.iter().map(|b| format!("%{b:02X}")).collect();
-                io.push(Output::Tracker(TrackerJob::HttpGet { id, url: format!("{scrape}{sep}info_hash={hash}") }));
+                io.push(Output::Tracker(TrackerJob::HttpGet { id, url }));
             }
         }
     }
@@ -1462,31 +1460,5 @@ impl Torrent {
 fn mark(dirty: &mut Vec<ConnId>, conn: ConnId, was_empty: bool) {
     if was_empty {
         dirty.push(conn);
-    }
-}
-
-/// `udp://host:port/...` → (host, port).
-fn udp_host_port(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("udp://")?;
-    let authority = rest.split('/').next()?;
-    let (host, port) = authority.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().ok()?;
-    if host.is_empty() || port == 0 {
-        return None;
-    }
-    Some((host.to_string(), port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::udp_host_port;
-
-    #[test]
-    fn udp_urls() {
-        assert_eq!(udp_host_port("udp://127.0.0.1:6969/announce"), Some(("127.0.0.1".into(), 6969)));
-        assert_eq!(udp_host_port("udp://[::1]:80"), Some(("::1".into(), 80)));
-        assert_eq!(udp_host_port("udp://host"), None);
-        assert_eq!(udp_host_port("http://host:1/"), None);
     }
 }

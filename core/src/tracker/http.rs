@@ -89,6 +89,14 @@ pub fn scrape_url(announce: &str) -> Option<String> {
     Some(format!("{head}scrape{rest}{query}"))
 }
 
+/// The full scrape request for one torrent, or `None` if the tracker cannot scrape.
+pub fn scrape_request_url(announce: &str, info_hash: &InfoHash) -> Option<String> {
+    let base = scrape_url(announce)?;
+    let base = base.split_once('#').map_or(base.as_str(), |(b, _)| b).to_owned();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}info_hash={}", percent_encoding::percent_encode(&info_hash.0, QUERY_VALUE)))
+}
+
 /// Parses the body of an HTTP announce answer.
 pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
     let dict = decode_dict(body)?;

@@ -18,9 +18,9 @@ pub mod http;
 pub mod tiers;
 pub mod udp;
 
-pub use http::{announce_url, parse_announce, parse_scrape, scrape_url};
+pub use http::{announce_url, parse_announce, parse_scrape, scrape_request_url, scrape_url};
 pub use tiers::{TrackerIndex, TrackerList, TrackerState, TrackerStatus};
-pub use udp::{UdpConfig, UdpExchange, UdpOutcome};
+pub use udp::{parse_udp_url, UdpConfig, UdpExchange, UdpOutcome};
 
 /// The shortest re-announce interval we accept; shorter values from a tracker are raised to it.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
