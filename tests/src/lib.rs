@@ -17,6 +17,7 @@ pub mod data;
 pub mod peers;
 pub mod proc;
 pub mod shoal;
+pub mod sim;
 pub mod tracker;
 pub mod wait;
 

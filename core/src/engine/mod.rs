@@ -844,7 +844,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
-            let expired: Vec<ConnId> = self
+            let mut expired: Vec<ConnId> = self
                 .conns
                 .iter()
                 .filter_map(|(c, o)| match o {
@@ -852,6 +852,8 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
+            // The map's order is arbitrary; outputs must not be.
+            expired.sort();
             for conn in expired {
                 self.conns.remove(&conn);
                 self.io.push(Output::Close { conn });

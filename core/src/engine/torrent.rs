@@ -905,7 +905,7 @@ impl Torrent {
 
     /// Tops up our request queue to a peer.
     fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, _io: &mut Io) {
-        if self.state != State::Active || self.in_flight_bytes >= cfg.max_in_flight_bytes {
+        if self.state != State::Active {
             return;
         }
         let Some(p) = self.peers.get_mut(&conn) else { return };
@@ -917,7 +917,24 @@ impl Torrent {
             return;
         }
         self.picked.clear();
-        self.picker.pick(conn, &p.have, p.counted_as_seed, target - p.requests.len(), &mut self.picked);
+        let want = target - p.requests.len();
+        if self.in_flight_bytes >= cfg.max_in_flight_bytes {
+            // Over the memory cap: only finish pieces that already hold a buffer. Opening new
+            // ones would grow memory, and refusing to pick at all would leave those buffers
+            // waiting forever for their last blocks (found by the simulator, seed 42).
+            let mut partial = Bitfield::new(self.meta.info.piece_count());
+            for &piece in self.buffers.keys() {
+                if p.counted_as_seed || p.have.get(piece) {
+                    partial.set(piece, true);
+                }
+            }
+            if partial.count_ones() == 0 {
+                return;
+            }
+            self.picker.pick(conn, &partial, false, want, &mut self.picked);
+        } else {
+            self.picker.pick(conn, &p.have, p.counted_as_seed, want, &mut self.picked);
+        }
         if p.requests.is_empty() && !self.picked.is_empty() {
             p.last_block = now;
         }
@@ -1241,7 +1258,7 @@ impl Torrent {
                 let id = io.job(self.id);
                 self.http.insert(id, (tracker, url.clone()));
                 io.push(Output::Tracker(TrackerJob::HttpGet { id, url: announce_url(&url, &params) }));
-            } else if let Some((host, port)) = parse_udp_url(&url).ok() {
+            } else if let Ok((host, port)) = parse_udp_url(&url) {
                 let id = io.job(self.id);
                 let mut exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
                 // Peers come back as 18-byte entries from a tracker reached over IPv6.
@@ -1273,7 +1290,7 @@ impl Torrent {
     /// Asks every tracker for the swarm's seeder and leecher counts.
     pub fn scrape(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
         for (tracker, url) in self.trackers.scrape_targets() {
-            if let Some((host, port)) = parse_udp_url(&url).ok() {
+            if let Ok((host, port)) = parse_udp_url(&url) {
                 let id = io.job(self.id);
                 let mut exchange = UdpExchange::scrape(self.info_hash, now, &mut self.rng, &UdpConfig::default());
                 exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());

@@ -1,0 +1,268 @@
+//! Hand-written hostile hosts speaking the peer wire protocol: the engine must survive each,
+//! keep its bounds, and still complete with honest peers around.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use shoal_core::wire::{Decoder, Handshake, Limits, Message};
+use shoal_core::{Bitfield, BlockRef, InfoHash, PeerId};
+
+use super::torrent::SimTorrent;
+
+/// The kinds of adversary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdvKind {
+    /// Claims every piece, serves blocks with flipped bits.
+    Corrupt,
+    /// Claims every piece (bitfield, then HAVEs), has none, never serves.
+    Liar,
+    /// After the handshake sends an oversized frame, then garbage.
+    Garbage,
+    /// Floods requests: valid, duplicated and out of range.
+    Flood,
+    /// Accepts the connection and never says anything.
+    Silent,
+    /// Serves a few blocks correctly, then resets the connection mid-piece.
+    Vanish,
+    /// Serves correct blocks over a very slow link.
+    Slow,
+}
+
+impl AdvKind {
+    /// Every kind.
+    pub const ALL: [AdvKind; 7] = [
+        AdvKind::Corrupt,
+        AdvKind::Liar,
+        AdvKind::Garbage,
+        AdvKind::Flood,
+        AdvKind::Silent,
+        AdvKind::Vanish,
+        AdvKind::Slow,
+    ];
+
+    /// Parses a name as used in `--faults`.
+    pub fn parse(s: &str) -> Option<AdvKind> {
+        Some(match s {
+            "corrupt" => AdvKind::Corrupt,
+            "liar" => AdvKind::Liar,
+            "garbage" => AdvKind::Garbage,
+            "flood" => AdvKind::Flood,
+            "silent" => AdvKind::Silent,
+            "vanish" => AdvKind::Vanish,
+            "slow" => AdvKind::Slow,
+            _ => return None,
+        })
+    }
+}
+
+/// What an adversary asks the world to do on a connection.
+#[derive(Debug)]
+pub enum AdvAction {
+    /// Send these bytes.
+    Send(Vec<u8>),
+    /// Reset the connection.
+    Reset,
+}
+
+#[derive(Debug)]
+struct AdvConn {
+    decoder: Decoder,
+    /// We sent our handshake (and greeting).
+    greeted: bool,
+    /// We took the engine's handshake.
+    handshaken: bool,
+    /// Requests the engine has outstanding with us (requests minus answers and cancels).
+    outstanding: usize,
+    served: u32,
+}
+
+/// One hostile host.
+#[derive(Debug)]
+pub struct Adversary {
+    /// Its kind.
+    pub kind: AdvKind,
+    info_hash: InfoHash,
+    pieces: u32,
+    conns: BTreeMap<u64, AdvConn>,
+    /// The most requests an engine had outstanding with it at once.
+    pub max_outstanding: usize,
+    /// Messages it decoded from engines.
+    pub messages: u64,
+}
+
+fn frame(msgs: &[Message]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        m.encode(&mut out);
+    }
+    out
+}
+
+impl Adversary {
+    /// An adversary for `tt`.
+    pub fn new(kind: AdvKind, tt: &SimTorrent) -> Self {
+        Adversary {
+            kind,
+            info_hash: tt.meta.info_hash,
+            pieces: tt.pieces(),
+            conns: BTreeMap::new(),
+            max_outstanding: 0,
+            messages: 0,
+        }
+    }
+
+    fn handshake(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        Handshake::new(self.info_hash, PeerId(*b"-XX0001-adversary000")).encode(&mut out);
+        out
+    }
+
+    fn greeting(&self) -> Vec<u8> {
+        let mut out = self.handshake();
+        match self.kind {
+            AdvKind::Silent => out.clear(),
+            AdvKind::Flood => Message::HaveNone.encode(&mut out),
+            _ => {
+                Message::Bitfield(Bitfield::full(self.pieces).as_bytes().to_vec()).encode(&mut out);
+                Message::Unchoke.encode(&mut out);
+            }
+        }
+        out
+    }
+
+    /// A connection is up; `dialled` if we opened it (we speak first then).
+    pub fn on_open(&mut self, c: u64, dialled: bool) -> Vec<AdvAction> {
+        let mut decoder = Decoder::new_expecting_handshake(Limits::default());
+        decoder.set_piece_count(self.pieces);
+        self.conns.insert(c, AdvConn { decoder, greeted: false, handshaken: false, outstanding: 0, served: 0 });
+        if dialled && self.kind != AdvKind::Silent {
+            self.conns.get_mut(&c).expect("just inserted").greeted = true;
+            return vec![AdvAction::Send(self.greeting())];
+        }
+        Vec::new()
+    }
+
+    /// The connection is gone.
+    pub fn on_closed(&mut self, c: u64) {
+        self.conns.remove(&c);
+    }
+
+    /// Periodic mischief (floods, lies).
+    pub fn on_tick(&mut self, rng: &mut ChaCha8Rng) -> Vec<(u64, AdvAction)> {
+        let mut out = Vec::new();
+        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| c.handshaken && c.greeted).map(|(id, _)| *id).collect();
+        for id in ids {
+            match self.kind {
+                AdvKind::Flood => {
+                    let mut msgs = vec![Message::Interested];
+                    for _ in 0..200 {
+                        let piece = rng.random_range(0..self.pieces + 2);
+                        let len = if rng.random_bool(0.1) { rng.random_range(1..200_000) } else { 16384 };
+                        msgs.push(Message::Request(BlockRef { piece, offset: 0, len }));
+                    }
+                    out.push((id, AdvAction::Send(frame(&msgs))));
+                }
+                AdvKind::Liar => {
+                    let piece = rng.random_range(0..self.pieces);
+                    out.push((id, AdvAction::Send(frame(&[Message::Have { piece }, Message::Unchoke]))));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Bytes from an engine. Returns actions and, if the engine broke a bound, what it broke.
+    pub fn on_data(
+        &mut self,
+        c: u64,
+        data: &[u8],
+        tt: &SimTorrent,
+        max_requests: usize,
+    ) -> (Vec<AdvAction>, Option<String>) {
+        let kind = self.kind;
+        let greeting = self.greeting();
+        let Some(conn) = self.conns.get_mut(&c) else { return (Vec::new(), None) };
+        let mut actions = Vec::new();
+        conn.decoder.feed(data);
+        if kind == AdvKind::Silent {
+            return (actions, None);
+        }
+        if !conn.handshaken {
+            match conn.decoder.take_handshake() {
+                Ok(None) => return (actions, None),
+                Ok(Some(_)) => {
+                    conn.handshaken = true;
+                    if !conn.greeted {
+                        conn.greeted = true;
+                        actions.push(AdvAction::Send(greeting));
+                    }
+                }
+                Err(e) => return (vec![AdvAction::Reset], Some(format!("engine sent a bad handshake: {e}"))),
+            }
+            if kind == AdvKind::Garbage {
+                let mut junk = Vec::new();
+                junk.extend_from_slice(&u32::MAX.to_be_bytes());
+                junk.extend_from_slice(&[0xff; 64]);
+                actions.push(AdvAction::Send(junk));
+                return (actions, None);
+            }
+        }
+        let mut violation = None;
+        loop {
+            let msg = match conn.decoder.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    violation = Some(format!("engine sent an undecodable message: {e}"));
+                    actions.push(AdvAction::Reset);
+                    break;
+                }
+            };
+            self.messages += 1;
+            match msg {
+                Message::Request(b) => {
+                    conn.outstanding += 1;
+                    self.max_outstanding = self.max_outstanding.max(conn.outstanding);
+                    // A liar never answers; the engine forgets its requests on a snub without a
+                    // cancel, so only peers that answer everything can count exactly.
+                    if kind != AdvKind::Liar && conn.outstanding > max_requests {
+                        violation = Some(format!("{} requests outstanding with one peer", conn.outstanding));
+                    }
+                    let range = tt.piece_range(b.piece.min(self.pieces - 1));
+                    let (s, e) = (range.start + b.offset as usize, range.start + (b.offset + b.len) as usize);
+                    if b.piece >= self.pieces || e > range.end {
+                        violation = Some(format!("engine requested {b:?}, outside the torrent"));
+                        continue;
+                    }
+                    match kind {
+                        AdvKind::Corrupt | AdvKind::Slow | AdvKind::Vanish => {
+                            if kind == AdvKind::Vanish && conn.served >= 3 {
+                                actions.push(AdvAction::Reset);
+                                break;
+                            }
+                            let mut block = tt.data[s..e].to_vec();
+                            if kind == AdvKind::Corrupt {
+                                for x in block.iter_mut().step_by(97) {
+                                    *x ^= 0x21;
+                                }
+                            }
+                            conn.outstanding -= 1;
+                            conn.served += 1;
+                            actions.push(AdvAction::Send(frame(&[Message::Piece {
+                                piece: b.piece,
+                                offset: b.offset,
+                                data: block,
+                            }])));
+                        }
+                        _ => {}
+                    }
+                }
+                Message::Cancel(_) => conn.outstanding = conn.outstanding.saturating_sub(1),
+                _ => {}
+            }
+        }
+        (actions, violation)
+    }
+}

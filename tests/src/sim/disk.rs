@@ -1,0 +1,161 @@
+//! Simulated disks: one torrent's storage, kept per piece.
+//!
+//! A piece whose bytes equal the source is stored as a marker, not a copy, so fifty 64 MiB
+//! disks cost almost nothing. Writes land in a page cache that [`SimDisk::sync`] makes durable;
+//! [`SimDisk::crash`] throws away what was never synced, as a power cut would.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shoal_core::{DiskError, DiskErrorKind};
+
+use super::torrent::SimTorrent;
+
+/// What one piece slot holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// Exactly the source bytes.
+    Source,
+    /// Something else (a corrupt write would be a bug; kept for the oracle to report).
+    Other(Vec<u8>),
+}
+
+/// Fault settings of a disk.
+#[derive(Clone, Debug, Default)]
+pub struct DiskFaults {
+    /// Chance that a read fails with EIO.
+    pub read_eio: f64,
+    /// Chance that a write fails with EIO.
+    pub write_eio: f64,
+    /// Chance that a read returns flipped bits (silent corruption).
+    pub corrupt_read: f64,
+    /// Bytes the disk can hold; `None` for unlimited (ENOSPC past it).
+    pub capacity: Option<u64>,
+}
+
+/// One torrent's files on one host.
+#[derive(Clone, Debug, Default)]
+pub struct SimDisk {
+    durable: BTreeMap<u32, Content>,
+    cache: BTreeMap<u32, Content>,
+    /// Pieces written since the last sync.
+    dirty: BTreeSet<u32>,
+    /// Bytes stored (for ENOSPC).
+    pub used: u64,
+    /// Fault settings.
+    pub faults: DiskFaults,
+    /// Write jobs that ran, in order.
+    pub writes: u64,
+}
+
+/// Outcome of a fault draw, decided by the world's RNG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Draw {
+    /// The operation succeeds.
+    Ok,
+    /// It fails with EIO.
+    Eio,
+    /// (Reads) it returns corrupted bytes.
+    Corrupt,
+}
+
+fn err(kind: DiskErrorKind, what: &str) -> DiskError {
+    DiskError { kind, message: format!("simulated {what}") }
+}
+
+impl SimDisk {
+    /// A disk with every piece present and durable.
+    pub fn full(tt: &SimTorrent) -> Self {
+        let mut d = SimDisk::default();
+        for p in 0..tt.pieces() {
+            d.durable.insert(p, Content::Source);
+            d.cache.insert(p, Content::Source);
+        }
+        d.used = tt.data.len() as u64;
+        d
+    }
+
+    /// Writes a whole piece.
+    pub fn write(&mut self, tt: &SimTorrent, piece: u32, data: &[u8], draw: Draw) -> Result<(), DiskError> {
+        if draw == Draw::Eio {
+            return Err(err(DiskErrorKind::Other, "EIO on write"));
+        }
+        let fresh = !self.cache.contains_key(&piece);
+        if fresh {
+            if let Some(cap) = self.faults.capacity {
+                if self.used + data.len() as u64 > cap {
+                    return Err(err(DiskErrorKind::NoSpace, "ENOSPC"));
+                }
+            }
+            self.used += data.len() as u64;
+        }
+        let range = tt.piece_range(piece);
+        let content = if tt.data.get(range) == Some(data) { Content::Source } else { Content::Other(data.to_vec()) };
+        self.cache.insert(piece, content);
+        self.dirty.insert(piece);
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` inside `piece`; `Ok(None)` if the bytes were never written.
+    pub fn read(
+        &self,
+        tt: &SimTorrent,
+        piece: u32,
+        offset: u32,
+        len: u32,
+        draw: Draw,
+    ) -> Result<Option<Vec<u8>>, DiskError> {
+        if draw == Draw::Eio {
+            return Err(err(DiskErrorKind::Other, "EIO on read"));
+        }
+        let range = tt.piece_range(piece);
+        let (s, e) = (offset as usize, offset as usize + len as usize);
+        if e > range.len() {
+            return Ok(None);
+        }
+        let mut out = match self.cache.get(&piece) {
+            None => return Ok(None),
+            Some(Content::Source) => tt.data[range.start + s..range.start + e].to_vec(),
+            Some(Content::Other(d)) => d[s..e].to_vec(),
+        };
+        if draw == Draw::Corrupt && !out.is_empty() {
+            let i = out.len() / 2;
+            out[i] ^= 0x40;
+        }
+        Ok(Some(out))
+    }
+
+    /// Whether `piece` holds exactly the source bytes (in the cache, as a reader sees it).
+    pub fn is_source(&self, piece: u32) -> bool {
+        self.cache.get(&piece) == Some(&Content::Source)
+    }
+
+    /// Whether every piece holds the source bytes.
+    pub fn is_complete(&self, tt: &SimTorrent) -> bool {
+        (0..tt.pieces()).all(|p| self.is_source(p))
+    }
+
+    /// Makes every write so far durable (fsync).
+    pub fn sync(&mut self) {
+        for p in std::mem::take(&mut self.dirty) {
+            if let Some(c) = self.cache.get(&p) {
+                self.durable.insert(p, c.clone());
+            }
+        }
+    }
+
+    /// A power cut: unsynced writes are lost.
+    pub fn crash(&mut self, tt: &SimTorrent) {
+        for p in std::mem::take(&mut self.dirty) {
+            match self.durable.get(&p) {
+                Some(c) => {
+                    self.cache.insert(p, c.clone());
+                }
+                None => {
+                    self.cache.remove(&p);
+                }
+            }
+        }
+        self.used = self.cache.keys().map(|p| tt.piece_range(*p).len() as u64).sum();
+    }
+}

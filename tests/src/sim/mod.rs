@@ -1,0 +1,353 @@
+//! A deterministic swarm simulator: many shoal-core engines in one thread on a virtual clock,
+//! with a simulated network, disks, trackers, faults and hostile peers. A run is a pure
+//! function of its seed; oracles check every step (see [`world`]).
+//!
+//! ```text
+//! let report = sim::run(Params::from_seed(7));      // or Params::new(seed) and adjust
+//! assert!(report.ok(), "{}", report.describe());
+//! ```
+
+pub mod adversary;
+pub mod disk;
+pub mod torrent;
+pub mod tracker;
+pub mod world;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use adversary::AdvKind;
+use torrent::SimTorrent;
+use world::World;
+
+/// How hash jobs (and verifies) decide whether a piece matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashMode {
+    /// Real SHA-1.
+    Real,
+    /// Compare with the source bytes and the torrent's hash list (same answer, much faster).
+    Oracle,
+}
+
+/// Which faults a run injects (until `Params::fault_window` ends).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Connection refusals and resets mid-transfer.
+    pub net: bool,
+    /// Partitions between host pairs that heal.
+    pub partition: bool,
+    /// Hosts leave cleanly and come back from resume data.
+    pub churn: bool,
+    /// Hosts crash (unsynced writes lost) and restart from their last resume data.
+    pub crash: bool,
+    /// EIO on reads and writes, corrupted reads, ENOSPC (leechers' disks).
+    pub disk: bool,
+    /// Tracker failures, time-outs, slow answers, lost UDP datagrams.
+    pub tracker: bool,
+    /// Hostile peers joining the swarm.
+    pub adversaries: Vec<AdvKind>,
+}
+
+impl Faults {
+    /// Parses `net,partition,churn,crash,disk,tracker,<adversary kind>…`, `adversaries`, `all`
+    /// or `none`.
+    pub fn parse(list: &str) -> Result<Faults, String> {
+        let mut f = Faults::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "none" => {}
+                "all" => {
+                    f = Faults::parse("net,partition,churn,crash,disk,tracker,adversaries")?;
+                }
+                "net" => f.net = true,
+                "partition" => f.partition = true,
+                "churn" => f.churn = true,
+                "crash" => f.crash = true,
+                "disk" => f.disk = true,
+                "tracker" => f.tracker = true,
+                "adversaries" => f.adversaries = AdvKind::ALL.to_vec(),
+                other => f.adversaries.push(AdvKind::parse(other).ok_or_else(|| format!("unknown fault {other:?}"))?),
+            }
+        }
+        f.adversaries.sort();
+        f.adversaries.dedup();
+        Ok(f)
+    }
+
+    fn any(&self) -> bool {
+        self.net
+            || self.partition
+            || self.churn
+            || self.crash
+            || self.disk
+            || self.tracker
+            || !self.adversaries.is_empty()
+    }
+}
+
+/// Which trackers the torrent names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trackers {
+    /// The HTTP tracker only.
+    Http,
+    /// The UDP tracker only.
+    Udp,
+    /// Both, in two tiers.
+    Both,
+}
+
+/// Everything that defines a run.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// The seed: everything random derives from it.
+    pub seed: u64,
+    /// Honest engines (seeders included).
+    pub peers: usize,
+    /// How many of them start as seeders.
+    pub seeders: usize,
+    /// Pieces of the torrent.
+    pub pieces: u32,
+    /// Piece size in bytes.
+    pub piece_size: u32,
+    /// Single file (`false`: a layout drawn from the seed).
+    pub single_file: bool,
+    /// Trackers named by the torrent.
+    pub trackers: Trackers,
+    /// Faults injected.
+    pub faults: Faults,
+    /// Faults stop after this much virtual time.
+    pub fault_window: Duration,
+    /// After faults stop, every honest host must complete within this (at least four times
+    /// the torrent's size over the slowest uplink).
+    pub budget: Duration,
+    /// Range of hosts' upload bandwidth, bytes per second.
+    pub bandwidth: (u64, u64),
+    /// Range of disk latency per operation, microseconds.
+    pub disk_latency: (u64, u64),
+    /// Latency of a hash job.
+    pub hash_latency: Duration,
+    /// Hashing mode.
+    pub hash: HashMode,
+    /// Engines' `max_in_flight_bytes`.
+    pub max_in_flight: u64,
+}
+
+impl Params {
+    /// A small fault-free swarm.
+    pub fn new(seed: u64) -> Self {
+        Params {
+            seed,
+            peers: 8,
+            seeders: 1,
+            pieces: 32,
+            piece_size: 32 * 1024,
+            single_file: false,
+            trackers: Trackers::Http,
+            faults: Faults::default(),
+            fault_window: Duration::from_secs(60),
+            budget: Duration::from_secs(600),
+            bandwidth: (200_000, 2_000_000),
+            disk_latency: (100, 5_000),
+            hash_latency: Duration::from_micros(500),
+            hash: HashMode::Real,
+            max_in_flight: 8 << 20,
+        }
+    }
+
+    /// A configuration drawn from the seed: size, layout, trackers and fault mix.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc0f1_9000);
+        let mut p = Params::new(seed);
+        p.peers = rng.random_range(3..=14);
+        p.seeders = rng.random_range(1..=2).min(p.peers - 1);
+        p.piece_size = [16 * 1024, 32 * 1024, 64 * 1024][rng.random_range(0..3)];
+        p.pieces = rng.random_range(3..=40);
+        p.single_file = rng.random_bool(0.3);
+        p.trackers = [Trackers::Http, Trackers::Udp, Trackers::Both][rng.random_range(0..3)];
+        p.faults = Faults {
+            net: rng.random_bool(0.5),
+            partition: rng.random_bool(0.4),
+            churn: rng.random_bool(0.4),
+            crash: rng.random_bool(0.4),
+            disk: rng.random_bool(0.4),
+            tracker: rng.random_bool(0.4),
+            adversaries: AdvKind::ALL.iter().copied().filter(|_| rng.random_bool(0.25)).collect(),
+        };
+        p.fault_window = Duration::from_secs(rng.random_range(20..=90));
+        p
+    }
+}
+
+/// What a run found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Honest engines.
+    pub peers: usize,
+    /// Honest engines up, finished and byte-exact at the end.
+    pub completed: usize,
+    /// Virtual time simulated.
+    pub sim_time: Duration,
+    /// Real time it took.
+    pub wall: Duration,
+    /// Hash of the whole event trace.
+    pub trace: u64,
+    /// Events processed.
+    pub steps: u64,
+    /// Oracle violations (empty when all is well).
+    pub violations: Vec<String>,
+    /// A panic's message, if the run panicked.
+    pub panic: Option<String>,
+    /// Counters (hash failures, bans, crashes, …).
+    pub counters: Vec<(&'static str, u64)>,
+    /// The trace hash after every step, if asked for.
+    pub step_hashes: Option<Vec<u64>>,
+}
+
+impl Report {
+    /// No violation, no panic, everyone completed.
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty() && self.panic.is_none() && self.completed == self.peers
+    }
+
+    /// The summary line the binary prints last.
+    pub fn line(&self) -> String {
+        format!(
+            "seed={} peers={} completed={}/{} sim_time={:.3}s wall={:.3}s trace={:016x}",
+            self.seed,
+            self.peers,
+            self.completed,
+            self.peers,
+            self.sim_time.as_secs_f64(),
+            self.wall.as_secs_f64(),
+            self.trace
+        )
+    }
+
+    /// Everything worth printing about a failure.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}\nsteps={} counters={:?}\n", self.line(), self.steps, self.counters);
+        if let Some(p) = &self.panic {
+            s += &format!("PANIC: {p}\n");
+        }
+        for v in &self.violations {
+            s += &format!("violation: {v}\n");
+        }
+        s
+    }
+}
+
+/// Builds the run's torrent.
+pub fn build_torrent(p: &Params) -> SimTorrent {
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x0707_7e47);
+    let total = p.pieces as u64 * p.piece_size as u64 - rng.random_range(0..p.piece_size as u64);
+    let files =
+        if p.single_file { vec![("single.bin".to_string(), total)] } else { SimTorrent::layout(&mut rng, total) };
+    let trackers = match p.trackers {
+        Trackers::Http => vec![tracker::HTTP_TRACKER.to_string()],
+        Trackers::Udp => vec![tracker::UDP_TRACKER.to_string()],
+        Trackers::Both => vec![tracker::UDP_TRACKER.to_string(), tracker::HTTP_TRACKER.to_string()],
+    };
+    SimTorrent::new(p.seed, p.piece_size, &files, &trackers)
+}
+
+/// Runs one simulation to its end and reports; a panic anywhere is caught and reported.
+pub fn run(p: Params) -> Report {
+    run_with(p, false)
+}
+
+/// Like [`run`], optionally recording the trace hash after every step.
+pub fn run_with(p: Params, record_steps: bool) -> Report {
+    let start = std::time::Instant::now();
+    let seed = p.seed;
+    let peers = p.peers;
+    let mut partial: Option<(u64, u64, Instant, Option<Vec<u64>>)> = None;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let tt = build_torrent(&p);
+        let mut w = World::new(p.clone(), tt);
+        if record_steps {
+            w.step_hashes = Some(Vec::new());
+        }
+        drive(&mut w, &p, &mut partial);
+        w
+    }));
+    let wall = start.elapsed();
+    match result {
+        Ok(w) => Report {
+            seed,
+            peers,
+            completed: (0..peers).filter(|i| w.is_complete(*i)).count(),
+            sim_time: Duration::from_micros(w.now.as_micros()),
+            wall,
+            trace: w.trace.0,
+            steps: w.steps,
+            violations: w.violations.clone(),
+            panic: None,
+            counters: w.counters.iter().map(|(k, v)| (*k, *v)).collect(),
+            step_hashes: w.step_hashes,
+        },
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            let (steps, trace, now, hashes) = partial.unwrap_or((0, 0, Instant::ZERO, None));
+            Report {
+                seed,
+                peers,
+                completed: 0,
+                sim_time: Duration::from_micros(now.as_micros()),
+                wall,
+                trace,
+                steps,
+                violations: Vec::new(),
+                panic: Some(msg),
+                counters: Vec::new(),
+                step_hashes: hashes,
+            }
+        }
+    }
+}
+
+use shoal_core::Instant;
+
+/// Steps until everyone completed after faults stopped, or the liveness budget runs out.
+fn drive(w: &mut World, p: &Params, partial: &mut Option<(u64, u64, Instant, Option<Vec<u64>>)>) {
+    // Enough for every leecher to fetch the torrent at the slowest uplink a few times over.
+    let transfer = Duration::from_secs(4 * w.tt.data.len() as u64 / p.bandwidth.0.max(1));
+    let deadline = Instant::ZERO + p.fault_window + p.budget.max(transfer);
+    let mut seen = (u64::MAX, true);
+    loop {
+        let now_state = (w.completion_changes, w.faults_on);
+        if now_state != seen && (!w.faults_on || !p.faults.any()) {
+            seen = now_state;
+            if w.all_complete() {
+                break;
+            }
+        }
+        if w.now > deadline {
+            let missing: Vec<usize> = (0..p.peers).filter(|i| !w.is_complete(*i)).collect();
+            w.violations.push(format!(
+                "liveness: hosts {missing:?} not complete {}s after faults stopped",
+                (deadline - (Instant::ZERO + p.fault_window)).as_secs()
+            ));
+            for i in missing.into_iter().take(5) {
+                let line = w.host_summary(i);
+                w.violations.push(line);
+            }
+            break;
+        }
+        if !w.step() {
+            w.violations.push("the world ran out of events".into());
+            break;
+        }
+        if w.steps & 0xfff == 0 {
+            *partial = Some((w.steps, w.trace.0, w.now, None));
+        }
+    }
+}

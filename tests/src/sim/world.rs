@@ -1,0 +1,1201 @@
+//! The simulated world: hosts (engines and adversaries), links, disks, trackers and one
+//! virtual clock that jumps from event to event.
+//!
+//! Everything that happens is an [`Ev`] in one queue ordered by (time, sequence number). One
+//! [`World::step`] pops one event, feeds it to whoever it concerns, drains that engine's
+//! output (turning it into more events) and checks the bounds oracles. A run is a pure
+//! function of the seed: one ChaCha8 RNG, BTreeMaps wherever order matters.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha1::{Digest, Sha1};
+use shoal_core::storage::FileLayout;
+use shoal_core::{
+    AddTorrent, Bitfield, Config, ConnId, DiskJobKind, Engine, Event, HashJob, Instant, JobId, JobResult, Output,
+    TorrentId, TrackerJob, BLOCK_SIZE,
+};
+
+use super::adversary::{AdvAction, AdvKind, Adversary};
+use super::disk::{Draw, SimDisk};
+use super::torrent::SimTorrent;
+use super::tracker::SimTracker;
+use super::{Faults, HashMode, Params};
+
+/// Network figures of one host's access link.
+#[derive(Clone, Debug)]
+pub struct NetParams {
+    /// Upload bytes per second (shared by all its connections).
+    pub up: u64,
+    /// Download bytes per second (per incoming direction).
+    pub down: u64,
+    /// One-way latency of its access link, sending.
+    pub up_lat: Duration,
+    /// One-way latency of its access link, receiving.
+    pub down_lat: Duration,
+    /// Kernel send-buffer bytes per connection before sends wait.
+    pub sndbuf: u64,
+}
+
+/// An honest engine with its disk.
+pub struct EngineHost {
+    /// The engine (`None` while the host is down).
+    pub engine: Option<Engine>,
+    /// Its one torrent.
+    pub torrent: Option<TorrentId>,
+    /// Its disk.
+    pub disk: SimDisk,
+    /// Started as a seeder.
+    pub seeder: bool,
+    /// Verified pieces as of the last checkpoint (resume data).
+    pub resume: Bitfield,
+    /// When it reported `Finished` last.
+    pub finished_at: Option<Instant>,
+    timer_at: Instant,
+    /// Outstanding hash and write jobs: bytes each holds.
+    jobs: BTreeMap<JobId, u64>,
+    reads: usize,
+    /// Bytes handed to `Send` and not yet reported sent, per connection.
+    unacked: HashMap<ConnId, u64>,
+    conns: HashMap<ConnId, (u64, usize)>,
+    /// Times it restarted.
+    pub restarts: u32,
+}
+
+/// What runs on a host.
+pub enum HostKind {
+    /// An honest engine.
+    Engine(Box<EngineHost>),
+    /// A hostile hand-written peer.
+    Adversary(Adversary),
+}
+
+/// One host of the world.
+pub struct Host {
+    /// Its listening address.
+    pub addr: SocketAddr,
+    /// Its access link.
+    pub net: NetParams,
+    /// Whether it is up.
+    pub online: bool,
+    /// Incremented at each restart; events of older incarnations are dropped.
+    pub epoch: u32,
+    up_free: Instant,
+    /// What runs on it.
+    pub kind: HostKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Local {
+    Engine(ConnId),
+    Adv,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct End {
+    host: usize,
+    epoch: u32,
+    local: Local,
+    open: bool,
+}
+
+#[derive(Default, Debug)]
+struct Dir {
+    queued: u64,
+    backlog: VecDeque<Vec<u8>>,
+    last_arrival: Instant,
+    stall_until: Instant,
+}
+
+struct SimConn {
+    ends: [Option<End>; 2],
+    dirs: [Dir; 2],
+}
+
+#[derive(Debug)]
+enum Ev {
+    Timer { host: usize, epoch: u32 },
+    DialArrive { c: u64 },
+    Connected { c: u64 },
+    Refused { c: u64 },
+    TxDone { c: u64, side: usize, n: u64 },
+    Sent { c: u64, side: usize, n: u64 },
+    Deliver { c: u64, side: usize, data: Vec<u8> },
+    Fin { c: u64, side: usize },
+    Job { host: usize, epoch: u32, job: JobId, result: JobResult },
+    Http { host: usize, epoch: u32, job: JobId, result: Result<Vec<u8>, String> },
+    Udp { host: usize, epoch: u32, job: JobId, data: Vec<u8> },
+    Resume { host: usize, epoch: u32 },
+    Checkpoint,
+    AdvTick { host: usize },
+    AdvDial { host: usize, target: usize },
+    Crash { host: usize, clean: bool },
+    Rejoin { host: usize },
+    Partition { a: usize, b: usize, until: Instant },
+    ResetRandom,
+    FaultsOff,
+}
+
+struct Item {
+    at: Instant,
+    seq: u64,
+    ev: Ev,
+}
+impl PartialEq for Item {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Item {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq)) // reversed: BinaryHeap is a max-heap
+    }
+}
+
+/// A fast 64-bit mixer for the event trace (not cryptographic; only equality matters).
+#[derive(Clone, Copy, Debug)]
+pub struct Trace(pub u64);
+impl Trace {
+    fn mix(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x100_0000_01b3).rotate_left(29) ^ (x >> 7);
+    }
+    fn bytes(&mut self, d: &[u8]) {
+        self.mix(d.len() as u64);
+        let mut w = [0u8; 8];
+        let n = d.len().min(8);
+        w[..n].copy_from_slice(&d[..n]);
+        self.mix(u64::from_le_bytes(w));
+        w = [0u8; 8];
+        w[..n].copy_from_slice(&d[d.len() - n..]);
+        self.mix(u64::from_le_bytes(w));
+    }
+}
+
+/// Engine, network and disk bounds the oracles hold engines to.
+#[derive(Clone, Debug)]
+struct Bounds {
+    send: u64,
+    in_flight: u64,
+    reads: usize,
+    peers: usize,
+}
+
+/// The simulated world.
+pub struct World {
+    /// The virtual clock.
+    pub now: Instant,
+    /// Every host; honest engines first.
+    pub hosts: Vec<Host>,
+    /// The torrent everyone shares.
+    pub tt: Rc<SimTorrent>,
+    /// The trackers' swarm table.
+    pub tracker: SimTracker,
+    /// Oracle violations, with when.
+    pub violations: Vec<String>,
+    /// Events processed.
+    pub steps: u64,
+    /// The trace hash so far.
+    pub trace: Trace,
+    /// With `Some`, the trace hash after every step.
+    pub step_hashes: Option<Vec<u64>>,
+    /// Whether faults are still being injected.
+    pub faults_on: bool,
+    /// Counters for the report.
+    pub counters: BTreeMap<&'static str, u64>,
+    params: Params,
+    config: Config,
+    bounds: Bounds,
+    layout: FileLayout,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Item>,
+    seq: u64,
+    conns: BTreeMap<u64, SimConn>,
+    next_conn: u64,
+    partitions: BTreeMap<(usize, usize), Instant>,
+    by_addr: BTreeMap<SocketAddr, usize>,
+    next_port: u16,
+    pending_target: BTreeMap<u64, usize>,
+    /// Bumped whenever a host may have become complete.
+    pub completion_changes: u64,
+}
+
+const MAX_VIOLATIONS: usize = 50;
+
+fn ip_of(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, (i / 250) as u8, (i % 250) as u8 + 1, 1))
+}
+
+impl World {
+    /// Builds the world of `params`: torrent, hosts, faults scheduled.
+    pub fn new(params: Params, tt: SimTorrent) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x005e_ed0f_5111);
+        let config = Config {
+            max_in_flight_bytes: params.max_in_flight.max(tt.meta.info.piece_length as u64 * 2),
+            ..Config::default()
+        };
+        let bounds = Bounds {
+            // The engine checks its backlog before starting a read of up to 16 merged blocks.
+            send: config.max_send_buffer + 17 * BLOCK_SIZE as u64 + 64 * 1024 + tt.pieces() as u64 / 8,
+            in_flight: config.max_in_flight_bytes + 2 * tt.meta.info.piece_length as u64,
+            reads: config.max_peers_per_torrent * (config.max_send_buffer / BLOCK_SIZE as u64 + 2) as usize,
+            peers: config.max_peers_per_torrent,
+        };
+        let layout = FileLayout::new(&tt.meta.info);
+        let mut w = World {
+            now: Instant::ZERO,
+            hosts: Vec::new(),
+            tracker: SimTracker::default(),
+            violations: Vec::new(),
+            steps: 0,
+            trace: Trace(0xcbf2_9ce4_8422_2325),
+            step_hashes: None,
+            faults_on: true,
+            counters: BTreeMap::new(),
+            config,
+            bounds,
+            layout,
+            rng: ChaCha8Rng::seed_from_u64(0),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            partitions: BTreeMap::new(),
+            by_addr: BTreeMap::new(),
+            next_port: 40000,
+            pending_target: BTreeMap::new(),
+            completion_changes: 0,
+            tt: Rc::new(tt),
+            params: params.clone(),
+        };
+        for i in 0..params.peers {
+            let net = w.draw_net(&mut rng, false);
+            let seeder = i < params.seeders;
+            let mut disk = if seeder { SimDisk::full(&w.tt) } else { SimDisk::default() };
+            if !seeder && params.faults.disk {
+                disk.faults.read_eio = 0.002;
+                disk.faults.write_eio = 0.01;
+                disk.faults.corrupt_read = 0.002;
+                if rng.random_bool(0.3) {
+                    disk.faults.capacity = Some(w.tt.data.len() as u64 / 3);
+                }
+            }
+            let host = EngineHost {
+                engine: None,
+                torrent: None,
+                disk,
+                seeder,
+                resume: Bitfield::new(w.tt.pieces()),
+                finished_at: None,
+                timer_at: Instant::FAR_FUTURE,
+                jobs: BTreeMap::new(),
+                reads: 0,
+                unacked: HashMap::new(),
+                conns: HashMap::new(),
+                restarts: 0,
+            };
+            w.push_host(net, HostKind::Engine(Box::new(host)));
+        }
+        for kind in params.faults.adversaries.clone() {
+            let mut net = w.draw_net(&mut rng, true);
+            if kind == AdvKind::Slow {
+                net.up = 2_000;
+                net.up_lat = Duration::from_millis(800);
+            }
+            let i = w.push_host(net, HostKind::Adversary(Adversary::new(kind, &w.tt)));
+            w.hosts[i].online = true;
+            let addr = w.hosts[i].addr;
+            w.tracker.register(w.tt.meta.info_hash.0, addr);
+            w.schedule(Duration::from_secs(1), Ev::AdvTick { host: i });
+            for target in params.seeders..params.peers {
+                let at = Duration::from_millis(rng.random_range(100..5000));
+                w.schedule(at, Ev::AdvDial { host: i, target });
+            }
+        }
+        w.rng = rng;
+        for i in 0..params.peers {
+            // Staggered arrivals.
+            let at = Duration::from_millis(w.rng.random_range(0..2000));
+            w.schedule(at, Ev::Rejoin { host: i });
+        }
+        w.schedule(Duration::from_secs(1), Ev::Checkpoint);
+        w.schedule_faults();
+        w
+    }
+
+    fn push_host(&mut self, net: NetParams, kind: HostKind) -> usize {
+        let i = self.hosts.len();
+        let addr = SocketAddr::new(ip_of(i), 6881);
+        self.by_addr.insert(addr, i);
+        self.hosts.push(Host { addr, net, online: false, epoch: 0, up_free: Instant::ZERO, kind });
+        i
+    }
+
+    fn draw_net(&self, rng: &mut ChaCha8Rng, adversary: bool) -> NetParams {
+        let (lo, hi) = self.params.bandwidth;
+        let up = rng.random_range(lo..=hi);
+        NetParams {
+            up,
+            down: up * rng.random_range(2..=8),
+            up_lat: Duration::from_micros(rng.random_range(2_000..40_000)),
+            down_lat: Duration::from_micros(rng.random_range(2_000..40_000)),
+            sndbuf: if adversary { 1 << 20 } else { rng.random_range(16..=256) * 1024 },
+        }
+    }
+
+    fn schedule_faults(&mut self) {
+        let f: Faults = self.params.faults.clone();
+        let end = self.params.fault_window;
+        self.schedule(end, Ev::FaultsOff);
+        let leechers: Vec<usize> = (self.params.seeders..self.params.peers).collect();
+        if leechers.is_empty() {
+            return;
+        }
+        let secs = end.as_secs().max(1);
+        if f.churn || f.crash {
+            let n = (leechers.len() as u64 * secs / 60).max(1);
+            for _ in 0..n {
+                let host = leechers[self.rng.random_range(0..leechers.len())];
+                let at = Duration::from_millis(self.rng.random_range(1000..secs * 1000));
+                let clean = match (f.churn, f.crash) {
+                    (true, true) => self.rng.random_bool(0.5),
+                    (c, _) => c,
+                };
+                self.schedule(at, Ev::Crash { host, clean });
+            }
+        }
+        if f.partition {
+            let n = (secs / 20).max(1);
+            for _ in 0..n {
+                let a = self.rng.random_range(0..self.params.peers);
+                let b = self.rng.random_range(0..self.params.peers);
+                let at = Duration::from_millis(self.rng.random_range(0..secs * 1000));
+                let len = Duration::from_millis(self.rng.random_range(1000..30_000));
+                let until = Instant::ZERO + at + len;
+                if a != b {
+                    self.schedule(at, Ev::Partition { a, b, until });
+                }
+            }
+        }
+        if f.net {
+            let n = secs / 3;
+            for _ in 0..n {
+                let at = Duration::from_millis(self.rng.random_range(0..secs * 1000));
+                self.schedule(at, Ev::ResetRandom);
+            }
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, ev: Ev) {
+        let at = self.now + after;
+        self.schedule_at(at, ev);
+    }
+
+    fn schedule_at(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Item { at, seq: self.seq, ev });
+    }
+
+    fn violation(&mut self, what: String) {
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(format!("t={:.3}s {what}", self.now.as_micros() as f64 / 1e6));
+        }
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.counters.entry(what).or_default() += 1;
+    }
+
+    /// The honest engine host `i`.
+    pub fn engine_host(&self, i: usize) -> Option<&EngineHost> {
+        match &self.hosts[i].kind {
+            HostKind::Engine(e) => Some(e),
+            HostKind::Adversary(_) => None,
+        }
+    }
+
+    fn eh(&mut self, i: usize) -> &mut EngineHost {
+        match &mut self.hosts[i].kind {
+            HostKind::Engine(e) => e,
+            HostKind::Adversary(_) => unreachable!("host {i} is an engine host"),
+        }
+    }
+
+    fn partitioned(&self, a: usize, b: usize) -> Option<Instant> {
+        let key = (a.min(b), a.max(b));
+        self.partitions.get(&key).copied().filter(|until| *until > self.now)
+    }
+
+    fn lat(&self, from: usize, to: usize) -> Duration {
+        self.hosts[from].net.up_lat + self.hosts[to].net.down_lat
+    }
+
+    /// Whether every honest host is up and holds the whole torrent.
+    pub fn all_complete(&self) -> bool {
+        (0..self.params.peers).all(|i| self.is_complete(i))
+    }
+
+    /// Whether honest host `i` is up, finished and holds the source bytes.
+    pub fn is_complete(&self, i: usize) -> bool {
+        let Some(h) = self.engine_host(i) else { return false };
+        self.hosts[i].online && h.finished_at.is_some() && h.disk.is_complete(&self.tt)
+    }
+
+    /// One line about honest host `i`, for failure reports.
+    pub fn host_summary(&self, i: usize) -> String {
+        let Some(h) = self.engine_host(i) else { return format!("host {i}: adversary") };
+        let (Some(e), Some(t)) = (&h.engine, h.torrent) else { return format!("host {i}: down") };
+        let st = e.stats(t).expect("torrent exists");
+        let peers = e.peers(t);
+        let unchoked = peers.iter().filter(|p| !p.peer_choking).count();
+        let interesting = peers.iter().filter(|p| p.am_interested).count();
+        format!(
+            "host {i}: {:?} have {}/{} peers {} (unchoking us {unchoked}, we want {interesting}) seeds {} \
+             candidates {} down {} up {} wasted {} restarts {}",
+            st.state,
+            st.pieces_have,
+            st.pieces_total,
+            st.peers,
+            st.seeds,
+            st.candidates,
+            st.downloaded,
+            st.uploaded,
+            st.wasted,
+            h.restarts
+        )
+    }
+
+    /// Time of the next event.
+    pub fn next_event(&self) -> Option<Instant> {
+        self.queue.peek().map(|i| i.at)
+    }
+
+    /// Processes one event; false if there is none.
+    pub fn step(&mut self) -> bool {
+        let Some(item) = self.queue.pop() else { return false };
+        debug_assert!(item.at >= self.now);
+        self.now = item.at;
+        self.steps += 1;
+        self.trace.mix(item.at.as_micros());
+        self.apply(item.ev);
+        if let Some(h) = &mut self.step_hashes {
+            h.push(self.trace.0);
+        }
+        true
+    }
+
+    fn apply(&mut self, ev: Ev) {
+        let now = self.now;
+        match ev {
+            Ev::Timer { host, epoch } => {
+                if !self.alive(host, epoch) {
+                    return;
+                }
+                let h = self.eh(host);
+                if h.timer_at != now {
+                    return; // superseded
+                }
+                h.timer_at = Instant::FAR_FUTURE;
+                self.trace.mix(1);
+                if let Some(e) = &mut self.eh(host).engine {
+                    e.handle_timeout(now);
+                }
+                self.drain(host);
+            }
+            Ev::DialArrive { c } => self.dial_arrive(c),
+            Ev::Connected { c } => {
+                let Some(end) = self.end(c, 0) else { return };
+                self.trace.mix(2);
+                match end.local {
+                    Local::Engine(conn) => {
+                        if let Some(e) = &mut self.eh(end.host).engine {
+                            e.handle_connected(conn, now);
+                        }
+                        self.drain(end.host);
+                    }
+                    Local::Adv => {
+                        let HostKind::Adversary(a) = &mut self.hosts[end.host].kind else { return };
+                        for act in a.on_open(c, true) {
+                            self.adv_act(end.host, c, act);
+                        }
+                    }
+                }
+            }
+            Ev::Refused { c } => {
+                self.trace.mix(3);
+                self.close_local(c, 0);
+            }
+            Ev::TxDone { c, side, n } => {
+                if let Some(conn) = self.conns.get_mut(&c) {
+                    conn.dirs[side].queued -= n;
+                    self.pump(c, side);
+                }
+            }
+            Ev::Sent { c, side, n } => {
+                let Some(end) = self.end(c, side) else { return };
+                if let Local::Engine(conn) = end.local {
+                    self.trace.mix(4 ^ n << 8);
+                    let h = self.eh(end.host);
+                    if let Some(u) = h.unacked.get_mut(&conn) {
+                        *u = u.saturating_sub(n);
+                    }
+                    if let Some(e) = &mut h.engine {
+                        e.handle_sent(conn, n as usize, now);
+                    }
+                    self.drain(end.host);
+                }
+            }
+            Ev::Deliver { c, side, data } => self.deliver(c, side, data),
+            Ev::Fin { c, side } => {
+                self.trace.mix(5);
+                self.close_local(c, 1 - side);
+            }
+            Ev::Job { host, epoch, job, result } => {
+                if !self.alive(host, epoch) {
+                    return;
+                }
+                self.trace.mix(6 ^ job.0 << 8);
+                let h = self.eh(host);
+                if h.jobs.remove(&job).is_none() && matches!(result, JobResult::Read(_)) {
+                    h.reads -= 1;
+                }
+                if let Some(e) = &mut h.engine {
+                    e.handle_job(job, result, now);
+                }
+                self.drain(host);
+            }
+            Ev::Http { host, epoch, job, result } => {
+                if !self.alive(host, epoch) {
+                    return;
+                }
+                self.trace.mix(7 ^ job.0 << 8);
+                if let Some(e) = &mut self.eh(host).engine {
+                    e.handle_tracker_http(job, result, now);
+                }
+                self.drain(host);
+            }
+            Ev::Udp { host, epoch, job, data } => {
+                if !self.alive(host, epoch) {
+                    return;
+                }
+                self.trace.mix(8 ^ job.0 << 8);
+                if let Some(e) = &mut self.eh(host).engine {
+                    e.handle_tracker_udp(job, Ok(&data), now);
+                }
+                self.drain(host);
+            }
+            Ev::Resume { host, epoch } => {
+                if !self.alive(host, epoch) {
+                    return;
+                }
+                let h = self.eh(host);
+                if let (Some(e), Some(t)) = (&mut h.engine, h.torrent) {
+                    let _ = e.resume(t, now);
+                }
+                self.drain(host);
+            }
+            Ev::Checkpoint => self.checkpoint(),
+            Ev::AdvTick { host } => {
+                let HostKind::Adversary(a) = &mut self.hosts[host].kind else { return };
+                let actions = a.on_tick(&mut self.rng);
+                for (c, act) in actions {
+                    self.adv_act(host, c, act);
+                }
+                self.schedule(Duration::from_secs(2), Ev::AdvTick { host });
+            }
+            Ev::AdvDial { host, target } => {
+                let c = self.new_conn(host, Local::Adv);
+                self.dial(c, host, self.hosts[target].addr);
+            }
+            Ev::Crash { host, clean } => self.crash(host, clean),
+            Ev::Rejoin { host } => self.start_engine(host),
+            Ev::Partition { a, b, until } => {
+                self.count("partitions");
+                self.partitions.insert((a.min(b), a.max(b)), until);
+            }
+            Ev::ResetRandom => {
+                if self.conns.is_empty() {
+                    return;
+                }
+                let k = self.rng.random_range(0..self.conns.len());
+                let c = *self.conns.keys().nth(k).expect("index below len");
+                self.count("resets");
+                self.reset(c);
+            }
+            Ev::FaultsOff => {
+                self.faults_on = false;
+                self.partitions.clear();
+                for i in 0..self.params.peers {
+                    let h = self.eh(i);
+                    h.disk.faults = Default::default();
+                    if !self.hosts[i].online {
+                        self.schedule(Duration::ZERO, Ev::Rejoin { host: i });
+                    }
+                }
+            }
+        }
+    }
+
+    fn alive(&self, host: usize, epoch: u32) -> bool {
+        self.hosts[host].online && self.hosts[host].epoch == epoch
+    }
+
+    fn end(&self, c: u64, side: usize) -> Option<End> {
+        let end = self.conns.get(&c)?.ends[side]?;
+        (end.open && self.alive(end.host, end.epoch)).then_some(end)
+    }
+
+    // ---- hosts coming and going ----
+
+    fn start_engine(&mut self, host: usize) {
+        if self.hosts[host].online {
+            return;
+        }
+        let now = self.now;
+        self.hosts[host].online = true;
+        self.hosts[host].epoch += 1;
+        self.hosts[host].up_free = now;
+        let epoch = self.hosts[host].epoch;
+        let seed = self.params.seed.wrapping_mul(0x9e37_79b9).wrapping_add((host as u64) << 20 | epoch as u64);
+        let mut config = self.config.clone();
+        config.listen_port = self.hosts[host].addr.port();
+        let meta = self.tt.meta.clone();
+        let restart = epoch > 1;
+        let h = self.eh(host);
+        let mut engine = Engine::new(config, seed, now);
+        let params = if h.seeder && !restart {
+            AddTorrent::new(meta) // checks what is on disk: everything
+        } else {
+            AddTorrent { have: Some(h.resume.clone()), check_existing: false, ..AddTorrent::new(meta) }
+        };
+        h.torrent = Some(engine.add_torrent(params, now).expect("the sim torrent is valid"));
+        h.engine = Some(engine);
+        h.timer_at = Instant::FAR_FUTURE;
+        if restart {
+            h.restarts += 1;
+        }
+        self.drain(host);
+    }
+
+    fn crash(&mut self, host: usize, clean: bool) {
+        if !self.hosts[host].online || !self.faults_on {
+            return;
+        }
+        self.count(if clean { "leaves" } else { "crashes" });
+        let tt = self.tt.clone();
+        let h = self.eh(host);
+        if clean {
+            h.disk.sync();
+            if let (Some(e), Some(t)) = (&h.engine, h.torrent) {
+                h.resume = e.stats(t).expect("torrent exists").have;
+            }
+        } else {
+            h.disk.crash(&tt);
+        }
+        h.engine = None;
+        h.jobs.clear();
+        h.reads = 0;
+        h.unacked.clear();
+        h.conns.clear();
+        h.finished_at = None;
+        self.hosts[host].online = false;
+        let mine: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.ends.iter().flatten().any(|e| e.host == host))
+            .map(|(id, _)| *id)
+            .collect();
+        for c in mine {
+            self.reset(c);
+        }
+        let back = Duration::from_millis(self.rng.random_range(2000..40_000));
+        self.schedule(back, Ev::Rejoin { host });
+    }
+
+    fn checkpoint(&mut self) {
+        // Every second: bounds that need a snapshot. Every ten: resume data (fsync first).
+        let save = self.now.as_micros() % 10_000_000 < 1_000_000;
+        for i in 0..self.params.peers {
+            if !self.hosts[i].online {
+                continue;
+            }
+            let bound = self.bounds.peers;
+            let h = self.eh(i);
+            let (Some(e), Some(t)) = (&h.engine, h.torrent) else { continue };
+            let peers = e.peers(t).len();
+            let have = save.then(|| e.stats(t).expect("torrent exists").have);
+            if let Some(have) = have {
+                h.disk.sync();
+                h.resume = have;
+            }
+            if peers > bound {
+                self.violation(format!("host {i}: {peers} peers connected, bound {bound}"));
+            }
+        }
+        self.schedule(Duration::from_secs(1), Ev::Checkpoint);
+    }
+
+    // ---- engines' output ----
+
+    fn drain(&mut self, host: usize) {
+        while let Some(out) = self.eh(host).engine.as_mut().and_then(|e| e.poll_output()) {
+            self.execute(host, out);
+        }
+        let now = self.now;
+        let epoch = self.hosts[host].epoch;
+        let h = self.eh(host);
+        if let Some(e) = &h.engine {
+            let t = e.poll_timeout().max(now);
+            if t != h.timer_at {
+                h.timer_at = t;
+                self.schedule_at(t, Ev::Timer { host, epoch });
+            }
+        }
+        self.check_bounds(host);
+    }
+
+    fn check_bounds(&mut self, host: usize) {
+        let b = self.bounds.clone();
+        let h = self.eh(host);
+        let job_bytes: u64 = h.jobs.values().sum();
+        let worst_send = h.unacked.values().copied().max().unwrap_or(0);
+        let reads = h.reads;
+        if job_bytes > b.in_flight {
+            self.violation(format!("host {host}: {job_bytes} bytes in hash/write jobs, bound {}", b.in_flight));
+        }
+        if worst_send > b.send {
+            self.violation(format!("host {host}: {worst_send} bytes queued to one peer, bound {}", b.send));
+        }
+        if reads > b.reads {
+            self.violation(format!("host {host}: {reads} disk reads in flight, bound {}", b.reads));
+        }
+    }
+
+    fn execute(&mut self, host: usize, out: Output) {
+        let epoch = self.hosts[host].epoch;
+        match out {
+            Output::Connect { conn, addr } => {
+                self.trace.mix(0x10 ^ conn.0 << 8);
+                let c = self.new_conn(host, Local::Engine(conn));
+                self.eh(host).conns.insert(conn, (c, 0));
+                self.dial(c, host, addr);
+            }
+            Output::Send { conn, data } => {
+                self.trace.mix(0x11 ^ conn.0 << 8);
+                self.trace.bytes(&data);
+                let Some(&(c, side)) = self.eh(host).conns.get(&conn) else { return };
+                *self.eh(host).unacked.entry(conn).or_default() += data.len() as u64;
+                self.enqueue(c, side, data);
+            }
+            Output::Close { conn } => {
+                self.trace.mix(0x12 ^ conn.0 << 8);
+                let h = self.eh(host);
+                h.unacked.remove(&conn);
+                if let Some((c, side)) = h.conns.remove(&conn) {
+                    self.close_from(c, side);
+                }
+            }
+            Output::Disk(job) => self.disk_job(host, job),
+            Output::Hash(HashJob { id, piece, data, expected, .. }) => {
+                self.trace.mix(0x13 ^ id.0 << 8 ^ (piece as u64) << 40);
+                let ok = match self.params.hash {
+                    HashMode::Real => <[u8; 20]>::from(Sha1::digest(&data)) == expected,
+                    HashMode::Oracle => {
+                        let range = self.tt.piece_range(piece);
+                        self.tt.meta.info.pieces.get(piece as usize) == Some(&expected)
+                            && self.tt.data.get(range) == Some(&data[..])
+                    }
+                };
+                self.eh(host).jobs.insert(id, data.len() as u64);
+                let after = self.params.hash_latency;
+                self.schedule(after, Ev::Job { host, epoch, job: id, result: JobResult::Hashed { ok, data } });
+            }
+            Output::Tracker(TrackerJob::HttpGet { id, url }) => {
+                self.trace.mix(0x14 ^ id.0 << 8);
+                let ip = self.hosts[host].addr.ip();
+                let rtt = self.lat(host, host) * 2 + Duration::from_millis(5);
+                let roll: f64 = self.rng.random();
+                let (after, result) = if self.faults_on && self.params.faults.tracker && roll < 0.15 {
+                    self.count("tracker_failures");
+                    (rtt, Err("connection refused".to_string()))
+                } else if self.faults_on && self.params.faults.tracker && roll < 0.3 {
+                    self.count("tracker_timeouts");
+                    (Duration::from_secs(30), Err("timed out".to_string()))
+                } else if self.faults_on && self.params.faults.tracker && roll < 0.45 {
+                    (Duration::from_millis(self.rng.random_range(2000..20_000)), self.tracker.http(ip, &url))
+                } else {
+                    (rtt, self.tracker.http(ip, &url))
+                };
+                self.schedule(after, Ev::Http { host, epoch, job: id, result });
+            }
+            Output::Tracker(TrackerJob::UdpSend { id, host: th, port, data }) => {
+                self.trace.mix(0x15 ^ id.0 << 8);
+                if th != "tracker.sim" || port != 6969 {
+                    return; // nobody there: the exchange times out
+                }
+                if self.faults_on && self.params.faults.tracker && self.rng.random_bool(0.25) {
+                    self.count("udp_drops");
+                    return;
+                }
+                let ip = self.hosts[host].addr.ip();
+                if let Some(reply) = self.tracker.udp(ip, &data) {
+                    let rtt = self.lat(host, host) * 2 + Duration::from_millis(2);
+                    self.schedule(rtt, Ev::Udp { host, epoch, job: id, data: reply });
+                }
+            }
+            Output::Tracker(TrackerJob::UdpClose { id }) => self.trace.mix(0x16 ^ id.0 << 8),
+            Output::Event(ev) => self.on_event(host, ev),
+        }
+    }
+
+    fn on_event(&mut self, host: usize, ev: Event) {
+        self.trace.mix(0x20);
+        let epoch = self.hosts[host].epoch;
+        match ev {
+            Event::Finished { .. } => {
+                self.count("finished");
+                self.completion_changes += 1;
+                let complete = self.engine_host(host).is_some_and(|h| h.disk.is_complete(&self.tt));
+                self.eh(host).finished_at = Some(self.now);
+                if !complete {
+                    self.violation(format!("host {host} finished but its disk differs from the source"));
+                }
+            }
+            Event::Error { message, .. } => {
+                self.count("torrent_errors");
+                let _ = message;
+                let after = Duration::from_secs(5);
+                self.schedule(after, Ev::Resume { host, epoch });
+            }
+            Event::HashFailed { .. } => self.count("hash_failures"),
+            Event::PeerBanned { addr, .. } => {
+                self.count("bans");
+                let banned = self.by_addr.iter().find(|(a, _)| a.ip() == addr.ip()).map(|(_, i)| *i);
+                if let Some(b) = banned.filter(|b| *b < self.params.peers) {
+                    // Honest peers share blame for pieces a corrupt peer spoiled (and a flaky
+                    // disk makes a peer dishonest); otherwise banning one is an engine bug.
+                    self.count("honest_banned");
+                    if !self.params.faults.disk && !self.params.faults.adversaries.contains(&AdvKind::Corrupt) {
+                        self.violation(format!("host {host} banned honest host {b}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn disk_job(&mut self, host: usize, job: shoal_core::DiskJob) {
+        let epoch = self.hosts[host].epoch;
+        self.trace.mix(0x17 ^ job.id.0 << 8);
+        let tt = self.tt.clone();
+        let faults_on = self.faults_on;
+        let draw = |rng: &mut ChaCha8Rng, eio: f64, corrupt: f64| -> Draw {
+            if !faults_on {
+                return Draw::Ok;
+            }
+            let x: f64 = rng.random();
+            if x < eio {
+                Draw::Eio
+            } else if x < eio + corrupt {
+                Draw::Corrupt
+            } else {
+                Draw::Ok
+            }
+        };
+        let latency =
+            Duration::from_micros(self.rng.random_range(self.params.disk_latency.0..=self.params.disk_latency.1));
+        let h = match &mut self.hosts[host].kind {
+            HostKind::Engine(h) => h,
+            HostKind::Adversary(_) => unreachable!(),
+        };
+        let f = h.disk.faults.clone();
+        let (result, violation) = match &job.kind {
+            DiskJobKind::Write { piece, spans, data } => {
+                let size = tt.meta.info.piece_size(*piece);
+                let expected = self.layout.piece_spans(*piece, size);
+                let v = (*spans != expected || data.len() != size as usize)
+                    .then(|| format!("host {host}: write of piece {piece} with wrong spans or size"));
+                h.jobs.insert(job.id, data.len() as u64);
+                let d = draw(&mut self.rng, f.write_eio, 0.0);
+                (JobResult::Written(h.disk.write(&tt, *piece, data, d)), v)
+            }
+            DiskJobKind::Read { block, .. } => {
+                h.reads += 1;
+                let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
+                match h.disk.read(&tt, block.piece, block.offset, block.len, d) {
+                    Ok(Some(data)) => (JobResult::Read(Ok(data)), None),
+                    Ok(None) => (
+                        JobResult::Read(Err(shoal_core::DiskError {
+                            kind: shoal_core::DiskErrorKind::Other,
+                            message: "short read".into(),
+                        })),
+                        Some(format!("host {host}: read {block:?}, which it never wrote")),
+                    ),
+                    Err(e) => (JobResult::Read(Err(e)), None),
+                }
+            }
+            DiskJobKind::Verify { piece, expected, .. } => {
+                let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
+                let size = tt.meta.info.piece_size(*piece);
+                let r = match h.disk.read(&tt, *piece, 0, size, d) {
+                    Err(e) => Err(e),
+                    Ok(None) => Ok(false),
+                    Ok(Some(bytes)) => Ok(match self.params.hash {
+                        HashMode::Real => <[u8; 20]>::from(Sha1::digest(&bytes)) == *expected,
+                        HashMode::Oracle => tt.data.get(tt.piece_range(*piece)) == Some(&bytes[..]),
+                    }),
+                };
+                (JobResult::Verified(r), None)
+            }
+        };
+        if let Some(v) = violation {
+            self.violation(v);
+        }
+        self.schedule(latency, Ev::Job { host, epoch, job: job.id, result });
+    }
+
+    // ---- the network ----
+
+    fn new_conn(&mut self, host: usize, local: Local) -> u64 {
+        let c = self.next_conn;
+        self.next_conn += 1;
+        let epoch = self.hosts[host].epoch;
+        let end = End { host, epoch, local, open: true };
+        self.conns.insert(c, SimConn { ends: [Some(end), None], dirs: Default::default() });
+        c
+    }
+
+    fn dial(&mut self, c: u64, from: usize, addr: SocketAddr) {
+        let target = self.by_addr.get(&addr).copied();
+        match target {
+            Some(t) if self.hosts[t].online && self.partitioned(from, t).is_none() => {
+                self.pending_target.insert(c, t);
+                let lat = self.lat(from, t);
+                self.schedule(lat, Ev::DialArrive { c });
+            }
+            Some(t) if self.partitioned(from, t).is_some() => {} // SYN lost: the dialer times out
+            _ => {
+                let rtt = self.lat(from, from) * 2;
+                self.schedule(rtt, Ev::Refused { c });
+            }
+        }
+    }
+
+    fn dial_arrive(&mut self, c: u64) {
+        let Some(from) = self.end(c, 0) else {
+            self.conns.remove(&c);
+            return;
+        };
+        let Some(addr_target) = self.target_of(c) else { return };
+        let t = addr_target;
+        let refuse = !self.hosts[t].online || (self.faults_on && self.params.faults.net && self.rng.random_bool(0.05));
+        let back = self.lat(t, from.host);
+        if refuse {
+            self.count("refused");
+            self.schedule(back, Ev::Refused { c });
+            return;
+        }
+        let src = SocketAddr::new(self.hosts[from.host].addr.ip(), self.next_port);
+        self.next_port = self.next_port.checked_add(1).unwrap_or(40000);
+        let epoch = self.hosts[t].epoch;
+        let now = self.now;
+        match &mut self.hosts[t].kind {
+            HostKind::Engine(h) => {
+                let Some(e) = &mut h.engine else { return };
+                match e.handle_incoming(src, now) {
+                    None => {
+                        self.schedule(back, Ev::Refused { c });
+                    }
+                    Some(bc) => {
+                        h.conns.insert(bc, (c, 1));
+                        let conn = self.conns.get_mut(&c).expect("checked above");
+                        conn.ends[1] = Some(End { host: t, epoch, local: Local::Engine(bc), open: true });
+                        self.schedule(back, Ev::Connected { c });
+                        self.drain(t);
+                    }
+                }
+            }
+            HostKind::Adversary(a) => {
+                let acts = a.on_open(c, false);
+                let conn = self.conns.get_mut(&c).expect("checked above");
+                conn.ends[1] = Some(End { host: t, epoch, local: Local::Adv, open: true });
+                self.schedule(back, Ev::Connected { c });
+                for act in acts {
+                    self.adv_act(t, c, act);
+                }
+            }
+        }
+    }
+
+    fn target_of(&mut self, c: u64) -> Option<usize> {
+        self.pending_target.remove(&c)
+    }
+
+    fn enqueue(&mut self, c: u64, side: usize, data: Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(&c) else { return };
+        conn.dirs[side].backlog.push_back(data);
+        self.pump(c, side);
+    }
+
+    /// Moves waiting bytes into the kernel send buffer while it has room, and onto the wire.
+    fn pump(&mut self, c: u64, side: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&c) else { return };
+            let (Some(from), Some(to)) = (conn.ends[side], conn.ends[1 - side]) else { return };
+            let cap = self.hosts[from.host].net.sndbuf;
+            let dir = &mut conn.dirs[side];
+            let Some(front) = dir.backlog.front() else { return };
+            let n = front.len() as u64;
+            if dir.queued > 0 && dir.queued + n > cap {
+                return;
+            }
+            let data = dir.backlog.pop_front().expect("front exists");
+            dir.queued += n;
+            let last_arrival = dir.last_arrival;
+            let sender = &mut self.hosts[from.host];
+            let start = sender.up_free.max(self.now);
+            let done = start + Duration::from_micros(n * 1_000_000 / sender.net.up.max(1));
+            sender.up_free = done;
+            let down = self.hosts[to.host].net.down.max(1);
+            let lat = self.lat(from.host, to.host);
+            let arrival = (done + lat).max(last_arrival + Duration::from_micros(n * 1_000_000 / down));
+            self.conns.get_mut(&c).expect("present").dirs[side].last_arrival = arrival;
+            self.schedule(Duration::ZERO, Ev::Sent { c, side, n });
+            self.schedule_at(done, Ev::TxDone { c, side, n });
+            // Receivers see bytes in arbitrary pieces, as from a socket.
+            if data.len() > 64 && self.rng.random_bool(0.2) {
+                let cut = self.rng.random_range(1..data.len());
+                let (a, b) = data.split_at(cut);
+                self.schedule_at(arrival, Ev::Deliver { c, side, data: a.to_vec() });
+                self.schedule_at(arrival, Ev::Deliver { c, side, data: b.to_vec() });
+            } else {
+                self.schedule_at(arrival, Ev::Deliver { c, side, data });
+            }
+        }
+    }
+
+    fn deliver(&mut self, c: u64, side: usize, data: Vec<u8>) {
+        let Some(conn) = self.conns.get(&c) else { return };
+        let (Some(from), Some(_)) = (conn.ends[side], conn.ends[1 - side]) else { return };
+        let stall = conn.dirs[side].stall_until;
+        let Some(to) = self.end(c, 1 - side) else { return };
+        // A partition stalls the stream (TCP retransmits); bytes keep their order.
+        let resume_at = match self.partitioned(from.host, to.host) {
+            Some(until) => Some(until + self.lat(from.host, to.host)),
+            None if stall > self.now => Some(stall),
+            None => None,
+        };
+        if let Some(at) = resume_at {
+            self.conns.get_mut(&c).expect("present").dirs[side].stall_until = at;
+            self.schedule_at(at, Ev::Deliver { c, side, data });
+            return;
+        }
+        let now = self.now;
+        self.trace.mix(0x30 ^ (data.len() as u64) << 8);
+        match to.local {
+            Local::Engine(conn) => {
+                if let Some(e) = &mut self.eh(to.host).engine {
+                    e.handle_peer_data(conn, &data, now);
+                }
+                self.drain(to.host);
+            }
+            Local::Adv => {
+                let max = self.config.max_requests_per_peer;
+                let tt = self.tt.clone();
+                let HostKind::Adversary(a) = &mut self.hosts[to.host].kind else { return };
+                let (acts, v) = a.on_data(c, &data, &tt, max);
+                if let Some(v) = v {
+                    self.violation(format!("adversary {}: {v}", to.host));
+                }
+                for act in acts {
+                    self.adv_act(to.host, c, act);
+                }
+            }
+        }
+    }
+
+    fn adv_act(&mut self, host: usize, c: u64, act: AdvAction) {
+        let Some(conn) = self.conns.get(&c) else { return };
+        let side = match conn.ends {
+            [Some(e), _] if e.host == host => 0,
+            _ => 1,
+        };
+        match act {
+            AdvAction::Send(data) if !data.is_empty() => self.enqueue(c, side, data),
+            AdvAction::Send(_) => {}
+            AdvAction::Reset => self.reset(c),
+        }
+    }
+
+    /// `side` closed its end: the other end learns it once the bytes already sent arrive.
+    fn close_from(&mut self, c: u64, side: usize) {
+        let Some(conn) = self.conns.get_mut(&c) else { return };
+        if let Some(e) = &mut conn.ends[side] {
+            e.open = false;
+        }
+        conn.dirs[side].backlog.clear();
+        let other_open = conn.ends[1 - side].is_some_and(|e| e.open);
+        if !other_open {
+            self.conns.remove(&c);
+            return;
+        }
+        let at = conn.dirs[side].last_arrival.max(self.now) + Duration::from_millis(1);
+        self.schedule_at(at, Ev::Fin { c, side });
+    }
+
+    /// Tells the local owner of end `side` that the connection is gone.
+    fn close_local(&mut self, c: u64, side: usize) {
+        let Some(end) = self.end(c, side) else { return };
+        if let Some(conn) = self.conns.get_mut(&c) {
+            if let Some(e) = &mut conn.ends[side] {
+                e.open = false;
+            }
+            if conn.ends.iter().all(|e| e.is_none_or(|e| !e.open)) {
+                self.conns.remove(&c);
+            }
+        }
+        let now = self.now;
+        match end.local {
+            Local::Engine(conn) => {
+                let h = self.eh(end.host);
+                h.conns.remove(&conn);
+                h.unacked.remove(&conn);
+                if let Some(e) = &mut h.engine {
+                    e.handle_closed(conn, now);
+                }
+                self.drain(end.host);
+            }
+            Local::Adv => {
+                if let HostKind::Adversary(a) = &mut self.hosts[end.host].kind {
+                    a.on_closed(c);
+                }
+            }
+        }
+    }
+
+    /// Resets a connection: bytes in flight are lost; each live end hears of it.
+    fn reset(&mut self, c: u64) {
+        let Some(conn) = self.conns.remove(&c) else { return };
+        for (side, end) in conn.ends.iter().enumerate() {
+            let Some(end) = end else { continue };
+            if !end.open || !self.alive(end.host, end.epoch) {
+                continue;
+            }
+            // Re-insert a shell so close_local can find the end, then let it clean up.
+            let mut ends = [None, None];
+            ends[side] = Some(*end);
+            self.conns.insert(c, SimConn { ends, dirs: Default::default() });
+            self.close_local(c, side);
+            self.conns.remove(&c);
+        }
+    }
+}
