@@ -41,8 +41,12 @@ pub struct Config {
     pub min_requests_per_peer: usize,
     /// Bytes of piece data held in memory per torrent (partial pieces, hashing, writing).
     pub max_in_flight_bytes: u64,
-    /// Bytes queued for sending to one peer (including disk reads for it in flight).
+    /// Most bytes queued for sending to one peer (including disk reads for it in flight). The
+    /// actual limit follows the peer's upload rate (about one second's worth), from
+    /// [`Config::min_send_buffer`] up to this.
     pub max_send_buffer: u64,
+    /// Bytes always allowed in flight to a peer, whatever its rate.
+    pub min_send_buffer: u64,
     /// Requests from one peer we queue before refusing more.
     pub max_peer_requests: usize,
     /// With requests outstanding, a peer that sends no block for this long is snubbed.
@@ -81,7 +85,8 @@ impl Default for Config {
             max_requests_per_peer: 512,
             min_requests_per_peer: 32,
             max_in_flight_bytes: 32 << 20,
-            max_send_buffer: 2 << 20,
+            max_send_buffer: 16 << 20,
+            min_send_buffer: 1 << 20,
             max_peer_requests: 500,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),

@@ -827,7 +827,10 @@ impl Torrent {
     fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let plen = self.meta.info.piece_length as u64;
-        while p.upload_backlog() < cfg.max_send_buffer {
+        // About a second of data at the rate the peer takes it: a fast peer never waits on a
+        // disk round trip, a slow one does not pin megabytes of our memory.
+        let limit = p.ul.get().clamp(cfg.min_send_buffer, cfg.max_send_buffer.max(cfg.min_send_buffer));
+        while p.upload_backlog() < limit {
             let Some(first) = p.incoming.pop_front() else { break };
             let mut blocks = vec![first];
             let mut end = first.offset + first.len;
