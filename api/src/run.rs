@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use futures_lite::{future, FutureExt};
 use shoal_core::engine::{Config, Event, TorrentState};
-use shoal_smol::{AddOptions, Session, SessionConfig};
+use shoal_smol::{AddOptions, Handle, SessionConfig, SessionError};
 
 use crate::progress::{human_bytes, Progress};
 
-/// Network options shared by `download` and `seed`.
+/// Session options shared by `download` and `seed`.
 #[derive(clap::Args)]
 pub struct NetArgs {
+    /// The async runtime the session runs on.
+    #[arg(long, value_enum, env = "SHOAL_RUNTIME", default_value_t = Runtime::Smol)]
+    runtime: Runtime,
     /// TCP port to accept peers on (0 picks a free one).
     #[arg(long, default_value_t = 6881)]
     listen_port: u16,
@@ -24,9 +27,65 @@ pub struct NetArgs {
     peers: Vec<SocketAddr>,
 }
 
+/// The runtimes a session can run on; the loop below sees only the shared [`Handle`].
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Runtime {
+    /// smol (shoal-smol).
+    Smol,
+    /// tokio (shoal-tokio).
+    Tokio,
+}
+
+/// A session on either runtime.
+enum Session {
+    Smol(shoal_smol::Session),
+    Tokio(shoal_tokio::Session),
+}
+
+impl Session {
+    async fn start(runtime: Runtime, config: SessionConfig) -> Result<Session, SessionError> {
+        match runtime {
+            Runtime::Smol => shoal_smol::Session::start(config).await.map(Session::Smol),
+            Runtime::Tokio => shoal_tokio::Session::start(config).await.map(Session::Tokio),
+        }
+    }
+
+    fn handle(&self) -> Handle {
+        match self {
+            Session::Smol(s) => s.handle(),
+            Session::Tokio(s) => s.handle(),
+        }
+    }
+
+    fn listen_addrs(&self) -> &[SocketAddr] {
+        match self {
+            Session::Smol(s) => s.listen_addrs(),
+            Session::Tokio(s) => s.listen_addrs(),
+        }
+    }
+}
+
+/// Runs `fut` to completion on `runtime`'s executor.
+fn block_on<T>(runtime: Runtime, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    match runtime {
+        Runtime::Smol => smol::block_on(fut),
+        Runtime::Tokio => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+            let result = rt.block_on(fut);
+            // Files are flushed by now; a tracker request still on the blocking pool must not
+            // hold the exit up.
+            rt.shutdown_background();
+            result
+        }
+    }
+}
+
 pub fn download(torrent: &Path, output: &Path, net: &NetArgs, keep_seeding: bool) -> Result<(), String> {
     let meta = crate::info::load(torrent)?;
-    smol::block_on(run(meta, output, net, keep_seeding, false))
+    block_on(net.runtime, run(meta, output, net, keep_seeding, false))
 }
 
 pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), String> {
@@ -34,7 +93,7 @@ pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
-    smol::block_on(run(meta, dir, net, true, true))
+    block_on(net.runtime, run(meta, dir, net, true, true))
 }
 
 enum Step {
@@ -63,12 +122,12 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         },
         seed: None,
     };
-    match Session::start(config(net.listen_port)).await {
+    match Session::start(net.runtime, config(net.listen_port)).await {
         Ok(s) => Ok(s),
         // The default port is taken (another client?): any free port will do.
         Err(e) if net.listen_port == 6881 => {
             eprintln!("note: {e}; using a free port instead");
-            Session::start(config(0)).await.map_err(|e| e.to_string())
+            Session::start(net.runtime, config(0)).await.map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     }

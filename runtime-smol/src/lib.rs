@@ -1,6 +1,10 @@
 //! Runs a Shoal engine on smol: one task owns the engine; sockets, disk, hashing and trackers
 //! run around it and report back as inputs.
 //!
+//! The [`Handle`], [`AddOptions`], [`SessionError`], [`Storage`] and the engine task itself
+//! ([`adapter`]) are executor-neutral; shoal-tokio reuses them with `default-features = false`,
+//! which leaves out smol and the smol [`Session`].
+//!
 //! ```no_run
 //! # smol::block_on(async {
 //! let session = shoal_smol::Session::start(shoal_smol::SessionConfig::default()).await?;
@@ -14,18 +18,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) });
 //! ```
 
+pub mod adapter;
 mod disk;
+#[cfg(feature = "smol")]
 mod driver;
-mod net;
-mod tracker;
-
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
-use shoal_core::engine::{AddTorrent, Config, EngineError, Event, FilePriority, PeerStats, TorrentStats};
+use shoal_core::engine::{Config, EngineError, Event, FilePriority, PeerStats, TorrentStats};
 use shoal_core::{Metainfo, TorrentId};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub use disk::{Storage, StorageError};
 
@@ -90,7 +92,7 @@ type Reply<T> = Sender<T>;
 
 /// Commands from handles to the engine task.
 enum Command {
-    Add(Box<AddTorrent>, Arc<Storage>, Reply<Result<TorrentId, SessionError>>),
+    Add(Box<AddOptions>, Reply<Result<TorrentId, SessionError>>),
     Pause(TorrentId, Reply<Result<(), SessionError>>),
     Resume(TorrentId, Reply<Result<(), SessionError>>),
     Recheck(TorrentId, Reply<Result<(), SessionError>>),
@@ -105,17 +107,19 @@ enum Command {
 }
 
 /// A running session. Dropping it does not stop it: call [`Handle::shutdown`].
+#[cfg(feature = "smol")]
 pub struct Session {
     handle: Handle,
     listen: Vec<SocketAddr>,
     task: smol::Task<()>,
 }
 
+#[cfg(feature = "smol")]
 impl Session {
     /// Binds the listeners and starts the engine task on smol's global executor.
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
-        let (handle, listen, task) = driver::start(config).await?;
-        Ok(Session { handle, listen, task })
+        let (handle, listen, task) = adapter::start::<driver::Smol>(config).await?;
+        Ok(Session { handle, listen, task: smol::spawn(task.run()) })
     }
 
     /// A handle to drive the session from any task or thread.
@@ -149,25 +153,7 @@ async fn ask<T>(commands: &Sender<Command>, make: impl FnOnce(Reply<T>) -> Comma
 impl Handle {
     /// Adds a torrent. Its files are mapped under the destination; existing data is checked.
     pub async fn add(&self, opts: AddOptions) -> Result<TorrentId, SessionError> {
-        let dest = opts.destination.clone();
-        let info = opts.metainfo.info.clone();
-        let (storage, exists) = blocking::unblock(move || -> Result<(Storage, bool), StorageError> {
-            let storage = Storage::new(&dest, &info)?;
-            let exists = storage.any_exists();
-            let lengths: Vec<u64> = info.files.iter().map(|f| f.length).collect();
-            storage.create_empty_files(&lengths)?;
-            Ok((storage, exists))
-        })
-        .await?;
-        let mut params = AddTorrent::new(opts.metainfo);
-        params.check_existing = exists;
-        params.paused = opts.paused;
-        params.peers = opts.peers;
-        params.file_priorities = opts.file_priorities;
-        params.have = opts.have;
-        ask(&self.commands, |r| Command::Add(Box::new(params), Arc::new(storage), r))
-            .await
-            .unwrap_or(Err(SessionError::Stopped))
+        ask(&self.commands, |r| Command::Add(Box::new(opts), r)).await.unwrap_or(Err(SessionError::Stopped))
     }
 
     /// Pauses a torrent.

@@ -1,8 +1,8 @@
 //! The `shoal` binary under test: finding it and running its subcommands.
 //!
 //! The CLI contract the tests rely on:
-//! * `shoal download <TORRENT> -o DIR [--listen-port N] [--peer HOST:PORT]... [--seed]`
-//! * `shoal seed <TORRENT> <DIR> [--listen-port N] [--peer HOST:PORT]...`
+//! * `shoal download <TORRENT> -o DIR [--runtime smol|tokio] [--listen-port N] [--peer HOST:PORT]... [--seed]`
+//! * `shoal seed <TORRENT> <DIR> [--runtime smol|tokio] [--listen-port N] [--peer HOST:PORT]...`
 //! * `shoal create <PATH> -o FILE [--tracker URL]... [--piece-size N] [--private] [--comment S]`
 //! * `shoal info <TORRENT> [--json]`
 //! * errors: one line on stderr, non-zero exit; logs on a non-terminal stderr contain
@@ -79,26 +79,56 @@ where
     cmd
 }
 
+/// The async runtime a `shoal download` or `shoal seed` runs its session on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// shoal-smol (the default).
+    Smol,
+    /// shoal-tokio.
+    Tokio,
+}
+
+impl Runtime {
+    /// The value of `--runtime`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Smol => "smol",
+            Runtime::Tokio => "tokio",
+        }
+    }
+}
+
 fn add_peers(cmd: &mut Command, peers: &[SocketAddr]) {
     for p in peers {
         cmd.arg("--peer").arg(p.to_string());
     }
 }
 
-/// Starts `shoal download TORRENT -o OUT --listen-port PORT [--peer ..]`; wait for it with
-/// [`Proc::expect_success`]. `name` labels its logs (several leechers in one test).
-pub fn download(td: &TestDir, name: &str, torrent: &Path, out: &Path, port: u16, peers: &[SocketAddr]) -> Proc {
+/// Starts `shoal download TORRENT -o OUT --runtime RT --listen-port PORT [--peer ..]`; wait
+/// for it with [`Proc::expect_success`]. `name` labels its logs (several leechers in one test).
+pub fn download(
+    td: &TestDir,
+    rt: Runtime,
+    name: &str,
+    torrent: &Path,
+    out: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+) -> Proc {
     let mut cmd = command(["download"]);
     cmd.arg(torrent).arg("-o").arg(out);
+    cmd.args(["--runtime", rt.name()]);
     cmd.args(["--listen-port", &port.to_string()]);
     add_peers(&mut cmd, peers);
     Proc::spawn(name, cmd, &td.logs(), SHOAL_GRACE)
 }
 
-/// Starts `shoal seed TORRENT DIR --listen-port PORT [--peer ..]` (data at DIR/<name>).
-pub fn seed(td: &TestDir, torrent: &Path, dir: &Path, port: u16, peers: &[SocketAddr]) -> Proc {
+/// Starts `shoal seed TORRENT DIR --runtime RT --listen-port PORT [--peer ..]` (data at
+/// DIR/<name>).
+pub fn seed(td: &TestDir, rt: Runtime, torrent: &Path, dir: &Path, port: u16, peers: &[SocketAddr]) -> Proc {
     let mut cmd = command(["seed"]);
     cmd.arg(torrent).arg(dir);
+    cmd.args(["--runtime", rt.name()]);
     cmd.args(["--listen-port", &port.to_string()]);
     add_peers(&mut cmd, peers);
     Proc::spawn("shoal_seed", cmd, &td.logs(), SHOAL_GRACE)

@@ -13,7 +13,7 @@ use shoal_tests::bencode::Value;
 use shoal_tests::data::{self, Compare, FileSpec};
 use shoal_tests::peers::{self, LtKind, Transmission};
 use shoal_tests::proc::run;
-use shoal_tests::shoal;
+use shoal_tests::shoal::{self, Runtime};
 use shoal_tests::wait::{loopback, wait_for};
 use shoal_tests::{assert_same_tree, free_port, InfoHash, Opentracker, Proc, TestDir};
 
@@ -52,14 +52,39 @@ fn name_of(content: &Path) -> &str {
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
+/// For each `name`, the tests `name::smol` and `name::tokio`: the function `name(rt: Runtime)`
+/// run with Shoal's sessions on that runtime (`cargo test ::tokio` runs one runtime's share).
+macro_rules! on_each_runtime {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn smol() {
+                super::$name(super::Runtime::Smol)
+            }
+
+            #[test]
+            fn tokio() {
+                super::$name(super::Runtime::Tokio)
+            }
+        }
+    )+};
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Shoal downloads from a libtorrent seeder found through opentracker.
 
 /// libtorrent seeds `payload` (a torrent made by libtorrent); `shoal download` fetches it via
 /// the tracker and must produce identical files, no pad files, and a second run on the same
 /// directory must succeed from disk alone (the seeder is gone by then).
-fn shoal_downloads_from_libtorrent(test: &str, payload: Payload, piece_size: u64, kind: LtKind, udp: bool) {
-    let td = TestDir::new(test);
+fn shoal_downloads_from_libtorrent(
+    test: &str,
+    rt: Runtime,
+    payload: Payload,
+    piece_size: u64,
+    kind: LtKind,
+    udp: bool,
+) {
+    let td = TestDir::new(&format!("{test}-{}", rt.name()));
     let src = td.dir("seed");
     let content = payload.write(&src, piece_size ^ 0x5eed);
     let name = name_of(&content);
@@ -78,60 +103,63 @@ fn shoal_downloads_from_libtorrent(test: &str, payload: Payload, piece_size: u64
     let mut seeder = peers::lt_seed(&td, &torrent, &src, free_port(), &[]);
     tracker.wait_peers(hash, 1, TIMEOUT);
     let out = td.dir("out");
-    let mut dl = shoal::download(&td, "shoal_download", &torrent, &out, free_port(), &[]);
+    let mut dl = shoal::download(&td, rt, "shoal_download", &torrent, &out, free_port(), &[]);
     dl.expect_success(TIMEOUT);
     assert_same_tree(&content, &out.join(name), Compare::default());
     assert!(!out.join(".pad").exists(), "pad files written to {}", out.display());
 
     // With the only seeder gone, a second run can succeed only from the data on disk.
     seeder.terminate(STOP_TIMEOUT);
-    let mut again = shoal::download(&td, "shoal_download_again", &torrent, &out, free_port(), &[]);
+    let mut again = shoal::download(&td, rt, "shoal_download_again", &torrent, &out, free_port(), &[]);
     again.expect_success(RECHECK_TIMEOUT);
     assert_same_tree(&content, &out.join(name), Compare::default());
 }
 
-#[test]
-fn shoal_downloads_large_single_file_from_libtorrent() {
-    shoal_downloads_from_libtorrent("lt-to-shoal-64mib", Payload::Single(64 * MIB), 256 * KIB, LtKind::V1, false);
+fn shoal_downloads_large_single_file_from_libtorrent(rt: Runtime) {
+    shoal_downloads_from_libtorrent("lt-to-shoal-64mib", rt, Payload::Single(64 * MIB), 256 * KIB, LtKind::V1, false);
 }
+on_each_runtime!(shoal_downloads_large_single_file_from_libtorrent);
 
-#[test]
-fn shoal_downloads_nested_tree_from_libtorrent_via_udp_tracker() {
+fn shoal_downloads_nested_tree_from_libtorrent_via_udp_tracker(rt: Runtime) {
     shoal_downloads_from_libtorrent(
         "lt-to-shoal-tree-udp",
+        rt,
         Payload::Tree(data::awkward_tree()),
         64 * KIB,
         LtKind::V1,
         true,
     );
 }
+on_each_runtime!(shoal_downloads_nested_tree_from_libtorrent_via_udp_tracker);
 
-#[test]
-fn shoal_downloads_tree_with_16k_pieces_from_libtorrent() {
+fn shoal_downloads_tree_with_16k_pieces_from_libtorrent(rt: Runtime) {
     shoal_downloads_from_libtorrent(
         "lt-to-shoal-16k",
+        rt,
         Payload::Tree(data::awkward_tree()),
         16 * KIB,
         LtKind::V1,
         false,
     );
 }
+on_each_runtime!(shoal_downloads_tree_with_16k_pieces_from_libtorrent);
 
-#[test]
-fn shoal_downloads_file_with_1m_pieces_and_short_last_piece_from_libtorrent() {
-    shoal_downloads_from_libtorrent("lt-to-shoal-1m", Payload::Single(9 * MIB + 12_345), MIB, LtKind::V1, false);
+fn shoal_downloads_file_with_1m_pieces_and_short_last_piece_from_libtorrent(rt: Runtime) {
+    shoal_downloads_from_libtorrent("lt-to-shoal-1m", rt, Payload::Single(9 * MIB + 12_345), MIB, LtKind::V1, false);
 }
+on_each_runtime!(shoal_downloads_file_with_1m_pieces_and_short_last_piece_from_libtorrent);
 
-#[test]
-fn shoal_downloads_hybrid_torrent_with_pad_files_without_writing_them() {
+fn shoal_downloads_hybrid_torrent_with_pad_files_without_writing_them(rt: Runtime) {
     shoal_downloads_from_libtorrent(
         "lt-to-shoal-hybrid",
+        rt,
         Payload::Tree(data::awkward_tree()),
         32 * KIB,
         LtKind::Hybrid,
         false,
     );
 }
+on_each_runtime!(shoal_downloads_hybrid_torrent_with_pad_files_without_writing_them);
 
 // ---------------------------------------------------------------------------------------------
 // 2. libtorrent, transmission and aria2 download from `shoal seed`.
@@ -157,12 +185,13 @@ fn make_torrent(td: &TestDir, maker: Maker, content: &Path, url: &str, piece_log
 /// the seeder exits first).
 fn start_shoal_seed(
     td: &TestDir,
+    rt: Runtime,
     tracker: &Opentracker,
     torrent: &Path,
     src: &Path,
     dial: &[std::net::SocketAddr],
 ) -> Proc {
-    let mut seeder = shoal::seed(td, torrent, src, free_port(), dial);
+    let mut seeder = shoal::seed(td, rt, torrent, src, free_port(), dial);
     let hash = InfoHash::of_file(torrent);
     let mut last = (0, 0);
     let res = wait_for("shoal seed to be listed as a seeder by the tracker", TIMEOUT, || {
@@ -187,8 +216,8 @@ struct Setup {
     torrent: PathBuf,
 }
 
-fn setup(test: &str, payload: Payload, maker: Maker, piece_log2: u32) -> Setup {
-    let td = TestDir::new(test);
+fn setup(test: &str, rt: Runtime, payload: Payload, maker: Maker, piece_log2: u32) -> Setup {
+    let td = TestDir::new(&format!("{test}-{}", rt.name()));
     let src = td.dir("seed");
     let content = payload.write(&src, u64::from(piece_log2) * 31);
     let tracker = Opentracker::start(&td, &[]);
@@ -197,11 +226,10 @@ fn setup(test: &str, payload: Payload, maker: Maker, piece_log2: u32) -> Setup {
     Setup { td, src, content, tracker, torrent }
 }
 
-#[test]
-fn libtorrent_downloads_from_shoal_seed() {
-    let s = setup("shoal-to-lt", Payload::Tree(data::awkward_tree()), Maker::Shoal, 15);
+fn libtorrent_downloads_from_shoal_seed(rt: Runtime) {
+    let s = setup("shoal-to-lt", rt, Payload::Tree(data::awkward_tree()), Maker::Shoal, 15);
     let hash = InfoHash::of_file(&s.torrent);
-    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[]);
+    let mut seeder = start_shoal_seed(&s.td, rt, &s.tracker, &s.torrent, &s.src, &[]);
     let out = s.td.dir("out");
     let mut leech = peers::lt_leech(&s.td, &s.torrent, &out, free_port(), &[], TIMEOUT);
     leech.expect_success(TIMEOUT);
@@ -211,37 +239,37 @@ fn libtorrent_downloads_from_shoal_seed() {
     seeder.terminate_expect_success(STOP_TIMEOUT);
     s.tracker.wait_swarm_empty(hash, Duration::from_secs(20));
 }
+on_each_runtime!(libtorrent_downloads_from_shoal_seed);
 
-#[test]
-fn aria2_downloads_from_shoal_seed() {
-    let s = setup("shoal-to-aria2", Payload::Single(20 * MIB + 1), Maker::Shoal, 18);
-    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[]);
+fn aria2_downloads_from_shoal_seed(rt: Runtime) {
+    let s = setup("shoal-to-aria2", rt, Payload::Single(20 * MIB + 1), Maker::Shoal, 18);
+    let mut seeder = start_shoal_seed(&s.td, rt, &s.tracker, &s.torrent, &s.src, &[]);
     let out = s.td.dir("out");
     let mut aria = peers::aria2(&s.td, &s.torrent, &out, free_port());
     aria.expect_success(TIMEOUT);
     assert_same_tree(&s.content, &out.join("payload.bin"), Compare::default());
     seeder.terminate_expect_success(STOP_TIMEOUT);
 }
+on_each_runtime!(aria2_downloads_from_shoal_seed);
 
-#[test]
-fn transmission_downloads_from_shoal_seed_that_dials_it() {
-    let s = setup("shoal-to-transmission", Payload::Tree(data::awkward_tree()), Maker::Shoal, 16);
+fn transmission_downloads_from_shoal_seed_that_dials_it(rt: Runtime) {
+    let s = setup("shoal-to-transmission", rt, Payload::Tree(data::awkward_tree()), Maker::Shoal, 16);
     let out = s.td.dir("out");
     let mut trans = Transmission::start(&s.td, &s.torrent, &out, free_port());
-    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[trans.addr()]);
+    let mut seeder = start_shoal_seed(&s.td, rt, &s.tracker, &s.torrent, &s.src, &[trans.addr()]);
     trans.wait_done(TIMEOUT);
     // transmission never creates empty files.
     let lenient = Compare { missing_empty_ok: true, ..Compare::default() };
     assert_same_tree(&s.content, &out.join("payload"), lenient);
     seeder.terminate_expect_success(STOP_TIMEOUT);
 }
+on_each_runtime!(transmission_downloads_from_shoal_seed_that_dials_it);
 
-#[test]
-fn libtorrent_transmission_and_aria2_download_mktorrent_torrent_from_shoal() {
-    let s = setup("mktorrent-shoal-to-all", Payload::Tree(data::awkward_tree()), Maker::Mktorrent, 15);
+fn libtorrent_transmission_and_aria2_download_mktorrent_torrent_from_shoal(rt: Runtime) {
+    let s = setup("mktorrent-shoal-to-all", rt, Payload::Tree(data::awkward_tree()), Maker::Mktorrent, 15);
     let (lt_out, tr_out, aria_out) = (s.td.dir("out-lt"), s.td.dir("out-tr"), s.td.dir("out-aria2"));
     let mut trans = Transmission::start(&s.td, &s.torrent, &tr_out, free_port());
-    let mut seeder = start_shoal_seed(&s.td, &s.tracker, &s.torrent, &s.src, &[trans.addr()]);
+    let mut seeder = start_shoal_seed(&s.td, rt, &s.tracker, &s.torrent, &s.src, &[trans.addr()]);
     let mut leech = peers::lt_leech(&s.td, &s.torrent, &lt_out, free_port(), &[], TIMEOUT);
     let mut aria = peers::aria2(&s.td, &s.torrent, &aria_out, free_port());
     leech.expect_success(TIMEOUT);
@@ -253,15 +281,15 @@ fn libtorrent_transmission_and_aria2_download_mktorrent_torrent_from_shoal() {
     assert_same_tree(&s.content, &tr_out.join("payload"), lenient);
     seeder.terminate_expect_success(STOP_TIMEOUT);
 }
+on_each_runtime!(libtorrent_transmission_and_aria2_download_mktorrent_torrent_from_shoal);
 
 // ---------------------------------------------------------------------------------------------
 // 3. A swarm: one Shoal seeder, three Shoal leechers and a libtorrent leecher.
 
-#[test]
-fn swarm_of_shoal_and_libtorrent_peers_completes() {
+fn swarm_of_shoal_and_libtorrent_peers_completes(rt: Runtime) {
     let mut files = data::awkward_tree();
     files.push(FileSpec::new("big/bulk.bin", 16 * MIB + 3));
-    let td = TestDir::new("swarm");
+    let td = TestDir::new(&format!("swarm-{}", rt.name()));
     let src = td.dir("seed");
     let content = data::tree(&src, "payload", &files, 77);
     let tracker = Opentracker::start(&td, &[]);
@@ -270,12 +298,12 @@ fn swarm_of_shoal_and_libtorrent_peers_completes() {
     let hash = InfoHash::of_file(&torrent);
     tracker.allow(hash);
 
-    let mut seeder = start_shoal_seed(&td, &tracker, &torrent, &src, &[]);
+    let mut seeder = start_shoal_seed(&td, rt, &tracker, &torrent, &src, &[]);
     let mut leechers: Vec<(Proc, PathBuf)> = (0..3)
         .map(|i| {
             let out = td.dir(&format!("out-shoal-{i}"));
             let name = format!("shoal_download_{i}");
-            (shoal::download(&td, &name, &torrent, &out, free_port(), &[]), out)
+            (shoal::download(&td, rt, &name, &torrent, &out, free_port(), &[]), out)
         })
         .collect();
     let lt_out = td.dir("out-lt");
@@ -286,13 +314,13 @@ fn swarm_of_shoal_and_libtorrent_peers_completes() {
     }
     seeder.terminate_expect_success(STOP_TIMEOUT);
 }
+on_each_runtime!(swarm_of_shoal_and_libtorrent_peers_completes);
 
 // ---------------------------------------------------------------------------------------------
 // 4. Hostile peer: corrupt data is detected, its sender banned, the download still completes.
 
-#[test]
-fn corrupt_peer_is_banned_and_download_completes_from_honest_seeder() {
-    let td = TestDir::new("corrupt-peer");
+fn corrupt_peer_is_banned_and_download_completes_from_honest_seeder(rt: Runtime) {
+    let td = TestDir::new(&format!("corrupt-peer-{}", rt.name()));
     let src = td.dir("seed");
     let content = data::single_file(&src, "payload.bin", 4 * MIB + 333, 4242);
     let tracker = Opentracker::start(&td, &[]);
@@ -305,7 +333,7 @@ fn corrupt_peer_is_banned_and_download_completes_from_honest_seeder() {
     let _bad = peers::corrupt_peer(&td, &torrent, &src, bad_port);
     let out = td.dir("out");
     let dl_port = free_port();
-    let mut dl = shoal::download(&td, "shoal_download", &torrent, &out, dl_port, &[loopback(bad_port)]);
+    let mut dl = shoal::download(&td, rt, "shoal_download", &torrent, &out, dl_port, &[loopback(bad_port)]);
     dl.wait_stderr("report a failed hash check", TIMEOUT, |s| s.contains("hash check failed for piece"));
 
     // Then an honest seeder, which dials Shoal (the tracker gave Shoal no peers earlier).
@@ -315,6 +343,7 @@ fn corrupt_peer_is_banned_and_download_completes_from_honest_seeder() {
     let banned = format!("banned peer 127.0.0.1:{bad_port}");
     assert!(dl.stderr().contains(&banned), "no `{banned}` in the log\n{}", dl.logs());
 }
+on_each_runtime!(corrupt_peer_is_banned_and_download_completes_from_honest_seeder);
 
 // ---------------------------------------------------------------------------------------------
 // 5. Hostile .torrent files: a clear one-line error, no panic, nothing written outside.

@@ -1,0 +1,217 @@
+//! The tasks around the engine: peer connections, listeners, tracker traffic, disk and hash
+//! jobs. Each reports back to the engine task as an [`Input`]; none makes a protocol decision.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future;
+use shoal_core::engine::{DiskJob, DiskJobKind, HashJob, JobResult};
+use shoal_core::{ConnId, JobId};
+
+use super::task::Input;
+use super::Runtime;
+use crate::disk::{sha1_matches, Storage};
+
+/// Read buffer per connection; one read hands the engine up to this many bytes.
+const READ_BUF: usize = 256 * 1024;
+
+/// Largest tracker response body we read.
+const MAX_BODY: u64 = 4 << 20;
+
+/// How long a failing accept or UDP receive waits before trying again.
+const BACKOFF: Duration = Duration::from_millis(100);
+
+/// A task with a queue of bytes to write: a peer connection or a UDP tracker exchange.
+/// Dropping it cancels the task, which closes the socket.
+pub(crate) struct Link<R: Runtime> {
+    outgoing: Sender<Vec<u8>>,
+    _task: R::Task,
+}
+
+impl<R: Runtime> Link<R> {
+    fn new(make: impl FnOnce(Receiver<Vec<u8>>) -> R::Task) -> Self {
+        let (outgoing, queue) = async_channel::unbounded();
+        Link { outgoing, _task: make(queue) }
+    }
+
+    /// Queues bytes for writing (the engine bounds how much it queues).
+    pub fn send(&self, data: Vec<u8>) {
+        let _ = self.outgoing.try_send(data);
+    }
+}
+
+/// Runs `work` on the runtime's blocking pool and waits for its result.
+pub(crate) async fn unblock<R: Runtime, T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = async_channel::bounded(1);
+    R::spawn_blocking(move || {
+        let _ = tx.try_send(work());
+    });
+    rx.recv().await.ok()
+}
+
+/// Binds a listener; its accept loop runs until the returned task is dropped.
+pub(crate) async fn listen<R: Runtime>(
+    addr: SocketAddr,
+    inputs: Sender<Input<R>>,
+) -> std::io::Result<(SocketAddr, R::Task)> {
+    let listener = R::bind(addr).await?;
+    let local = R::local_addr(&listener)?;
+    let task = R::spawn(async move {
+        loop {
+            match R::accept(&listener).await {
+                Ok((stream, peer)) => {
+                    if inputs.send(Input::Incoming(stream, peer)).await.is_err() {
+                        break;
+                    }
+                }
+                // Out of descriptors and the like: back off briefly instead of spinning.
+                Err(_) => R::sleep_until(std::time::Instant::now() + BACKOFF).await,
+            }
+        }
+    });
+    Ok((local, task))
+}
+
+/// Dials `addr`; reports `Connected` then data, or `Closed` on failure.
+pub(crate) fn connect<R: Runtime>(conn: ConnId, addr: SocketAddr, inputs: Sender<Input<R>>) -> Link<R> {
+    Link::new(|queue| {
+        R::spawn(async move {
+            match R::connect(addr).await {
+                Ok(stream) => {
+                    if inputs.send(Input::Connected(conn)).await.is_ok() {
+                        serve::<R>(conn, stream, queue, inputs).await;
+                    }
+                }
+                Err(_) => {
+                    let _ = inputs.send(Input::Closed(conn)).await;
+                }
+            }
+        })
+    })
+}
+
+/// Takes over an accepted stream.
+pub(crate) fn accepted<R: Runtime>(conn: ConnId, stream: R::Stream, inputs: Sender<Input<R>>) -> Link<R> {
+    Link::new(|queue| R::spawn(serve::<R>(conn, stream, queue, inputs)))
+}
+
+/// Moves bytes both ways until either side ends, then reports `Closed`.
+async fn serve<R: Runtime>(conn: ConnId, stream: R::Stream, queue: Receiver<Vec<u8>>, inputs: Sender<Input<R>>) {
+    let (mut reader, mut writer) = R::split(stream);
+    let read = async {
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            match R::read(&mut reader, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if inputs.send(Input::Data(conn, buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let write = async {
+        while let Ok(data) = queue.recv().await {
+            if R::write_all(&mut writer, &data).await.is_err() {
+                break;
+            }
+            if inputs.send(Input::Sent(conn, data.len())).await.is_err() {
+                break;
+            }
+        }
+    };
+    future::or(read, write).await;
+    let _ = inputs.send(Input::Closed(conn)).await;
+}
+
+/// Resolves `host:port`, opens a socket and relays datagrams both ways until dropped.
+pub(crate) fn udp_tracker<R: Runtime>(id: JobId, host: String, port: u16, inputs: Sender<Input<R>>) -> Link<R> {
+    Link::new(|queue| {
+        R::spawn(async move {
+            let socket = match udp_open::<R>(host, port).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = inputs.send(Input::TrackerUdp(id, Err(e))).await;
+                    return;
+                }
+            };
+            let recv = async {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match R::udp_recv(&socket, &mut buf).await {
+                        Ok(n) => {
+                            if inputs.send(Input::TrackerUdp(id, Ok(buf[..n].to_vec()))).await.is_err() {
+                                break;
+                            }
+                        }
+                        // ICMP port unreachable and the like: the exchange's retries handle it.
+                        Err(_) => R::sleep_until(std::time::Instant::now() + BACKOFF).await,
+                    }
+                }
+            };
+            let send = async {
+                while let Ok(d) = queue.recv().await {
+                    let _ = R::udp_send(&socket, &d).await;
+                }
+            };
+            future::or(recv, send).await;
+        })
+    })
+}
+
+async fn udp_open<R: Runtime>(host: String, port: u16) -> Result<R::Udp, String> {
+    let addr = match R::resolve(host.clone(), port).await {
+        Ok(addrs) => *addrs.first().ok_or_else(|| format!("{host}: no address"))?,
+        Err(e) => return Err(format!("{host}: {e}")),
+    };
+    R::udp_connect(addr).await.map_err(|e| format!("{addr}: {e}"))
+}
+
+/// An HTTP client shared by all announces.
+pub(crate) fn http_agent() -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::new_with_config(config)
+}
+
+/// Runs one HTTP GET on the blocking pool and reports the body.
+pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, inputs: Sender<Input<R>>) {
+    R::spawn_blocking(move || {
+        let result = (|| -> Result<Vec<u8>, String> {
+            let mut resp = agent.get(&url).call().map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body = resp.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| e.to_string())?;
+            if !status.is_success() && body.is_empty() {
+                return Err(format!("HTTP {status}"));
+            }
+            Ok(body)
+        })();
+        let _ = inputs.send_blocking(Input::TrackerHttp(id, result));
+    });
+}
+
+/// Runs a disk job on the blocking pool and reports its result.
+pub(crate) fn disk_job<R: Runtime>(job: DiskJob, storage: Arc<Storage>, inputs: Sender<Input<R>>) {
+    R::spawn_blocking(move || {
+        let result = match job.kind {
+            DiskJobKind::Write { spans, data, .. } => JobResult::Written(storage.write(&spans, &data)),
+            DiskJobKind::Read { spans, .. } => JobResult::Read(storage.read(&spans)),
+            DiskJobKind::Verify { spans, expected, .. } => JobResult::Verified(storage.verify(&spans, &expected)),
+        };
+        let _ = inputs.send_blocking(Input::Job(job.id, result));
+    });
+}
+
+/// Hashes a downloaded piece on the blocking pool and reports whether it matched.
+pub(crate) fn hash_job<R: Runtime>(job: HashJob, inputs: Sender<Input<R>>) {
+    R::spawn_blocking(move || {
+        let ok = sha1_matches(&job.data, &job.expected);
+        let _ = inputs.send_blocking(Input::Job(job.id, JobResult::Hashed { ok, data: job.data }));
+    });
+}

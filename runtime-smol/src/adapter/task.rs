@@ -1,0 +1,330 @@
+//! The engine task: feeds the engine its inputs and carries out its outputs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future;
+use shoal_core::engine::{AddTorrent, Engine, Event, JobResult, Output, TrackerJob};
+use shoal_core::{ConnId, Instant, JobId, TorrentId};
+
+use super::io::{self, Link};
+use super::Runtime;
+use crate::disk::{Storage, StorageError};
+use crate::{AddOptions, Command, Reply, SessionError};
+
+/// Everything that happens around the engine, reported to its task.
+pub(crate) enum Input<R: Runtime> {
+    Incoming(R::Stream, SocketAddr),
+    Connected(ConnId),
+    Data(ConnId, Vec<u8>),
+    Sent(ConnId, usize),
+    Closed(ConnId),
+    Job(JobId, JobResult),
+    /// A torrent's files are mapped (and empty ones created): it can join the engine.
+    Prepared(Box<AddOptions>, Result<Prepared, StorageError>, Reply<Result<TorrentId, SessionError>>),
+    TrackerHttp(JobId, Result<Vec<u8>, String>),
+    TrackerUdp(JobId, Result<Vec<u8>, String>),
+}
+
+/// A torrent's storage, and whether any of its files existed before.
+pub(crate) struct Prepared {
+    storage: Storage,
+    existed: bool,
+}
+
+/// Inputs handled before outputs are drained again, so a busy socket cannot starve the rest.
+const BATCH: usize = 64;
+
+/// The engine and everything it has asked for that is still running. Spawn [`EngineTask::run`]
+/// on the runtime's executor; it ends after [`crate::Handle::shutdown`] (or when every handle
+/// is gone).
+pub struct EngineTask<R: Runtime> {
+    engine: Engine,
+    origin: std::time::Instant,
+    inputs_tx: Sender<Input<R>>,
+    inputs: Receiver<Input<R>>,
+    commands: Receiver<Command>,
+    conns: HashMap<ConnId, Link<R>>,
+    storages: HashMap<TorrentId, Arc<Storage>>,
+    udp: HashMap<JobId, Link<R>>,
+    agent: ureq::Agent,
+    subscribers: Vec<Sender<Event>>,
+    /// Disk, hash and storage-setup work not yet reported back.
+    jobs_in_flight: usize,
+    shutdown_waiters: Vec<Sender<()>>,
+    shutting_down: bool,
+    _listeners: Vec<R::Task>,
+}
+
+enum Next<R: Runtime> {
+    Command(Option<Command>),
+    Input(Input<R>),
+    Timeout,
+}
+
+impl<R: Runtime> EngineTask<R> {
+    pub(crate) fn new(
+        engine: Engine,
+        inputs_tx: Sender<Input<R>>,
+        inputs: Receiver<Input<R>>,
+        commands: Receiver<Command>,
+        listeners: Vec<R::Task>,
+    ) -> Self {
+        EngineTask {
+            engine,
+            origin: std::time::Instant::now(),
+            inputs_tx,
+            inputs,
+            commands,
+            conns: HashMap::new(),
+            storages: HashMap::new(),
+            udp: HashMap::new(),
+            agent: io::http_agent(),
+            subscribers: Vec::new(),
+            jobs_in_flight: 0,
+            shutdown_waiters: Vec::new(),
+            shutting_down: false,
+            _listeners: listeners,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    /// Runs the engine until it has shut down, then flushes the files.
+    pub async fn run(mut self) {
+        loop {
+            self.drain_outputs();
+            if self.shutting_down && self.engine.is_shut_down() && self.jobs_in_flight == 0 {
+                break;
+            }
+            let deadline = self.origin.checked_add(Duration::from_micros(self.engine.poll_timeout().as_micros()));
+            let (commands, inputs) = (&self.commands, &self.inputs);
+            let next = future::or(
+                async { Next::Command(commands.recv().await.ok()) },
+                future::or(
+                    async {
+                        match inputs.recv().await {
+                            Ok(i) => Next::Input(i),
+                            // We hold a sender ourselves, so the channel never closes.
+                            Err(_) => future::pending().await,
+                        }
+                    },
+                    async {
+                        match deadline {
+                            Some(at) => R::sleep_until(at).await,
+                            None => future::pending().await,
+                        }
+                        Next::Timeout
+                    },
+                ),
+            )
+            .await;
+            match next {
+                Next::Command(Some(c)) => self.command(c),
+                Next::Command(None) => self.begin_shutdown(),
+                Next::Input(i) => {
+                    self.input(i);
+                    for _ in 0..BATCH {
+                        match self.inputs.try_recv() {
+                            Ok(i) => self.input(i),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Next::Timeout => {
+                    let now = self.now();
+                    self.engine.handle_timeout(now);
+                }
+            }
+        }
+        let storages: Vec<Arc<Storage>> = self.storages.drain().map(|(_, s)| s).collect();
+        io::unblock::<R, _>(move || {
+            for s in storages {
+                let _ = s.sync();
+            }
+        })
+        .await;
+        for w in self.shutdown_waiters.drain(..) {
+            let _ = w.try_send(());
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            let now = self.now();
+            self.engine.shutdown(now);
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = self.now();
+        match c {
+            Command::Add(opts, reply) => self.prepare(opts, reply),
+            Command::Pause(t, reply) => {
+                let _ = reply.try_send(self.engine.pause(t, now).map_err(Into::into));
+            }
+            Command::Resume(t, reply) => {
+                let _ = reply.try_send(self.engine.resume(t, now).map_err(Into::into));
+            }
+            Command::Recheck(t, reply) => {
+                let _ = reply.try_send(self.engine.recheck(t, now).map_err(Into::into));
+            }
+            Command::Remove(t, reply) => {
+                let _ = reply.try_send(self.engine.remove(t, now).map_err(Into::into));
+            }
+            Command::AddPeers(t, peers, reply) => {
+                let _ = reply.try_send(self.engine.add_peers(t, &peers, now).map_err(Into::into));
+            }
+            Command::SetFilePriority(t, file, p, reply) => {
+                let _ = reply.try_send(self.engine.set_file_priority(t, file, p, now).map_err(Into::into));
+            }
+            Command::Stats(t, reply) => {
+                let _ = reply.try_send(self.engine.stats(t));
+            }
+            Command::List(reply) => {
+                let _ = reply.try_send(self.engine.torrents());
+            }
+            Command::Peers(t, reply) => {
+                let _ = reply.try_send(self.engine.peers(t));
+            }
+            Command::Subscribe(tx) => self.subscribers.push(tx),
+            Command::Shutdown(reply) => {
+                self.shutdown_waiters.push(reply);
+                self.begin_shutdown();
+            }
+        }
+    }
+
+    /// Maps a new torrent's files on the blocking pool; it joins the engine when that is done.
+    fn prepare(&mut self, opts: Box<AddOptions>, reply: Reply<Result<TorrentId, SessionError>>) {
+        self.jobs_in_flight += 1;
+        let inputs = self.inputs_tx.clone();
+        let dest = opts.destination.clone();
+        let info = opts.metainfo.info.clone();
+        R::spawn_blocking(move || {
+            let prepared = Storage::new(&dest, &info).and_then(|storage| {
+                let existed = storage.any_exists();
+                let lengths: Vec<u64> = info.files.iter().map(|f| f.length).collect();
+                storage.create_empty_files(&lengths)?;
+                Ok(Prepared { storage, existed })
+            });
+            let _ = inputs.send_blocking(Input::Prepared(opts, prepared, reply));
+        });
+    }
+
+    fn add(&mut self, opts: AddOptions, prepared: Prepared, now: Instant) -> Result<TorrentId, SessionError> {
+        if self.shutting_down {
+            return Err(SessionError::Stopped);
+        }
+        let mut params = AddTorrent::new(opts.metainfo);
+        params.check_existing = prepared.existed;
+        params.paused = opts.paused;
+        params.peers = opts.peers;
+        params.file_priorities = opts.file_priorities;
+        params.have = opts.have;
+        let id = self.engine.add_torrent(params, now)?;
+        self.storages.insert(id, Arc::new(prepared.storage));
+        Ok(id)
+    }
+
+    fn input(&mut self, i: Input<R>) {
+        let now = self.now();
+        match i {
+            Input::Incoming(stream, addr) => match self.engine.handle_incoming(addr, now) {
+                Some(conn) => {
+                    let link = io::accepted::<R>(conn, stream, self.inputs_tx.clone());
+                    self.conns.insert(conn, link);
+                }
+                None => drop(stream),
+            },
+            Input::Connected(conn) => self.engine.handle_connected(conn, now),
+            Input::Data(conn, data) => self.engine.handle_peer_data(conn, &data, now),
+            Input::Sent(conn, n) => self.engine.handle_sent(conn, n, now),
+            Input::Closed(conn) => {
+                if self.conns.remove(&conn).is_some() {
+                    self.engine.handle_closed(conn, now);
+                }
+            }
+            Input::Job(id, result) => {
+                if std::env::var_os("SHOAL_TRACE").is_some() {
+                    eprintln!("trace: job done {id:?}");
+                }
+                self.jobs_in_flight -= 1;
+                self.engine.handle_job(id, result, now);
+            }
+            Input::Prepared(opts, prepared, reply) => {
+                self.jobs_in_flight -= 1;
+                let r = prepared.map_err(SessionError::from).and_then(|p| self.add(*opts, p, now));
+                let _ = reply.try_send(r);
+            }
+            Input::TrackerHttp(id, result) => self.engine.handle_tracker_http(id, result, now),
+            Input::TrackerUdp(id, result) => match result {
+                Ok(data) => self.engine.handle_tracker_udp(id, Ok(&data), now),
+                Err(e) => self.engine.handle_tracker_udp(id, Err(e), now),
+            },
+        }
+    }
+
+    fn drain_outputs(&mut self) {
+        while let Some(o) = self.engine.poll_output() {
+            if std::env::var_os("SHOAL_TRACE").is_some() {
+                trace_output(&o);
+            }
+            match o {
+                Output::Connect { conn, addr } => {
+                    let link = io::connect::<R>(conn, addr, self.inputs_tx.clone());
+                    self.conns.insert(conn, link);
+                }
+                Output::Send { conn, data } => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        c.send(data);
+                    }
+                }
+                Output::Close { conn } => {
+                    self.conns.remove(&conn);
+                }
+                Output::Disk(job) => {
+                    let Some(storage) = self.storages.get(&job.torrent).cloned() else { continue };
+                    self.jobs_in_flight += 1;
+                    io::disk_job::<R>(job, storage, self.inputs_tx.clone());
+                }
+                Output::Hash(job) => {
+                    self.jobs_in_flight += 1;
+                    io::hash_job::<R>(job, self.inputs_tx.clone());
+                }
+                Output::Tracker(TrackerJob::HttpGet { id, url }) => {
+                    io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
+                }
+                Output::Tracker(TrackerJob::UdpSend { id, host, port, data }) => {
+                    let inputs = self.inputs_tx.clone();
+                    self.udp.entry(id).or_insert_with(|| io::udp_tracker::<R>(id, host, port, inputs)).send(data);
+                }
+                Output::Tracker(TrackerJob::UdpClose { id }) => {
+                    self.udp.remove(&id);
+                }
+                Output::Event(e) => {
+                    if let Event::Removed { torrent } = &e {
+                        self.storages.remove(torrent);
+                    }
+                    self.subscribers.retain(|s| s.try_send(e.clone()).is_ok() || !s.is_closed() && !s.is_full());
+                }
+            }
+        }
+    }
+}
+
+/// Prints an output without its payload (debugging aid, `SHOAL_TRACE=1`).
+fn trace_output(o: &Output) {
+    match o {
+        Output::Send { conn, data } => eprintln!("trace: send {conn:?} {} bytes", data.len()),
+        Output::Disk(j) => eprintln!("trace: disk {:?} {:?}", j.id, std::mem::discriminant(&j.kind)),
+        Output::Hash(j) => eprintln!("trace: hash {:?} piece {}", j.id, j.piece),
+        other => eprintln!("trace: {other:?}"),
+    }
+}
