@@ -6,6 +6,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod create;
+mod daemon;
 mod info;
 mod progress;
 mod run;
@@ -71,6 +72,8 @@ enum Cmd {
         #[arg(long = "web-seed")]
         web_seeds: Vec<String>,
     },
+    /// Run the daemon: a session driven over the Tribler-compatible REST API until stopped.
+    Daemon(daemon::DaemonArgs),
     /// Show what a .torrent file contains.
     Info {
         /// The .torrent file.
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
             create::create(&path, &output, trackers, piece_size, private, comment, web_seeds)
         }
         Cmd::Info { torrent, json } => info::info(&torrent, json),
+        Cmd::Daemon(args) => daemon::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

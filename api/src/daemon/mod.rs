@@ -1,0 +1,251 @@
+//! `shoal daemon`: a session that runs until stopped, driven over the Tribler 7.x REST API.
+//!
+//! State directory: `<state>/triblerd.conf` (settings, Tribler's INI layout) and
+//! `<state>/node_id` (the stable id shown as `public_key` in `events_start`).
+
+mod api;
+mod docs;
+mod events;
+mod fsutil;
+mod handlers;
+mod routes;
+mod settings;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future;
+use serde_json::Value;
+use shoal_core::engine::Config;
+use shoal_smol::{Handle, SessionConfig};
+
+use events::EventBus;
+use settings::Settings;
+
+/// The version shown in `events_start` and the Swagger description.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The engine's default peer port (a free one is used if it is taken).
+const DEFAULT_PEER_PORT: u16 = 6881;
+
+/// Options of `shoal daemon`; each flag wins over its environment variable, which wins over
+/// `triblerd.conf`.
+#[derive(clap::Args)]
+pub struct DaemonArgs {
+    /// State directory (settings, resume data) [default: $XDG_DATA_HOME/shoal or
+    /// ~/.local/share/shoal]
+    #[arg(long, env = "TSTATEDIR")]
+    state_dir: Option<PathBuf>,
+    /// REST API port (0 picks a free one) [default: [api] http_port of triblerd.conf, else 8085]
+    #[arg(long, env = "CORE_API_PORT")]
+    http_port: Option<u16>,
+    /// REST API key [default: [api] key of triblerd.conf; generated and stored there if absent]
+    #[arg(long, env = "CORE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+/// The daemon's state, shared by every request.
+pub struct Daemon {
+    settings: Mutex<Settings>,
+    /// The key in force (changing `[api] key` takes effect at the next start).
+    key: String,
+    http_addr: SocketAddr,
+    peer_addrs: Vec<SocketAddr>,
+    events: EventBus,
+    swagger: Value,
+    stop: Sender<()>,
+    /// The engine; the download endpoints drive it.
+    #[allow(dead_code)]
+    session: Handle,
+}
+
+impl Daemon {
+    /// The settings tree with the values in force filled in.
+    fn settings_tree(&self) -> Value {
+        let mut tree = self.settings.lock().unwrap_or_else(|e| e.into_inner()).tree();
+        let api = &mut tree["api"];
+        api["key"] = Value::from(self.key.as_str());
+        api["http_enabled"] = Value::Bool(true);
+        api["http_port"] = Value::from(self.http_addr.port());
+        api["http_host"] = Value::from(self.http_addr.ip().to_string());
+        if let Some(a) = self.peer_addrs.first() {
+            tree["libtorrent"]["port"] = Value::from(a.port());
+        }
+        tree
+    }
+
+    /// Every port bound: the REST API's and the engine's.
+    fn ports(&self) -> Vec<u16> {
+        let mut ports = vec![self.http_addr.port()];
+        for a in &self.peer_addrs {
+            if !ports.contains(&a.port()) {
+                ports.push(a.port());
+            }
+        }
+        ports
+    }
+
+    fn request_stop(&self) {
+        let _ = self.stop.try_send(());
+    }
+}
+
+/// `$XDG_DATA_HOME/shoal`, `~/.local/share/shoal` (or the platform's data directory).
+fn default_state_dir() -> Result<PathBuf, String> {
+    dirs::data_dir()
+        .map(|d| d.join("shoal"))
+        .ok_or_else(|| "cannot find the user's data directory: pass --state-dir or set TSTATEDIR".into())
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::{RngCore, SeedableRng};
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::StdRng::from_os_rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stable id of this state directory (64 hex), created on first start.
+fn node_id(state_dir: &Path) -> Result<String, String> {
+    let path = state_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() == 64 && s.trim().bytes().all(|b| b.is_ascii_hexdigit()) => {
+            return Ok(s.trim().to_ascii_lowercase())
+        }
+        Ok(_) => eprintln!("shoal daemon: {} is malformed; making a new id", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let id = random_hex(32);
+    fsutil::write_atomic(&path, format!("{id}\n").as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(id)
+}
+
+/// Starts the engine on `port` (the default port falls back to a free one).
+async fn start_session(port: u16, explicit: bool) -> Result<shoal_smol::Session, String> {
+    let local = crate::run::local_only();
+    let config = |port: u16| SessionConfig {
+        engine: Config { listen_port: port, local_only: local, ..Config::default() },
+        listen: if local {
+            vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+            ]
+        } else {
+            Vec::new()
+        },
+        seed: None,
+    };
+    match shoal_smol::Session::start(config(port)).await {
+        Ok(s) => Ok(s),
+        Err(e) if !explicit && port != 0 => {
+            eprintln!("shoal daemon: {e}; using a free port for peers instead");
+            shoal_smol::Session::start(config(0)).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs the daemon until Ctrl-C, SIGTERM or `PUT /shutdown`.
+pub fn run(args: DaemonArgs) -> Result<(), String> {
+    let state_dir = match args.state_dir {
+        Some(d) => d,
+        None => default_state_dir()?,
+    };
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    eprintln!("shoal daemon: state directory {}", state_dir.display());
+
+    let (mut settings, warnings) = Settings::load(&state_dir)?;
+    for w in warnings {
+        eprintln!("shoal daemon: {w}");
+    }
+    let conf = settings.path().display().to_string();
+    let stored_key = settings.get("api", "key").as_str().filter(|k| !k.is_empty()).map(str::to_string);
+    let key = match (args.api_key.filter(|k| !k.is_empty()), stored_key) {
+        (Some(k), _) => {
+            eprintln!("shoal daemon: API key from --api-key/CORE_API_KEY");
+            k
+        }
+        (None, Some(k)) => {
+            eprintln!("shoal daemon: API key from {conf} ([api] key)");
+            k
+        }
+        (None, None) => {
+            let k = random_hex(16);
+            settings.set("api", "key", Value::from(k.as_str()))?;
+            settings.save()?;
+            eprintln!("shoal daemon: generated an API key; it is stored in {conf} ([api] key)");
+            k
+        }
+    };
+    let public_key = node_id(&state_dir)?;
+
+    let http_port = match args.http_port {
+        Some(p) => p,
+        None => settings.get("api", "http_port").as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(8085),
+    };
+    let http_ip: IpAddr =
+        settings.get("api", "http_host").as_str().and_then(|s| s.parse().ok()).unwrap_or(Ipv4Addr::LOCALHOST.into());
+    let peer_port = settings.get("libtorrent", "port").as_u64().and_then(|p| u16::try_from(p).ok());
+
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let signal_tx = stop_tx.clone();
+    ctrlc::set_handler(move || {
+        let _ = signal_tx.try_send(());
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+
+    smol::block_on(async move {
+        let session = start_session(peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some()).await?;
+        let listener = match async_net::TcpListener::bind(SocketAddr::new(http_ip, http_port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                session.handle().shutdown().await;
+                return Err(format!("cannot listen on {}: {e}", SocketAddr::new(http_ip, http_port)));
+            }
+        };
+        let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let routes = routes::table();
+        let daemon = Arc::new(Daemon {
+            settings: Mutex::new(settings),
+            key,
+            http_addr,
+            peer_addrs: session.listen_addrs().to_vec(),
+            events: EventBus::new(public_key, VERSION.to_string()),
+            swagger: docs::swagger(&routes, VERSION),
+            stop: stop_tx,
+            session: session.handle(),
+        });
+        let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
+        eprintln!("shoal daemon: peers on {}", peers.join(", "));
+        let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes)));
+        eprintln!("shoal daemon: REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
+
+        wait_for_stop(&stop_rx).await;
+        eprintln!("shoal daemon: shutting down");
+        daemon.events.shutdown_state("Shutting down Downloads...");
+        // Say goodbye to trackers and flush files, but never hang on a dead tracker.
+        future::or(session.handle().shutdown(), async {
+            async_io::Timer::after(Duration::from_secs(15)).await;
+        })
+        .await;
+        daemon.events.shutdown_state("Saving configuration...");
+        daemon.events.close();
+        // Let open event streams deliver their last frames before the process ends.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while daemon.events.live_streams() > 0 && Instant::now() < deadline {
+            async_io::Timer::after(Duration::from_millis(10)).await;
+        }
+        async_io::Timer::after(Duration::from_millis(50)).await;
+        drop(server);
+        eprintln!("shoal daemon: stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_stop(stop: &Receiver<()>) {
+    let _ = stop.recv().await;
+}

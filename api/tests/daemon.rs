@@ -1,0 +1,585 @@
+//! `shoal daemon` over real HTTP on loopback: auth, error shapes, settings, events, shutdown.
+//!
+//! Each test starts the real binary with a temporary state directory, `--http-port 0` (the
+//! daemon reports the port it bound) and `SHOAL_LOCAL_ONLY=1`. Nothing waits on a sleep: the
+//! tests wait on the daemon's output, on events and on process exit, each with a timeout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A fresh directory under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "shoal-daemon-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    /// Lines of stderr up to the "REST API on" line.
+    log: Vec<String>,
+}
+
+/// How to start a daemon: extra arguments and environment.
+#[derive(Default)]
+struct Opts<'a> {
+    state: Option<&'a Path>,
+    args: Vec<&'a str>,
+    env: Vec<(&'a str, String)>,
+    /// Leave `--http-port` out (to test `CORE_API_PORT` and the config).
+    no_port_flag: bool,
+}
+
+// The child moves into `Daemon`, whose drop kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start(opts: Opts) -> Daemon {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    cmd.arg("daemon");
+    if let Some(state) = opts.state {
+        cmd.arg("--state-dir").arg(state);
+    }
+    if !opts.no_port_flag {
+        cmd.args(["--http-port", "0"]);
+    }
+    cmd.args(&opts.args);
+    for var in ["TSTATEDIR", "CORE_API_PORT", "CORE_API_KEY"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("SHOAL_LOCAL_ONLY", "1");
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start shoal daemon");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[daemon] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    loop {
+        let line = match rx.recv_timeout(TIMEOUT) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the daemon did not report its REST port ({e}); output: {log:#?}");
+            }
+        };
+        log.push(line.clone());
+        if let Some(rest) = line.split("REST API on http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap();
+            let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+            return Daemon { child: Some(child), port, log };
+        }
+    }
+}
+
+fn wait_exit(mut child: Child) -> ExitStatus {
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            panic!("the daemon did not exit in time");
+        }
+    }
+}
+
+impl Daemon {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// PUT /shutdown and wait for exit 0.
+    fn shutdown(mut self, key: &str) {
+        let r = request(&self, "PUT", "/shutdown", &[("X-Api-Key", key)], None);
+        assert_eq!((r.status, r.json()), (200, json!({"shutdown": true})));
+        let status = wait_exit(self.child.take().unwrap());
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).proxy(None).timeout_global(Some(TIMEOUT)).build().into()
+}
+
+struct Resp {
+    status: u16,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn request(d: &Daemon, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    let req = ureq::http::Request::builder().method(method).uri(d.url(path));
+    let req = headers.iter().fold(req, |r, (k, v)| r.header(*k, *v));
+    let agent = agent();
+    let result = match body {
+        Some(b) => agent.run(req.body(b.to_vec()).unwrap()),
+        None => agent.run(req.body(()).unwrap()),
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = resp.status().as_u16();
+    let headers: Vec<(String, String)> =
+        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let body = if method == "HEAD" { Vec::new() } else { resp.body_mut().read_to_vec().unwrap() };
+    Resp { status, content_type, headers, body }
+}
+
+fn get(d: &Daemon, path: &str, key: &str) -> Resp {
+    request(d, "GET", path, &[("X-Api-Key", key)], None)
+}
+
+fn post_settings(d: &Daemon, key: &str, body: &str) -> Resp {
+    request(
+        d,
+        "POST",
+        "/settings",
+        &[("X-Api-Key", key), ("Content-Type", "application/x-www-form-urlencoded")],
+        Some(body.as_bytes()),
+    )
+}
+
+fn stored_key(state: &Path) -> String {
+    let conf = std::fs::read_to_string(state.join("triblerd.conf")).unwrap();
+    let mut in_api = false;
+    for line in conf.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_api = line == "[api]";
+        } else if let (true, Some(v)) = (in_api, line.strip_prefix("key=").or_else(|| line.strip_prefix("key = "))) {
+            return v.trim().to_string();
+        }
+    }
+    panic!("no [api] key in {conf}");
+}
+
+/// Sends a raw request and returns (status, body).
+fn raw(d: &Daemon, head: &str, body: &[u8]) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut r = BufReader::new(s);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn auth_and_error_shapes() {
+    let state = TempDir::new();
+    let d = start(Opts { state: Some(&state.0), args: vec!["--api-key", "testkey123"], ..Opts::default() });
+    let key = "testkey123";
+
+    // No key, wrong key: 401 with a string error (also for unknown paths: auth comes first).
+    for (path, headers) in [
+        ("/settings", vec![]),
+        ("/settings", vec![("X-Api-Key", "wrong")]),
+        ("/settings?apikey=wrong", vec![]),
+        ("/settings", vec![("Cookie", "api_key=wrong")]),
+        ("/nonexistent", vec![]),
+        ("/", vec![]),
+    ] {
+        let r = request(&d, "GET", path, &headers, None);
+        assert_eq!(r.status, 401, "{path} {headers:?}");
+        assert_eq!(r.content_type, "application/json");
+        insta::assert_json_snapshot!("unauthorized", r.json());
+    }
+    // The key three ways.
+    assert_eq!(get(&d, "/settings", key).status, 200);
+    assert_eq!(request(&d, "GET", &format!("/settings?apikey={key}"), &[], None).status, 200);
+    assert_eq!(request(&d, "GET", "/settings", &[("Cookie", &format!("theme=dark; api_key={key}"))], None).status, 200);
+
+    // Unknown paths: Tribler's 404.
+    let r = get(&d, "/nonexistent", key);
+    assert_eq!((r.status, r.content_type.as_str()), (404, "application/json"));
+    insta::assert_json_snapshot!("not_found", r.json());
+    assert_eq!(get(&d, "/state", key).json()["error"]["message"], "Could not find /state");
+    assert_eq!(get(&d, "/a/b/c", key).json()["error"]["message"], "Could not find /a/b/c");
+
+    // HEAD on a GET route: headers, no body.
+    let r = request(&d, "HEAD", "/settings", &[("X-Api-Key", key)], None);
+    assert_eq!((r.status, r.content_type.as_str()), (200, "application/json"));
+
+    // A method the path does not serve: the unhandled 500 (like aiohttp's 405 in Tribler).
+    for method in ["DELETE", "PATCH", "OPTIONS"] {
+        let r = request(&d, method, "/settings", &[("X-Api-Key", key)], None);
+        assert_eq!(r.status, 500, "{method}");
+        insta::assert_json_snapshot!("method_not_allowed", r.json());
+    }
+
+    // Bad JSON: the unhandled shape.
+    let r = post_settings(&d, key, "{not json");
+    assert_eq!(r.status, 500);
+    let body = r.json();
+    assert_eq!((&body["error"]["handled"], &body["error"]["code"]), (&json!(false), &json!("JSONDecodeError")));
+    insta::assert_json_snapshot!("bad_json", body, {".error.message" => "[message]"});
+    assert_eq!(post_settings(&d, key, "").json()["error"]["code"], "JSONDecodeError");
+
+    // JSON sent as form-urlencoded (as the GUI does) is read as JSON.
+    let r = post_settings(&d, key, r#"{"Tribler": {}, "libtorrent": {"max_download_rate": 500}}"#);
+    assert_eq!((r.status, r.json()), (200, json!({"modified": true})));
+
+    // Bodies over 16 MiB: 413, whether declared or streamed.
+    let (status, body) = raw(
+        &d,
+        &format!("POST /settings HTTP/1.1\r\nHost: x\r\nX-Api-Key: {key}\r\nContent-Length: 16777217\r\nConnection: close\r\n\r\n"),
+        b"",
+    );
+    assert_eq!(status, 413);
+    insta::assert_json_snapshot!("too_large", body);
+    let mut chunked = Vec::new();
+    for _ in 0..17 {
+        chunked.extend_from_slice(b"100000\r\n");
+        chunked.extend(std::iter::repeat_n(b' ', 1 << 20));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (status, body) = raw(
+        &d,
+        &format!("POST /settings HTTP/1.1\r\nHost: x\r\nX-Api-Key: {key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"),
+        &chunked,
+    );
+    assert_eq!((status, &body["error"]["handled"]), (413, &json!(true)));
+
+    // No CORS headers.
+    let r = get(&d, "/settings", key);
+    assert!(r.headers.iter().all(|(k, _)| !k.to_ascii_lowercase().starts_with("access-control")));
+
+    d.shutdown(key);
+}
+
+#[test]
+fn docs_describe_every_route() {
+    let state = TempDir::new();
+    let d = start(Opts { state: Some(&state.0), args: vec!["--api-key", "k"], ..Opts::default() });
+    let page = request(&d, "GET", "/docs", &[], None);
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"));
+    let r = request(&d, "GET", "/docs/swagger.json", &[], None);
+    assert_eq!((r.status, r.content_type.as_str()), (200, "application/json; charset=utf-8"));
+    let spec = r.json();
+    assert_eq!(spec["swagger"], "2.0");
+    assert_eq!(spec["securityDefinitions"]["apiKey"]["name"], "X-Api-Key");
+    let paths = spec["paths"].as_object().unwrap();
+    for p in ["/events", "/settings", "/shutdown", "/docs", "/docs/swagger.json"] {
+        assert!(paths.contains_key(p), "{p} is not documented");
+    }
+    // Every documented path is served: never the unknown-path 404.
+    for (path, ops) in paths {
+        let concrete = path.replace("{infohash}", &"0".repeat(40)).replace("{fileindex}", "0");
+        let r = request(&d, "HEAD", &concrete, &[("X-Api-Key", "k")], None);
+        assert_ne!(r.status, 404, "{path}");
+        if ops.get("get").is_some() {
+            assert_eq!(r.status, 200, "HEAD {path}");
+        }
+    }
+    d.shutdown("k");
+}
+
+#[test]
+fn settings_shape_and_persistence() {
+    let state = TempDir::new();
+    let d = start(Opts { state: Some(&state.0), ..Opts::default() });
+    let key = stored_key(&state.0);
+    let r = get(&d, "/settings", &key);
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    assert_eq!(body["settings"]["api"]["key"], json!(key));
+    assert_eq!(body["settings"]["api"]["http_port"], json!(d.port));
+    assert_eq!(body["ports"][0], json!(d.port));
+    insta::assert_json_snapshot!("settings", body, {
+        ".settings.api.key" => "[key]",
+        ".settings.api.http_port" => "[port]",
+        ".settings.libtorrent.port" => "[port]",
+        ".settings.download_defaults.saveas" => "[saveas]",
+        ".ports" => "[ports]",
+    });
+
+    // Invalid values: 400 with a clear message, nothing written.
+    let conf = state.0.join("triblerd.conf");
+    let before = std::fs::read(&conf).unwrap();
+    for bad in [
+        r#"{"download_defaults": {"number_hops": 7}}"#,
+        r#"{"download_defaults": {"number_hops": "1"}}"#,
+        r#"{"download_defaults": {"seeding_mode": "sometimes"}}"#,
+        r#"{"download_defaults": {"seeding_ratio": -1}}"#,
+        r#"{"libtorrent": {"max_upload_rate": -5}}"#,
+        r#"{"libtorrent": {"port": 70000}}"#,
+        r#"{"libtorrent": {"utp": "yes"}}"#,
+        r#"{"libtorrent": {"no_such_key": 1}}"#,
+        r#"{"no_such_section": {"a": 1}}"#,
+        r#"{"api": {"http_host": "somewhere"}}"#,
+        r#"{"libtorrent": {"max_download_rate": 100}, "download_defaults": {"number_hops": 4}}"#,
+        r#"[1, 2]"#,
+    ] {
+        let r = post_settings(&d, &key, bad);
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.json()["error"].is_string(), "{bad}");
+    }
+    insta::assert_json_snapshot!(
+        "settings_invalid",
+        post_settings(&d, &key, r#"{"download_defaults": {"number_hops": 7, "seeding_mode": "sometimes"}}"#).json()
+    );
+    assert_eq!(std::fs::read(&conf).unwrap(), before, "an invalid POST changed triblerd.conf");
+    assert_eq!(get(&d, "/settings", &key).json()["settings"]["libtorrent"]["max_download_rate"], json!(0));
+
+    // Valid values: applied, written, still there after a restart.
+    let r = post_settings(
+        &d,
+        &key,
+        r#"{"Tribler": {}, "trustchain": {}, "download_defaults": {"number_hops": 2, "seeding_mode": "ratio",
+            "seeding_ratio": 1.5, "saveas": "/tmp/shoal-test-downloads"}, "libtorrent": {"max_upload_rate": 1000},
+            "gui_test_mode": true}"#,
+    );
+    assert_eq!((r.status, r.json()), (200, json!({"modified": true})));
+    let check = |s: &Value| {
+        assert_eq!(s["download_defaults"]["number_hops"], json!(2));
+        assert_eq!(s["download_defaults"]["seeding_mode"], json!("ratio"));
+        assert_eq!(s["download_defaults"]["seeding_ratio"], json!(1.5));
+        assert_eq!(s["download_defaults"]["saveas"], json!("/tmp/shoal-test-downloads"));
+        assert_eq!(s["libtorrent"]["max_upload_rate"], json!(1000));
+        assert_eq!(s["gui_test_mode"], json!(true));
+    };
+    check(&get(&d, "/settings", &key).json()["settings"]);
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains("[download_defaults]") && text.contains("number_hops=2"), "{text}");
+    d.shutdown(&key);
+
+    let d = start(Opts { state: Some(&state.0), ..Opts::default() });
+    assert_eq!(stored_key(&state.0), key, "the key changed across a restart");
+    check(&get(&d, "/settings", &key).json()["settings"]);
+    d.shutdown(&key);
+}
+
+#[test]
+fn key_generation_and_environment() {
+    // First start without a key: a 32-hex key is generated, stored and its place reported.
+    let state = TempDir::new();
+    let d = start(Opts { state: Some(&state.0), ..Opts::default() });
+    let key = stored_key(&state.0);
+    assert!(key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    let conf = state.0.join("triblerd.conf").display().to_string();
+    assert!(d.log.iter().any(|l| l.contains("generated") && l.contains(&conf)), "{:#?}", d.log);
+    assert_eq!(get(&d, "/settings", "").status, 401);
+    assert_eq!(get(&d, "/settings", &key).status, 200);
+    d.shutdown(&key);
+
+    // CORE_API_KEY wins over the stored key (which stays as it is); --api-key wins over both.
+    let d = start(Opts { state: Some(&state.0), env: vec![("CORE_API_KEY", "envkey".into())], ..Opts::default() });
+    assert_eq!(get(&d, "/settings", &key).status, 401);
+    assert_eq!(get(&d, "/settings", "envkey").status, 200);
+    d.shutdown("envkey");
+    assert_eq!(stored_key(&state.0), key);
+    let d = start(Opts {
+        state: Some(&state.0),
+        args: vec!["--api-key", "flagkey"],
+        env: vec![("CORE_API_KEY", "envkey".into())],
+        ..Opts::default()
+    });
+    assert_eq!(get(&d, "/settings", "envkey").status, 401);
+    assert_eq!(get(&d, "/settings", "flagkey").status, 200);
+    d.shutdown("flagkey");
+
+    // CORE_API_PORT and TSTATEDIR.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env_state = TempDir::new();
+    let d = start(Opts {
+        env: vec![
+            ("CORE_API_PORT", free.to_string()),
+            ("TSTATEDIR", env_state.0.display().to_string()),
+            ("CORE_API_KEY", "k".into()),
+        ],
+        no_port_flag: true,
+        ..Opts::default()
+    });
+    assert_eq!(d.port, free);
+    assert!(env_state.0.join("node_id").is_file());
+    d.shutdown("k");
+
+    // No state dir given: $XDG_DATA_HOME/shoal.
+    let xdg = TempDir::new();
+    let d = start(Opts { env: vec![("XDG_DATA_HOME", xdg.0.display().to_string())], ..Opts::default() });
+    let state = xdg.0.join("shoal");
+    let key = stored_key(&state);
+    d.shutdown(&key);
+}
+
+/// Reads SSE frames (`data: …` JSON, or `:` for a heartbeat) from a stream.
+struct Sse(BufReader<Box<dyn Read + Send>>);
+
+impl Sse {
+    /// The next data frame's JSON, skipping heartbeats; `None` at the end of the stream.
+    fn next(&mut self) -> Option<Value> {
+        let mut frame = String::new();
+        loop {
+            let mut line = String::new();
+            if self.0.read_line(&mut line).unwrap() == 0 {
+                return None;
+            }
+            if line == "\n" {
+                if let Some(json) = frame.strip_prefix("data: ") {
+                    return Some(serde_json::from_str(json.trim_end()).unwrap());
+                }
+                assert!(frame.is_empty() || frame.starts_with(':'), "bad frame {frame:?}");
+                frame.clear();
+            } else {
+                frame.push_str(&line);
+            }
+        }
+    }
+}
+
+fn events(d: &Daemon, key: &str) -> (Resp, Sse) {
+    let resp = agent().get(d.url("/events")).header("X-Api-Key", key).call().unwrap();
+    let headers =
+        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let meta = Resp {
+        status: resp.status().as_u16(),
+        content_type: resp.headers().get("content-type").unwrap().to_str().unwrap().into(),
+        headers,
+        body: Vec::new(),
+    };
+    let reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+    (meta, Sse(BufReader::new(reader)))
+}
+
+#[test]
+fn events_stream_and_shutdown() {
+    let state = TempDir::new();
+    let mut d = start(Opts { state: Some(&state.0), args: vec!["--api-key", "k"], ..Opts::default() });
+    let (meta, mut first) = events(&d, "k");
+    assert_eq!((meta.status, meta.content_type.as_str()), (200, "text/event-stream"));
+    assert_eq!(meta.header("cache-control"), Some("no-cache"));
+    let start = first.next().unwrap();
+    assert_eq!(start["topic"], "events_start");
+    assert!(start.get("args").is_none());
+    let public_key = start["kwargs"]["public_key"].as_str().unwrap().to_string();
+    assert!(public_key.len() == 64 && public_key.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(start["kwargs"]["version"], env!("CARGO_PKG_VERSION"));
+    let (_, mut second) = events(&d, "k");
+    assert_eq!(second.next().unwrap()["kwargs"]["public_key"], json!(public_key));
+    assert_eq!(events(&d, "wrong").0.status, 401);
+
+    // An unhandled error reaches every client as tribler_exception.
+    assert_eq!(post_settings(&d, "k", "{").status, 500);
+    for sse in [&mut first, &mut second] {
+        let e = sse.next().unwrap();
+        assert_eq!(e["topic"], "tribler_exception");
+        assert!(e.get("args").is_none());
+        let error = &e["kwargs"]["error"];
+        assert_eq!(error["type"], "JSONDecodeError");
+        for field in
+            ["text", "event", "additional_information", "long_text", "context", "last_core_output", "should_stop"]
+        {
+            assert!(error.get(field).is_some(), "{field} missing from {error}");
+        }
+    }
+
+    // PUT /shutdown: tribler_shutdown_state, then the stream ends and the daemon exits 0.
+    let r = request(&d, "PUT", "/shutdown", &[("X-Api-Key", "k")], None);
+    assert_eq!((r.status, r.json()), (200, json!({"shutdown": true})));
+    let mut states = Vec::new();
+    while let Some(e) = first.next() {
+        assert_eq!(e["topic"], "tribler_shutdown_state", "{e}");
+        assert!(e["args"][0].is_string());
+        assert_eq!(e["kwargs"], json!({}));
+        states.push(e);
+    }
+    assert!(!states.is_empty(), "no tribler_shutdown_state before the stream ended");
+    let status = wait_exit(d.child.take().unwrap());
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::read_to_string(state.0.join("node_id")).unwrap().trim(), public_key);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_cleanly() {
+    let state = TempDir::new();
+    let mut d = start(Opts { state: Some(&state.0), args: vec!["--api-key", "k"], ..Opts::default() });
+    let (_, mut sse) = events(&d, "k");
+    assert_eq!(sse.next().unwrap()["topic"], "events_start");
+    let child = d.child.take().unwrap();
+    let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(kill.success());
+    let mut saw_shutdown = false;
+    while let Some(e) = sse.next() {
+        saw_shutdown |= e["topic"] == "tribler_shutdown_state";
+    }
+    assert!(saw_shutdown);
+    let status = wait_exit(child);
+    assert!(status.success(), "{status:?}");
+}
