@@ -47,6 +47,9 @@ pub struct Config {
     pub max_send_buffer: u64,
     /// Bytes always allowed in flight to a peer, whatever its rate.
     pub min_send_buffer: u64,
+    /// Disk reads for uploads in flight at once per torrent (each up to 256 KiB): more only
+    /// adds threads and memory, the page cache answers these quickly.
+    pub max_read_jobs: usize,
     /// Requests from one peer we queue before refusing more.
     pub max_peer_requests: usize,
     /// With requests outstanding, a peer that sends no block for this long is snubbed.
@@ -85,8 +88,9 @@ impl Default for Config {
             max_requests_per_peer: 512,
             min_requests_per_peer: 32,
             max_in_flight_bytes: 32 << 20,
-            max_send_buffer: 16 << 20,
+            max_send_buffer: 8 << 20,
             min_send_buffer: 1 << 20,
+            max_read_jobs: 8,
             max_peer_requests: 500,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),

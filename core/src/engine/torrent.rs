@@ -90,6 +90,8 @@ pub(crate) struct Torrent {
     candidates: VecDeque<SocketAddr>,
     buffers: HashMap<u32, Vec<u8>>,
     in_flight_bytes: u64,
+    /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
+    reads_in_flight: usize,
     jobs: HashMap<JobId, Job>,
     file_priorities: Vec<FilePriority>,
     http: HashMap<JobId, (TrackerIndex, String)>,
@@ -164,6 +166,7 @@ impl Torrent {
             candidates: VecDeque::new(),
             buffers: HashMap::new(),
             in_flight_bytes: 0,
+            reads_in_flight: 0,
             jobs: HashMap::new(),
             file_priorities,
             http: HashMap::new(),
@@ -575,6 +578,8 @@ impl Torrent {
     pub fn on_sent(&mut self, conn: ConnId, n: u64, now: Instant, cfg: &Config, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         p.send_queued = p.send_queued.saturating_sub(n);
+        // The rate that sizes its backlog is what the socket really took, not what we queued.
+        p.ul.add(n);
         self.serve_requests(conn, now, cfg, io);
     }
 
@@ -830,7 +835,7 @@ impl Torrent {
         // About a second of data at the rate the peer takes it: a fast peer never waits on a
         // disk round trip, a slow one does not pin megabytes of our memory.
         let limit = p.ul.get().clamp(cfg.min_send_buffer, cfg.max_send_buffer.max(cfg.min_send_buffer));
-        while p.upload_backlog() < limit {
+        while p.upload_backlog() < limit && self.reads_in_flight < cfg.max_read_jobs {
             let Some(first) = p.incoming.pop_front() else { break };
             let mut blocks = vec![first];
             let mut end = first.offset + first.len;
@@ -849,6 +854,7 @@ impl Torrent {
             self.layout.spans(range.piece as u64 * plen + range.offset as u64, range.len, &mut spans);
             let id = io.job(self.id);
             self.jobs.insert(id, Job::Read { conn });
+            self.reads_in_flight += 1;
             p.reads.push(PendingRead { job: id, offset: range.offset, len: range.len, blocks });
             io.push(Output::Disk(DiskJob { id, torrent: self.id, kind: DiskJobKind::Read { block: range, spans } }));
         }
@@ -1059,26 +1065,41 @@ impl Torrent {
                 }
             }
             (Job::Read { conn }, JobResult::Read(result)) => {
+                self.reads_in_flight -= 1;
+                // A freed read slot may unblock any peer, not only this one.
+                let waiting: Vec<ConnId> =
+                    self.peers.iter().filter(|(c, p)| **c != conn && !p.incoming.is_empty()).map(|(c, _)| *c).collect();
+                for other in waiting {
+                    self.serve_requests(other, now, cfg, io);
+                }
                 let Some(p) = self.peers.get_mut(&conn) else { return };
                 let Some(i) = p.reads.iter().position(|r| r.job == job) else { return };
                 let read = p.reads.swap_remove(i);
                 match result {
                     Ok(data) if data.len() == read.len as usize => {
-                        let was_empty = p.outbuf.is_empty();
+                        // Earlier messages go first, in their own buffer: this read becomes one
+                        // right-sized send (a buffer grown block by block was reallocated and,
+                        // at megabytes, handed back to the kernel after every send).
+                        if !p.outbuf.is_empty() {
+                            let earlier = std::mem::take(&mut p.outbuf);
+                            p.send_queued += earlier.len() as u64;
+                            io.push(Output::Send { conn, data: earlier });
+                        }
+                        let mut frames = Vec::with_capacity(read.len as usize + read.blocks.len() * 13);
                         let mut sent = 0u64;
                         for b in &read.blocks {
                             let at = (b.offset - read.offset) as usize;
                             // The range was built from these blocks, so each lies inside it.
                             let Some(bytes) = data.get(at..at + b.len as usize) else { continue };
-                            encode_piece_header(&mut p.outbuf, b.piece, b.offset, b.len);
-                            p.outbuf.extend_from_slice(bytes);
+                            encode_piece_header(&mut frames, b.piece, b.offset, b.len);
+                            frames.extend_from_slice(bytes);
                             sent += b.len as u64;
                         }
+                        p.send_queued += frames.len() as u64;
+                        io.push(Output::Send { conn, data: frames });
                         p.last_send = now;
-                        p.ul.add(sent);
                         self.ul_rate.add(sent);
                         self.uploaded += sent;
-                        mark(&mut self.dirty, conn, was_empty);
                         self.serve_requests(conn, now, cfg, io);
                     }
                     Ok(_) => self.fail("short read from disk".into(), now, io),
