@@ -39,3 +39,26 @@ export SHOAL_LOCAL_ONLY=1
 export SHOAL_PYTHON=/usr/bin/python3
 
 cargo test --workspace --release "$@"
+
+# A short fuzz pass over the decoders of shoal-core (core/fuzz, see core/fuzz/README.md): ~10 s
+# per target, starting from the committed corpus. New inputs go to a scratch directory, so the
+# committed corpus is left alone; a crash leaves its input in core/fuzz/artifacts/<target>/.
+# cargo-fuzz passes nightly-only flags to rustc; RUSTC_BOOTSTRAP=1 lets a stable toolchain
+# accept them.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "test.sh: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+fuzz_scratch=$(mktemp -d)
+trap 'rm -rf "$fuzz_scratch"' EXIT
+cargo fuzz build --fuzz-dir core/fuzz
+for target in $(cargo fuzz list --fuzz-dir core/fuzz); do
+    echo "test.sh: fuzzing $target for 10 s" >&2
+    mkdir -p "$fuzz_scratch/$target"
+    if ! cargo fuzz run "$target" --fuzz-dir core/fuzz "$fuzz_scratch/$target" "core/fuzz/corpus/$target" \
+        -- -max_total_time=10 -max_len=8192; then
+        echo "test.sh: fuzz target $target failed; the input is in core/fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
+done

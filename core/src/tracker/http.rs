@@ -16,6 +16,7 @@ use super::{
     clamp_interval, clamp_min_interval, compact_v4, compact_v6, push_peer, AnnounceEvent, AnnounceParams,
     AnnounceResponse, ScrapeStats, TrackerError, DEFAULT_INTERVAL, MAX_PEERS_PER_RESPONSE,
 };
+use crate::bencode::{self, BencodeError};
 use crate::types::InfoHash;
 
 /// Bytes left alone in a query value: RFC 3986 "unreserved"; everything else is `%XX`.
@@ -156,61 +157,27 @@ pub fn parse_scrape(body: &[u8], info_hash: &InfoHash) -> Result<ScrapeStats, Tr
 }
 
 /// Decodes `body` as a bencoded dictionary, ignoring any bytes after it.
+///
+/// The body first passes [`bencode::check`], nested at most [`MAX_NESTING`] deep: `bt_bencode`
+/// recurses without limit and overflows its offset arithmetic on a byte-string length near
+/// `usize::MAX`, so it only ever sees the one well-formed value at the front of the body.
 fn decode_dict(body: &[u8]) -> Result<BTreeMap<ByteString, Value>, TrackerError> {
     if body.first() != Some(&b'd') {
         return Err(TrackerError::Malformed("answer is not a bencoded dictionary"));
     }
-    check_nesting(body)?;
-    let mut de = bt_bencode::Deserializer::from_slice(body);
+    let value = match bencode::check(body, MAX_NESTING) {
+        Ok(()) => body,
+        // Trackers may append a newline or other junk after the dictionary.
+        Err(BencodeError::TrailingData { offset }) => &body[..offset],
+        Err(BencodeError::TooDeep { .. }) => return Err(TrackerError::Malformed("bencode nested too deeply")),
+        Err(e) => return Err(TrackerError::Bencode(e.to_string())),
+    };
+    let mut de = bt_bencode::Deserializer::from_slice(value);
     match Value::deserialize(&mut de) {
         Ok(Value::Dict(dict)) => Ok(dict),
         Ok(_) => Err(TrackerError::Malformed("answer is not a bencoded dictionary")),
         Err(e) => Err(TrackerError::Bencode(e.to_string())),
     }
-}
-
-/// Refuses bencode nested deeper than [`MAX_NESTING`], so the recursive decoder cannot
-/// overflow the stack on a hostile body like `llllll…`.
-///
-/// This is only a depth guard: it stops at the first thing it does not understand and leaves
-/// the error to the decoder, which cannot recurse deeper than what was scanned up to there.
-fn check_nesting(body: &[u8]) -> Result<(), TrackerError> {
-    let mut depth = 0usize;
-    let mut i = 0usize;
-    while let Some(&b) = body.get(i) {
-        match b {
-            b'd' | b'l' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(TrackerError::Malformed("bencode nested too deeply"));
-                }
-                i += 1;
-            }
-            b'e' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return Ok(());
-                }
-                i += 1;
-            }
-            b'i' => match body[i..].iter().position(|&c| c == b'e') {
-                Some(end) => i += end + 1,
-                None => return Ok(()),
-            },
-            b'0'..=b'9' => {
-                let Some(colon) = body[i..].iter().position(|&c| c == b':') else {
-                    return Ok(());
-                };
-                let Some(len) = std::str::from_utf8(&body[i..i + colon]).ok().and_then(|s| s.parse::<usize>().ok())
-                else {
-                    return Ok(());
-                };
-                i = i.saturating_add(colon + 1).saturating_add(len);
-            }
-            _ => return Ok(()),
-        }
-    }
-    Ok(())
 }
 
 /// Reads peers from a BEP 3 list of `{ip, port[, peer id]}` dictionaries.
@@ -430,6 +397,18 @@ mod tests {
         for end in 0..real.len() {
             let _ = parse_announce(&real[..end]);
         }
+    }
+
+    #[test]
+    fn huge_string_lengths_are_errors_not_panics() {
+        // Found by the `tracker_http` fuzz target: a length near `usize::MAX` slipped past the
+        // old nesting scan (which saturated) and overflowed bt_bencode's offset arithmetic.
+        let body = b"d5:fil0018446744073709551615:l000000000000000:00000000:0000000000000:0";
+        assert!(parse_announce(body).is_err());
+        assert!(parse_scrape(body, &InfoHash::default()).is_err());
+        let body = b"d5:files18446744073709551615:e";
+        assert!(matches!(parse_announce(body), Err(TrackerError::Bencode(_))));
+        assert!(matches!(parse_scrape(body, &InfoHash::default()), Err(TrackerError::Bencode(_))));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use bt_bencode::{ByteString, Value};
 use serde::Deserialize;
 
 use super::WireError;
+use crate::bencode::{self, BencodeError};
 
 /// The extended message id of the extended handshake.
 pub const EXTENDED_HANDSHAKE_ID: u8 = 0;
@@ -13,7 +14,7 @@ pub const EXTENDED_HANDSHAKE_ID: u8 = 0;
 /// Deepest list/dict nesting accepted; the handshake itself needs two levels.
 ///
 /// bt_bencode parses recursively with no depth limit, so a payload of nested lists could
-/// overflow the stack; payloads are checked with [`nesting_exceeds`] before being parsed.
+/// overflow the stack; payloads pass [`bencode::check`] with this limit before being parsed.
 const MAX_NESTING: usize = 32;
 
 /// The extended handshake dictionary; every field but `m` is optional.
@@ -67,11 +68,17 @@ impl ExtendedHandshake {
     /// Only a payload that is not a bencoded dictionary is an error; bytes after the
     /// dictionary are ignored.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
-        if nesting_exceeds(payload, MAX_NESTING) {
-            return Err(WireError::BadExtendedHandshake(format!(
-                "lists or dictionaries nested deeper than {MAX_NESTING}"
-            )));
-        }
+        let payload = match bencode::check(payload, MAX_NESTING) {
+            Ok(()) => payload,
+            // Bytes after the dictionary are ignored.
+            Err(BencodeError::TrailingData { offset }) => &payload[..offset],
+            Err(BencodeError::TooDeep { .. }) => {
+                return Err(WireError::BadExtendedHandshake(format!(
+                    "lists or dictionaries nested deeper than {MAX_NESTING}"
+                )))
+            }
+            Err(e) => return Err(WireError::BadExtendedHandshake(e.to_string())),
+        };
         let mut de = bt_bencode::Deserializer::from_slice(payload);
         let value = Value::deserialize(&mut de).map_err(|e| WireError::BadExtendedHandshake(e.to_string()))?;
         let Value::Dict(dict) = value else {
@@ -104,50 +111,6 @@ impl ExtendedHandshake {
             ipv4: bytes("ipv4"),
         })
     }
-}
-
-/// Whether the first bencoded value in `bytes` nests lists/dicts deeper than `limit`.
-///
-/// Stops at the first token it does not understand: the parser fails there (or earlier) too,
-/// so it never recurses past what was scanned.
-fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut i = 0usize;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'l' | b'd' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-                i += 1;
-            }
-            b'e' if depth > 0 => {
-                depth -= 1;
-                i += 1;
-            }
-            b'i' => match bytes[i..].iter().position(|&c| c == b'e') {
-                Some(end) => i += end + 1,
-                None => return false,
-            },
-            b'0'..=b'9' => {
-                let Some(colon) = bytes[i..].iter().position(|&c| c == b':') else {
-                    return false;
-                };
-                let digits = &bytes[i..i + colon];
-                let len = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<usize>().ok());
-                match len.and_then(|len| (i + colon + 1).checked_add(len)) {
-                    Some(next) => i = next,
-                    None => return false,
-                }
-            }
-            _ => return false,
-        }
-        if depth == 0 {
-            return false;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -210,6 +173,22 @@ mod tests {
                 matches!(ExtendedHandshake::decode(bad), Err(WireError::BadExtendedHandshake(_))),
                 "{bad:?} was accepted"
             );
+        }
+    }
+
+    #[test]
+    fn decode_refuses_huge_string_lengths_without_panicking() {
+        // Found by the `extended_handshake` fuzz target: a byte-string length near `usize::MAX`
+        // passed the old nesting scan and overflowed bt_bencode's offset arithmetic (a panic).
+        for payload in
+            [&b"d1:v18446744073709551615:e"[..], b"d18446744073709551615:", b"d1:mdee1:x18446744073709551615:"]
+        {
+            let got = ExtendedHandshake::decode(payload);
+            if payload.starts_with(b"d1:mdee") {
+                assert_eq!(got, Ok(ExtendedHandshake::default()), "trailing bytes are ignored");
+            } else {
+                assert!(matches!(got, Err(WireError::BadExtendedHandshake(_))), "{payload:?}: {got:?}");
+            }
         }
     }
 

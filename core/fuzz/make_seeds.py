@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of the shoal-core fuzz targets into corpus/<target>/seed-*.
+
+Seeds are real inputs: the fixture torrents of core/tests/fixtures, opentracker answers captured
+in core/src/tracker (HTTP and UDP), encoded wire messages and sample magnet links. Run from
+anywhere; existing seed-* files are overwritten, fuzzer-found files are left alone.
+"""
+
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def info_span(torrent):
+    """The raw bytes of the top-level `info` value of a torrent (minimal bencode walker)."""
+
+    def skip(b, i):
+        c = b[i : i + 1]
+        if c == b"i":
+            return b.index(b"e", i) + 1
+        if c in (b"l", b"d"):
+            i += 1
+            while b[i : i + 1] != b"e":
+                i = skip(b, i)
+            return i + 1
+        colon = b.index(b":", i)
+        return colon + 1 + int(b[i:colon])
+
+    assert torrent[:1] == b"d"
+    i = 1
+    while torrent[i : i + 1] != b"e":
+        key_end = skip(torrent, i)
+        colon = torrent.index(b":", i)
+        key = torrent[colon + 1 : key_end]
+        value_end = skip(torrent, key_end)
+        if key == b"info":
+            return torrent[key_end:value_end]
+        i = value_end
+    return None
+
+
+# ---- wire ---------------------------------------------------------------------------------
+
+
+def frame(msg_id, body=b""):
+    return struct.pack(">IB", len(body) + 1, msg_id) + body
+
+
+def block(msg_id, piece, offset, length):
+    return frame(msg_id, struct.pack(">III", piece, offset, length))
+
+
+MESSAGES = {
+    "keepalive": b"\0\0\0\0",
+    "choke": frame(0),
+    "unchoke": frame(1),
+    "interested": frame(2),
+    "not-interested": frame(3),
+    "have": frame(4, struct.pack(">I", 5)),
+    "bitfield": frame(5, b"\xff\xc0"),
+    "request": block(6, 1, 16384, 16384),
+    "piece": frame(7, struct.pack(">II", 2, 32768) + bytes(range(64))),
+    "cancel": block(8, 3, 16384, 16384),
+    "port": frame(9, struct.pack(">H", 6881)),
+    "suggest": frame(13, struct.pack(">I", 4)),
+    "have-all": frame(14),
+    "have-none": frame(15),
+    "reject": block(16, 6, 16384, 16384),
+    "allowed-fast": frame(17, struct.pack(">I", 8)),
+    "ext-handshake": frame(20, b"\0d1:md11:ut_metadatai2e6:ut_pexi1ee1:pi6881e4:reqqi500e1:v9:Shoal 0.1e"),
+    "ext-metadata": frame(20, b"\x02d8:msg_typei0e5:piecei0ee"),
+    "unknown-id": frame(42, b"skipped"),
+}
+HANDSHAKE = (
+    b"\x13BitTorrent protocol"
+    + bytes([0, 0, 0, 0, 0, 0x10, 0, 0x05])
+    + bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
+    + b"-SH0001-abcdefghijkl"
+)
+# Config bytes of WireConfig::take: flags, then a little-endian piece count when bit 1 is set.
+NO_COUNT = b"\x00"
+TEN_PIECES = b"\x02" + struct.pack("<H", 10)
+SMALL_LIMITS_TEN = b"\x03" + struct.pack("<H", 10)
+HANDSHAKE_TEN = b"\x82" + struct.pack("<H", 10)
+
+
+def wire():
+    for name, msg in MESSAGES.items():
+        put("wire_message", name, NO_COUNT + msg)
+        put("wire_message", name + "-10", TEN_PIECES + msg)
+    put("wire_message", "small-limits", SMALL_LIMITS_TEN + MESSAGES["piece"])
+    put("wire_message", "handshake", HANDSHAKE_TEN + HANDSHAKE + MESSAGES["ext-handshake"] + MESSAGES["bitfield"])
+    put("wire_message", "bad-handshake", b"\x80" + b"\x13BitTorrent protocoX")
+    put("wire_message", "too-long", NO_COUNT + struct.pack(">IB", 300 * 1024, 7))
+
+    stream = b"".join(MESSAGES.values())
+    put("wire_stream", "bytewise", TEN_PIECES + b"\x01\x01" + stream)
+    put("wire_stream", "mixed", TEN_PIECES + b"\x04\x03\x00\x11\x40" + stream)
+    put("wire_stream", "whole", NO_COUNT + b"\x01\xff" + stream)
+    put("wire_stream", "handshake", HANDSHAKE_TEN + b"\x02\x05\x17" + HANDSHAKE + stream)
+    put("wire_stream", "bad-tail", TEN_PIECES + b"\x01\x07" + stream + MESSAGES["have"][:-1] + b"\x63")
+
+    put("extended_handshake", "shoal", b"d1:md11:ut_metadatai2e6:ut_pexi1ee1:pi6881e4:reqqi500e1:v9:Shoal 0.1e")
+    put(
+        "extended_handshake",
+        "libtorrent",
+        b"d12:complete_agoi-1e1:md11:lt_donthavei7e10:share_modei8e11:upload_onlyi3e12:ut_holepunchi4e"
+        b"11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei31235e4:reqqi500e11:upload_onlyi0e"
+        b"1:v17:libtorrent 2.0.10" + b"6:yourip4:\x7f\x00\x00\x01e",
+    )
+    put("extended_handshake", "ips", b"d4:ipv416:\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x014:ipv44:\x0a\0\0\x021:mdee")
+    put("extended_handshake", "empty", b"d1:mdee")
+
+
+# ---- bencode and metainfo ----------------------------------------------------------------
+
+
+def torrents():
+    for fname in sorted(os.listdir(FIXTURES)):
+        if not fname.endswith(".torrent"):
+            continue
+        with open(os.path.join(FIXTURES, fname), "rb") as f:
+            data = f.read()
+        stem = fname[: -len(".torrent")]
+        put("metainfo", stem, data)
+        put("bencode", stem, data)
+        info = info_span(data)
+        if info is not None:
+            put("metainfo", stem + "-info", info)
+    for name, value in {
+        "int": b"i-42e",
+        "string": b"4:spam",
+        "list": b"l4:spami3ee",
+        "dict": b"d3:cow3:moo4:spaml1:a1:bee",
+        "unsorted": b"d1:b1:x1:a1:ye",
+        "nested": b"lllleeee",
+        "trailing": b"dee",
+        "big-int": b"i18446744073709551615e",
+    }.items():
+        put("bencode", name, value)
+
+
+# ---- magnets ------------------------------------------------------------------------------
+
+
+def magnets():
+    h = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+    samples = {
+        "full": (
+            f"magnet:?xt=urn:btih:{h.upper()}&dn=Big+Buck+Bunny%20%281080p%29"
+            "&tr=udp%3A%2F%2F127.0.0.1%3A6969&tr=http%3A%2F%2F127.0.0.1%3A6969%2Fannounce"
+            "&x.pe=127.0.0.1:51413&x.pe=%5B%3A%3A1%5D%3A6881&x.pe=nonsense&ws=http%3A%2F%2Fx%2F&so=0,2,4-6"
+        ),
+        "bare": f"magnet:?xt=urn:btih:{h}",
+        "base32": "magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=x",
+        "hybrid": f"magnet:?xt=urn:btmh:1220{'ab' * 32}&xt=urn:btih:{h}&dn=hybrid&tr.1=udp://a:1&tr.2=udp://b:2",
+        "v2only": f"magnet:?xt=urn:btmh:1220{'ab' * 32}&dn=x",
+        "select": f"magnet:?xt=urn:btih:{h}&so=0-3,7,9-9&so=1",
+    }
+    for name, uri in samples.items():
+        put("magnet", name, uri)
+
+
+# ---- trackers -----------------------------------------------------------------------------
+
+# Captured from Debian's opentracker on 127.0.0.1 (see core/src/tracker/http.rs).
+OT_ANNOUNCE = bytes.fromhex(
+    "64383a636f6d706c65746569316531303a646f776e6c6f616465646930"
+    "6531303a696e636f6d706c657465693265383a696e74657276616c69313835326531323a6d696e20696e7465"
+    "7276616c6939323665353a706565727331383a7f0000011ae17f0000011ae37f0000011ae265"
+)
+OT_FAILURE = bytes.fromhex(
+    "6431343a6661696c75726520726561736f6e36333a52657175657374"
+    "656420646f776e6c6f6164206973206e6f7420617574686f72697a656420666f7220757365207769746820"
+    "7468697320747261636b65722e65"
+)
+OT_SCRAPE = bytes.fromhex(
+    "64353a66696c65736432303a0123456789abcdef0123456789abcdef01"
+    "23456764383a636f6d706c65746569316531303a646f776e6c6f6164656469306531303a696e636f6d706c"
+    "657465693265656565"
+)
+# Captured UDP datagrams (see core/src/tracker/udp/codec.rs).
+UDP_CONNECT = bytes.fromhex("0000000011223344f976d506082f2989")
+UDP_ANNOUNCE = bytes.fromhex(
+    "0000000155667788000006f000000002000000027f0000011ae17f0000011ae37f0000011ae47f0000011ae2"
+)
+UDP_SCRAPE = bytes.fromhex("0000000299aabbcc000000020000000000000002")
+
+
+def trackers():
+    put("tracker_http", "opentracker-announce", OT_ANNOUNCE)
+    put("tracker_http", "opentracker-failure", OT_FAILURE)
+    put("tracker_http", "opentracker-scrape", OT_SCRAPE)
+    body = (
+        b"d8:intervali900e5:peersl"
+        b"d2:ip8:10.0.0.17:peer id20:aaaaaaaaaaaaaaaaaaaa4:porti51413ee"
+        b"d4:porti80e2:ip11:example.come"
+        b"d2:ip3:::14:porti6881ee"
+        b"e6:peers618:" + bytes.fromhex("20010db8000000000000000000000001") + b"\x1a\xe1"
+        b"15:warning message4:slow10:tracker id3:abc8:completei-1ee"
+    )
+    put("tracker_http", "dict-peers", body)
+
+    put("tracker_udp", "opentracker-connect", UDP_CONNECT)
+    put("tracker_udp", "opentracker-announce", UDP_ANNOUNCE)
+    put("tracker_udp", "opentracker-scrape", UDP_SCRAPE)
+    put("tracker_udp", "error", struct.pack(">II", 3, 7) + b"torrent not registered")
+    put(
+        "tracker_udp",
+        "announce-v6",
+        struct.pack(">IIIII", 1, 9, 1800, 3, 4) + bytes.fromhex("20010db8000000000000000000000001") + b"\x1a\xe1",
+    )
+    put("tracker_udp", "connect-request", struct.pack(">QII", 0x41727101980, 0, 7))
+
+    # udp_exchange: flags, then events (op, len, datagram). Op 0xc1 patches in the expected
+    # transaction id and action; 0x00 is a timeout.
+    connect = struct.pack(">IIQ", 0, 0, 0xC0FFEE)
+    announce = struct.pack(">IIIII", 1, 0, 1800, 2, 1) + bytes.fromhex("7f0000011ae1" "0a0000021ae2")
+    announce6 = struct.pack(">IIIII", 1, 0, 1800, 0, 1) + bytes.fromhex("20010db8000000000000000000000007c8d5")
+    scrape = struct.pack(">IIIII", 2, 0, 1, 2, 3)
+    error = struct.pack(">II", 3, 0) + b"torrent not registered"
+
+    def ev(dgram, op=0xC1):
+        return bytes([op, len(dgram)]) + dgram
+
+    put("udp_exchange", "announce", b"\x18" + ev(connect) + ev(announce))
+    put("udp_exchange", "announce-v6", b"\x1a" + ev(connect) + ev(announce6))
+    put("udp_exchange", "scrape", b"\x19" + ev(connect) + ev(scrape))
+    put("udp_exchange", "cached-scrape", b"\x1d" + ev(scrape))
+    put("udp_exchange", "retransmit", b"\x18\x00" + ev(connect) + b"\x00\x00" + ev(announce))
+    put("udp_exchange", "error", b"\x18" + ev(error))
+    put("udp_exchange", "bare-header", b"\x18" + ev(connect) + ev(struct.pack(">II", 1, 0)))
+
+
+if __name__ == "__main__":
+    wire()
+    torrents()
+    magnets()
+    trackers()
+    total = 0
+    for target in sorted(os.listdir(CORPUS)):
+        files = os.listdir(os.path.join(CORPUS, target))
+        size = sum(os.path.getsize(os.path.join(CORPUS, target, f)) for f in files)
+        total += size
+        print(f"{target:20} {len(files):4} files {size:8} bytes")
+    print(f"{'total':20}      {total:8} bytes")
