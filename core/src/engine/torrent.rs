@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::peer::{Peer, PendingRead, Phase};
 use super::{
-    AddTorrent, Config, DiskErrorKind, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
-    Output, PeerStats, TorrentState, TorrentStats, TrackerJob,
+    AddTorrent, Config, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult, Output,
+    PeerStats, TorrentState, TorrentStats, TrackerJob,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -1107,11 +1107,8 @@ impl Torrent {
                 }
             }
             (Job::Verify { piece }, JobResult::Verified(result)) => {
-                let ok = match result {
-                    Ok(ok) => ok,
-                    Err(e) if e.kind == DiskErrorKind::NotFound => false,
-                    Err(_) => false,
-                };
+                // Data that cannot be read (missing, short, unreadable) is simply not valid yet.
+                let ok = result.unwrap_or(false);
                 self.on_verified(piece, ok, now, cfg, io);
             }
             _ => {}
