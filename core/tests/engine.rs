@@ -411,3 +411,54 @@ fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
         "only listening addresses are dialled, never a peer's source port: {dials:?}"
     );
 }
+
+/// The pieces a node reported with [`Event::PieceFinished`] for `t`, in order.
+fn finished_pieces(w: &World, node: usize, t: shoal_core::TorrentId) -> Vec<u32> {
+    w.nodes[node]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::PieceFinished { torrent, piece } if *torrent == t => Some(*piece),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_downloaded_piece_is_reported_once_after_its_write() {
+    let tt = plain_torrent(14);
+    let mut w = World::new(14);
+    w.timing.disk = Duration::from_millis(50);
+    w.keep_trace = true;
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    let s = w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+
+    assert_complete(&w, leecher, l, &tt);
+    let mut got = finished_pieces(&w, leecher, l);
+    got.sort();
+    assert_eq!(got, (0..tt.pieces()).collect::<Vec<_>>(), "each piece reported exactly once");
+    assert!(finished_pieces(&w, seeder, s).is_empty(), "pieces found by the check are not reported one by one");
+    // The event waits for the write: it comes a disk latency after the Write job was issued.
+    for (at, e) in &w.nodes[leecher].events {
+        let Event::PieceFinished { piece, .. } = e else { continue };
+        let issued = w
+            .trace_lines
+            .iter()
+            .find_map(|line| {
+                let mut f = line.split(' ');
+                let (time, node, kind) = (f.next()?, f.next()?, f.next()?);
+                let (_job, _t, p) = (f.next()?, f.next()?, f.next()?);
+                let ours = node == leecher.to_string() && kind == "Write" && p == piece.to_string();
+                ours.then(|| time.parse::<u64>().ok()).flatten()
+            })
+            .expect("a Write job for every finished piece");
+        assert!(
+            at.as_micros() >= issued + 50_000,
+            "piece {piece} reported at {at:?}, its write was issued at {issued} us"
+        );
+    }
+}

@@ -281,6 +281,14 @@ pub enum Event {
         /// Pieces in the torrent.
         total: u32,
     },
+    /// A downloaded piece passed its hash check and is written: it can be read from disk now.
+    /// (Pieces found valid by a check of existing data are counted in [`Event::Checked`].)
+    PieceFinished {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: u32,
+    },
     /// Every wanted piece is verified on disk.
     Finished {
         /// The torrent.

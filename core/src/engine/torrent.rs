@@ -1054,6 +1054,7 @@ impl Torrent {
                 match result {
                     Ok(()) => {
                         self.picker.hash_passed(piece);
+                        io.event(Event::PieceFinished { torrent: self.id, piece });
                         self.broadcast_have(piece, now);
                         self.update_finished(now, io);
                         self.fill_all(now, cfg, io);
