@@ -702,6 +702,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets the piece a stream reads next (`None` clears it): that piece and the ones after it,
+    /// [`DEADLINE_WINDOW`](crate::picker::DEADLINE_WINDOW) in all, are requested before any other, in sequential mode or not, even when the in-flight memory cap is reached.
+    /// Peers that can serve them are asked at once (as far as their request queues allow).
+    pub fn set_deadline_piece(&mut self, t: TorrentId, piece: Option<u32>, now: Instant) -> Result<(), EngineError> {
+        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
+        torrent.set_deadline_piece(piece, now, &self.config, &mut self.io);
+        self.after_input(Some(t), now);
+        Ok(())
+    }
+
     /// Adds peer addresses to dial for a torrent.
     pub fn add_peers(&mut self, t: TorrentId, peers: &[SocketAddr], now: Instant) -> Result<(), EngineError> {
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;

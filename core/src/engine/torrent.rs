@@ -248,7 +248,10 @@ impl Torrent {
         }
         self.close_all(now, io);
         let info = &self.meta.info;
+        let (sequential, deadline) = (self.picker.is_sequential(), self.picker.deadline_piece());
         self.picker = Picker::new(info.piece_count(), info.piece_length, info.total_length, self.rng.random());
+        self.picker.set_sequential(sequential);
+        self.picker.set_deadline_piece(deadline);
         self.apply_priorities(0..info.piece_count());
         self.buffers.clear();
         self.finished = false;
@@ -302,6 +305,12 @@ impl Torrent {
             self.fill_requests(conn, now, cfg, io);
         }
         self.update_finished(now, io);
+    }
+
+    /// Sets (or clears) the piece a stream reads next and asks every peer for its window now.
+    pub fn set_deadline_piece(&mut self, piece: Option<u32>, now: Instant, cfg: &Config, io: &mut Io) {
+        self.picker.set_deadline_piece(piece);
+        self.fill_all(now, cfg, io);
     }
 
     /// Recomputes piece priorities: a piece gets the highest priority of the files it touches.
@@ -930,9 +939,11 @@ impl Torrent {
         if self.in_flight_bytes >= cfg.max_in_flight_bytes {
             // Over the memory cap: only finish pieces that already hold a buffer. Opening new
             // ones would grow memory, and refusing to pick at all would leave those buffers
-            // waiting forever for their last blocks (found by the simulator, seed 42).
+            // waiting forever for their last blocks (found by the simulator, seed 42). The
+            // deadline window is exempt: a stream waiting on it must never starve, and it adds
+            // at most `DEADLINE_WINDOW` pieces.
             let mut partial = Bitfield::new(self.meta.info.piece_count());
-            for &piece in self.buffers.keys() {
+            for piece in self.buffers.keys().copied().chain(self.picker.deadline_window()) {
                 if p.counted_as_seed || p.have.get(piece) {
                     partial.set(piece, true);
                 }

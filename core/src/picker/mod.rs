@@ -265,6 +265,24 @@ impl Picker {
         self.deadline = piece.filter(|&p| p < self.geo.piece_count);
     }
 
+    /// Whether sequential mode is on.
+    pub fn is_sequential(&self) -> bool {
+        self.sequential
+    }
+
+    /// The deadline piece, if any.
+    pub fn deadline_piece(&self) -> Option<u32> {
+        self.deadline
+    }
+
+    /// The pieces of the deadline window (empty without a deadline piece).
+    pub fn deadline_window(&self) -> std::ops::Range<u32> {
+        match self.deadline {
+            Some(d) => d..d.saturating_add(DEADLINE_WINDOW).min(self.geo.piece_count),
+            None => 0..0,
+        }
+    }
+
     // ---- availability -------------------------------------------------------------------
 
     /// A peer announced `piece` (HAVE).
@@ -357,9 +375,8 @@ impl Picker {
         let has = |p: u32| peer_is_seed || peer_has.get(p);
         let mut left = max_blocks;
 
-        if let Some(d) = self.deadline {
-            let end = d.saturating_add(DEADLINE_WINDOW).min(self.geo.piece_count);
-            for piece in d..end {
+        if self.deadline.is_some() {
+            for piece in self.deadline_window() {
                 if left == 0 {
                     break;
                 }

@@ -166,7 +166,12 @@ fn deadline_piece_and_its_successors_come_first() {
     let mut out = Vec::new();
     p.pick(A, &all, true, 3, &mut out);
     assert_eq!(pieces_of(&out), [12, 14, 15]);
+    assert_eq!(p.deadline_window(), 12..20);
+    p.set_deadline_piece(Some(18));
+    assert_eq!(p.deadline_window(), 18..20, "the window stops at the last piece");
     p.set_deadline_piece(Some(99)); // out of range: ignored
+    assert_eq!(p.deadline_window(), 0..0);
+    assert_eq!(p.deadline_piece(), None);
     p.check_invariants();
 }
 

@@ -377,6 +377,8 @@ pub struct Timing {
     pub max_chunk: Option<usize>,
     /// Time a disk job takes.
     pub disk: Duration,
+    /// Time a `Write` job takes, if not `disk` (a disk that stalls on writes only).
+    pub write: Option<Duration>,
     /// Time a hash job takes.
     pub hash: Duration,
     /// Time the tracker takes to answer.
@@ -389,6 +391,7 @@ impl Default for Timing {
             latency: Duration::from_millis(5),
             max_chunk: Some(3000),
             disk: Duration::from_millis(1),
+            write: None,
             hash: Duration::from_millis(1),
             tracker: Duration::from_millis(10),
         }
@@ -747,7 +750,11 @@ impl World {
             }
             Output::Disk(job) => {
                 let result = self.run_disk_job(a, &job);
-                self.schedule(now + self.timing.disk, Ev::Job { node: a, job: job.id, result });
+                let took = match (&job.kind, self.timing.write) {
+                    (DiskJobKind::Write { .. }, Some(write)) => write,
+                    _ => self.timing.disk,
+                };
+                self.schedule(now + took, Ev::Job { node: a, job: job.id, result });
             }
             Output::Hash(HashJob { id, data, expected, .. }) => {
                 let ok = <[u8; 20]>::from(Sha1::digest(&data)) == expected;
