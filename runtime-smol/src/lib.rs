@@ -102,8 +102,21 @@ enum Command {
     Stats(TorrentId, Reply<Option<TorrentStats>>),
     List(Reply<Vec<TorrentId>>),
     Peers(TorrentId, Reply<Vec<PeerStats>>),
+    Checkpoint(TorrentId, Reply<Option<Checkpoint>>),
+    SetSequential(TorrentId, bool, Reply<Result<(), SessionError>>),
+    SetDeadline(TorrentId, Option<u32>, Reply<Result<(), SessionError>>),
     Subscribe(Sender<Event>),
     Shutdown(Reply<()>),
+}
+
+/// A torrent's verified pieces, taken after its written data reached stable storage: resume
+/// data built from it never claims a piece a crash could lose.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The torrent's phase when the snapshot was taken.
+    pub state: shoal_core::engine::TorrentState,
+    /// Pieces verified and written (and synced) by then.
+    pub have: shoal_core::Bitfield,
 }
 
 /// A running session. Dropping it does not stop it: call [`Handle::shutdown`].
@@ -199,6 +212,22 @@ impl Handle {
     /// Snapshots of a torrent's peers.
     pub async fn peers(&self, t: TorrentId) -> Vec<PeerStats> {
         ask(&self.commands, |r| Command::Peers(t, r)).await.unwrap_or_default()
+    }
+
+    /// The torrent's verified pieces once every write so far is on stable storage (fsync).
+    pub async fn checkpoint(&self, t: TorrentId) -> Option<Checkpoint> {
+        ask(&self.commands, |r| Command::Checkpoint(t, r)).await.flatten()
+    }
+
+    /// Downloads the torrent's pieces in order (streaming), or rarest first again.
+    pub async fn set_sequential(&self, t: TorrentId, on: bool) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::SetSequential(t, on, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Fetches `piece` and the few after it before anything else (a stream's read position);
+    /// `None` ends that.
+    pub async fn set_deadline_piece(&self, t: TorrentId, piece: Option<u32>) -> Result<(), SessionError> {
+        ask(&self.commands, |r| Command::SetDeadline(t, piece, r)).await.unwrap_or(Err(SessionError::Stopped))
     }
 
     /// A stream of engine events from now on.

@@ -17,7 +17,6 @@ use super::Daemon;
 pub const MAX_BODY: usize = 16 << 20;
 
 /// The HTTP methods routes are declared with.
-#[allow(dead_code)] // PATCH and DELETE come with the download routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -41,7 +40,6 @@ impl Method {
 }
 
 /// A request as handlers see it.
-#[allow(dead_code)] // `method` and `params` are for the download routes.
 #[derive(Debug, Default)]
 pub struct ApiRequest {
     /// Upper-case method name as received (`HEAD` is answered by the GET handler).
@@ -65,7 +63,6 @@ impl ApiRequest {
     }
 
     /// The value of a `{name}` path segment.
-    #[allow(dead_code)]
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
@@ -102,6 +99,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Sent chunked, as the reader produces it.
     Stream(Stream),
+    /// Exactly this many bytes from the reader, with a `Content-Length`.
+    Sized(Stream, u64),
 }
 
 /// A response as handlers produce it.
@@ -136,6 +135,12 @@ impl ApiResponse {
 pub enum ApiError {
     /// A refusal the handler expected: `{"error": "<message>"}` with this status.
     Handled(u16, String),
+    /// An exception the endpoint caught: 500 `{"error": {"handled": true, "code", "message"}}`.
+    HandledException {
+        /// A short class name (`OSError`, …).
+        code: String,
+        message: String,
+    },
     /// Something unexpected: 500 with the unhandled shape, reported on `/events`.
     Unhandled {
         /// A short class name, like Tribler's exception class (`JSONDecodeError`, …).
@@ -181,11 +186,11 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<ApiResponse, ApiErro
 pub type Handler = fn(Arc<Daemon>, ApiRequest) -> HandlerFuture;
 
 /// Where a Swagger parameter lives.
-#[allow(dead_code)] // path and query parameters come with the download routes.
 #[derive(Clone, Copy, Debug)]
 pub enum In {
     Path,
     Query,
+    Header,
     Body,
 }
 
@@ -244,6 +249,9 @@ pub async fn dispatch(daemon: Arc<Daemon>, handler: Option<Handler>, req: ApiReq
     match result {
         Ok(resp) => resp,
         Err(ApiError::Handled(status, message)) => ApiResponse::json(status, &json!({ "error": message })),
+        Err(ApiError::HandledException { code, message }) => {
+            ApiResponse::json(500, &json!({"error": {"handled": true, "code": code, "message": message}}))
+        }
         Err(ApiError::Unhandled { code, message }) => {
             daemon.events.exception(&code, &message);
             ApiResponse::json(500, &json!({"error": {"handled": false, "code": code, "message": message}}))

@@ -17,8 +17,8 @@ pub fn swagger(routes: &[Route], version: &str) -> Value {
                     "in": "body", "name": p.name, "required": p.required, "description": p.description,
                     "schema": {"type": p.ty},
                 }),
-                In::Path | In::Query => json!({
-                    "in": if matches!(p.location, In::Path) { "path" } else { "query" },
+                In::Path | In::Query | In::Header => json!({
+                    "in": match p.location { In::Path => "path", In::Header => "header", _ => "query" },
                     "name": p.name, "required": p.required || matches!(p.location, In::Path),
                     "type": p.ty, "description": p.description,
                 }),

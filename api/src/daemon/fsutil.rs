@@ -8,9 +8,15 @@ use std::path::Path;
 /// content: write a temporary file beside it, fsync it, rename it over `path`, fsync the
 /// directory (so the rename itself is durable).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_tagged(path, data, 0)
+}
+
+/// [`write_atomic`] with `tag` in the temporary file's name, so that concurrent writers of the
+/// same file never share a temporary file.
+pub fn write_atomic_tagged(path: &Path, data: &[u8], tag: u64) -> io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.tmp{}-{tag}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         f.write_all(data)?;

@@ -94,6 +94,124 @@ pub mod schema {
         json!({"type": "string"})
     }
 
+    fn obj(props: Value) -> Value {
+        json!({"type": "object", "properties": props})
+    }
+
+    fn download() -> Value {
+        let num = json!({"type": "number"});
+        let int = json!({"type": "integer"});
+        let s = json!({"type": "string"});
+        let b = json!({"type": "boolean"});
+        obj(json!({
+            "name": s, "progress": num, "infohash": s, "speed_down": int, "speed_up": int,
+            "status": {"type": "string", "enum": ["ALLOCATING_DISKSPACE", "WAITING_FOR_HASHCHECK", "HASHCHECKING",
+                "DOWNLOADING", "SEEDING", "STOPPED", "STOPPED_ON_ERROR", "METADATA", "CIRCUITS", "EXIT_NODES"]},
+            "status_code": int, "size": int, "eta": num, "num_peers": int, "num_seeds": int,
+            "num_connected_peers": int, "num_connected_seeds": int,
+            "all_time_upload": int, "all_time_download": int, "all_time_ratio": num,
+            "total_up": int, "total_down": int, "ratio": num,
+            "trackers": {"type": "array", "items": obj(json!({"url": s, "peers": int, "status": s}))},
+            "hops": int, "anon_download": b, "safe_seeding": b, "max_upload_speed": int, "max_download_speed": int,
+            "destination": s, "availability": num, "total_pieces": int,
+            "vod_mode": {"type": "boolean", "x-nullable": true}, "error": s, "time_added": int, "channel_download": b,
+            "peers": {"type": "array", "items": peer()},
+            "pieces": {"type": "string", "description": "base64 bitfield of verified pieces"},
+            "files": {"type": "array", "items": file()},
+        }))
+    }
+
+    fn peer() -> Value {
+        let mut props = serde_json::Map::new();
+        for (names, ty) in [
+            ("id extended_version ip direction", "string"),
+            ("port uprate downrate utotal dtotal speed connection_type", "integer"),
+            (
+                "optimistic uinterested uchoked uhasqueries uflushed dinterested dchoked snubbed seed upload_only",
+                "boolean",
+            ),
+            ("completed", "number"),
+        ] {
+            for n in names.split(' ') {
+                props.insert(n.into(), json!({ "type": ty }));
+            }
+        }
+        obj(Value::Object(props))
+    }
+
+    fn file() -> Value {
+        obj(json!({"index": {"type": "integer"}, "name": {"type": "string"}, "size": {"type": "integer"},
+            "included": {"type": "boolean"}, "progress": {"type": "number"}}))
+    }
+
+    pub fn downloads() -> Value {
+        obj(json!({
+            "downloads": {"type": "array", "items": download()},
+            "checkpoints": obj(json!({"total": {"type": "integer"}, "loaded": {"type": "integer"}, "all_loaded": {"type": "boolean"}})),
+        }))
+    }
+
+    pub fn started() -> Value {
+        obj(json!({"started": {"type": "boolean"}, "infohash": {"type": "string"}}))
+    }
+
+    pub fn modified_ih() -> Value {
+        obj(json!({"modified": {"type": "boolean"}, "infohash": {"type": "string"}}))
+    }
+
+    pub fn removed() -> Value {
+        obj(json!({"removed": {"type": "boolean"}, "infohash": {"type": "string"}}))
+    }
+
+    pub fn files() -> Value {
+        obj(
+            json!({"infohash": {"type": "string"}, "query": {"type": "string"}, "files": {"type": "array", "items": file()}}),
+        )
+    }
+
+    pub fn path() -> Value {
+        obj(json!({"path": {"type": "string"}}))
+    }
+
+    pub fn empty() -> Value {
+        obj(json!({}))
+    }
+
+    pub fn binary() -> Value {
+        json!({"type": "string", "format": "binary"})
+    }
+
+    pub fn torrentinfo() -> Value {
+        obj(json!({
+            "metainfo": {"type": "string", "description": "hex of the UTF-8 JSON form of the torrent"},
+            "download_exists": {"type": "boolean", "x-nullable": true, "description": "true, or null when not added"},
+        }))
+    }
+
+    pub fn createtorrent() -> Value {
+        obj(json!({"torrent": {"type": "string", "description": "base64 of the .torrent"}}))
+    }
+
+    pub fn lt_settings() -> Value {
+        obj(json!({"hop": {"type": "integer"}, "settings": {"type": "object"}}))
+    }
+
+    pub fn lt_session() -> Value {
+        obj(json!({"hop": {"type": "integer"}, "session": {"type": "object"}}))
+    }
+
+    pub fn stats_tribler() -> Value {
+        obj(
+            json!({"tribler_statistics": obj(json!({"db_size": {"type": "integer"}, "num_torrents": {"type": "integer"}, "num_channels": {"type": "integer"}}))}),
+        )
+    }
+
+    pub fn stats_ipv8() -> Value {
+        obj(
+            json!({"ipv8_statistics": obj(json!({"total_up": {"type": "integer"}, "total_down": {"type": "integer"}}))}),
+        )
+    }
+
     pub fn swagger() -> Value {
         json!({"type": "object", "description": "this Swagger 2.0 document"})
     }

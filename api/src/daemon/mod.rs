@@ -4,12 +4,16 @@
 //! `<state>/node_id` (the stable id shown as `public_key` in `events_start`).
 
 mod api;
+mod background;
 mod docs;
+mod downloads;
 mod events;
 mod fsutil;
 mod handlers;
 mod routes;
 mod settings;
+mod tools;
+mod uri;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,8 +24,9 @@ use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use serde_json::Value;
 use shoal_core::engine::Config;
-use shoal_smol::{Handle, SessionConfig};
+use shoal_smol::SessionConfig;
 
+use downloads::Downloads;
 use events::EventBus;
 use settings::Settings;
 
@@ -54,12 +59,14 @@ pub struct Daemon {
     key: String,
     http_addr: SocketAddr,
     peer_addrs: Vec<SocketAddr>,
-    events: EventBus,
+    events: Arc<EventBus>,
     swagger: Value,
     stop: Sender<()>,
-    /// The engine; the download endpoints drive it.
-    #[allow(dead_code)]
-    session: Handle,
+    /// The engine's tunables (for `/libtorrent/settings`).
+    engine_config: Config,
+    /// The downloads, in the engine and in resume data.
+    downloads: Arc<Downloads>,
+    state_dir: PathBuf,
 }
 
 impl Daemon {
@@ -86,6 +93,19 @@ impl Daemon {
             }
         }
         ports
+    }
+
+    /// Where downloads go when `PUT /downloads` names no destination:
+    /// `download_defaults.saveas`.
+    fn default_destination(&self) -> PathBuf {
+        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        PathBuf::from(s.get("download_defaults", "saveas").as_str().unwrap_or("."))
+    }
+
+    /// Bytes of resume data in the state directory (`db_size` of `/statistics/tribler`).
+    fn checkpoint_bytes(&self) -> u64 {
+        let Ok(entries) = std::fs::read_dir(self.state_dir.join("dlcheckpoints")) else { return 0 };
+        entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
     }
 
     fn request_stop(&self) {
@@ -124,11 +144,17 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
     Ok(id)
 }
 
+/// The engine's configuration from the settings.
+fn engine_config(settings: &Settings) -> Config {
+    let _ = settings; // SHIM rates
+    Config { local_only: crate::run::local_only(), ..Config::default() }
+}
+
 /// Starts the engine on `port` (the default port falls back to a free one).
-async fn start_session(port: u16, explicit: bool) -> Result<shoal_smol::Session, String> {
-    let local = crate::run::local_only();
+async fn start_session(base: Config, port: u16, explicit: bool) -> Result<shoal_smol::Session, String> {
+    let local = base.local_only;
     let config = |port: u16| SessionConfig {
-        engine: Config { listen_port: port, local_only: local, ..Config::default() },
+        engine: Config { listen_port: port, ..base.clone() },
         listen: if local {
             vec![
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
@@ -198,8 +224,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
+    let base_config = engine_config(&settings);
     smol::block_on(async move {
-        let session = start_session(peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some()).await?;
+        let session =
+            start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some()).await?;
         let listener = match async_net::TcpListener::bind(SocketAddr::new(http_ip, http_port)).await {
             Ok(l) => l,
             Err(e) => {
@@ -209,16 +237,32 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         };
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let routes = routes::table();
+        let events = Arc::new(EventBus::new(public_key, VERSION.to_string()));
+        let downloads = Arc::new(Downloads::new(&state_dir, session.handle(), events.clone())?);
         let daemon = Arc::new(Daemon {
             settings: Mutex::new(settings),
             key,
             http_addr,
             peer_addrs: session.listen_addrs().to_vec(),
-            events: EventBus::new(public_key, VERSION.to_string()),
+            events,
             swagger: docs::swagger(&routes, VERSION),
             stop: stop_tx,
-            session: session.handle(),
+            engine_config: base_config,
+            downloads: downloads.clone(),
+            state_dir: state_dir.clone(),
         });
+        let follower = smol::spawn(downloads.clone().follow_engine());
+        let loader = {
+            let downloads = downloads.clone();
+            smol::spawn(async move {
+                downloads.load().await;
+                let (total, _) = downloads.checkpoint_progress();
+                if total > 0 {
+                    eprintln!("shoal daemon: {total} download(s) restored from checkpoints");
+                }
+            })
+        };
+        let keeper = smol::spawn(background::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
         eprintln!("shoal daemon: peers on {}", peers.join(", "));
         let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes)));
@@ -226,12 +270,17 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
 
         wait_for_stop(&stop_rx).await;
         eprintln!("shoal daemon: shutting down");
+        drop(keeper);
+        drop(loader);
+        daemon.events.shutdown_state("Checkpointing Downloads...");
+        daemon.downloads.checkpoint_all().await;
         daemon.events.shutdown_state("Shutting down Downloads...");
         // Say goodbye to trackers and flush files, but never hang on a dead tracker.
         future::or(session.handle().shutdown(), async {
             async_io::Timer::after(Duration::from_secs(15)).await;
         })
         .await;
+        drop(follower);
         daemon.events.shutdown_state("Saving configuration...");
         daemon.events.close();
         // Let open event streams deliver their last frames before the process ends.

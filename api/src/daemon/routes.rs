@@ -13,10 +13,25 @@ use futures_lite::AsyncReadExt;
 use tide::http::Method as HttpMethod;
 
 use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param, Route, MAX_BODY};
+use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
+use super::tools;
 use super::Daemon;
 
 const NO_PARAMS: &[Param] = &[];
+
+const IH: Param =
+    Param { name: "infohash", location: In::Path, required: true, ty: "string", description: "40 hex digits" };
+
+const TREE_PATH: Param =
+    Param { name: "path", location: In::Query, required: true, ty: "string", description: "a path in the file tree" };
+
+/// An optional query parameter (a macro, so that the slices holding it stay constants).
+macro_rules! q {
+    ($name:expr, $ty:expr, $description:expr) => {
+        Param { name: $name, location: In::Query, required: false, ty: $ty, description: $description }
+    };
+}
 
 /// Every route the daemon serves.
 pub fn table() -> Vec<Route> {
@@ -70,6 +85,108 @@ pub fn table() -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/downloads",
+            tag: "Libtorrent",
+            summary: "All downloads with their figures (insertion order) and the checkpoint load progress",
+            params: &[
+                q!("get_peers", "boolean", "1 to include each download's peers"),
+                q!("get_pieces", "boolean", "1 to include the base64 bitfield of verified pieces"),
+                q!("get_files", "boolean", "1 to include the file list"),
+                q!("get_availability", "boolean", "accepted for the PyPI GUI; availability is always included"),
+                q!("infohash", "string", "only this download"),
+                q!("excluded", "string", "every download but this one"),
+            ],
+            produces: "application/json",
+            response: schema::downloads,
+            handler: dl::list,
+        },
+        Route {
+            method: Put,
+            path: "/downloads",
+            tag: "Libtorrent",
+            summary: "Add a download from a file:/http(s): URI (JSON body) or a raw .torrent body (options in the query)",
+            params: &[Param {
+                name: "body",
+                location: In::Body,
+                required: true,
+                ty: "object",
+                description: "{\"uri\": str, \"destination\": str, \"selected_files\": [int], \"anon_hops\": int, \"safe_seeding\": bool}",
+            }],
+            produces: "application/json",
+            response: schema::started,
+            handler: dl::add,
+        },
+        Route {
+            method: Get,
+            path: "/torrentinfo",
+            tag: "Libtorrent",
+            summary: "The contents of a torrent named by a URI, as hex of its JSON form",
+            params: &[Param { required: true, ..q!("uri", "string", "file:, http: or https: URI of a .torrent") }, q!("hops", "integer", "ignored (0)")],
+            produces: "application/json",
+            response: schema::torrentinfo,
+            handler: tools::torrentinfo,
+        },
+        Route {
+            method: Post,
+            path: "/createtorrent",
+            tag: "Libtorrent",
+            summary: "Make a torrent of local files; with download=1 also seed it",
+            params: &[
+                q!("download", "integer", "1 to start seeding the new torrent"),
+                Param {
+                    name: "body",
+                    location: In::Body,
+                    required: true,
+                    ty: "object",
+                    description: "{\"files\": [abs path], \"name\": str, \"description\": str, \"trackers\": [url], \"export_dir\": str}",
+                },
+            ],
+            produces: "text/plain",
+            response: schema::createtorrent,
+            handler: tools::createtorrent,
+        },
+        Route {
+            method: Get,
+            path: "/libtorrent/settings",
+            tag: "Libtorrent",
+            summary: "The engine's settings under libtorrent's names",
+            params: &[q!("hop", "integer", "0 (other hops have no session)")],
+            produces: "application/json",
+            response: schema::lt_settings,
+            handler: tools::lt_settings,
+        },
+        Route {
+            method: Get,
+            path: "/libtorrent/session",
+            tag: "Libtorrent",
+            summary: "The engine's counters under libtorrent's names",
+            params: &[q!("hop", "integer", "0 (other hops have no session)")],
+            produces: "application/json",
+            response: schema::lt_session,
+            handler: tools::lt_session,
+        },
+        Route {
+            method: Get,
+            path: "/statistics/tribler",
+            tag: "General",
+            summary: "Number of downloads and size of the resume data",
+            params: NO_PARAMS,
+            produces: "application/json",
+            response: schema::stats_tribler,
+            handler: tools::stats_tribler,
+        },
+        Route {
+            method: Get,
+            path: "/statistics/ipv8",
+            tag: "General",
+            summary: "Payload totals of this session (Shoal has no IPv8)",
+            params: NO_PARAMS,
+            produces: "application/json",
+            response: schema::stats_ipv8,
+            handler: tools::stats_ipv8,
+        },
+        Route {
+            method: Get,
             path: "/docs",
             tag: "Documentation",
             summary: "This API's documentation page (no key needed)",
@@ -87,6 +204,116 @@ pub fn table() -> Vec<Route> {
             produces: "application/json",
             response: schema::swagger,
             handler: handlers::swagger,
+        },
+        Route {
+            method: Patch,
+            path: "/downloads/{infohash}",
+            tag: "Libtorrent",
+            summary: "Change a download: state resume/stop/recheck/move_storage, selected_files, anon_hops, vod_mode",
+            params: &[
+                IH,
+                Param {
+                    name: "body",
+                    location: In::Body,
+                    required: true,
+                    ty: "object",
+                    description: "{\"state\": str, \"dest_dir\": str, \"selected_files\": [int], \"anon_hops\": int, \"vod_mode\": bool, \"fileindex\": int}",
+                },
+            ],
+            produces: "application/json",
+            response: schema::modified_ih,
+            handler: dl::patch,
+        },
+        Route {
+            method: Delete,
+            path: "/downloads/{infohash}",
+            tag: "Libtorrent",
+            summary: "Remove a download, and its files with remove_data",
+            params: &[
+                IH,
+                Param { name: "body", location: In::Body, required: true, ty: "object", description: "{\"remove_data\": bool}" },
+            ],
+            produces: "application/json",
+            response: schema::removed,
+            handler: dl::remove,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/torrent",
+            tag: "Libtorrent",
+            summary: "The download's .torrent file",
+            params: &[IH],
+            produces: "application/x-bittorrent",
+            response: schema::binary,
+            handler: dl::torrent,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/files",
+            tag: "Libtorrent",
+            summary: "The download's files; with view_start_path, a page of the expandable file tree",
+            params: &[
+                IH,
+                q!("view_start_path", "string", "list the visible tree rows after this path (\"\" or \".\" for the top)"),
+                q!("view_size", "integer", "rows to list (default 100)"),
+            ],
+            produces: "application/json",
+            response: schema::files,
+            handler: dl::files,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/files/expand",
+            tag: "Libtorrent",
+            summary: "Open a directory of the file tree",
+            params: &[IH, TREE_PATH],
+            produces: "application/json",
+            response: schema::path,
+            handler: dl::expand,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/files/collapse",
+            tag: "Libtorrent",
+            summary: "Close a directory of the file tree",
+            params: &[IH, TREE_PATH],
+            produces: "application/json",
+            response: schema::path,
+            handler: dl::collapse,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/files/select",
+            tag: "Libtorrent",
+            summary: "Download a file, or every file under a directory",
+            params: &[IH, TREE_PATH],
+            produces: "application/json",
+            response: schema::empty,
+            handler: dl::select,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/files/deselect",
+            tag: "Libtorrent",
+            summary: "Skip a file, or every file under a directory",
+            params: &[IH, TREE_PATH],
+            produces: "application/json",
+            response: schema::empty,
+            handler: dl::deselect,
+        },
+        Route {
+            method: Get,
+            path: "/downloads/{infohash}/stream/{fileindex}",
+            tag: "Libtorrent",
+            summary: "One file with HTTP byte ranges, readable while it downloads (missing data is fetched first and waited for)",
+            params: &[
+                IH,
+                Param { name: "fileindex", location: In::Path, required: true, ty: "integer", description: "index of the file in the torrent" },
+                Param { name: "Range", location: In::Header, required: false, ty: "string", description: "bytes=a-b, bytes=a- or bytes=-n" },
+            ],
+            produces: "application/octet-stream",
+            response: schema::binary,
+            handler: dl::stream,
         },
     ]
 }
@@ -205,6 +432,9 @@ fn to_tide(resp: ApiResponse, head: bool) -> tide::Response {
         match resp.body {
             Body::Bytes(b) => res.set_body(b),
             Body::Stream(s) => res.set_body(tide::Body::from_reader(futures_lite::io::BufReader::new(s), None)),
+            Body::Sized(s, len) => {
+                res.set_body(tide::Body::from_reader(futures_lite::io::BufReader::new(s), Some(len as usize)))
+            }
         }
     }
     res.insert_header("content-type", resp.content_type);

@@ -193,12 +193,33 @@ impl<R: Runtime> EngineTask<R> {
             Command::Peers(t, reply) => {
                 let _ = reply.try_send(self.engine.peers(t));
             }
+            Command::Checkpoint(t, reply) => self.checkpoint(t, reply),
+            Command::SetDeadline(t, piece, reply) => {
+                let _ = reply.try_send(self.engine.set_deadline_piece(t, piece, now).map_err(Into::into));
+            }
+            Command::SetSequential(t, on, reply) => {
+                let _ = reply.try_send(self.engine.set_sequential(t, on).map_err(Into::into));
+            }
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::Shutdown(reply) => {
                 self.shutdown_waiters.push(reply);
                 self.begin_shutdown();
             }
         }
+    }
+
+    /// Snapshots the torrent's verified pieces, then syncs its files on the blocking pool and
+    /// answers: every piece in the snapshot was written before the sync began.
+    fn checkpoint(&mut self, t: TorrentId, reply: Reply<Option<crate::Checkpoint>>) {
+        let (Some(stats), Some(storage)) = (self.engine.stats(t), self.storages.get(&t).cloned()) else {
+            let _ = reply.try_send(None);
+            return;
+        };
+        let snapshot = crate::Checkpoint { state: stats.state, have: stats.have };
+        R::spawn_blocking(move || {
+            let answer = storage.sync().ok().map(|_| snapshot);
+            let _ = reply.send_blocking(answer);
+        });
     }
 
     /// Maps a new torrent's files on the blocking pool; it joins the engine when that is done.

@@ -1,0 +1,423 @@
+//! Handlers of `/downloads` and below (§4 of the reference).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use shoal_core::InfoHash;
+
+use super::json::{self as dj, Globals, Parts};
+use super::stream::{self, ChunkReader, RangeReq};
+use super::tree::{self, FileFacts, Tree};
+use super::{AddRequest, DownloadError, Downloads};
+use crate::daemon::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
+use crate::daemon::{uri, Daemon};
+
+/// A query flag: R sends `1`; P treats any non-empty value as true, but its GUI sends `0` to
+/// mean no, so `0` and `false` are false here.
+fn flag(req: &ApiRequest, name: &str) -> bool {
+    req.query(name).is_some_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The `{infohash}` path segment, with Tribler's errors: not hex is an unhandled error
+/// (`binascii.Error`), hex of another length is an unknown download.
+pub fn infohash_param(req: &ApiRequest) -> Result<InfoHash, ApiError> {
+    let raw = req.param("infohash").unwrap_or("");
+    if raw.len() % 2 == 1 {
+        return Err(ApiError::unhandled("binascii.Error", "Odd-length string"));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::unhandled("binascii.Error", "Non-hexadecimal digit found"));
+    }
+    InfoHash::from_hex(raw).map_err(|_| unknown())
+}
+
+fn unknown() -> ApiError {
+    ApiError::Handled(404, "this download does not exist".into())
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(e: DownloadError) -> ApiError {
+        match e {
+            DownloadError::Unknown => unknown(),
+            DownloadError::Invalid(m) => ApiError::Handled(400, m),
+            DownloadError::Failed(m) => ApiError::Handled(500, m),
+        }
+    }
+}
+
+fn known(d: &Daemon, ih: &InfoHash) -> Result<(), ApiError> {
+    if d.downloads.exists(ih) {
+        Ok(())
+    } else {
+        Err(unknown())
+    }
+}
+
+fn globals(d: &Daemon) -> Globals {
+    let s = d.settings.lock().unwrap_or_else(|e| e.into_inner());
+    Globals {
+        max_upload_rate: s.get("libtorrent", "max_upload_rate").as_u64().unwrap_or(0),
+        max_download_rate: s.get("libtorrent", "max_download_rate").as_u64().unwrap_or(0),
+    }
+}
+
+/// `GET /downloads`.
+pub fn list(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let parts =
+            Parts { peers: flag(&req, "get_peers"), pieces: flag(&req, "get_pieces"), files: flag(&req, "get_files") };
+        let only = req.query("infohash").map(str::to_ascii_lowercase);
+        let excluded = req.query("excluded").map(str::to_ascii_lowercase);
+        let filter = |ih: &InfoHash| {
+            let hex = ih.to_string();
+            only.as_ref().is_none_or(|o| *o == hex) && excluded.as_ref().is_none_or(|x| *x != hex)
+        };
+        let snaps = d.downloads.snapshots(filter, parts.peers).await;
+        let g = globals(&d);
+        let list: Vec<Value> = snaps.iter().map(|s| dj::download(s, parts, g)).collect();
+        let (total, loaded) = d.downloads.checkpoint_progress();
+        Ok(ApiResponse::ok(json!({
+            "downloads": list,
+            "checkpoints": {"total": total, "loaded": loaded, "all_loaded": loaded >= total},
+        })))
+    })
+}
+
+/// A JSON integer or boolean given as `true`/`1`.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        Value::String(s) => s == "1" || s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+fn file_list(v: &Value) -> Result<Option<Vec<usize>>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_u64()
+                    .map(|i| i as usize)
+                    .ok_or_else(|| ApiError::bad_request("selected_files must be a list of file indexes"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        _ => Err(ApiError::bad_request("selected_files must be a list of file indexes")),
+    }
+}
+
+/// `PUT /downloads`: from a JSON body with `uri`, or a raw .torrent body (options then come
+/// from the query string).
+pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let raw_torrent = req.body.first() == Some(&b'd')
+            || req.header("content-type").is_some_and(|c| c.starts_with("application/x-bittorrent"));
+        let (torrent, opts) = if raw_torrent {
+            let mut opts = serde_json::Map::new();
+            for (k, v) in &req.query {
+                let value = match k.as_str() {
+                    "selected_files" => Value::Array(
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(|s| s.trim().parse::<u64>().map(Value::from).unwrap_or(Value::Null))
+                            .collect(),
+                    ),
+                    "anon_hops" => v.parse::<u64>().map(Value::from).unwrap_or(Value::Null),
+                    _ => Value::from(v.as_str()),
+                };
+                opts.insert(k.clone(), value);
+            }
+            (req.body.clone(), Value::Object(opts))
+        } else {
+            let body = req.json()?;
+            let Some(u) = body.get("uri").and_then(Value::as_str).filter(|u| !u.is_empty()) else {
+                return Err(ApiError::bad_request("uri parameter missing"));
+            };
+            let torrent = uri::fetch_torrent(u).await?;
+            (torrent, body)
+        };
+        let hops = match opts.get("anon_hops") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .filter(|h| *h <= 3)
+                .ok_or_else(|| ApiError::bad_request("anon_hops must be an integer from 0 to 3"))?
+                as u32,
+        };
+        let safe_seeding = opts.get("safe_seeding").is_some_and(truthy);
+        if hops > 0 && !safe_seeding {
+            return Err(ApiError::bad_request("Cannot set anonymous download without safe seeding enabled"));
+        }
+        let destination = match opts.get("destination").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            Some(p) => PathBuf::from(p),
+            None => d.default_destination(),
+        };
+        let selected_files = file_list(opts.get("selected_files").unwrap_or(&Value::Null))?;
+        let ih = d.downloads.add(AddRequest { torrent, destination, selected_files, hops, safe_seeding }).await?;
+        Ok(ApiResponse::ok(json!({"started": true, "infohash": ih.to_string()})))
+    })
+}
+
+/// `PATCH /downloads/{infohash}`.
+pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        known(&d, &ih)?;
+        let body = req.json()?;
+        let Some(obj) = body.as_object() else { return Err(ApiError::bad_request("the body must be a JSON object")) };
+        let dl = &d.downloads;
+        if let Some(hops) = obj.get("anon_hops") {
+            if obj.len() > 1 {
+                return Err(ApiError::bad_request("anon_hops must be the only parameter in this request"));
+            }
+            let hops = hops
+                .as_u64()
+                .filter(|h| *h <= 3)
+                .ok_or_else(|| ApiError::bad_request("anon_hops must be an integer from 0 to 3"))?;
+            dl.set_hops(&ih, hops as u32).await.map_err(|e| match e {
+                DownloadError::Unknown => unknown(),
+                other => ApiError::Unhandled { code: "RuntimeError".into(), message: other.to_string() },
+            })?;
+            return Ok(ApiResponse::ok(json!({"modified": true, "infohash": ih.to_string()})));
+        }
+        if let Some(files) = obj.get("selected_files") {
+            let files = file_list(files)?.unwrap_or_default();
+            dl.set_selected(&ih, files).await?;
+        }
+        if let Some(state) = obj.get("state") {
+            match state.as_str() {
+                Some("resume") => dl.resume(&ih).await?,
+                Some("stop") => dl.stop(&ih).await?,
+                Some("recheck") => dl.recheck(&ih).await?,
+                Some("move_storage") => {
+                    let dest = obj.get("dest_dir").and_then(Value::as_str).unwrap_or("");
+                    let dest = PathBuf::from(dest);
+                    if dest.as_os_str().is_empty() || !dest.is_dir() {
+                        return Ok(ApiResponse::ok(json!({
+                            "error": format!("Target directory ({}) does not exist", dest.display())
+                        })));
+                    }
+                    if !dest.is_absolute() {
+                        return Err(ApiError::bad_request("dest_dir must be an absolute path"));
+                    }
+                    if let Err(e) = dl.move_storage(&ih, dest).await {
+                        return Ok(ApiResponse::ok(json!({"error": e.to_string()})));
+                    }
+                }
+                _ => return Err(ApiError::bad_request("unknown state parameter")),
+            }
+        }
+        if let Some(vod) = obj.get("vod_mode") {
+            let Some(on) = vod.as_bool() else { return Err(ApiError::bad_request("vod_mode must be bool flag")) };
+            let file = match obj.get("fileindex") {
+                Some(f) => {
+                    Some(f.as_u64().ok_or_else(|| ApiError::bad_request("fileindex must be an integer"))? as usize)
+                }
+                None if on => return Err(ApiError::bad_request("fileindex is necessary to enable vod_mode")),
+                None => None,
+            };
+            dl.set_vod(&ih, on, file).await?;
+            let vod_progress = vod_progress(&d, &ih).await;
+            return Ok(ApiResponse::ok(json!({
+                "vod_prebuffering_progress": vod_progress,
+                "vod_prebuffering_progress_consec": vod_progress,
+                "vod_header_progress": vod_progress,
+                "vod_footer_progress": vod_progress,
+                "vod_mode": on,
+                "infohash": ih.to_string(),
+                "modified": true,
+            })));
+        }
+        Ok(ApiResponse::ok(json!({"modified": true, "infohash": ih.to_string()})))
+    })
+}
+
+/// Fraction of the streamed file verified (all four VOD progress figures use it).
+async fn vod_progress(d: &Daemon, ih: &InfoHash) -> f64 {
+    let Some(dl) = d.downloads.get(ih) else { return 0.0 };
+    let Some(file) = dl.resume.vod_file else { return 0.0 };
+    let have = match dl.torrent_id() {
+        Some(id) => d.downloads.session().stats(id).await.map(|s| s.have),
+        None => None,
+    };
+    let done = dj::file_done(&dl.meta, have.as_ref());
+    let len = dl.meta.info.files.get(file).map_or(0, |f| f.length);
+    if len == 0 {
+        1.0
+    } else {
+        done.get(file).copied().unwrap_or(0) as f64 / len as f64
+    }
+}
+
+/// `DELETE /downloads/{infohash}` with `{"remove_data": bool}`.
+pub fn remove(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        known(&d, &ih)?;
+        let body = req.json()?;
+        let Some(remove_data) = body.get("remove_data") else {
+            return Err(ApiError::bad_request("remove_data parameter missing"));
+        };
+        let remove_data = truthy(remove_data);
+        d.downloads.remove(&ih, remove_data).await.map_err(|e| match e {
+            DownloadError::Unknown => unknown(),
+            other => ApiError::Unhandled { code: "RuntimeError".into(), message: other.to_string() },
+        })?;
+        Ok(ApiResponse::ok(json!({"removed": true, "infohash": ih.to_string()})))
+    })
+}
+
+/// `GET /downloads/{infohash}/torrent`: the torrent file.
+pub fn torrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+        Ok(ApiResponse {
+            status: 200,
+            content_type: "application/x-bittorrent",
+            headers: vec![("content-disposition", format!("attachment; filename={ih}.torrent"))],
+            body: Body::Bytes(dl.torrent.to_vec()),
+        })
+    })
+}
+
+/// `GET /downloads/{infohash}/files`, plain or (with `view_start_path`) as the P tree view.
+pub fn files(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+        let have = match dl.torrent_id() {
+            Some(id) => d.downloads.session().stats(id).await.map(|s| s.have),
+            None => None,
+        };
+        let given = req.param("infohash").unwrap_or("").to_string();
+        if let Some(start) = req.query("view_start_path") {
+            let size = match req.query("view_size") {
+                Some(s) => s.parse::<usize>().map_err(|_| ApiError::bad_request("view_size must be an integer"))?,
+                None => 100,
+            };
+            let done = dj::file_done(&dl.meta, have.as_ref());
+            let included = |i: usize| dl.included(i);
+            let facts = FileFacts { done: &done, included: &included };
+            let expanded = d.downloads.expanded(&ih);
+            let rows = Tree::new(&dl.meta).view(&expanded, &facts, start, size);
+            return Ok(ApiResponse::ok(json!({"infohash": given, "query": start, "files": rows})));
+        }
+        Ok(ApiResponse::ok(json!({"infohash": given, "files": dj::files(&dl, have.as_ref())})))
+    })
+}
+
+fn tree_path(req: &ApiRequest) -> Result<String, ApiError> {
+    req.query("path").map(str::to_string).ok_or_else(|| ApiError::bad_request("path parameter missing"))
+}
+
+/// `GET /downloads/{infohash}/files/expand?path=…`.
+pub fn expand(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        known(&d, &ih)?;
+        let path = tree_path(&req)?;
+        d.downloads.update_expanded(&ih, |set| tree::expand(set, &path));
+        Ok(ApiResponse::ok(json!({"path": path})))
+    })
+}
+
+/// `GET /downloads/{infohash}/files/collapse?path=…`.
+pub fn collapse(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        known(&d, &ih)?;
+        let path = tree_path(&req)?;
+        d.downloads.update_expanded(&ih, |set: &mut BTreeSet<String>| {
+            set.remove(path.trim_matches('/'));
+        });
+        Ok(ApiResponse::ok(json!({"path": path})))
+    })
+}
+
+async fn select_path(d: &Daemon, req: &ApiRequest, on: bool) -> Result<ApiResponse, ApiError> {
+    let ih = infohash_param(req)?;
+    let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+    let path = tree_path(req)?;
+    let touched = Tree::new(&dl.meta).indexes_at(&path);
+    if touched.is_empty() {
+        return Err(ApiError::bad_request(format!("no such path in the torrent: {path}")));
+    }
+    let mut selected: Vec<usize> = (0..dl.meta.info.files.len()).filter(|&i| dl.included(i)).collect();
+    if on {
+        selected.extend(touched);
+        selected.sort_unstable();
+        selected.dedup();
+    } else {
+        selected.retain(|i| !touched.contains(i));
+    }
+    d.downloads.set_selected(&ih, selected).await?;
+    Ok(ApiResponse::ok(json!({})))
+}
+
+/// `GET /downloads/{infohash}/files/select?path=…`.
+pub fn select(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move { select_path(&d, &req, true).await })
+}
+
+/// `GET /downloads/{infohash}/files/deselect?path=…`.
+pub fn deselect(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move { select_path(&d, &req, false).await })
+}
+
+/// `GET /downloads/{infohash}/stream/{fileindex}`.
+pub fn stream(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let ih = infohash_param(&req)?;
+        let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+        let index = req.param("fileindex").and_then(|i| i.parse::<usize>().ok());
+        let file = index.and_then(|i| dl.meta.info.files.get(i).filter(|f| !f.is_pad()).map(|f| (i, f.length)));
+        let Some((index, size)) = file else {
+            return Err(ApiError::unhandled("NoAvailableStreamError", "no such file in the torrent"));
+        };
+        let (status, start, end) = match stream::parse_range(req.header("range"), size) {
+            RangeReq::Full => (200, 0, size),
+            RangeReq::Part { start, end } => (206, start, end),
+            RangeReq::Unsatisfiable => {
+                return Ok(ApiResponse {
+                    status: 416,
+                    content_type: "text/plain; charset=utf-8",
+                    headers: vec![("content-range", format!("bytes */{size}")), ("accept-ranges", "bytes".into())],
+                    body: Body::Bytes(b"Requested Range Not Satisfiable".to_vec()),
+                })
+            }
+        };
+        let mut headers = vec![("accept-ranges", "bytes".to_string())];
+        if status == 206 {
+            headers.push(("content-range", format!("bytes {start}-{}/{size}", end - 1)));
+        }
+        let (reader, tx) = ChunkReader::new();
+        if req.method != "HEAD" && end > start {
+            smol::spawn(stream::produce(d.downloads.clone(), ih, index, start, end, tx)).detach();
+        }
+        Ok(ApiResponse {
+            status,
+            content_type: "application/octet-stream",
+            headers,
+            body: Body::Sized(Box::new(reader), end - start),
+        })
+    })
+}
+
+/// Keeps `Downloads` free of HTTP: tree state helpers used above.
+impl Downloads {
+    /// The expanded directories of a download's tree view.
+    pub fn expanded(&self, ih: &InfoHash) -> BTreeSet<String> {
+        self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).get(ih).cloned().unwrap_or_default()
+    }
+
+    /// Changes the expanded directories of a download's tree view.
+    pub fn update_expanded(&self, ih: &InfoHash, f: impl FnOnce(&mut BTreeSet<String>)) {
+        f(self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).entry(*ih).or_default());
+    }
+}

@@ -1,0 +1,390 @@
+//! Torrent tools and figures (§5, §6.1): `/torrentinfo`, `/createtorrent`,
+//! `/libtorrent/settings|session` and `/statistics/tribler|ipv8`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bt_bencode::Value as Bencode;
+use data_encoding::{BASE64, HEXLOWER};
+use serde_json::{json, Map, Value};
+use shoal_core::create::TorrentBuilder;
+use shoal_core::Metainfo;
+
+use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
+use super::downloads::AddRequest;
+use super::{uri, Daemon, VERSION};
+
+/// Deepest nesting accepted when turning a torrent into JSON.
+const MAX_DEPTH: usize = 64;
+
+/// A byte string as text: UTF-8 if it is, else one character per byte (as Tribler does).
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+    }
+}
+
+fn to_json(v: &Bencode) -> Value {
+    match v {
+        Bencode::ByteStr(b) => Value::from(text(b)),
+        Bencode::Int(bt_bencode::value::Number::Signed(i)) => Value::from(*i),
+        Bencode::Int(bt_bencode::value::Number::Unsigned(u)) => Value::from(*u),
+        Bencode::List(l) => Value::Array(l.iter().map(to_json).collect()),
+        Bencode::Dict(d) => Value::Object(d.iter().map(|(k, v)| (text(k), to_json(v))).collect::<Map<_, _>>()),
+    }
+}
+
+/// The whole torrent as JSON, with `info.pieces` as hex (the 7.13.1 release's form).
+pub fn torrent_json(bytes: &[u8]) -> Result<Value, String> {
+    shoal_core::bencode::check(bytes, MAX_DEPTH).map_err(|e| e.to_string())?;
+    let v: Bencode = bt_bencode::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut j = to_json(&v);
+    if let Bencode::Dict(top) = &v {
+        if let Some(Bencode::Dict(info)) = top.get(&b"info"[..]) {
+            if let Some(Bencode::ByteStr(p)) = info.get(&b"pieces"[..]) {
+                j["info"]["pieces"] = Value::from(HEXLOWER.encode(p));
+            }
+        }
+    }
+    Ok(j)
+}
+
+/// `GET /torrentinfo?uri=…[&hops=n]`.
+pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let Some(u) = req.query("uri").filter(|u| !u.is_empty()) else {
+            return Err(ApiError::bad_request("uri parameter missing"));
+        };
+        if let Some(h) = req.query("hops") {
+            if h.parse::<u32>().is_err() {
+                return Err(ApiError::bad_request(format!("wrong value of 'hops' parameter: {h}")));
+            }
+        }
+        let is_file = matches!(uri::parse(u)?, uri::Uri::File(_));
+        let bytes = uri::fetch_torrent(u).await?;
+        let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
+            let what =
+                if is_file { format!("error while decoding torrent file: {u}") } else { "invalid response".into() };
+            ApiError::Handled(500, format!("{what} ({e})"))
+        })?;
+        let j = torrent_json(&bytes).map_err(|e| ApiError::Handled(500, format!("invalid response ({e})")))?;
+        let text = serde_json::to_vec(&j).map_err(|e| ApiError::unhandled("ValueError", e.to_string()))?;
+        let exists = d.downloads.exists(&meta.info_hash);
+        Ok(ApiResponse::ok(json!({
+            "metainfo": HEXLOWER.encode(&text),
+            // Tribler answers `true` or `null`, never `false`.
+            "download_exists": if exists { Value::Bool(true) } else { Value::Null },
+        })))
+    })
+}
+
+/// Lists the regular files under `root` (sorted), as (path inside the torrent, path on disk, length).
+fn walk(root: &Path, rel: Vec<String>, out: &mut Vec<(Vec<String>, PathBuf, u64)>) -> Result<(), String> {
+    let entries = std::fs::read_dir(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let meta = std::fs::metadata(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
+        let mut path = rel.clone();
+        path.push(name);
+        if meta.is_dir() {
+            walk(&e.path(), path, out)?;
+        } else if meta.is_file() {
+            out.push((path, e.path(), meta.len()));
+        }
+    }
+    Ok(())
+}
+
+/// Builds a torrent of `paths` (absolute files or directories): a single file stands alone;
+/// several share their common parent folder, whose name becomes the torrent's name.
+fn make_torrent(
+    paths: &[PathBuf],
+    comment: Option<String>,
+    trackers: Vec<String>,
+) -> Result<(Vec<u8>, PathBuf), String> {
+    let existing: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    let Some(first) = existing.first() else {
+        return Err(format!(
+            "Path does not exist: {}",
+            paths.first().map_or(String::new(), |p| p.display().to_string())
+        ));
+    };
+    let mut builder;
+    let mut files: Vec<(Vec<String>, PathBuf, u64)> = Vec::new();
+    let base: PathBuf;
+    if existing.len() == 1 && first.is_file() {
+        let name = first.file_name().ok_or("a file has no name")?.to_string_lossy().into_owned();
+        let len = std::fs::metadata(first).map_err(|e| e.to_string())?.len();
+        builder = TorrentBuilder::new(name.clone());
+        builder.set_single_file(true);
+        files.push((vec![name], first.to_path_buf(), len));
+        base = first.parent().unwrap_or(Path::new("/")).to_path_buf();
+    } else if existing.len() == 1 {
+        let name = first.file_name().ok_or("a directory has no name")?.to_string_lossy().into_owned();
+        walk(first, Vec::new(), &mut files)?;
+        builder = TorrentBuilder::new(name);
+        base = first.parent().unwrap_or(Path::new("/")).to_path_buf();
+    } else {
+        // The common folder of all paths.
+        let mut common = first.parent().unwrap_or(Path::new("/")).to_path_buf();
+        while !existing.iter().all(|p| p.starts_with(&common)) {
+            common = common.parent().ok_or("the files have no common folder")?.to_path_buf();
+        }
+        let name = common.file_name().map_or("unknown".to_string(), |n| n.to_string_lossy().into_owned());
+        for p in &existing {
+            let rel: Vec<String> = p
+                .strip_prefix(&common)
+                .map_err(|e| e.to_string())?
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if p.is_dir() {
+                walk(p, rel, &mut files)?;
+            } else {
+                let len = std::fs::metadata(p).map_err(|e| e.to_string())?.len();
+                files.push((rel, p.to_path_buf(), len));
+            }
+        }
+        files.sort();
+        files.dedup();
+        builder = TorrentBuilder::new(name);
+        base = common.parent().unwrap_or(Path::new("/")).to_path_buf();
+    }
+    for (rel, _, len) in &files {
+        builder.add_file(rel.clone(), *len);
+    }
+    if builder.total_length() == 0 {
+        return Err("the files hold no data to share".into());
+    }
+    let tiers: Vec<Vec<String>> = trackers.into_iter().map(|t| vec![t]).collect();
+    builder
+        .set_trackers(tiers)
+        .set_comment(comment)
+        .set_created_by(Some(format!("Shoal version: {VERSION}")))
+        .set_creation_date(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64),
+        );
+    let mut hasher = builder.piece_hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    for (_, path, len) in &files {
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut f = f.take(*len);
+        let mut read = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        if read != *len {
+            return Err(format!("{} changed while it was being hashed", path.display()));
+        }
+    }
+    let bytes = builder.build(hasher.finish()).map_err(|e| e.to_string())?;
+    Ok((bytes, base))
+}
+
+/// `POST /createtorrent[?download=1]`.
+pub fn createtorrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let body = req.json()?;
+        let files: Vec<PathBuf> = match body.get("files") {
+            Some(Value::Array(a)) if !a.is_empty() => a.iter().filter_map(Value::as_str).map(PathBuf::from).collect(),
+            _ => return Err(ApiError::bad_request("files parameter missing")),
+        };
+        if files.iter().any(|p| !p.is_absolute()) {
+            return Err(ApiError::bad_request("files must be absolute paths"));
+        }
+        let name = body.get("name").and_then(Value::as_str).unwrap_or("unknown").to_string();
+        let comment = body.get("description").and_then(Value::as_str).map(str::to_string);
+        let trackers: Vec<String> = match body.get("trackers") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        let export_dir = body.get("export_dir").and_then(Value::as_str).map(PathBuf::from);
+        let (bytes, base) = blocking::unblock(move || make_torrent(&files, comment, trackers))
+            .await
+            .map_err(|e| ApiError::Unhandled { code: "OSError".into(), message: e })
+            .map_err(|e| match e {
+                // Tribler reports this one as a handled exception.
+                ApiError::Unhandled { code, message } => ApiError::HandledException { code, message },
+                other => other,
+            })?;
+        if let Some(dir) = export_dir.filter(|d| d.is_dir()) {
+            // The name is only a file name: never let it point elsewhere.
+            let safe: String = name.chars().map(|c| if c == '/' || c == '\\' || c == '\0' { '_' } else { c }).collect();
+            let safe = if safe.is_empty() || safe == "." || safe == ".." { "unknown".to_string() } else { safe };
+            let out = dir.join(format!("{safe}.torrent"));
+            let data = bytes.clone();
+            blocking::unblock(move || std::fs::write(out, data))
+                .await
+                .map_err(|e| ApiError::Handled(500, e.to_string()))?;
+        }
+        if req.query("download") == Some("1") {
+            d.downloads
+                .add(AddRequest {
+                    torrent: bytes.clone(),
+                    destination: base,
+                    selected_files: None,
+                    hops: 0,
+                    safe_seeding: false,
+                })
+                .await?;
+        }
+        let text = serde_json::to_vec(&json!({"torrent": BASE64.encode(&bytes)})).unwrap_or_default();
+        Ok(ApiResponse {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body: Body::Bytes(text),
+        })
+    })
+}
+
+fn hop(req: &ApiRequest) -> Result<u64, ApiError> {
+    match req.query("hop") {
+        None => Ok(0),
+        Some(h) => h.parse().map_err(|_| ApiError::unhandled("ValueError", format!("invalid literal for int(): {h}"))),
+    }
+}
+
+/// `GET /libtorrent/settings?hop=n`: our engine's settings under libtorrent's names.
+pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let hop = hop(&req)?;
+        if hop != 0 {
+            return Ok(ApiResponse::ok(json!({"hop": hop, "settings": {}})));
+        }
+        let c = &d.engine_config;
+        let (down, up) = {
+            let s = d.settings.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                s.get("libtorrent", "max_download_rate").as_u64().unwrap_or(0),
+                s.get("libtorrent", "max_upload_rate").as_u64().unwrap_or(0),
+            )
+        };
+        let listen: Vec<String> = d.peer_addrs.iter().map(|a| a.to_string()).collect();
+        Ok(ApiResponse::ok(json!({"hop": 0, "settings": {
+            "user_agent": c.client_name,
+            "listen_interfaces": listen.join(","),
+            "download_rate_limit": down,
+            "upload_rate_limit": up,
+            "connections_limit": c.max_peers_per_torrent,
+            "half_open_limit": c.max_half_open,
+            "unchoke_slots_limit": c.upload_slots,
+            "max_out_request_queue": c.max_requests_per_peer,
+            "max_allowed_in_request_queue": c.max_peer_requests,
+            "request_timeout": c.request_timeout.as_secs(),
+            "peer_connect_timeout": c.connect_timeout.as_secs(),
+            "handshake_timeout": c.handshake_timeout.as_secs(),
+            "inactivity_timeout": c.inactivity_timeout.as_secs(),
+            "num_want": c.num_want,
+            "send_buffer_watermark": c.max_send_buffer,
+            // SHIM active_checking
+            "stop_tracker_timeout": c.shutdown_timeout.as_secs(),
+            "enable_dht": false,
+            "enable_lsd": false,
+            "enable_upnp": false,
+            "enable_natpmp": false,
+        }})))
+    })
+}
+
+/// `GET /libtorrent/session?hop=n`: session counters under libtorrent's names.
+pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let hop = hop(&req)?;
+        if hop != 0 {
+            return Ok(ApiResponse::ok(json!({"hop": hop, "session": {}})));
+        }
+        let snaps = d.downloads.snapshots(|_| true, false).await;
+        let (
+            mut recv,
+            mut sent,
+            mut wasted,
+            mut peers,
+            mut checking,
+            mut downloading,
+            mut seeding,
+            mut stopped,
+            mut error,
+        ) = (0u64, 0u64, 0u64, 0usize, 0, 0, 0, 0, 0);
+        for s in &snaps {
+            if let Some(st) = &s.stats {
+                recv += st.downloaded;
+                sent += st.uploaded;
+                wasted += st.wasted;
+                peers += st.peers;
+                use shoal_core::engine::TorrentState::*;
+                match st.state {
+                    Checking { .. } => checking += 1, // SHIM
+                    Downloading => downloading += 1,
+                    Seeding => seeding += 1,
+                    Paused => stopped += 1,
+                    Error(_) => error += 1,
+                }
+            }
+        }
+        Ok(ApiResponse::ok(json!({"hop": 0, "session": {
+            "net.recv_payload_bytes": recv,
+            "net.sent_payload_bytes": sent,
+            "net.recv_redundant_bytes": wasted,
+            "peer.num_peers_connected": peers,
+            "ses.num_checking_torrents": checking,
+            "ses.num_downloading_torrents": downloading,
+            "ses.num_seeding_torrents": seeding,
+            "ses.num_stopped_torrents": stopped,
+            "ses.num_error_torrents": error,
+            "ses.num_loaded_torrents": snaps.len(),
+        }})))
+    })
+}
+
+/// `GET /statistics/tribler`.
+pub fn stats_tribler(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let db_size = d.checkpoint_bytes();
+        Ok(ApiResponse::ok(json!({"tribler_statistics": {
+            "db_size": db_size,
+            "num_torrents": d.downloads.len(),
+            "num_channels": 0,
+        }})))
+    })
+}
+
+/// `GET /statistics/ipv8`: Shoal has no IPv8; the figures are the engine's payload totals.
+pub fn stats_ipv8(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        let snaps = d.downloads.snapshots(|_| true, false).await;
+        let (up, down) = snaps
+            .iter()
+            .filter_map(|s| s.stats.as_ref())
+            .fold((0u64, 0u64), |(u, dn), s| (u + s.uploaded, dn + s.downloaded));
+        Ok(ApiResponse::ok(json!({"ipv8_statistics": {"total_up": up, "total_down": down}})))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torrent_json_keeps_text_and_hexes_pieces() {
+        let mut b = TorrentBuilder::new("n\u{e9}".into());
+        b.set_single_file(true);
+        b.add_file(vec!["n\u{e9}".into()], 5);
+        let bytes = b.build(vec![[0xab; 20]]).unwrap();
+        let j = torrent_json(&bytes).unwrap();
+        assert_eq!(j["info"]["name"], "n\u{e9}");
+        assert_eq!(j["info"]["length"], 5);
+        assert_eq!(j["info"]["pieces"], "ab".repeat(20));
+        assert!(torrent_json(b"l".repeat(10_000).as_slice()).is_err());
+        assert_eq!(text(&[0x66, 0xff]), "f\u{ff}");
+    }
+}
