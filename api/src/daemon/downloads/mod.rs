@@ -282,6 +282,11 @@ impl Downloads {
             return;
         }
         let _ = self.with(ih, |d| d.phase = Phase::Allocating);
+        let dest = d.resume.destination.clone();
+        if let Err(e) = blocking::unblock(move || probe_destination(&dest)).await {
+            let _ = self.with(ih, |d| d.phase = Phase::Failed(e));
+            return;
+        }
         let mut have = None;
         if from_checkpoint {
             let (meta, dest, saved) = (d.meta.clone(), d.resume.destination.clone(), d.resume.clone());
@@ -639,6 +644,16 @@ fn resume_bitfield(meta: &Metainfo, dest: &Path, resume: &ResumeData) -> Option<
         }
     }
     Some(have)
+}
+
+/// Makes sure the destination exists and takes new files: an unwritable destination stops
+/// the download with an error at once instead of at its first piece.
+fn probe_destination(dest: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dest).map_err(|e| format!("destination {} is not usable: {e}", dest.display()))?;
+    let probe = dest.join(format!(".shoal-write-test-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| format!("destination {} is not writable: {e}", dest.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Byte size of piece `p` (the last one may be short).
