@@ -554,3 +554,102 @@ fn deadline_pieces_are_requested_even_over_the_memory_cap() {
     let got = w.nodes[leecher].stats(l).downloaded - before;
     assert_eq!(got, asked.len() as u64 * BLOCK_SIZE as u64, "every requested block arrived");
 }
+
+/// The torrents of a node in each state, as (checking, queued).
+fn check_states(w: &World, node: usize, ts: &[shoal_core::TorrentId]) -> (Vec<usize>, Vec<usize>) {
+    let states: Vec<TorrentState> = ts.iter().map(|t| w.nodes[node].stats(*t).state).collect();
+    let checking = (0..ts.len()).filter(|&i| matches!(states[i], TorrentState::Checking { .. })).collect();
+    let queued = (0..ts.len()).filter(|&i| states[i] == TorrentState::CheckQueued).collect();
+    (checking, queued)
+}
+
+#[test]
+fn torrents_check_one_at_a_time_in_the_order_they_came() {
+    let tts: Vec<TestTorrent> = (0..3).map(|i| plain_torrent(20 + i)).collect();
+    let mut w = World::new(17);
+    w.timing.disk = Duration::from_millis(10);
+    let node = w.add_node();
+    let ts: Vec<_> = tts.iter().map(|tt| w.seed(node, tt)).collect();
+
+    assert_eq!(check_states(&w, node, &ts), (vec![0], vec![1, 2]), "the first checks, the others wait");
+    assert!(w.tracker.requests.is_empty(), "no announces while checking or queued");
+    let mut seen_checking = Vec::new();
+    w.run_until(Duration::from_secs(60), |w| {
+        let (checking, _) = check_states(w, node, &ts);
+        assert!(checking.len() <= 1, "at most one torrent checks at once: {checking:?}");
+        if let Some(&c) = checking.first() {
+            if seen_checking.last() != Some(&c) {
+                seen_checking.push(c);
+            }
+        }
+        ts.iter().all(|t| w.nodes[node].stats(*t).state == TorrentState::Seeding)
+    });
+    assert_eq!(seen_checking, [0, 1, 2], "checks ran in the order the torrents were added");
+    let checked: Vec<_> = w.nodes[node]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Checked { torrent, have, total } => {
+                assert_eq!(have, total, "the data is all there");
+                Some(*torrent)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(checked, ts);
+}
+
+#[test]
+fn pausing_or_removing_a_checking_or_queued_torrent_frees_its_slot() {
+    let tts: Vec<TestTorrent> = (0..4).map(|i| plain_torrent(30 + i)).collect();
+    let mut w = World::new(18);
+    w.timing.disk = Duration::from_millis(10);
+    let node = w.add_node_with(|c| c.max_checking_torrents = 2);
+    let ts: Vec<_> = tts.iter().map(|tt| w.seed(node, tt)).collect();
+    assert_eq!(check_states(&w, node, &ts), (vec![0, 1], vec![2, 3]), "two slots");
+
+    // Removing a queued torrent leaves the running checks alone.
+    w.command(node, |e, now| e.remove(ts[2], now)).expect("remove");
+    assert_eq!(check_states(&w, node, &ts[..2]), (vec![0, 1], vec![]));
+    // Pausing a checking torrent hands its slot to the next in line at once.
+    w.command(node, |e, now| e.pause(ts[0], now)).expect("pause");
+    assert_eq!(w.nodes[node].stats(ts[0]).state, TorrentState::Paused);
+    let (checking, queued) = check_states(&w, node, &[ts[1], ts[3]]);
+    assert_eq!((checking, queued), (vec![0, 1], vec![]));
+    // Resumed, it waits for a slot again, behind the two running checks.
+    w.command(node, |e, now| e.resume(ts[0], now)).expect("resume");
+    assert_eq!(w.nodes[node].stats(ts[0]).state, TorrentState::CheckQueued);
+
+    w.run_until(Duration::from_secs(60), |w| {
+        [ts[0], ts[1], ts[3]].iter().all(|t| w.nodes[node].stats(*t).state == TorrentState::Seeding)
+    });
+    assert!(w.nodes[node].saw(|e| *e == Event::Removed { torrent: ts[2] }));
+    assert!(!w.nodes[node].saw(|e| matches!(e, Event::Checked { torrent, .. } if *torrent == ts[2])));
+    let total = tts[0].pieces();
+    // The interrupted check starts over: its earlier results do not count twice.
+    let checked0: Vec<_> = w.nodes[node]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Checked { torrent, .. } if *torrent == ts[0]))
+        .collect();
+    assert_eq!(checked0.len(), 1);
+    assert_eq!(checked0[0].1, Event::Checked { torrent: ts[0], have: total, total });
+}
+
+#[test]
+fn a_check_paused_and_resumed_at_once_ignores_the_results_of_the_first_run() {
+    let tt = plain_torrent(40);
+    let total = tt.pieces();
+    let mut w = World::new(19);
+    w.timing.disk = Duration::from_millis(10);
+    let node = w.add_node();
+    let t = w.seed(node, &tt);
+    w.run_for(Duration::from_millis(25));
+    w.command(node, |e, now| e.pause(t, now)).expect("pause");
+    w.command(node, |e, now| e.resume(t, now)).expect("resume");
+    assert!(matches!(w.nodes[node].stats(t).state, TorrentState::Checking { .. }), "the slot was free");
+    w.run_until(Duration::from_secs(60), |w| w.nodes[node].stats(t).state == TorrentState::Seeding);
+    let checked: Vec<_> = w.nodes[node].events.iter().filter(|(_, e)| matches!(e, Event::Checked { .. })).collect();
+    assert_eq!(checked.len(), 1, "{checked:?}");
+    assert_eq!(checked[0].1, Event::Checked { torrent: t, have: total, total });
+}

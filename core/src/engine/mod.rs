@@ -64,6 +64,9 @@ pub struct Config {
     pub inactivity_timeout: Duration,
     /// Piece checks (read + hash of existing data) in flight at once per torrent.
     pub max_check_jobs: usize,
+    /// Torrents checking existing data at once; the others wait in
+    /// [`TorrentState::CheckQueued`], first come first served. 0 counts as 1.
+    pub max_checking_torrents: usize,
     /// Pieces a peer may help corrupt before it is banned (a sole contributor is banned at once).
     pub hashfails_to_ban: u32,
     /// Peers asked from trackers per announce.
@@ -98,6 +101,7 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(60),
             inactivity_timeout: Duration::from_secs(180),
             max_check_jobs: 4,
+            max_checking_torrents: 1,
             hashfails_to_ban: 3,
             num_want: 80,
             shutdown_timeout: Duration::from_secs(5),
@@ -173,7 +177,10 @@ pub enum EngineError {
 /// The phase a torrent is in.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TorrentState {
-    /// Waiting to check or checking existing data; `progress` in 0..=1.
+    /// Waiting for another torrent's check to end before checking its own data
+    /// ([`Config::max_checking_torrents`]).
+    CheckQueued,
+    /// Checking existing data; `progress` in 0..=1.
     Checking {
         /// Fraction of pieces checked.
         progress: f32,
@@ -514,6 +521,10 @@ pub(crate) struct Io {
     closed: Vec<ConnId>,
     /// Connection attempts in progress over all torrents.
     half_open: usize,
+    /// Next ticket of the check queue (first come, first served).
+    next_check_ticket: u64,
+    /// A torrent entered or left the check queue or a check: slots must be handed out again.
+    checks_changed: bool,
 }
 
 impl Io {
@@ -530,6 +541,11 @@ impl Io {
         self.next_id += 1;
         self.jobs.insert(id, torrent);
         id
+    }
+
+    fn check_ticket(&mut self) -> u64 {
+        self.next_check_ticket += 1;
+        self.next_check_ticket
     }
 
     fn conn(&mut self) -> ConnId {
@@ -581,7 +597,15 @@ impl Engine {
             torrents: BTreeMap::new(),
             by_hash: HashMap::new(),
             conns: HashMap::new(),
-            io: Io { queue: VecDeque::new(), next_id: 1, jobs: HashMap::new(), closed: Vec::new(), half_open: 0 },
+            io: Io {
+                queue: VecDeque::new(),
+                next_id: 1,
+                jobs: HashMap::new(),
+                closed: Vec::new(),
+                half_open: 0,
+                next_check_ticket: 0,
+                checks_changed: false,
+            },
             next_torrent: 1,
             next_tick: now + TICK,
             shutdown: None,
@@ -660,7 +684,7 @@ impl Engine {
     /// Restarts a paused (or failed) torrent.
     pub fn resume(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.resume(now, &self.config, &mut self.io);
+        torrent.resume(now, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -668,7 +692,7 @@ impl Engine {
     /// Checks a torrent's data on disk again from scratch.
     pub fn recheck(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.recheck(now, &self.config, &mut self.io);
+        torrent.recheck(now, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -916,9 +940,32 @@ impl Engine {
         t
     }
 
+    /// Hands free check slots to queued torrents, oldest ticket first. Costs O(torrents), and
+    /// only runs after a torrent entered or left the queue or a check.
+    fn schedule_checks(&mut self, now: Instant) {
+        while self.io.checks_changed {
+            self.io.checks_changed = false;
+            let mut checking = self.torrents.values().filter(|t| t.is_checking()).count();
+            let mut queued: Vec<(u64, TorrentId)> =
+                self.torrents.iter().filter_map(|(id, t)| t.check_ticket().map(|k| (k, *id))).collect();
+            queued.sort();
+            for (_, id) in queued {
+                if checking >= self.config.max_checking_torrents.max(1) {
+                    break;
+                }
+                if let Some(t) = self.torrents.get_mut(&id) {
+                    // A check with nothing to read ends at once and sets `checks_changed` again.
+                    t.begin_check(now, &self.config, &mut self.io);
+                    checking += usize::from(t.is_checking());
+                }
+            }
+        }
+    }
+
     /// Common work after any input: connection attempts, tracker announces, flushing sends,
     /// routing-table upkeep, dropping removed torrents.
     fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
+        self.schedule_checks(now);
         let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
         match touched {
             Some(t) => {

@@ -35,11 +35,23 @@ const MAX_CONNECT_FAILS: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 enum State {
-    Checking { next: u32, in_flight: usize, checked: u32 },
+    /// Waiting for a slot of `Config::max_checking_torrents`; lower tickets go first.
+    CheckQueued {
+        ticket: u64,
+    },
+    Checking {
+        next: u32,
+        in_flight: usize,
+        checked: u32,
+    },
     Active,
-    Paused { needs_check: bool },
+    Paused {
+        needs_check: bool,
+    },
     Error(String),
-    Removing { deadline: Instant },
+    Removing {
+        deadline: Instant,
+    },
 }
 
 /// What an outstanding job of this torrent was for.
@@ -199,7 +211,7 @@ impl Torrent {
         if params.paused {
             t.state = State::Paused { needs_check };
         } else if needs_check {
-            t.start_check(cfg, io);
+            t.start_check(io);
         } else {
             t.start_active(now, io);
         }
@@ -208,12 +220,40 @@ impl Torrent {
 
     // ---- state changes ----
 
-    fn start_check(&mut self, cfg: &Config, io: &mut Io) {
+    /// Queues a check of existing data; the engine starts it (`begin_check`) when a slot is free.
+    fn start_check(&mut self, io: &mut Io) {
+        if !matches!(self.state, State::CheckQueued { .. }) {
+            self.state = State::CheckQueued { ticket: io.check_ticket() };
+            io.checks_changed = true;
+        }
+    }
+
+    /// The ticket of a torrent waiting to check, if it is waiting.
+    pub fn check_ticket(&self) -> Option<u64> {
+        match self.state {
+            State::CheckQueued { ticket } => Some(ticket),
+            _ => None,
+        }
+    }
+
+    /// Whether it is checking existing data now (holding a check slot).
+    pub fn is_checking(&self) -> bool {
+        matches!(self.state, State::Checking { .. })
+    }
+
+    /// Starts the queued check: the engine has given it a slot.
+    pub fn begin_check(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        if !matches!(self.state, State::CheckQueued { .. }) {
+            return;
+        }
+        // Results of an earlier, interrupted check must not count in this one.
+        self.jobs.retain(|_, j| !matches!(j, Job::Verify { .. }));
         self.state = State::Checking { next: 0, in_flight: 0, checked: 0 };
-        self.check_more(cfg, io);
+        self.check_more(now, cfg, io);
     }
 
     fn start_active(&mut self, now: Instant, io: &mut Io) {
+        self.leave_check_states(io);
         self.state = State::Active;
         // Back-off from before a pause or check was about our own closing, not the peers.
         for k in self.known.values_mut() {
@@ -226,23 +266,31 @@ impl Torrent {
     pub fn pause(&mut self, now: Instant, io: &mut Io) {
         let needs_check = match self.state {
             State::Removing { .. } | State::Paused { .. } => return,
-            State::Checking { .. } => true,
+            State::Checking { .. } | State::CheckQueued { .. } => true,
             _ => false,
         };
         self.close_all(now, io);
         self.trackers.stop(now);
+        self.leave_check_states(io);
         self.state = State::Paused { needs_check };
     }
 
-    pub fn resume(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    /// Tells the engine a check slot may have come free (or the queue changed); cheap to call.
+    fn leave_check_states(&mut self, io: &mut Io) {
+        if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
+            io.checks_changed = true;
+        }
+    }
+
+    pub fn resume(&mut self, now: Instant, io: &mut Io) {
         match self.state {
-            State::Paused { needs_check: true } => self.start_check(cfg, io),
+            State::Paused { needs_check: true } => self.start_check(io),
             State::Paused { needs_check: false } | State::Error(_) => self.start_active(now, io),
             _ => {}
         }
     }
 
-    pub fn recheck(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn recheck(&mut self, now: Instant, io: &mut Io) {
         if matches!(self.state, State::Removing { .. }) {
             return;
         }
@@ -258,7 +306,12 @@ impl Torrent {
         // Jobs in flight belong to the old picker: forget them so their results are ignored.
         self.jobs.retain(|_, j| matches!(j, Job::Read { .. }));
         self.in_flight_bytes = 0;
-        self.start_check(cfg, io);
+        // A running check gives up its slot and queues again; a queued one keeps its place.
+        if self.is_checking() {
+            self.leave_check_states(io);
+            self.state = State::Paused { needs_check: true };
+        }
+        self.start_check(io);
     }
 
     pub fn remove(&mut self, now: Instant, io: &mut Io) {
@@ -267,6 +320,7 @@ impl Torrent {
         }
         self.close_all(now, io);
         self.trackers.stop(now);
+        self.leave_check_states(io);
         self.state = State::Removing { deadline: now + Duration::from_secs(5) };
     }
 
@@ -290,6 +344,7 @@ impl Torrent {
         self.close_all(now, io);
         self.trackers.stop(now);
         io.event(Event::Error { torrent: self.id, message: message.clone() });
+        self.leave_check_states(io);
         self.state = State::Error(message);
     }
 
@@ -368,7 +423,7 @@ impl Torrent {
 
     // ---- checking existing data ----
 
-    fn check_more(&mut self, cfg: &Config, io: &mut Io) {
+    fn check_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
         let State::Checking { next, in_flight, .. } = &mut self.state else { return };
         let total = self.meta.info.piece_count();
         while *in_flight < cfg.max_check_jobs && *next < total {
@@ -384,6 +439,11 @@ impl Torrent {
                 kind: DiskJobKind::Verify { piece, spans, expected },
             }));
             *in_flight += 1;
+        }
+        if *in_flight == 0 && *next >= total {
+            // Nothing was left to check (no piece had a hash): done without a result to wait for.
+            io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
+            self.start_active(now, io);
         }
     }
 
@@ -403,7 +463,7 @@ impl Torrent {
             io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
             self.start_active(now, io);
         } else {
-            self.check_more(cfg, io);
+            self.check_more(now, cfg, io);
         }
     }
 
@@ -1271,7 +1331,7 @@ impl Torrent {
     }
 
     pub fn drive_trackers(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        if matches!(self.state, State::Checking { .. }) {
+        if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
             return;
         }
         while let Some((tracker, url, event)) = self.trackers.poll_announce(now) {
@@ -1398,7 +1458,8 @@ impl Torrent {
 
     pub fn tracker_deadline(&self) -> Option<Instant> {
         let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
-        let next = if matches!(self.state, State::Checking { .. }) { None } else { self.trackers.poll_timeout() };
+        let checking = matches!(self.state, State::Checking { .. } | State::CheckQueued { .. });
+        let next = if checking { None } else { self.trackers.poll_timeout() };
         match (udp, next) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1451,6 +1512,7 @@ impl Torrent {
         let info = &self.meta.info;
         let (wanted_bytes, have_bytes) = self.byte_counts();
         let state = match &self.state {
+            State::CheckQueued { .. } => TorrentState::CheckQueued,
             State::Checking { checked, .. } => {
                 TorrentState::Checking { progress: *checked as f32 / info.piece_count().max(1) as f32 }
             }
