@@ -653,3 +653,34 @@ fn a_check_paused_and_resumed_at_once_ignores_the_results_of_the_first_run() {
     assert_eq!(checked.len(), 1, "{checked:?}");
     assert_eq!(checked[0].1, Event::Checked { torrent: t, have: total, total });
 }
+
+#[test]
+fn availability_counts_copies_among_connected_peers() {
+    let tt = plain_torrent(41);
+    let n = tt.pieces();
+    let mut w = World::new(20);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(100_000);
+    let leecher = w.add_node();
+    let s = w.seed(seeder, &tt);
+    // The leecher resumes with every third piece: its bitfield tells the seeder so.
+    let mut have = Bitfield::new(n);
+    let mut disk = Disk::empty(&tt.meta);
+    for p in (0..n).step_by(3) {
+        have.set(p, true);
+        let r = tt.piece_range(p);
+        disk.fill(r.start as u64, &tt.data[r]);
+    }
+    let l = w.add_torrent(leecher, AddTorrent { have: Some(have.clone()), ..AddTorrent::new(tt.meta.clone()) }, disk);
+    assert_eq!(w.nodes[leecher].stats(l).availability, 0.0, "no peers yet");
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].stats(l).pieces_have >= n / 2);
+    assert_eq!(w.nodes[leecher].stats(l).availability, 1.0, "one seed: exactly one copy");
+    // The seeder knows the leecher's bitfield (HAVEs are not sent to seeds).
+    let seen = w.nodes[seeder].stats(s).availability;
+    assert_eq!(seen, have.count_ones() as f32 / n as f32, "no full copy, the leecher's share of the pieces");
+
+    w.command(seeder, |e, now| e.pause(s, now)).expect("pause");
+    w.run_until(Duration::from_secs(10), |w| w.nodes[leecher].stats(l).peers == 0);
+    assert_eq!(w.nodes[leecher].stats(l).availability, 0.0, "the seed is gone");
+}

@@ -228,6 +228,10 @@ pub struct TorrentStats {
     pub seeds: usize,
     /// Peers known but not connected.
     pub candidates: usize,
+    /// Full copies of the torrent among connected peers (libtorrent's `distributed_copies`):
+    /// the integer part is the availability of the rarest piece (seeds count as full copies),
+    /// the fraction the share of pieces more available than that. Our own pieces do not count.
+    pub availability: f32,
     /// Tracker states.
     pub trackers: Vec<TrackerStatus>,
     /// Pieces verified, as a bitfield.

@@ -1538,6 +1538,7 @@ impl Torrent {
             peers: active.clone().count(),
             seeds: active.filter(|p| p.is_seed()).count(),
             candidates: self.candidates.len(),
+            availability: self.picker.distributed_copies(),
             trackers: self.trackers.statuses(),
             have: self.picker.have().clone(),
         }
