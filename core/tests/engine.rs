@@ -684,3 +684,101 @@ fn availability_counts_copies_among_connected_peers() {
     w.run_until(Duration::from_secs(10), |w| w.nodes[leecher].stats(l).peers == 0);
     assert_eq!(w.nodes[leecher].stats(l).availability, 0.0, "the seed is gone");
 }
+
+const MIB: u64 = 1 << 20;
+
+/// A one-file torrent of `mib` MiB in 256 KiB pieces.
+fn big_torrent(seed: u64, mib: u64) -> TestTorrent {
+    TestTorrent::new(seed, 256 * 1024, &[file("big.bin", mib * MIB)])
+}
+
+/// Adds a torrent whose data is all there, known from resume data (no check).
+fn seed_unchecked(w: &mut World, node: usize, tt: &TestTorrent) -> shoal_core::TorrentId {
+    let have = Some(Bitfield::full(tt.pieces()));
+    let params = AddTorrent { have, check_existing: false, ..AddTorrent::new(tt.meta.clone()) };
+    w.add_torrent(node, params, Disk::full(&tt.meta, &tt.data))
+}
+
+/// Virtual seconds until `t` finished on `node`, counted from now.
+fn seconds_to_finish(w: &mut World, node: usize, t: shoal_core::TorrentId) -> f64 {
+    let start = w.now;
+    w.run_until(Duration::from_secs(120), |w| w.nodes[node].finished(t));
+    (w.now - start).as_secs_f64()
+}
+
+fn assert_about(got: f64, expected: f64, what: &str) {
+    assert!(got >= 0.8 * expected && got <= 1.3 * expected, "{what}: {got:.2} s, expected about {expected} s");
+}
+
+#[test]
+fn without_limits_16_mib_arrive_in_a_moment() {
+    let tt = big_torrent(50, 16);
+    let mut w = World::new(50);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    let secs = seconds_to_finish(&mut w, leecher, l);
+    assert!(secs < 3.0, "unlimited transfer took {secs:.2} s");
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn upload_limit_paces_the_seeder() {
+    let tt = big_torrent(51, 16);
+    let mut w = World::new(51);
+    let seeder = w.add_node_with(|c| c.max_upload_rate = MIB);
+    let leecher = w.add_node();
+    let s = seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= 4 * MIB);
+    let rate = w.nodes[seeder].stats(s).upload_rate as f64;
+    assert!((0.8..=1.2).contains(&(rate / MIB as f64)), "upload rate {rate} while limited to 1 MiB/s");
+    let secs = seconds_to_finish(&mut w, leecher, l);
+    assert_about(secs, 12.0, "the last 12 MiB at 1 MiB/s");
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn download_limit_paces_the_leecher_and_lifting_it_speeds_up() {
+    let tt = big_torrent(52, 16);
+    let mut w = World::new(52);
+    let seeder = w.add_node();
+    let leecher = w.add_node_with(|c| c.max_download_rate = MIB);
+    seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    let start = w.now;
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= 8 * MIB);
+    assert_about((w.now - start).as_secs_f64(), 8.0, "the first 8 MiB at 1 MiB/s");
+    let rate = w.nodes[leecher].stats(l).download_rate as f64;
+    assert!((0.8..=1.2).contains(&(rate / MIB as f64)), "download rate {rate} while limited to 1 MiB/s");
+
+    w.command(leecher, |e, now| e.set_rate_limits(0, 0, now));
+    let secs = seconds_to_finish(&mut w, leecher, l);
+    assert!(secs < 2.0, "the rest without a limit took {secs:.2} s");
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn upload_limit_is_shared_by_all_torrents() {
+    let (a, b) = (big_torrent(53, 8), big_torrent(54, 8));
+    let mut w = World::new(53);
+    let seeder = w.add_node_with(|c| c.max_upload_rate = MIB);
+    let la = w.add_node();
+    let lb = w.add_node();
+    seed_unchecked(&mut w, seeder, &a);
+    seed_unchecked(&mut w, seeder, &b);
+    let ta = w.leech(la, &a);
+    let tb = w.leech(lb, &b);
+    let start = w.now;
+    w.run_until(Duration::from_secs(60), |w| w.nodes[la].finished(ta) && w.nodes[lb].finished(tb));
+    let done = |node: usize, t| {
+        let at = w.nodes[node].events.iter().find(|(_, e)| *e == Event::Finished { torrent: t }).unwrap().0;
+        (at - start).as_secs_f64()
+    };
+    // 16 MiB in all through one 1 MiB/s limit, shared evenly: both end near 16 s.
+    assert_about(done(la, ta), 16.0, "torrent a");
+    assert_about(done(lb, tb), 16.0, "torrent b");
+    assert_complete(&w, la, ta, &a);
+    assert_complete(&w, lb, tb, &b);
+}

@@ -8,7 +8,7 @@
 mod peer;
 mod torrent;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::Metainfo;
+use crate::rate::TokenBucket;
 use crate::storage::FileSpan;
 use crate::tracker::TrackerStatus;
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, PieceHash, TorrentId};
@@ -79,6 +80,12 @@ pub struct Config {
     pub wire_limits: Limits,
     /// Only ever dial loopback addresses (tests and CI: nothing leaves the machine).
     pub local_only: bool,
+    /// Download limit over all torrents, payload bytes per second; 0 for none. Enforced by
+    /// pacing our block requests, the only lever on what peers send.
+    pub max_download_rate: u64,
+    /// Upload limit over all torrents, payload bytes per second; 0 for none. Blocks read for
+    /// peers wait in memory (bounded by the send buffers) until the limit lets them go.
+    pub max_upload_rate: u64,
 }
 
 impl Default for Config {
@@ -108,6 +115,8 @@ impl Default for Config {
             client_name: concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string(),
             wire_limits: Limits::default(),
             local_only: false,
+            max_download_rate: 0,
+            max_upload_rate: 0,
         }
     }
 }
@@ -529,6 +538,16 @@ pub(crate) struct Io {
     next_check_ticket: u64,
     /// A torrent entered or left the check queue or a check: slots must be handed out again.
     checks_changed: bool,
+    /// The global upload limit.
+    up: TokenBucket,
+    /// The global download limit (spent on requests).
+    down: TokenBucket,
+    /// Peers with blocks waiting for upload tokens, served round-robin one block at a time.
+    up_waiting: VecDeque<(TorrentId, ConnId)>,
+    /// Torrents that wanted to request blocks but had no download tokens.
+    down_starved: BTreeSet<TorrentId>,
+    /// The torrent served last from `down_starved` (the next wake starts after it).
+    down_cursor: TorrentId,
 }
 
 impl Io {
@@ -545,6 +564,16 @@ impl Io {
         self.next_id += 1;
         self.jobs.insert(id, torrent);
         id
+    }
+
+    /// Records that a torrent waits for download tokens.
+    fn starve(&mut self, torrent: TorrentId) {
+        self.down_starved.insert(torrent);
+    }
+
+    /// Queues a peer for upload tokens (the caller keeps it from being queued twice).
+    fn wait_for_upload(&mut self, torrent: TorrentId, conn: ConnId) {
+        self.up_waiting.push_back((torrent, conn));
     }
 
     fn check_ticket(&mut self) -> u64 {
@@ -594,6 +623,8 @@ impl Engine {
         for b in &mut id[8..] {
             *b = ALPHABET[rng.random_range(0..ALPHABET.len())];
         }
+        let up = TokenBucket::new(config.max_upload_rate, now);
+        let down = TokenBucket::new(config.max_download_rate, now);
         Engine {
             config,
             rng,
@@ -609,6 +640,11 @@ impl Engine {
                 half_open: 0,
                 next_check_ticket: 0,
                 checks_changed: false,
+                up,
+                down,
+                up_waiting: VecDeque::new(),
+                down_starved: BTreeSet::new(),
+                down_cursor: TorrentId(0),
             },
             next_torrent: 1,
             next_tick: now + TICK,
@@ -754,6 +790,16 @@ impl Engine {
         torrent.scrape(now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
+    }
+
+    /// Sets the global download and upload limits in payload bytes per second (0: none); see
+    /// [`Config::max_download_rate`] and [`Config::max_upload_rate`].
+    pub fn set_rate_limits(&mut self, download: u64, upload: u64, now: Instant) {
+        self.config.max_download_rate = download;
+        self.config.max_upload_rate = upload;
+        self.io.down.set_rate(download, now);
+        self.io.up.set_rate(upload, now);
+        self.after_input(None, now);
     }
 
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
@@ -941,7 +987,48 @@ impl Engine {
         if let (Some(d), false) = (self.shutdown, self.shutdown_reported) {
             t = t.min(d);
         }
+        if !self.io.up_waiting.is_empty() {
+            t = t.min(self.io.up.ready_at());
+        }
+        if !self.io.down_starved.is_empty() {
+            t = t.min(self.io.down.ready_at());
+        }
         t
+    }
+
+    /// Sends blocks that waited for upload tokens, one per peer in turn, while tokens last.
+    fn release_uploads(&mut self, now: Instant) {
+        while !self.io.up_waiting.is_empty() && self.io.up.has_tokens(now) {
+            let Some((t, conn)) = self.io.up_waiting.pop_front() else { break };
+            let more = self.torrents.get_mut(&t).is_some_and(|tor| tor.release_upload(conn, now, &mut self.io));
+            if more {
+                self.io.up_waiting.push_back((t, conn));
+            }
+        }
+    }
+
+    /// Lets torrents that ran out of download tokens request again, starting after the one
+    /// served first last time so no torrent always goes first.
+    fn refill_requests(&mut self, now: Instant) {
+        if self.io.down_starved.is_empty() || !self.io.down.has_tokens(now) {
+            return;
+        }
+        let cursor = self.io.down_cursor;
+        let starved = std::mem::take(&mut self.io.down_starved);
+        let (before, after): (Vec<TorrentId>, Vec<TorrentId>) = starved.into_iter().partition(|t| *t <= cursor);
+        let mut order = after.into_iter().chain(before);
+        for id in order.by_ref() {
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.refill_requests(now, &self.config, &mut self.io);
+                t.flush(&mut self.io);
+            }
+            self.io.down_cursor = id;
+            if !self.io.down.has_tokens(now) {
+                break;
+            }
+        }
+        // Torrents not reached wait for the next tokens.
+        self.io.down_starved.extend(order);
     }
 
     /// Hands free check slots to queued torrents, oldest ticket first. Costs O(torrents), and
@@ -970,6 +1057,8 @@ impl Engine {
     /// routing-table upkeep, dropping removed torrents.
     fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
         self.schedule_checks(now);
+        self.refill_requests(now);
+        self.release_uploads(now);
         let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
         match touched {
             Some(t) => {

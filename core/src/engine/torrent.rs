@@ -820,6 +820,7 @@ impl Torrent {
                         found = true;
                     }
                 }
+                found |= p.drop_throttled(&b);
                 if found && p.fast {
                     mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
                 }
@@ -981,8 +982,8 @@ impl Torrent {
         }
     }
 
-    /// Tops up our request queue to a peer.
-    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, _io: &mut Io) {
+    /// Tops up our request queue to a peer (as far as the download limit allows).
+    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
         if self.state != State::Active {
             return;
         }
@@ -995,7 +996,17 @@ impl Torrent {
             return;
         }
         self.picked.clear();
-        let want = target - p.requests.len();
+        let mut want = target - p.requests.len();
+        if io.down.is_limited() {
+            // Requests are paced by the download limit: each asks for up to a block's worth.
+            let balance = io.down.balance(now);
+            if balance <= 0 {
+                io.starve(self.id);
+                return;
+            }
+            let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
+            want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
+        }
         if self.in_flight_bytes >= cfg.max_in_flight_bytes {
             // Over the memory cap: only finish pieces that already hold a buffer. Opening new
             // ones would grow memory, and refusing to pick at all would leave those buffers
@@ -1022,6 +1033,7 @@ impl Torrent {
         for &b in &self.picked {
             p.send(&Message::Request(b), now);
             p.requests.push((b, now));
+            io.down.consume(u64::from(b.len));
         }
         if !self.picked.is_empty() {
             mark(&mut self.dirty, conn, was_empty);
@@ -1035,6 +1047,32 @@ impl Torrent {
         }
     }
 
+    /// Download tokens are back after this torrent ran out: top up every peer's queue.
+    pub fn refill_requests(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        self.fill_all(now, cfg, io);
+    }
+
+    /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
+    pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        let Some((b, frame)) = p.throttled.pop_front() else {
+            p.waiting_for_tokens = false;
+            return false;
+        };
+        io.up.consume(u64::from(b.len));
+        p.throttled_bytes -= frame.len() as u64;
+        p.send_queued += frame.len() as u64;
+        p.last_send = now;
+        io.push(Output::Send { conn, data: frame });
+        self.ul_rate.add(u64::from(b.len));
+        self.uploaded += u64::from(b.len);
+        if p.throttled.is_empty() {
+            p.waiting_for_tokens = false;
+            return false;
+        }
+        true
+    }
+
     // ---- choking ----
 
     fn choke(&mut self, conn: ConnId, now: Instant) {
@@ -1044,7 +1082,10 @@ impl Torrent {
         }
         p.am_choking = true;
         let was_empty = p.send(&Message::Choke, now);
-        let queued: Vec<BlockRef> = p.incoming.drain(..).collect();
+        let mut queued: Vec<BlockRef> = p.incoming.drain(..).collect();
+        // Blocks read but held back by the upload limit are not sent to a choked peer either.
+        queued.extend(p.throttled.drain(..).map(|(b, _)| b));
+        p.throttled_bytes = 0;
         if p.fast {
             for b in queued {
                 p.send(&Message::Reject(b), now);
@@ -1148,6 +1189,24 @@ impl Torrent {
                 let Some(i) = p.reads.iter().position(|r| r.job == job) else { return };
                 let read = p.reads.swap_remove(i);
                 match result {
+                    Ok(data) if data.len() == read.len as usize && (io.up.is_limited() || !p.throttled.is_empty()) => {
+                        // The upload limit decides when these go: frame them and queue them.
+                        for b in &read.blocks {
+                            let at = (b.offset - read.offset) as usize;
+                            // The range was built from these blocks, so each lies inside it.
+                            let Some(bytes) = data.get(at..at + b.len as usize) else { continue };
+                            let mut frame = Vec::with_capacity(b.len as usize + 13);
+                            encode_piece_header(&mut frame, b.piece, b.offset, b.len);
+                            frame.extend_from_slice(bytes);
+                            p.throttled_bytes += frame.len() as u64;
+                            p.throttled.push_back((*b, frame));
+                        }
+                        if !p.waiting_for_tokens && !p.throttled.is_empty() {
+                            p.waiting_for_tokens = true;
+                            io.wait_for_upload(self.id, conn);
+                        }
+                        self.serve_requests(conn, now, cfg, io);
+                    }
                     Ok(data) if data.len() == read.len as usize => {
                         // Earlier messages go first, in their own buffer: this read becomes one
                         // right-sized send (a buffer grown block by block was reallocated and,
