@@ -782,3 +782,72 @@ fn upload_limit_is_shared_by_all_torrents() {
     assert_complete(&w, la, ta, &a);
     assert_complete(&w, lb, tb, &b);
 }
+
+#[test]
+fn peer_stats_show_requests_both_ways_seeds_and_upload_only() {
+    let tt = big_torrent(55, 4);
+    let mut w = World::new(55);
+    // A slow upload limit keeps the leecher's requests queued at the seeder.
+    let seeder = w.add_node_with(|c| c.max_upload_rate = 256 * 1024);
+    let leecher = w.add_node();
+    let s = seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= MIB);
+
+    let from_leecher = w.nodes[leecher].engine.peers(l);
+    assert_eq!(from_leecher.len(), 1);
+    let sp = &from_leecher[0];
+    assert!(sp.seed && sp.upload_only, "the seeder is a seed: {sp:?}");
+    assert!(sp.outstanding_requests >= 16, "requests in flight to the seeder: {sp:?}");
+    assert_eq!(sp.queued_requests, 0, "the seeder asked us for nothing");
+    let from_seeder = w.nodes[seeder].engine.peers(s);
+    let lp = &from_seeder[0];
+    assert!(!lp.seed && !lp.upload_only, "the leecher is neither: {lp:?}");
+    assert_eq!(lp.outstanding_requests, 0);
+    // What the leecher asked for and the seeder has not sent yet, give or take the frames
+    // already handed to the network.
+    assert!(
+        lp.queued_requests + 2 >= sp.outstanding_requests && lp.queued_requests <= sp.outstanding_requests,
+        "queued at the seeder {} vs outstanding at the leecher {}",
+        lp.queued_requests,
+        sp.outstanding_requests
+    );
+    assert!(from_seeder.iter().chain(&from_leecher).all(|p| !p.optimistic), "the seeder unchokes round-robin");
+
+    // BEP 21: a peer that says `upload_only` is shown so even without every piece.
+    let raw = w.raw_connect(leecher, SocketAddr::from(([10, 0, 9, 1], 5000)));
+    w.raw_send(raw, &handshake(tt.meta.info_hash));
+    let ext = shoal_core::wire::ExtendedHandshake { upload_only: Some(true), ..Default::default() };
+    let mut bytes = Vec::new();
+    Message::Extended { id: 0, payload: ext.encode() }.encode(&mut bytes);
+    Message::HaveNone.encode(&mut bytes);
+    w.raw_send(raw, &bytes);
+    w.run_for(Duration::from_millis(50));
+    let raw_addr = SocketAddr::from(([10, 0, 9, 1], 5000));
+    let rp = w.nodes[leecher].engine.peers(l).into_iter().find(|p| p.addr == raw_addr).expect("raw peer connected");
+    assert!(rp.upload_only && !rp.seed, "{rp:?}");
+}
+
+#[test]
+fn one_peer_holds_the_optimistic_unchoke_of_a_leecher() {
+    let tt = plain_torrent(56);
+    let mut w = World::new(56);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(50_000);
+    w.seed(seeder, &tt);
+    let nodes: Vec<usize> = (0..4).map(|_| w.add_node_with(|c| c.upload_slots = 1)).collect();
+    let ts: Vec<_> = nodes.iter().map(|&n| w.leech(n, &tt)).collect();
+    w.run_for(Duration::from_secs(12));
+
+    let mut with_optimistic = 0;
+    for (&n, &t) in nodes.iter().zip(&ts) {
+        let peers = w.nodes[n].engine.peers(t);
+        let optimistic: Vec<_> = peers.iter().filter(|p| p.optimistic).collect();
+        assert!(optimistic.len() <= 1, "node {n}: {optimistic:?}");
+        if let Some(p) = optimistic.first() {
+            assert!(!p.am_choking && p.peer_interested, "an optimistic unchoke is an unchoke: {p:?}");
+            with_optimistic += 1;
+        }
+    }
+    assert!(with_optimistic > 0, "with one regular slot and three interested peers, some optimistic unchoke exists");
+}

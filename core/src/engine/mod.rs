@@ -278,6 +278,16 @@ pub struct PeerStats {
     pub peer_interested: bool,
     /// It has stopped sending us blocks.
     pub snubbed: bool,
+    /// It holds our optimistic unchoke.
+    pub optimistic: bool,
+    /// Its requests to us not yet served (queued, being read, or held by the upload limit).
+    pub queued_requests: usize,
+    /// Our requests to it not yet answered.
+    pub outstanding_requests: usize,
+    /// It has every piece (a full bitfield or HAVE_ALL).
+    pub seed: bool,
+    /// It only uploads: `upload_only` in its extended handshake (BEP 21), or a seed.
+    pub upload_only: bool,
 }
 
 /// Something the application may want to know about.

@@ -40,6 +40,8 @@ pub(crate) struct Peer {
     pub client: Option<String>,
     pub fast: bool,
     pub extended: bool,
+    /// It said in its extended handshake that it only uploads (BEP 21).
+    pub upload_only: bool,
     /// Pieces it has.
     pub have: Bitfield,
     /// Counted in the picker as a seed (have-all or a full bitfield), not per piece.
@@ -97,6 +99,7 @@ impl Peer {
             client: None,
             fast: false,
             extended: false,
+            upload_only: false,
             have: Bitfield::new(pieces),
             counted_as_seed: false,
             got_first_message: false,
@@ -153,6 +156,11 @@ impl Peer {
             }
             None => false,
         }
+    }
+
+    /// Its requests to us not yet sent: queued, being read from disk, or waiting for tokens.
+    pub fn queued_requests(&self) -> usize {
+        self.incoming.len() + self.reads.iter().map(|r| r.blocks.len()).sum::<usize>() + self.throttled.len()
     }
 
     /// Removes our request for `block`; true if it was outstanding.

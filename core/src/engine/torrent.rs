@@ -589,6 +589,8 @@ impl Torrent {
                 v: Some(cfg.client_name.clone()),
                 p: Some(cfg.listen_port),
                 reqq: Some(cfg.max_peer_requests as u32),
+                // BEP 21: a seed says so, and other seeds need not stay connected to it.
+                upload_only: have.is_full().then_some(true),
                 ..Default::default()
             };
             p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
@@ -833,6 +835,8 @@ impl Torrent {
             Message::Extended { id: 0, payload } => {
                 if let Ok(ext) = ExtendedHandshake::decode(&payload) {
                     p.client = ext.v;
+                    // A later handshake may update it (a partial seed that finished).
+                    p.upload_only = ext.upload_only.unwrap_or(false);
                     if let Some(q) = ext.reqq {
                         p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
                     }
@@ -1605,10 +1609,11 @@ impl Torrent {
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {
         let total = self.meta.info.piece_count().max(1) as f32;
+        let optimistic = self.choker.optimistic();
         self.peers
-            .values()
-            .filter(|p| p.phase == Phase::Active)
-            .map(|p| PeerStats {
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Active)
+            .map(|(conn, p)| PeerStats {
                 addr: p.addr,
                 client: p.client.clone(),
                 peer_id: p.peer_id,
@@ -1623,6 +1628,11 @@ impl Torrent {
                 peer_choking: p.peer_choking,
                 peer_interested: p.peer_interested,
                 snubbed: p.snubbed,
+                optimistic: optimistic == Some(*conn) && !p.am_choking,
+                queued_requests: p.queued_requests(),
+                outstanding_requests: p.requests.len(),
+                seed: p.is_seed(),
+                upload_only: p.upload_only || p.is_seed(),
             })
             .collect()
     }
