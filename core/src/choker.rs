@@ -122,6 +122,11 @@ impl Choker {
         unchoke
     }
 
+    /// The peer holding the optimistic unchoke, if any (only while leeching).
+    pub fn optimistic(&self) -> Option<ConnId> {
+        self.optimistic.map(|(conn, _)| conn)
+    }
+
     /// Forgets a peer that disconnected.
     pub fn peer_gone(&mut self, conn: ConnId) {
         self.tried.remove(&conn);
@@ -248,6 +253,7 @@ mod tests {
         for round in 0..9u64 {
             let un = c.rechoke(secs(round * 10), &peers, false);
             assert_eq!(un[..4], ids(&[4, 3, 2, 1]));
+            assert_eq!(c.optimistic(), Some(un[4]), "the fifth unchoke is the optimistic one");
             turns.push(un[4]);
         }
         // Three rounds of 10 s per turn; three different peers in the first three turns.
@@ -277,7 +283,9 @@ mod tests {
         assert_eq!(un[0], second);
         assert_eq!(un.len(), 5);
         c.peer_gone(un[4]);
-        assert!(c.optimistic.is_none());
+        assert_eq!(c.optimistic(), None);
+        c.rechoke(secs(30), &peers, true);
+        assert_eq!(c.optimistic(), None, "no optimistic unchoke while seeding");
     }
 
     #[test]

@@ -554,3 +554,300 @@ fn deadline_pieces_are_requested_even_over_the_memory_cap() {
     let got = w.nodes[leecher].stats(l).downloaded - before;
     assert_eq!(got, asked.len() as u64 * BLOCK_SIZE as u64, "every requested block arrived");
 }
+
+/// The torrents of a node in each state, as (checking, queued).
+fn check_states(w: &World, node: usize, ts: &[shoal_core::TorrentId]) -> (Vec<usize>, Vec<usize>) {
+    let states: Vec<TorrentState> = ts.iter().map(|t| w.nodes[node].stats(*t).state).collect();
+    let checking = (0..ts.len()).filter(|&i| matches!(states[i], TorrentState::Checking { .. })).collect();
+    let queued = (0..ts.len()).filter(|&i| states[i] == TorrentState::CheckQueued).collect();
+    (checking, queued)
+}
+
+#[test]
+fn torrents_check_one_at_a_time_in_the_order_they_came() {
+    let tts: Vec<TestTorrent> = (0..3).map(|i| plain_torrent(20 + i)).collect();
+    let mut w = World::new(17);
+    w.timing.disk = Duration::from_millis(10);
+    let node = w.add_node();
+    let ts: Vec<_> = tts.iter().map(|tt| w.seed(node, tt)).collect();
+
+    assert_eq!(check_states(&w, node, &ts), (vec![0], vec![1, 2]), "the first checks, the others wait");
+    assert!(w.tracker.requests.is_empty(), "no announces while checking or queued");
+    let mut seen_checking = Vec::new();
+    w.run_until(Duration::from_secs(60), |w| {
+        let (checking, _) = check_states(w, node, &ts);
+        assert!(checking.len() <= 1, "at most one torrent checks at once: {checking:?}");
+        if let Some(&c) = checking.first() {
+            if seen_checking.last() != Some(&c) {
+                seen_checking.push(c);
+            }
+        }
+        ts.iter().all(|t| w.nodes[node].stats(*t).state == TorrentState::Seeding)
+    });
+    assert_eq!(seen_checking, [0, 1, 2], "checks ran in the order the torrents were added");
+    let checked: Vec<_> = w.nodes[node]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Checked { torrent, have, total } => {
+                assert_eq!(have, total, "the data is all there");
+                Some(*torrent)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(checked, ts);
+}
+
+#[test]
+fn pausing_or_removing_a_checking_or_queued_torrent_frees_its_slot() {
+    let tts: Vec<TestTorrent> = (0..4).map(|i| plain_torrent(30 + i)).collect();
+    let mut w = World::new(18);
+    w.timing.disk = Duration::from_millis(10);
+    let node = w.add_node_with(|c| c.max_checking_torrents = 2);
+    let ts: Vec<_> = tts.iter().map(|tt| w.seed(node, tt)).collect();
+    assert_eq!(check_states(&w, node, &ts), (vec![0, 1], vec![2, 3]), "two slots");
+
+    // Removing a queued torrent leaves the running checks alone.
+    w.command(node, |e, now| e.remove(ts[2], now)).expect("remove");
+    assert_eq!(check_states(&w, node, &ts[..2]), (vec![0, 1], vec![]));
+    // Pausing a checking torrent hands its slot to the next in line at once.
+    w.command(node, |e, now| e.pause(ts[0], now)).expect("pause");
+    assert_eq!(w.nodes[node].stats(ts[0]).state, TorrentState::Paused);
+    let (checking, queued) = check_states(&w, node, &[ts[1], ts[3]]);
+    assert_eq!((checking, queued), (vec![0, 1], vec![]));
+    // Resumed, it waits for a slot again, behind the two running checks.
+    w.command(node, |e, now| e.resume(ts[0], now)).expect("resume");
+    assert_eq!(w.nodes[node].stats(ts[0]).state, TorrentState::CheckQueued);
+
+    w.run_until(Duration::from_secs(60), |w| {
+        [ts[0], ts[1], ts[3]].iter().all(|t| w.nodes[node].stats(*t).state == TorrentState::Seeding)
+    });
+    assert!(w.nodes[node].saw(|e| *e == Event::Removed { torrent: ts[2] }));
+    assert!(!w.nodes[node].saw(|e| matches!(e, Event::Checked { torrent, .. } if *torrent == ts[2])));
+    let total = tts[0].pieces();
+    // The interrupted check starts over: its earlier results do not count twice.
+    let checked0: Vec<_> = w.nodes[node]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Checked { torrent, .. } if *torrent == ts[0]))
+        .collect();
+    assert_eq!(checked0.len(), 1);
+    assert_eq!(checked0[0].1, Event::Checked { torrent: ts[0], have: total, total });
+}
+
+#[test]
+fn a_check_paused_and_resumed_at_once_ignores_the_results_of_the_first_run() {
+    let tt = plain_torrent(40);
+    let total = tt.pieces();
+    let mut w = World::new(19);
+    w.timing.disk = Duration::from_millis(10);
+    let node = w.add_node();
+    let t = w.seed(node, &tt);
+    w.run_for(Duration::from_millis(25));
+    w.command(node, |e, now| e.pause(t, now)).expect("pause");
+    w.command(node, |e, now| e.resume(t, now)).expect("resume");
+    assert!(matches!(w.nodes[node].stats(t).state, TorrentState::Checking { .. }), "the slot was free");
+    w.run_until(Duration::from_secs(60), |w| w.nodes[node].stats(t).state == TorrentState::Seeding);
+    let checked: Vec<_> = w.nodes[node].events.iter().filter(|(_, e)| matches!(e, Event::Checked { .. })).collect();
+    assert_eq!(checked.len(), 1, "{checked:?}");
+    assert_eq!(checked[0].1, Event::Checked { torrent: t, have: total, total });
+}
+
+#[test]
+fn availability_counts_copies_among_connected_peers() {
+    let tt = plain_torrent(41);
+    let n = tt.pieces();
+    let mut w = World::new(20);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(100_000);
+    let leecher = w.add_node();
+    let s = w.seed(seeder, &tt);
+    // The leecher resumes with every third piece: its bitfield tells the seeder so.
+    let mut have = Bitfield::new(n);
+    let mut disk = Disk::empty(&tt.meta);
+    for p in (0..n).step_by(3) {
+        have.set(p, true);
+        let r = tt.piece_range(p);
+        disk.fill(r.start as u64, &tt.data[r]);
+    }
+    let l = w.add_torrent(leecher, AddTorrent { have: Some(have.clone()), ..AddTorrent::new(tt.meta.clone()) }, disk);
+    assert_eq!(w.nodes[leecher].stats(l).availability, 0.0, "no peers yet");
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].stats(l).pieces_have >= n / 2);
+    assert_eq!(w.nodes[leecher].stats(l).availability, 1.0, "one seed: exactly one copy");
+    // The seeder knows the leecher's bitfield (HAVEs are not sent to seeds).
+    let seen = w.nodes[seeder].stats(s).availability;
+    assert_eq!(seen, have.count_ones() as f32 / n as f32, "no full copy, the leecher's share of the pieces");
+
+    w.command(seeder, |e, now| e.pause(s, now)).expect("pause");
+    w.run_until(Duration::from_secs(10), |w| w.nodes[leecher].stats(l).peers == 0);
+    assert_eq!(w.nodes[leecher].stats(l).availability, 0.0, "the seed is gone");
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A one-file torrent of `mib` MiB in 256 KiB pieces.
+fn big_torrent(seed: u64, mib: u64) -> TestTorrent {
+    TestTorrent::new(seed, 256 * 1024, &[file("big.bin", mib * MIB)])
+}
+
+/// Adds a torrent whose data is all there, known from resume data (no check).
+fn seed_unchecked(w: &mut World, node: usize, tt: &TestTorrent) -> shoal_core::TorrentId {
+    let have = Some(Bitfield::full(tt.pieces()));
+    let params = AddTorrent { have, check_existing: false, ..AddTorrent::new(tt.meta.clone()) };
+    w.add_torrent(node, params, Disk::full(&tt.meta, &tt.data))
+}
+
+/// Virtual seconds until `t` finished on `node`, counted from now.
+fn seconds_to_finish(w: &mut World, node: usize, t: shoal_core::TorrentId) -> f64 {
+    let start = w.now;
+    w.run_until(Duration::from_secs(120), |w| w.nodes[node].finished(t));
+    (w.now - start).as_secs_f64()
+}
+
+fn assert_about(got: f64, expected: f64, what: &str) {
+    assert!(got >= 0.8 * expected && got <= 1.3 * expected, "{what}: {got:.2} s, expected about {expected} s");
+}
+
+#[test]
+fn without_limits_16_mib_arrive_in_a_moment() {
+    let tt = big_torrent(50, 16);
+    let mut w = World::new(50);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    let secs = seconds_to_finish(&mut w, leecher, l);
+    assert!(secs < 3.0, "unlimited transfer took {secs:.2} s");
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn upload_limit_paces_the_seeder() {
+    let tt = big_torrent(51, 16);
+    let mut w = World::new(51);
+    let seeder = w.add_node_with(|c| c.max_upload_rate = MIB);
+    let leecher = w.add_node();
+    let s = seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= 4 * MIB);
+    let rate = w.nodes[seeder].stats(s).upload_rate as f64;
+    assert!((0.8..=1.2).contains(&(rate / MIB as f64)), "upload rate {rate} while limited to 1 MiB/s");
+    let secs = seconds_to_finish(&mut w, leecher, l);
+    assert_about(secs, 12.0, "the last 12 MiB at 1 MiB/s");
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn download_limit_paces_the_leecher_and_lifting_it_speeds_up() {
+    let tt = big_torrent(52, 16);
+    let mut w = World::new(52);
+    let seeder = w.add_node();
+    let leecher = w.add_node_with(|c| c.max_download_rate = MIB);
+    seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    let start = w.now;
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= 8 * MIB);
+    assert_about((w.now - start).as_secs_f64(), 8.0, "the first 8 MiB at 1 MiB/s");
+    let rate = w.nodes[leecher].stats(l).download_rate as f64;
+    assert!((0.8..=1.2).contains(&(rate / MIB as f64)), "download rate {rate} while limited to 1 MiB/s");
+
+    w.command(leecher, |e, now| e.set_rate_limits(0, 0, now));
+    let secs = seconds_to_finish(&mut w, leecher, l);
+    assert!(secs < 2.0, "the rest without a limit took {secs:.2} s");
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn upload_limit_is_shared_by_all_torrents() {
+    let (a, b) = (big_torrent(53, 8), big_torrent(54, 8));
+    let mut w = World::new(53);
+    let seeder = w.add_node_with(|c| c.max_upload_rate = MIB);
+    let la = w.add_node();
+    let lb = w.add_node();
+    seed_unchecked(&mut w, seeder, &a);
+    seed_unchecked(&mut w, seeder, &b);
+    let ta = w.leech(la, &a);
+    let tb = w.leech(lb, &b);
+    let start = w.now;
+    w.run_until(Duration::from_secs(60), |w| w.nodes[la].finished(ta) && w.nodes[lb].finished(tb));
+    let done = |node: usize, t| {
+        let at = w.nodes[node].events.iter().find(|(_, e)| *e == Event::Finished { torrent: t }).unwrap().0;
+        (at - start).as_secs_f64()
+    };
+    // 16 MiB in all through one 1 MiB/s limit, shared evenly: both end near 16 s.
+    assert_about(done(la, ta), 16.0, "torrent a");
+    assert_about(done(lb, tb), 16.0, "torrent b");
+    assert_complete(&w, la, ta, &a);
+    assert_complete(&w, lb, tb, &b);
+}
+
+#[test]
+fn peer_stats_show_requests_both_ways_seeds_and_upload_only() {
+    let tt = big_torrent(55, 4);
+    let mut w = World::new(55);
+    // A slow upload limit keeps the leecher's requests queued at the seeder.
+    let seeder = w.add_node_with(|c| c.max_upload_rate = 256 * 1024);
+    let leecher = w.add_node();
+    let s = seed_unchecked(&mut w, seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= MIB);
+
+    let from_leecher = w.nodes[leecher].engine.peers(l);
+    assert_eq!(from_leecher.len(), 1);
+    let sp = &from_leecher[0];
+    assert!(sp.seed && sp.upload_only, "the seeder is a seed: {sp:?}");
+    assert!(sp.outstanding_requests >= 16, "requests in flight to the seeder: {sp:?}");
+    assert_eq!(sp.queued_requests, 0, "the seeder asked us for nothing");
+    let from_seeder = w.nodes[seeder].engine.peers(s);
+    let lp = &from_seeder[0];
+    assert!(!lp.seed && !lp.upload_only, "the leecher is neither: {lp:?}");
+    assert_eq!(lp.outstanding_requests, 0);
+    // What the leecher asked for and the seeder has not sent yet, give or take the frames
+    // already handed to the network.
+    assert!(
+        lp.queued_requests + 2 >= sp.outstanding_requests && lp.queued_requests <= sp.outstanding_requests,
+        "queued at the seeder {} vs outstanding at the leecher {}",
+        lp.queued_requests,
+        sp.outstanding_requests
+    );
+    assert!(from_seeder.iter().chain(&from_leecher).all(|p| !p.optimistic), "the seeder unchokes round-robin");
+
+    // BEP 21: a peer that says `upload_only` is shown so even without every piece.
+    let raw = w.raw_connect(leecher, SocketAddr::from(([10, 0, 9, 1], 5000)));
+    w.raw_send(raw, &handshake(tt.meta.info_hash));
+    let ext = shoal_core::wire::ExtendedHandshake { upload_only: Some(true), ..Default::default() };
+    let mut bytes = Vec::new();
+    Message::Extended { id: 0, payload: ext.encode() }.encode(&mut bytes);
+    Message::HaveNone.encode(&mut bytes);
+    w.raw_send(raw, &bytes);
+    w.run_for(Duration::from_millis(50));
+    let raw_addr = SocketAddr::from(([10, 0, 9, 1], 5000));
+    let rp = w.nodes[leecher].engine.peers(l).into_iter().find(|p| p.addr == raw_addr).expect("raw peer connected");
+    assert!(rp.upload_only && !rp.seed, "{rp:?}");
+}
+
+#[test]
+fn one_peer_holds_the_optimistic_unchoke_of_a_leecher() {
+    let tt = plain_torrent(56);
+    let mut w = World::new(56);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(50_000);
+    w.seed(seeder, &tt);
+    let nodes: Vec<usize> = (0..4).map(|_| w.add_node_with(|c| c.upload_slots = 1)).collect();
+    let ts: Vec<_> = nodes.iter().map(|&n| w.leech(n, &tt)).collect();
+    w.run_for(Duration::from_secs(12));
+
+    let mut with_optimistic = 0;
+    for (&n, &t) in nodes.iter().zip(&ts) {
+        let peers = w.nodes[n].engine.peers(t);
+        let optimistic: Vec<_> = peers.iter().filter(|p| p.optimistic).collect();
+        assert!(optimistic.len() <= 1, "node {n}: {optimistic:?}");
+        if let Some(p) = optimistic.first() {
+            assert!(!p.am_choking && p.peer_interested, "an optimistic unchoke is an unchoke: {p:?}");
+            with_optimistic += 1;
+        }
+    }
+    assert!(with_optimistic > 0, "with one regular slot and three interested peers, some optimistic unchoke exists");
+}

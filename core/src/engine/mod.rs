@@ -8,7 +8,7 @@
 mod peer;
 mod torrent;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::Metainfo;
+use crate::rate::TokenBucket;
 use crate::storage::FileSpan;
 use crate::tracker::TrackerStatus;
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, PieceHash, TorrentId};
@@ -64,6 +65,9 @@ pub struct Config {
     pub inactivity_timeout: Duration,
     /// Piece checks (read + hash of existing data) in flight at once per torrent.
     pub max_check_jobs: usize,
+    /// Torrents checking existing data at once; the others wait in
+    /// [`TorrentState::CheckQueued`], first come first served. 0 counts as 1.
+    pub max_checking_torrents: usize,
     /// Pieces a peer may help corrupt before it is banned (a sole contributor is banned at once).
     pub hashfails_to_ban: u32,
     /// Peers asked from trackers per announce.
@@ -76,6 +80,12 @@ pub struct Config {
     pub wire_limits: Limits,
     /// Only ever dial loopback addresses (tests and CI: nothing leaves the machine).
     pub local_only: bool,
+    /// Download limit over all torrents, payload bytes per second; 0 for none. Enforced by
+    /// pacing our block requests, the only lever on what peers send.
+    pub max_download_rate: u64,
+    /// Upload limit over all torrents, payload bytes per second; 0 for none. Blocks read for
+    /// peers wait in memory (bounded by the send buffers) until the limit lets them go.
+    pub max_upload_rate: u64,
 }
 
 impl Default for Config {
@@ -98,12 +108,15 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(60),
             inactivity_timeout: Duration::from_secs(180),
             max_check_jobs: 4,
+            max_checking_torrents: 1,
             hashfails_to_ban: 3,
             num_want: 80,
             shutdown_timeout: Duration::from_secs(5),
             client_name: concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string(),
             wire_limits: Limits::default(),
             local_only: false,
+            max_download_rate: 0,
+            max_upload_rate: 0,
         }
     }
 }
@@ -173,7 +186,10 @@ pub enum EngineError {
 /// The phase a torrent is in.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TorrentState {
-    /// Waiting to check or checking existing data; `progress` in 0..=1.
+    /// Waiting for another torrent's check to end before checking its own data
+    /// ([`Config::max_checking_torrents`]).
+    CheckQueued,
+    /// Checking existing data; `progress` in 0..=1.
     Checking {
         /// Fraction of pieces checked.
         progress: f32,
@@ -221,6 +237,10 @@ pub struct TorrentStats {
     pub seeds: usize,
     /// Peers known but not connected.
     pub candidates: usize,
+    /// Full copies of the torrent among connected peers (libtorrent's `distributed_copies`):
+    /// the integer part is the availability of the rarest piece (seeds count as full copies),
+    /// the fraction the share of pieces more available than that. Our own pieces do not count.
+    pub availability: f32,
     /// Tracker states.
     pub trackers: Vec<TrackerStatus>,
     /// Pieces verified, as a bitfield.
@@ -258,6 +278,16 @@ pub struct PeerStats {
     pub peer_interested: bool,
     /// It has stopped sending us blocks.
     pub snubbed: bool,
+    /// It holds our optimistic unchoke.
+    pub optimistic: bool,
+    /// Its requests to us not yet served (queued, being read, or held by the upload limit).
+    pub queued_requests: usize,
+    /// Our requests to it not yet answered.
+    pub outstanding_requests: usize,
+    /// It has every piece (a full bitfield or HAVE_ALL).
+    pub seed: bool,
+    /// It only uploads: `upload_only` in its extended handshake (BEP 21), or a seed.
+    pub upload_only: bool,
 }
 
 /// Something the application may want to know about.
@@ -514,6 +544,20 @@ pub(crate) struct Io {
     closed: Vec<ConnId>,
     /// Connection attempts in progress over all torrents.
     half_open: usize,
+    /// Next ticket of the check queue (first come, first served).
+    next_check_ticket: u64,
+    /// A torrent entered or left the check queue or a check: slots must be handed out again.
+    checks_changed: bool,
+    /// The global upload limit.
+    up: TokenBucket,
+    /// The global download limit (spent on requests).
+    down: TokenBucket,
+    /// Peers with blocks waiting for upload tokens, served round-robin one block at a time.
+    up_waiting: VecDeque<(TorrentId, ConnId)>,
+    /// Torrents that wanted to request blocks but had no download tokens.
+    down_starved: BTreeSet<TorrentId>,
+    /// The torrent served last from `down_starved` (the next wake starts after it).
+    down_cursor: TorrentId,
 }
 
 impl Io {
@@ -530,6 +574,21 @@ impl Io {
         self.next_id += 1;
         self.jobs.insert(id, torrent);
         id
+    }
+
+    /// Records that a torrent waits for download tokens.
+    fn starve(&mut self, torrent: TorrentId) {
+        self.down_starved.insert(torrent);
+    }
+
+    /// Queues a peer for upload tokens (the caller keeps it from being queued twice).
+    fn wait_for_upload(&mut self, torrent: TorrentId, conn: ConnId) {
+        self.up_waiting.push_back((torrent, conn));
+    }
+
+    fn check_ticket(&mut self) -> u64 {
+        self.next_check_ticket += 1;
+        self.next_check_ticket
     }
 
     fn conn(&mut self) -> ConnId {
@@ -574,6 +633,8 @@ impl Engine {
         for b in &mut id[8..] {
             *b = ALPHABET[rng.random_range(0..ALPHABET.len())];
         }
+        let up = TokenBucket::new(config.max_upload_rate, now);
+        let down = TokenBucket::new(config.max_download_rate, now);
         Engine {
             config,
             rng,
@@ -581,7 +642,20 @@ impl Engine {
             torrents: BTreeMap::new(),
             by_hash: HashMap::new(),
             conns: HashMap::new(),
-            io: Io { queue: VecDeque::new(), next_id: 1, jobs: HashMap::new(), closed: Vec::new(), half_open: 0 },
+            io: Io {
+                queue: VecDeque::new(),
+                next_id: 1,
+                jobs: HashMap::new(),
+                closed: Vec::new(),
+                half_open: 0,
+                next_check_ticket: 0,
+                checks_changed: false,
+                up,
+                down,
+                up_waiting: VecDeque::new(),
+                down_starved: BTreeSet::new(),
+                down_cursor: TorrentId(0),
+            },
             next_torrent: 1,
             next_tick: now + TICK,
             shutdown: None,
@@ -660,7 +734,7 @@ impl Engine {
     /// Restarts a paused (or failed) torrent.
     pub fn resume(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.resume(now, &self.config, &mut self.io);
+        torrent.resume(now, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -668,7 +742,7 @@ impl Engine {
     /// Checks a torrent's data on disk again from scratch.
     pub fn recheck(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.recheck(now, &self.config, &mut self.io);
+        torrent.recheck(now, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -726,6 +800,16 @@ impl Engine {
         torrent.scrape(now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
+    }
+
+    /// Sets the global download and upload limits in payload bytes per second (0: none); see
+    /// [`Config::max_download_rate`] and [`Config::max_upload_rate`].
+    pub fn set_rate_limits(&mut self, download: u64, upload: u64, now: Instant) {
+        self.config.max_download_rate = download;
+        self.config.max_upload_rate = upload;
+        self.io.down.set_rate(download, now);
+        self.io.up.set_rate(upload, now);
+        self.after_input(None, now);
     }
 
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
@@ -913,12 +997,78 @@ impl Engine {
         if let (Some(d), false) = (self.shutdown, self.shutdown_reported) {
             t = t.min(d);
         }
+        if !self.io.up_waiting.is_empty() {
+            t = t.min(self.io.up.ready_at());
+        }
+        if !self.io.down_starved.is_empty() {
+            t = t.min(self.io.down.ready_at());
+        }
         t
+    }
+
+    /// Sends blocks that waited for upload tokens, one per peer in turn, while tokens last.
+    fn release_uploads(&mut self, now: Instant) {
+        while !self.io.up_waiting.is_empty() && self.io.up.has_tokens(now) {
+            let Some((t, conn)) = self.io.up_waiting.pop_front() else { break };
+            let more = self.torrents.get_mut(&t).is_some_and(|tor| tor.release_upload(conn, now, &mut self.io));
+            if more {
+                self.io.up_waiting.push_back((t, conn));
+            }
+        }
+    }
+
+    /// Lets torrents that ran out of download tokens request again, starting after the one
+    /// served first last time so no torrent always goes first.
+    fn refill_requests(&mut self, now: Instant) {
+        if self.io.down_starved.is_empty() || !self.io.down.has_tokens(now) {
+            return;
+        }
+        let cursor = self.io.down_cursor;
+        let starved = std::mem::take(&mut self.io.down_starved);
+        let (before, after): (Vec<TorrentId>, Vec<TorrentId>) = starved.into_iter().partition(|t| *t <= cursor);
+        let mut order = after.into_iter().chain(before);
+        for id in order.by_ref() {
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.refill_requests(now, &self.config, &mut self.io);
+                t.flush(&mut self.io);
+            }
+            self.io.down_cursor = id;
+            if !self.io.down.has_tokens(now) {
+                break;
+            }
+        }
+        // Torrents not reached wait for the next tokens.
+        self.io.down_starved.extend(order);
+    }
+
+    /// Hands free check slots to queued torrents, oldest ticket first. Costs O(torrents), and
+    /// only runs after a torrent entered or left the queue or a check.
+    fn schedule_checks(&mut self, now: Instant) {
+        while self.io.checks_changed {
+            self.io.checks_changed = false;
+            let mut checking = self.torrents.values().filter(|t| t.is_checking()).count();
+            let mut queued: Vec<(u64, TorrentId)> =
+                self.torrents.iter().filter_map(|(id, t)| t.check_ticket().map(|k| (k, *id))).collect();
+            queued.sort();
+            for (_, id) in queued {
+                if checking >= self.config.max_checking_torrents.max(1) {
+                    break;
+                }
+                if let Some(t) = self.torrents.get_mut(&id) {
+                    // A check with nothing to read ends at once and sets `checks_changed` again.
+                    t.begin_check(now, &self.config, &mut self.io);
+                    checking += usize::from(t.is_checking());
+                }
+            }
+        }
     }
 
     /// Common work after any input: connection attempts, tracker announces, flushing sends,
     /// routing-table upkeep, dropping removed torrents.
     fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
+        self.schedule_checks(now);
+        self.refill_requests(now);
+        self.release_uploads(now);
         let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
         match touched {
             Some(t) => {

@@ -40,6 +40,8 @@ pub(crate) struct Peer {
     pub client: Option<String>,
     pub fast: bool,
     pub extended: bool,
+    /// It said in its extended handshake that it only uploads (BEP 21).
+    pub upload_only: bool,
     /// Pieces it has.
     pub have: Bitfield,
     /// Counted in the picker as a seed (have-all or a full bitfield), not per piece.
@@ -60,6 +62,12 @@ pub(crate) struct Peer {
     pub incoming: VecDeque<BlockRef>,
     /// Disk reads for it in flight: each covers consecutive blocks of one piece.
     pub reads: Vec<PendingRead>,
+    /// Blocks read for it, each framed as a `piece` message, waiting for upload tokens.
+    pub throttled: VecDeque<(BlockRef, Vec<u8>)>,
+    /// Bytes of the frames in `throttled`.
+    pub throttled_bytes: u64,
+    /// Whether it is in the engine's queue of peers waiting for upload tokens.
+    pub waiting_for_tokens: bool,
     /// Bytes handed to the runtime and not yet reported sent.
     pub send_queued: u64,
     pub dl: Rate,
@@ -91,6 +99,7 @@ impl Peer {
             client: None,
             fast: false,
             extended: false,
+            upload_only: false,
             have: Bitfield::new(pieces),
             counted_as_seed: false,
             got_first_message: false,
@@ -103,6 +112,9 @@ impl Peer {
             max_queue: 250,
             incoming: VecDeque::new(),
             reads: Vec::new(),
+            throttled: VecDeque::new(),
+            throttled_bytes: 0,
+            waiting_for_tokens: false,
             send_queued: 0,
             dl: Rate::default(),
             ul: Rate::default(),
@@ -130,7 +142,25 @@ impl Peer {
     /// Bytes queued for it, sent or about to be, plus reads in flight.
     pub fn upload_backlog(&self) -> u64 {
         let reading: u64 = self.reads.iter().map(|r| r.len as u64).sum();
-        self.send_queued + self.outbuf.len() as u64 + reading
+        self.send_queued + self.outbuf.len() as u64 + self.throttled_bytes + reading
+    }
+
+    /// Drops a block waiting for upload tokens; true if it was there.
+    pub fn drop_throttled(&mut self, block: &BlockRef) -> bool {
+        match self.throttled.iter().position(|(b, _)| b == block) {
+            Some(i) => {
+                if let Some((_, frame)) = self.throttled.remove(i) {
+                    self.throttled_bytes -= frame.len() as u64;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Its requests to us not yet sent: queued, being read from disk, or waiting for tokens.
+    pub fn queued_requests(&self) -> usize {
+        self.incoming.len() + self.reads.iter().map(|r| r.blocks.len()).sum::<usize>() + self.throttled.len()
     }
 
     /// Removes our request for `block`; true if it was outstanding.

@@ -35,11 +35,23 @@ const MAX_CONNECT_FAILS: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 enum State {
-    Checking { next: u32, in_flight: usize, checked: u32 },
+    /// Waiting for a slot of `Config::max_checking_torrents`; lower tickets go first.
+    CheckQueued {
+        ticket: u64,
+    },
+    Checking {
+        next: u32,
+        in_flight: usize,
+        checked: u32,
+    },
     Active,
-    Paused { needs_check: bool },
+    Paused {
+        needs_check: bool,
+    },
     Error(String),
-    Removing { deadline: Instant },
+    Removing {
+        deadline: Instant,
+    },
 }
 
 /// What an outstanding job of this torrent was for.
@@ -199,7 +211,7 @@ impl Torrent {
         if params.paused {
             t.state = State::Paused { needs_check };
         } else if needs_check {
-            t.start_check(cfg, io);
+            t.start_check(io);
         } else {
             t.start_active(now, io);
         }
@@ -208,12 +220,40 @@ impl Torrent {
 
     // ---- state changes ----
 
-    fn start_check(&mut self, cfg: &Config, io: &mut Io) {
+    /// Queues a check of existing data; the engine starts it (`begin_check`) when a slot is free.
+    fn start_check(&mut self, io: &mut Io) {
+        if !matches!(self.state, State::CheckQueued { .. }) {
+            self.state = State::CheckQueued { ticket: io.check_ticket() };
+            io.checks_changed = true;
+        }
+    }
+
+    /// The ticket of a torrent waiting to check, if it is waiting.
+    pub fn check_ticket(&self) -> Option<u64> {
+        match self.state {
+            State::CheckQueued { ticket } => Some(ticket),
+            _ => None,
+        }
+    }
+
+    /// Whether it is checking existing data now (holding a check slot).
+    pub fn is_checking(&self) -> bool {
+        matches!(self.state, State::Checking { .. })
+    }
+
+    /// Starts the queued check: the engine has given it a slot.
+    pub fn begin_check(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        if !matches!(self.state, State::CheckQueued { .. }) {
+            return;
+        }
+        // Results of an earlier, interrupted check must not count in this one.
+        self.jobs.retain(|_, j| !matches!(j, Job::Verify { .. }));
         self.state = State::Checking { next: 0, in_flight: 0, checked: 0 };
-        self.check_more(cfg, io);
+        self.check_more(now, cfg, io);
     }
 
     fn start_active(&mut self, now: Instant, io: &mut Io) {
+        self.leave_check_states(io);
         self.state = State::Active;
         // Back-off from before a pause or check was about our own closing, not the peers.
         for k in self.known.values_mut() {
@@ -226,23 +266,31 @@ impl Torrent {
     pub fn pause(&mut self, now: Instant, io: &mut Io) {
         let needs_check = match self.state {
             State::Removing { .. } | State::Paused { .. } => return,
-            State::Checking { .. } => true,
+            State::Checking { .. } | State::CheckQueued { .. } => true,
             _ => false,
         };
         self.close_all(now, io);
         self.trackers.stop(now);
+        self.leave_check_states(io);
         self.state = State::Paused { needs_check };
     }
 
-    pub fn resume(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    /// Tells the engine a check slot may have come free (or the queue changed); cheap to call.
+    fn leave_check_states(&mut self, io: &mut Io) {
+        if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
+            io.checks_changed = true;
+        }
+    }
+
+    pub fn resume(&mut self, now: Instant, io: &mut Io) {
         match self.state {
-            State::Paused { needs_check: true } => self.start_check(cfg, io),
+            State::Paused { needs_check: true } => self.start_check(io),
             State::Paused { needs_check: false } | State::Error(_) => self.start_active(now, io),
             _ => {}
         }
     }
 
-    pub fn recheck(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn recheck(&mut self, now: Instant, io: &mut Io) {
         if matches!(self.state, State::Removing { .. }) {
             return;
         }
@@ -258,7 +306,12 @@ impl Torrent {
         // Jobs in flight belong to the old picker: forget them so their results are ignored.
         self.jobs.retain(|_, j| matches!(j, Job::Read { .. }));
         self.in_flight_bytes = 0;
-        self.start_check(cfg, io);
+        // A running check gives up its slot and queues again; a queued one keeps its place.
+        if self.is_checking() {
+            self.leave_check_states(io);
+            self.state = State::Paused { needs_check: true };
+        }
+        self.start_check(io);
     }
 
     pub fn remove(&mut self, now: Instant, io: &mut Io) {
@@ -267,6 +320,7 @@ impl Torrent {
         }
         self.close_all(now, io);
         self.trackers.stop(now);
+        self.leave_check_states(io);
         self.state = State::Removing { deadline: now + Duration::from_secs(5) };
     }
 
@@ -290,6 +344,7 @@ impl Torrent {
         self.close_all(now, io);
         self.trackers.stop(now);
         io.event(Event::Error { torrent: self.id, message: message.clone() });
+        self.leave_check_states(io);
         self.state = State::Error(message);
     }
 
@@ -368,7 +423,7 @@ impl Torrent {
 
     // ---- checking existing data ----
 
-    fn check_more(&mut self, cfg: &Config, io: &mut Io) {
+    fn check_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
         let State::Checking { next, in_flight, .. } = &mut self.state else { return };
         let total = self.meta.info.piece_count();
         while *in_flight < cfg.max_check_jobs && *next < total {
@@ -384,6 +439,11 @@ impl Torrent {
                 kind: DiskJobKind::Verify { piece, spans, expected },
             }));
             *in_flight += 1;
+        }
+        if *in_flight == 0 && *next >= total {
+            // Nothing was left to check (no piece had a hash): done without a result to wait for.
+            io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
+            self.start_active(now, io);
         }
     }
 
@@ -403,7 +463,7 @@ impl Torrent {
             io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
             self.start_active(now, io);
         } else {
-            self.check_more(cfg, io);
+            self.check_more(now, cfg, io);
         }
     }
 
@@ -529,6 +589,8 @@ impl Torrent {
                 v: Some(cfg.client_name.clone()),
                 p: Some(cfg.listen_port),
                 reqq: Some(cfg.max_peer_requests as u32),
+                // BEP 21: a seed says so, and other seeds need not stay connected to it.
+                upload_only: have.is_full().then_some(true),
                 ..Default::default()
             };
             p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
@@ -760,6 +822,7 @@ impl Torrent {
                         found = true;
                     }
                 }
+                found |= p.drop_throttled(&b);
                 if found && p.fast {
                     mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
                 }
@@ -772,6 +835,8 @@ impl Torrent {
             Message::Extended { id: 0, payload } => {
                 if let Ok(ext) = ExtendedHandshake::decode(&payload) {
                     p.client = ext.v;
+                    // A later handshake may update it (a partial seed that finished).
+                    p.upload_only = ext.upload_only.unwrap_or(false);
                     if let Some(q) = ext.reqq {
                         p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
                     }
@@ -921,8 +986,8 @@ impl Torrent {
         }
     }
 
-    /// Tops up our request queue to a peer.
-    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, _io: &mut Io) {
+    /// Tops up our request queue to a peer (as far as the download limit allows).
+    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
         if self.state != State::Active {
             return;
         }
@@ -935,7 +1000,17 @@ impl Torrent {
             return;
         }
         self.picked.clear();
-        let want = target - p.requests.len();
+        let mut want = target - p.requests.len();
+        if io.down.is_limited() {
+            // Requests are paced by the download limit: each asks for up to a block's worth.
+            let balance = io.down.balance(now);
+            if balance <= 0 {
+                io.starve(self.id);
+                return;
+            }
+            let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
+            want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
+        }
         if self.in_flight_bytes >= cfg.max_in_flight_bytes {
             // Over the memory cap: only finish pieces that already hold a buffer. Opening new
             // ones would grow memory, and refusing to pick at all would leave those buffers
@@ -962,6 +1037,7 @@ impl Torrent {
         for &b in &self.picked {
             p.send(&Message::Request(b), now);
             p.requests.push((b, now));
+            io.down.consume(u64::from(b.len));
         }
         if !self.picked.is_empty() {
             mark(&mut self.dirty, conn, was_empty);
@@ -975,6 +1051,32 @@ impl Torrent {
         }
     }
 
+    /// Download tokens are back after this torrent ran out: top up every peer's queue.
+    pub fn refill_requests(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        self.fill_all(now, cfg, io);
+    }
+
+    /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
+    pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        let Some((b, frame)) = p.throttled.pop_front() else {
+            p.waiting_for_tokens = false;
+            return false;
+        };
+        io.up.consume(u64::from(b.len));
+        p.throttled_bytes -= frame.len() as u64;
+        p.send_queued += frame.len() as u64;
+        p.last_send = now;
+        io.push(Output::Send { conn, data: frame });
+        self.ul_rate.add(u64::from(b.len));
+        self.uploaded += u64::from(b.len);
+        if p.throttled.is_empty() {
+            p.waiting_for_tokens = false;
+            return false;
+        }
+        true
+    }
+
     // ---- choking ----
 
     fn choke(&mut self, conn: ConnId, now: Instant) {
@@ -984,7 +1086,10 @@ impl Torrent {
         }
         p.am_choking = true;
         let was_empty = p.send(&Message::Choke, now);
-        let queued: Vec<BlockRef> = p.incoming.drain(..).collect();
+        let mut queued: Vec<BlockRef> = p.incoming.drain(..).collect();
+        // Blocks read but held back by the upload limit are not sent to a choked peer either.
+        queued.extend(p.throttled.drain(..).map(|(b, _)| b));
+        p.throttled_bytes = 0;
         if p.fast {
             for b in queued {
                 p.send(&Message::Reject(b), now);
@@ -1088,6 +1193,24 @@ impl Torrent {
                 let Some(i) = p.reads.iter().position(|r| r.job == job) else { return };
                 let read = p.reads.swap_remove(i);
                 match result {
+                    Ok(data) if data.len() == read.len as usize && (io.up.is_limited() || !p.throttled.is_empty()) => {
+                        // The upload limit decides when these go: frame them and queue them.
+                        for b in &read.blocks {
+                            let at = (b.offset - read.offset) as usize;
+                            // The range was built from these blocks, so each lies inside it.
+                            let Some(bytes) = data.get(at..at + b.len as usize) else { continue };
+                            let mut frame = Vec::with_capacity(b.len as usize + 13);
+                            encode_piece_header(&mut frame, b.piece, b.offset, b.len);
+                            frame.extend_from_slice(bytes);
+                            p.throttled_bytes += frame.len() as u64;
+                            p.throttled.push_back((*b, frame));
+                        }
+                        if !p.waiting_for_tokens && !p.throttled.is_empty() {
+                            p.waiting_for_tokens = true;
+                            io.wait_for_upload(self.id, conn);
+                        }
+                        self.serve_requests(conn, now, cfg, io);
+                    }
                     Ok(data) if data.len() == read.len as usize => {
                         // Earlier messages go first, in their own buffer: this read becomes one
                         // right-sized send (a buffer grown block by block was reallocated and,
@@ -1271,7 +1394,7 @@ impl Torrent {
     }
 
     pub fn drive_trackers(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        if matches!(self.state, State::Checking { .. }) {
+        if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
             return;
         }
         while let Some((tracker, url, event)) = self.trackers.poll_announce(now) {
@@ -1398,7 +1521,8 @@ impl Torrent {
 
     pub fn tracker_deadline(&self) -> Option<Instant> {
         let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
-        let next = if matches!(self.state, State::Checking { .. }) { None } else { self.trackers.poll_timeout() };
+        let checking = matches!(self.state, State::Checking { .. } | State::CheckQueued { .. });
+        let next = if checking { None } else { self.trackers.poll_timeout() };
         match (udp, next) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1451,6 +1575,7 @@ impl Torrent {
         let info = &self.meta.info;
         let (wanted_bytes, have_bytes) = self.byte_counts();
         let state = match &self.state {
+            State::CheckQueued { .. } => TorrentState::CheckQueued,
             State::Checking { checked, .. } => {
                 TorrentState::Checking { progress: *checked as f32 / info.piece_count().max(1) as f32 }
             }
@@ -1476,6 +1601,7 @@ impl Torrent {
             peers: active.clone().count(),
             seeds: active.filter(|p| p.is_seed()).count(),
             candidates: self.candidates.len(),
+            availability: self.picker.distributed_copies(),
             trackers: self.trackers.statuses(),
             have: self.picker.have().clone(),
         }
@@ -1483,10 +1609,11 @@ impl Torrent {
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {
         let total = self.meta.info.piece_count().max(1) as f32;
+        let optimistic = self.choker.optimistic();
         self.peers
-            .values()
-            .filter(|p| p.phase == Phase::Active)
-            .map(|p| PeerStats {
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Active)
+            .map(|(conn, p)| PeerStats {
                 addr: p.addr,
                 client: p.client.clone(),
                 peer_id: p.peer_id,
@@ -1501,6 +1628,11 @@ impl Torrent {
                 peer_choking: p.peer_choking,
                 peer_interested: p.peer_interested,
                 snubbed: p.snubbed,
+                optimistic: optimistic == Some(*conn) && !p.am_choking,
+                queued_requests: p.queued_requests(),
+                outstanding_requests: p.requests.len(),
+                seed: p.is_seed(),
+                upload_only: p.upload_only || p.is_seed(),
             })
             .collect()
     }

@@ -351,6 +351,18 @@ impl Picker {
         self.avail.get(piece as usize).map_or(0, |a| a.saturating_add(self.seeds))
     }
 
+    /// How many full copies of the torrent the connected peers hold together (libtorrent's
+    /// "distributed copies"): the integer part is the availability of the rarest piece (seeds
+    /// count as full copies), the fraction the share of pieces more available than that. Our
+    /// own pieces are not counted. O(pieces); 0 for a torrent without pieces.
+    pub fn distributed_copies(&self) -> f32 {
+        let Some(&min) = self.avail.iter().min() else {
+            return 0.0;
+        };
+        let above = self.avail.iter().filter(|&&a| a > min).count();
+        min.saturating_add(self.seeds) as f32 + above as f32 / self.avail.len() as f32
+    }
+
     // ---- requests -----------------------------------------------------------------------
 
     /// Appends up to `max_blocks` blocks to request from `conn` (which has `peer_has`, or

@@ -463,3 +463,22 @@ fn scales_to_large_torrents() {
     assert!(completed >= 9_000, "picks complete whole pieces: {completed}");
     println!("setup (200 bitfields) {setup:?}, 10,000 picks {picks:?}, {completed} pieces done");
 }
+
+#[test]
+fn distributed_copies_counts_the_rarest_piece_and_the_share_above_it() {
+    let mut p = one_block_pieces(4, 9);
+    assert_eq!(p.distributed_copies(), 0.0, "no peers");
+    p.peer_bitfield(&bits(4, &[0, 1, 2]));
+    assert_eq!(p.distributed_copies(), 0.75, "three of four pieces once, one missing");
+    p.peer_bitfield(&bits(4, &[3]));
+    assert_eq!(p.distributed_copies(), 1.0, "two partial peers make one full copy");
+    p.peer_has_piece(0);
+    assert_eq!(p.distributed_copies(), 1.25);
+    p.peer_has_all();
+    assert_eq!(p.distributed_copies(), 2.25, "a seed adds a whole copy");
+    p.peer_gone(B, &bits(4, &[3]), false);
+    assert_eq!(p.distributed_copies(), 1.75, "piece 3 is now the rarest, with only the seed");
+    p.set_have(3);
+    assert_eq!(p.distributed_copies(), 1.75, "our own pieces do not count");
+    assert_eq!(Picker::new(0, BLOCK_SIZE, 0, 1).distributed_copies(), 0.0);
+}

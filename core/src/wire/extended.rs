@@ -36,6 +36,8 @@ pub struct ExtendedHandshake {
     pub ipv6: Option<Vec<u8>>,
     /// The sender's IPv4 address (4 bytes).
     pub ipv4: Option<Vec<u8>>,
+    /// BEP 21: the sender only uploads (a seed, or a partial seed that wants nothing more).
+    pub upload_only: Option<bool>,
 }
 
 impl ExtendedHandshake {
@@ -58,6 +60,7 @@ impl ExtendedHandshake {
         put("yourip", bytes(&self.yourip));
         put("ipv6", bytes(&self.ipv6));
         put("ipv4", bytes(&self.ipv4));
+        put("upload_only", self.upload_only.map(|u| Value::from(u64::from(u))));
         // Serialising an in-memory Value to a Vec has no failure mode (no I/O, no non-string
         // keys: the dict's keys are byte strings by type).
         bt_bencode::to_vec(&Value::Dict(dict)).expect("a bencode Value always serialises")
@@ -109,6 +112,7 @@ impl ExtendedHandshake {
             yourip: bytes("yourip"),
             ipv6: bytes("ipv6"),
             ipv4: bytes("ipv4"),
+            upload_only: int("upload_only").map(|u| u != 0),
         })
     }
 }
@@ -127,6 +131,7 @@ mod tests {
             yourip: Some(vec![127, 0, 0, 1]),
             ipv6: None,
             ipv4: Some(vec![10, 0, 0, 2]),
+            upload_only: Some(true),
         }
     }
 
@@ -156,6 +161,7 @@ mod tests {
         let h = ExtendedHandshake::decode(payload).unwrap();
         assert_eq!(h.m, BTreeMap::from([("ut_metadata".to_owned(), 3), ("lt_dont".to_owned(), 0)]));
         assert_eq!((h.p, h.reqq, h.v), (None, None, None));
+        assert_eq!(h.upload_only, Some(true));
         // An `m` that is not a dictionary is ignored too (and unsorted keys are tolerated).
         assert_eq!(ExtendedHandshake::decode(b"d1:mi1e1:ai2ee"), Ok(ExtendedHandshake::default()));
     }
