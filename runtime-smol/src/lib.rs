@@ -105,6 +105,7 @@ enum Command {
     Checkpoint(TorrentId, Reply<Option<Checkpoint>>),
     SetSequential(TorrentId, bool, Reply<Result<(), SessionError>>),
     SetDeadline(TorrentId, Option<u32>, Reply<Result<(), SessionError>>),
+    SetRateLimits(u64, u64, Reply<()>),
     Subscribe(Sender<Event>),
     Shutdown(Reply<()>),
 }
@@ -228,6 +229,11 @@ impl Handle {
     /// `None` ends that.
     pub async fn set_deadline_piece(&self, t: TorrentId, piece: Option<u32>) -> Result<(), SessionError> {
         ask(&self.commands, |r| Command::SetDeadline(t, piece, r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Session-wide payload rate limits in bytes per second (0 = unlimited).
+    pub async fn set_rate_limits(&self, download: u64, upload: u64) {
+        let _ = ask(&self.commands, |r| Command::SetRateLimits(download, upload, r)).await;
     }
 
     /// A stream of engine events from now on.

@@ -17,10 +17,16 @@ pub fn get_settings(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
 pub fn post_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let patch = req.json()?;
-        let mut settings = d.settings.lock().unwrap_or_else(|e| e.into_inner());
-        let next = settings.merged(&patch).map_err(ApiError::bad_request)?;
-        next.save().map_err(|e| ApiError::Handled(500, e))?;
-        *settings = next;
+        let (down, up) = {
+            let mut settings = d.settings.lock().unwrap_or_else(|e| e.into_inner());
+            let next = settings.merged(&patch).map_err(ApiError::bad_request)?;
+            next.save().map_err(|e| ApiError::Handled(500, e))?;
+            let limits = super::rate_limits(&next);
+            *settings = next;
+            limits
+        };
+        // Rate limits apply at once, as in Tribler.
+        d.downloads.session().set_rate_limits(down, up).await;
         Ok(ApiResponse::ok(json!({"modified": true})))
     })
 }

@@ -146,8 +146,14 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
 
 /// The engine's configuration from the settings.
 fn engine_config(settings: &Settings) -> Config {
-    let _ = settings; // SHIM rates
-    Config { local_only: crate::run::local_only(), ..Config::default() }
+    let (down, up) = rate_limits(settings);
+    Config { local_only: crate::run::local_only(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
+}
+
+/// `libtorrent.max_download_rate` and `max_upload_rate` (bytes/s, 0 = unlimited).
+fn rate_limits(settings: &Settings) -> (u64, u64) {
+    let rate = |key: &str| settings.get("libtorrent", key).as_u64().unwrap_or(0);
+    (rate("max_download_rate"), rate("max_upload_rate"))
 }
 
 /// Starts the engine on `port` (the default port falls back to a free one).

@@ -286,7 +286,7 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "inactivity_timeout": c.inactivity_timeout.as_secs(),
             "num_want": c.num_want,
             "send_buffer_watermark": c.max_send_buffer,
-            // SHIM active_checking
+            "active_checking": c.max_checking_torrents,
             "stop_tracker_timeout": c.shutdown_timeout.as_secs(),
             "enable_dht": false,
             "enable_lsd": false,
@@ -323,7 +323,7 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 peers += st.peers;
                 use shoal_core::engine::TorrentState::*;
                 match st.state {
-                    Checking { .. } => checking += 1, // SHIM
+                    Checking { .. } | CheckQueued => checking += 1,
                     Downloading => downloading += 1,
                     Seeding => seeding += 1,
                     Paused => stopped += 1,

@@ -197,6 +197,10 @@ impl<R: Runtime> EngineTask<R> {
             Command::SetDeadline(t, piece, reply) => {
                 let _ = reply.try_send(self.engine.set_deadline_piece(t, piece, now).map_err(Into::into));
             }
+            Command::SetRateLimits(down, up, reply) => {
+                self.engine.set_rate_limits(down, up, now);
+                let _ = reply.try_send(());
+            }
             Command::SetSequential(t, on, reply) => {
                 let _ = reply.try_send(self.engine.set_sequential(t, on).map_err(Into::into));
             }

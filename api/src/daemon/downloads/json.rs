@@ -10,7 +10,7 @@ use shoal_core::{Bitfield, FileLayout, Metainfo};
 use super::{piece_size, Download, Phase, Snapshot, NO_ANONYMITY};
 
 /// `DLSTATUS_*` codes (§4.1). `EXIT_NODES` (9) is never reached: Shoal has no tunnels.
-#[allow(dead_code)] // WAITING_FOR_HASHCHECK and METADATA arrive with the check queue and magnets.
+#[allow(dead_code)] // METADATA arrives with magnets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     AllocatingDiskspace = 0,
@@ -66,9 +66,7 @@ pub fn status(d: &Download, stats: Option<&TorrentStats>) -> (Status, f64, Strin
         (Phase::Engine(_), Some(s)) => {
             let done = progress(s);
             match &s.state {
-                TorrentState::Checking { progress } if *progress <= 0.0 && s.pieces_have == 0 => {
-                    (Status::Hashchecking, 0.0, String::new())
-                }
+                TorrentState::CheckQueued => (Status::WaitingForHashcheck, 0.0, String::new()),
                 TorrentState::Checking { progress } => (Status::Hashchecking, *progress as f64, String::new()),
                 TorrentState::Downloading => (Status::Downloading, done, String::new()),
                 TorrentState::Seeding => (Status::Seeding, done, String::new()),
@@ -187,8 +185,8 @@ pub fn download(snap: &Snapshot, parts: Parts, globals: Globals) -> Value {
 }
 
 /// Copies of the data among connected peers (libtorrent's `distributed_copies`).
-fn availability(_s: &TorrentStats) -> f64 {
-    0.0 // SHIM
+fn availability(s: &TorrentStats) -> f64 {
+    s.availability as f64
 }
 
 /// The tracker list, ending with the `[DHT]` and `[PeX]` pseudo-trackers.
@@ -246,13 +244,13 @@ fn peer(p: &PeerStats) -> Value {
         "extended_version": p.client.clone().unwrap_or_default(),
         "ip": p.addr.ip().to_string(),
         "port": p.addr.port(),
-        "optimistic": false, // SHIM
+        "optimistic": p.optimistic,
         "direction": if p.outgoing { "L" } else { "R" },
         "uprate": p.upload_rate,
         "uinterested": p.peer_interested,
         "uchoked": p.am_choking,
-        "uhasqueries": false, // SHIM
-        "uflushed": true,
+        "uhasqueries": p.queued_requests > 0,
+        "uflushed": p.queued_requests == 0,
         "downrate": p.download_rate,
         "dinterested": p.am_interested,
         "dchoked": p.peer_choking,
@@ -262,8 +260,8 @@ fn peer(p: &PeerStats) -> Value {
         "completed": finite(p.progress as f64),
         "speed": 0,
         "connection_type": 0,
-        "seed": p.progress >= 1.0, // SHIM
-        "upload_only": p.progress >= 1.0,
+        "seed": p.seed,
+        "upload_only": p.upload_only,
     })
 }
 

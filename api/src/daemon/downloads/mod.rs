@@ -614,7 +614,7 @@ impl Downloads {
 
 /// Whether the engine is checking (or waiting to check) the torrent's data.
 pub fn checking(s: &TorrentState) -> bool {
-    matches!(s, TorrentState::Checking { .. })
+    matches!(s, TorrentState::Checking { .. } | TorrentState::CheckQueued)
 }
 
 /// The resume bitfield of a saved download, if the files on disk can still hold it: every
