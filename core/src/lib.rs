@@ -20,6 +20,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod choker;
 pub mod create;
+pub mod dht;
 pub mod engine;
 pub mod magnet;
 pub mod metainfo;
