@@ -100,6 +100,7 @@ enum Command {
     AddPeers(TorrentId, Vec<SocketAddr>, Reply<Result<(), SessionError>>),
     SetFilePriority(TorrentId, usize, FilePriority, Reply<Result<(), SessionError>>),
     Stats(TorrentId, Reply<Option<TorrentStats>>),
+    StatsMany(Vec<TorrentId>, Reply<Vec<Option<TorrentStats>>>),
     List(Reply<Vec<TorrentId>>),
     Peers(TorrentId, Reply<Vec<PeerStats>>),
     Checkpoint(TorrentId, Reply<Option<Checkpoint>>),
@@ -203,6 +204,12 @@ impl Handle {
     /// A snapshot of a torrent's figures.
     pub async fn stats(&self, t: TorrentId) -> Option<TorrentStats> {
         ask(&self.commands, |r| Command::Stats(t, r)).await.flatten()
+    }
+
+    /// Snapshots of many torrents at once (one trip to the engine task), in the order asked.
+    pub async fn stats_many(&self, ts: Vec<TorrentId>) -> Vec<Option<TorrentStats>> {
+        let n = ts.len();
+        ask(&self.commands, |r| Command::StatsMany(ts, r)).await.unwrap_or_else(|| vec![None; n])
     }
 
     /// Ids of all torrents.

@@ -187,6 +187,9 @@ impl<R: Runtime> EngineTask<R> {
             Command::Stats(t, reply) => {
                 let _ = reply.try_send(self.engine.stats(t));
             }
+            Command::StatsMany(ts, reply) => {
+                let _ = reply.try_send(ts.into_iter().map(|t| self.engine.stats(t)).collect());
+            }
             Command::List(reply) => {
                 let _ = reply.try_send(self.engine.torrents());
             }

@@ -186,13 +186,14 @@ impl Downloads {
     /// The downloads (in insertion order) with their figures; `filter` picks which.
     pub async fn snapshots(&self, filter: impl Fn(&InfoHash) -> bool, with_peers: bool) -> Vec<Snapshot> {
         let list: Vec<Download> = self.lock().iter().filter(|d| filter(&d.meta.info_hash)).cloned().collect();
+        let ids: Vec<TorrentId> = list.iter().filter_map(|d| d.torrent_id()).collect();
+        let mut stats = self.session.stats_many(ids).await.into_iter();
         let mut out = Vec::with_capacity(list.len());
         for download in list {
             let (stats, peers) = match download.torrent_id() {
                 Some(id) => {
-                    let stats = self.session.stats(id).await;
                     let peers = if with_peers { Some(self.session.peers(id).await) } else { None };
-                    (stats, peers)
+                    (stats.next().flatten(), peers)
                 }
                 None => (None, with_peers.then(Vec::new)),
             };
@@ -218,7 +219,7 @@ impl Downloads {
                 resume,
             };
             self.lock().push(download);
-            self.start(&ih, true).await;
+            self.start_with(&ih, true, false).await;
             self.loaded.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -274,8 +275,15 @@ impl Downloads {
         Ok(ih)
     }
 
-    /// Puts a download into the engine (or into `Circuits` when it asks for anonymity).
+    /// Puts a download into the engine (or into `Circuits` when it asks for anonymity), then
+    /// checkpoints it.
     async fn start(&self, ih: &InfoHash, from_checkpoint: bool) {
+        self.start_with(ih, from_checkpoint, true).await
+    }
+
+    /// [`Downloads::start`]; `save` is false when nothing changed since the checkpoint it
+    /// was loaded from.
+    async fn start_with(&self, ih: &InfoHash, from_checkpoint: bool, save: bool) {
         let Some(d) = self.get(ih) else { return };
         if d.resume.hops > 0 {
             let _ = self.with(ih, |d| d.phase = Phase::Circuits);
@@ -321,7 +329,13 @@ impl Downloads {
                 let _ = self.session.set_sequential(id, true).await;
             }
         }
-        self.checkpoint(ih).await;
+        if save {
+            self.checkpoint(ih).await;
+        } else {
+            let pieces =
+                self.get(ih).and_then(|d| d.resume.have(d.meta.info.pieces.len() as u32)).map(|b| b.count_ones());
+            let _ = self.with(ih, |d| d.saved_pieces = pieces);
+        }
     }
 
     /// Takes a download out of the engine and waits until it is gone (its files closed); its
