@@ -22,10 +22,15 @@ def main():
     p.add_argument("--peer", action="append", default=[], help="host:port to connect to")
     p.add_argument("--no-wait-tracker", action="store_true")
     p.add_argument("--ready-timeout", type=float, default=120.0)
+    p.add_argument("--upload-rate", type=int, default=0,
+                   help="upload limit of the torrent in bytes/s (0, the default: unlimited)")
     args = p.parse_args()
 
     ses = loopback_session(args.port, seed=True)
     h = add_torrent(ses, args.torrent, args.save_path)
+    if args.upload_rate > 0:
+        # A per-torrent limit: unlike the session's, it also holds for peers on loopback.
+        h.set_upload_limit(args.upload_rate)
     wait_tracker = not args.no_wait_tracker and len(h.trackers()) > 0
     tracker_ok = False
     deadline = time.monotonic() + args.ready_timeout

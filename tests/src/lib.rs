@@ -13,6 +13,7 @@
 //!   state) through [`wait_for`] with a deadline.
 
 pub mod bencode;
+pub mod daemon;
 pub mod data;
 pub mod peers;
 pub mod proc;

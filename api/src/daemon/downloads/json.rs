@@ -197,7 +197,9 @@ fn trackers(meta: &Metainfo, stats: Option<&TorrentStats>) -> Value {
             for t in &s.trackers {
                 let status = match &t.state {
                     TrackerState::NotContacted => "Not contacted yet".to_string(),
-                    TrackerState::Updating => "Updating...".to_string(),
+                    // Tribler shows the last result while an announce is in flight.
+                    TrackerState::Updating if t.seeders.is_some() || t.peers > 0 => "Working".to_string(),
+                    TrackerState::Updating => "Not contacted yet".to_string(),
                     TrackerState::Working => match &t.message {
                         Some(w) => format!("Warning: {w}"),
                         None => "Working".to_string(),
