@@ -42,6 +42,7 @@ fn eta(s: &TorrentStats) -> String {
 
 fn state_word(s: &TorrentStats) -> String {
     match &s.state {
+        TorrentState::Metadata => "fetching metadata".into(),
         TorrentState::CheckQueued => "queued for checking".into(),
         TorrentState::Checking { progress } => format!("checking {:.0}%", progress * 100.0),
         TorrentState::Downloading => "downloading".into(),

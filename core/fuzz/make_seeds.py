@@ -122,6 +122,10 @@ def wire():
     )
     put("extended_handshake", "ips", b"d4:ipv416:\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x014:ipv44:\x0a\0\0\x021:mdee")
     put("extended_handshake", "empty", b"d1:mdee")
+    put("ut_metadata", "request", b"d8:msg_typei0e5:piecei0ee")
+    put("ut_metadata", "reject", b"d8:msg_typei2e5:piecei3ee")
+    put("ut_metadata", "data", b"d8:msg_typei1e5:piecei1e10:total_sizei16390eeabcdef")
+    put("ut_metadata", "extra-keys", b"d5:extrali1ee8:msg_typei1e5:piecei0e10:total_sizei2ee\x00\x01")
 
 
 # ---- bencode and metainfo ----------------------------------------------------------------

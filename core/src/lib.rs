@@ -8,9 +8,11 @@
 //!
 //! ```text
 //! input from the world            commands                     output (drain after every call)
-//! handle_incoming / _connected    add_torrent, pause, resume   Output::Connect / Send / Close
-//! handle_peer_data / _sent        remove, set_file_priority    Output::Disk(DiskJob)
-//! handle_closed                   shutdown                     Output::Hash(HashJob)
+//! handle_incoming / _connected    add_torrent, add_magnet      Output::Connect / Send / Close
+//! handle_peer_data / _sent        pause, resume, remove        Output::Disk(DiskJob)
+//! handle_closed                   set_file_priority, shutdown  Output::Hash(HashJob)
+//!                                 set_deadline_piece
+//!                                 set_rate_limits
 //! handle_job (disk, hash)                                      Output::Tracker(TrackerJob)
 //! handle_tracker_http / _udp                                   Output::Event(Event)
 //! handle_timeout(now)                                          poll_timeout() -> next deadline
@@ -33,8 +35,8 @@ pub mod wire;
 
 pub use bitfield::Bitfield;
 pub use engine::{
-    AddTorrent, Config, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority,
-    HashJob, JobResult, Output, TorrentState, TorrentStats, TrackerJob,
+    AddMagnet, AddTorrent, Config, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event,
+    FilePriority, HashJob, JobResult, Output, TorrentState, TorrentStats, TrackerJob,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
 pub use storage::{FileLayout, FileSpan};

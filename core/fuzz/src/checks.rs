@@ -18,7 +18,9 @@ use shoal_core::tracker::{
     parse_announce, parse_scrape, AnnounceEvent, AnnounceParams, AnnounceResponse, MAX_INTERVAL,
     MAX_PEERS_PER_RESPONSE, MIN_INTERVAL, MIN_MIN_INTERVAL,
 };
-use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, WireError, HANDSHAKE_LEN};
+use shoal_core::wire::{
+    Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, WireError, HANDSHAKE_LEN,
+};
 use shoal_core::{InfoHash, Instant, PeerId};
 
 /// A target's check: panics if the input reveals a bug.
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("tracker_udp", tracker_udp),
     ("udp_exchange", udp_exchange),
     ("extended_handshake", extended_handshake),
+    ("ut_metadata", ut_metadata),
 ];
 
 /// The info-hash of the captured opentracker scrape in `tracker/http.rs`.
@@ -236,6 +239,14 @@ pub fn extended_handshake(data: &[u8]) {
     if let Ok(h) = ExtendedHandshake::decode(data) {
         let again = ExtendedHandshake::decode(&h.encode());
         assert_eq!(again.as_ref(), Ok(&h), "extended handshake does not round-trip");
+    }
+}
+
+/// BEP 9 `ut_metadata` messages: anything decoded re-encodes to an equal value.
+pub fn ut_metadata(data: &[u8]) {
+    if let Ok(m) = MetadataMessage::decode(data) {
+        let again = MetadataMessage::decode(&m.encode());
+        assert_eq!(again.as_ref(), Ok(&m), "ut_metadata message does not round-trip");
     }
 }
 

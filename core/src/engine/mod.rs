@@ -5,6 +5,7 @@
 //! `pause`, …), and `poll_*` for output. After every input or command, drain
 //! [`Engine::poll_output`] until it returns `None`, then sleep until [`Engine::poll_timeout`].
 
+mod fetch;
 mod peer;
 mod torrent;
 
@@ -16,14 +17,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::bitfield::Bitfield;
-use crate::metainfo::Metainfo;
+use crate::magnet::Magnet;
+use crate::metainfo::{Info, Metainfo};
 use crate::rate::TokenBucket;
 use crate::storage::FileSpan;
 use crate::tracker::TrackerStatus;
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, PieceHash, TorrentId};
 use crate::wire::{Decoder, Limits};
 
-use torrent::Torrent;
+use torrent::{MetadataPhase, Torrent};
 
 /// Tunables of one engine. Every buffer and queue the engine keeps is bounded by one of these.
 #[derive(Clone, Debug)]
@@ -169,6 +171,29 @@ impl AddTorrent {
     }
 }
 
+/// What the application asks for when it adds a torrent by magnet link (BEP 9).
+#[derive(Clone, Debug)]
+pub struct AddMagnet {
+    /// The parsed link: info-hash, display name, trackers, peers (`x.pe`), file selection (`so`).
+    pub magnet: Magnet,
+    /// Start paused.
+    pub paused: bool,
+    /// Peers to dial besides the link's and those trackers return.
+    pub peers: Vec<SocketAddr>,
+    /// Download pieces in order (for streaming).
+    pub sequential: bool,
+    /// Check data already on disk once the files are known (re-adding a magnet whose data
+    /// exists); a fresh download otherwise.
+    pub check_existing: bool,
+}
+
+impl AddMagnet {
+    /// Parameters with defaults: not paused, no check of existing data.
+    pub fn new(magnet: Magnet) -> Self {
+        AddMagnet { magnet, paused: false, peers: Vec::new(), sequential: false, check_existing: false }
+    }
+}
+
 /// Errors of application commands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
@@ -186,6 +211,8 @@ pub enum EngineError {
 /// The phase a torrent is in.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TorrentState {
+    /// Added by magnet: fetching the info dictionary from peers.
+    Metadata,
     /// Waiting for another torrent's check to end before checking its own data
     /// ([`Config::max_checking_torrents`]).
     CheckQueued,
@@ -310,6 +337,16 @@ pub enum Event {
         have: u32,
         /// Pieces in the torrent.
         total: u32,
+    },
+    /// The info dictionary of a torrent added by magnet arrived and matches its info-hash; the
+    /// torrent continues as if added from a .torrent file. Its files are known from now on
+    /// ([`Engine::metainfo`]): the runtime must map them before running the disk jobs that
+    /// follow this event.
+    MetadataReceived {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The raw bencoded info dictionary (what a .torrent file's `info` holds).
+        info: Vec<u8>,
     },
     /// A downloaded piece passed its hash check and is written: it can be read from disk now.
     /// (Pieces found valid by a check of existing data are counted in [`Event::Checked`].)
@@ -695,9 +732,9 @@ impl Engine {
         self.torrents.get(&t).map(|t| t.peer_stats()).unwrap_or_default()
     }
 
-    /// A torrent's metainfo.
+    /// A torrent's metainfo (`None` for a magnet whose metadata has not arrived yet).
     pub fn metainfo(&self, t: TorrentId) -> Option<&Metainfo> {
-        self.torrents.get(&t).map(|t| &t.meta)
+        self.torrents.get(&t).filter(|t| !t.is_fetching_metadata()).map(|t| &t.meta)
     }
 
     /// True once a shutdown has finished its goodbyes.
@@ -713,10 +750,66 @@ impl Engine {
         if self.by_hash.contains_key(&info_hash) {
             return Err(EngineError::Duplicate(info_hash));
         }
+        self.insert_torrent(params, None, now)
+    }
+
+    /// Adds a torrent by magnet link: it fetches its info dictionary from peers that speak
+    /// `ut_metadata` (in [`TorrentState::Metadata`]), reports [`Event::MetadataReceived`],
+    /// then goes on like any torrent. Peers come from the link (`x.pe`), `params.peers`, the
+    /// link's trackers and [`Engine::add_peers`]. A deadline piece set before the metadata
+    /// arrives is ignored.
+    pub fn add_magnet(&mut self, params: AddMagnet, now: Instant) -> Result<TorrentId, EngineError> {
+        let m = params.magnet;
+        let info_hash = m.info_hash;
+        if self.by_hash.contains_key(&info_hash) {
+            return Err(EngineError::Duplicate(info_hash));
+        }
+        // A stand-in without pieces or files until the real dictionary arrives.
+        let info = Info {
+            name: m.display_name.clone().unwrap_or_else(|| info_hash.to_hex()),
+            piece_length: crate::types::BLOCK_SIZE,
+            pieces: Vec::new(),
+            files: Vec::new(),
+            total_length: 0,
+            private: false,
+            multi_file: false,
+        };
+        let metainfo = Metainfo {
+            info_hash,
+            info,
+            info_bytes: Vec::new(),
+            trackers: m.trackers.iter().map(|url| vec![url.clone()]).collect(),
+            url_list: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+        };
+        let mut peers: Vec<SocketAddr> = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
+        peers.extend(params.peers);
+        let add = AddTorrent {
+            metainfo,
+            have: None,
+            check_existing: false,
+            paused: params.paused,
+            file_priorities: Vec::new(),
+            peers,
+            sequential: params.sequential,
+        };
+        let phase = MetadataPhase::new(info_hash, m.select_only, params.check_existing);
+        self.insert_torrent(add, Some(Box::new(phase)), now)
+    }
+
+    fn insert_torrent(
+        &mut self,
+        params: AddTorrent,
+        fetching: Option<Box<MetadataPhase>>,
+        now: Instant,
+    ) -> Result<TorrentId, EngineError> {
+        let info_hash = params.metainfo.info_hash;
         let id = TorrentId(self.next_torrent);
         self.next_torrent += 1;
         let seed = self.rng.random();
-        let torrent = Torrent::new(id, params, seed, self.peer_id, &self.config, now, &mut self.io)?;
+        let torrent = Torrent::new(id, params, fetching, seed, self.peer_id, &self.config, now, &mut self.io)?;
         self.by_hash.insert(info_hash, id);
         self.torrents.insert(id, torrent);
         self.after_input(Some(id), now);

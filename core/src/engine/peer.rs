@@ -30,6 +30,18 @@ pub(crate) struct PendingRead {
     pub blocks: Vec<BlockRef>,
 }
 
+/// Piece announcements a peer made while we did not know the piece count; replayed, and
+/// checked against it, once the metadata is in.
+#[derive(Default, Debug)]
+pub(crate) struct EarlyPieces {
+    /// Its BITFIELD, as sent.
+    pub bitfield: Option<Vec<u8>>,
+    /// It sent HAVE_ALL.
+    pub have_all: bool,
+    /// Its HAVEs.
+    pub haves: Vec<u32>,
+}
+
 /// A peer of one torrent.
 pub(crate) struct Peer {
     pub addr: SocketAddr,
@@ -42,6 +54,12 @@ pub(crate) struct Peer {
     pub extended: bool,
     /// It said in its extended handshake that it only uploads (BEP 21).
     pub upload_only: bool,
+    /// Its extended message id for `ut_metadata` (BEP 9), if it speaks it.
+    pub ut_metadata: Option<u8>,
+    /// The info dictionary size it advertised.
+    pub metadata_size: Option<u64>,
+    /// Pieces it announced before we knew the piece count (magnet torrents).
+    pub early: EarlyPieces,
     /// Pieces it has.
     pub have: Bitfield,
     /// Counted in the picker as a seed (have-all or a full bitfield), not per piece.
@@ -100,6 +118,9 @@ impl Peer {
             fast: false,
             extended: false,
             upload_only: false,
+            ut_metadata: None,
+            metadata_size: None,
+            early: EarlyPieces::default(),
             have: Bitfield::new(pieces),
             counted_as_seed: false,
             got_first_message: false,
@@ -126,9 +147,9 @@ impl Peer {
         }
     }
 
-    /// Whether it has every piece.
+    /// Whether it has every piece (never, as far as we know, before the piece count is known).
     pub fn is_seed(&self) -> bool {
-        self.counted_as_seed || self.have.is_full()
+        self.counted_as_seed || (!self.have.is_empty() && self.have.is_full())
     }
 
     /// Queues a message; returns true if the buffer was empty (the caller marks it dirty).

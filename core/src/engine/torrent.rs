@@ -7,6 +7,8 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod ut_metadata;
+
 use super::peer::{Peer, PendingRead, Phase};
 use super::{
     AddTorrent, Config, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult, Output,
@@ -22,7 +24,9 @@ use crate::tracker::{
     AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Message};
+use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA};
+pub(crate) use ut_metadata::MetadataPhase;
+use ut_metadata::OUR_UT_METADATA;
 
 /// Largest block a peer may request from us.
 const MAX_REQUEST_LEN: u32 = 128 * 1024;
@@ -122,6 +126,9 @@ pub(crate) struct Torrent {
     /// Listening addresses incoming peers gave in their extended handshake, marked connected in
     /// `known` while the connection lasts.
     listen_addrs: HashMap<ConnId, SocketAddr>,
+    /// Added by magnet and still fetching its info dictionary: `meta` is a placeholder with
+    /// no pieces and no files until then.
+    fetching: Option<Box<MetadataPhase>>,
 }
 
 use crate::types::TorrentId;
@@ -136,9 +143,11 @@ fn priority_of(p: FilePriority) -> Priority {
 }
 
 impl Torrent {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: TorrentId,
         params: AddTorrent,
+        fetching: Option<Box<MetadataPhase>>,
         seed: u64,
         our_id: PeerId,
         cfg: &Config,
@@ -194,6 +203,7 @@ impl Torrent {
             dirty: Vec::new(),
             picked: Vec::new(),
             listen_addrs: HashMap::new(),
+            fetching,
         };
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
@@ -291,7 +301,7 @@ impl Torrent {
     }
 
     pub fn recheck(&mut self, now: Instant, io: &mut Io) {
-        if matches!(self.state, State::Removing { .. }) {
+        if matches!(self.state, State::Removing { .. }) || self.fetching.is_some() {
             return;
         }
         self.close_all(now, io);
@@ -386,6 +396,10 @@ impl Torrent {
     }
 
     fn update_finished(&mut self, now: Instant, io: &mut Io) {
+        if self.fetching.is_some() {
+            // No pieces known yet is not "every piece had".
+            return;
+        }
         let done = self.picker.is_finished();
         if done && !self.finished {
             self.finished = true;
@@ -576,13 +590,19 @@ impl Torrent {
         }
         let pieces = self.meta.info.piece_count();
         let have = self.picker.have().clone();
+        // Without metadata we have nothing, whatever an empty bitfield says.
+        let seed = self.fetching.is_none() && have.is_full();
+        let metadata_size = self.fetching.is_none().then_some(self.meta.info_bytes.len() as u64);
         let Some(p) = self.peers.get_mut(&conn) else { return false };
         p.peer_id = hs.peer_id;
         p.fast = hs.supports_fast();
         p.extended = hs.supports_extended();
         p.phase = Phase::Active;
         p.queue_target = cfg.min_requests_per_peer;
-        p.decoder.set_piece_count(pieces);
+        if self.fetching.is_none() {
+            // Until the metadata is in, any piece index is remembered, not refused.
+            p.decoder.set_piece_count(pieces);
+        }
         let was_empty = p.outbuf.is_empty();
         if p.extended {
             let ext = ExtendedHandshake {
@@ -590,12 +610,14 @@ impl Torrent {
                 p: Some(cfg.listen_port),
                 reqq: Some(cfg.max_peer_requests as u32),
                 // BEP 21: a seed says so, and other seeds need not stay connected to it.
-                upload_only: have.is_full().then_some(true),
+                upload_only: seed.then_some(true),
+                m: [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into(),
+                metadata_size,
                 ..Default::default()
             };
             p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
         }
-        if p.fast && have.is_full() {
+        if p.fast && seed {
             p.send(&Message::HaveAll, now);
         } else if p.fast && have.count_ones() == 0 {
             p.send(&Message::HaveNone, now);
@@ -687,6 +709,9 @@ impl Torrent {
             self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
         }
         self.choker.peer_gone(conn);
+        if let Some(phase) = &mut self.fetching {
+            phase.fetch.peer_gone(conn);
+        }
         if let Some(k) = self.known.get_mut(&p.addr) {
             k.connected = false;
             if p.phase == Phase::Active {
@@ -739,6 +764,11 @@ impl Torrent {
     }
 
     fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
+        if self.fetching.is_some()
+            && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
+        {
+            return self.record_early(conn, msg, now, io);
+        }
         let Some(p) = self.peers.get_mut(&conn) else { return };
         // The bitfield must come before other messages; extension messages may precede it.
         let first = !p.got_first_message;
@@ -840,6 +870,8 @@ impl Torrent {
                     if let Some(q) = ext.reqq {
                         p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
                     }
+                    p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
+                    p.metadata_size = ext.metadata_size;
                     if let (Some(port), false) = (ext.p, p.outgoing) {
                         // Remember its listening address so we never dial it while connected.
                         let listen = SocketAddr::new(p.addr.ip(), port);
@@ -852,8 +884,10 @@ impl Torrent {
                             }
                         }
                     }
+                    self.request_metadata(conn, now);
                 }
             }
+            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
             Message::Extended { .. } => {}
         }
     }
@@ -1108,6 +1142,9 @@ impl Torrent {
 
     /// Unchokes a newly interested peer at once if a slot is free, instead of at the next rechoke.
     fn quick_unchoke(&mut self, conn: ConnId, now: Instant, cfg: &Config) {
+        if self.fetching.is_some() {
+            return; // nothing to upload yet
+        }
         let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
         if unchoked < cfg.upload_slots {
             self.unchoke(conn, now);
@@ -1330,7 +1367,12 @@ impl Torrent {
         for conn in to_close {
             self.close(conn, now, io);
         }
-        if self.state == State::Active {
+        if self.state == State::Active && self.fetching.is_some() {
+            self.request_metadata_all(now);
+            if self.ticks.is_multiple_of(5) {
+                self.requeue_known(now);
+            }
+        } else if self.state == State::Active {
             if now >= self.choker.next_rechoke() {
                 self.rechoke(now);
             }
@@ -1371,6 +1413,10 @@ impl Torrent {
     // ---- trackers ----
 
     fn left(&self) -> u64 {
+        if self.fetching.is_some() {
+            // Unknown without metadata; anything non-zero says we are a leecher.
+            return u64::from(BLOCK_SIZE);
+        }
         let stats = self.byte_counts();
         stats.0.saturating_sub(stats.1)
     }
@@ -1579,6 +1625,7 @@ impl Torrent {
             State::Checking { checked, .. } => {
                 TorrentState::Checking { progress: *checked as f32 / info.piece_count().max(1) as f32 }
             }
+            State::Active if self.fetching.is_some() => TorrentState::Metadata,
             State::Active if self.picker.is_finished() => TorrentState::Seeding,
             State::Active => TorrentState::Downloading,
             State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,

@@ -10,12 +10,14 @@ mod extended;
 mod fast;
 mod handshake;
 mod message;
+mod metadata;
 
 pub use decoder::Decoder;
 pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
 pub use fast::allowed_fast_set;
 pub use handshake::{Handshake, HANDSHAKE_LEN};
 pub use message::{encode_piece_header, Message};
+pub use metadata::{metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE_LEN, UT_METADATA};
 
 /// Bounds the decoder enforces on what a peer may send.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -58,6 +60,9 @@ pub enum WireError {
     /// The BEP 10 extended handshake payload is not a bencoded dictionary.
     #[error("bad extended handshake: {0}")]
     BadExtendedHandshake(String),
+    /// A BEP 9 `ut_metadata` message that cannot be parsed.
+    #[error("bad ut_metadata message: {0}")]
+    BadMetadataMessage(String),
     /// Caller bug: `next_message` was called before `take_handshake` returned the handshake.
     #[error("the handshake has not been taken from the decoder yet")]
     HandshakePending,

@@ -20,8 +20,8 @@ use sha1::{Digest, Sha1};
 use shoal_core::create::TorrentBuilder;
 use shoal_core::wire::{Decoder, Limits, Message};
 use shoal_core::{
-    AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Instant, JobId, JobResult,
-    Metainfo, Output, TorrentId, TorrentStats, TrackerJob,
+    AddMagnet, AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Instant, JobId,
+    JobResult, Metainfo, Output, TorrentId, TorrentStats, TrackerJob,
 };
 
 /// The one tracker every test torrent names; the world's [`FakeTracker`] answers it.
@@ -516,6 +516,13 @@ impl World {
         self.add_torrent(node, AddTorrent::new(tt.meta.clone()), Disk::empty(&tt.meta))
     }
 
+    /// Adds a torrent by magnet; its disk appears (empty) when its metadata arrives.
+    pub fn add_magnet(&mut self, node: usize, params: AddMagnet) -> TorrentId {
+        let t = self.nodes[node].engine.add_magnet(params, self.now).expect("add_magnet");
+        self.drain(node);
+        t
+    }
+
     /// Runs an application command on an engine, then drains its output.
     pub fn command<R>(&mut self, node: usize, f: impl FnOnce(&mut Engine, Instant) -> R) -> R {
         let r = f(&mut self.nodes[node].engine, self.now);
@@ -772,7 +779,14 @@ impl World {
                 }
             }
             Output::Tracker(TrackerJob::UdpSend { .. } | TrackerJob::UdpClose { .. }) => {}
-            Output::Event(e) => self.nodes[a].events.push((now, e)),
+            Output::Event(e) => {
+                if let Event::MetadataReceived { torrent, .. } = &e {
+                    // Like a runtime: map the files before running the jobs that follow.
+                    let meta = self.nodes[a].engine.metainfo(*torrent).expect("metadata is known now").clone();
+                    self.nodes[a].disks.insert(*torrent, Disk::empty(&meta));
+                }
+                self.nodes[a].events.push((now, e))
+            }
         }
     }
 
