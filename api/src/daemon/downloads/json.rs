@@ -214,8 +214,14 @@ fn trackers(meta: &Metainfo, stats: Option<&TorrentStats>) -> Value {
             }
         }
     }
-    // No DHT or PEX yet: say so rather than claim they work.
-    out.push(json!({"url": "[DHT]", "peers": 0, "status": "Disabled"}));
+    let dht = stats.and_then(|s| s.dht);
+    let dht_status = match dht {
+        None => "Disabled",
+        Some(d) if d.working => "Working",
+        Some(_) => "Not working",
+    };
+    out.push(json!({"url": "[DHT]", "peers": dht.map_or(0, |d| d.peers), "status": dht_status}));
+    // No PEX yet: say so rather than claim it works.
     out.push(json!({"url": "[PeX]", "peers": 0, "status": "Disabled"}));
     Value::Array(out)
 }
