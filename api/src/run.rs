@@ -25,6 +25,9 @@ pub struct NetArgs {
     /// A peer to connect to, besides those the trackers return (repeatable).
     #[arg(long = "peer", value_parser = crate::parse_peer)]
     peers: Vec<SocketAddr>,
+    /// Do not use the DHT (it is on by default; `SHOAL_LOCAL_ONLY=1` keeps it on loopback).
+    #[arg(long)]
+    no_dht: bool,
 }
 
 /// The runtimes a session can run on; the loop below sees only the shared [`Handle`].
@@ -108,6 +111,29 @@ pub fn local_only() -> bool {
     std::env::var("SHOAL_LOCAL_ONLY").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The DHT settings of a session: `None` when `enabled` is false or `SHOAL_DHT=0`.
+///
+/// This is the one place where the public bootstrap routers can be switched off: with
+/// `SHOAL_LOCAL_ONLY=1` (the test suite's setting) no router is used, and only nodes named in
+/// `SHOAL_DHT_BOOTSTRAP=ip:port,…` that are on loopback are contacted.
+pub fn dht_settings(enabled: bool, saved: Option<Vec<u8>>) -> Option<shoal_smol::DhtSettings> {
+    if !enabled || std::env::var("SHOAL_DHT").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let local = local_only();
+    let mut config = shoal_core::dht::DhtConfig::default();
+    if local {
+        config.bootstrap.clear();
+    }
+    let nodes = std::env::var("SHOAL_DHT_BOOTSTRAP")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.trim().parse::<SocketAddr>().ok())
+        .filter(|a| !local || a.ip().is_loopback())
+        .collect();
+    Some(shoal_smol::DhtSettings { config, nodes, saved })
+}
+
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let local = local_only();
     let config = |port: u16| SessionConfig {
@@ -121,6 +147,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
             None => Vec::new(),
         },
         seed: None,
+        dht: dht_settings(!net.no_dht, None),
     };
     match Session::start(net.runtime, config(net.listen_port)).await {
         Ok(s) => Ok(s),

@@ -106,6 +106,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     engine.handle_tracker_udp(id, Err("trackers are off in this example".into()), now());
                 }
                 Output::Tracker(TrackerJob::UdpClose { .. }) => {}
+                // The DHT is never enabled here.
+                Output::DhtSend { .. } | Output::DhtResolve { .. } => {}
                 Output::Event(Event::Finished { .. }) => {
                     println!("done: every piece is verified in {out}");
                     return Ok(());

@@ -851,3 +851,51 @@ fn one_peer_holds_the_optimistic_unchoke_of_a_leecher() {
     }
     assert!(with_optimistic > 0, "with one regular slot and three interested peers, some optimistic unchoke exists");
 }
+
+#[test]
+fn a_leecher_without_trackers_finds_the_seeder_through_the_dht() {
+    let mut tt = plain_torrent(21);
+    tt.meta.trackers.clear();
+    let mut w = World::new(21);
+    let (seeder, leecher, router) = (w.add_node(), w.add_node(), w.add_node());
+    let addrs: Vec<_> = (0..3).map(|i| w.nodes[i].addr).collect();
+    // Each node knows one other: the router node only serves the DHT.
+    for (node, knows) in [(seeder, router), (leecher, router), (router, seeder)] {
+        let at = addrs[knows];
+        w.command(node, |e, now| {
+            e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
+            e.add_dht_node(at, now);
+        });
+    }
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+
+    w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
+
+    assert_complete(&w, leecher, l, &tt);
+    let dht = w.nodes[leecher].stats(l).dht.expect("the DHT is on");
+    assert!(dht.working && dht.peers >= 1, "{dht:?}");
+}
+
+#[test]
+fn private_torrents_stay_off_the_dht() {
+    let mut tt = plain_torrent(22);
+    tt.meta.trackers.clear();
+    tt.meta.info.private = true;
+    let mut w = World::new(22);
+    let (seeder, leecher) = (w.add_node(), w.add_node());
+    let addrs: Vec<_> = (0..2).map(|i| w.nodes[i].addr).collect();
+    for (node, knows) in [(seeder, leecher), (leecher, seeder)] {
+        let at = addrs[knows];
+        w.command(node, |e, now| {
+            e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
+            e.add_dht_node(at, now);
+        });
+    }
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_for(Duration::from_secs(60));
+    let st = w.nodes[leecher].stats(l);
+    assert_eq!(st.pieces_have, 0, "a private torrent found a peer without a tracker");
+    assert_eq!(st.dht.map(|d| d.peers), Some(0));
+}

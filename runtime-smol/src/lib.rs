@@ -40,6 +40,19 @@ pub struct SessionConfig {
     pub listen: Vec<SocketAddr>,
     /// Seed of the engine's randomness; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// The DHT, if on (UDP on the listen addresses).
+    pub dht: Option<DhtSettings>,
+}
+
+/// How to run the DHT.
+#[derive(Clone, Debug, Default)]
+pub struct DhtSettings {
+    /// Protocol settings, bootstrap host names among them.
+    pub config: shoal_core::dht::DhtConfig,
+    /// Nodes to start from besides the bootstrap hosts (e.g. other nodes on loopback).
+    pub nodes: Vec<SocketAddr>,
+    /// A routing table saved by [`Handle::dht_snapshot`] in an earlier run.
+    pub saved: Option<Vec<u8>>,
 }
 
 /// Errors of session operations.
@@ -107,6 +120,8 @@ enum Command {
     SetSequential(TorrentId, bool, Reply<Result<(), SessionError>>),
     SetDeadline(TorrentId, Option<u32>, Reply<Result<(), SessionError>>),
     SetRateLimits(u64, u64, Reply<()>),
+    DhtSnapshot(Reply<Option<Vec<u8>>>),
+    DhtStatus(TorrentId, Reply<Option<shoal_core::engine::DhtTorrentStatus>>),
     Subscribe(Sender<Event>),
     Shutdown(Reply<()>),
 }
@@ -241,6 +256,16 @@ impl Handle {
     /// Session-wide payload rate limits in bytes per second (0 = unlimited).
     pub async fn set_rate_limits(&self, download: u64, upload: u64) {
         let _ = ask(&self.commands, |r| Command::SetRateLimits(download, upload, r)).await;
+    }
+
+    /// The DHT's routing table, to save for the next start; `None` when the DHT is off.
+    pub async fn dht_snapshot(&self) -> Option<Vec<u8>> {
+        ask(&self.commands, Command::DhtSnapshot).await.flatten()
+    }
+
+    /// What the DHT did for a torrent; `None` when the DHT is off.
+    pub async fn dht_status(&self, t: TorrentId) -> Option<shoal_core::engine::DhtTorrentStatus> {
+        ask(&self.commands, |r| Command::DhtStatus(t, r)).await.flatten()
     }
 
     /// A stream of engine events from now on.

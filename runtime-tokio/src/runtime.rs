@@ -88,4 +88,16 @@ impl Runtime for Tokio {
     async fn udp_recv(udp: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
         udp.recv(buf).await
     }
+
+    async fn udp_bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+        UdpSocket::bind(addr).await
+    }
+
+    async fn udp_send_to(udp: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+        udp.send_to(data, to).await
+    }
+
+    async fn udp_recv_from(udp: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        udp.recv_from(buf).await
+    }
 }

@@ -20,14 +20,33 @@ const SPACE_EVERY: Duration = Duration::from_secs(10);
 /// Below this many free bytes on a download's disk, `low_space` is sent (Tribler's threshold).
 const LOW_SPACE: u64 = 100 * 1000 * 1000;
 
+/// How often the DHT's routing table is saved (also at shutdown).
+const DHT_SAVE_EVERY: Duration = Duration::from_secs(300);
+
+/// Writes the DHT's routing table to `<state>/dht.dat` for the next start.
+pub async fn save_dht(d: &Daemon) {
+    if let Some(snapshot) = d.downloads.session().dht_snapshot().await {
+        let path = d.state_dir.join("dht.dat");
+        if let Err(e) = blocking::unblock(move || super::fsutil::write_atomic(&path, &snapshot)).await {
+            eprintln!("shoal daemon: cannot save the DHT routing table: {e}");
+        }
+    }
+}
+
 /// Runs until the task is dropped.
 pub async fn run(d: Arc<Daemon>) {
     let threshold = std::env::var("SHOAL_LOW_SPACE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(LOW_SPACE);
     let mut low: HashSet<PathBuf> = HashSet::new();
     let mut since_space = SPACE_EVERY;
+    let mut since_dht = Duration::ZERO;
     loop {
         async_io::Timer::after(CHECKPOINT_EVERY).await;
         d.downloads.checkpoint_changed().await;
+        since_dht += CHECKPOINT_EVERY;
+        if since_dht >= DHT_SAVE_EVERY {
+            since_dht = Duration::ZERO;
+            save_dht(&d).await;
+        }
         since_space += CHECKPOINT_EVERY;
         if since_space >= SPACE_EVERY {
             since_space = Duration::ZERO;

@@ -157,7 +157,12 @@ fn rate_limits(settings: &Settings) -> (u64, u64) {
 }
 
 /// Starts the engine on `port` (the default port falls back to a free one).
-async fn start_session(base: Config, port: u16, explicit: bool) -> Result<shoal_smol::Session, String> {
+async fn start_session(
+    base: Config,
+    port: u16,
+    explicit: bool,
+    dht: Option<shoal_smol::DhtSettings>,
+) -> Result<shoal_smol::Session, String> {
     let local = base.local_only;
     let config = |port: u16| SessionConfig {
         engine: Config { listen_port: port, ..base.clone() },
@@ -170,6 +175,7 @@ async fn start_session(base: Config, port: u16, explicit: bool) -> Result<shoal_
             Vec::new()
         },
         seed: None,
+        dht: dht.clone(),
     };
     match shoal_smol::Session::start(config(port)).await {
         Ok(s) => Ok(s),
@@ -231,9 +237,14 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
     let base_config = engine_config(&settings);
+    let dht_on = settings.get("libtorrent", "dht").as_bool().unwrap_or(true)
+        && settings.get("dht", "enabled").as_bool().unwrap_or(true);
+    let dht_file = state_dir.join("dht.dat");
+    let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
     smol::block_on(async move {
         let session =
-            start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some()).await?;
+            start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some(), dht)
+                .await?;
         let listener = match async_net::TcpListener::bind(SocketAddr::new(http_ip, http_port)).await {
             Ok(l) => l,
             Err(e) => {
@@ -280,6 +291,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         drop(loader);
         daemon.events.shutdown_state("Checkpointing Downloads...");
         daemon.downloads.checkpoint_all().await;
+        background::save_dht(&daemon).await;
         daemon.events.shutdown_state("Shutting down Downloads...");
         // Say goodbye to trackers and flush files, but never hang on a dead tracker.
         future::or(session.handle().shutdown(), async {

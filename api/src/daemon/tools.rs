@@ -324,7 +324,7 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 use shoal_core::engine::TorrentState::*;
                 match st.state {
                     Checking { .. } | CheckQueued => checking += 1,
-                    Downloading => downloading += 1,
+                    Downloading | Metadata => downloading += 1,
                     Seeding => seeding += 1,
                     Paused => stopped += 1,
                     Error(_) => error += 1,

@@ -5,9 +5,12 @@
 //! `pause`, …), and `poll_*` for output. After every input or command, drain
 //! [`Engine::poll_output`] until it returns `None`, then sleep until [`Engine::poll_timeout`].
 
+mod dht;
 mod fetch;
 mod peer;
 mod torrent;
+
+pub use dht::{DhtTorrentStatus, ANNOUNCE_EVERY};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -272,6 +275,8 @@ pub struct TorrentStats {
     pub trackers: Vec<TrackerStatus>,
     /// Pieces verified, as a bitfield.
     pub have: Bitfield,
+    /// What the DHT did for it; `None` when the DHT is off.
+    pub dht: Option<DhtTorrentStatus>,
 }
 
 /// A snapshot of one connected peer.
@@ -567,6 +572,20 @@ pub enum Output {
     Hash(HashJob),
     /// Carry tracker traffic.
     Tracker(TrackerJob),
+    /// Send one UDP datagram from the DHT socket (the one bound to the listen port).
+    DhtSend {
+        /// Where to.
+        to: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// Resolve a DHT bootstrap host name; report with [`Engine::handle_dht_resolved`].
+    DhtResolve {
+        /// The host name.
+        host: String,
+        /// Its UDP port.
+        port: u16,
+    },
     /// Tell the application.
     Event(Event),
 }
@@ -656,6 +675,8 @@ pub struct Engine {
     next_tick: Instant,
     shutdown: Option<Instant>,
     shutdown_reported: bool,
+    /// The DHT, once [`Engine::enable_dht`] was called.
+    dht: Option<dht::DhtLink>,
 }
 
 /// The engine's housekeeping period: rates, time-outs, choking, connection attempts.
@@ -697,6 +718,7 @@ impl Engine {
             next_tick: now + TICK,
             shutdown: None,
             shutdown_reported: false,
+            dht: None,
         }
     }
 
@@ -724,7 +746,9 @@ impl Engine {
 
     /// A snapshot of a torrent's figures.
     pub fn stats(&self, t: TorrentId) -> Option<TorrentStats> {
-        self.torrents.get(&t).map(|t| t.stats())
+        let mut s = self.torrents.get(&t)?.stats();
+        s.dht = self.dht.as_ref().map(|l| l.status(t));
+        Some(s)
     }
 
     /// Snapshots of a torrent's connected peers.
@@ -844,6 +868,9 @@ impl Engine {
     pub fn remove(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.remove(now, &mut self.io);
+        if let Some(link) = &mut self.dht {
+            link.forget(t);
+        }
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -877,6 +904,40 @@ impl Engine {
         torrent.set_deadline_piece(piece, now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
+    }
+
+    /// Turns the DHT on: public torrents find peers there and announce themselves. `saved` is
+    /// a routing snapshot from [`Engine::dht_snapshot`] (ignored if unusable). Bootstrap host
+    /// names in `config` come back as [`Output::DhtResolve`].
+    pub fn enable_dht(&mut self, config: crate::dht::DhtConfig, saved: Option<&[u8]>, now: Instant) {
+        let seed = self.rng.random::<u64>();
+        let fresh =
+            |rng: &mut ChaCha8Rng, config| crate::dht::Dht::new(config, crate::dht::NodeId::random(rng), seed, now);
+        let mut dht = match saved.map(|s| crate::dht::Dht::with_saved(config.clone(), s, seed, now)) {
+            Some(Ok(d)) => d,
+            _ => fresh(&mut self.rng, config),
+        };
+        dht.bootstrap(now);
+        self.dht = Some(dht::DhtLink::new(dht));
+        self.after_input(None, now);
+    }
+
+    /// Adds a resolved bootstrap address (or any known DHT node) to start from.
+    pub fn add_dht_node(&mut self, addr: SocketAddr, now: Instant) {
+        if let Some(link) = &mut self.dht {
+            link.dht.add_bootstrap(addr, now);
+        }
+        self.after_input(None, now);
+    }
+
+    /// The DHT's routing table, to save and hand back to [`Engine::enable_dht`] next time.
+    pub fn dht_snapshot(&self) -> Option<Vec<u8>> {
+        self.dht.as_ref().map(|l| l.dht.routing_snapshot())
+    }
+
+    /// What the DHT did for a torrent; `None` when the DHT is off.
+    pub fn dht_status(&self, t: TorrentId) -> Option<DhtTorrentStatus> {
+        self.dht.as_ref().map(|l| l.status(t))
     }
 
     /// Adds peer addresses to dial for a torrent.
@@ -1044,6 +1105,24 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
+    /// A datagram arrived on the DHT socket.
+    pub fn handle_dht_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        if let Some(link) = &mut self.dht {
+            link.dht.handle_datagram(from, data, now);
+        }
+        self.after_input(None, now);
+    }
+
+    /// The addresses a [`Output::DhtResolve`] resolved to (empty if it failed).
+    pub fn handle_dht_resolved(&mut self, addrs: &[SocketAddr], now: Instant) {
+        if let Some(link) = &mut self.dht {
+            for a in addrs {
+                link.dht.add_bootstrap(*a, now);
+            }
+        }
+        self.after_input(None, now);
+    }
+
     /// The deadline from [`Engine::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_tick {
@@ -1065,6 +1144,20 @@ impl Engine {
             for t in self.torrents.values_mut() {
                 t.tick(now, &self.config, &mut self.io);
             }
+            if let Some(link) = &mut self.dht {
+                let due: Vec<(TorrentId, InfoHash)> = self
+                    .torrents
+                    .iter()
+                    .filter(|(_, t)| t.wants_dht())
+                    .map(|(id, t)| (*id, t.meta.info_hash))
+                    .collect();
+                link.schedule(&due, self.config.listen_port, now);
+            }
+        }
+        if let Some(link) = &mut self.dht {
+            if now >= link.dht.poll_timeout() {
+                link.dht.handle_timeout(now);
+            }
         }
         for t in self.torrents.values_mut() {
             t.on_tracker_timeout(now, &self.config, &mut self.io);
@@ -1082,6 +1175,9 @@ impl Engine {
     /// When to call [`Engine::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_tick;
+        if let Some(link) = &self.dht {
+            t = t.min(link.dht.poll_timeout());
+        }
         for torrent in self.torrents.values() {
             if let Some(d) = torrent.tracker_deadline() {
                 t = t.min(d);
@@ -1158,7 +1254,28 @@ impl Engine {
 
     /// Common work after any input: connection attempts, tracker announces, flushing sends,
     /// routing-table upkeep, dropping removed torrents.
+    /// Passes the DHT's datagrams and resolutions on, and its peers to their torrents; returns
+    /// whether any peers arrived.
+    fn pump_dht(&mut self) -> bool {
+        let Some(link) = self.dht.as_mut() else { return false };
+        let mut got_peers = false;
+        while let Some(action) = link.poll(self.config.local_only) {
+            match action {
+                dht::Action::Output(o) => self.io.push(o),
+                dht::Action::Peers(t, peers) => {
+                    if let Some(torrent) = self.torrents.get_mut(&t) {
+                        torrent.add_candidates(peers, &self.config);
+                        got_peers = true;
+                    }
+                }
+            }
+        }
+        got_peers
+    }
+
     fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
+        // Peers from the DHT may concern any torrent.
+        let touched = if self.pump_dht() { None } else { touched };
         self.schedule_checks(now);
         self.refill_requests(now);
         self.release_uploads(now);

@@ -487,6 +487,11 @@ impl Torrent {
         addr.port() == cfg.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
     }
 
+    /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
+    pub fn wants_dht(&self) -> bool {
+        self.state == State::Active && !self.meta.info.private
+    }
+
     pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) {
         for addr in addrs {
             if addr.port() == 0 || Self::is_self(&addr, cfg) || (cfg.local_only && !addr.ip().is_loopback()) {
@@ -1651,6 +1656,7 @@ impl Torrent {
             availability: self.picker.distributed_copies(),
             trackers: self.trackers.statuses(),
             have: self.picker.have().clone(),
+            dht: None,
         }
     }
 

@@ -366,6 +366,7 @@ enum Ev {
     Closed { node: usize, conn: ConnId },
     Job { node: usize, job: JobId, result: JobResult },
     Http { node: usize, job: JobId, body: Vec<u8> },
+    Datagram { node: usize, from: SocketAddr, data: Vec<u8> },
 }
 
 /// Network, disk and tracker timing of a world.
@@ -664,6 +665,10 @@ impl World {
                 self.drain(node);
             }
             Ev::RawData { raw, data } => self.raws[raw].received.extend_from_slice(&data),
+            Ev::Datagram { node, from, data } => {
+                self.nodes[node].engine.handle_dht_datagram(from, &data, now);
+                self.drain(node);
+            }
             Ev::Sent { node, conn, n } => {
                 self.nodes[node].engine.handle_sent(conn, n, now);
                 self.drain(node);
@@ -779,6 +784,14 @@ impl World {
                 }
             }
             Output::Tracker(TrackerJob::UdpSend { .. } | TrackerJob::UdpClose { .. }) => {}
+            Output::DhtSend { to, data } => {
+                // UDP between nodes: delivered after the link latency, to nobody if unknown.
+                if let Some(b) = self.nodes.iter().position(|n| n.addr == to) {
+                    let from = self.nodes[a].addr;
+                    self.schedule(now + self.timing.latency, Ev::Datagram { node: b, from, data });
+                }
+            }
+            Output::DhtResolve { .. } => {}
             Output::Event(e) => {
                 if let Event::MetadataReceived { torrent, .. } = &e {
                     // Like a runtime: map the files before running the jobs that follow.

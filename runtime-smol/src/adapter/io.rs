@@ -215,3 +215,66 @@ pub(crate) fn hash_job<R: Runtime>(job: HashJob, inputs: Sender<Input<R>>) {
         let _ = inputs.send_blocking(Input::Job(job.id, JobResult::Hashed { ok, data: job.data }));
     });
 }
+
+/// The DHT's UDP socket on one listen address: a task receives datagrams into the engine and
+/// sends what the engine queues. Dropping it closes the socket.
+pub(crate) struct DhtSocket<R: Runtime> {
+    addr: SocketAddr,
+    outgoing: Sender<(SocketAddr, Vec<u8>)>,
+    _task: R::Task,
+}
+
+impl<R: Runtime> DhtSocket<R> {
+    /// Whether `to` is of this socket's address family.
+    pub fn family_matches(&self, to: &SocketAddr) -> bool {
+        self.addr.is_ipv4() == to.is_ipv4()
+    }
+
+    /// Queues a datagram (dropped if the queue is full: the DHT retries).
+    pub fn send(&self, to: SocketAddr, data: Vec<u8>) {
+        let _ = self.outgoing.try_send((to, data));
+    }
+}
+
+/// Datagrams queued for sending on a DHT socket before new ones are dropped.
+const DHT_QUEUE: usize = 1024;
+
+/// Binds the DHT socket on `addr` and starts its task.
+pub(crate) async fn dht_socket<R: Runtime>(
+    addr: SocketAddr,
+    inputs: Sender<Input<R>>,
+) -> std::io::Result<DhtSocket<R>> {
+    let socket = R::udp_bind(addr).await?;
+    let (outgoing, queue) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(DHT_QUEUE);
+    let task = R::spawn(async move {
+        let recv = async {
+            let mut buf = vec![0u8; 8192];
+            loop {
+                match R::udp_recv_from(&socket, &mut buf).await {
+                    Ok((n, from)) => {
+                        if inputs.send(Input::DhtDatagram(from, buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => R::sleep_until(std::time::Instant::now() + BACKOFF).await,
+                }
+            }
+        };
+        let send = async {
+            while let Ok((to, d)) = queue.recv().await {
+                let _ = R::udp_send_to(&socket, &d, to).await;
+            }
+        };
+        future::or(recv, send).await;
+    });
+    Ok(DhtSocket { addr, outgoing, _task: task })
+}
+
+/// Resolves a DHT bootstrap host name and reports the addresses.
+pub(crate) fn dht_resolve<R: Runtime>(host: String, port: u16, inputs: Sender<Input<R>>) {
+    R::spawn_blocking(move || {
+        use std::net::ToSocketAddrs;
+        let addrs = (host.as_str(), port).to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
+        let _ = inputs.send_blocking(Input::DhtResolved(addrs));
+    });
+}

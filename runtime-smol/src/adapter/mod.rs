@@ -80,6 +80,19 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn udp_send<'a>(udp: &'a Self::Udp, data: &'a [u8]) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
     /// Receives a datagram from the connected peer.
     fn udp_recv<'a>(udp: &'a Self::Udp, buf: &'a mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
+    /// Binds an unconnected UDP socket (the DHT's, on the listen port).
+    fn udp_bind(addr: SocketAddr) -> impl Future<Output = std::io::Result<Self::Udp>> + Send;
+    /// Sends a datagram to `to` from an unconnected socket.
+    fn udp_send_to<'a>(
+        udp: &'a Self::Udp,
+        data: &'a [u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
+    /// Receives a datagram and its sender on an unconnected socket.
+    fn udp_recv_from<'a>(
+        udp: &'a Self::Udp,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = std::io::Result<(usize, SocketAddr)>> + Send + 'a;
 }
 
 /// Binds the listeners and builds the engine task; the caller spawns [`EngineTask::run`] on
@@ -116,9 +129,28 @@ pub async fn start<R: Runtime>(
         }
     }
     let seed = config.seed.unwrap_or_else(random_seed);
-    let engine = Engine::new(engine_config, seed, Instant::ZERO);
+    let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
+    // The DHT speaks UDP on the same addresses and port as the peer listeners.
+    let mut dht_sockets = Vec::new();
+    if let Some(dht) = &config.dht {
+        for addr in &bound {
+            match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
+                Ok(s) => dht_sockets.push(s),
+                Err(e) => eprintln!("shoal: DHT cannot use UDP {addr}: {e}"),
+            }
+        }
+        if !dht_sockets.is_empty() {
+            let mut dht_config = dht.config.clone();
+            dht_config.ipv4 = bound.iter().any(|a| a.is_ipv4());
+            dht_config.ipv6 = bound.iter().any(|a| a.is_ipv6());
+            engine.enable_dht(dht_config, dht.saved.as_deref(), Instant::ZERO);
+            for node in &dht.nodes {
+                engine.add_dht_node(*node, Instant::ZERO);
+            }
+        }
+    }
     let (commands_tx, commands) = async_channel::unbounded();
-    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners);
+    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets);
     Ok((Handle { commands: commands_tx }, bound, task))
 }
 

@@ -27,6 +27,10 @@ pub(crate) enum Input<R: Runtime> {
     Prepared(Box<AddOptions>, Result<Prepared, StorageError>, Reply<Result<TorrentId, SessionError>>),
     TrackerHttp(JobId, Result<Vec<u8>, String>),
     TrackerUdp(JobId, Result<Vec<u8>, String>),
+    /// A datagram on a DHT socket.
+    DhtDatagram(SocketAddr, Vec<u8>),
+    /// A bootstrap host name resolved (empty if it failed).
+    DhtResolved(Vec<SocketAddr>),
 }
 
 /// A torrent's storage, and whether any of its files existed before.
@@ -57,6 +61,8 @@ pub struct EngineTask<R: Runtime> {
     shutdown_waiters: Vec<Sender<()>>,
     shutting_down: bool,
     _listeners: Vec<R::Task>,
+    /// The DHT's UDP sockets (one per bound address), with their reader tasks.
+    dht_sockets: Vec<io::DhtSocket<R>>,
 }
 
 enum Next<R: Runtime> {
@@ -72,6 +78,7 @@ impl<R: Runtime> EngineTask<R> {
         inputs: Receiver<Input<R>>,
         commands: Receiver<Command>,
         listeners: Vec<R::Task>,
+        dht_sockets: Vec<io::DhtSocket<R>>,
     ) -> Self {
         EngineTask {
             engine,
@@ -88,6 +95,7 @@ impl<R: Runtime> EngineTask<R> {
             shutdown_waiters: Vec::new(),
             shutting_down: false,
             _listeners: listeners,
+            dht_sockets,
         }
     }
 
@@ -204,6 +212,12 @@ impl<R: Runtime> EngineTask<R> {
                 self.engine.set_rate_limits(down, up, now);
                 let _ = reply.try_send(());
             }
+            Command::DhtSnapshot(reply) => {
+                let _ = reply.try_send(self.engine.dht_snapshot());
+            }
+            Command::DhtStatus(t, reply) => {
+                let _ = reply.try_send(self.engine.dht_status(t));
+            }
             Command::SetSequential(t, on, reply) => {
                 let _ = reply.try_send(self.engine.set_sequential(t, on).map_err(Into::into));
             }
@@ -292,6 +306,8 @@ impl<R: Runtime> EngineTask<R> {
                 let _ = reply.try_send(r);
             }
             Input::TrackerHttp(id, result) => self.engine.handle_tracker_http(id, result, now),
+            Input::DhtDatagram(from, data) => self.engine.handle_dht_datagram(from, &data, now),
+            Input::DhtResolved(addrs) => self.engine.handle_dht_resolved(&addrs, now),
             Input::TrackerUdp(id, result) => match result {
                 Ok(data) => self.engine.handle_tracker_udp(id, Ok(&data), now),
                 Err(e) => self.engine.handle_tracker_udp(id, Err(e), now),
@@ -336,6 +352,13 @@ impl<R: Runtime> EngineTask<R> {
                 Output::Tracker(TrackerJob::UdpClose { id }) => {
                     self.udp.remove(&id);
                 }
+                Output::DhtSend { to, data } => {
+                    // The socket of the destination's family.
+                    if let Some(s) = self.dht_sockets.iter().find(|s| s.family_matches(&to)) {
+                        s.send(to, data);
+                    }
+                }
+                Output::DhtResolve { host, port } => io::dht_resolve::<R>(host, port, self.inputs_tx.clone()),
                 Output::Event(e) => {
                     if let Event::Removed { torrent } = &e {
                         self.storages.remove(torrent);

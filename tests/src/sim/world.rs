@@ -853,6 +853,8 @@ impl World {
                 }
             }
             Output::Tracker(TrackerJob::UdpClose { id }) => self.trace.mix(0x16 ^ id.0 << 8),
+            // The simulated hosts do not run a DHT.
+            Output::DhtSend { .. } | Output::DhtResolve { .. } => {}
             Output::Event(ev) => self.on_event(host, ev),
         }
     }

@@ -10,7 +10,6 @@ use shoal_core::{Bitfield, FileLayout, Metainfo};
 use super::{piece_size, Download, Phase, Snapshot, NO_ANONYMITY};
 
 /// `DLSTATUS_*` codes (§4.1). `EXIT_NODES` (9) is never reached: Shoal has no tunnels.
-#[allow(dead_code)] // METADATA arrives with magnets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     AllocatingDiskspace = 0,
@@ -67,6 +66,7 @@ pub fn status(d: &Download, stats: Option<&TorrentStats>) -> (Status, f64, Strin
             let done = progress(s);
             match &s.state {
                 TorrentState::CheckQueued => (Status::WaitingForHashcheck, 0.0, String::new()),
+                TorrentState::Metadata => (Status::Metadata, 0.0, String::new()),
                 TorrentState::Checking { progress } => (Status::Hashchecking, *progress as f64, String::new()),
                 TorrentState::Downloading => (Status::Downloading, done, String::new()),
                 TorrentState::Seeding => (Status::Seeding, done, String::new()),
@@ -216,8 +216,14 @@ fn trackers(meta: &Metainfo, stats: Option<&TorrentStats>) -> Value {
             }
         }
     }
-    // No DHT or PEX yet: say so rather than claim they work.
-    out.push(json!({"url": "[DHT]", "peers": 0, "status": "Disabled"}));
+    let dht = stats.and_then(|s| s.dht);
+    let dht_status = match dht {
+        None => "Disabled",
+        Some(d) if d.working => "Working",
+        Some(_) => "Not working",
+    };
+    out.push(json!({"url": "[DHT]", "peers": dht.map_or(0, |d| d.peers), "status": dht_status}));
+    // No PEX yet: say so rather than claim it works.
     out.push(json!({"url": "[PeX]", "peers": 0, "status": "Disabled"}));
     Value::Array(out)
 }

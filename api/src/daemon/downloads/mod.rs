@@ -506,10 +506,11 @@ impl Downloads {
         let d = self.get(ih).ok_or(DownloadError::Unknown)?;
         self.take_out(ih).await?;
         {
-            let mut list = self.lock();
-            list.retain(|x| x.meta.info_hash != *ih);
+            // Under the write lock: a checkpoint already under way must not bring the file back.
+            let _guard = self.write_lock.lock().await;
+            self.lock().retain(|x| x.meta.info_hash != *ih);
+            self.checkpoints.remove(ih);
         }
-        self.checkpoints.remove(ih);
         if remove_data {
             let (meta, dest) = (d.meta.clone(), d.resume.destination.clone());
             blocking::unblock(move || delete_files(&meta, &dest)).await;
