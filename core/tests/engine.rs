@@ -899,3 +899,26 @@ fn private_torrents_stay_off_the_dht() {
     assert_eq!(st.pieces_have, 0, "a private torrent found a peer without a tracker");
     assert_eq!(st.dht.map(|d| d.peers), Some(0));
 }
+
+#[test]
+fn after_a_crash_pieces_verified_since_the_checkpoint_are_checked_not_downloaded_again() {
+    let tt = plain_torrent(23);
+    let n = tt.pieces();
+    // The checkpoint knew the first third; the rest was verified and written after it.
+    let mut have = Bitfield::new(n);
+    for p in 0..n / 3 {
+        have.set(p, true);
+    }
+    let disk = Disk::full(&tt.meta, &tt.data);
+    let mut w = World::new(23);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let params = AddTorrent { have: Some(have), verify_unverified: true, ..AddTorrent::new(tt.meta.clone()) };
+    let l = w.add_torrent(leecher, params, disk);
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+
+    assert_complete(&w, leecher, l, &tt);
+    assert_eq!(w.nodes[leecher].stats(l).downloaded, 0, "verified data was downloaded again");
+}

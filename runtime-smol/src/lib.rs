@@ -92,12 +92,23 @@ pub struct AddOptions {
     pub file_priorities: Vec<FilePriority>,
     /// Pieces known verified (resume data); skips the check.
     pub have: Option<shoal_core::Bitfield>,
+    /// With `have`: still check the other pieces whose data exists (resume data from before a
+    /// crash).
+    pub verify_unverified: bool,
 }
 
 impl AddOptions {
     /// Defaults: check existing data, start at once.
     pub fn new(metainfo: Metainfo, destination: PathBuf) -> Self {
-        AddOptions { metainfo, destination, paused: false, peers: Vec::new(), file_priorities: Vec::new(), have: None }
+        AddOptions {
+            metainfo,
+            destination,
+            paused: false,
+            peers: Vec::new(),
+            file_priorities: Vec::new(),
+            have: None,
+            verify_unverified: false,
+        }
     }
 }
 

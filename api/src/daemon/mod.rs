@@ -299,6 +299,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         })
         .await;
         drop(follower);
+        daemon.downloads.mark_clean();
         daemon.events.shutdown_state("Saving configuration...");
         daemon.events.close();
         // Let open event streams deliver their last frames before the process ends.

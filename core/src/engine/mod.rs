@@ -157,6 +157,9 @@ pub struct AddTorrent {
     pub peers: Vec<SocketAddr>,
     /// Download pieces in order (for streaming).
     pub sequential: bool,
+    /// With `have` and `check_existing`: also check the pieces outside `have` (resume data
+    /// from before a crash; what was verified after it is still on disk).
+    pub verify_unverified: bool,
 }
 
 impl AddTorrent {
@@ -170,6 +173,7 @@ impl AddTorrent {
             file_priorities: Vec::new(),
             peers: Vec::new(),
             sequential: false,
+            verify_unverified: false,
         }
     }
 }
@@ -818,6 +822,7 @@ impl Engine {
             file_priorities: Vec::new(),
             peers,
             sequential: params.sequential,
+            verify_unverified: false,
         };
         let phase = MetadataPhase::new(info_hash, m.select_only, params.check_existing);
         self.insert_torrent(add, Some(Box::new(phase)), now)

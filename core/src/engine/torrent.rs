@@ -208,6 +208,7 @@ impl Torrent {
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
         let mut needs_check = params.check_existing;
+        let check_rest = params.check_existing && params.verify_unverified;
         if let Some(have) = params.have {
             if have.len() != pieces {
                 return Err(EngineError::BadResume(pieces));
@@ -215,7 +216,9 @@ impl Torrent {
             for p in have.iter_ones() {
                 t.picker.set_have(p);
             }
-            needs_check = false;
+            // Pieces outside the resume data are checked only when asked (after a crash,
+            // data verified since the last checkpoint is still on disk).
+            needs_check = check_rest && !have.is_full();
         }
         t.add_candidates(params.peers, cfg);
         if params.paused {
@@ -443,6 +446,10 @@ impl Torrent {
         while *in_flight < cfg.max_check_jobs && *next < total {
             let piece = *next;
             *next += 1;
+            // Known good already (resume data, or an interrupted check): nothing to read.
+            if self.picker.have().get(piece) {
+                continue;
+            }
             let Some(expected) = self.meta.info.piece_hash(piece).copied() else { continue };
             let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
             let id = io.job(self.id);

@@ -270,6 +270,7 @@ impl<R: Runtime> EngineTask<R> {
         params.peers = opts.peers;
         params.file_priorities = opts.file_priorities;
         params.have = opts.have;
+        params.verify_unverified = opts.verify_unverified;
         let id = self.engine.add_torrent(params, now)?;
         self.storages.insert(id, Arc::new(prepared.storage));
         Ok(id)

@@ -25,6 +25,9 @@ use shoal_smol::{AddOptions, Handle};
 use super::events::EventBus;
 use checkpoint::{Checkpoints, ResumeData, Saved};
 
+/// File in the state directory that says the last run ended cleanly.
+const CLEAN_MARKER: &str = "clean_shutdown";
+
 /// Why a download is refused or an operation fails.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -130,6 +133,10 @@ pub struct Downloads {
     loaded: AtomicUsize,
     /// Serialises checkpoint writes so an older snapshot never lands after a newer one.
     write_lock: async_lock::Mutex<()>,
+    /// The last run did not shut down cleanly: pieces verified after its last checkpoints may
+    /// be on disk, so they are checked rather than downloaded again.
+    crashed: bool,
+    state_dir: PathBuf,
     /// Expanded directories of each download's file tree view (the PyPI GUI's), not persisted.
     tree_state: Mutex<HashMap<InfoHash, std::collections::BTreeSet<String>>>,
 }
@@ -150,7 +157,22 @@ impl Downloads {
             loaded: AtomicUsize::new(0),
             write_lock: async_lock::Mutex::new(()),
             tree_state: Mutex::new(HashMap::new()),
+            crashed: {
+                // Present only after a clean shutdown; gone while the daemon runs.
+                let marker = state_dir.join(CLEAN_MARKER);
+                let clean = marker.exists();
+                let _ = std::fs::remove_file(&marker);
+                !clean
+            },
+            state_dir: state_dir.to_path_buf(),
         })
+    }
+
+    /// Records a clean shutdown (after the last checkpoints): the next start trusts them.
+    pub fn mark_clean(&self) {
+        if let Err(e) = super::fsutil::write_atomic(&self.state_dir.join(CLEAN_MARKER), b"") {
+            eprintln!("shoal daemon: cannot record the clean shutdown: {e}");
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Download>> {
@@ -307,6 +329,7 @@ impl Downloads {
             peers: Vec::new(),
             file_priorities: d.priorities(),
             have,
+            verify_unverified: from_checkpoint && self.crashed,
         };
         let result = self.session.add(opts).await;
         let orphan = match result {
