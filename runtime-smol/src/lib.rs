@@ -112,11 +112,26 @@ impl AddOptions {
     }
 }
 
+/// How to add a magnet link: the files are mapped under `destination` once the metadata
+/// has arrived from peers (watch for [`Event::MetadataReceived`]).
+#[derive(Clone, Debug)]
+pub struct MagnetOptions {
+    /// The parsed link.
+    pub magnet: shoal_core::magnet::Magnet,
+    /// The directory its files go under.
+    pub destination: PathBuf,
+    /// Start paused.
+    pub paused: bool,
+    /// Peers to dial besides the link's and the trackers'.
+    pub peers: Vec<SocketAddr>,
+}
+
 type Reply<T> = Sender<T>;
 
 /// Commands from handles to the engine task.
 enum Command {
     Add(Box<AddOptions>, Reply<Result<TorrentId, SessionError>>),
+    AddMagnet(Box<MagnetOptions>, Reply<Result<TorrentId, SessionError>>),
     Pause(TorrentId, Reply<Result<(), SessionError>>),
     Resume(TorrentId, Reply<Result<(), SessionError>>),
     Recheck(TorrentId, Reply<Result<(), SessionError>>),
@@ -195,6 +210,12 @@ impl Handle {
     /// Adds a torrent. Its files are mapped under the destination; existing data is checked.
     pub async fn add(&self, opts: AddOptions) -> Result<TorrentId, SessionError> {
         ask(&self.commands, |r| Command::Add(Box::new(opts), r)).await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Adds a magnet link: metadata first (from peers), then the download. Data already under
+    /// the destination is checked once the files are known.
+    pub async fn add_magnet(&self, opts: MagnetOptions) -> Result<TorrentId, SessionError> {
+        ask(&self.commands, |r| Command::AddMagnet(Box::new(opts), r)).await.unwrap_or(Err(SessionError::Stopped))
     }
 
     /// Pauses a torrent.

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use shoal_core::engine::{AddTorrent, Engine, Event, JobResult, Output, TrackerJob};
+use shoal_core::engine::{AddMagnet, AddTorrent, Engine, Event, JobResult, Output, TrackerJob};
 use shoal_core::{ConnId, Instant, JobId, TorrentId};
 
 use super::io::{self, Link};
 use super::Runtime;
 use crate::disk::{Storage, StorageError};
-use crate::{AddOptions, Command, Reply, SessionError};
+use crate::{AddOptions, Command, MagnetOptions, Reply, SessionError};
 
 /// Everything that happens around the engine, reported to its task.
 pub(crate) enum Input<R: Runtime> {
@@ -53,6 +53,8 @@ pub struct EngineTask<R: Runtime> {
     commands: Receiver<Command>,
     conns: HashMap<ConnId, Link<R>>,
     storages: HashMap<TorrentId, Arc<Storage>>,
+    /// Destinations of magnets still fetching their metadata.
+    magnet_dests: HashMap<TorrentId, std::path::PathBuf>,
     udp: HashMap<JobId, Link<R>>,
     agent: ureq::Agent,
     subscribers: Vec<Sender<Event>>,
@@ -88,6 +90,7 @@ impl<R: Runtime> EngineTask<R> {
             commands,
             conns: HashMap::new(),
             storages: HashMap::new(),
+            magnet_dests: HashMap::new(),
             udp: HashMap::new(),
             agent: io::http_agent(),
             subscribers: Vec::new(),
@@ -174,6 +177,18 @@ impl<R: Runtime> EngineTask<R> {
         let now = self.now();
         match c {
             Command::Add(opts, reply) => self.prepare(opts, reply),
+            Command::AddMagnet(opts, reply) => {
+                let result = if self.shutting_down {
+                    Err(SessionError::Stopped)
+                } else {
+                    let MagnetOptions { magnet, destination, paused, peers } = *opts;
+                    let params = AddMagnet { paused, peers, check_existing: true, ..AddMagnet::new(magnet) };
+                    self.engine.add_magnet(params, now).map_err(SessionError::from).inspect(|id| {
+                        self.magnet_dests.insert(*id, destination);
+                    })
+                };
+                let _ = reply.try_send(result);
+            }
             Command::Pause(t, reply) => {
                 let _ = reply.try_send(self.engine.pause(t, now).map_err(Into::into));
             }
@@ -241,6 +256,19 @@ impl<R: Runtime> EngineTask<R> {
             let answer = storage.sync().ok().map(|_| snapshot);
             let _ = reply.send_blocking(answer);
         });
+    }
+
+    /// Maps the files of a magnet whose metadata just arrived (the paths were validated when
+    /// the info dictionary was parsed; only zero-length files are created here).
+    fn map_magnet(&mut self, t: TorrentId) {
+        let (Some(dest), Some(meta)) = (self.magnet_dests.remove(&t), self.engine.metainfo(t)) else { return };
+        let lengths: Vec<u64> = meta.info.files.iter().map(|f| f.length).collect();
+        match Storage::new(&dest, &meta.info).and_then(|s| s.create_empty_files(&lengths).map(|_| s)) {
+            Ok(storage) => {
+                self.storages.insert(t, Arc::new(storage));
+            }
+            Err(e) => eprintln!("shoal: cannot map the files of torrent {}: {e}", meta.info_hash),
+        }
     }
 
     /// Maps a new torrent's files on the blocking pool; it joins the engine when that is done.
@@ -363,6 +391,11 @@ impl<R: Runtime> EngineTask<R> {
                 Output::Event(e) => {
                     if let Event::Removed { torrent } = &e {
                         self.storages.remove(torrent);
+                        self.magnet_dests.remove(torrent);
+                    }
+                    if let Event::MetadataReceived { torrent, .. } = &e {
+                        // Map the files now: the check or the writes that follow need them.
+                        self.map_magnet(*torrent);
                     }
                     self.subscribers.retain(|s| s.try_send(e.clone()).is_ok() || !s.is_closed() && !s.is_full());
                 }
