@@ -27,9 +27,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Download a torrent; exits once every file is verified on disk (unless --seed).
+    /// Download a torrent or a magnet link; exits once every file is verified on disk (unless --seed).
     Download {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`, BEP 9 and 53).
         torrent: PathBuf,
         /// Directory to download into.
         #[arg(short, long, default_value = ".")]

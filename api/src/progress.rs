@@ -52,10 +52,37 @@ fn state_word(s: &TorrentStats) -> String {
     }
 }
 
+/// What a magnet shows until its metadata arrives: who it is asking, not a size.
+fn metadata_message(s: &TorrentStats) -> String {
+    let mut msg = format!("fetching metadata | {} peers connected, {} known", s.peers, s.candidates);
+    if let Some(dht) = &s.dht {
+        if dht.working {
+            msg.push_str(&format!(" | DHT: {} peers found", dht.peers));
+        } else {
+            msg.push_str(" | DHT: joining");
+        }
+    }
+    msg
+}
+
 /// Shows a torrent's progress.
 pub struct Progress {
     bar: Option<ProgressBar>,
     last_line: Option<Instant>,
+    /// Whether the bar shows the metadata spinner (a magnet's first phase) rather than bytes.
+    spinner: bool,
+}
+
+/// The bar's look while bytes are counted.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+        .expect("the template is valid")
+        .progress_chars("=> ")
+}
+
+/// The bar's look while there is no size yet.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("the template is valid")
 }
 
 /// How often plain lines are printed when stderr is not a terminal.
@@ -66,19 +93,22 @@ impl Progress {
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
-            );
+            bar.set_style(bar_style());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar, last_line: None }
+        Progress { bar, last_line: None, spinner: false }
     }
 
     /// Shows the latest figures.
     pub fn update(&mut self, s: &TorrentStats) {
+        if s.state == TorrentState::Metadata {
+            return self.update_metadata(s);
+        }
+        if let Some(bar) = self.bar.as_ref().filter(|_| self.spinner) {
+            bar.set_style(bar_style());
+            self.spinner = false;
+        }
         let msg = format!(
             "{} | down {}/s up {}/s | {} peers ({} seeds) | ETA {}",
             state_word(s),
@@ -101,6 +131,27 @@ impl Progress {
                     let pct =
                         if s.wanted_bytes == 0 { 100.0 } else { s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64 };
                     eprintln!("{}: {pct:.1}% of {} | {msg}", s.name, human_bytes(s.wanted_bytes));
+                }
+            }
+        }
+    }
+
+    /// Shows a magnet that is still fetching its metadata.
+    fn update_metadata(&mut self, s: &TorrentStats) {
+        let msg = metadata_message(s);
+        match &self.bar {
+            Some(bar) => {
+                if !self.spinner {
+                    bar.set_style(spinner_style());
+                    self.spinner = true;
+                }
+                bar.set_prefix(s.name.clone());
+                bar.set_message(msg);
+            }
+            None => {
+                if self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY) {
+                    self.last_line = Some(Instant::now());
+                    eprintln!("{}: {msg}", s.name);
                 }
             }
         }

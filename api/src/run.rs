@@ -5,8 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_lite::{future, FutureExt};
-use shoal_core::engine::{Config, Event, TorrentState};
-use shoal_smol::{AddOptions, Handle, SessionConfig, SessionError};
+use shoal_core::engine::{Config, Event, TorrentState, TorrentStats};
+use shoal_core::magnet::Magnet;
+use shoal_core::TorrentId;
+use shoal_smol::{AddOptions, Handle, MagnetOptions, SessionConfig, SessionError};
 
 use crate::progress::{human_bytes, Progress};
 
@@ -86,9 +88,31 @@ fn block_on<T>(runtime: Runtime, fut: impl std::future::Future<Output = Result<T
     }
 }
 
+/// What a session is asked to fetch: a torrent whose metadata we have, or a magnet link's.
+enum Source {
+    /// From a .torrent file.
+    Torrent(Box<shoal_core::Metainfo>),
+    /// From a magnet link: the metadata comes from peers first.
+    Magnet(Magnet),
+}
+
+impl Source {
+    /// A magnet link if `arg` starts with `magnet:` (the file name a link could collide with
+    /// would be a strange one), else the .torrent file at that path.
+    fn load(arg: &Path) -> Result<Source, String> {
+        let text = arg.to_str().unwrap_or_default();
+        let is_magnet = text.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("magnet:"));
+        if is_magnet {
+            return Magnet::parse(text).map(Source::Magnet).map_err(|e| format!("bad magnet link: {e}"));
+        }
+        crate::info::load(arg).map(|m| Source::Torrent(Box::new(m)))
+    }
+}
+
+/// `shoal download`: `torrent` is a .torrent file or a magnet link.
 pub fn download(torrent: &Path, output: &Path, net: &NetArgs, keep_seeding: bool) -> Result<(), String> {
-    let meta = crate::info::load(torrent)?;
-    block_on(net.runtime, run(meta, output, net, keep_seeding, false))
+    let source = Source::load(torrent)?;
+    block_on(net.runtime, run(source, output, net, keep_seeding, false))
 }
 
 pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), String> {
@@ -96,7 +120,7 @@ pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
-    block_on(net.runtime, run(meta, dir, net, true, true))
+    block_on(net.runtime, run(Source::Torrent(Box::new(meta)), dir, net, true, true))
 }
 
 enum Step {
@@ -160,13 +184,49 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
     }
 }
 
-async fn run(
-    meta: shoal_core::Metainfo,
-    dir: &Path,
-    net: &NetArgs,
-    keep_seeding: bool,
-    seed_mode: bool,
-) -> Result<(), String> {
+/// Adds `source` to the session; returns its id, name and size (both provisional for a
+/// magnet until its metadata arrives).
+async fn add(handle: &Handle, source: Source, dir: &Path, net: &NetArgs) -> Result<(TorrentId, String, u64), String> {
+    match source {
+        Source::Torrent(meta) => {
+            let (name, total) = (meta.info.name.clone(), meta.info.total_length);
+            let mut opts = AddOptions::new(*meta, dir.to_path_buf());
+            opts.peers = net.peers.clone();
+            let id = handle.add(opts).await.map_err(|e| e.to_string())?;
+            Ok((id, name, total))
+        }
+        Source::Magnet(magnet) => {
+            let name = magnet.display_name.clone().unwrap_or_else(|| magnet.info_hash.to_hex());
+            let opts =
+                MagnetOptions { magnet, destination: dir.to_path_buf(), paused: false, peers: net.peers.clone() };
+            let id = handle.add_magnet(opts).await.map_err(|e| e.to_string())?;
+            Ok((id, name, 0))
+        }
+    }
+}
+
+/// One line about metadata that just arrived from peers.
+fn metadata_line(info: &[u8], stats: Option<&TorrentStats>) -> String {
+    match shoal_core::Info::from_bytes(info) {
+        Ok(info) => {
+            let files = info.files.iter().filter(|f| !f.is_pad()).count();
+            let mut line = format!(
+                "metadata received: {} ({} in {files} file{})",
+                info.name,
+                human_bytes(info.total_length),
+                if files == 1 { "" } else { "s" }
+            );
+            if let Some(s) = stats.filter(|s| s.wanted_bytes < info.total_length) {
+                line.push_str(&format!("; {} selected", human_bytes(s.wanted_bytes)));
+            }
+            line
+        }
+        // The engine parsed it before reporting it; this cannot happen, and is not fatal.
+        Err(e) => format!("metadata received ({e})"),
+    }
+}
+
+async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed_mode: bool) -> Result<(), String> {
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = stop_tx.try_send(());
@@ -178,20 +238,20 @@ async fn run(
     eprintln!("listening on {}", addrs.join(", "));
     let handle = session.handle();
     let events = handle.subscribe().await;
-    let name = meta.info.name.clone();
-    let total = meta.info.total_length;
-    let mut opts = AddOptions::new(meta, dir.to_path_buf());
-    opts.peers = net.peers.clone();
+    let magnet = matches!(source, Source::Magnet(_));
     let started = std::time::Instant::now();
-    let id = match handle.add(opts).await {
-        Ok(id) => id,
+    let (id, mut name, mut total) = match add(&handle, source, dir, net).await {
+        Ok(added) => added,
         Err(e) => {
             handle.shutdown().await;
-            return Err(e.to_string());
+            return Err(e);
         }
     };
 
     let mut progress = Progress::new();
+    if magnet {
+        progress.println(&format!("{name}: fetching metadata from peers"));
+    }
     let mut outcome: Result<bool, String> = Ok(false);
     loop {
         let step = async { Step::Event(events.recv().await.ok()) }
@@ -214,6 +274,13 @@ async fn run(
                     }
                 }
                 Event::TrackerError { url, message, .. } => progress.println(&format!("tracker {url}: {message}")),
+                Event::MetadataReceived { torrent, info } if torrent == id => {
+                    let stats = handle.stats(id).await;
+                    if let Some(s) = &stats {
+                        (name, total) = (s.name.clone(), s.wanted_bytes);
+                    }
+                    progress.println(&metadata_line(&info, stats.as_ref()));
+                }
                 Event::Error { message, .. } => {
                     outcome = Err(message);
                     break;

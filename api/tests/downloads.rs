@@ -428,7 +428,7 @@ fn add_forms_and_errors() {
         ("ftp", json!({"uri": "ftp://x", "destination": data})),
         ("missing_file", json!({"uri": file_uri(&tmp.join("missing.torrent")), "destination": data})),
         ("anon_without_safe_seeding", json!({"uri": file_uri(&tmp.join("multi.torrent")), "anon_hops": 1})),
-        ("magnet", json!({"uri": format!("magnet:?xt=urn:btih:{}&dn=m", "0123456789abcdef".repeat(2) + "01234567")})),
+        ("bad_magnet", json!({"uri": "magnet:?xt=urn:btih:not-a-hash", "destination": data})),
     ];
     let mut seen = serde_json::Map::new();
     for (name, body) in cases {
@@ -444,7 +444,7 @@ fn add_forms_and_errors() {
         seen["anon_without_safe_seeding"]["body"],
         json!({"error": "Cannot set anonymous download without safe seeding enabled"})
     );
-    assert_eq!((status_of("missing_file"), status_of("magnet")), (500, 500));
+    assert_eq!((status_of("missing_file"), status_of("bad_magnet")), (500, 400));
     assert!(seen["missing_file"]["body"]["error"].as_str().unwrap().starts_with("cannot read [tmp]/missing.torrent"));
     insta::assert_json_snapshot!("add_errors", seen);
     let r = request(&d, "PUT", "/downloads", &[("X-Api-Key", KEY)], Some(b"{not json"));
@@ -942,4 +942,36 @@ fn restart_keeps_downloads_and_finishes_once() {
     let again: Vec<Value> = log.until_marker(&d).into_iter().filter(|e| e["topic"] == "torrent_finished").collect();
     assert_eq!(again, Vec::<Value>::new(), "torrent_finished again after a restart");
     d.shutdown(KEY);
+}
+
+#[test]
+fn a_magnet_without_peers_waits_in_metadata_and_survives_a_restart() {
+    let tmp = TempDir::new();
+    let dest = tmp.join("dl");
+    let state = tmp.join("state");
+    let ih = "0123456789abcdef".repeat(2) + "01234567";
+    let uri = format!("magnet:?xt=urn:btih:{ih}&dn=Some%20Name&tr=http%3A%2F%2F127.0.0.1%3A1%2Fannounce");
+    let d = daemon(&state);
+    let added = ok(&d, "PUT", "/downloads", Some(&json!({"uri": uri, "destination": dest})));
+    assert_eq!(added, json!({"started": true, "infohash": ih}));
+    // Adding it again is the same download.
+    assert_eq!(ok(&d, "PUT", "/downloads", Some(&json!({"uri": uri, "destination": dest})))["infohash"], json!(ih));
+
+    let dl = wait_for(&d, &ih, "METADATA", |dl| dl["status"] == "METADATA");
+    assert_eq!(status(&dl), ("METADATA", 7));
+    assert_eq!((&dl["name"], &dl["size"], &dl["total_pieces"]), (&json!("Some Name"), &json!(0), &json!(0)));
+    let full = download(&d, &ih, "&get_pieces=1&get_files=1");
+    assert_eq!((&full["pieces"], &full["files"]), (&json!(""), &json!([])));
+    assert_eq!(ok(&d, "GET", &format!("/downloads/{ih}/files"), None)["files"], json!([]));
+    let view = ok(&d, "GET", &format!("/downloads/{ih}/files?view_start_path=.&view_size=5"), None);
+    assert_eq!(view["files"], json!([{"index": -3, "name": "loading...", "size": 0, "included": 0, "progress": 0.0}]));
+    let (st, body) = answer(&d, "GET", &format!("/downloads/{ih}/torrent"), None);
+    assert_eq!((st, body), (404, json!({"error": "this download does not exist"})));
+
+    // The magnet is kept as resume data and comes back in METADATA.
+    d.shutdown(KEY);
+    let d = daemon(&state);
+    let dl = wait_for(&d, &ih, "METADATA after restart", |dl| dl["status"] == "METADATA");
+    assert_eq!(dl["name"], "Some Name");
+    assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none(), "nothing is written before metadata");
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bt_bencode::Value as Bencode;
 use data_encoding::{BASE64, HEXLOWER};
@@ -61,8 +62,12 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 return Err(ApiError::bad_request(format!("wrong value of 'hops' parameter: {h}")));
             }
         }
-        let is_file = matches!(uri::parse(u)?, uri::Uri::File(_));
-        let bytes = uri::fetch_torrent(u).await?;
+        let kind = uri::parse(u)?;
+        let is_file = matches!(kind, uri::Uri::File(_));
+        let bytes = match kind {
+            uri::Uri::Magnet => magnet_torrent(&d, u).await?,
+            _ => uri::fetch_torrent(u).await?,
+        };
         let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
             let what =
                 if is_file { format!("error while decoding torrent file: {u}") } else { "invalid response".into() };
@@ -77,6 +82,57 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "download_exists": if exists { Value::Bool(true) } else { Value::Null },
         })))
     })
+}
+
+/// How long `/torrentinfo` waits for a magnet's metadata (Tribler's figure).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The torrent file of a magnet link: from the download if it has its metadata, else fetched
+/// from the swarm by a short-lived hidden torrent (files under the state directory, removed
+/// after). Times out with Tribler's `metainfo error`, on which its GUI retries.
+async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
+    let magnet = shoal_core::magnet::Magnet::parse(u).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let ih = magnet.info_hash;
+    let trackers = magnet.trackers.clone();
+    let session = d.downloads.session().clone();
+    let events = session.subscribe().await;
+    let (id, probe_dir) = match d.downloads.get(&ih) {
+        Some(dl) => match (&dl.torrent, dl.torrent_id()) {
+            (Some(t), _) => return Ok(t.to_vec()),
+            (None, Some(id)) => (id, None),
+            (None, None) => return Err(ApiError::Handled(500, "metainfo error".into())),
+        },
+        None => {
+            let dir = d.state_dir.join("metadata-probe").join(ih.to_string());
+            let opts = shoal_smol::MagnetOptions { magnet, destination: dir.clone(), paused: false, peers: Vec::new() };
+            let id = session.add_magnet(opts).await.map_err(|e| ApiError::Handled(500, e.to_string()))?;
+            (id, Some(dir))
+        }
+    };
+    let wait = async {
+        while let Ok(e) = events.recv().await {
+            if let shoal_core::Event::MetadataReceived { torrent, info } = e {
+                if torrent == id {
+                    return Some(info);
+                }
+            }
+        }
+        None
+    };
+    let info = futures_lite::future::or(wait, async {
+        async_io::Timer::after(METADATA_TIMEOUT).await;
+        None
+    })
+    .await;
+    if let Some(dir) = probe_dir {
+        let _ = session.remove(id).await;
+        // Our own directory under the state directory: nothing else lives there.
+        let _ = blocking::unblock(move || std::fs::remove_dir_all(dir)).await;
+    }
+    match info {
+        Some(info) => Ok(super::downloads::torrent_from_info(&info, &trackers)),
+        None => Err(ApiError::Handled(500, "metainfo error".into())),
+    }
 }
 
 /// Lists the regular files under `root` (sorted), as (path inside the torrent, path on disk, length).

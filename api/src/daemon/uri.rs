@@ -41,7 +41,9 @@ pub async fn fetch_torrent(uri: &str) -> Result<Vec<u8>, ApiError> {
             use std::io::Read;
             let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let mut bytes = Vec::new();
-            file.take(MAX_TORRENT + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            file.take(MAX_TORRENT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             if bytes.len() as u64 > MAX_TORRENT {
                 return Err(format!("{} is larger than {MAX_TORRENT} bytes", path.display()));
             }
@@ -50,11 +52,9 @@ pub async fn fetch_torrent(uri: &str) -> Result<Vec<u8>, ApiError> {
         .await
         .map_err(|e| ApiError::Handled(500, e)),
         Uri::Http(url) => blocking::unblock(move || http_get(&url)).await.map_err(|e| ApiError::Handled(500, e)),
-        Uri::Magnet => Err(ApiError::Handled(
-            500,
-            "magnet links are not supported yet: Shoal cannot fetch metadata from peers (add the .torrent file instead)"
-                .into(),
-        )),
+        Uri::Magnet => {
+            Err(ApiError::Handled(500, "a magnet link is not a torrent file: its metadata comes from peers".into()))
+        }
     }
 }
 

@@ -49,6 +49,9 @@ pub struct ResumeData {
     pub vod_mode: Option<bool>,
     /// The file being streamed in VOD mode.
     pub vod_file: Option<usize>,
+    /// The magnet link it was added from, while its metadata is not known yet.
+    #[serde(default)]
+    pub magnet: Option<String>,
 }
 
 impl ResumeData {
@@ -69,6 +72,7 @@ impl ResumeData {
             completed: false,
             vod_mode: None,
             vod_file: None,
+            magnet: None,
         }
     }
 
@@ -89,11 +93,11 @@ pub struct Checkpoints {
     dir: PathBuf,
 }
 
-/// One saved download as found at start-up.
+/// One saved download as found at start-up: with its torrent, or (a magnet still fetching
+/// its metadata) without.
 pub struct Saved {
     pub resume: ResumeData,
-    pub torrent: Vec<u8>,
-    pub metainfo: Metainfo,
+    pub torrent: Option<(Vec<u8>, Metainfo)>,
 }
 
 impl Checkpoints {
@@ -162,16 +166,22 @@ impl Checkpoints {
         if resume.version != VERSION {
             return Err(format!("unknown format version {}", resume.version));
         }
+        if !resume.destination.is_absolute() {
+            return Err("the destination is not an absolute path".into());
+        }
         let torrent_path = self.torrent_path(&resume.infohash);
-        let torrent = std::fs::read(&torrent_path).map_err(|e| format!("{}: {e}", torrent_path.display()))?;
+        let torrent = match std::fs::read(&torrent_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && resume.magnet.is_some() => {
+                return Ok(Saved { resume, torrent: None })
+            }
+            Err(e) => return Err(format!("{}: {e}", torrent_path.display())),
+        };
         let metainfo = Metainfo::from_bytes(&torrent).map_err(|e| format!("{}: {e}", torrent_path.display()))?;
         if metainfo.info_hash.to_string() != resume.infohash {
             return Err("the torrent file does not match the info-hash".into());
         }
-        if !resume.destination.is_absolute() {
-            return Err("the destination is not an absolute path".into());
-        }
-        Ok(Saved { resume, torrent, metainfo })
+        Ok(Saved { resume, torrent: Some((torrent, metainfo)) })
     }
 }
 

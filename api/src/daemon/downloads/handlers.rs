@@ -117,6 +117,7 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let raw_torrent = req.body.first() == Some(&b'd')
             || req.header("content-type").is_some_and(|c| c.starts_with("application/x-bittorrent"));
+        let mut magnet: Option<String> = None;
         let (torrent, opts) = if raw_torrent {
             let mut opts = serde_json::Map::new();
             for (k, v) in &req.query {
@@ -138,7 +139,13 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             let Some(u) = body.get("uri").and_then(Value::as_str).filter(|u| !u.is_empty()) else {
                 return Err(ApiError::bad_request("uri parameter missing"));
             };
-            let torrent = uri::fetch_torrent(u).await?;
+            let torrent = match uri::parse(u)? {
+                uri::Uri::Magnet => {
+                    magnet = Some(u.to_string());
+                    Vec::new()
+                }
+                _ => uri::fetch_torrent(u).await?,
+            };
             (torrent, body)
         };
         let hops = match opts.get("anon_hops") {
@@ -158,7 +165,11 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             None => d.default_destination(),
         };
         let selected_files = file_list(opts.get("selected_files").unwrap_or(&Value::Null))?;
-        let ih = d.downloads.add(AddRequest { torrent, destination, selected_files, hops, safe_seeding }).await?;
+        let req = AddRequest { torrent, destination, selected_files, hops, safe_seeding };
+        let ih = match magnet {
+            Some(m) => d.downloads.add_magnet(&m, req).await?,
+            None => d.downloads.add(req).await?,
+        };
         Ok(ApiResponse::ok(json!({"started": true, "infohash": ih.to_string()})))
     })
 }
@@ -241,12 +252,13 @@ pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 async fn vod_progress(d: &Daemon, ih: &InfoHash) -> f64 {
     let Some(dl) = d.downloads.get(ih) else { return 0.0 };
     let Some(file) = dl.resume.vod_file else { return 0.0 };
+    let Some(meta) = dl.meta.clone() else { return 0.0 };
     let have = match dl.torrent_id() {
         Some(id) => d.downloads.session().stats(id).await.map(|s| s.have),
         None => None,
     };
-    let done = dj::file_done(&dl.meta, have.as_ref());
-    let len = dl.meta.info.files.get(file).map_or(0, |f| f.length);
+    let done = dj::file_done(&meta, have.as_ref());
+    let len = meta.info.files.get(file).map_or(0, |f| f.length);
     if len == 0 {
         1.0
     } else {
@@ -281,7 +293,7 @@ pub fn torrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             status: 200,
             content_type: "application/x-bittorrent",
             headers: vec![("content-disposition", format!("attachment; filename={ih}.torrent"))],
-            body: Body::Bytes(dl.torrent.to_vec()),
+            body: Body::Bytes(dl.torrent.as_ref().ok_or_else(unknown)?.to_vec()),
         })
     })
 }
@@ -301,11 +313,14 @@ pub fn files(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 Some(s) => s.parse::<usize>().map_err(|_| ApiError::bad_request("view_size must be an integer"))?,
                 None => 100,
             };
-            let done = dj::file_done(&dl.meta, have.as_ref());
+            let Some(meta) = dl.meta.clone() else {
+                return Ok(ApiResponse::ok(json!({"infohash": given, "query": start, "files": [tree::loading_row()]})));
+            };
+            let done = dj::file_done(&meta, have.as_ref());
             let included = |i: usize| dl.included(i);
             let facts = FileFacts { done: &done, included: &included };
             let expanded = d.downloads.expanded(&ih);
-            let rows = Tree::new(&dl.meta).view(&expanded, &facts, start, size);
+            let rows = Tree::new(&meta).view(&expanded, &facts, start, size);
             return Ok(ApiResponse::ok(json!({"infohash": given, "query": start, "files": rows})));
         }
         Ok(ApiResponse::ok(json!({"infohash": given, "files": dj::files(&dl, have.as_ref())})))
@@ -344,11 +359,14 @@ async fn select_path(d: &Daemon, req: &ApiRequest, on: bool) -> Result<ApiRespon
     let ih = infohash_param(req)?;
     let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
     let path = tree_path(req)?;
-    let touched = Tree::new(&dl.meta).indexes_at(&path);
+    let Some(meta) = dl.meta.clone() else {
+        return Err(ApiError::bad_request("the torrent's files are not known yet (fetching metadata)"));
+    };
+    let touched = Tree::new(&meta).indexes_at(&path);
     if touched.is_empty() {
         return Err(ApiError::bad_request(format!("no such path in the torrent: {path}")));
     }
-    let mut selected: Vec<usize> = (0..dl.meta.info.files.len()).filter(|&i| dl.included(i)).collect();
+    let mut selected: Vec<usize> = (0..dl.file_count()).filter(|&i| dl.included(i)).collect();
     if on {
         selected.extend(touched);
         selected.sort_unstable();
@@ -376,7 +394,9 @@ pub fn stream(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let ih = infohash_param(&req)?;
         let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
         let index = req.param("fileindex").and_then(|i| i.parse::<usize>().ok());
-        let file = index.and_then(|i| dl.meta.info.files.get(i).filter(|f| !f.is_pad()).map(|f| (i, f.length)));
+        let file = index.and_then(|i| {
+            dl.meta.as_ref().and_then(|m| m.info.files.get(i)).filter(|f| !f.is_pad()).map(|f| (i, f.length))
+        });
         let Some((index, size)) = file else {
             return Err(ApiError::unhandled("NoAvailableStreamError", "no such file in the torrent"));
         };

@@ -103,10 +103,10 @@ fn finite(x: f64) -> f64 {
 pub fn download(snap: &Snapshot, parts: Parts, globals: Globals) -> Value {
     let d = &snap.download;
     let stats = snap.stats.as_ref();
-    let meta = &d.meta;
+    let meta = d.meta.as_deref();
     let (status, progress, error) = status(d, stats);
     let active = matches!(status, Status::Downloading | Status::Seeding);
-    let size = content_size(meta);
+    let size = meta.map_or(0, content_size);
     let (down_rate, up_rate) = stats.filter(|_| active).map_or((0, 0), |s| (s.download_rate, s.upload_rate));
     let (session_up, session_down) = stats.map_or((0, 0), |s| (s.uploaded, s.downloaded));
     let all_up = d.resume.all_time_upload + session_up;
@@ -138,9 +138,9 @@ pub fn download(snap: &Snapshot, parts: Parts, globals: Globals) -> Value {
     let ratio = if have_bytes > 0 { all_up as f64 / have_bytes as f64 } else { 0.0 };
 
     let mut o = Map::new();
-    o.insert("name".into(), json!(meta.info.name));
+    o.insert("name".into(), json!(d.name()));
     o.insert("progress".into(), json!(finite(progress)));
-    o.insert("infohash".into(), json!(meta.info_hash.to_string()));
+    o.insert("infohash".into(), json!(d.info_hash.to_string()));
     o.insert("speed_down".into(), json!(down_rate));
     o.insert("speed_up".into(), json!(up_rate));
     o.insert("status".into(), json!(status.name()));
@@ -165,7 +165,7 @@ pub fn download(snap: &Snapshot, parts: Parts, globals: Globals) -> Value {
     o.insert("max_download_speed".into(), json!(globals.max_download_rate));
     o.insert("destination".into(), json!(d.resume.destination.display().to_string()));
     o.insert("availability".into(), json!(finite(stats.map_or(0.0, availability))));
-    o.insert("total_pieces".into(), json!(meta.info.pieces.len()));
+    o.insert("total_pieces".into(), json!(d.piece_count()));
     o.insert("vod_mode".into(), json!(d.resume.vod_mode));
     o.insert("error".into(), json!(error));
     o.insert("time_added".into(), json!(d.resume.time_added));
@@ -175,7 +175,10 @@ pub fn download(snap: &Snapshot, parts: Parts, globals: Globals) -> Value {
         o.insert("peers".into(), Value::Array(peers.iter().map(peer).collect()));
     }
     if parts.pieces {
-        let pieces = stats.map_or_else(String::new, |s| BASE64.encode(s.have.as_bytes()));
+        let pieces = match (stats, &d.meta) {
+            (Some(s), Some(_)) => BASE64.encode(s.have.as_bytes()),
+            _ => String::new(),
+        };
         o.insert("pieces".into(), json!(pieces));
     }
     if parts.files {
@@ -190,7 +193,7 @@ fn availability(s: &TorrentStats) -> f64 {
 }
 
 /// The tracker list, ending with the `[DHT]` and `[PeX]` pseudo-trackers.
-fn trackers(meta: &Metainfo, stats: Option<&TorrentStats>) -> Value {
+fn trackers(meta: Option<&Metainfo>, stats: Option<&TorrentStats>) -> Value {
     let mut out = Vec::new();
     match stats {
         Some(s) => {
@@ -211,7 +214,7 @@ fn trackers(meta: &Metainfo, stats: Option<&TorrentStats>) -> Value {
             }
         }
         None => {
-            for url in meta.trackers.iter().flatten() {
+            for url in meta.iter().flat_map(|m| m.trackers.iter().flatten()) {
                 out.push(json!({"url": url, "peers": 0, "status": "Not contacted yet"}));
             }
         }
@@ -297,7 +300,7 @@ pub fn file_done(meta: &Metainfo, have: Option<&Bitfield>) -> Vec<u64> {
 
 /// The file objects (§4.8): pad files are left out; indexes are those of the torrent.
 pub fn files(d: &Download, have: Option<&Bitfield>) -> Vec<Value> {
-    let meta = &d.meta;
+    let Some(meta) = d.meta.as_deref() else { return Vec::new() };
     let done = file_done(meta, have);
     meta.info
         .files

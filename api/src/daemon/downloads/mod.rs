@@ -65,10 +65,12 @@ pub enum Phase {
 /// One download.
 #[derive(Clone)]
 pub struct Download {
-    /// The torrent.
-    pub meta: Arc<Metainfo>,
-    /// The torrent file as added (served by `/torrent`).
-    pub torrent: Arc<Vec<u8>>,
+    /// Its info-hash.
+    pub info_hash: InfoHash,
+    /// The torrent; `None` while a magnet's metadata is being fetched.
+    pub meta: Option<Arc<Metainfo>>,
+    /// The torrent file as added, or as built from a magnet's metadata (served by `/torrent`).
+    pub torrent: Option<Arc<Vec<u8>>>,
     /// What persists (totals there are those up to the current engine session).
     pub resume: ResumeData,
     /// Where it stands.
@@ -78,12 +80,34 @@ pub struct Download {
 }
 
 impl Download {
+    /// The torrent's name; for a magnet without metadata its `dn`, else the info-hash.
+    pub fn name(&self) -> String {
+        match (&self.meta, &self.resume.magnet) {
+            (Some(m), _) => m.info.name.clone(),
+            (None, Some(uri)) => shoal_core::magnet::Magnet::parse(uri)
+                .ok()
+                .and_then(|m| m.display_name)
+                .unwrap_or_else(|| self.info_hash.to_string()),
+            (None, None) => self.info_hash.to_string(),
+        }
+    }
+
+    /// Number of files (0 before a magnet's metadata).
+    pub fn file_count(&self) -> usize {
+        self.meta.as_ref().map_or(0, |m| m.info.files.len())
+    }
+
     /// The engine's id for it, while it is there.
     pub fn torrent_id(&self) -> Option<TorrentId> {
         match self.phase {
             Phase::Engine(id) => Some(id),
             _ => None,
         }
+    }
+
+    /// Number of pieces (0 before a magnet's metadata).
+    pub fn piece_count(&self) -> u32 {
+        self.meta.as_ref().map_or(0, |m| m.info.pieces.len() as u32)
     }
 
     /// Whether file `i` is wanted.
@@ -93,7 +117,7 @@ impl Download {
 
     /// Engine priorities from the selection (and the streamed file, which is always wanted).
     fn priorities(&self) -> Vec<FilePriority> {
-        (0..self.meta.info.files.len())
+        (0..self.file_count())
             .map(|i| {
                 let streamed = self.resume.vod_mode == Some(true) && self.resume.vod_file == Some(i);
                 if self.included(i) || streamed {
@@ -181,18 +205,18 @@ impl Downloads {
 
     fn with<T>(&self, ih: &InfoHash, f: impl FnOnce(&mut Download) -> T) -> Result<T, DownloadError> {
         let mut list = self.lock();
-        let d = list.iter_mut().find(|d| d.meta.info_hash == *ih).ok_or(DownloadError::Unknown)?;
+        let d = list.iter_mut().find(|d| d.info_hash == *ih).ok_or(DownloadError::Unknown)?;
         Ok(f(d))
     }
 
     /// A copy of one download.
     pub fn get(&self, ih: &InfoHash) -> Option<Download> {
-        self.lock().iter().find(|d| d.meta.info_hash == *ih).cloned()
+        self.lock().iter().find(|d| d.info_hash == *ih).cloned()
     }
 
     /// Whether a download exists.
     pub fn exists(&self, ih: &InfoHash) -> bool {
-        self.lock().iter().any(|d| d.meta.info_hash == *ih)
+        self.lock().iter().any(|d| d.info_hash == *ih)
     }
 
     /// Number of downloads.
@@ -207,7 +231,7 @@ impl Downloads {
 
     /// The downloads (in insertion order) with their figures; `filter` picks which.
     pub async fn snapshots(&self, filter: impl Fn(&InfoHash) -> bool, with_peers: bool) -> Vec<Snapshot> {
-        let list: Vec<Download> = self.lock().iter().filter(|d| filter(&d.meta.info_hash)).cloned().collect();
+        let list: Vec<Download> = self.lock().iter().filter(|d| filter(&d.info_hash)).cloned().collect();
         let ids: Vec<TorrentId> = list.iter().filter_map(|d| d.torrent_id()).collect();
         let mut stats = self.session.stats_many(ids).await.into_iter();
         let mut out = Vec::with_capacity(list.len());
@@ -231,15 +255,14 @@ impl Downloads {
             eprintln!("shoal daemon: {w}");
         }
         self.total.store(saved.len(), Ordering::Relaxed);
-        for Saved { resume, torrent, metainfo } in saved {
-            let ih = metainfo.info_hash;
-            let download = Download {
-                meta: Arc::new(metainfo),
-                torrent: Arc::new(torrent),
-                phase: Phase::Allocating,
-                saved_pieces: None,
-                resume,
+        for Saved { resume, torrent } in saved {
+            let Ok(ih) = InfoHash::from_hex(&resume.infohash) else { continue };
+            let (torrent, meta) = match torrent {
+                Some((t, m)) => (Some(Arc::new(t)), Some(Arc::new(m))),
+                None => (None, None),
             };
+            let download =
+                Download { info_hash: ih, meta, torrent, phase: Phase::Allocating, saved_pieces: None, resume };
             self.lock().push(download);
             self.start_with(&ih, true, false).await;
             self.loaded.fetch_add(1, Ordering::Relaxed);
@@ -281,12 +304,13 @@ impl Downloads {
         .map_err(|e| DownloadError::Failed(format!("cannot save resume data: {e}")))?;
         {
             let mut list = self.lock();
-            if list.iter().any(|d| d.meta.info_hash == ih) {
+            if list.iter().any(|d| d.info_hash == ih) {
                 return Ok(ih);
             }
             list.push(Download {
-                meta: Arc::new(meta),
-                torrent: Arc::new(torrent),
+                info_hash: ih,
+                meta: Some(Arc::new(meta)),
+                torrent: Some(Arc::new(torrent)),
                 resume,
                 phase: Phase::Allocating,
                 saved_pieces: None,
@@ -317,13 +341,17 @@ impl Downloads {
             let _ = self.with(ih, |d| d.phase = Phase::Failed(e));
             return;
         }
+        let Some(meta) = d.meta.clone() else {
+            self.start_magnet(&d).await;
+            return;
+        };
         let mut have = None;
         if from_checkpoint {
-            let (meta, dest, saved) = (d.meta.clone(), d.resume.destination.clone(), d.resume.clone());
+            let (meta, dest, saved) = (meta.clone(), d.resume.destination.clone(), d.resume.clone());
             have = blocking::unblock(move || resume_bitfield(&meta, &dest, &saved)).await;
         }
         let opts = AddOptions {
-            metainfo: (*d.meta).clone(),
+            metainfo: (*meta).clone(),
             destination: d.resume.destination.clone(),
             paused: d.resume.user_stopped,
             peers: Vec::new(),
@@ -355,10 +383,117 @@ impl Downloads {
         if save {
             self.checkpoint(ih).await;
         } else {
-            let pieces =
-                self.get(ih).and_then(|d| d.resume.have(d.meta.info.pieces.len() as u32)).map(|b| b.count_ones());
+            let pieces = self.get(ih).and_then(|d| d.resume.have(d.piece_count())).map(|b| b.count_ones());
             let _ = self.with(ih, |d| d.saved_pieces = pieces);
         }
+    }
+
+    /// Adds a download from a magnet link (or returns the existing one): it waits in METADATA
+    /// until peers have sent the torrent's metadata.
+    pub async fn add_magnet(self: &Arc<Self>, uri: &str, req: AddRequest) -> Result<InfoHash, DownloadError> {
+        let magnet = shoal_core::magnet::Magnet::parse(uri).map_err(|e| DownloadError::Invalid(e.to_string()))?;
+        let ih = magnet.info_hash;
+        if self.exists(&ih) {
+            return Ok(ih);
+        }
+        if !req.destination.is_absolute() {
+            return Err(DownloadError::Invalid(format!(
+                "destination must be an absolute path: {}",
+                req.destination.display()
+            )));
+        }
+        let mut resume = ResumeData::new(&ih, req.destination, now_unix());
+        resume.selected_files = req.selected_files.filter(|s| !s.is_empty());
+        resume.hops = req.hops;
+        resume.safe_seeding = req.safe_seeding;
+        resume.magnet = Some(uri.to_string());
+        let (first, checkpoints) = (resume.clone(), self.checkpoints.clone());
+        blocking::unblock(move || checkpoints.save(&first))
+            .await
+            .map_err(|e| DownloadError::Failed(format!("cannot save resume data: {e}")))?;
+        {
+            let mut list = self.lock();
+            if list.iter().any(|d| d.info_hash == ih) {
+                return Ok(ih);
+            }
+            list.push(Download {
+                info_hash: ih,
+                meta: None,
+                torrent: None,
+                resume,
+                phase: Phase::Allocating,
+                saved_pieces: None,
+            });
+        }
+        let this = self.clone();
+        smol::spawn(async move { this.start(&ih, false).await }).detach();
+        Ok(ih)
+    }
+
+    /// Puts a magnet download into the engine.
+    async fn start_magnet(&self, d: &Download) {
+        let ih = d.info_hash;
+        let Some(magnet) = d.resume.magnet.as_deref().and_then(|u| shoal_core::magnet::Magnet::parse(u).ok()) else {
+            let _ = self.with(&ih, |d| d.phase = Phase::Failed("the magnet link is not readable".into()));
+            return;
+        };
+        let opts = shoal_smol::MagnetOptions {
+            magnet,
+            destination: d.resume.destination.clone(),
+            paused: d.resume.user_stopped,
+            peers: Vec::new(),
+        };
+        match self.session.add_magnet(opts).await {
+            Ok(id) => {
+                if self.with(&ih, |d| d.phase = Phase::Engine(id)).is_err() {
+                    let _ = self.session.remove(id).await;
+                }
+            }
+            Err(e) => {
+                let _ = self.with(&ih, |d| d.phase = Phase::Failed(e.to_string()));
+            }
+        }
+    }
+
+    /// A magnet's metadata arrived: the download now has a torrent file (saved beside its
+    /// resume data) and its file selection applies.
+    async fn metadata_arrived(&self, ih: &InfoHash, id: TorrentId, info: &[u8]) {
+        let trackers = self
+            .get(ih)
+            .and_then(|d| d.resume.magnet.clone())
+            .and_then(|u| shoal_core::magnet::Magnet::parse(&u).ok())
+            .map(|m| m.trackers)
+            .unwrap_or_default();
+        let torrent = torrent_from_info(info, &trackers);
+        let meta = match Metainfo::from_bytes(&torrent) {
+            Ok(m) if m.info_hash == *ih => m,
+            Ok(_) | Err(_) => {
+                eprintln!("shoal daemon: the metadata of {ih} does not make a valid torrent");
+                return;
+            }
+        };
+        let (checkpoints, bytes, hash) = (self.checkpoints.clone(), torrent.clone(), *ih);
+        if let Err(e) = blocking::unblock(move || checkpoints.save_torrent(&hash, &bytes)).await {
+            eprintln!("shoal daemon: cannot save the torrent of {ih}: {e}");
+        }
+        let prios = self
+            .with(ih, |d| {
+                d.meta = Some(Arc::new(meta));
+                d.torrent = Some(Arc::new(torrent));
+                d.resume.magnet = None;
+                if let Some(sel) = &mut d.resume.selected_files {
+                    let n = d.meta.as_ref().map_or(0, |m| m.info.files.len());
+                    sel.retain(|&i| i < n);
+                }
+                d.priorities()
+            })
+            .unwrap_or_default();
+        if self.get(ih).is_some_and(|d| d.resume.selected_files.is_some()) {
+            for (i, p) in prios.into_iter().enumerate() {
+                let _ = self.session.set_file_priority(id, i, p).await;
+            }
+        }
+        self.checkpoint(ih).await;
     }
 
     /// Takes a download out of the engine and waits until it is gone (its files closed); its
@@ -436,7 +571,7 @@ impl Downloads {
     /// Sets the wanted files.
     pub async fn set_selected(&self, ih: &InfoHash, files: Vec<usize>) -> Result<(), DownloadError> {
         let (id, prios) = self.with(ih, |d| {
-            if files.iter().any(|&i| i >= d.meta.info.files.len()) {
+            if files.iter().any(|&i| i >= d.file_count()) {
                 return Err(DownloadError::Invalid("index out of range".into()));
             }
             d.resume.selected_files = Some(files);
@@ -477,7 +612,7 @@ impl Downloads {
         let (id, prios) = self.with(ih, |d| {
             if on {
                 match file {
-                    Some(f) if f < d.meta.info.files.len() => d.resume.vod_file = Some(f),
+                    Some(f) if f < d.file_count() => d.resume.vod_file = Some(f),
                     _ => return Err(DownloadError::Invalid("index out of range".into())),
                 }
             }
@@ -500,10 +635,16 @@ impl Downloads {
         if d.resume.destination == dest {
             return Ok(());
         }
+        let Some(meta) = d.meta.clone() else {
+            // Nothing on disk yet: the files will simply go to the new place.
+            self.with(ih, |d| d.resume.destination = dest)?;
+            self.checkpoint(ih).await;
+            return Ok(());
+        };
         let was_running = d.torrent_id().is_some();
         self.take_out(ih).await?;
         self.with(ih, |d| d.phase = Phase::Moving)?;
-        let (meta, from, to) = (d.meta.clone(), d.resume.destination.clone(), dest.clone());
+        let (from, to) = (d.resume.destination.clone(), dest.clone());
         let moved = blocking::unblock(move || move_files(&meta, &from, &to)).await;
         match moved {
             Ok(()) => {
@@ -531,11 +672,11 @@ impl Downloads {
         {
             // Under the write lock: a checkpoint already under way must not bring the file back.
             let _guard = self.write_lock.lock().await;
-            self.lock().retain(|x| x.meta.info_hash != *ih);
+            self.lock().retain(|x| x.info_hash != *ih);
             self.checkpoints.remove(ih);
         }
-        if remove_data {
-            let (meta, dest) = (d.meta.clone(), d.resume.destination.clone());
+        if let (true, Some(meta)) = (remove_data, d.meta.clone()) {
+            let dest = d.resume.destination.clone();
             blocking::unblock(move || delete_files(&meta, &dest)).await;
         }
         Ok(())
@@ -557,7 +698,7 @@ impl Downloads {
                 resume.all_time_download += s.downloaded;
             }
         }
-        let pieces = resume.have(d.meta.info.pieces.len() as u32).map(|b| b.count_ones());
+        let pieces = resume.have(d.piece_count()).map(|b| b.count_ones());
         let _guard = self.write_lock.lock().await;
         // Removed meanwhile: do not bring its file back.
         if !self.exists(ih) {
@@ -578,7 +719,7 @@ impl Downloads {
     /// Checkpoints the downloads whose verified pieces changed since their last checkpoint.
     pub async fn checkpoint_changed(&self) {
         let list: Vec<(InfoHash, Option<TorrentId>, Option<u32>)> =
-            self.lock().iter().map(|d| (d.meta.info_hash, d.torrent_id(), d.saved_pieces)).collect();
+            self.lock().iter().map(|d| (d.info_hash, d.torrent_id(), d.saved_pieces)).collect();
         for (ih, id, saved) in list {
             let Some(id) = id else { continue };
             let Some(stats) = self.session.stats(id).await else { continue };
@@ -593,7 +734,7 @@ impl Downloads {
 
     /// Checkpoints every download (at shutdown).
     pub async fn checkpoint_all(&self) {
-        let all: Vec<InfoHash> = self.lock().iter().map(|d| d.meta.info_hash).collect();
+        let all: Vec<InfoHash> = self.lock().iter().map(|d| d.info_hash).collect();
         for ih in all {
             self.checkpoint(&ih).await;
         }
@@ -604,11 +745,18 @@ impl Downloads {
         let events = self.session.subscribe().await;
         while let Ok(e) = events.recv().await {
             let torrent = match &e {
-                Event::Finished { torrent } | Event::Checked { torrent, .. } | Event::Error { torrent, .. } => *torrent,
+                Event::Finished { torrent }
+                | Event::Checked { torrent, .. }
+                | Event::Error { torrent, .. }
+                | Event::MetadataReceived { torrent, .. } => *torrent,
                 _ => continue,
             };
-            let found = self.lock().iter().find(|d| d.torrent_id() == Some(torrent)).map(|d| d.meta.info_hash);
+            let found = self.lock().iter().find(|d| d.torrent_id() == Some(torrent)).map(|d| d.info_hash);
             let Some(ih) = found else { continue };
+            if let Event::MetadataReceived { info, .. } = &e {
+                self.metadata_arrived(&ih, torrent, info).await;
+                continue;
+            }
             // A check asked for while stopped leaves the download stopped.
             if let Event::Checked { .. } = e {
                 if self.get(&ih).is_some_and(|d| d.resume.user_stopped) {
@@ -620,7 +768,7 @@ impl Downloads {
                     .with(&ih, |d| {
                         let newly = !d.resume.completed;
                         d.resume.completed = true;
-                        newly.then(|| d.meta.info.name.clone())
+                        newly.then(|| d.name())
                     })
                     .ok()
                     .flatten();
@@ -692,6 +840,32 @@ fn probe_destination(dest: &Path) -> Result<(), String> {
     std::fs::File::create(&probe).map_err(|e| format!("destination {} is not writable: {e}", dest.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// A torrent file around a received info dictionary: `announce-list` from the magnet's
+/// trackers (one per tier), then `info` exactly as received.
+pub fn torrent_from_info(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(format!("{}:", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut out = b"d".to_vec();
+    if let Some(first) = trackers.first() {
+        string(&mut out, b"announce");
+        string(&mut out, first.as_bytes());
+        string(&mut out, b"announce-list");
+        out.push(b'l');
+        for t in trackers {
+            out.push(b'l');
+            string(&mut out, t.as_bytes());
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    string(&mut out, b"info");
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
 }
 
 /// Byte size of piece `p` (the last one may be short).

@@ -86,7 +86,7 @@ pub async fn produce(
             let _ = tx.send(Err(io::Error::other("the download was removed"))).await;
             return;
         };
-        let meta = d.meta.clone();
+        let Some(meta) = d.meta.clone() else { return };
         let Some(f) = meta.info.files.get(file) else { return };
         let plen = meta.info.piece_length as u64;
         let abs = f.offset + pos;

@@ -156,6 +156,11 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// The single row shown while a magnet has no metadata.
+pub fn loading_row() -> Value {
+    json!({"index": -3, "name": "loading...", "size": 0, "included": 0, "progress": 0.0})
+}
+
 /// Marks `path` and its ancestors expanded.
 pub fn expand(expanded: &mut BTreeSet<String>, path: &str) {
     let mut p = path.trim_matches('/');
