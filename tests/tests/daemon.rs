@@ -1178,3 +1178,35 @@ fn next_event(rx: &mpsc::Receiver<Result<Value, String>>, deadline: Instant) -> 
         Err(mpsc::RecvTimeoutError::Disconnected) => Err("the event stream ended".into()),
     }
 }
+
+#[test]
+fn magnet_from_a_libtorrent_seeder_goes_through_metadata_then_downloads() {
+    let td = TestDir::new("daemon-magnet");
+    let tracker = Opentracker::start(&td, &[]);
+    let made = make(&td, "mag", Payload::Tree(data::awkward_tree_without_empty()), 16 * KIB, &[tracker.http_url()], 57);
+    let (_seeder, _) = lt_seeder(&td, &made, &tracker, 0);
+    let tr = utf8_percent_encode(&tracker.http_url(), NON_ALPHANUMERIC).to_string();
+    let magnet = format!("magnet:?xt=urn:btih:{}&dn=mag&tr={tr}", made.ih);
+
+    let d = Daemon::start(&td, "daemon", &td.dir("state"), KEY);
+    let api = Api::new(&d);
+    // /torrentinfo resolves the magnet from the swarm without adding it.
+    let query = utf8_percent_encode(&magnet, NON_ALPHANUMERIC).to_string();
+    let info = api.get(&format!("/torrentinfo?uri={query}")).json();
+    assert_eq!(info["download_exists"], json!(null), "{info}");
+    let hex = info["metainfo"].as_str().expect("metainfo");
+    let text: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let meta: Value = serde_json::from_slice(&text).expect("metainfo is JSON");
+    assert_eq!(meta["info"]["name"], json!("mag"));
+    assert!(api.get("/downloads").json()["downloads"].as_array().unwrap().is_empty(), "torrentinfo added nothing");
+
+    let out = td.dir("out");
+    let ih = api.add(json!({"uri": magnet, "destination": out}));
+    assert_eq!(ih, made.ih);
+    let dl = api.wait(&ih, "SEEDING", |dl| status(dl) == SEEDING);
+    assert!(progress(&dl) == 1.0 && dl["name"] == "mag" && dl["total_pieces"].as_u64() > Some(0), "{dl}");
+    compare_trees(&made.content, &out.join("mag"), Compare::default()).expect("byte-exact after a magnet");
+    // The torrent built from the metadata has the same info-hash.
+    let torrent = api.get(&format!("/downloads/{ih}/torrent")).body;
+    assert_eq!(InfoHash::of_torrent(&torrent).unwrap().hex(), made.ih);
+}
