@@ -922,3 +922,33 @@ fn after_a_crash_pieces_verified_since_the_checkpoint_are_checked_not_downloaded
     assert_complete(&w, leecher, l, &tt);
     assert_eq!(w.nodes[leecher].stats(l).downloaded, 0, "verified data was downloaded again");
 }
+
+#[test]
+fn a_seek_jumps_the_request_queue() {
+    // 100 pieces of 64 KiB from a 1 MB/s seeder: the leecher keeps about 2 s of requests queued.
+    let piece = 4 * BLOCK_SIZE;
+    let tt = TestTorrent::new(24, piece, &[file("movie.mkv", 200 * piece as u64)]);
+    let n = tt.pieces();
+    let mut w = World::new(24);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(1_000_000);
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    // Long enough for the request queue to grow to its rate-sized length.
+    w.run_until(Duration::from_secs(60), |w| finished_pieces(w, leecher, l).len() >= 80);
+
+    let target = n - 5;
+    assert!(!finished_pieces(&w, leecher, l).contains(&target));
+    let asked = w.now;
+    w.command(leecher, |e, now| e.set_deadline_piece(l, Some(target), now)).expect("set_deadline_piece");
+    w.run_until(Duration::from_secs(30), |w| finished_pieces(w, leecher, l).contains(&target));
+    let waited = w.now - asked;
+    // 64 KiB at 1 MB/s is 66 ms, but what the seeder has already read into its send buffer
+    // (1 MiB, about 1 s here) still comes first. Without the cancels the queued requests
+    // come first too: 2.0 s.
+    assert!(waited < Duration::from_millis(1500), "the seek waited {waited:?}");
+
+    w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+}

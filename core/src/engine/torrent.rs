@@ -377,7 +377,30 @@ impl Torrent {
 
     /// Sets (or clears) the piece a stream reads next and asks every peer for its window now.
     pub fn set_deadline_piece(&mut self, piece: Option<u32>, now: Instant, cfg: &Config, io: &mut Io) {
+        let moved = piece != self.picker.deadline_piece();
         self.picker.set_deadline_piece(piece);
+        // A seek: the new position is not being fetched yet, and the peers' queues hold up to
+        // two seconds of other blocks that they would send first. Cancel those, so the blocks
+        // at the read position come next (a block already on its way is simply dropped).
+        if let Some(d) = piece.filter(|&d| moved && !self.picker.have().get(d) && !self.buffers.contains_key(&d)) {
+            let window = self.picker.deadline_window();
+            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+            for conn in conns {
+                let Some(p) = self.peers.get_mut(&conn) else { continue };
+                if p.phase != Phase::Active || !(p.counted_as_seed || p.have.get(d)) {
+                    continue;
+                }
+                let (keep, cancel): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut p.requests).into_iter().partition(|(b, _)| window.contains(&b.piece));
+                p.requests = keep;
+                let mut wake = false;
+                for (b, _) in cancel {
+                    wake |= p.send(&Message::Cancel(b), now);
+                    self.picker.request_failed(conn, b);
+                }
+                mark(&mut self.dirty, conn, wake);
+            }
+        }
         self.fill_all(now, cfg, io);
     }
 
