@@ -975,3 +975,38 @@ fn a_magnet_without_peers_waits_in_metadata_and_survives_a_restart() {
     assert_eq!(dl["name"], "Some Name");
     assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none(), "nothing is written before metadata");
 }
+
+#[test]
+fn low_space_is_announced_once_for_a_download_disk() {
+    let tmp = TempDir::new();
+    let data = tmp.join("data");
+    let (single, _) = write_single(&data, "single.iso", 100_000, 3);
+    make_torrent(&single, &tmp.join("single.torrent"), None);
+    // Every disk is "low" below an absurd threshold (the test's stand-in for a full disk).
+    let d = start(Opts {
+        state: Some(&tmp.join("state")),
+        args: vec!["--api-key", KEY],
+        env: vec![("SHOAL_LOW_SPACE_BYTES", u64::MAX.to_string())],
+        ..Opts::default()
+    });
+    let log = EventLog::open(&d);
+    assert_eq!(log.next()["topic"], "events_start");
+    add(&d, &tmp.join("single.torrent"), &data);
+    let low = loop {
+        let e = log.next();
+        if e["topic"] == "low_space" {
+            break e;
+        }
+    };
+    let info = &low["args"][0];
+    let (total, used, free) =
+        (info["total"].as_u64().unwrap(), info["used"].as_u64().unwrap(), info["free"].as_u64().unwrap());
+    assert!(total > 0 && used + free <= total + total / 10, "{low}");
+    assert!(
+        info["percent"].as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)) && info["time"].as_f64().is_some(),
+        "{low}"
+    );
+    // Once per disk, not at every look.
+    let later = log.until_marker(&d);
+    assert!(later.iter().all(|e| e["topic"] != "low_space"), "{later:?}");
+}
