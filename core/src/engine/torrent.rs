@@ -670,9 +670,13 @@ impl Torrent {
 
     pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        p.decoder.feed(data);
         p.last_recv = now;
+        // Whole messages are decoded straight from `data`; the decoder keeps only a partial
+        // tail (one copy less of every block received).
+        let mut input = data;
         if let Phase::Handshake { .. } = p.phase {
+            p.decoder.feed(input);
+            input = &[];
             match p.decoder.take_handshake() {
                 Ok(None) => return,
                 Ok(Some(hs)) => {
@@ -688,7 +692,7 @@ impl Torrent {
         }
         loop {
             let next = match self.peers.get_mut(&conn) {
-                Some(p) if p.phase == Phase::Active => p.decoder.next_message(),
+                Some(p) if p.phase == Phase::Active => p.decoder.next_message_from(&mut input),
                 _ => return,
             };
             match next {

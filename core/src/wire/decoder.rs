@@ -122,39 +122,78 @@ impl Decoder {
 
     /// Decodes or skips one frame at the cursor.
     fn decode_frame(&mut self) -> Result<Option<Frame>, WireError> {
-        let unread = &self.buf[self.pos..];
-        let Some(prefix) = unread.first_chunk::<PREFIX_LEN>() else {
-            return Ok(None);
+        let (frame, used, skip) = match decode_one(&self.buf[self.pos..], &self.limits, self.piece_count)? {
+            Some(step) => step,
+            None => return Ok(None),
         };
-        let len = u32::from_be_bytes(*prefix);
-        // Checked before anything is buffered or allocated for the frame.
-        if len > self.limits.max_message_len {
-            return Err(WireError::MessageTooLong { len, max: self.limits.max_message_len });
-        }
-        if len == 0 {
-            self.pos += PREFIX_LEN;
-            return Ok(Some(Frame::Message(Message::KeepAlive)));
-        }
-        let Some(&msg_id) = unread.get(PREFIX_LEN) else {
-            return Ok(None);
-        };
-        // Fits: len <= max_message_len, a u32, and usize is at least 32 bits on our targets.
-        let frame_len = PREFIX_LEN + len as usize;
-        match check_header(msg_id, len, &self.limits, self.piece_count)? {
-            FrameKind::Unknown => {
-                let have = frame_len.min(unread.len());
-                self.pos += have;
-                self.skip = frame_len - have;
-                Ok(Some(Frame::Skipped))
+        self.pos += used;
+        self.skip = skip;
+        Ok(Some(frame))
+    }
+
+    /// Like [`Decoder::next_message`] for bytes just received, without first copying them
+    /// into the decoder when it holds nothing: whole frames are decoded straight from `input`
+    /// (advanced past them), and only an incomplete tail is kept. Call until `Ok(None)`.
+    pub fn next_message_from(&mut self, input: &mut &[u8]) -> Result<Option<Message>, WireError> {
+        if self.failed.is_none() && !self.expect_handshake && self.skip == 0 && self.buffered() == 0 {
+            loop {
+                match decode_one(input, &self.limits, self.piece_count) {
+                    Ok(Some((frame, used, skip))) => {
+                        *input = &input[used..];
+                        self.skip = skip;
+                        match frame {
+                            Frame::Message(msg) => return Ok(Some(msg)),
+                            Frame::Skipped if skip > 0 => break,
+                            Frame::Skipped => continue,
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => return Err(self.fail(err)),
+                }
             }
-            FrameKind::Known => {
-                let Some(frame) = unread.get(..frame_len) else {
-                    return Ok(None);
-                };
-                let msg = parse_body(msg_id, &frame[PREFIX_LEN + 1..], &self.limits, self.piece_count)?;
-                self.pos += frame_len;
-                Ok(Some(Frame::Message(msg)))
-            }
+        }
+        if !input.is_empty() {
+            self.feed(input);
+            *input = &[];
+        }
+        self.next_message()
+    }
+}
+
+/// Decodes or skips one frame at the front of `unread`: the frame, the bytes it used and the
+/// bytes of a skipped frame still to come; `None` if more bytes are needed.
+fn decode_one(
+    unread: &[u8],
+    limits: &Limits,
+    piece_count: Option<u32>,
+) -> Result<Option<(Frame, usize, usize)>, WireError> {
+    let Some(prefix) = unread.first_chunk::<PREFIX_LEN>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*prefix);
+    // Checked before anything is buffered or allocated for the frame.
+    if len > limits.max_message_len {
+        return Err(WireError::MessageTooLong { len, max: limits.max_message_len });
+    }
+    if len == 0 {
+        return Ok(Some((Frame::Message(Message::KeepAlive), PREFIX_LEN, 0)));
+    }
+    let Some(&msg_id) = unread.get(PREFIX_LEN) else {
+        return Ok(None);
+    };
+    // Fits: len <= max_message_len, a u32, and usize is at least 32 bits on our targets.
+    let frame_len = PREFIX_LEN + len as usize;
+    match check_header(msg_id, len, limits, piece_count)? {
+        FrameKind::Unknown => {
+            let have = frame_len.min(unread.len());
+            Ok(Some((Frame::Skipped, have, frame_len - have)))
+        }
+        FrameKind::Known => {
+            let Some(frame) = unread.get(..frame_len) else {
+                return Ok(None);
+            };
+            let msg = parse_body(msg_id, &frame[PREFIX_LEN + 1..], limits, piece_count)?;
+            Ok(Some((Frame::Message(msg), frame_len, 0)))
         }
     }
 }
@@ -276,6 +315,57 @@ mod tests {
             let sizes = std::iter::from_fn(|| Some(rng.random_range(1..300)));
             assert_eq!(decode_chunked(&stream, sizes), msgs);
         }
+    }
+
+    /// Decodes `stream` in chunks through `next_message_from`.
+    fn decode_from_chunks(stream: &[u8], chunk_sizes: impl Iterator<Item = usize>) -> Vec<Message> {
+        let mut decoder = Decoder::new(Limits::default());
+        let mut out = Vec::new();
+        let mut rest = stream;
+        for size in chunk_sizes {
+            if rest.is_empty() {
+                break;
+            }
+            let (mut chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            while let Some(msg) = decoder.next_message_from(&mut chunk).unwrap() {
+                out.push(msg);
+            }
+            assert!(chunk.is_empty(), "the input is consumed or kept");
+        }
+        out
+    }
+
+    #[test]
+    fn decoding_from_the_input_equals_decoding_from_the_buffer() {
+        let mut msgs = every_message();
+        msgs.push(Message::KeepAlive);
+        let mut stream = encode_all(&msgs);
+        // An unknown message id (skipped) in the middle, then everything again.
+        stream.extend_from_slice(&[0, 0, 0, 5, 99, 1, 2, 3, 4]);
+        stream.extend_from_slice(&encode_all(&msgs));
+        let expected: Vec<Message> = msgs.iter().chain(msgs.iter()).cloned().collect();
+        assert_eq!(decode_from_chunks(&stream, std::iter::once(stream.len())), expected);
+        for size in [1, 2, 3, 5, 7, 13, 64, 1000] {
+            assert_eq!(decode_from_chunks(&stream, std::iter::repeat(size)), expected, "chunks of {size}");
+        }
+        let mut rng = 12345u64;
+        let random = std::iter::from_fn(move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            Some((rng % 300) as usize + 1)
+        });
+        assert_eq!(decode_from_chunks(&stream, random), expected);
+    }
+
+    #[test]
+    fn decoding_from_the_input_keeps_errors_sticky() {
+        let mut decoder = Decoder::new(Limits::default());
+        let mut bad: &[u8] = &[0xff, 0xff, 0xff, 0xff, 7];
+        assert!(decoder.next_message_from(&mut bad).is_err());
+        let mut good: &[u8] = &[0, 0, 0, 0];
+        assert!(decoder.next_message_from(&mut good).is_err(), "a failed decoder stays failed");
     }
 
     #[test]
