@@ -136,6 +136,19 @@ impl Progress {
         }
     }
 
+    /// Says that a magnet's metadata is being fetched, before the first figures come.
+    pub fn fetching_metadata(&mut self, name: &str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_style(spinner_style());
+                self.spinner = true;
+                bar.set_prefix(name.to_string());
+                bar.set_message("fetching metadata");
+            }
+            None => eprintln!("{name}: fetching metadata from peers"),
+        }
+    }
+
     /// Shows a magnet that is still fetching its metadata.
     fn update_metadata(&mut self, s: &TorrentStats) {
         let msg = metadata_message(s);

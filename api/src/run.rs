@@ -250,7 +250,7 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
 
     let mut progress = Progress::new();
     if magnet {
-        progress.println(&format!("{name}: fetching metadata from peers"));
+        progress.fetching_metadata(&name);
     }
     let mut outcome: Result<bool, String> = Ok(false);
     loop {

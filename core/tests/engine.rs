@@ -860,6 +860,8 @@ fn a_leecher_without_trackers_finds_the_seeder_through_the_dht() {
     let (seeder, leecher, router) = (w.add_node(), w.add_node(), w.add_node());
     let addrs: Vec<_> = (0..3).map(|i| w.nodes[i].addr).collect();
     // Each node knows one other: the router node only serves the DHT.
+    // All three look at once, before anyone has announced: the leecher's first lookup finds
+    // nothing, and it must ask again soon (not in 15 minutes).
     for (node, knows) in [(seeder, router), (leecher, router), (router, seeder)] {
         let at = addrs[knows];
         w.command(node, |e, now| {

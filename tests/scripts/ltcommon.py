@@ -22,7 +22,13 @@ ALERT_MASK = (
 def loopback_session(port, seed=False):
     """A session bound to 127.0.0.1:port that talks to nothing but loopback."""
     settings = lt.high_performance_seed() if seed else lt.default_settings()
-    settings.update({
+    settings.update(loopback_session_settings(port))
+    return lt.session(settings)
+
+
+def loopback_session_settings(port):
+    """The settings of loopback_session (DHT off), to build other sessions on."""
+    return {
         "listen_interfaces": "127.0.0.1:%d" % port,
         "outgoing_interfaces": "lo",
         "enable_dht": False,
@@ -39,8 +45,7 @@ def loopback_session(port, seed=False):
         "announce_to_all_tiers": True,
         "alert_mask": ALERT_MASK,
         "user_agent": "shoal-tests/libtorrent",
-    })
-    return lt.session(settings)
+    }
 
 
 def add_torrent(ses, torrent, save_path):
@@ -93,3 +98,35 @@ def stop_session(ses, h, timeout=5.0):
             if isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert)):
                 announcing = False
     log("session stopped")
+
+
+def dht_loopback_session(port, other_ports, seed=False):
+    """A loopback session like loopback_session, but with the DHT on and its network made of
+    the other loopback nodes only (127.0.0.1:p for p in other_ports), never the public routers.
+
+    The other nodes are added as plain DHT nodes, not as bootstrap routers: libtorrent keeps
+    routers out of its routing table, so nodes that only know each other as routers answer
+    every find_node with an empty `nodes`. The restrictions that make sense on the internet
+    (one node per IP in the routing table and in a search, BEP 42 node ids, the per-IP packet
+    rate after which a node is banned) are off, since every node here shares 127.0.0.1."""
+    settings = lt.high_performance_seed() if seed else lt.default_settings()
+    # The DHT must never start with libtorrent's default routers: no bootstrap host at all.
+    base = loopback_session_settings(port)
+    base.update({
+        "enable_dht": True,
+        "dht_bootstrap_nodes": "",
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_enforce_node_id": False,
+        "dht_ignore_dark_internet": False,
+        "dht_block_ratelimit": 100000,
+        # Not 0: libtorrent 2.0.8 dies of SIGFPE (a division by zero) with an unlimited DHT rate.
+        "dht_upload_rate_limit": 1000000,
+        "alert_mask": ALERT_MASK | lt.alert.category_t.dht_notification,
+    })
+    settings.update(base)
+    ses = lt.session(settings)
+    for p in other_ports:
+        ses.add_dht_node(("127.0.0.1", p))
+    return ses

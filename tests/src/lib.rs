@@ -15,6 +15,7 @@
 pub mod bencode;
 pub mod daemon;
 pub mod data;
+pub mod magnet;
 pub mod peers;
 pub mod proc;
 pub mod shoal;

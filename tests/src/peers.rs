@@ -2,7 +2,9 @@
 //! `tests/scripts/`), transmission-cli, aria2c, mktorrent, and a scripted corrupt peer.
 //!
 //! Every process here listens on 127.0.0.1 and has DHT, local discovery, PEX, uTP and port
-//! mapping off: tests must never send a packet off the machine.
+//! mapping off: tests must never send a packet off the machine. The one exception,
+//! [`lt_dht_seed`], turns the DHT on with no bootstrap router: its only nodes are its own
+//! sessions on 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +18,9 @@ use crate::TestDir;
 
 /// How long a libtorrent seeder or the corrupt peer may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the libtorrent DHT seeder may take until another node stored its announce.
+const DHT_READY_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// How long a short tool run (torrent creation, inspection) may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -53,6 +58,38 @@ pub fn lt_seed(td: &TestDir, torrent: &Path, save_path: &Path, port: u16, peers:
     let mut p = Proc::spawn("lt_seed", cmd, &td.logs(), Duration::from_secs(3));
     p.wait_stdout("print ready", READY_TIMEOUT, |s| s.lines().any(|l| l == "ready"));
     p
+}
+
+/// A libtorrent seeder in a small DHT of libtorrent sessions on loopback
+/// (`scripts/lt_dht_seed.py`).
+pub struct LtDhtSeed {
+    /// The process running every session.
+    pub proc: Proc,
+    /// The DHT address of every session, the seeder's first.
+    pub nodes: Vec<SocketAddr>,
+}
+
+/// Starts a libtorrent seeder of `torrent` (data under `save_path`) on `port` and one DHT-only
+/// libtorrent session per `node_ports`, whose DHT knows only each other. Returns once the seeder
+/// seeds and another node has stored its DHT announce.
+pub fn lt_dht_seed(td: &TestDir, torrent: &Path, save_path: &Path, port: u16, node_ports: &[u16]) -> LtDhtSeed {
+    let mut cmd = script("lt_dht_seed.py");
+    cmd.arg("--torrent").arg(torrent);
+    cmd.arg("--save-path").arg(save_path);
+    cmd.args(["--port", &port.to_string()]);
+    for p in node_ports {
+        cmd.args(["--node-port", &p.to_string()]);
+    }
+    cmd.args(["--ready-timeout", &DHT_READY_TIMEOUT.as_secs().to_string()]);
+    let mut proc = Proc::spawn("lt_dht_seed", cmd, &td.logs(), Duration::from_secs(3));
+    let nodes_line = |s: &str| s.lines().find_map(|l| l.strip_prefix("dht-nodes ")).map(str::to_string);
+    proc.wait_stdout("print its DHT nodes", DHT_READY_TIMEOUT + Duration::from_secs(10), |s| nodes_line(s).is_some());
+    let line = nodes_line(&proc.stdout()).expect("waited for the line");
+    let nodes = line
+        .split(',')
+        .map(|a| a.parse().unwrap_or_else(|e| panic!("lt_dht_seed.py printed a bad node {a:?}: {e}")))
+        .collect();
+    LtDhtSeed { proc, nodes }
 }
 
 /// Starts a libtorrent leecher of `torrent` into `save_path` on `port`, connecting to

@@ -1,7 +1,9 @@
 //! The `shoal` binary under test: finding it and running its subcommands.
 //!
 //! The CLI contract the tests rely on:
-//! * `shoal download <TORRENT> -o DIR [--runtime smol|tokio] [--listen-port N] [--peer HOST:PORT]... [--seed]`
+//! * `shoal download <TORRENT|MAGNET> -o DIR [--runtime smol|tokio] [--listen-port N] [--peer HOST:PORT]... [--seed]`
+//!   (a magnet prints `fetching metadata`, then `metadata received: NAME ...`; the DHT's only
+//!   contacts are the nodes in `SHOAL_DHT_BOOTSTRAP=ip:port,...`)
 //! * `shoal seed <TORRENT> <DIR> [--runtime smol|tokio] [--listen-port N] [--peer HOST:PORT]...`
 //! * `shoal create <PATH> -o FILE [--tracker URL]... [--piece-size N] [--private] [--comment S]`
 //! * `shoal info <TORRENT> [--json]`
@@ -68,7 +70,9 @@ fn find_bin() -> Result<PathBuf, String> {
     }
 }
 
-/// A `shoal` command with the given arguments (not started).
+/// A `shoal` command with the given arguments (not started), kept on loopback with
+/// `SHOAL_LOCAL_ONLY=1` (no public DHT router, no peer or DHT node off the machine) whatever
+/// the environment of the test run.
 pub fn command<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -76,6 +80,7 @@ where
 {
     let mut cmd = Command::new(shoal_bin());
     cmd.args(args);
+    cmd.env("SHOAL_LOCAL_ONLY", "1");
     cmd
 }
 
@@ -115,12 +120,36 @@ pub fn download(
     port: u16,
     peers: &[SocketAddr],
 ) -> Proc {
+    let cmd = download_command(rt, torrent.as_os_str(), out, port, peers);
+    Proc::spawn(name, cmd, &td.logs(), SHOAL_GRACE)
+}
+
+/// Starts `shoal download MAGNET -o OUT --runtime RT --listen-port PORT [--peer ..]` with
+/// `SHOAL_DHT_BOOTSTRAP` set to `dht_nodes` (its DHT's only contacts; none if empty).
+#[allow(clippy::too_many_arguments)]
+pub fn download_magnet(
+    td: &TestDir,
+    rt: Runtime,
+    name: &str,
+    magnet: &str,
+    out: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+    dht_nodes: &[SocketAddr],
+) -> Proc {
+    let mut cmd = download_command(rt, magnet.as_ref(), out, port, peers);
+    let nodes: Vec<String> = dht_nodes.iter().map(|a| a.to_string()).collect();
+    cmd.env("SHOAL_DHT_BOOTSTRAP", nodes.join(","));
+    Proc::spawn(name, cmd, &td.logs(), SHOAL_GRACE)
+}
+
+fn download_command(rt: Runtime, what: &std::ffi::OsStr, out: &Path, port: u16, peers: &[SocketAddr]) -> Command {
     let mut cmd = command(["download"]);
-    cmd.arg(torrent).arg("-o").arg(out);
+    cmd.arg(what).arg("-o").arg(out);
     cmd.args(["--runtime", rt.name()]);
     cmd.args(["--listen-port", &port.to_string()]);
     add_peers(&mut cmd, peers);
-    Proc::spawn(name, cmd, &td.logs(), SHOAL_GRACE)
+    cmd
 }
 
 /// Starts `shoal seed TORRENT DIR --runtime RT --listen-port PORT [--peer ..]` (data at

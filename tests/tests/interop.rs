@@ -1,16 +1,19 @@
 //! Interop tests: the `shoal` binary against real peers on loopback.
+//! (The DHT tests turn libtorrent's DHT on, with its sessions on 127.0.0.1 as the only nodes.)
 //!
 //! Each test owns a temp dir, its ports and its own opentracker, so they run in parallel.
 //! They need the binary (`cargo build -p shoal-api`, or `SHOAL_BIN`) and the Debian packages
 //! python3-libtorrent, opentracker, transmission-cli, aria2 and mktorrent (`scripts/test.sh`
 //! installs them).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use shoal_tests::bencode::Value;
 use shoal_tests::data::{self, Compare, FileSpec};
+use shoal_tests::magnet;
 use shoal_tests::peers::{self, LtKind, Transmission};
 use shoal_tests::proc::run;
 use shoal_tests::shoal::{self, Runtime};
@@ -580,5 +583,204 @@ fn shoal_info_reads_libtorrent_and_mktorrent_torrents() {
         // Pad files are not user data: whether listed or not, the real files must match.
         let real: Vec<(String, u64)> = shoal_files(&info).into_iter().filter(|(p, _)| !data::is_pad_path(p)).collect();
         assert_eq!(real, lt_files(&lt), "{what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Magnet links: metadata from libtorrent peers (BEP 9), found through a tracker, the link's
+//    peers, `--peer`, or the DHT alone.
+
+/// Upper bound for a magnet download in these tests (seconds when things work).
+const MAGNET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A multi-file payload under `td/seed/payload` and a libtorrent v1 torrent of it with
+/// `trackers`; returns (seed dir, payload dir, torrent, info-hash).
+fn magnet_payload(td: &TestDir, trackers: &[String], seed: u64) -> (PathBuf, PathBuf, PathBuf, InfoHash) {
+    let src = td.dir("seed");
+    let content = data::tree(&src, "payload", &data::awkward_tree(), seed);
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(td, &content, &torrent, 32 * KIB, trackers, LtKind::V1);
+    let hash = InfoHash::of_file(&torrent);
+    (src, content, torrent, hash)
+}
+
+/// Asserts that a finished `shoal download` of a magnet said it fetched the metadata.
+fn assert_fetched_metadata(dl: &Proc, name: &str) {
+    let log = dl.stderr();
+    assert!(log.contains("fetching metadata"), "no `fetching metadata` in the log\n{}", dl.logs());
+    let received = format!("metadata received: {name}");
+    assert!(log.contains(&received), "no `{received}` in the log\n{}", dl.logs());
+    assert_no_panic("shoal download", &log);
+}
+
+fn shoal_downloads_magnet_from_libtorrent_found_through_tracker(rt: Runtime) {
+    let td = TestDir::new(&format!("magnet-tracker-{}", rt.name()));
+    let tracker = Opentracker::start(&td, &[]);
+    let (src, content, torrent, hash) = magnet_payload(&td, &[tracker.http_url()], 0x3a6);
+    tracker.allow(hash);
+    let _seeder = peers::lt_seed(&td, &torrent, &src, free_port(), &[]);
+    tracker.wait_peers(hash, 1, TIMEOUT);
+
+    let link = magnet::Link::new(hash).name("a name until the metadata comes").tracker(&tracker.http_url());
+    let out = td.dir("out");
+    let mut dl = shoal::download_magnet(&td, rt, "shoal_download", &link.to_string(), &out, free_port(), &[], &[]);
+    dl.expect_success(MAGNET_TIMEOUT);
+    assert_same_tree(&content, &out.join("payload"), Compare::default());
+    assert_fetched_metadata(&dl, "payload");
+}
+on_each_runtime!(shoal_downloads_magnet_from_libtorrent_found_through_tracker);
+
+/// `0,2,5-7`: the sorted indices as BEP 53 ranges.
+fn select_only_spec(indices: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indices.len() {
+        let mut j = i;
+        while j + 1 < indices.len() && indices[j + 1] == indices[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { indices[i].to_string() } else { format!("{}-{}", indices[i], indices[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+fn shoal_downloads_only_the_files_a_magnet_selects(rt: Runtime) {
+    let td = TestDir::new(&format!("magnet-select-{}", rt.name()));
+    let tracker = Opentracker::start(&td, &[]);
+    let (src, content, torrent, hash) = magnet_payload(&td, &[tracker.udp_url()], 0x50);
+    tracker.allow(hash);
+    let _seeder = peers::lt_seed(&td, &torrent, &src, free_port(), &[]);
+    tracker.wait_peers(hash, 1, TIMEOUT);
+
+    // File indices are positions in the info dictionary's file list, as libtorrent wrote it.
+    let info = peers::lt_info(&td, &torrent);
+    let paths: Vec<String> = info["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["path"].as_str().expect("path").strip_prefix("payload/").expect("under payload/").to_string())
+        .collect();
+    let wanted = ["a/b/c/deep.bin", "big/part2.dat", "big/zz-one", "with space/and-üñíçødé.txt", "a/one-byte"];
+    // Files larger than two pieces: pieces shared with selected neighbours cannot fill them.
+    let skipped = ["big/part1.dat", "a/b/c/d/e/f/deeper.bin"];
+    let index = |p: &str| paths.iter().position(|x| x == p).unwrap_or_else(|| panic!("{p} not in {paths:?}"));
+    let mut chosen: Vec<usize> = wanted.iter().map(|p| index(p)).collect();
+    chosen.sort_unstable();
+    let so = select_only_spec(&chosen);
+
+    let link = magnet::Link::new(hash).hash_form(magnet::HashForm::Base32).tracker(&tracker.udp_url()).select_only(&so);
+    let out = td.dir("out");
+    let mut dl = shoal::download_magnet(&td, rt, "shoal_download", &link.to_string(), &out, free_port(), &[], &[]);
+    dl.expect_success(MAGNET_TIMEOUT);
+    assert_fetched_metadata(&dl, "payload");
+    assert!(dl.stderr().contains(" selected"), "the log does not say what was selected\n{}", dl.logs());
+    for f in wanted {
+        data::compare_trees(&content.join(f), &out.join("payload").join(f), Compare::default())
+            .unwrap_or_else(|e| panic!("selected file {f} (so={so}): {e}"));
+    }
+    for f in skipped {
+        let got = out.join("payload").join(f);
+        assert!(
+            data::compare_trees(&content.join(f), &got, Compare::default()).is_err(),
+            "{f} was not selected (so={so}) but is complete"
+        );
+    }
+}
+on_each_runtime!(shoal_downloads_only_the_files_a_magnet_selects);
+
+/// No tracker: the seeder is named in the link (`x.pe`), then, for a second download, only on
+/// the command line (`--peer`).
+fn shoal_downloads_magnet_from_peer_in_link_or_on_command_line(rt: Runtime) {
+    let td = TestDir::new(&format!("magnet-peer-{}", rt.name()));
+    let src = td.dir("seed");
+    let content = data::single_file(&src, "payload.bin", 3 * MIB + 4321, 0x9e);
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(&td, &content, &torrent, 64 * KIB, &[], LtKind::V1);
+    let hash = InfoHash::of_file(&torrent);
+    let port = free_port();
+    let _seeder = peers::lt_seed(&td, &torrent, &src, port, &[]);
+
+    let link = magnet::Link::new(hash).peer(loopback(port)).to_string();
+    let out = td.dir("out-x.pe");
+    let mut dl = shoal::download_magnet(&td, rt, "shoal_download_x.pe", &link, &out, free_port(), &[], &[]);
+    dl.expect_success(MAGNET_TIMEOUT);
+    assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
+    assert_fetched_metadata(&dl, "payload.bin");
+
+    let link = magnet::Link::new(hash).to_string();
+    let out = td.dir("out-peer");
+    let peer = [loopback(port)];
+    let mut dl = shoal::download_magnet(&td, rt, "shoal_download_peer", &link, &out, free_port(), &peer, &[]);
+    dl.expect_success(MAGNET_TIMEOUT);
+    assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
+    assert_fetched_metadata(&dl, "payload.bin");
+}
+on_each_runtime!(shoal_downloads_magnet_from_peer_in_link_or_on_command_line);
+
+/// A magnet with the info-hash alone: Shoal's DHT knows `bootstrap` of the libtorrent sessions
+/// (a seeder and two DHT-only nodes) and must find the seeder, the metadata and the data.
+fn shoal_resolves_magnet_through_libtorrent_dht(
+    rt: Runtime,
+    test: &str,
+    bootstrap: fn(&[SocketAddr]) -> Vec<SocketAddr>,
+) {
+    let td = TestDir::new(&format!("{test}-{}", rt.name()));
+    let (src, content, torrent, hash) = magnet_payload(&td, &[], 0xd47);
+    let seeder = peers::lt_dht_seed(&td, &torrent, &src, free_port(), &[free_port(), free_port()]);
+    let link = magnet::Link::new(hash).to_string();
+    let out = td.dir("out");
+    let nodes = bootstrap(&seeder.nodes);
+    let mut dl = shoal::download_magnet(&td, rt, "shoal_download", &link, &out, free_port(), &[], &nodes);
+    dl.expect_success(MAGNET_TIMEOUT);
+    assert_same_tree(&content, &out.join("payload"), Compare::default());
+    assert_fetched_metadata(&dl, "payload");
+    drop(seeder);
+}
+
+fn shoal_resolves_trackerless_magnet_through_libtorrent_dht(rt: Runtime) {
+    // One DHT-only node to start from: the seeder and the other node are learnt from the DHT.
+    shoal_resolves_magnet_through_libtorrent_dht(rt, "magnet-dht", |nodes| nodes[1..2].to_vec());
+}
+on_each_runtime!(shoal_resolves_trackerless_magnet_through_libtorrent_dht);
+
+/// Every node is given as a bootstrap node: they must still enter the routing table (they
+/// once did not, and a DHT made only of them never bootstrapped).
+#[test]
+fn shoal_resolves_magnet_through_dht_whose_every_node_is_a_bootstrap_node() {
+    shoal_resolves_magnet_through_libtorrent_dht(Runtime::Smol, "magnet-dht-all", |nodes| nodes.to_vec());
+}
+
+#[test]
+fn malformed_magnet_links_are_rejected_with_a_clear_error() {
+    let td = TestDir::new("hostile-magnets");
+    let hex = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+    let cases: Vec<(&str, String)> = vec![
+        ("no-info-hash", "magnet:?dn=x&tr=http%3A%2F%2F127.0.0.1%3A1%2Fannounce".into()),
+        ("not-a-query", format!("magnet:xt=urn:btih:{hex}")),
+        ("empty", "magnet:?".into()),
+        ("short-hex", "magnet:?xt=urn:btih:c12fe1c06bba".into()),
+        ("bad-hex-digit", format!("magnet:?xt=urn:btih:{}g", &hex[..39])),
+        ("bad-base32", format!("magnet:?xt=urn:btih:{}1", "A".repeat(31))),
+        ("two-hashes", format!("magnet:?xt=urn:btih:{hex}&xt=urn:btih:{}", "0".repeat(40))),
+        ("v2-only", format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32))),
+        ("backwards-range", format!("magnet:?xt=urn:btih:{hex}&so=7-2")),
+        ("huge-range", format!("magnet:?xt=urn:btih:{hex}&so=0-4294967295")),
+        ("garbage-so", format!("magnet:?xt=urn:btih:{hex}&so=1,,x")),
+    ];
+    for (case, link) in &cases {
+        let out = td.dir(&format!("out/{case}"));
+        let port = free_port().to_string();
+        let mut cmd = shoal_cmd(&["download".as_ref(), link.as_ref(), "-o".as_ref(), out.as_os_str()]);
+        cmd.args(["--listen-port", &port]);
+        let dl = run(&format!("download-{case}"), cmd, &td.logs(), Duration::from_secs(30));
+        assert!(!dl.status.success(), "shoal download accepted {case}: {link}");
+        assert_no_panic(&format!("download {case}"), &dl.stderr);
+        let lines: Vec<&str> = dl.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{case}: want one error line, got:\n{}", dl.stderr);
+        assert!(lines[0].contains("magnet"), "{case}: the error does not say what was wrong: {}", lines[0]);
+        eprintln!("download {case}: {}", lines[0]);
+        let written = data::list_files(&out).expect("list output dir");
+        assert!(written.is_empty(), "{case}: files written for a bad link: {written:?}");
     }
 }

@@ -163,6 +163,55 @@ fn decode_chunked(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOutco
     out
 }
 
+/// [`decode_chunked`] through `Decoder::next_from`, which decodes whole frames straight from
+/// each chunk (borrowing blocks) and buffers only incomplete tails.
+fn decode_from_input(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOutcome {
+    let mut d = cfg.decoder();
+    let mut out = WireOutcome { handshake: None, messages: Vec::new(), error: None, buffered: 0 };
+    let mut rest = stream;
+    let mut sizes = sizes.iter().cycle();
+    loop {
+        let size = *sizes.next().expect("cycle of a non-empty list");
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
+        let mut input = chunk;
+        if cfg.expect_handshake && out.handshake.is_none() {
+            d.feed(input);
+            input = &[];
+            pump_handshake(&mut d, &mut out);
+        }
+        if out.error.is_none() && (!cfg.expect_handshake || out.handshake.is_some()) {
+            loop {
+                match d.next_from(&mut input) {
+                    Ok(Some(x)) => {
+                        let m = x.into_message();
+                        check_message(&m, cfg);
+                        out.messages.push(m);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if rest.is_empty() || out.error.is_some() {
+            break;
+        }
+    }
+    out.buffered = if out.error.is_some() { 0 } else { d.buffered() };
+    out
+}
+
+fn pump_handshake(d: &mut Decoder, out: &mut WireOutcome) {
+    match d.take_handshake() {
+        Ok(Some(h)) => out.handshake = Some(h),
+        Ok(None) => {}
+        Err(e) => out.error = Some(e),
+    }
+}
+
 /// What a successfully decoded message must satisfy, and that it re-encodes to itself.
 fn check_message(m: &Message, cfg: &WireConfig) {
     let in_range = |piece: u32| {
@@ -232,6 +281,8 @@ pub fn wire_stream(data: &[u8]) {
     let whole = decode_chunked(&cfg, stream, &[stream.len().max(1)]);
     let chunked = decode_chunked(&cfg, stream, &sizes);
     assert_eq!(whole, chunked, "chunking changed the outcome (sizes {sizes:?})");
+    let direct = decode_from_input(&cfg, stream, &sizes);
+    assert_eq!(whole, direct, "decoding from the input changed the outcome (sizes {sizes:?})");
 }
 
 /// The BEP 10 extended handshake: anything decoded re-encodes to an equal value.

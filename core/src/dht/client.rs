@@ -134,6 +134,11 @@ impl Dht {
             if let Insert::Full { ping: Some(stale) } = self.table_mut(family).insert(info, now) {
                 self.queue_ping(stale);
             }
+            // A first node (say one given by the user, answering our ping): bootstrap from it
+            // now instead of at the next retry.
+            if let Bootstrap::Waiting { .. } = self.bootstrap {
+                self.start_bootstrap(now);
+            }
         }
         let QueryPurpose::Lookup { lookup, family: search_family } = p.purpose else { return };
         let Some(l) = self.lookups.get_mut(&lookup) else { return };

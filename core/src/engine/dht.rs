@@ -15,6 +15,10 @@ use crate::types::{Instant, TorrentId};
 /// How often a torrent announces itself (peers stored by others expire after 30 minutes).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);
 
+/// When a lookup found no peer at all, the next one comes this soon (the swarm may simply not
+/// have announced yet).
+pub const RETRY_EMPTY: Duration = Duration::from_secs(60);
+
 /// What the DHT found, per torrent, for the user interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DhtTorrentStatus {
@@ -27,8 +31,8 @@ pub struct DhtTorrentStatus {
 /// The DHT and the engine's bookkeeping around it.
 pub(crate) struct DhtLink {
     pub dht: Dht,
-    /// Which torrent each running lookup is for.
-    lookups: BTreeMap<LookupId, TorrentId>,
+    /// Which torrent each running lookup is for, and how many peers it found so far.
+    lookups: BTreeMap<LookupId, (TorrentId, u32)>,
     /// When each torrent announces next.
     next: BTreeMap<TorrentId, Instant>,
     /// Peers found per torrent.
@@ -60,7 +64,7 @@ impl DhtLink {
             if now >= *at {
                 *at = now + ANNOUNCE_EVERY;
                 let lookup = self.dht.announce(*ih, port, false, now);
-                self.lookups.insert(lookup, *t);
+                self.lookups.insert(lookup, (*t, 0));
             }
         }
     }
@@ -69,7 +73,7 @@ impl DhtLink {
     pub fn forget(&mut self, t: TorrentId) {
         self.next.remove(&t);
         self.found.remove(&t);
-        self.lookups.retain(|_, x| *x != t);
+        self.lookups.retain(|_, (x, _)| *x != t);
     }
 
     /// The DHT's status for one torrent.
@@ -79,7 +83,7 @@ impl DhtLink {
 
     /// The next thing the DHT asks for. Sends to non-loopback addresses are dropped when
     /// `local_only` (tests: nothing leaves the machine, whatever a hostile node tells us).
-    pub fn poll(&mut self, local_only: bool) -> Option<Action> {
+    pub fn poll(&mut self, local_only: bool, now: Instant) -> Option<Action> {
         loop {
             match self.dht.poll_output()? {
                 DhtOutput::Send { to, data } => {
@@ -92,12 +96,18 @@ impl DhtLink {
                     return Some(Action::Output(super::Output::DhtResolve { host, port }))
                 }
                 DhtOutput::Event(DhtEvent::Peers { lookup, peers, .. }) => {
-                    let Some(&t) = self.lookups.get(&lookup) else { continue };
+                    let Some((t, n)) = self.lookups.get_mut(&lookup) else { continue };
+                    *n += peers.len() as u32;
+                    let t = *t;
                     *self.found.entry(t).or_default() += peers.len() as u32;
                     return Some(Action::Peers(t, peers));
                 }
                 DhtOutput::Event(DhtEvent::LookupDone { lookup, .. }) => {
-                    self.lookups.remove(&lookup);
+                    if let Some((t, 0)) = self.lookups.remove(&lookup) {
+                        if let Some(at) = self.next.get_mut(&t) {
+                            *at = (*at).min(now + RETRY_EMPTY);
+                        }
+                    }
                 }
                 DhtOutput::Event(DhtEvent::Bootstrapped) => {
                     // Announce everything soon now that there is a network to ask.

@@ -927,10 +927,11 @@ impl Engine {
         self.after_input(None, now);
     }
 
-    /// Adds a resolved bootstrap address (or any known DHT node) to start from.
+    /// Adds a known DHT node: a lookup may start from it, and it joins the routing table once
+    /// it answers a ping (unlike the routers named in the configuration, which never do).
     pub fn add_dht_node(&mut self, addr: SocketAddr, now: Instant) {
         if let Some(link) = &mut self.dht {
-            link.dht.add_bootstrap(addr, now);
+            link.dht.add_node(addr, now);
         }
         self.after_input(None, now);
     }
@@ -1257,14 +1258,12 @@ impl Engine {
         }
     }
 
-    /// Common work after any input: connection attempts, tracker announces, flushing sends,
-    /// routing-table upkeep, dropping removed torrents.
     /// Passes the DHT's datagrams and resolutions on, and its peers to their torrents; returns
     /// whether any peers arrived.
-    fn pump_dht(&mut self) -> bool {
+    fn pump_dht(&mut self, now: Instant) -> bool {
         let Some(link) = self.dht.as_mut() else { return false };
         let mut got_peers = false;
-        while let Some(action) = link.poll(self.config.local_only) {
+        while let Some(action) = link.poll(self.config.local_only, now) {
             match action {
                 dht::Action::Output(o) => self.io.push(o),
                 dht::Action::Peers(t, peers) => {
@@ -1278,9 +1277,11 @@ impl Engine {
         got_peers
     }
 
+    /// Common work after any input: connection attempts, tracker announces, flushing sends,
+    /// routing-table upkeep, dropping removed torrents.
     fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
         // Peers from the DHT may concern any torrent.
-        let touched = if self.pump_dht() { None } else { touched };
+        let touched = if self.pump_dht(now) { None } else { touched };
         self.schedule_checks(now);
         self.refill_requests(now);
         self.release_uploads(now);

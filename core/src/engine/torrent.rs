@@ -24,7 +24,7 @@ use crate::tracker::{
     AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::{encode_piece_header, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA};
+use crate::wire::{encode_piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA};
 pub(crate) use ut_metadata::MetadataPhase;
 use ut_metadata::OUR_UT_METADATA;
 
@@ -611,8 +611,23 @@ impl Torrent {
 
     /// Handshakes are exchanged: check the peer and send our opening messages.
     fn activate(&mut self, conn: ConnId, hs: Handshake, now: Instant, cfg: &Config, io: &mut Io) -> bool {
-        let duplicate =
-            self.peers.iter().any(|(c, p)| *c != conn && p.phase == Phase::Active && p.peer_id == hs.peer_id);
+        let existing = self
+            .peers
+            .iter()
+            .find(|(c, p)| **c != conn && p.phase == Phase::Active && p.peer_id == hs.peer_id)
+            .map(|(c, p)| (*c, p.outgoing));
+        let mut duplicate = false;
+        if let (Some((old, old_outgoing)), Some(new_outgoing)) = (existing, self.peers.get(&conn).map(|p| p.outgoing)) {
+            // Both sides dialled each other (peers found at once through the DHT or PEX). Both
+            // keep the connection dialled by the side with the smaller peer id, so exactly one
+            // survives; closing "the newer one" on each side could close both.
+            let keep_outgoing = self.our_id.0 < hs.peer_id.0;
+            if new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
+                self.close(old, now, io);
+            } else {
+                duplicate = true;
+            }
+        }
         if hs.peer_id == self.our_id || hs.info_hash != self.info_hash || duplicate {
             if hs.peer_id == self.our_id {
                 if let Some(p) = self.peers.get(&conn) {
@@ -692,11 +707,18 @@ impl Torrent {
         }
         loop {
             let next = match self.peers.get_mut(&conn) {
-                Some(p) if p.phase == Phase::Active => p.decoder.next_message_from(&mut input),
+                Some(p) if p.phase == Phase::Active => p.decoder.next_from(&mut input),
                 _ => return,
             };
             match next {
-                Ok(Some(msg)) => self.on_message(conn, msg, now, cfg, io),
+                // A block straight from the received bytes: copied once, into its piece.
+                Ok(Some(Decoded::Block { piece, offset, data })) => {
+                    if let Some(p) = self.peers.get_mut(&conn) {
+                        p.got_first_message = true;
+                        self.on_block(conn, piece, offset, data, now, io);
+                    }
+                }
+                Ok(Some(Decoded::Message(msg))) => self.on_message(conn, msg, now, cfg, io),
                 Ok(None) => break,
                 Err(_) => {
                     self.close(conn, now, io);
@@ -878,7 +900,7 @@ impl Torrent {
             }
             Message::HaveNone => {}
             Message::Request(b) => self.on_request(conn, b, now, cfg, io),
-            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, data, now, io),
+            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, io),
             Message::Cancel(b) => {
                 let mut found = false;
                 if let Some(i) = p.incoming.iter().position(|x| *x == b) {
@@ -1007,7 +1029,7 @@ impl Torrent {
         }
     }
 
-    fn on_block(&mut self, conn: ConnId, piece: u32, offset: u32, data: Vec<u8>, now: Instant, io: &mut Io) {
+    fn on_block(&mut self, conn: ConnId, piece: u32, offset: u32, data: &[u8], now: Instant, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let len = data.len() as u32;
         let block = BlockRef { piece, offset, len };
@@ -1034,7 +1056,7 @@ impl Torrent {
                 });
                 // The picker accepted the block, so it lies inside the piece.
                 if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
-                    dst.copy_from_slice(&data);
+                    dst.copy_from_slice(data);
                 }
                 for other in also_requested_from {
                     if other == conn {

@@ -1,7 +1,7 @@
 //! The incremental frame decoder: socket bytes in, messages out.
 
 use super::handshake::{check_protocol_prefix, Handshake, HANDSHAKE_LEN};
-use super::message::{check_header, parse_body, FrameKind, Message};
+use super::message::{check_header, parse_body, piece_body, FrameKind, Message};
 use super::{Limits, WireError};
 
 /// Length of the frame length prefix.
@@ -135,14 +135,23 @@ impl Decoder {
     /// into the decoder when it holds nothing: whole frames are decoded straight from `input`
     /// (advanced past them), and only an incomplete tail is kept. Call until `Ok(None)`.
     pub fn next_message_from(&mut self, input: &mut &[u8]) -> Result<Option<Message>, WireError> {
+        Ok(self.next_from(input)?.map(Decoded::into_message))
+    }
+
+    /// [`Decoder::next_message_from`], except that a `piece` message decoded straight from
+    /// `input` borrows its block data from it ([`Decoded::Block`]) instead of copying it.
+    pub fn next_from<'a>(&mut self, input: &mut &'a [u8]) -> Result<Option<Decoded<'a>>, WireError> {
         if self.failed.is_none() && !self.expect_handshake && self.skip == 0 && self.buffered() == 0 {
+            if let Some(block) = self.block_at(input)? {
+                return Ok(Some(block));
+            }
             loop {
                 match decode_one(input, &self.limits, self.piece_count) {
                     Ok(Some((frame, used, skip))) => {
                         *input = &input[used..];
                         self.skip = skip;
                         match frame {
-                            Frame::Message(msg) => return Ok(Some(msg)),
+                            Frame::Message(msg) => return Ok(Some(Decoded::Message(msg))),
                             Frame::Skipped if skip > 0 => break,
                             Frame::Skipped => continue,
                         }
@@ -156,7 +165,56 @@ impl Decoder {
             self.feed(input);
             *input = &[];
         }
-        self.next_message()
+        Ok(self.next_message()?.map(Decoded::Message))
+    }
+
+    /// A whole `piece` frame at the front of `input`, borrowed; `None` for anything else.
+    fn block_at<'a>(&mut self, input: &mut &'a [u8]) -> Result<Option<Decoded<'a>>, WireError> {
+        let bytes: &'a [u8] = input;
+        let Some(prefix) = bytes.first_chunk::<PREFIX_LEN>() else { return Ok(None) };
+        let len = u32::from_be_bytes(*prefix);
+        // A keep-alive has no id byte: what follows it is the next frame's. Too long is an
+        // error that `decode_one` reports.
+        if len == 0 || len > self.limits.max_message_len || bytes.get(PREFIX_LEN) != Some(&super::message::id::PIECE) {
+            return Ok(None);
+        }
+        let frame_len = PREFIX_LEN + len as usize;
+        let Some(frame) = bytes.get(..frame_len) else { return Ok(None) };
+        let checked = check_header(super::message::id::PIECE, len, &self.limits, self.piece_count)
+            .and_then(|_| piece_body(&frame[PREFIX_LEN + 1..], self.piece_count));
+        match checked {
+            Ok((piece, offset, data)) => {
+                *input = &bytes[frame_len..];
+                Ok(Some(Decoded::Block { piece, offset, data }))
+            }
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+}
+
+/// A decoded message; a block's data may borrow the bytes it was decoded from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// Any message.
+    Message(Message),
+    /// A `piece` message whose data borrows the received bytes.
+    Block {
+        /// The piece.
+        piece: u32,
+        /// Byte offset in the piece.
+        offset: u32,
+        /// The block's bytes.
+        data: &'a [u8],
+    },
+}
+
+impl Decoded<'_> {
+    /// The owned message (copying a borrowed block).
+    pub fn into_message(self) -> Message {
+        match self {
+            Decoded::Message(m) => m,
+            Decoded::Block { piece, offset, data } => Message::Piece { piece, offset, data: data.to_vec() },
+        }
     }
 }
 
@@ -357,6 +415,38 @@ mod tests {
             Some((rng % 300) as usize + 1)
         });
         assert_eq!(decode_from_chunks(&stream, random), expected);
+    }
+
+    #[test]
+    fn blocks_decoded_from_the_input_borrow_it() {
+        let msgs = vec![
+            Message::Piece { piece: 3, offset: 16384, data: vec![7; 100] },
+            Message::Have { piece: 2 },
+            Message::Piece { piece: 4, offset: 0, data: vec![9; 10] },
+        ];
+        let stream = encode_all(&msgs);
+        let mut decoder = Decoder::new(Limits::default());
+        decoder.set_piece_count(10);
+        let mut input = &stream[..];
+        let first = decoder.next_from(&mut input).unwrap().unwrap();
+        assert_eq!(first, Decoded::Block { piece: 3, offset: 16384, data: &[7; 100][..] });
+        let mut rest = Vec::new();
+        while let Some(d) = decoder.next_from(&mut input).unwrap() {
+            rest.push(d.into_message());
+        }
+        assert_eq!(rest, msgs[1..]);
+        // A block index past the piece count is refused on this path too.
+        let mut keepalive_then_seven = vec![0, 0, 0, 0, 7];
+        assert_eq!(
+            Decoder::new(Limits::default()).next_from(&mut &keepalive_then_seven[..]),
+            Ok(Some(Decoded::Message(Message::KeepAlive)))
+        );
+        keepalive_then_seven.clear();
+        let mut bad = Vec::new();
+        Message::Piece { piece: 10, offset: 0, data: vec![1] }.encode(&mut bad);
+        let mut decoder = Decoder::new(Limits::default());
+        decoder.set_piece_count(10);
+        assert!(decoder.next_from(&mut &bad[..]).is_err());
     }
 
     #[test]

@@ -215,6 +215,16 @@ fn u32_at(body: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(word)
 }
 
+/// The index, offset and data of a `piece` body that `check_header` accepted (at least 8
+/// bytes), borrowing the data.
+pub(super) fn piece_body(body: &[u8], piece_count: Option<u32>) -> Result<(u32, u32, &[u8]), WireError> {
+    let piece = u32_at(body, 0);
+    if let Some(n) = piece_count.filter(|&n| piece >= n) {
+        return Err(WireError::PieceIndexOutOfRange { id: id::PIECE, piece, piece_count: n });
+    }
+    Ok((piece, u32_at(body, 4), &body[8..]))
+}
+
 /// Parses the body (everything after the id byte) of a frame `check_header` accepted.
 pub(super) fn parse_body(
     msg_id: u8,
@@ -244,7 +254,8 @@ pub(super) fn parse_body(
             Message::Request(b)
         }
         id::PIECE => {
-            Message::Piece { piece: index(u32_at(body, 0))?, offset: u32_at(body, 4), data: body[8..].to_vec() }
+            let (piece, offset, data) = piece_body(body, piece_count)?;
+            Message::Piece { piece, offset, data: data.to_vec() }
         }
         id::CANCEL => Message::Cancel(block(body)?),
         id::PORT => Message::Port(u16::from_be_bytes([body[0], body[1]])),

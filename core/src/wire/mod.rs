@@ -12,7 +12,7 @@ mod handshake;
 mod message;
 mod metadata;
 
-pub use decoder::Decoder;
+pub use decoder::{Decoded, Decoder};
 pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
 pub use fast::allowed_fast_set;
 pub use handshake::{Handshake, HANDSHAKE_LEN};

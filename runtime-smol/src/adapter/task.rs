@@ -182,7 +182,9 @@ impl<R: Runtime> EngineTask<R> {
                     Err(SessionError::Stopped)
                 } else {
                     let MagnetOptions { magnet, destination, paused, peers } = *opts;
-                    let params = AddMagnet { paused, peers, check_existing: true, ..AddMagnet::new(magnet) };
+                    // No check once the files are known: a check closes the peers that just sent
+                    // the metadata, and a new magnet has no data yet.
+                    let params = AddMagnet { paused, peers, check_existing: false, ..AddMagnet::new(magnet) };
                     self.engine.add_magnet(params, now).map_err(SessionError::from).inspect(|id| {
                         self.magnet_dests.insert(*id, destination);
                     })
