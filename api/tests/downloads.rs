@@ -1010,3 +1010,53 @@ fn low_space_is_announced_once_for_a_download_disk() {
     let later = log.until_marker(&d);
     assert!(later.iter().all(|e| e["topic"] != "low_space"), "{later:?}");
 }
+
+/// Serves `body` to every HTTP GET on a loopback port until the test ends; returns its URL.
+fn serve_once_per_request(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x.torrent", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            // Read the request head up to its blank line.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-bittorrent\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn torrents_are_fetched_from_http_urls() {
+    let tmp = TempDir::new();
+    let data = tmp.join("data");
+    let (single, _) = write_single(&data, "web.iso", 200_000, 11);
+    let torrent = make_torrent(&single, &tmp.join("web.torrent"), None);
+    let url = serve_once_per_request(torrent.clone());
+    let d = daemon(&tmp.join("state"));
+
+    let info = ok(&d, "GET", &format!("/torrentinfo?uri={}", enc(&url)), None);
+    let text = HEXLOWER.decode(info["metainfo"].as_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&text).unwrap()["info"]["name"], "web.iso");
+
+    let added = ok(&d, "PUT", "/downloads", Some(&json!({"uri": url, "destination": data})));
+    let ih = added["infohash"].as_str().unwrap().to_string();
+    wait_seeding(&d, &ih);
+    let exported = call(&d, "GET", &format!("/downloads/{ih}/torrent"), None);
+    assert_eq!((exported.status, &exported.body), (200, &torrent));
+
+    // A URL nobody answers: Tribler's 500 with a message.
+    let (st, body) = answer(&d, "PUT", "/downloads", Some(&json!({"uri": "http://127.0.0.1:1/none.torrent"})));
+    assert_eq!(st, 500);
+    assert!(body["error"].as_str().unwrap().starts_with("cannot fetch http://127.0.0.1:1/none.torrent"), "{body}");
+}
