@@ -1,8 +1,9 @@
 //! Real BitTorrent programs on loopback: python3-libtorrent (through the scripts in
 //! `tests/scripts/`), transmission-cli, aria2c, mktorrent, and a scripted corrupt peer.
 //!
-//! Every process here listens on 127.0.0.1 and has DHT, local discovery, PEX, uTP and port
-//! mapping off: tests must never send a packet off the machine.
+//! Every process here listens on 127.0.0.1 and has DHT, local discovery, uTP and port mapping
+//! off (PEX too, but for libtorrent's, which names only its loopback peers): tests must never
+//! send a packet off the machine.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

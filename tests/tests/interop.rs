@@ -582,3 +582,50 @@ fn shoal_info_reads_libtorrent_and_mktorrent_torrents() {
         assert_eq!(real, lt_files(&lt), "{what}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Peer exchange (BEP 11): Shoal finds a seeder that only a libtorrent peer knows.
+
+/// How long a download that depends on peer exchange may take: libtorrent sends its first
+/// PEX message at once and then one a minute, so one minute and a half covers a late one.
+const PEX_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// Shoal knows only L, a libtorrent leecher that trickles (16 kB/s each way, so it stays a
+/// leecher for minutes and could never serve 8 MiB in time). L dialled S, a libtorrent seeder
+/// with PEX off and no tracker, so S never learns of Shoal: the download can only complete if
+/// Shoal takes S's address from L's PEX and dials it.
+fn shoal_finds_a_seeder_through_libtorrent_pex(rt: Runtime) {
+    let td = TestDir::new(&format!("pex-lt-{}", rt.name()));
+    let src = td.dir("seed");
+    let content = Payload::Single(8 * MIB).write(&src, 1111);
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(&td, &content, &torrent, 64 * KIB, &[], LtKind::V1);
+
+    let seeder_port = free_port();
+    let mut cmd = peers::script("lt_seed.py");
+    cmd.arg("--torrent").arg(&torrent).arg("--save-path").arg(&src);
+    cmd.args(["--port", &seeder_port.to_string(), "--no-pex"]);
+    let mut seeder = Proc::spawn("lt_seed", cmd, &td.logs(), Duration::from_secs(3));
+    seeder.wait_stdout("print ready", TIMEOUT, |s| s.lines().any(|l| l == "ready"));
+
+    let leecher_port = free_port();
+    let mut cmd = peers::script("lt_leech.py");
+    cmd.arg("--torrent").arg(&torrent).arg("--save-path").arg(td.dir("out-lt"));
+    cmd.args(["--port", &leecher_port.to_string(), "--timeout", &TIMEOUT.as_secs().to_string()]);
+    cmd.args(["--upload-rate", "16000", "--download-rate", "16000"]);
+    cmd.args(["--peer", &loopback(seeder_port).to_string()]);
+    let mut leecher = Proc::spawn("lt_leech", cmd, &td.logs(), Duration::from_secs(3));
+    leecher.wait_stderr("the libtorrent leecher to connect to the seeder", TIMEOUT, |s| s.contains(" peers=1"));
+
+    let out = td.dir("out");
+    let mut cmd = shoal::command(["download"]);
+    cmd.arg(&torrent).arg("-o").arg(&out);
+    cmd.args(["--runtime", rt.name(), "--listen-port", &free_port().to_string()]);
+    cmd.args(["--peer", &loopback(leecher_port).to_string()]);
+    cmd.env("SHOAL_LOCAL_ONLY", "1");
+    let mut dl = Proc::spawn("shoal_download", cmd, &td.logs(), Duration::from_secs(5));
+    dl.expect_success(PEX_TIMEOUT);
+    assert_same_tree(&content, &out.join(name_of(&content)), Compare::default());
+    assert!(leecher.try_status().is_none(), "the libtorrent leecher finished, so it was not slow enough");
+}
+on_each_runtime!(shoal_finds_a_seeder_through_libtorrent_pex);
