@@ -371,7 +371,7 @@ fn list_shape_parts_and_filters() {
         json!([
             {"url": TRACKER, "peers": 0, "status": "Not working"},
             {"url": "[DHT]", "peers": 0, "status": "Not working"},
-            {"url": "[PeX]", "peers": 0, "status": "Disabled"},
+            {"url": "[PeX]", "peers": 0, "status": "Working"},
         ])
     );
     assert_eq!(m["peers"], json!([]));

@@ -126,6 +126,17 @@ def wire():
     put("ut_metadata", "reject", b"d8:msg_typei2e5:piecei3ee")
     put("ut_metadata", "data", b"d8:msg_typei1e5:piecei1e10:total_sizei16390eeabcdef")
     put("ut_metadata", "extra-keys", b"d5:extrali1ee8:msg_typei1e5:piecei0e10:total_sizei2ee\x00\x01")
+    # libtorrent's layout: all six keys, IPv4 peers with flags (seed + outgoing), one dropped.
+    put(
+        "ut_pex",
+        "libtorrent",
+        b"d5:added12:\x7f\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\xc8\xd57:added.f2:\x12\x00"
+        b"6:added60:8:added6.f0:7:dropped6:\x0a\x00\x00\x03\x1a\xe28:dropped60:e",
+    )
+    put("ut_pex", "ipv6", b"d6:added618:" + bytes(range(1, 17)) + b"\x1a\xe18:added6.f1:\x04e")
+    put("ut_pex", "no-flags", b"d5:added6:\x7f\x00\x00\x01\x1a\xe1e")
+    put("ut_pex", "empty", b"de")
+    put("ut_pex", "odd-length", b"d5:added5:abcdee")
 
 
 # ---- bencode and metainfo ----------------------------------------------------------------

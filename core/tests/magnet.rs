@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::magnet::Magnet;
-use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage};
+use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, UT_PEX};
 use shoal_core::{AddMagnet, Event, InfoHash, PeerId, TorrentId, TorrentState};
 use support::{file, FileSpec, TestTorrent, World, TRACKER};
 
@@ -345,4 +345,45 @@ fn a_magnet_asked_to_check_existing_data_checks_once_the_files_are_known() {
     let first_piece = event_index(&w, leecher, |e| matches!(e, Event::PieceFinished { .. })).unwrap();
     assert!(meta_at < checked_at && checked_at < first_piece, "metadata, then the check, then pieces");
     assert!(w.nodes[leecher].disk(l).contents() == tt.data);
+}
+
+#[test]
+fn a_magnet_that_turns_out_private_withdraws_its_pex_offer() {
+    let files = [file("a.bin", 200_001)];
+    let tt = TestTorrent::private(65, PIECE, &files);
+    assert!(tt.meta.info.private);
+    let mut w = World::new(65);
+    w.tap = true;
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.add_magnet(leecher, AddMagnet::new(magnet_of(&tt)));
+    assert_eq!(w.nodes[leecher].stats(l).pex, Some(0), "on while privacy is unknown");
+
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].finished(l));
+    // Long enough for a PEX message to be due.
+    w.run_for(Duration::from_secs(70));
+
+    let offers: Vec<(usize, Option<u8>)> = w
+        .wire_log
+        .iter()
+        .filter_map(|e| match &e.msg {
+            Message::Extended { id: 0, payload } => {
+                ExtendedHandshake::decode(payload).ok().map(|h| (e.from.0, h.m.get(UT_PEX).copied()))
+            }
+            _ => None,
+        })
+        .collect();
+    let from_leecher: Vec<Option<u8>> = offers.iter().filter(|(n, _)| *n == leecher).map(|(_, m)| *m).collect();
+    assert!(from_leecher.len() >= 2, "{offers:?}");
+    assert!(from_leecher[0].is_some_and(|id| id != 0), "offered while privacy was unknown: {offers:?}");
+    // Withdrawn (id 0) once private; later connections are never offered it.
+    assert_eq!(from_leecher[1], Some(0), "withdrawn once private: {offers:?}");
+    assert!(from_leecher[2..].iter().all(Option::is_none), "{offers:?}");
+    assert!(offers.iter().filter(|(n, _)| *n == seeder).all(|(_, m)| m.is_none()), "{offers:?}");
+    assert_eq!(w.nodes[leecher].stats(l).pex, None);
+    let pex_sent = w.wire_log.iter().any(|e| {
+        e.from.0 == leecher && matches!(e.msg, Message::Extended { id, .. } if id == from_leecher[0].unwrap_or(0))
+    });
+    assert!(!pex_sent);
 }

@@ -25,10 +25,19 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--peer", action="append", default=[], help="host:port to connect to")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--upload-rate", type=int, default=0,
+                   help="upload limit of the torrent in bytes/s (0, the default: unlimited)")
+    p.add_argument("--download-rate", type=int, default=0,
+                   help="download limit of the torrent in bytes/s (0, the default: unlimited)")
     args = p.parse_args()
 
     ses = loopback_session(args.port)
     h = add_torrent(ses, args.torrent, args.save_path)
+    # Per-torrent limits: unlike the session's, they also hold for peers on loopback.
+    if args.upload_rate > 0:
+        h.set_upload_limit(args.upload_rate)
+    if args.download_rate > 0:
+        h.set_download_limit(args.download_rate)
     peers = [parse_peer(x) for x in args.peer]
     for peer in peers:
         h.connect_peer(peer)

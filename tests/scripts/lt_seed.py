@@ -24,10 +24,14 @@ def main():
     p.add_argument("--ready-timeout", type=float, default=120.0)
     p.add_argument("--upload-rate", type=int, default=0,
                    help="upload limit of the torrent in bytes/s (0, the default: unlimited)")
+    p.add_argument("--no-pex", action="store_true",
+                   help="neither send nor take peer exchange (ut_pex) messages for the torrent")
     args = p.parse_args()
 
     ses = loopback_session(args.port, seed=True)
     h = add_torrent(ses, args.torrent, args.save_path)
+    if args.no_pex:
+        h.set_flags(lt.torrent_flags.disable_pex)
     if args.upload_rate > 0:
         # A per-torrent limit: unlike the session's, it also holds for peers on loopback.
         h.set_upload_limit(args.upload_rate)

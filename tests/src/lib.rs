@@ -3,7 +3,8 @@
 //! The interop tests run the `shoal` binary against BitTorrent programs nobody here wrote
 //! (python3-libtorrent, transmission-cli, aria2c) and a real tracker (opentracker), all on
 //! loopback. Nothing in this crate may send a packet anywhere but 127.0.0.1: every process it
-//! starts is bound to loopback and has DHT, local discovery, PEX and port mapping switched off.
+//! starts is bound to loopback and has DHT, local discovery and port mapping switched off (and
+//! PEX, except libtorrent's, which only ever names the loopback peers it is connected to).
 //!
 //! Rules the harness follows so tests can run in parallel and fail readably:
 //! * each test owns a [`TestDir`] (temp dir, logs) and allocates its own ports ([`free_port`]);

@@ -1,10 +1,10 @@
 //! Real BitTorrent programs on loopback: python3-libtorrent (through the scripts in
 //! `tests/scripts/`), transmission-cli, aria2c, mktorrent, and a scripted corrupt peer.
 //!
-//! Every process here listens on 127.0.0.1 and has DHT, local discovery, PEX, uTP and port
-//! mapping off: tests must never send a packet off the machine. The one exception,
-//! [`lt_dht_seed`], turns the DHT on with no bootstrap router: its only nodes are its own
-//! sessions on 127.0.0.1.
+//! Every process here listens on 127.0.0.1 and has DHT, local discovery, uTP and port mapping
+//! off (PEX too, but for libtorrent's, which names only its loopback peers): tests must never
+//! send a packet off the machine. The one exception, [`lt_dht_seed`], turns the DHT on with no
+//! bootstrap router: its only nodes are its own sessions on 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

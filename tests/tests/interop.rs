@@ -784,3 +784,96 @@ fn malformed_magnet_links_are_rejected_with_a_clear_error() {
         assert!(written.is_empty(), "{case}: files written for a bad link: {written:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Peer exchange (BEP 11): Shoal finds a seeder that only a libtorrent peer knows.
+
+/// How long a download that depends on peer exchange may take: libtorrent sends its first
+/// PEX message at once and then one a minute, so one minute and a half covers a late one.
+const PEX_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// Starts `lt_seed.py` for `torrent` (data under `src`) on `port` with PEX off and `extra`
+/// arguments, and waits until it seeds.
+fn lt_seed_without_pex(td: &TestDir, torrent: &Path, src: &Path, port: u16, extra: &[&str]) -> Proc {
+    let mut cmd = peers::script("lt_seed.py");
+    cmd.arg("--torrent").arg(torrent).arg("--save-path").arg(src);
+    cmd.args(["--port", &port.to_string(), "--no-pex"]).args(extra);
+    let mut seeder = Proc::spawn("lt_seed", cmd, &td.logs(), Duration::from_secs(3));
+    seeder.wait_stdout("print ready", TIMEOUT, |s| s.lines().any(|l| l == "ready"));
+    seeder
+}
+
+/// Starts `lt_leech.py` for `torrent` into `out` on `port`, dialling `peer`, with `extra`
+/// arguments.
+fn lt_leech_to(td: &TestDir, torrent: &Path, out: &Path, port: u16, peer: u16, extra: &[&str]) -> Proc {
+    let mut cmd = peers::script("lt_leech.py");
+    cmd.arg("--torrent").arg(torrent).arg("--save-path").arg(out);
+    cmd.args(["--port", &port.to_string(), "--timeout", &TIMEOUT.as_secs().to_string()]);
+    cmd.args(["--peer", &loopback(peer).to_string()]).args(extra);
+    Proc::spawn("lt_leech", cmd, &td.logs(), Duration::from_secs(3))
+}
+
+/// `shoal download` of `torrent` into `out` on `port`, dialling `peer`, on loopback only.
+fn shoal_download_from(td: &TestDir, rt: Runtime, torrent: &Path, out: &Path, port: u16, peer: u16) -> Proc {
+    let mut cmd = shoal::command(["download"]);
+    cmd.arg(torrent).arg("-o").arg(out);
+    cmd.args(["--runtime", rt.name(), "--listen-port", &port.to_string()]);
+    cmd.args(["--peer", &loopback(peer).to_string()]);
+    cmd.env("SHOAL_LOCAL_ONLY", "1");
+    Proc::spawn("shoal_download", cmd, &td.logs(), Duration::from_secs(5))
+}
+
+/// An 8 MiB payload under `seed/` and a tracker-less torrent of it.
+fn pex_payload(td: &TestDir) -> (PathBuf, PathBuf, PathBuf) {
+    let src = td.dir("seed");
+    let content = Payload::Single(8 * MIB).write(&src, 1111);
+    let torrent = td.join("payload.torrent");
+    peers::lt_make(td, &content, &torrent, 64 * KIB, &[], LtKind::V1);
+    (src, content, torrent)
+}
+
+/// Shoal knows only L, a libtorrent leecher that trickles (16 kB/s each way, so it stays a
+/// leecher for minutes and could never serve 8 MiB in time). L dialled S, a libtorrent seeder
+/// with PEX off and no tracker, so S never learns of Shoal: the download can only complete if
+/// Shoal takes S's address from L's PEX and dials it.
+fn shoal_finds_a_seeder_through_libtorrent_pex(rt: Runtime) {
+    let td = TestDir::new(&format!("pex-lt-{}", rt.name()));
+    let (src, content, torrent) = pex_payload(&td);
+    let seeder_port = free_port();
+    let _seeder = lt_seed_without_pex(&td, &torrent, &src, seeder_port, &[]);
+    let leecher_port = free_port();
+    let slow = ["--upload-rate", "16000", "--download-rate", "16000"];
+    let mut leecher = lt_leech_to(&td, &torrent, &td.dir("out-lt"), leecher_port, seeder_port, &slow);
+    leecher.wait_stderr("the libtorrent leecher to connect to the seeder", TIMEOUT, |s| s.contains(" peers=1"));
+
+    let out = td.dir("out");
+    let mut dl = shoal_download_from(&td, rt, &torrent, &out, free_port(), leecher_port);
+    dl.expect_success(PEX_TIMEOUT);
+    assert_same_tree(&content, &out.join(name_of(&content)), Compare::default());
+    assert!(leecher.try_status().is_none(), "the libtorrent leecher finished, so it was not slow enough");
+}
+on_each_runtime!(shoal_finds_a_seeder_through_libtorrent_pex);
+
+/// The other way round: L, a libtorrent leecher, knows only Shoal; Shoal dialled S, a
+/// libtorrent seeder with PEX off and no tracker, which trickles (so Shoal stays a leecher,
+/// connected to it). About a minute after L connects, Shoal's PEX message names S, and L dials
+/// it: libtorrent takes our message (it ignores `added` without a matching `added.f`, and
+/// disconnects a peer whose PEX is malformed or too frequent). One runtime: the messages come
+/// from the core.
+#[test]
+fn libtorrent_finds_a_seeder_through_shoal_pex() {
+    let td = TestDir::new("pex-shoal-to-lt");
+    let (src, _, torrent) = pex_payload(&td);
+    let seeder_port = free_port();
+    let _seeder = lt_seed_without_pex(&td, &torrent, &src, seeder_port, &["--upload-rate", "16000"]);
+    let shoal_port = free_port();
+    let mut dl = shoal_download_from(&td, Runtime::Smol, &torrent, &td.dir("out"), shoal_port, seeder_port);
+    dl.wait_stderr("shoal to listen", TIMEOUT, |s| s.contains("listening on"));
+
+    let mut leecher = lt_leech_to(&td, &torrent, &td.dir("out-lt"), free_port(), shoal_port, &[]);
+    leecher.wait_stderr("the libtorrent leecher to connect to Shoal", TIMEOUT, |s| s.contains(" peers=1"));
+    leecher.wait_stderr("the libtorrent leecher to find the seeder through Shoal", PEX_TIMEOUT, |s| {
+        s.contains(" peers=2")
+    });
+    assert!(dl.try_status().is_none(), "shoal finished, so the seeder was not slow enough");
+}

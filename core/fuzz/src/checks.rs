@@ -19,7 +19,7 @@ use shoal_core::tracker::{
     MAX_PEERS_PER_RESPONSE, MIN_INTERVAL, MIN_MIN_INTERVAL,
 };
 use shoal_core::wire::{
-    Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, WireError, HANDSHAKE_LEN,
+    Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, PexMessage, WireError, HANDSHAKE_LEN,
 };
 use shoal_core::{InfoHash, Instant, PeerId};
 
@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("udp_exchange", udp_exchange),
     ("extended_handshake", extended_handshake),
     ("ut_metadata", ut_metadata),
+    ("ut_pex", ut_pex),
 ];
 
 /// The info-hash of the captured opentracker scrape in `tracker/http.rs`.
@@ -298,6 +299,15 @@ pub fn ut_metadata(data: &[u8]) {
     if let Ok(m) = MetadataMessage::decode(data) {
         let again = MetadataMessage::decode(&m.encode());
         assert_eq!(again.as_ref(), Ok(&m), "ut_metadata message does not round-trip");
+    }
+}
+
+/// `ut_pex` (BEP 11): the limits hold, and a decoded message round-trips.
+pub fn ut_pex(data: &[u8]) {
+    if let Ok(m) = PexMessage::decode(data, 100, 50) {
+        assert!(m.added.len() <= 100 && m.dropped.len() <= 50, "ut_pex limits exceeded");
+        let again = PexMessage::decode(&m.encode(), usize::MAX, usize::MAX);
+        assert_eq!(again.as_ref(), Ok(&m), "ut_pex message does not round-trip");
     }
 }
 

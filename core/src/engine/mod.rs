@@ -281,6 +281,9 @@ pub struct TorrentStats {
     pub have: Bitfield,
     /// What the DHT did for it; `None` when the DHT is off.
     pub dht: Option<DhtTorrentStatus>,
+    /// Peers peer exchange (BEP 11) told us of that we did not know before; `None` when
+    /// peer exchange is off for the torrent (a private torrent, BEP 27).
+    pub pex: Option<u32>,
 }
 
 /// A snapshot of one connected peer.

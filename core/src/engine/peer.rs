@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use super::torrent::PexState;
 use crate::bitfield::Bitfield;
 use crate::rate::Rate;
 use crate::types::{BlockRef, Instant, JobId, PeerId};
@@ -58,6 +59,12 @@ pub(crate) struct Peer {
     pub ut_metadata: Option<u8>,
     /// The info dictionary size it advertised.
     pub metadata_size: Option<u64>,
+    /// Its extended message id for `ut_pex` (BEP 11), if it speaks it.
+    pub ut_pex: Option<u8>,
+    /// The port it accepts connections on (`p` of its extended handshake).
+    pub listen_port: Option<u16>,
+    /// Our peer exchange with it.
+    pub pex: PexState,
     /// Pieces it announced before we knew the piece count (magnet torrents).
     pub early: EarlyPieces,
     /// Pieces it has.
@@ -120,6 +127,9 @@ impl Peer {
             upload_only: false,
             ut_metadata: None,
             metadata_size: None,
+            ut_pex: None,
+            listen_port: None,
+            pex: PexState::new(now),
             early: EarlyPieces::default(),
             have: Bitfield::new(pieces),
             counted_as_seed: false,

@@ -1,12 +1,13 @@
 //! One torrent: its pieces, its peers, its trackers, and the jobs it has asked for.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod pex;
 mod ut_metadata;
 
 use super::peer::{Peer, PendingRead, Phase};
@@ -24,7 +25,9 @@ use crate::tracker::{
     AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::{encode_piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA};
+use crate::wire::{encode_piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
+pub(crate) use pex::PexState;
+use pex::OUR_UT_PEX;
 pub(crate) use ut_metadata::MetadataPhase;
 use ut_metadata::OUR_UT_METADATA;
 
@@ -36,6 +39,8 @@ const MAX_BLOCKS_PER_READ: usize = 16;
 const MAX_KNOWN: usize = 2000;
 /// Failed connection attempts before an address is given up.
 const MAX_CONNECT_FAILS: u32 = 4;
+/// Addresses peers told us we have (`yourip`), remembered to avoid dialling ourselves.
+const MAX_OWN_IPS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 enum State {
@@ -129,6 +134,10 @@ pub(crate) struct Torrent {
     /// Added by magnet and still fetching its info dictionary: `meta` is a placeholder with
     /// no pieces and no files until then.
     fetching: Option<Box<MetadataPhase>>,
+    /// New addresses peer exchange gave us (BEP 11).
+    pex_learned: u32,
+    /// Our addresses as peers see them (`yourip` of their extended handshakes).
+    own_ips: Vec<IpAddr>,
 }
 
 use crate::types::TorrentId;
@@ -204,6 +213,8 @@ impl Torrent {
             picked: Vec::new(),
             listen_addrs: HashMap::new(),
             fetching,
+            pex_learned: 0,
+            own_ips: Vec::new(),
         };
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
@@ -513,8 +524,10 @@ impl Torrent {
 
     // ---- connections ----
 
-    fn is_self(addr: &SocketAddr, cfg: &Config) -> bool {
-        addr.port() == cfg.listen_port && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+    /// Whether `addr` is our own listening address (as far as we know our addresses).
+    fn is_self(&self, addr: &SocketAddr, cfg: &Config) -> bool {
+        let ip = addr.ip();
+        addr.port() == cfg.listen_port && (ip.is_loopback() || ip.is_unspecified() || self.own_ips.contains(&ip))
     }
 
     /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
@@ -522,13 +535,18 @@ impl Torrent {
         self.state == State::Active && !self.meta.info.private
     }
 
-    pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) {
+    /// Adds peer addresses to dial; returns how many were new to us.
+    pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
+        let mut new = 0;
         for addr in addrs {
-            if addr.port() == 0 || Self::is_self(&addr, cfg) || (cfg.local_only && !addr.ip().is_loopback()) {
+            if addr.port() == 0 || self.is_self(&addr, cfg) || (cfg.local_only && !addr.ip().is_loopback()) {
                 continue;
             }
-            if !self.known.contains_key(&addr) && self.known.len() >= MAX_KNOWN {
-                continue;
+            if !self.known.contains_key(&addr) {
+                if self.known.len() >= MAX_KNOWN {
+                    continue;
+                }
+                new += 1;
             }
             let k = self.known.entry(addr).or_default();
             k.inbound_only = false;
@@ -537,6 +555,7 @@ impl Torrent {
                 self.candidates.push_back(addr);
             }
         }
+        new
     }
 
     /// Dials candidates while there is room; returns the new connections.
@@ -642,29 +661,20 @@ impl Torrent {
         let have = self.picker.have().clone();
         // Without metadata we have nothing, whatever an empty bitfield says.
         let seed = self.fetching.is_none() && have.is_full();
-        let metadata_size = self.fetching.is_none().then_some(self.meta.info_bytes.len() as u64);
+        let ext = self.extended_handshake(cfg);
         let Some(p) = self.peers.get_mut(&conn) else { return false };
         p.peer_id = hs.peer_id;
         p.fast = hs.supports_fast();
         p.extended = hs.supports_extended();
         p.phase = Phase::Active;
         p.queue_target = cfg.min_requests_per_peer;
+        p.pex = PexState::new(now);
         if self.fetching.is_none() {
             // Until the metadata is in, any piece index is remembered, not refused.
             p.decoder.set_piece_count(pieces);
         }
         let was_empty = p.outbuf.is_empty();
         if p.extended {
-            let ext = ExtendedHandshake {
-                v: Some(cfg.client_name.clone()),
-                p: Some(cfg.listen_port),
-                reqq: Some(cfg.max_peer_requests as u32),
-                // BEP 21: a seed says so, and other seeds need not stay connected to it.
-                upload_only: seed.then_some(true),
-                m: [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into(),
-                metadata_size,
-                ..Default::default()
-            };
             p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
         }
         if p.fast && seed {
@@ -681,6 +691,25 @@ impl Torrent {
         k.connected = true;
         k.inbound_only |= fresh && !outgoing;
         true
+    }
+
+    /// Our extended handshake (BEP 10): the extensions we speak and what peers should know.
+    fn extended_handshake(&self, cfg: &Config) -> ExtendedHandshake {
+        let known = self.fetching.is_none();
+        let mut m = BTreeMap::from([(UT_METADATA.to_owned(), OUR_UT_METADATA)]);
+        if self.pex_allowed() {
+            m.insert(UT_PEX.to_owned(), OUR_UT_PEX);
+        }
+        ExtendedHandshake {
+            v: Some(cfg.client_name.clone()),
+            p: Some(cfg.listen_port),
+            reqq: Some(cfg.max_peer_requests as u32),
+            // BEP 21: a seed says so, and other seeds need not stay connected to it.
+            upload_only: (known && self.picker.have().is_full()).then_some(true),
+            m,
+            metadata_size: known.then_some(self.meta.info_bytes.len() as u64),
+            ..Default::default()
+        }
     }
 
     pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
@@ -932,7 +961,13 @@ impl Torrent {
                         p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
                     }
                     p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
+                    p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
                     p.metadata_size = ext.metadata_size;
+                    p.listen_port = ext.p.or(p.listen_port);
+                    let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
+                    if let Some(ip) = own.filter(|ip| !self.own_ips.contains(ip) && self.own_ips.len() < MAX_OWN_IPS) {
+                        self.own_ips.push(ip);
+                    }
                     if let (Some(port), false) = (ext.p, p.outgoing) {
                         // Remember its listening address so we never dial it while connected.
                         let listen = SocketAddr::new(p.addr.ip(), port);
@@ -949,6 +984,7 @@ impl Torrent {
                 }
             }
             Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
+            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, now, cfg, io),
             Message::Extended { .. } => {}
         }
     }
@@ -1428,6 +1464,9 @@ impl Torrent {
         for conn in to_close {
             self.close(conn, now, io);
         }
+        if self.state == State::Active {
+            self.send_pex(now);
+        }
         if self.state == State::Active && self.fetching.is_some() {
             self.request_metadata_all(now);
             if self.ticks.is_multiple_of(5) {
@@ -1713,6 +1752,7 @@ impl Torrent {
             trackers: self.trackers.statuses(),
             have: self.picker.have().clone(),
             dht: None,
+            pex: self.pex_allowed().then_some(self.pex_learned),
         }
     }
 
@@ -1744,6 +1784,15 @@ impl Torrent {
                 upload_only: p.upload_only || p.is_seed(),
             })
             .collect()
+    }
+}
+
+/// An IP address in its raw 4- or 16-byte form (`yourip`, `ipv4`, `ipv6` of BEP 10).
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
     }
 }
 

@@ -1,5 +1,5 @@
-//! The BitTorrent peer wire protocol codec: BEP 3 messages, the BEP 6 fast extension and
-//! BEP 10 extension-protocol framing.
+//! The BitTorrent peer wire protocol codec: BEP 3 messages, the BEP 6 fast extension,
+//! BEP 10 extension-protocol framing and the BEP 9 / BEP 11 extension messages.
 //!
 //! Pure data in, data out: [`Handshake`] and [`Message`] encode into caller-owned buffers, and
 //! the incremental [`Decoder`] turns socket bytes (in any chunking) into messages, checking
@@ -11,6 +11,7 @@ mod fast;
 mod handshake;
 mod message;
 mod metadata;
+mod pex;
 
 pub use decoder::{Decoded, Decoder};
 pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
@@ -18,6 +19,7 @@ pub use fast::allowed_fast_set;
 pub use handshake::{Handshake, HANDSHAKE_LEN};
 pub use message::{encode_piece_header, Message};
 pub use metadata::{metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE_LEN, UT_METADATA};
+pub use pex::{PexMessage, PEX_ENCRYPTION, PEX_HOLEPUNCH, PEX_OUTGOING, PEX_SEED, PEX_UTP, UT_PEX};
 
 /// Bounds the decoder enforces on what a peer may send.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -63,6 +65,9 @@ pub enum WireError {
     /// A BEP 9 `ut_metadata` message that cannot be parsed.
     #[error("bad ut_metadata message: {0}")]
     BadMetadataMessage(String),
+    /// A BEP 11 `ut_pex` message that cannot be parsed.
+    #[error("bad ut_pex message: {0}")]
+    BadPexMessage(String),
     /// Caller bug: `next_message` was called before `take_handshake` returned the handshake.
     #[error("the handshake has not been taken from the decoder yet")]
     HandshakePending,

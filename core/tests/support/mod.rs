@@ -62,9 +62,18 @@ pub struct TestTorrent {
 impl TestTorrent {
     /// Builds a multi-file torrent over `files`, naming [`TRACKER`].
     pub fn new(seed: u64, piece_length: u32, files: &[FileSpec]) -> Self {
+        Self::build(seed, piece_length, files, false)
+    }
+
+    /// Like [`TestTorrent::new`], with the BEP 27 private flag set in the info dictionary.
+    pub fn private(seed: u64, piece_length: u32, files: &[FileSpec]) -> Self {
+        Self::build(seed, piece_length, files, true)
+    }
+
+    fn build(seed: u64, piece_length: u32, files: &[FileSpec], private: bool) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut builder = TorrentBuilder::new(format!("torrent-{seed}"));
-        builder.set_piece_length(piece_length).set_trackers(vec![vec![TRACKER.to_string()]]);
+        builder.set_piece_length(piece_length).set_trackers(vec![vec![TRACKER.to_string()]]).set_private(private);
         let mut data = Vec::new();
         for f in files {
             builder.add_file(f.path.split('/').map(str::to_string).collect(), f.len);

@@ -226,8 +226,10 @@ fn trackers(meta: Option<&Metainfo>, stats: Option<&TorrentStats>) -> Value {
         Some(_) => "Not working",
     };
     out.push(json!({"url": "[DHT]", "peers": dht.map_or(0, |d| d.peers), "status": dht_status}));
-    // No PEX yet: say so rather than claim it works.
-    out.push(json!({"url": "[PeX]", "peers": 0, "status": "Disabled"}));
+    // PEX is off for private torrents (BEP 27); `peers` counts the addresses it gave us.
+    let pex = stats.and_then(|s| s.pex);
+    let pex_status = if pex.is_some() { "Working" } else { "Disabled" };
+    out.push(json!({"url": "[PeX]", "peers": pex.unwrap_or(0), "status": pex_status}));
     Value::Array(out)
 }
 

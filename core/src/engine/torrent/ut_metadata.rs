@@ -185,6 +185,9 @@ impl Torrent {
         self.meta.info_bytes = bytes.clone();
         self.apply_priorities(0..n);
         io.event(Event::MetadataReceived { torrent: self.id, info: bytes });
+        if !self.pex_allowed() {
+            self.withdraw_pex(cfg, now);
+        }
 
         if phase.check_existing {
             // Peers learn what we have from our bitfield once the check is done.
