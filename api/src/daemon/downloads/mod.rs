@@ -273,14 +273,33 @@ impl Downloads {
     /// info-hash at once; the files are set up in the background.
     pub async fn add(self: &Arc<Self>, req: AddRequest) -> Result<InfoHash, DownloadError> {
         let meta = Metainfo::from_bytes(&req.torrent).map_err(|e| DownloadError::Failed(e.to_string()))?;
-        let ih = meta.info_hash;
-        if self.exists(&ih) {
-            return Ok(ih);
-        }
         if let Some(sel) = &req.selected_files {
             if sel.iter().any(|&i| i >= meta.info.files.len()) {
                 return Err(DownloadError::Invalid("index out of range".into()));
             }
+        }
+        let torrent = req.torrent.clone();
+        self.register(meta.info_hash, req, Some((meta, torrent)), None).await
+    }
+
+    /// Adds a download from a magnet link (or returns the existing one): it waits in METADATA
+    /// until peers have sent the torrent's metadata.
+    pub async fn add_magnet(self: &Arc<Self>, uri: &str, req: AddRequest) -> Result<InfoHash, DownloadError> {
+        let magnet = shoal_core::magnet::Magnet::parse(uri).map_err(|e| DownloadError::Invalid(e.to_string()))?;
+        self.register(magnet.info_hash, req, None, Some(uri.to_string())).await
+    }
+
+    /// Saves a new download's resume data (and torrent file, if known), lists it and starts it
+    /// in the background; an existing download with the same info-hash is kept as it is.
+    async fn register(
+        self: &Arc<Self>,
+        ih: InfoHash,
+        req: AddRequest,
+        torrent: Option<(Metainfo, Vec<u8>)>,
+        magnet: Option<String>,
+    ) -> Result<InfoHash, DownloadError> {
+        if self.exists(&ih) {
+            return Ok(ih);
         }
         if !req.destination.is_absolute() {
             return Err(DownloadError::Invalid(format!(
@@ -292,13 +311,17 @@ impl Downloads {
         resume.selected_files = req.selected_files.filter(|s| !s.is_empty());
         resume.hops = req.hops;
         resume.safe_seeding = req.safe_seeding;
-        let torrent = req.torrent;
-        let checkpoints_torrent = torrent.clone();
-        let first = resume.clone();
-        let this = self.clone();
+        resume.magnet = magnet;
+        let (meta, bytes) = match torrent {
+            Some((m, b)) => (Some(Arc::new(m)), Some(Arc::new(b))),
+            None => (None, None),
+        };
+        let (first, file, checkpoints) = (resume.clone(), bytes.clone(), self.checkpoints.clone());
         blocking::unblock(move || {
-            this.checkpoints.save_torrent(&ih, &checkpoints_torrent)?;
-            this.checkpoints.save(&first)
+            if let Some(file) = file {
+                checkpoints.save_torrent(&ih, &file)?;
+            }
+            checkpoints.save(&first)
         })
         .await
         .map_err(|e| DownloadError::Failed(format!("cannot save resume data: {e}")))?;
@@ -309,8 +332,8 @@ impl Downloads {
             }
             list.push(Download {
                 info_hash: ih,
-                meta: Some(Arc::new(meta)),
-                torrent: Some(Arc::new(torrent)),
+                meta,
+                torrent: bytes,
                 resume,
                 phase: Phase::Allocating,
                 saved_pieces: None,
@@ -386,48 +409,6 @@ impl Downloads {
             let pieces = self.get(ih).and_then(|d| d.resume.have(d.piece_count())).map(|b| b.count_ones());
             let _ = self.with(ih, |d| d.saved_pieces = pieces);
         }
-    }
-
-    /// Adds a download from a magnet link (or returns the existing one): it waits in METADATA
-    /// until peers have sent the torrent's metadata.
-    pub async fn add_magnet(self: &Arc<Self>, uri: &str, req: AddRequest) -> Result<InfoHash, DownloadError> {
-        let magnet = shoal_core::magnet::Magnet::parse(uri).map_err(|e| DownloadError::Invalid(e.to_string()))?;
-        let ih = magnet.info_hash;
-        if self.exists(&ih) {
-            return Ok(ih);
-        }
-        if !req.destination.is_absolute() {
-            return Err(DownloadError::Invalid(format!(
-                "destination must be an absolute path: {}",
-                req.destination.display()
-            )));
-        }
-        let mut resume = ResumeData::new(&ih, req.destination, now_unix());
-        resume.selected_files = req.selected_files.filter(|s| !s.is_empty());
-        resume.hops = req.hops;
-        resume.safe_seeding = req.safe_seeding;
-        resume.magnet = Some(uri.to_string());
-        let (first, checkpoints) = (resume.clone(), self.checkpoints.clone());
-        blocking::unblock(move || checkpoints.save(&first))
-            .await
-            .map_err(|e| DownloadError::Failed(format!("cannot save resume data: {e}")))?;
-        {
-            let mut list = self.lock();
-            if list.iter().any(|d| d.info_hash == ih) {
-                return Ok(ih);
-            }
-            list.push(Download {
-                info_hash: ih,
-                meta: None,
-                torrent: None,
-                resume,
-                phase: Phase::Allocating,
-                saved_pieces: None,
-            });
-        }
-        let this = self.clone();
-        smol::spawn(async move { this.start(&ih, false).await }).detach();
-        Ok(ih)
     }
 
     /// Puts a magnet download into the engine.
