@@ -30,6 +30,10 @@ pub struct NetArgs {
     /// Do not use the DHT (it is on by default; `SHOAL_LOCAL_ONLY=1` keeps it on loopback).
     #[arg(long)]
     no_dht: bool,
+    /// Do not use Local Service Discovery (multicast on the LAN; on by default, off with
+    /// `SHOAL_LOCAL_ONLY=1`).
+    #[arg(long)]
+    no_lsd: bool,
 }
 
 /// The runtimes a session can run on; the loop below sees only the shared [`Handle`].
@@ -158,6 +162,19 @@ pub fn dht_settings(enabled: bool, saved: Option<Vec<u8>>) -> Option<shoal_smol:
     Some(shoal_smol::DhtSettings { config, nodes, saved })
 }
 
+/// Whether Local Service Discovery (BEP 14) runs, `enabled` being the user's choice (on by
+/// default). It multicasts on the LAN, so `SHOAL_LOCAL_ONLY=1` (tests and CI) turns it off,
+/// unless `SHOAL_LSD=1` asks for it explicitly (a test inside its own network namespace).
+/// `SHOAL_LSD=0` turns it off too.
+pub fn lsd_enabled(enabled: bool) -> bool {
+    let env = std::env::var("SHOAL_LSD").ok();
+    match env.as_deref() {
+        Some("0") => false,
+        Some("1") => enabled,
+        _ => enabled && !local_only(),
+    }
+}
+
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let local = local_only();
     let config = |port: u16| SessionConfig {
@@ -172,6 +189,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         },
         seed: None,
         dht: dht_settings(!net.no_dht, None),
+        lsd: lsd_enabled(!net.no_lsd),
     };
     match Session::start(net.runtime, config(net.listen_port)).await {
         Ok(s) => Ok(s),

@@ -107,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Output::Tracker(TrackerJob::UdpClose { .. }) => {}
                 // The DHT is never enabled here.
-                Output::DhtSend { .. } | Output::DhtResolve { .. } => {}
+                Output::DhtSend { .. } | Output::DhtResolve { .. } | Output::LsdSend { .. } => {}
                 Output::Event(Event::Finished { .. }) => {
                     println!("done: every piece is verified in {out}");
                     return Ok(());

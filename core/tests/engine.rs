@@ -906,6 +906,83 @@ fn private_torrents_stay_off_the_dht() {
 }
 
 #[test]
+fn two_nodes_on_a_lan_find_each_other_through_local_service_discovery() {
+    let mut tt = plain_torrent(24);
+    tt.meta.trackers.clear();
+    let mut w = World::new(24);
+    let seeder = w.add_node_with(|c| c.lsd = true);
+    let leecher = w.add_node_with(|c| c.lsd = true);
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+    // Both announced the torrent, once each so far (the next is due after five minutes).
+    for n in [seeder, leecher] {
+        let sends = &w.nodes[n].lsd_sends;
+        assert_eq!(sends.len(), 2, "one datagram per group: {sends:?}");
+        let a = shoal_core::lsd::parse(&sends[0].1).expect("our announce parses");
+        assert_eq!((a.port, a.info_hashes), (w.nodes[n].addr.port(), vec![tt.meta.info_hash]));
+    }
+    w.run_for(Duration::from_secs(301));
+    assert_eq!(w.nodes[seeder].lsd_sends.len(), 4, "announced again after five minutes");
+}
+
+#[test]
+fn local_service_discovery_is_off_by_default_and_never_announces_private_torrents() {
+    let mut public = plain_torrent(25);
+    public.meta.trackers.clear();
+    let mut w = World::new(25);
+    let quiet = w.add_node();
+    w.seed(quiet, &public);
+    w.run_for(Duration::from_secs(10));
+    assert!(w.nodes[quiet].lsd_sends.is_empty(), "LSD is off unless configured");
+
+    let mut tt = plain_torrent(26);
+    tt.meta.trackers.clear();
+    tt.meta.info.private = true;
+    let mut w = World::new(26);
+    let seeder = w.add_node_with(|c| c.lsd = true);
+    let leecher = w.add_node_with(|c| c.lsd = true);
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    // Even someone else's announce of the private torrent is not taken up.
+    let fake = shoal_core::lsd::encode(w.nodes[seeder].addr.port(), &[tt.meta.info_hash], "other", false);
+    let from = w.nodes[seeder].addr;
+    w.command(leecher, |e, now| e.handle_lsd_datagram(from, &fake, now));
+    w.run_for(Duration::from_secs(60));
+    assert!(w.nodes[seeder].lsd_sends.is_empty() && w.nodes[leecher].lsd_sends.is_empty());
+    assert_eq!(w.nodes[leecher].stats(l).pieces_have, 0, "a private torrent found a peer through LSD");
+}
+
+#[test]
+fn hostile_lsd_datagrams_are_ignored() {
+    let mut tt = plain_torrent(27);
+    tt.meta.trackers.clear();
+    let mut w = World::new(27);
+    let n = w.add_node_with(|c| c.lsd = true);
+    w.keep_trace = true;
+    w.leech(n, &tt);
+    let from: std::net::SocketAddr = "10.9.9.9:6771".parse().unwrap();
+    let good = shoal_core::lsd::encode(7000, &[tt.meta.info_hash], "x", false);
+    let garbage: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0xff; 2000],
+        good[..good.len() - 3].to_vec(),
+        String::from_utf8(good.clone()).unwrap().replace("Port: 7000", "Port: 0").into_bytes(),
+    ];
+    for d in &garbage {
+        w.command(n, |e, now| e.handle_lsd_datagram(from, d, now));
+    }
+    w.run_for(Duration::from_secs(1));
+    let dialed = |w: &World| w.trace_lines.iter().any(|l| l.contains("Connect") && l.contains("10.9.9.9:7000"));
+    assert!(!dialed(&w), "a malformed announce was taken up");
+    // A well-formed one is: the sender is dialed at the announced port.
+    w.command(n, |e, now| e.handle_lsd_datagram(from, &good, now));
+    w.run_for(Duration::from_secs(1));
+    assert!(dialed(&w), "{}", w.summary());
+}
+
+#[test]
 fn after_a_crash_pieces_verified_since_the_checkpoint_are_checked_not_downloaded_again() {
     let tt = plain_torrent(23);
     let n = tt.pieces();

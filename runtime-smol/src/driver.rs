@@ -83,6 +83,10 @@ impl Runtime for Smol {
         UdpSocket::bind(addr).await
     }
 
+    fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        UdpSocket::try_from(socket)
+    }
+
     async fn udp_send_to(udp: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         udp.send_to(data, to).await
     }

@@ -42,6 +42,9 @@ pub struct SessionConfig {
     pub seed: Option<u64>,
     /// The DHT, if on (UDP on the listen addresses).
     pub dht: Option<DhtSettings>,
+    /// Local Service Discovery (BEP 14): multicast on UDP 6771 of the LAN (or of loopback when
+    /// every listen address is loopback). Turns on [`Config::lsd`] when the socket is set up.
+    pub lsd: bool,
 }
 
 /// How to run the DHT.

@@ -93,6 +93,10 @@ impl Runtime for Tokio {
         UdpSocket::bind(addr).await
     }
 
+    fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(socket)
+    }
+
     async fn udp_send_to(udp: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         udp.send_to(data, to).await
     }

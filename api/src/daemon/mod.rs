@@ -162,6 +162,7 @@ async fn start_session(
     port: u16,
     explicit: bool,
     dht: Option<shoal_smol::DhtSettings>,
+    lsd: bool,
 ) -> Result<shoal_smol::Session, String> {
     let local = base.local_only;
     let config = |port: u16| SessionConfig {
@@ -176,6 +177,7 @@ async fn start_session(
         },
         seed: None,
         dht: dht.clone(),
+        lsd,
     };
     match shoal_smol::Session::start(config(port)).await {
         Ok(s) => Ok(s),
@@ -241,9 +243,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         && settings.get("dht", "enabled").as_bool().unwrap_or(true);
     let dht_file = state_dir.join("dht.dat");
     let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
+    let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
     smol::block_on(async move {
         let session =
-            start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some(), dht)
+            start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some(), dht, lsd)
                 .await?;
         let listener = match async_net::TcpListener::bind(SocketAddr::new(http_ip, http_port)).await {
             Ok(l) => l,

@@ -91,6 +91,10 @@ pub struct Config {
     /// Upload limit over all torrents, payload bytes per second; 0 for none. Blocks read for
     /// peers wait in memory (bounded by the send buffers) until the limit lets them go.
     pub max_upload_rate: u64,
+    /// Local Service Discovery (BEP 14): announce public torrents on the LAN multicast group
+    /// ([`Output::LsdSend`]) and take peers from [`Engine::handle_lsd_datagram`]. Off by
+    /// default: the runtime or the user turns it on.
+    pub lsd: bool,
 }
 
 impl Default for Config {
@@ -122,6 +126,7 @@ impl Default for Config {
             local_only: false,
             max_download_rate: 0,
             max_upload_rate: 0,
+            lsd: false,
         }
     }
 }
@@ -593,6 +598,14 @@ pub enum Output {
         /// Its UDP port.
         port: u16,
     },
+    /// Send one Local Service Discovery announce to the multicast group (BEP 14), from the
+    /// socket bound to [`crate::lsd::PORT`]. A runtime without IPv6 multicast drops `v6` ones.
+    LsdSend {
+        /// The datagram.
+        data: Vec<u8>,
+        /// For the IPv6 group `[ff15::efc0:988f]:6771` rather than `239.192.152.143:6771`.
+        v6: bool,
+    },
     /// Tell the application.
     Event(Event),
 }
@@ -684,6 +697,8 @@ pub struct Engine {
     shutdown_reported: bool,
     /// The DHT, once [`Engine::enable_dht`] was called.
     dht: Option<dht::DhtLink>,
+    /// Local Service Discovery, when [`Config::lsd`].
+    lsd: Option<crate::lsd::Lsd>,
 }
 
 /// The engine's housekeeping period: rates, time-outs, choking, connection attempts.
@@ -698,6 +713,11 @@ impl Engine {
         for b in &mut id[8..] {
             *b = ALPHABET[rng.random_range(0..ALPHABET.len())];
         }
+        // Drawn only with LSD on, so that nothing else changes for the same seed without it.
+        let lsd = config.lsd.then(|| {
+            let cookie: String = (0..12).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+            crate::lsd::Lsd::new(cookie)
+        });
         let up = TokenBucket::new(config.max_upload_rate, now);
         let down = TokenBucket::new(config.max_download_rate, now);
         Engine {
@@ -726,6 +746,7 @@ impl Engine {
             shutdown: None,
             shutdown_reported: false,
             dht: None,
+            lsd,
         }
     }
 
@@ -1122,6 +1143,27 @@ impl Engine {
         self.after_input(None, now);
     }
 
+    /// A datagram arrived on the Local Service Discovery socket (BEP 14). Announces of torrents
+    /// we have (public ones: BEP 27) add their sender as a candidate peer; anything else,
+    /// malformed or not, is ignored.
+    pub fn handle_lsd_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        let Some(lsd) = &self.lsd else { return };
+        let Ok(peers) = lsd.handle_datagram(from.ip(), data) else { return };
+        let mut touched = BTreeSet::new();
+        for (ih, addr) in peers {
+            let Some(&t) = self.by_hash.get(&ih) else { continue };
+            if let Some(torrent) = self.torrents.get_mut(&t).filter(|t| t.wants_dht()) {
+                torrent.add_candidates([addr], &self.config);
+                touched.insert(t);
+            }
+        }
+        match touched.len() {
+            0 => {}
+            1 => self.after_input(touched.first().copied(), now),
+            _ => self.after_input(None, now),
+        }
+    }
+
     /// The addresses a [`Output::DhtResolve`] resolved to (empty if it failed).
     pub fn handle_dht_resolved(&mut self, addrs: &[SocketAddr], now: Instant) {
         if let Some(link) = &mut self.dht {
@@ -1162,6 +1204,7 @@ impl Engine {
                     .collect();
                 link.schedule(&due, self.config.listen_port, now);
             }
+            self.announce_lsd(now);
         }
         if let Some(link) = &mut self.dht {
             if now >= link.dht.poll_timeout() {
@@ -1257,6 +1300,18 @@ impl Engine {
                     t.begin_check(now, &self.config, &mut self.io);
                     checking += usize::from(t.is_checking());
                 }
+            }
+        }
+    }
+
+    /// Sends the Local Service Discovery announces that are due, for both groups.
+    fn announce_lsd(&mut self, now: Instant) {
+        let Some(lsd) = &mut self.lsd else { return };
+        let active: Vec<InfoHash> = self.torrents.values().filter(|t| t.wants_dht()).map(|t| t.info_hash).collect();
+        for batch in lsd.poll_announces(&active, now) {
+            for v6 in [false, true] {
+                let data = crate::lsd::encode(self.config.listen_port, &batch, lsd.cookie(), v6);
+                self.io.push(Output::LsdSend { data, v6 });
             }
         }
     }

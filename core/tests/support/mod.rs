@@ -313,6 +313,8 @@ pub struct Node {
     pub closes: Vec<(Instant, ConnId)>,
     /// Every tracker URL it asked to GET, with when.
     pub tracker_gets: Vec<(Instant, String)>,
+    /// Every Local Service Discovery announce it multicast, with when.
+    pub lsd_sends: Vec<(Instant, Vec<u8>)>,
     /// Upload bandwidth in bytes per second; `None` for unlimited.
     pub uplink: Option<u64>,
     uplink_free: Instant,
@@ -376,6 +378,7 @@ enum Ev {
     Job { node: usize, job: JobId, result: JobResult },
     Http { node: usize, job: JobId, body: Vec<u8> },
     Datagram { node: usize, from: SocketAddr, data: Vec<u8> },
+    LsdDatagram { node: usize, from: SocketAddr, data: Vec<u8> },
 }
 
 /// Network, disk and tracker timing of a world.
@@ -502,6 +505,7 @@ impl World {
             events: Vec::new(),
             closes: Vec::new(),
             tracker_gets: Vec::new(),
+            lsd_sends: Vec::new(),
             uplink: None,
             uplink_free: Instant::ZERO,
         });
@@ -678,6 +682,10 @@ impl World {
                 self.nodes[node].engine.handle_dht_datagram(from, &data, now);
                 self.drain(node);
             }
+            Ev::LsdDatagram { node, from, data } => {
+                self.nodes[node].engine.handle_lsd_datagram(from, &data, now);
+                self.drain(node);
+            }
             Ev::Sent { node, conn, n } => {
                 self.nodes[node].engine.handle_sent(conn, n, now);
                 self.drain(node);
@@ -801,6 +809,18 @@ impl World {
                 }
             }
             Output::DhtResolve { .. } => {}
+            Output::LsdSend { data, v6 } => {
+                // One LAN: the multicast group reaches every other node (IPv4 only here, as
+                // the nodes have IPv4 addresses). The port is the group's, not the peer's.
+                self.nodes[a].lsd_sends.push((now, data.clone()));
+                if !v6 {
+                    let from = SocketAddr::new(self.nodes[a].addr.ip(), 6771);
+                    for b in (0..self.nodes.len()).filter(|b| *b != a) {
+                        let ev = Ev::LsdDatagram { node: b, from, data: data.clone() };
+                        self.schedule(now + self.timing.latency, ev);
+                    }
+                }
+            }
             Output::Event(e) => {
                 if let Event::MetadataReceived { torrent, .. } = &e {
                     // Like a runtime: map the files before running the jobs that follow.

@@ -1,7 +1,7 @@
 //! The tasks around the engine: peer connections, listeners, tracker traffic, disk and hash
 //! jobs. Each reports back to the engine task as an [`Input`]; none makes a protocol decision.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,15 +216,16 @@ pub(crate) fn hash_job<R: Runtime>(job: HashJob, inputs: Sender<Input<R>>) {
     });
 }
 
-/// The DHT's UDP socket on one listen address: a task receives datagrams into the engine and
-/// sends what the engine queues. Dropping it closes the socket.
-pub(crate) struct DhtSocket<R: Runtime> {
+/// An unconnected UDP socket (the DHT's on one listen address, or Local Service Discovery's):
+/// a task receives datagrams into the engine and sends what the engine queues. Dropping it
+/// closes the socket.
+pub(crate) struct DatagramSocket<R: Runtime> {
     addr: SocketAddr,
     outgoing: Sender<(SocketAddr, Vec<u8>)>,
     _task: R::Task,
 }
 
-impl<R: Runtime> DhtSocket<R> {
+impl<R: Runtime> DatagramSocket<R> {
     /// Whether `to` is of this socket's address family.
     pub fn family_matches(&self, to: &SocketAddr) -> bool {
         self.addr.is_ipv4() == to.is_ipv4()
@@ -243,8 +244,43 @@ const DHT_QUEUE: usize = 1024;
 pub(crate) async fn dht_socket<R: Runtime>(
     addr: SocketAddr,
     inputs: Sender<Input<R>>,
-) -> std::io::Result<DhtSocket<R>> {
+) -> std::io::Result<DatagramSocket<R>> {
     let socket = R::udp_bind(addr).await?;
+    Ok(udp_task::<R>(addr, socket, inputs, Input::DhtDatagram))
+}
+
+/// Binds the Local Service Discovery socket (BEP 14): UDP 6771 on every address, shared with
+/// other clients on the host (SO_REUSEADDR), member of the IPv4 group on `interface`
+/// (unspecified: the system's default), its own announces looped back (other clients on
+/// this host must hear them; ours are recognized by their cookie).
+pub(crate) fn lsd_socket<R: Runtime>(
+    interface: Ipv4Addr,
+    inputs: Sender<Input<R>>,
+) -> std::io::Result<DatagramSocket<R>> {
+    use shoal_core::lsd::{GROUP_V4, PORT};
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
+    s.bind(&addr.into())?;
+    s.join_multicast_v4(&GROUP_V4, &interface)?;
+    s.set_multicast_loop_v4(true)?;
+    if !interface.is_unspecified() {
+        s.set_multicast_if_v4(&interface)?;
+    }
+    s.set_nonblocking(true)?;
+    let socket = R::udp_from_std(s.into())?;
+    Ok(udp_task::<R>(addr, socket, inputs, Input::LsdDatagram))
+}
+
+/// Starts the task of an unconnected UDP socket: datagrams received become inputs made by
+/// `input`, queued datagrams are sent.
+fn udp_task<R: Runtime>(
+    addr: SocketAddr,
+    socket: R::Udp,
+    inputs: Sender<Input<R>>,
+    input: fn(SocketAddr, Vec<u8>) -> Input<R>,
+) -> DatagramSocket<R> {
     let (outgoing, queue) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(DHT_QUEUE);
     let task = R::spawn(async move {
         let recv = async {
@@ -252,7 +288,7 @@ pub(crate) async fn dht_socket<R: Runtime>(
             loop {
                 match R::udp_recv_from(&socket, &mut buf).await {
                     Ok((n, from)) => {
-                        if inputs.send(Input::DhtDatagram(from, buf[..n].to_vec())).await.is_err() {
+                        if inputs.send(input(from, buf[..n].to_vec())).await.is_err() {
                             break;
                         }
                     }
@@ -267,7 +303,7 @@ pub(crate) async fn dht_socket<R: Runtime>(
         };
         future::or(recv, send).await;
     });
-    Ok(DhtSocket { addr, outgoing, _task: task })
+    DatagramSocket { addr, outgoing, _task: task }
 }
 
 /// Resolves a DHT bootstrap host name and reports the addresses.

@@ -93,6 +93,9 @@ pub trait Runtime: Sized + Send + Sync + 'static {
         udp: &'a Self::Udp,
         buf: &'a mut [u8],
     ) -> impl Future<Output = std::io::Result<(usize, SocketAddr)>> + Send + 'a;
+    /// Adopts a UDP socket set up with std (and socket2) options, already non-blocking; called
+    /// from within the runtime (the Local Service Discovery socket).
+    fn udp_from_std(socket: std::net::UdpSocket) -> std::io::Result<Self::Udp>;
 }
 
 /// Binds the listeners and builds the engine task; the caller spawns [`EngineTask::run`] on
@@ -128,6 +131,17 @@ pub async fn start<R: Runtime>(
             engine_config.listen_port = a.port();
         }
     }
+    // Local Service Discovery, on loopback when the session only listens there.
+    let mut lsd_socket = None;
+    if config.lsd {
+        let loopback = !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
+        let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
+        match io::lsd_socket::<R>(interface, inputs_tx.clone()) {
+            Ok(s) => lsd_socket = Some(s),
+            Err(e) => eprintln!("shoal: Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
+        }
+    }
+    engine_config.lsd = lsd_socket.is_some();
     let seed = config.seed.unwrap_or_else(random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     // The DHT speaks UDP on the same addresses and port as the peer listeners.
@@ -150,7 +164,7 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets);
+    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket);
     Ok((Handle { commands: commands_tx }, bound, task))
 }
 

@@ -31,6 +31,8 @@ pub(crate) enum Input<R: Runtime> {
     DhtDatagram(SocketAddr, Vec<u8>),
     /// A bootstrap host name resolved (empty if it failed).
     DhtResolved(Vec<SocketAddr>),
+    /// A datagram on the Local Service Discovery socket.
+    LsdDatagram(SocketAddr, Vec<u8>),
 }
 
 /// A torrent's storage, and whether any of its files existed before.
@@ -64,7 +66,9 @@ pub struct EngineTask<R: Runtime> {
     shutting_down: bool,
     _listeners: Vec<R::Task>,
     /// The DHT's UDP sockets (one per bound address), with their reader tasks.
-    dht_sockets: Vec<io::DhtSocket<R>>,
+    dht_sockets: Vec<io::DatagramSocket<R>>,
+    /// The Local Service Discovery socket, with its task, when on.
+    lsd_socket: Option<io::DatagramSocket<R>>,
 }
 
 enum Next<R: Runtime> {
@@ -80,7 +84,8 @@ impl<R: Runtime> EngineTask<R> {
         inputs: Receiver<Input<R>>,
         commands: Receiver<Command>,
         listeners: Vec<R::Task>,
-        dht_sockets: Vec<io::DhtSocket<R>>,
+        dht_sockets: Vec<io::DatagramSocket<R>>,
+        lsd_socket: Option<io::DatagramSocket<R>>,
     ) -> Self {
         EngineTask {
             engine,
@@ -99,6 +104,7 @@ impl<R: Runtime> EngineTask<R> {
             shutting_down: false,
             _listeners: listeners,
             dht_sockets,
+            lsd_socket,
         }
     }
 
@@ -339,6 +345,7 @@ impl<R: Runtime> EngineTask<R> {
             Input::TrackerHttp(id, result) => self.engine.handle_tracker_http(id, result, now),
             Input::DhtDatagram(from, data) => self.engine.handle_dht_datagram(from, &data, now),
             Input::DhtResolved(addrs) => self.engine.handle_dht_resolved(&addrs, now),
+            Input::LsdDatagram(from, data) => self.engine.handle_lsd_datagram(from, &data, now),
             Input::TrackerUdp(id, result) => match result {
                 Ok(data) => self.engine.handle_tracker_udp(id, Ok(&data), now),
                 Err(e) => self.engine.handle_tracker_udp(id, Err(e), now),
@@ -390,6 +397,12 @@ impl<R: Runtime> EngineTask<R> {
                     }
                 }
                 Output::DhtResolve { host, port } => io::dht_resolve::<R>(host, port, self.inputs_tx.clone()),
+                Output::LsdSend { data, v6 } => {
+                    // IPv4 only for now: announces for the IPv6 group are dropped.
+                    if let (Some(s), false) = (&self.lsd_socket, v6) {
+                        s.send(SocketAddr::from((shoal_core::lsd::GROUP_V4, shoal_core::lsd::PORT)), data);
+                    }
+                }
                 Output::Event(e) => {
                     if let Event::Removed { torrent } = &e {
                         self.storages.remove(torrent);

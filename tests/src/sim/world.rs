@@ -854,7 +854,7 @@ impl World {
             }
             Output::Tracker(TrackerJob::UdpClose { id }) => self.trace.mix(0x16 ^ id.0 << 8),
             // The simulated hosts do not run a DHT.
-            Output::DhtSend { .. } | Output::DhtResolve { .. } => {}
+            Output::DhtSend { .. } | Output::DhtResolve { .. } | Output::LsdSend { .. } => {}
             Output::Event(ev) => self.on_event(host, ev),
         }
     }
