@@ -1210,3 +1210,30 @@ fn magnet_from_a_libtorrent_seeder_goes_through_metadata_then_downloads() {
     let torrent = api.get(&format!("/downloads/{ih}/torrent")).body;
     assert_eq!(InfoHash::of_torrent(&torrent).unwrap().hex(), made.ih);
 }
+
+/// A magnet added before anyone seeds it: DLSTATUS_METADATA, then a libtorrent seeder appears
+/// (it finds the daemon through the tracker and connects), the metadata arrives, and the
+/// download completes byte-exact.
+#[test]
+fn a_magnet_waits_in_metadata_until_a_seeder_appears() {
+    const METADATA: i64 = 7;
+    let td = TestDir::new("daemon-magnet-wait");
+    let tracker = Opentracker::start(&td, &[]);
+    let made = make(&td, "late", Payload::Single(3 * 1024 * 1024 + 17), 16 * KIB, &[tracker.http_url()], 58);
+    tracker.allow(made.hash);
+    let tr = utf8_percent_encode(&tracker.http_url(), NON_ALPHANUMERIC).to_string();
+    let magnet = format!("magnet:?xt=urn:btih:{}&tr={tr}", made.ih);
+
+    let d = Daemon::start(&td, "daemon", &td.dir("state"), KEY);
+    let api = Api::new(&d);
+    let out = td.dir("out");
+    let ih = api.add(json!({"uri": magnet, "destination": out}));
+    let dl = api.wait(&ih, "METADATA", |dl| status(dl) == METADATA);
+    assert_eq!((&dl["size"], &dl["total_pieces"], progress(&dl)), (&json!(0), &json!(0), 0.0), "{dl}");
+    // The daemon has announced itself; now the seeder comes.
+    tracker.wait_peers(made.hash, 1, TIMEOUT);
+    let (_seeder, _) = lt_seeder(&td, &made, &tracker, 0);
+    let dl = api.wait(&ih, "SEEDING", |dl| status(dl) == SEEDING);
+    assert_eq!(dl["name"], json!("late"), "{dl}");
+    compare_trees(&made.content, &out.join("late"), Compare::default()).expect("byte-exact after the metadata arrived");
+}
