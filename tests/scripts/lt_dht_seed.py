@@ -24,6 +24,10 @@ def main():
     p.add_argument("--port", type=int, required=True, help="the seeder's TCP and DHT (UDP) port")
     p.add_argument("--node-port", type=int, action="append", default=[],
                    help="port of an extra DHT-only session (repeatable)")
+    p.add_argument("--extra-node", action="append", default=[],
+                   help="HOST:PORT of another DHT node every session starts from (repeatable)")
+    p.add_argument("--isolated", action="store_true",
+                   help="sessions are not told about each other: they start from --extra-node only")
     p.add_argument("--ready-timeout", type=float, default=60.0)
     p.add_argument("--log-packets", action="store_true", help="log every DHT packet (debugging)")
     args = p.parse_args()
@@ -31,8 +35,11 @@ def main():
     ports = [args.port] + args.node_port
     sessions = []
     for port in ports:
-        others = [q for q in ports if q != port]
+        others = [] if args.isolated else [q for q in ports if q != port]
         ses = dht_loopback_session(port, others, seed=(port == args.port))
+        for node in args.extra_node:
+            host, _, node_port = node.rpartition(":")
+            ses.add_dht_node((host, int(node_port)))
         if args.log_packets:
             mask = ses.get_settings()["alert_mask"] | lt.alert.category_t.dht_log_notification
             ses.apply_settings({"alert_mask": mask})

@@ -73,7 +73,26 @@ pub struct LtDhtSeed {
 /// libtorrent session per `node_ports`, whose DHT knows only each other. Returns once the seeder
 /// seeds and another node has stored its DHT announce.
 pub fn lt_dht_seed(td: &TestDir, torrent: &Path, save_path: &Path, port: u16, node_ports: &[u16]) -> LtDhtSeed {
+    lt_dht_seed_from(td, torrent, save_path, port, node_ports, &[])
+}
+
+/// [`lt_dht_seed`] whose sessions know only `start_from` (other DHT nodes on loopback, say a
+/// Shoal), not each other: they must bootstrap through those nodes.
+pub fn lt_dht_seed_from(
+    td: &TestDir,
+    torrent: &Path,
+    save_path: &Path,
+    port: u16,
+    node_ports: &[u16],
+    start_from: &[SocketAddr],
+) -> LtDhtSeed {
     let mut cmd = script("lt_dht_seed.py");
+    for n in start_from {
+        cmd.args(["--extra-node", &n.to_string()]);
+    }
+    if !start_from.is_empty() {
+        cmd.arg("--isolated");
+    }
     cmd.arg("--torrent").arg(torrent);
     cmd.arg("--save-path").arg(save_path);
     cmd.args(["--port", &port.to_string()]);

@@ -751,6 +751,32 @@ fn shoal_resolves_magnet_through_dht_whose_every_node_is_a_bootstrap_node() {
     shoal_resolves_magnet_through_libtorrent_dht(Runtime::Smol, "magnet-dht-all", |nodes| nodes.to_vec());
 }
 
+/// The libtorrent nodes know only a Shoal DHT node (a `shoal daemon` with no torrent), not each
+/// other: they bootstrap from it, announce through it, and the downloader, which also knows
+/// only that node, finds the seeder.
+#[test]
+fn libtorrent_dht_nodes_bootstrap_from_shoal() {
+    let td = TestDir::new("magnet-dht-via-shoal");
+    let (src, content, torrent, hash) = magnet_payload(&td, &[], 0xd48);
+    let mut node = shoal_tests::daemon::Daemon::start(&td, "shoal_dht_node", &td.dir("node-state"), "k");
+    let stderr = node.proc().stderr();
+    let port: u16 = stderr
+        .split("peers on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .expect("the daemon reports its peer port");
+    let shoal_node = SocketAddr::from(([127, 0, 0, 1], port));
+    let seeder = peers::lt_dht_seed_from(&td, &torrent, &src, free_port(), &[free_port(), free_port()], &[shoal_node]);
+    let link = magnet::Link::new(hash).to_string();
+    let out = td.dir("out");
+    let mut dl =
+        shoal::download_magnet(&td, Runtime::Smol, "shoal_download", &link, &out, free_port(), &[], &[shoal_node]);
+    dl.expect_success(MAGNET_TIMEOUT);
+    assert_same_tree(&content, &out.join("payload"), Compare::default());
+    drop(seeder);
+}
+
 #[test]
 fn malformed_magnet_links_are_rejected_with_a_clear_error() {
     let td = TestDir::new("hostile-magnets");
