@@ -415,18 +415,6 @@ fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
     );
 }
 
-/// The pieces a node reported with [`Event::PieceFinished`] for `t`, in order.
-fn finished_pieces(w: &World, node: usize, t: shoal_core::TorrentId) -> Vec<u32> {
-    w.nodes[node]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PieceFinished { torrent, piece } if *torrent == t => Some(*piece),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn every_downloaded_piece_is_reported_once_after_its_write() {
     let tt = plain_torrent(14);
@@ -441,10 +429,10 @@ fn every_downloaded_piece_is_reported_once_after_its_write() {
     w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
 
     assert_complete(&w, leecher, l, &tt);
-    let mut got = finished_pieces(&w, leecher, l);
+    let mut got = w.nodes[leecher].finished_pieces(l);
     got.sort();
     assert_eq!(got, (0..tt.pieces()).collect::<Vec<_>>(), "each piece reported exactly once");
-    assert!(finished_pieces(&w, seeder, s).is_empty(), "pieces found by the check are not reported one by one");
+    assert!(w.nodes[seeder].finished_pieces(s).is_empty(), "pieces found by the check are not reported one by one");
     // The event waits for the write: it comes a disk latency after the Write job was issued.
     for (at, e) in &w.nodes[leecher].events {
         let Event::PieceFinished { piece, .. } = e else { continue };
@@ -477,15 +465,15 @@ fn deadline_pieces_finish_before_most_others_without_sequential_mode() {
     let leecher = w.add_node();
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
-    w.run_until(Duration::from_secs(60), |w| finished_pieces(w, leecher, l).len() >= 10);
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished_pieces(l).len() >= 10);
 
     let window = n - 12..n - 4;
-    assert!(finished_pieces(&w, leecher, l).iter().all(|p| !window.contains(p)), "the window is still missing");
+    assert!(w.nodes[leecher].finished_pieces(l).iter().all(|p| !window.contains(p)), "the window is still missing");
     w.command(leecher, |e, now| e.set_deadline_piece(l, Some(window.start), now)).expect("set_deadline_piece");
     w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
 
     assert_complete(&w, leecher, l, &tt);
-    let order = finished_pieces(&w, leecher, l);
+    let order = w.nodes[leecher].finished_pieces(l);
     let last_of_window = order.iter().rposition(|p| window.contains(p)).expect("window pieces finished");
     // What was already requested when the deadline was set comes first (the queue holds 32
     // blocks at least); then the window.
@@ -522,7 +510,7 @@ fn deadline_pieces_are_requested_even_over_the_memory_cap() {
         !w.wire_log.iter().any(|e| e.at >= quiet_since && is_request_from_leecher(e)),
         "precondition: the leecher is over its memory cap and requests nothing"
     );
-    assert!(finished_pieces(&w, leecher, l).is_empty());
+    assert!(w.nodes[leecher].finished_pieces(l).is_empty());
 
     let d = n - 5;
     let before = w.nodes[leecher].stats(l).downloaded;
@@ -1018,13 +1006,13 @@ fn a_seek_jumps_the_request_queue() {
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
     // Long enough for the request queue to grow to its rate-sized length.
-    w.run_until(Duration::from_secs(60), |w| finished_pieces(w, leecher, l).len() >= 80);
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished_pieces(l).len() >= 80);
 
     let target = n - 5;
-    assert!(!finished_pieces(&w, leecher, l).contains(&target));
+    assert!(!w.nodes[leecher].finished_pieces(l).contains(&target));
     let asked = w.now;
     w.command(leecher, |e, now| e.set_deadline_piece(l, Some(target), now)).expect("set_deadline_piece");
-    w.run_until(Duration::from_secs(30), |w| finished_pieces(w, leecher, l).contains(&target));
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].finished_pieces(l).contains(&target));
     let waited = w.now - asked;
     // 64 KiB at 1 MB/s is 66 ms, but what the seeder has already read into its send buffer
     // (1 MiB, about 1 s here) still comes first. Without the cancels the queued requests

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use shoal_core::magnet::Magnet;
 use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, UT_PEX};
-use shoal_core::{AddMagnet, Event, InfoHash, PeerId, TorrentId, TorrentState};
+use shoal_core::{AddMagnet, Event, InfoHash, PeerId, TorrentState};
 use support::{file, FileSpec, TestTorrent, World, TRACKER};
 
 const PIECE: u32 = 32 * 1024;
@@ -34,17 +34,6 @@ fn magnet_of(tt: &TestTorrent) -> Magnet {
         trackers: vec![TRACKER.to_string()],
         ..Magnet::new(tt.meta.info_hash)
     }
-}
-
-fn finished_pieces(w: &World, node: usize, t: TorrentId) -> Vec<u32> {
-    w.nodes[node]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PieceFinished { torrent, piece } if *torrent == t => Some(*piece),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Index of the first event of `node` matching `pred`.
@@ -101,7 +90,7 @@ fn multi_piece_metadata_from_two_seeds_and_only_the_selected_files() {
     let meta = w.nodes[leecher].engine.metainfo(l).unwrap().clone();
     assert_eq!(meta.info_bytes, tt.meta.info_bytes);
     let wanted: Vec<u32> = [3usize, 500].iter().flat_map(|&f| tt.file_pieces(f)).collect();
-    let mut got = finished_pieces(&w, leecher, l);
+    let mut got = w.nodes[leecher].finished_pieces(l);
     got.sort();
     got.dedup();
     assert_eq!(got, wanted, "only the pieces of the selected files");

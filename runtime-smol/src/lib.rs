@@ -143,6 +143,7 @@ enum Command {
     SetFilePriority(TorrentId, usize, FilePriority, Reply<Result<(), SessionError>>),
     Stats(TorrentId, Reply<Option<TorrentStats>>),
     StatsMany(Vec<TorrentId>, Reply<Vec<Option<TorrentStats>>>),
+    HasPiece(TorrentId, u32, Reply<bool>),
     List(Reply<Vec<TorrentId>>),
     Peers(TorrentId, Reply<Vec<PeerStats>>),
     Checkpoint(TorrentId, Reply<Option<Checkpoint>>),
@@ -260,6 +261,11 @@ impl Handle {
     pub async fn stats_many(&self, ts: Vec<TorrentId>) -> Vec<Option<TorrentStats>> {
         let n = ts.len();
         ask(&self.commands, |r| Command::StatsMany(ts, r)).await.unwrap_or_else(|| vec![None; n])
+    }
+
+    /// Whether a torrent has a piece verified on disk (false for an unknown torrent).
+    pub async fn has_piece(&self, t: TorrentId, piece: u32) -> bool {
+        ask(&self.commands, |r| Command::HasPiece(t, piece, r)).await.unwrap_or(false)
     }
 
     /// Ids of all torrents.

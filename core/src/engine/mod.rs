@@ -779,6 +779,11 @@ impl Engine {
         Some(s)
     }
 
+    /// Whether a torrent has piece `piece` verified on disk (`None` for an unknown torrent).
+    pub fn has_piece(&self, t: TorrentId, piece: u32) -> Option<bool> {
+        self.torrents.get(&t).map(|t| t.picker.have().get(piece))
+    }
+
     /// Snapshots of a torrent's connected peers.
     pub fn peers(&self, t: TorrentId) -> Vec<PeerStats> {
         self.torrents.get(&t).map(|t| t.peer_stats()).unwrap_or_default()

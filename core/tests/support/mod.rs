@@ -331,6 +331,17 @@ impl Node {
         self.saw(|e| *e == Event::Finished { torrent: t })
     }
 
+    /// The pieces the torrent reported with [`Event::PieceFinished`], in order.
+    pub fn finished_pieces(&self, t: TorrentId) -> Vec<u32> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::PieceFinished { torrent, piece } if *torrent == t => Some(*piece),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The disk of a torrent.
     pub fn disk(&self, t: TorrentId) -> &Disk {
         &self.disks[&t]

@@ -221,6 +221,9 @@ impl<R: Runtime> EngineTask<R> {
             Command::StatsMany(ts, reply) => {
                 let _ = reply.try_send(ts.into_iter().map(|t| self.engine.stats(t)).collect());
             }
+            Command::HasPiece(t, piece, reply) => {
+                let _ = reply.try_send(self.engine.has_piece(t, piece).unwrap_or(false));
+            }
             Command::List(reply) => {
                 let _ = reply.try_send(self.engine.torrents());
             }

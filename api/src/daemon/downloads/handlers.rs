@@ -10,7 +10,7 @@ use shoal_core::InfoHash;
 use super::json::{self as dj, Globals, Parts};
 use super::stream::{self, ChunkReader, RangeReq};
 use super::tree::{self, FileFacts, Tree};
-use super::{AddRequest, DownloadError, Downloads};
+use super::{AddRequest, DownloadError};
 use crate::daemon::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
 use crate::daemon::{uri, Daemon};
 
@@ -427,17 +427,4 @@ pub fn stream(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             body: Body::Sized(Box::new(reader), end - start),
         })
     })
-}
-
-/// Keeps `Downloads` free of HTTP: tree state helpers used above.
-impl Downloads {
-    /// The expanded directories of a download's tree view.
-    pub fn expanded(&self, ih: &InfoHash) -> BTreeSet<String> {
-        self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).get(ih).cloned().unwrap_or_default()
-    }
-
-    /// Changes the expanded directories of a download's tree view.
-    pub fn update_expanded(&self, ih: &InfoHash, f: impl FnOnce(&mut BTreeSet<String>)) {
-        f(self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).entry(*ih).or_default());
-    }
 }

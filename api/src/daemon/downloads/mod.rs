@@ -11,7 +11,7 @@ pub mod json;
 pub mod stream;
 pub mod tree;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -162,7 +162,7 @@ pub struct Downloads {
     crashed: bool,
     state_dir: PathBuf,
     /// Expanded directories of each download's file tree view (the PyPI GUI's), not persisted.
-    tree_state: Mutex<HashMap<InfoHash, std::collections::BTreeSet<String>>>,
+    tree_state: Mutex<HashMap<InfoHash, BTreeSet<String>>>,
 }
 
 fn now_unix() -> u64 {
@@ -771,6 +771,16 @@ impl Downloads {
         dirs.sort();
         dirs.dedup();
         dirs
+    }
+
+    /// The expanded directories of a download's tree view.
+    pub fn expanded(&self, ih: &InfoHash) -> BTreeSet<String> {
+        self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).get(ih).cloned().unwrap_or_default()
+    }
+
+    /// Changes the expanded directories of a download's tree view.
+    pub fn update_expanded(&self, ih: &InfoHash, f: impl FnOnce(&mut BTreeSet<String>)) {
+        f(self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).entry(*ih).or_default());
     }
 
     /// The session handle.

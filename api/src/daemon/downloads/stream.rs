@@ -96,7 +96,7 @@ pub async fn produce(
 
         let id = d.torrent_id();
         let have = match id {
-            Some(id) => session.stats(id).await.is_some_and(|s| s.have.get(piece)),
+            Some(id) => session.has_piece(id, piece).await,
             None => false,
         };
         if !have {
