@@ -81,17 +81,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 // Disk and hash work could go to a thread pool; inline is simplest.
                 Output::Disk(job) => {
-                    let result = match job.kind {
-                        DiskJobKind::Write { spans, data, .. } => JobResult::Written(write(&paths, &spans, &data)),
-                        DiskJobKind::Read { spans, .. } => JobResult::Read(read(&paths, &spans)),
-                        DiskJobKind::Verify { spans, expected, .. } => {
-                            JobResult::Verified(match read(&paths, &spans) {
-                                Ok(data) => Ok(Sha1::digest(&data).as_slice() == expected),
-                                Err(e) if e.kind == DiskErrorKind::NotFound => Ok(false),
-                                Err(e) => Err(e),
-                            })
-                        }
-                    };
+                    let result =
+                        match job.kind {
+                            DiskJobKind::Write { spans, data, .. } => {
+                                JobResult::Written { result: write(&paths, &spans, &data), data }
+                            }
+                            DiskJobKind::Read { spans, len, .. } => {
+                                // Read the range in one piece, then lay it out as the engine asks.
+                                let plain: Vec<_> = spans.iter().map(|p| p.span).collect();
+                                JobResult::Read(read(&paths, &plain).map(|range| {
+                                    shoal_core::engine::lay_out_read(&spans, len, &range).unwrap_or_default()
+                                }))
+                            }
+                            DiskJobKind::Verify { spans, expected, .. } => {
+                                JobResult::Verified(match read(&paths, &spans) {
+                                    Ok(data) => Ok(Sha1::digest(&data).as_slice() == expected),
+                                    Err(e) if e.kind == DiskErrorKind::NotFound => Ok(false),
+                                    Err(e) => Err(e),
+                                })
+                            }
+                        };
                     engine.handle_job(job.id, result, now());
                 }
                 Output::Hash(job) => {

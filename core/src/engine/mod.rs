@@ -473,13 +473,18 @@ pub enum DiskJobKind {
         /// The piece's bytes.
         data: Vec<u8>,
     },
-    /// Read a range of one piece (one or more consecutive requested blocks) for a peer; pad
-    /// spans read as zeros. Answer with [`JobResult::Read`].
+    /// Read a range of one piece (consecutive blocks a peer asked for) into a buffer ready to
+    /// send: `len` bytes, each span's bytes at its `at`, pad spans as zeros. The gaps between
+    /// spans belong to the engine, which writes message headers there, so the block data is
+    /// never copied again. Answer with [`JobResult::Read`] and that buffer (see
+    /// [`lay_out_read`] for a runtime that reads the range in one piece).
     Read {
         /// The range.
         block: BlockRef,
-        /// Where its bytes are.
-        spans: Vec<FileSpan>,
+        /// Length of the buffer to answer with.
+        len: usize,
+        /// Where the range's bytes are, in order, and where each goes in the buffer.
+        spans: Vec<PlacedSpan>,
     },
     /// Read a piece and compare its SHA-1 with `expected` (checking existing data).
     /// Answer with [`JobResult::Verified`].
@@ -491,6 +496,30 @@ pub enum DiskJobKind {
         /// Its expected hash.
         expected: PieceHash,
     },
+}
+
+/// A file span of a [`DiskJobKind::Read`] and where its bytes go in the answer's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacedSpan {
+    /// Offset in the buffer of the span's first byte.
+    pub at: usize,
+    /// The bytes to read.
+    pub span: FileSpan,
+}
+
+/// Lays out the bytes of a whole read range (`range`, read contiguously) as a
+/// [`DiskJobKind::Read`] answer wants them: `len` bytes with each span's bytes at its `at`.
+/// `None` if `range` is not exactly as long as the spans.
+pub fn lay_out_read(spans: &[PlacedSpan], len: usize, range: &[u8]) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; len];
+    let mut pos = 0usize;
+    for s in spans {
+        let n = s.span.len as usize;
+        let src = range.get(pos..pos + n)?;
+        out.get_mut(s.at..s.at + n)?.copy_from_slice(src);
+        pos += n;
+    }
+    (pos == range.len()).then_some(out)
 }
 
 /// Hash a downloaded piece (on a worker, not the engine's thread). Answer with
@@ -512,9 +541,14 @@ pub struct HashJob {
 /// Completion of a [`DiskJob`] or [`HashJob`].
 #[derive(Debug)]
 pub enum JobResult {
-    /// A `Write` finished.
-    Written(Result<(), DiskError>),
-    /// A `Read` finished with the block's bytes.
+    /// A `Write` finished; the job's buffer comes back for the engine to reuse.
+    Written {
+        /// What happened.
+        result: Result<(), DiskError>,
+        /// The buffer of the job (an empty one if the runtime kept it).
+        data: Vec<u8>,
+    },
+    /// A `Read` finished with its buffer, laid out as the job asked.
     Read(Result<Vec<u8>, DiskError>),
     /// A `Verify` finished: whether the piece matched.
     Verified(Result<bool, DiskError>),
@@ -634,7 +668,13 @@ pub(crate) struct Io {
     down_starved: BTreeSet<TorrentId>,
     /// The torrent served last from `down_starved` (the next wake starts after it).
     down_cursor: TorrentId,
+    /// Piece buffers back from finished jobs, reused for the next pieces: filling a fresh
+    /// buffer with zeros (or faulting in fresh pages) costs as much as receiving into it.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Most bytes of spare piece buffers kept.
+const SPARE_BYTES: usize = 8 << 20;
 
 impl Io {
     fn push(&mut self, o: Output) {
@@ -650,6 +690,22 @@ impl Io {
         self.next_id += 1;
         self.jobs.insert(id, torrent);
         id
+    }
+
+    /// A buffer of `size` bytes for a piece being received; its contents are stale (every
+    /// byte is overwritten by the piece's blocks before it is hashed).
+    fn piece_buffer(&mut self, size: usize) -> Vec<u8> {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.resize(size, 0);
+        buf
+    }
+
+    /// Keeps a piece buffer a job handed back, within [`SPARE_BYTES`].
+    fn recycle(&mut self, buf: Vec<u8>) {
+        let kept: usize = self.spare.iter().map(|b| b.capacity()).sum();
+        if buf.capacity() > 0 && kept + buf.capacity() <= SPARE_BYTES {
+            self.spare.push(buf);
+        }
     }
 
     /// Records that a torrent waits for download tokens.
@@ -740,6 +796,7 @@ impl Engine {
                 up_waiting: VecDeque::new(),
                 down_starved: BTreeSet::new(),
                 down_cursor: TorrentId(0),
+                spare: Vec::new(),
             },
             next_torrent: 1,
             next_tick: now + TICK,
@@ -1396,5 +1453,25 @@ impl Engine {
             self.shutdown_reported = true;
             self.io.event(Event::ShutdownComplete);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(at: usize, file: u32, offset: u64, len: u32) -> PlacedSpan {
+        PlacedSpan { at, span: FileSpan { file, offset, len, pad: false } }
+    }
+
+    #[test]
+    fn lay_out_read_puts_each_span_at_its_place_and_checks_lengths() {
+        // Two blocks of 3 bytes, the second split over two files, each after 2 bytes of room.
+        let spans = [placed(2, 0, 10, 3), placed(7, 0, 13, 1), placed(8, 1, 0, 2)];
+        let out = lay_out_read(&spans, 10, b"abcdef").expect("fits");
+        assert_eq!(&out, b"\0\0abc\0\0def");
+        assert_eq!(lay_out_read(&spans, 10, b"abcde"), None, "range too short");
+        assert_eq!(lay_out_read(&spans, 10, b"abcdefg"), None, "range too long");
+        assert_eq!(lay_out_read(&spans, 9, b"abcdef"), None, "buffer too short");
     }
 }

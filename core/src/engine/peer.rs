@@ -29,6 +29,9 @@ pub(crate) struct PendingRead {
     pub len: u32,
     /// Blocks to send from it (a cancelled block is removed).
     pub blocks: Vec<BlockRef>,
+    /// Offsets of every block the read covers, in order: in the read's buffer, each block's
+    /// data follows room for its frame header.
+    pub frames: Vec<u32>,
 }
 
 /// Piece announcements a peer made while we did not know the piece count; replayed, and

@@ -13,7 +13,7 @@ mod ut_metadata;
 use super::peer::{Peer, PendingRead, Phase};
 use super::{
     AddTorrent, Config, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult, Output,
-    PeerStats, TorrentState, TorrentStats, TrackerJob,
+    PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -25,7 +25,9 @@ use crate::tracker::{
     AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::{encode_piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
+use crate::wire::{
+    piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, PIECE_FRAME_HEADER, UT_METADATA, UT_PEX,
+};
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
 pub(crate) use ut_metadata::MetadataPhase;
@@ -1055,13 +1057,26 @@ impl Torrent {
                 }
             }
             let range = BlockRef { piece: first.piece, offset: first.offset, len: end - first.offset };
+            // The buffer is the frames to send: each block's data after room for its header.
+            let mut placed = Vec::with_capacity(blocks.len());
             let mut spans = Vec::with_capacity(1);
-            self.layout.spans(range.piece as u64 * plen + range.offset as u64, range.len, &mut spans);
+            let mut at = 0usize;
+            for b in &blocks {
+                at += PIECE_FRAME_HEADER;
+                spans.clear();
+                self.layout.spans(b.piece as u64 * plen + b.offset as u64, b.len, &mut spans);
+                for span in &spans {
+                    placed.push(PlacedSpan { at, span: *span });
+                    at += span.len as usize;
+                }
+            }
             let id = io.job(self.id);
             self.jobs.insert(id, Job::Read { conn });
             self.reads_in_flight += 1;
-            p.reads.push(PendingRead { job: id, offset: range.offset, len: range.len, blocks });
-            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind: DiskJobKind::Read { block: range, spans } }));
+            let frames = blocks.iter().map(|b| b.offset).collect();
+            p.reads.push(PendingRead { job: id, offset: range.offset, len: range.len, blocks, frames });
+            let kind = DiskJobKind::Read { block: range, len: at, spans: placed };
+            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
         }
     }
 
@@ -1088,7 +1103,7 @@ impl Torrent {
                 let in_flight = &mut self.in_flight_bytes;
                 let buf = self.buffers.entry(piece).or_insert_with(|| {
                     *in_flight += size as u64;
-                    vec![0; size]
+                    io.piece_buffer(size)
                 });
                 // The picker accepted the block, so it lies inside the piece.
                 if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
@@ -1288,7 +1303,8 @@ impl Torrent {
                     kind: DiskJobKind::Write { piece, spans, data },
                 }));
             }
-            (Job::Hash { piece }, JobResult::Hashed { ok: false, .. }) => {
+            (Job::Hash { piece }, JobResult::Hashed { ok: false, data }) => {
+                io.recycle(data);
                 let size = self.picker.piece_size(piece) as u64;
                 self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
                 self.wasted += size;
@@ -1298,7 +1314,8 @@ impl Torrent {
                 self.punish(&contributors, now, cfg, io);
                 self.fill_all(now, cfg, io);
             }
-            (Job::Write { piece }, JobResult::Written(result)) => {
+            (Job::Write { piece }, JobResult::Written { result, data }) => {
+                io.recycle(data);
                 let size = self.picker.piece_size(piece) as u64;
                 self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
                 match result {
@@ -1326,49 +1343,56 @@ impl Torrent {
                 let Some(p) = self.peers.get_mut(&conn) else { return };
                 let Some(i) = p.reads.iter().position(|r| r.job == job) else { return };
                 let read = p.reads.swap_remove(i);
+                let framed_len = read.len as usize + read.frames.len() * PIECE_FRAME_HEADER;
                 match result {
-                    Ok(data) if data.len() == read.len as usize && (io.up.is_limited() || !p.throttled.is_empty()) => {
-                        // The upload limit decides when these go: frame them and queue them.
-                        for b in &read.blocks {
-                            let at = (b.offset - read.offset) as usize;
-                            // The range was built from these blocks, so each lies inside it.
-                            let Some(bytes) = data.get(at..at + b.len as usize) else { continue };
-                            let mut frame = Vec::with_capacity(b.len as usize + 13);
-                            encode_piece_header(&mut frame, b.piece, b.offset, b.len);
-                            frame.extend_from_slice(bytes);
-                            p.throttled_bytes += frame.len() as u64;
-                            p.throttled.push_back((*b, frame));
+                    Ok(mut data) if data.len() == framed_len => {
+                        let throttled = io.up.is_limited() || !p.throttled.is_empty();
+                        if !throttled && read.blocks.len() == read.frames.len() {
+                            // Every block is still wanted: the buffer becomes the send as is,
+                            // once the headers are in. Earlier messages go first.
+                            for (i, b) in read.blocks.iter().enumerate() {
+                                let at = (b.offset - read.offset) as usize + i * PIECE_FRAME_HEADER;
+                                data[at..at + PIECE_FRAME_HEADER]
+                                    .copy_from_slice(&piece_header(b.piece, b.offset, b.len));
+                            }
+                            if !p.outbuf.is_empty() {
+                                let earlier = std::mem::take(&mut p.outbuf);
+                                p.send_queued += earlier.len() as u64;
+                                io.push(Output::Send { conn, data: earlier });
+                            }
+                            p.send_queued += data.len() as u64;
+                            io.push(Output::Send { conn, data });
+                            p.last_send = now;
+                            let sent = read.len as u64;
+                            self.ul_rate.add(sent);
+                            self.uploaded += sent;
+                        } else {
+                            // Some blocks were cancelled, or the upload limit decides when
+                            // they go: frame the ones still wanted one by one.
+                            let frames = read_frames(&read, &data);
+                            if throttled {
+                                for (b, frame) in frames {
+                                    p.throttled_bytes += frame.len() as u64;
+                                    p.throttled.push_back((b, frame));
+                                }
+                                if !p.waiting_for_tokens && !p.throttled.is_empty() {
+                                    p.waiting_for_tokens = true;
+                                    io.wait_for_upload(self.id, conn);
+                                }
+                            } else {
+                                let mut out = std::mem::take(&mut p.outbuf);
+                                let mut sent = 0u64;
+                                for (b, frame) in frames {
+                                    out.extend_from_slice(&frame);
+                                    sent += b.len as u64;
+                                }
+                                p.send_queued += out.len() as u64;
+                                io.push(Output::Send { conn, data: out });
+                                p.last_send = now;
+                                self.ul_rate.add(sent);
+                                self.uploaded += sent;
+                            }
                         }
-                        if !p.waiting_for_tokens && !p.throttled.is_empty() {
-                            p.waiting_for_tokens = true;
-                            io.wait_for_upload(self.id, conn);
-                        }
-                        self.serve_requests(conn, now, cfg, io);
-                    }
-                    Ok(data) if data.len() == read.len as usize => {
-                        // Earlier messages go first, in their own buffer: this read becomes one
-                        // right-sized send (a buffer grown block by block was reallocated and,
-                        // at megabytes, handed back to the kernel after every send).
-                        if !p.outbuf.is_empty() {
-                            let earlier = std::mem::take(&mut p.outbuf);
-                            p.send_queued += earlier.len() as u64;
-                            io.push(Output::Send { conn, data: earlier });
-                        }
-                        let mut frames = Vec::with_capacity(read.len as usize + read.blocks.len() * 13);
-                        let mut sent = 0u64;
-                        for b in &read.blocks {
-                            let at = (b.offset - read.offset) as usize;
-                            // The range was built from these blocks, so each lies inside it.
-                            let Some(bytes) = data.get(at..at + b.len as usize) else { continue };
-                            encode_piece_header(&mut frames, b.piece, b.offset, b.len);
-                            frames.extend_from_slice(bytes);
-                            sent += b.len as u64;
-                        }
-                        p.send_queued += frames.len() as u64;
-                        io.push(Output::Send { conn, data: frames });
-                        p.last_send = now;
-                        self.ul_rate.add(sent);
-                        self.uploaded += sent;
                         self.serve_requests(conn, now, cfg, io);
                     }
                     Ok(_) => self.fail("short read from disk".into(), now, io),
@@ -1800,5 +1824,59 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
 fn mark(dirty: &mut Vec<ConnId>, conn: ConnId, was_empty: bool) {
     if was_empty {
         dirty.push(conn);
+    }
+}
+
+/// The frames of a finished read's blocks that are still wanted, each a copy with its header.
+fn read_frames(read: &PendingRead, data: &[u8]) -> Vec<(BlockRef, Vec<u8>)> {
+    let mut out = Vec::with_capacity(read.blocks.len());
+    for b in &read.blocks {
+        // Blocks are only ever removed from a read, so each is one of its frames.
+        let Ok(i) = read.frames.binary_search(&b.offset) else { continue };
+        // Its header's room, then its data.
+        let at = (b.offset - read.offset) as usize + i * PIECE_FRAME_HEADER;
+        let Some(slot) = data.get(at..at + PIECE_FRAME_HEADER + b.len as usize) else { continue };
+        let mut frame = slot.to_vec();
+        frame[..PIECE_FRAME_HEADER].copy_from_slice(&piece_header(b.piece, b.offset, b.len));
+        out.push((*b, frame));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read of three 4-byte blocks at offset 8 of piece 2, as the disk answers it: room for a
+    /// header, then the data, per block.
+    fn framed_read() -> (PendingRead, Vec<u8>) {
+        let blocks: Vec<BlockRef> = (0..3).map(|i| BlockRef { piece: 2, offset: 8 + 4 * i, len: 4 }).collect();
+        let mut data = Vec::new();
+        for i in 0..3u8 {
+            data.extend_from_slice(&[0xEE; PIECE_FRAME_HEADER]);
+            data.extend_from_slice(&[i; 4]);
+        }
+        let frames = blocks.iter().map(|b| b.offset).collect();
+        (PendingRead { job: JobId(1), offset: 8, len: 12, blocks, frames }, data)
+    }
+
+    #[test]
+    fn a_cancelled_block_leaves_the_others_framed_with_their_own_bytes() {
+        let (mut read, data) = framed_read();
+        read.blocks.remove(1);
+        let frames = read_frames(&read, &data);
+        assert_eq!(frames.len(), 2);
+        for ((b, frame), byte) in frames.iter().zip([0u8, 2]) {
+            let mut expected = piece_header(2, b.offset, 4).to_vec();
+            expected.extend_from_slice(&[byte; 4]);
+            assert_eq!(frame, &expected, "block at {}", b.offset);
+        }
+    }
+
+    #[test]
+    fn a_short_answer_frames_nothing_out_of_bounds() {
+        let (read, data) = framed_read();
+        let frames = read_frames(&read, &data[..20]);
+        assert_eq!(frames.len(), 1, "only the first frame fits in 20 bytes");
     }
 }

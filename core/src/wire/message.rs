@@ -141,6 +141,21 @@ impl Message {
     }
 }
 
+/// Length of a `piece` frame's header: length prefix, id, index and begin.
+pub const PIECE_FRAME_HEADER: usize = 13;
+
+/// The 13-byte header of a `piece` frame carrying `data_len` bytes of block data.
+pub fn piece_header(piece: u32, offset: u32, data_len: u32) -> [u8; PIECE_FRAME_HEADER] {
+    // Blocks we send are at most a few hundred KiB; a length this close to 4 GiB is our bug.
+    let len = data_len.checked_add(PIECE_HEADER_LEN).expect("outgoing block must be smaller than 4 GiB");
+    let mut h = [0u8; PIECE_FRAME_HEADER];
+    h[..4].copy_from_slice(&len.to_be_bytes());
+    h[4] = id::PIECE;
+    h[5..9].copy_from_slice(&piece.to_be_bytes());
+    h[9..].copy_from_slice(&offset.to_be_bytes());
+    h
+}
+
 /// Appends the 13-byte header of a `piece` frame carrying `data_len` bytes of block data.
 ///
 /// The caller sends the block data right after it, so the data need not be copied into the
@@ -305,6 +320,7 @@ mod tests {
         assert_eq!(split.len(), 13);
         split.extend_from_slice(&data);
         assert_eq!(whole, split);
+        assert_eq!(piece_header(7, 16384, 100)[..], split[..PIECE_FRAME_HEADER]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use decoder::{Decoded, Decoder};
 pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
 pub use fast::allowed_fast_set;
 pub use handshake::{Handshake, HANDSHAKE_LEN};
-pub use message::{encode_piece_header, Message};
+pub use message::{encode_piece_header, piece_header, Message, PIECE_FRAME_HEADER};
 pub use metadata::{metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE_LEN, UT_METADATA};
 pub use pex::{PexMessage, PEX_ENCRYPTION, PEX_HOLEPUNCH, PEX_OUTGOING, PEX_SEED, PEX_UTP, UT_PEX};
 

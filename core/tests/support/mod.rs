@@ -869,15 +869,18 @@ impl World {
             DiskJobKind::Write { piece, spans, data } => {
                 disk.write(spans, data);
                 disk.written_pieces.push(*piece);
-                JobResult::Written(Ok(()))
+                JobResult::Written { result: Ok(()), data: data.clone() }
             }
-            DiskJobKind::Read { block, spans } => match disk.read(spans) {
-                Some(data) => {
-                    assert_eq!(data.len(), block.len as usize, "read spans cover the block");
-                    JobResult::Read(Ok(data))
+            DiskJobKind::Read { block, len, spans } => {
+                match disk.read(&spans.iter().map(|p| p.span).collect::<Vec<_>>()) {
+                    Some(data) => {
+                        assert_eq!(data.len(), block.len as usize, "read spans cover the block");
+                        let framed = shoal_core::engine::lay_out_read(spans, *len, &data);
+                        JobResult::Read(Ok(framed.expect("placed spans fit the buffer")))
+                    }
+                    None => panic!("node {a}: engine read {block:?}, whose bytes it never wrote"),
                 }
-                None => panic!("node {a}: engine read {block:?}, whose bytes it never wrote"),
-            },
+            }
             DiskJobKind::Verify { spans, expected, .. } => {
                 let ok = disk.read(spans).is_some_and(|data| <[u8; 20]>::from(Sha1::digest(&data)) == *expected);
                 JobResult::Verified(Ok(ok))

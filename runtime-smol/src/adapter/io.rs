@@ -10,6 +10,7 @@ use futures_lite::future;
 use shoal_core::engine::{DiskJob, DiskJobKind, HashJob, JobResult};
 use shoal_core::{ConnId, JobId};
 
+use super::pool::BufPool;
 use super::task::Input;
 use super::Runtime;
 use crate::disk::{sha1_matches, Storage};
@@ -75,13 +76,18 @@ pub(crate) async fn listen<R: Runtime>(
 }
 
 /// Dials `addr`; reports `Connected` then data, or `Closed` on failure.
-pub(crate) fn connect<R: Runtime>(conn: ConnId, addr: SocketAddr, inputs: Sender<Input<R>>) -> Link<R> {
+pub(crate) fn connect<R: Runtime>(
+    conn: ConnId,
+    addr: SocketAddr,
+    inputs: Sender<Input<R>>,
+    pool: Arc<BufPool>,
+) -> Link<R> {
     Link::new(|queue| {
         R::spawn(async move {
             match R::connect(addr).await {
                 Ok(stream) => {
                     if inputs.send(Input::Connected(conn)).await.is_ok() {
-                        serve::<R>(conn, stream, queue, inputs).await;
+                        serve::<R>(conn, stream, queue, inputs, pool).await;
                     }
                 }
                 Err(_) => {
@@ -93,20 +99,37 @@ pub(crate) fn connect<R: Runtime>(conn: ConnId, addr: SocketAddr, inputs: Sender
 }
 
 /// Takes over an accepted stream.
-pub(crate) fn accepted<R: Runtime>(conn: ConnId, stream: R::Stream, inputs: Sender<Input<R>>) -> Link<R> {
-    Link::new(|queue| R::spawn(serve::<R>(conn, stream, queue, inputs)))
+pub(crate) fn accepted<R: Runtime>(
+    conn: ConnId,
+    stream: R::Stream,
+    inputs: Sender<Input<R>>,
+    pool: Arc<BufPool>,
+) -> Link<R> {
+    Link::new(|queue| R::spawn(serve::<R>(conn, stream, queue, inputs, pool)))
 }
 
 /// Moves bytes both ways until either side ends, then reports `Closed`.
-async fn serve<R: Runtime>(conn: ConnId, stream: R::Stream, queue: Receiver<Vec<u8>>, inputs: Sender<Input<R>>) {
+///
+/// Each read goes into a pooled buffer that is handed to the engine task whole (no copy) and
+/// comes back to the pool once the engine has taken the bytes; sent buffers go there too.
+async fn serve<R: Runtime>(
+    conn: ConnId,
+    stream: R::Stream,
+    queue: Receiver<Vec<u8>>,
+    inputs: Sender<Input<R>>,
+    pool: Arc<BufPool>,
+) {
     let (mut reader, mut writer) = R::split(stream);
     let read = async {
-        let mut buf = vec![0u8; READ_BUF];
         loop {
-            match R::read(&mut reader, &mut buf).await {
+            let mut buf = pool.take();
+            if buf.len() < READ_BUF {
+                buf.resize(READ_BUF, 0);
+            }
+            match R::read(&mut reader, &mut buf[..READ_BUF]).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if inputs.send(Input::Data(conn, buf[..n].to_vec())).await.is_err() {
+                    if inputs.send(Input::Data(conn, buf, n)).await.is_err() {
                         break;
                     }
                 }
@@ -118,7 +141,9 @@ async fn serve<R: Runtime>(conn: ConnId, stream: R::Stream, queue: Receiver<Vec<
             if R::write_all(&mut writer, &data).await.is_err() {
                 break;
             }
-            if inputs.send(Input::Sent(conn, data.len())).await.is_err() {
+            let n = data.len();
+            pool.put(data);
+            if inputs.send(Input::Sent(conn, n)).await.is_err() {
                 break;
             }
         }
@@ -197,11 +222,11 @@ pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, i
 }
 
 /// Runs a disk job on the blocking pool and reports its result.
-pub(crate) fn disk_job<R: Runtime>(job: DiskJob, storage: Arc<Storage>, inputs: Sender<Input<R>>) {
+pub(crate) fn disk_job<R: Runtime>(job: DiskJob, storage: Arc<Storage>, inputs: Sender<Input<R>>, pool: Arc<BufPool>) {
     R::spawn_blocking(move || {
         let result = match job.kind {
-            DiskJobKind::Write { spans, data, .. } => JobResult::Written(storage.write(&spans, &data)),
-            DiskJobKind::Read { spans, .. } => JobResult::Read(storage.read(&spans)),
+            DiskJobKind::Write { spans, data, .. } => JobResult::Written { result: storage.write(&spans, &data), data },
+            DiskJobKind::Read { spans, len, .. } => JobResult::Read(storage.read_placed(&spans, len, pool.take())),
             DiskJobKind::Verify { spans, expected, .. } => JobResult::Verified(storage.verify(&spans, &expected)),
         };
         let _ = inputs.send_blocking(Input::Job(job.id, result));

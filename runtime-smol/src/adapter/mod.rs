@@ -12,6 +12,7 @@
 //! ```
 
 mod io;
+mod pool;
 mod task;
 
 use std::future::Future;

@@ -11,6 +11,7 @@ use shoal_core::engine::{AddMagnet, AddTorrent, Engine, Event, JobResult, Output
 use shoal_core::{ConnId, Instant, JobId, TorrentId};
 
 use super::io::{self, Link};
+use super::pool::BufPool;
 use super::Runtime;
 use crate::disk::{Storage, StorageError};
 use crate::{AddOptions, Command, MagnetOptions, Reply, SessionError};
@@ -19,7 +20,8 @@ use crate::{AddOptions, Command, MagnetOptions, Reply, SessionError};
 pub(crate) enum Input<R: Runtime> {
     Incoming(R::Stream, SocketAddr),
     Connected(ConnId),
-    Data(ConnId, Vec<u8>),
+    /// Bytes from a peer: the first `n` of a pooled buffer.
+    Data(ConnId, Vec<u8>, usize),
     Sent(ConnId, usize),
     Closed(ConnId),
     Job(JobId, JobResult),
@@ -69,6 +71,8 @@ pub struct EngineTask<R: Runtime> {
     dht_sockets: Vec<io::DatagramSocket<R>>,
     /// The Local Service Discovery socket, with its task, when on.
     lsd_socket: Option<io::DatagramSocket<R>>,
+    /// Block-data buffers reused by the socket and disk tasks.
+    pool: Arc<BufPool>,
 }
 
 enum Next<R: Runtime> {
@@ -94,6 +98,7 @@ impl<R: Runtime> EngineTask<R> {
             inputs,
             commands,
             conns: HashMap::new(),
+            pool: Arc::default(),
             storages: HashMap::new(),
             magnet_dests: HashMap::new(),
             udp: HashMap::new(),
@@ -320,13 +325,16 @@ impl<R: Runtime> EngineTask<R> {
         match i {
             Input::Incoming(stream, addr) => match self.engine.handle_incoming(addr, now) {
                 Some(conn) => {
-                    let link = io::accepted::<R>(conn, stream, self.inputs_tx.clone());
+                    let link = io::accepted::<R>(conn, stream, self.inputs_tx.clone(), self.pool.clone());
                     self.conns.insert(conn, link);
                 }
                 None => drop(stream),
             },
             Input::Connected(conn) => self.engine.handle_connected(conn, now),
-            Input::Data(conn, data) => self.engine.handle_peer_data(conn, &data, now),
+            Input::Data(conn, buf, n) => {
+                self.engine.handle_peer_data(conn, buf.get(..n).unwrap_or(&buf), now);
+                self.pool.put(buf);
+            }
             Input::Sent(conn, n) => self.engine.handle_sent(conn, n, now),
             Input::Closed(conn) => {
                 if self.conns.remove(&conn).is_some() {
@@ -363,7 +371,7 @@ impl<R: Runtime> EngineTask<R> {
             }
             match o {
                 Output::Connect { conn, addr } => {
-                    let link = io::connect::<R>(conn, addr, self.inputs_tx.clone());
+                    let link = io::connect::<R>(conn, addr, self.inputs_tx.clone(), self.pool.clone());
                     self.conns.insert(conn, link);
                 }
                 Output::Send { conn, data } => {
@@ -377,7 +385,7 @@ impl<R: Runtime> EngineTask<R> {
                 Output::Disk(job) => {
                     let Some(storage) = self.storages.get(&job.torrent).cloned() else { continue };
                     self.jobs_in_flight += 1;
-                    io::disk_job::<R>(job, storage, self.inputs_tx.clone());
+                    io::disk_job::<R>(job, storage, self.inputs_tx.clone(), self.pool.clone());
                 }
                 Output::Hash(job) => {
                     self.jobs_in_flight += 1;

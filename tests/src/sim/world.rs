@@ -928,13 +928,19 @@ impl World {
                     .then(|| format!("host {host}: write of piece {piece} with wrong spans or size"));
                 h.jobs.insert(job.id, data.len() as u64);
                 let d = draw(&mut self.rng, f.write_eio, 0.0);
-                (JobResult::Written(h.disk.write(&tt, *piece, data, d)), v)
+                (JobResult::Written { result: h.disk.write(&tt, *piece, data, d), data: Vec::new() }, v)
             }
-            DiskJobKind::Read { block, .. } => {
+            DiskJobKind::Read { block, len, spans } => {
                 h.reads += 1;
                 let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
                 match h.disk.read(&tt, block.piece, block.offset, block.len, d) {
-                    Ok(Some(data)) => (JobResult::Read(Ok(data)), None),
+                    Ok(Some(data)) => match shoal_core::engine::lay_out_read(spans, *len, &data) {
+                        Some(framed) => (JobResult::Read(Ok(framed)), None),
+                        None => (
+                            JobResult::Read(Ok(data)),
+                            Some(format!("host {host}: read {block:?} whose spans do not fit its buffer")),
+                        ),
+                    },
                     Ok(None) => (
                         JobResult::Read(Err(shoal_core::DiskError {
                             kind: shoal_core::DiskErrorKind::Other,
