@@ -775,6 +775,25 @@ fn upload_limit_is_shared_by_all_torrents() {
 }
 
 #[test]
+fn a_peers_own_download_rate_is_estimated_from_its_haves() {
+    let tt = big_torrent(56, 8);
+    let mut w = World::new(56);
+    // The whole swarm gets 256 KiB/s from the seeder; each leecher tells the other of every
+    // piece it completes.
+    let seeder = w.add_node_with(|c| c.max_upload_rate = 256 * 1024);
+    let a = w.add_node();
+    let b = w.add_node();
+    seed_unchecked(&mut w, seeder, &tt);
+    let la = w.leech(a, &tt);
+    let lb = w.leech(b, &tt);
+    w.run_until(Duration::from_secs(60), |w| w.nodes[a].stats(la).downloaded >= 3 * MIB);
+    let a_seen_by_b = w.nodes[b].engine.peers(lb).into_iter().find(|p| !p.seed).expect("b is connected to a");
+    let rate = a_seen_by_b.peer_download_rate;
+    // a downloads at about half the seeder's rate plus what b passes on: 128..512 KiB/s.
+    assert!((64 * 1024..=768 * 1024).contains(&rate), "b's estimate of a's download rate: {a_seen_by_b:?}");
+}
+
+#[test]
 fn peer_stats_show_requests_both_ways_seeds_and_upload_only() {
     let tt = big_torrent(55, 4);
     let mut w = World::new(55);
@@ -795,6 +814,7 @@ fn peer_stats_show_requests_both_ways_seeds_and_upload_only() {
     let lp = &from_seeder[0];
     assert!(!lp.seed && !lp.upload_only, "the leecher is neither: {lp:?}");
     assert_eq!(lp.outstanding_requests, 0);
+    assert_eq!(sp.peer_download_rate, 0, "a seed announces no pieces: {sp:?}");
     // What the leecher asked for and the seeder has not sent yet, give or take the frames
     // already handed to the network.
     assert!(

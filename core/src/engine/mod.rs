@@ -308,6 +308,9 @@ pub struct PeerStats {
     pub download_rate: u64,
     /// Bytes per second we send it.
     pub upload_rate: u64,
+    /// Bytes per second it downloads from the whole swarm, estimated from the pieces it
+    /// announces (what libtorrent and Tribler call the peer's `speed`).
+    pub peer_download_rate: u64,
     /// Payload bytes received from it.
     pub downloaded: u64,
     /// Payload bytes sent to it.

@@ -100,6 +100,8 @@ pub(crate) struct Peer {
     pub send_queued: u64,
     pub dl: Rate,
     pub ul: Rate,
+    /// The peer's own download rate, estimated from the pieces it announces (HAVE).
+    pub announced: Rate,
     pub last_recv: Instant,
     pub last_send: Instant,
     /// Last time it sent us a block we asked for (or when our queue to it became non-empty).
@@ -152,6 +154,7 @@ impl Peer {
             send_queued: 0,
             dl: Rate::default(),
             ul: Rate::default(),
+            announced: Rate::default(),
             last_recv: now,
             last_send: now,
             last_block: now,

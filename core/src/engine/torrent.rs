@@ -891,6 +891,7 @@ impl Torrent {
             }
             Message::Have { piece } => {
                 if p.have.set(piece, true) {
+                    p.announced.add(self.picker.piece_size(piece) as u64);
                     if !p.counted_as_seed {
                         self.picker.peer_has_piece(piece);
                     }
@@ -1457,6 +1458,7 @@ impl Torrent {
         for (conn, p) in self.peers.iter_mut() {
             p.dl.tick(now);
             p.ul.tick(now);
+            p.announced.tick(now);
             match p.phase {
                 Phase::Connecting { since } if now - since > cfg.connect_timeout => to_close.push(*conn),
                 Phase::Handshake { since } if now - since > cfg.handshake_timeout => to_close.push(*conn),
@@ -1794,6 +1796,7 @@ impl Torrent {
                 progress: if p.is_seed() { 1.0 } else { p.have.count_ones() as f32 / total },
                 download_rate: p.dl.get(),
                 upload_rate: p.ul.get(),
+                peer_download_rate: p.announced.get(),
                 downloaded: p.dl.total(),
                 uploaded: p.ul.total(),
                 am_choking: p.am_choking,

@@ -18,6 +18,9 @@ use crate::disk::{sha1_matches, Storage};
 /// Read buffer per connection; one read hands the engine up to this many bytes.
 const READ_BUF: usize = 256 * 1024;
 
+/// Reads up to this long are handed over as a copy; longer ones hand over the buffer itself.
+const SMALL_READ: usize = 16 * 1024;
+
 /// Largest tracker response body we read.
 const MAX_BODY: u64 = 4 << 20;
 
@@ -121,18 +124,20 @@ async fn serve<R: Runtime>(
 ) {
     let (mut reader, mut writer) = R::split(stream);
     let read = async {
+        let mut buf = Vec::new();
         loop {
-            let mut buf = pool.take();
             if buf.len() < READ_BUF {
-                buf.resize(READ_BUF, 0);
+                buf = pool.take();
+                buf.resize(READ_BUF.max(buf.len()), 0);
             }
-            match R::read(&mut reader, &mut buf[..READ_BUF]).await {
+            let input = match R::read(&mut reader, &mut buf[..READ_BUF]).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if inputs.send(Input::Data(conn, buf, n)).await.is_err() {
-                        break;
-                    }
-                }
+                // A few messages: copied, so a queued input never pins a whole buffer.
+                Ok(n) if n <= SMALL_READ => Input::Data(conn, buf[..n].to_vec(), n),
+                Ok(n) => Input::Data(conn, std::mem::take(&mut buf), n),
+            };
+            if inputs.send(input).await.is_err() {
+                break;
             }
         }
     };

@@ -271,7 +271,7 @@ fn peer(p: &PeerStats) -> Value {
         "utotal": p.uploaded,
         "dtotal": p.downloaded,
         "completed": finite(p.progress as f64),
-        "speed": 0,
+        "speed": p.peer_download_rate,
         "connection_type": 0,
         "seed": p.seed,
         "upload_only": p.upload_only,
