@@ -78,6 +78,9 @@ pub enum SessionError {
     /// The session has stopped.
     #[error("the session has stopped")]
     Stopped,
+    /// Starting the disk and hash threads failed.
+    #[error("cannot start worker threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// How to add a torrent.

@@ -12,6 +12,7 @@ use shoal_core::{ConnId, JobId};
 
 use super::pool::BufPool;
 use super::task::Input;
+use super::workers::Workers;
 use super::Runtime;
 use crate::disk::{sha1_matches, Storage};
 
@@ -226,9 +227,15 @@ pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, i
     });
 }
 
-/// Runs a disk job on the blocking pool and reports its result.
-pub(crate) fn disk_job<R: Runtime>(job: DiskJob, storage: Arc<Storage>, inputs: Sender<Input<R>>, pool: Arc<BufPool>) {
-    R::spawn_blocking(move || {
+/// Runs a disk job on the disk threads and reports its result.
+pub(crate) fn disk_job<R: Runtime>(
+    workers: &Workers,
+    job: DiskJob,
+    storage: Arc<Storage>,
+    inputs: Sender<Input<R>>,
+    pool: Arc<BufPool>,
+) {
+    workers.disk(move || {
         let result = match job.kind {
             DiskJobKind::Write { spans, data, .. } => JobResult::Written { result: storage.write(&spans, &data), data },
             DiskJobKind::Read { spans, len, .. } => JobResult::Read(storage.read_placed(&spans, len, pool.take())),
@@ -238,9 +245,9 @@ pub(crate) fn disk_job<R: Runtime>(job: DiskJob, storage: Arc<Storage>, inputs: 
     });
 }
 
-/// Hashes a downloaded piece on the blocking pool and reports whether it matched.
-pub(crate) fn hash_job<R: Runtime>(job: HashJob, inputs: Sender<Input<R>>) {
-    R::spawn_blocking(move || {
+/// Hashes a downloaded piece on the hash threads and reports whether it matched.
+pub(crate) fn hash_job<R: Runtime>(workers: &Workers, job: HashJob, inputs: Sender<Input<R>>) {
+    workers.hash(move || {
         let ok = sha1_matches(&job.data, &job.expected);
         let _ = inputs.send_blocking(Input::Job(job.id, JobResult::Hashed { ok, data: job.data }));
     });

@@ -14,6 +14,7 @@
 mod io;
 mod pool;
 mod task;
+mod workers;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -165,7 +166,8 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket);
+    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket)
+        .map_err(SessionError::Threads)?;
     Ok((Handle { commands: commands_tx }, bound, task))
 }
 

@@ -12,6 +12,7 @@ use shoal_core::{ConnId, Instant, JobId, TorrentId};
 
 use super::io::{self, Link};
 use super::pool::BufPool;
+use super::workers::Workers;
 use super::Runtime;
 use crate::disk::{Storage, StorageError};
 use crate::{AddOptions, Command, MagnetOptions, Reply, SessionError};
@@ -73,6 +74,8 @@ pub struct EngineTask<R: Runtime> {
     lsd_socket: Option<io::DatagramSocket<R>>,
     /// Block-data buffers reused by the socket and disk tasks.
     pool: Arc<BufPool>,
+    /// The threads that run disk and hash jobs.
+    workers: Workers,
 }
 
 enum Next<R: Runtime> {
@@ -90,8 +93,8 @@ impl<R: Runtime> EngineTask<R> {
         listeners: Vec<R::Task>,
         dht_sockets: Vec<io::DatagramSocket<R>>,
         lsd_socket: Option<io::DatagramSocket<R>>,
-    ) -> Self {
-        EngineTask {
+    ) -> std::io::Result<Self> {
+        Ok(EngineTask {
             engine,
             origin: std::time::Instant::now(),
             inputs_tx,
@@ -99,6 +102,7 @@ impl<R: Runtime> EngineTask<R> {
             commands,
             conns: HashMap::new(),
             pool: Arc::default(),
+            workers: Workers::start()?,
             storages: HashMap::new(),
             magnet_dests: HashMap::new(),
             udp: HashMap::new(),
@@ -110,7 +114,7 @@ impl<R: Runtime> EngineTask<R> {
             _listeners: listeners,
             dht_sockets,
             lsd_socket,
-        }
+        })
     }
 
     fn now(&self) -> Instant {
@@ -385,11 +389,11 @@ impl<R: Runtime> EngineTask<R> {
                 Output::Disk(job) => {
                     let Some(storage) = self.storages.get(&job.torrent).cloned() else { continue };
                     self.jobs_in_flight += 1;
-                    io::disk_job::<R>(job, storage, self.inputs_tx.clone(), self.pool.clone());
+                    io::disk_job::<R>(&self.workers, job, storage, self.inputs_tx.clone(), self.pool.clone());
                 }
                 Output::Hash(job) => {
                     self.jobs_in_flight += 1;
-                    io::hash_job::<R>(job, self.inputs_tx.clone());
+                    io::hash_job::<R>(&self.workers, job, self.inputs_tx.clone());
                 }
                 Output::Tracker(TrackerJob::HttpGet { id, url }) => {
                     io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
