@@ -70,7 +70,7 @@ impl SimDisk {
             d.durable.insert(p, Content::Source);
             d.cache.insert(p, Content::Source);
         }
-        d.used = tt.data.len() as u64;
+        d.used = tt.len();
         d
     }
 
@@ -89,7 +89,8 @@ impl SimDisk {
             self.used += data.len() as u64;
         }
         let range = tt.piece_range(piece);
-        let content = if tt.data.get(range) == Some(data) { Content::Source } else { Content::Other(data.to_vec()) };
+        let exact = data.len() as u64 == range.end - range.start && tt.matches(range.start, data);
+        let content = if exact { Content::Source } else { Content::Other(data.to_vec()) };
         self.cache.insert(piece, content);
         self.dirty.insert(piece);
         self.writes += 1;
@@ -109,14 +110,14 @@ impl SimDisk {
             return Err(err(DiskErrorKind::Other, "EIO on read"));
         }
         let range = tt.piece_range(piece);
-        let (s, e) = (offset as usize, offset as usize + len as usize);
-        if e > range.len() {
+        let (s, e) = (offset as u64, offset as u64 + len as u64);
+        if e > range.end - range.start {
             return Ok(None);
         }
         let mut out = match self.cache.get(&piece) {
             None => return Ok(None),
-            Some(Content::Source) => tt.data[range.start + s..range.start + e].to_vec(),
-            Some(Content::Other(d)) => d[s..e].to_vec(),
+            Some(Content::Source) => tt.bytes(range.start + s..range.start + e),
+            Some(Content::Other(d)) => d[s as usize..e as usize].to_vec(),
         };
         if draw == Draw::Corrupt && !out.is_empty() {
             let i = out.len() / 2;
@@ -156,6 +157,6 @@ impl SimDisk {
                 }
             }
         }
-        self.used = self.cache.keys().map(|p| tt.piece_range(*p).len() as u64).sum();
+        self.used = self.cache.keys().map(|p| tt.piece_range(*p)).map(|r| r.end - r.start).sum();
     }
 }
