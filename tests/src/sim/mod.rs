@@ -9,6 +9,7 @@
 
 pub mod adversary;
 pub mod disk;
+pub mod oracle;
 mod queue;
 pub mod torrent;
 pub mod tracker;
@@ -288,7 +289,7 @@ pub fn run_with(p: Params, record_steps: bool) -> Report {
             steps: w.steps,
             violations: w.violations.clone(),
             panic: None,
-            counters: w.counters.iter().map(|(k, v)| (*k, *v)).collect(),
+            counters: w.counters.iter().map(|(k, v)| (*k, *v)).chain([("request_checks", w.request_checks)]).collect(),
             step_hashes: w.step_hashes,
         },
         Err(e) => {

@@ -3,8 +3,11 @@
 //!
 //! Everything that happens is an [`Ev`] in one queue ordered by (time, sequence number). One
 //! [`World::step`] pops one event, feeds it to whoever it concerns, drains that engine's
-//! output (turning it into more events) and checks the bounds oracles. A run is a pure
-//! function of the seed: one ChaCha8 RNG, BTreeMaps wherever order matters.
+//! output (turning it into more events) and checks the bounds oracles: job bytes, send
+//! backlogs and disk reads after every drain; the request oracle ([`super::oracle`]) on the
+//! connection each step moved bytes on, and on every connection each 8192 steps; peers per
+//! torrent every second. A run is a pure function of the seed: one ChaCha8 RNG, BTreeMaps
+//! wherever order matters.
 //!
 //! Speed matters (a 50-peer, 64 MiB swarm must run 100× faster than real time), so the hot
 //! path avoids events nobody needs: the kernel's "accepted into the send buffer" is told to
@@ -27,6 +30,7 @@ use shoal_core::{
 
 use super::adversary::{AdvAction, AdvKind, Adversary};
 use super::disk::{Draw, SimDisk};
+use super::oracle::{self, WireCount};
 use super::queue::EventQueue;
 use super::torrent::SimTorrent;
 use super::tracker::SimTracker;
@@ -133,6 +137,9 @@ struct Dir {
     backlog: VecDeque<Vec<u8>>,
     last_arrival: Instant,
     stall_until: Instant,
+    /// Messages handed to the link, and read by the receiver (for the request oracle).
+    sent: WireCount,
+    read: WireCount,
 }
 
 impl Dir {
@@ -297,9 +304,15 @@ pub struct World {
     pending_target: BTreeMap<u64, usize>,
     /// Bumped whenever a host may have become complete.
     pub completion_changes: u64,
+    /// Connections the request oracle checked (both ends live engines), over the run.
+    pub request_checks: u64,
 }
 
 const MAX_VIOLATIONS: usize = 50;
+
+/// Every this many steps the request oracle checks every connection; in between, after each
+/// step, it checks the connection that step moved bytes on.
+const REQUEST_SWEEP_EVERY: u64 = 8192;
 
 fn ip_of(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, (i / 250) as u8, (i % 250) as u8 + 1, 1))
@@ -344,6 +357,7 @@ impl World {
             next_port: 40000,
             pending_target: BTreeMap::new(),
             completion_changes: 0,
+            request_checks: 0,
             tt: Rc::new(tt),
             params: params.clone(),
         };
@@ -578,6 +592,11 @@ impl World {
         self.steps += 1;
         self.trace.mix(at.as_micros());
         self.apply(ev);
+        if self.steps.is_multiple_of(REQUEST_SWEEP_EVERY) {
+            for c in 1..self.conns.len() as u64 {
+                self.check_requests(c);
+            }
+        }
         if let Some(h) = &mut self.step_hashes {
             h.push(self.trace.0);
         }
@@ -636,6 +655,7 @@ impl World {
                         self.drain(host);
                     }
                 }
+                self.check_requests(c);
             }
             Ev::Deliver { c, side, data, cut } => self.deliver(c, side, data, cut),
             Ev::Fin { c, side } => {
@@ -1160,6 +1180,7 @@ impl World {
 
     fn enqueue(&mut self, c: u64, side: usize, data: Vec<u8>) {
         let Some(conn) = self.conn_mut(c) else { return };
+        conn.dirs[side].sent.feed(&data);
         conn.dirs[side].backlog.push_back(data);
         self.pump(c, side);
     }
@@ -1235,11 +1256,42 @@ impl World {
                 self.receive(c, side, to, &data[cut..]);
             }
         }
+        self.check_requests(c);
+    }
+
+    /// The request oracle on connection `c`, if both ends are live engines that know it.
+    fn check_requests(&mut self, c: u64) {
+        let Some(conn) = self.conn(c) else { return };
+        let (Some(a), Some(b)) = (conn.ends[0], conn.ends[1]) else { return };
+        let figures = |w: &World, e: End| -> Option<oracle::End> {
+            let Local::Engine(id) = e.local else { return None };
+            if !e.open || !w.alive(e.host, e.epoch) {
+                return None;
+            }
+            let h = w.engine_host(e.host)?;
+            let r = h.engine.as_ref()?.peer_requests(h.torrent?, id)?;
+            Some(oracle::End { queued: r.queued, outstanding: r.outstanding })
+        };
+        let (Some(fa), Some(fb)) = (figures(self, a), figures(self, b)) else { return };
+        let a_to_b = conn.dirs[0].sent.counts.minus(&conn.dirs[0].read.counts);
+        let b_to_a = conn.dirs[1].sent.counts.minus(&conn.dirs[1].read.counts);
+        self.request_checks += 1;
+        let limits = oracle::Limits {
+            max_requests_per_peer: self.config.max_requests_per_peer,
+            max_peer_requests: self.config.max_peer_requests,
+        };
+        let names =
+            [&format_args!("host {} (conn {c})", a.host) as &dyn std::fmt::Display, &format_args!("host {}", b.host)];
+        for v in oracle::check_requests(limits, names, [fa, fb], a_to_b, b_to_a) {
+            self.violation(v);
+        }
     }
 
     /// Hands bytes that arrived on `c` from `side` to the other end's owner.
     fn receive(&mut self, c: u64, side: usize, to: End, data: &[u8]) {
-        let _ = side;
+        if let Some(conn) = self.conn_mut(c) {
+            conn.dirs[side].read.feed(data);
+        }
         let now = self.now;
         self.trace.mix(0x30 ^ (data.len() as u64) << 8);
         match to.local {
