@@ -30,7 +30,7 @@ use shoal_core::{
 
 use super::adversary::{AdvAction, AdvKind, Adversary};
 use super::disk::{Draw, SimDisk};
-use super::oracle::{self, WireCount};
+use super::oracle::{self, MessageCounts, WireCount};
 use super::queue::EventQueue;
 use super::torrent::SimTorrent;
 use super::tracker::SimTracker;
@@ -134,12 +134,14 @@ struct Dir {
     in_kernel: VecDeque<(Instant, u64)>,
     /// A `Room` event is pending.
     waking: bool,
-    backlog: VecDeque<Vec<u8>>,
+    /// Chunks the engine sent that wait for room in the kernel buffer, each with the
+    /// messages sent up to its end.
+    backlog: VecDeque<(Vec<u8>, MessageCounts)>,
     last_arrival: Instant,
     stall_until: Instant,
     /// Messages handed to the link, and read by the receiver (for the request oracle).
     sent: WireCount,
-    read: WireCount,
+    read: MessageCounts,
 }
 
 impl Dir {
@@ -181,11 +183,14 @@ enum Ev {
         side: usize,
     },
     /// Bytes arrive; with `cut > 0` the receiver reads them in two pieces, as from a socket.
+    /// `counts`: the messages sent up to their end (the receiver has read those once they
+    /// are in).
     Deliver {
         c: u64,
         side: usize,
         data: Vec<u8>,
         cut: usize,
+        counts: MessageCounts,
     },
     Fin {
         c: u64,
@@ -657,7 +662,7 @@ impl World {
                 }
                 self.check_requests(c);
             }
-            Ev::Deliver { c, side, data, cut } => self.deliver(c, side, data, cut),
+            Ev::Deliver { c, side, data, cut, counts } => self.deliver(c, side, data, cut, counts),
             Ev::Fin { c, side } => {
                 self.trace.mix(5);
                 self.close_local(c, 1 - side);
@@ -1180,8 +1185,9 @@ impl World {
 
     fn enqueue(&mut self, c: u64, side: usize, data: Vec<u8>) {
         let Some(conn) = self.conn_mut(c) else { return };
-        conn.dirs[side].sent.feed(&data);
-        conn.dirs[side].backlog.push_back(data);
+        let dir = &mut conn.dirs[side];
+        dir.sent.feed(&data);
+        dir.backlog.push_back((data, dir.sent.counts));
         self.pump(c, side);
     }
 
@@ -1198,7 +1204,7 @@ impl World {
         let conn = self.conns[c as usize].as_mut().expect("looked up above");
         let dir = &mut conn.dirs[side];
         dir.retire(now);
-        while let Some(front) = dir.backlog.front() {
+        while let Some((front, _)) = dir.backlog.front() {
             let n = front.len() as u64;
             if dir.queued > 0 && dir.queued + n > cap {
                 // Full: wake when the oldest chunk has left (that may or may not make room).
@@ -1209,7 +1215,7 @@ impl World {
                 }
                 return;
             }
-            let data = dir.backlog.pop_front().expect("front exists");
+            let (data, counts) = dir.backlog.pop_front().expect("front exists");
             let sender = &mut self.hosts[from.host];
             let start = sender.up_free.max(now);
             let done = start + Duration::from_micros(n * 1_000_000 / sender.net.up.max(1));
@@ -1227,11 +1233,11 @@ impl World {
             // Receivers see bytes in arbitrary pieces, as from a socket.
             let cut =
                 if data.len() > 64 && self.rng.random_bool(0.2) { self.rng.random_range(1..data.len()) } else { 0 };
-            self.queue.push(arrival, Ev::Deliver { c, side, data, cut });
+            self.queue.push(arrival, Ev::Deliver { c, side, data, cut, counts });
         }
     }
 
-    fn deliver(&mut self, c: u64, side: usize, data: Vec<u8>, cut: usize) {
+    fn deliver(&mut self, c: u64, side: usize, data: Vec<u8>, cut: usize, counts: MessageCounts) {
         let Some(conn) = self.conn(c) else { return };
         let (Some(from), Some(_)) = (conn.ends[side], conn.ends[1 - side]) else { return };
         let stall = conn.dirs[side].stall_until;
@@ -1244,17 +1250,20 @@ impl World {
         };
         if let Some(at) = resume_at {
             self.conn_mut(c).expect("present").dirs[side].stall_until = at;
-            self.schedule_at(at, Ev::Deliver { c, side, data, cut });
+            self.schedule_at(at, Ev::Deliver { c, side, data, cut, counts });
             return;
         }
         if cut == 0 {
-            self.receive(c, side, to, &data);
+            self.receive(c, to, &data);
         } else {
-            self.receive(c, side, to, &data[..cut]);
+            self.receive(c, to, &data[..cut]);
             // The first piece may have closed the connection.
             if let Some(to) = self.end(c, 1 - side) {
-                self.receive(c, side, to, &data[cut..]);
+                self.receive(c, to, &data[cut..]);
             }
+        }
+        if let Some(conn) = self.conn_mut(c) {
+            conn.dirs[side].read = counts;
         }
         self.check_requests(c);
     }
@@ -1273,8 +1282,8 @@ impl World {
             Some(oracle::End { queued: r.queued, outstanding: r.outstanding })
         };
         let (Some(fa), Some(fb)) = (figures(self, a), figures(self, b)) else { return };
-        let a_to_b = conn.dirs[0].sent.counts.minus(&conn.dirs[0].read.counts);
-        let b_to_a = conn.dirs[1].sent.counts.minus(&conn.dirs[1].read.counts);
+        let a_to_b = conn.dirs[0].sent.counts.minus(&conn.dirs[0].read);
+        let b_to_a = conn.dirs[1].sent.counts.minus(&conn.dirs[1].read);
         self.request_checks += 1;
         let limits = oracle::Limits {
             max_requests_per_peer: self.config.max_requests_per_peer,
@@ -1288,10 +1297,7 @@ impl World {
     }
 
     /// Hands bytes that arrived on `c` from `side` to the other end's owner.
-    fn receive(&mut self, c: u64, side: usize, to: End, data: &[u8]) {
-        if let Some(conn) = self.conn_mut(c) {
-            conn.dirs[side].read.feed(data);
-        }
+    fn receive(&mut self, c: u64, to: End, data: &[u8]) {
         let now = self.now;
         self.trace.mix(0x30 ^ (data.len() as u64) << 8);
         match to.local {
