@@ -131,6 +131,12 @@ impl SimTorrent {
         out
     }
 
+    /// Writes the source bytes at `offset` into `out` (which must end inside the torrent).
+    pub fn fill(&self, offset: u64, out: &mut [u8]) {
+        debug_assert!(offset + out.len() as u64 <= self.len(), "{offset}+{} inside the torrent", out.len());
+        fill(self.key, offset, out);
+    }
+
     /// Whether `data` equals the source bytes at `offset` (false past the torrent's end).
     pub fn matches(&self, offset: u64, data: &[u8]) -> bool {
         offset.checked_add(data.len() as u64).is_some_and(|end| end <= self.len()) && same(self.key, offset, data)

@@ -975,28 +975,36 @@ impl World {
             HostKind::Adversary(_) => unreachable!(),
         };
         let f = h.disk.faults.clone();
-        let (result, violation) = match &job.kind {
+        let (result, violation) = match job.kind {
             DiskJobKind::Write { piece, spans, data } => {
-                let size = tt.meta.info.piece_size(*piece);
-                let expected = self.layout.piece_spans(*piece, size);
-                let v = (*spans != expected || data.len() != size as usize)
+                let size = tt.meta.info.piece_size(piece);
+                let expected = self.layout.piece_spans(piece, size);
+                let v = (spans != expected || data.len() != size as usize)
                     .then(|| format!("host {host}: write of piece {piece} with wrong spans or size"));
                 h.jobs.insert(job.id, data.len() as u64);
                 h.job_bytes += data.len() as u64;
                 let d = draw(&mut self.rng, f.write_eio, 0.0);
-                (JobResult::Written { result: h.disk.write(&tt, *piece, data, d), data: Vec::new() }, v)
+                let result = h.disk.write(&tt, piece, &data, d);
+                // The buffer goes back to the engine, as a runtime that is done with it does.
+                (JobResult::Written { result, data }, v)
             }
             DiskJobKind::Read { block, len, spans } => {
                 h.reads += 1;
                 let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
-                match h.disk.read(&tt, block.piece, block.offset, block.len, d) {
-                    Ok(Some(data)) => match shoal_core::engine::lay_out_read(spans, *len, &data) {
-                        Some(framed) => (JobResult::Read(Ok(framed)), None),
-                        None => (
-                            JobResult::Read(Ok(data)),
-                            Some(format!("host {host}: read {block:?} whose spans do not fit its buffer")),
-                        ),
-                    },
+                let places: Vec<(usize, usize)> = spans.iter().map(|p| (p.at, p.span.len as usize)).collect();
+                let covered: u64 = places.iter().map(|p| p.1 as u64).sum();
+                let fits = covered == block.len as u64 && places.iter().all(|(at, n)| at + n <= len);
+                let read = if fits {
+                    h.disk.read_placed(&tt, (block.piece, block.offset, block.len), &places, len, d)
+                } else {
+                    h.disk.read(&tt, block.piece, block.offset, block.len, d)
+                };
+                match read {
+                    Ok(Some(data)) if fits => (JobResult::Read(Ok(data)), None),
+                    Ok(Some(data)) => (
+                        JobResult::Read(Ok(data)),
+                        Some(format!("host {host}: read {block:?} whose spans do not fit its buffer")),
+                    ),
                     Ok(None) => (
                         JobResult::Read(Err(shoal_core::DiskError {
                             kind: shoal_core::DiskErrorKind::Other,
@@ -1009,14 +1017,14 @@ impl World {
             }
             DiskJobKind::Verify { piece, expected, .. } => {
                 let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
-                let size = tt.meta.info.piece_size(*piece);
-                let r = match h.disk.read(&tt, *piece, 0, size, d) {
+                let size = tt.meta.info.piece_size(piece);
+                let r = match h.disk.read(&tt, piece, 0, size, d) {
                     Err(e) => Err(e),
                     Ok(None) => Ok(false),
                     Ok(Some(bytes)) => Ok(match self.params.hash {
-                        HashMode::Real => <[u8; 20]>::from(Sha1::digest(&bytes)) == *expected,
+                        HashMode::Real => <[u8; 20]>::from(Sha1::digest(&bytes)) == expected,
                         HashMode::Oracle => {
-                            let range = tt.piece_range(*piece);
+                            let range = tt.piece_range(piece);
                             bytes.len() as u64 == range.end - range.start && tt.matches(range.start, &bytes)
                         }
                     }),
