@@ -106,3 +106,34 @@ fn regression_in_flight_cap_deadlock_seed_42() {
     p.bandwidth = (20_000, 200_000);
     assert_ok(&sim::run(p));
 }
+
+/// The request oracle (sim::oracle) runs on every connection between engines during a swarm,
+/// and fires when a bound is broken or a request goes missing: the figures of a real run are
+/// fed to it with a deliberately tighter bound and with one request taken away.
+#[test]
+fn request_oracle_checks_every_step_and_fires() {
+    use shoal_tests::sim::oracle::{check_requests, End, Limits, MessageCounts};
+
+    let r = sim::run(Params::new(3));
+    assert_ok(&r);
+    assert!(counter(&r, "request_checks") > r.steps / 4, "checked after most steps: {:?}", r.counters);
+
+    let limits = Limits { max_requests_per_peer: 512, max_peer_requests: 500 };
+    let leecher = End { queued: 0, outstanding: 64 };
+    let seeder = End { queued: 40, outstanding: 0 };
+    let to_seeder = MessageCounts { requests: 20, ..Default::default() };
+    let to_leecher = MessageCounts { pieces: 4, ..Default::default() };
+    let names: [&dyn std::fmt::Display; 2] = [&"leecher", &"seeder"];
+    assert!(check_requests(limits, names, [leecher, seeder], to_seeder, to_leecher).is_empty());
+    // A bound set below what the engine does.
+    let broken = Limits { max_requests_per_peer: 63, ..limits };
+    let v = check_requests(broken, names, [leecher, seeder], to_seeder, to_leecher);
+    assert!(v.len() == 1 && v[0].contains("64 requests outstanding"), "{v:?}");
+    let broken = Limits { max_peer_requests: 39, ..limits };
+    let v = check_requests(broken, names, [leecher, seeder], to_seeder, to_leecher);
+    assert!(v.iter().any(|v| v.contains("holds 40 requests")), "{v:?}");
+    // A request the seeder dropped without a word.
+    let lossy = End { queued: 39, ..seeder };
+    let v = check_requests(limits, names, [leecher, lossy], to_seeder, to_leecher);
+    assert!(v.len() == 1 && v[0].contains("1 requests were lost"), "{v:?}");
+}

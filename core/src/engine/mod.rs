@@ -337,6 +337,16 @@ pub struct PeerStats {
     pub upload_only: bool,
 }
 
+/// The request figures of one connection, as in [`PeerStats`] but read without building a
+/// snapshot (a simulator checks them after every step).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerRequests {
+    /// Its requests to us not yet served (queued, being read, or held by the upload limit).
+    pub queued: usize,
+    /// Our requests to it not yet answered.
+    pub outstanding: usize,
+}
+
 /// Something the application may want to know about.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -847,6 +857,11 @@ impl Engine {
     /// Snapshots of a torrent's connected peers.
     pub fn peers(&self, t: TorrentId) -> Vec<PeerStats> {
         self.torrents.get(&t).map(|t| t.peer_stats()).unwrap_or_default()
+    }
+
+    /// The request figures of one connection of a torrent (`None` if either is unknown).
+    pub fn peer_requests(&self, t: TorrentId, conn: ConnId) -> Option<PeerRequests> {
+        self.torrents.get(&t)?.peer_requests(conn)
     }
 
     /// A torrent's metainfo (`None` for a magnet whose metadata has not arrived yet).

@@ -13,7 +13,7 @@ mod ut_metadata;
 use super::peer::{Peer, PendingRead, Phase};
 use super::{
     AddTorrent, Config, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult, Output,
-    PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
+    PeerRequests, PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -1780,6 +1780,11 @@ impl Torrent {
             dht: None,
             pex: self.pex_allowed().then_some(self.pex_learned),
         }
+    }
+
+    pub fn peer_requests(&self, conn: ConnId) -> Option<PeerRequests> {
+        let p = self.peers.get(&conn)?;
+        Some(PeerRequests { queued: p.queued_requests(), outstanding: p.requests.len() })
     }
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {

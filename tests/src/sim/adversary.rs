@@ -231,7 +231,7 @@ impl Adversary {
                         violation = Some(format!("{} requests outstanding with one peer", conn.outstanding));
                     }
                     let range = tt.piece_range(b.piece.min(self.pieces - 1));
-                    let (s, e) = (range.start + b.offset as usize, range.start + (b.offset + b.len) as usize);
+                    let (s, e) = (range.start + b.offset as u64, range.start + b.offset as u64 + b.len as u64);
                     if b.piece >= self.pieces || e > range.end {
                         violation = Some(format!("engine requested {b:?}, outside the torrent"));
                         continue;
@@ -242,7 +242,7 @@ impl Adversary {
                                 actions.push(AdvAction::Reset);
                                 break;
                             }
-                            let mut block = tt.data[s..e].to_vec();
+                            let mut block = tt.bytes(s..e);
                             if kind == AdvKind::Corrupt {
                                 for x in block.iter_mut().step_by(97) {
                                     *x ^= 0x21;

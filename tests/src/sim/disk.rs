@@ -70,7 +70,7 @@ impl SimDisk {
             d.durable.insert(p, Content::Source);
             d.cache.insert(p, Content::Source);
         }
-        d.used = tt.data.len() as u64;
+        d.used = tt.len();
         d
     }
 
@@ -89,7 +89,8 @@ impl SimDisk {
             self.used += data.len() as u64;
         }
         let range = tt.piece_range(piece);
-        let content = if tt.data.get(range) == Some(data) { Content::Source } else { Content::Other(data.to_vec()) };
+        let exact = data.len() as u64 == range.end - range.start && tt.matches(range.start, data);
+        let content = if exact { Content::Source } else { Content::Other(data.to_vec()) };
         self.cache.insert(piece, content);
         self.dirty.insert(piece);
         self.writes += 1;
@@ -109,18 +110,65 @@ impl SimDisk {
             return Err(err(DiskErrorKind::Other, "EIO on read"));
         }
         let range = tt.piece_range(piece);
-        let (s, e) = (offset as usize, offset as usize + len as usize);
-        if e > range.len() {
+        let (s, e) = (offset as u64, offset as u64 + len as u64);
+        if e > range.end - range.start {
             return Ok(None);
         }
         let mut out = match self.cache.get(&piece) {
             None => return Ok(None),
-            Some(Content::Source) => tt.data[range.start + s..range.start + e].to_vec(),
-            Some(Content::Other(d)) => d[s..e].to_vec(),
+            Some(Content::Source) => tt.bytes(range.start + s..range.start + e),
+            Some(Content::Other(d)) => d[s as usize..e as usize].to_vec(),
         };
         if draw == Draw::Corrupt && !out.is_empty() {
             let i = out.len() / 2;
             out[i] ^= 0x40;
+        }
+        Ok(Some(out))
+    }
+
+    /// Like [`SimDisk::read`], but into a buffer of `out_len` bytes where each `(at, n)` of
+    /// `places` takes the range's next `n` bytes at `at` (a `DiskJobKind::Read` answer); the
+    /// caller has checked that the places cover the range and fit the buffer. A corrupted read
+    /// flips the same byte of the range as `read` does.
+    pub fn read_placed(
+        &self,
+        tt: &SimTorrent,
+        (piece, offset, len): (u32, u32, u32),
+        places: &[(usize, usize)],
+        out_len: usize,
+        draw: Draw,
+    ) -> Result<Option<Vec<u8>>, DiskError> {
+        if draw == Draw::Eio {
+            return Err(err(DiskErrorKind::Other, "EIO on read"));
+        }
+        let range = tt.piece_range(piece);
+        let (s, e) = (offset as u64, offset as u64 + len as u64);
+        if e > range.end - range.start {
+            return Ok(None);
+        }
+        let content = match self.cache.get(&piece) {
+            None => return Ok(None),
+            Some(c) => c,
+        };
+        let mut out = vec![0u8; out_len];
+        let mut pos = 0u64;
+        for &(at, n) in places {
+            let dst = &mut out[at..at + n];
+            match content {
+                Content::Source => tt.fill(range.start + s + pos, dst),
+                Content::Other(d) => dst.copy_from_slice(&d[(s + pos) as usize..(s + pos) as usize + n]),
+            }
+            pos += n as u64;
+        }
+        if draw == Draw::Corrupt && len > 0 {
+            let mut i = len as usize / 2;
+            for &(at, n) in places {
+                if i < n {
+                    out[at + i] ^= 0x40;
+                    break;
+                }
+                i -= n;
+            }
         }
         Ok(Some(out))
     }
@@ -156,6 +204,34 @@ impl SimDisk {
                 }
             }
         }
-        self.used = self.cache.keys().map(|p| tt.piece_range(*p).len() as u64).sum();
+        self.used = self.cache.keys().map(|p| tt.piece_range(*p)).map(|r| r.end - r.start).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_placed_read_is_the_plain_read_laid_out() {
+        let tt = SimTorrent::new(4, 32 * 1024, &[("a".into(), 70_000)], &["http://t/a".into()]);
+        let mut disk = SimDisk::full(&tt);
+        let other: Vec<u8> = (0..32 * 1024).map(|i| (i % 251) as u8).collect();
+        disk.write(&tt, 1, &other, Draw::Ok).expect("room");
+        // Two blocks, each after a 13-byte gap (a frame header), as the engine lays them out.
+        let places = [(13, 16384), (16384 + 26, 100)];
+        for piece in [0, 1] {
+            for draw in [Draw::Ok, Draw::Corrupt] {
+                let plain = disk.read(&tt, piece, 100, 16484, draw).expect("no EIO").expect("written");
+                let placed =
+                    disk.read_placed(&tt, (piece, 100, 16484), &places, 16384 + 26 + 100, draw).expect("no EIO");
+                let placed = placed.expect("written");
+                assert_eq!(&placed[13..13 + 16384], &plain[..16384], "piece {piece} {draw:?}");
+                assert_eq!(&placed[16384 + 26..], &plain[16384..], "piece {piece} {draw:?}");
+                assert!(placed[..13].iter().chain(&placed[16384 + 13..16384 + 26]).all(|b| *b == 0));
+            }
+        }
+        assert!(disk.read_placed(&tt, (2, 0, 10), &[(0, 10)], 10, Draw::Eio).is_err());
+        assert_eq!(SimDisk::default().read_placed(&tt, (0, 0, 10), &[(0, 10)], 10, Draw::Ok), Ok(None));
     }
 }

@@ -9,6 +9,8 @@
 
 pub mod adversary;
 pub mod disk;
+pub mod oracle;
+mod queue;
 pub mod torrent;
 pub mod tracker;
 pub mod world;
@@ -287,7 +289,7 @@ pub fn run_with(p: Params, record_steps: bool) -> Report {
             steps: w.steps,
             violations: w.violations.clone(),
             panic: None,
-            counters: w.counters.iter().map(|(k, v)| (*k, *v)).collect(),
+            counters: w.counters.iter().map(|(k, v)| (*k, *v)).chain([("request_checks", w.request_checks)]).collect(),
             step_hashes: w.step_hashes,
         },
         Err(e) => {
@@ -319,7 +321,7 @@ use shoal_core::Instant;
 /// Steps until everyone completed after faults stopped, or the liveness budget runs out.
 fn drive(w: &mut World, p: &Params, partial: &mut Option<(u64, u64, Instant, Option<Vec<u64>>)>) {
     // Enough for every leecher to fetch the torrent at the slowest uplink a few times over.
-    let transfer = Duration::from_secs(4 * w.tt.data.len() as u64 / p.bandwidth.0.max(1));
+    let transfer = Duration::from_secs(4 * w.tt.len() / p.bandwidth.0.max(1));
     let deadline = Instant::ZERO + p.fault_window + p.budget.max(transfer);
     let mut seen = (u64::MAX, true);
     loop {
