@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 cargo build --release -p shoal-api
 shoal="$PWD/target/release/shoal"
+# Loopback only: no DHT routers, no LSD multicast.
+export SHOAL_LOCAL_ONLY=1
 dir=${1:-$(mktemp -d)}
 mkdir -p "$dir/seed/example" "$dir/download"
 

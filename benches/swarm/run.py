@@ -53,6 +53,11 @@ def die(msg):
     sys.exit(2)
 
 
+
+# Every Shoal started here stays on loopback: no DHT routers, no LSD multicast (the test suite's
+# switch, inherited by the child processes).
+os.environ["SHOAL_LOCAL_ONLY"] = "1"
+
 # ---------------------------------------------------------------------------------------------
 # Child processes: every one in a process group of its own, all killed on exit.
 
