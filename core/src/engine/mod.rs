@@ -687,7 +687,7 @@ pub(crate) struct Io {
 }
 
 /// Most bytes of spare piece buffers kept.
-const SPARE_BYTES: usize = 8 << 20;
+const SPARE_BYTES: usize = 4 << 20;
 
 impl Io {
     fn push(&mut self, o: Output) {

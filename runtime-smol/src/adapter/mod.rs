@@ -107,7 +107,7 @@ pub async fn start<R: Runtime>(
 ) -> Result<(Handle, Vec<SocketAddr>, EngineTask<R>), SessionError> {
     // Small on purpose: socket readers wait here, so TCP pushes back on a peer that sends faster
     // than the engine digests (each entry may hold a 256 KiB read).
-    let (inputs_tx, inputs) = async_channel::bounded(64);
+    let (inputs_tx, inputs) = async_channel::bounded(32);
     let port = config.engine.listen_port;
     let addrs = if config.listen.is_empty() {
         vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))]

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 /// Most buffers kept; beyond this they are freed (bounds what an idle session holds).
-const MAX_KEPT: usize = 32;
+const MAX_KEPT: usize = 16;
 /// Smaller buffers are messages, not block data: not worth keeping.
 const MIN_CAPACITY: usize = 64 * 1024;
 /// Larger ones are rare; keeping them would pin memory.
