@@ -166,7 +166,35 @@ impl Storage {
     pub fn read_placed(&self, spans: &[PlacedSpan], len: usize, mut buf: Vec<u8>) -> Result<Vec<u8>, DiskError> {
         buf.truncate(len);
         buf.resize(len, 0);
-        let bad = || DiskError { kind: DiskErrorKind::Other, message: "read spans outside their buffer".into() };
+        match self.fill_placed(spans, &mut buf, false) {
+            Ok(()) => Ok(buf),
+            Err(ReadFail::Disk(e)) => Err(e),
+            // Only a non-blocking read would block.
+            Err(ReadFail::WouldBlock) => {
+                Err(DiskError { kind: DiskErrorKind::Other, message: "read would block".into() })
+            }
+        }
+    }
+
+    /// [`Storage::read_placed`] from the page cache only, never waiting for the disk (Linux
+    /// `RWF_NOWAIT`; elsewhere it always declines). Gives the buffer back when any byte is not
+    /// cached or anything fails: the blocking read then does the work and reports errors.
+    pub fn read_placed_cached(&self, spans: &[PlacedSpan], len: usize, mut buf: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+        if !cfg!(target_os = "linux") {
+            return Err(buf);
+        }
+        buf.truncate(len);
+        buf.resize(len, 0);
+        match self.fill_placed(spans, &mut buf, true) {
+            Ok(()) => Ok(buf),
+            Err(_) => Err(buf),
+        }
+    }
+
+    fn fill_placed(&self, spans: &[PlacedSpan], buf: &mut [u8], nowait: bool) -> Result<(), ReadFail> {
+        let bad = || {
+            ReadFail::Disk(DiskError { kind: DiskErrorKind::Other, message: "read spans outside their buffer".into() })
+        };
         let mut i = 0;
         while i < spans.len() {
             let first = spans[i];
@@ -185,13 +213,16 @@ impl Storage {
                 next += s.len as u64;
                 j += 1;
             }
-            let f = self.file(first.span.file, false)?;
-            read_run(&f, &mut buf, &spans[i..j])
-                .map_err(|e| disk_error(&e, &self.paths[first.span.file as usize]))?
-                .ok_or_else(bad)?;
+            let f = self.file(first.span.file, false).map_err(ReadFail::Disk)?;
+            match read_run(&f, buf, &spans[i..j], nowait) {
+                Ok(Some(())) => {}
+                Ok(None) => return Err(bad()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(ReadFail::WouldBlock),
+                Err(e) => return Err(ReadFail::Disk(disk_error(&e, &self.paths[first.span.file as usize]))),
+            }
             i = j;
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Reads a piece and compares its SHA-1 with `expected`. A missing or short file is a mismatch.
@@ -216,9 +247,17 @@ impl Storage {
 /// Most buffers handed to one `preadv` (Linux allows 1024).
 const MAX_IOVECS: usize = 512;
 
+/// Why a placed read did not complete.
+enum ReadFail {
+    Disk(DiskError),
+    /// A non-blocking read found bytes that are not in the page cache.
+    WouldBlock,
+}
+
 /// Reads `run` (consecutive bytes of one file, placed in increasing order in `buf`) with
-/// `preadv`; `Ok(None)` if a place lies outside `buf` or overlaps the one before.
-fn read_run(file: &File, buf: &mut [u8], run: &[PlacedSpan]) -> io::Result<Option<()>> {
+/// `preadv`; `Ok(None)` if a place lies outside `buf` or overlaps the one before. With
+/// `nowait`, only from the page cache: `WouldBlock` as soon as a byte is not there.
+fn read_run(file: &File, buf: &mut [u8], run: &[PlacedSpan], nowait: bool) -> io::Result<Option<()>> {
     let Some(start) = run.first().map(|s| s.span.offset) else { return Ok(Some(())) };
     let mut slices = Vec::with_capacity(run.len());
     let mut rest = buf;
@@ -237,8 +276,11 @@ fn read_run(file: &File, buf: &mut [u8], run: &[PlacedSpan]) -> io::Result<Optio
     let mut bufs = &mut slices[..];
     let mut offset = start;
     while !bufs.is_empty() {
-        let n = match rustix::io::preadv(file, bufs, offset) {
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
+        let n = match preadv(file, bufs, offset, nowait) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            // Part of it is cached: the rest would wait for the disk.
+            Ok(n) if nowait && n < want => return Err(io::ErrorKind::WouldBlock.into()),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -247,6 +289,23 @@ fn read_run(file: &File, buf: &mut [u8], run: &[PlacedSpan]) -> io::Result<Optio
         IoSliceMut::advance_slices(&mut bufs, n);
     }
     Ok(Some(()))
+}
+
+#[cfg(target_os = "linux")]
+fn preadv(file: &File, bufs: &mut [IoSliceMut<'_>], offset: u64, nowait: bool) -> rustix::io::Result<usize> {
+    if nowait {
+        rustix::io::preadv2(file, bufs, offset, rustix::io::ReadWriteFlags::NOWAIT)
+    } else {
+        rustix::io::preadv(file, bufs, offset)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preadv(file: &File, bufs: &mut [IoSliceMut<'_>], offset: u64, nowait: bool) -> rustix::io::Result<usize> {
+    if nowait {
+        return Err(rustix::io::Errno::AGAIN);
+    }
+    rustix::io::preadv(file, bufs, offset)
 }
 
 /// Whether `data` hashes to `expected`.
@@ -319,6 +378,23 @@ mod tests {
         assert_eq!(&out[2..6], b"2345");
         assert_eq!(&out[8..15], b"6789abc");
         assert_eq!(&out[15..18], &[0, 0, 0]);
+    }
+
+    #[test]
+    fn cached_reads_give_the_same_bytes_or_the_buffer_back() {
+        let (_dir, storage) = two_files("cached");
+        let spans = [placed(1, 0, 8, 2, false), placed(4, 1, 0, 6, false)];
+        let blocking = storage.read_placed(&spans, 10, Vec::new()).unwrap();
+        // Just written, so in the page cache: served without blocking (on Linux).
+        match storage.read_placed_cached(&spans, 10, vec![0xAA; 64]) {
+            // The gaps keep the reused buffer's stale bytes: they are the engine's.
+            Ok(cached) => assert_eq!((&cached[1..3], &cached[4..]), (&blocking[1..3], &blocking[4..])),
+            Err(_) if cfg!(target_os = "linux") => panic!("freshly written bytes are cached"),
+            Err(_) => {}
+        }
+        let outside = [placed(8, 0, 0, 4, false)];
+        let back = storage.read_placed_cached(&outside, 10, vec![1; 100]).unwrap_err();
+        assert_eq!(back.capacity(), 100, "the buffer comes back for reuse");
     }
 
     #[test]
