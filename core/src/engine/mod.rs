@@ -106,7 +106,7 @@ impl Default for Config {
             upload_slots: 8,
             max_requests_per_peer: 512,
             min_requests_per_peer: 32,
-            max_in_flight_bytes: 32 << 20,
+            max_in_flight_bytes: 16 << 20,
             max_send_buffer: 8 << 20,
             min_send_buffer: 1 << 20,
             max_read_jobs: 8,
