@@ -106,24 +106,8 @@ impl SimDisk {
         len: u32,
         draw: Draw,
     ) -> Result<Option<Vec<u8>>, DiskError> {
-        if draw == Draw::Eio {
-            return Err(err(DiskErrorKind::Other, "EIO on read"));
-        }
-        let range = tt.piece_range(piece);
-        let (s, e) = (offset as u64, offset as u64 + len as u64);
-        if e > range.end - range.start {
-            return Ok(None);
-        }
-        let mut out = match self.cache.get(&piece) {
-            None => return Ok(None),
-            Some(Content::Source) => tt.bytes(range.start + s..range.start + e),
-            Some(Content::Other(d)) => d[s as usize..e as usize].to_vec(),
-        };
-        if draw == Draw::Corrupt && !out.is_empty() {
-            let i = out.len() / 2;
-            out[i] ^= 0x40;
-        }
-        Ok(Some(out))
+        // The whole range at the start of its own buffer.
+        self.read_placed(tt, (piece, offset, len), &[(0, len as usize)], len as usize, draw)
     }
 
     /// Like [`SimDisk::read`], but into a buffer of `out_len` bytes where each `(at, n)` of
