@@ -77,7 +77,7 @@ impl Session {
 /// Runs `fut` to completion on `runtime`'s executor.
 fn block_on<T>(runtime: Runtime, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
     match runtime {
-        Runtime::Smol => smol::block_on(fut),
+        Runtime::Smol => shoal_smol::block_on(fut),
         Runtime::Tokio => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

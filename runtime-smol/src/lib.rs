@@ -6,7 +6,7 @@
 //! which leaves out smol and the smol [`Session`].
 //!
 //! ```no_run
-//! # smol::block_on(async {
+//! # shoal_smol::block_on(async {
 //! let session = shoal_smol::Session::start(shoal_smol::SessionConfig::default()).await?;
 //! let handle = session.handle();
 //! let bytes = std::fs::read("file.torrent")?;
@@ -167,6 +167,16 @@ pub struct Checkpoint {
     pub state: shoal_core::engine::TorrentState,
     /// Pieces verified and written (and synced) by then.
     pub have: shoal_core::Bitfield,
+}
+
+/// Runs `fut` to completion on this thread, leaving the sockets to smol's executor thread,
+/// which runs the session's tasks. Use it (or spawn your future) instead of `smol::block_on`
+/// for a thread that only waits: a thread in `smol::block_on` takes over polling the sockets,
+/// and every readiness event then wakes the executor from another thread (Shoal seeding
+/// Shoal on loopback: 7% more CPU and 4% less speed).
+#[cfg(feature = "smol")]
+pub fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    futures_lite::future::block_on(fut)
 }
 
 /// A running session. Dropping it does not stop it: call [`Handle::shutdown`].

@@ -244,7 +244,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let dht_file = state_dir.join("dht.dat");
     let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
     let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
-    smol::block_on(async move {
+    shoal_smol::block_on(async move {
         let session =
             start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some(), dht, lsd)
                 .await?;
