@@ -76,7 +76,15 @@ pub struct EngineTask<R: Runtime> {
     pool: Arc<BufPool>,
     /// The threads that run disk and hash jobs.
     workers: Workers,
+    /// The sleep until the engine's next deadline, kept while the deadline stays the same:
+    /// arming a timer on every pass cost a `timerfd_settime` per wake-up.
+    sleep: Option<(std::time::Instant, Sleep)>,
+    /// Print every output (`SHOAL_TRACE=1`), read once: not an environment lookup per output.
+    trace: bool,
 }
+
+/// A pending [`Runtime::sleep_until`].
+type Sleep = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 enum Next<R: Runtime> {
     Command(Option<Command>),
@@ -114,6 +122,8 @@ impl<R: Runtime> EngineTask<R> {
             _listeners: listeners,
             dht_sockets,
             lsd_socket,
+            sleep: None,
+            trace: std::env::var_os("SHOAL_TRACE").is_some(),
         })
     }
 
@@ -129,7 +139,14 @@ impl<R: Runtime> EngineTask<R> {
                 break;
             }
             let deadline = self.origin.checked_add(Duration::from_micros(self.engine.poll_timeout().as_micros()));
-            let (commands, inputs) = (&self.commands, &self.inputs);
+            match deadline {
+                Some(at) if self.sleep.as_ref().is_none_or(|(d, _)| *d != at) => {
+                    self.sleep = Some((at, Box::pin(R::sleep_until(at))));
+                }
+                None => self.sleep = None,
+                _ => {}
+            }
+            let (commands, inputs, sleep) = (&self.commands, &self.inputs, &mut self.sleep);
             let next = future::or(
                 async { Next::Command(commands.recv().await.ok()) },
                 future::or(
@@ -141,8 +158,8 @@ impl<R: Runtime> EngineTask<R> {
                         }
                     },
                     async {
-                        match deadline {
-                            Some(at) => R::sleep_until(at).await,
+                        match sleep {
+                            Some((_, s)) => s.await,
                             None => future::pending().await,
                         }
                         Next::Timeout
@@ -163,6 +180,7 @@ impl<R: Runtime> EngineTask<R> {
                     }
                 }
                 Next::Timeout => {
+                    self.sleep = None;
                     let now = self.now();
                     self.engine.handle_timeout(now);
                 }
@@ -346,7 +364,7 @@ impl<R: Runtime> EngineTask<R> {
                 }
             }
             Input::Job(id, result) => {
-                if std::env::var_os("SHOAL_TRACE").is_some() {
+                if self.trace {
                     eprintln!("trace: job done {id:?}");
                 }
                 self.jobs_in_flight -= 1;
@@ -370,7 +388,7 @@ impl<R: Runtime> EngineTask<R> {
 
     fn drain_outputs(&mut self) {
         while let Some(o) = self.engine.poll_output() {
-            if std::env::var_os("SHOAL_TRACE").is_some() {
+            if self.trace {
                 trace_output(&o);
             }
             match o {
