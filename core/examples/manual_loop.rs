@@ -104,8 +104,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     engine.handle_job(job.id, result, now());
                 }
                 Output::Hash(job) => {
+                    // The write is left to the engine: it follows as a `DiskJobKind::Write`.
                     let ok = Sha1::digest(&job.data).as_slice() == job.expected;
-                    engine.handle_job(job.id, JobResult::Hashed { ok, data: job.data }, now());
+                    engine.handle_job(job.id, JobResult::Hashed { ok, data: job.data, written: None }, now());
                 }
                 // No trackers here: the peer comes from the command line.
                 Output::Tracker(TrackerJob::HttpGet { id, .. }) => {

@@ -455,6 +455,68 @@ fn every_downloaded_piece_is_reported_once_after_its_write() {
 }
 
 #[test]
+fn a_hash_job_that_writes_the_piece_saves_the_write_job() {
+    let tt = plain_torrent(16);
+    let mut w = World::new(16);
+    w.timing.hash_writes = true;
+    w.keep_trace = true;
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+
+    assert_complete(&w, leecher, l, &tt);
+    let disk = w.nodes[leecher].disk(l);
+    assert_eq!(disk.written_pieces.len(), tt.pieces() as usize, "each piece written once, by its hash job");
+    let kinds = |kind: &str| {
+        w.trace_lines
+            .iter()
+            .filter(|line| {
+                let mut f = line.split(' ');
+                f.nth(1) == Some(&leecher.to_string()) && f.next() == Some(kind)
+            })
+            .count()
+    };
+    assert_eq!(kinds("Hash"), tt.pieces() as usize);
+    assert_eq!(kinds("Write"), 0, "no separate write job");
+}
+
+#[test]
+fn removal_waits_for_a_piece_write_under_way() {
+    // Hash jobs that take 3 s: the torrent is removed while one runs. Its files may be
+    // deleted as soon as Removed is out, so the write must be over by then.
+    let tt = plain_torrent(17);
+    let mut w = World::new(17);
+    w.timing.hash_writes = true;
+    w.timing.hash = Duration::from_secs(3);
+    w.keep_trace = true;
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    let hashing = |w: &World| w.trace_lines.iter().any(|line| line.split(' ').nth(2) == Some("Hash"));
+    w.run_until(Duration::from_secs(30), hashing);
+    assert!(hashing(&w), "a hash job started");
+    let asked = w.now;
+    w.command(leecher, |e, now| e.remove(l, now)).unwrap();
+
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].saw(|e| *e == Event::Removed { torrent: l }));
+
+    let (at, _) = w.nodes[leecher]
+        .events
+        .iter()
+        .find(|(_, e)| *e == Event::Removed { torrent: l })
+        .expect("the torrent is removed");
+    assert!(
+        at.as_micros() >= asked.as_micros() + 2_000_000,
+        "removed at {at:?}, {asked:?} was when the 3 s hash job had just started"
+    );
+    assert!(!w.nodes[leecher].disk(l).written_pieces.is_empty(), "the piece under way was written before");
+}
+
+#[test]
 fn deadline_pieces_finish_before_most_others_without_sequential_mode() {
     // 200 one-block pieces from one slow seeder: about 8 s of download.
     let tt = TestTorrent::new(15, BLOCK_SIZE, &[file("movie.mkv", 200 * BLOCK_SIZE as u64 - 1000)]);

@@ -535,8 +535,8 @@ pub fn lay_out_read(spans: &[PlacedSpan], len: usize, range: &[u8]) -> Option<Ve
     (pos == range.len()).then_some(out)
 }
 
-/// Hash a downloaded piece (on a worker, not the engine's thread). Answer with
-/// [`JobResult::Hashed`], giving the buffer back.
+/// Hash a downloaded piece (on a worker, not the engine's thread) and, if it matches, write
+/// it to `write`. Answer with [`JobResult::Hashed`], giving the buffer back.
 #[derive(Debug)]
 pub struct HashJob {
     /// Completion id.
@@ -549,6 +549,10 @@ pub struct HashJob {
     pub data: Vec<u8>,
     /// Its expected hash.
     pub expected: PieceHash,
+    /// Where a matching piece goes, in order; pad spans are skipped. Writing it in the same job
+    /// saves a hand-off to the engine and back per piece. A runtime may leave the write to the
+    /// engine instead (answer `written: None`): it then asks with a [`DiskJobKind::Write`].
+    pub write: Vec<FileSpan>,
 }
 
 /// Completion of a [`DiskJob`] or [`HashJob`].
@@ -565,12 +569,15 @@ pub enum JobResult {
     Read(Result<Vec<u8>, DiskError>),
     /// A `Verify` finished: whether the piece matched.
     Verified(Result<bool, DiskError>),
-    /// A hash job finished: whether it matched, and the buffer back.
+    /// A hash job finished: whether it matched, how writing it went, and the buffer back.
     Hashed {
         /// The piece matched its hash.
         ok: bool,
         /// The buffer of the job.
         data: Vec<u8>,
+        /// The write of a matching piece to the job's `write` spans; `None` if it did not
+        /// match or the runtime left the write to the engine.
+        written: Option<Result<(), DiskError>>,
     },
 }
 

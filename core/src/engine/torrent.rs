@@ -12,8 +12,8 @@ mod ut_metadata;
 
 use super::peer::{Peer, PendingRead, Phase};
 use super::{
-    AddTorrent, Config, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult, Output,
-    PeerRequests, PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
+    AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
+    Output, PeerRequests, PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -354,9 +354,11 @@ impl Torrent {
         matches!(self.state, State::Removing { .. })
     }
 
-    /// Removed and done saying goodbye to trackers.
+    /// Removed, done saying goodbye to trackers, and no piece write still under way (its files
+    /// may be deleted next: a late write would bring one back).
     pub fn is_removable(&self) -> bool {
         matches!(self.state, State::Removing { .. })
+            && !self.jobs.values().any(|j| matches!(j, Job::Hash { .. } | Job::Write { .. }))
             && self.http.is_empty()
             && self.scrapes.is_empty()
             && self.udp.is_empty()
@@ -1126,7 +1128,15 @@ impl Torrent {
                     {
                         let id = io.job(self.id);
                         self.jobs.insert(id, Job::Hash { piece });
-                        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected: *expected }));
+                        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+                        io.push(Output::Hash(HashJob {
+                            id,
+                            torrent: self.id,
+                            piece,
+                            data,
+                            expected: *expected,
+                            write,
+                        }));
                     }
                 }
             }
@@ -1294,7 +1304,10 @@ impl Torrent {
     pub fn on_job(&mut self, job: JobId, result: JobResult, now: Instant, cfg: &Config, io: &mut Io) {
         let Some(kind) = self.jobs.remove(&job) else { return };
         match (kind, result) {
-            (Job::Hash { piece }, JobResult::Hashed { ok: true, data }) => {
+            (Job::Hash { piece }, JobResult::Hashed { ok: true, data, written: Some(result) }) => {
+                self.on_written(piece, result, data, now, cfg, io);
+            }
+            (Job::Hash { piece }, JobResult::Hashed { ok: true, data, written: None }) => {
                 let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
                 let id = io.job(self.id);
                 self.jobs.insert(id, Job::Write { piece });
@@ -1304,7 +1317,7 @@ impl Torrent {
                     kind: DiskJobKind::Write { piece, spans, data },
                 }));
             }
-            (Job::Hash { piece }, JobResult::Hashed { ok: false, data }) => {
+            (Job::Hash { piece }, JobResult::Hashed { ok: false, data, .. }) => {
                 io.recycle(data);
                 let size = self.picker.piece_size(piece) as u64;
                 self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
@@ -1316,22 +1329,7 @@ impl Torrent {
                 self.fill_all(now, cfg, io);
             }
             (Job::Write { piece }, JobResult::Written { result, data }) => {
-                io.recycle(data);
-                let size = self.picker.piece_size(piece) as u64;
-                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
-                match result {
-                    Ok(()) => {
-                        self.picker.hash_passed(piece);
-                        io.event(Event::PieceFinished { torrent: self.id, piece });
-                        self.broadcast_have(piece, now);
-                        self.update_finished(now, io);
-                        self.fill_all(now, cfg, io);
-                    }
-                    Err(e) => {
-                        self.picker.reset_piece(piece);
-                        self.fail(e.message, now, io);
-                    }
-                }
+                self.on_written(piece, result, data, now, cfg, io);
             }
             (Job::Read { conn }, JobResult::Read(result)) => {
                 self.reads_in_flight -= 1;
@@ -1406,6 +1404,34 @@ impl Torrent {
                 self.on_verified(piece, ok, now, cfg, io);
             }
             _ => {}
+        }
+    }
+
+    /// A verified piece was written (or failed to be): it counts as ours once on disk.
+    fn on_written(
+        &mut self,
+        piece: u32,
+        result: Result<(), DiskError>,
+        data: Vec<u8>,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        io.recycle(data);
+        let size = self.picker.piece_size(piece) as u64;
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
+        match result {
+            Ok(()) => {
+                self.picker.hash_passed(piece);
+                io.event(Event::PieceFinished { torrent: self.id, piece });
+                self.broadcast_have(piece, now);
+                self.update_finished(now, io);
+                self.fill_all(now, cfg, io);
+            }
+            Err(e) => {
+                self.picker.reset_piece(piece);
+                self.fail(e.message, now, io);
+            }
         }
     }
 

@@ -405,6 +405,9 @@ pub struct Timing {
     pub write: Option<Duration>,
     /// Time a hash job takes.
     pub hash: Duration,
+    /// Hash jobs write matching pieces themselves (as the runtimes do) instead of leaving the
+    /// write to the engine.
+    pub hash_writes: bool,
     /// Time the tracker takes to answer.
     pub tracker: Duration,
 }
@@ -417,6 +420,7 @@ impl Default for Timing {
             disk: Duration::from_millis(1),
             write: None,
             hash: Duration::from_millis(1),
+            hash_writes: false,
             tracker: Duration::from_millis(10),
         }
     }
@@ -796,11 +800,17 @@ impl World {
                 };
                 self.schedule(now + took, Ev::Job { node: a, job: job.id, result });
             }
-            Output::Hash(HashJob { id, data, expected, .. }) => {
+            Output::Hash(HashJob { id, torrent, piece, data, expected, write }) => {
                 let ok = <[u8; 20]>::from(Sha1::digest(&data)) == expected;
+                let written = (ok && self.timing.hash_writes).then(|| {
+                    let disk = self.nodes[a].disks.get_mut(&torrent).expect("a disk for the hashed torrent");
+                    disk.write(&write, &data);
+                    disk.written_pieces.push(piece);
+                    Ok(())
+                });
                 self.schedule(
                     now + self.timing.hash,
-                    Ev::Job { node: a, job: id, result: JobResult::Hashed { ok, data } },
+                    Ev::Job { node: a, job: id, result: JobResult::Hashed { ok, data, written } },
                 );
             }
             Output::Tracker(TrackerJob::HttpGet { id, url }) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use shoal_core::engine::{DiskJob, DiskJobKind, HashJob, JobResult};
+use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
 use shoal_core::{ConnId, JobId};
 
 use super::pool::BufPool;
@@ -227,6 +227,20 @@ pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, i
     });
 }
 
+/// The error of a job for a torrent whose files could not be mapped.
+pub(crate) fn no_storage() -> DiskError {
+    DiskError { kind: DiskErrorKind::Other, message: "the torrent's files could not be mapped".into() }
+}
+
+/// The answer to a disk job for a torrent whose files could not be mapped.
+pub(crate) fn unmapped(job: DiskJob) -> JobResult {
+    match job.kind {
+        DiskJobKind::Write { data, .. } => JobResult::Written { result: Err(no_storage()), data },
+        DiskJobKind::Read { .. } => JobResult::Read(Err(no_storage())),
+        DiskJobKind::Verify { .. } => JobResult::Verified(Err(no_storage())),
+    }
+}
+
 /// Runs a disk job on the disk threads and reports its result.
 pub(crate) fn disk_job<R: Runtime>(
     workers: &Workers,
@@ -245,11 +259,20 @@ pub(crate) fn disk_job<R: Runtime>(
     });
 }
 
-/// Hashes a downloaded piece on the hash threads and reports whether it matched.
-pub(crate) fn hash_job<R: Runtime>(workers: &Workers, job: HashJob, inputs: Sender<Input<R>>) {
+/// Hashes a downloaded piece on the hash threads, writes it if it matched, and reports both.
+pub(crate) fn hash_job<R: Runtime>(
+    workers: &Workers,
+    job: HashJob,
+    storage: Option<Arc<Storage>>,
+    inputs: Sender<Input<R>>,
+) {
     workers.hash(move || {
         let ok = sha1_matches(&job.data, &job.expected);
-        let _ = inputs.send_blocking(Input::Job(job.id, JobResult::Hashed { ok, data: job.data }));
+        let written = ok.then(|| match &storage {
+            Some(s) => s.write(&job.write, &job.data),
+            None => Err(no_storage()),
+        });
+        let _ = inputs.send_blocking(Input::Job(job.id, JobResult::Hashed { ok, data: job.data, written }));
     });
 }
 

@@ -405,7 +405,11 @@ impl<R: Runtime> EngineTask<R> {
                     self.conns.remove(&conn);
                 }
                 Output::Disk(job) => {
-                    let Some(storage) = self.storages.get(&job.torrent).cloned() else { continue };
+                    let Some(storage) = self.storages.get(&job.torrent).cloned() else {
+                        let now = self.now();
+                        self.engine.handle_job(job.id, io::unmapped(job), now);
+                        continue;
+                    };
                     // A read served from the page cache is a memcpy: done here, it saves two
                     // thread hand-offs per read (a seeder's hottest path).
                     if let DiskJobKind::Read { spans, len, .. } = &job.kind {
@@ -422,8 +426,9 @@ impl<R: Runtime> EngineTask<R> {
                     io::disk_job::<R>(&self.workers, job, storage, self.inputs_tx.clone(), self.pool.clone());
                 }
                 Output::Hash(job) => {
+                    let storage = self.storages.get(&job.torrent).cloned();
                     self.jobs_in_flight += 1;
-                    io::hash_job::<R>(&self.workers, job, self.inputs_tx.clone());
+                    io::hash_job::<R>(&self.workers, job, storage, self.inputs_tx.clone());
                 }
                 Output::Tracker(TrackerJob::HttpGet { id, url }) => {
                     io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());

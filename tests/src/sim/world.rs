@@ -857,7 +857,7 @@ impl World {
                 }
             }
             Output::Disk(job) => self.disk_job(host, job),
-            Output::Hash(HashJob { id, piece, data, expected, .. }) => {
+            Output::Hash(HashJob { id, piece, data, expected, write, .. }) => {
                 self.trace.mix(0x13 ^ id.0 << 8 ^ (piece as u64) << 40);
                 let ok = match self.params.hash {
                     HashMode::Real => <[u8; 20]>::from(Sha1::digest(&data)) == expected,
@@ -871,8 +871,16 @@ impl World {
                 let h = self.eh(host);
                 h.jobs.insert(id, data.len() as u64);
                 h.job_bytes += data.len() as u64;
-                let after = self.params.hash_latency;
-                self.schedule(after, Ev::Job { host, epoch, job: id, result: JobResult::Hashed { ok, data } });
+                let mut after = self.params.hash_latency;
+                // A matching piece is written in the same job, as the runtimes do.
+                let written = if ok {
+                    let (written, latency) = self.hash_write(host, piece, &data, write);
+                    after += latency;
+                    Some(written)
+                } else {
+                    None
+                };
+                self.schedule(after, Ev::Job { host, epoch, job: id, result: JobResult::Hashed { ok, data, written } });
             }
             Output::Tracker(TrackerJob::HttpGet { id, url }) => {
                 self.trace.mix(0x14 ^ id.0 << 8);
@@ -948,6 +956,32 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// The write of a piece that passed its hash job: its result and how long it took.
+    fn hash_write(
+        &mut self,
+        host: usize,
+        piece: u32,
+        data: &[u8],
+        spans: Vec<shoal_core::FileSpan>,
+    ) -> (Result<(), shoal_core::DiskError>, Duration) {
+        let size = self.tt.meta.info.piece_size(piece);
+        if spans != self.layout.piece_spans(piece, size) {
+            self.violation(format!("host {host}: hash job of piece {piece} writes to the wrong spans"));
+        }
+        let latency =
+            Duration::from_micros(self.rng.random_range(self.params.disk_latency.0..=self.params.disk_latency.1));
+        let eio = if self.faults_on { self.eh(host).disk.faults.write_eio } else { 0.0 };
+        let draw = if eio > 0.0 && self.rng.random::<f64>() < eio { Draw::Eio } else { Draw::Ok };
+        let (tt, mode) = (self.tt.clone(), self.params.hash);
+        let disk = &mut self.eh(host).disk;
+        // With the hash oracle, a match already means the bytes equal the source.
+        let result = match mode {
+            HashMode::Oracle => disk.write_source(&tt, piece, draw),
+            HashMode::Real => disk.write(&tt, piece, data, draw),
+        };
+        (result, latency)
     }
 
     fn disk_job(&mut self, host: usize, job: shoal_core::DiskJob) {
