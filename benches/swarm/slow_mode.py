@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Reproduces the slow mode of the 1 GiB leecher (see README.md, "Last measured").
+"""Reproduces the slow mode of the 1 GiB leecher (see README.md, "The slow mode").
 
 Downloads the cached 1 GiB payload from one python-libtorrent seeder six times with
 `target/release/shoal` (a libtorrent leecher runs third), each time into a directory created
-afresh under <cache>/runs, as run.py does. Some runs take about twice the CPU time and RSS of
-the others; with the download directory created once and reused (`--same-dir`) they do not.
+afresh under <cache>/runs, as run.py does, after a pause of `--pause` seconds (default 5). In
+a VM with free page reporting (virtio-balloon), memory the guest freed during the pause has
+gone back to the host, and Shoal's page-cache writes fault it back in: such runs take about
+twice the CPU time. With `--prewarm`, a 1.25 GiB scratch file is written and deleted right
+before each download (as run.py does), and every run is fast.
 Run `run.py` once first so that the payload and torrent exist.
 
-    python3 benches/swarm/slow_mode.py [--same-dir]
+    python3 benches/swarm/slow_mode.py [--pause S] [--prewarm]
 """
 import os
 import shutil
@@ -35,7 +38,8 @@ def free_port():
 
 
 def main():
-    same_dir = "--same-dir" in sys.argv
+    prewarm = "--prewarm" in sys.argv
+    pause = float(sys.argv[sys.argv.index("--pause") + 1]) if "--pause" in sys.argv else 5.0
     port = free_port()
     ready = CACHE / "logs" / "slow-mode-seed.out"
     ready.parent.mkdir(parents=True, exist_ok=True)
@@ -51,14 +55,16 @@ def main():
         for i, client in enumerate(["shoal", "shoal", "libtorrent", "shoal", "shoal", "shoal"]):
             runs = CACHE / "runs"
             out = runs / "slow-mode"
-            if same_dir:
-                shutil.rmtree(out, ignore_errors=True)
-                os.sync()
-                out.mkdir(parents=True)
-            else:
-                shutil.rmtree(runs, ignore_errors=True)
-                os.sync()
-                out.mkdir(parents=True)
+            shutil.rmtree(runs, ignore_errors=True)
+            os.sync()
+            out.mkdir(parents=True)
+            time.sleep(pause)
+            if prewarm:
+                scratch = runs / "prewarm.bin"
+                with open(scratch, "wb") as f:
+                    for _ in range(1280):
+                        f.write(bytes(1 << 20))
+                scratch.unlink()
             if client == "shoal":
                 argv = [str(SHOAL), "download", str(TORRENT), "-o", str(out), "--bind", "127.0.0.1",
                         "--listen-port", str(free_port()), "--peer", "127.0.0.1:%d" % port]
