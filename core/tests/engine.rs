@@ -454,6 +454,66 @@ fn every_downloaded_piece_is_reported_once_after_its_write() {
     }
 }
 
+/// Requests the leecher had outstanding after each message before `until` (requests it sent
+/// minus blocks it received, from the wire log).
+fn outstanding(w: &World, leecher: usize, until: shoal_core::Instant) -> Vec<i64> {
+    let mut now = 0i64;
+    let mut out = vec![0];
+    for e in w.wire_log.iter().take_while(|e| e.at < until) {
+        match e.msg {
+            Message::Request(_) if e.from.0 == leecher => now += 1,
+            Message::Piece { .. } if e.to.0 == leecher => now -= 1,
+            _ => {}
+        }
+        out.push(now);
+    }
+    out
+}
+
+fn max_outstanding(w: &World, leecher: usize, until: shoal_core::Instant) -> i64 {
+    outstanding(w, leecher, until).into_iter().max().unwrap_or(0)
+}
+
+fn outstanding_at(w: &World, leecher: usize, until: shoal_core::Instant) -> i64 {
+    outstanding(w, leecher, until).last().copied().unwrap_or(0)
+}
+
+#[test]
+fn request_queue_to_a_fast_peer_grows_before_its_rate_is_known() {
+    // The rate takes two ticks to measure; held to the minimum queue until then, a fast
+    // seeder spent most of a 1 GiB download waiting for requests.
+    let tt = TestTorrent::new(18, 256 * 1024, &[file("big.bin", 32 << 20)]);
+    let mut w = World::new(18);
+    w.tap = true;
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_for(Duration::from_millis(900));
+    let min = shoal_core::engine::Config::default().min_requests_per_peer as i64;
+    let most = max_outstanding(&w, leecher, w.now);
+    assert!(most >= 4 * min, "at most {most} requests outstanding in the first 0.9 s");
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+}
+
+#[test]
+fn request_queue_to_a_slow_peer_follows_its_rate_once_known() {
+    let tt = TestTorrent::new(19, 256 * 1024, &[file("big.bin", 8 << 20)]);
+    let mut w = World::new(19);
+    w.tap = true;
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(100_000);
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    w.leech(leecher, &tt);
+    w.run_for(Duration::from_secs(8));
+    let outstanding = outstanding_at(&w, leecher, w.now);
+    let min = shoal_core::engine::Config::default().min_requests_per_peer as i64;
+    // 100 kB/s is 12 blocks in two seconds: the queue is back to the minimum.
+    assert!(outstanding <= min, "{outstanding} requests outstanding to a 100 kB/s peer after 8 s");
+}
+
 #[test]
 fn a_hash_job_that_writes_the_piece_saves_the_write_job() {
     let tt = plain_torrent(16);

@@ -84,6 +84,10 @@ pub(crate) struct Peer {
     pub requests: Vec<(BlockRef, Instant)>,
     /// How many requests we keep in flight to it.
     pub queue_target: usize,
+    /// The queue grows by a block per block received until its rate is measured (TCP-style
+    /// slow start): the rate takes two ticks to show, and a fast peer held to the minimum
+    /// queue for that long spends most of a 1 GiB download waiting for requests.
+    pub slow_start: bool,
     /// The most requests it accepts (`reqq` of its extended handshake).
     pub max_queue: usize,
     /// Its requests waiting for a disk read.
@@ -145,6 +149,7 @@ impl Peer {
             peer_interested: false,
             requests: Vec::new(),
             queue_target: 0,
+            slow_start: true,
             max_queue: 250,
             incoming: VecDeque::new(),
             reads: Vec::new(),

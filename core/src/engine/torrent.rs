@@ -1087,7 +1087,9 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let len = data.len() as u32;
         let block = BlockRef { piece, offset, len };
-        p.take_request(&block);
+        if p.take_request(&block) && p.slow_start {
+            p.queue_target = (p.queue_target + 1).min(p.max_queue);
+        }
         p.dl.add(len as u64);
         p.last_block = now;
         if p.snubbed {
@@ -1496,8 +1498,14 @@ impl Torrent {
                     if now - p.last_send > cfg.keepalive_interval {
                         mark(&mut self.dirty, *conn, p.send(&Message::KeepAlive, now));
                     }
-                    let by_rate = (p.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
-                    p.queue_target = by_rate.clamp(cfg.min_requests_per_peer, cfg.max_requests_per_peer);
+                    // Two seconds' worth of blocks, once the rate is known.
+                    if p.dl.get() > 0 {
+                        p.slow_start = false;
+                    }
+                    if !p.slow_start {
+                        let by_rate = (p.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
+                        p.queue_target = by_rate.clamp(cfg.min_requests_per_peer, cfg.max_requests_per_peer);
+                    }
                     if !p.requests.is_empty() && now - p.last_block > cfg.request_timeout {
                         snubbed.push(*conn);
                     }
