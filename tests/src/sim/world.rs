@@ -958,6 +958,11 @@ impl World {
         }
     }
 
+    /// How long the next disk operation takes.
+    fn disk_latency(&mut self) -> Duration {
+        Duration::from_micros(self.rng.random_range(self.params.disk_latency.0..=self.params.disk_latency.1))
+    }
+
     /// The write of a piece that passed its hash job: its result and how long it took.
     fn hash_write(
         &mut self,
@@ -970,10 +975,9 @@ impl World {
         if spans != self.layout.piece_spans(piece, size) {
             self.violation(format!("host {host}: hash job of piece {piece} writes to the wrong spans"));
         }
-        let latency =
-            Duration::from_micros(self.rng.random_range(self.params.disk_latency.0..=self.params.disk_latency.1));
-        let eio = if self.faults_on { self.eh(host).disk.faults.write_eio } else { 0.0 };
-        let draw = if eio > 0.0 && self.rng.random::<f64>() < eio { Draw::Eio } else { Draw::Ok };
+        let latency = self.disk_latency();
+        let eio = self.eh(host).disk.faults.write_eio;
+        let draw = fault_draw(&mut self.rng, self.faults_on, eio, 0.0);
         let (tt, mode) = (self.tt.clone(), self.params.hash);
         let disk = &mut self.eh(host).disk;
         // With the hash oracle, a match already means the bytes equal the source.
@@ -989,21 +993,8 @@ impl World {
         self.trace.mix(0x17 ^ job.id.0 << 8);
         let tt = self.tt.clone();
         let faults_on = self.faults_on;
-        let draw = |rng: &mut ChaCha8Rng, eio: f64, corrupt: f64| -> Draw {
-            if !faults_on {
-                return Draw::Ok;
-            }
-            let x: f64 = rng.random();
-            if x < eio {
-                Draw::Eio
-            } else if x < eio + corrupt {
-                Draw::Corrupt
-            } else {
-                Draw::Ok
-            }
-        };
-        let latency =
-            Duration::from_micros(self.rng.random_range(self.params.disk_latency.0..=self.params.disk_latency.1));
+        let draw = |rng: &mut ChaCha8Rng, eio: f64, corrupt: f64| fault_draw(rng, faults_on, eio, corrupt);
+        let latency = self.disk_latency();
         let h = match &mut self.hosts[host].kind {
             HostKind::Engine(h) => h,
             HostKind::Adversary(_) => unreachable!(),
@@ -1070,5 +1061,21 @@ impl World {
             self.violation(v);
         }
         self.schedule(latency, Ev::Job { host, epoch, job: job.id, result });
+    }
+}
+
+/// Whether a disk operation fails (`eio`) or reads corrupted bytes (`corrupt`); never while
+/// faults are off.
+fn fault_draw(rng: &mut ChaCha8Rng, faults_on: bool, eio: f64, corrupt: f64) -> Draw {
+    if !faults_on {
+        return Draw::Ok;
+    }
+    let x: f64 = rng.random();
+    if x < eio {
+        Draw::Eio
+    } else if x < eio + corrupt {
+        Draw::Corrupt
+    } else {
+        Draw::Ok
     }
 }
