@@ -206,6 +206,37 @@ fn resumed_download_fetches_only_the_missing_half() {
     assert!(!w.nodes[leecher].saw(|e| matches!(e, Event::Checked { .. })), "resume data skips the check");
 }
 
+/// Found by `shoal-sim --seeds` (seed 2563 and seven others): a piece that completed while the
+/// torrent was not active set "finished" without announcing it, so `Finished` never came, even
+/// after the torrent resumed as a seed.
+#[test]
+fn the_last_piece_verified_while_paused_is_announced_on_resume() {
+    let tt = plain_torrent(20);
+    let mut w = World::new(20);
+    w.timing.hash_writes = true;
+    w.timing.hash = Duration::from_secs(3);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    // Every block is in once the last outstanding request is answered; the hashes take 3 s.
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= tt.data.len() as u64);
+    assert!(!w.nodes[leecher].finished(l), "the pieces are still being verified");
+    w.command(leecher, |e, now| e.pause(l, now)).expect("pause");
+
+    w.run_for(Duration::from_secs(10));
+    assert_eq!(w.nodes[leecher].stats(l).pieces_have, tt.pieces(), "the verifications under way completed");
+    assert!(!w.nodes[leecher].finished(l), "not announced while paused");
+
+    w.command(leecher, |e, now| e.resume(l, now)).expect("resume");
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+    // The `started` of the resumed session says `left=0`: the tracker knows we seed.
+    w.run_for(Duration::from_secs(5));
+    let (_, last) = w.nodes[leecher].tracker_gets.last().expect("announces");
+    assert!(last.contains("event=started") && last.contains("left=0"), "{last}");
+}
+
 #[test]
 fn pause_closes_peers_and_stops_the_download_resume_finishes_it() {
     let tt = plain_torrent(6);

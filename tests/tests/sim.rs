@@ -107,6 +107,17 @@ fn regression_in_flight_cap_deadlock_seed_42() {
     assert_ok(&sim::run(p));
 }
 
+/// Found by `shoal-sim --seeds 2000..40000` (with 4931, 6697, 7943, 8508, 21175, 32982 and
+/// 36515): a host's last piece was verified while a read error had put its torrent in error.
+/// The engine marked it finished without saying so, and after the resume it seeded without
+/// ever sending `Finished`, so the liveness oracle saw a host that never completed.
+#[test]
+fn regression_piece_finished_while_in_error_seed_2563() {
+    for seed in [2563, 4931] {
+        assert_ok(&sim::run(Params::from_seed(seed)));
+    }
+}
+
 /// The request oracle (sim::oracle) runs on every connection between engines during a swarm,
 /// and fires when a bound is broken or a request goes missing: the figures of a real run are
 /// fed to it with a deliberately tighter bound and with one request taken away.

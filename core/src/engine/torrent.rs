@@ -126,6 +126,7 @@ pub(crate) struct Torrent {
     wasted: u64,
     dl_rate: crate::rate::Rate,
     ul_rate: crate::rate::Rate,
+    /// Whether `Finished` went out for the pieces had now (reset when a piece is wanted again).
     finished: bool,
     ticks: u64,
     dirty: Vec<ConnId>,
@@ -442,13 +443,13 @@ impl Torrent {
             return;
         }
         let done = self.picker.is_finished();
-        if done && !self.finished {
-            self.finished = true;
-            if self.state == State::Active {
-                self.on_finished(now, io);
-            }
-        } else if !done {
+        if !done {
             self.finished = false;
+        } else if !self.finished && self.state == State::Active {
+            // Set only when announced: a piece that completes while the torrent is in error
+            // (a write that was under way) is announced when it resumes, not never.
+            self.finished = true;
+            self.on_finished(now, io);
         }
     }
 

@@ -497,9 +497,11 @@ impl World {
         let peers = e.peers(t);
         let unchoked = peers.iter().filter(|p| !p.peer_choking).count();
         let interesting = peers.iter().filter(|p| p.am_interested).count();
+        // Which of `is_complete`'s conditions fails, when the engine's own view disagrees.
+        let not_source: Vec<u32> = (0..self.tt.pieces()).filter(|p| !h.disk.is_source(*p)).take(8).collect();
         format!(
             "host {i}: {:?} have {}/{} peers {} (unchoking us {unchoked}, we want {interesting}) seeds {} \
-             candidates {} down {} up {} wasted {} restarts {}",
+             candidates {} down {} up {} wasted {} restarts {} online {} finished {} pieces not on disk {:?}",
             st.state,
             st.pieces_have,
             st.pieces_total,
@@ -509,7 +511,10 @@ impl World {
             st.downloaded,
             st.uploaded,
             st.wasted,
-            h.restarts
+            h.restarts,
+            self.hosts[i].online,
+            h.finished_at.is_some(),
+            not_source
         )
     }
 
