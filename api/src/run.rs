@@ -34,6 +34,9 @@ pub struct NetArgs {
     /// `SHOAL_LOCAL_ONLY=1`).
     #[arg(long)]
     no_lsd: bool,
+    /// Let new files grow as pieces arrive instead of allocating their full size up front.
+    #[arg(long)]
+    sparse: bool,
 }
 
 /// The runtimes a session can run on; the loop below sees only the shared [`Handle`].
@@ -190,6 +193,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         seed: None,
         dht: dht_settings(!net.no_dht, None),
         lsd: lsd_enabled(!net.no_lsd),
+        sparse_files: net.sparse,
     };
     match Session::start(net.runtime, config(net.listen_port)).await {
         Ok(s) => Ok(s),

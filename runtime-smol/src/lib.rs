@@ -45,6 +45,9 @@ pub struct SessionConfig {
     /// Local Service Discovery (BEP 14): multicast on UDP 6771 of the LAN (or of loopback when
     /// every listen address is loopback). Turns on [`Config::lsd`] when the socket is set up.
     pub lsd: bool,
+    /// Let new files grow sparse as pieces arrive, instead of allocating each wanted file's
+    /// full size when it is first written (Transmission's "fast" preallocation, the default).
+    pub sparse_files: bool,
 }
 
 /// How to run the DHT.

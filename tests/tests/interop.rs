@@ -685,6 +685,10 @@ fn shoal_downloads_only_the_files_a_magnet_selects(rt: Runtime) {
             data::compare_trees(&content.join(f), &got, Compare::default()).is_err(),
             "{f} was not selected (so={so}) but is complete"
         );
+        // Wanted files are allocated in full when first written; skipped ones are not.
+        let size = std::fs::metadata(content.join(f)).expect("source file").len();
+        let allocated = std::fs::metadata(&got).map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
+        assert!(allocated < size, "{f} was not selected but takes {allocated} of its {size} bytes on disk");
     }
 }
 on_each_runtime!(shoal_downloads_only_the_files_a_magnet_selects);

@@ -178,6 +178,7 @@ async fn start_session(
         seed: None,
         dht: dht.clone(),
         lsd,
+        sparse_files: false,
     };
     match shoal_smol::Session::start(config(port)).await {
         Ok(s) => Ok(s),

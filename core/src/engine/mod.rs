@@ -876,6 +876,11 @@ impl Engine {
         self.torrents.get(&t).filter(|t| !t.is_fetching_metadata()).map(|t| &t.meta)
     }
 
+    /// A torrent's file priorities, one per file (`None` before a magnet's metadata).
+    pub fn file_priorities(&self, t: TorrentId) -> Option<&[FilePriority]> {
+        self.torrents.get(&t).filter(|t| !t.is_fetching_metadata()).map(|t| t.file_priorities.as_slice())
+    }
+
     /// True once a shutdown has finished its goodbyes.
     pub fn is_shut_down(&self) -> bool {
         self.shutdown.is_some() && self.torrents.is_empty()

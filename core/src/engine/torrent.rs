@@ -116,7 +116,7 @@ pub(crate) struct Torrent {
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
     reads_in_flight: usize,
     jobs: HashMap<JobId, Job>,
-    file_priorities: Vec<FilePriority>,
+    pub(crate) file_priorities: Vec<FilePriority>,
     http: HashMap<JobId, (TrackerIndex, String)>,
     /// HTTP scrapes in flight.
     scrapes: HashMap<JobId, TrackerIndex>,

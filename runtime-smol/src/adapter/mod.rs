@@ -166,8 +166,9 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket)
+    let mut task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket)
         .map_err(SessionError::Threads)?;
+    task.sparse_files = config.sparse_files;
     Ok((Handle { commands: commands_tx }, bound, task))
 }
 

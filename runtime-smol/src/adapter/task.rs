@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use shoal_core::engine::{AddMagnet, AddTorrent, DiskJobKind, Engine, Event, JobResult, Output, TrackerJob};
+use shoal_core::engine::{
+    AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, TrackerJob,
+};
 use shoal_core::{ConnId, Instant, JobId, TorrentId};
 
 use super::io::{self, Link};
@@ -58,6 +60,8 @@ pub struct EngineTask<R: Runtime> {
     commands: Receiver<Command>,
     conns: HashMap<ConnId, Link<R>>,
     storages: HashMap<TorrentId, Arc<Storage>>,
+    /// [`crate::SessionConfig::sparse_files`].
+    pub(crate) sparse_files: bool,
     /// Destinations of magnets still fetching their metadata.
     magnet_dests: HashMap<TorrentId, std::path::PathBuf>,
     udp: HashMap<JobId, Link<R>>,
@@ -112,6 +116,7 @@ impl<R: Runtime> EngineTask<R> {
             pool: Arc::default(),
             workers: Workers::start()?,
             storages: HashMap::new(),
+            sparse_files: false,
             magnet_dests: HashMap::new(),
             udp: HashMap::new(),
             agent: io::http_agent(),
@@ -240,7 +245,9 @@ impl<R: Runtime> EngineTask<R> {
                 let _ = reply.try_send(self.engine.add_peers(t, &peers, now).map_err(Into::into));
             }
             Command::SetFilePriority(t, file, p, reply) => {
-                let _ = reply.try_send(self.engine.set_file_priority(t, file, p, now).map_err(Into::into));
+                let result = self.engine.set_file_priority(t, file, p, now);
+                self.follow_priorities(t);
+                let _ = reply.try_send(result.map_err(Into::into));
             }
             Command::Stats(t, reply) => {
                 let _ = reply.try_send(self.engine.stats(t));
@@ -296,6 +303,16 @@ impl<R: Runtime> EngineTask<R> {
         });
     }
 
+    /// Preallocates the files of `t` that are wanted (unless the session keeps files sparse).
+    fn follow_priorities(&self, t: TorrentId) {
+        let (Some(storage), Some(priorities)) = (self.storages.get(&t), self.engine.file_priorities(t)) else {
+            return;
+        };
+        for (file, p) in priorities.iter().enumerate() {
+            storage.set_preallocate(file, !self.sparse_files && *p != FilePriority::Skip);
+        }
+    }
+
     /// Maps the files of a magnet whose metadata just arrived (the paths were validated when
     /// the info dictionary was parsed; only zero-length files are created here).
     fn map_magnet(&mut self, t: TorrentId) {
@@ -304,6 +321,7 @@ impl<R: Runtime> EngineTask<R> {
         match Storage::new(&dest, &meta.info).and_then(|s| s.create_empty_files(&lengths).map(|_| s)) {
             Ok(storage) => {
                 self.storages.insert(t, Arc::new(storage));
+                self.follow_priorities(t);
             }
             Err(e) => eprintln!("shoal: cannot map the files of torrent {}: {e}", meta.info_hash),
         }
@@ -339,6 +357,7 @@ impl<R: Runtime> EngineTask<R> {
         params.verify_unverified = opts.verify_unverified;
         let id = self.engine.add_torrent(params, now)?;
         self.storages.insert(id, Arc::new(prepared.storage));
+        self.follow_priorities(id);
         Ok(id)
     }
 
