@@ -272,6 +272,57 @@ fn pause_closes_peers_and_stops_the_download_resume_finishes_it() {
     assert_complete(&w, leecher, l, &tt);
 }
 
+/// A peer that failed to answer four times was never dialled again, even when a tracker
+/// (or PEX, or the user) named it again later: a seeder that was down for a while stayed lost.
+#[test]
+fn a_peer_given_up_on_is_tried_again_when_a_source_names_it_again() {
+    let tt = plain_torrent(22);
+    let mut w = World::new(22);
+    let seeder = w.add_node();
+    let leecher = w.add_node();
+    let l = w.leech(leecher, &tt);
+    let addr = w.nodes[seeder].addr;
+    // The seeder's engine runs but does not have the torrent yet: every dial is refused.
+    w.command(leecher, |e, now| e.add_peers(l, &[addr], now)).expect("add_peers");
+    w.run_for(Duration::from_secs(600));
+    let dials = |w: &World| w.nodes[seeder].closes.len();
+    let refused = dials(&w);
+    assert!(refused >= 4, "the leecher kept trying for a while ({refused} dials)");
+    w.command(leecher, |e, now| e.add_peers(l, &[addr], now)).expect("add_peers");
+    w.run_for(Duration::from_secs(600));
+    assert_eq!(dials(&w), refused + 1, "named again: one more try, not a new round of them");
+
+    w.seed(seeder, &tt);
+    w.command(leecher, |e, now| e.add_peers(l, &[addr], now)).expect("add_peers");
+    w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+}
+
+/// Found by the simulator's user commands: a pause threw away the buffers of half-received
+/// pieces but the picker kept their blocks as received, so after the resume those pieces
+/// completed around zeros, failed their hash check and got the honest seeder banned.
+#[test]
+fn a_piece_half_received_at_a_pause_is_fetched_whole_after_the_resume() {
+    let tt = TestTorrent::new(21, 256 * 1024, &[file("big.bin", 2 << 20)]);
+    let mut w = World::new(21);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(200_000);
+    let leecher = w.add_node();
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).downloaded >= 128 * 1024);
+    assert_eq!(w.nodes[leecher].stats(l).pieces_have, 0, "the first piece is only half in");
+    w.command(leecher, |e, now| e.pause(l, now)).expect("pause");
+    w.run_for(Duration::from_secs(1));
+    w.command(leecher, |e, now| e.resume(l, now)).expect("resume");
+
+    w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+    let node = &w.nodes[leecher];
+    assert!(!node.saw(|e| matches!(e, Event::HashFailed { .. })), "a piece failed its hash check");
+    assert!(!node.saw(|e| matches!(e, Event::PeerBanned { .. })), "the honest seeder was banned");
+}
+
 #[test]
 fn shutdown_says_stopped_and_completes_when_the_tracker_answers() {
     let tt = plain_torrent(7);

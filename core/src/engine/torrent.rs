@@ -555,6 +555,9 @@ impl Torrent {
             }
             let k = self.known.entry(addr).or_default();
             k.inbound_only = false;
+            // A source names it again (a tracker's answer, PEX, the DHT): one more try, after
+            // the back-off of its last failure, rather than never again.
+            k.fails = k.fails.min(MAX_CONNECT_FAILS - 1);
             if !k.connected && !k.banned && !k.queued && k.fails < MAX_CONNECT_FAILS {
                 k.queued = true;
                 self.candidates.push_back(addr);
@@ -695,6 +698,10 @@ impl Torrent {
         let k = self.known.entry(addr).or_default();
         k.connected = true;
         k.inbound_only |= fresh && !outgoing;
+        if outgoing {
+            // It answered: earlier failures (it was down, or busy) no longer count against it.
+            k.fails = 0;
+        }
         true
     }
 
@@ -788,7 +795,13 @@ impl Torrent {
         for conn in conns {
             self.close(conn, now, io);
         }
-        self.buffers.clear();
+        // The blocks of partly received pieces go with their buffers: the picker must ask for
+        // them again, or the piece would complete around zeros and fail its hash check,
+        // blaming whoever sent its last blocks.
+        for (piece, buf) in std::mem::take(&mut self.buffers) {
+            self.picker.reset_piece(piece);
+            io.recycle(buf);
+        }
         self.in_flight_bytes = self.jobs.values().filter(|j| matches!(j, Job::Hash { .. } | Job::Write { .. })).count()
             as u64
             * self.meta.info.piece_length as u64;

@@ -305,6 +305,9 @@ impl TrackerList {
             AnnounceEvent::None => {}
         }
         tr.next_announce = match phase {
+            // The answer to a `stopped` sent before a quick restart (pause and resume): the
+            // restart's `started` goes out now, not an interval later.
+            Phase::Running if !tr.started_acked => now,
             Phase::Running if completed && !tr.completed_sent => now,
             Phase::Running => now + r.interval,
             // Owed a `stopped` now (if it acknowledged `started` while we were stopping).
@@ -654,6 +657,25 @@ mod tests {
         l.on_response(b, secs(17), &answer(1800, None));
         assert_eq!(l.poll_timeout(), Some(secs(1817)));
         assert!(drain(&mut l, secs(1817)).iter().all(|d| d.2 == AnnounceEvent::None));
+    }
+
+    /// Found by the simulator (a user pausing and resuming at once): the answer to the
+    /// `stopped` of the pause scheduled the next announce an interval later, so the tracker
+    /// did not hear of the resumed torrent for 30 minutes.
+    #[test]
+    fn a_restart_while_stopped_is_in_flight_announces_started_when_it_is_answered() {
+        let mut l = list(&[&["http://a/announce"]]);
+        l.start(secs(0));
+        let (t, _, _) = l.poll_announce(secs(0)).unwrap();
+        l.on_response(t, secs(1), &answer(1800, None));
+        l.stop(secs(10));
+        let (t, _, ev) = l.poll_announce(secs(10)).unwrap();
+        assert_eq!(ev, AnnounceEvent::Stopped);
+        l.start(secs(11));
+        assert_eq!(l.poll_announce(secs(11)), None, "one request in flight");
+        l.on_response(t, secs(12), &answer(1800, None));
+        assert_eq!(l.poll_timeout(), Some(secs(12)));
+        assert_eq!(l.poll_announce(secs(12)).unwrap().2, AnnounceEvent::Started);
     }
 
     #[test]
