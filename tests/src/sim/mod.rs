@@ -51,18 +51,21 @@ pub struct Faults {
     pub tracker: bool,
     /// Hostile peers joining the swarm.
     pub adversaries: Vec<AdvKind>,
+    /// A user at honest hosts: pauses and resumes, rechecks, skips and re-wants files,
+    /// switches sequential mode and deadline pieces. Undone when faults stop.
+    pub commands: bool,
 }
 
 impl Faults {
-    /// Parses `net,partition,churn,crash,disk,tracker,<adversary kind>…`, `adversaries`, `all`
-    /// or `none`.
+    /// Parses `net,partition,churn,crash,disk,tracker,commands,<adversary kind>…`,
+    /// `adversaries`, `all` or `none`.
     pub fn parse(list: &str) -> Result<Faults, String> {
         let mut f = Faults::default();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
                 "none" => {}
                 "all" => {
-                    f = Faults::parse("net,partition,churn,crash,disk,tracker,adversaries")?;
+                    f = Faults::parse("net,partition,churn,crash,disk,tracker,commands,adversaries")?;
                 }
                 "net" => f.net = true,
                 "partition" => f.partition = true,
@@ -70,6 +73,7 @@ impl Faults {
                 "crash" => f.crash = true,
                 "disk" => f.disk = true,
                 "tracker" => f.tracker = true,
+                "commands" => f.commands = true,
                 "adversaries" => f.adversaries = AdvKind::ALL.to_vec(),
                 other => f.adversaries.push(AdvKind::parse(other).ok_or_else(|| format!("unknown fault {other:?}"))?),
             }
@@ -86,6 +90,7 @@ impl Faults {
             || self.crash
             || self.disk
             || self.tracker
+            || self.commands
             || !self.adversaries.is_empty()
     }
 }
@@ -177,8 +182,11 @@ impl Params {
             disk: rng.random_bool(0.4),
             tracker: rng.random_bool(0.4),
             adversaries: AdvKind::ALL.iter().copied().filter(|_| rng.random_bool(0.25)).collect(),
+            commands: false,
         };
         p.fault_window = Duration::from_secs(rng.random_range(20..=90));
+        // Drawn last, so that adding it left every earlier seed's other draws as they were.
+        p.faults.commands = rng.random_bool(0.4);
         p
     }
 }
@@ -338,7 +346,9 @@ fn drive(w: &mut World, p: &Params, partial: &mut Option<(u64, u64, Instant, Opt
                 "liveness: hosts {missing:?} not complete {}s after faults stopped",
                 (deadline - (Instant::ZERO + p.fault_window)).as_secs()
             ));
-            for i in missing.into_iter().take(5) {
+            // The seeders too: a stuck swarm is often a seeder that stopped serving.
+            let seeders: Vec<usize> = (0..p.seeders).filter(|i| !missing.contains(i)).collect();
+            for i in missing.into_iter().take(5).chain(seeders) {
                 let line = w.host_summary(i);
                 w.violations.push(line);
             }

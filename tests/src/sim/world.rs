@@ -24,8 +24,8 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::storage::FileLayout;
 use shoal_core::{
-    AddTorrent, Bitfield, Config, ConnId, DiskJobKind, Engine, Event, HashJob, Instant, JobId, JobResult, Output,
-    TorrentId, TrackerJob, BLOCK_SIZE,
+    AddTorrent, Bitfield, Config, ConnId, DiskJobKind, Engine, Event, FilePriority, HashJob, Instant, JobId, JobResult,
+    Output, TorrentId, TrackerJob, BLOCK_SIZE,
 };
 
 use super::adversary::{AdvKind, Adversary};
@@ -190,6 +190,10 @@ enum Ev {
         until: Instant,
     },
     ResetRandom,
+    /// The user at an honest host does something (see [`Faults::commands`]).
+    Command {
+        host: usize,
+    },
     FaultsOff,
 }
 
@@ -424,6 +428,14 @@ impl World {
                 if a != b {
                     self.schedule(at, Ev::Partition { a, b, until });
                 }
+            }
+        }
+        if f.commands {
+            let n = (self.params.peers as u64 * secs / 15).max(1);
+            for _ in 0..n {
+                let host = self.rng.random_range(0..self.params.peers);
+                let at = Duration::from_millis(self.rng.random_range(0..secs * 1000));
+                self.schedule(at, Ev::Command { host });
             }
         }
         if f.net {
@@ -678,10 +690,12 @@ impl World {
                 self.count("resets");
                 self.reset(c);
             }
+            Ev::Command { host } => self.command(host),
             Ev::FaultsOff => {
                 self.faults_on = false;
                 self.partitions.clear();
                 for i in 0..self.params.peers {
+                    self.undo_commands(i);
                     let h = self.eh(i);
                     h.disk.faults = Default::default();
                     if !self.hosts[i].online {
@@ -758,6 +772,69 @@ impl World {
         }
         let back = Duration::from_millis(self.rng.random_range(2000..40_000));
         self.schedule(back, Ev::Rejoin { host });
+    }
+
+    /// One thing a user does to host `host`'s torrent, drawn at random.
+    fn command(&mut self, host: usize) {
+        if !self.hosts[host].online || !self.faults_on {
+            return;
+        }
+        let (now, epoch) = (self.now, self.hosts[host].epoch);
+        let (files, pieces) = (self.tt.meta.info.files.len(), self.tt.pieces());
+        let action = self.rng.random_range(0..6);
+        let file = self.rng.random_range(0..files);
+        let piece = self.rng.random_range(0..pieces);
+        let on = self.rng.random_bool(0.5);
+        let back = Duration::from_millis(self.rng.random_range(500..20_000));
+        self.trace.mix(0x40 ^ (action << 8));
+        let h = self.eh(host);
+        let (Some(e), Some(t)) = (&mut h.engine, h.torrent) else { return };
+        let name = match action {
+            0 => {
+                let _ = e.pause(t, now);
+                self.schedule(back, Ev::Resume { host, epoch });
+                "user_pauses"
+            }
+            1 => {
+                let _ = e.recheck(t, now);
+                "user_rechecks"
+            }
+            2 => {
+                let _ = e.set_file_priority(t, file, FilePriority::Skip, now);
+                "user_skips"
+            }
+            3 => {
+                let p = if on { FilePriority::High } else { FilePriority::Normal };
+                let _ = e.set_file_priority(t, file, p, now);
+                "user_wants"
+            }
+            4 => {
+                let _ = e.set_sequential(t, on);
+                "user_sequential"
+            }
+            _ => {
+                let _ = e.set_deadline_piece(t, on.then_some(piece), now);
+                "user_deadlines"
+            }
+        };
+        self.count(name);
+        self.drain(host);
+    }
+
+    /// When faults stop, the user wants every file again and resumes a paused torrent.
+    fn undo_commands(&mut self, host: usize) {
+        if !self.params.faults.commands || !self.hosts[host].online {
+            return;
+        }
+        let now = self.now;
+        let files = self.tt.meta.info.files.len();
+        let h = self.eh(host);
+        let (Some(e), Some(t)) = (&mut h.engine, h.torrent) else { return };
+        for file in 0..files {
+            let _ = e.set_file_priority(t, file, FilePriority::Normal, now);
+        }
+        let _ = e.resume(t, now);
+        self.drain(host);
     }
 
     fn checkpoint(&mut self) {
@@ -934,10 +1011,20 @@ impl World {
             Event::Finished { .. } => {
                 self.count("finished");
                 self.completion_changes += 1;
-                let complete = self.engine_host(host).is_some_and(|h| h.disk.is_complete(&self.tt));
+                // Finished means every wanted piece is verified on disk: a user may have skipped
+                // files, so the oracle holds it to the pieces it says it has, and to all of them
+                // when nothing is skipped.
+                let h = self.engine_host(host).expect("an engine host finished");
+                let (e, t) = (h.engine.as_ref().expect("running"), h.torrent.expect("added"));
+                let have = e.stats(t).expect("torrent exists").have;
+                let wrong: Vec<u32> = have.iter_ones().filter(|p| !h.disk.is_source(*p)).take(8).collect();
+                let skips = e.file_priorities(t).is_some_and(|ps| ps.contains(&FilePriority::Skip));
+                let short = !skips && !h.disk.is_complete(&self.tt);
                 self.eh(host).finished_at = Some(self.now);
-                if !complete {
-                    self.violation(format!("host {host} finished but its disk differs from the source"));
+                if !wrong.is_empty() || short {
+                    self.violation(format!(
+                        "host {host} finished but its disk differs from the source (pieces {wrong:?}, incomplete: {short})"
+                    ));
                 }
             }
             Event::Error { message, .. } => {
