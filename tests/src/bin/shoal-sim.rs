@@ -16,7 +16,7 @@ fn usage() -> ExitCode {
         "usage: shoal-sim --seed S [--peers N] [--seeders K] [--pieces P] [--piece-size B] [--faults LIST]\n\
          \x20                [--hash real|oracle] [--bandwidth LO:HI] [--check-determinism] [-v]\n\
          \x20      shoal-sim --seeds A..B [--check-determinism]\n\
-         faults: none, all, net, partition, churn, crash, disk, tracker, adversaries,\n\
+         faults: none, all, net, partition, churn, crash, disk, tracker, commands, adversaries,\n\
          \x20       corrupt, liar, garbage, flood, silent, vanish, slow"
     );
     ExitCode::from(2)
