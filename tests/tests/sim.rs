@@ -124,8 +124,9 @@ fn regression_piece_finished_while_in_error_seed_2563() {
 /// switches sequential mode and deadline pieces while the swarm runs; once that stops, every
 /// host completes byte-exact. The drawn seeds are the ones that found, with these commands,
 /// a pause that lost half-received pieces yet kept their blocks as received (honest seeders
-/// banned for the hash failures that followed: 785), and a tracker left unannounced for 30
-/// minutes after a pause and resume (4393).
+/// banned for the hash failures that followed: 785), a tracker left unannounced for 30
+/// minutes after a pause and resume (4393), and the peers of a tracker answer dropped because
+/// it arrived during a recheck (11760).
 #[test]
 fn a_users_commands_are_survived() {
     for seed in [21, 22, 23] {
@@ -137,7 +138,7 @@ fn a_users_commands_are_survived() {
             assert!(counter(&r, c) > 0, "seed {seed}: no {c}: {:?}", r.counters);
         }
     }
-    for seed in [785, 4393] {
+    for seed in [785, 4393, 11760] {
         let p = Params::from_seed(seed);
         assert!(p.faults.commands, "seed {seed} draws user commands");
         assert_ok(&sim::run(p));

@@ -1562,6 +1562,10 @@ impl Torrent {
         if self.finished && self.picker.have().is_full() && !self.peers.is_empty() {
             return;
         }
+        // With no peer at all and no one else to try, peers given up on are still worth a dial
+        // now and then (their back-off reaches minutes): the alternative is waiting for the
+        // next tracker announce, perhaps half an hour away.
+        let stranded = self.peers.is_empty() && self.candidates.is_empty() && !self.picker.is_finished();
         let mut due: Vec<SocketAddr> = self
             .known
             .iter()
@@ -1570,7 +1574,7 @@ impl Torrent {
                     && !k.inbound_only
                     && !k.banned
                     && !k.queued
-                    && k.fails < MAX_CONNECT_FAILS
+                    && (k.fails < MAX_CONNECT_FAILS || stranded)
                     && k.retry_at <= now
             })
             .map(|(a, _)| *a)
@@ -1764,7 +1768,9 @@ impl Torrent {
     ) {
         self.trackers.on_response(tracker, now, &resp);
         io.event(Event::TrackerReply { torrent: self.id, url, peers: resp.peers.len() });
-        if self.state == State::Active {
+        // Kept even when the answer finds the torrent checking or paused: they are dialled once
+        // it is active again, and the next answer may be half an hour away.
+        if !matches!(self.state, State::Removing { .. }) {
             self.add_candidates(resp.peers, cfg);
         }
     }
