@@ -98,6 +98,25 @@ impl Proc {
         self.wait_log(what, timeout, false, pred)
     }
 
+    /// Like [`Proc::wait_stdout`], but returns the child's exit status instead of panicking
+    /// when it exits first (a timeout still panics).
+    pub fn wait_stdout_or_exit(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<(), ExitStatus> {
+        let desc = format!("{} to {what}", self.name);
+        let res = wait_for(&desc, timeout, || {
+            if pred(&self.stdout()) {
+                return Some(Ok(()));
+            }
+            let status = self.try_status()?;
+            Some(if pred(&self.stdout()) { Ok(()) } else { Err(status) })
+        });
+        res.unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
     fn wait_log(&mut self, what: &str, timeout: Duration, stdout: bool, pred: impl Fn(&str) -> bool) {
         let desc = format!("{} to {what}", self.name);
         let res = wait_for(&desc, timeout, || {
