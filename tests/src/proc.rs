@@ -106,38 +106,35 @@ impl Proc {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Result<(), ExitStatus> {
-        let desc = format!("{} to {what}", self.name);
-        let res = wait_for(&desc, timeout, || {
-            if pred(&self.stdout()) {
-                return Some(Ok(()));
-            }
-            let status = self.try_status()?;
-            Some(if pred(&self.stdout()) { Ok(()) } else { Err(status) })
-        });
-        res.unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+        self.wait_text_or_exit(what, timeout, true, pred)
     }
 
     fn wait_log(&mut self, what: &str, timeout: Duration, stdout: bool, pred: impl Fn(&str) -> bool) {
+        if let Err(status) = self.wait_text_or_exit(what, timeout, stdout, pred) {
+            panic!("{} exited with {status} before it did {what}\n{}", self.name, self.logs());
+        }
+    }
+
+    /// Waits until `pred` holds for stdout (or stderr); `Err` with the exit status if the child
+    /// exits first, a panic (with logs) on timeout.
+    fn wait_text_or_exit(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        stdout: bool,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<(), ExitStatus> {
         let desc = format!("{} to {what}", self.name);
+        let text = |p: &Proc| if stdout { p.stdout() } else { p.stderr() };
         let res = wait_for(&desc, timeout, || {
-            let text = if stdout { self.stdout() } else { self.stderr() };
-            if pred(&text) {
+            if pred(&text(self)) {
                 return Some(Ok(()));
             }
+            let status = self.try_status()?;
             // Read once more after exit: the line may have been written just before exiting.
-            if let Some(status) = self.try_status() {
-                let text = if stdout { self.stdout() } else { self.stderr() };
-                if pred(&text) {
-                    return Some(Ok(()));
-                }
-                return Some(Err(format!("{} exited with {status} before it did {what}", self.name)));
-            }
-            None
+            Some(if pred(&text(self)) { Ok(()) } else { Err(status) })
         });
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) | Err(e) => panic!("{e}\n{}", self.logs()),
-        }
+        res.unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// Sends `signal` to the child (not its group).
