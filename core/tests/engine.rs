@@ -461,6 +461,74 @@ fn hostile_peers_are_closed_and_the_engine_keeps_working() {
         .all(|p| p.addr.ip() == w.nodes[leecher].addr.ip()));
 }
 
+/// The messages a hand-driven peer has received so far (after the handshake).
+fn messages_to(w: &World, raw: usize) -> Vec<Message> {
+    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    d.feed(&w.raws[raw].received);
+    if d.take_handshake().expect("a valid handshake").is_none() {
+        return Vec::new();
+    }
+    std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
+}
+
+#[test]
+fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
+    let tt = plain_torrent(31);
+    let mut w = World::new(31);
+    let leecher = w.add_node();
+    let l = w.leech(leecher, &tt);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].saw(|e| matches!(e, Event::Checked { .. })));
+    let raw = w.raw_connect(leecher, SocketAddr::from(([10, 0, 9, 1], 5000)));
+    let mut hello = handshake(tt.meta.info_hash);
+    Message::HaveAll.encode(&mut hello);
+    Message::Unchoke.encode(&mut hello);
+    w.raw_send(raw, &hello);
+    let requests = |w: &World| -> Vec<(u32, u32, u32)> {
+        let msgs = messages_to(w, raw);
+        msgs.iter()
+            .filter_map(|m| if let Message::Request(b) = m { Some((b.piece, b.offset, b.len)) } else { None })
+            .collect()
+    };
+    w.run_until(Duration::from_secs(5), |w| !requests(w).is_empty());
+    let asked = requests(&w);
+
+    // Silent past the request timeout: the leecher gives up on every request and says so.
+    let cancels = |w: &World| -> Vec<(u32, u32, u32)> {
+        let msgs = messages_to(w, raw);
+        msgs.iter()
+            .filter_map(|m| if let Message::Cancel(b) = m { Some((b.piece, b.offset, b.len)) } else { None })
+            .collect()
+    };
+    w.run_until(Duration::from_secs(60), |w| !cancels(w).is_empty());
+    assert!(w.nodes[leecher].engine.peers(l)[0].snubbed);
+    let (mut cancelled, mut asked_sorted) = (cancels(&w), asked.clone());
+    cancelled.sort();
+    asked_sorted.sort();
+    assert_eq!(cancelled, asked_sorted, "one cancel per request given up on");
+
+    // The seeder sends the first piece it was asked for anyway: it is kept, not wasted.
+    let piece = asked[0].0;
+    let mut late = Vec::new();
+    for offset in (0..PIECE).step_by(BLOCK_SIZE as usize) {
+        let range = tt.piece_range(piece);
+        let data = tt.data[range.start + offset as usize..range.start + (offset + BLOCK_SIZE) as usize].to_vec();
+        Message::Piece { piece, offset, data }.encode(&mut late);
+    }
+    assert!(asked.iter().filter(|r| r.0 == piece).count() == (PIECE / BLOCK_SIZE) as usize);
+    w.raw_send(raw, &late);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].finished_pieces(l).contains(&piece));
+    let st = w.nodes[leecher].stats(l);
+    assert_eq!((st.downloaded, st.wasted), (PIECE as u64, 0));
+    // A block nobody asked for stays waste.
+    let mut stray = Vec::new();
+    let other = (0..tt.pieces()).find(|p| !asked.iter().any(|r| r.0 == *p)).expect("a piece never asked for");
+    let range = tt.piece_range(other);
+    Message::Piece { piece: other, offset: 0, data: tt.data[range.start..range.start + BLOCK_SIZE as usize].to_vec() }
+        .encode(&mut stray);
+    w.raw_send(raw, &stray);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].stats(l).wasted == BLOCK_SIZE as u64);
+}
+
 #[test]
 fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
     let tt = plain_torrent(13);

@@ -9,6 +9,9 @@ use crate::rate::Rate;
 use crate::types::{BlockRef, Instant, JobId, PeerId};
 use crate::wire::{Decoder, Message};
 
+/// Most given-up requests remembered per peer (more than a full request queue).
+const MAX_RELEASED: usize = 512;
+
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -82,6 +85,9 @@ pub(crate) struct Peer {
     pub peer_interested: bool,
     /// Our outstanding requests to it, with when we sent them.
     pub requests: Vec<(BlockRef, Instant)>,
+    /// Requests we gave up waiting for (snubbed, or choked under the fast extension) that it
+    /// may still answer: a block that does arrive is kept if still needed, not wasted.
+    pub released: VecDeque<BlockRef>,
     /// How many requests we keep in flight to it.
     pub queue_target: usize,
     /// The queue grows by a block per block received until its rate is measured (TCP-style
@@ -148,6 +154,7 @@ impl Peer {
             peer_choking: true,
             peer_interested: false,
             requests: Vec::new(),
+            released: VecDeque::new(),
             queue_target: 0,
             slow_start: true,
             max_queue: 250,
@@ -203,6 +210,25 @@ impl Peer {
     /// Its requests to us not yet sent: queued, being read from disk, or waiting for tokens.
     pub fn queued_requests(&self) -> usize {
         self.incoming.len() + self.reads.iter().map(|r| r.blocks.len()).sum::<usize>() + self.throttled.len()
+    }
+
+    /// Remembers a request given up on, forgetting the oldest beyond `MAX_RELEASED`.
+    pub fn release_request(&mut self, block: BlockRef) {
+        if self.released.len() == MAX_RELEASED {
+            self.released.pop_front();
+        }
+        self.released.push_back(block);
+    }
+
+    /// Forgets a request given up on; true if it was one.
+    pub fn forget_released(&mut self, block: &BlockRef) -> bool {
+        match self.released.iter().position(|b| b == block) {
+            Some(i) => {
+                self.released.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes our request for `block`; true if it was outstanding.

@@ -889,6 +889,11 @@ impl Torrent {
                 p.peer_choking = true;
                 for (b, _) in std::mem::take(&mut p.requests) {
                     self.picker.request_failed(conn, b);
+                    // Under the fast extension a choke does not cancel requests (BEP 6): the
+                    // peer rejects each, or may still send it.
+                    if p.fast {
+                        p.release_request(b);
+                    }
                 }
             }
             Message::Unchoke => {
@@ -969,6 +974,8 @@ impl Torrent {
             Message::Reject(b) => {
                 if p.take_request(&b) {
                     self.picker.request_failed(conn, b);
+                } else {
+                    p.forget_released(&b);
                 }
             }
             Message::Extended { id: 0, payload } => {
@@ -1101,9 +1108,11 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let len = data.len() as u32;
         let block = BlockRef { piece, offset, len };
-        if p.take_request(&block) && p.slow_start {
+        let asked = p.take_request(&block);
+        if asked && p.slow_start {
             p.queue_target = (p.queue_target + 1).min(p.max_queue);
         }
+        let late = !asked && p.forget_released(&block);
         p.dl.add(len as u64);
         p.last_block = now;
         if p.snubbed {
@@ -1115,7 +1124,9 @@ impl Torrent {
             self.wasted += len as u64;
             return;
         }
-        match self.picker.block_received(conn, block) {
+        let outcome =
+            if late { self.picker.late_block_received(conn, block) } else { self.picker.block_received(conn, block) };
+        match outcome {
             BlockOutcome::Unexpected => self.wasted += len as u64,
             BlockOutcome::Accepted { piece_complete, also_requested_from } => {
                 let size = self.picker.piece_size(piece) as usize;
@@ -1531,9 +1542,15 @@ impl Torrent {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
             p.snubbed = true;
             p.last_block = now;
+            // Others may send these blocks sooner. The peer is told, so that it does not spend
+            // upload on them; any it sends anyway are kept if still needed.
+            let mut wake = false;
             for (b, _) in std::mem::take(&mut p.requests) {
                 self.picker.request_failed(conn, b);
+                wake |= p.send(&Message::Cancel(b), now);
+                p.release_request(b);
             }
+            mark(&mut self.dirty, conn, wake);
         }
         for conn in to_close {
             self.close(conn, now, io);

@@ -470,6 +470,30 @@ impl Picker {
         }
     }
 
+    /// Records `block` arriving from `conn` after we stopped waiting for it there (see
+    /// `request_failed`): accepted if its piece is still wanted and the block not yet
+    /// received, wherever else it is outstanding.
+    pub fn late_block_received(&mut self, conn: ConnId, block: BlockRef) -> BlockOutcome {
+        let Some(idx) = self.geo.block_index(block) else {
+            return BlockOutcome::Unexpected;
+        };
+        if !is_wanted(&self.have, &self.prio, block.piece) {
+            return BlockOutcome::Unexpected;
+        }
+        let geo = self.geo;
+        let part = self.partials.entry(block.piece).or_insert_with(|| Partial::new(geo.block_count(block.piece)));
+        match part.receive_late(conn, idx) {
+            None => BlockOutcome::Unexpected,
+            Some((also_requested_from, was_free)) => {
+                let piece_complete = part.is_complete();
+                if was_free {
+                    self.free_blocks -= 1;
+                }
+                BlockOutcome::Accepted { piece_complete, also_requested_from }
+            }
+        }
+    }
+
     /// Peers that sent blocks of `piece` (to ban if its hash fails).
     pub fn piece_contributors(&self, piece: u32) -> &[ConnId] {
         self.partials.get(&piece).map_or(&[], |p| p.contributors())

@@ -128,6 +128,33 @@ impl Partial {
         Some(others)
     }
 
+    /// Records block `idx` from `conn`, which we had stopped waiting for there: kept unless
+    /// already received. Returns the peers it is outstanding at (now forgotten) and whether
+    /// it was free.
+    pub(super) fn receive_late(&mut self, conn: ConnId, idx: u32) -> Option<(Vec<ConnId>, bool)> {
+        let state = self.blocks.get_mut(idx as usize)?;
+        if *state == RECEIVED {
+            return None;
+        }
+        let was_free = *state == 0;
+        if was_free {
+            self.free -= 1;
+        }
+        *state = RECEIVED;
+        self.received += 1;
+        let mut others = Vec::new();
+        self.requests.retain(|&(i, c)| {
+            if i == idx {
+                others.push(c);
+            }
+            i != idx
+        });
+        if !self.contributors.contains(&conn) {
+            self.contributors.push(conn);
+        }
+        Some((others, was_free))
+    }
+
     /// Forgets the request of block `idx` at `conn`. Returns whether that made the block free
     /// (`None` if there was no such request).
     pub(super) fn release(&mut self, conn: ConnId, idx: u32) -> Option<bool> {
@@ -185,6 +212,19 @@ mod tests {
         assert_eq!(p.free(), 2);
         assert_eq!(p.contributors(), &[A]);
         assert!(!p.is_complete() && !p.is_untouched());
+    }
+
+    #[test]
+    fn a_late_block_is_kept_unless_already_received() {
+        let mut p = Partial::new(3);
+        p.take_free(A, 3, |_| {});
+        p.release_all(A);
+        p.take_free(B, 1, |_| {});
+        assert_eq!(p.receive_late(A, 0), Some((vec![B], false)), "outstanding at B: B is told");
+        assert_eq!(p.receive_late(A, 1), Some((vec![], true)), "free");
+        assert_eq!(p.receive_late(A, 1), None, "already received");
+        assert_eq!((p.free(), p.contributors()), (1, &[A][..]));
+        assert_eq!(p.receive(B, 0), None, "B's request is gone");
     }
 
     #[test]

@@ -339,6 +339,40 @@ fn a_peer_with_few_useful_pieces_still_gets_them() {
     assert_eq!(pieces_of(&pick(&mut p, A, &only, 4)), [7]);
 }
 
+#[test]
+fn a_block_sent_after_we_gave_up_on_it_is_kept_while_still_needed() {
+    // Two pieces of two blocks.
+    let mut p = Picker::new(2, 2 * BLOCK_SIZE, 4 * u64::from(BLOCK_SIZE), 1);
+    p.peer_has_all();
+    let mut out = Vec::new();
+    p.pick(A, &Bitfield::new(2), true, 4, &mut out);
+    assert_eq!(out.len(), 4);
+    for b in &out {
+        p.request_failed(A, *b);
+    }
+    p.check_invariants();
+    // Block 0 of piece 0 is asked of B; A sends it and block 1 anyway.
+    let mut again = Vec::new();
+    p.pick(B, &Bitfield::new(2), true, 1, &mut again);
+    let (b0, b1) = (p.geo.block(again[0].piece, 0), p.geo.block(again[0].piece, 1));
+    assert_eq!(again, [b0]);
+    let outcome = p.late_block_received(A, b0);
+    assert_eq!(outcome, BlockOutcome::Accepted { piece_complete: false, also_requested_from: vec![B] });
+    assert_eq!(p.block_received(B, b0), BlockOutcome::Unexpected, "B's request went with it");
+    assert_eq!(p.late_block_received(A, b0), BlockOutcome::Unexpected, "a second copy is waste");
+    let outcome = p.late_block_received(A, b1);
+    assert_eq!(outcome, BlockOutcome::Accepted { piece_complete: true, also_requested_from: vec![] });
+    p.check_invariants();
+    p.hash_passed(b0.piece);
+    assert_eq!(p.late_block_received(A, b1), BlockOutcome::Unexpected, "a piece we have");
+    // A piece no longer wanted, and something that is not a block.
+    let other = 1 - b0.piece;
+    p.set_priority(other, Priority::Skip);
+    assert_eq!(p.late_block_received(A, p.geo.block(other, 0)), BlockOutcome::Unexpected);
+    assert_eq!(p.late_block_received(A, BlockRef { piece: other, offset: 1, len: 5 }), BlockOutcome::Unexpected);
+    p.check_invariants();
+}
+
 /// Random operations against the invariant checker.
 #[test]
 fn random_operations_keep_invariants() {
@@ -383,6 +417,17 @@ fn random_operations_keep_invariants() {
             4 if !outstanding.is_empty() => {
                 let (conn, block) = outstanding.swap_remove(rng.random_range(0..outstanding.len()));
                 p.request_failed(conn, block);
+                if rng.random_bool(0.5) {
+                    // The peer sends it anyway.
+                    if let BlockOutcome::Accepted { piece_complete, also_requested_from } =
+                        p.late_block_received(conn, block)
+                    {
+                        outstanding.retain(|(c, b)| !(*b == block && also_requested_from.contains(c)));
+                        if piece_complete {
+                            p.hash_passed(block.piece);
+                        }
+                    }
+                }
             }
             5..=7 if !outstanding.is_empty() => {
                 let (conn, block) = outstanding.swap_remove(rng.random_range(0..outstanding.len()));

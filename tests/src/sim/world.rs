@@ -847,8 +847,9 @@ impl World {
             let bound = self.bounds.peers;
             let h = self.eh(i);
             let (Some(e), Some(t)) = (&h.engine, h.torrent) else { continue };
-            let peers = e.peers(t).len();
-            let have = save.then(|| e.stats(t).expect("torrent exists").have);
+            let stats = e.stats(t).expect("torrent exists");
+            let peers = stats.peers;
+            let have = save.then_some(stats.have);
             if let Some(have) = have {
                 h.disk.sync();
                 h.resume = have;
