@@ -530,6 +530,37 @@ fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
 }
 
 #[test]
+fn a_slow_seeder_queues_seconds_of_upload_not_megabytes() {
+    // Six leechers on a 64 kB/s seeder. With a megabyte queued per peer, a request would
+    // wait the better part of a minute behind the others' blocks, and leechers would give up
+    // on it (30 s) and ask again.
+    let tt = TestTorrent::new(32, PIECE, &[file("a.bin", 2 << 20)]);
+    let mut w = World::new(32);
+    let seeder = w.add_node();
+    w.nodes[seeder].uplink = Some(64_000);
+    w.seed(seeder, &tt);
+    let leechers: Vec<(usize, shoal_core::TorrentId)> = (0..6)
+        .map(|_| {
+            let n = w.add_node();
+            (n, w.leech(n, &tt))
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    w.run_until(Duration::from_secs(60), |w| {
+        // Past the first seconds, when no rate is known yet.
+        if w.now.as_micros() > 15_000_000 {
+            worst = worst.max(w.uplink_backlog(seeder));
+        }
+        w.now.as_micros() > 60_000_000
+    });
+    assert!(worst < Duration::from_secs(10), "the seeder's uplink had {worst:?} of data queued");
+    w.run_until(Duration::from_secs(600), |w| leechers.iter().all(|&(n, t)| w.nodes[n].finished(t)));
+    for &(n, t) in &leechers {
+        assert_complete(&w, n, t, &tt);
+    }
+}
+
+#[test]
 fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
     let tt = plain_torrent(13);
     let mut w = World::new(13);

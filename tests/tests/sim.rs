@@ -129,15 +129,18 @@ fn regression_piece_finished_while_in_error_seed_2563() {
 /// it arrived during a recheck (11760).
 #[test]
 fn a_users_commands_are_survived() {
+    let mut seen = std::collections::BTreeMap::new();
     for seed in [21, 22, 23] {
         let mut p = with_faults(seed, "commands");
         p.peers = 10;
         let r = sim::run(p);
         assert_ok(&r);
         for c in ["user_pauses", "user_rechecks", "user_skips", "user_wants"] {
-            assert!(counter(&r, c) > 0, "seed {seed}: no {c}: {:?}", r.counters);
+            *seen.entry(c).or_insert(0) += counter(&r, c);
         }
     }
+    // Every kind of command was exercised (how many of each a run draws depends on its length).
+    assert!(seen.values().all(|n| *n > 0), "{seen:?}");
     for seed in [785, 4393, 11760] {
         let p = Params::from_seed(seed);
         assert!(p.faults.commands, "seed {seed} draws user commands");

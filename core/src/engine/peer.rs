@@ -12,6 +12,9 @@ use crate::wire::{Decoder, Message};
 /// Most given-up requests remembered per peer (more than a full request queue).
 const MAX_RELEASED: usize = 512;
 
+/// Bytes we queue for a new peer before any has been sent (see [`Peer::send_window`]).
+pub const INITIAL_SEND_WINDOW: u64 = 64 << 10;
+
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -108,6 +111,10 @@ pub(crate) struct Peer {
     pub waiting_for_tokens: bool,
     /// Bytes handed to the runtime and not yet reported sent.
     pub send_queued: u64,
+    /// Most bytes we queue for it: starts small and grows by every byte it takes, so that a
+    /// fast peer reaches its rate-sized queue within a few round trips while a slow uplink is
+    /// not handed seconds of data before its rate is known.
+    pub send_window: u64,
     pub dl: Rate,
     pub ul: Rate,
     /// The peer's own download rate, estimated from the pieces it announces (HAVE).
@@ -164,6 +171,7 @@ impl Peer {
             throttled_bytes: 0,
             waiting_for_tokens: false,
             send_queued: 0,
+            send_window: INITIAL_SEND_WINDOW,
             dl: Rate::default(),
             ul: Rate::default(),
             announced: Rate::default(),

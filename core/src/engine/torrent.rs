@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 mod pex;
 mod ut_metadata;
 
-use super::peer::{Peer, PendingRead, Phase};
+use super::peer::{Peer, PendingRead, Phase, INITIAL_SEND_WINDOW};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
     Output, PeerRequests, PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
@@ -773,6 +773,7 @@ impl Torrent {
     pub fn on_sent(&mut self, conn: ConnId, n: u64, now: Instant, cfg: &Config, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         p.send_queued = p.send_queued.saturating_sub(n);
+        p.send_window = p.send_window.saturating_add(n).min(cfg.max_send_buffer.max(cfg.min_send_buffer));
         // The rate that sizes its backlog is what the socket really took, not what we queued.
         p.ul.add(n);
         self.serve_requests(conn, now, cfg, io);
@@ -1064,8 +1065,12 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let plen = self.meta.info.piece_length as u64;
         // About a second of data at the rate the peer takes it: a fast peer never waits on a
-        // disk round trip, a slow one does not pin megabytes of our memory.
-        let limit = p.ul.get().clamp(cfg.min_send_buffer, cfg.max_send_buffer.max(cfg.min_send_buffer));
+        // disk round trip, a slow one does not pin megabytes of our memory. The floor is at
+        // most a second of our whole upload, so that a slow uplink shared by many peers does
+        // not queue a minute of data, and a peer's queue grows only as it takes data.
+        let total = self.ul_rate.get();
+        let floor = if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cfg.min_send_buffer) } else { cfg.min_send_buffer };
+        let limit = p.ul.get().clamp(floor, cfg.max_send_buffer.max(floor)).min(p.send_window);
         while p.upload_backlog() < limit && self.reads_in_flight < cfg.max_read_jobs {
             let Some(first) = p.incoming.pop_front() else { break };
             let mut blocks = vec![first];

@@ -624,6 +624,11 @@ impl World {
         self.now = next;
     }
 
+    /// How long node `node`'s uplink needs for what it was handed so far (its send backlog).
+    pub fn uplink_backlog(&self, node: usize) -> Duration {
+        self.nodes[node].uplink_free.max(self.now) - self.now
+    }
+
     /// Steps until `cond` holds; fails the test if it does not within `limit` of virtual time.
     pub fn run_until(&mut self, limit: Duration, mut cond: impl FnMut(&World) -> bool) {
         let deadline = self.now + limit;
