@@ -529,6 +529,71 @@ fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
     w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].stats(l).wasted == BLOCK_SIZE as u64);
 }
 
+/// A leecher of `tt` on a fresh world, with a hand-driven peer that has everything, has
+/// unchoked it and has received its first requests.
+fn leecher_with_a_raw_seeder(seed: u64, tt: &TestTorrent) -> (World, usize, shoal_core::TorrentId, usize) {
+    let mut w = World::new(seed);
+    let leecher = w.add_node();
+    let l = w.leech(leecher, tt);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].saw(|e| matches!(e, Event::Checked { .. })));
+    let raw = w.raw_connect(leecher, SocketAddr::from(([10, 0, 9, 1], 5000)));
+    let mut hello = handshake(tt.meta.info_hash);
+    Message::HaveAll.encode(&mut hello);
+    Message::Unchoke.encode(&mut hello);
+    w.raw_send(raw, &hello);
+    w.run_until(Duration::from_secs(5), |w| !sent_to(w, raw, |m| matches!(m, Message::Request(_))).is_empty());
+    (w, leecher, l, raw)
+}
+
+/// The blocks of the messages to a hand-driven peer that `pick` selects, in order.
+fn sent_to(w: &World, raw: usize, pick: impl Fn(&Message) -> bool) -> Vec<(u32, u32)> {
+    messages_to(w, raw)
+        .iter()
+        .filter(|m| pick(m))
+        .filter_map(|m| match m {
+            Message::Request(b) | Message::Cancel(b) => Some((b.piece, b.offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_that_repeats_unchoke_but_sends_nothing_is_still_given_up_on() {
+    let tt = plain_torrent(33);
+    let (mut w, _, _, raw) = leecher_with_a_raw_seeder(33, &tt);
+    let mut unchoke = Vec::new();
+    Message::Unchoke.encode(&mut unchoke);
+    // UNCHOKE every 2 s and never a block: after the request timeout (30 s) the leecher
+    // cancels what it asked for.
+    for _ in 0..25 {
+        w.run_for(Duration::from_secs(2));
+        w.raw_send(raw, &unchoke);
+    }
+    let cancels = sent_to(&w, raw, |m| matches!(m, Message::Cancel(_)));
+    assert!(!cancels.is_empty(), "no request was given up on in 50 s");
+}
+
+#[test]
+fn blocks_asked_for_when_the_rest_was_skipped_are_asked_for_again_when_wanted_again() {
+    // 8 pieces of 2 blocks: the leecher asks the silent seeder for all 16 at once.
+    let tt = TestTorrent::new(34, PIECE, &[file("a.bin", 8 * PIECE as u64)]);
+    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(34, &tt);
+    w.run_for(Duration::from_secs(1));
+    let mut asked = sent_to(&w, raw, |m| matches!(m, Message::Request(_)));
+    asked.sort();
+    assert_eq!(asked.len(), 16);
+    // Skipping the only file finishes the torrent, which cancels every request.
+    w.command(leecher, |e, now| e.set_file_priority(l, 0, FilePriority::Skip, now)).expect("skip");
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].finished(l));
+    w.run_until(Duration::from_secs(5), |w| sent_to(w, raw, |m| matches!(m, Message::Cancel(_))).len() == 16);
+    // Wanted again: the same blocks are asked for again.
+    w.command(leecher, |e, now| e.set_file_priority(l, 0, FilePriority::Normal, now)).expect("want");
+    w.run_until(Duration::from_secs(5), |w| sent_to(w, raw, |m| matches!(m, Message::Request(_))).len() == 32);
+    let mut again = sent_to(&w, raw, |m| matches!(m, Message::Request(_)))[16..].to_vec();
+    again.sort();
+    assert_eq!(again, asked);
+}
+
 #[test]
 fn a_slow_seeder_queues_seconds_of_upload_not_megabytes() {
     // Six leechers on a 64 kB/s seeder. With a megabyte queued per peer, a request would

@@ -115,7 +115,24 @@ fn regression_in_flight_cap_deadlock_seed_42() {
 fn regression_piece_finished_while_in_error_seed_2563() {
     for seed in [2563, 4931] {
         let mut p = Params::from_seed(seed);
-        p.faults.commands = false; // as drawn when the seeds were found
+        // As drawn when the seeds were found.
+        p.faults.commands = false;
+        p.bandwidth = Params::new(seed).bandwidth;
+        assert_ok(&sim::run(p));
+    }
+}
+
+/// Found by `shoal-sim --seeds 1500..12000` once drawn configurations included slow uplinks
+/// (10-500 KB/s): a leecher whose user skipped every missing piece finished with requests
+/// still out, and cancelled them without telling its picker, so when the user wanted the
+/// pieces again the picker saw their blocks as on their way from three peers and asked no one
+/// (2728, 6356, 1801). A liar that repeated UNCHOKE every two seconds kept the one real
+/// request queue it held from ever timing out.
+#[test]
+fn regression_requests_cancelled_at_finish_are_asked_again_seed_2728() {
+    for seed in [2728, 6356, 1801] {
+        let p = Params::from_seed(seed);
+        assert!(p.bandwidth.0 <= 50_000, "seed {seed} draws slow uplinks");
         assert_ok(&sim::run(p));
     }
 }
@@ -142,8 +159,9 @@ fn a_users_commands_are_survived() {
     // Every kind of command was exercised (how many of each a run draws depends on its length).
     assert!(seen.values().all(|n| *n > 0), "{seen:?}");
     for seed in [785, 4393, 11760] {
-        let p = Params::from_seed(seed);
+        let mut p = Params::from_seed(seed);
         assert!(p.faults.commands, "seed {seed} draws user commands");
+        p.bandwidth = Params::new(seed).bandwidth; // as drawn when the seeds were found
         assert_ok(&sim::run(p));
     }
 }

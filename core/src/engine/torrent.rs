@@ -465,6 +465,9 @@ impl Torrent {
                 continue;
             }
             for (b, _) in std::mem::take(&mut p.requests) {
+                // Finished with requests out means the rest was skipped: should the user want
+                // it again, the picker must not count these as still on their way.
+                self.picker.request_failed(conn, b);
                 mark(&mut self.dirty, conn, p.send(&Message::Cancel(b), now));
             }
             if p.am_interested {
@@ -898,8 +901,12 @@ impl Torrent {
                 }
             }
             Message::Unchoke => {
-                p.peer_choking = false;
-                p.last_block = now;
+                // The wait for a block starts at the unchoke, not at every repeat of it (a
+                // peer that repeats UNCHOKE and sends nothing must still be found out).
+                if p.peer_choking {
+                    p.peer_choking = false;
+                    p.last_block = now;
+                }
             }
             Message::Interested => {
                 p.peer_interested = true;

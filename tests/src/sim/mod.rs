@@ -187,6 +187,12 @@ impl Params {
         p.fault_window = Duration::from_secs(rng.random_range(20..=90));
         // Drawn last, so that adding it left every earlier seed's other draws as they were.
         p.faults.commands = rng.random_bool(0.4);
+        // Slow home uplinks (after the commands, for the same reason): requests wait seconds
+        // behind others' blocks, peers are snubbed, and blocks arrive after we gave up on them.
+        if rng.random_bool(0.3) {
+            let lo = [10_000, 20_000, 50_000][rng.random_range(0..3)];
+            p.bandwidth = (lo, lo * 10);
+        }
         p
     }
 }
