@@ -239,6 +239,9 @@ impl World {
             None => None,
         };
         if let Some(at) = resume_at {
+            // Never before a chunk stalled earlier: a second, shorter partition must not let
+            // later bytes overtake it.
+            let at = at.max(stall);
             self.conn_mut(c).expect("present").dirs[side].stall_until = at;
             self.schedule_at(at, Ev::Deliver { c, side, data, cut, counts });
             return;
