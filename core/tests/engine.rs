@@ -471,64 +471,6 @@ fn messages_to(w: &World, raw: usize) -> Vec<Message> {
     std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
 }
 
-#[test]
-fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
-    let tt = plain_torrent(31);
-    let mut w = World::new(31);
-    let leecher = w.add_node();
-    let l = w.leech(leecher, &tt);
-    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].saw(|e| matches!(e, Event::Checked { .. })));
-    let raw = w.raw_connect(leecher, SocketAddr::from(([10, 0, 9, 1], 5000)));
-    let mut hello = handshake(tt.meta.info_hash);
-    Message::HaveAll.encode(&mut hello);
-    Message::Unchoke.encode(&mut hello);
-    w.raw_send(raw, &hello);
-    let requests = |w: &World| -> Vec<(u32, u32, u32)> {
-        let msgs = messages_to(w, raw);
-        msgs.iter()
-            .filter_map(|m| if let Message::Request(b) = m { Some((b.piece, b.offset, b.len)) } else { None })
-            .collect()
-    };
-    w.run_until(Duration::from_secs(5), |w| !requests(w).is_empty());
-    let asked = requests(&w);
-
-    // Silent past the request timeout: the leecher gives up on every request and says so.
-    let cancels = |w: &World| -> Vec<(u32, u32, u32)> {
-        let msgs = messages_to(w, raw);
-        msgs.iter()
-            .filter_map(|m| if let Message::Cancel(b) = m { Some((b.piece, b.offset, b.len)) } else { None })
-            .collect()
-    };
-    w.run_until(Duration::from_secs(60), |w| !cancels(w).is_empty());
-    assert!(w.nodes[leecher].engine.peers(l)[0].snubbed);
-    let (mut cancelled, mut asked_sorted) = (cancels(&w), asked.clone());
-    cancelled.sort();
-    asked_sorted.sort();
-    assert_eq!(cancelled, asked_sorted, "one cancel per request given up on");
-
-    // The seeder sends the first piece it was asked for anyway: it is kept, not wasted.
-    let piece = asked[0].0;
-    let mut late = Vec::new();
-    for offset in (0..PIECE).step_by(BLOCK_SIZE as usize) {
-        let range = tt.piece_range(piece);
-        let data = tt.data[range.start + offset as usize..range.start + (offset + BLOCK_SIZE) as usize].to_vec();
-        Message::Piece { piece, offset, data }.encode(&mut late);
-    }
-    assert!(asked.iter().filter(|r| r.0 == piece).count() == (PIECE / BLOCK_SIZE) as usize);
-    w.raw_send(raw, &late);
-    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].finished_pieces(l).contains(&piece));
-    let st = w.nodes[leecher].stats(l);
-    assert_eq!((st.downloaded, st.wasted), (PIECE as u64, 0));
-    // A block nobody asked for stays waste.
-    let mut stray = Vec::new();
-    let other = (0..tt.pieces()).find(|p| !asked.iter().any(|r| r.0 == *p)).expect("a piece never asked for");
-    let range = tt.piece_range(other);
-    Message::Piece { piece: other, offset: 0, data: tt.data[range.start..range.start + BLOCK_SIZE as usize].to_vec() }
-        .encode(&mut stray);
-    w.raw_send(raw, &stray);
-    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].stats(l).wasted == BLOCK_SIZE as u64);
-}
-
 /// A leecher of `tt` on a fresh world, with a hand-driven peer that has everything, has
 /// unchoked it and has received its first requests.
 fn leecher_with_a_raw_seeder(seed: u64, tt: &TestTorrent) -> (World, usize, shoal_core::TorrentId, usize) {
@@ -555,6 +497,44 @@ fn sent_to(w: &World, raw: usize, pick: impl Fn(&Message) -> bool) -> Vec<(u32, 
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
+    let tt = plain_torrent(31);
+    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(31, &tt);
+    let is_request = |m: &Message| matches!(m, Message::Request(_));
+    let is_cancel = |m: &Message| matches!(m, Message::Cancel(_));
+    let asked = sent_to(&w, raw, is_request);
+
+    // Silent past the request timeout: the leecher gives up on every request and says so.
+    w.run_until(Duration::from_secs(60), |w| !sent_to(w, raw, is_cancel).is_empty());
+    assert!(w.nodes[leecher].engine.peers(l)[0].snubbed);
+    let (mut cancelled, mut asked_sorted) = (sent_to(&w, raw, is_cancel), asked.clone());
+    cancelled.sort();
+    asked_sorted.sort();
+    assert_eq!(cancelled, asked_sorted, "one cancel per request given up on");
+
+    // The seeder sends the first piece it was asked for anyway: it is kept, not wasted.
+    let piece = asked[0].0;
+    assert_eq!(asked.iter().filter(|r| r.0 == piece).count(), (PIECE / BLOCK_SIZE) as usize);
+    let range = tt.piece_range(piece);
+    let mut late = Vec::new();
+    for offset in (0..PIECE).step_by(BLOCK_SIZE as usize) {
+        let data = tt.data[range.start + offset as usize..][..BLOCK_SIZE as usize].to_vec();
+        Message::Piece { piece, offset, data }.encode(&mut late);
+    }
+    w.raw_send(raw, &late);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].finished_pieces(l).contains(&piece));
+    let st = w.nodes[leecher].stats(l);
+    assert_eq!((st.downloaded, st.wasted), (PIECE as u64, 0));
+    // A block nobody asked for stays waste.
+    let other = (0..tt.pieces()).find(|p| !asked.iter().any(|r| r.0 == *p)).expect("a piece never asked for");
+    let data = tt.data[tt.piece_range(other).start..][..BLOCK_SIZE as usize].to_vec();
+    let mut stray = Vec::new();
+    Message::Piece { piece: other, offset: 0, data }.encode(&mut stray);
+    w.raw_send(raw, &stray);
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].stats(l).wasted == BLOCK_SIZE as u64);
 }
 
 #[test]
