@@ -471,11 +471,15 @@ fn messages_to(w: &World, raw: usize) -> Vec<Message> {
     std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
 }
 
-/// A leecher of `tt` on a fresh world, with a hand-driven peer that has everything, has
-/// unchoked it and has received its first requests.
-fn leecher_with_a_raw_seeder(seed: u64, tt: &TestTorrent) -> (World, usize, shoal_core::TorrentId, usize) {
+/// A leecher of `tt` (its config tweaked) on a fresh world, with a hand-driven peer that has
+/// everything, has unchoked it and has received its first requests.
+fn leecher_with_a_raw_seeder(
+    seed: u64,
+    tt: &TestTorrent,
+    tweak: impl FnOnce(&mut shoal_core::Config),
+) -> (World, usize, shoal_core::TorrentId, usize) {
     let mut w = World::new(seed);
-    let leecher = w.add_node();
+    let leecher = w.add_node_with(tweak);
     let l = w.leech(leecher, tt);
     w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].saw(|e| matches!(e, Event::Checked { .. })));
     let raw = w.raw_connect(leecher, SocketAddr::from(([10, 0, 9, 1], 5000)));
@@ -502,7 +506,7 @@ fn sent_to(w: &World, raw: usize, pick: impl Fn(&Message) -> bool) -> Vec<(u32, 
 #[test]
 fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
     let tt = plain_torrent(31);
-    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(31, &tt);
+    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(31, &tt, |_| {});
     let is_request = |m: &Message| matches!(m, Message::Request(_));
     let is_cancel = |m: &Message| matches!(m, Message::Cancel(_));
     let asked = sent_to(&w, raw, is_request);
@@ -538,9 +542,30 @@ fn a_silent_seeder_is_sent_cancels_and_blocks_it_sends_later_are_kept() {
 }
 
 #[test]
+fn a_late_block_opens_no_piece_buffer_over_the_memory_cap() {
+    // Room for one piece in memory. The silent seeder is given up on; then it sends a block
+    // of one piece, one of another, and the rest of the first.
+    let tt = plain_torrent(35);
+    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(35, &tt, |c| c.max_in_flight_bytes = PIECE as u64);
+    let asked = sent_to(&w, raw, |m| matches!(m, Message::Request(_)));
+    w.run_until(Duration::from_secs(60), |w| !sent_to(w, raw, |m| matches!(m, Message::Cancel(_))).is_empty());
+    let block = |piece: u32, offset: u32| {
+        let data = tt.data[tt.piece_range(piece).start + offset as usize..][..BLOCK_SIZE as usize].to_vec();
+        let mut out = Vec::new();
+        Message::Piece { piece, offset, data }.encode(&mut out);
+        out
+    };
+    let (a, b) = (asked[0].0, asked.iter().map(|r| r.0).find(|p| *p != asked[0].0).expect("two pieces asked for"));
+    w.raw_send(raw, &[block(a, 0), block(b, 0), block(a, BLOCK_SIZE)].concat());
+    w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].finished_pieces(l).contains(&a));
+    let st = w.nodes[leecher].stats(l);
+    assert_eq!((st.downloaded, st.wasted), (3 * BLOCK_SIZE as u64, BLOCK_SIZE as u64), "piece {b}'s block is waste");
+}
+
+#[test]
 fn a_peer_that_repeats_unchoke_but_sends_nothing_is_still_given_up_on() {
     let tt = plain_torrent(33);
-    let (mut w, _, _, raw) = leecher_with_a_raw_seeder(33, &tt);
+    let (mut w, _, _, raw) = leecher_with_a_raw_seeder(33, &tt, |_| {});
     let mut unchoke = Vec::new();
     Message::Unchoke.encode(&mut unchoke);
     // UNCHOKE every 2 s and never a block: after the request timeout (30 s) the leecher
@@ -557,7 +582,7 @@ fn a_peer_that_repeats_unchoke_but_sends_nothing_is_still_given_up_on() {
 fn blocks_asked_for_when_the_rest_was_skipped_are_asked_for_again_when_wanted_again() {
     // 8 pieces of 2 blocks: the leecher asks the silent seeder for all 16 at once.
     let tt = TestTorrent::new(34, PIECE, &[file("a.bin", 8 * PIECE as u64)]);
-    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(34, &tt);
+    let (mut w, leecher, l, raw) = leecher_with_a_raw_seeder(34, &tt, |_| {});
     w.run_for(Duration::from_secs(1));
     let mut asked = sent_to(&w, raw, |m| matches!(m, Message::Request(_)));
     asked.sort();

@@ -759,7 +759,7 @@ impl Torrent {
                 Ok(Some(Decoded::Block { piece, offset, data })) => {
                     if let Some(p) = self.peers.get_mut(&conn) {
                         p.got_first_message = true;
-                        self.on_block(conn, piece, offset, data, now, io);
+                        self.on_block(conn, piece, offset, data, now, cfg, io);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => self.on_message(conn, msg, now, cfg, io),
@@ -961,7 +961,7 @@ impl Torrent {
             }
             Message::HaveNone => {}
             Message::Request(b) => self.on_request(conn, b, now, cfg, io),
-            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, io),
+            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, cfg, io),
             Message::Cancel(b) => {
                 let mut found = false;
                 if let Some(i) = p.incoming.iter().position(|x| *x == b) {
@@ -1116,7 +1116,17 @@ impl Torrent {
         }
     }
 
-    fn on_block(&mut self, conn: ConnId, piece: u32, offset: u32, data: &[u8], now: Instant, io: &mut Io) {
+    #[allow(clippy::too_many_arguments)]
+    fn on_block(
+        &mut self,
+        conn: ConnId,
+        piece: u32,
+        offset: u32,
+        data: &[u8],
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let len = data.len() as u32;
         let block = BlockRef { piece, offset, len };
@@ -1136,8 +1146,13 @@ impl Torrent {
             self.wasted += len as u64;
             return;
         }
-        let outcome =
-            if late { self.picker.late_block_received(conn, block) } else { self.picker.block_received(conn, block) };
+        // A late block may open a piece buffer only within the memory cap, as a pick may.
+        let room = self.buffers.contains_key(&piece) || self.in_flight_bytes < cfg.max_in_flight_bytes;
+        let outcome = match (late, room) {
+            (false, _) => self.picker.block_received(conn, block),
+            (true, true) => self.picker.late_block_received(conn, block),
+            (true, false) => BlockOutcome::Unexpected,
+        };
         match outcome {
             BlockOutcome::Unexpected => self.wasted += len as u64,
             BlockOutcome::Accepted { piece_complete, also_requested_from } => {
