@@ -106,11 +106,32 @@ impl Partial {
     /// Records block `idx` from `conn`. `None` if it was not outstanding at `conn` (or already
     /// received); otherwise the other peers it was also requested from, now forgotten.
     pub(super) fn receive(&mut self, conn: ConnId, idx: u32) -> Option<Vec<ConnId>> {
-        let state = self.blocks.get_mut(idx as usize)?;
-        if *state == RECEIVED || !self.requests.contains(&(idx, conn)) {
+        let state = *self.blocks.get(idx as usize)?;
+        if state == RECEIVED || !self.requests.contains(&(idx, conn)) {
             return None;
         }
-        *state = RECEIVED;
+        Some(self.mark_received(conn, idx))
+    }
+
+    /// Records block `idx` from `conn`, which we had stopped waiting for there: kept unless
+    /// already received. Returns the peers it is outstanding at (now forgotten) and whether
+    /// it was free.
+    pub(super) fn receive_late(&mut self, conn: ConnId, idx: u32) -> Option<(Vec<ConnId>, bool)> {
+        let state = *self.blocks.get(idx as usize)?;
+        if state == RECEIVED {
+            return None;
+        }
+        let was_free = state == 0;
+        if was_free {
+            self.free -= 1;
+        }
+        Some((self.mark_received(conn, idx), was_free))
+    }
+
+    /// Marks block `idx` received from `conn` (a contributor now); forgets its requests and
+    /// returns the peers other than `conn` it was outstanding at.
+    fn mark_received(&mut self, conn: ConnId, idx: u32) -> Vec<ConnId> {
+        self.blocks[idx as usize] = RECEIVED;
         self.received += 1;
         let mut others = Vec::new();
         self.requests.retain(|&(i, c)| {
@@ -125,34 +146,7 @@ impl Partial {
         if !self.contributors.contains(&conn) {
             self.contributors.push(conn);
         }
-        Some(others)
-    }
-
-    /// Records block `idx` from `conn`, which we had stopped waiting for there: kept unless
-    /// already received. Returns the peers it is outstanding at (now forgotten) and whether
-    /// it was free.
-    pub(super) fn receive_late(&mut self, conn: ConnId, idx: u32) -> Option<(Vec<ConnId>, bool)> {
-        let state = self.blocks.get_mut(idx as usize)?;
-        if *state == RECEIVED {
-            return None;
-        }
-        let was_free = *state == 0;
-        if was_free {
-            self.free -= 1;
-        }
-        *state = RECEIVED;
-        self.received += 1;
-        let mut others = Vec::new();
-        self.requests.retain(|&(i, c)| {
-            if i == idx {
-                others.push(c);
-            }
-            i != idx
-        });
-        if !self.contributors.contains(&conn) {
-            self.contributors.push(conn);
-        }
-        Some((others, was_free))
+        others
     }
 
     /// Forgets the request of block `idx` at `conn`. Returns whether that made the block free
