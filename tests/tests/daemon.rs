@@ -1133,8 +1133,8 @@ fn events_announce_torrent_finished() {
     shutdown(&api, d);
 }
 
-/// The data frames of `GET /events`, parsed on a thread (heartbeat lines starting with `:`
-/// are skipped); the channel ends with the stream.
+/// The data frames of `GET /events`, parsed on a thread (`keep_alive` heartbeats are skipped;
+/// an SSE comment line is an error, as it is for Tribler's GUI); the channel ends with the stream.
 fn event_stream(d: &Daemon) -> mpsc::Receiver<Result<Value, String>> {
     let resp = agent(None).get(d.url("/events")).header("X-Api-Key", d.key()).call().expect("GET /events");
     assert_eq!(resp.status().as_u16(), 200, "GET /events");
@@ -1150,11 +1150,13 @@ fn event_stream(d: &Daemon) -> mpsc::Receiver<Result<Value, String>> {
                 if data.is_empty() {
                     continue;
                 }
-                let parsed = serde_json::from_str(&data).map_err(|e| format!("bad event JSON ({e}): {data}"));
+                let parsed: Result<Value, String> =
+                    serde_json::from_str(&data).map_err(|e| format!("bad event JSON ({e}): {data}"));
                 data.clear();
+                if parsed.as_ref().is_ok_and(|v| v["topic"] == "keep_alive") {
+                    continue;
+                }
                 parsed
-            } else if line.starts_with(':') {
-                continue;
             } else if let Some(json) = line.strip_prefix("data:") {
                 data.push_str(json.trim_start());
                 continue;

@@ -1,5 +1,10 @@
 //! The `/events` stream (§1.7): one line of JSON per event, `data: …\n\n`, to every connected
-//! client, with a comment heartbeat so that a dead client is noticed (its write fails).
+//! client, with a heartbeat so that a dead client is noticed (its write fails).
+//!
+//! Tribler's GUI reader (`event_request_manager.py`, `on_read_data`) is no general SSE parser: it
+//! splits on `\n\n`, strips `data:` and `json.loads` every block, so an SSE comment (`:`) opens
+//! its crash dialog. The heartbeat is therefore an event of its own topic, `keep_alive`, which the
+//! GUI's notifier ignores (an unknown topic is logged once and dropped).
 
 use std::io;
 use std::pin::Pin;
@@ -11,8 +16,11 @@ use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::{AsyncRead, Stream};
 use serde_json::{json, Value};
 
-/// How often an idle stream sends `:\n\n`.
+/// How often an idle stream sends [`KEEP_ALIVE`].
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The heartbeat frame: one `data:` line of JSON, like every other event.
+const KEEP_ALIVE: &[u8] = b"data: {\"topic\": \"keep_alive\", \"args\": [], \"kwargs\": {}}\n\n";
 
 /// Events a slow client may have queued before it is dropped.
 const CLIENT_QUEUE: usize = 1024;
@@ -183,7 +191,7 @@ impl AsyncRead for EventStream {
             }
             match Pin::new(&mut this.heartbeat).poll_next(cx) {
                 Poll::Ready(_) => {
-                    this.pending = Arc::from(&b":\n\n"[..]);
+                    this.pending = Arc::from(KEEP_ALIVE);
                     this.pos = 0;
                 }
                 Poll::Pending => return Poll::Pending,
@@ -229,7 +237,7 @@ mod tests {
             let mut got = Vec::new();
             let mut buf = [0u8; 256];
             let read = async {
-                while !got.ends_with(b"\n\n:\n\n") {
+                while !got.ends_with(KEEP_ALIVE) {
                     let n = s.read(&mut buf).await.unwrap();
                     got.extend_from_slice(&buf[..n]);
                 }
@@ -239,6 +247,13 @@ mod tests {
                 panic!("no heartbeat");
             })
             .await;
+            // Read as Tribler's GUI reads: every block is `data:` and one JSON object.
+            let text = String::from_utf8(got).unwrap();
+            for block in text.split("\n\n").filter(|b| !b.is_empty()) {
+                let json = block.strip_prefix("data:").unwrap_or(block);
+                let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{block:?}: {e}"));
+                assert!(v["topic"].is_string(), "{block}");
+            }
         });
     }
 }

@@ -93,7 +93,7 @@ pub mod schema {
 
     pub fn events() -> Value {
         json!({"type": "string", "description":
-            "text/event-stream: `data: {\"topic\": …, \"args\": […], \"kwargs\": {…}}` frames; `:` heartbeats"})
+            "text/event-stream: `data: {\"topic\": …, \"args\": […], \"kwargs\": {…}}` frames; a `keep_alive` topic as heartbeat"})
     }
 
     pub fn html() -> Value {

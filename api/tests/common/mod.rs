@@ -205,11 +205,13 @@ pub fn post_settings(d: &Daemon, key: &str, body: &str) -> Resp {
     )
 }
 
-/// Reads SSE frames (`data: …` JSON, or `:` for a heartbeat) from a stream.
+/// Reads SSE frames from a stream; each must be one `data: …` line of JSON, as Tribler's GUI
+/// reader requires (an SSE comment would open its crash dialog).
 pub struct Sse(pub BufReader<Box<dyn Read + Send>>);
 
 impl Sse {
-    /// The next data frame's JSON, skipping heartbeats; `None` at the end of the stream.
+    /// The next data frame's JSON, skipping `keep_alive` heartbeats; `None` at the end of the
+    /// stream.
     pub fn next(&mut self) -> Option<Value> {
         let mut frame = String::new();
         loop {
@@ -218,10 +220,12 @@ impl Sse {
                 return None;
             }
             if line == "\n" {
-                if let Some(json) = frame.strip_prefix("data: ") {
-                    return Some(serde_json::from_str(json.trim_end()).unwrap());
+                let json = frame.strip_prefix("data: ").unwrap_or_else(|| panic!("bad frame {frame:?}"));
+                assert_eq!(json.matches('\n').count(), 1, "a frame of one line: {frame:?}");
+                let v: Value = serde_json::from_str(json.trim_end()).unwrap();
+                if v["topic"] != "keep_alive" {
+                    return Some(v);
                 }
-                assert!(frame.is_empty() || frame.starts_with(':'), "bad frame {frame:?}");
                 frame.clear();
             } else {
                 frame.push_str(&line);
