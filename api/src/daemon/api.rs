@@ -234,6 +234,49 @@ pub fn authorized(req: &ApiRequest, key: &str) -> bool {
     given.into_iter().flatten().any(|g| constant_time_eq(g.as_bytes(), key.as_bytes()))
 }
 
+/// `[api] allowed_hosts` as a list: comma-separated names, lower case.
+pub fn host_list(text: &str) -> Vec<String> {
+    text.split(',').map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+}
+
+/// Whether a `Host` header names this machine in a way DNS cannot rebind: an IP literal,
+/// `localhost`, or a name the user listed.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => return v6.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(n, _)| n)
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok() || name == "localhost" || allowed.contains(&name)
+}
+
+/// The browser checks, before auth: a `Host` that is not an IP literal, `localhost` or an
+/// allowed name is DNS rebinding; an `Origin` other than our own (`http://` + `Host`), or a
+/// fetch a browser marks cross-site, is a forged request (the key may be in a cookie). Both get
+/// 403. Tribler's GUI and scripts send no `Origin`.
+pub fn browser_refusal(req: &ApiRequest, allowed_hosts: &[String]) -> Option<ApiResponse> {
+    let forbidden = |message: String| Some(ApiResponse::json(403, &json!({ "error": message })));
+    let host = req.header("host").unwrap_or_default();
+    if !host_allowed(host, allowed_hosts) {
+        return forbidden(format!(
+            "Host {host:?} is not this machine's address: use an IP address or localhost, or list the name in [api] allowed_hosts"
+        ));
+    }
+    if let Some(origin) = req.header("origin") {
+        if !origin.eq_ignore_ascii_case(&format!("http://{host}")) {
+            return forbidden(format!("requests from {origin:?} are not allowed (cross-origin)"));
+        }
+    }
+    if let Some(site) = req.header("sec-fetch-site") {
+        if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site") {
+            return forbidden("requests from other sites are not allowed (cross-site)".into());
+        }
+    }
+    None
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -271,6 +314,44 @@ mod tests {
             headers: headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             ..ApiRequest::default()
         }
+    }
+
+    #[test]
+    fn rebinding_and_cross_origin_are_refused() {
+        let allowed = host_list(" Box.lan , ");
+        let refused =
+            |headers: &[(&str, &str)]| browser_refusal(&req(headers, &[], "/settings"), &allowed).map(|r| r.status);
+        for host in [
+            "127.0.0.1:8085",
+            "127.0.0.1",
+            "localhost:8085",
+            "LOCALHOST",
+            "[::1]:8085",
+            "10.0.0.2:1",
+            "box.lan:8085",
+            "box.lan.",
+        ] {
+            assert_eq!(refused(&[("host", host)]), None, "{host}");
+        }
+        for host in [
+            "evil.example:8085",
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "[nonsense]:1",
+            "",
+            "box.lan.evil",
+        ] {
+            assert_eq!(refused(&[("host", host)]), Some(403), "{host}");
+        }
+        let h = ("host", "127.0.0.1:8085");
+        assert_eq!(refused(&[h, ("origin", "http://127.0.0.1:8085")]), None);
+        assert_eq!(refused(&[h, ("origin", "http://evil.example")]), Some(403));
+        assert_eq!(refused(&[h, ("origin", "null")]), Some(403));
+        assert_eq!(refused(&[h, ("origin", "http://127.0.0.1:8086")]), Some(403));
+        assert_eq!(refused(&[h, ("sec-fetch-site", "cross-site")]), Some(403));
+        assert_eq!(refused(&[h, ("sec-fetch-site", "same-origin")]), None);
+        assert_eq!(refused(&[h, ("sec-fetch-site", "none")]), None);
     }
 
     #[test]

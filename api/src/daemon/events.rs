@@ -34,6 +34,9 @@ struct Inner {
     /// The first `tribler_exception` that no client was connected to receive (sent to the
     /// next client after `events_start`, as Tribler does).
     undelivered: Option<Frame>,
+    /// A `report_config_error` that no client was connected to receive (the file is read
+    /// before anyone can connect): sent to the next client.
+    undelivered_config: Option<Frame>,
     /// Streams not yet dropped by the HTTP server.
     live: usize,
 }
@@ -119,6 +122,14 @@ impl EventBus {
         }
     }
 
+    /// `report_config_error`: `triblerd.conf` was unusable and the defaults are in force.
+    pub fn report_config_error(&self, text: &str) {
+        let f = frame("report_config_error", Some(vec![Value::from(text)]), json!({}));
+        if !self.broadcast(f.clone()) {
+            self.lock().undelivered_config = Some(f);
+        }
+    }
+
     /// A new client's stream: `events_start` first. After [`EventBus::close`], the stream
     /// holds only `events_start` and ends.
     pub fn subscribe(&self) -> EventStream {
@@ -126,6 +137,9 @@ impl EventBus {
         let (tx, rx) = async_channel::bounded(CLIENT_QUEUE);
         let mut inner = self.lock();
         if let Some(e) = inner.undelivered.take() {
+            let _ = tx.try_send(e);
+        }
+        if let Some(e) = inner.undelivered_config.take() {
             let _ = tx.try_send(e);
         }
         if !inner.closed {

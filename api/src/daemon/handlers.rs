@@ -13,13 +13,15 @@ pub fn get_settings(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
 }
 
 /// `POST /settings`: deep-merges a partial tree. Every value is validated first; an invalid
-/// one is refused with 400 and nothing is written (Tribler would write it).
+/// one, a change of `api.*` or of a setting without effect is refused with 400 and nothing is
+/// written (Tribler would write it).
 pub fn post_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let patch = req.json()?;
+        let in_force = d.settings_tree();
         let (down, up) = {
             let mut settings = d.settings.lock().unwrap_or_else(|e| e.into_inner());
-            let next = settings.merged(&patch).map_err(ApiError::bad_request)?;
+            let next = settings.merged(&patch, &in_force).map_err(ApiError::bad_request)?;
             next.save().map_err(|e| ApiError::Handled(500, e))?;
             let limits = super::rate_limits(&next);
             *settings = next;
@@ -39,9 +41,16 @@ pub fn shutdown(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     })
 }
 
-/// `GET /events`: the event stream, `events_start` first.
+/// `/events` streams at once: each holds a REST connection for as long as it lives, and the
+/// other requests need some.
+const MAX_EVENT_STREAMS: usize = 64;
+
+/// `GET /events`: the event stream, `events_start` first (503 over [`MAX_EVENT_STREAMS`]).
 pub fn events(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
+        if d.events.live_streams() >= MAX_EVENT_STREAMS {
+            return Err(ApiError::Handled(503, format!("too many event streams (at most {MAX_EVENT_STREAMS})")));
+        }
         Ok(ApiResponse {
             status: 200,
             content_type: "text/event-stream",

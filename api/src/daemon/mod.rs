@@ -1,13 +1,16 @@
 //! `shoal daemon`: a session that runs until stopped, driven over the Tribler 7.x REST API.
 //!
 //! State directory: `<state>/triblerd.conf` (settings, Tribler's INI layout) and
-//! `<state>/node_id` (the stable id shown as `public_key` in `events_start`).
+//! `<state>/node_id` (the stable id shown as `public_key` in `events_start`). The directory
+//! is private (0700, files 0600) and locked by the running daemon (`<state>/lock`).
 
 mod api;
 mod background;
+mod conn;
 mod docs;
 mod downloads;
 mod events;
+mod fdbudget;
 mod fsutil;
 mod handlers;
 mod routes;
@@ -57,6 +60,8 @@ pub struct Daemon {
     settings: Mutex<Settings>,
     /// The key in force (changing `[api] key` takes effect at the next start).
     key: String,
+    /// Host names accepted in `Host` besides IP literals and `localhost` (`[api] allowed_hosts`).
+    allowed_hosts: Vec<String>,
     http_addr: SocketAddr,
     peer_addrs: Vec<SocketAddr>,
     events: Arc<EventBus>,
@@ -196,12 +201,33 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         Some(d) => d,
         None => default_state_dir()?,
     };
-    std::fs::create_dir_all(&state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    fsutil::make_private(&state_dir, &["triblerd.conf", "node_id", "dht.dat"])
+        .map_err(|e| format!("cannot create {} (mode 0700): {e}", state_dir.display()))?;
+    // Held until the process ends: a second daemon on this directory would overwrite our files.
+    let _lock = fsutil::StateLock::acquire(&state_dir)?;
     eprintln!("shoal daemon: state directory {}", state_dir.display());
+    // Only now, with the lock held, is no other writer's temporary file among these.
+    for dir in [state_dir.clone(), state_dir.join("dlcheckpoints")] {
+        for stray in fsutil::remove_stray_temps(&dir) {
+            eprintln!("shoal daemon: removed {}, left by an interrupted write", stray.display());
+        }
+    }
+    let budget = fdbudget::raise_and_budget();
+    eprintln!(
+        "shoal daemon: open file limit {}: up to {} REST connections, {} descriptors for peers",
+        budget.limit, budget.rest, budget.engine
+    );
 
-    let (mut settings, warnings) = Settings::load(&state_dir)?;
+    let (mut settings, warnings, config_error) = Settings::load(&state_dir)?;
     for w in warnings {
         eprintln!("shoal daemon: {w}");
+    }
+    if let Some(e) = &config_error {
+        eprintln!(
+            "shoal daemon: {}; starting on default settings (the file was moved to {})",
+            e.message,
+            e.kept.display()
+        );
     }
     let conf = settings.path().display().to_string();
     let stored_key = settings.get("api", "key").as_str().filter(|k| !k.is_empty()).map(str::to_string);
@@ -230,6 +256,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     };
     let http_ip: IpAddr =
         settings.get("api", "http_host").as_str().and_then(|s| s.parse().ok()).unwrap_or(Ipv4Addr::LOCALHOST.into());
+    let allowed_hosts = settings.get("api", "allowed_hosts").as_str().map(api::host_list).unwrap_or_default();
     let peer_port = settings.get("libtorrent", "port").as_u64().and_then(|p| u16::try_from(p).ok());
 
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -259,10 +286,18 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let routes = routes::table();
         let events = Arc::new(EventBus::new(public_key, VERSION.to_string()));
+        if let Some(e) = config_error {
+            events.report_config_error(&format!(
+                "{}\nShoal started on default settings; the file was moved to {}.",
+                e.message,
+                e.kept.display()
+            ));
+        }
         let downloads = Arc::new(Downloads::new(&state_dir, session.handle(), events.clone())?);
         let daemon = Arc::new(Daemon {
             settings: Mutex::new(settings),
             key,
+            allowed_hosts,
             http_addr,
             peer_addrs: session.listen_addrs().to_vec(),
             events,
@@ -286,7 +321,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         let keeper = smol::spawn(background::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
         eprintln!("shoal daemon: peers on {}", peers.join(", "));
-        let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes)));
+        let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
         eprintln!("shoal daemon: REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
 
         wait_for_stop(&stop_rx).await;

@@ -1,10 +1,12 @@
-//! The route table and the HTTP edge: the only file that knows tide (and async-h1).
+//! The route table and the HTTP edge: with `conn` (the sockets), the only file that knows
+//! tide and async-h1.
 //!
 //! Each route declares its method, path, summary, parameters and response schema next to its
 //! handler; the same table is registered with tide and turned into `/docs/swagger.json`.
 //! Literal paths come before patterns. Every request, whatever its path, goes through
-//! [`serve`]: auth first (so an unknown path without key is a 401), then Tribler's 404 for
-//! unknown paths, the 16 MiB body limit, and the handler.
+//! [`serve`]: the browser checks first (`Host` against DNS rebinding, `Origin` against CSRF:
+//! 403), then auth (so an unknown path without key is a 401), then Tribler's 404 for unknown
+//! paths, the 16 MiB body limit, and the handler.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,12 +15,16 @@ use futures_lite::AsyncReadExt;
 use tide::http::Method as HttpMethod;
 
 use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param, Route, MAX_BODY};
+use super::conn::{self, Slots};
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
 use super::tools;
 use super::Daemon;
 
 const NO_PARAMS: &[Param] = &[];
+
+/// A request body must arrive within this.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 const IH: Param =
     Param { name: "infohash", location: In::Path, required: true, ty: "string", description: "40 hex digits" };
@@ -405,6 +411,9 @@ async fn serve(mut req: tide::Request<State>, target: Target, names: &[&'static 
     let params = names.iter().filter_map(|n| Some((n.to_string(), req.param(n).ok()?.to_string()))).collect();
     let mut request = ApiRequest { method: req.method().to_string(), path, query, headers, params, body: Vec::new() };
 
+    if let Some(refusal) = api::browser_refusal(&request, &daemon.allowed_hosts) {
+        return to_tide(refusal, head);
+    }
     if !api::authorized(&request, &daemon.key) {
         return to_tide(api::unauthorized(), head);
     }
@@ -417,10 +426,22 @@ async fn serve(mut req: tide::Request<State>, target: Target, names: &[&'static 
     if declared > MAX_BODY as u64 {
         return to_tide(api::too_large(declared), head);
     }
+    // The body grows as bytes arrive (never sized from Content-Length, which costs a liar
+    // nothing), and must arrive in time: a connection reading a body holds a REST slot.
     let mut body = Vec::new();
-    match req.take_body().take(MAX_BODY as u64 + 1).read_to_end(&mut body).await {
+    let mut reader = req.take_body().take(MAX_BODY as u64 + 1);
+    let read = reader.read_to_end(&mut body);
+    let timeout = async {
+        async_io::Timer::after(BODY_TIMEOUT).await;
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timeout"))
+    };
+    match futures_lite::future::or(read, timeout).await {
         Ok(n) if n > MAX_BODY => return to_tide(api::too_large(n as u64), head),
         Ok(_) => request.body = body,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            let message = format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs());
+            return to_tide(ApiResponse::json(408, &serde_json::json!({ "error": message })), head);
+        }
         Err(e) => return to_tide(ApiResponse::json(400, &serde_json::json!({"error": e.to_string()})), head),
     }
     to_tide(api::dispatch(daemon, handler, request).await, head)
@@ -444,26 +465,30 @@ fn to_tide(resp: ApiResponse, head: bool) -> tide::Response {
     res
 }
 
-/// Accepts connections (until the task running this is dropped); each connection is served
-/// on its own task.
-pub async fn serve_http(listener: async_net::TcpListener, app: tide::Server<State>) {
+/// Accepts connections (until the task running this is dropped), at most `max_connections`
+/// at once (see [`conn`]); each connection is served on its own task.
+pub async fn serve_http(listener: async_net::TcpListener, app: tide::Server<State>, max_connections: usize) {
+    let slots = Slots::new(max_connections);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
+                // Out of descriptors, most likely: wait for some to be freed.
                 eprintln!("shoal daemon: accept failed: {e}");
                 async_io::Timer::after(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Some(slot) = slots.admit() else {
+            // A fresh socket's send buffer is empty: this write does not wait.
+            conn::refuse_busy(stream).await;
+            continue;
+        };
         let app = app.clone();
-        smol::spawn(async move {
-            let _ = async_h1::accept(stream, |req| {
-                let app = app.clone();
-                async move { app.respond(req).await }
-            })
-            .await;
-        })
+        smol::spawn(conn::serve(stream, slot, move |req| {
+            let app = app.clone();
+            async move { app.respond(req).await }
+        }))
         .detach();
     }
 }

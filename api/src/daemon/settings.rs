@@ -144,6 +144,9 @@ const KEYS: &[Key] = &[
     k("api", "https_certfile", Str, S("")),
     k("api", "key", OptStr, Null),
     k("api", "retry_port", Bool, B(true)),
+    // Host names the REST API answers to besides IP literals and `localhost` (comma-separated):
+    // any other `Host` header is refused, against DNS rebinding.
+    k("api", "allowed_hosts", Str, S("")),
     k("resource_monitor", "enabled", Bool, B(true)),
     k("resource_monitor", "cpu_priority", COUNT, I(1)),
     k("resource_monitor", "poll_interval", POSITIVE, I(5)),
@@ -162,6 +165,19 @@ const KEYS: &[Key] = &[
     k("remote_query_community", "push_updates_back_enabled", Bool, B(true)),
     k("", "upgrader_enabled", Bool, B(true)),
     k("", "gui_test_mode", Bool, B(false)),
+];
+
+/// The keys the daemon reads. A change of any other key would be accepted and do nothing, so
+/// `POST /settings` refuses it (its current value is still accepted: the GUI posts back what
+/// it read). Rate limits and `saveas` apply at once, the others at the next start.
+const EFFECTIVE: &[(&str, &str)] = &[
+    ("libtorrent", "max_download_rate"),
+    ("libtorrent", "max_upload_rate"),
+    ("download_defaults", "saveas"),
+    ("libtorrent", "port"),
+    ("libtorrent", "dht"),
+    ("libtorrent", "lsd"),
+    ("dht", "enabled"),
 ];
 
 fn find(section: &str, name: &str) -> Option<&'static Key> {
@@ -269,6 +285,15 @@ fn ini_string(v: &Value) -> Option<String> {
     }
 }
 
+/// A `triblerd.conf` that could not be used: the daemon runs on defaults.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// What was wrong, naming the file.
+    pub message: String,
+    /// Where the bad file was moved.
+    pub kept: PathBuf,
+}
+
 /// The settings as stored: `triblerd.conf` over the defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -280,39 +305,68 @@ pub struct Settings {
 
 impl Settings {
     /// Loads `<state>/triblerd.conf` (missing is fine: all defaults). Unknown keys are
-    /// reported and ignored; an invalid value is an error.
-    pub fn load(state_dir: &Path) -> Result<(Settings, Vec<String>), String> {
-        let path = state_dir.join("triblerd.conf");
+    /// reported and ignored. A file that cannot be parsed, or holds an invalid value, must not
+    /// keep the daemon from starting: it is moved aside to `triblerd.conf.bad-<unix time>` and
+    /// the defaults are used; the [`ConfigError`] says so (for `report_config_error`).
+    pub fn load(state_dir: &Path) -> Result<(Settings, Vec<String>, Option<ConfigError>), String> {
         let mut settings = Settings {
             saveas_default: default_saveas(state_dir).to_string_lossy().into_owned(),
-            path,
+            path: state_dir.join("triblerd.conf"),
             values: Map::new(),
         };
-        let mut warnings = Vec::new();
-        let text = match std::fs::read_to_string(&settings.path) {
+        let text = match std::fs::read(&settings.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((settings, warnings)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((settings, Vec::new(), None)),
             Err(e) => return Err(format!("cannot read {}: {e}", settings.path.display())),
         };
-        let ini = Ini::load_from_str(&text).map_err(|e| format!("{}: {e}", settings.path.display()))?;
+        let parsed = String::from_utf8(text).map_err(|_| "the file is not UTF-8".to_string());
+        match parsed.and_then(|text| settings.read_ini(&text)) {
+            Ok(warnings) => Ok((settings, warnings, None)),
+            Err(message) => {
+                let unix =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let mut kept = settings.path.clone().into_os_string();
+                kept.push(format!(".bad-{unix}"));
+                let kept = PathBuf::from(kept);
+                std::fs::rename(&settings.path, &kept)
+                    .map_err(|e| format!("cannot move the invalid {} aside: {e}", settings.path.display()))?;
+                settings.values = Map::new();
+                let message = format!("{}: {message}", settings.path.display());
+                Ok((settings, Vec::new(), Some(ConfigError { message, kept })))
+            }
+        }
+    }
+
+    /// Reads INI text over the current values; returns warnings for unknown keys.
+    fn read_ini(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let ini = Ini::load_from_str(text).map_err(|e| e.to_string())?;
+        let mut warnings = Vec::new();
         for (section, props) in ini.iter() {
             let section = section.unwrap_or("");
             for (name, raw) in props.iter() {
                 let Some(key) = find(section, name) else {
                     warnings.push(format!(
                         "{}: ignoring unknown setting {}",
-                        settings.path.display(),
+                        self.path.display(),
                         display(section, name)
                     ));
                     continue;
                 };
-                let value = parse_ini_value(key.kind, raw).map_err(|e| {
-                    format!("{}: {} {e} (found {raw:?})", settings.path.display(), display(section, name))
-                })?;
-                settings.set_unchecked(section, name, value);
+                let value = parse_ini_value(key.kind, raw)
+                    .map_err(|e| format!("{} {e} (found {raw:?})", display(section, name)))?;
+                self.set_unchecked(section, name, value);
             }
         }
-        Ok((settings, warnings))
+        Ok(warnings)
+    }
+
+    /// Whether `value` of `key`, written to `triblerd.conf` and read back, comes back identical.
+    fn round_trips(&self, key: &Key, value: &Value) -> bool {
+        let mut alone =
+            Settings { path: self.path.clone(), saveas_default: self.saveas_default.clone(), values: Map::new() };
+        alone.set_unchecked(key.section, key.name, value.clone());
+        let mut back = Settings { values: Map::new(), ..alone.clone() };
+        back.read_ini(&alone.to_ini()).is_ok() && back.get(key.section, key.name) == *value
     }
 
     /// The file the settings live in.
@@ -370,33 +424,37 @@ impl Settings {
         Value::Object(root)
     }
 
-    /// Deep-merges a partial tree (`POST /settings`) into a copy and returns it: every value
-    /// is validated and nothing changes unless all of them are valid. Empty objects are
-    /// ignored, even for unknown sections (the GUI sends `"Tribler": {}`).
-    pub fn merged(&self, patch: &Value) -> Result<Settings, String> {
+    /// Deep-merges a partial tree (`POST /settings`) into a copy and returns it. Nothing
+    /// changes unless every value is valid, round-trips through `triblerd.conf`, and either
+    /// equals the value in force or belongs to a key that has an effect ([`EFFECTIVE`]).
+    /// `api.*` is never changed here: it comes from the file, flags or environment only, but
+    /// the values in force (`in_force`, the tree `GET /settings` shows) are accepted, since
+    /// clients post back what they read. Empty objects are ignored, even for unknown sections
+    /// (the GUI sends `"Tribler": {}`).
+    pub fn merged(&self, patch: &Value, in_force: &Value) -> Result<Settings, String> {
         let Value::Object(patch) = patch else {
             return Err("the settings must be a JSON object of sections".into());
         };
         let mut next = self.clone();
         let mut errors = Vec::new();
         for (section, content) in patch {
-            match content {
-                Value::Object(m) if m.is_empty() => {}
+            let result = match content {
+                Value::Object(m) if m.is_empty() => Ok(()),
                 Value::Object(m) if is_section(section) => {
                     for (name, v) in m {
-                        if let Err(e) = next.set(section, name, v.clone()) {
+                        if let Err(e) = self.apply(&mut next, section, name, v, in_force) {
                             errors.push(e);
                         }
                     }
+                    Ok(())
                 }
-                Value::Object(_) => errors.push(format!("unknown settings section {section:?}")),
-                v if find("", section).is_some() => {
-                    if let Err(e) = next.set("", section, v.clone()) {
-                        errors.push(e);
-                    }
-                }
-                _ if is_section(section) => errors.push(format!("settings section {section:?} must be an object")),
-                _ => errors.push(format!("unknown setting {section:?}")),
+                Value::Object(_) => Err(format!("unknown settings section {section:?}")),
+                v if find("", section).is_some() => self.apply(&mut next, "", section, v, in_force),
+                _ if is_section(section) => Err(format!("settings section {section:?} must be an object")),
+                _ => Err(format!("unknown setting {section:?}")),
+            };
+            if let Err(e) = result {
+                errors.push(e);
             }
         }
         if errors.is_empty() {
@@ -404,6 +462,35 @@ impl Settings {
         } else {
             Err(format!("invalid settings: {}", errors.join("; ")))
         }
+    }
+
+    /// One key of [`Settings::merged`]: validated, then set in `next` if it changes anything.
+    fn apply(&self, next: &mut Settings, section: &str, name: &str, v: &Value, in_force: &Value) -> Result<(), String> {
+        let shown = display(section, name);
+        let key = find(section, name).ok_or_else(|| format!("unknown setting {shown}"))?;
+        let v = check(key.kind, v).map_err(|e| format!("{shown} {e}"))?;
+        let current = match in_force.get(section).and_then(|s| s.get(name)) {
+            Some(live) if section == "api" => live.clone(),
+            _ => self.get(section, name),
+        };
+        if v == current {
+            return Ok(());
+        }
+        if section == "api" {
+            return Err(format!(
+                "{shown} cannot be changed over the REST API: set it in {} (or with --http-port, --api-key, \
+                 CORE_API_PORT, CORE_API_KEY) and restart",
+                self.path.display()
+            ));
+        }
+        if !EFFECTIVE.contains(&(section, name)) {
+            return Err(format!("{shown} has no effect in Shoal yet: only its current value {current} is accepted"));
+        }
+        if !self.round_trips(key, &v) {
+            return Err(format!("{shown} {v} cannot be stored in triblerd.conf and read back unchanged"));
+        }
+        next.set_unchecked(section, name, v);
+        Ok(())
     }
 
     /// The INI text: values that differ from the defaults, and the API key.
@@ -451,16 +538,23 @@ mod tests {
         assert_eq!(t["download_defaults"]["seeding_ratio"], json!(2.0));
     }
 
+    /// What `GET /settings` shows for `api` in a daemon on port 43121 with key `k1`.
+    fn in_force() -> Value {
+        json!({"api": {"key": "k1", "http_port": 43121, "http_host": "127.0.0.1", "http_enabled": true}})
+    }
+
     #[test]
     fn merge_validates_everything_first() {
         let s = fresh();
         let ok = s
-            .merged(&json!({"Tribler": {}, "nonsense": {}, "libtorrent": {"max_download_rate": 500},
-                            "download_defaults": {"seeding_ratio": 3, "number_hops": 2}, "gui_test_mode": true}))
+            .merged(
+                &json!({"Tribler": {}, "nonsense": {}, "libtorrent": {"max_download_rate": 500},
+                            "download_defaults": {"seeding_ratio": 2, "number_hops": 0, "saveas": "/x"}, "gui_test_mode": false}),
+                &in_force(),
+            )
             .unwrap();
         assert_eq!(ok.get("libtorrent", "max_download_rate"), json!(500));
-        assert_eq!(ok.get("download_defaults", "seeding_ratio"), json!(3.0));
-        assert_eq!(ok.get("", "gui_test_mode"), json!(true));
+        assert_eq!(ok.get("download_defaults", "saveas"), json!("/x"));
         for bad in [
             json!({"download_defaults": {"number_hops": 7}}),
             json!({"download_defaults": {"number_hops": "1"}}),
@@ -473,8 +567,137 @@ mod tests {
             json!({"api": {"http_host": "not an ip"}}),
             json!([1]),
         ] {
-            assert!(s.merged(&bad).is_err(), "{bad}");
+            assert!(s.merged(&bad, &in_force()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn api_settings_only_keep_the_values_in_force() {
+        let s = fresh();
+        // What a client read is posted back unchanged: accepted, and nothing is stored (the
+        // port in force may be one picked at start, not the configured one).
+        let same = s.merged(
+            &json!({"api": {"key": "k1", "http_port": 43121, "http_host": "127.0.0.1",
+                                              "http_enabled": true, "https_port": -1, "retry_port": true}}),
+            &in_force(),
+        );
+        assert_eq!(same.unwrap().to_ini(), s.to_ini());
+        for change in [
+            json!({"api": {"key": "attacker"}}),
+            json!({"api": {"http_port": 8086}}),
+            json!({"api": {"http_host": "0.0.0.0"}}),
+            json!({"api": {"https_enabled": true}}),
+            json!({"api": {"allowed_hosts": "evil.example"}}),
+        ] {
+            let e = s.merged(&change, &in_force()).unwrap_err();
+            let name = change["api"].as_object().unwrap().keys().next().unwrap().clone();
+            assert!(e.contains(&format!("api.{name} cannot be changed over the REST API")), "{e}");
+        }
+    }
+
+    #[test]
+    fn settings_without_effect_refuse_a_change() {
+        let s = fresh();
+        for (section, name, value) in [
+            ("watch_folder", "enabled", json!(true)),
+            ("watch_folder", "directory", json!("/w")),
+            ("download_defaults", "seeding_mode", json!("ratio")),
+            ("download_defaults", "seeding_ratio", json!(1.5)),
+            ("download_defaults", "seeding_time", json!(30)),
+            ("libtorrent", "upnp", json!(false)),
+            ("libtorrent", "natpmp", json!(false)),
+            ("libtorrent", "proxy_type", json!(2)),
+            ("libtorrent", "proxy_server", json!("h:1")),
+            ("libtorrent", "utp", json!(false)),
+            ("download_defaults", "number_hops", json!(2)),
+            ("", "gui_test_mode", json!(true)),
+        ] {
+            let patch = if section.is_empty() { json!({ name: value }) } else { json!({ section: { name: value } }) };
+            let e = s.merged(&patch, &in_force()).unwrap_err();
+            assert!(e.contains(&format!("{} has no effect", display(section, name))), "{e}");
+            let current = s.get(section, name);
+            let patch =
+                if section.is_empty() { json!({ name: current }) } else { json!({ section: { name: current } }) };
+            assert!(s.merged(&patch, &in_force()).is_ok(), "{patch}");
+        }
+    }
+
+    #[test]
+    fn ini_round_trip_of_nasty_values() {
+        let s = fresh();
+        let long = "x".repeat(100_000);
+        let mut refused = Vec::new();
+        for v in [
+            "\"abc",
+            "a\"b\"",
+            "'q",
+            "a;b",
+            ";a",
+            "a#b",
+            "#a",
+            "a\nb",
+            "a\r\nb",
+            "[s]",
+            "[s",
+            "a=b",
+            "=",
+            " a",
+            "a ",
+            " ",
+            "\\",
+            "a\\n",
+            "é→😀",
+            "\u{0}",
+            "\t",
+            long.as_str(),
+            "None",
+            "",
+        ] {
+            let patch = json!({"download_defaults": {"saveas": v}});
+            match s.merged(&patch, &in_force()) {
+                // Accepted: the file holds it and gives it back identically.
+                Ok(next) => {
+                    let mut back = fresh();
+                    back.read_ini(&next.to_ini()).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+                    assert_eq!(back.get("download_defaults", "saveas"), json!(v), "{v:?}");
+                }
+                Err(e) => refused.push((v, e)),
+            }
+        }
+        // The values that do not survive the INI file are refused, naming the key.
+        let shown: Vec<_> = refused.iter().map(|(v, _)| *v).collect();
+        for must in ["\"abc", "'q", " a", "a ", " ", "\t", ""] {
+            assert!(shown.contains(&must), "{must:?} accepted; refused: {shown:?}");
+        }
+        assert!(refused.iter().all(|(_, e)| e.contains("download_defaults.saveas")), "{refused:?}");
+        for rate in [json!(i64::MAX), json!(0), json!(1)] {
+            let next = s.merged(&json!({"libtorrent": {"max_upload_rate": rate}}), &in_force()).unwrap();
+            let mut back = fresh();
+            back.read_ini(&next.to_ini()).unwrap();
+            assert_eq!(back.get("libtorrent", "max_upload_rate"), rate);
+        }
+        for bad in [json!(u64::MAX), json!(1e308), json!(-0.0), json!(1.5), json!("1")] {
+            assert!(s.merged(&json!({"libtorrent": {"max_upload_rate": bad}}), &in_force()).is_err(), "{bad}");
+        }
+        for ratio in [1e308, -0.0, 0.1, 1e-300, 2.5e15] {
+            assert!(s.round_trips(find("download_defaults", "seeding_ratio").unwrap(), &json!(ratio)), "{ratio}");
+        }
+    }
+
+    #[test]
+    fn a_bad_file_is_moved_aside() {
+        let dir = std::env::temp_dir().join(format!("shoal-settings-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("triblerd.conf"), "[download_defaults]\nsaveas=\"abc\n").unwrap();
+        let (s, _, error) = Settings::load(&dir).unwrap();
+        let error = error.expect("no error reported");
+        assert!(error.message.contains("triblerd.conf"), "{}", error.message);
+        assert!(!dir.join("triblerd.conf").exists());
+        assert_eq!(std::fs::read_to_string(&error.kept).unwrap(), "[download_defaults]\nsaveas=\"abc\n");
+        assert!(error.kept.file_name().unwrap().to_str().unwrap().starts_with("triblerd.conf.bad-"));
+        assert_eq!(s.get("download_defaults", "saveas"), json!(default_saveas(&dir).to_str().unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -490,14 +713,8 @@ mod tests {
         assert!(text.contains("seeding_time=30.0"), "{text}");
         assert!(text.contains("utp=False"), "{text}");
         assert!(!text.contains("number_hops"), "{text}");
-        let ini = Ini::load_from_str(&text).unwrap();
         let mut back = fresh();
-        for (section, props) in ini.iter() {
-            for (name, raw) in props.iter() {
-                let key = find(section.unwrap_or(""), name).unwrap();
-                back.set_unchecked(section.unwrap_or(""), name, parse_ini_value(key.kind, raw).unwrap());
-            }
-        }
+        back.read_ini(&text).unwrap();
         assert_eq!(back.tree(), s.tree());
     }
 }

@@ -37,25 +37,70 @@ pub fn parse(uri: &str) -> Result<Uri, ApiError> {
 /// The bytes of the torrent file a URI names. Failures are Tribler's 500 with a message.
 pub async fn fetch_torrent(uri: &str) -> Result<Vec<u8>, ApiError> {
     match parse(uri)? {
-        Uri::File(path) => blocking::unblock(move || {
-            use std::io::Read;
-            let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let mut bytes = Vec::new();
-            file.take(MAX_TORRENT + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            if bytes.len() as u64 > MAX_TORRENT {
-                return Err(format!("{} is larger than {MAX_TORRENT} bytes", path.display()));
-            }
-            Ok(bytes)
-        })
-        .await
-        .map_err(|e| ApiError::Handled(500, e)),
+        Uri::File(path) => read_torrent_file(path).await.map_err(|e| ApiError::Handled(e.status(), e.to_string())),
         Uri::Http(url) => blocking::unblock(move || http_get(&url)).await.map_err(|e| ApiError::Handled(500, e)),
         Uri::Magnet => {
             Err(ApiError::Handled(500, "a magnet link is not a torrent file: its metadata comes from peers".into()))
         }
     }
+}
+
+/// Files read at once for `file:` URIs: a few threads of the blocking pool at most, so a flood
+/// of slow reads can never take the threads that checkpoint writes need.
+const FILE_READ_SLOTS: usize = 4;
+
+/// Why a `file:` URI could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileUriError {
+    #[error("cannot read {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0} is not a regular file")]
+    NotRegular(PathBuf),
+    #[error("{0} is larger than {MAX_TORRENT} bytes")]
+    TooLarge(PathBuf),
+}
+
+impl FileUriError {
+    /// The HTTP status: the caller named something that is no torrent file (400), or the file
+    /// could not be read (Tribler's 500).
+    pub fn status(&self) -> u16 {
+        match self {
+            FileUriError::Io(..) => 500,
+            FileUriError::NotRegular(_) | FileUriError::TooLarge(_) => 400,
+        }
+    }
+}
+
+/// Reads a regular file of at most [`MAX_TORRENT`] bytes. It is opened non-blocking (a FIFO
+/// then cannot hold a thread waiting for a writer) and checked with `fstat` before any read.
+pub async fn read_torrent_file(path: PathBuf) -> Result<Vec<u8>, FileUriError> {
+    static SLOTS: async_lock::Semaphore = async_lock::Semaphore::new(FILE_READ_SLOTS);
+    let _slot = SLOTS.acquire().await;
+    blocking::unblock(move || {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |e| FileUriError::Io(path.clone(), e);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&path)
+            .map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.file_type().is_file() {
+            return Err(FileUriError::NotRegular(path));
+        }
+        if meta.len() > MAX_TORRENT {
+            return Err(FileUriError::TooLarge(path));
+        }
+        // Sized from fstat, and still capped: the file may grow while it is read.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_TORRENT + 1).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 > MAX_TORRENT {
+            return Err(FileUriError::TooLarge(path));
+        }
+        Ok(bytes)
+    })
+    .await
 }
 
 fn http_get(url: &str) -> Result<Vec<u8>, String> {
@@ -80,5 +125,27 @@ mod tests {
         assert!(matches!(parse("HTTP://x/y"), Ok(Uri::Http(_))));
         assert!(matches!(parse("magnet:?xt=urn:btih:00"), Ok(Uri::Magnet)));
         assert!(matches!(parse("ftp://x"), Err(ApiError::Handled(400, m)) if m == "invalid uri"));
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        smol::block_on(async {
+            for special in ["/dev/zero", "/dev/null", "/"] {
+                let e = read_torrent_file(special.into()).await.unwrap_err();
+                assert_eq!(e.status(), 400, "{special}: {e}");
+                assert!(e.to_string().contains("not a regular file"), "{e}");
+            }
+            let dir = std::env::temp_dir().join(format!("shoal-uri-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let fifo = dir.join("fifo");
+            let _ = std::fs::remove_file(&fifo);
+            rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, 0o600.into(), 0).unwrap();
+            // Nobody writes to it: a blocking open would wait forever.
+            assert_eq!(read_torrent_file(fifo.clone()).await.unwrap_err().status(), 400);
+            let f = dir.join("a.torrent");
+            std::fs::write(&f, b"d4:infod4:name1:aee").unwrap();
+            assert_eq!(read_torrent_file(f).await.unwrap(), b"d4:infod4:name1:aee");
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
     }
 }
