@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -221,9 +222,23 @@ async fn refuse(mut stream: TcpStream, status: u16, reason: &str, message: &str)
     .await;
 }
 
-/// A connection that has no free slot: `503` and close, at once.
+/// Refusals with a drain (see [`refuse`]) in progress at once; beyond this a refused
+/// connection is closed right after its status line, so a flood cannot hold descriptors here.
+const MAX_DRAINING: usize = 32;
+
+/// A connection that has no free slot: a minimal `503`, then close.
 pub async fn refuse_busy(mut stream: TcpStream) {
-    reply(&mut stream, 503, "Service Unavailable", "too many connections to the REST API; try again").await;
+    static DRAINING: AtomicUsize = AtomicUsize::new(0);
+    let message = "too many connections to the REST API; try again";
+    if DRAINING.fetch_add(1, Ordering::Relaxed) >= MAX_DRAINING {
+        DRAINING.fetch_sub(1, Ordering::Relaxed);
+        return reply(&mut stream, 503, "Service Unavailable", message).await;
+    }
+    smol::spawn(async move {
+        refuse(stream, 503, "Service Unavailable", message).await;
+        DRAINING.fetch_sub(1, Ordering::Relaxed);
+    })
+    .detach();
 }
 
 /// Serves one connection: for each request, a head checked here, then async-h1 and `app`.

@@ -444,7 +444,23 @@ async fn serve(mut req: tide::Request<State>, target: Target, names: &[&'static 
         }
         Err(e) => return to_tide(ApiResponse::json(400, &serde_json::json!({"error": e.to_string()})), head),
     }
-    to_tide(api::dispatch(daemon, handler, request).await, head)
+    let large = request.body.len() >= LARGE_BODY;
+    let resp = api::dispatch(daemon, handler, request).await;
+    if large {
+        release_memory();
+    }
+    to_tide(resp, head)
+}
+
+/// Bodies at least this large are given back to the kernel once handled.
+const LARGE_BODY: usize = 1 << 20;
+
+/// mimalloc, the binary's allocator, purges freed memory only when the heap that freed it is
+/// used again, so a burst of large bodies on an otherwise idle daemon stayed resident (twenty
+/// 16 MiB bodies left 272 MiB). Collecting after a large body returns it.
+fn release_memory() {
+    // SAFETY: mi_collect only walks mimalloc's own structures; it is safe from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 fn to_tide(resp: ApiResponse, head: bool) -> tide::Response {

@@ -63,6 +63,8 @@ pub struct Opts<'a> {
     pub env: Vec<(&'a str, String)>,
     /// Leave `--http-port` out (to test `CORE_API_PORT` and the config).
     pub no_port_flag: bool,
+    /// Start under this open file limit (soft and hard), like `prlimit --nofile=N:N`.
+    pub nofile: Option<u64>,
 }
 
 // The child moves into `Daemon`, whose drop kills and waits for it.
@@ -83,6 +85,16 @@ pub fn start(opts: Opts) -> Daemon {
     cmd.env("SHOAL_LOCAL_ONLY", "1");
     for (k, v) in &opts.env {
         cmd.env(k, v);
+    }
+    if let Some(n) = opts.nofile {
+        use std::os::unix::process::CommandExt;
+        let limit = rustix::process::Rlimit { current: Some(n), maximum: Some(n) };
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).map_err(Into::into)
+            });
+        }
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start shoal daemon");
