@@ -67,7 +67,7 @@ pub fn table() -> Vec<Route> {
             method: Post,
             path: "/settings",
             tag: "General",
-            summary: "Update settings with a partial tree; invalid values are refused with 400",
+            summary: "Update settings with a partial tree; invalid values, api.* changes and changes of settings without effect are refused with 400",
             params: &[Param {
                 name: "body",
                 location: In::Body,
