@@ -20,9 +20,13 @@ use async_channel::{Receiver, Sender};
 use async_net::TcpStream;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// A request head must arrive complete within this (slowloris); also the idle time allowed
-/// between requests of a kept-alive connection.
+/// A new connection's first request head must arrive complete within this (slowloris).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The idle time allowed between requests of a kept-alive connection (async-h1's own timeout,
+/// which clients have been living with). Such a connection can be evicted when slots are
+/// short, so waiting long costs nothing under a flood.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(60);
 
 /// The longest request head (async-h1's own limit).
 pub const MAX_HEAD: usize = 8 << 10;
@@ -247,12 +251,13 @@ where
     F: Fn(tide::http::Request) -> Fut,
     Fut: std::future::Future<Output = tide::http::Result<tide::http::Response>>,
 {
+    let mut timeout = HEAD_TIMEOUT;
     loop {
         let mut buf = Vec::new();
         slot.set_idle(true);
         let head = future::or(read_head(&mut stream, &mut buf), async {
             future::or(async { slot.evicted.recv().await.map_or((), |_| ()) }, async {
-                async_io::Timer::after(HEAD_TIMEOUT).await;
+                async_io::Timer::after(timeout).await;
             })
             .await;
             Err(HeadError::Gone)
@@ -272,7 +277,7 @@ where
         let io = Prefixed { head: Arc::new(Mutex::new((buf, 0))), inner: stream.clone() };
         let mut server = async_h1::server::Server::new(io, &app);
         match server.accept_one().await {
-            Ok(async_h1::server::ConnectionStatus::KeepAlive) => {}
+            Ok(async_h1::server::ConnectionStatus::KeepAlive) => timeout = KEEP_ALIVE_IDLE,
             _ => return,
         }
     }

@@ -426,10 +426,10 @@ impl Settings {
 
     /// Deep-merges a partial tree (`POST /settings`) into a copy and returns it. Nothing
     /// changes unless every value is valid, round-trips through `triblerd.conf`, and either
-    /// equals the value in force or belongs to a key that has an effect ([`EFFECTIVE`]).
-    /// `api.*` is never changed here: it comes from the file, flags or environment only, but
-    /// the values in force (`in_force`, the tree `GET /settings` shows) are accepted, since
-    /// clients post back what they read. Empty objects are ignored, even for unknown sections
+    /// equals the value in force (`in_force`, the tree `GET /settings` shows: clients post back
+    /// what they read, and that changes nothing) or belongs to a key that has an effect
+    /// ([`EFFECTIVE`]). `api.*` is never changed here: it comes from the file, flags or
+    /// environment only. Empty objects are ignored, even for unknown sections
     /// (the GUI sends `"Tribler": {}`).
     pub fn merged(&self, patch: &Value, in_force: &Value) -> Result<Settings, String> {
         let Value::Object(patch) = patch else {
@@ -469,10 +469,10 @@ impl Settings {
         let shown = display(section, name);
         let key = find(section, name).ok_or_else(|| format!("unknown setting {shown}"))?;
         let v = check(key.kind, v).map_err(|e| format!("{shown} {e}"))?;
-        let current = match in_force.get(section).and_then(|s| s.get(name)) {
-            Some(live) if section == "api" => live.clone(),
-            _ => self.get(section, name),
-        };
+        // What `GET /settings` showed: for ports and the key, what is in force, not what is stored.
+        let shown_value =
+            if section.is_empty() { in_force.get(name) } else { in_force.get(section).and_then(|s| s.get(name)) };
+        let current = shown_value.cloned().unwrap_or_else(|| self.get(section, name));
         if v == current {
             return Ok(());
         }
@@ -593,6 +593,16 @@ mod tests {
             let name = change["api"].as_object().unwrap().keys().next().unwrap().clone();
             assert!(e.contains(&format!("api.{name} cannot be changed over the REST API")), "{e}");
         }
+    }
+
+    #[test]
+    fn the_peer_port_in_force_is_not_pinned_by_a_post_back() {
+        let s = fresh();
+        let live = json!({"libtorrent": {"port": 41000}});
+        let next = s.merged(&json!({"libtorrent": {"port": 41000}}), &live).unwrap();
+        assert_eq!(next.get("libtorrent", "port"), Value::Null);
+        let next = s.merged(&json!({"libtorrent": {"port": 41001}}), &live).unwrap();
+        assert_eq!(next.get("libtorrent", "port"), json!(41001));
     }
 
     #[test]

@@ -52,10 +52,13 @@ const FILE_READ_SLOTS: usize = 4;
 /// Why a `file:` URI could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FileUriError {
+    /// Opening, `fstat` or reading failed.
     #[error("cannot read {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    /// A FIFO, device, directory or socket: never read.
     #[error("{0} is not a regular file")]
     NotRegular(PathBuf),
+    /// Over [`MAX_TORRENT`].
     #[error("{0} is larger than {MAX_TORRENT} bytes")]
     TooLarge(PathBuf),
 }
