@@ -1,6 +1,10 @@
 //! Progress display: a bar on a terminal, plain periodic lines otherwise.
+//!
+//! The caller feeds it the torrent's figures once a second ([`Progress::update`]), from one
+//! interval timer that events do not reset; a bar redraws on each update, plain output prints
+//! a line every [`LINE_EVERY`].
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +26,24 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Writes one line to stderr. A closed stderr (`shoal … 2>&1 | head`) loses the line instead
+/// of panicking, as `eprintln!` would.
+pub fn eprint_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// A duration as `1h02m`, `3m05s` or `42s`.
+pub fn human_duration(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
 fn eta(s: &TorrentStats) -> String {
     let left = s.wanted_bytes.saturating_sub(s.have_bytes);
     if left == 0 {
@@ -30,14 +52,7 @@ fn eta(s: &TorrentStats) -> String {
     if s.download_rate == 0 {
         return "-".into();
     }
-    let secs = left / s.download_rate;
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
+    human_duration(left / s.download_rate)
 }
 
 fn state_word(s: &TorrentStats) -> String {
@@ -65,6 +80,19 @@ fn metadata_message(s: &TorrentStats) -> String {
     msg
 }
 
+/// The periodic line of plain output: verified bytes (exact, for scripts), share and figures.
+fn plain_line(s: &TorrentStats, msg: &str) -> String {
+    let pct = if s.wanted_bytes == 0 { 100.0 } else { s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64 };
+    format!(
+        "{}: {} of {} ({pct:.1}%, {} of {} bytes) | {msg}",
+        s.name,
+        human_bytes(s.have_bytes),
+        human_bytes(s.wanted_bytes),
+        s.have_bytes,
+        s.wanted_bytes
+    )
+}
+
 /// Shows a torrent's progress.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -85,11 +113,11 @@ fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("the template is valid")
 }
 
-/// How often plain lines are printed when stderr is not a terminal.
+/// How often plain lines are printed when stderr is not a terminal (the README promises 5 s).
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    /// A bar if stderr is a terminal, else plain lines.
+    /// A bar if stderr is a terminal, else plain lines (the first at the first update).
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
@@ -128,9 +156,7 @@ impl Progress {
             None => {
                 if self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY) {
                     self.last_line = Some(Instant::now());
-                    let pct =
-                        if s.wanted_bytes == 0 { 100.0 } else { s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64 };
-                    eprintln!("{}: {pct:.1}% of {} | {msg}", s.name, human_bytes(s.wanted_bytes));
+                    eprint_line(&plain_line(s, &msg));
                 }
             }
         }
@@ -145,7 +171,7 @@ impl Progress {
                 bar.set_prefix(name.to_string());
                 bar.set_message("fetching metadata");
             }
-            None => eprintln!("{name}: fetching metadata from peers"),
+            None => eprint_line(&format!("{name}: fetching metadata from peers")),
         }
     }
 
@@ -164,7 +190,7 @@ impl Progress {
             None => {
                 if self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY) {
                     self.last_line = Some(Instant::now());
-                    eprintln!("{}: {msg}", s.name);
+                    eprint_line(&format!("{}: {msg}", s.name));
                 }
             }
         }
@@ -174,7 +200,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => eprint_line(line),
         }
     }
 
