@@ -18,10 +18,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Shoal: a BitTorrent client (download, seed, create, inspect) and a daemon speaking Tribler's
-/// 7.x REST API. `RUST_LOG` (e.g. `RUST_LOG=debug`) adds log lines on stderr.
+/// Shoal: a BitTorrent client (download, seed, create and inspect torrents) and a daemon that
+/// speaks Tribler's 7.x REST API.
+///
+/// Errors are one line on stderr and exit 1; Ctrl-C or SIGTERM before a download completes
+/// exits 130. `RUST_LOG` (for example `RUST_LOG=debug`) adds log lines on stderr.
 #[derive(Parser)]
-#[command(name = "shoal", version, about, propagate_version = true)]
+#[command(name = "shoal", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
