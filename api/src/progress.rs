@@ -33,6 +33,11 @@ pub fn eprint_line(line: &str) {
     let _ = writeln!(err, "{line}");
 }
 
+/// `1 peer`, `3 peers`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// A duration as `1h02m`, `3m05s` or `42s`.
 pub fn human_duration(secs: u64) -> String {
     if secs >= 3600 {
@@ -69,7 +74,7 @@ fn state_word(s: &TorrentStats) -> String {
 
 /// What a magnet shows until its metadata arrives: who it is asking, not a size.
 fn metadata_message(s: &TorrentStats) -> String {
-    let mut msg = format!("fetching metadata | {} peers connected, {} known", s.peers, s.candidates);
+    let mut msg = format!("fetching metadata | {} connected, {} known", count(s.peers, "peer"), s.candidates);
     if let Some(dht) = &s.dht {
         if dht.working {
             msg.push_str(&format!(" | DHT: {} peers found", dht.peers));
@@ -103,14 +108,16 @@ pub struct Progress {
 
 /// The bar's look while bytes are counted.
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+    // `wide_msg` takes the width that is left and is cut there: a line wider than the terminal
+    // would wrap, and the bar's redraw would then leave the wrapped half behind.
+    ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {wide_msg}")
         .expect("the template is valid")
         .progress_chars("=> ")
 }
 
 /// The bar's look while there is no size yet.
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("the template is valid")
+    ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").expect("the template is valid")
 }
 
 /// How often plain lines are printed when stderr is not a terminal (the README promises 5 s).
@@ -137,14 +144,16 @@ impl Progress {
             bar.set_style(bar_style());
             self.spinner = false;
         }
+        // Most telling first: a narrow terminal cuts the end of the line.
         let msg = format!(
-            "{} | down {}/s up {}/s | {} peers ({} seeds) | ETA {}",
+            "{} | down {}/s up {}/s | ETA {} | {} ({} seed{})",
             state_word(s),
             human_bytes(s.download_rate),
             human_bytes(s.upload_rate),
-            s.peers,
+            eta(s),
+            count(s.peers, "peer"),
             s.seeds,
-            eta(s)
+            if s.seeds == 1 { "" } else { "s" },
         );
         match &self.bar {
             Some(bar) => {
