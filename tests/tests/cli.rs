@@ -62,40 +62,44 @@ fn download(td: &TestDir, torrent: &Path, out: &Path, peer: Option<u16>) -> Proc
     Proc::spawn("shoal_download", cmd, &td.logs(), Duration::from_secs(5))
 }
 
-/// The verified and wanted byte counts of each periodic progress line on plain output:
-/// `NAME: 1.2 MiB of 8.0 MiB (15.0%, HAVE of WANT bytes) | …`.
-fn progress_counts(stderr: &str) -> Vec<(u64, u64)> {
+/// The share verified (percent) in each periodic progress line of plain output, in order:
+/// the lines that start with the torrent's name and say `downloading`.
+fn progress_percents(stderr: &str, name: &str) -> Vec<f64> {
+    let prefix = format!("{name}: ");
     stderr
         .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains("downloading"))
         .filter_map(|l| {
-            let inner = l.split("%, ").nth(1)?.split(" bytes)").next()?;
-            let (have, want) = inner.split_once(" of ")?;
-            Some((have.parse().ok()?, want.parse().ok()?))
+            let word = l.split_whitespace().find(|w| w.trim_start_matches('(').trim_end_matches(',').ends_with('%'))?;
+            word.trim_start_matches('(').trim_end_matches(',').trim_end_matches('%').parse().ok()
         })
         .collect()
 }
 
-/// Finding 15: through a whole rate-limited download, piped output gets a line every 5 s, and
-/// the counts in them grow. (On main the 1 s redraw timer was restarted by every piece event,
-/// so at a steady rate no line was ever printed.)
+/// Finding 15: through a whole download at 3 MB/s, piped output gets a line every 5 s, and
+/// the share in them grows. (On main the 1 s redraw timer was restarted by every event, and at
+/// this rate events come faster than that: the display froze.)
 #[test]
 fn piped_download_prints_growing_progress_lines() {
     let td = TestDir::new("cli-progress");
-    // 16 MiB at 1 MB/s: about 17 s, so lines at about 1, 6, 11 and 16 s.
-    let size = 16 * MIB;
-    let made = make(&td, size, 64 * 1024, &[]);
-    let (_seeder, port) = lt_seeder(&td, &made, 1_000_000);
+    // 48 MiB at 3 MB/s: about 17 s, so lines at about 1, 6, 11 and 16 s.
+    let size = 48 * MIB;
+    let made = make(&td, size, 256 * 1024, &[]);
+    let (_seeder, port) = lt_seeder(&td, &made, 3_000_000);
     let out = td.dir("out");
     let mut dl = download(&td, &made.torrent, &out, Some(port));
     let growing = |s: &str| {
-        let partial: Vec<(u64, u64)> = progress_counts(s).into_iter().filter(|&(h, w)| h > 0 && h < w).collect();
-        partial.len() >= 2 && partial.windows(2).all(|w| w[0].0 < w[1].0)
+        let partial: Vec<f64> =
+            progress_percents(s, "payload.bin").into_iter().filter(|&p| p > 0.0 && p < 100.0).collect();
+        partial.len() >= 2 && partial.windows(2).all(|w| w[0] < w[1])
     };
-    dl.wait_stderr("print two progress lines with growing counts", TIMEOUT, growing);
+    dl.wait_stderr("print two progress lines with a growing share", TIMEOUT, growing);
     dl.expect_success(TIMEOUT);
-    let counts = progress_counts(&dl.stderr());
-    eprintln!("progress lines (verified, wanted): {counts:?}");
-    assert!(counts.iter().all(|&(_, want)| want == size), "{counts:?}");
+    let stderr = dl.stderr();
+    eprintln!("progress lines: {:?}", progress_percents(&stderr, "payload.bin"));
+    // The lines give the exact byte counts too, for scripts.
+    let line = stderr.lines().find(|l| l.contains(&format!(" of {size} bytes)"))).unwrap_or_else(|| panic!("{stderr}"));
+    eprintln!("{line}");
     data::assert_same_tree(&made.content, &out.join("payload.bin"), data::Compare::default());
 }
 
