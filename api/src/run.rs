@@ -337,8 +337,13 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
                 Step::Tick
             })
             .await;
-        if let Step::Event(Some(event)) = &step {
-            tracing::debug!(?event, "engine event");
+        match &step {
+            // The info dictionary itself is no reading matter.
+            Step::Event(Some(Event::MetadataReceived { torrent, info })) => {
+                tracing::debug!(?torrent, bytes = info.len(), "engine event: metadata received")
+            }
+            Step::Event(Some(event)) => tracing::debug!(?event, "engine event"),
+            _ => {}
         }
         match step {
             Step::Event(Some(event)) => match event {
@@ -429,11 +434,15 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
             // error. (`seed` is meant to run until stopped: that is its normal end.)
             let have = stats.as_ref().map_or(0, |s| s.have_bytes);
             let want = stats.as_ref().map_or(total, |s| s.wanted_bytes);
-            Err(Failure::Interrupted(format!(
-                "{name}: {} of {} verified; the same command resumes from there",
-                human_bytes(have),
-                human_bytes(want)
-            )))
+            Err(Failure::Interrupted(if stats.as_ref().is_some_and(|s| s.state == TorrentState::Metadata) {
+                format!("{name}: stopped before its metadata arrived")
+            } else {
+                format!(
+                    "{name}: {} of {} verified; the same command resumes from there",
+                    human_bytes(have),
+                    human_bytes(want)
+                )
+            }))
         }
         Ok(false) => {
             // Seeding, stopped by Ctrl-C or SIGTERM: its normal end.
