@@ -15,8 +15,8 @@ use tide::http::Method as HttpMethod;
 use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param, Route, MAX_BODY};
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
-use super::tools;
 use super::Daemon;
+use super::{docs, tools};
 
 const NO_PARAMS: &[Param] = &[];
 
@@ -64,7 +64,7 @@ pub fn table() -> Vec<Route> {
             summary: "Update settings with a partial tree; invalid values are refused with 400",
             params: &[Param {
                 name: "body",
-                location: In::Body,
+                location: In::Body(docs::body::settings),
                 required: true,
                 ty: "object",
                 description: "{\"section\": {\"key\": value}}; empty objects are ignored",
@@ -107,10 +107,10 @@ pub fn table() -> Vec<Route> {
             summary: "Add a download from a file:/http(s): URI (JSON body) or a raw .torrent body (options in the query)",
             params: &[Param {
                 name: "body",
-                location: In::Body,
+                location: In::Body(docs::body::add_download),
                 required: true,
                 ty: "object",
-                description: "{\"uri\": str, \"destination\": str, \"selected_files\": [int], \"anon_hops\": int, \"safe_seeding\": bool}",
+                description: "the torrent to add and where; or the raw .torrent, with these options in the query",
             }],
             produces: "application/json",
             response: schema::started,
@@ -135,10 +135,10 @@ pub fn table() -> Vec<Route> {
                 q!("download", "integer", "1 to start seeding the new torrent"),
                 Param {
                     name: "body",
-                    location: In::Body,
+                    location: In::Body(docs::body::create_torrent),
                     required: true,
                     ty: "object",
-                    description: "{\"files\": [abs path], \"name\": str, \"description\": str, \"trackers\": [url], \"export_dir\": str}",
+                    description: "the files and how to describe them",
                 },
             ],
             produces: "text/plain",
@@ -189,11 +189,11 @@ pub fn table() -> Vec<Route> {
             method: Get,
             path: "/docs",
             tag: "Documentation",
-            summary: "This API's documentation page (no key needed)",
+            summary: "This API's documentation: Swagger UI (no key needed)",
             params: NO_PARAMS,
             produces: "text/html",
             response: schema::html,
-            handler: handlers::docs_page,
+            handler: docs::page,
         },
         Route {
             method: Get,
@@ -206,6 +206,22 @@ pub fn table() -> Vec<Route> {
             handler: handlers::swagger,
         },
         Route {
+            method: Get,
+            path: "/docs/{file}",
+            tag: "Documentation",
+            summary: "A file of the Swagger UI: its scripts, styles and icons (no key needed)",
+            params: &[Param {
+                name: "file",
+                location: In::Path,
+                required: true,
+                ty: "string",
+                description: "swagger-ui-bundle.js, swagger-ui.css, swagger-initializer.js, …",
+            }],
+            produces: "application/javascript",
+            response: schema::binary,
+            handler: docs::asset,
+        },
+        Route {
             method: Patch,
             path: "/downloads/{infohash}",
             tag: "Libtorrent",
@@ -214,10 +230,10 @@ pub fn table() -> Vec<Route> {
                 IH,
                 Param {
                     name: "body",
-                    location: In::Body,
+                    location: In::Body(docs::body::change_download),
                     required: true,
                     ty: "object",
-                    description: "{\"state\": str, \"dest_dir\": str, \"selected_files\": [int], \"anon_hops\": int, \"vod_mode\": bool, \"fileindex\": int}",
+                    description: "what to change; fields left out stay as they are",
                 },
             ],
             produces: "application/json",
@@ -231,7 +247,13 @@ pub fn table() -> Vec<Route> {
             summary: "Remove a download, and its files with remove_data",
             params: &[
                 IH,
-                Param { name: "body", location: In::Body, required: true, ty: "object", description: "{\"remove_data\": bool}" },
+                Param {
+                    name: "body",
+                    location: In::Body(docs::body::remove_download),
+                    required: true,
+                    ty: "object",
+                    description: "whether the files go too",
+                },
             ],
             produces: "application/json",
             response: schema::removed,
