@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 # Debian packages used by shoal-tests (tests/): libtorrent for Python, a tracker, and the
 # other clients and torrent makers Shoal must interoperate with.
 packages=(python3-libtorrent opentracker transmission-cli aria2 mktorrent)
+# Tribler's PyQt5 GUI under Xvfb (tests/tests/tribler_gui.rs): the X server, the libraries Qt's
+# xcb platform plugin loads, a font, `ip` for the test's network namespace, and what pip needs
+# to build the PyGObject that tribler==7.13.1 pins (cairo and gobject-introspection headers).
+packages+=(xvfb xauth iproute2 fonts-dejavu-core libx11-xcb1 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+    libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1
+    libxkbcommon-x11-0 libgl1 libegl1 libfontconfig1 libdbus-1-3 libnss3 libasound2
+    libcairo2-dev libgirepository1.0-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -25,6 +32,39 @@ if ((${#missing[@]} > 0)); then
         echo "test.sh: missing Debian packages: ${missing[*]}" >&2
         echo "install them first: sudo apt-get install -y ${missing[*]}" >&2
         exit 1
+    fi
+fi
+
+# Tribler 7.13.1 from PyPI (its GUI is a real client of `shoal daemon`) in a venv kept outside
+# the checkout, rebuilt only when missing or broken. Its pinned wheels need Python 3.8 or 3.9,
+# which Debian 12 does not ship: a pyenv one is used (or SHOAL_TRIBLER_PYTHON). Without one the
+# GUI test says so; under CI it then fails.
+export SHOAL_TRIBLER_VENV=${SHOAL_TRIBLER_VENV:-/var/cache/shoal-tests/tribler-venv-7.13.1}
+tribler_gui_ok() {
+    "$SHOAL_TRIBLER_VENV/bin/python" -c 'import PyQt5.QtWidgets, tribler.gui.tribler_window' 2>/dev/null
+}
+if ! tribler_gui_ok; then
+    tribler_python=${SHOAL_TRIBLER_PYTHON:-}
+    if [[ -z $tribler_python ]]; then
+        for candidate in /root/.pyenv/versions/3.9.*/bin/python /root/.pyenv/versions/3.8.*/bin/python \
+            "$(command -v python3.9 || true)" "$(command -v python3.8 || true)"; do
+            if [[ -x $candidate ]]; then
+                tribler_python=$candidate
+                break
+            fi
+        done
+    fi
+    if [[ -z $tribler_python ]]; then
+        echo "test.sh: !!! no Python 3.8/3.9 found for Tribler's GUI (set SHOAL_TRIBLER_PYTHON): the GUI test cannot run !!!" >&2
+    elif ! mkdir -p "$(dirname "$SHOAL_TRIBLER_VENV")" 2>/dev/null || [[ ! -w $(dirname "$SHOAL_TRIBLER_VENV") ]]; then
+        echo "test.sh: !!! cannot create $SHOAL_TRIBLER_VENV (run as root): the GUI test cannot run !!!" >&2
+    else
+        echo "test.sh: creating $SHOAL_TRIBLER_VENV with $tribler_python (pip install tribler==7.13.1)" >&2
+        rm -rf "$SHOAL_TRIBLER_VENV"
+        if ! { "$tribler_python" -m venv "$SHOAL_TRIBLER_VENV" &&
+            "$SHOAL_TRIBLER_VENV/bin/pip" install --quiet tribler==7.13.1 && tribler_gui_ok; }; then
+            echo "test.sh: !!! could not install Tribler's GUI into $SHOAL_TRIBLER_VENV: the GUI test cannot run !!!" >&2
+        fi
     fi
 fi
 

@@ -32,6 +32,8 @@ fn list_files(root: &Path) -> Result<Vec<(Vec<String>, PathBuf, u64)>, String> {
     Ok(out)
 }
 
+/// `shoal create`: writes the torrent of `path` to `output`; prints its info-hash, file and
+/// magnet link.
 pub fn create(
     path: &Path,
     output: &Path,
@@ -99,6 +101,5 @@ pub fn create(
     let bytes = builder.build(hasher.finish()).map_err(|e| e.to_string())?;
     std::fs::write(output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let m = shoal_core::Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    println!("{}  {}", m.info_hash, output.display());
-    Ok(())
+    crate::print_stdout(&format!("{}  {}\nmagnet: {}\n", m.info_hash, output.display(), crate::info::magnet_link(&m)))
 }

@@ -8,6 +8,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod create;
 mod daemon;
 mod info;
+mod logging;
 mod progress;
 mod run;
 
@@ -17,9 +18,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Shoal: a BitTorrent client.
+/// Shoal: a BitTorrent client (download, seed, create and inspect torrents) and a daemon that
+/// speaks Tribler's 7.x REST API.
+///
+/// Errors are one line on stderr and exit 1; Ctrl-C or SIGTERM before a download completes
+/// exits 130. `RUST_LOG` (for example `RUST_LOG=debug`) adds log lines on stderr.
 #[derive(Parser)]
-#[command(name = "shoal", version, about, propagate_version = true)]
+#[command(name = "shoal", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -40,7 +45,10 @@ enum Cmd {
         #[arg(long)]
         seed: bool,
     },
-    /// Check existing data, then seed it until interrupted.
+    /// Check existing data, then seed it until Ctrl-C or SIGTERM; prints what it uploaded.
+    ///
+    /// Refuses when none of the torrent's files is under DIR. Missing or damaged pieces of
+    /// data that is only partly there are downloaded from peers before they are seeded.
     Seed {
         /// The .torrent file.
         torrent: PathBuf,
@@ -49,7 +57,7 @@ enum Cmd {
         #[command(flatten)]
         net: run::NetArgs,
     },
-    /// Create a .torrent file from a file or a directory.
+    /// Create a .torrent file from a file or a directory; prints its info-hash and magnet link.
     Create {
         /// File or directory to share.
         path: PathBuf,
@@ -74,7 +82,7 @@ enum Cmd {
     },
     /// Run the daemon: a session driven over the Tribler-compatible REST API until stopped.
     Daemon(daemon::DaemonArgs),
-    /// Show what a .torrent file contains.
+    /// Show what a .torrent file contains, with its magnet link.
     Info {
         /// The .torrent file.
         torrent: PathBuf,
@@ -93,22 +101,57 @@ fn parse_peer(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("peer address {s:?} resolves to nothing"))
 }
 
+/// Why a command ended without doing its job.
+#[derive(Debug)]
+pub enum Failure {
+    /// Something went wrong: one line for the user.
+    Error(String),
+    /// Ctrl-C or SIGTERM stopped it before it was done; the words say what was left.
+    Interrupted(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Error(message)
+    }
+}
+
+/// The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Writes `text` to stdout. A reader that went away (`shoal info x | head`) is not an error:
+/// the output is simply not wanted any more, so the command ends quietly with success.
+pub fn print_stdout(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(matches!(cli.command, Cmd::Daemon(_)));
     let result = match cli.command {
         Cmd::Download { torrent, output, net, seed } => run::download(&torrent, &output, &net, seed),
         Cmd::Seed { torrent, dir, net } => run::seed(&torrent, &dir, &net),
         Cmd::Create { path, output, trackers, piece_size, private, comment, web_seeds } => {
-            create::create(&path, &output, trackers, piece_size, private, comment, web_seeds)
+            create::create(&path, &output, trackers, piece_size, private, comment, web_seeds).map_err(Failure::from)
         }
-        Cmd::Info { torrent, json } => info::info(&torrent, json),
-        Cmd::Daemon(args) => daemon::run(args),
+        Cmd::Info { torrent, json } => info::info(&torrent, json).map_err(Failure::from),
+        Cmd::Daemon(args) => daemon::run(args).map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("shoal: error: {e}");
+        Err(Failure::Error(e)) => {
+            progress::eprint_line(&format!("shoal: error: {e}"));
             ExitCode::FAILURE
+        }
+        Err(Failure::Interrupted(what)) => {
+            progress::eprint_line(&format!("shoal: interrupted: {what}"));
+            ExitCode::from(EXIT_INTERRUPTED)
         }
     }
 }

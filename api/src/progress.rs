@@ -1,6 +1,10 @@
 //! Progress display: a bar on a terminal, plain periodic lines otherwise.
+//!
+//! The caller feeds it the torrent's figures once a second ([`Progress::update`]), from one
+//! interval timer that events do not reset; a bar redraws on each update, plain output prints
+//! a line every [`LINE_EVERY`].
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +26,29 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Writes one line to stderr. A closed stderr (`shoal … 2>&1 | head`) loses the line instead
+/// of panicking, as `eprintln!` would.
+pub fn eprint_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// `1 peer`, `3 peers`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// A duration as `1h02m`, `3m05s` or `42s`.
+pub fn human_duration(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
 fn eta(s: &TorrentStats) -> String {
     let left = s.wanted_bytes.saturating_sub(s.have_bytes);
     if left == 0 {
@@ -30,14 +57,7 @@ fn eta(s: &TorrentStats) -> String {
     if s.download_rate == 0 {
         return "-".into();
     }
-    let secs = left / s.download_rate;
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
+    human_duration(left / s.download_rate)
 }
 
 fn state_word(s: &TorrentStats) -> String {
@@ -54,7 +74,7 @@ fn state_word(s: &TorrentStats) -> String {
 
 /// What a magnet shows until its metadata arrives: who it is asking, not a size.
 fn metadata_message(s: &TorrentStats) -> String {
-    let mut msg = format!("fetching metadata | {} peers connected, {} known", s.peers, s.candidates);
+    let mut msg = format!("fetching metadata | {} connected, {} known", count(s.peers, "peer"), s.candidates);
     if let Some(dht) = &s.dht {
         if dht.working {
             msg.push_str(&format!(" | DHT: {} peers found", dht.peers));
@@ -63,6 +83,19 @@ fn metadata_message(s: &TorrentStats) -> String {
         }
     }
     msg
+}
+
+/// The periodic line of plain output: verified bytes (exact, for scripts), share and figures.
+fn plain_line(s: &TorrentStats, msg: &str) -> String {
+    let pct = if s.wanted_bytes == 0 { 100.0 } else { s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64 };
+    format!(
+        "{}: {} of {} ({pct:.1}%, {} of {} bytes) | {msg}",
+        s.name,
+        human_bytes(s.have_bytes),
+        human_bytes(s.wanted_bytes),
+        s.have_bytes,
+        s.wanted_bytes
+    )
 }
 
 /// Shows a torrent's progress.
@@ -75,21 +108,23 @@ pub struct Progress {
 
 /// The bar's look while bytes are counted.
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+    // `wide_msg` takes the width that is left and is cut there: a line wider than the terminal
+    // would wrap, and the bar's redraw would then leave the wrapped half behind.
+    ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {wide_msg}")
         .expect("the template is valid")
         .progress_chars("=> ")
 }
 
 /// The bar's look while there is no size yet.
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("the template is valid")
+    ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").expect("the template is valid")
 }
 
-/// How often plain lines are printed when stderr is not a terminal.
+/// How often plain lines are printed when stderr is not a terminal (the README promises 5 s).
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    /// A bar if stderr is a terminal, else plain lines.
+    /// A bar if stderr is a terminal, else plain lines (the first at the first update).
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
@@ -109,14 +144,16 @@ impl Progress {
             bar.set_style(bar_style());
             self.spinner = false;
         }
+        // Most telling first: a narrow terminal cuts the end of the line.
         let msg = format!(
-            "{} | down {}/s up {}/s | {} peers ({} seeds) | ETA {}",
+            "{} | down {}/s up {}/s | ETA {} | {} ({} seed{})",
             state_word(s),
             human_bytes(s.download_rate),
             human_bytes(s.upload_rate),
-            s.peers,
+            eta(s),
+            count(s.peers, "peer"),
             s.seeds,
-            eta(s)
+            if s.seeds == 1 { "" } else { "s" },
         );
         match &self.bar {
             Some(bar) => {
@@ -128,9 +165,7 @@ impl Progress {
             None => {
                 if self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY) {
                     self.last_line = Some(Instant::now());
-                    let pct =
-                        if s.wanted_bytes == 0 { 100.0 } else { s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64 };
-                    eprintln!("{}: {pct:.1}% of {} | {msg}", s.name, human_bytes(s.wanted_bytes));
+                    eprint_line(&plain_line(s, &msg));
                 }
             }
         }
@@ -145,7 +180,7 @@ impl Progress {
                 bar.set_prefix(name.to_string());
                 bar.set_message("fetching metadata");
             }
-            None => eprintln!("{name}: fetching metadata from peers"),
+            None => eprint_line(&format!("{name}: fetching metadata from peers")),
         }
     }
 
@@ -164,7 +199,7 @@ impl Progress {
             None => {
                 if self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY) {
                     self.last_line = Some(Instant::now());
-                    eprintln!("{}: {msg}", s.name);
+                    eprint_line(&format!("{}: {msg}", s.name));
                 }
             }
         }
@@ -174,7 +209,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => eprint_line(line),
         }
     }
 

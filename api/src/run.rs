@@ -1,16 +1,18 @@
 //! `shoal download` and `shoal seed`: one torrent in a session of its own.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_lite::{future, FutureExt};
+use futures_lite::{future, FutureExt, StreamExt};
 use shoal_core::engine::{Config, Event, TorrentState, TorrentStats};
 use shoal_core::magnet::Magnet;
 use shoal_core::TorrentId;
 use shoal_smol::{AddOptions, Handle, MagnetOptions, SessionConfig, SessionError};
 
-use crate::progress::{human_bytes, Progress};
+use crate::progress::{eprint_line, human_bytes, human_duration, Progress};
+use crate::Failure;
 
 /// Session options shared by `download` and `seed`.
 #[derive(clap::Args)]
@@ -78,7 +80,10 @@ impl Session {
 }
 
 /// Runs `fut` to completion on `runtime`'s executor.
-fn block_on<T>(runtime: Runtime, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+fn block_on<T, E: From<String>>(
+    runtime: Runtime,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     match runtime {
         Runtime::Smol => shoal_smol::block_on(fut),
         Runtime::Tokio => {
@@ -117,17 +122,39 @@ impl Source {
 }
 
 /// `shoal download`: `torrent` is a .torrent file or a magnet link.
-pub fn download(torrent: &Path, output: &Path, net: &NetArgs, keep_seeding: bool) -> Result<(), String> {
+pub fn download(torrent: &Path, output: &Path, net: &NetArgs, keep_seeding: bool) -> Result<(), Failure> {
     let source = Source::load(torrent)?;
     block_on(net.runtime, run(source, output, net, keep_seeding, false))
 }
 
-pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), String> {
+/// `shoal seed`: checks the data of `torrent` under `dir`, then seeds it until stopped.
+///
+/// Refuses when none of the torrent's files is there: seeding is for data we have, and
+/// starting would silently download the whole torrent into `dir`. Data that is only partly
+/// there is checked; what verifies is seeded and the rest is fetched from peers (said on stderr).
+pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), Failure> {
     let meta = crate::info::load(torrent)?;
     if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+        return Err(format!("{} is not a directory", dir.display()).into());
+    }
+    if !any_file_present(&meta, dir) {
+        return Err(format!(
+            "no data to seed: {} does not exist (seed shares data that is already there; \
+             `shoal download` fetches it)",
+            dir.join(&meta.info.name).display()
+        )
+        .into());
     }
     block_on(net.runtime, run(Source::Torrent(Box::new(meta)), dir, net, true, true))
+}
+
+/// Whether any (non-pad) file of the torrent exists under `dir`.
+fn any_file_present(meta: &shoal_core::Metainfo, dir: &Path) -> bool {
+    meta.info
+        .files
+        .iter()
+        .filter(|f| !f.is_pad())
+        .any(|f| std::fs::symlink_metadata(f.path.iter().fold(dir.to_path_buf(), |p, c| p.join(c))).is_ok())
 }
 
 enum Step {
@@ -199,7 +226,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         Ok(s) => Ok(s),
         // The default port is taken (another client?): any free port will do.
         Err(e) if net.listen_port == 6881 => {
-            eprintln!("note: {e}; using a free port instead");
+            eprint_line(&format!("note: {e}; using a free port instead"));
             Session::start(net.runtime, config(0)).await.map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
@@ -248,7 +275,29 @@ fn metadata_line(info: &[u8], stats: Option<&TorrentStats>) -> String {
     }
 }
 
-async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed_mode: bool) -> Result<(), String> {
+/// What a session uploaded while it ran: the totals `seed` prints when it stops.
+struct Served {
+    /// Peers seen receiving payload from us.
+    peers: HashSet<SocketAddr>,
+    /// When seeding began (after the check, or when the download completed).
+    since: Option<Instant>,
+}
+
+impl Served {
+    /// Notes the peers that have received payload so far (connected ones only: the engine
+    /// reports no per-peer totals after a disconnection, so a peer served for less than the
+    /// one-second polling interval can go uncounted).
+    async fn note(&mut self, handle: &Handle, id: TorrentId) {
+        for p in handle.peers(id).await {
+            if p.uploaded > 0 {
+                self.peers.insert(p.addr);
+            }
+        }
+    }
+}
+
+/// Runs one torrent until it completes (`download`), or until stopped when `keep_seeding`.
+async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed_mode: bool) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = stop_tx.try_send(());
@@ -257,16 +306,16 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
 
     let session = start_session(net).await?;
     let addrs: Vec<String> = session.listen_addrs().iter().map(|a| a.to_string()).collect();
-    eprintln!("listening on {}", addrs.join(", "));
+    eprint_line(&format!("listening on {}", addrs.join(", ")));
     let handle = session.handle();
     let events = handle.subscribe().await;
     let magnet = matches!(source, Source::Magnet(_));
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (id, mut name, mut total) = match add(&handle, source, dir, net).await {
         Ok(added) => added,
         Err(e) => {
             handle.shutdown().await;
-            return Err(e);
+            return Err(e.into());
         }
     };
 
@@ -274,15 +323,28 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
     if magnet {
         progress.fetching_metadata(&name);
     }
+    let mut served = Served { peers: HashSet::new(), since: None };
     let mut outcome: Result<bool, String> = Ok(false);
+    let mut interrupted = false;
+    // One timer for the whole run: events (a piece every few milliseconds at full speed) must
+    // not push the next redraw back, or the display never updates while data flows.
+    let mut ticker = async_io::Timer::interval(Duration::from_secs(1));
     loop {
         let step = async { Step::Event(events.recv().await.ok()) }
             .or(async { stop_rx.recv().await.map_or(Step::Tick, |_| Step::Stop) })
             .or(async {
-                async_io::Timer::after(Duration::from_secs(1)).await;
+                ticker.next().await;
                 Step::Tick
             })
             .await;
+        match &step {
+            // The info dictionary itself is no reading matter.
+            Step::Event(Some(Event::MetadataReceived { torrent, info })) => {
+                tracing::debug!(?torrent, bytes = info.len(), "engine event: metadata received")
+            }
+            Step::Event(Some(event)) => tracing::debug!(?event, "engine event"),
+            _ => {}
+        }
         match step {
             Step::Event(Some(event)) => match event {
                 Event::HashFailed { piece, .. } => progress.println(&format!("hash check failed for piece {piece}")),
@@ -307,11 +369,12 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
                     outcome = Err(message);
                     break;
                 }
-                Event::Finished { .. } => {
+                Event::Finished { torrent } if torrent == id => {
                     if !keep_seeding {
                         outcome = Ok(true);
                         break;
                     }
+                    served.since.get_or_insert_with(Instant::now);
                     progress.println(&format!("{name}: complete, seeding (Ctrl-C to stop)"));
                 }
                 _ => {}
@@ -323,21 +386,28 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
             Step::Tick => {
                 if let Some(s) = handle.stats(id).await {
                     progress.update(&s);
+                    if s.state == TorrentState::Seeding {
+                        served.since.get_or_insert_with(Instant::now);
+                    }
                     if let TorrentState::Error(e) = s.state {
                         outcome = Err(e);
                         break;
                     }
                 }
+                if keep_seeding {
+                    served.note(&handle, id).await;
+                }
             }
             Step::Stop => {
-                if !keep_seeding {
-                    outcome = Err("interrupted before the download completed".into());
-                }
+                interrupted = true;
                 break;
             }
         }
     }
     progress.finish();
+    if keep_seeding {
+        served.note(&handle, id).await;
+    }
     let stats = handle.stats(id).await;
     // Say goodbye to trackers and flush files, but never hang on a dead tracker.
     future::or(handle.shutdown(), async {
@@ -345,19 +415,54 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
     })
     .await;
     drop(session);
+    let complete = stats.as_ref().is_some_and(|s| s.wanted_bytes > 0 && s.have_bytes == s.wanted_bytes);
     match outcome {
         Ok(true) => {
             let secs = started.elapsed().as_secs_f64();
             let got = stats.map_or(0, |s| s.downloaded);
-            eprintln!(
+            eprint_line(&format!(
                 "{name}: complete, {} verified; received {} in {secs:.1}s ({}/s)",
                 human_bytes(total),
                 human_bytes(got),
                 human_bytes((got as f64 / secs.max(0.001)) as u64)
-            );
+            ));
             Ok(())
         }
-        Ok(false) => Ok(()),
-        Err(e) => Err(e),
+        Ok(false) if interrupted && !seed_mode && !complete => {
+            // A download stopped before its data was complete: the work is not done, which the
+            // exit code says (130, as for any program stopped by Ctrl-C), without calling it an
+            // error. (`seed` is meant to run until stopped: that is its normal end.)
+            let have = stats.as_ref().map_or(0, |s| s.have_bytes);
+            let want = stats.as_ref().map_or(total, |s| s.wanted_bytes);
+            Err(Failure::Interrupted(if stats.as_ref().is_some_and(|s| s.state == TorrentState::Metadata) {
+                format!("{name}: stopped before its metadata arrived")
+            } else {
+                format!(
+                    "{name}: {} of {} verified; the same command resumes from there",
+                    human_bytes(have),
+                    human_bytes(want)
+                )
+            }))
+        }
+        Ok(false) => {
+            // Seeding, stopped by Ctrl-C or SIGTERM: its normal end.
+            eprint_line(&seed_totals(&name, stats.as_ref(), &served, started));
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
+}
+
+/// The line `seed` (and `download --seed`) prints when it stops: what it gave the swarm.
+fn seed_totals(name: &str, stats: Option<&TorrentStats>, served: &Served, started: Instant) -> String {
+    let uploaded = stats.map_or(0, |s| s.uploaded);
+    let seeding = served.since.map_or(Duration::ZERO, |t| t.elapsed());
+    let peers = served.peers.len();
+    format!(
+        "{name}: stopped; uploaded {} ({uploaded} bytes) to {peers} peer{} in {} of seeding ({} running)",
+        human_bytes(uploaded),
+        if peers == 1 { "" } else { "s" },
+        human_duration(seeding.as_secs()),
+        human_duration(started.elapsed().as_secs()),
+    )
 }

@@ -159,7 +159,8 @@ fn docs_describe_every_route() {
     // Every documented path is served: never the unknown-path 404. GET routes answer HEAD;
     // those that need nothing (no path or required query parameter) answer 200.
     for (path, ops) in paths {
-        let concrete = path.replace("{infohash}", &"0".repeat(40)).replace("{fileindex}", "0");
+        let concrete =
+            path.replace("{infohash}", &"0".repeat(40)).replace("{fileindex}", "0").replace("{file}", "swagger-ui.css");
         if path == "/events" {
             assert_eq!(request(&d, "HEAD", path, &[("X-Api-Key", "k")], None).status, 200);
             continue;
@@ -179,6 +180,97 @@ fn docs_describe_every_route() {
         }
     }
     d.shutdown("k");
+}
+
+/// `/docs` is the Swagger UI, its files served by the daemon itself (no CDN), without a key.
+#[test]
+fn docs_serve_the_swagger_ui() {
+    let state = TempDir::new();
+    let d = start(Opts { state: Some(&state.0), args: vec!["--api-key", "k"], ..Opts::default() });
+    let page = request(&d, "GET", "/docs", &[], None);
+    assert_eq!((page.status, page.content_type.as_str()), (200, "text/html; charset=utf-8"));
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(html.contains(r#"<div id="swagger-ui">"#), "{html}");
+    assert!(!html.contains("http://") && !html.contains("https://"), "the page loads something from elsewhere: {html}");
+    // Every script and stylesheet the page names is served, with its type.
+    let refs: Vec<&str> = html.split(['"', '\'']).filter(|r| r.ends_with(".js") || r.ends_with(".css")).collect();
+    assert!(refs.iter().any(|r| r.ends_with("swagger-ui-bundle.js")), "{refs:?}");
+    for r in &refs {
+        let path = format!("/docs/{}", r.trim_start_matches("./"));
+        let resp = request(&d, "GET", &path, &[], None);
+        let want = if r.ends_with(".js") { "application/javascript" } else { "text/css" };
+        assert_eq!(resp.status, 200, "{path}");
+        assert!(resp.content_type.starts_with(want), "{path}: {}", resp.content_type);
+        assert!(!resp.body.is_empty(), "{path} is empty");
+    }
+    // The UI is pointed at our description.
+    let init = request(&d, "GET", "/docs/swagger-initializer.js", &[], None);
+    assert!(String::from_utf8_lossy(&init.body).contains(r#""url": "/docs/swagger.json""#));
+    assert_eq!(request(&d, "GET", "/docs/no-such-file.js", &[], None).status, 404);
+    d.shutdown("k");
+}
+
+/// The description is Swagger 2.0 in structure: every operation has a 200 response schema,
+/// every body parameter a schema with properties and an example, every other parameter a type.
+#[test]
+fn swagger_spec_is_structurally_valid() {
+    let state = TempDir::new();
+    let d = start(Opts { state: Some(&state.0), args: vec!["--api-key", "k"], ..Opts::default() });
+    let spec = request(&d, "GET", "/docs/swagger.json", &[], None).json();
+    d.shutdown("k");
+    assert_eq!(spec["swagger"], "2.0");
+    assert!(spec["info"]["title"].is_string() && spec["info"]["version"].is_string());
+    let methods = ["get", "put", "post", "delete", "options", "head", "patch"];
+    let mut bodies = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        assert!(path.starts_with('/'), "{path}");
+        for (method, op) in ops.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            assert!(methods.contains(&method.as_str()), "{at}: not a Swagger method");
+            let ok = &op["responses"]["200"];
+            assert!(ok["description"].is_string() && ok["schema"].is_object(), "{at}: no 200 response schema");
+            let params = op["parameters"].as_array().unwrap_or_else(|| panic!("{at}: no parameter list"));
+            let mut in_body = 0;
+            for p in params {
+                let name = p["name"].as_str().unwrap_or_else(|| panic!("{at}: a parameter without a name"));
+                match p["in"].as_str() {
+                    Some("body") => {
+                        in_body += 1;
+                        let schema = &p["schema"];
+                        assert!(schema["properties"].is_object(), "{at}: body without properties: {p}");
+                        assert!(schema["example"].is_object(), "{at}: body without an example: {p}");
+                        assert!(p.get("type").is_none(), "{at}: a body parameter has a schema, not a type");
+                        let props = schema["properties"].as_object().unwrap();
+                        for required in schema["required"].as_array().into_iter().flatten() {
+                            assert!(
+                                props.contains_key(required.as_str().unwrap()),
+                                "{at}: {required} is not a property"
+                            );
+                        }
+                        for key in schema["example"].as_object().unwrap().keys() {
+                            assert!(props.contains_key(key), "{at}: example field {key} is not a property");
+                        }
+                    }
+                    Some("path") => {
+                        assert_eq!(p["required"], json!(true), "{at}: path parameter {name} must be required");
+                        assert!(path.contains(&format!("{{{name}}}")), "{at}: {name} is not in the path");
+                    }
+                    Some("query" | "header" | "formData") => {}
+                    other => panic!("{at}: parameter {name} in {other:?}"),
+                }
+                if p["in"] != "body" {
+                    let ty = p["type"].as_str().unwrap_or_default();
+                    assert!(
+                        ["string", "integer", "number", "boolean", "array", "file"].contains(&ty),
+                        "{at}: {name}: {ty:?}"
+                    );
+                }
+            }
+            assert!(in_body <= 1, "{at}: more than one body parameter");
+            bodies += in_body;
+        }
+    }
+    assert!(bodies >= 5, "only {bodies} body parameters documented");
 }
 
 #[test]

@@ -17,11 +17,13 @@ pub mod bencode;
 pub mod daemon;
 pub mod data;
 pub mod magnet;
+pub mod netns;
 pub mod peers;
 pub mod proc;
 pub mod shoal;
 pub mod sim;
 pub mod tracker;
+pub mod tribler_gui;
 pub mod wait;
 
 pub use bencode::{InfoHash, Value};

@@ -191,7 +191,8 @@ pub enum In {
     Path,
     Query,
     Header,
-    Body,
+    /// The JSON body, described by this schema (with an example) in the Swagger description.
+    Body(fn() -> Value),
 }
 
 /// A documented parameter.

@@ -47,7 +47,7 @@ pub fn raise_and_budget() -> FdBudget {
         let raised = Rlimit { current: current.maximum, maximum: current.maximum };
         match setrlimit(Resource::Nofile, raised) {
             Ok(()) => soft = current.maximum,
-            Err(e) => eprintln!("shoal daemon: cannot raise the open file limit: {e}"),
+            Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
         }
     }
     // `None` is unlimited; such a process still has a kernel-wide cap, so count it as large.

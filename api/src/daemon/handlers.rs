@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
-use super::{docs, Daemon};
+use super::Daemon;
 
 /// `GET /settings`: `{"settings": {…}, "ports": […]}`.
 pub fn get_settings(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
@@ -56,18 +56,6 @@ pub fn events(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
             content_type: "text/event-stream",
             headers: vec![("cache-control", "no-cache".into()), ("connection", "keep-alive".into())],
             body: Body::Stream(Box::new(d.events.subscribe())),
-        })
-    })
-}
-
-/// `GET /docs`: a page describing the API.
-pub fn docs_page(_d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
-    Box::pin(async move {
-        Ok(ApiResponse {
-            status: 200,
-            content_type: "text/html; charset=utf-8",
-            headers: Vec::new(),
-            body: Body::Bytes(docs::UI_PAGE.as_bytes().to_vec()),
         })
     })
 }

@@ -53,6 +53,10 @@ pub struct DaemonArgs {
     /// REST API key [default: [api] key of triblerd.conf; generated and stored there if absent]
     #[arg(long, env = "CORE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// TCP port for peers (0 picks a free one); refused if taken [default: [libtorrent] port of
+    /// triblerd.conf; else 6881, or a free port if 6881 is taken, stored there for next time]
+    #[arg(long, env = "SHOAL_LISTEN_PORT")]
+    listen_port: Option<u16>,
 }
 
 /// The daemon's state, shared by every request.
@@ -139,7 +143,7 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
         Ok(s) if s.trim().len() == 64 && s.trim().bytes().all(|b| b.is_ascii_hexdigit()) => {
             return Ok(s.trim().to_ascii_lowercase())
         }
-        Ok(_) => eprintln!("shoal daemon: {} is malformed; making a new id", path.display()),
+        Ok(_) => tracing::warn!("{} is malformed; making a new id", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
@@ -161,7 +165,19 @@ fn rate_limits(settings: &Settings) -> (u64, u64) {
     (rate("max_download_rate"), rate("max_upload_rate"))
 }
 
-/// Starts the engine on `port` (the default port falls back to a free one).
+/// Where the peer port comes from, which decides what happens when it is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortSource {
+    /// `--listen-port` or `SHOAL_LISTEN_PORT`: exactly this port, or an error.
+    Flag,
+    /// `[libtorrent] port` of the settings: a free port for this run if it is taken.
+    Settings,
+    /// Nothing chosen: 6881, else a free port, which is then stored in the settings so that
+    /// peers find us at the same port after a restart.
+    Default,
+}
+
+/// Starts the engine on `port` (a port not given by a flag falls back to a free one).
 async fn start_session(
     base: Config,
     port: u16,
@@ -188,7 +204,7 @@ async fn start_session(
     match shoal_smol::Session::start(config(port)).await {
         Ok(s) => Ok(s),
         Err(e) if !explicit && port != 0 => {
-            eprintln!("shoal daemon: {e}; using a free port for peers instead");
+            tracing::warn!("{e}; using a free port for peers instead");
             shoal_smol::Session::start(config(0)).await.map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
@@ -205,46 +221,44 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot create {} (mode 0700): {e}", state_dir.display()))?;
     // Held until the process ends: a second daemon on this directory would overwrite our files.
     let _lock = fsutil::StateLock::acquire(&state_dir)?;
-    eprintln!("shoal daemon: state directory {}", state_dir.display());
+    tracing::info!("state directory {}", state_dir.display());
     // Only now, with the lock held, is no other writer's temporary file among these.
     for dir in [state_dir.clone(), state_dir.join("dlcheckpoints")] {
         for stray in fsutil::remove_stray_temps(&dir) {
-            eprintln!("shoal daemon: removed {}, left by an interrupted write", stray.display());
+            tracing::info!("removed {}, left by an interrupted write", stray.display());
         }
     }
     let budget = fdbudget::raise_and_budget();
-    eprintln!(
-        "shoal daemon: open file limit {}: up to {} REST connections, {} descriptors for peers",
-        budget.limit, budget.rest, budget.engine
+    tracing::info!(
+        "open file limit {}: up to {} REST connections, {} descriptors for peers",
+        budget.limit,
+        budget.rest,
+        budget.engine
     );
 
     let (mut settings, warnings, config_error) = Settings::load(&state_dir)?;
     for w in warnings {
-        eprintln!("shoal daemon: {w}");
+        tracing::warn!("{w}");
     }
     if let Some(e) = &config_error {
-        eprintln!(
-            "shoal daemon: {}; starting on default settings (the file was moved to {})",
-            e.message,
-            e.kept.display()
-        );
+        tracing::warn!("{}; starting on default settings (the file was moved to {})", e.message, e.kept.display());
     }
     let conf = settings.path().display().to_string();
     let stored_key = settings.get("api", "key").as_str().filter(|k| !k.is_empty()).map(str::to_string);
     let key = match (args.api_key.filter(|k| !k.is_empty()), stored_key) {
         (Some(k), _) => {
-            eprintln!("shoal daemon: API key from --api-key/CORE_API_KEY");
+            tracing::info!("API key from --api-key/CORE_API_KEY");
             k
         }
         (None, Some(k)) => {
-            eprintln!("shoal daemon: API key from {conf} ([api] key)");
+            tracing::info!("API key from {conf} ([api] key)");
             k
         }
         (None, None) => {
             let k = random_hex(16);
             settings.set("api", "key", Value::from(k.as_str()))?;
             settings.save()?;
-            eprintln!("shoal daemon: generated an API key; it is stored in {conf} ([api] key)");
+            tracing::info!("generated an API key; it is stored in {conf} ([api] key)");
             k
         }
     };
@@ -257,7 +271,13 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let http_ip: IpAddr =
         settings.get("api", "http_host").as_str().and_then(|s| s.parse().ok()).unwrap_or(Ipv4Addr::LOCALHOST.into());
     let allowed_hosts = settings.get("api", "allowed_hosts").as_str().map(api::host_list).unwrap_or_default();
-    let peer_port = settings.get("libtorrent", "port").as_u64().and_then(|p| u16::try_from(p).ok());
+    let stored_port = settings.get("libtorrent", "port").as_u64().and_then(|p| u16::try_from(p).ok());
+    let (peer_port, port_source) = match (args.listen_port, stored_port) {
+        (Some(p), _) => (p, PortSource::Flag),
+        (None, Some(p)) => (p, PortSource::Settings),
+        (None, None) => (DEFAULT_PEER_PORT, PortSource::Default),
+    };
+    tracing::debug!(peer_port, ?port_source, conf = %conf, "peer port chosen");
 
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let signal_tx = stop_tx.clone();
@@ -272,10 +292,26 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let dht_file = state_dir.join("dht.dat");
     let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
     let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
+    tracing::debug!(
+        local_only = base_config.local_only,
+        max_download_rate = base_config.max_download_rate,
+        max_upload_rate = base_config.max_upload_rate,
+        dht = dht.is_some(),
+        dht_nodes_saved = std::fs::metadata(&dht_file).is_ok(),
+        lsd,
+        "engine configuration"
+    );
     shoal_smol::block_on(async move {
-        let session =
-            start_session(base_config.clone(), peer_port.unwrap_or(DEFAULT_PEER_PORT), peer_port.is_some(), dht, lsd)
-                .await?;
+        let session = start_session(base_config.clone(), peer_port, port_source == PortSource::Flag, dht, lsd).await?;
+        if port_source == PortSource::Default {
+            // 6881 was taken: keep the free port picked instead, so peers that learnt it (from
+            // trackers, the DHT) find us there after a restart.
+            if let Some(bound) = session.listen_addrs().first().map(|a| a.port()).filter(|&p| p != DEFAULT_PEER_PORT) {
+                settings.set("libtorrent", "port", Value::from(bound))?;
+                settings.save()?;
+                tracing::info!("peer port {bound} stored in {conf} ([libtorrent] port) for the next start");
+            }
+        }
         let listener = match async_net::TcpListener::bind(SocketAddr::new(http_ip, http_port)).await {
             Ok(l) => l,
             Err(e) => {
@@ -314,18 +350,18 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                 downloads.load().await;
                 let (total, _) = downloads.checkpoint_progress();
                 if total > 0 {
-                    eprintln!("shoal daemon: {total} download(s) restored from checkpoints");
+                    tracing::info!("{total} download(s) restored from checkpoints");
                 }
             })
         };
         let keeper = smol::spawn(background::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
-        eprintln!("shoal daemon: peers on {}", peers.join(", "));
+        tracing::info!("peers on {}", peers.join(", "));
         let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
-        eprintln!("shoal daemon: REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
+        tracing::info!("REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
 
         wait_for_stop(&stop_rx).await;
-        eprintln!("shoal daemon: shutting down");
+        tracing::info!("shutting down");
         drop(keeper);
         drop(loader);
         daemon.events.shutdown_state("Checkpointing Downloads...");
@@ -348,7 +384,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         }
         async_io::Timer::after(Duration::from_millis(50)).await;
         drop(server);
-        eprintln!("shoal daemon: stopped");
+        tracing::info!("stopped");
         Ok(())
     })
 }

@@ -18,8 +18,8 @@ use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param
 use super::conn::{self, Slots};
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
-use super::tools;
 use super::Daemon;
+use super::{docs, tools};
 
 const NO_PARAMS: &[Param] = &[];
 
@@ -70,7 +70,7 @@ pub fn table() -> Vec<Route> {
             summary: "Update settings with a partial tree; invalid values, api.* changes and changes of settings without effect are refused with 400",
             params: &[Param {
                 name: "body",
-                location: In::Body,
+                location: In::Body(docs::body::settings),
                 required: true,
                 ty: "object",
                 description: "{\"section\": {\"key\": value}}; empty objects are ignored",
@@ -113,10 +113,10 @@ pub fn table() -> Vec<Route> {
             summary: "Add a download from a file:/http(s): URI (JSON body) or a raw .torrent body (options in the query)",
             params: &[Param {
                 name: "body",
-                location: In::Body,
+                location: In::Body(docs::body::add_download),
                 required: true,
                 ty: "object",
-                description: "{\"uri\": str, \"destination\": str, \"selected_files\": [int], \"anon_hops\": int, \"safe_seeding\": bool}",
+                description: "the torrent to add and where; or the raw .torrent, with these options in the query",
             }],
             produces: "application/json",
             response: schema::started,
@@ -141,10 +141,10 @@ pub fn table() -> Vec<Route> {
                 q!("download", "integer", "1 to start seeding the new torrent"),
                 Param {
                     name: "body",
-                    location: In::Body,
+                    location: In::Body(docs::body::create_torrent),
                     required: true,
                     ty: "object",
-                    description: "{\"files\": [abs path], \"name\": str, \"description\": str, \"trackers\": [url], \"export_dir\": str}",
+                    description: "the files and how to describe them",
                 },
             ],
             produces: "text/plain",
@@ -195,11 +195,11 @@ pub fn table() -> Vec<Route> {
             method: Get,
             path: "/docs",
             tag: "Documentation",
-            summary: "This API's documentation page (no key needed)",
+            summary: "This API's documentation: Swagger UI (no key needed)",
             params: NO_PARAMS,
             produces: "text/html",
             response: schema::html,
-            handler: handlers::docs_page,
+            handler: docs::page,
         },
         Route {
             method: Get,
@@ -212,6 +212,22 @@ pub fn table() -> Vec<Route> {
             handler: handlers::swagger,
         },
         Route {
+            method: Get,
+            path: "/docs/{file}",
+            tag: "Documentation",
+            summary: "A file of the Swagger UI: its scripts, styles and icons (no key needed)",
+            params: &[Param {
+                name: "file",
+                location: In::Path,
+                required: true,
+                ty: "string",
+                description: "swagger-ui-bundle.js, swagger-ui.css, swagger-initializer.js, …",
+            }],
+            produces: "application/javascript",
+            response: schema::binary,
+            handler: docs::asset,
+        },
+        Route {
             method: Patch,
             path: "/downloads/{infohash}",
             tag: "Libtorrent",
@@ -220,10 +236,10 @@ pub fn table() -> Vec<Route> {
                 IH,
                 Param {
                     name: "body",
-                    location: In::Body,
+                    location: In::Body(docs::body::change_download),
                     required: true,
                     ty: "object",
-                    description: "{\"state\": str, \"dest_dir\": str, \"selected_files\": [int], \"anon_hops\": int, \"vod_mode\": bool, \"fileindex\": int}",
+                    description: "what to change; fields left out stay as they are",
                 },
             ],
             produces: "application/json",
@@ -237,7 +253,13 @@ pub fn table() -> Vec<Route> {
             summary: "Remove a download, and its files with remove_data",
             params: &[
                 IH,
-                Param { name: "body", location: In::Body, required: true, ty: "object", description: "{\"remove_data\": bool}" },
+                Param {
+                    name: "body",
+                    location: In::Body(docs::body::remove_download),
+                    required: true,
+                    ty: "object",
+                    description: "whether the files go too",
+                },
             ],
             produces: "application/json",
             response: schema::removed,
@@ -490,7 +512,7 @@ pub async fn serve_http(listener: async_net::TcpListener, app: tide::Server<Stat
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors, most likely: wait for some to be freed.
-                eprintln!("shoal daemon: accept failed: {e}");
+                tracing::warn!("accept failed: {e}");
                 async_io::Timer::after(std::time::Duration::from_millis(100)).await;
                 continue;
             }
