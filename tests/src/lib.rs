@@ -17,6 +17,7 @@ pub mod bencode;
 pub mod daemon;
 pub mod data;
 pub mod magnet;
+pub mod netns;
 pub mod peers;
 pub mod proc;
 pub mod shoal;
