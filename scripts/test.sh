@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages used by shoal-tests (tests/): libtorrent for Python, a tracker, and the
-# other clients and torrent makers Shoal must interoperate with.
-packages=(python3-libtorrent opentracker transmission-cli aria2 mktorrent)
+# other clients and torrent makers Shoal must interoperate with; strace for tests/local_only.rs.
+packages=(python3-libtorrent opentracker transmission-cli aria2 mktorrent strace)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -165,12 +165,13 @@ fn shoal_download_sends_nothing_off_loopback() {
         panic!("{e}\n{}", dl.logs());
     }
     stop_traced(&mut dl);
+    assert_loopback_only(&trace);
+    // And the user is told why.
     let stderr = dl.stderr();
     for url in TRACKERS {
         let line = stderr.lines().find(|l| l.contains(&format!("tracker {url}: "))).expect("seen above");
         assert!(line.contains("refused by local-only mode"), "tracker {url} was not refused by the policy: {line}");
     }
-    assert_loopback_only(&trace);
 }
 
 /// A `shoal daemon` inside the namespace under strace, and an HTTP client in the namespace.
@@ -250,9 +251,7 @@ fn shoal_daemon_sends_nothing_off_loopback() {
         "/downloads",
         Some(json!({"uri": "http://93.184.216.34/x.torrent", "destination": dest})),
     );
-    assert_eq!(status, 500, "PUT /downloads (http:): {answer}");
-    let error = answer.to_string();
-    assert!(error.contains("refused by local-only mode: 93.184.216.34:80"), "unexpected error: {error}");
+    let fetch_error = (status, answer.to_string());
 
     // Every tracker tried, the control peer dialled.
     let tried = wait_for("every tracker of the magnet to have been tried", TIMEOUT, || {
@@ -274,4 +273,8 @@ fn shoal_daemon_sends_nothing_off_loopback() {
     }
     stop_traced(&mut daemon.proc);
     assert_loopback_only(&trace);
+    // And the client is told why.
+    let (status, error) = fetch_error;
+    assert_eq!(status, 500, "PUT /downloads (http:): {error}");
+    assert!(error.contains("refused by local-only mode: 93.184.216.34:80"), "unexpected error: {error}");
 }
