@@ -1140,3 +1140,26 @@ fn fields_of_the_wrong_type_or_range_are_refused_naming_them() {
     assert_eq!((status(&dl), &dl["hops"]), (("SEEDING", 4), &json!(0)), "{dl:#}");
     d.shutdown(KEY);
 }
+
+#[test]
+fn a_recheck_sees_a_file_deleted_under_a_seeding_download() {
+    let tmp = TempDir::new();
+    let data = tmp.join("data");
+    let dir = write_multi(&data);
+    make_torrent(&dir, &tmp.join("multi.torrent"), None);
+    let d = daemon(&tmp.join("state"));
+    let ih = add(&d, &tmp.join("multi.torrent"), &data);
+    wait_seeding(&d, &ih);
+    // Read while seeding (the check that made it a seed opened it), then deleted under it.
+    std::fs::remove_file(dir.join("video.mkv")).unwrap();
+    patched(&d, &ih, json!({"state": "recheck"}));
+    let dl = wait_for(&d, &ih, "checked again, with the deleted file missing", |dl| {
+        !matches!(dl["status"].as_str(), Some("HASHCHECKING" | "WAITING_FOR_HASHCHECK" | "SEEDING"))
+    });
+    let progress = dl["progress"].as_f64().unwrap();
+    assert!(progress < 1.0, "a recheck still reports {progress} with video.mkv deleted: {dl:#}");
+    let files = files(&d, &ih);
+    let video = files.iter().find(|f| f["name"].as_str().unwrap().ends_with("video.mkv")).unwrap();
+    assert_eq!(video["progress"], json!(0.0), "pieces of the deleted file are still counted: {files:#?}");
+    d.shutdown(KEY);
+}

@@ -240,6 +240,11 @@ impl<R: Runtime> EngineTask<R> {
                 let _ = reply.try_send(self.engine.resume(t, now).map_err(Into::into));
             }
             Command::Recheck(t, reply) => {
+                // The check reads the files as they are now, not through handles that keep a
+                // deleted file alive.
+                if let Some(storage) = self.storages.get(&t) {
+                    storage.reopen();
+                }
                 let _ = reply.try_send(self.engine.recheck(t, now).map_err(Into::into));
             }
             Command::Remove(t, reply) => {

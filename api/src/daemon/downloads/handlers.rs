@@ -282,9 +282,9 @@ impl Patch {
             Some(vod) => {
                 let Some(on) = vod.as_bool() else { return Err(ApiError::bad_request("vod_mode must be bool flag")) };
                 let file = match obj.get("fileindex") {
-                    Some(f) => Some(
-                        f.as_u64().ok_or_else(|| ApiError::bad_request("fileindex must be an integer"))? as usize,
-                    ),
+                    Some(f) => {
+                        Some(f.as_u64().ok_or_else(|| ApiError::bad_request("fileindex must be an integer"))? as usize)
+                    }
                     None if on => return Err(ApiError::bad_request("fileindex is necessary to enable vod_mode")),
                     None => None,
                 };
