@@ -29,7 +29,8 @@ pub(crate) enum Input<R: Runtime> {
     Closed(ConnId),
     Job(JobId, JobResult),
     /// A torrent's files are mapped (and empty ones created): it can join the engine.
-    Prepared(Box<AddOptions>, Result<Prepared, StorageError>, Reply<Result<TorrentId, SessionError>>),
+    /// (Boxed: a storage is large, and every input is moved through the channel.)
+    Prepared(Box<AddOptions>, Box<Result<Prepared, StorageError>>, Reply<Result<TorrentId, SessionError>>),
     TrackerHttp(JobId, Result<Vec<u8>, String>),
     TrackerUdp(JobId, Result<Vec<u8>, String>),
     /// A datagram on a DHT socket.
@@ -349,7 +350,7 @@ impl<R: Runtime> EngineTask<R> {
                 storage.create_empty_files(&lengths)?;
                 Ok(Prepared { storage, existed })
             });
-            let _ = inputs.send_blocking(Input::Prepared(opts, prepared, reply));
+            let _ = inputs.send_blocking(Input::Prepared(opts, Box::new(prepared), reply));
         });
     }
 
@@ -400,7 +401,7 @@ impl<R: Runtime> EngineTask<R> {
             }
             Input::Prepared(opts, prepared, reply) => {
                 self.jobs_in_flight -= 1;
-                let r = prepared.map_err(SessionError::from).and_then(|p| self.add(*opts, p, now));
+                let r = (*prepared).map_err(SessionError::from).and_then(|p| self.add(*opts, p, now));
                 let _ = reply.try_send(r);
             }
             Input::TrackerHttp(id, result) => self.engine.handle_tracker_http(id, result, now),
