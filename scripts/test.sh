@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages used by shoal-tests (tests/): libtorrent for Python, a tracker, and the
-# other clients and torrent makers Shoal must interoperate with.
-packages=(python3-libtorrent opentracker transmission-cli aria2 mktorrent)
+# other clients and torrent makers Shoal must interoperate with; strace for tests/local_only.rs.
+packages=(python3-libtorrent opentracker transmission-cli aria2 mktorrent strace)
 # Tribler's PyQt5 GUI under Xvfb (tests/tests/tribler_gui.rs): the X server, the libraries Qt's
 # xcb platform plugin loads, a font, `ip` for the test's network namespace, and what pip needs
 # to build the PyGObject that tribler==7.13.1 pins (cairo and gobject-introspection headers).

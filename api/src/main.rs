@@ -92,11 +92,19 @@ enum Cmd {
     },
 }
 
-/// Peers given with `--peer`: `HOST:PORT`, resolved once at start.
+/// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
+/// allows: with `SHOAL_LOCAL_ONLY=1` no name server is asked). An address is taken as it is:
+/// the policy refuses it when it would be dialled.
 fn parse_peer(s: &str) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    s.to_socket_addrs()
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("bad peer address {s:?}: HOST:PORT expected"))?;
+    let port: u16 = port.parse().map_err(|_| format!("bad peer address {s:?}: invalid port"))?;
+    let policy = shoal_core::NetPolicy::new(run::local_only());
+    shoal_smol::adapter::resolve_blocking(policy, host, port)
         .map_err(|e| format!("bad peer address {s:?}: {e}"))?
+        .into_iter()
         .next()
         .ok_or_else(|| format!("peer address {s:?} resolves to nothing"))
 }

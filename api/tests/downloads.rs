@@ -1060,3 +1060,106 @@ fn torrents_are_fetched_from_http_urls() {
     assert_eq!(st, 500);
     assert!(body["error"].as_str().unwrap().starts_with("cannot fetch http://127.0.0.1:1/none.torrent"), "{body}");
 }
+
+/// Asserts a 400 whose `error` names `field` (issue #14 finding 9: wrong types were ignored).
+fn assert_refused(what: &str, (status, answer): (u16, Value), field: &str) {
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert_eq!(status, 400, "{what}: {answer}");
+    assert!(error.contains(field), "{what}: the error does not name {field}: {answer}");
+}
+
+#[test]
+fn fields_of_the_wrong_type_or_range_are_refused_naming_them() {
+    let tmp = TempDir::new();
+    let data = tmp.join("data");
+    let dir = write_multi(&data);
+    let torrent = tmp.join("multi.torrent");
+    let bytes = make_torrent(&dir, &torrent, None);
+    let d = daemon(&tmp.join("state"));
+    let uri = file_uri(&torrent);
+
+    // PUT /downloads, JSON body: each would otherwise add the download.
+    let add_cases = [
+        ("destination", json!({"uri": uri, "destination": 5})),
+        ("destination", json!({"uri": uri, "destination": [data]})),
+        ("safe_seeding", json!({"uri": uri, "destination": data, "safe_seeding": "yes"})),
+        ("safe_seeding", json!({"uri": uri, "destination": data, "safe_seeding": 2})),
+        ("safe_seeding", json!({"uri": uri, "destination": data, "safe_seeding": {}})),
+        ("anon_hops", json!({"uri": uri, "destination": data, "anon_hops": -1})),
+        ("anon_hops", json!({"uri": uri, "destination": data, "anon_hops": "0"})),
+        ("anon_hops", json!({"uri": uri, "destination": data, "anon_hops": 4})),
+        ("selected_files", json!({"uri": uri, "destination": data, "selected_files": "0"})),
+        ("selected_files", json!({"uri": uri, "destination": data, "selected_files": [-1]})),
+        ("uri", json!({"uri": 7, "destination": data})),
+        ("destinaton", json!({"uri": uri, "destinaton": data})),
+    ];
+    for (field, body) in add_cases {
+        assert_refused(&format!("PUT {body}"), answer(&d, "PUT", "/downloads", Some(&body)), field);
+    }
+    // Raw .torrent body, options in the query.
+    let dest = enc(&data.display().to_string());
+    for (field, query) in [
+        ("anon_hops", format!("destination={dest}&anon_hops=-1")),
+        ("safe_seeding", format!("destination={dest}&safe_seeding=maybe")),
+        ("selected_files", format!("destination={dest}&selected_files=0,x")),
+    ] {
+        let r = request(
+            &d,
+            "PUT",
+            &format!("/downloads?{query}"),
+            &[("X-Api-Key", KEY), ("Content-Type", "application/x-bittorrent")],
+            Some(&bytes),
+        );
+        assert_refused(&format!("PUT ?{query}"), (r.status, r.json()), field);
+    }
+    assert_eq!(list(&d, "")["downloads"], json!([]), "a refused request added a download");
+
+    // PATCH /downloads/{ih}: nothing of a refused body is applied.
+    let ih = add(&d, &torrent, &data);
+    wait_seeding(&d, &ih);
+    let patch_cases = [
+        ("state", json!({"state": 1})),
+        ("dest_dir", json!({"state": "move_storage", "dest_dir": 5})),
+        ("dest_dir", json!({"dest_dir": data})),
+        ("selected_files", json!({"selected_files": "all"})),
+        ("selected_files", json!({"selected_files": [0.5]})),
+        ("vod_mode", json!({"vod_mode": "yes", "fileindex": 0})),
+        ("fileindex", json!({"vod_mode": true, "fileindex": "0"})),
+        ("fileindex", json!({"fileindex": 0})),
+        ("anon_hops", json!({"anon_hops": -1})),
+        ("anon_hops", json!({"anon_hops": null})),
+        ("anon_hops", json!({"anon_hops": "1"})),
+        ("stat", json!({"stat": "stop"})),
+        ("state", json!({"selected_files": [0], "state": "pause"})),
+    ];
+    for (field, body) in patch_cases {
+        assert_refused(&format!("PATCH {body}"), patch(&d, &ih, body.clone()), field);
+    }
+    assert_eq!(included(&files(&d, &ih)), [true, true, true], "a refused PATCH changed the selection");
+    let dl = download(&d, &ih, "");
+    assert_eq!((status(&dl), &dl["hops"]), (("SEEDING", 4), &json!(0)), "{dl:#}");
+    d.shutdown(KEY);
+}
+
+#[test]
+fn a_recheck_sees_a_file_deleted_under_a_seeding_download() {
+    let tmp = TempDir::new();
+    let data = tmp.join("data");
+    let dir = write_multi(&data);
+    make_torrent(&dir, &tmp.join("multi.torrent"), None);
+    let d = daemon(&tmp.join("state"));
+    let ih = add(&d, &tmp.join("multi.torrent"), &data);
+    wait_seeding(&d, &ih);
+    // Read while seeding (the check that made it a seed opened it), then deleted under it.
+    std::fs::remove_file(dir.join("video.mkv")).unwrap();
+    patched(&d, &ih, json!({"state": "recheck"}));
+    let dl = wait_for(&d, &ih, "checked again, with the deleted file missing", |dl| {
+        !matches!(dl["status"].as_str(), Some("HASHCHECKING" | "WAITING_FOR_HASHCHECK" | "SEEDING"))
+    });
+    let progress = dl["progress"].as_f64().unwrap();
+    assert!(progress < 1.0, "a recheck still reports {progress} with video.mkv deleted: {dl:#}");
+    let files = files(&d, &ih);
+    let video = files.iter().find(|f| f["name"].as_str().unwrap().ends_with("video.mkv")).unwrap();
+    assert_eq!(video["progress"], json!(0.0), "pieces of the deleted file are still counted: {files:#?}");
+    d.shutdown(KEY);
+}

@@ -27,6 +27,7 @@ pub mod engine;
 pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
+pub mod net_policy;
 pub mod picker;
 pub mod rate;
 pub mod storage;
@@ -40,5 +41,6 @@ pub use engine::{
     FilePriority, HashJob, JobResult, Output, PeerRequests, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
+pub use net_policy::NetPolicy;
 pub use storage::{FileLayout, FileSpan};
 pub use types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, TorrentId, BLOCK_SIZE};

@@ -1239,3 +1239,57 @@ fn a_magnet_waits_in_metadata_until_a_seeder_appears() {
     assert_eq!(dl["name"], json!("late"), "{dl}");
     compare_trees(&made.content, &out.join("late"), Compare::default()).expect("byte-exact after the metadata arrived");
 }
+
+/// The resume data the daemon last wrote for `ih` (`None` while there is none).
+fn saved_resume(d: &Daemon, ih: &str) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(d.checkpoint(ih)).ok()?).ok()
+}
+
+/// Verified pieces in resume data (0 without a bitfield).
+fn saved_pieces(resume: &Value) -> u64 {
+    let bytes = resume["have"].as_str().and_then(base64_decode).unwrap_or_default();
+    bytes.iter().map(|b| u64::from(b.count_ones())).sum()
+}
+
+/// Transfer counters survive `kill -9` (issue #14 finding 10). Each kill comes when at least
+/// 2 MiB were verified since the last checkpoint: the restart's check finds those pieces on
+/// disk and keeps them, so their bytes must still count as downloaded. Every byte of the
+/// finished download came from the seeder, so `all_time_download` is at least its size.
+#[test]
+fn kill_9_keeps_counting_what_was_downloaded() {
+    let td = TestDir::new("daemon-kill9-counters");
+    let tracker = Opentracker::start(&td, &[]);
+    let size = 24 * MIB;
+    let piece = 256 * KIB;
+    let made = make(&td, "counted.bin", Payload::Single(size), piece, &[tracker.http_url()], 103);
+    let (_seeder, _) = lt_seeder(&td, &made, &tracker, 2_000_000);
+    let state = td.dir("state");
+    let out = td.dir("out");
+
+    let mut d = Daemon::start(&td, "daemon", &state, KEY);
+    let ih = Api::new(&d).add_file(&made.torrent, &out);
+    for (i, target) in [0.15, 0.4, 0.65].into_iter().enumerate() {
+        let api = Api::new(&d);
+        api.wait(&ih, &format!("DOWNLOADING past {target}"), |dl| status(dl) == DOWNLOADING && progress(dl) >= target);
+        // 2 MiB verified beyond the checkpoint on disk, which is still the latest (read again
+        // after the download's progress).
+        let ahead = wait_for("2 MiB verified beyond the last checkpoint", TIMEOUT, || {
+            let saved = saved_resume(&d, &ih).filter(|r| saved_pieces(r) > 0)?;
+            let have = (progress(&api.find(&ih)?) * size as f64) as u64;
+            let saved_bytes = saved_pieces(&saved) * piece;
+            (have >= saved_bytes + 2 * MIB && saved_resume(&d, &ih).as_ref() == Some(&saved))
+                .then_some(have - saved_bytes)
+        });
+        let ahead = ahead.unwrap_or_else(|e| panic!("{e}\n{}", d.proc().logs()));
+        eprintln!("kill {i}: {ahead} bytes verified beyond the checkpoint");
+        d.kill9();
+        d = Daemon::start(&td, &format!("daemon-{}", i + 2), &state, KEY);
+    }
+    let api = Api::new(&d);
+    let dl = api.wait(&ih, "SEEDING", |dl| status(dl) == SEEDING);
+    assert_same_tree(&made.content, &out.join(&made.name), Compare::default());
+    let counted = dl["all_time_download"].as_u64().expect("all_time_download");
+    eprintln!("all_time_download {counted} of {size} after three kills");
+    assert!(counted >= size, "all_time_download is {counted} after three kills of a {size}-byte download");
+    shutdown(&api, d);
+}

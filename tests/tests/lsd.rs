@@ -5,66 +5,32 @@
 //! needs root; without it the test is skipped with a message.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use shoal_tests::data::Compare;
+use shoal_tests::netns::Netns;
 use shoal_tests::shoal::{self, shoal_bin};
 use shoal_tests::{assert_same_tree, Proc, TestDir};
 
 /// How long the download may take (LSD announces go out within a second of starting).
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A network namespace with only `lo` (up, multicast on, 224.0.0.0/4 routed to it), deleted
-/// on drop, failure or not.
-struct Netns {
-    name: String,
+/// A namespace of the test's own with only `lo` (up, multicast on, 224.0.0.0/4 routed to it).
+fn multicast_netns() -> Result<Netns, String> {
+    let ns = Netns::create("lsd")?;
+    ns.ip(&["link", "set", "lo", "multicast", "on"])?;
+    ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"])?;
+    Ok(ns)
 }
 
-impl Netns {
-    /// Creates the namespace; `Err` says why it cannot be (typically: not root).
-    fn create() -> Result<Netns, String> {
-        let name = format!("shoal-lsd-{}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["link", "set", "lo", "multicast", "on"],
-            &["route", "add", "224.0.0.0/4", "dev", "lo"],
-        ] {
-            let mut full = vec!["netns", "exec", &ns.name, "ip"];
-            full.extend_from_slice(args);
-            ip(&full)?;
-        }
-        Ok(ns)
-    }
-
-    /// `shoal ARGS` inside the namespace, kept to it by `SHOAL_LOCAL_ONLY=1`, with LSD asked
-    /// for explicitly (`SHOAL_LSD=1`).
-    fn shoal(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, "env", "SHOAL_LOCAL_ONLY=1", "SHOAL_LSD=1"]);
-        cmd.arg(shoal_bin()).args(args);
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Err(e) = ip(&["netns", "delete", &self.name]) {
-            eprintln!("warning: cannot delete network namespace {}: {e}", self.name);
-        }
-    }
-}
-
-/// Runs `ip ARGS`; `Err` with its message if it fails.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
+/// `shoal ARGS` inside the namespace, kept to it by `SHOAL_LOCAL_ONLY=1`, with LSD asked for
+/// explicitly (`SHOAL_LSD=1`).
+fn shoal_in(ns: &Netns, args: &[&str]) -> Command {
+    let mut cmd = ns.command("env");
+    cmd.args(["SHOAL_LOCAL_ONLY=1", "SHOAL_LSD=1"]);
+    cmd.arg(shoal_bin()).args(args);
+    cmd
 }
 
 fn path(p: &Path) -> &str {
@@ -73,7 +39,7 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
-    let ns = match Netns::create() {
+    let ns = match multicast_netns() {
         Ok(ns) => ns,
         Err(e) => {
             eprintln!("SKIPPED: needs a network namespace of its own (run as root): {e}");
@@ -88,11 +54,11 @@ fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
     shoal::create(&td, &content, &torrent, &[], 64 << 10);
 
     let seed_args = ["seed", path(&torrent), path(&src), "--runtime", "smol", "--listen-port", "6881", "--no-dht"];
-    let _seeder = Proc::spawn("shoal_seed", ns.shoal(&seed_args), &td.logs(), Duration::from_secs(5));
+    let _seeder = Proc::spawn("shoal_seed", shoal_in(&ns, &seed_args), &td.logs(), Duration::from_secs(5));
     let out = td.dir("out");
     let dl_args =
         ["download", path(&torrent), "-o", path(&out), "--runtime", "tokio", "--listen-port", "6882", "--no-dht"];
-    let mut dl = Proc::spawn("shoal_download", ns.shoal(&dl_args), &td.logs(), Duration::from_secs(5));
+    let mut dl = Proc::spawn("shoal_download", shoal_in(&ns, &dl_args), &td.logs(), Duration::from_secs(5));
     dl.expect_success(TIMEOUT);
     assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
 }

@@ -106,14 +106,14 @@ pub async fn read_torrent_file(path: PathBuf) -> Result<Vec<u8>, FileUriError> {
     .await
 }
 
+/// Fetches a `.torrent` over HTTP(S); every address dialled (redirects included) passes the
+/// session's network policy (`SHOAL_LOCAL_ONLY=1`: loopback only).
 fn http_get(url: &str) -> Result<Vec<u8>, String> {
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let agent = ureq::Agent::new_with_config(config);
-    let mut resp = agent.get(url).call().map_err(|e| format!("cannot fetch {url}: {e}"))?;
-    resp.body_mut().with_config().limit(MAX_TORRENT).read_to_vec().map_err(|e| format!("cannot fetch {url}: {e}"))
+    let policy = shoal_core::NetPolicy::new(crate::run::local_only());
+    let agent = shoal_smol::adapter::http_agent(policy, Duration::from_secs(30), true);
+    let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_smol::adapter::http_error(&e));
+    let mut resp = agent.get(url).call().map_err(fail)?;
+    resp.body_mut().with_config().limit(MAX_TORRENT).read_to_vec().map_err(fail)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::dht::{Dht, DhtEvent, DhtOutput, LookupId};
 use crate::types::{Instant, TorrentId};
+use crate::NetPolicy;
 
 /// How often a torrent announces itself (peers stored by others expire after 30 minutes).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -81,13 +82,13 @@ impl DhtLink {
         DhtTorrentStatus { working: self.dht.is_bootstrapped(), peers: self.found.get(&t).copied().unwrap_or(0) }
     }
 
-    /// The next thing the DHT asks for. Sends to non-loopback addresses are dropped when
-    /// `local_only` (tests: nothing leaves the machine, whatever a hostile node tells us).
-    pub fn poll(&mut self, local_only: bool, now: Instant) -> Option<Action> {
+    /// The next thing the DHT asks for. Sends that `policy` refuses are dropped (local-only:
+    /// nothing leaves the machine, whatever a hostile node tells us).
+    pub fn poll(&mut self, policy: NetPolicy, now: Instant) -> Option<Action> {
         loop {
             match self.dht.poll_output()? {
                 DhtOutput::Send { to, data } => {
-                    if local_only && !to.ip().is_loopback() {
+                    if !policy.allows(to) {
                         continue;
                     }
                     return Some(Action::Output(super::Output::DhtSend { to, data }));

@@ -83,7 +83,8 @@ pub struct Config {
     pub client_name: String,
     /// Wire decoder limits.
     pub wire_limits: Limits,
-    /// Only ever dial loopback addresses (tests and CI: nothing leaves the machine).
+    /// Only ever send to loopback addresses (tests and CI: nothing leaves the machine); see
+    /// [`crate::NetPolicy`].
     pub local_only: bool,
     /// Download limit over all torrents, payload bytes per second; 0 for none. Enforced by
     /// pacing our block requests, the only lever on what peers send.
@@ -95,6 +96,13 @@ pub struct Config {
     /// ([`Output::LsdSend`]) and take peers from [`Engine::handle_lsd_datagram`]. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
+}
+
+impl Config {
+    /// The policy every outgoing connection and datagram passes ([`Config::local_only`]).
+    pub fn net_policy(&self) -> crate::NetPolicy {
+        crate::NetPolicy::new(self.local_only)
+    }
 }
 
 impl Default for Config {
@@ -1413,7 +1421,7 @@ impl Engine {
     fn pump_dht(&mut self, now: Instant) -> bool {
         let Some(link) = self.dht.as_mut() else { return false };
         let mut got_peers = false;
-        while let Some(action) = link.poll(self.config.local_only, now) {
+        while let Some(action) = link.poll(self.config.net_policy(), now) {
             match action {
                 dht::Action::Output(o) => self.io.push(o),
                 dht::Action::Peers(t, peers) => {

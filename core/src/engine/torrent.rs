@@ -547,7 +547,7 @@ impl Torrent {
     pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
         let mut new = 0;
         for addr in addrs {
-            if addr.port() == 0 || self.is_self(&addr, cfg) || (cfg.local_only && !addr.ip().is_loopback()) {
+            if addr.port() == 0 || self.is_self(&addr, cfg) || !cfg.net_policy().allows(addr) {
                 continue;
             }
             if !self.known.contains_key(&addr) {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
-use shoal_core::{ConnId, JobId};
+use shoal_core::{ConnId, JobId, NetPolicy};
 
+use super::net;
 use super::pool::BufPool;
 use super::task::Input;
 use super::workers::Workers;
@@ -79,16 +80,21 @@ pub(crate) async fn listen<R: Runtime>(
     Ok((local, task))
 }
 
-/// Dials `addr`; reports `Connected` then data, or `Closed` on failure.
+/// Dials `addr` if `policy` allows it; reports `Connected` then data, or `Closed` on failure.
 pub(crate) fn connect<R: Runtime>(
     conn: ConnId,
     addr: SocketAddr,
+    policy: NetPolicy,
     inputs: Sender<Input<R>>,
     pool: Arc<BufPool>,
 ) -> Link<R> {
     Link::new(|queue| {
         R::spawn(async move {
-            match R::connect(addr).await {
+            let connected = match policy.check(addr) {
+                Ok(addr) => R::connect(addr).await,
+                Err(refused) => Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused)),
+            };
+            match connected {
                 Ok(stream) => {
                     if inputs.send(Input::Connected(conn)).await.is_ok() {
                         serve::<R>(conn, stream, queue, inputs, pool).await;
@@ -158,11 +164,18 @@ async fn serve<R: Runtime>(
     let _ = inputs.send(Input::Closed(conn)).await;
 }
 
-/// Resolves `host:port`, opens a socket and relays datagrams both ways until dropped.
-pub(crate) fn udp_tracker<R: Runtime>(id: JobId, host: String, port: u16, inputs: Sender<Input<R>>) -> Link<R> {
+/// Resolves `host:port` (to an address `policy` allows), opens a socket and relays datagrams
+/// both ways until dropped.
+pub(crate) fn udp_tracker<R: Runtime>(
+    id: JobId,
+    host: String,
+    port: u16,
+    policy: NetPolicy,
+    inputs: Sender<Input<R>>,
+) -> Link<R> {
     Link::new(|queue| {
         R::spawn(async move {
-            let socket = match udp_open::<R>(host, port).await {
+            let socket = match udp_open::<R>(policy, host, port).await {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = inputs.send(Input::TrackerUdp(id, Err(e))).await;
@@ -193,29 +206,24 @@ pub(crate) fn udp_tracker<R: Runtime>(id: JobId, host: String, port: u16, inputs
     })
 }
 
-async fn udp_open<R: Runtime>(host: String, port: u16) -> Result<R::Udp, String> {
-    let addr = match R::resolve(host.clone(), port).await {
-        Ok(addrs) => *addrs.first().ok_or_else(|| format!("{host}: no address"))?,
-        Err(e) => return Err(format!("{host}: {e}")),
-    };
+async fn udp_open<R: Runtime>(policy: NetPolicy, host: String, port: u16) -> Result<R::Udp, String> {
+    let addrs = net::resolve::<R>(policy, host.clone(), port).await?;
+    let addr = *addrs.first().ok_or_else(|| format!("{host}: no address"))?;
+    // Checked again right before the socket is connected: nothing reaches it unchecked.
+    let addr = policy.check(addr).map_err(|r| r.to_string())?;
     R::udp_connect(addr).await.map_err(|e| format!("{addr}: {e}"))
 }
 
-/// An HTTP client shared by all announces.
-pub(crate) fn http_agent() -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-        .build();
-    ureq::Agent::new_with_config(config)
+/// An HTTP client shared by all announces; every address it dials passes `policy`.
+pub(crate) fn http_agent(policy: NetPolicy) -> ureq::Agent {
+    net::http_agent(policy, Duration::from_secs(30), false)
 }
 
 /// Runs one HTTP GET on the blocking pool and reports the body.
 pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, inputs: Sender<Input<R>>) {
     R::spawn_blocking(move || {
         let result = (|| -> Result<Vec<u8>, String> {
-            let mut resp = agent.get(&url).call().map_err(|e| e.to_string())?;
+            let mut resp = agent.get(&url).call().map_err(|e| net::http_error(&e))?;
             let status = resp.status();
             let body = resp.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| e.to_string())?;
             if !status.is_success() && body.is_empty() {
@@ -314,11 +322,16 @@ pub(crate) async fn dht_socket<R: Runtime>(
 /// (unspecified: the system's default), its own announces looped back (other clients on
 /// this host must hear them; ours are recognized by their cookie).
 pub(crate) fn lsd_socket<R: Runtime>(
+    policy: NetPolicy,
     interface: Ipv4Addr,
     inputs: Sender<Input<R>>,
 ) -> std::io::Result<DatagramSocket<R>> {
     use shoal_core::lsd::{GROUP_V4, PORT};
     use socket2::{Domain, Protocol, Socket, Type};
+    if !policy.allows_multicast_via(interface) {
+        let refused = shoal_core::net_policy::Refused::Addr(SocketAddr::from((GROUP_V4, PORT)));
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused));
+    }
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
@@ -366,11 +379,10 @@ fn udp_task<R: Runtime>(
     DatagramSocket { addr, outgoing, _task: task }
 }
 
-/// Resolves a DHT bootstrap host name and reports the addresses.
-pub(crate) fn dht_resolve<R: Runtime>(host: String, port: u16, inputs: Sender<Input<R>>) {
+/// Resolves a DHT bootstrap host name and reports the addresses `policy` allows.
+pub(crate) fn dht_resolve<R: Runtime>(host: String, port: u16, policy: NetPolicy, inputs: Sender<Input<R>>) {
     R::spawn_blocking(move || {
-        use std::net::ToSocketAddrs;
-        let addrs = (host.as_str(), port).to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
+        let addrs = net::resolve_blocking(policy, &host, port).unwrap_or_default();
         let _ = inputs.send_blocking(Input::DhtResolved(addrs));
     });
 }

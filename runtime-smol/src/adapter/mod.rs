@@ -12,6 +12,7 @@
 //! ```
 
 mod io;
+mod net;
 mod pool;
 mod task;
 mod workers;
@@ -24,6 +25,7 @@ use shoal_core::Instant;
 
 use crate::{Handle, SessionConfig, SessionError};
 
+pub use net::{http_agent, http_error, resolve_blocking, PolicyResolver};
 pub use task::EngineTask;
 
 /// What an executor gives a Shoal session: tasks, a blocking pool, a clock, sockets.
@@ -109,8 +111,15 @@ pub async fn start<R: Runtime>(
     // than the engine digests (each entry may hold a 256 KiB read).
     let (inputs_tx, inputs) = async_channel::bounded(32);
     let port = config.engine.listen_port;
+    let policy = config.engine.net_policy();
     let addrs = if config.listen.is_empty() {
-        vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))]
+        // Local-only listens on loopback too: the answers to anyone else would leave the host.
+        let (v4, v6) = if policy.is_local_only() {
+            (Ipv4Addr::LOCALHOST, Ipv6Addr::LOCALHOST)
+        } else {
+            (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED)
+        };
+        vec![SocketAddr::from((v4, port)), SocketAddr::from((v6, port))]
     } else {
         config.listen.clone()
     };
@@ -133,12 +142,13 @@ pub async fn start<R: Runtime>(
             engine_config.listen_port = a.port();
         }
     }
-    // Local Service Discovery, on loopback when the session only listens there.
+    // Local Service Discovery, on loopback when the session only listens there (and always
+    // when local-only: the policy allows multicast only through the loopback interface).
     let mut lsd_socket = None;
     if config.lsd {
-        let loopback = !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
+        let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
-        match io::lsd_socket::<R>(interface, inputs_tx.clone()) {
+        match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
             Ok(s) => lsd_socket = Some(s),
             Err(e) => eprintln!("shoal: Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
         }

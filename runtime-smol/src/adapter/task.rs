@@ -10,7 +10,7 @@ use futures_lite::future;
 use shoal_core::engine::{
     AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, TrackerJob,
 };
-use shoal_core::{ConnId, Instant, JobId, TorrentId};
+use shoal_core::{ConnId, Instant, JobId, NetPolicy, TorrentId};
 
 use super::io::{self, Link};
 use super::pool::BufPool;
@@ -29,7 +29,8 @@ pub(crate) enum Input<R: Runtime> {
     Closed(ConnId),
     Job(JobId, JobResult),
     /// A torrent's files are mapped (and empty ones created): it can join the engine.
-    Prepared(Box<AddOptions>, Result<Prepared, StorageError>, Reply<Result<TorrentId, SessionError>>),
+    /// (Boxed: a storage is large, and every input is moved through the channel.)
+    Prepared(Box<AddOptions>, Box<Result<Prepared, StorageError>>, Reply<Result<TorrentId, SessionError>>),
     TrackerHttp(JobId, Result<Vec<u8>, String>),
     TrackerUdp(JobId, Result<Vec<u8>, String>),
     /// A datagram on a DHT socket.
@@ -65,6 +66,8 @@ pub struct EngineTask<R: Runtime> {
     /// Destinations of magnets still fetching their metadata.
     magnet_dests: HashMap<TorrentId, std::path::PathBuf>,
     udp: HashMap<JobId, Link<R>>,
+    /// Where the engine's outputs may go (checked again here, on resolved addresses).
+    policy: NetPolicy,
     agent: ureq::Agent,
     subscribers: Vec<Sender<Event>>,
     /// Disk, hash and storage-setup work not yet reported back.
@@ -106,6 +109,7 @@ impl<R: Runtime> EngineTask<R> {
         dht_sockets: Vec<io::DatagramSocket<R>>,
         lsd_socket: Option<io::DatagramSocket<R>>,
     ) -> std::io::Result<Self> {
+        let policy = engine.config().net_policy();
         Ok(EngineTask {
             engine,
             origin: std::time::Instant::now(),
@@ -119,7 +123,8 @@ impl<R: Runtime> EngineTask<R> {
             sparse_files: false,
             magnet_dests: HashMap::new(),
             udp: HashMap::new(),
-            agent: io::http_agent(),
+            policy,
+            agent: io::http_agent(policy),
             subscribers: Vec::new(),
             jobs_in_flight: 0,
             shutdown_waiters: Vec::new(),
@@ -236,6 +241,11 @@ impl<R: Runtime> EngineTask<R> {
                 let _ = reply.try_send(self.engine.resume(t, now).map_err(Into::into));
             }
             Command::Recheck(t, reply) => {
+                // The check reads the files as they are now, not through handles that keep a
+                // deleted file alive.
+                if let Some(storage) = self.storages.get(&t) {
+                    storage.reopen();
+                }
                 let _ = reply.try_send(self.engine.recheck(t, now).map_err(Into::into));
             }
             Command::Remove(t, reply) => {
@@ -340,7 +350,7 @@ impl<R: Runtime> EngineTask<R> {
                 storage.create_empty_files(&lengths)?;
                 Ok(Prepared { storage, existed })
             });
-            let _ = inputs.send_blocking(Input::Prepared(opts, prepared, reply));
+            let _ = inputs.send_blocking(Input::Prepared(opts, Box::new(prepared), reply));
         });
     }
 
@@ -391,7 +401,7 @@ impl<R: Runtime> EngineTask<R> {
             }
             Input::Prepared(opts, prepared, reply) => {
                 self.jobs_in_flight -= 1;
-                let r = prepared.map_err(SessionError::from).and_then(|p| self.add(*opts, p, now));
+                let r = (*prepared).map_err(SessionError::from).and_then(|p| self.add(*opts, p, now));
                 let _ = reply.try_send(r);
             }
             Input::TrackerHttp(id, result) => self.engine.handle_tracker_http(id, result, now),
@@ -412,7 +422,7 @@ impl<R: Runtime> EngineTask<R> {
             }
             match o {
                 Output::Connect { conn, addr } => {
-                    let link = io::connect::<R>(conn, addr, self.inputs_tx.clone(), self.pool.clone());
+                    let link = io::connect::<R>(conn, addr, self.policy, self.inputs_tx.clone(), self.pool.clone());
                     self.conns.insert(conn, link);
                 }
                 Output::Send { conn, data } => {
@@ -453,19 +463,27 @@ impl<R: Runtime> EngineTask<R> {
                     io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
                 }
                 Output::Tracker(TrackerJob::UdpSend { id, host, port, data }) => {
-                    let inputs = self.inputs_tx.clone();
-                    self.udp.entry(id).or_insert_with(|| io::udp_tracker::<R>(id, host, port, inputs)).send(data);
+                    let (inputs, policy) = (self.inputs_tx.clone(), self.policy);
+                    self.udp
+                        .entry(id)
+                        .or_insert_with(|| io::udp_tracker::<R>(id, host, port, policy, inputs))
+                        .send(data);
                 }
                 Output::Tracker(TrackerJob::UdpClose { id }) => {
                     self.udp.remove(&id);
                 }
                 Output::DhtSend { to, data } => {
-                    // The socket of the destination's family.
+                    // The socket of the destination's family, if the policy allows it.
+                    if !self.policy.allows(to) {
+                        continue;
+                    }
                     if let Some(s) = self.dht_sockets.iter().find(|s| s.family_matches(&to)) {
                         s.send(to, data);
                     }
                 }
-                Output::DhtResolve { host, port } => io::dht_resolve::<R>(host, port, self.inputs_tx.clone()),
+                Output::DhtResolve { host, port } => {
+                    io::dht_resolve::<R>(host, port, self.policy, self.inputs_tx.clone())
+                }
                 Output::LsdSend { data, v6 } => {
                     // IPv4 only for now: announces for the IPv6 group are dropped.
                     if let (Some(s), false) = (&self.lsd_socket, v6) {

@@ -81,6 +81,25 @@ impl ResumeData {
         self.have = have.map(|b| BASE64.encode(b.as_bytes()));
     }
 
+    /// Credits `all_time_download` with the pieces that the check after a crash found
+    /// verified beyond this checkpoint's `saved` ones, `checked` pieces being valid in all.
+    /// The download wrote them after its last checkpoint, so their bytes were downloaded,
+    /// though the counters that said so died with the process. Counted as a lower bound (the
+    /// short last piece is assumed among them unless it was saved). Returns the bytes credited.
+    pub fn credit_found_after_crash(&mut self, saved: &Bitfield, checked: u32, meta: &Metainfo) -> u64 {
+        let found = u64::from(checked.saturating_sub(saved.count_ones()));
+        if found == 0 {
+            return 0;
+        }
+        let piece_length = meta.info.piece_length as u64;
+        let pieces = meta.info.pieces.len() as u32;
+        let last_len = meta.info.total_length - piece_length * u64::from(pieces.saturating_sub(1));
+        let last_saved = pieces > 0 && saved.get(pieces - 1);
+        let bytes = found * piece_length - if last_saved { 0 } else { piece_length - last_len };
+        self.all_time_download += bytes;
+        bytes
+    }
+
     /// The verified-pieces bitfield, if present and the right size for `pieces`.
     pub fn have(&self, pieces: u32) -> Option<Bitfield> {
         let bytes = BASE64.decode(self.have.as_ref()?.as_bytes()).ok()?;
@@ -188,6 +207,27 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_found_after_a_crash_are_credited_as_downloaded() {
+        // Three pieces of 16 KiB and a last one of 100 bytes.
+        let mut b = shoal_core::create::TorrentBuilder::new("f".into());
+        b.add_file(vec!["f".into()], 3 * 16384 + 100);
+        b.set_piece_length(16384);
+        let meta = Metainfo::from_bytes(&b.build(vec![[0; 20]; 4]).unwrap()).unwrap();
+        let mut r = ResumeData::new(&meta.info_hash, "/tmp/x".into(), 1);
+        r.all_time_download = 1000;
+        let mut saved = Bitfield::new(4);
+        saved.set(0, true);
+        // Two more pieces valid: perhaps the 100-byte one, so at least 16384 + 100 bytes.
+        assert_eq!(r.credit_found_after_crash(&saved, 3, &meta), 16384 + 100);
+        assert_eq!(r.all_time_download, 1000 + 16384 + 100);
+        // The last piece saved already: the others are whole.
+        saved.set(3, true);
+        assert_eq!(r.credit_found_after_crash(&saved, 4, &meta), 2 * 16384);
+        // Nothing beyond the checkpoint (or fewer pieces than saved): nothing credited.
+        assert_eq!(r.credit_found_after_crash(&saved, 2, &meta), 0);
+    }
 
     #[test]
     fn have_round_trips_and_refuses_wrong_sizes() {

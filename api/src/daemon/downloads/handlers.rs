@@ -111,6 +111,69 @@ fn file_list(v: &Value) -> Result<Option<Vec<usize>>, ApiError> {
     }
 }
 
+/// Refuses a body field that nothing reads: accepted, it would have no effect.
+fn only_fields(obj: &serde_json::Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(format!("unknown field: {k}"))),
+        None => Ok(()),
+    }
+}
+
+/// `anon_hops`: absent or null is 0; else an integer from 0 to 3.
+fn hops_field(v: Option<&Value>) -> Result<u32, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .filter(|h| *h <= 3)
+            .map(|h| h as u32)
+            .ok_or_else(|| ApiError::bad_request("anon_hops must be an integer from 0 to 3")),
+    }
+}
+
+/// `safe_seeding`: a boolean, or 0/1 as Tribler's GUI sends it; absent or null is false.
+fn safe_seeding_field(v: Option<&Value>) -> Result<bool, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
+        Some(_) => Err(ApiError::bad_request("safe_seeding must be a boolean (or 0/1)")),
+    }
+}
+
+/// `destination`: a path; absent, null or empty means the default folder.
+fn destination_field(v: Option<&Value>) -> Result<Option<PathBuf>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(PathBuf::from(s))),
+        Some(_) => Err(ApiError::bad_request("destination must be a string (a directory path)")),
+    }
+}
+
+/// A query-string value as the JSON value the body would carry: numbers and booleans for
+/// the fields that take them, the text itself otherwise (then refused by the field's check).
+fn query_value(key: &str, v: &str) -> Value {
+    match key {
+        "selected_files" => Value::Array(
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.trim().parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(s)))
+                .collect(),
+        ),
+        "anon_hops" => v.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(v)),
+        "safe_seeding" => match v {
+            "1" => Value::from(1),
+            "0" => Value::from(0),
+            _ if v.eq_ignore_ascii_case("true") => Value::Bool(true),
+            _ if v.eq_ignore_ascii_case("false") => Value::Bool(false),
+            _ => Value::from(v),
+        },
+        _ => Value::from(v),
+    }
+}
+
 /// `PUT /downloads`: from a JSON body with `uri`, or a raw .torrent body (options then come
 /// from the query string).
 pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
@@ -121,24 +184,32 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let (torrent, opts) = if raw_torrent {
             let mut opts = serde_json::Map::new();
             for (k, v) in &req.query {
-                let value = match k.as_str() {
-                    "selected_files" => Value::Array(
-                        v.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(|s| s.trim().parse::<u64>().map(Value::from).unwrap_or(Value::Null))
-                            .collect(),
-                    ),
-                    "anon_hops" => v.parse::<u64>().map(Value::from).unwrap_or(Value::Null),
-                    _ => Value::from(v.as_str()),
-                };
-                opts.insert(k.clone(), value);
+                // The key may come in the query; it is no option of the download.
+                if k != "apikey" {
+                    opts.insert(k.clone(), query_value(k, v));
+                }
             }
-            (req.body.clone(), Value::Object(opts))
+            only_fields(&opts, &["anon_hops", "safe_seeding", "destination", "selected_files"])?;
+            (req.body.clone(), opts)
         } else {
             let body = req.json()?;
-            let Some(u) = body.get("uri").and_then(Value::as_str).filter(|u| !u.is_empty()) else {
-                return Err(ApiError::bad_request("uri parameter missing"));
+            let Some(opts) = body.as_object().cloned() else {
+                return Err(ApiError::bad_request("the body must be a JSON object"));
             };
+            only_fields(&opts, &["uri", "anon_hops", "safe_seeding", "destination", "selected_files"])?;
+            let u = match opts.get("uri") {
+                None | Some(Value::Null) => "",
+                Some(Value::String(u)) => u.as_str(),
+                Some(_) => return Err(ApiError::bad_request("uri must be a string")),
+            };
+            if u.is_empty() {
+                return Err(ApiError::bad_request("uri parameter missing"));
+            }
+            // Every field is checked before anything is fetched.
+            hops_field(opts.get("anon_hops"))?;
+            safe_seeding_field(opts.get("safe_seeding"))?;
+            destination_field(opts.get("destination"))?;
+            file_list(opts.get("selected_files").unwrap_or(&Value::Null))?;
             let torrent = match uri::parse(u)? {
                 uri::Uri::Magnet => {
                     magnet = Some(u.to_string());
@@ -146,24 +217,14 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 }
                 _ => uri::fetch_torrent(u).await?,
             };
-            (torrent, body)
+            (torrent, opts)
         };
-        let hops = match opts.get("anon_hops") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v
-                .as_u64()
-                .filter(|h| *h <= 3)
-                .ok_or_else(|| ApiError::bad_request("anon_hops must be an integer from 0 to 3"))?
-                as u32,
-        };
-        let safe_seeding = opts.get("safe_seeding").is_some_and(truthy);
+        let hops = hops_field(opts.get("anon_hops"))?;
+        let safe_seeding = safe_seeding_field(opts.get("safe_seeding"))?;
         if hops > 0 && !safe_seeding {
             return Err(ApiError::bad_request("Cannot set anonymous download without safe seeding enabled"));
         }
-        let destination = match opts.get("destination").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            Some(p) => PathBuf::from(p),
-            None => d.default_destination(),
-        };
+        let destination = destination_field(opts.get("destination"))?.unwrap_or_else(|| d.default_destination());
         let selected_files = file_list(opts.get("selected_files").unwrap_or(&Value::Null))?;
         let req = AddRequest { torrent, destination, selected_files, hops, safe_seeding };
         let ih = match magnet {
@@ -172,6 +233,69 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         };
         Ok(ApiResponse::ok(json!({"started": true, "infohash": ih.to_string()})))
     })
+}
+
+/// What a `PATCH /downloads/{infohash}` body asks for, every field checked before any is
+/// applied (a bad field must not leave the others half done).
+struct Patch {
+    selected_files: Option<Vec<usize>>,
+    state: Option<StateChange>,
+    /// `vod_mode`, with `fileindex`.
+    vod: Option<(bool, Option<usize>)>,
+}
+
+/// The `state` field.
+enum StateChange {
+    Resume,
+    Stop,
+    Recheck,
+    Move(PathBuf),
+}
+
+impl Patch {
+    fn parse(obj: &serde_json::Map<String, Value>) -> Result<Patch, ApiError> {
+        only_fields(obj, &["selected_files", "state", "dest_dir", "vod_mode", "fileindex"])?;
+        let selected_files = match obj.get("selected_files") {
+            Some(files) => Some(file_list(files)?.unwrap_or_default()),
+            None => None,
+        };
+        let state = match obj.get("state") {
+            None => None,
+            Some(Value::String(s)) => Some(match s.as_str() {
+                "resume" => StateChange::Resume,
+                "stop" => StateChange::Stop,
+                "recheck" => StateChange::Recheck,
+                "move_storage" => match obj.get("dest_dir") {
+                    None | Some(Value::Null) => StateChange::Move(PathBuf::new()),
+                    Some(Value::String(d)) => StateChange::Move(PathBuf::from(d)),
+                    Some(_) => return Err(ApiError::bad_request("dest_dir must be a string (a directory path)")),
+                },
+                _ => return Err(ApiError::bad_request("unknown state parameter")),
+            }),
+            Some(_) => return Err(ApiError::bad_request("unknown state parameter")),
+        };
+        if obj.contains_key("dest_dir") && !matches!(state, Some(StateChange::Move(_))) {
+            return Err(ApiError::bad_request("dest_dir is only used with state move_storage"));
+        }
+        let vod = match obj.get("vod_mode") {
+            None => None,
+            Some(vod) => {
+                let Some(on) = vod.as_bool() else { return Err(ApiError::bad_request("vod_mode must be bool flag")) };
+                let file = match obj.get("fileindex") {
+                    Some(f) => {
+                        Some(f.as_u64().ok_or_else(|| ApiError::bad_request("fileindex must be an integer"))? as usize)
+                    }
+                    None if on => return Err(ApiError::bad_request("fileindex is necessary to enable vod_mode")),
+                    None => None,
+                };
+                Some((on, file))
+            }
+        };
+        if obj.contains_key("fileindex") && vod.is_none() {
+            return Err(ApiError::bad_request("fileindex is only used with vod_mode"));
+        }
+        Ok(Patch { selected_files, state, vod })
+    }
 }
 
 /// `PATCH /downloads/{infohash}`.
@@ -186,52 +310,40 @@ pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             if obj.len() > 1 {
                 return Err(ApiError::bad_request("anon_hops must be the only parameter in this request"));
             }
-            let hops = hops
-                .as_u64()
-                .filter(|h| *h <= 3)
-                .ok_or_else(|| ApiError::bad_request("anon_hops must be an integer from 0 to 3"))?;
-            dl.set_hops(&ih, hops as u32).await.map_err(|e| match e {
+            let hops = match hops {
+                Value::Null => Err(ApiError::bad_request("anon_hops must be an integer from 0 to 3")),
+                v => hops_field(Some(v)),
+            }?;
+            dl.set_hops(&ih, hops).await.map_err(|e| match e {
                 DownloadError::Unknown => unknown(),
                 other => ApiError::Unhandled { code: "RuntimeError".into(), message: other.to_string() },
             })?;
             return Ok(ApiResponse::ok(json!({"modified": true, "infohash": ih.to_string()})));
         }
-        if let Some(files) = obj.get("selected_files") {
-            let files = file_list(files)?.unwrap_or_default();
+        let patch = Patch::parse(obj)?;
+        if let Some(files) = patch.selected_files {
             dl.set_selected(&ih, files).await?;
         }
-        if let Some(state) = obj.get("state") {
-            match state.as_str() {
-                Some("resume") => dl.resume(&ih).await?,
-                Some("stop") => dl.stop(&ih).await?,
-                Some("recheck") => dl.recheck(&ih).await?,
-                Some("move_storage") => {
-                    let dest = obj.get("dest_dir").and_then(Value::as_str).unwrap_or("");
-                    let dest = PathBuf::from(dest);
-                    if dest.as_os_str().is_empty() || !dest.is_dir() {
-                        return Ok(ApiResponse::ok(json!({
-                            "error": format!("Target directory ({}) does not exist", dest.display())
-                        })));
-                    }
-                    if !dest.is_absolute() {
-                        return Err(ApiError::bad_request("dest_dir must be an absolute path"));
-                    }
-                    if let Err(e) = dl.move_storage(&ih, dest).await {
-                        return Ok(ApiResponse::ok(json!({"error": e.to_string()})));
-                    }
+        match patch.state {
+            None => {}
+            Some(StateChange::Resume) => dl.resume(&ih).await?,
+            Some(StateChange::Stop) => dl.stop(&ih).await?,
+            Some(StateChange::Recheck) => dl.recheck(&ih).await?,
+            Some(StateChange::Move(dest)) => {
+                if dest.as_os_str().is_empty() || !dest.is_dir() {
+                    return Ok(ApiResponse::ok(json!({
+                        "error": format!("Target directory ({}) does not exist", dest.display())
+                    })));
                 }
-                _ => return Err(ApiError::bad_request("unknown state parameter")),
+                if !dest.is_absolute() {
+                    return Err(ApiError::bad_request("dest_dir must be an absolute path"));
+                }
+                if let Err(e) = dl.move_storage(&ih, dest).await {
+                    return Ok(ApiResponse::ok(json!({"error": e.to_string()})));
+                }
             }
         }
-        if let Some(vod) = obj.get("vod_mode") {
-            let Some(on) = vod.as_bool() else { return Err(ApiError::bad_request("vod_mode must be bool flag")) };
-            let file = match obj.get("fileindex") {
-                Some(f) => {
-                    Some(f.as_u64().ok_or_else(|| ApiError::bad_request("fileindex must be an integer"))? as usize)
-                }
-                None if on => return Err(ApiError::bad_request("fileindex is necessary to enable vod_mode")),
-                None => None,
-            };
+        if let Some((on, file)) = patch.vod {
             dl.set_vod(&ih, on, file).await?;
             let vod_progress = vod_progress(&d, &ih).await;
             return Ok(ApiResponse::ok(json!({

@@ -77,6 +77,9 @@ pub struct Download {
     pub phase: Phase,
     /// Pieces in the last checkpoint written, to skip writing an unchanged one.
     saved_pieces: Option<u32>,
+    /// The checkpoint's verified pieces, while a check after a crash looks for more (their
+    /// bytes are then credited as downloaded: see [`ResumeData::credit_found_after_crash`]).
+    crash_base: Option<Bitfield>,
 }
 
 impl Download {
@@ -261,8 +264,15 @@ impl Downloads {
                 Some((t, m)) => (Some(Arc::new(t)), Some(Arc::new(m))),
                 None => (None, None),
             };
-            let download =
-                Download { info_hash: ih, meta, torrent, phase: Phase::Allocating, saved_pieces: None, resume };
+            let download = Download {
+                info_hash: ih,
+                meta,
+                torrent,
+                phase: Phase::Allocating,
+                saved_pieces: None,
+                crash_base: None,
+                resume,
+            };
             self.lock().push(download);
             self.start_with(&ih, true, false).await;
             self.loaded.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +347,7 @@ impl Downloads {
                 resume,
                 phase: Phase::Allocating,
                 saved_pieces: None,
+                crash_base: None,
             });
         }
         let this = self.clone();
@@ -382,6 +393,8 @@ impl Downloads {
             have,
             verify_unverified: from_checkpoint && self.crashed,
         };
+        let crash_base = opts.have.clone().filter(|_| opts.verify_unverified);
+        let _ = self.with(ih, |d| d.crash_base = crash_base);
         let result = self.session.add(opts).await;
         let orphan = match result {
             Ok(id) => match self.with(ih, |d| d.phase = Phase::Engine(id)) {
@@ -536,7 +549,11 @@ impl Downloads {
 
     /// Checks the download's data again.
     pub async fn recheck(&self, ih: &InfoHash) -> Result<(), DownloadError> {
-        let id = self.with(ih, |d| d.torrent_id())?;
+        // A check the user asks for credits nothing (see `crash_base`).
+        let id = self.with(ih, |d| {
+            d.crash_base = None;
+            d.torrent_id()
+        })?;
         if let Some(id) = id {
             self.session.recheck(id).await.map_err(|e| DownloadError::Failed(e.to_string()))?;
         }
@@ -737,6 +754,13 @@ impl Downloads {
             if let Event::MetadataReceived { info, .. } = &e {
                 self.metadata_arrived(&ih, torrent, info).await;
                 continue;
+            }
+            if let Event::Checked { have, .. } = e {
+                let _ = self.with(&ih, |d| {
+                    if let (Some(base), Some(meta)) = (d.crash_base.take(), d.meta.clone()) {
+                        d.resume.credit_found_after_crash(&base, have, &meta);
+                    }
+                });
             }
             // A check asked for while stopped leaves the download stopped.
             if let Event::Checked { .. } = e {
