@@ -21,6 +21,7 @@ pub mod peers;
 pub mod proc;
 pub mod shoal;
 pub mod sim;
+pub mod squat;
 pub mod tracker;
 pub mod wait;
 

@@ -17,7 +17,7 @@ fn usage() -> ExitCode {
          \x20                [--hash real|oracle] [--bandwidth LO:HI] [--check-determinism] [-v]\n\
          \x20      shoal-sim --seeds A..B [--check-determinism]\n\
          faults: none, all, net, partition, churn, crash, disk, tracker, commands, adversaries,\n\
-         \x20       corrupt, liar, garbage, flood, silent, vanish, slow"
+         \x20       corrupt, liar, garbage, flood, silent, vanish, slow, squatter"
     );
     ExitCode::from(2)
 }
