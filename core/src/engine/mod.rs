@@ -1563,6 +1563,137 @@ mod tests {
         PlacedSpan { at, span: FileSpan { file, offset, len, pad: false } }
     }
 
+    use crate::create::{PieceHasher, TorrentBuilder};
+    use crate::wire::{Handshake, Message};
+
+    /// A seeding engine of a 4-piece torrent, with `config`, and the torrent's info-hash.
+    fn seeder(config: Config) -> (Engine, TorrentId, InfoHash) {
+        let (piece, pieces) = (16 * 1024u32, 4u32);
+        let mut b = TorrentBuilder::new("admission".into());
+        b.set_piece_length(piece);
+        b.add_file(vec!["data.bin".into()], u64::from(piece * pieces));
+        let mut hasher = PieceHasher::new(piece);
+        hasher.update(&vec![7u8; (piece * pieces) as usize]);
+        let meta = Metainfo::from_bytes(&b.build(hasher.finish()).expect("builds")).expect("parses");
+        let hash = meta.info_hash;
+        let mut e = Engine::new(config, 1, Instant::ZERO);
+        let add = AddTorrent { have: Some(Bitfield::full(pieces)), check_existing: false, ..AddTorrent::new(meta) };
+        let t = e.add_torrent(add, Instant::ZERO).expect("adds");
+        while e.poll_output().is_some() {}
+        (e, t, hash)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("an address")
+    }
+
+    /// The connections the engine closed since the last call.
+    fn closed(e: &mut Engine) -> Vec<ConnId> {
+        std::iter::from_fn(|| e.poll_output())
+            .filter_map(|o| match o {
+                Output::Close { conn } => Some(conn),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A peer `n` that connects, handshakes and says it has nothing, and is `interested` or not.
+    fn peer(e: &mut Engine, hash: InfoHash, n: u8, interested: bool) -> ConnId {
+        let conn = e.handle_incoming(addr(&format!("192.0.2.{n}:6881")), Instant::ZERO).expect("admitted");
+        let mut bytes = Vec::new();
+        Handshake::new(hash, PeerId([n; 20])).encode(&mut bytes);
+        Message::HaveNone.encode(&mut bytes);
+        if interested {
+            Message::Interested.encode(&mut bytes);
+        }
+        e.handle_peer_data(conn, &bytes, Instant::ZERO);
+        conn
+    }
+
+    #[test]
+    fn handshakes_pending_from_one_address_are_limited_but_not_on_loopback() {
+        let (mut e, _, _) = seeder(Config { max_connections_per_ip: 2, ..Config::default() });
+        let now = Instant::ZERO;
+        assert!(e.handle_incoming(addr("192.0.2.1:1000"), now).is_some());
+        assert!(e.handle_incoming(addr("192.0.2.1:1001"), now).is_some());
+        assert_eq!(e.handle_incoming(addr("192.0.2.1:1002"), now), None, "a third from one address");
+        assert!(e.handle_incoming(addr("192.0.2.2:1000"), now).is_some(), "another address");
+        assert!(e.handle_incoming(addr("[2001:db8::1]:1000"), now).is_some());
+        assert!(e.handle_incoming(addr("[2001:db8::2]:1000"), now).is_some());
+        assert_eq!(e.handle_incoming(addr("[2001:db8::3]:1000"), now), None, "one /64 is one address");
+        for port in 0..10 {
+            assert!(e.handle_incoming(addr(&format!("127.0.0.1:{}", 2000 + port)), now).is_some(), "loopback");
+        }
+        // A handshake that arrived frees its address's pending slot.
+        let first = e.handle_incoming(addr("192.0.2.9:1"), now).expect("admitted");
+        e.handle_closed(first, now);
+        assert!(e.handle_incoming(addr("192.0.2.9:2"), now).is_some());
+    }
+
+    #[test]
+    fn a_full_pending_table_closes_its_oldest_entry_for_a_new_one() {
+        let (mut e, _, _) = seeder(Config { max_pending_handshakes: 2, ..Config::default() });
+        let now = Instant::ZERO;
+        let a = e.handle_incoming(addr("192.0.2.1:1"), now).expect("admitted");
+        let b = e.handle_incoming(addr("192.0.2.2:1"), now).expect("admitted");
+        assert!(closed(&mut e).is_empty());
+        let c = e.handle_incoming(addr("192.0.2.3:1"), now).expect("admitted");
+        assert_eq!(closed(&mut e), vec![a], "the oldest makes room");
+        let _d = e.handle_incoming(addr("192.0.2.4:1"), now).expect("admitted");
+        assert_eq!(closed(&mut e), vec![b]);
+        assert!(!closed(&mut e).contains(&c));
+    }
+
+    #[test]
+    fn a_full_torrent_replaces_idle_peers_oldest_first_and_keeps_those_that_want_ours() {
+        let (mut e, t, hash) = seeder(Config { max_peers_per_torrent: 3, ..Config::default() });
+        let idle_old = peer(&mut e, hash, 1, false);
+        let wants = peer(&mut e, hash, 2, true);
+        let idle_new = peer(&mut e, hash, 3, false);
+        assert!(closed(&mut e).is_empty());
+        assert_eq!(e.peers(t).len(), 3);
+        let fourth = peer(&mut e, hash, 4, true);
+        assert_eq!(closed(&mut e), vec![idle_old], "the longest connected idle peer makes room");
+        let fifth = peer(&mut e, hash, 5, true);
+        assert_eq!(closed(&mut e), vec![idle_new], "then the other idle one");
+        assert_eq!(e.peers(t).len(), 3);
+        // Everyone left wants our pieces: a newcomer is refused, nobody is replaced.
+        let sixth = e.handle_incoming(addr("192.0.2.6:6881"), Instant::ZERO).expect("pending");
+        let mut bytes = Vec::new();
+        Handshake::new(hash, PeerId([6; 20])).encode(&mut bytes);
+        e.handle_peer_data(sixth, &bytes, Instant::ZERO);
+        assert_eq!(closed(&mut e), vec![sixth]);
+        let left: Vec<PeerId> = e.peers(t).iter().map(|p| p.peer_id).collect();
+        assert_eq!(left.len(), 3);
+        for (conn, n) in [(wants, 2u8), (fourth, 4), (fifth, 5)] {
+            assert!(left.contains(&PeerId([n; 20])), "peer {n} ({conn:?}) kept");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_says_nothing_after_its_handshake_is_closed() {
+        let (mut e, t, hash) = seeder(Config::default());
+        let conn = e.handle_incoming(addr("192.0.2.1:1"), Instant::ZERO).expect("admitted");
+        let mut bytes = Vec::new();
+        Handshake::new(hash, PeerId([1; 20])).encode(&mut bytes);
+        e.handle_peer_data(conn, &bytes, Instant::ZERO);
+        let talker = peer(&mut e, hash, 2, false);
+        let mut keepalive = Vec::new();
+        Message::KeepAlive.encode(&mut keepalive);
+        let timeout = e.config().handshake_timeout;
+        let mut now = Instant::ZERO;
+        let mut gone = Vec::new();
+        while now <= Instant::ZERO + timeout + TICK * 2 {
+            now = e.poll_timeout().max(now);
+            e.handle_peer_data(conn, &keepalive, now);
+            e.handle_timeout(now);
+            gone.extend(closed(&mut e));
+        }
+        assert_eq!(gone, vec![conn], "keep-alives alone do not keep a slot");
+        assert!(!gone.contains(&talker));
+        assert_eq!(e.peers(t).len(), 1);
+    }
+
     #[test]
     fn lay_out_read_puts_each_span_at_its_place_and_checks_lengths() {
         // Two blocks of 3 bytes, the second split over two files, each after 2 bytes of room.
