@@ -648,13 +648,14 @@ impl Torrent {
         }))
     }
 
-    /// A torrent that still wants data, full of peers that do nothing for it, closes the
-    /// longest idle one (once a tick) while it has addresses to dial: squatters must not keep
-    /// it from finding peers, and incoming connections alone may never come. Peers younger
-    /// than the handshake time-out are left to show what they are for.
+    /// A torrent full of peers that do nothing for it closes the longest idle one (once a
+    /// tick) while it has addresses to dial: squatters must not keep it from finding peers,
+    /// and incoming connections alone may never come (a seeder may be the only one that knows
+    /// its leechers' addresses). No age is asked of the idle peer: squatters replacing each
+    /// other keep every one of them young.
     fn make_room_to_dial(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
         let fetching = self.fetching.is_some();
-        if self.peers.len() < cfg.max_peers_per_torrent || (!fetching && self.picker.is_finished()) {
+        if self.peers.len() < cfg.max_peers_per_torrent {
             return;
         }
         let dialable = self.candidates.iter().any(|a| {
@@ -666,7 +667,7 @@ impl Torrent {
         let idle = self
             .peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active && now - p.activated > cfg.handshake_timeout)
+            .filter(|(_, p)| p.phase == Phase::Active)
             .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
             .filter(|o| o.usefulness == Usefulness::Idle);
         if let Some(victim) = pick_replacement(idle) {
@@ -1687,7 +1688,10 @@ impl Torrent {
         // With no peer at all and no one else to try, peers given up on are still worth a dial
         // now and then (their back-off reaches minutes): the alternative is waiting for the
         // next tracker announce, perhaps half an hour away.
-        let stranded = self.peers.is_empty() && self.candidates.is_empty() && !self.picker.is_finished();
+        // Idle peers do not count: squatters must not make a torrent look well connected.
+        let fetching = self.fetching.is_some();
+        let alone = self.peers.values().all(|p| p.phase != Phase::Active || p.usefulness(fetching) == Usefulness::Idle);
+        let stranded = alone && self.candidates.is_empty() && !self.picker.is_finished();
         let mut due: Vec<SocketAddr> = self
             .known
             .iter()
