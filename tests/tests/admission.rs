@@ -64,6 +64,12 @@ fn leech(td: &TestDir, name: &str, torrent: &std::path::Path, seeder: u16, timeo
     start.elapsed()
 }
 
+/// The resident memory of a process, as `/proc` tells it (for the test's output).
+fn resident(p: &Proc) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap_or_default();
+    status.lines().find(|l| l.starts_with("VmRSS:")).map_or("VmRSS unknown".into(), |l| l.split_whitespace().collect())
+}
+
 #[test]
 fn libtorrent_leecher_completes_while_squatters_hold_sockets() {
     let have = raise_nofile(4 * (SILENT + HANDSHAKING) as u64);
@@ -95,7 +101,11 @@ fn libtorrent_leecher_completes_while_squatters_hold_sockets() {
     let mut lt = peers::lt_leech(&td, &torrent, &out, free_port(), &[loopback(port)], bound + FLOOR);
     let status = lt.wait_exit(bound + FLOOR + Duration::from_secs(10));
     let took = start.elapsed();
-    eprintln!("baseline {baseline:?}, under attack {took:?} (bound {bound:?}); squatters: {}", squatters.summary());
+    eprintln!(
+        "baseline {baseline:?}, under attack {took:?} (bound {bound:?}); seeder {}; squatters: {}",
+        resident(&seed),
+        squatters.summary()
+    );
     assert!(
         matches!(&status, Ok(s) if s.success()) && took <= bound,
         "the leecher did not complete within 2x the baseline {baseline:?} + {FLOOR:?} while squatted: \
