@@ -67,7 +67,8 @@ fn each_adversary_is_survived() {
 /// have been pushed out (and come back) many times.
 #[test]
 fn squatters_do_not_lock_honest_peers_out() {
-    for seed in [301, 302, 303] {
+    // Seeds whose runs leave hosts incomplete without connection replacement (checked).
+    for seed in [301, 304, 306] {
         let mut p = with_faults(seed, "squatter");
         p.fault_window = Duration::from_secs(60);
         let window = p.fault_window;
