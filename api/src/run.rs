@@ -205,10 +205,17 @@ pub fn lsd_enabled(enabled: bool) -> bool {
     }
 }
 
+/// The descriptors this process may hold (soft `RLIMIT_NOFILE`), which bound its peer
+/// connections (`MAX_DESCRIPTORS` if unlimited).
+pub fn nofile_limit() -> u64 {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current.unwrap_or(shoal_core::engine::MAX_DESCRIPTORS)
+}
+
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let local = local_only();
     let config = |port: u16| SessionConfig {
-        engine: Config { listen_port: port, local_only: local, ..Config::default() },
+        engine: Config { listen_port: port, local_only: local, ..Config::default() }.with_descriptors(nofile_limit()),
         listen: match net.bind {
             Some(ip) => vec![SocketAddr::new(ip, port)],
             None if local => vec![

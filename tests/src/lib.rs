@@ -22,6 +22,7 @@ pub mod peers;
 pub mod proc;
 pub mod shoal;
 pub mod sim;
+pub mod squat;
 pub mod tracker;
 pub mod tribler_gui;
 pub mod wait;

@@ -60,6 +60,25 @@ fn each_adversary_is_survived() {
     }
 }
 
+/// Issue #14 finding 1: idle handshaked peers and silent sockets that reconnect when closed
+/// filled every peer and pending-handshake slot, and honest leechers got nothing. With
+/// squatters holding hundreds of sockets at every honest host (seeders included) from the
+/// start, the leechers must all complete while the squatting goes on, and the squatters must
+/// have been pushed out (and come back) many times.
+#[test]
+fn squatters_do_not_lock_honest_peers_out() {
+    // Seeds whose runs leave hosts incomplete without connection replacement (checked).
+    for seed in [301, 304, 306] {
+        let mut p = with_faults(seed, "squatter");
+        p.fault_window = Duration::from_secs(60);
+        let window = p.fault_window;
+        let r = sim::run(p);
+        assert_ok(&r);
+        assert!(r.sim_time <= window, "completed while squatted, not after: {:?}", r.sim_time);
+        assert!(counter(&r, "squats_closed") > 1000, "squatters were pushed out: {:?}", r.counters);
+    }
+}
+
 #[test]
 fn crashed_hosts_restart_from_resume_data_and_complete() {
     let mut p = with_faults(21, "crash");

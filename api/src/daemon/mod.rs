@@ -153,10 +153,12 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
     Ok(id)
 }
 
-/// The engine's configuration from the settings.
-fn engine_config(settings: &Settings) -> Config {
+/// The engine's configuration from the settings, with its peer connections held to the
+/// engine's share of the descriptor budget.
+fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
     let (down, up) = rate_limits(settings);
     Config { local_only: crate::run::local_only(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
+        .with_limits(shoal_core::engine::ConnectionLimits::for_peers(budget.engine))
 }
 
 /// `libtorrent.max_download_rate` and `max_upload_rate` (bytes/s, 0 = unlimited).
@@ -286,7 +288,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
-    let base_config = engine_config(&settings);
+    let base_config = engine_config(&settings, &budget);
     let dht_on = settings.get("libtorrent", "dht").as_bool().unwrap_or(true)
         && settings.get("dht", "enabled").as_bool().unwrap_or(true);
     let dht_file = state_dir.join("dht.dat");

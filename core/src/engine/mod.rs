@@ -5,11 +5,13 @@
 //! `pause`, …), and `poll_*` for output. After every input or command, drain
 //! [`Engine::poll_output`] until it returns `None`, then sleep until [`Engine::poll_timeout`].
 
+mod admission;
 mod dht;
 mod fetch;
 mod peer;
 mod torrent;
 
+pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
 pub use dht::{DhtTorrentStatus, ANNOUNCE_EVERY};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -28,15 +30,28 @@ use crate::tracker::TrackerStatus;
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, PieceHash, TorrentId};
 use crate::wire::{Decoder, Limits};
 
-use torrent::{MetadataPhase, Torrent};
+use admission::AddrKey;
+use torrent::{Admit, MetadataPhase, Torrent};
 
 /// Tunables of one engine. Every buffer and queue the engine keeps is bounded by one of these.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The TCP port we accept peers on (announced to trackers and in the extended handshake).
     pub listen_port: u16,
-    /// Connected peers per torrent.
+    /// Connected peers per torrent. A torrent that is full replaces its least useful peer
+    /// (idle, or only choking us) to take an incoming one; peers that send us data or want
+    /// ours are kept.
     pub max_peers_per_torrent: usize,
+    /// Peer connections over all torrents (dials in progress included), each a descriptor:
+    /// see [`Config::with_descriptors`].
+    pub max_connections: usize,
+    /// Incoming connections whose handshake has not arrived yet (their torrent is unknown),
+    /// kept apart from [`Config::max_connections`]. When full, the oldest is closed to take a
+    /// new one.
+    pub max_pending_handshakes: usize,
+    /// Connections with one address: pending handshakes over the session, and peers of one
+    /// torrent (incoming and dialled). IPv6 addresses count by /64; loopback is not limited.
+    pub max_connections_per_ip: usize,
     /// Connection attempts in progress at once, over all torrents.
     pub max_half_open: usize,
     /// Peers we upload to at once per torrent (plus one optimistic unchoke).
@@ -62,7 +77,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// A connection attempt that has not succeeded within this is abandoned.
     pub connect_timeout: Duration,
-    /// A connection whose handshake has not completed within this is closed.
+    /// A connection whose handshake has not arrived within this is closed; so is a peer that
+    /// sends no message but keep-alives for this long after its handshake.
     pub handshake_timeout: Duration,
     /// Send a keep-alive after this much silence.
     pub keepalive_interval: Duration,
@@ -106,10 +122,17 @@ impl Config {
 }
 
 impl Default for Config {
+    /// Defaults for a process with [`DEFAULT_DESCRIPTORS`] descriptors.
     fn default() -> Self {
+        let limits = ConnectionLimits::for_descriptors(DEFAULT_DESCRIPTORS);
         Config {
             listen_port: 6881,
             max_peers_per_torrent: 60,
+            max_connections: limits.max_connections,
+            max_pending_handshakes: limits.max_pending_handshakes,
+            // Several peers behind one NAT, while one address cannot hold more than a few of a
+            // torrent's slots.
+            max_connections_per_ip: 8,
             max_half_open: 16,
             upload_slots: 8,
             max_requests_per_peer: 512,
@@ -121,7 +144,8 @@ impl Default for Config {
             max_peer_requests: 500,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(20),
+            // libtorrent's: an honest peer's handshake takes one round trip.
+            handshake_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(60),
             inactivity_timeout: Duration::from_secs(180),
             max_check_jobs: 4,
@@ -136,6 +160,22 @@ impl Default for Config {
             max_upload_rate: 0,
             lsd: false,
         }
+    }
+}
+
+impl Config {
+    /// This configuration with [`Config::max_connections`] and
+    /// [`Config::max_pending_handshakes`] set for a process that may hold `budget` file
+    /// descriptors (its soft `RLIMIT_NOFILE`; see [`ConnectionLimits::for_descriptors`]).
+    pub fn with_descriptors(self, budget: u64) -> Config {
+        self.with_limits(ConnectionLimits::for_descriptors(budget))
+    }
+
+    /// This configuration with the connection limits of `limits`.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Config {
+        self.max_connections = limits.max_connections;
+        self.max_pending_handshakes = limits.max_pending_handshakes;
+        self
     }
 }
 
@@ -682,6 +722,9 @@ pub(crate) struct Io {
     closed: Vec<ConnId>,
     /// Connection attempts in progress over all torrents.
     half_open: usize,
+    /// Connections torrents may still dial before [`Config::max_connections`] is reached;
+    /// set before each round of `connect_more`.
+    conn_room: usize,
     /// Next ticket of the check queue (first come, first served).
     next_check_ticket: u64,
     /// A torrent entered or left the check queue or a check: slots must be handed out again.
@@ -758,12 +801,11 @@ impl Io {
     }
 }
 
-/// Who owns a connection.
-enum Owner {
-    /// Incoming, handshake not yet read: we don't know the torrent.
-    Pending { addr: SocketAddr, decoder: Box<Decoder>, since: Instant },
-    /// Attached to a torrent.
-    Torrent(TorrentId),
+/// An incoming connection whose handshake has not been read: its torrent is unknown.
+struct Pending {
+    addr: SocketAddr,
+    decoder: Box<Decoder>,
+    since: Instant,
 }
 
 /// The whole BitTorrent session: every torrent and every connection.
@@ -773,7 +815,12 @@ pub struct Engine {
     peer_id: PeerId,
     torrents: BTreeMap<TorrentId, Torrent>,
     by_hash: HashMap<InfoHash, TorrentId>,
-    conns: HashMap<ConnId, Owner>,
+    /// Connections attached to a torrent.
+    conns: HashMap<ConnId, TorrentId>,
+    /// Incoming connections still handshaking, oldest first (ids count up).
+    pending: BTreeMap<ConnId, Pending>,
+    /// How many of `pending` each address holds ([`Config::max_connections_per_ip`]).
+    pending_by_addr: HashMap<AddrKey, usize>,
     io: Io,
     next_torrent: u32,
     next_tick: Instant,
@@ -811,12 +858,15 @@ impl Engine {
             torrents: BTreeMap::new(),
             by_hash: HashMap::new(),
             conns: HashMap::new(),
+            pending: BTreeMap::new(),
+            pending_by_addr: HashMap::new(),
             io: Io {
                 queue: VecDeque::new(),
                 next_id: 1,
                 jobs: HashMap::new(),
                 closed: Vec::new(),
                 half_open: 0,
+                conn_room: 0,
                 next_check_ticket: 0,
                 checks_changed: false,
                 up,
@@ -1103,12 +1153,10 @@ impl Engine {
             return;
         }
         self.shutdown = Some(now + self.config.shutdown_timeout);
-        for (conn, owner) in self.conns.iter() {
-            if matches!(owner, Owner::Pending { .. }) {
-                self.io.push(Output::Close { conn: *conn });
-            }
+        for conn in std::mem::take(&mut self.pending).into_keys() {
+            self.io.push(Output::Close { conn });
         }
-        self.conns.retain(|_, o| !matches!(o, Owner::Pending { .. }));
+        self.pending_by_addr.clear();
         for t in self.torrents.values_mut() {
             t.remove(now, &mut self.io);
         }
@@ -1117,25 +1165,50 @@ impl Engine {
 
     // ---- input ----
 
-    /// A peer connected to us. Returns `None` if we refuse it (the runtime drops the socket).
+    /// A peer connected to us. Returns `None` if we refuse it (the runtime drops the socket):
+    /// its address has [`Config::max_connections_per_ip`] handshakes pending already. When
+    /// [`Config::max_pending_handshakes`] are pending, the oldest is closed to make room: an
+    /// honest peer sends its handshake within a round trip, so the oldest is the likeliest
+    /// squatter, and a flood of silent sockets cannot keep a new peer out.
     pub fn handle_incoming(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
         if self.shutdown.is_some() {
             return None;
         }
-        let pending = self.conns.values().filter(|o| matches!(o, Owner::Pending { .. })).count();
-        if pending >= self.config.max_half_open * 4 {
+        let key = AddrKey::of(addr.ip());
+        if key.is_some_and(|k| self.pending_by_addr.get(&k).is_some_and(|n| *n >= self.config.max_connections_per_ip)) {
             return None;
+        }
+        while self.pending.len() >= self.config.max_pending_handshakes.max(1) {
+            let Some(oldest) = self.pending.keys().next().copied() else { break };
+            self.take_pending(oldest);
+            self.io.push(Output::Close { conn: oldest });
         }
         let conn = self.io.conn();
         let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
-        self.conns.insert(conn, Owner::Pending { addr, decoder, since: now });
+        if let Some(k) = key {
+            *self.pending_by_addr.entry(k).or_default() += 1;
+        }
+        self.pending.insert(conn, Pending { addr, decoder, since: now });
         Some(conn)
+    }
+
+    /// Forgets a pending connection (the caller closes it or hands it to a torrent).
+    fn take_pending(&mut self, conn: ConnId) -> Option<Pending> {
+        let p = self.pending.remove(&conn)?;
+        if let Some(k) = AddrKey::of(p.addr.ip()) {
+            if let Some(n) = self.pending_by_addr.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pending_by_addr.remove(&k);
+                }
+            }
+        }
+        Some(p)
     }
 
     /// An outgoing connection we asked for is established.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
-        let Some(Owner::Torrent(t)) = self.conns.get(&conn) else { return };
-        let t = *t;
+        let Some(&t) = self.conns.get(&conn) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_connected(conn, now, &mut self.io);
         }
@@ -1145,24 +1218,26 @@ impl Engine {
     /// Bytes arrived from a peer.
     pub fn handle_peer_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         // Bytes of a pending connection are already in its decoder once it is attached.
-        let (t, data) = match self.conns.get_mut(&conn) {
-            None => return,
-            Some(Owner::Torrent(t)) => (*t, data),
-            Some(Owner::Pending { decoder, .. }) => {
-                decoder.feed(data);
-                match decoder.take_handshake() {
+        let (t, data) = match self.conns.get(&conn) {
+            Some(t) => (*t, data),
+            None => {
+                let Some(p) = self.pending.get_mut(&conn) else { return };
+                p.decoder.feed(data);
+                match p.decoder.take_handshake() {
                     Ok(None) => return,
                     Ok(Some(hs)) => {
-                        let Some(Owner::Pending { addr, decoder, .. }) = self.conns.remove(&conn) else {
-                            unreachable!("the entry matched Pending just above")
+                        let Some(Pending { addr, decoder, .. }) = self.take_pending(conn) else {
+                            unreachable!("the entry was found just above")
                         };
                         let target = self.by_hash.get(&hs.info_hash).copied();
+                        let session_full = self.conns.len() >= self.config.max_connections;
                         let accepted = target.and_then(|t| self.torrents.get_mut(&t)).is_some_and(|torrent| {
-                            torrent.attach_incoming(conn, addr, decoder, hs, now, &self.config, &mut self.io)
+                            let admit = Admit { conn, addr, session_full };
+                            torrent.attach_incoming(admit, decoder, hs, now, &self.config, &mut self.io)
                         });
                         match (accepted, target) {
                             (true, Some(t)) => {
-                                self.conns.insert(conn, Owner::Torrent(t));
+                                self.conns.insert(conn, t);
                                 (t, &[][..])
                             }
                             _ => {
@@ -1172,7 +1247,7 @@ impl Engine {
                         }
                     }
                     Err(_) => {
-                        self.conns.remove(&conn);
+                        self.take_pending(conn);
                         self.io.push(Output::Close { conn });
                         return;
                     }
@@ -1187,8 +1262,7 @@ impl Engine {
 
     /// `n` bytes of earlier `Send`s were written to the socket.
     pub fn handle_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
-        let Some(Owner::Torrent(t)) = self.conns.get(&conn) else { return };
-        let t = *t;
+        let Some(&t) = self.conns.get(&conn) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_sent(conn, n as u64, now, &self.config, &mut self.io);
         }
@@ -1198,13 +1272,15 @@ impl Engine {
     /// The connection failed or was closed by the peer (or the network).
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         match self.conns.remove(&conn) {
-            Some(Owner::Torrent(t)) => {
+            Some(t) => {
                 if let Some(torrent) = self.torrents.get_mut(&t) {
                     torrent.on_closed(conn, now, &mut self.io);
                 }
                 self.after_input(Some(t), now);
             }
-            Some(Owner::Pending { .. }) | None => {}
+            None => {
+                self.take_pending(conn);
+            }
         }
     }
 
@@ -1278,18 +1354,14 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
-            let mut expired: Vec<ConnId> = self
-                .conns
+            let expired: Vec<ConnId> = self
+                .pending
                 .iter()
-                .filter_map(|(c, o)| match o {
-                    Owner::Pending { since, .. } if now - *since > self.config.handshake_timeout => Some(*c),
-                    _ => None,
-                })
+                .filter(|(_, p)| now - p.since > self.config.handshake_timeout)
+                .map(|(c, _)| *c)
                 .collect();
-            // The map's order is arbitrary; outputs must not be.
-            expired.sort();
             for conn in expired {
-                self.conns.remove(&conn);
+                self.take_pending(conn);
                 self.io.push(Output::Close { conn });
             }
             for t in self.torrents.values_mut() {
@@ -1444,6 +1516,7 @@ impl Engine {
         self.refill_requests(now);
         self.release_uploads(now);
         let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
+        self.io.conn_room = self.config.max_connections.saturating_sub(self.conns.len());
         match touched {
             Some(t) => {
                 if let Some(torrent) = self.torrents.get_mut(&t) {
@@ -1465,7 +1538,7 @@ impl Engine {
             }
         }
         for (conn, t) in newly {
-            self.conns.insert(conn, Owner::Torrent(t));
+            self.conns.insert(conn, t);
         }
         for conn in self.io.closed.drain(..) {
             self.conns.remove(&conn);
@@ -1500,6 +1573,137 @@ mod tests {
 
     fn placed(at: usize, file: u32, offset: u64, len: u32) -> PlacedSpan {
         PlacedSpan { at, span: FileSpan { file, offset, len, pad: false } }
+    }
+
+    use crate::create::{PieceHasher, TorrentBuilder};
+    use crate::wire::{Handshake, Message};
+
+    /// A seeding engine of a 4-piece torrent, with `config`, and the torrent's info-hash.
+    fn seeder(config: Config) -> (Engine, TorrentId, InfoHash) {
+        let (piece, pieces) = (16 * 1024u32, 4u32);
+        let mut b = TorrentBuilder::new("admission".into());
+        b.set_piece_length(piece);
+        b.add_file(vec!["data.bin".into()], u64::from(piece * pieces));
+        let mut hasher = PieceHasher::new(piece);
+        hasher.update(&vec![7u8; (piece * pieces) as usize]);
+        let meta = Metainfo::from_bytes(&b.build(hasher.finish()).expect("builds")).expect("parses");
+        let hash = meta.info_hash;
+        let mut e = Engine::new(config, 1, Instant::ZERO);
+        let add = AddTorrent { have: Some(Bitfield::full(pieces)), check_existing: false, ..AddTorrent::new(meta) };
+        let t = e.add_torrent(add, Instant::ZERO).expect("adds");
+        while e.poll_output().is_some() {}
+        (e, t, hash)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("an address")
+    }
+
+    /// The connections the engine closed since the last call.
+    fn closed(e: &mut Engine) -> Vec<ConnId> {
+        std::iter::from_fn(|| e.poll_output())
+            .filter_map(|o| match o {
+                Output::Close { conn } => Some(conn),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A peer `n` that connects, handshakes and says it has nothing, and is `interested` or not.
+    fn peer(e: &mut Engine, hash: InfoHash, n: u8, interested: bool) -> ConnId {
+        let conn = e.handle_incoming(addr(&format!("192.0.2.{n}:6881")), Instant::ZERO).expect("admitted");
+        let mut bytes = Vec::new();
+        Handshake::new(hash, PeerId([n; 20])).encode(&mut bytes);
+        Message::HaveNone.encode(&mut bytes);
+        if interested {
+            Message::Interested.encode(&mut bytes);
+        }
+        e.handle_peer_data(conn, &bytes, Instant::ZERO);
+        conn
+    }
+
+    #[test]
+    fn handshakes_pending_from_one_address_are_limited_but_not_on_loopback() {
+        let (mut e, _, _) = seeder(Config { max_connections_per_ip: 2, ..Config::default() });
+        let now = Instant::ZERO;
+        assert!(e.handle_incoming(addr("192.0.2.1:1000"), now).is_some());
+        assert!(e.handle_incoming(addr("192.0.2.1:1001"), now).is_some());
+        assert_eq!(e.handle_incoming(addr("192.0.2.1:1002"), now), None, "a third from one address");
+        assert!(e.handle_incoming(addr("192.0.2.2:1000"), now).is_some(), "another address");
+        assert!(e.handle_incoming(addr("[2001:db8::1]:1000"), now).is_some());
+        assert!(e.handle_incoming(addr("[2001:db8::2]:1000"), now).is_some());
+        assert_eq!(e.handle_incoming(addr("[2001:db8::3]:1000"), now), None, "one /64 is one address");
+        for port in 0..10 {
+            assert!(e.handle_incoming(addr(&format!("127.0.0.1:{}", 2000 + port)), now).is_some(), "loopback");
+        }
+        // A handshake that arrived frees its address's pending slot.
+        let first = e.handle_incoming(addr("192.0.2.9:1"), now).expect("admitted");
+        e.handle_closed(first, now);
+        assert!(e.handle_incoming(addr("192.0.2.9:2"), now).is_some());
+    }
+
+    #[test]
+    fn a_full_pending_table_closes_its_oldest_entry_for_a_new_one() {
+        let (mut e, _, _) = seeder(Config { max_pending_handshakes: 2, ..Config::default() });
+        let now = Instant::ZERO;
+        let a = e.handle_incoming(addr("192.0.2.1:1"), now).expect("admitted");
+        let b = e.handle_incoming(addr("192.0.2.2:1"), now).expect("admitted");
+        assert!(closed(&mut e).is_empty());
+        let c = e.handle_incoming(addr("192.0.2.3:1"), now).expect("admitted");
+        assert_eq!(closed(&mut e), vec![a], "the oldest makes room");
+        let _d = e.handle_incoming(addr("192.0.2.4:1"), now).expect("admitted");
+        assert_eq!(closed(&mut e), vec![b]);
+        assert!(!closed(&mut e).contains(&c));
+    }
+
+    #[test]
+    fn a_full_torrent_replaces_idle_peers_oldest_first_and_keeps_those_that_want_ours() {
+        let (mut e, t, hash) = seeder(Config { max_peers_per_torrent: 3, ..Config::default() });
+        let idle_old = peer(&mut e, hash, 1, false);
+        let wants = peer(&mut e, hash, 2, true);
+        let idle_new = peer(&mut e, hash, 3, false);
+        assert!(closed(&mut e).is_empty());
+        assert_eq!(e.peers(t).len(), 3);
+        let fourth = peer(&mut e, hash, 4, true);
+        assert_eq!(closed(&mut e), vec![idle_old], "the longest connected idle peer makes room");
+        let fifth = peer(&mut e, hash, 5, true);
+        assert_eq!(closed(&mut e), vec![idle_new], "then the other idle one");
+        assert_eq!(e.peers(t).len(), 3);
+        // Everyone left wants our pieces: a newcomer is refused, nobody is replaced.
+        let sixth = e.handle_incoming(addr("192.0.2.6:6881"), Instant::ZERO).expect("pending");
+        let mut bytes = Vec::new();
+        Handshake::new(hash, PeerId([6; 20])).encode(&mut bytes);
+        e.handle_peer_data(sixth, &bytes, Instant::ZERO);
+        assert_eq!(closed(&mut e), vec![sixth]);
+        let left: Vec<PeerId> = e.peers(t).iter().map(|p| p.peer_id).collect();
+        assert_eq!(left.len(), 3);
+        for (conn, n) in [(wants, 2u8), (fourth, 4), (fifth, 5)] {
+            assert!(left.contains(&PeerId([n; 20])), "peer {n} ({conn:?}) kept");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_says_nothing_after_its_handshake_is_closed() {
+        let (mut e, t, hash) = seeder(Config::default());
+        let conn = e.handle_incoming(addr("192.0.2.1:1"), Instant::ZERO).expect("admitted");
+        let mut bytes = Vec::new();
+        Handshake::new(hash, PeerId([1; 20])).encode(&mut bytes);
+        e.handle_peer_data(conn, &bytes, Instant::ZERO);
+        let talker = peer(&mut e, hash, 2, false);
+        let mut keepalive = Vec::new();
+        Message::KeepAlive.encode(&mut keepalive);
+        let timeout = e.config().handshake_timeout;
+        let mut now = Instant::ZERO;
+        let mut gone = Vec::new();
+        while now <= Instant::ZERO + timeout + TICK * 2 {
+            now = e.poll_timeout().max(now);
+            e.handle_peer_data(conn, &keepalive, now);
+            e.handle_timeout(now);
+            gone.extend(closed(&mut e));
+        }
+        assert_eq!(gone, vec![conn], "keep-alives alone do not keep a slot");
+        assert!(!gone.contains(&talker));
+        assert_eq!(e.peers(t).len(), 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use super::admission::Usefulness;
 use super::torrent::PexState;
 use crate::bitfield::Bitfield;
 use crate::rate::Rate;
@@ -82,6 +83,10 @@ pub(crate) struct Peer {
     pub counted_as_seed: bool,
     /// Whether any message after the handshake has arrived (a bitfield is only legal first).
     pub got_first_message: bool,
+    /// Whether it sent anything but keep-alives since its handshake (extension messages too).
+    pub spoke: bool,
+    /// When its handshake arrived (when it was dialled, before that).
+    pub activated: Instant,
     pub am_choking: bool,
     pub am_interested: bool,
     pub peer_choking: bool,
@@ -156,6 +161,8 @@ impl Peer {
             have: Bitfield::new(pieces),
             counted_as_seed: false,
             got_first_message: false,
+            spoke: false,
+            activated: now,
             am_choking: true,
             am_interested: false,
             peer_choking: true,
@@ -186,6 +193,23 @@ impl Peer {
     /// Whether it has every piece (never, as far as we know, before the piece count is known).
     pub fn is_seed(&self) -> bool {
         self.counted_as_seed || (!self.have.is_empty() && self.have.is_full())
+    }
+
+    /// What it does for us, as connection replacement ranks it. `fetching_metadata`: the
+    /// torrent still fetches its info dictionary, which a peer that has it can send.
+    pub fn usefulness(&self, fetching_metadata: bool) -> Usefulness {
+        let sends = (self.am_interested && !self.peer_choking && !self.snubbed)
+            || self.dl.get() > 0
+            || (fetching_metadata && self.ut_metadata.is_some() && self.metadata_size.is_some());
+        if sends {
+            Usefulness::GivesUs
+        } else if self.peer_interested {
+            Usefulness::WantsOurs
+        } else if self.am_interested {
+            Usefulness::Choking
+        } else {
+            Usefulness::Idle
+        }
     }
 
     /// Queues a message; returns true if the buffer was empty (the caller marks it dirty).

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 mod pex;
 mod ut_metadata;
 
+use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::peer::{Peer, PendingRead, Phase, INITIAL_SEND_WINDOW};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
@@ -85,6 +86,16 @@ struct Known {
     /// Only ever seen as the source of an incoming connection (an ephemeral port, not a
     /// listening one): never dialled.
     inbound_only: bool,
+}
+
+/// An incoming connection whose handshake named this torrent, as the engine hands it over.
+pub(crate) struct Admit {
+    /// Its id.
+    pub conn: ConnId,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The session holds [`Config::max_connections`] already: a peer must make room.
+    pub session_full: bool,
 }
 
 /// A tracker request in flight.
@@ -576,11 +587,17 @@ impl Torrent {
             return new;
         }
         let mut budget = self.candidates.len();
-        while budget > 0 && self.peers.len() < cfg.max_peers_per_torrent && io.half_open < cfg.max_half_open {
+        while budget > 0
+            && self.peers.len() < cfg.max_peers_per_torrent
+            && io.half_open < cfg.max_half_open
+            && io.conn_room > 0
+        {
             budget -= 1;
             let Some(addr) = self.candidates.pop_front() else { break };
+            let crowded = self.crowded(addr, cfg);
             let Some(k) = self.known.get_mut(&addr) else { continue };
-            if k.connected || k.banned {
+            if k.connected || k.banned || crowded {
+                // A crowded address comes back with the others due (`requeue_known`).
                 k.queued = false;
                 continue;
             }
@@ -592,6 +609,7 @@ impl Torrent {
             k.connected = true;
             let conn = io.conn();
             io.half_open += 1;
+            io.conn_room -= 1;
             let decoder = Box::new(Decoder::new_expecting_handshake(cfg.wire_limits));
             let peer =
                 Peer::new(addr, true, Phase::Connecting { since: now }, decoder, self.meta.info.piece_count(), now);
@@ -613,23 +631,74 @@ impl Torrent {
         }
     }
 
+    /// Whether `addr`'s address has [`Config::max_connections_per_ip`] peers here already.
+    fn crowded(&self, addr: SocketAddr, cfg: &Config) -> bool {
+        let Some(key) = AddrKey::of(addr.ip()) else { return false };
+        self.peers.values().filter(|p| AddrKey::of(p.addr.ip()) == Some(key)).count() >= cfg.max_connections_per_ip
+    }
+
+    /// The peer to close for a newcomer when the torrent is full (see [`pick_replacement`]):
+    /// only established peers compete, dials and handshakes in progress end on their own.
+    fn replacement(&self) -> Option<ConnId> {
+        let fetching = self.fetching.is_some();
+        pick_replacement(self.peers.iter().filter(|(_, p)| p.phase == Phase::Active).map(|(conn, p)| Occupant {
+            conn: *conn,
+            usefulness: p.usefulness(fetching),
+            since: p.activated,
+        }))
+    }
+
+    /// A torrent full of peers that do nothing for it closes the longest idle one (once a
+    /// tick) while it has addresses to dial: squatters must not keep it from finding peers,
+    /// and incoming connections alone may never come (a seeder may be the only one that knows
+    /// its leechers' addresses). No age is asked of the idle peer: squatters replacing each
+    /// other keep every one of them young.
+    fn make_room_to_dial(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        let fetching = self.fetching.is_some();
+        if self.peers.len() < cfg.max_peers_per_torrent {
+            return;
+        }
+        let dialable = self.candidates.iter().any(|a| {
+            self.known.get(a).is_some_and(|k| !k.connected && !k.banned && k.retry_at <= now) && !self.crowded(*a, cfg)
+        });
+        if !dialable {
+            return;
+        }
+        let idle = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Active)
+            .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
+            .filter(|o| o.usefulness == Usefulness::Idle);
+        if let Some(victim) = pick_replacement(idle) {
+            self.close(victim, now, io);
+        }
+    }
+
     /// Takes an incoming connection whose handshake named this torrent; false to refuse it.
-    #[allow(clippy::too_many_arguments)]
+    /// A full torrent (or session) closes its least useful peer to take it, if it has one
+    /// that may be replaced.
     pub fn attach_incoming(
         &mut self,
-        conn: ConnId,
-        addr: SocketAddr,
+        admit: Admit,
         decoder: Box<Decoder>,
         hs: Handshake,
         now: Instant,
         cfg: &Config,
         io: &mut Io,
     ) -> bool {
-        if self.state != State::Active || self.peers.len() >= cfg.max_peers_per_torrent {
+        let Admit { conn, addr, session_full } = admit;
+        if self.state != State::Active || self.crowded(addr, cfg) {
             return false;
         }
         if self.known.get(&addr).is_some_and(|k| k.banned) {
             return false;
+        }
+        if session_full || self.peers.len() >= cfg.max_peers_per_torrent {
+            match self.replacement() {
+                Some(victim) => self.close(victim, now, io),
+                None => return false,
+            }
         }
         let mut peer =
             Peer::new(addr, false, Phase::Handshake { since: now }, decoder, self.meta.info.piece_count(), now);
@@ -675,6 +744,7 @@ impl Torrent {
         let ext = self.extended_handshake(cfg);
         let Some(p) = self.peers.get_mut(&conn) else { return false };
         p.peer_id = hs.peer_id;
+        p.activated = now;
         p.fast = hs.supports_fast();
         p.extended = hs.supports_extended();
         p.phase = Phase::Active;
@@ -759,10 +829,16 @@ impl Torrent {
                 Ok(Some(Decoded::Block { piece, offset, data })) => {
                     if let Some(p) = self.peers.get_mut(&conn) {
                         p.got_first_message = true;
+                        p.spoke = true;
                         self.on_block(conn, piece, offset, data, now, cfg, io);
                     }
                 }
-                Ok(Some(Decoded::Message(msg))) => self.on_message(conn, msg, now, cfg, io),
+                Ok(Some(Decoded::Message(msg))) => {
+                    if let (Some(p), false) = (self.peers.get_mut(&conn), matches!(msg, Message::KeepAlive)) {
+                        p.spoke = true;
+                    }
+                    self.on_message(conn, msg, now, cfg, io)
+                }
                 Ok(None) => break,
                 Err(_) => {
                     self.close(conn, now, io);
@@ -1543,7 +1619,9 @@ impl Torrent {
                 Phase::Connecting { since } if now - since > cfg.connect_timeout => to_close.push(*conn),
                 Phase::Handshake { since } if now - since > cfg.handshake_timeout => to_close.push(*conn),
                 Phase::Active => {
-                    if now - p.last_recv > cfg.inactivity_timeout {
+                    // A peer that handshakes and then says nothing only holds a slot.
+                    let mute = !p.spoke && now - p.activated > cfg.handshake_timeout;
+                    if mute || now - p.last_recv > cfg.inactivity_timeout {
                         to_close.push(*conn);
                         continue;
                     }
@@ -1583,6 +1661,7 @@ impl Torrent {
             self.close(conn, now, io);
         }
         if self.state == State::Active {
+            self.make_room_to_dial(now, cfg, io);
             self.send_pex(now);
         }
         if self.state == State::Active && self.fetching.is_some() {
@@ -1609,7 +1688,10 @@ impl Torrent {
         // With no peer at all and no one else to try, peers given up on are still worth a dial
         // now and then (their back-off reaches minutes): the alternative is waiting for the
         // next tracker announce, perhaps half an hour away.
-        let stranded = self.peers.is_empty() && self.candidates.is_empty() && !self.picker.is_finished();
+        // Idle peers do not count: squatters must not make a torrent look well connected.
+        let fetching = self.fetching.is_some();
+        let alone = self.peers.values().all(|p| p.phase != Phase::Active || p.usefulness(fetching) == Usefulness::Idle);
+        let stranded = alone && self.candidates.is_empty() && !self.picker.is_finished();
         let mut due: Vec<SocketAddr> = self
             .known
             .iter()

@@ -23,6 +23,11 @@ const READ_BUF: usize = 256 * 1024;
 /// Reads up to this long are handed over as a copy; longer ones hand over the buffer itself.
 const SMALL_READ: usize = 16 * 1024;
 
+/// Read buffer of a connection until a read fills it: a handshake and the first messages fit,
+/// and a connection that sends little (a peer still handshaking, an idle one, a squatter)
+/// holds this rather than [`READ_BUF`].
+const FIRST_READ_BUF: usize = 4 * 1024;
+
 /// Largest tracker response body we read.
 const MAX_BODY: u64 = 4 << 20;
 
@@ -132,13 +137,19 @@ async fn serve<R: Runtime>(
     let (mut reader, mut writer) = R::split(stream);
     let read = async {
         let mut buf = Vec::new();
+        let mut want = FIRST_READ_BUF;
         loop {
-            if buf.len() < READ_BUF {
-                buf = pool.take();
-                buf.resize(READ_BUF.max(buf.len()), 0);
+            if buf.len() < want {
+                buf = if want == READ_BUF { pool.take() } else { Vec::new() };
+                buf.resize(want.max(buf.len()), 0);
             }
-            let input = match R::read(&mut reader, &mut buf[..READ_BUF]).await {
+            let input = match R::read(&mut reader, &mut buf[..want]).await {
                 Ok(0) | Err(_) => break,
+                // Data flows: the full-size buffer from the next read on.
+                Ok(n) if n == want && want < READ_BUF => {
+                    want = READ_BUF;
+                    Input::Data(conn, buf[..n].to_vec(), n)
+                }
                 // A few messages: copied, so a queued input never pins a whole buffer.
                 Ok(n) if n <= SMALL_READ => Input::Data(conn, buf[..n].to_vec(), n),
                 Ok(n) => Input::Data(conn, std::mem::take(&mut buf), n),

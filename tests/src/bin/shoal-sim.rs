@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! shoal-sim --seed S [--peers N] [--seeders K] [--pieces P] [--piece-size B] [--faults LIST]
-//!           [--hash real|oracle] [--bandwidth LO:HI] [--max-in-flight BYTES] [--check-determinism] [-v]
+//!           [--hash real|oracle] [--bandwidth LO:HI] [--max-in-flight BYTES] [--fault-window SECS] [--check-determinism] [-v]
 //! shoal-sim --seeds A..B          # configurations drawn from each seed; prints failing seeds
 //! ```
 //! The last line of a single run is `seed=S peers=N completed=K/N sim_time=…s wall=…s trace=<hex>`.
@@ -14,10 +14,10 @@ use shoal_tests::sim::{self, Faults, HashMode, Params};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: shoal-sim --seed S [--peers N] [--seeders K] [--pieces P] [--piece-size B] [--faults LIST]\n\
-         \x20                [--hash real|oracle] [--bandwidth LO:HI] [--check-determinism] [-v]\n\
+         \x20                [--hash real|oracle] [--bandwidth LO:HI] [--fault-window SECS] [--check-determinism] [-v]\n\
          \x20      shoal-sim --seeds A..B [--check-determinism]\n\
          faults: none, all, net, partition, churn, crash, disk, tracker, commands, adversaries,\n\
-         \x20       corrupt, liar, garbage, flood, silent, vanish, slow"
+         \x20       corrupt, liar, garbage, flood, silent, vanish, slow, squatter"
     );
     ExitCode::from(2)
 }
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             "--check-determinism" => check = true,
             "-v" | "--verbose" => verbose = true,
             "--peers" | "--seeders" | "--pieces" | "--piece-size" | "--faults" | "--hash" | "--bandwidth"
-            | "--max-in-flight" => {
+            | "--max-in-flight" | "--fault-window" => {
                 let Some(v) = val() else { return usage() };
                 set.push((a.to_string(), v));
             }
@@ -79,6 +79,7 @@ fn main() -> ExitCode {
                 }
                 _ => false,
             },
+            "--fault-window" => v.parse().map(|secs| p.fault_window = std::time::Duration::from_secs(secs)).is_ok(),
             "--bandwidth" => match v.split_once(':').map(|(a, b)| (a.parse(), b.parse())) {
                 Some((Ok(lo), Ok(hi))) if lo <= hi && lo > 0 => {
                     p.bandwidth = (lo, hi);

@@ -27,11 +27,23 @@ pub enum AdvKind {
     Vanish,
     /// Serves correct blocks over a very slow link.
     Slow,
+    /// Holds connection slots: from many addresses it opens [`SQUATS_PER_TARGET`]
+    /// connections to each honest host, most of which never send a byte while the others
+    /// handshake, say they have nothing and then only send keep-alives; each reconnects when
+    /// closed.
+    Squatter,
 }
+
+/// Connections a squatter keeps open to each honest host: more than a host's peer slots and
+/// pending-handshake slots together (see `Config::default`).
+pub const SQUATS_PER_TARGET: usize = 330;
+
+/// One in this many squatter connections handshakes; the others stay silent.
+const SQUAT_HANDSHAKE_EVERY: u64 = 4;
 
 impl AdvKind {
     /// Every kind.
-    pub const ALL: [AdvKind; 7] = [
+    pub const ALL: [AdvKind; 8] = [
         AdvKind::Corrupt,
         AdvKind::Liar,
         AdvKind::Garbage,
@@ -39,6 +51,7 @@ impl AdvKind {
         AdvKind::Silent,
         AdvKind::Vanish,
         AdvKind::Slow,
+        AdvKind::Squatter,
     ];
 
     /// Parses a name as used in `--faults`.
@@ -51,6 +64,7 @@ impl AdvKind {
             "silent" => AdvKind::Silent,
             "vanish" => AdvKind::Vanish,
             "slow" => AdvKind::Slow,
+            "squatter" => AdvKind::Squatter,
             _ => return None,
         })
     }
@@ -112,16 +126,31 @@ impl Adversary {
         }
     }
 
-    fn handshake(&self) -> Vec<u8> {
+    fn handshake(&self, c: u64) -> Vec<u8> {
+        let mut id = *b"-XX0001-adversary000";
+        if self.kind == AdvKind::Squatter {
+            // Each squatting connection passes for another peer (a repeated id is refused).
+            id[8..].copy_from_slice(format!("{c:012}").as_bytes());
+        }
         let mut out = Vec::new();
-        Handshake::new(self.info_hash, PeerId(*b"-XX0001-adversary000")).encode(&mut out);
+        Handshake::new(self.info_hash, PeerId(id)).encode(&mut out);
         out
     }
 
-    fn greeting(&self) -> Vec<u8> {
-        let mut out = self.handshake();
+    /// Whether squatter connection `c` stays silent (the others handshake).
+    fn silent(&self, c: u64) -> bool {
         match self.kind {
-            AdvKind::Silent => out.clear(),
+            AdvKind::Silent => true,
+            AdvKind::Squatter => !c.is_multiple_of(SQUAT_HANDSHAKE_EVERY),
+            _ => false,
+        }
+    }
+
+    fn greeting(&self, c: u64) -> Vec<u8> {
+        let mut out = self.handshake(c);
+        match self.kind {
+            _ if self.silent(c) => out.clear(),
+            AdvKind::Squatter => Message::HaveNone.encode(&mut out),
             AdvKind::Flood => Message::HaveNone.encode(&mut out),
             _ => {
                 Message::Bitfield(Bitfield::full(self.pieces).as_bytes().to_vec()).encode(&mut out);
@@ -136,9 +165,9 @@ impl Adversary {
         let mut decoder = Decoder::new_expecting_handshake(Limits::default());
         decoder.set_piece_count(self.pieces);
         self.conns.insert(c, AdvConn { decoder, greeted: false, handshaken: false, outstanding: 0, served: 0 });
-        if dialled && self.kind != AdvKind::Silent {
+        if dialled && !self.silent(c) {
             self.conns.get_mut(&c).expect("just inserted").greeted = true;
-            return vec![AdvAction::Send(self.greeting())];
+            return vec![AdvAction::Send(self.greeting(c))];
         }
         Vec::new()
     }
@@ -167,6 +196,8 @@ impl Adversary {
                     let piece = rng.random_range(0..self.pieces);
                     out.push((id, AdvAction::Send(frame(&[Message::Have { piece }, Message::Unchoke]))));
                 }
+                // Just enough never to time out for silence.
+                AdvKind::Squatter => out.push((id, AdvAction::Send(frame(&[Message::KeepAlive])))),
                 _ => {}
             }
         }
@@ -182,11 +213,11 @@ impl Adversary {
         max_requests: usize,
     ) -> (Vec<AdvAction>, Option<String>) {
         let kind = self.kind;
-        let greeting = self.greeting();
+        let (greeting, silent) = (self.greeting(c), self.silent(c));
         let Some(conn) = self.conns.get_mut(&c) else { return (Vec::new(), None) };
         let mut actions = Vec::new();
         conn.decoder.feed(data);
-        if kind == AdvKind::Silent {
+        if silent {
             return (actions, None);
         }
         if !conn.handshaken {

@@ -181,7 +181,13 @@ impl Params {
             crash: rng.random_bool(0.4),
             disk: rng.random_bool(0.4),
             tracker: rng.random_bool(0.4),
-            adversaries: AdvKind::ALL.iter().copied().filter(|_| rng.random_bool(0.25)).collect(),
+            // Squatters are drawn last (below), so that adding them changed no earlier draw.
+            adversaries: AdvKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| *k != AdvKind::Squatter)
+                .filter(|_| rng.random_bool(0.25))
+                .collect(),
             commands: false,
         };
         p.fault_window = Duration::from_secs(rng.random_range(20..=90));
@@ -192,6 +198,9 @@ impl Params {
         if rng.random_bool(0.3) {
             let lo = [10_000, 20_000, 50_000][rng.random_range(0..3)];
             p.bandwidth = (lo, lo * 10);
+        }
+        if rng.random_bool(0.1) {
+            p.faults.adversaries.push(AdvKind::Squatter);
         }
         p
     }

@@ -28,7 +28,7 @@ use shoal_core::{
     Output, TorrentId, TrackerJob, BLOCK_SIZE,
 };
 
-use super::adversary::{AdvKind, Adversary};
+use super::adversary::{AdvKind, Adversary, SQUATS_PER_TARGET};
 use super::disk::{Draw, SimDisk};
 use super::oracle::MessageCounts;
 use super::queue::EventQueue;
@@ -262,6 +262,8 @@ pub struct World {
     by_addr: BTreeMap<SocketAddr, usize>,
     next_port: u16,
     pending_target: BTreeMap<u64, usize>,
+    /// Squatters' connections and the honest host each was dialled to (redialled when closed).
+    squats: BTreeMap<u64, usize>,
     /// Bumped whenever a host may have become complete.
     pub completion_changes: u64,
     /// Connections the request oracle checked (both ends live engines), over the run.
@@ -316,6 +318,7 @@ impl World {
             by_addr: BTreeMap::new(),
             next_port: 40000,
             pending_target: BTreeMap::new(),
+            squats: BTreeMap::new(),
             completion_changes: 0,
             request_checks: 0,
             tt: Rc::new(tt),
@@ -360,6 +363,16 @@ impl World {
             let addr = w.hosts[i].addr;
             w.tracker.register(w.tt.meta.info_hash.0, addr);
             w.schedule(Duration::from_secs(1), Ev::AdvTick { host: i });
+            if kind == AdvKind::Squatter {
+                // Seeders too: theirs are the slots leechers need.
+                for target in 0..params.peers {
+                    for _ in 0..SQUATS_PER_TARGET {
+                        let at = Duration::from_millis(rng.random_range(0..2000));
+                        w.schedule(at, Ev::AdvDial { host: i, target });
+                    }
+                }
+                continue;
+            }
             for target in params.seeders..params.peers {
                 let at = Duration::from_millis(rng.random_range(100..5000));
                 w.schedule(at, Ev::AdvDial { host: i, target });
@@ -670,6 +683,9 @@ impl World {
             }
             Ev::AdvDial { host, target } => {
                 let c = self.new_conn(host, Local::Adv);
+                if matches!(&self.hosts[host].kind, HostKind::Adversary(a) if a.kind == AdvKind::Squatter) {
+                    self.squats.insert(c, target);
+                }
                 self.dial(c, host, self.hosts[target].addr);
             }
             Ev::Crash { host, clean } => self.crash(host, clean),

@@ -3,7 +3,7 @@
 //! and resets; and the request oracle, which needs both ends of a connection.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use rand::Rng;
@@ -137,7 +137,13 @@ impl World {
             self.schedule(back, Ev::Refused { c });
             return;
         }
-        let src = SocketAddr::new(self.hosts[from.host].addr.ip(), self.next_port);
+        // A squatter dials from a different address each time (a botnet, or a host with a
+        // whole prefix), so that no per-address limit stops it.
+        let ip = match self.squats.contains_key(&c) {
+            true => IpAddr::V4(Ipv4Addr::new(172, 16, (c / 250 % 250) as u8, (c % 250) as u8 + 1)),
+            false => self.hosts[from.host].addr.ip(),
+        };
+        let src = SocketAddr::new(ip, self.next_port);
         self.next_port = self.next_port.checked_add(1).unwrap_or(40000);
         let epoch = self.hosts[t].epoch;
         let now = self.now;
@@ -368,6 +374,12 @@ impl World {
             Local::Adv => {
                 if let HostKind::Adversary(a) = &mut self.hosts[end.host].kind {
                     a.on_closed(c);
+                }
+                // A squatter comes back within seconds to take the slot again.
+                if let Some(target) = self.squats.remove(&c) {
+                    self.count("squats_closed");
+                    let after = Duration::from_millis(self.rng.random_range(1000..5000));
+                    self.schedule(after, Ev::AdvDial { host: end.host, target });
                 }
             }
         }
