@@ -289,7 +289,7 @@ impl Db {
         let mut stmt = self.conn.prepare(
             "SELECT t.title FROM torrent t LEFT JOIN health h ON h.infohash = t.infohash \
              WHERE t.rowid IN (SELECT rowid FROM torrent_fts WHERE torrent_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2) \
-             ORDER BY coalesce(h.seeders, 0) DESC",
+             ORDER BY coalesce(h.seeders, 0) DESC, t.rowid DESC",
         )?;
         let titles = stmt.query_map(params![fts, COMPLETION_SOURCES], |r| r.get::<_, String>(0))?;
         let ends_in_word = text.chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_');
@@ -317,5 +317,175 @@ impl Db {
         let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let n: i64 = self.conn.query_row("SELECT count(*) FROM torrent", [], |r| r.get(0))?;
         Ok((pages * page_size, n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::store::query::SearchParams;
+    use ed25519_dalek::Verifier;
+
+    fn db() -> Db {
+        Db::open(Path::new(":memory:"), SigningKey::from_bytes(&[3; 32])).unwrap()
+    }
+
+    fn facts(n: u8, title: &str, size: u64, category: &'static str) -> TorrentFacts {
+        TorrentFacts {
+            infohash: [n; 20],
+            title: title.into(),
+            size,
+            torrent_date: 1_700_000_000 + u64::from(n),
+            tracker_info: String::new(),
+            category,
+            xxx: category == "xxx",
+        }
+    }
+
+    fn params(q: &[(&str, &str)]) -> SearchParams {
+        let pairs: Vec<(String, String)> = q.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        SearchParams::parse(&pairs).unwrap()
+    }
+
+    fn names(db: &Db, q: &[(&str, &str)]) -> Vec<String> {
+        db.search(&params(q), None).unwrap().entries.into_iter().map(|e| e.title).collect()
+    }
+
+    fn sample() -> Db {
+        let mut d = db();
+        let all = [
+            facts(1, "ubuntu-22.04.3-desktop-amd64.iso", 5 << 30, "Compressed"),
+            facts(2, "Big Buck Bunny 1080p", 700 << 20, "Video"),
+            facts(3, "Bunny Tales audiobook", 90 << 20, "Audio"),
+            facts(4, "big.buck.bunny.sample.xxx", 10 << 20, "xxx"),
+            facts(5, "debian-12.4.0-amd64-netinst.iso", 600 << 20, "Compressed"),
+            facts(6, "Ubuntu Server Guide", 5 << 20, "Document"),
+        ];
+        assert_eq!(d.record_many(&all, 1).unwrap(), all.len());
+        d
+    }
+
+    #[test]
+    fn record_is_signed_and_once_per_torrent() {
+        let mut d = sample();
+        assert!(!d.record(&facts(1, "ubuntu-22.04.3-desktop-amd64.iso", 5 << 30, "Compressed"), 2).unwrap());
+        let (pk, id, ts, sig): (Vec<u8>, i64, i64, Vec<u8>) = d
+            .conn
+            .query_row(
+                "SELECT public_key, id, timestamp, signature FROM torrent WHERE infohash = ?1",
+                [&[1u8; 20][..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        let f = facts(1, "ubuntu-22.04.3-desktop-amd64.iso", 5 << 30, "Compressed");
+        let pk: [u8; 32] = pk.try_into().unwrap();
+        let bytes = Signable { public_key: &pk, id, origin_id: 0, timestamp: ts as u64, facts: &f }.bytes();
+        let sig = ed25519_dalek::Signature::from_slice(&sig).unwrap();
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap();
+        assert!(vk.verify(&bytes, &sig).is_ok(), "the stored signature covers the documented bytes");
+        assert_eq!(d.stats().unwrap().1, 6);
+    }
+
+    #[test]
+    fn words_phrases_and_prefixes() {
+        let d = sample();
+        assert_eq!(names(&d, &[("txt_filter", "ubuntu")]).len(), 2);
+        assert_eq!(names(&d, &[("txt_filter", "\"buck bunny\"")]).len(), 2);
+        assert_eq!(names(&d, &[("txt_filter", "\"bunny buck\"")]), Vec::<String>::new(), "a phrase keeps its order");
+        assert_eq!(names(&d, &[("txt_filter", "bun*")]).len(), 3);
+        assert_eq!(names(&d, &[("txt_filter", "bun")]), Vec::<String>::new(), "no prefix without *");
+        assert_eq!(names(&d, &[("txt_filter", "\"22.04\" amd64")]), vec!["ubuntu-22.04.3-desktop-amd64.iso"]);
+        assert_eq!(names(&d, &[("txt_filter", "*")]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn relevance_then_health() {
+        let d = sample();
+        // "bunny" alone in a short name ranks above a long name; health breaks a tie.
+        d.set_health(&[3; 20], 50, 1, 10).unwrap();
+        let r = names(&d, &[("txt_filter", "tales")]);
+        assert_eq!(r, vec!["Bunny Tales audiobook"]);
+        let r = names(&d, &[("txt_filter", "bunny"), ("hide_xxx", "1")]);
+        assert_eq!(r.len(), 2);
+        d.set_health(&[2; 20], 9, 0, 10).unwrap();
+        d.set_health(&[3; 20], 0, 0, 10).unwrap();
+        // Same relevance class: equal-length names would tie; here the shorter ranks first anyway.
+        let r = names(&d, &[("txt_filter", "bunny"), ("sort_by", "health")]);
+        assert_eq!(r[0], "Big Buck Bunny 1080p", "sort_by=health puts the seeded one first");
+    }
+
+    #[test]
+    fn filters_paging_total_sort() {
+        let d = sample();
+        assert_eq!(names(&d, &[("category", "Compressed")]).len(), 2);
+        assert!(!names(&d, &[("hide_xxx", "1")]).iter().any(|n| n.contains("xxx")));
+        assert_eq!(names(&d, &[]).len(), 6);
+        assert_eq!(names(&d, &[])[0], "Ubuntu Server Guide", "newest first by default");
+        assert_eq!(names(&d, &[("sort_desc", "0")])[0], "ubuntu-22.04.3-desktop-amd64.iso");
+        let by_size = names(&d, &[("sort_by", "size"), ("sort_desc", "0")]);
+        assert_eq!(by_size.first().unwrap(), "Ubuntu Server Guide");
+        assert_eq!(by_size.last().unwrap(), "ubuntu-22.04.3-desktop-amd64.iso");
+        let by_name = names(&d, &[("sort_by", "name"), ("sort_desc", "0")]);
+        assert_eq!(&by_name[..2], ["Big Buck Bunny 1080p", "big.buck.bunny.sample.xxx"], "names sort without case");
+        let page = names(&d, &[("first", "3"), ("last", "4")]);
+        assert_eq!(page, vec!["big.buck.bunny.sample.xxx", "Bunny Tales audiobook"]);
+        assert_eq!(names(&d, &[("first", "5"), ("last", "2")]), Vec::<String>::new());
+        let p = d.search(&params(&[("include_total", "1"), ("last", "2"), ("txt_filter", "bunny")]), None).unwrap();
+        assert_eq!((p.entries.len(), p.total), (2, Some((3, Some(6)))));
+        assert_eq!(names(&d, &[("max_rowid", "2")]).len(), 2);
+        assert_eq!(names(&d, &[("metadata_type", "channel")]).len(), 0);
+    }
+
+    #[test]
+    fn hostile_text_never_fails() {
+        let d = sample();
+        for q in [
+            "\"",
+            "\"\"\"",
+            "a NEAR b",
+            "NEAR(a b)",
+            "-ubuntu",
+            "title:ubuntu",
+            "ubuntu OR debian",
+            "(",
+            "^x",
+            "a*b*",
+            "{x}",
+            "\u{0}",
+        ] {
+            assert!(d.search(&params(&[("txt_filter", q)]), None).is_ok(), "{q:?}");
+        }
+        let long = "x".repeat(10_000);
+        assert!(d.search(&params(&[("txt_filter", &long)]), None).is_ok());
+        assert!(d.completions(&long).is_ok());
+        assert!(d.completions("\" * ( NEAR").is_ok());
+    }
+
+    #[test]
+    fn popular_is_the_recently_checked_healthy_ones() {
+        let d = sample();
+        let now = 1_800_000_000;
+        assert!(d.search(&params(&[]), Some(now)).unwrap().entries.is_empty(), "nothing checked: nothing popular");
+        d.set_health(&[1; 20], 5, 2, now - 10).unwrap();
+        d.set_health(&[2; 20], 40, 0, now - 100).unwrap();
+        d.set_health(&[5; 20], 90, 0, now - 2 * POPULAR_FRESHNESS_SECS).unwrap();
+        d.set_health(&[6; 20], 0, 0, now).unwrap();
+        let names: Vec<String> =
+            d.search(&params(&[]), Some(now)).unwrap().entries.into_iter().map(|e| e.title).collect();
+        assert_eq!(names, vec!["Big Buck Bunny 1080p", "ubuntu-22.04.3-desktop-amd64.iso"]);
+        let e = &d.search(&params(&[("txt_filter", "ubuntu")]), Some(now)).unwrap().entries[0];
+        assert_eq!((e.seeders, e.leechers, e.last_check), (5, 2, now - 10));
+    }
+
+    #[test]
+    fn completions_continue_the_word() {
+        let d = sample();
+        // Newest first among equally healthy names; a word runs on over dots and dashes.
+        assert_eq!(d.completions("bun").unwrap(), vec!["bunny.sample.xxx", "bunny"]);
+        assert_eq!(d.completions("big buck").unwrap(), vec!["big buck.bunny.sample.xxx", "big buck bunny"]);
+        assert_eq!(d.completions("ubuntu").unwrap(), vec!["ubuntu server", "ubuntu-22.04.3-desktop-amd64.iso"]);
+        d.set_health(&[1; 20], 3, 0, 1).unwrap();
+        assert_eq!(d.completions("ubuntu").unwrap()[0], "ubuntu-22.04.3-desktop-amd64.iso", "healthiest first");
+        assert_eq!(d.completions("zzz").unwrap(), Vec::<String>::new());
     }
 }
