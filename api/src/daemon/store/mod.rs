@@ -23,6 +23,9 @@ use db::{Db, OpenError, Page};
 use entry::TorrentFacts;
 use query::SearchParams;
 
+/// The most jobs run in one transaction.
+const MAX_BATCH: usize = 5_000;
+
 /// A job for the store's thread.
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
 
@@ -90,7 +93,19 @@ impl Store {
             .spawn(move || {
                 let mut db = db;
                 while let Ok(job) = rx.recv_blocking() {
+                    // The jobs that queued up meanwhile run in the same transaction: a burst of
+                    // adds costs one commit, not one each.
+                    if let Err(e) = db.begin() {
+                        eprintln!("shoal daemon: metadata store: cannot begin a transaction: {e}");
+                    }
                     job(&mut db);
+                    for _ in 0..MAX_BATCH {
+                        let Ok(job) = rx.try_recv() else { break };
+                        job(&mut db);
+                    }
+                    if let Err(e) = db.commit() {
+                        eprintln!("shoal daemon: metadata store: cannot commit: {e}");
+                    }
                 }
             })
             .map_err(|e| format!("cannot start the metadata store's thread: {e}"))?;
