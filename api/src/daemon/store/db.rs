@@ -14,6 +14,9 @@ use super::schema;
 
 /// Tribler's window for "recently checked" popular torrents: the last day.
 pub const POPULAR_FRESHNESS_SECS: i64 = 24 * 60 * 60;
+/// A text search ranks only the newest this many matches (Tribler takes the newest 10,000 and
+/// keeps 1,000), so a common word costs no more than a rare one; `total` counts within them.
+pub const MAX_MATCHES: i64 = 10_000;
 /// Tribler's number of popular torrents considered.
 pub const POPULAR_COUNT: i64 = 100;
 /// How many completions a prefix gets, and how many names they are drawn from (Tribler's).
@@ -186,10 +189,6 @@ impl Db {
         if !p.torrents_wanted {
             sql.push("0".into());
         }
-        if let TextFilter::Match(q) = &p.text {
-            sql.push("torrent_fts MATCH ?".into());
-            args.push(Sql::Text(q.clone()));
-        }
         if p.text == TextFilter::Nothing {
             sql.push("0".into());
         }
@@ -221,7 +220,7 @@ impl Db {
             Some(SortBy::Health) => format!("seeders {dir}, leechers {dir}, {rows}"),
             Some(SortBy::Constant) => rows,
             None if matches!(p.text, TextFilter::Match(_)) => {
-                "torrent_fts.rank, seeders DESC, leechers DESC, t.rowid DESC".into()
+                "f.rank, seeders DESC, leechers DESC, t.rowid DESC".into()
             }
             None if health_first => "seeders DESC, leechers DESC, last_check DESC, t.rowid DESC".into(),
             None => rows,
@@ -229,17 +228,20 @@ impl Db {
     }
 
     /// The tables of a listing: every entry with its health, or only the popular ones; joined
-    /// with the full-text index when there is text to match.
-    fn from_clause(p: &SearchParams, popular: bool) -> &'static str {
+    /// with the newest [`MAX_MATCHES`] full-text matches (and their rank) when there is text.
+    fn from_clause(p: &SearchParams, popular: bool) -> String {
+        let matches = format!(
+            "(SELECT rowid, rank FROM torrent_fts WHERE torrent_fts MATCH ? ORDER BY rowid DESC LIMIT {MAX_MATCHES}) f"
+        );
         let text = matches!(p.text, TextFilter::Match(_));
         match (popular, text) {
-            (false, false) => "torrent t LEFT JOIN health h ON h.infohash = t.infohash",
+            (false, false) => "torrent t LEFT JOIN health h ON h.infohash = t.infohash".into(),
             (false, true) => {
-                "torrent_fts JOIN torrent t ON t.rowid = torrent_fts.rowid LEFT JOIN health h ON h.infohash = t.infohash"
+                format!("{matches} JOIN torrent t ON t.rowid = f.rowid LEFT JOIN health h ON h.infohash = t.infohash")
             }
-            (true, false) => "popular h JOIN torrent t ON t.infohash = h.infohash",
+            (true, false) => "popular h JOIN torrent t ON t.infohash = h.infohash".into(),
             (true, true) => {
-                "popular h JOIN torrent t ON t.infohash = h.infohash JOIN torrent_fts ON torrent_fts.rowid = t.rowid"
+                format!("popular h JOIN torrent t ON t.infohash = h.infohash JOIN {matches} ON f.rowid = t.rowid")
             }
         }
     }
@@ -260,6 +262,10 @@ impl Db {
             }
             None => String::new(),
         };
+        // The text goes to the full-text subquery, which comes before the WHERE.
+        if let TextFilter::Match(q) = &p.text {
+            args.push(Sql::Text(q.clone()));
+        }
         Self::filters(p, &mut conds, &mut args);
         let from = Self::from_clause(p, popular.is_some());
         let cond = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
@@ -412,18 +418,31 @@ mod tests {
 
     #[test]
     fn relevance_then_health() {
-        let d = sample();
-        // "bunny" alone in a short name ranks above a long name; health breaks a tie.
-        d.set_health(&[3; 20], 50, 1, 10).unwrap();
-        let r = names(&d, &[("txt_filter", "tales")]);
-        assert_eq!(r, vec!["Bunny Tales audiobook"]);
-        let r = names(&d, &[("txt_filter", "bunny"), ("hide_xxx", "1")]);
-        assert_eq!(r.len(), 2);
-        d.set_health(&[2; 20], 9, 0, 10).unwrap();
-        d.set_health(&[3; 20], 0, 0, 10).unwrap();
-        // Same relevance class: equal-length names would tie; here the shorter ranks first anyway.
-        let r = names(&d, &[("txt_filter", "bunny"), ("sort_by", "health")]);
-        assert_eq!(r[0], "Big Buck Bunny 1080p", "sort_by=health puts the seeded one first");
+        let mut d = db();
+        let all = [
+            facts(1, "Alpha Beta", 1, "Other"),
+            facts(2, "Alpha Gamma", 1, "Other"),
+            facts(3, "Alpha Delta Epsilon Zeta Eta Theta", 1, "Other"),
+            facts(4, "Alpha", 1, "Other"),
+        ];
+        d.record_many(&all, 1).unwrap();
+        // Equally relevant names (same length): newest first until health says otherwise.
+        assert_eq!(
+            names(&d, &[("txt_filter", "alpha")]),
+            ["Alpha", "Alpha Gamma", "Alpha Beta", "Alpha Delta Epsilon Zeta Eta Theta"]
+        );
+        d.set_health(&[1; 20], 7, 0, 10).unwrap();
+        d.set_health(&[3; 20], 900, 0, 10).unwrap();
+        // Health reorders the equally relevant ones; a long name stays below, however healthy.
+        assert_eq!(
+            names(&d, &[("txt_filter", "alpha")]),
+            ["Alpha", "Alpha Beta", "Alpha Gamma", "Alpha Delta Epsilon Zeta Eta Theta"]
+        );
+        // sort_by=health puts health first.
+        assert_eq!(
+            names(&d, &[("txt_filter", "alpha"), ("sort_by", "health")])[..2],
+            ["Alpha Delta Epsilon Zeta Eta Theta", "Alpha Beta"]
+        );
     }
 
     #[test]

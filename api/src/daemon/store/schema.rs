@@ -33,7 +33,8 @@ const MIGRATIONS: &[&str] = &[
         leechers INTEGER NOT NULL DEFAULT 0,
         last_check INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
-    CREATE INDEX health_checked ON health (last_check);
+    -- Covers the popular query: the recently checked, with their figures, from the index alone.
+    CREATE INDEX health_checked ON health (last_check, seeders, leechers);
     CREATE VIRTUAL TABLE torrent_fts USING fts5 (
         title, content = 'torrent', content_rowid = 'rowid',
         tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
