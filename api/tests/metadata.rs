@@ -262,3 +262,41 @@ fn restart_keeps_entries_and_a_corrupt_store_is_moved_aside() {
     assert_eq!(ok(&d, "/statistics/tribler")["tribler_statistics"]["num_torrents"], 1);
     d.shutdown(KEY);
 }
+
+/// Polls `look` until `cond` holds, up to the harness timeout.
+fn poll<T>(what: &str, mut look: impl FnMut() -> T, cond: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let v = look();
+        if cond(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn a_magnet_gets_its_entry_when_its_metadata_arrives() {
+    let tmp = TempDir::new();
+    let (clips, _) = two_torrents(&tmp);
+    // A seeds the clips; B adds them by magnet, naming A as its peer (x.pe), on loopback.
+    let a = daemon(&tmp.join("state-a"));
+    let body = json!({"uri": format!("file:{}", clips.display()), "destination": tmp.join("data")});
+    let r = request(&a, "PUT", "/downloads", &[("X-Api-Key", KEY)], Some(&serde_json::to_vec(&body).unwrap()));
+    assert_eq!(r.status, 200);
+    let ih = r.json()["infohash"].as_str().unwrap().to_string();
+    let port = ok(&a, "/settings")["settings"]["libtorrent"]["port"].as_u64().unwrap();
+
+    let b = daemon(&tmp.join("state-b"));
+    let magnet = format!("magnet:?xt=urn:btih:{ih}&x.pe=127.0.0.1:{port}");
+    let body = json!({"uri": magnet, "destination": tmp.join("out")});
+    let r = request(&b, "PUT", "/downloads", &[("X-Api-Key", KEY)], Some(&serde_json::to_vec(&body).unwrap()));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let found = poll("the magnet's entry", || ok(&b, "/metadata/search/local?txt_filter=holiday"), |v| !names(v).is_empty());
+    let e = &found["results"][0];
+    assert_eq!((&e["name"], &e["infohash"], &e["category"]), (&json!("Holiday Clips 2023"), &json!(ih), &json!("VideoClips")));
+    assert_eq!(e["size"], 301_000);
+    a.shutdown(KEY);
+    b.shutdown(KEY);
+}
