@@ -293,9 +293,13 @@ fn a_magnet_gets_its_entry_when_its_metadata_arrives() {
     let body = json!({"uri": magnet, "destination": tmp.join("out")});
     let r = request(&b, "PUT", "/downloads", &[("X-Api-Key", KEY)], Some(&serde_json::to_vec(&body).unwrap()));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let found = poll("the magnet's entry", || ok(&b, "/metadata/search/local?txt_filter=holiday"), |v| !names(v).is_empty());
+    let found =
+        poll("the magnet's entry", || ok(&b, "/metadata/search/local?txt_filter=holiday"), |v| !names(v).is_empty());
     let e = &found["results"][0];
-    assert_eq!((&e["name"], &e["infohash"], &e["category"]), (&json!("Holiday Clips 2023"), &json!(ih), &json!("VideoClips")));
+    assert_eq!(
+        (&e["name"], &e["infohash"], &e["category"]),
+        (&json!("Holiday Clips 2023"), &json!(ih), &json!("VideoClips"))
+    );
     assert_eq!(e["size"], 301_000);
     a.shutdown(KEY);
     b.shutdown(KEY);
