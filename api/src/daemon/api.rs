@@ -141,6 +141,8 @@ pub enum ApiError {
         code: String,
         message: String,
     },
+    /// A bare status with an empty body (Tribler's answer when a search fails in its database).
+    Empty(u16),
     /// Something unexpected: 500 with the unhandled shape, reported on `/events`.
     Unhandled {
         /// A short class name, like Tribler's exception class (`JSONDecodeError`, …).
@@ -293,6 +295,9 @@ pub async fn dispatch(daemon: Arc<Daemon>, handler: Option<Handler>, req: ApiReq
     match result {
         Ok(resp) => resp,
         Err(ApiError::Handled(status, message)) => ApiResponse::json(status, &json!({ "error": message })),
+        Err(ApiError::Empty(status)) => {
+            ApiResponse { status, content_type: "application/json", headers: Vec::new(), body: Body::Bytes(Vec::new()) }
+        }
         Err(ApiError::HandledException { code, message }) => {
             ApiResponse::json(500, &json!({"error": {"handled": true, "code": code, "message": message}}))
         }

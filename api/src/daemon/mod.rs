@@ -13,8 +13,10 @@ mod events;
 mod fdbudget;
 mod fsutil;
 mod handlers;
+mod metadata;
 mod routes;
 mod settings;
+mod store;
 mod tools;
 mod uri;
 
@@ -75,6 +77,8 @@ pub struct Daemon {
     engine_config: Config,
     /// The downloads, in the engine and in resume data.
     downloads: Arc<Downloads>,
+    /// The metadata store (search, popular torrents).
+    store: Arc<store::Store>,
     state_dir: PathBuf,
 }
 
@@ -109,12 +113,6 @@ impl Daemon {
     fn default_destination(&self) -> PathBuf {
         let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
         PathBuf::from(s.get("download_defaults", "saveas").as_str().unwrap_or("."))
-    }
-
-    /// Bytes of resume data in the state directory (`db_size` of `/statistics/tribler`).
-    fn checkpoint_bytes(&self) -> u64 {
-        let Ok(entries) = std::fs::read_dir(self.state_dir.join("dlcheckpoints")) else { return 0 };
-        entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
     }
 
     fn request_stop(&self) {
@@ -265,6 +263,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         }
     };
     let public_key = node_id(&state_dir)?;
+    let store = Arc::new(store::Store::open(&state_dir)?);
 
     let http_port = match args.http_port {
         Some(p) => p,
@@ -331,7 +330,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                 e.kept.display()
             ));
         }
-        let downloads = Arc::new(Downloads::new(&state_dir, session.handle(), events.clone())?);
+        let downloads = Arc::new(Downloads::new(&state_dir, session.handle(), events.clone(), store.clone())?);
         let daemon = Arc::new(Daemon {
             settings: Mutex::new(settings),
             key,
@@ -343,6 +342,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             stop: stop_tx,
             engine_config: base_config,
             downloads: downloads.clone(),
+            store,
             state_dir: state_dir.clone(),
         });
         let follower = smol::spawn(downloads.clone().follow_engine());

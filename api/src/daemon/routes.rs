@@ -18,6 +18,7 @@ use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param
 use super::conn::{self, Slots};
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
+use super::metadata;
 use super::Daemon;
 use super::{docs, tools};
 
@@ -38,6 +39,36 @@ macro_rules! q {
         Param { name: $name, location: In::Query, required: false, ty: $ty, description: $description }
     };
 }
+
+/// The parameters of a listing of metadata entries.
+const LISTING_PARAMS: &[Param] = &[
+    q!("first", "integer", "1-based index of the first result (default 1)"),
+    q!("last", "integer", "1-based index of the last result (default 50)"),
+    q!(
+        "sort_by",
+        "string",
+        "name, size, infohash, date/created, status, category, health (votes, subscribed, torrents: row order)"
+    ),
+    q!("sort_desc", "boolean", "1/true for descending (default), 0/false for ascending"),
+    q!("txt_filter", "string", "words and \"quoted phrases\", a trailing * for a prefix; all must match"),
+    q!("hide_xxx", "boolean", "1 to leave out adult content"),
+    q!(
+        "category",
+        "string",
+        "only this category (Video, VideoClips, Audio, Document, Compressed, Picture, xxx, Other)"
+    ),
+    q!("exclude_deleted", "boolean", "1 to leave out entries marked for deletion"),
+    q!("max_rowid", "integer", "only entries up to this row (stable paging)"),
+    q!("metadata_type", "string", "repeatable: torrent, 300, channel, 400, 220 (only torrents exist)"),
+    q!("include_total", "string", "non-empty to add total and max_rowid"),
+];
+
+/// The parameters of a local search (as a listing; `tags` and `remote` are refused until
+/// tags and peers exist).
+const SEARCH_PARAMS: &[Param] = LISTING_PARAMS;
+
+const COMPLETION_PARAMS: &[Param] =
+    &[Param { name: "q", location: In::Query, required: true, ty: "string", description: "the text typed so far" }];
 
 /// Every route the daemon serves.
 pub fn table() -> Vec<Route> {
@@ -190,6 +221,66 @@ pub fn table() -> Vec<Route> {
             produces: "application/json",
             response: schema::stats_ipv8,
             handler: tools::stats_ipv8,
+        },
+        Route {
+            method: Get,
+            path: "/metadata/search/local",
+            tag: "Metadata",
+            summary: "Full-text search of the local metadata store (PyPI build's spelling)",
+            params: SEARCH_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::search,
+            handler: metadata::search_local,
+        },
+        Route {
+            method: Get,
+            path: "/metadata/search/completions",
+            tag: "Metadata",
+            summary: "Up to five completions of a typed prefix (PyPI build's spelling)",
+            params: COMPLETION_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::completions,
+            handler: metadata::completions,
+        },
+        Route {
+            method: Get,
+            path: "/metadata/torrents/popular",
+            tag: "Metadata",
+            summary: "The healthiest torrents checked in the last day (PyPI build's spelling)",
+            params: LISTING_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::popular,
+            handler: metadata::popular_pypi,
+        },
+        Route {
+            method: Get,
+            path: "/search",
+            tag: "Metadata",
+            summary: "Full-text search of the local metadata store (release's spelling)",
+            params: SEARCH_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::search,
+            handler: metadata::search_release,
+        },
+        Route {
+            method: Get,
+            path: "/search/completions",
+            tag: "Metadata",
+            summary: "Up to five completions of a typed prefix (release's spelling)",
+            params: COMPLETION_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::completions,
+            handler: metadata::completions,
+        },
+        Route {
+            method: Get,
+            path: "/channels/popular_torrents",
+            tag: "Metadata",
+            summary: "The healthiest torrents checked in the last day (release's spelling)",
+            params: LISTING_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::popular,
+            handler: metadata::popular_release,
         },
         Route {
             method: Get,

@@ -74,6 +74,7 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             ApiError::Handled(500, format!("{what} ({e})"))
         })?;
         let j = torrent_json(&bytes).map_err(|e| ApiError::Handled(500, format!("invalid response ({e})")))?;
+        d.store.record(super::store::entry::TorrentFacts::of(&meta));
         let text = serde_json::to_vec(&j).map_err(|e| ApiError::unhandled("ValueError", e.to_string()))?;
         let exists = d.downloads.exists(&meta.info_hash);
         Ok(ApiResponse::ok(json!({
@@ -402,13 +403,17 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     })
 }
 
-/// `GET /statistics/tribler`.
+/// `GET /statistics/tribler`: the metadata store's size and entries (no channels exist).
 pub fn stats_tribler(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
-        let db_size = d.checkpoint_bytes();
+        let (db_size, num_torrents) = d
+            .store
+            .stats()
+            .await
+            .map_err(|e| ApiError::HandledException { code: "DatabaseError".into(), message: e.to_string() })?;
         Ok(ApiResponse::ok(json!({"tribler_statistics": {
             "db_size": db_size,
-            "num_torrents": d.downloads.len(),
+            "num_torrents": num_torrents,
             "num_channels": 0,
         }})))
     })

@@ -78,7 +78,7 @@ pub fn status(d: &Download, stats: Option<&TorrentStats>) -> (Status, f64, Strin
 }
 
 /// Fraction of the wanted bytes verified.
-fn progress(s: &TorrentStats) -> f64 {
+pub fn progress(s: &TorrentStats) -> f64 {
     if s.wanted_bytes == 0 {
         return if s.pieces_total == 0 { 0.0 } else { 1.0 };
     }

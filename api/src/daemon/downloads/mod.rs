@@ -23,6 +23,7 @@ use shoal_core::{Bitfield, FileLayout, InfoHash, Metainfo, TorrentId};
 use shoal_smol::{AddOptions, Handle};
 
 use super::events::EventBus;
+use super::store::{entry::TorrentFacts, Store};
 use checkpoint::{Checkpoints, ResumeData, Saved};
 
 /// File in the state directory that says the last run ended cleanly.
@@ -166,6 +167,8 @@ pub struct Downloads {
     state_dir: PathBuf,
     /// Expanded directories of each download's file tree view (the PyPI GUI's), not persisted.
     tree_state: Mutex<HashMap<InfoHash, BTreeSet<String>>>,
+    /// The metadata store: every torrent added gets an entry.
+    store: Arc<Store>,
 }
 
 fn now_unix() -> u64 {
@@ -174,7 +177,12 @@ fn now_unix() -> u64 {
 
 impl Downloads {
     /// An empty list over the checkpoints of `state_dir`.
-    pub fn new(state_dir: &Path, session: Handle, events: Arc<EventBus>) -> Result<Downloads, String> {
+    pub fn new(
+        state_dir: &Path,
+        session: Handle,
+        events: Arc<EventBus>,
+        store: Arc<Store>,
+    ) -> Result<Downloads, String> {
         Ok(Downloads {
             list: Mutex::new(Vec::new()),
             checkpoints: Arc::new(Checkpoints::open(state_dir)?),
@@ -192,6 +200,7 @@ impl Downloads {
                 !clean
             },
             state_dir: state_dir.to_path_buf(),
+            store,
         })
     }
 
@@ -220,11 +229,6 @@ impl Downloads {
     /// Whether a download exists.
     pub fn exists(&self, ih: &InfoHash) -> bool {
         self.lock().iter().any(|d| d.info_hash == *ih)
-    }
-
-    /// Number of downloads.
-    pub fn len(&self) -> usize {
-        self.lock().len()
     }
 
     /// `(total, loaded)` checkpoints of the start-up load.
@@ -261,7 +265,11 @@ impl Downloads {
         for Saved { resume, torrent } in saved {
             let Ok(ih) = InfoHash::from_hex(&resume.infohash) else { continue };
             let (torrent, meta) = match torrent {
-                Some((t, m)) => (Some(Arc::new(t)), Some(Arc::new(m))),
+                Some((t, m)) => {
+                    // Downloads added before the store existed get their entry too.
+                    self.store.record(TorrentFacts::of(&m));
+                    (Some(Arc::new(t)), Some(Arc::new(m)))
+                }
                 None => (None, None),
             };
             let download = Download {
@@ -289,7 +297,10 @@ impl Downloads {
             }
         }
         let torrent = req.torrent.clone();
-        self.register(meta.info_hash, req, Some((meta, torrent)), None).await
+        let facts = TorrentFacts::of(&meta);
+        let ih = self.register(meta.info_hash, req, Some((meta, torrent)), None).await?;
+        self.store.record(facts);
+        Ok(ih)
     }
 
     /// Adds a download from a magnet link (or returns the existing one): it waits in METADATA
@@ -466,6 +477,7 @@ impl Downloads {
                 return;
             }
         };
+        self.store.record(TorrentFacts::of(&meta));
         let (checkpoints, bytes, hash) = (self.checkpoints.clone(), torrent.clone(), *ih);
         if let Err(e) = blocking::unblock(move || checkpoints.save_torrent(&hash, &bytes)).await {
             eprintln!("shoal daemon: cannot save the torrent of {ih}: {e}");

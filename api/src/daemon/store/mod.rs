@@ -1,0 +1,164 @@
+//! The metadata store: every torrent the user has met (downloads added, torrents looked at
+//! with `/torrentinfo`), as signed Tribler metadata entries in SQLite, with full-text search.
+//!
+//! `<state>/sqlite/metadata.db` (Tribler's layout), WAL journal, versioned schema
+//! ([`schema`]). One owner: a dedicated thread holds the only connection and runs the jobs sent
+//! to it in order, so writes never race, a search sent after an add sees it, and no SQLite call
+//! ever runs on the async executor. A file that is not a database (or is damaged) is moved
+//! aside with one log line and a fresh store starts in its place.
+
+pub mod category;
+pub mod db;
+pub mod entry;
+pub mod key;
+pub mod query;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_channel::Sender;
+
+use db::{Db, OpenError, Page};
+use entry::TorrentFacts;
+use query::SearchParams;
+
+/// The most jobs run in one transaction.
+const MAX_BATCH: usize = 5_000;
+
+/// A job for the store's thread.
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the metadata store is closed")]
+    Closed,
+    #[error("metadata store: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// The handle to the store's thread; cheap to share.
+pub struct Store {
+    jobs: Sender<Job>,
+}
+
+fn now() -> std::time::Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Where the store lives in a state directory.
+pub fn db_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("sqlite").join("metadata.db")
+}
+
+/// Moves a damaged database (and its WAL and shared-memory files) aside.
+fn move_aside(path: &Path) -> Result<PathBuf, String> {
+    let stamp = now().as_secs();
+    let aside = path.with_file_name(format!("metadata.db.corrupt-{stamp}"));
+    std::fs::rename(path, &aside).map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, PathBuf::from(format!("{}{suffix}", aside.display())));
+        }
+    }
+    Ok(aside)
+}
+
+impl Store {
+    /// Opens the store of `state_dir` (creating it, and the user's key, on first start) and
+    /// starts its thread.
+    pub fn open(state_dir: &Path) -> Result<Store, String> {
+        let signing_key = key::load_or_create(state_dir)?;
+        let path = db_path(state_dir);
+        let dir = path.parent().unwrap_or(state_dir);
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let db = match Db::open(&path, signing_key.clone()) {
+            Ok(db) => db,
+            Err(OpenError::Corrupt(e)) => {
+                let aside = move_aside(&path)?;
+                eprintln!(
+                    "shoal daemon: the metadata store {} is damaged ({e}); moved it to {} and starting a fresh one",
+                    path.display(),
+                    aside.display()
+                );
+                Db::open(&path, signing_key).map_err(|e| format!("cannot open {}: {e}", path.display()))?
+            }
+            Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+        };
+        let (jobs, rx) = async_channel::unbounded::<Job>();
+        std::thread::Builder::new()
+            .name("metadata-store".into())
+            .spawn(move || {
+                let mut db = db;
+                while let Ok(job) = rx.recv_blocking() {
+                    // The jobs that queued up meanwhile run in the same transaction: a burst of
+                    // adds costs one commit, not one each.
+                    if let Err(e) = db.begin() {
+                        eprintln!("shoal daemon: metadata store: cannot begin a transaction: {e}");
+                    }
+                    job(&mut db);
+                    for _ in 0..MAX_BATCH {
+                        let Ok(job) = rx.try_recv() else { break };
+                        job(&mut db);
+                    }
+                    if let Err(e) = db.commit() {
+                        eprintln!("shoal daemon: metadata store: cannot commit: {e}");
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the metadata store's thread: {e}"))?;
+        Ok(Store { jobs })
+    }
+
+    /// Runs `f` on the store's thread and waits for its answer.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = async_channel::bounded(1);
+        let job: Job = Box::new(move |db| {
+            let _ = tx.send_blocking(f(db));
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        Ok(rx.recv().await.map_err(|_| StoreError::Closed)??)
+    }
+
+    /// Records the user's entry for a torrent (nothing if there is one). Does not wait: jobs
+    /// run in order, so anything asked of the store afterwards sees the entry.
+    pub fn record(&self, facts: TorrentFacts) {
+        let job: Job = Box::new(move |db| {
+            let now_ms = u64::try_from(now().as_millis()).unwrap_or(u64::MAX);
+            if let Err(e) = db.record(&facts, now_ms) {
+                eprintln!(
+                    "shoal daemon: cannot store the entry of {}: {e}",
+                    data_encoding::HEXLOWER.encode(&facts.infohash)
+                );
+            }
+        });
+        // The thread ends only with the process; a send error cannot happen before.
+        let _ = self.jobs.try_send(job);
+    }
+
+    /// A page of a local search.
+    pub async fn search(&self, p: SearchParams) -> Result<Page, StoreError> {
+        self.call(move |db| db.search(&p, None)).await
+    }
+
+    /// A page of the popular torrents: the healthiest checked in the last day.
+    pub async fn popular(&self, p: SearchParams) -> Result<Page, StoreError> {
+        let now = i64::try_from(now().as_secs()).unwrap_or(i64::MAX);
+        self.call(move |db| db.search(&p, Some(now))).await
+    }
+
+    /// Completions of a typed prefix.
+    pub async fn completions(&self, text: String) -> Result<Vec<String>, StoreError> {
+        self.call(move |db| db.completions(&text)).await
+    }
+
+    /// `(db_size, num_torrents)`.
+    pub async fn stats(&self) -> Result<(i64, i64), StoreError> {
+        self.call(|db| db.stats()).await
+    }
+}

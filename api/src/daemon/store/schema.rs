@@ -1,0 +1,75 @@
+//! The store's schema, versioned: each migration runs once, in a transaction, and is recorded
+//! in the `migrations` table.
+
+use rusqlite::{Connection, Transaction};
+
+/// Migrations in order; the version of each is its index + 1. Append, never edit.
+const MIGRATIONS: &[&str] = &[
+    // 1: torrents, their health (by info-hash: shared by every entry of a torrent, and filled by
+    // the health checker), and the full-text index over names kept in step by triggers.
+    r#"
+    CREATE TABLE torrent (
+        rowid INTEGER PRIMARY KEY,
+        infohash BLOB NOT NULL CHECK (length(infohash) = 20),
+        public_key BLOB NOT NULL,
+        id INTEGER NOT NULL,
+        origin_id INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        category TEXT NOT NULL,
+        xxx INTEGER NOT NULL,
+        torrent_date INTEGER NOT NULL,
+        tracker_info TEXT NOT NULL,
+        timestamp INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        UNIQUE (public_key, infohash),
+        UNIQUE (public_key, id)
+    );
+    CREATE INDEX torrent_infohash ON torrent (infohash);
+    CREATE TABLE health (
+        infohash BLOB PRIMARY KEY,
+        seeders INTEGER NOT NULL DEFAULT 0,
+        leechers INTEGER NOT NULL DEFAULT 0,
+        last_check INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    -- Covers the popular query: the recently checked, with their figures, from the index alone.
+    CREATE INDEX health_checked ON health (last_check, seeders, leechers);
+    CREATE VIRTUAL TABLE torrent_fts USING fts5 (
+        title, content = 'torrent', content_rowid = 'rowid',
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+    );
+    CREATE TRIGGER torrent_fts_insert AFTER INSERT ON torrent BEGIN
+        INSERT INTO torrent_fts (rowid, title) VALUES (new.rowid, new.title);
+    END;
+    CREATE TRIGGER torrent_fts_delete AFTER DELETE ON torrent BEGIN
+        INSERT INTO torrent_fts (torrent_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
+    END;
+    CREATE TRIGGER torrent_fts_update AFTER UPDATE OF title ON torrent BEGIN
+        INSERT INTO torrent_fts (torrent_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
+        INSERT INTO torrent_fts (rowid, title) VALUES (new.rowid, new.title);
+    END;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`VERSION`]. A database from a newer build is refused rather
+/// than misread.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM migrations", [], |r| r.get(0))?;
+    if current > VERSION {
+        return Ok(Err(format!("the store has schema version {current}, newer than this build's {VERSION}")));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx: Transaction = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO migrations (version, applied) VALUES (?1, unixepoch())", [i as i64 + 1])?;
+        tx.commit()?;
+    }
+    Ok(Ok(()))
+}
