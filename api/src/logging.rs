@@ -3,21 +3,111 @@
 //! The daemon logs at `info` unless `RUST_LOG` says otherwise. The CLI's own output (progress,
 //! events, errors) is printed directly and stays terse: its log default is `warn`, so log lines
 //! appear only when `RUST_LOG` asks for them.
+//!
+//! The daemon's lines also go, exactly as written on stderr, to a [`LogLines`] intake that
+//! `/debug/log` reads from (its ring lives in `daemon::debug_monitor`).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use async_channel::{Receiver, Sender, TrySendError};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the subscriber; `daemon` picks the default level when `RUST_LOG` is unset.
-pub fn init(daemon: bool) {
+/// Log events that may wait for the daemon's ring to take them. Lines are logged before the
+/// ring's task starts (the daemon logs its state directory, key source and limits first), and
+/// a burst must not block the thread that logs: past this, lines are counted and dropped.
+const INTAKE: usize = 4096;
+
+/// Installs the subscriber; `daemon` picks the default level when `RUST_LOG` is unset and adds
+/// the intake of `/debug/log` (returned; `None` for the CLI, or if a subscriber was already set).
+pub fn init(daemon: bool) -> Option<LogLines> {
     let default = if daemon { "info" } else { "warn" };
     // A malformed RUST_LOG must not stop the program: its valid directives are kept, and the
     // default applies when none is.
     let filter = EnvFilter::builder().with_default_directive(default.parse().expect("a valid level")).from_env_lossy();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let (tap, lines) = if daemon {
+        let (tx, rx) = async_channel::bounded(INTAKE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let tap = Tap { tx, dropped: dropped.clone() };
+        let layer = tracing_subscriber::fmt::layer().with_writer(tap).with_ansi(false).with_target(false);
+        (Some(layer), Some(LogLines { rx, dropped }))
+    } else {
+        (None, None)
+    };
+    tracing_subscriber::registry().with(filter).with(stderr).with(tap).try_init().ok()?;
+    lines
+}
+
+/// The daemon's log events as they are written (one formatted event each, possibly several
+/// lines), for the one task that keeps them.
+pub struct LogLines {
+    rx: Receiver<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogLines {
+    /// The next event's text; `None` once no logger can send any more.
+    pub async fn next(&self) -> Option<String> {
+        self.rx.recv().await.ok()
+    }
+
+    /// Events dropped since the last call because the intake was full.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The writer side: every event formatted by the subscriber, sent without waiting.
+#[derive(Clone)]
+struct Tap {
+    tx: Sender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<'a> MakeWriter<'a> for Tap {
+    type Writer = EventWriter<'a>;
+
+    fn make_writer(&'a self) -> EventWriter<'a> {
+        EventWriter { tap: self, buf: Vec::new() }
+    }
+}
+
+/// Collects one event's text (the formatter writes it in pieces) and sends it when dropped.
+struct EventWriter<'a> {
+    tap: &'a Tap,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for EventWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventWriter<'_> {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buf).into_owned();
+        match self.tap.tx.try_send(text) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.tap.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }

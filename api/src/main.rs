@@ -141,7 +141,7 @@ pub fn print_stdout(text: &str) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(matches!(cli.command, Cmd::Daemon(_)));
+    let log = logging::init(matches!(cli.command, Cmd::Daemon(_)));
     let result = match cli.command {
         Cmd::Download { torrent, output, net, seed } => run::download(&torrent, &output, &net, seed),
         Cmd::Seed { torrent, dir, net } => run::seed(&torrent, &dir, &net),
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             create::create(&path, &output, trackers, piece_size, private, comment, web_seeds).map_err(Failure::from)
         }
         Cmd::Info { torrent, json } => info::info(&torrent, json).map_err(Failure::from),
-        Cmd::Daemon(args) => daemon::run(args).map_err(Failure::from),
+        Cmd::Daemon(args) => daemon::run(args, log).map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -103,6 +103,15 @@ impl EventBus {
     /// `tribler_exception` for an unhandled error (no `args` key, and no `created_at`: the
     /// 7.13.1 release GUI rejects unknown keys).
     pub fn exception(&self, code: &str, message: &str) {
+        self.report_exception(code, message, false);
+    }
+
+    /// `tribler_exception` with `should_stop: true` (Tribler's GUI then offers to quit).
+    pub fn stopping_exception(&self, code: &str, message: &str) {
+        self.report_exception(code, message, true);
+    }
+
+    fn report_exception(&self, code: &str, message: &str, should_stop: bool) {
         let error = json!({
             "type": code,
             "text": message,
@@ -111,7 +120,7 @@ impl EventBus {
             "long_text": format!("{code}: {message}"),
             "context": "{}",
             "last_core_output": "",
-            "should_stop": false,
+            "should_stop": should_stop,
         });
         let f = frame("tribler_exception", None, json!({ "error": error }));
         if !self.broadcast(f.clone()) {

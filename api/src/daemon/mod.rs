@@ -7,6 +7,9 @@
 mod api;
 mod background;
 mod conn;
+mod debug;
+mod debug_monitor;
+mod debug_proc;
 mod docs;
 mod downloads;
 mod events;
@@ -80,6 +83,8 @@ pub struct Daemon {
     /// The metadata store (search, popular torrents).
     store: Arc<store::Store>,
     state_dir: PathBuf,
+    /// CPU and memory history and the log ring, for `/debug/*`.
+    monitor: debug_monitor::Monitor,
 }
 
 impl Daemon {
@@ -212,7 +217,7 @@ async fn start_session(
 }
 
 /// Runs the daemon until Ctrl-C, SIGTERM or `PUT /shutdown`.
-pub fn run(args: DaemonArgs) -> Result<(), String> {
+pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<(), String> {
     let state_dir = match args.state_dir {
         Some(d) => d,
         None => default_state_dir()?,
@@ -331,6 +336,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             ));
         }
         let downloads = Arc::new(Downloads::new(&state_dir, session.handle(), events.clone(), store.clone())?);
+        let (monitor, _monitor_task) = debug_monitor::Monitor::start(log);
         let daemon = Arc::new(Daemon {
             settings: Mutex::new(settings),
             key,
@@ -344,6 +350,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             downloads: downloads.clone(),
             store,
             state_dir: state_dir.clone(),
+            monitor,
         });
         let follower = smol::spawn(downloads.clone().follow_engine());
         let loader = {
