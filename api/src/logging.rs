@@ -29,21 +29,32 @@ pub fn init(daemon: bool) -> Option<LogLines> {
     // A malformed RUST_LOG must not stop the program: its valid directives are kept, and the
     // default applies when none is.
     let filter = EnvFilter::builder().with_default_directive(default.parse().expect("a valid level")).from_env_lossy();
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    let (tap, lines) = if daemon {
-        let (tx, rx) = async_channel::bounded(INTAKE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let tap = Tap { tx, dropped: dropped.clone() };
-        let layer = tracing_subscriber::fmt::layer().with_writer(tap).with_ansi(false).with_target(false);
-        (Some(layer), Some(LogLines { rx, dropped }))
+    let ansi = std::io::stderr().is_terminal();
+    if !daemon {
+        let stderr = plain().with_ansi(ansi).with_writer(std::io::stderr);
+        let _ = tracing_subscriber::registry().with(filter).with(stderr).try_init();
+        return None;
+    }
+    let (tx, rx) = async_channel::bounded(INTAKE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let tap = Tap { tx, dropped: dropped.clone() };
+    // Without colours, one formatter writes each event to both, so the ring holds exactly the
+    // lines of stderr; a terminal's colours stay out of the ring, formatted apart.
+    let (both, coloured, plain_tap) = if ansi {
+        (None, Some(plain().with_ansi(true).with_writer(std::io::stderr)), Some(plain().with_writer(tap)))
     } else {
-        (None, None)
+        (Some(plain().with_writer(Tee(tap))), None, None)
     };
-    tracing_subscriber::registry().with(filter).with(stderr).with(tap).try_init().ok()?;
-    lines
+    tracing_subscriber::registry().with(filter).with(both).with(coloured).with(plain_tap).try_init().ok()?;
+    Some(LogLines { rx, dropped })
+}
+
+/// A formatter without colours or targets, for any place in the stack of layers.
+fn plain<S>() -> tracing_subscriber::fmt::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer().with_ansi(false).with_target(false)
 }
 
 /// The daemon's log events as they are written (one formatted event each, possibly several
@@ -80,10 +91,60 @@ impl<'a> MakeWriter<'a> for Tap {
     }
 }
 
+/// Writes each event to the [`Tap`], then to stderr: whoever reads a line on stderr finds it
+/// in the ring.
+struct Tee(Tap);
+
+impl<'a> MakeWriter<'a> for Tee {
+    type Writer = TeeWriter<'a>;
+
+    fn make_writer(&'a self) -> TeeWriter<'a> {
+        TeeWriter(self.0.make_writer())
+    }
+}
+
+/// One event's writer of [`Tee`].
+struct TeeWriter<'a>(EventWriter<'a>);
+
+impl std::io::Write for TeeWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TeeWriter<'_> {
+    fn drop(&mut self) {
+        let text = self.0.send();
+        // Nowhere to report a failed write of the log itself.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    }
+}
+
 /// Collects one event's text (the formatter writes it in pieces) and sends it when dropped.
 struct EventWriter<'a> {
     tap: &'a Tap,
     buf: Vec<u8>,
+}
+
+impl EventWriter<'_> {
+    /// Sends the text collected so far (if any) without waiting, and returns it.
+    fn send(&mut self) -> String {
+        if self.buf.is_empty() {
+            return String::new();
+        }
+        let text = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+        match self.tap.tx.try_send(text.clone()) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.tap.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        text
+    }
 }
 
 impl std::io::Write for EventWriter<'_> {
@@ -99,15 +160,6 @@ impl std::io::Write for EventWriter<'_> {
 
 impl Drop for EventWriter<'_> {
     fn drop(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.buf).into_owned();
-        match self.tap.tx.try_send(text) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.tap.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.send();
     }
 }
