@@ -70,6 +70,11 @@ impl LogLines {
         self.rx.recv().await.ok()
     }
 
+    /// An event already waiting, if any.
+    pub fn try_next(&self) -> Option<String> {
+        self.rx.try_recv().ok()
+    }
+
     /// Events dropped since the last call because the intake was full.
     pub fn take_dropped(&self) -> u64 {
         self.dropped.swap(0, Ordering::Relaxed)
@@ -161,5 +166,32 @@ impl std::io::Write for EventWriter<'_> {
 impl Drop for EventWriter<'_> {
     fn drop(&mut self) {
         self.send();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn each_event_is_sent_whole_and_a_full_intake_counts_drops() {
+        let (tx, rx) = async_channel::bounded(1);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let tap = Tap { tx, dropped: dropped.clone() };
+        let lines = LogLines { rx, dropped };
+        {
+            let mut w = tap.make_writer();
+            w.write_all(b"2026  INFO one ").unwrap();
+            w.write_all(b"event\n").unwrap();
+        }
+        {
+            let mut w = tap.make_writer();
+            w.write_all(b"lost\n").unwrap();
+        }
+        assert_eq!(lines.try_next().as_deref(), Some("2026  INFO one event\n"));
+        assert_eq!(lines.try_next(), None);
+        assert_eq!(lines.take_dropped(), 1);
+        assert_eq!(lines.take_dropped(), 0);
     }
 }

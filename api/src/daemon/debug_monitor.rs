@@ -232,30 +232,40 @@ async fn run(queries: Receiver<Query>, mut lines: Option<LogLines>) {
                 None => future::pending().await,
             }
         };
-        match future::or(line, future::or(query, tick)).await {
+        // Queries and samples first: a flood of log lines (RUST_LOG=trace) must not starve them.
+        match future::or(query, future::or(tick, line)).await {
             Wake::Tick => history.extend_from(sampler.sample()),
             Wake::Query(Some(Query::History(reply))) => {
                 let _ = reply.try_send(history.to_vec());
             }
             Wake::Query(Some(Query::Log(n, reply))) => {
+                // Every line logged before the question is in the answer.
+                if let Some(l) = &lines {
+                    while let Some(text) = l.try_next() {
+                        take(&mut log, l, &text);
+                    }
+                }
                 let _ = reply.try_send(log.tail(n));
             }
             // Every handle is gone: the daemon is stopping.
             Wake::Query(None) => return,
             Wake::Log(Some(text)) => {
-                log.push_event(&text);
                 if let Some(l) = &lines {
-                    let dropped = l.take_dropped();
-                    if dropped > 0 {
-                        log.push_event(&format!(
-                            "({dropped} log events were dropped here: they came faster than this ring took them)"
-                        ));
-                    }
+                    take(&mut log, l, &text);
                 }
             }
             Wake::Log(None) => lines = None,
         }
     }
+}
+
+/// Keeps one logged event, after a note of the events the intake had to drop.
+fn take(log: &mut LogRing, lines: &LogLines, text: &str) {
+    let dropped = lines.take_dropped();
+    if dropped > 0 {
+        log.push_event(&format!("({dropped} log events were dropped here: they came faster than this ring took them)"));
+    }
+    log.push_event(text);
 }
 
 #[cfg(test)]
