@@ -149,7 +149,7 @@ fn announce_needs_the_token_handed_out_to_that_ip() {
     let mut d = dht();
     let hash = InfoHash([0x42; 20]);
     let announcer = addr("10.0.0.2:40000");
-    d.handle_datagram(announcer, &query(b"g1", id(2), Method::GetPeers { info_hash: hash }), ms(1));
+    d.handle_datagram(announcer, &query(b"g1", id(2), Method::GetPeers { info_hash: hash, scrape: false }), ms(1));
     let (_, msg) = only_reply(&mut d);
     let Body::Response(r) = msg.body else { panic!("not a response") };
     let token = r.token.expect("get_peers answers carry a token");
@@ -159,7 +159,13 @@ fn announce_needs_the_token_handed_out_to_that_ip() {
         query(
             b"a1",
             id(2),
-            Method::AnnouncePeer { info_hash: hash, port: Some(port), implied_port, token: token.to_vec() },
+            Method::AnnouncePeer {
+                info_hash: hash,
+                port: Some(port),
+                implied_port,
+                token: token.to_vec(),
+                seed: false,
+            },
         )
     };
     // Wrong token, and the right token from another IP: refused with 203.
@@ -176,12 +182,20 @@ fn announce_needs_the_token_handed_out_to_that_ip() {
     assert!(matches!(only_reply(&mut d).1.body, Body::Response(_)));
 
     // Someone else now gets both as values, a v6 asker gets none (other family).
-    d.handle_datagram(addr("10.0.0.9:1"), &query(b"g2", id(9), Method::GetPeers { info_hash: hash }), ms(4));
+    d.handle_datagram(
+        addr("10.0.0.9:1"),
+        &query(b"g2", id(9), Method::GetPeers { info_hash: hash, scrape: false }),
+        ms(4),
+    );
     let Body::Response(r) = only_reply(&mut d).1.body else { panic!("not a response") };
     let mut values = r.values;
     values.sort();
     assert_eq!(values, vec![addr("10.0.0.2:6881"), addr("10.0.0.2:40000")]);
-    d.handle_datagram(addr("[2001:db8::9]:1"), &query(b"g3", id(9), Method::GetPeers { info_hash: hash }), ms(4));
+    d.handle_datagram(
+        addr("[2001:db8::9]:1"),
+        &query(b"g3", id(9), Method::GetPeers { info_hash: hash, scrape: false }),
+        ms(4),
+    );
     let Body::Response(r) = only_reply(&mut d).1.body else { panic!("not a response") };
     assert!(r.values.is_empty());
 
@@ -311,7 +325,13 @@ fn peers_are_reported_and_announces_go_to_nodes_that_gave_tokens() {
         let Body::Query(q) = msg.body else { panic!("not a query") };
         assert_eq!(
             q.method,
-            Method::AnnouncePeer { info_hash: hash, port: Some(5555), implied_port: false, token: vec![n.id.0[0]] }
+            Method::AnnouncePeer {
+                info_hash: hash,
+                port: Some(5555),
+                implied_port: false,
+                token: vec![n.id.0[0]],
+                seed: false
+            }
         );
     }
 }
@@ -412,11 +432,17 @@ fn hostile_datagrams_never_panic_the_machine() {
     d.get_peers(InfoHash([3; 20]), ms(0));
     let (sent, _) = drain(&mut d);
     let templates: Vec<Vec<u8>> = vec![
-        query(b"aa", id(2), Method::GetPeers { info_hash: InfoHash([3; 20]) }),
+        query(b"aa", id(2), Method::GetPeers { info_hash: InfoHash([3; 20]), scrape: false }),
         query(
             b"ab",
             id(2),
-            Method::AnnouncePeer { info_hash: InfoHash([3; 20]), port: Some(1), implied_port: true, token: vec![1] },
+            Method::AnnouncePeer {
+                info_hash: InfoHash([3; 20]),
+                port: Some(1),
+                implied_port: true,
+                token: vec![1],
+                seed: false,
+            },
         ),
         response(
             &sent[0].1.tid,
