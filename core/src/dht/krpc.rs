@@ -667,6 +667,31 @@ mod tests {
     }
 
     #[test]
+    fn mutated_scrape_answers_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(33);
+        let mut seeds = ScrapeBloom::new();
+        seeds.insert("192.0.2.1".parse().unwrap());
+        let r = Response {
+            id: id(b"abcdefghij0123456789"),
+            token: Some(b"aoeusnth".to_vec()),
+            values: vec!["192.0.2.1:6881".parse().unwrap()],
+            bloom_seeds: Some(seeds),
+            bloom_peers: Some(ScrapeBloom::new()),
+            ..Default::default()
+        };
+        let seed = response(r).encode();
+        for _ in 0..20_000 {
+            let mut m = seed.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..m.len());
+                m[at] = rng.random();
+            }
+            let _ = Message::decode(&m);
+        }
+    }
+
+    #[test]
     fn decoding_random_bytes_never_panics() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
