@@ -686,3 +686,28 @@ fn a_scrape_with_nobody_to_ask_ends_at_once_with_zeros() {
     assert!(sent.is_empty());
     assert_eq!(other[0], DhtOutput::Event(DhtEvent::Scraped { lookup, info_hash: hash, swarm: SwarmCount::default() }));
 }
+
+/// A real libtorrent 2.0.8 DHT node's answer to a scrape, made on loopback by
+/// `tests/fixtures/make_libtorrent_dht_scrape.py`: 127.0.0.2–4 had announced as seeds and
+/// 127.0.0.5–8 as peers. We read it, count 3 and 4, and our own node, told the same
+/// announces, answers with the very same filter bytes.
+#[test]
+fn libtorrent_scrape_answers_count_right_and_match_our_filters_byte_for_byte() {
+    let raw = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/libtorrent-dht-scrape-answer.bin"));
+    let Body::Response(theirs) = Message::decode(raw).expect("libtorrent speaks KRPC").body else {
+        panic!("not a response")
+    };
+    let mut tally = scrape::ScrapeTally::new();
+    tally.add_answer(&theirs.values, theirs.bloom_seeds.as_ref(), theirs.bloom_peers.as_ref());
+    let swarm = tally.finish();
+    assert_eq!((swarm.seeders, swarm.leechers, swarm.nodes_with_filters), (3, 4, 1), "{swarm:?}");
+
+    let mut d = dht();
+    let hash = InfoHash(std::array::from_fn(|i| i as u8));
+    for n in 2..=8u8 {
+        announce_to(&mut d, SocketAddr::from(([127, 0, 0, n], 6881)), hash, n <= 4, ms(1));
+    }
+    let (ours, _) = ask_peers(&mut d, addr("127.0.0.9:1"), hash, Want::default(), true, ms(2));
+    assert_eq!(ours.bloom_seeds, theirs.bloom_seeds);
+    assert_eq!(ours.bloom_peers, theirs.bloom_peers);
+}
