@@ -13,6 +13,7 @@ mod events;
 mod fdbudget;
 mod fsutil;
 mod handlers;
+mod knowledge;
 mod metadata;
 mod routes;
 mod settings;

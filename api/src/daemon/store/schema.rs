@@ -50,6 +50,43 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO torrent_fts (rowid, title) VALUES (new.rowid, new.title);
     END;
     "#,
+    // 2: knowledge (Tribler's knowledge graph): resources (a torrent's hex info-hash, a tag, a
+    // content item…), statements linking a subject to an object with Tribler's counters, and
+    // each peer's last signed operation on a statement, with its Lamport clock. Every entry
+    // records the version of the rules that extracted its statements.
+    r#"
+    CREATE TABLE resource (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        UNIQUE (name, type)
+    );
+    -- Tags are searched without case.
+    CREATE INDEX resource_lower ON resource (type, lower(name));
+    CREATE TABLE statement (
+        id INTEGER PRIMARY KEY,
+        subject INTEGER NOT NULL REFERENCES resource (id),
+        object INTEGER NOT NULL REFERENCES resource (id),
+        added_count INTEGER NOT NULL DEFAULT 0,
+        removed_count INTEGER NOT NULL DEFAULT 0,
+        -- The user's own last operation (1 add, 2 remove), which overrides the counters locally.
+        local_operation INTEGER,
+        UNIQUE (subject, object)
+    );
+    CREATE INDEX statement_object ON statement (object);
+    CREATE TABLE statement_op (
+        id INTEGER PRIMARY KEY,
+        statement INTEGER NOT NULL REFERENCES statement (id),
+        peer BLOB NOT NULL,
+        operation INTEGER NOT NULL,
+        clock INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        auto_generated INTEGER NOT NULL,
+        UNIQUE (statement, peer)
+    );
+    ALTER TABLE torrent ADD COLUMN tag_processor_version INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
