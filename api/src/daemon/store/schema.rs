@@ -110,3 +110,44 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_store_gains_knowledge_and_its_entries_catch_up_on_the_rules() {
+        let dir = std::env::temp_dir().join(format!("shoal-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metadata.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            // A store written by the build before knowledge existed: schema 1, one entry.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL);
+                 INSERT INTO migrations VALUES (1, 0);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO torrent (infohash, public_key, id, origin_id, status, title, size, category, xxx, \
+                 torrent_date, tracker_info, timestamp, signature) \
+                 VALUES (?1, x'00', 1, 0, 2, 'debian-12.4.0-amd64-netinst.iso', 1, 'Compressed', 0, 0, '', 0, x'00')",
+                [&[7u8; 20][..]],
+            )
+            .unwrap();
+        }
+        let d = super::super::db::Db::open(&path, ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+        let version: i64 = d.conn.query_row("SELECT max(version) FROM migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, VERSION);
+        assert_eq!(VERSION, 2);
+        let hex = data_encoding::HEXLOWER.encode(&[7u8; 20]);
+        assert!(d.statements(&hex).unwrap().is_empty(), "the rules have not run yet");
+        assert_eq!(d.apply_rules_backlog(0, 10, 1).unwrap(), None);
+        let found: Vec<String> = d.statements(&hex).unwrap().into_iter().map(|s| s.object).collect();
+        assert_eq!(found, ["iso", "Debian 12"]);
+        drop(d);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
