@@ -49,7 +49,7 @@ fn torrent(d: &Daemon, tmp: &TempDir, name: &str) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_shoal")).arg("create").arg(&data).arg("-o").arg(&out).output().unwrap();
     assert!(o.status.success(), "shoal create: {}", String::from_utf8_lossy(&o.stderr));
     ok(d, &format!("/torrentinfo?uri={}", enc(&format!("file:{}", out.display()))));
-    let found = ok(d, &format!("/search?txt_filter={}", enc(&format!("\"{name}\""))));
+    let found = ok(d, &format!("/metadata/search/local?txt_filter={}", enc(&format!("\"{name}\""))));
     found["results"][0]["infohash"].as_str().unwrap().to_string()
 }
 
@@ -201,15 +201,27 @@ fn names_give_content_items_and_tags_by_our_rules() {
     let d = daemon(&tmp.join("state"));
     let ih = torrent(&d, &tmp, "ubuntu-22.04.3-desktop-amd64.iso");
     assert_eq!(statements(&d, &ih), [tag("iso"), (103, "Ubuntu 22.04".into())]);
-    let e = &ok(&d, "/search?txt_filter=ubuntu")["results"][0];
+    let e = &ok(&d, "/metadata/search/local?txt_filter=ubuntu")["results"][0];
     assert_eq!(e["tag_processor_version"], 1);
-    assert_eq!(names(&ok(&d, "/search?tags=iso")), ["ubuntu-22.04.3-desktop-amd64.iso"]);
+    assert_eq!(names(&ok(&d, "/metadata/search/local?tags=iso")), ["ubuntu-22.04.3-desktop-amd64.iso"]);
     // The user's editor keeps the content item, adds a tag and drops "iso": that is final.
     let body =
         json!({"statements": [{"predicate": 101, "object": "linux"}, {"predicate": 103, "object": "Ubuntu 22.04"}]});
     assert_eq!(patch(&d, &ih, &serde_json::to_vec(&body).unwrap()).status, 200);
     assert_eq!(statements(&d, &ih), [(103, "Ubuntu 22.04".into()), tag("linux")]);
-    assert_eq!(names(&ok(&d, "/search?tags=iso")), Vec::<&str>::new());
+    assert_eq!(names(&ok(&d, "/metadata/search/local?tags=iso")), Vec::<&str>::new());
+    // The release's first page bundles the torrents of a content item in a snippet (type 600);
+    // the PyPI build's local search lists them plainly.
+    let r = ok(&d, "/search?txt_filter=ubuntu&metadata_type=300&first=1&last=50");
+    let text = serde_json::to_string(&r).unwrap().replace(&ih, "[infohash]");
+    insta::assert_json_snapshot!("search_snippet_release", serde_json::from_str::<Value>(&text).unwrap(), {
+        ".results[].torrents_in_snippet[].id" => "[id]",
+        ".results[].torrents_in_snippet[].public_key" => "[public_key]",
+        ".results[].torrents_in_snippet[].created" => "[created]",
+    });
+    assert_eq!(r["results"][0]["type"], 600);
+    assert_eq!(ok(&d, "/search?txt_filter=ubuntu&first=2")["results"], json!([]), "snippets only on the first page");
+    assert_eq!(ok(&d, "/metadata/search/local?txt_filter=ubuntu")["results"][0]["type"], 300);
     let other = torrent(&d, &tmp, "[YTS] Some Film (2019).mkv");
     assert_eq!(statements(&d, &other), [tag("yts"), tag("2019"), tag("mkv")]);
     d.shutdown(KEY);
