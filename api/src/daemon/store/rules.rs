@@ -63,9 +63,18 @@ pub fn valid_length(object: &str) -> bool {
     (MIN_RESOURCE_LENGTH..=MAX_RESOURCE_LENGTH).contains(&object.chars().count())
 }
 
+/// Any name a content rule looks for: most names hold none, and one scan rules them out.
+static ANY_CONTENT: LazyLock<Regex> = LazyLock::new(|| {
+    let names: Vec<&str> = CONTENT.iter().map(|(name, _, _)| *name).collect();
+    Regex::new(&format!("(?i){}", names.join("|"))).expect("valid regex")
+});
+
 /// The content items a name describes, e.g. "Ubuntu 22.04"; each at most once.
 pub fn content_items(title: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    if !ANY_CONTENT.is_match(title) {
+        return out;
+    }
     for rule in CONTENT_RULES.iter() {
         for c in rule.pattern.captures_iter(title) {
             let item = format!("{} {}", rule.name, &c[1]);
