@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
 use super::store::entry::Flavor;
+use super::store::knowledge::CONTENT_ITEM;
 use super::store::query::SearchParams;
 use super::store::StoreError;
 use super::Daemon;
@@ -25,8 +26,14 @@ fn params(req: &ApiRequest) -> Result<SearchParams, ApiError> {
 async fn search(d: Arc<Daemon>, req: ApiRequest, flavor: Flavor) -> Result<ApiResponse, ApiError> {
     let p = params(&req)?;
     let page = d.store.search(p.clone()).await.map_err(store_failed)?;
+    let mut results: Vec<Value> = page.entries.iter().map(|e| e.to_json(flavor)).collect();
+    // The release bundles the first page's torrents of one content item into snippets; the
+    // PyPI build's local search does not.
+    if flavor == Flavor::Release && p.first == 1 {
+        results = with_snippets(results);
+    }
     let mut out = Map::new();
-    out.insert("results".into(), page.entries.iter().map(|e| e.to_json(flavor)).collect());
+    out.insert("results".into(), Value::Array(results));
     out.insert("first".into(), json!(p.first));
     out.insert("last".into(), json!(p.last));
     out.insert("sort_by".into(), json!(p.sort_by_name));
@@ -36,6 +43,44 @@ async fn search(d: Arc<Daemon>, req: ApiRequest, flavor: Flavor) -> Result<ApiRe
         out.insert("max_rowid".into(), json!(max_rowid));
     }
     Ok(ApiResponse::ok(Value::Object(out)))
+}
+
+/// Tribler's metadata type of a snippet.
+const SNIPPET: i64 = 600;
+/// How many snippets the release shows, and how many torrents each holds (Tribler's).
+const SNIPPETS_TO_SHOW: usize = 3;
+const MAX_TORRENTS_IN_SNIPPETS: usize = 4;
+
+/// The release's `build_snippets`: the torrents of each content item (a `predicate` 103
+/// statement) bundled in a snippet, most seeded first, the three snippets whose best torrent
+/// is most seeded shown first and their torrents taken out of the plain results.
+fn with_snippets(results: Vec<Value>) -> Vec<Value> {
+    let seeders = |e: &Value| e["num_seeders"].as_i64().unwrap_or(0);
+    // Content items in order of first appearance, each with its torrents' indices.
+    let mut items: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, e) in results.iter().enumerate() {
+        let statements = e["statements"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for s in statements.iter().filter(|s| s["predicate"] == CONTENT_ITEM) {
+            let Some(item) = s["object"].as_str() else { continue };
+            match items.iter_mut().find(|(name, _)| name == item) {
+                Some((_, torrents)) => torrents.push(i),
+                None => items.push((item.to_string(), vec![i])),
+            }
+        }
+    }
+    for (_, torrents) in &mut items {
+        torrents.sort_by_key(|&i| std::cmp::Reverse(seeders(&results[i])));
+    }
+    items.sort_by_key(|(_, torrents)| std::cmp::Reverse(seeders(&results[torrents[0]])));
+    items.truncate(SNIPPETS_TO_SHOW);
+    let bundled: Vec<usize> = items.iter().flat_map(|(_, t)| t.iter().copied()).collect();
+    let snippets = items.iter().map(|(item, torrents)| {
+        let shown: Vec<&Value> = torrents.iter().take(MAX_TORRENTS_IN_SNIPPETS).map(|&i| &results[i]).collect();
+        json!({"type": SNIPPET, "infohash": item, "category": "", "name": item, "torrents": torrents.len(),
+               "torrents_in_snippet": shown})
+    });
+    let rest = results.iter().enumerate().filter(|(i, _)| !bundled.contains(i)).map(|(_, e)| e.clone());
+    snippets.chain(rest).collect()
 }
 
 /// `GET /metadata/search/local` (PyPI build).
@@ -120,5 +165,50 @@ pub mod schema {
         json!({"type": "object", "properties": {
             "results": {"type": "array", "items": entry()}, "first": {"type": "integer"}, "last": {"type": "integer"},
         }})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn torrent(ih: &str, seeders: i64, items: &[&str]) -> Value {
+        let statements: Vec<Value> =
+            items.iter().map(|i| json!({"subject_type": 102, "object": i, "predicate": 103, "subject": ih})).collect();
+        json!({"type": 300, "infohash": ih, "num_seeders": seeders, "statements": statements})
+    }
+
+    #[test]
+    fn snippets_bundle_torrents_of_a_content_item() {
+        let results = vec![
+            torrent("a", 1, &["Ubuntu 22.04"]),
+            torrent("b", 0, &[]),
+            torrent("c", 9, &["Ubuntu 22.04"]),
+            torrent("d", 3, &["Debian 12"]),
+        ];
+        let out = with_snippets(results.clone());
+        let kinds: Vec<(&str, i64)> =
+            out.iter().map(|e| (e["infohash"].as_str().unwrap(), e["type"].as_i64().unwrap())).collect();
+        // The snippet whose best torrent has most seeders first; bundled torrents leave the list.
+        assert_eq!(kinds, [("Ubuntu 22.04", 600), ("Debian 12", 600), ("b", 300)]);
+        assert_eq!(
+            out[0],
+            json!({"type": 600, "infohash": "Ubuntu 22.04", "category": "", "name": "Ubuntu 22.04", "torrents": 2,
+                   "torrents_in_snippet": [results[2], results[0]]})
+        );
+        // Nothing to bundle: the results as they were.
+        let plain = vec![torrent("x", 0, &[]), torrent("y", 5, &[])];
+        assert_eq!(with_snippets(plain.clone()), plain);
+        // At most three snippets of at most four torrents; the rest of a shown item is still taken out.
+        let many: Vec<Value> =
+            (0..6).map(|i| torrent(&format!("t{i}"), i, &[["A1", "B2", "C3", "D4"][i as usize % 4]])).collect();
+        let out = with_snippets(many);
+        assert_eq!(out.len(), 3 + 1, "three snippets and the one torrent of the fourth item");
+        let five: Vec<Value> = (0..5).map(|i| torrent(&format!("u{i}"), i, &["Same 1"])).collect();
+        let out = with_snippets(five);
+        assert_eq!(
+            (out.len(), out[0]["torrents"].as_i64(), out[0]["torrents_in_snippet"].as_array().unwrap().len()),
+            (1, Some(5), 4)
+        );
     }
 }

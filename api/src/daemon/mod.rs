@@ -16,6 +16,7 @@ mod events;
 mod fdbudget;
 mod fsutil;
 mod handlers;
+mod knowledge;
 mod metadata;
 mod routes;
 mod settings;
