@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Drive Shoal's web UI in a real browser (Debian's chromium, over WebDriver with selenium).
+
+Run by tests/tests/webui.rs, which starts the daemon, a tracker and libtorrent seeders on a
+loopback of its own (a network namespace) and checks the daemon's side afterwards. Each step
+prints `ok: <step>`; the first failure prints `FAIL: <why>` and exits 1. Screenshots go to
+--shots. Waits poll the page's state with a deadline; nothing sleeps to synchronise.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.common.exceptions import WebDriverException
+
+TIMEOUT = 60.0
+
+
+class Failed(Exception):
+    pass
+
+
+def wait(what, check, timeout=TIMEOUT):
+    """Polls `check()` until it returns something truthy; fails with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except WebDriverException as e:
+            last = e.msg
+        time.sleep(0.05)
+    raise Failed("timed out after %ss waiting for %s%s" % (timeout, what, " (%s)" % last if last else ""))
+
+
+def ok(step):
+    print("ok: %s" % step, flush=True)
+
+
+class Ui:
+    def __init__(self, args):
+        self.args = args
+        self.base = args.url.rstrip("/")
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = args.chromium
+        for flag in [
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
+            "--no-default-browser-check", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-default-apps",
+            "--disable-extensions", "--disable-domain-reliability", "--disable-breakpad",
+            "--metrics-recording-only", "--disable-features=MediaRouter,OptimizationHints,Translate",
+            "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,900",
+            "--user-data-dir=%s" % tempfile.mkdtemp(prefix="shoal-webui-chromium-"),
+        ]:
+            opts.add_argument(flag)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        service = Service(executable_path=args.chromedriver, log_output=os.path.join(args.shots, "chromedriver.log"))
+        self.d = webdriver.Chrome(options=opts, service=service)
+        self.d.set_script_timeout(30)
+
+    def js(self, script, *args):
+        return self.d.execute_script(script, *args)
+
+    def el(self, css):
+        return self.d.find_element(By.CSS_SELECTOR, css)
+
+    def visible(self, css):
+        found = self.d.find_elements(By.CSS_SELECTOR, css)
+        return found[0] if found and found[0].is_displayed() else None
+
+    def text(self, css):
+        found = self.d.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else ""
+
+    def click(self, css):
+        wait("%s to be clickable" % css, lambda: self.visible(css) and self.el(css).is_enabled()).click()
+
+    def type(self, css, text):
+        field = wait("%s to show" % css, lambda: self.visible(css))
+        field.clear()
+        field.send_keys(text)
+
+    def shot(self, name):
+        path = os.path.join(self.args.shots, name + ".png")
+        self.d.save_screenshot(path)
+        print("screenshot: %s" % path, flush=True)
+
+    def api(self, path):
+        req = urllib.request.Request(self.base + path, headers={"X-Api-Key": self.args.key})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def download(self, ih):
+        return self.api("/downloads?infohash=%s" % ih)["downloads"][0]
+
+    def row(self, ih):
+        return 'tr[data-infohash="%s"]' % ih
+
+    def console_errors(self):
+        """Errors the page logged (script errors, console.error); failed requests are the
+        network's, reported by the steps that make them."""
+        return [e for e in self.d.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]
+
+
+def sign_in(ui, key):
+    ui.d.get(ui.base + "/ui")
+    ui.type("#key", "not-the-key")
+    ui.click("#sign-in-submit")
+    wait("the wrong key to be refused", lambda: "Wrong API key" in ui.text("#sign-in-error"))
+    ok("a wrong key is refused with a message")
+    ui.type("#key", key)
+    ui.click("#sign-in-submit")
+    wait("the downloads page", lambda: ui.visible("#downloads"))
+    cookie = ui.d.get_cookie("api_key")
+    assert cookie and cookie["value"] == key, "the key is kept in the api_key cookie: %s" % cookie
+    ok("signed in with the key; it is kept in the api_key cookie")
+    ui.d.delete_all_cookies()
+    ui.d.get(ui.base + "/ui?key=" + key)
+    wait("the downloads page after the sign-in link", lambda: ui.visible("#downloads"))
+    assert "key=" not in ui.d.current_url, "the key left the address bar: %s" % ui.d.current_url
+    ok("the /ui?key= link signs in, and the key leaves the address")
+
+
+def add_magnet(ui, magnet, ih, name, dest):
+    ui.click("#add-open")
+    ui.type("#add-uri", magnet)
+    ui.click("#add-fetch")
+    wait("the magnet's files in the preview", lambda: name in ui.text("#add-preview h3"))
+    ui.type("#add-destination", dest)
+    ui.click("#add-submit")
+    wait("the magnet's row", lambda: ui.visible(ui.row(ih)))
+    ok("added a magnet after its /torrentinfo preview")
+
+
+def play_while_downloading(ui, ih):
+    ui.click(ui.row(ih) + " button.name")
+    ui.click('button[data-play="0"]')
+    wait("the player", lambda: ui.visible("#player-media"))
+    before = ui.download(ih)["progress"]
+    wait("playback to start", lambda: ui.js("return document.getElementById('player-media').currentTime") > 0.5)
+    t1 = ui.js("return document.getElementById('player-media').currentTime")
+    wait("currentTime to advance", lambda: ui.js("return document.getElementById('player-media').currentTime") > t1 + 0.5)
+    during = ui.download(ih)["progress"]
+    assert during < 1.0, "the download had finished before the player was tested (progress %s)" % during
+    ok("currentTime advances while the download is at %.0f%% (was %.0f%% when the player opened)" % (during * 100, before * 100))
+    duration = wait("the media's duration", lambda: ui.js("const m = document.getElementById('player-media'); return isFinite(m.duration) && m.duration > 0 && m.duration"))
+    target = duration * 0.9
+    ui.js("document.getElementById('player-media').currentTime = arguments[0]", target)
+    wait("playback after a seek to 90%", lambda: ui.js("const m = document.getElementById('player-media'); return !m.paused && !m.seeking && m.currentTime > arguments[0] + 0.5", target))
+    after = ui.download(ih)["progress"]
+    ok("a seek to 90%% of %.1fs plays (download at %.0f%%)" % (duration, after * 100))
+    ui.shot("player")
+    ui.click("#player-close")
+
+
+def reaches_complete(ui, ih):
+    ui.click("#details-back")
+    wait("100% in the row", lambda: ui.text(ui.row(ih) + " .pct") == "100%", timeout=120)
+    ok("progress reached 100%")
+
+
+def pause_resume(ui, ih):
+    row = ui.row(ih)
+    ui.click(row + ' td.check input')
+    ui.click("#action-pause")
+    wait("status Stopped", lambda: ui.text(row + " td.status") == "Stopped")
+    ok("paused: the row says Stopped")
+    ui.click("#action-resume")
+    wait("status Seeding", lambda: ui.text(row + " td.status") == "Seeding")
+    ok("resumed: the row says Seeding")
+    ui.click(row + ' td.check input')
+    ui.shot("downloads")
+
+
+def drop_torrent(ui, path, ih, name, skip, dest):
+    # A file input outside the UI stands in for the desktop: its file is dropped on the page
+    # with a real DataTransfer, through the page's own drop handler.
+    ui.js("const i = document.createElement('input'); i.type = 'file'; i.id = 'test-drop-source'; i.style.display = 'none'; document.body.append(i);")
+    ui.el("#test-drop-source").send_keys(path)
+    ui.js("""
+        const file = document.getElementById('test-drop-source').files[0];
+        const dt = new DataTransfer(); dt.items.add(file);
+        for (const type of ['dragenter', 'dragover', 'drop'])
+          document.querySelector('main').dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+    """)
+    wait("the dropped torrent's files in the preview", lambda: name in ui.text("#add-preview h3"))
+    labels = ui.d.find_elements(By.CSS_SELECTOR, "#add-preview label")
+    box = [l for l in labels if l.text.endswith(skip)]
+    assert box, "no box for %s in the preview" % skip
+    ui.el("#" + box[0].get_attribute("for")).click()
+    ui.type("#add-destination", dest)
+    ui.click("#add-submit")
+    wait("the dropped torrent's row", lambda: ui.visible(ui.row(ih)))
+    ok("added a dropped .torrent with %s left out" % skip)
+    wait("100% of the dropped torrent", lambda: ui.text(ui.row(ih) + " .pct") == "100%", timeout=120)
+    files = ui.api("/downloads/%s/files" % ih)["files"]
+    skipped = [f for f in files if f["name"].endswith(skip)]
+    assert skipped and not skipped[0]["included"] and skipped[0]["progress"] == 0, "files: %s" % files
+    ui.click(ui.row(ih) + " button.name")
+    box = wait("the details' file boxes", lambda: ui.visible('input[data-file="%d"]' % skipped[0]["index"]))
+    assert not box.is_selected(), "the left-out file is ticked in the details"
+    ui.shot("details")
+    ui.click("#details-back")
+    ok("the left-out file is not selected and has progress 0")
+
+
+def change_setting(ui):
+    ui.d.get(ui.base + "/ui#settings")
+    field = "#set-libtorrent-max_upload_rate"
+    ui.type(field, "-5")
+    ui.click("#settings-save")
+    msg = wait("the daemon's 400 message next to the field", lambda: ui.text(field + "-error"))
+    ok("an invalid value shows the daemon's message next to the field: %r" % msg)
+    ui.type(field, "100")
+    ui.click("#settings-save")
+    wait("Saved.", lambda: ui.text("#settings-status") == "Saved.")
+    ui.d.refresh()
+    wait("the saved value after a reload", lambda: ui.visible(field) and ui.el(field).get_attribute("value") == "100")
+    rate = ui.api("/settings")["settings"]["libtorrent"]["max_upload_rate"]
+    assert rate == 100 * 1024, "GET /settings has max_upload_rate %s" % rate
+    ok("the upload limit 100 KiB/s persists across a reload (max_upload_rate %d)" % rate)
+
+
+def remove_with_data(ui, ih, data):
+    ui.d.get(ui.base + "/ui#downloads")
+    row = ui.row(ih)
+    ui.click(row + " td.check input")
+    ui.click("#action-remove")
+    ui.click("#remove-data")
+    ui.click("#remove-confirm")
+    wait("the row to go", lambda: not ui.d.find_elements(By.CSS_SELECTOR, row))
+    wait("the data to go", lambda: not os.path.exists(data), timeout=20)
+    ok("removed with its data: %s is gone" % data)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--url", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--magnet", required=True)
+    p.add_argument("--magnet-ih", required=True)
+    p.add_argument("--magnet-name", required=True)
+    p.add_argument("--magnet-dest", required=True, help="where the magnet's download goes")
+    p.add_argument("--torrent", required=True, help="the .torrent to drop")
+    p.add_argument("--torrent-ih", required=True)
+    p.add_argument("--torrent-name", required=True)
+    p.add_argument("--skip", required=True, help="the file of --torrent to leave out")
+    p.add_argument("--dest", required=True, help="where the dropped torrent goes")
+    p.add_argument("--shots", required=True)
+    p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = p.parse_args()
+    ui = Ui(args)
+    try:
+        sign_in(ui, args.key)
+        add_magnet(ui, args.magnet, args.magnet_ih, args.magnet_name, args.magnet_dest)
+        play_while_downloading(ui, args.magnet_ih)
+        reaches_complete(ui, args.magnet_ih)
+        pause_resume(ui, args.magnet_ih)
+        drop_torrent(ui, args.torrent, args.torrent_ih, args.torrent_name, args.skip, args.dest)
+        change_setting(ui)
+        remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
+        errors = ui.console_errors()
+        assert not errors, "console errors: %s" % errors
+        ok("no console errors")
+    except (Failed, AssertionError, WebDriverException) as e:
+        print("FAIL: %s" % e, flush=True)
+        try:
+            ui.shot("failure")
+            print("console: %s" % ui.d.get_log("browser"), flush=True)
+        except WebDriverException:
+            pass
+        return 1
+    finally:
+        ui.d.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
