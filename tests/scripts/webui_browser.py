@@ -41,8 +41,11 @@ def wait(what, check, timeout=TIMEOUT):
     raise Failed("timed out after %ss waiting for %s%s" % (timeout, what, " (%s)" % last if last else ""))
 
 
+START = time.monotonic()
+
+
 def ok(step):
-    print("ok: %s" % step, flush=True)
+    print("ok: %s (at %.1fs)" % (step, time.monotonic() - START), flush=True)
 
 
 class Ui:
@@ -81,7 +84,10 @@ class Ui:
         return found[0].text if found else ""
 
     def click(self, css):
-        wait("%s to be clickable" % css, lambda: self.visible(css) and self.el(css).is_enabled()).click()
+        def ready():
+            el = self.visible(css)
+            return el if el is not None and el.is_enabled() else None
+        wait("%s to be clickable" % css, ready).click()
 
     def type(self, css, text):
         field = wait("%s to show" % css, lambda: self.visible(css))
@@ -145,6 +151,7 @@ def play_while_downloading(ui, ih):
     ui.click('button[data-play="0"]')
     wait("the player", lambda: ui.visible("#player-media"))
     before = ui.download(ih)["progress"]
+    ok("player open at %.0f%%" % (before * 100))
     wait("playback to start", lambda: ui.js("return document.getElementById('player-media').currentTime") > 0.5)
     t1 = ui.js("return document.getElementById('player-media').currentTime")
     wait("currentTime to advance", lambda: ui.js("return document.getElementById('player-media').currentTime") > t1 + 0.5)
@@ -156,7 +163,8 @@ def play_while_downloading(ui, ih):
     ui.js("document.getElementById('player-media').currentTime = arguments[0]", target)
     wait("playback after a seek to 90%", lambda: ui.js("const m = document.getElementById('player-media'); return !m.paused && !m.seeking && m.currentTime > arguments[0] + 0.5", target))
     after = ui.download(ih)["progress"]
-    ok("a seek to 90%% of %.1fs plays (download at %.0f%%)" % (duration, after * 100))
+    assert after < 1.0, "the download had finished before the seek was tested"
+    ok("a seek to 90%% of %.1fs plays while the download is at %.0f%%" % (duration, after * 100))
     ui.shot("player")
     ui.click("#player-close")
 

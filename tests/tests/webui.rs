@@ -165,7 +165,7 @@ fn show(text: &str) {
 /// A mono 16-bit PCM WAV of a tone, `seconds` long (playable by any browser, seekable by
 /// byte offset, so a seek needs exactly the pieces at its position).
 fn write_wav(path: &Path, seconds: u32) {
-    const RATE: u32 = 44_100;
+    const RATE: u32 = 8_000;
     let samples = RATE * seconds;
     let mut out = Vec::with_capacity(44 + 2 * samples as usize);
     out.extend_from_slice(b"RIFF");
@@ -234,14 +234,16 @@ fn the_ui_in_a_real_browser() {
     let tracker = Opentracker::start(&td, &[]);
     let trackers = [tracker.http_url()];
 
-    // A: a 40 s tone, seeded slowly (128 KiB/s for 3.4 MiB: about 27 s), added by magnet.
+    // A: a ten-minute tone (16 kB/s, 9.6 MB), seeded at 256 KiB/s so that it takes about 40 s:
+    // the player and a seek are tested while it downloads. Added by magnet. (A slower seeder
+    // makes the engine's request queue, filled before the player asks, delay the first bytes.)
     let media_seed = td.dir("seed-media");
     let wav = media_seed.join("tone.wav");
-    write_wav(&wav, 40);
+    write_wav(&wav, 600);
     let media_torrent = td.join("tone.torrent");
     shoal::create(&td, &wav, &media_torrent, &trackers, 64 * 1024);
     let media_ih = InfoHash::of_file(&media_torrent).hex();
-    let _media_seeder = seeder(&td, &tracker, "lt_seed_media", &media_torrent, &media_seed, 128 * 1024);
+    let _media_seeder = seeder(&td, &tracker, "lt_seed_media", &media_torrent, &media_seed, 256 * 1024);
     let tr = percent_encoding::utf8_percent_encode(&trackers[0], percent_encoding::NON_ALPHANUMERIC);
     let magnet = format!("magnet:?xt=urn:btih:{media_ih}&dn=tone.wav&tr={tr}");
 
