@@ -1,7 +1,8 @@
 /**
  * Keeping the page current: `/events` (server-sent events) for what happens, and polling of
  * `/downloads` for the figures. When the daemon goes away (a restart), the page says so and
- * reconnects on its own; `onchange` is called with every event so views can refresh at once.
+ * reconnects on its own; `onevent` is called with every event so views can refresh at once.
+ * The state of the stream is on `<body data-events="open|lost">` (for styles and tests).
  */
 
 import { byId } from "./dom.js";
@@ -26,6 +27,7 @@ export function follow(onevent) {
   function open() {
     source = new EventSource("/events", { withCredentials: true });
     source.onopen = () => {
+      document.body.dataset.events = "open";
       if (lost) banner("Reconnected to the daemon.", "info");
       lost = false;
       setTimeout(() => {
@@ -45,6 +47,7 @@ export function follow(onevent) {
     source.onerror = () => {
       if (stopped) return;
       lost = true;
+      document.body.dataset.events = "lost";
       banner("Lost the connection to the daemon; reconnecting…");
       // The browser retries by itself unless the stream was refused; then we do.
       if (source.readyState === EventSource.CLOSED) {

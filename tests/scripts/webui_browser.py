@@ -2,7 +2,9 @@
 """Drive Shoal's web UI in a real browser (Debian's chromium, over WebDriver with selenium).
 
 Run by tests/tests/webui.rs, which starts the daemon, a tracker and libtorrent seeders on a
-loopback of its own (a network namespace) and checks the daemon's side afterwards. Each step
+loopback of its own (a network namespace) and checks the daemon's side afterwards. When this
+prints `restart: same key` (then `restart: new key`), the test restarts the daemon at the same
+address with the same key (then with --new-key). Each step
 prints `ok: <step>`; the first failure prints `FAIL: <why>` and exits 1. Screenshots go to
 --shots. Waits poll the page's state with a deadline; nothing sleeps to synchronise.
 """
@@ -188,10 +190,10 @@ def pause_resume(ui, ih):
     ui.shot("downloads")
 
 
-def drop_torrent(ui, path, ih, name, skip, dest):
-    # A file input outside the UI stands in for the desktop: its file is dropped on the page
-    # with a real DataTransfer, through the page's own drop handler.
-    ui.js("const i = document.createElement('input'); i.type = 'file'; i.id = 'test-drop-source'; i.style.display = 'none'; document.body.append(i);")
+def drop(ui, path):
+    """Drops the file at `path` on the page. A file input outside the UI stands in for the
+    desktop: its file is dropped with a real DataTransfer, through the page's own handler."""
+    ui.js("document.getElementById('test-drop-source')?.remove(); const i = document.createElement('input'); i.type = 'file'; i.id = 'test-drop-source'; i.style.display = 'none'; document.body.append(i);")
     ui.el("#test-drop-source").send_keys(path)
     ui.js("""
         const file = document.getElementById('test-drop-source').files[0];
@@ -199,6 +201,10 @@ def drop_torrent(ui, path, ih, name, skip, dest):
         for (const type of ['dragenter', 'dragover', 'drop'])
           document.querySelector('main').dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
     """)
+
+
+def drop_torrent(ui, path, ih, name, skip, dest):
+    drop(ui, path)
     wait("the dropped torrent's files in the preview", lambda: name in ui.text("#add-preview h3"))
     labels = ui.d.find_elements(By.CSS_SELECTOR, "#add-preview label")
     box = [l for l in labels if l.text.endswith(skip)]
@@ -249,6 +255,37 @@ def remove_with_data(ui, ih, data):
     ok("removed with its data: %s is gone" % data)
 
 
+def not_a_torrent(ui, path):
+    drop(ui, path)
+    msg = wait("a message about the file", lambda: "is not a torrent file" in ui.text("#add-message") and ui.text("#add-message"))
+    assert not ui.el("#add-submit").is_enabled(), "a file that is not a torrent can be added"
+    ui.click("dialog.add .buttons button:not(.primary)")
+    wait("the dialog to close", lambda: not ui.visible("dialog.add"))
+    ok("a file that is not a torrent gets a message: %r" % msg)
+
+
+def daemon_restarts(ui, ih):
+    wait("/events to be open", lambda: ui.js("return document.body.dataset.events") == "open")
+    print("restart: same key", flush=True)
+    wait("the page to notice the daemon went away", lambda: ui.js("return document.body.dataset.events") == "lost")
+    wait("/events again after the restart", lambda: ui.js("return document.body.dataset.events") == "open")
+    wait("the downloads back", lambda: ui.visible(ui.row(ih)))
+    rate = ui.api("/settings")["settings"]["libtorrent"]["max_upload_rate"]
+    assert rate == 100 * 1024, "after the restart GET /settings has max_upload_rate %s" % rate
+    ok("the page reconnected to /events after a daemon restart; the setting survived it")
+
+
+def key_changes(ui, new_key, ih):
+    print("restart: new key", flush=True)
+    msg = wait("the sign-in form after a 401", lambda: ui.visible("#key") and "refused" in ui.text("#sign-in-error") and ui.text("#sign-in-error"))
+    ok("a 401 after the key changed asks for the key again: %r" % msg)
+    ui.type("#key", new_key)
+    ui.click("#sign-in-submit")
+    wait("the downloads after signing in again", lambda: ui.visible(ui.row(ih)))
+    wait("/events with the new key", lambda: ui.js("return document.body.dataset.events") == "open")
+    ok("signed in with the new key: downloads and /events are back")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
@@ -262,6 +299,8 @@ def main():
     p.add_argument("--torrent-name", required=True)
     p.add_argument("--skip", required=True, help="the file of --torrent to leave out")
     p.add_argument("--dest", required=True, help="where the dropped torrent goes")
+    p.add_argument("--not-a-torrent", required=True, help="a file to drop that is not a torrent")
+    p.add_argument("--new-key", required=True, help="the key of the daemon after the second restart")
     p.add_argument("--shots", required=True)
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
@@ -276,6 +315,9 @@ def main():
         drop_torrent(ui, args.torrent, args.torrent_ih, args.torrent_name, args.skip, args.dest)
         change_setting(ui)
         remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
+        not_a_torrent(ui, args.not_a_torrent)
+        daemon_restarts(ui, args.magnet_ih)
+        key_changes(ui, args.new_key, args.magnet_ih)
         errors = ui.console_errors()
         assert not errors, "console errors: %s" % errors
         ok("no console errors")

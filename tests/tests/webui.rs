@@ -10,8 +10,9 @@
 //! whose only interface is its loopback: the browser cannot reach anything else. It signs in
 //! (and is refused a wrong key), adds a magnet and a dropped .torrent with a file left out,
 //! plays a file while it downloads and seeks to 90%, waits for 100%, pauses and resumes,
-//! changes a setting, and removes a download with its data; this side then checks the daemon's
-//! state. Needs root, chromium and the venv; without them it is skipped loudly (fails under CI).
+//! changes a setting, removes a download with its data, is given a file that is not a torrent,
+//! and lives through two daemon restarts (the second with a new key: a 401 asks for it); this
+//! side restarts the daemon when asked and then checks the daemon's state. Needs root, chromium and the venv; without them it is skipped loudly (fails under CI).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ use shoal_tests::proc::Proc;
 use shoal_tests::{data, free_port, netns, peers, shoal, tribler_gui, FileSpec, InfoHash, Opentracker, TestDir};
 
 const KEY: &str = "web-ui-test-key";
+/// The key of the browser test's daemon after its second restart.
+const NEW_KEY: &str = "web-ui-test-key-2";
 
 /// The page's whole transfer must stay below this (issue #19).
 const PAGE_BUDGET: usize = 300 * 1024;
@@ -205,6 +208,19 @@ fn seeder(td: &TestDir, tracker: &Opentracker, name: &str, torrent: &Path, dir: 
 
 const BROWSER_TEST: &str = "the_ui_in_a_real_browser";
 
+/// `shoal daemon` on a fixed REST port, so that a restarted one is where the page expects it.
+fn start_daemon(td: &TestDir, name: &str, state: &Path, port: u16, key: &str) -> Proc {
+    let mut cmd = shoal::command(["daemon"]);
+    cmd.arg("--state-dir").arg(state).args(["--http-port", &port.to_string(), "--api-key", key]);
+    for var in ["TSTATEDIR", "CORE_API_PORT", "CORE_API_KEY"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("SHOAL_LOCAL_ONLY", "1");
+    let mut p = Proc::spawn(name, cmd, &td.logs(), Duration::from_secs(10));
+    p.wait_stderr("report its REST port", Duration::from_secs(30), |s| s.contains("REST API on"));
+    p
+}
+
 #[test]
 fn the_ui_in_a_real_browser() {
     let python = selenium_python();
@@ -256,19 +272,34 @@ fn the_ui_in_a_real_browser() {
     let bundle_ih = InfoHash::of_file(&bundle_torrent).hex();
     let _bundle_seeder = seeder(&td, &tracker, "lt_seed_bundle", &bundle_torrent, &bundle_seed, 0);
 
-    let mut d = Daemon::start(&td, "daemon", &td.dir("state"), KEY);
+    let state = td.dir("state");
+    let port = free_port();
+    let mut daemon = start_daemon(&td, "daemon", &state, port, KEY);
+    let url = format!("http://127.0.0.1:{port}");
     let dest = td.dir("dropped");
     let magnet_dest = td.dir("magnet");
+    let not_a_torrent = td.join("notes.torrent");
+    std::fs::write(&not_a_torrent, "these are notes, not a torrent\n").expect("write");
     let shots = td.dir("shots");
     let mut cmd = std::process::Command::new(&python);
     cmd.arg(shoal_tests::package_dir().join("scripts/webui_browser.py"));
-    cmd.args(["--url", &d.url(""), "--key", KEY, "--magnet", &magnet, "--magnet-ih", &media_ih]);
-    cmd.args(["--magnet-name", "tone.wav", "--magnet-dest"]).arg(&magnet_dest);
+    cmd.args(["--url", &url, "--key", KEY, "--new-key", NEW_KEY]);
+    cmd.args(["--magnet", &magnet, "--magnet-ih", &media_ih, "--magnet-name", "tone.wav", "--magnet-dest"]);
+    cmd.arg(&magnet_dest);
     cmd.arg("--torrent").arg(&bundle_torrent);
     cmd.args(["--torrent-ih", &bundle_ih, "--torrent-name", "bundle", "--skip", "skip.bin", "--dest"]).arg(&dest);
+    cmd.arg("--not-a-torrent").arg(&not_a_torrent);
     cmd.arg("--shots").arg(&shots);
     cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
     let mut browser = Proc::spawn("webui_browser", cmd, &td.logs(), Duration::from_secs(5));
+    // The script asks for the restarts (the page must notice, reconnect, and ask for a new key).
+    for (n, (request, key)) in [("restart: same key", KEY), ("restart: new key", NEW_KEY)].into_iter().enumerate() {
+        if browser.wait_stdout_or_exit(request, BROWSER_TIMEOUT, |s| s.lines().any(|l| l == request)).is_err() {
+            break;
+        }
+        daemon.terminate(Duration::from_secs(20));
+        daemon = start_daemon(&td, &format!("daemon-{}", n + 2), &state, port, key);
+    }
     let status = browser.wait_exit(BROWSER_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", browser.logs()));
     show(&browser.stdout());
     let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webui");
@@ -279,14 +310,14 @@ fn the_ui_in_a_real_browser() {
             show(&format!("screenshot kept: {}\n", kept.join(format!("{name}.png")).display()));
         }
     }
-    assert!(status.success(), "the browser run failed ({status}):\n{}\n{}", browser.logs(), d.proc().logs());
+    assert!(status.success(), "the browser run failed ({status}):\n{}\n{}", browser.logs(), daemon.logs());
 
     // The daemon's side: the setting is in triblerd.conf, the removed download's data is gone,
     // the magnet's file is complete and byte-exact.
-    let conf = std::fs::read_to_string(d.state_dir().join("triblerd.conf")).expect("triblerd.conf");
+    let conf = std::fs::read_to_string(state.join("triblerd.conf")).expect("triblerd.conf");
     let stored = conf.lines().any(|l| l.replace(' ', "") == "max_upload_rate=102400");
     assert!(stored, "the setting persisted in triblerd.conf:\n{conf}");
     assert!(!dest.join("bundle").exists(), "removed with its data");
     data::assert_same_tree(&media_seed, &magnet_dest, data::Compare::default());
-    d.terminate(Duration::from_secs(20));
+    daemon.terminate(Duration::from_secs(20));
 }

@@ -284,16 +284,6 @@ pub fn table() -> Vec<Route> {
         },
         Route {
             method: Get,
-            path: "/",
-            tag: "Web UI",
-            summary: "Redirects to the web UI at /ui (no key needed)",
-            params: NO_PARAMS,
-            produces: "text/plain",
-            response: schema::empty,
-            handler: ui::root,
-        },
-        Route {
-            method: Get,
             path: "/ui",
             tag: "Web UI",
             summary: "The web UI; /ui?key=… signs in (no key needed to load it)",
@@ -527,7 +517,12 @@ pub fn app(daemon: State, routes: &[Route]) -> tide::Server<State> {
             }
         }
     }
-    app.at("/").all(endpoint(Target::NotFound, Vec::new()));
+    // `/` leads to the web UI: a redirect for browsers, not an API route (so not in the table
+    // and its description).
+    let mut root = app.at("/");
+    root.all(endpoint(Target::NotFound, Vec::new()));
+    root.method(HttpMethod::Get, endpoint(Target::Handler(ui::root), Vec::new()));
+    root.method(HttpMethod::Head, endpoint(Target::Handler(ui::root), Vec::new()));
     app.at("*").all(endpoint(Target::NotFound, Vec::new()));
     app
 }
