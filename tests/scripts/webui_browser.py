@@ -286,27 +286,56 @@ def key_changes(ui, new_key, ih):
     ok("signed in with the new key: downloads and /events are back")
 
 
+def perf(ui, key, n):
+    """With `n` downloads in the daemon: the first render, the main-thread time of update cycles,
+    and the page's size, from the browser's Performance API."""
+    ui.d.get(ui.base + "/ui?key=" + key)
+    wait("%d rows" % n, lambda: ui.js("return document.querySelectorAll('#downloads-body tr').length") == n, timeout=30)
+    first = ui.js("return performance.getEntriesByName('downloads-first-render')[0].startTime")
+    # Long tasks of the update cycles from now on (over 50 ms of main-thread time in one go:
+    # parsing, rendering, style, layout); the first render's are its own budget, above.
+    ui.js("window.shoalLong = []; new PerformanceObserver((l) => window.shoalLong.push(...l.getEntries().map((e) => e.duration))).observe({type: 'longtask'});")
+    base = ui.js("return performance.getEntriesByName('downloads-render').length")
+    wait("ten update cycles", lambda: ui.js("return performance.getEntriesByName('downloads-render').length") >= base + 10, timeout=60)
+    renders = ui.js("return performance.getEntriesByName('downloads-render').slice(-10).map((e) => e.duration)")
+    long_tasks = ui.js("return window.shoalLong")
+    size = ui.js("""return [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
+        .filter((e) => new URL(e.name).pathname.startsWith('/ui')).reduce((s, e) => s + e.decodedBodySize, 0)""")
+    ok("%d downloads: first render at %.0f ms; update cycles %s ms; long tasks %s ms; page %d bytes"
+       % (n, first, ", ".join("%.1f" % r for r in renders), [round(t) for t in long_tasks], size))
+    assert first < 1000, "the first render took %.0f ms" % first
+    assert max(renders) < 100, "an update cycle took %.1f ms" % max(renders)
+    assert all(t < 100 for t in long_tasks), "main-thread tasks over 100 ms in update cycles: %s" % long_tasks
+    assert size < 300 * 1024, "the page is %d bytes" % size
+    errors = ui.console_errors()
+    assert not errors, "console errors: %s" % errors
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
     p.add_argument("--key", required=True)
-    p.add_argument("--magnet", required=True)
-    p.add_argument("--magnet-ih", required=True)
-    p.add_argument("--magnet-name", required=True)
-    p.add_argument("--magnet-dest", required=True, help="where the magnet's download goes")
-    p.add_argument("--torrent", required=True, help="the .torrent to drop")
-    p.add_argument("--torrent-ih", required=True)
-    p.add_argument("--torrent-name", required=True)
-    p.add_argument("--skip", required=True, help="the file of --torrent to leave out")
-    p.add_argument("--dest", required=True, help="where the dropped torrent goes")
-    p.add_argument("--not-a-torrent", required=True, help="a file to drop that is not a torrent")
-    p.add_argument("--new-key", required=True, help="the key of the daemon after the second restart")
+    p.add_argument("--perf", type=int, default=0, help="only measure, with this many downloads in the daemon")
+    p.add_argument("--magnet")
+    p.add_argument("--magnet-ih")
+    p.add_argument("--magnet-name")
+    p.add_argument("--magnet-dest", help="where the magnet's download goes")
+    p.add_argument("--torrent", help="the .torrent to drop")
+    p.add_argument("--torrent-ih")
+    p.add_argument("--torrent-name")
+    p.add_argument("--skip", help="the file of --torrent to leave out")
+    p.add_argument("--dest", help="where the dropped torrent goes")
+    p.add_argument("--not-a-torrent", help="a file to drop that is not a torrent")
+    p.add_argument("--new-key", help="the key of the daemon after the second restart")
     p.add_argument("--shots", required=True)
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = p.parse_args()
     ui = Ui(args)
     try:
+        if args.perf:
+            perf(ui, args.key, args.perf)
+            return 0
         sign_in(ui, args.key)
         add_magnet(ui, args.magnet, args.magnet_ih, args.magnet_name, args.magnet_dest)
         play_while_downloading(ui, args.magnet_ih)

@@ -221,30 +221,37 @@ fn start_daemon(td: &TestDir, name: &str, state: &Path, port: u16, key: &str) ->
     p
 }
 
-#[test]
-fn the_ui_in_a_real_browser() {
+/// The selenium venv's Python, with this thread in a network namespace of its own (only its
+/// loopback); `Err` says what is missing.
+fn browser_ready() -> Result<PathBuf, String> {
     let python = selenium_python();
     if !python.exists() {
-        return tribler_gui::missing(
-            BROWSER_TEST,
-            &format!("{} is missing (scripts/test.sh makes it)", python.display()),
-        );
+        return Err(format!("{} is missing (scripts/test.sh makes it)", python.display()));
     }
     for program in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
         if !Path::new(program).exists() {
-            return tribler_gui::missing(
-                BROWSER_TEST,
-                &format!("{program} is missing (apt-get install chromium chromium-driver)"),
-            );
+            return Err(format!("{program} is missing (apt-get install chromium chromium-driver)"));
         }
     }
-    if let Err(why) = netns::isolate_this_thread() {
-        return tribler_gui::missing(
-            BROWSER_TEST,
-            &format!("needs a network namespace of its own (run as root): {why}"),
-        );
-    }
+    netns::isolate_this_thread().map_err(|why| format!("needs a network namespace of its own (run as root): {why}"))?;
     assert_eq!(netns::interfaces(), ["lo"], "the test's network namespace must hold only its loopback");
+    Ok(python)
+}
+
+/// The browser script (`scripts/webui_browser.py`) run by the selenium venv's Python.
+fn browser_command(python: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(shoal_tests::package_dir().join("scripts/webui_browser.py"));
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+#[test]
+fn the_ui_in_a_real_browser() {
+    let python = match browser_ready() {
+        Ok(python) => python,
+        Err(why) => return tribler_gui::missing(BROWSER_TEST, &why),
+    };
 
     let td = TestDir::new("webui-browser");
     let tracker = Opentracker::start(&td, &[]);
@@ -281,8 +288,7 @@ fn the_ui_in_a_real_browser() {
     let not_a_torrent = td.join("notes.torrent");
     std::fs::write(&not_a_torrent, "these are notes, not a torrent\n").expect("write");
     let shots = td.dir("shots");
-    let mut cmd = std::process::Command::new(&python);
-    cmd.arg(shoal_tests::package_dir().join("scripts/webui_browser.py"));
+    let mut cmd = browser_command(&python);
     cmd.args(["--url", &url, "--key", KEY, "--new-key", NEW_KEY]);
     cmd.args(["--magnet", &magnet, "--magnet-ih", &media_ih, "--magnet-name", "tone.wav", "--magnet-dest"]);
     cmd.arg(&magnet_dest);
@@ -290,7 +296,6 @@ fn the_ui_in_a_real_browser() {
     cmd.args(["--torrent-ih", &bundle_ih, "--torrent-name", "bundle", "--skip", "skip.bin", "--dest"]).arg(&dest);
     cmd.arg("--not-a-torrent").arg(&not_a_torrent);
     cmd.arg("--shots").arg(&shots);
-    cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
     let mut browser = Proc::spawn("webui_browser", cmd, &td.logs(), Duration::from_secs(5));
     // The script asks for the restarts (the page must notice, reconnect, and ask for a new key).
     for (n, (request, key)) in [("restart: same key", KEY), ("restart: new key", NEW_KEY)].into_iter().enumerate() {
@@ -320,4 +325,56 @@ fn the_ui_in_a_real_browser() {
     assert!(!dest.join("bundle").exists(), "removed with its data");
     data::assert_same_tree(&media_seed, &magnet_dest, data::Compare::default());
     daemon.terminate(Duration::from_secs(20));
+}
+
+/// How many downloads the speed test loads.
+const MANY: usize = 1000;
+
+const PERF_TEST: &str = "the_ui_stays_fast_with_1000_downloads";
+
+/// A one-piece torrent of its own for download `n` (its data is nowhere: it just waits).
+fn tiny_torrent(n: usize) -> Vec<u8> {
+    use shoal_tests::Value;
+    let mut pieces = [0u8; 20];
+    pieces[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    let info = Value::dict([
+        ("length", Value::Int(16 * 1024)),
+        ("name", Value::str(&format!("fixture {n:04} of the speed test.bin"))),
+        ("piece length", Value::Int(16 * 1024)),
+        ("pieces", Value::Bytes(pieces.to_vec())),
+    ]);
+    Value::dict([("info", info)]).encode()
+}
+
+/// Issue #19's speed figures, measured by the browser's Performance API with 1,000 downloads
+/// in the daemon: the first render within 1 s, every update cycle (and every main-thread task)
+/// within 100 ms, the page below 300 kB.
+#[test]
+fn the_ui_stays_fast_with_1000_downloads() {
+    let python = match browser_ready() {
+        Ok(python) => python,
+        Err(why) => return tribler_gui::missing(PERF_TEST, &why),
+    };
+    let td = TestDir::new("webui-perf");
+    let d = Daemon::start(&td, "daemon", &td.dir("state"), KEY);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    let dest = td.dir("fixtures");
+    let query = format!("/downloads?destination={}", dest.display());
+    for n in 0..MANY {
+        let req = ureq::http::Request::builder().method("PUT").uri(d.url(&query)).header("X-Api-Key", KEY);
+        let resp = agent.run(req.body(tiny_torrent(n)).expect("a request")).expect("PUT /downloads");
+        assert_eq!(resp.status().as_u16(), 200, "PUT /downloads of fixture {n}");
+    }
+    let mut cmd = browser_command(&python);
+    cmd.args(["--url", &d.url(""), "--key", KEY, "--perf", &MANY.to_string(), "--shots"]).arg(td.dir("shots"));
+    let mut browser = Proc::spawn("webui_browser", cmd, &td.logs(), Duration::from_secs(5));
+    let status = browser.wait_exit(BROWSER_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", browser.logs()));
+    show(&browser.stdout());
+    assert!(status.success(), "the browser run failed ({status}):\n{}", browser.logs());
+    d.terminate(Duration::from_secs(20));
 }
