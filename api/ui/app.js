@@ -1,6 +1,6 @@
 /**
  * The Shoal web UI: signs in, then shows the downloads (kept current by `/events` and
- * polling), a download's details, the player, and the settings. Pages are chosen by the
+ * polling), a download's details, the player, search and popular torrents, and the settings. Pages are chosen by the
  * address's `#fragment`, so the back button and bookmarks work.
  */
 
@@ -11,6 +11,7 @@ import { DownloadsPage } from "./downloads.js";
 import { AddDialog, acceptDrops } from "./add.js";
 import { Details } from "./details.js";
 import { play } from "./player.js";
+import { SearchPage } from "./search.js";
 import { SettingsPage } from "./settings.js";
 import { banner, follow, poll } from "./live.js";
 
@@ -38,6 +39,7 @@ const adder = new AddDialog({
   },
 });
 const settings = new SettingsPage({ notify });
+const search = new SearchPage({ notify, onAdded: () => notify("Added.") });
 
 /** Runs the view's refresh; errors other than a refused key go to the banner. */
 async function refreshView() {
@@ -58,14 +60,22 @@ function refreshNow() {
 /** Shows the page the address names. */
 async function route() {
   const hash = location.hash || "#downloads";
-  for (const [id, on] of [["nav-downloads", !hash.startsWith("#settings")], ["nav-settings", hash.startsWith("#settings")]]) {
-    byId(id).toggleAttribute("aria-current", on);
-  }
+  const page = hash === "#settings" || hash === "#search" ? hash.slice(1) : "downloads";
+  for (const name of ["downloads", "search", "settings"]) byId(`nav-${name}`).toggleAttribute("aria-current", name === page);
   const detail = /^#download\/([0-9a-f]{40})$/.exec(hash);
   if (detail) {
     const d = new Details(detail[1], { onClose: () => (location.hash = "#downloads"), onPlay: play, notify });
     view = { refresh: () => d.refresh() };
     replace(main, d.root);
+  } else if (hash === "#search") {
+    view = null;
+    replace(main, search.root);
+    try {
+      await search.load();
+    } catch (e) {
+      if (e.status !== 401) banner(e.message, "error");
+    }
+    return;
   } else if (hash === "#settings") {
     view = null;
     replace(main, settings.root);

@@ -226,8 +226,9 @@ def drop_torrent(ui, path, ih, name, skip, dest):
     ok("the left-out file is not selected and has progress 0")
 
 
-def change_setting(ui):
+def change_setting(ui, folder):
     ui.d.get(ui.base + "/ui#settings")
+    ui.type("#set-download_defaults-saveas", folder)
     field = "#set-libtorrent-max_upload_rate"
     ui.type(field, "-5")
     ui.click("#settings-save")
@@ -238,9 +239,13 @@ def change_setting(ui):
     wait("Saved.", lambda: ui.text("#settings-status") == "Saved.")
     ui.d.refresh()
     wait("the saved value after a reload", lambda: ui.visible(field) and ui.el(field).get_attribute("value") == "100")
-    rate = ui.api("/settings")["settings"]["libtorrent"]["max_upload_rate"]
+    settings = ui.api("/settings")["settings"]
+    rate = settings["libtorrent"]["max_upload_rate"]
     assert rate == 100 * 1024, "GET /settings has max_upload_rate %s" % rate
-    ok("the upload limit 100 KiB/s persists across a reload (max_upload_rate %d)" % rate)
+    saveas = settings["download_defaults"]["saveas"]
+    assert saveas == folder, "GET /settings has saveas %s" % saveas
+    assert ui.el("#set-download_defaults-saveas").get_attribute("value") == folder, "the folder after a reload"
+    ok("the upload limit 100 KiB/s and the download folder persist across a reload (max_upload_rate %d)" % rate)
 
 
 def remove_with_data(ui, ih, data):
@@ -253,6 +258,22 @@ def remove_with_data(ui, ih, data):
     wait("the row to go", lambda: not ui.d.find_elements(By.CSS_SELECTOR, row))
     wait("the data to go", lambda: not os.path.exists(data), timeout=20)
     ok("removed with its data: %s is gone" % data)
+
+
+def search_and_add(ui, name, ih):
+    ui.d.get(ui.base + "/ui#search")
+    ui.type("#search-text", name[:3])
+    wait("a completion for %r" % name[:3], lambda: name in ui.js("return [...document.querySelectorAll('#search-completions option')].map((o) => o.value)"))
+    ui.type("#search-text", name)
+    ui.click("#search-submit")
+    row = '#search-results tr[data-infohash="%s"]' % ih
+    wait("%s in the results" % name, lambda: ui.visible(row))
+    ok("search completes %r and finds %s (health: %s)" % (name[:3], name, ui.text(row + " td:nth-child(4)")))
+    ui.click(row + " button.add")
+    wait("the result added", lambda: ui.text(row + " button.add") == "Added")
+    ui.d.get(ui.base + "/ui#downloads")
+    wait("the added result in the downloads", lambda: ui.visible(ui.row(ih)))
+    ok("a search result is added in one click")
 
 
 def not_a_torrent(ui, path):
@@ -342,7 +363,10 @@ def main():
         reaches_complete(ui, args.magnet_ih)
         pause_resume(ui, args.magnet_ih)
         drop_torrent(ui, args.torrent, args.torrent_ih, args.torrent_name, args.skip, args.dest)
-        change_setting(ui)
+        change_setting(ui, args.dest)
+        remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
+        # Added again from a search (into the download folder just set), then removed again.
+        search_and_add(ui, args.torrent_name, args.torrent_ih)
         remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
         not_a_torrent(ui, args.not_a_torrent)
         daemon_restarts(ui, args.magnet_ih)

@@ -10,9 +10,14 @@
 //! whose only interface is its loopback: the browser cannot reach anything else. It signs in
 //! (and is refused a wrong key), adds a magnet and a dropped .torrent with a file left out,
 //! plays a file while it downloads and seeks to 90%, waits for 100%, pauses and resumes,
-//! changes a setting, removes a download with its data, is given a file that is not a torrent,
-//! and lives through two daemon restarts (the second with a new key: a 401 asks for it); this
-//! side restarts the daemon when asked and then checks the daemon's state. Needs root, chromium and the venv; without them it is skipped loudly (fails under CI).
+//! changes settings, removes a download with its data, finds it again by a search (with
+//! completions) and adds it in one click, is given a file that is not a torrent, and lives
+//! through two daemon restarts (the second with a new key: a 401 asks for it); this side
+//! restarts the daemon when asked and then checks the daemon's state.
+//!
+//! `the_ui_stays_fast_with_1000_downloads` measures the page with 1,000 downloads in the
+//! daemon. The browser tests need root, chromium and the venv; without them they are skipped
+//! loudly (they fail under CI).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
