@@ -252,6 +252,7 @@ def remove_with_data(ui, ih, data):
     ui.d.get(ui.base + "/ui#downloads")
     row = ui.row(ih)
     ui.click(row + " td.check input")
+    wait("only this download selected", lambda: ui.text(".count") == "1 selected" and ui.el(row + " td.check input").is_selected())
     ui.click("#action-remove")
     ui.click("#remove-data")
     ui.click("#remove-confirm")
