@@ -19,6 +19,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.common.exceptions import WebDriverException
 
 TIMEOUT = 60.0
@@ -226,6 +227,27 @@ def drop_torrent(ui, path, ih, name, skip, dest):
     ok("the left-out file is not selected and has progress 0")
 
 
+def filter_and_sort(ui, first_ih, second_ih):
+    """With two seeding downloads: the text filter, Tribler's filters and sorting by name."""
+    def shown():
+        return ui.js("return [...document.querySelectorAll('#downloads-body tr')].map((r) => r.dataset.infohash)")
+    ui.type("#text-filter", "tone")
+    wait("only the matching row", lambda: shown() == [first_ih])
+    ui.el("#text-filter").send_keys(Keys.BACKSPACE * len("tone"))
+    wait("both rows again", lambda: len(shown()) == 2)
+    ui.click('button[data-filter="downloading"]')
+    wait("no row under Downloading", lambda: shown() == [])
+    ui.click('button[data-filter="completed"]')
+    wait("both rows under Completed", lambda: len(shown()) == 2)
+    ui.click('button[data-filter="all"]')
+    ascending = wait("rows by name", lambda: shown() if len(shown()) == 2 else None)
+    ui.click('th[data-col="name"] button')
+    wait("rows by name, descending", lambda: shown() == ascending[::-1])
+    ui.click('th[data-col="name"] button')
+    wait("rows by name again", lambda: shown() == ascending)
+    ok("the text filter, the Downloading/Completed filters and sorting by name work")
+
+
 def change_setting(ui, folder):
     ui.d.get(ui.base + "/ui#settings")
     ui.type("#set-download_defaults-saveas", folder)
@@ -364,6 +386,7 @@ def main():
         reaches_complete(ui, args.magnet_ih)
         pause_resume(ui, args.magnet_ih)
         drop_torrent(ui, args.torrent, args.torrent_ih, args.torrent_name, args.skip, args.dest)
+        filter_and_sort(ui, args.magnet_ih, args.torrent_ih)
         change_setting(ui, args.dest)
         remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
         # Added again from a search (into the download folder just set), then removed again.
