@@ -9,7 +9,8 @@
 //! with libtorrent seeders and a tracker, all inside a network namespace of the test's own
 //! whose only interface is its loopback: the browser cannot reach anything else. It signs in
 //! (and is refused a wrong key), adds a magnet and a dropped .torrent with a file left out,
-//! plays a file while it downloads and seeks to 90%, waits for 100%, pauses and resumes,
+//! plays a file while it downloads and seeks to 90%, waits for 100%, pauses and resumes, filters
+//! and sorts the table,
 //! changes settings, removes a download with its data, finds it again by a search (with
 //! completions) and adds it in one click, is given a file that is not a torrent, and lives
 //! through two daemon restarts (the second with a new key: a 401 asks for it); this side
