@@ -10,10 +10,9 @@
 //! whose only interface is its loopback: the browser cannot reach anything else. It signs in
 //! (and is refused a wrong key), adds a magnet and a dropped .torrent with a file left out,
 //! plays a file while it downloads and seeks to 90%, waits for 100%, pauses and resumes, filters
-//! and sorts the table,
-//! changes settings, removes a download with its data, finds it again by a search (with
-//! completions) and adds it in one click, is given a file that is not a torrent, and lives
-//! through two daemon restarts (the second with a new key: a 401 asks for it); this side
+//! and sorts the table, changes settings, removes a download with its data, finds it again by a
+//! search (with completions) and adds it in one click, is given a file that is not a torrent,
+//! and lives through two daemon restarts (the second with a new key: a 401 asks for it); this side
 //! restarts the daemon when asked and then checks the daemon's state.
 //!
 //! `the_ui_stays_fast_with_1000_downloads` measures the page with 1,000 downloads in the
