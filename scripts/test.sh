@@ -17,6 +17,8 @@ packages+=(xvfb xauth iproute2 fonts-dejavu-core libx11-xcb1 libxcb-icccm4 libxc
     libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1
     libxkbcommon-x11-0 libgl1 libegl1 libfontconfig1 libdbus-1-3 libnss3 libasound2
     libcairo2-dev libgirepository1.0-dev pkg-config)
+# The web UI's browser test (tests/tests/webui.rs): Debian's chromium and its WebDriver.
+packages+=(chromium chromium-driver python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -65,6 +67,18 @@ if ! tribler_gui_ok; then
             "$SHOAL_TRIBLER_VENV/bin/pip" install --quiet tribler==7.13.1 && tribler_gui_ok; }; then
             echo "test.sh: !!! could not install Tribler's GUI into $SHOAL_TRIBLER_VENV: the GUI test cannot run !!!" >&2
         fi
+    fi
+fi
+
+# selenium from PyPI drives chromium for the web UI's browser test, from a venv kept outside
+# the checkout (SHOAL_SELENIUM_VENV), made again only when missing or broken.
+export SHOAL_SELENIUM_VENV=${SHOAL_SELENIUM_VENV:-/var/cache/shoal-tests/selenium-venv}
+if ! "$SHOAL_SELENIUM_VENV/bin/python" -c 'import selenium' 2>/dev/null; then
+    echo "test.sh: creating $SHOAL_SELENIUM_VENV (pip install selenium)" >&2
+    rm -rf "$SHOAL_SELENIUM_VENV"
+    if ! { mkdir -p "$(dirname "$SHOAL_SELENIUM_VENV")" && python3 -m venv "$SHOAL_SELENIUM_VENV" &&
+        "$SHOAL_SELENIUM_VENV/bin/pip" install --quiet selenium; }; then
+        echo "test.sh: !!! could not install selenium into $SHOAL_SELENIUM_VENV: the web UI's browser test cannot run !!!" >&2
     fi
 fi
 

@@ -223,9 +223,9 @@ pub struct Route {
     pub handler: Handler,
 }
 
-/// Paths served without a key (prefix match, as in Tribler).
+/// Paths served without a key (prefix match, as in Tribler), and the web UI's files.
 pub fn exempt_from_auth(path: &str) -> bool {
-    ["/docs", "/static", "/debug-ui"].iter().any(|p| path.starts_with(p))
+    ["/docs", "/static", "/debug-ui"].iter().any(|p| path.starts_with(p)) || super::ui::is_public(path)
 }
 
 /// Whether the request carries the key in any of the three places Tribler accepts.
@@ -369,6 +369,8 @@ mod tests {
         assert!(!authorized(&req(&[("x-api-key", "k")], &[], "/settings"), "k1"));
         assert!(authorized(&req(&[], &[], "/docs/swagger.json"), "k1"));
         assert!(authorized(&req(&[], &[], "/docsx"), "k1"));
-        assert!(!authorized(&req(&[], &[], "/"), "k1"));
+        assert!(!authorized(&req(&[], &[], "/settings/"), "k1"));
+        assert!(!authorized(&req(&[], &[], "/uix"), "k1"));
+        assert!(authorized(&req(&[], &[], "/ui/app.js"), "k1"));
     }
 }

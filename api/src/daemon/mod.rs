@@ -22,6 +22,7 @@ mod routes;
 mod settings;
 mod store;
 mod tools;
+mod ui;
 mod uri;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -369,6 +370,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         tracing::info!("peers on {}", peers.join(", "));
         let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
         tracing::info!("REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
+        tracing::info!("web UI: {}", ui::sign_in_link(http_addr, &daemon.key));
 
         wait_for_stop(&stop_rx).await;
         tracing::info!("shutting down");

@@ -22,7 +22,7 @@ use super::handlers::{self, schema};
 use super::knowledge;
 use super::metadata;
 use super::Daemon;
-use super::{docs, tools};
+use super::{docs, tools, ui};
 
 const NO_PARAMS: &[Param] = &[];
 
@@ -420,6 +420,16 @@ pub fn table() -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/ui",
+            tag: "Web UI",
+            summary: "The web UI; /ui?key=… signs in (no key needed to load it)",
+            params: &[q!("key", "string", "the API key, kept in the api_key cookie by the page")],
+            produces: "text/html",
+            response: schema::html,
+            handler: ui::page,
+        },
+        Route {
+            method: Get,
             path: "/docs",
             tag: "Documentation",
             summary: "This API's documentation: Swagger UI (no key needed)",
@@ -453,6 +463,16 @@ pub fn table() -> Vec<Route> {
             produces: "application/javascript",
             response: schema::binary,
             handler: docs::asset,
+        },
+        Route {
+            method: Get,
+            path: "/ui/{file}",
+            tag: "Web UI",
+            summary: "A file of the web UI: its JavaScript modules and styles (no key needed)",
+            params: &[Param { name: "file", location: In::Path, required: true, ty: "string", description: "app.js, style.css, …" }],
+            produces: "text/javascript",
+            response: schema::binary,
+            handler: ui::asset,
         },
         Route {
             method: Patch,
@@ -662,7 +682,12 @@ pub fn app(daemon: State, routes: &[Route]) -> tide::Server<State> {
             }
         }
     }
-    app.at("/").all(endpoint(Target::NotFound, Vec::new()));
+    // `/` leads to the web UI: a redirect for browsers, not an API route (so not in the table
+    // and its description).
+    let mut root = app.at("/");
+    root.all(endpoint(Target::NotFound, Vec::new()));
+    root.method(HttpMethod::Get, endpoint(Target::Handler(ui::root), Vec::new()));
+    root.method(HttpMethod::Head, endpoint(Target::Handler(ui::root), Vec::new()));
     app.at("*").all(endpoint(Target::NotFound, Vec::new()));
     app
 }
@@ -753,6 +778,11 @@ fn to_tide(resp: ApiResponse, head: bool) -> tide::Response {
         }
     }
     res.insert_header("content-type", resp.content_type);
+    // API answers hold the user's data and are fetched with the key: never kept by a browser
+    // or proxy. Files that may be cached say so themselves.
+    if !resp.headers.iter().any(|(name, _)| *name == "cache-control") {
+        res.insert_header("cache-control", "no-store");
+    }
     for (name, value) in resp.headers {
         res.insert_header(name, value.as_str());
     }

@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Drive Shoal's web UI in a real browser (Debian's chromium, over WebDriver with selenium).
+
+Run by tests/tests/webui.rs, which starts the daemon, a tracker and libtorrent seeders on a
+loopback of its own (a network namespace) and checks the daemon's side afterwards. When this
+prints `restart: same key` (then `restart: new key`), the test restarts the daemon at the same
+address with the same key (then with --new-key). Each step
+prints `ok: <step>`; the first failure prints `FAIL: <why>` and exits 1. Screenshots go to
+--shots. Waits poll the page's state with a deadline; nothing sleeps to synchronise.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.common.exceptions import WebDriverException
+
+TIMEOUT = 60.0
+
+
+class Failed(Exception):
+    pass
+
+
+def wait(what, check, timeout=TIMEOUT):
+    """Polls `check()` until it returns something truthy; fails with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except WebDriverException as e:
+            last = e.msg
+        time.sleep(0.05)
+    raise Failed("timed out after %ss waiting for %s%s" % (timeout, what, " (%s)" % last if last else ""))
+
+
+START = time.monotonic()
+
+
+def ok(step):
+    print("ok: %s (at %.1fs)" % (step, time.monotonic() - START), flush=True)
+
+
+class Ui:
+    def __init__(self, args):
+        self.args = args
+        self.base = args.url.rstrip("/")
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = args.chromium
+        for flag in [
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
+            "--no-default-browser-check", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-default-apps",
+            "--disable-extensions", "--disable-domain-reliability", "--disable-breakpad",
+            "--metrics-recording-only", "--disable-features=MediaRouter,OptimizationHints,Translate",
+            "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,900",
+            "--user-data-dir=%s" % tempfile.mkdtemp(prefix="shoal-webui-chromium-"),
+        ]:
+            opts.add_argument(flag)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        service = Service(executable_path=args.chromedriver, log_output=os.path.join(args.shots, "chromedriver.log"))
+        self.d = webdriver.Chrome(options=opts, service=service)
+        self.d.set_script_timeout(30)
+
+    def js(self, script, *args):
+        return self.d.execute_script(script, *args)
+
+    def el(self, css):
+        return self.d.find_element(By.CSS_SELECTOR, css)
+
+    def visible(self, css):
+        found = self.d.find_elements(By.CSS_SELECTOR, css)
+        return found[0] if found and found[0].is_displayed() else None
+
+    def text(self, css):
+        found = self.d.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else ""
+
+    def click(self, css):
+        def ready():
+            el = self.visible(css)
+            return el if el is not None and el.is_enabled() else None
+        wait("%s to be clickable" % css, ready).click()
+
+    def type(self, css, text):
+        field = wait("%s to show" % css, lambda: self.visible(css))
+        field.clear()
+        field.send_keys(text)
+
+    def shot(self, name):
+        path = os.path.join(self.args.shots, name + ".png")
+        self.d.save_screenshot(path)
+        print("screenshot: %s" % path, flush=True)
+
+    def api(self, path):
+        req = urllib.request.Request(self.base + path, headers={"X-Api-Key": self.args.key})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def download(self, ih):
+        return self.api("/downloads?infohash=%s" % ih)["downloads"][0]
+
+    def row(self, ih):
+        return 'tr[data-infohash="%s"]' % ih
+
+    def console_errors(self):
+        """Errors the page logged (script errors, console.error); failed requests are the
+        network's, reported by the steps that make them."""
+        return [e for e in self.d.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]
+
+
+def sign_in(ui, key):
+    ui.d.get(ui.base + "/ui")
+    ui.type("#key", "not-the-key")
+    ui.click("#sign-in-submit")
+    wait("the wrong key to be refused", lambda: "Wrong API key" in ui.text("#sign-in-error"))
+    ok("a wrong key is refused with a message")
+    ui.type("#key", key)
+    ui.click("#sign-in-submit")
+    wait("the downloads page", lambda: ui.visible("#downloads"))
+    cookie = ui.d.get_cookie("api_key")
+    assert cookie and cookie["value"] == key, "the key is kept in the api_key cookie: %s" % cookie
+    ok("signed in with the key; it is kept in the api_key cookie")
+    ui.d.delete_all_cookies()
+    ui.d.get(ui.base + "/ui?key=" + key)
+    wait("the downloads page after the sign-in link", lambda: ui.visible("#downloads"))
+    assert "key=" not in ui.d.current_url, "the key left the address bar: %s" % ui.d.current_url
+    ok("the /ui?key= link signs in, and the key leaves the address")
+
+
+def add_magnet(ui, magnet, ih, name, dest):
+    ui.click("#add-open")
+    ui.type("#add-uri", magnet)
+    ui.click("#add-fetch")
+    wait("the magnet's files in the preview", lambda: name in ui.text("#add-preview h3"))
+    ui.type("#add-destination", dest)
+    ui.click("#add-submit")
+    wait("the magnet's row", lambda: ui.visible(ui.row(ih)))
+    ok("added a magnet after its /torrentinfo preview")
+
+
+def play_while_downloading(ui, ih):
+    ui.click(ui.row(ih) + " button.name")
+    ui.click('button[data-play="0"]')
+    wait("the player", lambda: ui.visible("#player-media"))
+    before = ui.download(ih)["progress"]
+    ok("player open at %.0f%%" % (before * 100))
+    wait("playback to start", lambda: ui.js("return document.getElementById('player-media').currentTime") > 0.5)
+    t1 = ui.js("return document.getElementById('player-media').currentTime")
+    wait("currentTime to advance", lambda: ui.js("return document.getElementById('player-media').currentTime") > t1 + 0.5)
+    during = ui.download(ih)["progress"]
+    assert during < 1.0, "the download had finished before the player was tested (progress %s)" % during
+    ok("currentTime advances while the download is at %.0f%% (was %.0f%% when the player opened)" % (during * 100, before * 100))
+    duration = wait("the media's duration", lambda: ui.js("const m = document.getElementById('player-media'); return isFinite(m.duration) && m.duration > 0 && m.duration"))
+    target = duration * 0.9
+    ui.js("document.getElementById('player-media').currentTime = arguments[0]", target)
+    wait("playback after a seek to 90%", lambda: ui.js("const m = document.getElementById('player-media'); return !m.paused && !m.seeking && m.currentTime > arguments[0] + 0.5", target))
+    after = ui.download(ih)["progress"]
+    assert after < 1.0, "the download had finished before the seek was tested"
+    ok("a seek to 90%% of %.1fs plays while the download is at %.0f%%" % (duration, after * 100))
+    ui.shot("player")
+    ui.click("#player-close")
+
+
+def reaches_complete(ui, ih):
+    ui.click("#details-back")
+    wait("100% in the row", lambda: ui.text(ui.row(ih) + " .pct") == "100%", timeout=120)
+    ok("progress reached 100%")
+
+
+def pause_resume(ui, ih):
+    row = ui.row(ih)
+    ui.click(row + ' td.check input')
+    ui.click("#action-pause")
+    wait("status Stopped", lambda: ui.text(row + " td.status") == "Stopped")
+    ok("paused: the row says Stopped")
+    ui.click("#action-resume")
+    wait("status Seeding", lambda: ui.text(row + " td.status") == "Seeding")
+    ok("resumed: the row says Seeding")
+    ui.click(row + ' td.check input')
+    ui.shot("downloads")
+
+
+def drop(ui, path):
+    """Drops the file at `path` on the page. A file input outside the UI stands in for the
+    desktop: its file is dropped with a real DataTransfer, through the page's own handler."""
+    ui.js("document.getElementById('test-drop-source')?.remove(); const i = document.createElement('input'); i.type = 'file'; i.id = 'test-drop-source'; i.style.display = 'none'; document.body.append(i);")
+    ui.el("#test-drop-source").send_keys(path)
+    ui.js("""
+        const file = document.getElementById('test-drop-source').files[0];
+        const dt = new DataTransfer(); dt.items.add(file);
+        for (const type of ['dragenter', 'dragover', 'drop'])
+          document.querySelector('main').dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+    """)
+
+
+def drop_torrent(ui, path, ih, name, skip, dest):
+    drop(ui, path)
+    wait("the dropped torrent's files in the preview", lambda: name in ui.text("#add-preview h3"))
+    labels = ui.d.find_elements(By.CSS_SELECTOR, "#add-preview label")
+    box = [l for l in labels if l.text.endswith(skip)]
+    assert box, "no box for %s in the preview" % skip
+    ui.el("#" + box[0].get_attribute("for")).click()
+    ui.type("#add-destination", dest)
+    ui.click("#add-submit")
+    wait("the dropped torrent's row", lambda: ui.visible(ui.row(ih)))
+    ok("added a dropped .torrent with %s left out" % skip)
+    wait("100% of the dropped torrent", lambda: ui.text(ui.row(ih) + " .pct") == "100%", timeout=120)
+    files = ui.api("/downloads/%s/files" % ih)["files"]
+    skipped = [f for f in files if f["name"].endswith(skip)]
+    assert skipped and not skipped[0]["included"] and skipped[0]["progress"] == 0, "files: %s" % files
+    ui.click(ui.row(ih) + " button.name")
+    box = wait("the details' file boxes", lambda: ui.visible('input[data-file="%d"]' % skipped[0]["index"]))
+    assert not box.is_selected(), "the left-out file is ticked in the details"
+    ui.shot("details")
+    ui.click("#details-back")
+    ok("the left-out file is not selected and has progress 0")
+
+
+def filter_and_sort(ui, first_ih, second_ih):
+    """With two seeding downloads: the text filter, Tribler's filters and sorting by name."""
+    def shown():
+        return ui.js("return [...document.querySelectorAll('#downloads-body tr')].map((r) => r.dataset.infohash)")
+    ui.type("#text-filter", "tone")
+    wait("only the matching row", lambda: shown() == [first_ih])
+    ui.el("#text-filter").send_keys(Keys.BACKSPACE * len("tone"))
+    wait("both rows again", lambda: len(shown()) == 2)
+    ui.click('button[data-filter="downloading"]')
+    wait("no row under Downloading", lambda: shown() == [])
+    ui.click('button[data-filter="completed"]')
+    wait("both rows under Completed", lambda: len(shown()) == 2)
+    ui.click('button[data-filter="all"]')
+    ascending = wait("rows by name", lambda: shown() if len(shown()) == 2 else None)
+    ui.click('th[data-col="name"] button')
+    wait("rows by name, descending", lambda: shown() == ascending[::-1])
+    ui.click('th[data-col="name"] button')
+    wait("rows by name again", lambda: shown() == ascending)
+    ok("the text filter, the Downloading/Completed filters and sorting by name work")
+
+
+def change_setting(ui, folder):
+    ui.d.get(ui.base + "/ui#settings")
+    ui.type("#set-download_defaults-saveas", folder)
+    field = "#set-libtorrent-max_upload_rate"
+    ui.type(field, "-5")
+    ui.click("#settings-save")
+    msg = wait("the daemon's 400 message next to the field", lambda: ui.text(field + "-error"))
+    ok("an invalid value shows the daemon's message next to the field: %r" % msg)
+    ui.type(field, "100")
+    ui.click("#settings-save")
+    wait("Saved.", lambda: ui.text("#settings-status") == "Saved.")
+    ui.d.refresh()
+    wait("the saved value after a reload", lambda: ui.visible(field) and ui.el(field).get_attribute("value") == "100")
+    settings = ui.api("/settings")["settings"]
+    rate = settings["libtorrent"]["max_upload_rate"]
+    assert rate == 100 * 1024, "GET /settings has max_upload_rate %s" % rate
+    saveas = settings["download_defaults"]["saveas"]
+    assert saveas == folder, "GET /settings has saveas %s" % saveas
+    assert ui.el("#set-download_defaults-saveas").get_attribute("value") == folder, "the folder after a reload"
+    ok("the upload limit 100 KiB/s and the download folder persist across a reload (max_upload_rate %d)" % rate)
+
+
+def remove_with_data(ui, ih, data):
+    ui.d.get(ui.base + "/ui#downloads")
+    row = ui.row(ih)
+    ui.click(row + " td.check input")
+    wait("only this download selected", lambda: ui.text(".count") == "1 selected" and ui.el(row + " td.check input").is_selected())
+    ui.click("#action-remove")
+    ui.click("#remove-data")
+    ui.click("#remove-confirm")
+    wait("the row to go", lambda: not ui.d.find_elements(By.CSS_SELECTOR, row))
+    wait("the data to go", lambda: not os.path.exists(data), timeout=20)
+    ok("removed with its data: %s is gone" % data)
+
+
+def search_and_add(ui, name, ih):
+    ui.d.get(ui.base + "/ui#search")
+    ui.type("#search-text", name[:3])
+    wait("a completion for %r" % name[:3], lambda: name in ui.js("return [...document.querySelectorAll('#search-completions option')].map((o) => o.value)"))
+    ui.type("#search-text", name)
+    ui.click("#search-submit")
+    row = '#search-results tr[data-infohash="%s"]' % ih
+    wait("%s in the results" % name, lambda: ui.visible(row))
+    ok("search completes %r and finds %s (health: %s)" % (name[:3], name, ui.text(row + " td:nth-child(4)")))
+    ui.click(row + " button.add")
+    wait("the result added", lambda: ui.text(row + " button.add") == "Added")
+    ui.d.get(ui.base + "/ui#downloads")
+    wait("the added result in the downloads", lambda: ui.visible(ui.row(ih)))
+    ok("a search result is added in one click")
+
+
+def not_a_torrent(ui, path):
+    drop(ui, path)
+    msg = wait("a message about the file", lambda: "is not a torrent file" in ui.text("#add-message") and ui.text("#add-message"))
+    assert not ui.el("#add-submit").is_enabled(), "a file that is not a torrent can be added"
+    ui.click("dialog.add .buttons button:not(.primary)")
+    wait("the dialog to close", lambda: not ui.visible("dialog.add"))
+    ok("a file that is not a torrent gets a message: %r" % msg)
+
+
+def daemon_restarts(ui, ih):
+    wait("/events to be open", lambda: ui.js("return document.body.dataset.events") == "open")
+    print("restart: same key", flush=True)
+    wait("the page to notice the daemon went away", lambda: ui.js("return document.body.dataset.events") == "lost")
+    wait("/events again after the restart", lambda: ui.js("return document.body.dataset.events") == "open")
+    wait("the downloads back", lambda: ui.visible(ui.row(ih)))
+    rate = ui.api("/settings")["settings"]["libtorrent"]["max_upload_rate"]
+    assert rate == 100 * 1024, "after the restart GET /settings has max_upload_rate %s" % rate
+    ok("the page reconnected to /events after a daemon restart; the setting survived it")
+
+
+def key_changes(ui, new_key, ih):
+    print("restart: new key", flush=True)
+    msg = wait("the sign-in form after a 401", lambda: ui.visible("#key") and "refused" in ui.text("#sign-in-error") and ui.text("#sign-in-error"))
+    ok("a 401 after the key changed asks for the key again: %r" % msg)
+    ui.type("#key", new_key)
+    ui.click("#sign-in-submit")
+    wait("the downloads after signing in again", lambda: ui.visible(ui.row(ih)))
+    wait("/events with the new key", lambda: ui.js("return document.body.dataset.events") == "open")
+    ok("signed in with the new key: downloads and /events are back")
+
+
+def perf(ui, key, n):
+    """With `n` downloads in the daemon: the first render, the main-thread time of update cycles,
+    and the page's size, from the browser's Performance API."""
+    ui.d.get(ui.base + "/ui?key=" + key)
+    wait("%d rows" % n, lambda: ui.js("return document.querySelectorAll('#downloads-body tr').length") == n, timeout=30)
+    first = ui.js("return performance.getEntriesByName('downloads-first-render')[0].startTime")
+    # Long tasks of the update cycles from now on (over 50 ms of main-thread time in one go:
+    # parsing, rendering, style, layout); the first render's are its own budget, above.
+    ui.js("window.shoalLong = []; new PerformanceObserver((l) => window.shoalLong.push(...l.getEntries().map((e) => e.duration))).observe({type: 'longtask'});")
+    base = ui.js("return performance.getEntriesByName('downloads-render').length")
+    wait("ten update cycles", lambda: ui.js("return performance.getEntriesByName('downloads-render').length") >= base + 10, timeout=60)
+    renders = ui.js("return performance.getEntriesByName('downloads-render').slice(-10).map((e) => e.duration)")
+    long_tasks = ui.js("return window.shoalLong")
+    size = ui.js("""return [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
+        .filter((e) => new URL(e.name).pathname.startsWith('/ui')).reduce((s, e) => s + e.decodedBodySize, 0)""")
+    ok("%d downloads: first render at %.0f ms; update cycles %s ms; long tasks %s ms; page %d bytes"
+       % (n, first, ", ".join("%.1f" % r for r in renders), [round(t) for t in long_tasks], size))
+    assert first < 1000, "the first render took %.0f ms" % first
+    assert max(renders) < 100, "an update cycle took %.1f ms" % max(renders)
+    assert all(t < 100 for t in long_tasks), "main-thread tasks over 100 ms in update cycles: %s" % long_tasks
+    assert size < 300 * 1024, "the page is %d bytes" % size
+    errors = ui.console_errors()
+    assert not errors, "console errors: %s" % errors
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--url", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--perf", type=int, default=0, help="only measure, with this many downloads in the daemon")
+    p.add_argument("--magnet")
+    p.add_argument("--magnet-ih")
+    p.add_argument("--magnet-name")
+    p.add_argument("--magnet-dest", help="where the magnet's download goes")
+    p.add_argument("--torrent", help="the .torrent to drop")
+    p.add_argument("--torrent-ih")
+    p.add_argument("--torrent-name")
+    p.add_argument("--skip", help="the file of --torrent to leave out")
+    p.add_argument("--dest", help="where the dropped torrent goes")
+    p.add_argument("--not-a-torrent", help="a file to drop that is not a torrent")
+    p.add_argument("--new-key", help="the key of the daemon after the second restart")
+    p.add_argument("--shots", required=True)
+    p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = p.parse_args()
+    ui = Ui(args)
+    try:
+        if args.perf:
+            perf(ui, args.key, args.perf)
+            return 0
+        sign_in(ui, args.key)
+        add_magnet(ui, args.magnet, args.magnet_ih, args.magnet_name, args.magnet_dest)
+        play_while_downloading(ui, args.magnet_ih)
+        reaches_complete(ui, args.magnet_ih)
+        pause_resume(ui, args.magnet_ih)
+        drop_torrent(ui, args.torrent, args.torrent_ih, args.torrent_name, args.skip, args.dest)
+        filter_and_sort(ui, args.magnet_ih, args.torrent_ih)
+        change_setting(ui, args.dest)
+        remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
+        # Added again from a search (into the download folder just set), then removed again.
+        search_and_add(ui, args.torrent_name, args.torrent_ih)
+        remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
+        not_a_torrent(ui, args.not_a_torrent)
+        daemon_restarts(ui, args.magnet_ih)
+        key_changes(ui, args.new_key, args.magnet_ih)
+        errors = ui.console_errors()
+        assert not errors, "console errors: %s" % errors
+        ok("no console errors")
+    except (Failed, AssertionError, WebDriverException) as e:
+        print("FAIL: %s" % e, flush=True)
+        try:
+            ui.shot("failure")
+            print("console: %s" % ui.d.get_log("browser"), flush=True)
+        except WebDriverException:
+            pass
+        return 1
+    finally:
+        ui.d.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
