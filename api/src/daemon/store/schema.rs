@@ -50,6 +50,15 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO torrent_fts (rowid, title) VALUES (new.rowid, new.title);
     END;
     "#,
+    // 2 (storeperf): popular torrents in their order straight from an index, so the first page
+    // reads about a hundred rows instead of sorting every torrent checked in the last day; and
+    // the columns search filters on, by row id, in an index small enough to stay in the page
+    // cache (the table is ten times its size), so filtering 10,000 matches reads no table page.
+    // Row ids only grow: adding to this index appends.
+    r#"
+    CREATE INDEX health_popular ON health (seeders, leechers, last_check);
+    CREATE INDEX torrent_filter ON torrent (rowid, xxx, category, status);
+    "#,
 ];
 
 /// The schema version this build writes.
