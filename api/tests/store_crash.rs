@@ -158,3 +158,45 @@ fn kill_9_during_bursts_keeps_every_committed_entry() {
     assert!(r.json()["total"].as_u64().unwrap() >= u64::from(STEP));
     d.shutdown(KEY);
 }
+
+#[test]
+fn a_store_damaged_inside_is_moved_aside_at_the_first_query_that_meets_it() {
+    let tmp = TempDir::new();
+    let state = tmp.join("state");
+    std::fs::create_dir_all(state.join("sqlite")).unwrap();
+    let db_path = store::db_path(&state);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let mut db = store::db::Db::open(&db_path, key).unwrap();
+    db.record_many(&(0..300).map(|i| facts(0, i)).collect::<Vec<_>>(), 1).unwrap();
+    drop(db);
+    // A disk fault in the page of the newest entries only: the file still opens (opening reads
+    // the schema and the first entries), and the damage shows when a search reaches them.
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let leaf: u64 = conn
+        .query_row("SELECT max(pageno) FROM dbstat WHERE name = 'torrent' AND pagetype = 'leaf'", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&db_path).unwrap();
+    let at = ((leaf - 1) * page_size) as usize;
+    bytes[at..at + page_size as usize].fill(0xff);
+    std::fs::write(&db_path, &bytes).unwrap();
+
+    let d = start(Opts { state: Some(&state), args: vec!["--api-key", KEY], ..Opts::default() });
+    assert!(!d.log.iter().any(|l| l.contains("metadata store")), "the damage is not seen at start: {:#?}", d.log);
+    for path in ["/search?txt_filter=burst0&include_total=1", "/metadata/search/local?txt_filter=item299", "/search"] {
+        let r = request(&d, "GET", path, &[("X-Api-Key", KEY)], None);
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["results"], serde_json::json!([]), "{path}: a fresh store");
+    }
+    let aside: Vec<_> = std::fs::read_dir(state.join("sqlite"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("metadata.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the damaged store is kept aside for inspection");
+    assert_eq!(std::fs::read(aside[0].path()).unwrap(), bytes);
+    let stats = request(&d, "GET", "/statistics/tribler", &[("X-Api-Key", KEY)], None).json();
+    assert_eq!(stats["tribler_statistics"]["num_torrents"], 0);
+    d.shutdown(KEY);
+}

@@ -1,6 +1,6 @@
 //! The connection and every statement the store runs. Only the store's thread holds a [`Db`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
@@ -38,9 +38,10 @@ pub enum OpenError {
 
 impl From<rusqlite::Error> for OpenError {
     fn from(e: rusqlite::Error) -> OpenError {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => OpenError::Corrupt(e),
-            _ => OpenError::Other(e.to_string()),
+        if is_corrupt(&e) {
+            OpenError::Corrupt(e)
+        } else {
+            OpenError::Other(e.to_string())
         }
     }
 }
@@ -87,6 +88,12 @@ impl Signer {
 pub struct Db {
     conn: Connection,
     signer: Signer,
+    path: PathBuf,
+}
+
+/// Whether `e` says the database file is damaged (or not a database at all).
+pub fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
 }
 
 const ENTRY_COLUMNS: &str = "t.infohash, t.public_key, t.id, t.origin_id, t.status, t.title, t.size, \
@@ -132,7 +139,17 @@ impl Db {
         schema::migrate(&mut conn)?.map_err(OpenError::Other)?;
         // Touch every table so a damaged schema shows now, not on the first search.
         conn.query_row("SELECT count(*) FROM torrent_fts WHERE rowid = 0", [], |_| Ok(()))?;
-        Ok(Db { conn, signer: Signer::new(key) })
+        Ok(Db { conn, signer: Signer::new(key), path: path.to_path_buf() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key that signs new entries.
+    pub fn key(&self) -> &SigningKey {
+        &self.signer.key
     }
 
     /// Starts a transaction (the store's thread wraps each batch of jobs in one).

@@ -70,6 +70,44 @@ fn move_aside(path: &Path) -> Result<PathBuf, String> {
     Ok(aside)
 }
 
+/// After a failed job: if `e` says the store is damaged (a disk fault in pages that opening
+/// did not read), the store is moved aside with one log line and a fresh one takes its place,
+/// as at start, so searches do not fail from then on. Returns whether that happened.
+fn replace_damaged(db: &mut Db, e: &rusqlite::Error) -> bool {
+    if !db::is_corrupt(e) {
+        return false;
+    }
+    let (path, key) = (db.path().to_path_buf(), db.key().clone());
+    // The damaged connection closes before its files move: closing deletes the WAL by name,
+    // which would otherwise be the fresh store's.
+    match Db::open(Path::new(":memory:"), key.clone()) {
+        Ok(placeholder) => drop(std::mem::replace(db, placeholder)),
+        Err(e) => {
+            eprintln!("shoal daemon: metadata store: {e}");
+            return false;
+        }
+    }
+    let fresh = move_aside(&path).and_then(|aside| {
+        eprintln!(
+            "shoal daemon: the metadata store {} is damaged ({e}); moved it to {} and starting a fresh one",
+            path.display(),
+            aside.display()
+        );
+        Db::open(&path, key).map_err(|e| format!("cannot open {}: {e}", path.display()))
+    });
+    match fresh {
+        Ok(fresh) => {
+            *db = fresh;
+            true
+        }
+        // The in-memory store serves until the next start.
+        Err(e) => {
+            eprintln!("shoal daemon: metadata store: {e}");
+            false
+        }
+    }
+}
+
 impl Store {
     /// Opens the store of `state_dir` (creating it, and the user's key, on first start) and
     /// starts its thread.
@@ -117,14 +155,21 @@ impl Store {
         Ok(Store { jobs, signer })
     }
 
-    /// Runs `f` on the store's thread and waits for its answer.
+    /// Runs `f` on the store's thread and waits for its answer. If the store turns out to be
+    /// damaged, it is replaced by a fresh one and `f` runs again there.
     async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Db) -> rusqlite::Result<T> + Send + 'static,
+        mut f: impl FnMut(&mut Db) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = async_channel::bounded(1);
         let job: Job = Box::new(move |db| {
-            let _ = tx.send_blocking(f(db));
+            let mut answer = f(db);
+            if let Err(e) = &answer {
+                if replace_damaged(db, e) {
+                    answer = f(db);
+                }
+            }
+            let _ = tx.send_blocking(answer);
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         Ok(rx.recv().await.map_err(|_| StoreError::Closed)??)
@@ -144,6 +189,7 @@ impl Store {
                     "shoal daemon: cannot store the entry of {}: {e}",
                     data_encoding::HEXLOWER.encode(&facts.infohash)
                 );
+                replace_damaged(db, &e);
             }
         });
         // The thread ends only with the process; a send error cannot happen before.
