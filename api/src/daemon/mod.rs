@@ -378,6 +378,10 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         drop(loader);
         daemon.events.shutdown_state("Checkpointing Downloads...");
         daemon.downloads.checkpoint_all().await;
+        // The entries of downloads added just before go to disk with their checkpoints.
+        if let Err(e) = daemon.store.committed().await {
+            tracing::warn!("{e}");
+        }
         background::save_dht(&daemon).await;
         daemon.events.shutdown_state("Shutting down Downloads...");
         // Say goodbye to trackers and flush files, but never hang on a dead tracker.

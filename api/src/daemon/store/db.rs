@@ -1,6 +1,6 @@
 //! The connection and every statement the store runs. Only the store's thread holds a [`Db`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
@@ -24,6 +24,9 @@ pub const POPULAR_COUNT: i64 = 100;
 const MAX_COMPLETIONS: usize = 5;
 const COMPLETION_SOURCES: i64 = 200;
 
+/// The page cache of the connection, in KiB.
+const CACHE_KIB: u32 = 64 * 1024;
+
 /// How opening failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -36,9 +39,10 @@ pub enum OpenError {
 
 impl From<rusqlite::Error> for OpenError {
     fn from(e: rusqlite::Error) -> OpenError {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => OpenError::Corrupt(e),
-            _ => OpenError::Other(e.to_string()),
+        if is_corrupt(&e) {
+            OpenError::Corrupt(e)
+        } else {
+            OpenError::Other(e.to_string())
         }
     }
 }
@@ -50,17 +54,54 @@ pub struct Page {
     pub total: Option<(i64, Option<i64>)>,
 }
 
-/// The open database and the key that signs new entries.
-pub struct Db {
-    pub(super) conn: Connection,
+/// The user's key and the source of new entries' ids.
+pub struct Signer {
     pub(super) key: SigningKey,
     pub(super) public_key: [u8; 32],
     rng: rand::rngs::StdRng,
 }
 
+/// A new entry's id, timestamp and signature.
+pub struct Signed {
+    id: i64,
+    timestamp: u64,
+    signature: [u8; 64],
+}
+
+impl Signer {
+    /// A signer with `key`.
+    pub fn new(key: SigningKey) -> Signer {
+        let public_key = key.verifying_key().to_bytes();
+        Signer { key, public_key, rng: rand::rngs::StdRng::from_os_rng() }
+    }
+
+    /// Signs the user's new entry for `facts` made at `now_ms`, with a fresh id (Tribler's ids
+    /// are random 63-bit numbers).
+    pub fn sign(&mut self, facts: &TorrentFacts, now_ms: u64) -> Signed {
+        let id: i64 = self.rng.random_range(1..i64::MAX);
+        let signature =
+            Signable { public_key: &self.public_key, id, origin_id: 0, timestamp: now_ms, facts }.sign(&self.key);
+        Signed { id, timestamp: now_ms, signature }
+    }
+}
+
+/// The open database and the key that signs new entries.
+pub struct Db {
+    pub(super) conn: Connection,
+    pub(super) signer: Signer,
+    path: PathBuf,
+}
+
+/// Whether `e` says the database file is damaged (or not a database at all).
+pub fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
+}
+
 const ENTRY_COLUMNS: &str = "t.infohash, t.public_key, t.id, t.origin_id, t.status, t.title, t.size, \
      t.category, t.torrent_date, coalesce(h.seeders, 0) AS seeders, coalesce(h.leechers, 0) AS leechers, \
      coalesce(h.last_check, 0) AS last_check, t.tag_processor_version";
+/// How many columns [`ENTRY_COLUMNS`] selects: a column after them is at this index.
+const ENTRY_COLUMN_COUNT: usize = 13;
 
 fn entry(r: &Row) -> rusqlite::Result<Entry> {
     Ok(Entry {
@@ -91,11 +132,29 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // 64 MiB of pages (SQLite's default is 2 MiB): the upper levels of the indexes, the
+        // full-text index's hot pages and a batch's dirty pages stay in memory, so a search or
+        // a burst of adds does not read the same pages again through the kernel.
+        conn.pragma_update(None, "cache_size", -(CACHE_KIB as i64))?;
+        // Checkpoint every ~40 MiB of WAL rather than every 4 MiB: a page that many commits
+        // change is copied back to the database once, not once per commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        // Searches build their SQL from the parameters; the shapes in use stay prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?.map_err(OpenError::Other)?;
         // Touch every table so a damaged schema shows now, not on the first search.
         conn.query_row("SELECT count(*) FROM torrent_fts WHERE rowid = 0", [], |_| Ok(()))?;
-        let public_key = key.verifying_key().to_bytes();
-        Ok(Db { conn, key, public_key, rng: rand::rngs::StdRng::from_os_rng() })
+        Ok(Db { conn, signer: Signer::new(key), path: path.to_path_buf() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key that signs new entries.
+    pub fn key(&self) -> &SigningKey {
+        &self.signer.key
     }
 
     /// Starts a transaction (the store's thread wraps each batch of jobs in one).
@@ -113,21 +172,25 @@ impl Db {
 
     /// Adds the user's signed entry for a torrent, unless the user has one already. Returns
     /// whether an entry was added.
+    #[cfg(test)]
     pub fn record(&mut self, facts: &TorrentFacts, now_ms: u64) -> rusqlite::Result<bool> {
+        let signed = self.signer.sign(facts, now_ms);
+        self.insert(facts, signed)
+    }
+
+    /// Adds the user's entry for a torrent, signed beforehand by [`Signer::sign`] with this
+    /// store's key, unless the user has one already. Returns whether an entry was added.
+    pub fn insert(&mut self, facts: &TorrentFacts, mut signed: Signed) -> rusqlite::Result<bool> {
         let exists = self
             .conn
             .prepare_cached("SELECT 1 FROM torrent WHERE public_key = ?1 AND infohash = ?2")?
-            .query_row(params![&self.public_key[..], &facts.infohash[..]], |_| Ok(()))
+            .query_row(params![&self.signer.public_key[..], &facts.infohash[..]], |_| Ok(()))
             .optional()?
             .is_some();
         if exists {
             return Ok(false);
         }
         loop {
-            // Tribler's ids are random 63-bit numbers; a clash with one of ours is retried.
-            let id: i64 = self.rng.random_range(1..i64::MAX);
-            let signature =
-                Signable { public_key: &self.public_key, id, origin_id: 0, timestamp: now_ms, facts }.sign(&self.key);
             let result = self
                 .conn
                 .prepare_cached(
@@ -137,8 +200,8 @@ impl Db {
                 )?
                 .execute(params![
                     &facts.infohash[..],
-                    &self.public_key[..],
-                    id,
+                    &self.signer.public_key[..],
+                    signed.id,
                     COMMITTED,
                     facts.title,
                     i64::try_from(facts.size).unwrap_or(i64::MAX),
@@ -146,12 +209,15 @@ impl Db {
                     facts.xxx,
                     i64::try_from(facts.torrent_date).unwrap_or(i64::MAX),
                     facts.tracker_info,
-                    i64::try_from(now_ms).unwrap_or(i64::MAX),
-                    &signature[..],
+                    i64::try_from(signed.timestamp).unwrap_or(i64::MAX),
+                    &signed.signature[..],
                 ]);
             match result {
                 Ok(_) => return Ok(true),
-                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => continue,
+                // Ids are random: a clash with one of ours is retried with a new one.
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    signed = self.signer.sign(facts, signed.timestamp);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -226,20 +292,28 @@ impl Db {
             Some(SortBy::Column(c)) => format!("t.{c} {dir}, {rows}"),
             Some(SortBy::Health) => format!("seeders {dir}, leechers {dir}, {rows}"),
             Some(SortBy::Constant) => rows,
-            None if matches!(p.text, TextFilter::Match(_)) => {
-                "f.rank, seeders DESC, leechers DESC, t.rowid DESC".into()
-            }
+            None if Self::by_relevance(p) => "f.rank, seeders DESC, leechers DESC, t.rowid DESC".into(),
             None if health_first => "seeders DESC, leechers DESC, last_check DESC, t.rowid DESC".into(),
             None => rows,
         }
     }
 
+    /// Whether the listing is ordered by relevance (a text search with no `sort_by`).
+    fn by_relevance(p: &SearchParams) -> bool {
+        p.sort_by.is_none() && matches!(p.text, TextFilter::Match(_))
+    }
+
+    /// The newest [`MAX_MATCHES`] full-text matches, with their rank only when the order needs
+    /// it (bm25 costs as much per row as a join).
+    fn matches(ranked: bool) -> String {
+        let rank = if ranked { ", rank" } else { "" };
+        format!("SELECT rowid{rank} FROM torrent_fts WHERE torrent_fts MATCH ? ORDER BY rowid DESC LIMIT {MAX_MATCHES}")
+    }
+
     /// The tables of a listing: every entry with its health, or only the popular ones; joined
-    /// with the newest [`MAX_MATCHES`] full-text matches (and their rank) when there is text.
+    /// with the newest [`MAX_MATCHES`] full-text matches when there is text.
     fn from_clause(p: &SearchParams, popular: bool) -> String {
-        let matches = format!(
-            "(SELECT rowid, rank FROM torrent_fts WHERE torrent_fts MATCH ? ORDER BY rowid DESC LIMIT {MAX_MATCHES}) f"
-        );
+        let matches = format!("({}) f", Self::matches(Self::by_relevance(p)));
         let text = matches!(p.text, TextFilter::Match(_));
         match (popular, text) {
             (false, false) => "torrent t LEFT JOIN health h ON h.infohash = t.infohash".into(),
@@ -253,20 +327,30 @@ impl Db {
         }
     }
 
+    /// The `popular` table expression (the healthiest torrents checked since `since`), read
+    /// from the `health_popular` index in its order, so only the first few hundred rows are
+    /// looked at.
+    fn popular_cte(since: i64, args: &mut Vec<Sql>) -> String {
+        args.push(Sql::Integer(since));
+        format!(
+            "popular AS (SELECT infohash, seeders, leechers, last_check FROM health INDEXED BY health_popular \
+             WHERE last_check >= ? AND (seeders > 0 OR leechers > 0) \
+             ORDER BY seeders DESC, leechers DESC, last_check DESC LIMIT {POPULAR_COUNT})"
+        )
+    }
+
     /// One page of entries for `p` (a local search or a listing), with the total if asked.
     /// `popular` limits the entries to the healthiest torrents checked since `now - 1 day`.
     pub fn search(&self, p: &SearchParams, popular: Option<i64>) -> rusqlite::Result<Page> {
+        if popular.is_none() && Self::by_relevance(p) {
+            let mut page = self.search_by_relevance(p)?;
+            self.attach_statements(&mut page.entries, p.hide_xxx)?;
+            return Ok(page);
+        }
         let mut conds = Vec::new();
         let mut args = Vec::new();
         let with = match popular {
-            Some(now) => {
-                args.push(Sql::Integer(now - POPULAR_FRESHNESS_SECS));
-                format!(
-                    "WITH popular AS (SELECT infohash, seeders, leechers, last_check FROM health \
-                     WHERE last_check >= ? AND (seeders > 0 OR leechers > 0) \
-                     ORDER BY seeders DESC, leechers DESC, last_check DESC LIMIT {POPULAR_COUNT}) "
-                )
-            }
+            Some(now) => format!("WITH {} ", Self::popular_cte(now - POPULAR_FRESHNESS_SECS, &mut args)),
             None => String::new(),
         };
         // The text goes to the full-text subquery, which comes before the WHERE.
@@ -283,22 +367,101 @@ impl Db {
         );
         let mut entries = self
             .conn
-            .prepare(&sql)?
+            .prepare_cached(&sql)?
             .query_map(rusqlite::params_from_iter(args.iter()), entry)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        for e in &mut entries {
+        self.attach_statements(&mut entries, p.hide_xxx)?;
+        let total = if p.include_total {
+            // The conditions are on the entry alone: the count needs no health.
+            let from = from.replace(" LEFT JOIN health h ON h.infohash = t.infohash", "");
+            let count_sql = format!("{with}SELECT count(*) FROM {from} {cond}");
+            let total = self
+                .conn
+                .prepare_cached(&count_sql)?
+                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            Some((total, self.max_rowid()?))
+        } else {
+            None
+        };
+        Ok(Page { entries, total })
+    }
+
+    /// Gives each entry of a page its shown statements (without adult tags under `hide_xxx`).
+    fn attach_statements(&self, entries: &mut [Entry], hide_xxx: bool) -> rusqlite::Result<()> {
+        for e in entries {
             e.statements = self.statements(&data_encoding::HEXLOWER.encode(&e.infohash))?;
-            if p.hide_xxx {
+            if hide_xxx {
                 e.statements.retain(|s| !category::is_xxx(&s.object));
             }
         }
-        let total = if p.include_total {
-            let count_sql = format!("{with}SELECT count(*) FROM {from} {cond}");
-            let total = self.conn.query_row(&count_sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
-            let max = self.conn.query_row("SELECT max(rowid) FROM torrent", [], |r| r.get(0))?;
-            Some((total, max))
+        Ok(())
+    }
+
+    /// The newest entry's row id (`max_rowid` of a total).
+    fn max_rowid(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn.prepare_cached("SELECT max(rowid) FROM torrent")?.query_row([], |r| r.get(0))
+    }
+
+    /// A text search in relevance order (rank, then health, then newest), without joining
+    /// every match: the matches that pass the filters are ranked on the full-text index alone,
+    /// and only those ranked at least as well as the page's last one (ties included, so health
+    /// can still order them) are joined with their entry and health. A common word's 10,000
+    /// matches thus cost one pass over the index, not 10,000 entry and health lookups. The
+    /// total is counted in the same statement, over the same matches.
+    fn search_by_relevance(&self, p: &SearchParams) -> rusqlite::Result<Page> {
+        let mut args = Vec::new();
+        if let TextFilter::Match(q) = &p.text {
+            args.push(Sql::Text(q.clone()));
+        }
+        let mut conds = Vec::new();
+        Self::filters(p, &mut conds, &mut args);
+        // The matches that pass the filters; without filters, every match.
+        let passing = if conds.is_empty() {
+            "SELECT rowid, rank FROM f".to_string()
         } else {
-            None
+            // The filters' columns come from the small `torrent_filter` index, which the planner
+            // does not pick by itself over the row id's own b-tree.
+            format!(
+                "SELECT f.rowid, f.rank FROM f JOIN torrent t INDEXED BY torrent_filter ON t.rowid = f.rowid WHERE {}",
+                conds.join(" AND ")
+            )
+        };
+        let (limit, offset) = p.limit_offset();
+        // The rank of the page's last entry: nothing ranked worse can be on the page.
+        let worst = (limit + offset).max(1) - 1;
+        let with = format!(
+            "WITH f AS MATERIALIZED ({}), ok AS MATERIALIZED ({passing}), \
+             cut AS (SELECT coalesce((SELECT rank FROM ok ORDER BY rank LIMIT 1 OFFSET {worst}), 1e308) AS rank) ",
+            Self::matches(true)
+        );
+        let total_col = if p.include_total { ", (SELECT count(*) FROM ok)" } else { "" };
+        let sql = format!(
+            "{with}SELECT {ENTRY_COLUMNS}{total_col} FROM ok f JOIN torrent t ON t.rowid = f.rowid \
+             LEFT JOIN health h ON h.infohash = t.infohash WHERE f.rank <= (SELECT rank FROM cut) \
+             ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            Self::order(p, false)
+        );
+        let mut total = None;
+        let entries = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                if p.include_total {
+                    total = Some(r.get::<_, i64>(ENTRY_COLUMN_COUNT)?);
+                }
+                entry(r)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let total = match (p.include_total, total) {
+            (false, _) => None,
+            (true, Some(n)) => Some((n, self.max_rowid()?)),
+            // An empty page carries no count: count on its own.
+            (true, None) => {
+                let sql = format!("{with}SELECT count(*) FROM ok");
+                let n =
+                    self.conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+                Some((n, self.max_rowid()?))
+            }
         };
         Ok(Page { entries, total })
     }
@@ -478,6 +641,52 @@ mod tests {
         assert_eq!((p.entries.len(), p.total), (2, Some((3, Some(6)))));
         assert_eq!(names(&d, &[("max_rowid", "2")]).len(), 2);
         assert_eq!(names(&d, &[("metadata_type", "channel")]).len(), 0);
+    }
+
+    #[test]
+    fn relevance_pages_match_a_full_sort() {
+        // Many equally ranked matches (names of a few lengths), health that reorders the ties,
+        // some xxx: every page, filtered or not, is the page of a full sort of every match.
+        let mut d = db();
+        let all: Vec<TorrentFacts> = (1..=90u8)
+            .map(|n| {
+                let title = format!("needle {}", "hay ".repeat(usize::from(n % 4)));
+                facts(n, &title, 1, if n % 7 == 0 { "xxx" } else { "Other" })
+            })
+            .collect();
+        d.record_many(&all, 1).unwrap();
+        for n in (1..=90u8).filter(|n| n % 3 == 0) {
+            d.set_health(&[n; 20], i64::from(n % 5), i64::from(n % 2), 1).unwrap();
+        }
+        let mut full: Vec<(f64, i64, i64, i64, bool, String)> = d
+            .conn
+            .prepare(
+                "SELECT f.rank, coalesce(h.seeders, 0), coalesce(h.leechers, 0), t.rowid, t.xxx, t.title \
+                 FROM torrent_fts f JOIN torrent t ON t.rowid = f.rowid LEFT JOIN health h ON h.infohash = t.infohash \
+                 WHERE torrent_fts MATCH '\"needle\"'",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        full.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
+        for hide in [false, true] {
+            let kept: Vec<&(f64, i64, i64, i64, bool, String)> = full.iter().filter(|e| !(hide && e.4)).collect();
+            for (first, last) in [(1, 10), (1, 50), (5, 25), (41, 60), (70, 95), (200, 300)] {
+                let (f, l, h) = (first.to_string(), last.to_string(), if hide { "1" } else { "0" });
+                let q =
+                    [("txt_filter", "needle"), ("first", &f), ("last", &l), ("hide_xxx", h), ("include_total", "1")];
+                let page = d.search(&params(&q), None).unwrap();
+                // Entry n has row id n and info-hash [n; 20].
+                let got: Vec<(i64, String)> =
+                    page.entries.iter().map(|e| (i64::from(e.infohash[0]), e.title.clone())).collect();
+                let want: Vec<(i64, String)> =
+                    kept.iter().skip(first - 1).take(last - first + 1).map(|e| (e.3, e.5.clone())).collect();
+                assert_eq!(got, want, "hide_xxx {hide}, {first}..{last}");
+                assert_eq!(page.total, Some((kept.len() as i64, Some(90))), "hide_xxx {hide}, {first}..{last}");
+            }
+        }
     }
 
     #[test]

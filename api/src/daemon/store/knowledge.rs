@@ -286,7 +286,7 @@ impl Db {
                 .map(|s| (s, Operation::Add))
                 .chain(old.difference(&new).map(|s| (s, Operation::Remove)));
             for ((predicate, object), operation) in ops {
-                let clock = self.clock(infohash_hex, *predicate, object, &self.public_key)? + 1;
+                let clock = self.clock(infohash_hex, *predicate, object, &self.signer.public_key)? + 1;
                 let op = StatementOp {
                     subject_type: TORRENT,
                     subject: infohash_hex,
@@ -294,9 +294,9 @@ impl Db {
                     object,
                     operation,
                     clock,
-                    creator: &self.public_key,
+                    creator: &self.signer.public_key,
                 };
-                let signature = op.sign(&self.key);
+                let signature = op.sign(&self.signer.key);
                 self.add_operation(&op, &signature, true, 1, now)?;
                 match operation {
                     Operation::Add => changes.added += 1,
@@ -525,9 +525,9 @@ mod tests {
             object: "sample",
             operation: Operation::Add,
             clock: 3,
-            creator: &d.public_key,
+            creator: &d.signer.public_key,
         };
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&d.public_key).unwrap();
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&d.signer.public_key).unwrap();
         assert!(vk.verify(&signed.bytes(), &ed25519_dalek::Signature::from_slice(&sig).unwrap()).is_ok());
         // Counters moved, never piled up: one add each.
         let (added, removed): (i64, i64) = d

@@ -19,9 +19,11 @@ pub mod schema;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Mutex;
+
 use async_channel::Sender;
 
-use db::{Db, OpenError, Page};
+use db::{Db, OpenError, Page, Signer};
 use entry::TorrentFacts;
 use query::SearchParams;
 
@@ -45,6 +47,8 @@ pub enum StoreError {
 /// The handle to the store's thread; cheap to share.
 pub struct Store {
     jobs: Sender<Job>,
+    /// Signs new entries on the caller's thread, so the store's thread only writes them.
+    signer: Mutex<Signer>,
 }
 
 fn now() -> std::time::Duration {
@@ -74,6 +78,44 @@ fn move_aside(path: &Path) -> Result<PathBuf, String> {
     Ok(aside)
 }
 
+/// After a failed job: if `e` says the store is damaged (a disk fault in pages that opening
+/// did not read), the store is moved aside with one log line and a fresh one takes its place,
+/// as at start, so searches do not fail from then on. Returns whether that happened.
+fn replace_damaged(db: &mut Db, e: &rusqlite::Error) -> bool {
+    if !db::is_corrupt(e) {
+        return false;
+    }
+    let (path, key) = (db.path().to_path_buf(), db.key().clone());
+    // The damaged connection closes before its files move: closing deletes the WAL by name,
+    // which would otherwise be the fresh store's.
+    match Db::open(Path::new(":memory:"), key.clone()) {
+        Ok(placeholder) => drop(std::mem::replace(db, placeholder)),
+        Err(e) => {
+            eprintln!("shoal daemon: metadata store: {e}");
+            return false;
+        }
+    }
+    let fresh = move_aside(&path).and_then(|aside| {
+        eprintln!(
+            "shoal daemon: the metadata store {} is damaged ({e}); moved it to {} and starting a fresh one",
+            path.display(),
+            aside.display()
+        );
+        Db::open(&path, key).map_err(|e| format!("cannot open {}: {e}", path.display()))
+    });
+    match fresh {
+        Ok(fresh) => {
+            *db = fresh;
+            true
+        }
+        // The in-memory store serves until the next start.
+        Err(e) => {
+            eprintln!("shoal daemon: metadata store: {e}");
+            false
+        }
+    }
+}
+
 impl Store {
     /// Opens the store of `state_dir` (creating it, and the user's key, on first start) and
     /// starts its thread.
@@ -91,10 +133,11 @@ impl Store {
                     path.display(),
                     aside.display()
                 );
-                Db::open(&path, signing_key).map_err(|e| format!("cannot open {}: {e}", path.display()))?
+                Db::open(&path, signing_key.clone()).map_err(|e| format!("cannot open {}: {e}", path.display()))?
             }
             Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
         };
+        let signer = Mutex::new(Signer::new(signing_key));
         let (jobs, rx) = async_channel::unbounded::<Job>();
         std::thread::Builder::new()
             .name("metadata-store".into())
@@ -117,32 +160,43 @@ impl Store {
                 }
             })
             .map_err(|e| format!("cannot start the metadata store's thread: {e}"))?;
-        let store = Store { jobs };
+        let store = Store { jobs, signer };
         store.apply_rules_backlog(0);
         Ok(store)
     }
 
-    /// Runs `f` on the store's thread and waits for its answer.
+    /// Runs `f` on the store's thread and waits for its answer. If the store turns out to be
+    /// damaged, it is replaced by a fresh one and `f` runs again there.
     async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Db) -> rusqlite::Result<T> + Send + 'static,
+        mut f: impl FnMut(&mut Db) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = async_channel::bounded(1);
         let job: Job = Box::new(move |db| {
-            let _ = tx.send_blocking(f(db));
+            let mut answer = f(db);
+            if let Err(e) = &answer {
+                if replace_damaged(db, e) {
+                    answer = f(db);
+                }
+            }
+            let _ = tx.send_blocking(answer);
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         Ok(rx.recv().await.map_err(|_| StoreError::Closed)??)
     }
 
     /// Records the user's entry for a torrent (nothing if there is one). Does not wait: jobs
-    /// run in order, so anything asked of the store afterwards sees the entry.
+    /// run in order, so anything asked of the store afterwards sees the entry, and
+    /// [`Store::committed`] tells when it is on disk.
     pub fn record(&self, facts: TorrentFacts) {
+        let now_ms = u64::try_from(now().as_millis()).unwrap_or(u64::MAX);
+        // Signing is a quarter of an add's cost: done here, it overlaps the writes of the
+        // entries before. A poisoned lock only means another caller panicked mid-signature.
+        let signed = self.signer.lock().unwrap_or_else(|e| e.into_inner()).sign(&facts, now_ms);
         let job: Job = Box::new(move |db| {
-            let now_ms = u64::try_from(now().as_millis()).unwrap_or(u64::MAX);
             // A new entry gets our rules' statements at once, as Tribler's rules processor
             // handles each new entry.
-            let recorded = db.record(&facts, now_ms).and_then(|added| match added {
+            let recorded = db.insert(&facts, signed).and_then(|added| match added {
                 true => db.apply_rules(&facts.infohash, &facts.title, now_secs()).map(|_| ()),
                 false => Ok(()),
             });
@@ -151,6 +205,7 @@ impl Store {
                     "shoal daemon: cannot store the entry of {}: {e}",
                     data_encoding::HEXLOWER.encode(&facts.infohash)
                 );
+                replace_damaged(db, &e);
             }
         });
         // The thread ends only with the process; a send error cannot happen before.
@@ -160,13 +215,7 @@ impl Store {
     /// Runs the rules over the entries an older version of them (or none) processed, a batch
     /// per job, so that searches keep being served between batches.
     fn apply_rules_backlog(&self, after: i64) {
-        let jobs = self.jobs.clone();
-        let job: Job = Box::new(move |db| match db.apply_rules_backlog(after, RULES_BATCH, now_secs()) {
-            Ok(Some(last)) => Store { jobs }.apply_rules_backlog(last),
-            Ok(None) => {}
-            Err(e) => eprintln!("shoal daemon: metadata store: cannot apply the tag rules: {e}"),
-        });
-        let _ = self.jobs.try_send(job);
+        rules_backlog(self.jobs.clone(), after);
     }
 
     /// Replaces the user's statements about a torrent (hex info-hash), signing each change.
@@ -181,6 +230,16 @@ impl Store {
     /// Tag suggestions for a torrent (hex info-hash).
     pub async fn tag_suggestions(&self, infohash_hex: String) -> Result<Vec<String>, StoreError> {
         self.call(move |db| db.tag_suggestions(&infohash_hex)).await
+    }
+
+    /// Waits until everything sent to the store before is committed to disk: a `kill -9`
+    /// afterwards loses none of it.
+    pub async fn committed(&self) -> Result<(), StoreError> {
+        self.call(|db| {
+            db.commit()?;
+            db.begin()
+        })
+        .await
     }
 
     /// A page of a local search.
@@ -203,4 +262,15 @@ impl Store {
     pub async fn stats(&self) -> Result<(i64, i64), StoreError> {
         self.call(|db| db.stats()).await
     }
+}
+
+/// Queues one batch of the rules' catch-up after row `after`; the batch queues the next.
+fn rules_backlog(jobs: Sender<Job>, after: i64) {
+    let next = jobs.clone();
+    let job: Job = Box::new(move |db| match db.apply_rules_backlog(after, RULES_BATCH, now_secs()) {
+        Ok(Some(last)) => rules_backlog(next, last),
+        Ok(None) => {}
+        Err(e) => eprintln!("shoal daemon: metadata store: cannot apply the tag rules: {e}"),
+    });
+    let _ = jobs.try_send(job);
 }

@@ -87,6 +87,15 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE torrent ADD COLUMN tag_processor_version INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 3: popular torrents in their order straight from an index, so the first page
+    // reads about a hundred rows instead of sorting every torrent checked in the last day; and
+    // the columns search filters on, by row id, in an index small enough to stay in the page
+    // cache (the table is ten times its size), so filtering 10,000 matches reads no table page.
+    // Row ids only grow: adding to this index appends.
+    r#"
+    CREATE INDEX health_popular ON health (seeders, leechers, last_check);
+    CREATE INDEX torrent_filter ON torrent (rowid, xxx, category, status);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -141,7 +150,7 @@ mod tests {
         let d = super::super::db::Db::open(&path, ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
         let version: i64 = d.conn.query_row("SELECT max(version) FROM migrations", [], |r| r.get(0)).unwrap();
         assert_eq!(version, VERSION);
-        assert_eq!(VERSION, 2);
+        assert_eq!(VERSION, 3);
         let hex = data_encoding::HEXLOWER.encode(&[7u8; 20]);
         assert!(d.statements(&hex).unwrap().is_empty(), "the rules have not run yet");
         assert_eq!(d.apply_rules_backlog(0, 10, 1).unwrap(), None);
