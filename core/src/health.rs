@@ -219,7 +219,8 @@ impl HealthCheck {
             if slots.len() >= MAX_TRACKERS_PER_CHECK {
                 break;
             }
-            let failed = |e: String| Slot::Done(SourceResult { source: Source::Tracker(url.to_owned()), result: Err(e) });
+            let failed =
+                |e: String| Slot::Done(SourceResult { source: Source::Tracker(url.to_owned()), result: Err(e) });
             let slot = match tracker_kind(url) {
                 Err(e) => failed(e.to_string()),
                 Ok(TrackerKind::Http) => match scrape_request_url(url, &info_hash) {

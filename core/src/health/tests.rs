@@ -31,13 +31,13 @@ fn http_answers_are_read() {
 #[test]
 fn http_lies_are_rejected() {
     let lies: [&[u8]; 7] = [
-        b"d8:completei2147483648e10:incompletei1ee",          // 2^31 seeders
-        b"d8:completei1e10:incompletei4294967296ee",          // 2^32 leechers
-        b"d8:completei-1e10:incompletei1ee",                  // negative
+        b"d8:completei2147483648e10:incompletei1ee",              // 2^31 seeders
+        b"d8:completei1e10:incompletei4294967296ee",              // 2^32 leechers
+        b"d8:completei-1e10:incompletei1ee",                      // negative
         b"d8:completei99999999999999999999999e10:incompletei1ee", // beyond 64 bits
-        b"d8:complete3:abc10:incompletei1ee",                 // not an integer
-        b"d8:completei1ee",                                   // no leechers at all
-        b"i5e",                                               // not a dictionary
+        b"d8:complete3:abc10:incompletei1ee",                     // not an integer
+        b"d8:completei1ee",                                       // no leechers at all
+        b"i5e",                                                   // not a dictionary
     ];
     for lie in lies {
         let body = http_answer(&IH, lie);
@@ -105,12 +105,19 @@ fn best_answer_wins_over_http_and_udp() {
     let trackers = vec!["http://127.0.0.1:1/announce".to_owned(), "udp://127.0.0.1:2".to_owned()];
     let mut c = HealthCheck::new(IH, &trackers, secs(0), Duration::from_secs(20), &mut rng);
     let reqs = drain(&mut c);
-    assert!(matches!(&reqs[0], HealthRequest::HttpGet { slot: 0, url } if url.starts_with("http://127.0.0.1:1/scrape?info_hash=%11")));
+    assert!(
+        matches!(&reqs[0], HealthRequest::HttpGet { slot: 0, url } if url.starts_with("http://127.0.0.1:1/scrape?info_hash=%11"))
+    );
     let tid = udp_connect(&mut c, 1, &mut rng, &reqs);
     c.handle_http(0, Ok(http_answer(&IH, b"d8:completei3e10:incompletei9ee")));
     assert!(!c.is_finished());
     assert_eq!(c.report(), None);
-    c.handle_udp(1, secs(2), Ok(&udp_scrape_answer(tid, vec![ScrapeStats { complete: 5, incomplete: 0, downloaded: 1 }])), &mut rng);
+    c.handle_udp(
+        1,
+        secs(2),
+        Ok(&udp_scrape_answer(tid, vec![ScrapeStats { complete: 5, incomplete: 0, downloaded: 1 }])),
+        &mut rng,
+    );
     assert_eq!(drain(&mut c), vec![HealthRequest::UdpClose { slot: 1 }]);
     assert!(c.is_finished());
     assert_eq!(c.poll_timeout(), None);
