@@ -1264,6 +1264,64 @@ fn a_leecher_without_trackers_finds_the_seeder_through_the_dht() {
     assert!(dht.working && dht.peers >= 1, "{dht:?}");
 }
 
+/// The counts of node `node`'s DHT scrape `id`, once it ended.
+fn dht_scrape_result(
+    w: &World,
+    node: usize,
+    id: shoal_core::engine::DhtScrapeId,
+) -> Option<(InfoHash, shoal_core::dht::SwarmCount)> {
+    w.nodes[node].events.iter().find_map(|(_, e)| match e {
+        Event::DhtScrape { id: i, info_hash, swarm } if *i == id => Some((*info_hash, *swarm)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_dht_scrape_counts_the_seed_and_the_leecher_of_a_torrent_we_do_not_have() {
+    use shoal_core::engine::{Config, DhtScrapeError, Engine};
+    let mut tt = plain_torrent(23);
+    tt.meta.trackers.clear();
+    let hash = tt.meta.info_hash;
+    // Without the DHT there is nobody to ask.
+    let mut off = Engine::new(Config::default(), 1, shoal_core::Instant::ZERO);
+    assert_eq!(off.dht_scrape(hash, shoal_core::Instant::ZERO), Err(DhtScrapeError::Off));
+
+    let mut w = World::new(23);
+    let (seeder, leecher, router, asker) = (w.add_node(), w.add_node(), w.add_node(), w.add_node());
+    // The seeder sends slowly (1 MB at 2 kB/s): the leecher stays a leecher throughout.
+    w.nodes[seeder].uplink = Some(2_000);
+    let addrs: Vec<_> = (0..4).map(|i| w.nodes[i].addr).collect();
+    for (node, knows) in [(seeder, router), (leecher, router), (router, seeder), (asker, router)] {
+        let at = addrs[knows];
+        w.command(node, |e, now| {
+            e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
+            e.add_dht_node(at, now);
+        });
+    }
+    w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    // The leecher found the seeder on the DHT: the seeder has announced itself by then.
+    w.run_until(Duration::from_secs(180), |w| w.nodes[leecher].stats(l).dht.is_some_and(|d| d.peers >= 1));
+
+    // The asker has no such torrent. The leecher's own announce follows its lookup, so the
+    // first count may still miss it: ask again (a few times at most) until both are in.
+    let mut swarm = None;
+    for _ in 0..5 {
+        let id = w.command(asker, |e, now| e.dht_scrape(hash, now)).expect("the DHT is on");
+        w.run_until(Duration::from_secs(120), |w| dht_scrape_result(w, asker, id).is_some());
+        let (info_hash, counted) = dht_scrape_result(&w, asker, id).unwrap();
+        assert_eq!(info_hash, hash);
+        swarm = Some(counted);
+        if counted.leechers >= 1 {
+            break;
+        }
+    }
+    let swarm = swarm.unwrap();
+    assert_eq!((swarm.seeders, swarm.leechers, swarm.peers_seen), (1, 1, 2), "{swarm:?}");
+    assert!(swarm.nodes_with_filters >= 1, "{swarm:?}");
+    assert!(!w.nodes[leecher].finished(l), "the leecher was still a leecher");
+}
+
 #[test]
 fn private_torrents_stay_off_the_dht() {
     let mut tt = plain_torrent(22);

@@ -12,6 +12,14 @@ use super::routing::Insert;
 use super::{Bootstrap, Dht, DhtEvent, DhtOutput, Pending, QueryPurpose, Queued, MAX_PENDING};
 use crate::types::Instant;
 
+/// What one `announce_peer` says besides the info-hash.
+struct AnnounceArgs {
+    port: u16,
+    implied_port: bool,
+    seed: bool,
+    token: Vec<u8>,
+}
+
 impl Dht {
     /// Sends queued pings and announces, then lookup queries, while the rate limit allows.
     pub(super) fn pump(&mut self, now: Instant) {
@@ -41,8 +49,9 @@ impl Dht {
                     };
                     let method = match kind {
                         LookupKind::FindNode => Method::FindNode { target },
-                        LookupKind::GetPeers | LookupKind::Announce { .. } => {
-                            Method::GetPeers { info_hash: crate::types::InfoHash(target.0) }
+                        LookupKind::GetPeers | LookupKind::Announce { .. } | LookupKind::Scrape => {
+                            let scrape = kind == LookupKind::Scrape;
+                            Method::GetPeers { info_hash: crate::types::InfoHash(target.0), scrape }
                         }
                     };
                     if !self.send_query(to, expect, method, QueryPurpose::Lookup { lookup: id, family }, now) {
@@ -150,6 +159,9 @@ impl Dht {
         if let Some(s) = l.search_mut(Family::V6) {
             s.add_learned(&r.nodes6, depth);
         }
+        if let Some(tally) = &mut l.tally {
+            tally.add_answer(&r.values, r.bloom_seeds.as_ref(), r.bloom_peers.as_ref());
+        }
         let wants_peers = matches!(l.kind, LookupKind::GetPeers | LookupKind::Announce { .. });
         if wants_peers && l.purpose == Purpose::User && !r.values.is_empty() {
             let peers = l.new_peers(&r.values);
@@ -205,15 +217,20 @@ impl Dht {
                     self.table_mut(family).touch_target(&l.target, now);
                 }
             }
-            if let LookupKind::Announce { port, implied_port } = l.kind {
+            if let LookupKind::Announce { port, implied_port, seed } = l.kind {
                 for search in l.searches.iter().flatten() {
                     for (node, token) in search.announce_targets() {
-                        self.queue_announce(node, port, implied_port, token, &l.info_hash());
+                        self.queue_announce(node, AnnounceArgs { port, implied_port, seed, token }, &l.info_hash());
                     }
                 }
             }
             match l.purpose {
                 Purpose::User => {
+                    if let Some(tally) = &l.tally {
+                        let swarm = tally.finish();
+                        let event = DhtEvent::Scraped { lookup: *id, info_hash: l.info_hash(), swarm };
+                        self.outputs.push_back(DhtOutput::Event(event));
+                    }
                     let event = DhtEvent::LookupDone {
                         lookup: *id,
                         info_hash: l.info_hash(),
@@ -229,18 +246,12 @@ impl Dht {
         !done.is_empty()
     }
 
-    fn queue_announce(
-        &mut self,
-        node: NodeInfo,
-        port: u16,
-        implied_port: bool,
-        token: Vec<u8>,
-        info_hash: &crate::types::InfoHash,
-    ) {
+    fn queue_announce(&mut self, node: NodeInfo, args: AnnounceArgs, info_hash: &crate::types::InfoHash) {
         if self.queued.len() >= super::MAX_QUEUED {
             return;
         }
-        let method = Method::AnnouncePeer { info_hash: *info_hash, port: Some(port), implied_port, token };
+        let AnnounceArgs { port, implied_port, seed, token } = args;
+        let method = Method::AnnouncePeer { info_hash: *info_hash, port: Some(port), implied_port, token, seed };
         // Announces jump the queue: they complete work the user is waiting for.
         self.queued.push_front(Queued {
             to: node.addr,

@@ -1,4 +1,5 @@
-//! The KRPC message codec (BEP 5, with BEP 32 `nodes6`/`want`, BEP 42 `ip` and BEP 43 `ro`).
+//! The KRPC message codec (BEP 5, with BEP 32 `nodes6`/`want`, BEP 33 `scrape`/`seed` and
+//! its filters, BEP 42 `ip` and BEP 43 `ro`).
 //!
 //! A KRPC message is one bencoded dictionary per UDP datagram: `t` (transaction id), `y` (`q`
 //! query, `r` response, `e` error) and the body. Responses do not name the query they answer, so
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 
 use bt_bencode::{ByteString, Value};
 
+use super::bloom::ScrapeBloom;
 use super::node::{compact_addr, decode_nodes, encode_nodes, parse_compact_addr, Family, NodeId, NodeInfo};
 use crate::bencode::{self, BencodeError};
 use crate::types::InfoHash;
@@ -129,6 +131,8 @@ pub enum Method {
     GetPeers {
         /// The torrent.
         info_hash: InfoHash,
+        /// BEP 33 `scrape=1`: also send the seed and peer filters of the stored peers.
+        scrape: bool,
     },
     /// `announce_peer`: the querier downloads `info_hash`.
     AnnouncePeer {
@@ -140,6 +144,8 @@ pub enum Method {
         implied_port: bool,
         /// The token the announcee handed out in its `get_peers` answer.
         token: Vec<u8>,
+        /// BEP 33 `seed=1`: the announcer has the whole torrent.
+        seed: bool,
     },
     /// A method we do not know (answered with error 204).
     Unknown(Vec<u8>),
@@ -171,6 +177,11 @@ pub struct Response {
     pub values: Vec<SocketAddr>,
     /// Token for a later `announce_peer` (`get_peers` answers only).
     pub token: Option<Vec<u8>>,
+    /// BEP 33 `BFsd`: the filter of the stored seeds (scrape answers only; `None` when absent
+    /// or not 256 bytes).
+    pub bloom_seeds: Option<ScrapeBloom>,
+    /// BEP 33 `BFpe`: the filter of the stored non-seeds, like `bloom_seeds`.
+    pub bloom_peers: Option<ScrapeBloom>,
 }
 
 impl Message {
@@ -245,16 +256,22 @@ fn query_arguments(q: &Query) -> BTreeMap<ByteString, Value> {
         Method::FindNode { target } => {
             a.insert("target".into(), bytes(&target.0));
         }
-        Method::GetPeers { info_hash } => {
+        Method::GetPeers { info_hash, scrape } => {
             a.insert("info_hash".into(), bytes(&info_hash.0));
+            if *scrape {
+                a.insert("scrape".into(), Value::from(1u8));
+            }
         }
-        Method::AnnouncePeer { info_hash, port, implied_port, token } => {
+        Method::AnnouncePeer { info_hash, port, implied_port, token, seed } => {
             a.insert("info_hash".into(), bytes(&info_hash.0));
             a.insert("port".into(), Value::from(port.unwrap_or(0)));
             if *implied_port {
                 a.insert("implied_port".into(), Value::from(1u8));
             }
             a.insert("token".into(), bytes(token));
+            if *seed {
+                a.insert("seed".into(), Value::from(1u8));
+            }
         }
     }
     let mut want = Vec::new();
@@ -285,6 +302,12 @@ fn response_fields(r: &Response) -> BTreeMap<ByteString, Value> {
     if !r.values.is_empty() {
         fields.insert("values".into(), Value::List(r.values.iter().map(|p| bytes(&compact_addr(p))).collect()));
     }
+    if let Some(f) = &r.bloom_seeds {
+        fields.insert("BFsd".into(), bytes(f.as_bytes()));
+    }
+    if let Some(f) = &r.bloom_peers {
+        fields.insert("BFpe".into(), bytes(f.as_bytes()));
+    }
     fields
 }
 
@@ -299,13 +322,17 @@ fn decode_query(top: &BTreeMap<ByteString, Value>, tid: &[u8]) -> Result<Query, 
     let args = top.get(b"a".as_slice()).and_then(Value::as_dict).ok_or_else(|| bad("missing arguments"))?;
     let id = byte_field(args, b"id").and_then(NodeId::from_slice).ok_or_else(|| bad("invalid id"))?;
     let hash = |key: &[u8], reason| byte_field(args, key).and_then(NodeId::from_slice).ok_or_else(|| bad(reason));
+    let flag = |key: &[u8]| args.get(key).and_then(Value::as_u64).is_some_and(|v| v != 0);
     let method = match name {
         b"ping" => Method::Ping,
         b"find_node" => Method::FindNode { target: hash(b"target", "invalid target")? },
-        b"get_peers" => Method::GetPeers { info_hash: InfoHash(hash(b"info_hash", "invalid info_hash")?.0) },
+        b"get_peers" => Method::GetPeers {
+            info_hash: InfoHash(hash(b"info_hash", "invalid info_hash")?.0),
+            scrape: flag(b"scrape"),
+        },
         b"announce_peer" => {
             let info_hash = InfoHash(hash(b"info_hash", "invalid info_hash")?.0);
-            let implied_port = args.get(b"implied_port".as_slice()).and_then(Value::as_u64).is_some_and(|p| p != 0);
+            let implied_port = flag(b"implied_port");
             let port = args.get(b"port".as_slice()).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
             let port = match port {
                 Some(p) if p != 0 => Some(p),
@@ -316,7 +343,7 @@ fn decode_query(top: &BTreeMap<ByteString, Value>, tid: &[u8]) -> Result<Query, 
             if token.len() > MAX_TOKEN_LEN {
                 return Err(bad("token too long"));
             }
-            Method::AnnouncePeer { info_hash, port, implied_port, token: token.to_vec() }
+            Method::AnnouncePeer { info_hash, port, implied_port, token: token.to_vec(), seed: flag(b"seed") }
         }
         other => Method::Unknown(other[..other.len().min(32)].to_vec()),
     };
@@ -364,7 +391,10 @@ fn decode_response(top: &BTreeMap<ByteString, Value>) -> Result<Response, KrpcEr
                 .collect()
         }
     };
-    Ok(Response { id, nodes, nodes6, values, token })
+    // A filter of the wrong size (or type) is ignored; the rest of the answer still counts.
+    let bloom_seeds = byte_field(r, b"BFsd").and_then(ScrapeBloom::from_bytes);
+    let bloom_peers = byte_field(r, b"BFpe").and_then(ScrapeBloom::from_bytes);
+    Ok(Response { id, nodes, nodes6, values, token, bloom_seeds, bloom_peers })
 }
 
 /// An integer of either sign (`bt_bencode` reads non-negative ones as unsigned).
@@ -449,7 +479,7 @@ mod tests {
     #[test]
     fn bep5_get_peers_examples() {
         both_ways(
-            query(Method::GetPeers { info_hash: InfoHash(*b"mnopqrstuvwxyz123456") }),
+            query(Method::GetPeers { info_hash: InfoHash(*b"mnopqrstuvwxyz123456"), scrape: false }),
             b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456e1:q9:get_peers1:t2:aa1:y1:qe",
         );
         // "axje.u" and "idhtnm" are the BEP's two compact peers.
@@ -475,6 +505,7 @@ mod tests {
                 port: Some(6881),
                 implied_port: true,
                 token: b"aoeusnth".to_vec(),
+                seed: false,
             }),
             b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e\
               5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe",

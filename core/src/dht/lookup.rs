@@ -6,13 +6,15 @@
 //! nothing is left to ask). Each candidate remembers its hop depth: seeds are hop 1, nodes
 //! learned from a hop-n answer are hop n+1, and candidates deeper than the hop limit are never
 //! queried, so a lookup cannot wander forever. A [`Lookup`] groups the searches of one user
-//! request (one per enabled family) with what it has found so far.
+//! request (one per enabled family) with what it has found so far: for a scrape, the
+//! [`ScrapeTally`] of every answer.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use super::node::{Family, NodeId, NodeInfo};
 use super::routing::K;
+use super::scrape::ScrapeTally;
 use crate::types::{InfoHash, Instant};
 
 /// Candidates kept per search beyond the ones in flight; farther ones are forgotten.
@@ -262,7 +264,11 @@ pub enum LookupKind {
         port: u16,
         /// Ask announcees to use the UDP source port instead.
         implied_port: bool,
+        /// Tell them we have the whole torrent (BEP 33 `seed=1`).
+        seed: bool,
     },
+    /// `get_peers` with BEP 33 `scrape=1`: counts the swarm instead of reporting peers.
+    Scrape,
 }
 
 /// Who started a lookup, which decides what happens when it ends.
@@ -289,6 +295,8 @@ pub struct Lookup {
     pub searches: [Option<Search>; 2],
     /// Peers already reported.
     pub peers_seen: BTreeSet<SocketAddr>,
+    /// What a [`LookupKind::Scrape`] counted so far (`None` for other kinds).
+    pub tally: Option<ScrapeTally>,
     /// When it gives up.
     pub deadline: Instant,
 }
@@ -446,6 +454,7 @@ mod tests {
             target: id(1),
             searches: [Some(Search::new(id(1), id(2), 10, 10)), None],
             peers_seen: BTreeSet::new(),
+            tally: None,
             deadline: Instant::ZERO,
         };
         assert_eq!(l.new_peers(&[addr(1), addr(2)]), vec![addr(1), addr(2)]);

@@ -11,8 +11,13 @@
 //! handle_datagram(from, bytes, now)   bootstrap(now)                  DhtOutput::Send { to, data }
 //! handle_timeout(now)                 get_peers(info_hash, now)       DhtOutput::Resolve { host, port }
 //! add_bootstrap(addr, now)            announce(info_hash, port, ..)   DhtOutput::Event(DhtEvent)
-//! add_node(addr, now)                 routing_snapshot()              poll_timeout() -> Instant
+//! add_node(addr, now)                 scrape(info_hash, now)          poll_timeout() -> Instant
+//!                                     routing_snapshot()
 //! ```
+//!
+//! [`Dht::scrape`] counts a swarm (BEP 33): a `get_peers` lookup with `scrape=1` whose answers'
+//! peers and bloom filters add up to a [`SwarmCount`] ([`scrape`]); the server half answers
+//! such queries with filters of the peers announced to us, seeds apart ([`bloom`]).
 //!
 //! One `Dht` serves both address families (BEP 32) with one node id and one routing table per
 //! family: IPv4 and IPv6 nodes are different networks (a v4 node cannot reach a v6 one), so
@@ -21,6 +26,7 @@
 //! carry v6 nodes (`want`), and shares the token secret, the peer store and the rate limits.
 //! A runtime without IPv6 turns that family off in [`DhtConfig`].
 
+pub mod bloom;
 mod client;
 pub mod krpc;
 pub mod lookup;
@@ -28,6 +34,7 @@ pub mod node;
 pub mod peers;
 pub mod ratelimit;
 pub mod routing;
+pub mod scrape;
 mod server;
 pub mod snapshot;
 pub mod tokens;
@@ -48,6 +55,7 @@ pub use self::node::{Family, NodeId, NodeInfo};
 use self::peers::PeerStore;
 use self::ratelimit::{PerIpLimiter, RateLimiter};
 use self::routing::RoutingTable;
+pub use self::scrape::SwarmCount;
 pub use self::snapshot::{Snapshot, SnapshotError};
 use self::tokens::Tokens;
 use crate::types::{InfoHash, Instant};
@@ -164,6 +172,15 @@ pub enum DhtEvent {
         info_hash: InfoHash,
         /// New peers.
         peers: Vec<SocketAddr>,
+    },
+    /// A [`Dht::scrape`] ended: what it counted ([`DhtEvent::LookupDone`] follows).
+    Scraped {
+        /// The lookup.
+        lookup: LookupId,
+        /// Its torrent.
+        info_hash: InfoHash,
+        /// The counts; all zero when no node answered.
+        swarm: SwarmCount,
     },
     /// A lookup ended (for [`Dht::announce`], its `announce_peer` queries are on their way).
     LookupDone {
@@ -434,8 +451,30 @@ impl Dht {
     /// Like [`Dht::get_peers`], then announces `port` (or, with `implied_port`, the UDP source
     /// port) to the closest nodes that handed out tokens.
     pub fn announce(&mut self, info_hash: InfoHash, port: u16, implied_port: bool, now: Instant) -> LookupId {
-        let kind = LookupKind::Announce { port, implied_port };
+        self.announce_as(info_hash, port, implied_port, false, now)
+    }
+
+    /// Like [`Dht::announce`], saying whether we `seed` the torrent (BEP 33 `seed=1`), so that
+    /// scrapes count us among its seeds.
+    pub fn announce_as(
+        &mut self,
+        info_hash: InfoHash,
+        port: u16,
+        implied_port: bool,
+        seed: bool,
+        now: Instant,
+    ) -> LookupId {
+        let kind = LookupKind::Announce { port, implied_port, seed };
         let id = self.start_lookup(NodeId::from(info_hash), kind, Purpose::User, now);
+        self.drive(now);
+        id
+    }
+
+    /// Counts the swarm of `info_hash` (BEP 33 scrape): a `get_peers` lookup with `scrape=1`.
+    /// No [`DhtEvent::Peers`] come of it; [`DhtEvent::Scraped`] and then
+    /// [`DhtEvent::LookupDone`] follow.
+    pub fn scrape(&mut self, info_hash: InfoHash, now: Instant) -> LookupId {
+        let id = self.start_lookup(NodeId::from(info_hash), LookupKind::Scrape, Purpose::User, now);
         self.drive(now);
         id
     }
@@ -589,7 +628,8 @@ impl Dht {
             searches[family.index()] = Some(search);
         }
         let deadline = now + self.config.lookup_timeout;
-        let lookup = Lookup { kind, purpose, target, searches, peers_seen: BTreeSet::new(), deadline };
+        let tally = (kind == LookupKind::Scrape).then(scrape::ScrapeTally::new);
+        let lookup = Lookup { kind, purpose, target, searches, peers_seen: BTreeSet::new(), tally, deadline };
         self.lookups.insert(id, lookup);
         id
     }

@@ -3,27 +3,38 @@
 //! Bounded twice (per info-hash and in total); when full, the oldest announcement goes. Every
 //! entry expires [`PEER_TTL`] after its last announcement, since announcers re-announce well
 //! within that time.
+//!
+//! Each entry also keeps whether its announcer said it seeds (BEP 33 `seed=1`), so that a
+//! scrape can be answered with one filter of seeds and one of the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
+use super::bloom::ScrapeBloom;
 use super::node::Family;
 use crate::types::{InfoHash, Instant};
 
 /// How long an announcement is kept.
 pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
 
+/// One stored announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    at: Instant,
+    seed: bool,
+}
+
 /// Announced peers by info-hash.
 #[derive(Debug, Clone)]
 pub struct PeerStore {
     max_total: usize,
     max_per_hash: usize,
-    /// Peer address to time of its last announcement.
-    by_hash: BTreeMap<InfoHash, BTreeMap<SocketAddr, Instant>>,
+    /// Peer address to the time of its last announcement and whether it was a seed's.
+    by_hash: BTreeMap<InfoHash, BTreeMap<SocketAddr, Entry>>,
     /// The same entries ordered by age, for expiry and eviction.
     by_age: BTreeSet<(Instant, InfoHash, SocketAddr)>,
 }
@@ -44,20 +55,20 @@ impl PeerStore {
         self.by_age.is_empty()
     }
 
-    /// Records that `peer` downloads `info_hash`.
-    pub fn announce(&mut self, info_hash: InfoHash, peer: SocketAddr, now: Instant) {
+    /// Records that `peer` downloads `info_hash` (or seeds it, with `seed`).
+    pub fn announce(&mut self, info_hash: InfoHash, peer: SocketAddr, seed: bool, now: Instant) {
         if self.max_total == 0 || self.max_per_hash == 0 {
             return;
         }
-        let known = self.by_hash.get(&info_hash).and_then(|m| m.get(&peer)).copied();
+        let known = self.by_hash.get(&info_hash).and_then(|m| m.get(&peer)).map(|e| e.at);
         if let Some(at) = known {
             self.by_age.remove(&(at, info_hash, peer));
         } else {
             let torrent_full = self.by_hash.get(&info_hash).is_some_and(|m| m.len() >= self.max_per_hash);
             if torrent_full {
-                let oldest = self.by_hash.get(&info_hash).and_then(|m| m.iter().min_by_key(|(_, at)| **at));
-                if let Some((&addr, &at)) = oldest {
-                    self.remove(at, info_hash, addr);
+                let oldest = self.by_hash.get(&info_hash).and_then(|m| m.iter().min_by_key(|(_, e)| e.at));
+                if let Some((&addr, &e)) = oldest {
+                    self.remove(e.at, info_hash, addr);
                 }
             } else if self.by_age.len() >= self.max_total {
                 if let Some(&(at, hash, addr)) = self.by_age.first() {
@@ -65,7 +76,7 @@ impl PeerStore {
                 }
             }
         }
-        self.by_hash.entry(info_hash).or_default().insert(peer, now);
+        self.by_hash.entry(info_hash).or_default().insert(peer, Entry { at: now, seed });
         self.by_age.insert((now, info_hash, peer));
     }
 
@@ -95,6 +106,29 @@ impl PeerStore {
             return all;
         }
         all.choose_multiple(rng, max).copied().collect()
+    }
+
+    /// BEP 33's `BFsd` and `BFpe` for `info_hash`: the IPs of the stored seeds and of the other
+    /// stored peers, `None` when nothing is stored. An IP counts once (the BEP stores unique
+    /// IPs), as a seed or not by its latest announcement.
+    pub fn filters(&self, info_hash: &InfoHash) -> Option<(ScrapeBloom, ScrapeBloom)> {
+        let m = self.by_hash.get(info_hash)?;
+        let mut latest: BTreeMap<IpAddr, Entry> = BTreeMap::new();
+        for (addr, e) in m {
+            let slot = latest.entry(addr.ip().to_canonical()).or_insert(*e);
+            if e.at > slot.at {
+                *slot = *e;
+            }
+        }
+        let (mut seeds, mut peers) = (ScrapeBloom::new(), ScrapeBloom::new());
+        for (ip, e) in latest {
+            if e.seed {
+                seeds.insert(ip);
+            } else {
+                peers.insert(ip);
+            }
+        }
+        Some((seeds, peers))
     }
 
     /// Drops announcements older than [`PEER_TTL`].
@@ -128,19 +162,19 @@ mod tests {
         let b = InfoHash([2; 20]);
         let mut store = PeerStore::new(5, 3);
         for n in 1..=4 {
-            store.announce(a, peer(n), secs(n.into()));
+            store.announce(a, peer(n), false, secs(n.into()));
         }
         // Per-torrent cap: peer 1 (oldest) went.
         let got = store.peers(&a, Family::V4, 10, &mut rng);
         assert_eq!(got, vec![peer(2), peer(3), peer(4)]);
         // Re-announcing refreshes instead of duplicating.
-        store.announce(a, peer(2), secs(10));
+        store.announce(a, peer(2), false, secs(10));
         assert_eq!(store.len(), 3);
-        store.announce(b, peer(7), secs(11));
-        store.announce(b, peer(8), secs(12));
+        store.announce(b, peer(7), false, secs(11));
+        store.announce(b, peer(8), false, secs(12));
         assert_eq!(store.len(), 5);
         // Total cap: the globally oldest (a/peer 3 at 3 s) goes.
-        store.announce(b, peer(9), secs(13));
+        store.announce(b, peer(9), false, secs(13));
         assert_eq!(store.len(), 5);
         assert_eq!(store.peers(&a, Family::V4, 10, &mut rng), vec![peer(2), peer(4)]);
         assert!(store.peers(&a, Family::V6, 10, &mut rng).is_empty());
@@ -148,11 +182,29 @@ mod tests {
     }
 
     #[test]
+    fn scrape_filters_hold_each_ip_once_by_its_latest_status() {
+        let a = InfoHash([1; 20]);
+        let mut store = PeerStore::new(100, 100);
+        assert_eq!(store.filters(&a), None, "no entries, no filters (BEP 33)");
+        let ip = |n: u8| SocketAddr::from(([10, 0, 1, n], 6881));
+        store.announce(a, ip(1), true, secs(1));
+        store.announce(a, ip(2), false, secs(1));
+        store.announce(a, ip(3), false, secs(1));
+        // IP 3 again on another port, now seeding: one seed, not a seed and a peer.
+        store.announce(a, SocketAddr::from(([10, 0, 1, 3], 7000)), true, secs(2));
+        let (seeds, peers) = store.filters(&a).unwrap();
+        assert!((seeds.estimate() - 2.0).abs() < 0.01 && (peers.estimate() - 1.0).abs() < 0.01);
+        assert!(seeds.contains(ip(3).ip()) && !peers.contains(ip(3).ip()));
+        assert!(peers.contains(ip(2).ip()));
+        assert_eq!(store.filters(&InfoHash([2; 20])), None);
+    }
+
+    #[test]
     fn entries_expire_after_thirty_minutes() {
         let a = InfoHash([1; 20]);
         let mut store = PeerStore::new(100, 100);
-        store.announce(a, peer(1), secs(0));
-        store.announce(a, peer(2), secs(600));
+        store.announce(a, peer(1), false, secs(0));
+        store.announce(a, peer(2), false, secs(600));
         store.expire(secs(29 * 60));
         assert_eq!(store.len(), 2);
         store.expire(secs(30 * 60));
@@ -160,7 +212,7 @@ mod tests {
         store.expire(secs(40 * 60));
         assert!(store.is_empty());
         let mut zero = PeerStore::new(0, 0);
-        zero.announce(a, peer(1), secs(0));
+        zero.announce(a, peer(1), false, secs(0));
         assert!(zero.is_empty());
     }
 }

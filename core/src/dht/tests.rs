@@ -149,7 +149,7 @@ fn announce_needs_the_token_handed_out_to_that_ip() {
     let mut d = dht();
     let hash = InfoHash([0x42; 20]);
     let announcer = addr("10.0.0.2:40000");
-    d.handle_datagram(announcer, &query(b"g1", id(2), Method::GetPeers { info_hash: hash }), ms(1));
+    d.handle_datagram(announcer, &query(b"g1", id(2), Method::GetPeers { info_hash: hash, scrape: false }), ms(1));
     let (_, msg) = only_reply(&mut d);
     let Body::Response(r) = msg.body else { panic!("not a response") };
     let token = r.token.expect("get_peers answers carry a token");
@@ -159,7 +159,13 @@ fn announce_needs_the_token_handed_out_to_that_ip() {
         query(
             b"a1",
             id(2),
-            Method::AnnouncePeer { info_hash: hash, port: Some(port), implied_port, token: token.to_vec() },
+            Method::AnnouncePeer {
+                info_hash: hash,
+                port: Some(port),
+                implied_port,
+                token: token.to_vec(),
+                seed: false,
+            },
         )
     };
     // Wrong token, and the right token from another IP: refused with 203.
@@ -176,12 +182,20 @@ fn announce_needs_the_token_handed_out_to_that_ip() {
     assert!(matches!(only_reply(&mut d).1.body, Body::Response(_)));
 
     // Someone else now gets both as values, a v6 asker gets none (other family).
-    d.handle_datagram(addr("10.0.0.9:1"), &query(b"g2", id(9), Method::GetPeers { info_hash: hash }), ms(4));
+    d.handle_datagram(
+        addr("10.0.0.9:1"),
+        &query(b"g2", id(9), Method::GetPeers { info_hash: hash, scrape: false }),
+        ms(4),
+    );
     let Body::Response(r) = only_reply(&mut d).1.body else { panic!("not a response") };
     let mut values = r.values;
     values.sort();
     assert_eq!(values, vec![addr("10.0.0.2:6881"), addr("10.0.0.2:40000")]);
-    d.handle_datagram(addr("[2001:db8::9]:1"), &query(b"g3", id(9), Method::GetPeers { info_hash: hash }), ms(4));
+    d.handle_datagram(
+        addr("[2001:db8::9]:1"),
+        &query(b"g3", id(9), Method::GetPeers { info_hash: hash, scrape: false }),
+        ms(4),
+    );
     let Body::Response(r) = only_reply(&mut d).1.body else { panic!("not a response") };
     assert!(r.values.is_empty());
 
@@ -311,7 +325,13 @@ fn peers_are_reported_and_announces_go_to_nodes_that_gave_tokens() {
         let Body::Query(q) = msg.body else { panic!("not a query") };
         assert_eq!(
             q.method,
-            Method::AnnouncePeer { info_hash: hash, port: Some(5555), implied_port: false, token: vec![n.id.0[0]] }
+            Method::AnnouncePeer {
+                info_hash: hash,
+                port: Some(5555),
+                implied_port: false,
+                token: vec![n.id.0[0]],
+                seed: false
+            }
         );
     }
 }
@@ -412,11 +432,17 @@ fn hostile_datagrams_never_panic_the_machine() {
     d.get_peers(InfoHash([3; 20]), ms(0));
     let (sent, _) = drain(&mut d);
     let templates: Vec<Vec<u8>> = vec![
-        query(b"aa", id(2), Method::GetPeers { info_hash: InfoHash([3; 20]) }),
+        query(b"aa", id(2), Method::GetPeers { info_hash: InfoHash([3; 20]), scrape: false }),
         query(
             b"ab",
             id(2),
-            Method::AnnouncePeer { info_hash: InfoHash([3; 20]), port: Some(1), implied_port: true, token: vec![1] },
+            Method::AnnouncePeer {
+                info_hash: InfoHash([3; 20]),
+                port: Some(1),
+                implied_port: true,
+                token: vec![1],
+                seed: false,
+            },
         ),
         response(
             &sent[0].1.tid,
@@ -451,4 +477,212 @@ fn hostile_datagrams_never_panic_the_machine() {
     d.handle_datagram(addr("10.0.0.2:0"), &templates[0], now);
     d.handle_datagram(addr("255.255.255.255:1"), &templates[0], now);
     assert!(drain(&mut d).0.is_empty());
+}
+
+/// Gets a token from `d` for `from` and announces `port` with the `seed` flag.
+fn announce_to(d: &mut Dht, from: SocketAddr, hash: InfoHash, seed: bool, now: Instant) {
+    d.handle_datagram(from, &query(b"gt", id(2), Method::GetPeers { info_hash: hash, scrape: false }), now);
+    let Body::Response(r) = only_reply(d).1.body else { panic!("not a response") };
+    let token = r.token.expect("a token");
+    let method = Method::AnnouncePeer { info_hash: hash, port: Some(from.port()), implied_port: false, token, seed };
+    d.handle_datagram(from, &query(b"an", id(2), method), now);
+    assert!(matches!(only_reply(d).1.body, Body::Response(_)));
+}
+
+/// What `d` answers `from` for a `get_peers` with `want` and `scrape`: the response and its size.
+fn ask_peers(
+    d: &mut Dht,
+    from: SocketAddr,
+    hash: InfoHash,
+    want: Want,
+    scrape: bool,
+    now: Instant,
+) -> (Response, usize) {
+    let msg = Message {
+        tid: b"gp".to_vec(),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query { id: id(9), want, method: Method::GetPeers { info_hash: hash, scrape } }),
+    };
+    d.handle_datagram(from, &msg.encode(), now);
+    let (sent, _) = drain(d);
+    let (_, data) = sent.into_iter().find(|(_, m)| matches!(m.body, Body::Response(_))).expect("an answer");
+    let size = data.encode().len();
+    let Body::Response(r) = data.body else { unreachable!("filtered above") };
+    (r, size)
+}
+
+#[test]
+fn scrape_queries_get_filters_of_the_stored_seeds_and_peers() {
+    let mut d = dht();
+    learn(&mut d, NodeInfo { id: id(0x31), addr: addr("10.0.3.1:6881") }, ms(0));
+    learn(&mut d, NodeInfo { id: id(0x32), addr: addr("[2001:db8::32]:6881") }, ms(0));
+    let hash = InfoHash([0x42; 20]);
+    announce_to(&mut d, addr("10.0.0.2:6881"), hash, true, ms(1));
+    announce_to(&mut d, addr("10.0.0.3:6881"), hash, false, ms(1));
+    // The same seed on a second port: still one IP, one seed.
+    announce_to(&mut d, addr("10.0.0.2:7000"), hash, true, ms(1));
+    let both = Want { v4: true, v6: true };
+    let asker = addr("10.0.0.9:1");
+
+    // Without scrape=1 the answer is what it always was: no filters, both families' nodes.
+    let (plain, _) = ask_peers(&mut d, asker, hash, both, false, ms(2));
+    assert_eq!((plain.bloom_seeds.as_ref(), plain.bloom_peers.as_ref()), (None, None));
+    assert_eq!((plain.nodes.len(), plain.nodes6.len(), plain.values.len()), (1, 1, 3));
+
+    // With it: BFsd holds the seed's IP, BFpe the other, and only the asker's family of nodes
+    // comes back (BEP 33: the filters take the room).
+    let (scrape, _) = ask_peers(&mut d, asker, hash, both, true, ms(2));
+    let seeds = scrape.bloom_seeds.expect("BFsd");
+    let peers = scrape.bloom_peers.expect("BFpe");
+    assert!(seeds.contains(addr("10.0.0.2:1").ip()) && !seeds.contains(addr("10.0.0.3:1").ip()));
+    assert!(peers.contains(addr("10.0.0.3:1").ip()) && !peers.contains(addr("10.0.0.2:1").ip()));
+    assert!((seeds.estimate() - 1.0).abs() < 0.01 && (peers.estimate() - 1.0).abs() < 0.01);
+    assert_eq!((scrape.nodes.len(), scrape.nodes6.len(), scrape.values.len()), (1, 0, 3));
+    assert!(scrape.token.is_some());
+
+    // A torrent we store nothing for: no filters (BEP 33 adds them only for known ones).
+    let (unknown, _) = ask_peers(&mut d, asker, InfoHash([0x43; 20]), both, true, ms(2));
+    assert_eq!((unknown.bloom_seeds, unknown.bloom_peers), (None, None));
+}
+
+#[test]
+fn scrape_answers_fit_in_one_small_datagram() {
+    let mut d = dht();
+    let hash = InfoHash([0x42; 20]);
+    for n in 0..60u16 {
+        announce_to(
+            &mut d,
+            SocketAddr::new(format!("2001:db8::{n:x}").parse().unwrap(), 6881),
+            hash,
+            n % 2 == 0,
+            ms(1),
+        );
+    }
+    let asker = addr("[2001:db8:1::9]:1");
+    let (plain, _) = ask_peers(&mut d, asker, hash, Want::default(), false, ms(2));
+    assert_eq!(plain.values.len(), config().max_values_per_reply);
+    let (scrape, size) = ask_peers(&mut d, asker, hash, Want::default(), true, ms(2));
+    assert!(size <= server::MAX_SCRAPE_REPLY, "{size} bytes");
+    assert!(!scrape.values.is_empty() && scrape.values.len() < plain.values.len(), "{}", scrape.values.len());
+    let seeds = scrape.bloom_seeds.expect("BFsd").estimate();
+    let peers = scrape.bloom_peers.expect("BFpe").estimate();
+    assert!((seeds - 30.0).abs() < 1.5 && (peers - 30.0).abs() < 1.5, "{seeds} {peers}");
+}
+
+/// A `get_peers` answer written by hand, so that it can be wrong in ways ours never are.
+fn raw_answer(tid: &[u8], node: NodeId, fields: Vec<(&str, bt_bencode::Value)>) -> Vec<u8> {
+    use bt_bencode::{ByteString, Value};
+    let mut r: std::collections::BTreeMap<ByteString, Value> = std::collections::BTreeMap::new();
+    r.insert("id".into(), Value::ByteStr(ByteString::from(node.0.to_vec())));
+    for (k, v) in fields {
+        r.insert(k.into(), v);
+    }
+    let mut top: std::collections::BTreeMap<ByteString, Value> = std::collections::BTreeMap::new();
+    top.insert("t".into(), Value::ByteStr(ByteString::from(tid.to_vec())));
+    top.insert("y".into(), Value::ByteStr(ByteString::from(b"r".to_vec())));
+    top.insert("r".into(), Value::Dict(r));
+    bt_bencode::to_vec(&Value::Dict(top)).unwrap()
+}
+
+#[test]
+fn a_scrape_lookup_merges_filters_and_survives_hostile_answers() {
+    use bt_bencode::{ByteString, Value};
+    let bytes = |b: &[u8]| Value::ByteStr(ByteString::from(b.to_vec()));
+    let values = |peers: &[&str]| Value::List(peers.iter().map(|p| bytes(&node::compact_addr(&addr(p)))).collect());
+    let filter = |prefix: [u8; 2], n: u8| {
+        let mut f = bloom::ScrapeBloom::new();
+        for i in 1..=n {
+            f.insert(std::net::Ipv4Addr::new(10, prefix[0], prefix[1], i).into());
+        }
+        bytes(f.as_bytes())
+    };
+    let mut d = dht();
+    let nodes: Vec<NodeInfo> =
+        (0..5u8).map(|i| NodeInfo { id: id(0x40 + i), addr: addr(&format!("10.0.1.{i}:6881")) }).collect();
+    for n in &nodes {
+        learn(&mut d, *n, ms(0));
+    }
+    let hash = InfoHash([0x40; 20]);
+    let lookup = d.scrape(hash, ms(0));
+    let mut events = Vec::new();
+    let mut asked = 0;
+    let mut now = 0;
+    while asked < nodes.len() {
+        let (sent, other) = drain(&mut d);
+        events.extend(other);
+        assert!(!sent.is_empty(), "the lookup asks every node");
+        for (to, msg) in sent {
+            let Body::Query(Query { method: Method::GetPeers { info_hash, scrape: true }, .. }) = msg.body else {
+                panic!("not a scrape: {msg:?}")
+            };
+            assert_eq!(info_hash, hash);
+            let i = nodes.iter().position(|n| n.addr == to).unwrap();
+            asked += 1;
+            now += 10;
+            let answer = match i {
+                // BEP 33: five seeds and three peers, holding its own value.
+                0 => raw_answer(
+                    &msg.tid,
+                    nodes[i].id,
+                    vec![("BFsd", filter([1, 0], 5)), ("BFpe", filter([2, 0], 3)), ("values", values(&["10.1.0.1:1"]))],
+                ),
+                // Filters of the wrong size and type: ignored, its value counts as a peer.
+                1 => raw_answer(
+                    &msg.tid,
+                    nodes[i].id,
+                    vec![
+                        ("BFsd", bytes(&[0xff; 255])),
+                        ("BFpe", Value::from(7u8)),
+                        ("values", values(&["10.3.0.1:1"])),
+                    ],
+                ),
+                // A full filter claims thousands of seeds: implausible, dropped.
+                2 => raw_answer(
+                    &msg.tid,
+                    nodes[i].id,
+                    vec![
+                        ("BFsd", bytes(&[0xff; 256])),
+                        ("BFpe", bytes(&[0; 256])),
+                        ("values", values(&["10.3.0.2:1"])),
+                    ],
+                ),
+                // Filters that do not hold the node's own value: dropped, the value counts.
+                3 => raw_answer(
+                    &msg.tid,
+                    nodes[i].id,
+                    vec![
+                        ("BFsd", filter([4, 0], 50)),
+                        ("BFpe", filter([5, 0], 50)),
+                        ("values", values(&["10.3.0.3:1"])),
+                    ],
+                ),
+                // Not KRPC at all: the query times out.
+                _ => b"d1:rd2:id3:abcee".to_vec(),
+            };
+            d.handle_datagram(to, &answer, ms(now));
+        }
+    }
+    // The garbage answer's query times out two seconds after it went out.
+    d.handle_timeout(ms(now + 2_000));
+    let (_, other) = drain(&mut d);
+    events.extend(other);
+    assert!(!events.iter().any(|e| matches!(e, DhtOutput::Event(DhtEvent::Peers { .. }))), "a scrape reports counts");
+    let swarm = SwarmCount { seeders: 5, leechers: 6, peers_seen: 4, nodes_answered: 4, nodes_with_filters: 1 };
+    let at = events.iter().position(|e| *e == DhtOutput::Event(DhtEvent::Scraped { lookup, info_hash: hash, swarm }));
+    let done = events
+        .iter()
+        .position(|e| matches!(e, DhtOutput::Event(DhtEvent::LookupDone { lookup: l, .. }) if *l == lookup));
+    assert!(at.is_some() && at < done, "{events:?}");
+}
+
+#[test]
+fn a_scrape_with_nobody_to_ask_ends_at_once_with_zeros() {
+    let mut d = dht();
+    let hash = InfoHash([0x40; 20]);
+    let lookup = d.scrape(hash, ms(0));
+    let (sent, other) = drain(&mut d);
+    assert!(sent.is_empty());
+    assert_eq!(other[0], DhtOutput::Event(DhtEvent::Scraped { lookup, info_hash: hash, swarm: SwarmCount::default() }));
 }

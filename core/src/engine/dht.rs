@@ -1,16 +1,19 @@
 //! The engine's use of the DHT (BEP 5): public torrents find peers there and announce
-//! themselves every 15 minutes; the peers found join the torrents' candidates.
+//! themselves every 15 minutes (seeds say so: BEP 33 `seed=1`); the peers found join the
+//! torrents' candidates. The application may also count the swarm of any info-hash
+//! ([`super::Engine::dht_scrape`], BEP 33): at most [`MAX_RUNNING_SCRAPES`] run at once, the
+//! rest wait in a bounded queue, and each ends with one [`super::Event::DhtScrape`].
 //!
 //! The [`Dht`] machine does the protocol; this link decides when each torrent looks and where
 //! the answers go. The runtime moves the datagrams ([`super::Output::DhtSend`]) and resolves
 //! bootstrap host names ([`super::Output::DhtResolve`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::dht::{Dht, DhtEvent, DhtOutput, LookupId};
-use crate::types::{Instant, TorrentId};
+use crate::dht::{Dht, DhtEvent, DhtOutput, LookupId, SwarmCount};
+use crate::types::{InfoHash, Instant, TorrentId};
 use crate::NetPolicy;
 
 /// How often a torrent announces itself (peers stored by others expire after 30 minutes).
@@ -19,6 +22,27 @@ pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);
 /// When a lookup found no peer at all, the next one comes this soon (the swarm may simply not
 /// have announced yet).
 pub const RETRY_EMPTY: Duration = Duration::from_secs(60);
+
+/// Scrapes running at once (BEP 33 suggests limiting them, "e.g. 4 during startup").
+pub const MAX_RUNNING_SCRAPES: usize = 4;
+
+/// Scrapes waiting for a free slot; more are refused ([`DhtScrapeError::Busy`]).
+pub const MAX_QUEUED_SCRAPES: usize = 1024;
+
+/// Identifies one [`super::Engine::dht_scrape`]; its [`super::Event::DhtScrape`] carries it.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct DhtScrapeId(pub u64);
+
+/// Why a DHT scrape did not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DhtScrapeError {
+    /// [`super::Engine::enable_dht`] was not called.
+    #[error("the DHT is off")]
+    Off,
+    /// [`MAX_QUEUED_SCRAPES`] scrapes are waiting already.
+    #[error("too many DHT scrapes are waiting")]
+    Busy,
+}
 
 /// What the DHT found, per torrent, for the user interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +62,11 @@ pub(crate) struct DhtLink {
     next: BTreeMap<TorrentId, Instant>,
     /// Peers found per torrent.
     found: BTreeMap<TorrentId, u32>,
+    /// Running scrapes by their lookup.
+    scrapes: BTreeMap<LookupId, DhtScrapeId>,
+    /// Scrapes waiting for a slot, with the time they were asked for.
+    waiting: VecDeque<(DhtScrapeId, InfoHash, Instant)>,
+    next_scrape: u64,
 }
 
 /// What the engine must do after the DHT spoke.
@@ -46,27 +75,66 @@ pub(crate) enum Action {
     Output(super::Output),
     /// Peers for a torrent.
     Peers(TorrentId, Vec<SocketAddr>),
+    /// A scrape ended.
+    Scraped(DhtScrapeId, InfoHash, SwarmCount),
 }
 
 impl DhtLink {
     pub fn new(dht: Dht) -> DhtLink {
-        DhtLink { dht, lookups: BTreeMap::new(), next: BTreeMap::new(), found: BTreeMap::new() }
+        DhtLink {
+            dht,
+            lookups: BTreeMap::new(),
+            next: BTreeMap::new(),
+            found: BTreeMap::new(),
+            scrapes: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            next_scrape: 0,
+        }
     }
 
     /// Starts the lookups that are due. `due` lists the torrents that may use the DHT now
-    /// (active and not private), with their info-hashes.
-    pub fn schedule(&mut self, due: &[(TorrentId, crate::types::InfoHash)], port: u16, now: Instant) {
-        self.next.retain(|t, _| due.iter().any(|(d, _)| d == t));
+    /// (active and not private), with their info-hashes and whether we seed them.
+    pub fn schedule(&mut self, due: &[(TorrentId, InfoHash, bool)], port: u16, now: Instant) {
+        self.next.retain(|t, _| due.iter().any(|(d, _, _)| d == t));
+        self.start_scrapes(now);
         if !self.dht.is_bootstrapped() {
             return;
         }
-        for (t, ih) in due {
+        for (t, ih, seed) in due {
             let at = self.next.entry(*t).or_insert(now);
             if now >= *at {
                 *at = now + ANNOUNCE_EVERY;
-                let lookup = self.dht.announce(*ih, port, false, now);
+                let lookup = self.dht.announce_as(*ih, port, false, *seed, now);
                 self.lookups.insert(lookup, (*t, 0));
             }
+        }
+    }
+
+    /// Queues a count of `info_hash`'s swarm; it starts as soon as a slot is free.
+    pub fn scrape(&mut self, info_hash: InfoHash, now: Instant) -> Result<DhtScrapeId, DhtScrapeError> {
+        if self.waiting.len() >= MAX_QUEUED_SCRAPES {
+            return Err(DhtScrapeError::Busy);
+        }
+        let id = DhtScrapeId(self.next_scrape);
+        self.next_scrape += 1;
+        self.waiting.push_back((id, info_hash, now));
+        self.start_scrapes(now);
+        Ok(id)
+    }
+
+    /// Starts waiting scrapes while slots are free. Before the DHT has reached the network a
+    /// scrape would ask nobody, so scrapes wait for the bootstrap, but no longer than one
+    /// lookup time-out: a DHT that cannot bootstrap then answers with zero nodes asked.
+    fn start_scrapes(&mut self, now: Instant) {
+        let patience = self.dht.config().lookup_timeout;
+        while self.scrapes.len() < MAX_RUNNING_SCRAPES {
+            let Some(&(id, info_hash, asked)) = self.waiting.front() else { break };
+            if !self.dht.is_bootstrapped() && now < asked + patience {
+                break;
+            }
+            self.waiting.pop_front();
+            let lookup = self.dht.scrape(info_hash, now);
+            self.scrapes.insert(lookup, id);
         }
     }
 
@@ -103,6 +171,12 @@ impl DhtLink {
                     *self.found.entry(t).or_default() += peers.len() as u32;
                     return Some(Action::Peers(t, peers));
                 }
+                DhtOutput::Event(DhtEvent::Scraped { lookup, info_hash, swarm }) => {
+                    let Some(id) = self.scrapes.remove(&lookup) else { continue };
+                    // A slot is free: the next waiting scrape goes now, not at the next tick.
+                    self.start_scrapes(now);
+                    return Some(Action::Scraped(id, info_hash, swarm));
+                }
                 DhtOutput::Event(DhtEvent::LookupDone { lookup, .. }) => {
                     if let Some((t, 0)) = self.lookups.remove(&lookup) {
                         if let Some(at) = self.next.get_mut(&t) {
@@ -115,6 +189,7 @@ impl DhtLink {
                     for at in self.next.values_mut() {
                         *at = Instant::from_micros(0);
                     }
+                    self.start_scrapes(now);
                 }
             }
         }

@@ -13,7 +13,7 @@ mod peer;
 mod torrent;
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
-pub use dht::{DhtTorrentStatus, ANNOUNCE_EVERY};
+pub use dht::{DhtScrapeError, DhtScrapeId, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -454,6 +454,15 @@ pub enum Event {
         torrent: TorrentId,
         /// The peer.
         addr: SocketAddr,
+    },
+    /// A [`Engine::dht_scrape`] ended with these counts (all zero when no node answered).
+    DhtScrape {
+        /// The scrape.
+        id: DhtScrapeId,
+        /// The torrent counted.
+        info_hash: InfoHash,
+        /// Seeders, leechers and peers seen (BEP 33 estimates).
+        swarm: crate::dht::SwarmCount,
     },
     /// A tracker answered.
     TrackerReply {
@@ -1127,6 +1136,17 @@ impl Engine {
         self.dht.as_ref().map(|l| l.dht.routing_snapshot())
     }
 
+    /// Counts the swarm of any info-hash on the DHT (a BEP 33 scrape: `get_peers` with
+    /// `scrape=1`, peers and bloom filters merged); [`Event::DhtScrape`] with the same id
+    /// follows when the lookup ends. Scrapes wait for the DHT's bootstrap (at most one lookup
+    /// time-out) and for one of [`MAX_RUNNING_SCRAPES`] slots.
+    pub fn dht_scrape(&mut self, info_hash: InfoHash, now: Instant) -> Result<DhtScrapeId, DhtScrapeError> {
+        let link = self.dht.as_mut().ok_or(DhtScrapeError::Off)?;
+        let id = link.scrape(info_hash, now)?;
+        self.after_input(None, now);
+        Ok(id)
+    }
+
     /// What the DHT did for a torrent; `None` when the DHT is off.
     pub fn dht_status(&self, t: TorrentId) -> Option<DhtTorrentStatus> {
         self.dht.as_ref().map(|l| l.status(t))
@@ -1388,11 +1408,11 @@ impl Engine {
                 t.tick(now, &self.config, &mut self.io);
             }
             if let Some(link) = &mut self.dht {
-                let due: Vec<(TorrentId, InfoHash)> = self
+                let due: Vec<(TorrentId, InfoHash, bool)> = self
                     .torrents
                     .iter()
                     .filter(|(_, t)| t.wants_dht())
-                    .map(|(id, t)| (*id, t.meta.info_hash))
+                    .map(|(id, t)| (*id, t.meta.info_hash, t.is_seed()))
                     .collect();
                 link.schedule(&due, self.config.listen_port, now);
             }
@@ -1526,6 +1546,7 @@ impl Engine {
                         got_peers = true;
                     }
                 }
+                dht::Action::Scraped(id, info_hash, swarm) => self.io.event(Event::DhtScrape { id, info_hash, swarm }),
             }
         }
         got_peers

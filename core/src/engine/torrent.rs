@@ -554,6 +554,11 @@ impl Torrent {
         self.state == State::Active && !self.meta.info.private
     }
 
+    /// Whether we have the whole torrent (announced to the DHT as a seed: BEP 33).
+    pub fn is_seed(&self) -> bool {
+        self.fetching.is_none() && self.picker.have().is_full()
+    }
+
     /// Adds peer addresses to dial; returns how many were new to us.
     pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
         let mut new = 0;
