@@ -4,9 +4,10 @@
 //! A [`HealthCheck`] scrapes every tracker it is given at once (HTTP by BEP 48's scrape
 //! convention, UDP by BEP 15), hands out the requests for the runtime to carry
 //! ([`HealthCheck::poll_request`]), takes the answers back, and ends when every tracker has
-//! answered or failed, or at its deadline. Its [`HealthReport`] keeps each source's outcome
-//! and the best figures over them (the most seeders, then the most leechers: Tribler's
-//! aggregation).
+//! answered or failed, or at its deadline. It may also wait for a DHT count (BEP 33, run by
+//! the engine's DHT and handed in with [`HealthCheck::handle_dht`]). Its [`HealthReport`]
+//! keeps each source's outcome and the best figures over them (the most seeders, then the most
+//! leechers: Tribler's aggregation over its trackers and its DHT session).
 //!
 //! Trackers lie. Every figure passes [`sane`]: a count above [`MAX_FIGURE`] (Tribler reads
 //! them as signed 32-bit integers, so such a count is negative to it), a negative or
@@ -20,6 +21,7 @@ use std::time::Duration;
 use bt_bencode::Value;
 use rand::Rng;
 
+use crate::dht::SwarmCount;
 use crate::tracker::http::decode_dict;
 use crate::tracker::{
     parse_udp_url, scrape_request_url, tracker_kind, ScrapeStats, TrackerError, TrackerKind, UdpConfig, UdpExchange,
@@ -143,6 +145,16 @@ pub fn parse_http_scrape(body: &[u8], info_hash: &InfoHash) -> Result<Figures, H
     Ok(Figures { seeders: field(b"complete", "seeders")?, leechers: field(b"incomplete", "leechers")? })
 }
 
+/// A DHT count as a source's figures: nothing when no node answered (a count of nobody is not
+/// a swarm of nobody), else its estimates within [`MAX_FIGURE`].
+pub fn dht_figures(swarm: &SwarmCount) -> Result<Figures, String> {
+    if swarm.nodes_answered == 0 {
+        return Err("no DHT node answered".into());
+    }
+    let stats = ScrapeStats { complete: swarm.seeders, incomplete: swarm.leechers, downloaded: 0 };
+    sane(&stats).map_err(|e| e.to_string())
+}
+
 /// Tracker-supplied text, lossily decoded and cut short.
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned()
@@ -198,6 +210,8 @@ pub struct HealthCheck {
     info_hash: InfoHash,
     deadline: Instant,
     slots: Vec<Slot>,
+    /// The DHT as a source: not asked (`None`), waited for, or answered.
+    dht: Option<Option<SourceResult>>,
     /// Requests ready for the runtime.
     out: Vec<HealthRequest>,
 }
@@ -238,11 +252,25 @@ impl HealthCheck {
             };
             slots.push(slot);
         }
-        let mut check = HealthCheck { info_hash, deadline: now + timeout, slots, out: Vec::new() };
+        let mut check = HealthCheck { info_hash, deadline: now + timeout, slots, dht: None, out: Vec::new() };
         for slot in 0..check.slots.len() {
             check.pump(slot);
         }
         check
+    }
+
+    /// Makes the check wait for a DHT count too, until [`handle_dht`](Self::handle_dht) or its
+    /// deadline.
+    pub fn with_dht(mut self) -> Self {
+        self.dht = Some(None);
+        self
+    }
+
+    /// The DHT's count (see [`dht_figures`]), or why there is none.
+    pub fn handle_dht(&mut self, result: Result<Figures, String>) {
+        if let Some(slot @ None) = &mut self.dht {
+            *slot = Some(SourceResult { source: Source::Dht, result });
+        }
     }
 
     /// The torrent being checked.
@@ -271,13 +299,18 @@ impl HealthCheck {
         Some(udp.fold(self.deadline, Instant::min))
     }
 
-    /// Whether every tracker has answered or failed.
+    /// Whether every source has answered or failed.
     pub fn is_finished(&self) -> bool {
-        self.slots.iter().all(|s| matches!(s, Slot::Done(_)))
+        self.slots.iter().all(|s| matches!(s, Slot::Done(_))) && !matches!(self.dht, Some(None))
     }
 
     /// The report, once [`is_finished`](Self::is_finished); `None` before.
     pub fn report(&self) -> Option<HealthReport> {
+        let dht = match &self.dht {
+            None => None,
+            Some(None) => return None,
+            Some(Some(r)) => Some(r.clone()),
+        };
         let sources = self
             .slots
             .iter()
@@ -285,6 +318,7 @@ impl HealthCheck {
                 Slot::Done(r) => Some(r.clone()),
                 _ => None,
             })
+            .chain(dht.map(Some))
             .collect::<Option<Vec<_>>>()?;
         Some(HealthReport::new(self.info_hash, sources))
     }
@@ -323,6 +357,7 @@ impl HealthCheck {
                     self.finish(slot, Err(TrackerError::Timeout.to_string()));
                 }
             }
+            self.handle_dht(Err("the DHT count did not end in time".into()));
         }
     }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Engine, Event, Io, Output, TrackerJob};
-use crate::health::{HealthCheck, HealthCheckId, HealthRequest};
+use super::{DhtScrapeId, Engine, Event, Io, Output, TrackerJob};
+use crate::dht::SwarmCount;
+use crate::health::{dht_figures, HealthCheck, HealthCheckId, HealthRequest};
 use crate::types::{InfoHash, Instant, JobId};
 
 /// At most this many checks run at once; more are refused ([`Engine::check_health`]).
@@ -23,6 +24,8 @@ pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 struct Running {
     check: HealthCheck,
     jobs: HashMap<usize, JobId>,
+    /// Its DHT count, while it runs.
+    dht: Option<DhtScrapeId>,
 }
 
 /// Every running health check of the engine.
@@ -31,6 +34,8 @@ pub(crate) struct HealthChecks {
     running: BTreeMap<HealthCheckId, Running>,
     /// Which check and slot each tracker job belongs to.
     jobs: HashMap<JobId, (HealthCheckId, usize)>,
+    /// Which check each DHT count belongs to.
+    dht: HashMap<DhtScrapeId, HealthCheckId>,
     next: u64,
 }
 
@@ -53,10 +58,13 @@ impl HealthChecks {
         self.jobs.contains_key(&job)
     }
 
-    fn start(&mut self, check: HealthCheck, io: &mut Io) -> HealthCheckId {
+    fn start(&mut self, check: HealthCheck, dht: Option<DhtScrapeId>, io: &mut Io) -> HealthCheckId {
         self.next += 1;
         let id = HealthCheckId(self.next);
-        self.running.insert(id, Running { check, jobs: HashMap::new() });
+        if let Some(scrape) = dht {
+            self.dht.insert(scrape, id);
+        }
+        self.running.insert(id, Running { check, jobs: HashMap::new(), dht });
         self.pump(id, io);
         id
     }
@@ -87,6 +95,10 @@ impl HealthChecks {
             for job in r.jobs.values() {
                 self.jobs.remove(job);
             }
+            // A count still running ends unheard (the DHT has no way to cancel a lookup).
+            if let Some(scrape) = r.dht {
+                self.dht.remove(&scrape);
+            }
         }
         io.event(Event::HealthChecked { check: id, report });
     }
@@ -114,6 +126,16 @@ impl HealthChecks {
         self.pump(id, io);
     }
 
+    /// A DHT count ended; it is a check's if the check still waits for it.
+    pub fn handle_dht(&mut self, scrape: DhtScrapeId, swarm: &SwarmCount, io: &mut Io) {
+        let Some(id) = self.dht.remove(&scrape) else { return };
+        if let Some(r) = self.running.get_mut(&id) {
+            r.dht = None;
+            r.check.handle_dht(dht_figures(swarm));
+        }
+        self.pump(id, io);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant, io: &mut Io) {
         let due: Vec<HealthCheckId> = self
             .running
@@ -131,10 +153,12 @@ impl HealthChecks {
 }
 
 impl Engine {
-    /// Starts a health check of any torrent: its `trackers` (announce URLs) are scraped, and
-    /// the figures come back as [`Event::HealthChecked`] with the returned id, at the latest
-    /// `timeout` (at most [`MAX_CHECK_TIMEOUT`]) from now. A check with no usable tracker
-    /// reports at once, with no figures.
+    /// Starts a health check of any torrent: its `trackers` (announce URLs) are scraped, the
+    /// DHT counts its swarm (BEP 33, when the DHT is on), and the figures come back as
+    /// [`Event::HealthChecked`] with the returned id, at the latest `timeout` (at most
+    /// [`MAX_CHECK_TIMEOUT`]) from now. A DHT that has not reached the network yet is not
+    /// waited for: it says so in the report. A check with no usable source reports at once,
+    /// with no figures.
     pub fn check_health(
         &mut self,
         info_hash: InfoHash,
@@ -145,8 +169,20 @@ impl Engine {
         if self.health.running.len() >= MAX_RUNNING_CHECKS {
             return Err(HealthCheckError::Busy);
         }
-        let check = HealthCheck::new(info_hash, trackers, now, timeout.min(MAX_CHECK_TIMEOUT), &mut self.rng);
-        let id = self.health.start(check, &mut self.io);
+        let mut check = HealthCheck::new(info_hash, trackers, now, timeout.min(MAX_CHECK_TIMEOUT), &mut self.rng);
+        let mut scrape = None;
+        if let Some(link) = &mut self.dht {
+            check = check.with_dht();
+            if !link.dht.is_bootstrapped() {
+                check.handle_dht(Err("the DHT has not reached the network".into()));
+            } else {
+                match link.scrape(info_hash, now) {
+                    Ok(id) => scrape = Some(id),
+                    Err(e) => check.handle_dht(Err(e.to_string())),
+                }
+            }
+        }
+        let id = self.health.start(check, scrape, &mut self.io);
         self.after_input(None, now);
         Ok(id)
     }

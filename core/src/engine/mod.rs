@@ -1546,7 +1546,10 @@ impl Engine {
                         got_peers = true;
                     }
                 }
-                dht::Action::Scraped(id, info_hash, swarm) => self.io.event(Event::DhtScrape { id, info_hash, swarm }),
+                dht::Action::Scraped(id, info_hash, swarm) => {
+                    self.health.handle_dht(id, &swarm, &mut self.io);
+                    self.io.event(Event::DhtScrape { id, info_hash, swarm });
+                }
             }
         }
         got_peers

@@ -206,3 +206,29 @@ fn tracker_lists_are_bounded() {
     let mut c = HealthCheck::new(IH, &trackers, secs(0), Duration::from_secs(20), &mut rng);
     assert_eq!(drain(&mut c).len(), MAX_TRACKERS_PER_CHECK);
 }
+
+#[test]
+fn the_dht_is_one_more_source() {
+    use crate::dht::SwarmCount;
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let trackers = vec!["http://127.0.0.1:1/announce".to_owned()];
+    let mut c = HealthCheck::new(IH, &trackers, secs(0), Duration::from_secs(20), &mut rng).with_dht();
+    drain(&mut c);
+    c.handle_http(0, Ok(http_answer(&IH, b"d8:completei2e10:incompletei8ee")));
+    assert!(!c.is_finished(), "the DHT is waited for");
+    let counted = SwarmCount { seeders: 3, leechers: 1, nodes_answered: 5, ..SwarmCount::default() };
+    c.handle_dht(dht_figures(&counted));
+    let report = c.report().unwrap();
+    assert_eq!(report.figures, Some(Figures { seeders: 3, leechers: 1 }), "most seeders first");
+    assert_eq!(report.sources[1].source, Source::Dht);
+
+    // Nobody answering is no count; a silent DHT ends at the deadline.
+    assert!(dht_figures(&SwarmCount::default()).is_err());
+    let lie = SwarmCount { seeders: u32::MAX, nodes_answered: 1, ..SwarmCount::default() };
+    assert!(dht_figures(&lie).is_err());
+    let mut c = HealthCheck::new(IH, &[], secs(0), Duration::from_secs(20), &mut rng).with_dht();
+    assert_eq!(c.poll_timeout(), Some(secs(20)));
+    c.handle_timeout(secs(20));
+    let report = c.report().unwrap();
+    assert_eq!((report.figures, report.sources.len()), (None, 1));
+}
