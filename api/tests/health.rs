@@ -299,3 +299,31 @@ fn the_interval_setting_round_trips() {
     let r = post_settings(&d, KEY, r#"{"torrent_checking": {"interval": 0}}"#);
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// `SHOAL_LOCAL_ONLY=1` (the harness's setting) keeps checks on loopback: trackers elsewhere are
+/// refused at once by the same policy as every other packet (so the check ends long before its
+/// timeout, which a UDP tracker's retransmissions would otherwise reach), and nothing is stored.
+/// (`tests/tests/local_only.rs` watches the daemon's packets under strace.)
+#[test]
+fn local_only_refuses_trackers_off_loopback() {
+    let tmp = TempDir::new();
+    let d = daemon(&tmp.join("state"));
+    let rx = event_stream(&d);
+    let off = ["http://192.0.2.1:6969/announce".to_owned(), "udp://192.0.2.1:6969/announce".to_owned()];
+    let torrent = make_torrent(&tmp, "far-away", &off);
+    let ih = look_at(&d, &torrent);
+    // A download knows both trackers (a store entry keeps the first only).
+    let body = json!({"uri": format!("file:{}", torrent.display()), "destination": tmp.join("dl"), "anon_hops": 0});
+    let r = request(&d, "PUT", "/downloads", &[("X-Api-Key", KEY)], Some(body.to_string().as_bytes()));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let asked = Instant::now();
+    // A long timeout: refused trackers end the check long before it.
+    assert_eq!(ok(&d, &format!("/metadata/torrents/{ih}/health?timeout=60")), json!({"checking": true}));
+    let update = health_event(&rx, &ih)["args"][0].clone();
+    assert!(asked.elapsed() < std::time::Duration::from_secs(30), "the check waited for its timeout");
+    assert_eq!(
+        (update["num_seeders"].clone(), update["num_leechers"].clone(), update["last_tracker_check"].clone()),
+        (json!(0), json!(0), json!(0)),
+        "{update}"
+    );
+}

@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 use shoal_core::engine::MAX_CHECK_TIMEOUT;
-use shoal_core::health::HealthReport;
+use shoal_core::health::{HealthReport, Source};
 use shoal_core::InfoHash;
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
@@ -92,8 +92,9 @@ pub fn torrent_health(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             return Ok(ApiResponse::ok(json!({"checking": false})));
         }
         smol::spawn(async move {
-            if let Err(e) = check(&d, ih, timeout).await {
-                eprintln!("shoal daemon: health check of {ih}: {e}");
+            match check(&d, ih, timeout).await {
+                Ok(report) => tracing::info!("health of {ih}: {}", summary(&report)),
+                Err(e) => tracing::warn!("health check of {ih}: {e}"),
             }
         })
         .detach();
@@ -116,9 +117,9 @@ async fn trackers(d: &Daemon, ih: InfoHash) -> Vec<String> {
     urls
 }
 
-/// Checks `ih` now with every tracker known for it, stores what came back, and publishes the
-/// health in force afterwards.
-pub async fn check(d: &Daemon, ih: InfoHash, timeout: Duration) -> Result<Health, String> {
+/// Checks `ih` now with every tracker known for it (and the DHT), stores what came back, and
+/// publishes the health in force afterwards. Returns what each source said.
+pub async fn check(d: &Daemon, ih: InfoHash, timeout: Duration) -> Result<HealthReport, String> {
     let urls = trackers(d, ih).await;
     let report = d.downloads.session().check_health(ih, urls, timeout).await.map_err(|e| e.to_string());
     let health = match &report {
@@ -127,16 +128,35 @@ pub async fn check(d: &Daemon, ih: InfoHash, timeout: Duration) -> Result<Health
     };
     // The GUI shows "checking" until it hears back, so it hears back in every case.
     publish(d, ih, health.as_ref().copied().unwrap_or_default());
-    report?;
-    health
+    health?;
+    report
+}
+
+/// One line on what each source of a check said.
+fn summary(report: &HealthReport) -> String {
+    if report.sources.is_empty() {
+        return "no tracker known and no DHT to ask".into();
+    }
+    let said: Vec<String> = report
+        .sources
+        .iter()
+        .map(|s| {
+            let who = match &s.source {
+                Source::Tracker(url) => url.as_str(),
+                Source::Dht => "DHT",
+            };
+            match &s.result {
+                Ok(f) => format!("{who}: {} seeders, {} leechers", f.seeders, f.leechers),
+                Err(e) => format!("{who}: {e}"),
+            }
+        })
+        .collect();
+    said.join("; ")
 }
 
 /// Stores a report's figures if any source answered; returns the health in force.
 async fn apply(d: &Daemon, report: &HealthReport) -> Result<Health, String> {
     let ih = report.info_hash.0;
-    for s in report.sources.iter().filter(|s| s.result.is_err()) {
-        tracing::debug!("health of {}: {:?} told us nothing: {:?}", report.info_hash, s.source, s.result);
-    }
     let stored = match report.figures {
         Some(f) => d.store.set_health(ih, f.seeders, f.leechers).await,
         None => d.store.health(ih).await,
@@ -179,8 +199,9 @@ pub async fn run(d: Arc<Daemon>) {
                 tried.insert(ih, Instant::now());
                 let d = d.clone();
                 smol::spawn(async move {
-                    if let Err(e) = check(&d, ih, Duration::from_secs(DEFAULT_TIMEOUT_SECS)).await {
-                        tracing::debug!("background health check of {ih}: {e}");
+                    match check(&d, ih, Duration::from_secs(DEFAULT_TIMEOUT_SECS)).await {
+                        Ok(report) => tracing::debug!("background health of {ih}: {}", summary(&report)),
+                        Err(e) => tracing::warn!("background health check of {ih}: {e}"),
                     }
                 })
             })
