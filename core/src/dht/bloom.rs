@@ -17,13 +17,13 @@ const M: usize = BLOOM_BYTES * 8;
 /// Bits set per inserted IP (BEP 33: `k = 2`).
 const K: f64 = 2.0;
 
-/// A BEP 33 scrape filter.
+/// A BEP 33 scrape filter (boxed: KRPC answers carry two, and most answers none).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ScrapeBloom([u8; BLOOM_BYTES]);
+pub struct ScrapeBloom(Box<[u8; BLOOM_BYTES]>);
 
 impl Default for ScrapeBloom {
     fn default() -> Self {
-        ScrapeBloom([0; BLOOM_BYTES])
+        ScrapeBloom(Box::new([0; BLOOM_BYTES]))
     }
 }
 
@@ -41,7 +41,7 @@ impl ScrapeBloom {
 
     /// A filter received from a node; `None` unless it is exactly [`BLOOM_BYTES`] long.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(ScrapeBloom)
+        <[u8; BLOOM_BYTES]>::try_from(bytes).ok().map(|b| ScrapeBloom(Box::new(b)))
     }
 
     /// The 256 bytes to send.

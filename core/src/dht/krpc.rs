@@ -521,6 +521,66 @@ mod tests {
     }
 
     #[test]
+    fn bep33_scrape_seed_and_filters_round_trip() {
+        both_ways(
+            query(Method::GetPeers { info_hash: InfoHash(*b"mnopqrstuvwxyz123456"), scrape: true }),
+            b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234566:scrapei1ee\
+              1:q9:get_peers1:t2:aa1:y1:qe",
+        );
+        both_ways(
+            query(Method::AnnouncePeer {
+                info_hash: InfoHash(*b"mnopqrstuvwxyz123456"),
+                port: Some(6881),
+                implied_port: false,
+                token: b"aoeusnth".to_vec(),
+                seed: true,
+            }),
+            b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:porti6881e\
+              4:seedi1e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe",
+        );
+        let mut seeds = ScrapeBloom::new();
+        seeds.insert("192.0.2.1".parse().unwrap());
+        let r = Response {
+            id: id(b"abcdefghij0123456789"),
+            token: Some(b"aoeusnth".to_vec()),
+            bloom_seeds: Some(seeds.clone()),
+            bloom_peers: Some(ScrapeBloom::new()),
+            ..Default::default()
+        };
+        let wire = response(r.clone()).encode();
+        let mut expected = b"d1:rd4:BFpe256:".to_vec();
+        expected.extend_from_slice(&[0; 256]);
+        expected.extend_from_slice(b"4:BFsd256:");
+        expected.extend_from_slice(seeds.as_bytes());
+        expected.extend_from_slice(b"2:id20:abcdefghij01234567895:token8:aoeusnthe1:t2:aa1:y1:re");
+        assert_eq!(wire, expected);
+        assert_eq!(Message::decode(&wire).unwrap(), response(r));
+    }
+
+    #[test]
+    fn filters_of_the_wrong_size_or_type_are_ignored_and_the_answer_kept() {
+        let wire = b"d1:rd4:BFpei5e4:BFsd3:abc2:id20:abcdefghij01234567895:token8:aoeusnth\
+                     6:valuesl6:axje.uee1:t2:aa1:y1:re";
+        let expected = Response {
+            id: id(b"abcdefghij0123456789"),
+            token: Some(b"aoeusnth".to_vec()),
+            values: vec!["97.120.106.101:11893".parse().unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(Message::decode(wire).unwrap(), response(expected));
+        let mut long = b"d1:rd4:BFsd257:".to_vec();
+        long.extend_from_slice(&[0xff; 257]);
+        long.extend_from_slice(b"2:id20:abcdefghij0123456789e1:t2:aa1:y1:re");
+        let Body::Response(r) = Message::decode(&long).unwrap().body else { panic!("not a response") };
+        assert_eq!(r.bloom_seeds, None);
+        // scrape=0 is off, as an absent key is.
+        let q = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234566:scrapei0ee\
+                  1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(q) = Message::decode(q).unwrap().body else { panic!("not a query") };
+        assert!(matches!(q.method, Method::GetPeers { scrape: false, .. }));
+    }
+
+    #[test]
     fn bep32_and_bep42_fields_round_trip() {
         let v6 = NodeInfo { id: id(b"qqqqqqqqqqqqqqqqqqqq"), addr: "[2001:db8::7]:6881".parse().unwrap() };
         let mut msg = response(Response {
@@ -603,6 +663,31 @@ mod tests {
         assert!(Message::decode(full).is_ok());
         for cut in 0..full.len() {
             assert!(Message::decode(&full[..cut]).is_err(), "prefix {cut}");
+        }
+    }
+
+    #[test]
+    fn mutated_scrape_answers_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(33);
+        let mut seeds = ScrapeBloom::new();
+        seeds.insert("192.0.2.1".parse().unwrap());
+        let r = Response {
+            id: id(b"abcdefghij0123456789"),
+            token: Some(b"aoeusnth".to_vec()),
+            values: vec!["192.0.2.1:6881".parse().unwrap()],
+            bloom_seeds: Some(seeds),
+            bloom_peers: Some(ScrapeBloom::new()),
+            ..Default::default()
+        };
+        let seed = response(r).encode();
+        for _ in 0..20_000 {
+            let mut m = seed.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..m.len());
+                m[at] = rng.random();
+            }
+            let _ = Message::decode(&m);
         }
     }
 

@@ -195,3 +195,60 @@ impl DhtLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dht::{DhtConfig, NodeId};
+
+    fn secs(s: u64) -> Instant {
+        Instant::from_micros(s * 1_000_000)
+    }
+
+    /// A link whose DHT knows nobody and never bootstrapped.
+    fn lonely() -> DhtLink {
+        let config = DhtConfig { bootstrap: Vec::new(), ..DhtConfig::default() };
+        DhtLink::new(Dht::new(config, NodeId([1; 20]), 1, secs(0)))
+    }
+
+    /// The scrapes that ended, in order.
+    fn scraped(link: &mut DhtLink, now: Instant) -> Vec<(DhtScrapeId, InfoHash, SwarmCount)> {
+        let mut out = Vec::new();
+        while let Some(action) = link.poll(NetPolicy::default(), now) {
+            if let Action::Scraped(id, ih, swarm) = action {
+                out.push((id, ih, swarm));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn scrapes_wait_for_the_bootstrap_at_most_one_lookup_time_out() {
+        let mut link = lonely();
+        let hash = InfoHash([9; 20]);
+        let id = link.scrape(hash, secs(0)).unwrap();
+        link.schedule(&[], 6881, secs(59));
+        assert!(scraped(&mut link, secs(59)).is_empty(), "still waiting for the bootstrap");
+        assert_eq!(link.dht.active_lookups(), 0);
+        // A minute on, it runs anyway: nobody to ask, so it says zero.
+        link.schedule(&[], 6881, secs(60));
+        assert_eq!(scraped(&mut link, secs(60)), vec![(id, hash, SwarmCount::default())]);
+    }
+
+    #[test]
+    fn four_scrapes_run_at_once_and_the_queue_is_bounded() {
+        let mut link = lonely();
+        let ids: Vec<_> = (0..6u8).map(|n| link.scrape(InfoHash([n; 20]), secs(0)).unwrap()).collect();
+        link.schedule(&[], 6881, secs(60));
+        assert_eq!((link.scrapes.len(), link.waiting.len()), (MAX_RUNNING_SCRAPES, 2));
+        // Each one that ends lets the next one start; all end, in order.
+        let ended: Vec<_> = scraped(&mut link, secs(60)).into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ended, ids);
+        assert!(link.scrapes.is_empty() && link.waiting.is_empty());
+
+        for n in 0..MAX_QUEUED_SCRAPES {
+            link.scrape(InfoHash([n as u8; 20]), secs(61)).unwrap();
+        }
+        assert_eq!(link.scrape(InfoHash([0; 20]), secs(61)), Err(DhtScrapeError::Busy));
+    }
+}
