@@ -15,7 +15,7 @@
 //! that tracker's answer as a whole. A rejected answer is an error in the report, never a
 //! figure.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use bt_bencode::Value;
@@ -213,7 +213,7 @@ pub struct HealthCheck {
     /// The DHT as a source: not asked (`None`), waited for, or answered.
     dht: Option<Option<SourceResult>>,
     /// Requests ready for the runtime.
-    out: Vec<HealthRequest>,
+    out: VecDeque<HealthRequest>,
 }
 
 impl HealthCheck {
@@ -252,7 +252,7 @@ impl HealthCheck {
             };
             slots.push(slot);
         }
-        let mut check = HealthCheck { info_hash, deadline: now + timeout, slots, dht: None, out: Vec::new() };
+        let mut check = HealthCheck { info_hash, deadline: now + timeout, slots, dht: None, out: VecDeque::new() };
         for slot in 0..check.slots.len() {
             check.pump(slot);
         }
@@ -280,11 +280,7 @@ impl HealthCheck {
 
     /// The next request for the runtime, if any.
     pub fn poll_request(&mut self) -> Option<HealthRequest> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(self.out.remove(0))
-        }
+        self.out.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called; `None` once finished.
@@ -366,13 +362,13 @@ impl HealthCheck {
         match &mut self.slots[slot] {
             Slot::Http { request, .. } => {
                 if let Some(url) = request.take() {
-                    self.out.push(HealthRequest::HttpGet { slot, url });
+                    self.out.push_back(HealthRequest::HttpGet { slot, url });
                 }
             }
             Slot::Udp { host, port, exchange, opened, .. } => {
                 while let Some(data) = exchange.poll_transmit() {
                     *opened = true;
-                    self.out.push(HealthRequest::UdpSend { slot, host: host.clone(), port: *port, data });
+                    self.out.push_back(HealthRequest::UdpSend { slot, host: host.clone(), port: *port, data });
                 }
                 let result = match exchange.result() {
                     None => return,
@@ -392,7 +388,7 @@ impl HealthCheck {
             Slot::Http { url, .. } => url.clone(),
             Slot::Udp { url, opened, .. } => {
                 if *opened {
-                    self.out.push(HealthRequest::UdpClose { slot });
+                    self.out.push_back(HealthRequest::UdpClose { slot });
                 }
                 url.clone()
             }
