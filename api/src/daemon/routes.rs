@@ -19,6 +19,7 @@ use super::conn::{self, Slots};
 use super::debug;
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
+use super::health;
 use super::knowledge;
 use super::metadata;
 use super::Daemon;
@@ -447,6 +448,16 @@ pub fn table() -> Vec<Route> {
             produces: "application/json",
             response: schema::swagger,
             handler: handlers::swagger,
+        },
+        Route {
+            method: Get,
+            path: "/metadata/torrents/{infohash}/health",
+            tag: "Metadata",
+            summary: "Start a health check (trackers and DHT); the result follows as channel_entity_updated on /events",
+            params: &[IH, q!("timeout", "integer", "seconds, 1 to 120 (default 20)")],
+            produces: "application/json",
+            response: health::schema,
+            handler: health::torrent_health,
         },
         Route {
             method: Get,
