@@ -373,12 +373,13 @@ class Flows:
     def __init__(self, args, window):
         self.args = args
         self.window = window
-        self.shots = {}  # name -> path of each screenshot taken
+        self.last_search = 0  # when the search was last typed (the GUI drops a repeat within 1 s)
         plan = [("popular", self.popular), ("downloads", self.downloads)]
         if args.search_word:
             plan.append(("search", self.search))
         if args.health_infohash:
             plan.append(("health", self.health))
+            plan.append(("popular-checked", self.popular_checked))
         if args.tag:
             plan.append(("tag", self.tag))
         self.plan = plan
@@ -415,11 +416,13 @@ class Flows:
             self.current = None
 
     def screenshot(self, name):
-        """Saves the main window (with any dialog over it) as <shots-dir>/<name>.png."""
+        """Yields two ticks, so that the rows and dialogs just changed are painted in full, then
+        saves the main window (with any dialog over it) as <shots-dir>/<name>.png."""
+        yield
+        yield
         path = os.path.join(self.args.shots_dir, f"{name}.png")
         if not self.window.grab().save(path, "PNG"):
             raise FlowFailed(f"could not save the screenshot {path}")
-        self.shots[name] = path
         REPORT.screenshots[name] = path
         log(f"screenshot {name}: {path}")
 
@@ -439,8 +442,7 @@ class Flows:
         yield from wait_until("the Popular page to be shown", lambda: w.stackedWidget.currentIndex() == PAGE_POPULAR)
         content = w.popular_page
         yield from wait_until("the popular torrents to load", lambda: content.model is not None and content.model.loaded)
-        yield  # one tick for the page to paint
-        self.screenshot("popular")
+        yield from self.screenshot("popular")
         return {"rows": len(content.model.data_items)}
 
     def downloads(self):
@@ -505,8 +507,7 @@ class Flows:
             f"a result row for {self.args.search_infohash}", lambda: self.search_row(self.args.search_infohash)
         )
         row, item = found
-        yield  # one tick for the rows to paint
-        self.screenshot("search-results")
+        yield from self.screenshot("search-results")
         log(f"search {self.args.search_word!r}: row {row} is {item['name']!r} ({req['path']})")
         return {"row": row, "name": item["name"], "request": req["path"]}
 
@@ -545,9 +546,29 @@ class Flows:
         row, item = yield from wait_until("the row to show a tracker check", counts_shown, timeout=60)
         if item["num_seeders"] != self.args.health_seeders:
             raise FlowFailed(f"the row shows {item['num_seeders']} seeders, the tracker {self.args.health_seeders}")
-        yield  # one tick for the row to paint
-        self.screenshot("health")
+        yield from self.screenshot("health")
         return {k: item[k] for k in ("num_seeders", "num_leechers", "last_tracker_check")}
+
+    def popular_checked(self):
+        """Once checked with seeders, the torrent is popular: the Popular page, reloaded (a second
+        click on its menu button reloads it), lists it."""
+        from tribler.gui.defs import PAGE_POPULAR
+
+        w = self.window
+        ih = self.args.health_infohash
+        click(w.left_menu_button_popular)
+        yield from wait_until("the Popular page to be shown", lambda: w.stackedWidget.currentIndex() == PAGE_POPULAR)
+        since = now()
+        click(w.left_menu_button_popular)
+        req = yield from wait_until(
+            "the GUI's new request of the popular torrents",
+            lambda: request_seen("GET", "/metadata/torrents/popular", since),
+        )
+        if req["status"] != 200:
+            raise FlowFailed(f"GET {req['path']} answered {req['status']}")
+        row, item = yield from wait_until(f"a popular row for {ih}", lambda: find_row(w.popular_page.model, ih))
+        yield from self.screenshot("popular-checked")
+        return {"row": row, "num_seeders": item["num_seeders"]}
 
     def tag(self):
         """The row's "edit tags" button opens the tag editor; a tag typed there and saved is sent
@@ -580,8 +601,7 @@ class Flows:
         tags_input = dialog.dialog_widget.edit_tags_input
         QTest.keyClicks(tags_input, self.args.tag)
         yield from wait_until("the typed tag", lambda: self.args.tag in tags_input.get_entered_tags())
-        yield  # one tick for the dialog to paint
-        self.screenshot("tag-editor")
+        yield from self.screenshot("tag-editor")
         click(dialog.dialog_widget.save_button)
         path = f"/knowledge/{ih}"
         req = yield from wait_until(f"the GUI's request PATCH {path}", lambda: request_seen("PATCH", path, since))
@@ -595,8 +615,7 @@ class Flows:
 
         yield from wait_until("the row to show the tag", tag_on_row)
         yield from wait_until("the tag editor to close", lambda: getattr(view, "add_tags_dialog", None) is None)
-        yield
-        self.screenshot("tag-saved")
+        yield from self.screenshot("tag-saved")
         return {"tag": self.args.tag}
 
 
