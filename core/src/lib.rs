@@ -24,6 +24,7 @@ pub mod choker;
 pub mod create;
 pub mod dht;
 pub mod engine;
+pub mod health;
 pub mod lsd;
 pub mod magnet;
 pub mod metainfo;

@@ -25,6 +25,7 @@ mod driver;
 
 use async_channel::{Receiver, Sender};
 use shoal_core::engine::{Config, EngineError, Event, FilePriority, PeerStats, TorrentStats};
+use shoal_core::health::HealthReport;
 use shoal_core::{Metainfo, TorrentId};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +85,9 @@ pub enum SessionError {
     /// Starting the disk and hash threads failed.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    /// The engine refused a health check.
+    #[error(transparent)]
+    Health(#[from] shoal_core::engine::HealthCheckError),
 }
 
 /// How to add a torrent.
@@ -159,6 +163,7 @@ enum Command {
     DhtSnapshot(Reply<Option<Vec<u8>>>),
     DhtStatus(TorrentId, Reply<Option<shoal_core::engine::DhtTorrentStatus>>),
     Subscribe(Sender<Event>),
+    CheckHealth(shoal_core::InfoHash, Vec<String>, std::time::Duration, Reply<Result<HealthReport, SessionError>>),
     Shutdown(Reply<()>),
 }
 
@@ -323,6 +328,20 @@ impl Handle {
     /// What the DHT did for a torrent; `None` when the DHT is off.
     pub async fn dht_status(&self, t: TorrentId) -> Option<shoal_core::engine::DhtTorrentStatus> {
         ask(&self.commands, |r| Command::DhtStatus(t, r)).await.flatten()
+    }
+
+    /// Checks the health of any torrent with its `trackers` (announce URLs) and waits for the
+    /// report, at most `timeout` ([`shoal_core::Engine::check_health`]). Subscribers also get it
+    /// as [`Event::HealthChecked`].
+    pub async fn check_health(
+        &self,
+        info_hash: shoal_core::InfoHash,
+        trackers: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<HealthReport, SessionError> {
+        ask(&self.commands, |r| Command::CheckHealth(info_hash, trackers, timeout, r))
+            .await
+            .unwrap_or(Err(SessionError::Stopped))
     }
 
     /// A stream of engine events from now on.

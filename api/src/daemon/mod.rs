@@ -13,6 +13,7 @@ mod events;
 mod fdbudget;
 mod fsutil;
 mod handlers;
+mod health;
 mod metadata;
 mod routes;
 mod settings;
@@ -357,6 +358,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             })
         };
         let keeper = smol::spawn(background::run(daemon.clone()));
+        let checker = smol::spawn(health::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
         tracing::info!("peers on {}", peers.join(", "));
         let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
@@ -365,6 +367,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         wait_for_stop(&stop_rx).await;
         tracing::info!("shutting down");
         drop(keeper);
+        drop(checker);
         drop(loader);
         daemon.events.shutdown_state("Checkpointing Downloads...");
         daemon.downloads.checkpoint_all().await;

@@ -18,6 +18,7 @@ use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param
 use super::conn::{self, Slots};
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
+use super::health;
 use super::metadata;
 use super::Daemon;
 use super::{docs, tools};
@@ -261,6 +262,16 @@ pub fn table() -> Vec<Route> {
             produces: "application/json",
             response: metadata::schema::search_remote,
             handler: metadata::search_remote,
+        },
+        Route {
+            method: Get,
+            path: "/metadata/torrents/{infohash}/health",
+            tag: "Metadata",
+            summary: "Start a health check (tracker scrapes); the result follows as channel_entity_updated on /events",
+            params: &[IH, q!("timeout", "integer", "seconds, 1 to 120 (default 20)")],
+            produces: "application/json",
+            response: health::schema,
+            handler: health::torrent_health,
         },
         Route {
             method: Get,

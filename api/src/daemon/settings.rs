@@ -112,6 +112,9 @@ const KEYS: &[Key] = &[
     k("chant", "queried_peers_limit", COUNT, I(1000)),
     k("chant", "max_mapped_query_peers", COUNT, I(3)),
     k("torrent_checking", "enabled", Bool, B(true)),
+    // Seconds between two rounds of the background health checker (Tribler's
+    // TORRENT_SELECTION_INTERVAL); each round checks a few torrents (see daemon/health.rs).
+    k("torrent_checking", "interval", Int(1, 86_400), I(120)),
     k("libtorrent", "enabled", Bool, B(true)),
     k("libtorrent", "port", OptInt(0, 65535), Null),
     k("libtorrent", "proxy_type", Int(0, 5), I(0)),
@@ -178,6 +181,8 @@ const EFFECTIVE: &[(&str, &str)] = &[
     ("libtorrent", "dht"),
     ("libtorrent", "lsd"),
     ("dht", "enabled"),
+    ("torrent_checking", "enabled"),
+    ("torrent_checking", "interval"),
 ];
 
 fn find(section: &str, name: &str) -> Option<&'static Key> {

@@ -8,6 +8,7 @@
 mod admission;
 mod dht;
 mod fetch;
+mod health;
 mod peer;
 mod torrent;
 
@@ -31,6 +32,7 @@ use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, PieceHash
 use crate::wire::{Decoder, Limits};
 
 use admission::AddrKey;
+pub use health::{HealthCheckError, MAX_CHECK_TIMEOUT, MAX_RUNNING_CHECKS};
 use torrent::{Admit, MetadataPhase, Torrent};
 
 /// Tunables of one engine. Every buffer and queue the engine keeps is bounded by one of these.
@@ -485,6 +487,13 @@ pub enum Event {
     },
     /// After [`Engine::shutdown`]: every `stopped` announce is done (or timed out).
     ShutdownComplete,
+    /// A health check of [`Engine::check_health`] is over.
+    HealthChecked {
+        /// The check.
+        check: crate::health::HealthCheckId,
+        /// What its sources said.
+        report: crate::health::HealthReport,
+    },
 }
 
 /// Why a disk operation failed, as far as the engine cares.
@@ -830,6 +839,8 @@ pub struct Engine {
     dht: Option<dht::DhtLink>,
     /// Local Service Discovery, when [`Config::lsd`].
     lsd: Option<crate::lsd::Lsd>,
+    /// Health checks of any torrent ([`Engine::check_health`]).
+    health: health::HealthChecks,
 }
 
 /// The engine's housekeeping period: rates, time-outs, choking, connection attempts.
@@ -882,6 +893,7 @@ impl Engine {
             shutdown_reported: false,
             dht: None,
             lsd,
+            health: health::HealthChecks::default(),
         }
     }
 
@@ -1295,6 +1307,10 @@ impl Engine {
 
     /// An HTTP tracker request finished: the body, or an error text.
     pub fn handle_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, now: Instant) {
+        if self.health.owns(job) {
+            self.health.handle_http(job, result, &mut self.io);
+            return self.after_input(None, now);
+        }
         let Some(t) = self.io.jobs.remove(&job) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_tracker_http(job, result, now, &self.config, &mut self.io);
@@ -1304,6 +1320,10 @@ impl Engine {
 
     /// A datagram arrived on the socket of UDP tracker exchange `job` (or it failed: `Err`).
     pub fn handle_tracker_udp(&mut self, job: JobId, result: Result<&[u8], String>, now: Instant) {
+        if self.health.owns(job) {
+            self.health.handle_udp(job, result, now, &mut self.rng, &mut self.io);
+            return self.after_input(None, now);
+        }
         let Some(&t) = self.io.jobs.get(&job) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_tracker_udp(job, result, now, &self.config, &mut self.io);
@@ -1386,6 +1406,7 @@ impl Engine {
         for t in self.torrents.values_mut() {
             t.on_tracker_timeout(now, &self.config, &mut self.io);
         }
+        self.health.handle_timeout(now, &mut self.io);
         self.after_input(None, now);
     }
 
@@ -1408,6 +1429,9 @@ impl Engine {
             }
         }
         if let (Some(d), false) = (self.shutdown, self.shutdown_reported) {
+            t = t.min(d);
+        }
+        if let Some(d) = self.health.poll_timeout() {
             t = t.min(d);
         }
         if !self.io.up_waiting.is_empty() {

@@ -161,7 +161,7 @@ pub fn parse_scrape(body: &[u8], info_hash: &InfoHash) -> Result<ScrapeStats, Tr
 /// The body first passes [`bencode::check`], nested at most [`MAX_NESTING`] deep: `bt_bencode`
 /// recurses without limit and overflows its offset arithmetic on a byte-string length near
 /// `usize::MAX`, so it only ever sees the one well-formed value at the front of the body.
-fn decode_dict(body: &[u8]) -> Result<BTreeMap<ByteString, Value>, TrackerError> {
+pub(crate) fn decode_dict(body: &[u8]) -> Result<BTreeMap<ByteString, Value>, TrackerError> {
     if body.first() != Some(&b'd') {
         return Err(TrackerError::Malformed("answer is not a bencoded dictionary"));
     }

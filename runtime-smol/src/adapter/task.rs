@@ -10,6 +10,7 @@ use futures_lite::future;
 use shoal_core::engine::{
     AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, TrackerJob,
 };
+use shoal_core::health::{HealthCheckId, HealthReport};
 use shoal_core::{ConnId, Instant, JobId, NetPolicy, TorrentId};
 
 use super::io::{self, Link};
@@ -70,6 +71,8 @@ pub struct EngineTask<R: Runtime> {
     policy: NetPolicy,
     agent: ureq::Agent,
     subscribers: Vec<Sender<Event>>,
+    /// Who waits for which health check's report.
+    health_waiters: HashMap<HealthCheckId, Reply<Result<HealthReport, SessionError>>>,
     /// Disk, hash and storage-setup work not yet reported back.
     jobs_in_flight: usize,
     shutdown_waiters: Vec<Sender<()>>,
@@ -126,6 +129,7 @@ impl<R: Runtime> EngineTask<R> {
             policy,
             agent: io::http_agent(policy),
             subscribers: Vec::new(),
+            health_waiters: HashMap::new(),
             jobs_in_flight: 0,
             shutdown_waiters: Vec::new(),
             shutting_down: false,
@@ -292,6 +296,16 @@ impl<R: Runtime> EngineTask<R> {
                 let _ = reply.try_send(self.engine.set_sequential(t, on).map_err(Into::into));
             }
             Command::Subscribe(tx) => self.subscribers.push(tx),
+            Command::CheckHealth(info_hash, trackers, timeout, reply) => {
+                match self.engine.check_health(info_hash, &trackers, timeout, now) {
+                    Ok(id) => {
+                        self.health_waiters.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.try_send(Err(e.into()));
+                    }
+                }
+            }
             Command::Shutdown(reply) => {
                 self.shutdown_waiters.push(reply);
                 self.begin_shutdown();
@@ -498,6 +512,11 @@ impl<R: Runtime> EngineTask<R> {
                     if let Event::MetadataReceived { torrent, .. } = &e {
                         // Map the files now: the check or the writes that follow need them.
                         self.map_magnet(*torrent);
+                    }
+                    if let Event::HealthChecked { check, report } = &e {
+                        if let Some(reply) = self.health_waiters.remove(check) {
+                            let _ = reply.try_send(Ok(report.clone()));
+                        }
                     }
                     self.subscribers.retain(|s| s.try_send(e.clone()).is_ok() || !s.is_closed() && !s.is_full());
                 }

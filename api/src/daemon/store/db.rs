@@ -100,6 +100,11 @@ impl Db {
         self.conn.execute_batch("BEGIN IMMEDIATE")
     }
 
+    /// The connection, for the statements of sibling modules (the health checker's).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Commits the transaction of [`Db::begin`], if one is open.
     pub fn commit(&self) -> rusqlite::Result<()> {
         if self.conn.is_autocommit() {

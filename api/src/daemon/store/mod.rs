@@ -10,6 +10,7 @@
 pub mod category;
 pub mod db;
 pub mod entry;
+pub mod health;
 pub mod key;
 pub mod query;
 pub mod schema;

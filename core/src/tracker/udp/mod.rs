@@ -238,9 +238,10 @@ impl UdpExchange {
                     warning: None,
                 })));
             }
-            Response::Scrape { stats, .. } => match stats.first() {
-                Some(s) => self.finish(Ok(UdpOutcome::Scrape(*s))),
-                None => self.finish(Err(TrackerError::Malformed("empty scrape answer"))),
+            // We scrape one torrent: an answer with more or fewer entries is about something else.
+            Response::Scrape { stats, .. } => match stats.as_slice() {
+                [s] => self.finish(Ok(UdpOutcome::Scrape(*s))),
+                _ => self.finish(Err(TrackerError::Malformed("scrape answer does not have exactly one entry"))),
             },
         }
     }

@@ -1,0 +1,235 @@
+//! The engine's health checks: [`HealthCheck`] machines for any info-hash, their tracker
+//! traffic carried as ordinary [`TrackerJob`]s, each ending in [`Event::HealthChecked`].
+//!
+//! The jobs of a check are not a torrent's, so they live in their own table: the engine
+//! offers a tracker completion to its torrents first and to the checks after.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{Engine, Event, Io, Output, TrackerJob};
+use crate::health::{HealthCheck, HealthCheckId, HealthRequest};
+use crate::types::{InfoHash, Instant, JobId};
+
+/// At most this many checks run at once; more are refused ([`Engine::check_health`]).
+pub const MAX_RUNNING_CHECKS: usize = 64;
+
+/// The longest a check may take.
+pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running check and the job id of each of its tracker slots.
+struct Running {
+    check: HealthCheck,
+    jobs: HashMap<usize, JobId>,
+}
+
+/// Every running health check of the engine.
+#[derive(Default)]
+pub(crate) struct HealthChecks {
+    running: BTreeMap<HealthCheckId, Running>,
+    /// Which check and slot each tracker job belongs to.
+    jobs: HashMap<JobId, (HealthCheckId, usize)>,
+    next: u64,
+}
+
+/// Why a health check could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthCheckError {
+    /// [`MAX_RUNNING_CHECKS`] checks are running already.
+    #[error("too many health checks running (at most {MAX_RUNNING_CHECKS})")]
+    Busy,
+}
+
+impl HealthChecks {
+    /// The earliest deadline of a running check.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.running.values().filter_map(|r| r.check.poll_timeout()).min()
+    }
+
+    /// Whether `job` is a health check's.
+    pub fn owns(&self, job: JobId) -> bool {
+        self.jobs.contains_key(&job)
+    }
+
+    fn start(&mut self, check: HealthCheck, io: &mut Io) -> HealthCheckId {
+        self.next += 1;
+        let id = HealthCheckId(self.next);
+        self.running.insert(id, Running { check, jobs: HashMap::new() });
+        self.pump(id, io);
+        id
+    }
+
+    /// Carries a check's requests out and reports it once finished.
+    fn pump(&mut self, id: HealthCheckId, io: &mut Io) {
+        let Some(r) = self.running.get_mut(&id) else { return };
+        while let Some(req) = r.check.poll_request() {
+            let slot = match &req {
+                HealthRequest::HttpGet { slot, .. }
+                | HealthRequest::UdpSend { slot, .. }
+                | HealthRequest::UdpClose { slot } => *slot,
+            };
+            let job = *r.jobs.entry(slot).or_insert_with(|| {
+                let job = JobId(io.next_id);
+                io.next_id += 1;
+                self.jobs.insert(job, (id, slot));
+                job
+            });
+            io.push(Output::Tracker(match req {
+                HealthRequest::HttpGet { url, .. } => TrackerJob::HttpGet { id: job, url },
+                HealthRequest::UdpSend { host, port, data, .. } => TrackerJob::UdpSend { id: job, host, port, data },
+                HealthRequest::UdpClose { .. } => TrackerJob::UdpClose { id: job },
+            }));
+        }
+        let Some(report) = r.check.report() else { return };
+        if let Some(r) = self.running.remove(&id) {
+            for job in r.jobs.values() {
+                self.jobs.remove(job);
+            }
+        }
+        io.event(Event::HealthChecked { check: id, report });
+    }
+
+    pub fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, io: &mut Io) {
+        let Some(&(id, slot)) = self.jobs.get(&job) else { return };
+        if let Some(r) = self.running.get_mut(&id) {
+            r.check.handle_http(slot, result);
+        }
+        self.pump(id, io);
+    }
+
+    pub fn handle_udp(
+        &mut self,
+        job: JobId,
+        result: Result<&[u8], String>,
+        now: Instant,
+        rng: &mut ChaCha8Rng,
+        io: &mut Io,
+    ) {
+        let Some(&(id, slot)) = self.jobs.get(&job) else { return };
+        if let Some(r) = self.running.get_mut(&id) {
+            r.check.handle_udp(slot, now, result, rng);
+        }
+        self.pump(id, io);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, io: &mut Io) {
+        let due: Vec<HealthCheckId> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.check.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(r) = self.running.get_mut(&id) {
+                r.check.handle_timeout(now);
+            }
+            self.pump(id, io);
+        }
+    }
+}
+
+impl Engine {
+    /// Starts a health check of any torrent: its `trackers` (announce URLs) are scraped, and
+    /// the figures come back as [`Event::HealthChecked`] with the returned id, at the latest
+    /// `timeout` (at most [`MAX_CHECK_TIMEOUT`]) from now. A check with no usable tracker
+    /// reports at once, with no figures.
+    pub fn check_health(
+        &mut self,
+        info_hash: InfoHash,
+        trackers: &[String],
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<HealthCheckId, HealthCheckError> {
+        if self.health.running.len() >= MAX_RUNNING_CHECKS {
+            return Err(HealthCheckError::Busy);
+        }
+        let check = HealthCheck::new(info_hash, trackers, now, timeout.min(MAX_CHECK_TIMEOUT), &mut self.rng);
+        let id = self.health.start(check, &mut self.io);
+        self.after_input(None, now);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Config;
+    use crate::health::Figures;
+
+    fn ih() -> InfoHash {
+        InfoHash([7; 20])
+    }
+
+    fn secs(s: u64) -> Instant {
+        Instant::from_micros(s * 1_000_000)
+    }
+
+    /// The tracker jobs and health events the engine asks for.
+    fn drain(e: &mut Engine) -> (Vec<TrackerJob>, Vec<Event>) {
+        let (mut jobs, mut events) = (Vec::new(), Vec::new());
+        while let Some(o) = e.poll_output() {
+            match o {
+                Output::Tracker(j) => jobs.push(j),
+                Output::Event(ev @ Event::HealthChecked { .. }) => events.push(ev),
+                _ => {}
+            }
+        }
+        (jobs, events)
+    }
+
+    #[test]
+    fn a_check_scrapes_any_info_hash_and_ends_in_an_event() {
+        let mut e = Engine::new(Config::default(), 1, secs(0));
+        let trackers = ["http://127.0.0.1:6969/announce".to_owned()];
+        let id = e.check_health(ih(), &trackers, Duration::from_secs(10), secs(0)).unwrap();
+        let (jobs, events) = drain(&mut e);
+        assert!(events.is_empty());
+        let [TrackerJob::HttpGet { id: job, url }] = jobs.as_slice() else { panic!("{jobs:?}") };
+        assert!(url.starts_with("http://127.0.0.1:6969/scrape?info_hash=%07"), "{url}");
+        let body = [b"d5:filesd20:".as_slice(), &[7; 20], b"d8:completei4e10:incompletei2eeee"].concat();
+        e.handle_tracker_http(*job, Ok(body), secs(1));
+        let (_, events) = drain(&mut e);
+        let [Event::HealthChecked { check, report }] = events.as_slice() else { panic!("{events:?}") };
+        assert_eq!(*check, id);
+        assert_eq!(report.figures, Some(Figures { seeders: 4, leechers: 2 }));
+        // The job is forgotten: a repeated answer does nothing.
+        e.handle_tracker_http(*job, Ok(vec![]), secs(2));
+        assert!(drain(&mut e).1.is_empty());
+    }
+
+    #[test]
+    fn a_silent_check_times_out_and_closes_its_sockets() {
+        let mut e = Engine::new(Config::default(), 2, secs(0));
+        let trackers = ["udp://127.0.0.1:6969".to_owned()];
+        e.check_health(ih(), &trackers, Duration::from_secs(5), secs(0)).unwrap();
+        let (jobs, _) = drain(&mut e);
+        assert!(matches!(jobs.as_slice(), [TrackerJob::UdpSend { .. }]));
+        let mut now = secs(0);
+        let mut seen = Vec::new();
+        while seen.is_empty() {
+            now = e.poll_timeout();
+            assert!(now <= secs(5), "the check's deadline bounds the wait");
+            e.handle_timeout(now);
+            let (jobs, events) = drain(&mut e);
+            if !events.is_empty() {
+                assert!(jobs.iter().any(|j| matches!(j, TrackerJob::UdpClose { .. })));
+            }
+            seen = events;
+        }
+        let Event::HealthChecked { report, .. } = &seen[0] else { unreachable!() };
+        assert_eq!(report.figures, None);
+        assert_eq!(now, secs(5));
+    }
+
+    #[test]
+    fn running_checks_are_bounded() {
+        let mut e = Engine::new(Config::default(), 3, secs(0));
+        let trackers = ["udp://127.0.0.1:6969".to_owned()];
+        for _ in 0..MAX_RUNNING_CHECKS {
+            e.check_health(ih(), &trackers, Duration::from_secs(5), secs(0)).unwrap();
+        }
+        assert_eq!(e.check_health(ih(), &trackers, Duration::from_secs(5), secs(0)), Err(HealthCheckError::Busy));
+    }
+}
