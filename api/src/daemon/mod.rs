@@ -14,6 +14,7 @@ mod fdbudget;
 mod fsutil;
 mod handlers;
 mod health;
+mod knowledge;
 mod metadata;
 mod routes;
 mod settings;

@@ -19,6 +19,7 @@ use super::conn::{self, Slots};
 use super::downloads::handlers as dl;
 use super::handlers::{self, schema};
 use super::health;
+use super::knowledge;
 use super::metadata;
 use super::Daemon;
 use super::{docs, tools};
@@ -64,9 +65,30 @@ const LISTING_PARAMS: &[Param] = &[
     q!("include_total", "string", "non-empty to add total and max_rowid"),
 ];
 
-/// The parameters of a local search (as a listing; `tags` and `remote` are refused until
-/// tags and peers exist).
-const SEARCH_PARAMS: &[Param] = LISTING_PARAMS;
+/// The parameters of a local search: a listing's and `tags` (`remote` is refused: there are
+/// no peers to ask).
+const SEARCH_PARAMS: &[Param] = &[
+    q!("first", "integer", "1-based index of the first result (default 1)"),
+    q!("last", "integer", "1-based index of the last result (default 50)"),
+    q!(
+        "sort_by",
+        "string",
+        "name, size, infohash, date/created, status, category, health (votes, subscribed, torrents: row order)"
+    ),
+    q!("sort_desc", "boolean", "1/true for descending (default), 0/false for ascending"),
+    q!("txt_filter", "string", "words and \"quoted phrases\", a trailing * for a prefix; all must match"),
+    q!("hide_xxx", "boolean", "1 to leave out adult content"),
+    q!(
+        "category",
+        "string",
+        "only this category (Video, VideoClips, Audio, Document, Compressed, Picture, xxx, Other)"
+    ),
+    q!("exclude_deleted", "boolean", "1 to leave out entries marked for deletion"),
+    q!("max_rowid", "integer", "only entries up to this row (stable paging)"),
+    q!("metadata_type", "string", "repeatable: torrent, 300, channel, 400, 220 (only torrents exist)"),
+    q!("include_total", "string", "non-empty to add total and max_rowid"),
+    q!("tags", "string", "repeatable: only torrents with every one of these tags (without case)"),
+];
 
 const COMPLETION_PARAMS: &[Param] =
     &[Param { name: "q", location: In::Query, required: true, ty: "string", description: "the text typed so far" }];
@@ -454,6 +476,35 @@ pub fn table() -> Vec<Route> {
             produces: "application/octet-stream",
             response: schema::binary,
             handler: dl::stream,
+        },
+        Route {
+            method: Patch,
+            path: "/knowledge/{infohash}",
+            tag: "General",
+            summary: "Replace the user's statements (tags, content items) about a torrent; each change is signed",
+            params: &[
+                IH,
+                Param {
+                    name: "body",
+                    location: In::Body(knowledge::schema::statements),
+                    required: true,
+                    ty: "object",
+                    description: "{\"statements\": [{\"predicate\": 101, \"object\": \"tag\"}]}, at most 1000",
+                },
+            ],
+            produces: "application/json",
+            response: knowledge::schema::success,
+            handler: knowledge::patch,
+        },
+        Route {
+            method: Get,
+            path: "/knowledge/{infohash}/tag_suggestions",
+            tag: "General",
+            summary: "Tags others gave the torrent that are neither shown nor hidden, and the user has not decided on",
+            params: &[IH],
+            produces: "application/json",
+            response: knowledge::schema::suggestions,
+            handler: knowledge::tag_suggestions,
         },
     ]
 }

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use super::entry::{Entry, Signable, TorrentFacts, COMMITTED};
 use super::query::{SearchParams, SortBy, TextFilter, MAX_WORDS};
 use super::schema;
+use super::{category, knowledge};
 
 /// Tribler's window for "recently checked" popular torrents: the last day.
 pub const POPULAR_FRESHNESS_SECS: i64 = 24 * 60 * 60;
@@ -51,15 +52,15 @@ pub struct Page {
 
 /// The open database and the key that signs new entries.
 pub struct Db {
-    conn: Connection,
-    key: SigningKey,
-    public_key: [u8; 32],
+    pub(super) conn: Connection,
+    pub(super) key: SigningKey,
+    pub(super) public_key: [u8; 32],
     rng: rand::rngs::StdRng,
 }
 
 const ENTRY_COLUMNS: &str = "t.infohash, t.public_key, t.id, t.origin_id, t.status, t.title, t.size, \
      t.category, t.torrent_date, coalesce(h.seeders, 0) AS seeders, coalesce(h.leechers, 0) AS leechers, \
-     coalesce(h.last_check, 0) AS last_check";
+     coalesce(h.last_check, 0) AS last_check, t.tag_processor_version";
 
 fn entry(r: &Row) -> rusqlite::Result<Entry> {
     Ok(Entry {
@@ -75,6 +76,8 @@ fn entry(r: &Row) -> rusqlite::Result<Entry> {
         seeders: r.get(9)?,
         leechers: r.get(10)?,
         last_check: r.get(11)?,
+        tag_processor_version: r.get(12)?,
+        statements: Vec::new(),
     })
 }
 
@@ -212,6 +215,10 @@ impl Db {
             // 1 = TODELETE in Tribler's status codes.
             sql.push("t.status != 1".into());
         }
+        for tag in &p.tags {
+            sql.push(knowledge::TAGGED.into());
+            args.push(Sql::Text(tag.clone()));
+        }
     }
 
     /// The ORDER BY of a listing: the asked column, else relevance then health for a text
@@ -279,11 +286,17 @@ impl Db {
             "{with}SELECT {ENTRY_COLUMNS} FROM {from} {cond} ORDER BY {} LIMIT {limit} OFFSET {offset}",
             Self::order(p, popular.is_some())
         );
-        let entries = self
+        let mut entries = self
             .conn
             .prepare(&sql)?
             .query_map(rusqlite::params_from_iter(args.iter()), entry)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        for e in &mut entries {
+            e.statements = self.statements(&data_encoding::HEXLOWER.encode(&e.infohash))?;
+            if p.hide_xxx {
+                e.statements.retain(|s| !category::is_xxx(&s.object));
+            }
+        }
         let total = if p.include_total {
             let count_sql = format!("{with}SELECT count(*) FROM {from} {cond}");
             let total = self.conn.query_row(&count_sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use shoal_core::Metainfo;
 
 use super::category;
+use super::knowledge::Statement;
 
 /// Tribler's metadata type of a regular torrent.
 pub const REGULAR_TORRENT: u16 = 300;
@@ -101,6 +102,10 @@ pub struct Entry {
     pub seeders: i64,
     pub leechers: i64,
     pub last_check: i64,
+    /// The version of our rules that extracted the entry's statements (0: not yet).
+    pub tag_processor_version: i64,
+    /// The shown statements about the torrent.
+    pub statements: Vec<Statement>,
 }
 
 /// Which API spelling to render: the PyPI build's field order or the release's.
@@ -111,8 +116,7 @@ pub enum Flavor {
 }
 
 impl Entry {
-    /// The entry's JSON object in `flavor`'s field order, with `statements` (none until tags
-    /// exist).
+    /// The entry's JSON object in `flavor`'s field order, with its `statements`.
     pub fn to_json(&self, flavor: Flavor) -> Value {
         let head = [
             ("type", json!(REGULAR_TORRENT)),
@@ -130,8 +134,7 @@ impl Entry {
             ("num_leechers", json!(self.leechers)),
             ("last_tracker_check", json!(self.last_check)),
             ("created", json!(self.torrent_date)),
-            // No tag rules have run over the entry yet.
-            ("tag_processor_version", json!(0)),
+            ("tag_processor_version", json!(self.tag_processor_version)),
         ];
         let mut m = Map::new();
         let fields: Vec<(&str, Value)> = match flavor {
@@ -141,7 +144,7 @@ impl Entry {
         for (k, v) in fields {
             m.insert(k.to_string(), v);
         }
-        m.insert("statements".into(), json!([]));
+        m.insert("statements".into(), self.statements.iter().map(|s| s.to_json(flavor)).collect());
         Value::Object(m)
     }
 }

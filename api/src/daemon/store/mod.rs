@@ -12,7 +12,9 @@ pub mod db;
 pub mod entry;
 pub mod health;
 pub mod key;
+pub mod knowledge;
 pub mod query;
+pub mod rules;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ use query::SearchParams;
 
 /// The most jobs run in one transaction.
 const MAX_BATCH: usize = 5_000;
+/// Entries the rules catch up on per job (after an upgrade of the rules or the schema).
+const RULES_BATCH: i64 = 500;
 
 /// A job for the store's thread.
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
@@ -46,6 +50,10 @@ pub struct Store {
 
 fn now() -> std::time::Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(now().as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Where the store lives in a state directory.
@@ -110,7 +118,9 @@ impl Store {
                 }
             })
             .map_err(|e| format!("cannot start the metadata store's thread: {e}"))?;
-        Ok(Store { jobs })
+        let store = Store { jobs };
+        store.apply_rules_backlog(0);
+        Ok(store)
     }
 
     /// Runs `f` on the store's thread and waits for its answer.
@@ -131,7 +141,13 @@ impl Store {
     pub fn record(&self, facts: TorrentFacts) {
         let job: Job = Box::new(move |db| {
             let now_ms = u64::try_from(now().as_millis()).unwrap_or(u64::MAX);
-            if let Err(e) = db.record(&facts, now_ms) {
+            // A new entry gets our rules' statements at once, as Tribler's rules processor
+            // handles each new entry.
+            let recorded = db.record(&facts, now_ms).and_then(|added| match added {
+                true => db.apply_rules(&facts.infohash, &facts.title, now_secs()).map(|_| ()),
+                false => Ok(()),
+            });
+            if let Err(e) = recorded {
                 eprintln!(
                     "shoal daemon: cannot store the entry of {}: {e}",
                     data_encoding::HEXLOWER.encode(&facts.infohash)
@@ -140,6 +156,32 @@ impl Store {
         });
         // The thread ends only with the process; a send error cannot happen before.
         let _ = self.jobs.try_send(job);
+    }
+
+    /// Runs the rules over the entries an older version of them (or none) processed, a batch
+    /// per job, so that searches keep being served between batches.
+    fn apply_rules_backlog(&self, after: i64) {
+        let jobs = self.jobs.clone();
+        let job: Job = Box::new(move |db| match db.apply_rules_backlog(after, RULES_BATCH, now_secs()) {
+            Ok(Some(last)) => Store { jobs }.apply_rules_backlog(last),
+            Ok(None) => {}
+            Err(e) => eprintln!("shoal daemon: metadata store: cannot apply the tag rules: {e}"),
+        });
+        let _ = self.jobs.try_send(job);
+    }
+
+    /// Replaces the user's statements about a torrent (hex info-hash), signing each change.
+    pub async fn set_statements(
+        &self,
+        infohash_hex: String,
+        statements: Vec<(i64, String)>,
+    ) -> Result<knowledge::Changes, StoreError> {
+        self.call(move |db| db.set_statements(&infohash_hex, &statements, now_secs())).await
+    }
+
+    /// Tag suggestions for a torrent (hex info-hash).
+    pub async fn tag_suggestions(&self, infohash_hex: String) -> Result<Vec<String>, StoreError> {
+        self.call(move |db| db.tag_suggestions(&infohash_hex)).await
     }
 
     /// A page of a local search.

@@ -66,6 +66,8 @@ pub struct SearchParams {
     pub include_total: bool,
     /// Whether `metadata_type` lets torrents (300) through; the store holds nothing else.
     pub torrents_wanted: bool,
+    /// Repeated `tags`: only torrents that have every one of these tags (without case).
+    pub tags: Vec<String>,
 }
 
 /// A refused parameter: the message of the 400.
@@ -92,14 +94,16 @@ fn boolean(v: &str) -> Result<bool, ParamError> {
 impl SearchParams {
     /// Checks the query pairs of a request (`first`, `last`, `sort_by`, `sort_desc`,
     /// `txt_filter`, `hide_xxx`, `category`, `exclude_deleted`, `max_rowid`, `include_total`,
-    /// `metadata_type` repeated). `tags` and `remote` are refused by name: this store has no
-    /// tags yet and no peers to ask.
+    /// `metadata_type` repeated, `tags` repeated). `remote` is refused by name: there are no
+    /// peers to ask.
     pub fn parse(query: &[(String, String)]) -> Result<SearchParams, ParamError> {
         let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        for name in ["tags", "remote"] {
-            if get(name).is_some() {
-                return Err(ParamError(format!("{BAD_PARAMS}: '{name}' is not supported yet")));
-            }
+        if get("remote").is_some() {
+            return Err(ParamError(format!("{BAD_PARAMS}: 'remote' is not supported yet")));
+        }
+        let tags: Vec<String> = query.iter().filter(|(k, _)| k == "tags").map(|(_, v)| v.clone()).collect();
+        if tags.len() > MAX_WORDS {
+            return Err(ParamError(format!("{BAD_PARAMS}: more than {MAX_WORDS} 'tags'")));
         }
         let first = get("first").map(int).transpose()?.unwrap_or(1);
         let last = get("last").map(int).transpose()?.unwrap_or(50);
@@ -135,6 +139,7 @@ impl SearchParams {
             max_rowid: get("max_rowid").map(int).transpose()?,
             include_total: get("include_total").is_some_and(|v| !v.is_empty()),
             torrents_wanted,
+            tags,
         })
     }
 
@@ -257,7 +262,10 @@ mod tests {
         ] {
             assert_eq!(SearchParams::parse(&pairs(&[bad])).unwrap_err().0, BAD_PARAMS, "{bad:?}");
         }
-        assert!(SearchParams::parse(&pairs(&[("tags", "x")])).unwrap_err().0.contains("'tags'"));
+        assert!(SearchParams::parse(&pairs(&[("remote", "1")])).unwrap_err().0.contains("'remote'"));
+        assert_eq!(SearchParams::parse(&pairs(&[("tags", "a"), ("tags", "B")])).unwrap().tags, ["a", "B"]);
+        let many: Vec<(&str, &str)> = vec![("tags", "x"); MAX_WORDS + 1];
+        assert!(SearchParams::parse(&pairs(&many)).unwrap_err().0.contains("'tags'"));
         assert!(!SearchParams::parse(&pairs(&[("metadata_type", "400")])).unwrap().torrents_wanted);
         assert!(
             SearchParams::parse(&pairs(&[("metadata_type", "400"), ("metadata_type", "300")])).unwrap().torrents_wanted

@@ -50,6 +50,43 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO torrent_fts (rowid, title) VALUES (new.rowid, new.title);
     END;
     "#,
+    // 2: knowledge (Tribler's knowledge graph): resources (a torrent's hex info-hash, a tag, a
+    // content item…), statements linking a subject to an object with Tribler's counters, and
+    // each peer's last signed operation on a statement, with its Lamport clock. Every entry
+    // records the version of the rules that extracted its statements.
+    r#"
+    CREATE TABLE resource (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        UNIQUE (name, type)
+    );
+    -- Tags are searched without case.
+    CREATE INDEX resource_lower ON resource (type, lower(name));
+    CREATE TABLE statement (
+        id INTEGER PRIMARY KEY,
+        subject INTEGER NOT NULL REFERENCES resource (id),
+        object INTEGER NOT NULL REFERENCES resource (id),
+        added_count INTEGER NOT NULL DEFAULT 0,
+        removed_count INTEGER NOT NULL DEFAULT 0,
+        -- The user's own last operation (1 add, 2 remove), which overrides the counters locally.
+        local_operation INTEGER,
+        UNIQUE (subject, object)
+    );
+    CREATE INDEX statement_object ON statement (object);
+    CREATE TABLE statement_op (
+        id INTEGER PRIMARY KEY,
+        statement INTEGER NOT NULL REFERENCES statement (id),
+        peer BLOB NOT NULL,
+        operation INTEGER NOT NULL,
+        clock INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        auto_generated INTEGER NOT NULL,
+        UNIQUE (statement, peer)
+    );
+    ALTER TABLE torrent ADD COLUMN tag_processor_version INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -72,4 +109,45 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
         tx.commit()?;
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_store_gains_knowledge_and_its_entries_catch_up_on_the_rules() {
+        let dir = std::env::temp_dir().join(format!("shoal-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metadata.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            // A store written by the build before knowledge existed: schema 1, one entry.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL);
+                 INSERT INTO migrations VALUES (1, 0);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO torrent (infohash, public_key, id, origin_id, status, title, size, category, xxx, \
+                 torrent_date, tracker_info, timestamp, signature) \
+                 VALUES (?1, x'00', 1, 0, 2, 'debian-12.4.0-amd64-netinst.iso', 1, 'Compressed', 0, 0, '', 0, x'00')",
+                [&[7u8; 20][..]],
+            )
+            .unwrap();
+        }
+        let d = super::super::db::Db::open(&path, ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+        let version: i64 = d.conn.query_row("SELECT max(version) FROM migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, VERSION);
+        assert_eq!(VERSION, 2);
+        let hex = data_encoding::HEXLOWER.encode(&[7u8; 20]);
+        assert!(d.statements(&hex).unwrap().is_empty(), "the rules have not run yet");
+        assert_eq!(d.apply_rules_backlog(0, 10, 1).unwrap(), None);
+        let found: Vec<String> = d.statements(&hex).unwrap().into_iter().map(|s| s.object).collect();
+        assert_eq!(found, ["iso", "Debian 12"]);
+        drop(d);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
