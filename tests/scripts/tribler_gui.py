@@ -479,6 +479,7 @@ class Flows:
         from PyQt5.QtCore import Qt
         from PyQt5.QtTest import QTest
 
+        self.last_search = now()
         bar = self.window.top_search_bar
         click(bar)
         bar.selectAll()
@@ -538,11 +539,9 @@ class Flows:
             if found and found[1].get("last_tracker_check"):
                 return found
             if now() - self.last_search >= 3:  # the GUI drops the same query within 1 s
-                self.last_search = now()
                 self.type_search(self.args.search_word)
             return None
 
-        self.last_search = now()
         row, item = yield from wait_until("the row to show a tracker check", counts_shown, timeout=60)
         if item["num_seeders"] != self.args.health_seeders:
             raise FlowFailed(f"the row shows {item['num_seeders']} seeders, the tracker {self.args.health_seeders}")
@@ -576,9 +575,19 @@ class Flows:
         from PyQt5.QtCore import Qt
         from PyQt5.QtTest import QTest
 
-        content = self.window.search_results_page.results_page_content
+        from tribler.gui.defs import PAGE_SEARCH_RESULTS
+
+        w = self.window
+        content = w.search_results_page.results_page_content
         ih = self.args.tag_infohash
         view = content.content_table
+        # Back to the search results, as a user would: the search again (the GUI drops the same
+        # query within 1 s of the last one).
+        yield from wait_until("a second since the last search", lambda: now() - self.last_search > 1.5)
+        self.type_search(self.args.search_word)
+        yield from wait_until(
+            "the search results page", lambda: w.stackedWidget.currentIndex() == PAGE_SEARCH_RESULTS
+        )
 
         def edit_button():
             found = self.search_row(ih)
@@ -592,8 +601,15 @@ class Flows:
 
         rect = yield from wait_until(f"the edit-tags button of {ih}", edit_button)
         since = now()
-        click(view.viewport(), rect.center().toPoint())
-        dialog = yield from wait_until("the tag editor", lambda: getattr(view, "add_tags_dialog", None))
+        # A QRectF on a row without tags ("Be the first to suggest tags!"), else a QRect (the pen).
+        center = rect.center()
+        click(view.viewport(), center.toPoint() if hasattr(center, "toPoint") else center)
+
+        def shown_editor():
+            dialog = getattr(view, "add_tags_dialog", None)
+            return dialog if dialog is not None and dialog.isVisible() else None
+
+        dialog = yield from wait_until("the tag editor to show", shown_editor)
         path = f"/knowledge/{ih}/tag_suggestions"
         req = yield from wait_until(f"the GUI's request {path}", lambda: request_seen("GET", path, since))
         if req["status"] != 200:
