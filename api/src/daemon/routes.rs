@@ -287,16 +287,6 @@ pub fn table() -> Vec<Route> {
         },
         Route {
             method: Get,
-            path: "/metadata/torrents/{infohash}/health",
-            tag: "Metadata",
-            summary: "Start a health check (tracker scrapes); the result follows as channel_entity_updated on /events",
-            params: &[IH, q!("timeout", "integer", "seconds, 1 to 120 (default 20)")],
-            produces: "application/json",
-            response: health::schema,
-            handler: health::torrent_health,
-        },
-        Route {
-            method: Get,
             path: "/search",
             tag: "Metadata",
             summary: "Full-text search of the local metadata store (release's spelling)",
@@ -360,6 +350,16 @@ pub fn table() -> Vec<Route> {
             produces: "application/javascript",
             response: schema::binary,
             handler: docs::asset,
+        },
+        Route {
+            method: Get,
+            path: "/metadata/torrents/{infohash}/health",
+            tag: "Metadata",
+            summary: "Start a health check (tracker scrapes); the result follows as channel_entity_updated on /events",
+            params: &[IH, q!("timeout", "integer", "seconds, 1 to 120 (default 20)")],
+            produces: "application/json",
+            response: health::schema,
+            handler: health::torrent_health,
         },
         Route {
             method: Patch,
