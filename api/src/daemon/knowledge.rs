@@ -89,7 +89,7 @@ pub mod schema {
                 "predicate": {"type": "integer", "description": "101 tag, 103 content item, 1-15 Dublin Core"},
                 "object": {"type": "string", "minLength": 2, "maxLength": 50},
             }},
-        }}})
+        }}, "example": {"statements": [{"predicate": 101, "object": "ubuntu"}]}})
     }
 
     /// `{"success": true}`.
