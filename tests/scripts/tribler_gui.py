@@ -25,6 +25,7 @@ into --shots-dir:
     --search-infohash;
   * health (--health-infohash): a click on that row's health cell sends the health check, and
     the row then shows --health-seeders seeders;
+  * popular-checked (with health): the reloaded Popular page lists the checked torrent;
   * tag (--tag): the row's edit-tags button opens the tag editor; the tag typed there and saved
     is sent (PATCH /knowledge) and shown on the row.
 
@@ -350,6 +351,7 @@ def request_seen(method, path, since):
 
 
 def click(widget, pos=None):
+    """A left click on `widget` (at `pos`, else its centre), as QTest sends it."""
     from PyQt5.QtCore import Qt
     from PyQt5.QtTest import QTest
 
@@ -385,10 +387,6 @@ class Flows:
         self.plan = plan
         REPORT.flows = {name: None for name, _ in plan}  # name -> {done_at, ...} or {failed}
         self.current = None  # (name, generator, deadline)
-
-    @property
-    def done(self):
-        return self.current is None and not self.plan
 
     def step(self):
         """Advances the current flow by one tick (starts the next when it is done)."""
