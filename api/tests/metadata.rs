@@ -303,3 +303,23 @@ fn a_magnet_gets_its_entry_when_its_metadata_arrives() {
     a.shutdown(KEY);
     b.shutdown(KEY);
 }
+
+/// `PUT /search/remote`, which Tribler's GUI sends with every search: Shoal has no
+/// content-discovery peers, so it answers Tribler's shape with no peer (as Tribler does when it
+/// knows none) and a fresh request id; bad parameters are a 400 like a local search's.
+#[test]
+fn remote_search_answers_no_peers() {
+    let tmp = TempDir::new();
+    let d = daemon(&tmp.join("state"));
+    let put = |q: &str| request(&d, "PUT", &format!("/search/remote?{q}"), &[("X-Api-Key", KEY)], None);
+    let r = put("txt_filter=%22ubuntu%22&hide_xxx=1&metadata_type=300&exclude_deleted=1");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let first = r.json();
+    insta::assert_json_snapshot!("search_remote", first, {".request_uuid" => "[uuid]"});
+    let id = first["request_uuid"].as_str().unwrap();
+    assert!(id.len() == 36 && id.as_bytes()[14] == b'4', "a version-4 UUID: {id}");
+    assert_ne!(put("txt_filter=%22ubuntu%22").json()["request_uuid"], first["request_uuid"], "one id per request");
+    let bad = put("first=x");
+    assert_eq!(bad.status, 400);
+    insta::assert_json_snapshot!("search_bad", bad.json());
+}

@@ -16,12 +16,28 @@ From inside the GUI process it records, for the test to judge:
   * every HTTP request of the GUI's request manager with its status (negative = Qt error);
   * whether the downloads page showed the download the test added (--expect-infohash).
 
+Once connected it drives the GUI as a user would, through its own widgets (QTest clicks and key
+presses), one flow after the other (class Flows), saving a screenshot of the window after each
+into --shots-dir:
+  * popular: the Popular page loaded at start-up (200) and shows when its menu button is clicked;
+  * downloads: the downloads page shows --expect-infohash, and a click selects it;
+  * search (--search-word): typed in the top search bar + Enter, the results show
+    --search-infohash;
+  * health (--health-infohash): a click on that row's health cell sends the health check, and
+    the row then shows --health-seeders seeders;
+  * popular-checked (with health): the reloaded Popular page lists the checked torrent;
+  * tag (--tag): the row's edit-tags button opens the tag editor; the tag typed there and saved
+    is sent (PATCH /knowledge) and shown on the row.
+
 After --duration seconds (or at once when the GUI has not connected within --connect-timeout)
 it saves a screenshot of the screen, writes the JSON report, prints a summary and exits: 0 if
-the GUI connected, stayed connected, opened no dialog, hit no exception, showed the download
-and got no non-200 answer outside the --allow-non-200 path prefixes; 1 otherwise.
+the GUI connected, stayed connected, opened no dialog, hit no exception, showed the download,
+ran every flow to its end and got no non-200 answer outside the --allow-non-200 path prefixes;
+1 otherwise.
 
-Usage (under Xvfb): python tribler_gui.py --duration 600 --report R.json --screenshot S.png
+Usage (under Xvfb): python tribler_gui.py --duration 600 --report R.json --screenshot S.png \
+    --shots-dir DIR [--search-word W --search-infohash IH] [--health-infohash IH
+    --health-seeders N] [--tag T --tag-infohash IH]
 """
 
 import argparse
@@ -56,6 +72,8 @@ class Report:
         self.own_core_attempts = []  # CoreManager tried to start a core of its own
         self.requests = []  # {t, method, path, status}
         self.download_row_seen_at = None
+        self.flows = {}  # flow name -> what it showed ({"failed": why} if it could not)
+        self.screenshots = {}  # name -> path
         self.ui_problems = []  # the launcher could not drive the UI as planned
 
     def as_dict(self):
@@ -87,6 +105,13 @@ def parse_args():
     p.add_argument("--report", required=True, help="where to write the JSON report")
     p.add_argument("--screenshot", required=True, help="where to save the final screenshot (PNG)")
     p.add_argument("--expect-infohash", help="a download the downloads page must show (hex)")
+    p.add_argument("--shots-dir", required=True, help="where the flows save their screenshots")
+    p.add_argument("--search-word", help="a word to type in the search bar")
+    p.add_argument("--search-infohash", help="a torrent the search for --search-word must show (hex)")
+    p.add_argument("--health-infohash", help="a search result whose health cell to click (hex)")
+    p.add_argument("--health-seeders", type=int, help="the seeders its tracker reports")
+    p.add_argument("--tag", help="a tag to add to --tag-infohash with the tag editor")
+    p.add_argument("--tag-infohash", help="the search result to tag (hex)")
     p.add_argument(
         "--allow-non-200",
         action="append",
@@ -293,6 +318,322 @@ def hook_dialogs_and_errors():
 
 
 # ---------------------------------------------------------------------------------------------
+# The flows: what a user does with the GUI, driven through its own widgets (found by their
+# objectName in Tribler's .ui files) with QTest's mouse clicks and key presses. Each flow is a
+# generator: it yields while it waits (one watcher tick, 0.5 s, per yield) and returns when done;
+# it fails by raising FlowFailed. Flows run one after the other, each with a deadline.
+
+FLOW_TIMEOUT = 90  # seconds for one flow: a search or a health check takes a few here
+
+
+class FlowFailed(Exception):
+    """A flow could not do what a user would have seen done."""
+
+
+def wait_until(what, cond, timeout=30):
+    """Yields until cond() is truthy (then returns its value); FlowFailed after timeout s."""
+    deadline = now() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if now() > deadline:
+            raise FlowFailed(f"timed out after {timeout} s waiting for {what}")
+        yield
+
+
+def request_seen(method, path, since):
+    """The first request method path (exact path, any query) the GUI sent after `since`."""
+    for r in REPORT.requests:
+        if r["t"] >= since and r["method"] == method and urlsplit(r["path"]).path == path:
+            return r
+    return None
+
+
+def click(widget, pos=None):
+    """A left click on `widget` (at `pos`, else its centre), as QTest sends it."""
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtTest import QTest
+
+    if pos is None:
+        QTest.mouseClick(widget, Qt.LeftButton)
+    else:
+        QTest.mouseClick(widget, Qt.LeftButton, Qt.NoModifier, pos)
+
+
+def find_row(model, infohash):
+    """(row, data item) of the torrent `infohash` in a table model, or None."""
+    for row, item in enumerate(model.data_items if model is not None else []):
+        if item.get("infohash") == infohash:
+            return row, item
+    return None
+
+
+class Flows:
+    """The user flows the test asked for, in order; see the module docstring."""
+
+    def __init__(self, args, window):
+        self.args = args
+        self.window = window
+        self.last_search = 0  # when the search was last typed (the GUI drops a repeat within 1 s)
+        plan = [("popular", self.popular), ("downloads", self.downloads)]
+        if args.search_word:
+            plan.append(("search", self.search))
+        if args.health_infohash:
+            plan.append(("health", self.health))
+            plan.append(("popular-checked", self.popular_checked))
+        if args.tag:
+            plan.append(("tag", self.tag))
+        self.plan = plan
+        REPORT.flows = {name: None for name, _ in plan}  # name -> {done_at, ...} or {failed}
+        self.current = None  # (name, generator, deadline)
+
+    def step(self):
+        """Advances the current flow by one tick (starts the next when it is done)."""
+        while True:
+            if self.current is None:
+                if not self.plan:
+                    return
+                name, flow = self.plan.pop(0)
+                log(f"flow {name}: start")
+                self.current = (name, flow(), now() + FLOW_TIMEOUT)
+            name, gen, deadline = self.current
+            try:
+                if now() > deadline:
+                    raise FlowFailed(f"did not finish within {FLOW_TIMEOUT} s")
+                next(gen)
+                return
+            except StopIteration as done:
+                REPORT.flows[name] = {"done_at": now(), **(done.value or {})}
+                log(f"flow {name}: done {done.value or ''}")
+            except FlowFailed as e:
+                REPORT.flows[name] = {"failed": str(e), "at": now()}
+                log(f"flow {name}: FAILED: {e}")
+                # The flows after a failed one depend on it (same rows, same pages): stop here.
+                self.plan.clear()
+            self.current = None
+
+    def screenshot(self, name):
+        """Yields two ticks, so that the rows and dialogs just changed are painted in full, then
+        saves the main window (with any dialog over it) as <shots-dir>/<name>.png."""
+        yield
+        yield
+        path = os.path.join(self.args.shots_dir, f"{name}.png")
+        if not self.window.grab().save(path, "PNG"):
+            raise FlowFailed(f"could not save the screenshot {path}")
+        REPORT.screenshots[name] = path
+        log(f"screenshot {name}: {path}")
+
+    def popular(self):
+        """The Popular page loads at start-up (its request answered 200); a click shows it."""
+        w = self.window
+        yield from wait_until("the GUI to start its UI", lambda: w.ui_started)
+        req = yield from wait_until(
+            "the GUI's request of the popular torrents",
+            lambda: request_seen("GET", "/metadata/torrents/popular", 0),
+        )
+        if req["status"] != 200:
+            raise FlowFailed(f"GET {req['path']} answered {req['status']}")
+        click(w.left_menu_button_popular)
+        from tribler.gui.defs import PAGE_POPULAR
+
+        yield from wait_until("the Popular page to be shown", lambda: w.stackedWidget.currentIndex() == PAGE_POPULAR)
+        content = w.popular_page
+        yield from wait_until("the popular torrents to load", lambda: content.model is not None and content.model.loaded)
+        yield from self.screenshot("popular")
+        return {"rows": len(content.model.data_items)}
+
+    def downloads(self):
+        """The downloads page shows the download the test added; selecting it makes the GUI poll
+        its details routes, as a user looking at it would."""
+        if not self.args.expect_infohash:
+            return {}
+        w = self.window
+        click(w.left_menu_button_downloads)
+        dl_list = w.downloads_list
+
+        def row():
+            for i in range(dl_list.topLevelItemCount()):
+                item = dl_list.topLevelItem(i)
+                info = getattr(item, "download_info", None)
+                if info and info.get("infohash") == self.args.expect_infohash:
+                    return item
+            return None
+
+        item = yield from wait_until(f"the downloads page to show {self.args.expect_infohash}", row)
+        REPORT.download_row_seen_at = now()
+        click(dl_list.viewport(), dl_list.visualItemRect(item).center())
+
+        def selected():
+            info = getattr(dl_list.currentItem(), "download_info", None) or {}
+            return info.get("infohash") == self.args.expect_infohash
+
+        yield from wait_until("the download to be selected", selected)
+        log(f"downloads page: row {item.download_info.get('name')!r} ({item.download_info.get('status')}) selected")
+        return {}
+
+    def type_search(self, word):
+        """Types `word` into the top search bar and presses Enter, as a user does."""
+        from PyQt5.QtCore import Qt
+        from PyQt5.QtTest import QTest
+
+        self.last_search = now()
+        bar = self.window.top_search_bar
+        click(bar)
+        bar.selectAll()
+        QTest.keyClick(bar, Qt.Key_Backspace)
+        QTest.keyClicks(bar, word)
+        QTest.keyClick(bar, Qt.Key_Return)
+
+    def search_row(self, infohash):
+        content = self.window.search_results_page.results_page_content
+        return find_row(content.model, infohash)
+
+    def search(self):
+        """Typing a word in the search bar finds the torrent the test added before."""
+        from tribler.gui.defs import PAGE_SEARCH_RESULTS
+
+        w = self.window
+        since = now()
+        self.type_search(self.args.search_word)
+        yield from wait_until(
+            "the search results page", lambda: w.stackedWidget.currentIndex() == PAGE_SEARCH_RESULTS
+        )
+        req = yield from wait_until(
+            "the GUI's local search request", lambda: request_seen("GET", "/metadata/search/local", since)
+        )
+        found = yield from wait_until(
+            f"a result row for {self.args.search_infohash}", lambda: self.search_row(self.args.search_infohash)
+        )
+        row, item = found
+        yield from self.screenshot("search-results")
+        log(f"search {self.args.search_word!r}: row {row} is {item['name']!r} ({req['path']})")
+        return {"row": row, "name": item["name"], "request": req["path"]}
+
+    def health(self):
+        """A click on the row's health cell makes the GUI ask the core for a health check; the
+        row then shows the seeders the tracker reported. Tribler 7.13.1's GUI does not apply the
+        check's `channel_entity_updated` event to its table (nothing observes that topic), so,
+        as its users do, the search is run again until the row shows the new counts."""
+        from tribler.gui.widgets.tablecontentmodel import Column
+
+        content = self.window.search_results_page.results_page_content
+        ih = self.args.health_infohash
+        row, item = yield from wait_until(f"the result row of {ih}", lambda: self.search_row(ih))
+        if item.get("last_tracker_check"):
+            raise FlowFailed(f"the row was checked before the click: {item}")
+        view, model = content.content_table, content.model
+        cell = model.index(row, model.column_position[Column.HEALTH])
+        since = now()
+        click(view.viewport(), view.visualRect(cell).center())
+        path = f"/metadata/torrents/{ih}/health"
+        req = yield from wait_until(f"the GUI's request {path}", lambda: request_seen("GET", path, since))
+        if req["status"] != 200:
+            raise FlowFailed(f"GET {req['path']} answered {req['status']}")
+        log(f"health: the GUI asked {req['path']}; the row says {item.get('health')!r}")
+
+        def counts_shown():
+            found = self.search_row(ih)
+            if found and found[1].get("last_tracker_check"):
+                return found
+            if now() - self.last_search >= 3:  # the GUI drops the same query within 1 s
+                self.type_search(self.args.search_word)
+            return None
+
+        row, item = yield from wait_until("the row to show a tracker check", counts_shown, timeout=60)
+        if item["num_seeders"] != self.args.health_seeders:
+            raise FlowFailed(f"the row shows {item['num_seeders']} seeders, the tracker {self.args.health_seeders}")
+        yield from self.screenshot("health")
+        return {k: item[k] for k in ("num_seeders", "num_leechers", "last_tracker_check")}
+
+    def popular_checked(self):
+        """Once checked with seeders, the torrent is popular: the Popular page, reloaded (a second
+        click on its menu button reloads it), lists it."""
+        from tribler.gui.defs import PAGE_POPULAR
+
+        w = self.window
+        ih = self.args.health_infohash
+        click(w.left_menu_button_popular)
+        yield from wait_until("the Popular page to be shown", lambda: w.stackedWidget.currentIndex() == PAGE_POPULAR)
+        since = now()
+        click(w.left_menu_button_popular)
+        req = yield from wait_until(
+            "the GUI's new request of the popular torrents",
+            lambda: request_seen("GET", "/metadata/torrents/popular", since),
+        )
+        if req["status"] != 200:
+            raise FlowFailed(f"GET {req['path']} answered {req['status']}")
+        row, item = yield from wait_until(f"a popular row for {ih}", lambda: find_row(w.popular_page.model, ih))
+        yield from self.screenshot("popular-checked")
+        return {"row": row, "num_seeders": item["num_seeders"]}
+
+    def tag(self):
+        """The row's "edit tags" button opens the tag editor; a tag typed there and saved is sent
+        to the core and shown on the row."""
+        from PyQt5.QtCore import Qt
+        from PyQt5.QtTest import QTest
+
+        from tribler.gui.defs import PAGE_SEARCH_RESULTS
+
+        w = self.window
+        content = w.search_results_page.results_page_content
+        ih = self.args.tag_infohash
+        view = content.content_table
+        # Back to the search results, as a user would: the search again (the GUI drops the same
+        # query within 1 s of the last one).
+        yield from wait_until("a second since the last search", lambda: now() - self.last_search > 1.5)
+        self.type_search(self.args.search_word)
+        yield from wait_until(
+            "the search results page", lambda: w.stackedWidget.currentIndex() == PAGE_SEARCH_RESULTS
+        )
+
+        def edit_button():
+            found = self.search_row(ih)
+            if not found:
+                return None
+            for index, rect in content.model.edit_tags_rects.items():
+                if index.row() == found[0]:
+                    return rect
+            view.viewport().update()  # the rects are set when the row is painted
+            return None
+
+        rect = yield from wait_until(f"the edit-tags button of {ih}", edit_button)
+        since = now()
+        # A QRectF on a row without tags ("Be the first to suggest tags!"), else a QRect (the pen).
+        center = rect.center()
+        click(view.viewport(), center.toPoint() if hasattr(center, "toPoint") else center)
+
+        def shown_editor():
+            dialog = getattr(view, "add_tags_dialog", None)
+            return dialog if dialog is not None and dialog.isVisible() else None
+
+        dialog = yield from wait_until("the tag editor to show", shown_editor)
+        path = f"/knowledge/{ih}/tag_suggestions"
+        req = yield from wait_until(f"the GUI's request {path}", lambda: request_seen("GET", path, since))
+        if req["status"] != 200:
+            raise FlowFailed(f"GET {req['path']} answered {req['status']}")
+        tags_input = dialog.dialog_widget.edit_tags_input
+        QTest.keyClicks(tags_input, self.args.tag)
+        yield from wait_until("the typed tag", lambda: self.args.tag in tags_input.get_entered_tags())
+        yield from self.screenshot("tag-editor")
+        click(dialog.dialog_widget.save_button)
+        path = f"/knowledge/{ih}"
+        req = yield from wait_until(f"the GUI's request PATCH {path}", lambda: request_seen("PATCH", path, since))
+        if req["status"] != 200:
+            raise FlowFailed(f"PATCH {req['path']} answered {req['status']}")
+
+        def tag_on_row():
+            found = self.search_row(ih)
+            statements = found[1].get("statements", []) if found else []
+            return any(s.get("predicate") == 101 and s.get("object") == self.args.tag for s in statements)
+
+        yield from wait_until("the row to show the tag", tag_on_row)
+        yield from wait_until("the tag editor to close", lambda: getattr(view, "add_tags_dialog", None) is None)
+        yield from self.screenshot("tag-saved")
+        return {"tag": self.args.tag}
+
+
+# ---------------------------------------------------------------------------------------------
 # The watcher: a QTimer in the GUI's own event loop, started once the main window exists.
 
 
@@ -304,7 +645,7 @@ class Watcher:
         self.window = window
         self.dialog_classes = dialog_classes
         self.visible_seen = set()
-        self.row_selected = False
+        self.flows = Flows(args, window)
         self.timer = QTimer()
         self.timer.timeout.connect(self.tick)
         self.timer.start(500)
@@ -313,7 +654,7 @@ class Watcher:
         try:
             self.check_dialogs()
             if REPORT.connected_at is not None:
-                self.drive_downloads_page()
+                self.flows.step()
             elapsed = now()
             if REPORT.connected_at is None and elapsed > self.args.connect_timeout:
                 log(f"the GUI did not connect within {self.args.connect_timeout} s")
@@ -341,28 +682,6 @@ class Watcher:
                 # Listed, not a failure; closed as a user would, so the screenshot shows the page.
                 w.close_dialog()
                 log(f"dialog: closed it (an error answer of the allowed route {entry['request']})")
-
-    def drive_downloads_page(self):
-        """Shows the downloads page and selects the expected download, so the GUI also polls
-        the details routes (as a user looking at it would)."""
-        if self.row_selected or not self.args.expect_infohash:
-            return
-        w = self.window
-        if not w.ui_started:
-            return
-        if not w.left_menu_button_downloads.isChecked():
-            w.clicked_menu_button_downloads()
-        dl_list = w.downloads_list
-        for i in range(dl_list.topLevelItemCount()):
-            item = dl_list.topLevelItem(i)
-            info = getattr(item, "download_info", None)
-            if info and info.get("infohash") == self.args.expect_infohash:
-                REPORT.download_row_seen_at = now()
-                dl_list.setCurrentItem(item)
-                item.setSelected(True)
-                self.row_selected = True
-                log(f"downloads page: row {info.get('name')!r} ({info.get('status')}) selected")
-                return
 
     def finish(self):
         self.timer.stop()
@@ -419,6 +738,11 @@ def judge(args, events_open, shot_ok):
         failures.append(f"the launcher failed: {REPORT.ui_problems}")
     if args.expect_infohash and REPORT.download_row_seen_at is None:
         failures.append(f"the downloads page never showed download {args.expect_infohash}")
+    for name, outcome in REPORT.flows.items():
+        if outcome is None:
+            failures.append(f"flow {name} did not run to its end within the run")
+        elif "failed" in outcome:
+            failures.append(f"flow {name} failed at {outcome['at']} s: {outcome['failed']}")
     if not shot_ok:
         failures.append(f"could not save the screenshot to {args.screenshot}")
 
@@ -459,7 +783,10 @@ def judge(args, events_open, shot_ok):
     log(f"dialogs for error answers of allowed routes ({len(allowed_dialogs)}, closed by the launcher):")
     for d in allowed_dialogs:
         item(f"{d['class']} {d.get('title', '')!r} for {d['request']}")
-    log(f"screenshot: {args.screenshot if shot_ok else 'none'}")
+    log("flows:")
+    for name, outcome in REPORT.flows.items():
+        item(f"{name}: {outcome}")
+    log(f"screenshots: {REPORT.screenshots}; of the screen at the end: {args.screenshot if shot_ok else 'none'}")
     if failures:
         log("FAILED:")
         for f in failures:

@@ -47,6 +47,13 @@ pub struct RunOptions {
     /// Path prefixes whose non-200 answers (and the GUI's "Request error" dialogs for them) are
     /// listed but not failures.
     pub allow_non_200: Vec<String>,
+    /// A word to type in the search bar, and the torrent (hex info-hash) its results must show.
+    pub search: Option<(String, String)>,
+    /// A search result (hex info-hash) whose health cell to click, and the seeders its tracker
+    /// reports, which the row must then show.
+    pub health: Option<(String, u64)>,
+    /// A tag to add with the GUI's tag editor, and the search result (hex info-hash) to add it to.
+    pub tag: Option<(String, String)>,
 }
 
 /// The outcome of a run.
@@ -59,6 +66,8 @@ pub struct GuiRun {
     pub summary: String,
     /// Where the final screenshot is (if the launcher saved it).
     pub screenshot: PathBuf,
+    /// Where the flows saved their screenshots (`<flow step>.png`).
+    pub shots_dir: PathBuf,
     /// The tails of the launcher's stdout and stderr.
     pub logs: String,
 }
@@ -101,13 +110,24 @@ impl TriblerGui {
         let report_path = td.join("tribler-gui/report.json");
         let screenshot = td.join("tribler-gui/screenshot.png");
         let home = td.dir("tribler-gui/home");
+        let shots_dir = td.dir("tribler-gui/shots");
         let mut cmd = Command::new("xvfb-run");
         cmd.args(["-a", "-s", SCREEN]).arg(&self.python).arg(launcher());
         cmd.arg("--duration").arg(opts.duration.as_secs_f64().to_string());
         cmd.arg("--connect-timeout").arg(CONNECT_TIMEOUT.as_secs().to_string());
         cmd.arg("--report").arg(&report_path).arg("--screenshot").arg(&screenshot);
+        cmd.arg("--shots-dir").arg(&shots_dir);
         if let Some(ih) = &opts.expect_infohash {
             cmd.args(["--expect-infohash", ih]);
+        }
+        if let Some((word, ih)) = &opts.search {
+            cmd.args(["--search-word", word, "--search-infohash", ih]);
+        }
+        if let Some((ih, seeders)) = &opts.health {
+            cmd.args(["--health-infohash", ih, "--health-seeders", &seeders.to_string()]);
+        }
+        if let Some((tag, ih)) = &opts.tag {
+            cmd.args(["--tag", tag, "--tag-infohash", ih]);
         }
         for prefix in &opts.allow_non_200 {
             cmd.args(["--allow-non-200", prefix]);
@@ -127,7 +147,7 @@ impl TriblerGui {
         let status = proc.wait_exit(timeout).unwrap_or_else(|e| panic!("{e}\n{}", proc.logs()));
         let report = std::fs::read(&report_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let summary = proc.stdout().lines().filter(|l| l.starts_with("[tribler_gui")).collect::<Vec<_>>().join("\n");
-        GuiRun { status, report, summary, screenshot, logs: proc.logs() }
+        GuiRun { status, report, summary, screenshot, shots_dir, logs: proc.logs() }
     }
 }
 
@@ -162,12 +182,24 @@ pub fn missing(test: &str, why: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-/// The final screenshot, copied where it survives the test's temp dir:
-/// `<dir>/<name>.png`. Returns the new path, or why it could not be copied.
-pub fn keep_screenshot(run: &GuiRun, dir: &Path, name: &str) -> Result<PathBuf, String> {
+/// The run's screenshots (the flows' and the screen's at the end, as `screen-at-end.png`),
+/// copied into `dir`, where they survive the test's temp dir. Returns the copies' paths, or why
+/// one could not be copied.
+pub fn keep_screenshots(run: &GuiRun, dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let kept = dir.join(format!("{name}.png"));
-    std::fs::copy(&run.screenshot, &kept)
-        .map_err(|e| format!("cannot copy {} to {}: {e}", run.screenshot.display(), kept.display()))?;
+    let mut shots = vec![(run.screenshot.clone(), dir.join("screen-at-end.png"))];
+    let listed = std::fs::read_dir(&run.shots_dir).map_err(|e| format!("cannot list {}: {e}", run.shots_dir.display()));
+    for entry in listed?.flatten() {
+        shots.push((entry.path(), dir.join(entry.file_name())));
+    }
+    let mut kept = Vec::new();
+    for (from, to) in shots {
+        if from.is_file() {
+            std::fs::copy(&from, &to)
+                .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+            kept.push(to);
+        }
+    }
+    kept.sort();
     Ok(kept)
 }

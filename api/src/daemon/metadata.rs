@@ -134,6 +134,19 @@ pub fn popular_release(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(popular(d, req, Flavor::Release))
 }
 
+/// `PUT /search/remote` (PyPI build): Tribler sends the query to peers of its content-discovery
+/// community and their results arrive later as `remote_query_results` events. Shoal has no such
+/// community, so the query (validated like a local search: bad values are a 400) goes to no
+/// peer: the answer is a fresh request id and `"peers": []`, what Tribler itself answers when it
+/// knows no peer, and no result event follows.
+pub fn search_remote(_d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
+    Box::pin(async move {
+        SearchParams::parse(&req.query).map_err(|e| ApiError::bad_request(e.0))?;
+        let request_uuid = uuid::Uuid::new_v4().to_string();
+        Ok(ApiResponse::ok(json!({ "request_uuid": request_uuid, "peers": [] })))
+    })
+}
+
 /// Response schemas, for the Swagger description.
 pub mod schema {
     use serde_json::{json, Value};
@@ -159,6 +172,12 @@ pub mod schema {
 
     pub fn completions() -> Value {
         json!({"type": "object", "properties": {"completions": {"type": "array", "items": {"type": "string"}}}})
+    }
+
+    pub fn search_remote() -> Value {
+        json!({"type": "object", "properties": {
+            "request_uuid": {"type": "string"}, "peers": {"type": "array", "items": {"type": "string"}},
+        }})
     }
 
     pub fn popular() -> Value {

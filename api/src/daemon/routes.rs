@@ -390,6 +390,16 @@ pub fn table() -> Vec<Route> {
             handler: metadata::popular_pypi,
         },
         Route {
+            method: Put,
+            path: "/search/remote",
+            tag: "Metadata",
+            summary: "Sends a search to remote peers: Shoal knows none, so it answers no peers (PyPI build)",
+            params: SEARCH_PARAMS,
+            produces: "application/json",
+            response: metadata::schema::search_remote,
+            handler: metadata::search_remote,
+        },
+        Route {
             method: Get,
             path: "/search",
             tag: "Metadata",
