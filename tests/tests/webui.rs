@@ -100,8 +100,14 @@ fn referenced(text: &str) -> Vec<String> {
 fn ui_is_served_with_a_browser_uis_headers() {
     let td = TestDir::new("webui-serving");
     let mut d = Daemon::start(&td, "daemon", &td.dir("state"), KEY);
-    let link = format!("web UI: http://127.0.0.1:{}/ui?key={KEY}", d.port());
-    d.proc().wait_stderr("print the sign-in link", Duration::from_secs(10), |s| s.contains(&link));
+    // The log names the UI's address but never the key (the signed-in link goes to a terminal
+    // only, and the daemon's output here is a pipe).
+    let link = format!("web UI on http://127.0.0.1:{}/ui (sign in with the API key)", d.port());
+    d.proc().wait_stderr("log the UI's address", Duration::from_secs(10), |s| s.contains(&link));
+    assert!(
+        !d.proc().stderr().contains(KEY) && !d.proc().stdout().contains(KEY),
+        "the API key is in the daemon's output"
+    );
 
     // `/` leads to the UI, without a key.
     let root = get(&d, "/", &[]);

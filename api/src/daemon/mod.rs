@@ -372,7 +372,13 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         tracing::info!("peers on {}", peers.join(", "));
         let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
         tracing::info!("REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
-        tracing::info!("web UI: {}", ui::sign_in_link(http_addr, &daemon.key));
+        // The sign-in link carries the API key, so it goes only to the terminal of whoever
+        // started the daemon: never into the log, which `/debug/log` serves and a service's
+        // journal keeps.
+        tracing::info!("web UI on {} (sign in with the API key)", ui::page_link(http_addr));
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            println!("web UI, signed in: {}", ui::sign_in_link(http_addr, &daemon.key));
+        }
 
         wait_for_stop(&stop_rx).await;
         tracing::info!("shutting down");

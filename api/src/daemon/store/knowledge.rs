@@ -366,6 +366,12 @@ impl Db {
     /// Runs the rules over up to `limit` entries after row `after` that an older version of
     /// the rules (or none) processed. Returns the last row seen when there may be more.
     pub fn apply_rules_backlog(&self, after: i64, limit: i64, now: i64) -> rusqlite::Result<Option<i64>> {
+        // The file's `user_version` holds the rules version every entry has seen, so a start
+        // does not scan a million entries to find none behind.
+        let done: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if after == 0 && done >= rules::VERSION {
+            return Ok(None);
+        }
         let rows: Vec<(i64, Vec<u8>, String)> = self
             .conn
             .prepare_cached(
@@ -377,7 +383,11 @@ impl Db {
         for (_, infohash, title) in &rows {
             self.apply_rules(infohash, title, now)?;
         }
-        Ok(if rows.len() as i64 == limit { rows.last().map(|r| r.0) } else { None })
+        if rows.len() as i64 == limit {
+            return Ok(rows.last().map(|r| r.0));
+        }
+        self.conn.execute_batch(&format!("PRAGMA user_version = {}", rules::VERSION))?;
+        Ok(None)
     }
 }
 

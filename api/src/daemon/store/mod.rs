@@ -271,7 +271,12 @@ fn rules_backlog(jobs: Sender<Job>, after: i64) {
     let job: Job = Box::new(move |db| match db.apply_rules_backlog(after, RULES_BATCH, now_secs()) {
         Ok(Some(last)) => rules_backlog(next, last),
         Ok(None) => {}
-        Err(e) => eprintln!("shoal daemon: metadata store: cannot apply the tag rules: {e}"),
+        Err(e) => {
+            // A damaged store is replaced by a fresh one, which has nothing to catch up on.
+            if !replace_damaged(db, &e) {
+                eprintln!("shoal daemon: metadata store: cannot apply the tag rules: {e}");
+            }
+        }
     });
     let _ = jobs.try_send(job);
 }

@@ -114,19 +114,24 @@ pub fn is_public(path: &str) -> bool {
     path == "/" || path == "/ui" || path.starts_with("/ui/")
 }
 
-/// The link that opens the UI signed in, printed at start-up. An unspecified listening
-/// address becomes loopback, which is reachable from the machine itself.
-pub fn sign_in_link(addr: std::net::SocketAddr, key: &str) -> String {
+/// The UI's address, logged at start-up. An unspecified listening address becomes loopback,
+/// which is reachable from the machine itself.
+pub fn page_link(addr: std::net::SocketAddr) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         ip if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
         ip => ip,
     };
+    format!("http://{}/ui", std::net::SocketAddr::new(ip, addr.port()))
+}
+
+/// The link that opens the UI signed in, printed at start-up on a terminal only.
+pub fn sign_in_link(addr: std::net::SocketAddr, key: &str) -> String {
     // Unreserved characters (RFC 3986) stay as they are, so a usual key reads as itself.
     const QUERY: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
     let key = percent_encoding::utf8_percent_encode(key, QUERY);
-    format!("http://{}/ui?key={key}", std::net::SocketAddr::new(ip, addr.port()))
+    format!("{}?key={key}", page_link(addr))
 }
 
 #[cfg(test)]
