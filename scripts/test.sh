@@ -81,6 +81,13 @@ if ! "$SHOAL_SELENIUM_VENV/bin/python" -c 'import selenium' 2>/dev/null; then
         echo "test.sh: !!! could not install selenium into $SHOAL_SELENIUM_VENV: the web UI's browser test cannot run !!!" >&2
     fi
 fi
+# The browser test's video is made by the static ffmpeg of PyPI's imageio-ffmpeg wheel (lighter
+# than Debian's ffmpeg and its libraries), into the same venv.
+if [[ -x $SHOAL_SELENIUM_VENV/bin/pip ]] && ! "$SHOAL_SELENIUM_VENV/bin/python" -c 'import imageio_ffmpeg' 2>/dev/null; then
+    echo "test.sh: pip install imageio-ffmpeg into $SHOAL_SELENIUM_VENV" >&2
+    "$SHOAL_SELENIUM_VENV/bin/pip" install --quiet imageio-ffmpeg ||
+        echo "test.sh: !!! could not install imageio-ffmpeg: the web UI's browser test cannot make its video !!!" >&2
+fi
 
 cargo build --release -p shoal-api
 

@@ -153,6 +153,8 @@ def play_while_downloading(ui, ih):
     ui.click(ui.row(ih) + " button.name")
     ui.click('button[data-play="0"]')
     wait("the player", lambda: ui.visible("#player-media"))
+    tag = ui.js("return document.getElementById('player-media').tagName")
+    assert tag == "VIDEO", "the player of a video is a <%s>" % tag.lower()
     before = ui.download(ih)["progress"]
     ok("player open at %.0f%%" % (before * 100))
     wait("playback to start", lambda: ui.js("return document.getElementById('player-media').currentTime") > 0.5)
@@ -160,7 +162,9 @@ def play_while_downloading(ui, ih):
     wait("currentTime to advance", lambda: ui.js("return document.getElementById('player-media').currentTime") > t1 + 0.5)
     during = ui.download(ih)["progress"]
     assert during < 1.0, "the download had finished before the player was tested (progress %s)" % during
-    ok("currentTime advances while the download is at %.0f%% (was %.0f%% when the player opened)" % (during * 100, before * 100))
+    size = ui.js("const m = document.getElementById('player-media'); return [m.videoWidth, m.videoHeight]")
+    assert size[0] > 0 and size[1] > 0, "no video frames decoded (%s)" % size
+    ok("the video's currentTime advances while the download is at %.0f%% (was %.0f%% when the player opened; %dx%d frames)" % (during * 100, before * 100, size[0], size[1]))
     duration = wait("the media's duration", lambda: ui.js("const m = document.getElementById('player-media'); return isFinite(m.duration) && m.duration > 0 && m.duration"))
     target = duration * 0.9
     ui.js("document.getElementById('player-media').currentTime = arguments[0]", target)
@@ -231,9 +235,9 @@ def filter_and_sort(ui, first_ih, second_ih):
     """With two seeding downloads: the text filter, Tribler's filters and sorting by name."""
     def shown():
         return ui.js("return [...document.querySelectorAll('#downloads-body tr')].map((r) => r.dataset.infohash)")
-    ui.type("#text-filter", "tone")
+    ui.type("#text-filter", "pattern")
     wait("only the matching row", lambda: shown() == [first_ih])
-    ui.el("#text-filter").send_keys(Keys.BACKSPACE * len("tone"))
+    ui.el("#text-filter").send_keys(Keys.BACKSPACE * len("pattern"))
     wait("both rows again", lambda: len(shown()) == 2)
     ui.click('button[data-filter="downloading"]')
     wait("no row under Downloading", lambda: shown() == [])

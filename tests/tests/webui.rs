@@ -9,7 +9,7 @@
 //! with libtorrent seeders and a tracker, all inside a network namespace of the test's own
 //! whose only interface is its loopback: the browser cannot reach anything else. It signs in
 //! (and is refused a wrong key), adds a magnet and a dropped .torrent with a file left out,
-//! plays a file while it downloads and seeks to 90%, waits for 100%, pauses and resumes, filters
+//! plays a video while it downloads and seeks to 90%, waits for 100%, pauses and resumes, filters
 //! and sorts the table, changes settings, removes a download with its data, finds it again by a
 //! search (with completions) and adds it in one click, is given a file that is not a torrent,
 //! and lives through two daemon restarts (the second with a new key: a 401 asks for it); this side
@@ -176,31 +176,30 @@ fn show(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
-/// A mono 16-bit PCM WAV of a tone, `seconds` long (playable by any browser, seekable by
-/// byte offset, so a seek needs exactly the pieces at its position).
-fn write_wav(path: &Path, seconds: u32) {
-    const RATE: u32 = 8_000;
-    let samples = RATE * seconds;
-    let mut out = Vec::with_capacity(44 + 2 * samples as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + 2 * samples).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&RATE.to_le_bytes());
-    out.extend_from_slice(&(RATE * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(2 * samples).to_le_bytes());
-    for i in 0..samples {
-        let t = i as f64 / RATE as f64;
-        let v = (t * 440.0 * std::f64::consts::TAU).sin() * 8000.0;
-        out.extend_from_slice(&(v as i16).to_le_bytes());
-    }
+/// The ffmpeg inside the selenium venv's `imageio-ffmpeg` wheel (installed by `scripts/test.sh`).
+fn ffmpeg(python: &Path) -> PathBuf {
+    let out = std::process::Command::new(python)
+        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
+        .output()
+        .expect("run the venv's python");
+    assert!(out.status.success(), "imageio-ffmpeg is missing from the venv (scripts/test.sh installs it): {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A ten-minute WebM (VP8, 128×96, 10 frames/s, 128 kbit/s constant: 9.6 MB) of ffmpeg's test
+/// pattern, with a key frame every 5 s and its cues at the end, as an encoder writes them: a seek
+/// reads the end of the file, then the pieces at its position.
+fn write_webm(ffmpeg: &Path, path: &Path) {
     std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, out).expect("write the WAV");
+    let out = std::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=128x96:rate=10:duration=600", "-c:v", "libvpx"])
+        .args(["-b:v", "128k", "-minrate", "128k", "-maxrate", "128k", "-g", "50"])
+        .args(["-deadline", "realtime", "-cpu-used", "16", "-threads", "1"])
+        .arg(path)
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A libtorrent seeder of `torrent` (data in `dir`), its upload held to `rate` bytes/s
@@ -268,18 +267,18 @@ fn the_ui_in_a_real_browser() {
     let tracker = Opentracker::start(&td, &[]);
     let trackers = [tracker.http_url()];
 
-    // A: a ten-minute tone (16 kB/s, 9.6 MB), seeded at 256 KiB/s so that it takes about 40 s:
+    // A: a ten-minute video (16 kB/s, 9.6 MB), seeded at 256 KiB/s so that it takes about 40 s:
     // the player and a seek are tested while it downloads. Added by magnet. (A slower seeder
     // makes the engine's request queue, filled before the player asks, delay the first bytes.)
     let media_seed = td.dir("seed-media");
-    let wav = media_seed.join("tone.wav");
-    write_wav(&wav, 600);
-    let media_torrent = td.join("tone.torrent");
-    shoal::create(&td, &wav, &media_torrent, &trackers, 64 * 1024);
+    let video = media_seed.join("pattern.webm");
+    write_webm(&ffmpeg(&python), &video);
+    let media_torrent = td.join("pattern.torrent");
+    shoal::create(&td, &video, &media_torrent, &trackers, 64 * 1024);
     let media_ih = InfoHash::of_file(&media_torrent).hex();
     let _media_seeder = seeder(&td, &tracker, "lt_seed_media", &media_torrent, &media_seed, 256 * 1024);
     let tr = percent_encoding::utf8_percent_encode(&trackers[0], percent_encoding::NON_ALPHANUMERIC);
-    let magnet = format!("magnet:?xt=urn:btih:{media_ih}&dn=tone.wav&tr={tr}");
+    let magnet = format!("magnet:?xt=urn:btih:{media_ih}&dn=pattern.webm&tr={tr}");
 
     // B: two files on piece boundaries, dropped as a .torrent with `skip.bin` left out.
     let bundle_seed = td.dir("seed-bundle");
@@ -301,7 +300,7 @@ fn the_ui_in_a_real_browser() {
     let shots = td.dir("shots");
     let mut cmd = browser_command(&python);
     cmd.args(["--url", &url, "--key", KEY, "--new-key", NEW_KEY]);
-    cmd.args(["--magnet", &magnet, "--magnet-ih", &media_ih, "--magnet-name", "tone.wav", "--magnet-dest"]);
+    cmd.args(["--magnet", &magnet, "--magnet-ih", &media_ih, "--magnet-name", "pattern.webm", "--magnet-dest"]);
     cmd.arg(&magnet_dest);
     cmd.arg("--torrent").arg(&bundle_torrent);
     cmd.args(["--torrent-ih", &bundle_ih, "--torrent-name", "bundle", "--skip", "skip.bin", "--dest"]).arg(&dest);
