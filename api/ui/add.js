@@ -1,8 +1,10 @@
 /**
  * Adding a torrent: a magnet or URL (previewed by `/torrentinfo`, which fetches a magnet's
  * metadata from its peers) or a .torrent file (picker or drag-and-drop, previewed here). The
- * preview shows the files, each with a box to leave it out, and the destination. Anonymity hops
- * are not offered: the daemon has no tunnels.
+ * preview shows the files, each with a box to leave it out, and the destination. While a
+ * magnet's files are looked for (up to a minute when it has no peers), the magnet can be added
+ * at once without choosing files, or the looking stopped. Anonymity hops are not offered: the
+ * daemon has no tunnels.
  */
 
 import { call, withQuery } from "./api.js";
@@ -34,6 +36,7 @@ export class AddDialog {
     this.preview = h("div", { id: "add-preview" });
     this.destination = h("input", { id: "add-destination", type: "text", autocomplete: "off" });
     this.submit = h("button", { type: "button", class: "primary", id: "add-submit", disabled: true, onclick: () => this.add() }, "Add");
+    this.stop = h("button", { type: "button", id: "add-stop", hidden: true, onclick: () => this.stopLooking() }, "Stop looking");
     this.dialog = h(
       "dialog",
       { class: "card add", "aria-labelledby": "add-title" },
@@ -46,12 +49,12 @@ export class AddDialog {
         h("button", { type: "submit", id: "add-fetch" }, "Show files"),
       ),
       h("div", { class: "row" }, h("label", { for: "add-file", text: "Or a .torrent file (you can also drop it on the page)" }), this.file),
-      this.message,
+      h("div", { class: "row" }, this.message, this.stop),
       this.preview,
       h("div", { class: "row" }, h("label", { for: "add-destination", text: "Destination folder" }), this.destination),
       h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => this.dialog.close() }, "Cancel"), this.submit),
     );
-    this.dialog.addEventListener("close", () => this.abort?.abort());
+    this.dialog.addEventListener("close", () => this.stopLooking(false));
     document.body.append(this.dialog);
   }
 
@@ -69,6 +72,7 @@ export class AddDialog {
   }
 
   reset() {
+    this.stopLooking(false);
     this.source = null;
     this.uri.value = "";
     this.file.value = "";
@@ -80,11 +84,28 @@ export class AddDialog {
   say(text, kind = "error") {
     this.message.textContent = text;
     this.message.className = kind;
+    this.message.setAttribute("role", kind === "error" ? "alert" : "status");
+  }
+
+  /** Shows that a magnet's files are being looked for (the Stop button, Add labelled for it). */
+  looking(on) {
+    this.stop.hidden = !on;
+    this.submit.textContent = on ? "Add without the file list" : "Add";
+  }
+
+  /** Stops looking for a magnet's files (`tell`: say so); the magnet can still be added. */
+  stopLooking(tell = true) {
+    if (!this.abort) return;
+    this.abort.abort();
+    this.abort = null;
+    this.looking(false);
+    if (tell) this.say("Stopped looking for the torrent's files. You can still add the magnet: it downloads once peers are found.", "info");
   }
 
   /** Previews a .torrent the user picked or dropped. */
   async openFile(file) {
     if (!this.dialog.open) await this.open();
+    this.stopLooking(false);
     this.say("");
     replace(this.preview);
     this.submit.disabled = true;
@@ -98,30 +119,47 @@ export class AddDialog {
     }
   }
 
-  /** Previews the magnet or URL typed; a magnet whose peers never answer can be added anyway. */
+  /**
+   * Previews the magnet or URL typed. A magnet can be added at once while its files are looked
+   * for, and still after its peers never answered.
+   */
   async previewUri() {
     const uri = this.uri.value.trim();
     if (!uri) return this.say("Enter a magnet link or a URL.");
+    this.stopLooking(false);
     replace(this.preview);
     this.submit.disabled = true;
     this.source = null;
     const magnet = uri.startsWith("magnet:");
-    this.say(magnet ? "Asking the swarm for the torrent's files… (up to a minute)" : "Fetching the torrent…", "info");
-    this.abort = new AbortController();
+    const abort = new AbortController();
+    this.abort = abort;
+    if (magnet) {
+      this.say("Looking for the torrent's files among its peers (up to a minute). You can add it now without choosing files, or stop looking.", "info");
+      this.source = { uri };
+      this.submit.disabled = false;
+      this.looking(true);
+    } else {
+      this.say("Fetching the torrent…", "info");
+    }
     try {
-      const answer = await call("GET", withQuery("/torrentinfo", { uri }), undefined, { signal: this.abort.signal });
+      const answer = await call("GET", withQuery("/torrentinfo", { uri }), undefined, { signal: abort.signal });
+      if (this.abort !== abort) return;
+      this.looking(false);
       this.show(decodeMetainfo(answer.metainfo));
       this.source = { uri };
       this.say(answer.download_exists ? "This torrent is already in the downloads." : "");
     } catch (e) {
-      if (e.name === "AbortError") return;
+      if (e.name === "AbortError" || this.abort !== abort) return;
+      this.looking(false);
       if (magnet && e.status !== 400) {
         this.say(`No peer sent the torrent's files (${e.message}). You can still add the magnet: it downloads once peers are found.`);
-        this.source = { uri };
-        this.submit.disabled = false;
       } else {
+        this.source = null;
+        this.submit.disabled = true;
         this.say(e.message);
       }
+    } finally {
+      if (this.abort === abort) this.abort = null;
     }
   }
 
@@ -143,6 +181,8 @@ export class AddDialog {
     const destination = this.destination.value.trim() || undefined;
     const selection = this.boxes && selected.length < this.boxes.length ? selected : undefined;
     this.submit.disabled = true;
+    // Adding a magnet ends the looking; the daemon's download takes the search over.
+    this.stopLooking(false);
     try {
       let answer;
       if (this.source?.bytes) {

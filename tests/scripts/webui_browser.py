@@ -19,6 +19,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.common.exceptions import WebDriverException
 
@@ -312,6 +313,211 @@ def not_a_torrent(ui, path):
     ok("a file that is not a torrent gets a message: %r" % msg)
 
 
+def magnet_without_peers(ui):
+    """A magnet no peer has: the dialog says at once that it is looking for the torrent's files,
+    offers to stop looking or to add it without the file list, and both paths carry on."""
+    ih = os.urandom(20).hex()
+    magnet = "magnet:?xt=urn:btih:%s&dn=nobody-has-this" % ih
+
+    def ask():
+        ui.click("#add-open")
+        ui.type("#add-uri", magnet)
+        ui.click("#add-fetch")
+        # At once, not after the daemon's minute of looking.
+        msg = wait("the looking message", lambda: "Looking for the torrent's files" in ui.text("#add-message") and ui.text("#add-message"), timeout=5)
+        assert ui.visible("#add-stop"), "no Stop looking button"
+        assert ui.el("#add-submit").is_enabled() and ui.text("#add-submit") == "Add without the file list", ui.text("#add-submit")
+        return msg
+
+    msg = ask()
+    ui.click("#add-stop")
+    wait("the stopped message", lambda: "Stopped looking" in ui.text("#add-message"), timeout=5)
+    assert not ui.visible("#add-stop"), "Stop looking still shown after stopping"
+    ui.click("dialog.add .buttons button:not(.primary)")
+    wait("the dialog to close", lambda: not ui.visible("dialog.add"))
+    listed = [d["infohash"] for d in ui.api("/downloads")["downloads"]]
+    assert ih not in listed, "stopping the looking added the magnet"
+    ok("a magnet with no peers: %r at once; Stop looking stops, and nothing is added" % msg)
+
+    ask()
+    ui.click("#add-submit")
+    row = ui.row(ih)
+    wait("the magnet's row", lambda: ui.visible(row), timeout=10)
+    status = wait("Waiting for metadata", lambda: ui.text(row + " td.status") == "Waiting for metadata" and ui.text(row + " td.status"), timeout=10)
+    dl = ui.download(ih)
+    assert dl["status_code"] == 7, "the daemon's download: %s %s" % (dl["status"], dl.get("error"))
+    ok("a magnet with no peers added without the file list: the row says %r" % status)
+    ui.click(row + " td.check input")
+    ui.click("#action-remove")
+    ui.click("#remove-confirm")
+    wait("the row to go", lambda: not ui.d.find_elements(By.CSS_SELECTOR, row))
+    ok("and it is removed again")
+
+
+# The accessible name of every control shown, computed as browsers do in the common cases:
+# aria-labelledby, aria-label, its <label>s, a button's text, title. Lists those without one.
+UNNAMED_JS = """
+const unnamed = [];
+for (const el of document.querySelectorAll('input:not([type=hidden]), button, select, textarea, a[href], [role=button]')) {
+  if (!el.getClientRects().length) continue;
+  const by = (el.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean)
+    .map((id) => document.getElementById(id)?.textContent || '').join(' ');
+  const labels = [...(el.labels || [])].map((l) => l.textContent).join(' ');
+  const own = el.matches('button, a, [role=button]') ? el.textContent : '';
+  const name = [by, el.getAttribute('aria-label') || '', labels, own, el.title || ''].join(' ').trim();
+  if (!name) unnamed.push(el.outerHTML.slice(0, 120));
+}
+return unnamed;
+"""
+
+
+def all_named(ui, where):
+    """Every control shown has an accessible name."""
+    unnamed = ui.js(UNNAMED_JS)
+    assert not unnamed, "controls without an accessible name on %s: %s" % (where, unnamed)
+    return ui.js("return document.querySelectorAll('input, button, select, textarea, a[href]').length")
+
+
+def no_overflow(ui, where):
+    """Nothing sticks out sideways at the current width."""
+    widths = ui.js("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], "%s scrolls sideways: %s px wide in a %s px viewport" % (where, widths[0], widths[1])
+
+
+def reachable(ui, css):
+    """The control shows, whole, inside the viewport's width."""
+    box = ui.js("const r = document.querySelector(arguments[0])?.getBoundingClientRect(); return r && [r.left, r.right, r.width, window.innerWidth]", css)
+    assert box and box[2] > 0 and box[0] >= 0 and box[1] <= box[3], "%s is not reachable: %s" % (css, box)
+
+
+def readable(text, where):
+    """A message the user can read: not the daemon's JSON."""
+    assert text and not any(c in text for c in '{}') and '"error"' not in text, "%s shows %r" % (where, text)
+
+
+def usable_and_accessible(ui, ih):
+    """Issue #19's item 8: phone width, keyboard, names on controls, dark theme, readable errors."""
+    ui.d.get(ui.base + "/ui#downloads")
+    wait("the row", lambda: ui.visible(ui.row(ih)))
+    count = all_named(ui, "the downloads page")
+    ui.click("#add-open")
+    wait("the add dialog", lambda: ui.visible("#add-uri"))
+    count += all_named(ui, "the add dialog")
+    ui.click("dialog.add .buttons button:not(.primary)")
+    wait("the dialog to close", lambda: not ui.visible("dialog.add"))
+    for page, ready in [("#settings", "#settings-save"), ("#search", "#search-text"), ("#download/" + ih, "#details-back")]:
+        ui.d.get(ui.base + "/ui" + page)
+        wait(page, lambda: ui.visible(ready))
+        count += all_named(ui, page)
+    ok("every control shown (%d on the downloads page, the add dialog, settings, search and details) has an accessible name" % count)
+
+    # The keyboard: Tab from the top reaches the main controls, each with a visible focus ring.
+    ui.d.get(ui.base + "/ui#downloads")
+    wait("the row", lambda: ui.visible(ui.row(ih)))
+    ui.js("document.activeElement.blur()")
+    wanted = {"#nav-downloads", "#nav-search", "#nav-settings", "#add-open", "#text-filter",
+              'button[data-filter="completed"]', ui.row(ih) + " td.check input", ui.row(ih) + " button.name"}
+    reached = set()
+    for _ in range(60):
+        ActionChains(ui.d).send_keys(Keys.TAB).perform()
+        focus = ui.js("""const el = document.activeElement, s = getComputedStyle(el);
+            return [el.matches(':focus-visible'), s.outlineStyle, parseFloat(s.outlineWidth)]""")
+        for css in wanted - reached:
+            if ui.js("return document.activeElement === document.querySelector(arguments[0])", css):
+                assert focus[0] and focus[1] != "none" and focus[2] >= 1, "%s has no visible focus: %s" % (css, focus)
+                reached.add(css)
+        if reached == wanted:
+            break
+    assert reached == wanted, "Tab never reached %s" % (wanted - reached)
+    ok("Tab reaches the navigation, Add, the filters, a row's box and its name, each with a visible focus ring")
+    # Space ticks a row's box, Enter opens the add dialog and a download's details.
+    box = ui.el(ui.row(ih) + " td.check input")
+    box.send_keys(Keys.SPACE)
+    wait("Space to tick the box", lambda: box.is_selected() and ui.text(".count") == "1 selected")
+    box.send_keys(Keys.SPACE)
+    wait("Space to untick it", lambda: not box.is_selected())
+    ui.el("#add-open").send_keys(Keys.ENTER)
+    wait("Enter to open the add dialog", lambda: ui.visible("dialog.add"))
+    ui.d.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait("Escape to close it", lambda: not ui.visible("dialog.add"))
+    ui.el(ui.row(ih) + " button.name").send_keys(Keys.ENTER)
+    wait("Enter to open the details", lambda: ui.visible("#details-back"))
+    ok("Space ticks and unticks a row, Enter opens the add dialog (Escape closes it) and the details")
+
+    # Phone width: no page scrolls sideways, the main actions show whole.
+    ui.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        for page, ready in [("#downloads", ui.row(ih)), ("#download/" + ih, "#details-back"), ("#settings", "#settings-save"), ("#search", "#search-text")]:
+            ui.d.get(ui.base + "/ui" + page)
+            wait(page, lambda: ui.visible(ready))
+            no_overflow(ui, page)
+            if page == "#downloads":
+                for css in ["#add-open", "#nav-settings", "#text-filter", 'button[data-filter="inactive"]', "#action-remove", ui.row(ih) + " td.check input", ui.row(ih) + " button.name"]:
+                    reachable(ui, css)
+                ui.shot("phone")
+                ui.click("#add-open")
+                wait("the add dialog", lambda: ui.visible("#add-uri"))
+                no_overflow(ui, "the add dialog")
+                for css in ["#add-uri", "#add-fetch", "#add-submit"]:
+                    reachable(ui, css)
+                ui.click("dialog.add .buttons button:not(.primary)")
+            if page == "#settings":
+                reachable(ui, "#settings-save")
+        ok("at 390x844 no page scrolls sideways and the main actions show whole")
+    finally:
+        ui.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    # The dark theme follows the system's preference.
+    ui.d.get(ui.base + "/ui#downloads")
+    wait("the row", lambda: ui.visible(ui.row(ih)))
+    colours_js = "const b = getComputedStyle(document.body), t = getComputedStyle(document.querySelector('table')); return [b.backgroundColor, b.color, t.backgroundColor]"
+
+    def luminance(rgb):
+        r, g, b = [int(x) for x in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+    ui.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+    light = ui.js(colours_js)
+    ui.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        dark = wait("the dark colours", lambda: ui.js(colours_js) != light and ui.js(colours_js))
+        assert luminance(dark[0]) < 0.2 and luminance(dark[1]) > 0.7 and luminance(dark[2]) < 0.2, "dark theme: %s" % dark
+        assert luminance(light[0]) > 0.8 and luminance(light[1]) < 0.3, "light theme: %s" % light
+        ui.shot("dark")
+    finally:
+        ui.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    ok("prefers-color-scheme: dark turns the page dark (body %s on %s, was %s on %s)" % (dark[1], dark[0], light[1], light[0]))
+
+    # The daemon's error shapes read as sentences: from the API module itself, then in the UI.
+    shapes = ui.d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/ui/api.js').then((api) => done([
+          api.errorMessage(400, {error: 'destination must be an absolute path: x'}),
+          api.errorMessage(500, {error: {handled: true, message: 'metainfo error'}}),
+          api.errorMessage(500, {error: {code: 'RuntimeError', handled: false, message: 'boom'}}),
+          api.errorMessage(500, {error: {code: 'RuntimeError'}}),
+          api.errorMessage(502, null),
+        ]));""")
+    for text in shapes:
+        readable(text, "errorMessage")
+    assert shapes[:3] == ["destination must be an absolute path: x", "metainfo error", "boom"], shapes
+    ui.click("#add-open")
+    ui.type("#add-uri", "magnet:?xt=urn:btih:not-a-hash")
+    ui.click("#add-fetch")
+    bad = wait("the daemon's 400 for a bad magnet", lambda: ui.text("#add-message") and "Looking" not in ui.text("#add-message") and ui.text("#add-message"))
+    readable(bad, "a bad magnet")
+    ui.type("#add-uri", "magnet:?xt=urn:btih:%s" % os.urandom(20).hex())
+    ui.click("#add-fetch")
+    wait("the looking message", lambda: "Looking" in ui.text("#add-message"))
+    ui.type("#add-destination", "relative/folder")
+    ui.click("#add-submit")
+    rel = wait("the daemon's 400 for a relative destination", lambda: "absolute" in ui.text("#add-message") and ui.text("#add-message"))
+    readable(rel, "a relative destination")
+    ui.click("dialog.add .buttons button:not(.primary)")
+    wait("the dialog to close", lambda: not ui.visible("dialog.add"))
+    ok("the daemon's error shapes read as sentences: %s; in the add dialog: %r, %r" % (shapes, bad, rel))
+
+
 def daemon_restarts(ui, ih):
     wait("/events to be open", lambda: ui.js("return document.body.dataset.events") == "open")
     print("restart: same key", flush=True)
@@ -397,6 +603,8 @@ def main():
         search_and_add(ui, args.torrent_name, args.torrent_ih)
         remove_with_data(ui, args.torrent_ih, os.path.join(args.dest, args.torrent_name))
         not_a_torrent(ui, args.not_a_torrent)
+        magnet_without_peers(ui)
+        usable_and_accessible(ui, args.magnet_ih)
         daemon_restarts(ui, args.magnet_ih)
         key_changes(ui, args.new_key, args.magnet_ih)
         errors = ui.console_errors()

@@ -12,6 +12,8 @@
 //! plays a video while it downloads and seeks to 90%, waits for 100%, pauses and resumes, filters
 //! and sorts the table, changes settings, removes a download with its data, finds it again by a
 //! search (with completions) and adds it in one click, is given a file that is not a torrent,
+//! adds a magnet no peer has (stopping the looking, then adding it without its file list), checks
+//! item 8 (names on every control, the keyboard, phone width, the dark theme, readable errors),
 //! and lives through two daemon restarts (the second with a new key: a 401 asks for it); this side
 //! restarts the daemon when asked and then checks the daemon's state.
 //!
@@ -319,7 +321,7 @@ fn the_ui_in_a_real_browser() {
     show(&browser.stdout());
     let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webui");
     let _ = std::fs::create_dir_all(&kept);
-    for name in ["downloads", "details", "player", "failure"] {
+    for name in ["downloads", "details", "player", "phone", "dark", "failure"] {
         let from = shots.join(format!("{name}.png"));
         if from.exists() && std::fs::copy(&from, kept.join(format!("{name}.png"))).is_ok() {
             show(&format!("screenshot kept: {}\n", kept.join(format!("{name}.png")).display()));

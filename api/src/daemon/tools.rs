@@ -97,23 +97,28 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
     let trackers = magnet.trackers.clone();
     let session = d.downloads.session().clone();
     let events = session.subscribe().await;
-    let (id, probe_dir) = match d.downloads.get(&ih) {
-        Some(dl) => match (&dl.torrent, dl.torrent_id()) {
+    let (id, probe_dir) = match (d.downloads.get(&ih), d.downloads.probe(&ih)) {
+        (Some(dl), _) => match (&dl.torrent, dl.torrent_id()) {
             (Some(t), _) => return Ok(t.to_vec()),
             (None, Some(id)) => (id, None),
             (None, None) => return Err(ApiError::Handled(500, "metainfo error".into())),
         },
-        None => {
+        // Another `/torrentinfo` of this magnet is looking already (the engine holds one
+        // torrent per info-hash): wait for its metadata; its owner removes it.
+        (None, Some(probe)) => (probe, None),
+        (None, None) => {
             let dir = d.state_dir.join("metadata-probe").join(ih.to_string());
             let opts = shoal_smol::MagnetOptions { magnet, destination: dir.clone(), paused: false, peers: Vec::new() };
             let id = session.add_magnet(opts).await.map_err(|e| ApiError::Handled(500, e.to_string()))?;
+            d.downloads.probe_started(ih, id);
             (id, Some(dir))
         }
     };
     let wait = async {
         while let Ok(e) = events.recv().await {
             if let shoal_core::Event::MetadataReceived { torrent, info } = e {
-                if torrent == id {
+                // The probe's metadata, or the download's that took the probe's place.
+                if torrent == id || d.downloads.get(&ih).and_then(|dl| dl.torrent_id()) == Some(torrent) {
                     return Some(info);
                 }
             }
@@ -126,7 +131,9 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
     })
     .await;
     if let Some(dir) = probe_dir {
-        let _ = session.remove(id).await;
+        if d.downloads.probe_ended(&ih, id) {
+            let _ = session.remove(id).await;
+        }
         // Our own directory under the state directory: nothing else lives there.
         let _ = blocking::unblock(move || std::fs::remove_dir_all(dir)).await;
     }

@@ -167,6 +167,8 @@ pub struct Downloads {
     state_dir: PathBuf,
     /// Expanded directories of each download's file tree view (the PyPI GUI's), not persisted.
     tree_state: Mutex<HashMap<InfoHash, BTreeSet<String>>>,
+    /// The hidden torrents of `/torrentinfo` fetching a magnet's metadata, by info-hash.
+    probes: Mutex<HashMap<InfoHash, TorrentId>>,
     /// The metadata store: every torrent added gets an entry.
     store: Arc<Store>,
 }
@@ -192,6 +194,7 @@ impl Downloads {
             loaded: AtomicUsize::new(0),
             write_lock: async_lock::Mutex::new(()),
             tree_state: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
             crashed: {
                 // Present only after a clean shutdown; gone while the daemon runs.
                 let marker = state_dir.join(CLEAN_MARKER);
@@ -224,6 +227,26 @@ impl Downloads {
     /// A copy of one download.
     pub fn get(&self, ih: &InfoHash) -> Option<Download> {
         self.lock().iter().find(|d| d.info_hash == *ih).cloned()
+    }
+
+    /// Notes `id`, the hidden torrent with which `/torrentinfo` fetches the metadata of `ih`.
+    pub fn probe_started(&self, ih: InfoHash, id: TorrentId) {
+        self.probes.lock().unwrap_or_else(|e| e.into_inner()).insert(ih, id);
+    }
+
+    /// The hidden torrent with which `/torrentinfo` is fetching the metadata of `ih`, if any.
+    pub fn probe(&self, ih: &InfoHash) -> Option<TorrentId> {
+        self.probes.lock().unwrap_or_else(|e| e.into_inner()).get(ih).copied()
+    }
+
+    /// Ends the probe `id` of `ih`: true when it is still the caller's to remove from the engine
+    /// (false when a download of the same magnet took its place).
+    pub fn probe_ended(&self, ih: &InfoHash, id: TorrentId) -> bool {
+        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        match probes.get(ih) {
+            Some(&probe) if probe == id => probes.remove(ih).is_some(),
+            _ => false,
+        }
     }
 
     /// Whether a download exists.
@@ -448,6 +471,12 @@ impl Downloads {
             paused: d.resume.user_stopped,
             peers: Vec::new(),
         };
+        // The engine holds one torrent per info-hash: a `/torrentinfo` probe of this magnet (the
+        // user added it without waiting for its files) gives way to the download.
+        let probe = self.probes.lock().unwrap_or_else(|e| e.into_inner()).remove(&ih);
+        if let Some(probe) = probe {
+            let _ = self.session.remove(probe).await;
+        }
         match self.session.add_magnet(opts).await {
             Ok(id) => {
                 if self.with(&ih, |d| d.phase = Phase::Engine(id)).is_err() {
