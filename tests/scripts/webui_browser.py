@@ -181,6 +181,12 @@ def reaches_complete(ui, ih):
     ui.click("#details-back")
     wait("100% in the row", lambda: ui.text(ui.row(ih) + " .pct") == "100%", timeout=120)
     ok("progress reached 100%")
+    # A seed downloads nothing: no download speed, at once (not an average decaying for seconds).
+    wait("status Seeding", lambda: ui.text(ui.row(ih) + " td.status") == "Seeding", timeout=10)
+    dl = ui.download(ih)
+    assert dl["status"] == "SEEDING" and dl["speed_down"] == 0, "a seed with a download speed: %s %s" % (dl["status"], dl["speed_down"])
+    assert ui.text(ui.row(ih) + " td.down") == "", "the seed's row shows a download speed %r" % ui.text(ui.row(ih) + " td.down")
+    ok("seeding with %d peers: speed_down 0 and no download speed in the row" % dl["num_peers"])
 
 
 def pause_resume(ui, ih):

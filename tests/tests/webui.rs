@@ -178,14 +178,18 @@ fn show(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
-/// The ffmpeg inside the selenium venv's `imageio-ffmpeg` wheel (installed by `scripts/test.sh`).
-fn ffmpeg(python: &Path) -> PathBuf {
+/// The ffmpeg inside the selenium venv's `imageio-ffmpeg` wheel (installed by `scripts/test.sh`);
+/// `Err` says what is missing.
+fn ffmpeg(python: &Path) -> Result<PathBuf, String> {
     let out = std::process::Command::new(python)
         .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
         .output()
-        .expect("run the venv's python");
-    assert!(out.status.success(), "imageio-ffmpeg is missing from the venv (scripts/test.sh installs it): {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("imageio-ffmpeg is missing from the venv (scripts/test.sh installs it): {why}"));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 /// A ten-minute WebM (VP8, 128×96, 10 frames/s, 128 kbit/s constant: 9.6 MB) of ffmpeg's test
@@ -265,6 +269,10 @@ fn the_ui_in_a_real_browser() {
         Err(why) => return tribler_gui::missing(BROWSER_TEST, &why),
     };
 
+    let ffmpeg = match ffmpeg(&python) {
+        Ok(ffmpeg) => ffmpeg,
+        Err(why) => return tribler_gui::missing(BROWSER_TEST, &why),
+    };
     let td = TestDir::new("webui-browser");
     let tracker = Opentracker::start(&td, &[]);
     let trackers = [tracker.http_url()];
@@ -274,7 +282,7 @@ fn the_ui_in_a_real_browser() {
     // makes the engine's request queue, filled before the player asks, delay the first bytes.)
     let media_seed = td.dir("seed-media");
     let video = media_seed.join("pattern.webm");
-    write_webm(&ffmpeg(&python), &video);
+    write_webm(&ffmpeg, &video);
     let media_torrent = td.join("pattern.torrent");
     shoal::create(&td, &video, &media_torrent, &trackers, 64 * 1024);
     let media_ih = InfoHash::of_file(&media_torrent).hex();

@@ -107,7 +107,12 @@ pub fn download(snap: &Snapshot, parts: Parts, globals: Globals) -> Value {
     let (status, progress, error) = status(d, stats);
     let active = matches!(status, Status::Downloading | Status::Seeding);
     let size = meta.map_or(0, content_size);
-    let (down_rate, up_rate) = stats.filter(|_| active).map_or((0, 0), |s| (s.download_rate, s.upload_rate));
+    let (mut down_rate, up_rate) = stats.filter(|_| active).map_or((0, 0), |s| (s.download_rate, s.upload_rate));
+    if status == Status::Seeding {
+        // A seed has nothing left to download: the engine's average still holds the last
+        // seconds' bytes as it decays, which is no download speed.
+        down_rate = 0;
+    }
     let (session_up, session_down) = stats.map_or((0, 0), |s| (s.uploaded, s.downloaded));
     let all_up = d.resume.all_time_upload + session_up;
     let all_down = d.resume.all_time_download + session_down;
