@@ -371,14 +371,14 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
         tracing::info!("peers on {}", peers.join(", "));
         let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
-        tracing::info!("REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
         // The sign-in link carries the API key, so it goes only to the terminal of whoever
         // started the daemon: never into the log, which `/debug/log` serves and a service's
-        // journal keeps.
+        // journal keeps. Both come before "REST API on", the line that says start-up is over.
         tracing::info!("web UI on {} (sign in with the API key)", ui::page_link(http_addr));
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             println!("web UI, signed in: {}", ui::sign_in_link(http_addr, &daemon.key));
         }
+        tracing::info!("REST API on http://{http_addr} (Ctrl-C or PUT /shutdown to stop)");
 
         wait_for_stop(&stop_rx).await;
         tracing::info!("shutting down");

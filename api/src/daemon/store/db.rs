@@ -139,6 +139,9 @@ impl Db {
         // Checkpoint every ~40 MiB of WAL rather than every 4 MiB: a page that many commits
         // change is copied back to the database once, not once per commit.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        // Statement journals (an insert with its full-text trigger) stay in memory instead of
+        // a temporary file written for every add.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Searches build their SQL from the parameters; the shapes in use stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?.map_err(OpenError::Other)?;
@@ -180,12 +183,23 @@ impl Db {
     #[cfg(test)]
     pub fn record(&mut self, facts: &TorrentFacts, now_ms: u64) -> rusqlite::Result<bool> {
         let signed = self.signer.sign(facts, now_ms);
-        self.insert(facts, signed)
+        // As an older build wrote it: no rules ran over it (the tests' catch-up cases).
+        self.insert_row(facts, signed, 0)
     }
 
     /// Adds the user's entry for a torrent, signed beforehand by [`Signer::sign`] with this
-    /// store's key, unless the user has one already. Returns whether an entry was added.
-    pub fn insert(&mut self, facts: &TorrentFacts, mut signed: Signed) -> rusqlite::Result<bool> {
+    /// store's key, with our rules' statements about its name, unless the user has an entry
+    /// for it already. Returns whether an entry was added.
+    pub fn insert(&mut self, facts: &TorrentFacts, signed: Signed, now_secs: i64) -> rusqlite::Result<bool> {
+        let added = self.insert_row(facts, signed, super::rules::VERSION)?;
+        if added {
+            self.rule_statements(&facts.infohash, &facts.title, now_secs)?;
+        }
+        Ok(added)
+    }
+
+    /// Writes an entry's row, marked as seen by version `rules_version` of the rules.
+    fn insert_row(&mut self, facts: &TorrentFacts, mut signed: Signed, rules_version: i64) -> rusqlite::Result<bool> {
         let exists = self
             .conn
             .prepare_cached("SELECT 1 FROM torrent WHERE public_key = ?1 AND infohash = ?2")?
@@ -200,8 +214,8 @@ impl Db {
                 .conn
                 .prepare_cached(
                     "INSERT INTO torrent (infohash, public_key, id, origin_id, status, title, size, category, xxx, \
-                 torrent_date, tracker_info, timestamp, signature) \
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 torrent_date, tracker_info, timestamp, signature, tag_processor_version) \
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )?
                 .execute(params![
                     &facts.infohash[..],
@@ -216,6 +230,7 @@ impl Db {
                     facts.tracker_info,
                     i64::try_from(signed.timestamp).unwrap_or(i64::MAX),
                     &signed.signature[..],
+                    rules_version,
                 ]);
             match result {
                 Ok(_) => return Ok(true),

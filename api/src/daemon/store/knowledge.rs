@@ -349,6 +349,16 @@ impl Db {
     /// auto-generated statements, and its entries record the rules' version. Returns how many
     /// statements were new.
     pub fn apply_rules(&self, infohash: &[u8], title: &str, now: i64) -> rusqlite::Result<usize> {
+        let added = self.rule_statements(infohash, title, now)?;
+        self.conn
+            .prepare_cached("UPDATE torrent SET tag_processor_version = ?2 WHERE infohash = ?1")?
+            .execute(params![infohash, rules::VERSION])?;
+        Ok(added)
+    }
+
+    /// Our rules' statements about a torrent's name, without marking its entries: a new entry
+    /// is written with the rules' version already (one row write per add, not two).
+    pub fn rule_statements(&self, infohash: &[u8], title: &str, now: i64) -> rusqlite::Result<usize> {
         let hex = data_encoding::HEXLOWER.encode(infohash);
         let mut added = 0;
         for tag in rules::general_tags(title) {
@@ -357,9 +367,6 @@ impl Db {
         for item in rules::content_items(title) {
             added += usize::from(self.add_auto_generated(&hex, CONTENT_ITEM, &item, now)?);
         }
-        self.conn
-            .prepare_cached("UPDATE torrent SET tag_processor_version = ?2 WHERE infohash = ?1")?
-            .execute(params![infohash, rules::VERSION])?;
         Ok(added)
     }
 

@@ -197,10 +197,7 @@ impl Store {
         let job: Job = Box::new(move |db| {
             // A new entry gets our rules' statements at once, as Tribler's rules processor
             // handles each new entry.
-            let recorded = db.insert(&facts, signed).and_then(|added| match added {
-                true => db.apply_rules(&facts.infohash, &facts.title, now_secs()).map(|_| ()),
-                false => Ok(()),
-            });
+            let recorded = db.insert(&facts, signed, now_secs());
             if let Err(e) = recorded {
                 eprintln!(
                     "shoal daemon: cannot store the entry of {}: {e}",
