@@ -25,7 +25,7 @@ const MAX_COMPLETIONS: usize = 5;
 const COMPLETION_SOURCES: i64 = 200;
 
 /// The page cache of the connection, in KiB.
-const CACHE_KIB: u32 = 64 * 1024;
+const CACHE_KIB: u32 = 128 * 1024;
 
 /// How opening failed.
 #[derive(Debug, thiserror::Error)]

@@ -61,8 +61,9 @@ const MIGRATIONS: &[&str] = &[
         type INTEGER NOT NULL,
         UNIQUE (name, type)
     );
-    -- Tags are searched without case.
-    CREATE INDEX resource_lower ON resource (type, lower(name));
+    -- Tags are searched without case. Only tags: a torrent's resource (its hex info-hash, one
+    -- per entry) is never looked up so, and indexing a random key per add slows every add.
+    CREATE INDEX resource_lower ON resource (lower(name)) WHERE type = 101;
     CREATE TABLE statement (
         id INTEGER PRIMARY KEY,
         subject INTEGER NOT NULL REFERENCES resource (id),
