@@ -18,11 +18,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use bt_bencode::Value;
 use rand::Rng;
 
 use crate::dht::SwarmCount;
-use crate::tracker::http::decode_dict;
+use crate::tracker::http::scrape_entry;
 use crate::tracker::{
     parse_udp_url, scrape_request_url, tracker_kind, ScrapeStats, TrackerError, TrackerKind, UdpConfig, UdpExchange,
     UdpOutcome,
@@ -118,20 +117,8 @@ pub fn sane(stats: &ScrapeStats) -> Result<Figures, HealthError> {
 /// `complete` and `incomplete` as integers in `0..=MAX_FIGURE`. Entries for other torrents are
 /// ignored (a tracker may list more); an answer about other torrents only is rejected.
 pub fn parse_http_scrape(body: &[u8], info_hash: &InfoHash) -> Result<Figures, HealthError> {
-    let dict = decode_dict(body)?;
-    if let Some(reason) = dict.get(b"failure reason".as_slice()) {
-        let reason = reason.as_byte_str().map_or_else(|| "(unreadable reason)".to_owned(), |s| text(s));
-        return Err(TrackerError::Failure(reason).into());
-    }
-    let files = dict
-        .get(b"files".as_slice())
-        .and_then(Value::as_dict)
-        .ok_or(TrackerError::Malformed("scrape answer has no files dictionary"))?;
-    let stats = files
-        .get(info_hash.0.as_slice())
-        .ok_or(TrackerError::Malformed("scrape answer does not mention the torrent"))?
-        .as_dict()
-        .ok_or(TrackerError::Malformed("scrape entry is not a dictionary"))?;
+    let entry = scrape_entry(body, info_hash)?;
+    let stats = entry.as_dict().ok_or(TrackerError::Malformed("scrape entry is not a dictionary"))?;
     let field = |key: &[u8], name: &'static str| -> Result<u32, HealthError> {
         let v = stats.get(key).ok_or(TrackerError::Malformed("scrape entry lacks complete or incomplete"))?;
         let n: i128 = match (v.as_u64(), v.as_i64()) {
@@ -153,11 +140,6 @@ pub fn dht_figures(swarm: &SwarmCount) -> Result<Figures, String> {
     }
     let stats = ScrapeStats { complete: swarm.seeders, incomplete: swarm.leechers, downloaded: 0 };
     sane(&stats).map_err(|e| e.to_string())
-}
-
-/// Tracker-supplied text, lossily decoded and cut short.
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned()
 }
 
 /// Traffic a [`HealthCheck`] asks the runtime to carry, for one of its trackers (`slot`).

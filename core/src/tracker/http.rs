@@ -139,21 +139,24 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
 
 /// Parses the body of an HTTP scrape answer and picks out `info_hash`'s figures.
 pub fn parse_scrape(body: &[u8], info_hash: &InfoHash) -> Result<ScrapeStats, TrackerError> {
-    let dict = decode_dict(body)?;
+    let entry = scrape_entry(body, info_hash)?;
+    let stats = entry.as_dict().ok_or(TrackerError::Malformed("scrape answer does not mention the torrent"))?;
+    let field = |key: &[u8]| stats.get(key).and_then(count).unwrap_or(0);
+    Ok(ScrapeStats { complete: field(b"complete"), incomplete: field(b"incomplete"), downloaded: field(b"downloaded") })
+}
+
+/// The value an HTTP scrape answer gives for `info_hash`: the answer's `failure reason` is an
+/// error, and so is a missing `files` dictionary or entry. Callers judge the entry themselves.
+pub(crate) fn scrape_entry(body: &[u8], info_hash: &InfoHash) -> Result<Value, TrackerError> {
+    let mut dict = decode_dict(body)?;
     if let Some(reason) = dict.get(b"failure reason".as_slice()) {
         let reason = reason.as_byte_str().map_or_else(|| "(unreadable reason)".to_owned(), |s| text(s));
         return Err(TrackerError::Failure(reason));
     }
-    let files = dict
-        .get(b"files".as_slice())
-        .and_then(Value::as_dict)
-        .ok_or(TrackerError::Malformed("scrape answer has no files dictionary"))?;
-    let stats = files
-        .get(info_hash.0.as_slice())
-        .and_then(Value::as_dict)
-        .ok_or(TrackerError::Malformed("scrape answer does not mention the torrent"))?;
-    let field = |key: &[u8]| stats.get(key).and_then(count).unwrap_or(0);
-    Ok(ScrapeStats { complete: field(b"complete"), incomplete: field(b"incomplete"), downloaded: field(b"downloaded") })
+    let Some(Value::Dict(mut files)) = dict.remove(b"files".as_slice()) else {
+        return Err(TrackerError::Malformed("scrape answer has no files dictionary"));
+    };
+    files.remove(info_hash.0.as_slice()).ok_or(TrackerError::Malformed("scrape answer does not mention the torrent"))
 }
 
 /// Decodes `body` as a bencoded dictionary, ignoring any bytes after it.
