@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use async_net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-use crate::adapter::Runtime;
+use shoal_host::Runtime;
 
 /// The smol runtime: smol's global executor, the `blocking` pool and async-io's reactor.
 pub(crate) struct Smol;
