@@ -10,7 +10,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use shoal_host::Runtime;
 
 /// The smol runtime: smol's global executor, the `blocking` pool and async-io's reactor.
-pub(crate) struct Smol;
+pub struct Smol;
 
 impl Runtime for Smol {
     type Task = smol::Task<()>;

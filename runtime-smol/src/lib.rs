@@ -22,6 +22,8 @@ mod driver;
 
 use std::net::SocketAddr;
 
+pub use driver::Smol;
+
 pub use shoal_host::{
     AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError, Storage, StorageError,
 };

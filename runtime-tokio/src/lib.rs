@@ -23,6 +23,8 @@ mod runtime;
 
 use std::net::SocketAddr;
 
+pub use runtime::{AbortOnDrop, Tokio};
+
 pub use shoal_host::{
     AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError, Storage, StorageError,
 };
