@@ -7,7 +7,9 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod download;
 mod pex;
+mod upload;
 mod ut_metadata;
 
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
