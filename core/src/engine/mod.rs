@@ -9,6 +9,7 @@ mod admission;
 mod dht;
 mod fetch;
 mod health;
+mod invariants;
 mod peer;
 mod torrent;
 

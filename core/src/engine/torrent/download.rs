@@ -55,7 +55,7 @@ pub(crate) enum Finished {
     /// The piece failed its hash check; `data` is the spent buffer.
     HashFailed { piece: u32, data: Vec<u8> },
     /// The runtime answered with a result of another kind: nothing to do with it.
-    Lost(JobResult),
+    Lost,
 }
 
 /// Piece buffers, the memory cap, request picking and block intake of one torrent.
@@ -72,11 +72,6 @@ pub(crate) struct PiecePipeline {
 }
 
 impl PiecePipeline {
-    /// Bytes held for download now (buffers and pieces in hash or write jobs).
-    pub fn in_flight_bytes(&self) -> u64 {
-        self.in_flight_bytes
-    }
-
     /// Whether a piece is being received (it holds a buffer).
     pub fn is_receiving(&self, piece: u32) -> bool {
         self.buffers.contains_key(&piece)
@@ -170,14 +165,10 @@ impl PiecePipeline {
         self.release(data.len() as u64);
     }
 
-    /// A piece that passed its hash (see [`Finished::NeedsWrite`]) went out in write job `job`.
-    pub fn writing(&mut self, job: JobId, piece: u32, data: &[u8]) {
-        self.jobs.insert(job, PieceJob { stage: Stage::Write, piece, size: data.len() as u64 });
-    }
-
-    /// Whether `job` is one of the pipeline's.
-    pub fn owns(&self, job: JobId) -> bool {
-        self.jobs.contains_key(&job)
+    /// A piece of `size` bytes that passed its hash (see [`Finished::NeedsWrite`]) went out
+    /// in write job `job`.
+    pub fn writing(&mut self, job: JobId, piece: u32, size: u64) {
+        self.jobs.insert(job, PieceJob { stage: Stage::Write, piece, size });
     }
 
     /// A job finished: if it is one of the pipeline's, releases its bytes (unless the piece
@@ -193,7 +184,7 @@ impl PiecePipeline {
             | (Stage::Write, JobResult::Written { result, data }) => Finished::Written { piece, result, data },
             (Stage::Hash, JobResult::Hashed { ok: false, data, .. }) => Finished::HashFailed { piece, data },
             // An answer of the wrong kind (a runtime bug): the job is over all the same.
-            (_, other) => Finished::Lost(other),
+            _ => Finished::Lost,
         };
         self.release(j.size);
         Ok(done)
@@ -220,12 +211,8 @@ impl PiecePipeline {
 
     /// Takes `size` bytes off the count; they were counted when their buffer was opened.
     fn release(&mut self, size: u64) {
-        // Every release matches bytes added for a buffer or job still counted (see
-        // `check`): an underflow is a bookkeeping bug, caught by the invariant check.
-        self.in_flight_bytes = self.in_flight_bytes.checked_sub(size).unwrap_or_else(|| {
-            debug_assert!(false, "in_flight_bytes {} < released {size}", self.in_flight_bytes);
-            0
-        });
+        // Every release matches bytes added for a buffer or job still counted (see `check`).
+        self.in_flight_bytes -= size;
     }
 
     /// Checks that the byte count is the buffers plus the jobs' pieces.
@@ -286,7 +273,7 @@ mod tests {
         assert_eq!(picked.len(), 2, "both blocks of the first piece");
         let piece = picked[0].piece;
         receive(&mut pipe, &mut picker, A, &picked[..1]);
-        assert_eq!(pipe.in_flight_bytes(), u64::from(2 * BLOCK_SIZE));
+        assert_eq!(pipe.in_flight_bytes, u64::from(2 * BLOCK_SIZE));
         assert!(pipe.is_receiving(piece));
         let complete = receive(&mut pipe, &mut picker, A, &picked[1..]);
         let [data] = <[Vec<u8>; 1]>::try_from(complete).expect("one piece complete");
@@ -296,11 +283,11 @@ mod tests {
         assert!(pipe.has_jobs());
         let done = pipe.finish(JobId(10), JobResult::Hashed { ok: true, data, written: None });
         let Ok(Finished::NeedsWrite { data, .. }) = done else { panic!("the write is ours: {done:?}") };
-        pipe.writing(JobId(11), piece, &data);
+        pipe.writing(JobId(11), piece, data.len() as u64);
         pipe.check().expect("the write job holds the piece's bytes");
         let done = pipe.finish(JobId(11), JobResult::Written { result: Ok(()), data });
         assert!(matches!(done, Ok(Finished::Written { result: Ok(()), .. })), "{done:?}");
-        assert_eq!(pipe.in_flight_bytes(), 0);
+        assert_eq!(pipe.in_flight_bytes, 0);
         assert!(!pipe.has_jobs());
     }
 
@@ -310,7 +297,7 @@ mod tests {
         let have = seed();
         let first = pipe.pick(&mut picker, A, (&have, true), 1, u64::MAX).to_vec();
         receive(&mut pipe, &mut picker, A, &first);
-        let cap = pipe.in_flight_bytes();
+        let cap = pipe.in_flight_bytes;
         let more = pipe.pick(&mut picker, B, (&have, true), 8, cap).to_vec();
         assert!(!more.is_empty(), "the open piece's last block may still come");
         assert!(more.iter().all(|b| b.piece == first[0].piece), "no new piece over the cap: {more:?}");
@@ -325,7 +312,7 @@ mod tests {
         let data = vec![0; picked[0].len as usize];
         let intake = pipe.on_block(&mut picker, A, (picked[0], &data), true, 0, |n| vec![0; n]);
         assert_eq!(intake, Intake::Wasted);
-        assert_eq!(pipe.in_flight_bytes(), 0);
+        assert_eq!(pipe.in_flight_bytes, 0);
         let intake = pipe.on_block(&mut picker, A, (picked[0], &data), true, u64::MAX, |n| vec![0; n]);
         assert!(matches!(intake, Intake::Stored { complete: None, .. }), "{intake:?}");
     }
@@ -352,7 +339,7 @@ mod tests {
         let picked = pipe.pick(&mut picker, A, (&have, true), 1, u64::MAX).to_vec();
         receive(&mut pipe, &mut picker, A, &picked);
         assert_eq!(pipe.drop_partial(&mut picker).len(), 1);
-        assert_eq!(pipe.in_flight_bytes(), 0);
+        assert_eq!(pipe.in_flight_bytes, 0);
         pipe.check().expect("nothing held");
         picker.peer_gone(A, &have, true);
         let again = pipe.pick(&mut picker, B, (&have, true), 8, u64::MAX).to_vec();
@@ -375,7 +362,7 @@ mod tests {
         let written = Some(Err(disk.clone()));
         let failed = pipe.finish(JobId(2), JobResult::Hashed { ok: true, data: second, written });
         assert!(matches!(failed, Ok(Finished::Written { result: Err(e), .. }) if e == disk));
-        assert_eq!(pipe.in_flight_bytes(), 0);
+        assert_eq!(pipe.in_flight_bytes, 0);
         assert!(pipe.finish(JobId(3), JobResult::Read(Ok(Vec::new()))).is_err(), "not ours: handed back");
     }
 

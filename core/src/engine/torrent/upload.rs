@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::engine::PlacedSpan;
+use crate::engine::{DiskError, DiskErrorKind, PlacedSpan};
 use crate::storage::FileLayout;
 use crate::types::{BlockRef, ConnId, JobId};
 use crate::wire::{piece_header, PIECE_FRAME_HEADER};
@@ -45,9 +45,11 @@ pub(crate) enum Framed {
     /// Every block is still wanted and nothing waits for tokens: the buffer, headers written,
     /// goes out as one send of `payload` bytes of block data.
     Whole { data: Vec<u8>, payload: u64 },
-    /// The blocks still wanted, each framed on its own (some were cancelled, or the upload
-    /// limit decides when each goes).
+    /// Some blocks were cancelled: the ones still wanted, each framed on its own.
     Frames(Vec<(BlockRef, Vec<u8>)>),
+    /// The upload limit decides when the blocks go: they wait for tokens (see
+    /// [`UploadQueue::needs_tokens`] and [`UploadQueue::release`]).
+    Held,
 }
 
 /// One peer's requests to us, from its REQUEST to the frame handed to the runtime.
@@ -163,16 +165,25 @@ impl UploadQueue {
         self.reads.push(PendingRead { job, offset: range.offset, len: range.len, blocks, frames });
     }
 
-    /// A read for it finished with `data`: frames what is still wanted. `throttled`: the
-    /// upload limit is on, so blocks wait for tokens. `None` if the read is not its, `Some(Err)`
-    /// if the disk answered with the wrong length.
-    pub fn on_read(&mut self, job: JobId, mut data: Vec<u8>, throttled: bool) -> Option<Result<Framed, ()>> {
+    /// A read for it finished: frames what is still wanted. `throttled`: the upload limit is
+    /// on, so blocks wait for tokens. `None` if the read is not its; an error if the disk
+    /// failed or answered with the wrong length.
+    pub fn on_read(
+        &mut self,
+        job: JobId,
+        result: Result<Vec<u8>, DiskError>,
+        throttled: bool,
+    ) -> Option<Result<Framed, DiskError>> {
         let i = self.reads.iter().position(|r| r.job == job)?;
         let read = self.reads.swap_remove(i);
         let framed_len = read.len as usize + read.frames.len() * PIECE_FRAME_HEADER;
-        if data.len() != framed_len {
-            return Some(Err(()));
-        }
+        let mut data = match result {
+            Ok(data) if data.len() == framed_len => data,
+            Ok(_) => {
+                return Some(Err(DiskError { kind: DiskErrorKind::Other, message: "short read from disk".into() }))
+            }
+            Err(e) => return Some(Err(e)),
+        };
         let throttled = throttled || !self.throttled.is_empty();
         if !throttled && read.blocks.len() == read.frames.len() {
             // Every block is still wanted: the buffer becomes the send as is, once the
@@ -191,7 +202,7 @@ impl UploadQueue {
             self.throttled_bytes += frame.len() as u64;
             self.throttled.push_back((b, frame));
         }
-        Some(Ok(Framed::Frames(Vec::new())))
+        Some(Ok(Framed::Held))
     }
 
     /// Whether blocks wait for tokens and the peer is not queued for them yet; marks it queued.
@@ -369,7 +380,7 @@ mod tests {
         let (plan, blocks) = q.next_read(&layout(), 64).expect("a read");
         q.reading(JobId(5), plan.range, blocks.clone());
         assert_eq!((q.queued(), q.backlog()), (2, 32));
-        let framed = q.on_read(JobId(5), disk_answer(&blocks), false).expect("its read").expect("right size");
+        let framed = q.on_read(JobId(5), Ok(disk_answer(&blocks)), false).expect("its read").expect("right size");
         let Framed::Whole { data, payload } = framed else { panic!("one send") };
         assert_eq!(payload, 32);
         assert_eq!(data[..PIECE_FRAME_HEADER], piece_header(0, 0, 16));
@@ -387,8 +398,8 @@ mod tests {
         q.reading(JobId(5), plan.range, blocks.clone());
         assert!(q.cancel(&block(0, 16)), "a block being read");
         assert!(!q.cancel(&block(3, 0)), "never asked");
-        let framed = q.on_read(JobId(5), disk_answer(&blocks), true).expect("its read").expect("right size");
-        assert!(matches!(framed, Framed::Frames(f) if f.is_empty()), "held for tokens");
+        let framed = q.on_read(JobId(5), Ok(disk_answer(&blocks)), true).expect("its read").expect("right size");
+        assert!(matches!(framed, Framed::Held), "held for tokens");
         assert_eq!(q.queued(), 2);
         assert!(q.needs_tokens());
         assert!(!q.needs_tokens(), "queued for tokens once");
@@ -405,15 +416,15 @@ mod tests {
         q.push(block(0, 0));
         let (plan, blocks) = q.next_read(&layout(), 64).expect("a read");
         q.reading(JobId(5), plan.range, blocks.clone());
-        let framed = q.on_read(JobId(5), disk_answer(&blocks), true).expect("its read").expect("right size");
-        assert!(matches!(framed, Framed::Frames(f) if f.is_empty()));
+        let framed = q.on_read(JobId(5), Ok(disk_answer(&blocks)), true).expect("its read").expect("right size");
+        assert!(matches!(framed, Framed::Held));
         q.push(block(1, 0));
         q.push(block(2, 0));
         let (plan, blocks) = q.next_read(&layout(), 64).expect("a read");
         q.reading(JobId(6), plan.range, blocks);
         assert_eq!(q.choke(), [block(2, 0), block(0, 0)]);
         assert_eq!(q.queued(), 1, "the read in flight is still sent");
-        assert!(matches!(q.on_read(JobId(6), vec![0; 3], false), Some(Err(()))), "a short answer");
+        assert!(matches!(q.on_read(JobId(6), Ok(vec![0; 3]), false), Some(Err(_))), "a short answer");
     }
 
     #[test]
