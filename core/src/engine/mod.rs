@@ -7,9 +7,7 @@
 
 mod admission;
 mod dht;
-mod fetch;
 mod health;
-mod peer;
 mod torrent;
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
