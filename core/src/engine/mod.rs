@@ -7,10 +7,8 @@
 
 mod admission;
 mod dht;
-mod fetch;
 mod health;
 mod invariants;
-mod peer;
 mod torrent;
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};

@@ -8,12 +8,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod download;
+mod fetch;
+mod peer;
 mod pex;
 mod upload;
 mod ut_metadata;
 
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
-use super::peer::{Peer, Phase, INITIAL_SEND_WINDOW};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
     Output, PeerRequests, PeerStats, TorrentState, TorrentStats, TrackerJob,
@@ -30,6 +31,7 @@ use crate::tracker::{
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 use download::{Finished, Intake, PiecePipeline};
+use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
 pub(crate) use upload::UploadQueue;

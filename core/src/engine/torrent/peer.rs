@@ -3,9 +3,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::admission::Usefulness;
-use super::torrent::{PexState, UploadQueue};
+use super::{PexState, UploadQueue};
 use crate::bitfield::Bitfield;
+use crate::engine::admission::Usefulness;
 use crate::rate::Rate;
 use crate::types::{BlockRef, Instant, PeerId};
 use crate::wire::{Decoder, Message};
