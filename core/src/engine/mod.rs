@@ -9,11 +9,10 @@ mod admission;
 mod config;
 mod dht;
 mod event;
-mod fetch;
 mod health;
+mod invariants;
 mod output;
 mod params;
-mod peer;
 mod stats;
 mod torrent;
 
