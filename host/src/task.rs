@@ -13,41 +13,15 @@ use shoal_core::engine::{
 use shoal_core::health::{HealthCheckId, HealthReport};
 use shoal_core::{ConnId, Instant, JobId, NetPolicy, TorrentId};
 
-use crate::disk::{Storage, StorageError};
+use crate::command::{Command, Reply};
+use crate::disk::Storage;
+use crate::input::{Input, Prepared};
 use crate::io::{self, Link};
 use crate::pool::BufPool;
-use crate::session::{AddOptions, Command, MagnetOptions, Reply};
+use crate::session::{AddOptions, Checkpoint, MagnetOptions};
 use crate::workers::Workers;
 use crate::Runtime;
 use crate::SessionError;
-
-/// Everything that happens around the engine, reported to its task.
-pub(crate) enum Input<R: Runtime> {
-    Incoming(R::Stream, SocketAddr),
-    Connected(ConnId),
-    /// Bytes from a peer: the first `n` of a pooled buffer.
-    Data(ConnId, Vec<u8>, usize),
-    Sent(ConnId, usize),
-    Closed(ConnId),
-    Job(JobId, JobResult),
-    /// A torrent's files are mapped (and empty ones created): it can join the engine.
-    /// (Boxed: a storage is large, and every input is moved through the channel.)
-    Prepared(Box<AddOptions>, Box<Result<Prepared, StorageError>>, Reply<Result<TorrentId, SessionError>>),
-    TrackerHttp(JobId, Result<Vec<u8>, String>),
-    TrackerUdp(JobId, Result<Vec<u8>, String>),
-    /// A datagram on a DHT socket.
-    DhtDatagram(SocketAddr, Vec<u8>),
-    /// A bootstrap host name resolved (empty if it failed).
-    DhtResolved(Vec<SocketAddr>),
-    /// A datagram on the Local Service Discovery socket.
-    LsdDatagram(SocketAddr, Vec<u8>),
-}
-
-/// A torrent's storage, and whether any of its files existed before.
-pub(crate) struct Prepared {
-    storage: Storage,
-    existed: bool,
-}
 
 /// Inputs handled before outputs are drained again, so a busy socket cannot starve the rest.
 const BATCH: usize = 64;
@@ -224,6 +198,7 @@ impl<R: Runtime> EngineTask<R> {
     fn command(&mut self, c: Command) {
         let now = self.now();
         match c {
+            Command::Engine(call) => call(&mut self.engine, now),
             Command::Add(opts, reply) => self.prepare(opts, reply),
             Command::AddMagnet(opts, reply) => {
                 let result = if self.shutting_down {
@@ -239,12 +214,6 @@ impl<R: Runtime> EngineTask<R> {
                 };
                 let _ = reply.try_send(result);
             }
-            Command::Pause(t, reply) => {
-                let _ = reply.try_send(self.engine.pause(t, now).map_err(Into::into));
-            }
-            Command::Resume(t, reply) => {
-                let _ = reply.try_send(self.engine.resume(t, now).map_err(Into::into));
-            }
             Command::Recheck(t, reply) => {
                 // The check reads the files as they are now, not through handles that keep a
                 // deleted file alive.
@@ -253,49 +222,12 @@ impl<R: Runtime> EngineTask<R> {
                 }
                 let _ = reply.try_send(self.engine.recheck(t, now).map_err(Into::into));
             }
-            Command::Remove(t, reply) => {
-                let _ = reply.try_send(self.engine.remove(t, now).map_err(Into::into));
-            }
-            Command::AddPeers(t, peers, reply) => {
-                let _ = reply.try_send(self.engine.add_peers(t, &peers, now).map_err(Into::into));
-            }
             Command::SetFilePriority(t, file, p, reply) => {
                 let result = self.engine.set_file_priority(t, file, p, now);
                 self.follow_priorities(t);
                 let _ = reply.try_send(result.map_err(Into::into));
             }
-            Command::Stats(t, reply) => {
-                let _ = reply.try_send(self.engine.stats(t));
-            }
-            Command::StatsMany(ts, reply) => {
-                let _ = reply.try_send(ts.into_iter().map(|t| self.engine.stats(t)).collect());
-            }
-            Command::HasPiece(t, piece, reply) => {
-                let _ = reply.try_send(self.engine.has_piece(t, piece).unwrap_or(false));
-            }
-            Command::List(reply) => {
-                let _ = reply.try_send(self.engine.torrents());
-            }
-            Command::Peers(t, reply) => {
-                let _ = reply.try_send(self.engine.peers(t));
-            }
             Command::Checkpoint(t, reply) => self.checkpoint(t, reply),
-            Command::SetDeadline(t, piece, reply) => {
-                let _ = reply.try_send(self.engine.set_deadline_piece(t, piece, now).map_err(Into::into));
-            }
-            Command::SetRateLimits(down, up, reply) => {
-                self.engine.set_rate_limits(down, up, now);
-                let _ = reply.try_send(());
-            }
-            Command::DhtSnapshot(reply) => {
-                let _ = reply.try_send(self.engine.dht_snapshot());
-            }
-            Command::DhtStatus(t, reply) => {
-                let _ = reply.try_send(self.engine.dht_status(t));
-            }
-            Command::SetSequential(t, on, reply) => {
-                let _ = reply.try_send(self.engine.set_sequential(t, on).map_err(Into::into));
-            }
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::CheckHealth(info_hash, trackers, timeout, reply) => {
                 match self.engine.check_health(info_hash, &trackers, timeout, now) {
@@ -316,12 +248,12 @@ impl<R: Runtime> EngineTask<R> {
 
     /// Snapshots the torrent's verified pieces, then syncs its files on the blocking pool and
     /// answers: every piece in the snapshot was written before the sync began.
-    fn checkpoint(&mut self, t: TorrentId, reply: Reply<Option<crate::Checkpoint>>) {
+    fn checkpoint(&mut self, t: TorrentId, reply: Reply<Option<Checkpoint>>) {
         let (Some(stats), Some(storage)) = (self.engine.stats(t), self.storages.get(&t).cloned()) else {
             let _ = reply.try_send(None);
             return;
         };
-        let snapshot = crate::Checkpoint { state: stats.state, have: stats.have };
+        let snapshot = Checkpoint { state: stats.state, have: stats.have };
         R::spawn_blocking(move || {
             let answer = storage.sync().ok().map(|_| snapshot);
             let _ = reply.send_blocking(answer);
