@@ -145,7 +145,7 @@ pub async fn start<R: Runtime>(
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
             Ok(s) => lsd_socket = Some(s),
-            Err(e) => eprintln!("shoal: Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
+            Err(e) => tracing::warn!("Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
         }
     }
     engine_config.lsd = lsd_socket.is_some();
@@ -157,7 +157,7 @@ pub async fn start<R: Runtime>(
         for addr in &bound {
             match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
                 Ok(s) => dht_sockets.push(s),
-                Err(e) => eprintln!("shoal: DHT cannot use UDP {addr}: {e}"),
+                Err(e) => tracing::warn!("DHT cannot use UDP {addr}: {e}"),
             }
         }
         if !dht_sockets.is_empty() {

@@ -64,8 +64,6 @@ pub struct EngineTask<R: Runtime> {
     /// The sleep until the engine's next deadline, kept while the deadline stays the same:
     /// arming a timer on every pass cost a `timerfd_settime` per wake-up.
     sleep: Option<(std::time::Instant, Sleep)>,
-    /// Print every output (`SHOAL_TRACE=1`), read once: not an environment lookup per output.
-    trace: bool,
 }
 
 /// A pending [`Runtime::sleep_until`].
@@ -112,7 +110,6 @@ impl<R: Runtime> EngineTask<R> {
             dht_sockets,
             lsd_socket,
             sleep: None,
-            trace: std::env::var_os("SHOAL_TRACE").is_some(),
         })
     }
 
@@ -280,7 +277,7 @@ impl<R: Runtime> EngineTask<R> {
                 self.storages.insert(t, Arc::new(storage));
                 self.follow_priorities(t);
             }
-            Err(e) => eprintln!("shoal: cannot map the files of torrent {}: {e}", meta.info_hash),
+            Err(e) => tracing::warn!("cannot map the files of torrent {}: {e}", meta.info_hash),
         }
     }
 
@@ -340,9 +337,7 @@ impl<R: Runtime> EngineTask<R> {
                 }
             }
             Input::Job(id, result) => {
-                if self.trace {
-                    eprintln!("trace: job done {id:?}");
-                }
+                tracing::trace!("job done {id:?}");
                 self.jobs_in_flight -= 1;
                 self.engine.handle_job(id, result, now);
             }
@@ -364,7 +359,8 @@ impl<R: Runtime> EngineTask<R> {
 
     fn drain_outputs(&mut self) {
         while let Some(o) = self.engine.poll_output() {
-            if self.trace {
+            // The check is cached per call site: nothing to pay when tracing is off.
+            if tracing::enabled!(tracing::Level::TRACE) {
                 trace_output(&o);
             }
             match o {
@@ -458,12 +454,13 @@ impl<R: Runtime> EngineTask<R> {
     }
 }
 
-/// Prints an output without its payload (debugging aid, `SHOAL_TRACE=1`).
+/// Logs an output without its payload at `trace` level (debugging aid,
+/// `RUST_LOG=shoal_host=trace` in the `shoal` binary).
 fn trace_output(o: &Output) {
     match o {
-        Output::Send { conn, data } => eprintln!("trace: send {conn:?} {} bytes", data.len()),
-        Output::Disk(j) => eprintln!("trace: disk {:?} {:?}", j.id, std::mem::discriminant(&j.kind)),
-        Output::Hash(j) => eprintln!("trace: hash {:?} piece {}", j.id, j.piece),
-        other => eprintln!("trace: {other:?}"),
+        Output::Send { conn, data } => tracing::trace!("send {conn:?} {} bytes", data.len()),
+        Output::Disk(j) => tracing::trace!("disk {:?} {:?}", j.id, std::mem::discriminant(&j.kind)),
+        Output::Hash(j) => tracing::trace!("hash {:?} piece {}", j.id, j.piece),
+        other => tracing::trace!("{other:?}"),
     }
 }
