@@ -1,4 +1,10 @@
 //! The engine task: feeds the engine its inputs and carries out its outputs.
+//!
+//! One loop: drain the engine's outputs, then wait for the first of a handle's command, a
+//! report from a socket task or worker (with up to [`BATCH`] more that are already queued), or
+//! the engine's next deadline. Outputs become socket writes, jobs on the worker threads and
+//! tracker requests, with one exception: a disk read the page cache can serve is done inline,
+//! since a memcpy costs less than two thread hand-offs on a seeder's hottest path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
