@@ -18,16 +18,20 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
-use shoal_core::engine::{
-    AddTorrent, Config, DiskError, DiskErrorKind, DiskJobKind, Engine, JobResult, Output, TrackerJob,
+use shoal_core::{
+    AddTorrent, Config, ConnId, DiskError, DiskErrorKind, DiskJobKind, Engine, Event, FileSpan, Input, Instant,
+    JobResult, Metainfo, Output, PeerIo, UdpIo,
 };
-use shoal_core::{ConnId, Event, FileSpan, Instant, Metainfo};
 
-/// What the socket threads tell the loop.
+/// What the socket threads tell the loop: the engine's own [`Input`] when it owns its data,
+/// else what the loop needs to build one (it borrows the bytes, and keeps the stream).
 enum Msg {
-    Connected(ConnId, TcpStream),
-    Data(ConnId, Vec<u8>),
-    Closed(ConnId),
+    /// A connection is up: the loop keeps its writing half.
+    Up(ConnId, TcpStream),
+    /// Bytes from a peer, for [`Input::PeerBytes`].
+    Bytes(ConnId, Vec<u8>),
+    /// Anything else, as is.
+    Engine(Input<'static>),
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,65 +63,67 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Drain every output after every input, then wait for the next input or the deadline.
         while let Some(output) = engine.poll_output() {
             match output {
-                Output::Connect { conn, addr } => {
+                Output::Peer(PeerIo::Connect { conn, addr }) => {
                     let tx = tx.clone();
                     std::thread::spawn(move || match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
                         Ok(stream) => read_loop(conn, stream, tx),
                         Err(_) => {
-                            let _ = tx.send(Msg::Closed(conn));
+                            let _ = tx.send(Msg::Engine(Input::Closed(conn)));
                         }
                     });
                 }
-                Output::Send { conn, data } => {
+                // Handing the engine an input while draining is allowed: its outputs join the
+                // queue this loop is draining.
+                Output::Peer(PeerIo::Send { conn, data }) => {
                     let sent = conns.get_mut(&conn).is_some_and(|s| s.write_all(&data).is_ok());
                     if sent {
-                        engine.handle_sent(conn, data.len(), now());
+                        engine.handle(Input::Sent(conn, data.len()), now());
                     }
                 }
-                Output::Close { conn } => {
+                Output::Peer(PeerIo::Close { conn }) => {
                     if let Some(s) = conns.remove(&conn) {
                         let _ = s.shutdown(Shutdown::Both);
                     }
                 }
                 // Disk and hash work could go to a thread pool; inline is simplest.
                 Output::Disk(job) => {
-                    let result =
-                        match job.kind {
-                            DiskJobKind::Write { spans, data, .. } => {
-                                JobResult::Written { result: write(&paths, &spans, &data), data }
-                            }
-                            DiskJobKind::Read { spans, len, .. } => {
-                                // Read the range in one piece, then lay it out as the engine asks.
-                                let plain: Vec<_> = spans.iter().map(|p| p.span).collect();
-                                JobResult::Read(read(&paths, &plain).map(|range| {
-                                    shoal_core::engine::lay_out_read(&spans, len, &range).unwrap_or_default()
-                                }))
-                            }
-                            DiskJobKind::Verify { spans, expected, .. } => {
-                                JobResult::Verified(match read(&paths, &spans) {
-                                    Ok(data) => Ok(Sha1::digest(&data).as_slice() == expected),
-                                    Err(e) if e.kind == DiskErrorKind::NotFound => Ok(false),
-                                    Err(e) => Err(e),
-                                })
-                            }
-                        };
-                    engine.handle_job(job.id, result, now());
+                    let result = match job.kind {
+                        DiskJobKind::Write { spans, data, .. } => {
+                            JobResult::Written { result: write(&paths, &spans, &data), data }
+                        }
+                        DiskJobKind::Read { spans, len, .. } => {
+                            // Read the range in one piece, then lay it out as the engine asks.
+                            let plain: Vec<_> = spans.iter().map(|p| p.span).collect();
+                            JobResult::Read(
+                                read(&paths, &plain)
+                                    .map(|range| shoal_core::lay_out_read(&spans, len, &range).unwrap_or_default()),
+                            )
+                        }
+                        DiskJobKind::Verify { spans, expected, .. } => {
+                            JobResult::Verified(match read(&paths, &spans) {
+                                Ok(data) => Ok(Sha1::digest(&data).as_slice() == expected),
+                                Err(e) if e.kind == DiskErrorKind::NotFound => Ok(false),
+                                Err(e) => Err(e),
+                            })
+                        }
+                    };
+                    engine.handle(Input::Job(job.id, result), now());
                 }
                 Output::Hash(job) => {
                     // The write is left to the engine: it follows as a `DiskJobKind::Write`.
                     let ok = Sha1::digest(&job.data).as_slice() == job.expected;
-                    engine.handle_job(job.id, JobResult::Hashed { ok, data: job.data, written: None }, now());
+                    engine.handle(Input::Job(job.id, JobResult::Hashed { ok, data: job.data, written: None }), now());
                 }
                 // No trackers here: the peer comes from the command line.
-                Output::Tracker(TrackerJob::HttpGet { id, .. }) => {
-                    engine.handle_tracker_http(id, Err("trackers are off in this example".into()), now());
+                Output::Http { id, .. } => {
+                    engine.handle(Input::Http(id, Err("trackers are off in this example".into())), now());
                 }
-                Output::Tracker(TrackerJob::UdpSend { id, .. }) => {
-                    engine.handle_tracker_udp(id, Err("trackers are off in this example".into()), now());
+                Output::Udp(UdpIo::Exchange { exchange, .. }) => {
+                    engine.handle(Input::Exchange(exchange, Err("trackers are off in this example".into())), now());
                 }
-                Output::Tracker(TrackerJob::UdpClose { .. }) => {}
-                // The DHT is never enabled here.
-                Output::DhtSend { .. } | Output::DhtResolve { .. } | Output::LsdSend { .. } => {}
+                Output::Udp(UdpIo::EndExchange { .. }) => {}
+                // The DHT and LSD are never enabled here.
+                Output::Udp(UdpIo::Dht { .. } | UdpIo::Lsd { .. }) | Output::Resolve { .. } => {}
                 Output::Event(Event::Finished { .. }) => {
                     println!("done: every piece is verified in {out}");
                     return Ok(());
@@ -126,18 +132,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Output::Event(event) => println!("{event:?}"),
             }
         }
-        let wait = engine.poll_timeout().saturating_duration_since(now());
+        // The engine always has a deadline until it is shut down, which this loop never asks.
+        let wait = engine.poll_timeout().map_or(Duration::MAX, |t| t.saturating_duration_since(now()));
         match rx.recv_timeout(wait) {
-            Ok(Msg::Connected(conn, stream)) => {
+            Ok(Msg::Up(conn, stream)) => {
                 conns.insert(conn, stream);
-                engine.handle_connected(conn, now());
+                engine.handle(Input::Connected(conn), now());
             }
-            Ok(Msg::Data(conn, data)) => engine.handle_peer_data(conn, &data, now()),
-            Ok(Msg::Closed(conn)) => {
+            Ok(Msg::Bytes(conn, data)) => engine.handle(Input::PeerBytes(conn, &data), now()),
+            Ok(Msg::Engine(Input::Closed(conn))) => {
+                // A connection this loop closed itself is already forgotten by the engine.
                 if conns.remove(&conn).is_some() {
-                    engine.handle_closed(conn, now());
+                    engine.handle(Input::Closed(conn), now());
                 }
             }
+            Ok(Msg::Engine(input)) => engine.handle(input, now()),
             Err(mpsc::RecvTimeoutError::Timeout) => engine.handle_timeout(now()),
             Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("the loop holds a sender"),
         }
@@ -147,22 +156,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Hands the loop a writing clone of the stream, then reads until the peer or we close it.
 fn read_loop(conn: ConnId, mut stream: TcpStream, tx: mpsc::Sender<Msg>) {
     let Ok(writer) = stream.try_clone() else {
-        let _ = tx.send(Msg::Closed(conn));
+        let _ = tx.send(Msg::Engine(Input::Closed(conn)));
         return;
     };
-    let _ = tx.send(Msg::Connected(conn, writer));
+    let _ = tx.send(Msg::Up(conn, writer));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if tx.send(Msg::Data(conn, buf[..n].to_vec())).is_err() {
+                if tx.send(Msg::Bytes(conn, buf[..n].to_vec())).is_err() {
                     return;
                 }
             }
         }
     }
-    let _ = tx.send(Msg::Closed(conn));
+    let _ = tx.send(Msg::Engine(Input::Closed(conn)));
 }
 
 fn write(paths: &[PathBuf], spans: &[FileSpan], data: &[u8]) -> Result<(), DiskError> {

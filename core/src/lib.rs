@@ -38,10 +38,11 @@ pub mod wire;
 
 pub use bitfield::Bitfield;
 pub use engine::{
-    AddMagnet, AddTorrent, Config, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event,
-    FilePriority, HashJob, JobResult, Output, PeerRequests, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
+    lay_out_read, AddMagnet, AddTorrent, Config, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError,
+    Event, FilePriority, HashJob, Input, JobResult, Output, PeerIo, PeerRequests, PlacedSpan, Socket, TorrentState,
+    TorrentStats, UdpIo,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
 pub use net_policy::NetPolicy;
 pub use storage::{FileLayout, FileSpan};
-pub use types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, TorrentId, BLOCK_SIZE};
+pub use types::{BlockRef, ConnId, ExchangeId, InfoHash, Instant, JobId, PeerId, TorrentId, BLOCK_SIZE};

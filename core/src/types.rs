@@ -130,9 +130,26 @@ pub struct TorrentId(pub u32);
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct ConnId(pub u64);
 
-/// Identifies a disk, hash or tracker job the engine asked the runtime to run; never reused.
+/// Identifies a disk, hash or HTTP job the engine asked the runtime to run; never reused.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct JobId(pub u64);
+
+/// Identifies a UDP tracker exchange: the socket the runtime keeps for it from its first
+/// datagram until the engine ends it. Never reused.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ExchangeId(pub u64);
+
+impl ExchangeId {
+    /// The exchange the engine tracks under job id `job` (they share one counter).
+    pub(crate) fn of(job: JobId) -> Self {
+        ExchangeId(job.0)
+    }
+
+    /// The job id the engine tracks this exchange under.
+    pub(crate) fn job(self) -> JobId {
+        JobId(self.0)
+    }
+}
 
 /// The size of a block: the unit of requests on the wire.
 pub const BLOCK_SIZE: u32 = 16 * 1024;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use shoal_core::wire::{
     Decoder, ExtendedHandshake, Handshake, Limits, Message, PexMessage, PEX_OUTGOING, PEX_SEED, UT_PEX,
 };
-use shoal_core::{AddTorrent, Bitfield, Event, FilePriority, InfoHash, PeerId, TorrentState, BLOCK_SIZE};
+use shoal_core::{
+    AddTorrent, Bitfield, Event, FilePriority, InfoHash, Input, PeerId, Socket, TorrentState, BLOCK_SIZE,
+};
 use support::{file, pad, Disk, TestTorrent, World};
 
 const PIECE: u32 = 32 * 1024;
@@ -1388,7 +1390,7 @@ fn local_service_discovery_is_off_by_default_and_never_announces_private_torrent
     // Even someone else's announce of the private torrent is not taken up.
     let fake = shoal_core::lsd::encode(w.nodes[seeder].addr.port(), &[tt.meta.info_hash], "other", false);
     let from = w.nodes[seeder].addr;
-    w.command(leecher, |e, now| e.handle_lsd_datagram(from, &fake, now));
+    w.command(leecher, |e, now| e.handle(Input::Datagram { socket: Socket::Lsd, from, data: &fake }, now));
     w.run_for(Duration::from_secs(60));
     assert!(w.nodes[seeder].lsd_sends.is_empty() && w.nodes[leecher].lsd_sends.is_empty());
     assert_eq!(w.nodes[leecher].stats(l).pieces_have, 0, "a private torrent found a peer through LSD");
@@ -1411,13 +1413,13 @@ fn hostile_lsd_datagrams_are_ignored() {
         String::from_utf8(good.clone()).unwrap().replace("Port: 7000", "Port: 0").into_bytes(),
     ];
     for d in &garbage {
-        w.command(n, |e, now| e.handle_lsd_datagram(from, d, now));
+        w.command(n, |e, now| e.handle(Input::Datagram { socket: Socket::Lsd, from, data: d }, now));
     }
     w.run_for(Duration::from_secs(1));
     let dialed = |w: &World| w.trace_lines.iter().any(|l| l.contains("Connect") && l.contains("10.9.9.9:7000"));
     assert!(!dialed(&w), "a malformed announce was taken up");
     // A well-formed one is: the sender is dialed at the announced port.
-    w.command(n, |e, now| e.handle_lsd_datagram(from, &good, now));
+    w.command(n, |e, now| e.handle(Input::Datagram { socket: Socket::Lsd, from, data: &good }, now));
     w.run_for(Duration::from_secs(1));
     assert!(dialed(&w), "{}", w.summary());
 }

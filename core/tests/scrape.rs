@@ -1,7 +1,7 @@
 //! Scrape through the engine: the request it emits and the counts it reports.
 
 use shoal_core::create::TorrentBuilder;
-use shoal_core::engine::{AddTorrent, Config, Engine, Output, TrackerJob};
+use shoal_core::engine::{AddTorrent, Config, Engine, Input, Output};
 use shoal_core::{Instant, Metainfo};
 
 fn torrent(tracker: &str) -> Metainfo {
@@ -25,7 +25,7 @@ fn http_scrape_fills_seeder_and_leecher_counts() {
     e.scrape(t, Instant::ZERO).unwrap();
     let mut job = None;
     while let Some(o) = e.poll_output() {
-        if let Output::Tracker(TrackerJob::HttpGet { id, url }) = o {
+        if let Output::Http { id, url } = o {
             if url.starts_with("http://127.0.0.1:1/scrape?info_hash=") {
                 job = Some(id);
             }
@@ -35,19 +35,19 @@ fn http_scrape_fills_seeder_and_leecher_counts() {
     let mut body = b"d5:filesd20:".to_vec();
     body.extend_from_slice(&hash.0);
     body.extend_from_slice(b"d8:completei5e10:downloadedi7e10:incompletei3eeee");
-    e.handle_tracker_http(job, Ok(body), Instant::ZERO);
+    e.handle(Input::Http(job, Ok(body)), Instant::ZERO);
     let status = &e.stats(t).unwrap().trackers[0];
     assert_eq!((status.seeders, status.leechers), (Some(5), Some(3)));
     // A garbage answer changes nothing and breaks nothing.
     e.scrape(t, Instant::ZERO).unwrap();
     let mut ids = Vec::new();
     while let Some(o) = e.poll_output() {
-        if let Output::Tracker(TrackerJob::HttpGet { id, .. }) = o {
+        if let Output::Http { id, .. } = o {
             ids.push(id);
         }
     }
     for id in ids {
-        e.handle_tracker_http(id, Ok(b"garbage".to_vec()), Instant::ZERO);
+        e.handle(Input::Http(id, Ok(b"garbage".to_vec())), Instant::ZERO);
     }
     assert_eq!(e.stats(t).unwrap().trackers[0].seeders, Some(5));
 }

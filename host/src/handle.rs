@@ -128,7 +128,7 @@ impl Handle {
 
     /// Downloads the torrent's pieces in order (streaming), or rarest first again.
     pub async fn set_sequential(&self, t: TorrentId, on: bool) -> Result<(), SessionError> {
-        self.try_call(move |e, _| e.set_sequential(t, on)).await
+        self.try_call(move |e, now| e.set_sequential(t, on, now)).await
     }
 
     /// Fetches `piece` and the few after it before anything else (a stream's read position);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
-use shoal_core::{ConnId, JobId, NetPolicy};
+use shoal_core::{ConnId, ExchangeId, JobId, NetPolicy};
 
 use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
@@ -101,12 +101,12 @@ pub(crate) fn connect<R: Runtime>(
             };
             match connected {
                 Ok(stream) => {
-                    if inputs.send(Input::Connected(conn)).await.is_ok() {
+                    if inputs.send(Input::Engine(shoal_core::Input::Connected(conn))).await.is_ok() {
                         serve::<R>(conn, stream, queue, inputs, pool).await;
                     }
                 }
                 Err(_) => {
-                    let _ = inputs.send(Input::Closed(conn)).await;
+                    let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn))).await;
                 }
             }
         })
@@ -148,11 +148,11 @@ async fn serve<R: Runtime>(
                 // Data flows: the full-size buffer from the next read on.
                 Ok(n) if n == want && want < READ_BUF => {
                     want = READ_BUF;
-                    Input::Data(conn, buf[..n].to_vec(), n)
+                    Input::PeerBytes(conn, buf[..n].to_vec(), n)
                 }
                 // A few messages: copied, so a queued input never pins a whole buffer.
-                Ok(n) if n <= SMALL_READ => Input::Data(conn, buf[..n].to_vec(), n),
-                Ok(n) => Input::Data(conn, std::mem::take(&mut buf), n),
+                Ok(n) if n <= SMALL_READ => Input::PeerBytes(conn, buf[..n].to_vec(), n),
+                Ok(n) => Input::PeerBytes(conn, std::mem::take(&mut buf), n),
             };
             if inputs.send(input).await.is_err() {
                 break;
@@ -166,19 +166,19 @@ async fn serve<R: Runtime>(
             }
             let n = data.len();
             pool.put(data);
-            if inputs.send(Input::Sent(conn, n)).await.is_err() {
+            if inputs.send(Input::Engine(shoal_core::Input::Sent(conn, n))).await.is_err() {
                 break;
             }
         }
     };
     future::or(read, write).await;
-    let _ = inputs.send(Input::Closed(conn)).await;
+    let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn))).await;
 }
 
 /// Resolves `host:port` (to an address `policy` allows), opens a socket and relays datagrams
 /// both ways until dropped.
 pub(crate) fn udp_tracker<R: Runtime>(
-    id: JobId,
+    id: ExchangeId,
     host: String,
     port: u16,
     policy: NetPolicy,
@@ -189,7 +189,7 @@ pub(crate) fn udp_tracker<R: Runtime>(
             let socket = match udp_open::<R>(policy, host, port).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = inputs.send(Input::TrackerUdp(id, Err(e))).await;
+                    let _ = inputs.send(Input::Exchange(id, Err(e))).await;
                     return;
                 }
             };
@@ -198,7 +198,7 @@ pub(crate) fn udp_tracker<R: Runtime>(
                 loop {
                     match R::udp_recv(&socket, &mut buf).await {
                         Ok(n) => {
-                            if inputs.send(Input::TrackerUdp(id, Ok(buf[..n].to_vec()))).await.is_err() {
+                            if inputs.send(Input::Exchange(id, Ok(buf[..n].to_vec()))).await.is_err() {
                                 break;
                             }
                         }
@@ -242,22 +242,13 @@ pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, i
             }
             Ok(body)
         })();
-        let _ = inputs.send_blocking(Input::TrackerHttp(id, result));
+        let _ = inputs.send_blocking(Input::Engine(shoal_core::Input::Http(id, result)));
     });
 }
 
 /// The error of a job for a torrent whose files could not be mapped.
 pub(crate) fn no_storage() -> DiskError {
     DiskError { kind: DiskErrorKind::Other, message: "the torrent's files could not be mapped".into() }
-}
-
-/// The answer to a disk job for a torrent whose files could not be mapped.
-pub(crate) fn unmapped(job: DiskJob) -> JobResult {
-    match job.kind {
-        DiskJobKind::Write { data, .. } => JobResult::Written { result: Err(no_storage()), data },
-        DiskJobKind::Read { .. } => JobResult::Read(Err(no_storage())),
-        DiskJobKind::Verify { .. } => JobResult::Verified(Err(no_storage())),
-    }
 }
 
 /// Runs a disk job on the disk threads and reports its result.
@@ -274,7 +265,7 @@ pub(crate) fn disk_job<R: Runtime>(
             DiskJobKind::Read { spans, len, .. } => JobResult::Read(storage.read_placed(&spans, len, pool.take())),
             DiskJobKind::Verify { spans, expected, .. } => JobResult::Verified(storage.verify(&spans, &expected)),
         };
-        let _ = inputs.send_blocking(Input::Job(job.id, result));
+        let _ = inputs.send_blocking(Input::Engine(shoal_core::Input::Job(job.id, result)));
     });
 }
 
@@ -291,7 +282,10 @@ pub(crate) fn hash_job<R: Runtime>(
             Some(s) => s.write(&job.write, &job.data),
             None => Err(no_storage()),
         });
-        let _ = inputs.send_blocking(Input::Job(job.id, JobResult::Hashed { ok, data: job.data, written }));
+        let _ = inputs.send_blocking(Input::Engine(shoal_core::Input::Job(
+            job.id,
+            JobResult::Hashed { ok, data: job.data, written },
+        )));
     });
 }
 
@@ -325,7 +319,7 @@ pub(crate) async fn dht_socket<R: Runtime>(
     inputs: Sender<Input<R>>,
 ) -> std::io::Result<DatagramSocket<R>> {
     let socket = R::udp_bind(addr).await?;
-    Ok(udp_task::<R>(addr, socket, inputs, Input::DhtDatagram))
+    Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Dht))
 }
 
 /// Binds the Local Service Discovery socket (BEP 14): UDP 6771 on every address, shared with
@@ -354,16 +348,16 @@ pub(crate) fn lsd_socket<R: Runtime>(
     }
     s.set_nonblocking(true)?;
     let socket = R::udp_from_std(s.into())?;
-    Ok(udp_task::<R>(addr, socket, inputs, Input::LsdDatagram))
+    Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Lsd))
 }
 
-/// Starts the task of an unconnected UDP socket: datagrams received become inputs made by
-/// `input`, queued datagrams are sent.
+/// Starts the task of the engine's unconnected UDP socket `kind`: datagrams received become
+/// inputs, queued datagrams are sent.
 fn udp_task<R: Runtime>(
     addr: SocketAddr,
     socket: R::Udp,
     inputs: Sender<Input<R>>,
-    input: fn(SocketAddr, Vec<u8>) -> Input<R>,
+    kind: shoal_core::Socket,
 ) -> DatagramSocket<R> {
     let (outgoing, queue) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(DHT_QUEUE);
     let task = R::spawn(async move {
@@ -372,7 +366,7 @@ fn udp_task<R: Runtime>(
             loop {
                 match R::udp_recv_from(&socket, &mut buf).await {
                     Ok((n, from)) => {
-                        if inputs.send(input(from, buf[..n].to_vec())).await.is_err() {
+                        if inputs.send(Input::Datagram(kind, from, buf[..n].to_vec())).await.is_err() {
                             break;
                         }
                     }
@@ -394,6 +388,6 @@ fn udp_task<R: Runtime>(
 pub(crate) fn dht_resolve<R: Runtime>(host: String, port: u16, policy: NetPolicy, inputs: Sender<Input<R>>) {
     R::spawn_blocking(move || {
         let addrs = net::resolve_blocking(policy, &host, port).unwrap_or_default();
-        let _ = inputs.send_blocking(Input::DhtResolved(addrs));
+        let _ = inputs.send_blocking(Input::Resolved(addrs));
     });
 }

@@ -14,10 +14,10 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use shoal_core::engine::{
-    AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, TrackerJob,
+    AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, PeerIo, UdpIo,
 };
 use shoal_core::health::{HealthCheckId, HealthReport};
-use shoal_core::{ConnId, Instant, JobId, NetPolicy, TorrentId};
+use shoal_core::{ConnId, ExchangeId, Instant, NetPolicy, TorrentId};
 
 use crate::command::{Command, Reply};
 use crate::disk::Storage;
@@ -47,7 +47,7 @@ pub struct EngineTask<R: Runtime> {
     pub(crate) sparse_files: bool,
     /// Destinations of magnets still fetching their metadata.
     magnet_dests: HashMap<TorrentId, std::path::PathBuf>,
-    udp: HashMap<JobId, Link<R>>,
+    udp: HashMap<ExchangeId, Link<R>>,
     /// Where the engine's outputs may go (checked again here, on resolved addresses).
     policy: NetPolicy,
     agent: ureq::Agent,
@@ -130,7 +130,8 @@ impl<R: Runtime> EngineTask<R> {
             if self.shutting_down && self.engine.is_shut_down() && self.jobs_in_flight == 0 {
                 break;
             }
-            let deadline = self.origin.checked_add(Duration::from_micros(self.engine.poll_timeout().as_micros()));
+            let deadline =
+                self.engine.poll_timeout().and_then(|t| self.origin.checked_add(Duration::from_micros(t.as_micros())));
             match deadline {
                 Some(at) if self.sleep.as_ref().is_none_or(|(d, _)| *d != at) => {
                     self.sleep = Some((at, Box::pin(R::sleep_until(at))));
@@ -324,42 +325,42 @@ impl<R: Runtime> EngineTask<R> {
     fn input(&mut self, i: Input<R>) {
         let now = self.now();
         match i {
-            Input::Incoming(stream, addr) => match self.engine.handle_incoming(addr, now) {
+            Input::Incoming(stream, addr) => match self.engine.accept(addr, now) {
                 Some(conn) => {
                     let link = io::accepted::<R>(conn, stream, self.inputs_tx.clone(), self.pool.clone());
                     self.conns.insert(conn, link);
                 }
                 None => drop(stream),
             },
-            Input::Connected(conn) => self.engine.handle_connected(conn, now),
-            Input::Data(conn, buf, n) => {
-                self.engine.handle_peer_data(conn, buf.get(..n).unwrap_or(&buf), now);
+            Input::PeerBytes(conn, buf, n) => {
+                self.engine.handle(shoal_core::Input::PeerBytes(conn, buf.get(..n).unwrap_or(&buf)), now);
                 self.pool.put(buf);
             }
-            Input::Sent(conn, n) => self.engine.handle_sent(conn, n, now),
-            Input::Closed(conn) => {
+            Input::Engine(shoal_core::Input::Closed(conn)) => {
+                // A link the engine already closed reports its end too: the engine forgot it.
                 if self.conns.remove(&conn).is_some() {
-                    self.engine.handle_closed(conn, now);
+                    self.engine.handle(shoal_core::Input::Closed(conn), now);
                 }
             }
-            Input::Job(id, result) => {
-                tracing::trace!("job done {id:?}");
+            Input::Engine(job @ shoal_core::Input::Job(..)) => {
+                tracing::trace!("job done {job:?}");
                 self.jobs_in_flight -= 1;
-                self.engine.handle_job(id, result, now);
+                self.engine.handle(job, now);
             }
+            Input::Engine(input) => self.engine.handle(input, now),
+            Input::Datagram(socket, from, data) => {
+                self.engine.handle(shoal_core::Input::Datagram { socket, from, data: &data }, now)
+            }
+            Input::Exchange(exchange, Ok(data)) => {
+                self.engine.handle(shoal_core::Input::Exchange(exchange, Ok(&data)), now)
+            }
+            Input::Exchange(exchange, Err(e)) => self.engine.handle(shoal_core::Input::Exchange(exchange, Err(e)), now),
+            Input::Resolved(addrs) => self.engine.handle(shoal_core::Input::Resolved(&addrs), now),
             Input::Prepared(opts, prepared, reply) => {
                 self.jobs_in_flight -= 1;
                 let r = (*prepared).map_err(SessionError::from).and_then(|p| self.add(*opts, p, now));
                 let _ = reply.try_send(r);
             }
-            Input::TrackerHttp(id, result) => self.engine.handle_tracker_http(id, result, now),
-            Input::DhtDatagram(from, data) => self.engine.handle_dht_datagram(from, &data, now),
-            Input::DhtResolved(addrs) => self.engine.handle_dht_resolved(&addrs, now),
-            Input::LsdDatagram(from, data) => self.engine.handle_lsd_datagram(from, &data, now),
-            Input::TrackerUdp(id, result) => match result {
-                Ok(data) => self.engine.handle_tracker_udp(id, Ok(&data), now),
-                Err(e) => self.engine.handle_tracker_udp(id, Err(e), now),
-            },
         }
     }
 
@@ -370,22 +371,22 @@ impl<R: Runtime> EngineTask<R> {
                 trace_output(&o);
             }
             match o {
-                Output::Connect { conn, addr } => {
+                Output::Peer(PeerIo::Connect { conn, addr }) => {
                     let link = io::connect::<R>(conn, addr, self.policy, self.inputs_tx.clone(), self.pool.clone());
                     self.conns.insert(conn, link);
                 }
-                Output::Send { conn, data } => {
+                Output::Peer(PeerIo::Send { conn, data }) => {
                     if let Some(c) = self.conns.get(&conn) {
                         c.send(data);
                     }
                 }
-                Output::Close { conn } => {
+                Output::Peer(PeerIo::Close { conn }) => {
                     self.conns.remove(&conn);
                 }
                 Output::Disk(job) => {
                     let Some(storage) = self.storages.get(&job.torrent).cloned() else {
                         let now = self.now();
-                        self.engine.handle_job(job.id, io::unmapped(job), now);
+                        self.engine.handle(shoal_core::Input::Job(job.id, job.fail(io::no_storage())), now);
                         continue;
                     };
                     // A read served from the page cache is a memcpy: done here, it saves two
@@ -394,7 +395,7 @@ impl<R: Runtime> EngineTask<R> {
                         match storage.read_placed_cached(spans, *len, self.pool.take()) {
                             Ok(data) => {
                                 let now = self.now();
-                                self.engine.handle_job(job.id, JobResult::Read(Ok(data)), now);
+                                self.engine.handle(shoal_core::Input::Job(job.id, JobResult::Read(Ok(data))), now);
                                 continue;
                             }
                             Err(buf) => self.pool.put(buf),
@@ -408,20 +409,20 @@ impl<R: Runtime> EngineTask<R> {
                     self.jobs_in_flight += 1;
                     io::hash_job::<R>(&self.workers, job, storage, self.inputs_tx.clone());
                 }
-                Output::Tracker(TrackerJob::HttpGet { id, url }) => {
+                Output::Http { id, url } => {
                     io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
                 }
-                Output::Tracker(TrackerJob::UdpSend { id, host, port, data }) => {
+                Output::Udp(UdpIo::Exchange { exchange, host, port, data }) => {
                     let (inputs, policy) = (self.inputs_tx.clone(), self.policy);
                     self.udp
-                        .entry(id)
-                        .or_insert_with(|| io::udp_tracker::<R>(id, host, port, policy, inputs))
+                        .entry(exchange)
+                        .or_insert_with(|| io::udp_tracker::<R>(exchange, host, port, policy, inputs))
                         .send(data);
                 }
-                Output::Tracker(TrackerJob::UdpClose { id }) => {
-                    self.udp.remove(&id);
+                Output::Udp(UdpIo::EndExchange { exchange }) => {
+                    self.udp.remove(&exchange);
                 }
-                Output::DhtSend { to, data } => {
+                Output::Udp(UdpIo::Dht { to, data }) => {
                     // The socket of the destination's family, if the policy allows it.
                     if !self.policy.allows(to) {
                         continue;
@@ -430,10 +431,8 @@ impl<R: Runtime> EngineTask<R> {
                         s.send(to, data);
                     }
                 }
-                Output::DhtResolve { host, port } => {
-                    io::dht_resolve::<R>(host, port, self.policy, self.inputs_tx.clone())
-                }
-                Output::LsdSend { data, v6 } => {
+                Output::Resolve { host, port } => io::dht_resolve::<R>(host, port, self.policy, self.inputs_tx.clone()),
+                Output::Udp(UdpIo::Lsd { data, v6 }) => {
                     // IPv4 only for now: announces for the IPv6 group are dropped.
                     if let (Some(s), false) = (&self.lsd_socket, v6) {
                         s.send(SocketAddr::from((shoal_core::lsd::GROUP_V4, shoal_core::lsd::PORT)), data);
@@ -464,7 +463,7 @@ impl<R: Runtime> EngineTask<R> {
 /// `RUST_LOG=shoal_host=trace` in the `shoal` binary).
 fn trace_output(o: &Output) {
     match o {
-        Output::Send { conn, data } => tracing::trace!("send {conn:?} {} bytes", data.len()),
+        Output::Peer(PeerIo::Send { conn, data }) => tracing::trace!("send {conn:?} {} bytes", data.len()),
         Output::Disk(j) => tracing::trace!("disk {:?} {:?}", j.id, std::mem::discriminant(&j.kind)),
         Output::Hash(j) => tracing::trace!("hash {:?} piece {}", j.id, j.piece),
         other => tracing::trace!("{other:?}"),

@@ -6,7 +6,7 @@ use crate::wire::Limits;
 
 use super::admission::{ConnectionLimits, DEFAULT_DESCRIPTORS};
 #[cfg(doc)]
-use super::{Engine, Output, TorrentState};
+use super::{Input, TorrentState, UdpIo};
 
 /// Tunables of one engine. Every buffer and queue the engine keeps is bounded by one of these.
 #[derive(Clone, Debug)]
@@ -84,7 +84,7 @@ pub struct Config {
     /// peers wait in memory (bounded by the send buffers) until the limit lets them go.
     pub max_upload_rate: u64,
     /// Local Service Discovery (BEP 14): announce public torrents on the LAN multicast group
-    /// ([`Output::LsdSend`]) and take peers from [`Engine::handle_lsd_datagram`]. Off by
+    /// ([`UdpIo::Lsd`]) and take peers from its [`Input::Datagram`]s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
 }

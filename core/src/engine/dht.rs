@@ -5,8 +5,8 @@
 //! rest wait in a bounded queue, and each ends with one [`super::Event::DhtScrape`].
 //!
 //! The [`Dht`] machine does the protocol; this link decides when each torrent looks and where
-//! the answers go. The runtime moves the datagrams ([`super::Output::DhtSend`]) and resolves
-//! bootstrap host names ([`super::Output::DhtResolve`]).
+//! the answers go. The runtime moves the datagrams ([`super::UdpIo::Dht`]) and resolves
+//! bootstrap host names ([`super::Output::Resolve`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -159,10 +159,10 @@ impl DhtLink {
                     if !policy.allows(to) {
                         continue;
                     }
-                    return Some(Action::Output(super::Output::DhtSend { to, data }));
+                    return Some(Action::Output(super::Output::Udp(super::UdpIo::Dht { to, data })));
                 }
                 DhtOutput::Resolve { host, port } => {
-                    return Some(Action::Output(super::Output::DhtResolve { host, port }))
+                    return Some(Action::Output(super::Output::Resolve { host, port }))
                 }
                 DhtOutput::Event(DhtEvent::Peers { lookup, peers, .. }) => {
                     let Some((t, n)) = self.lookups.get_mut(&lookup) else { continue };

@@ -1,5 +1,5 @@
 //! The engine's health checks: [`HealthCheck`] machines for any info-hash, their tracker
-//! traffic carried as ordinary [`TrackerJob`]s, each ending in [`Event::HealthChecked`].
+//! traffic carried as ordinary HTTP requests and UDP exchanges, each ending in [`Event::HealthChecked`].
 //!
 //! The jobs of a check are not a torrent's, so they live in their own table: the engine
 //! offers a tracker completion to its torrents first and to the checks after.
@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{DhtScrapeId, Engine, Event, Io, Output, TrackerJob};
+use super::{DhtScrapeId, Engine, Event, Io, Output, UdpIo};
 use crate::dht::SwarmCount;
 use crate::health::{dht_figures, HealthCheck, HealthCheckId, HealthRequest};
+use crate::types::ExchangeId;
 use crate::types::{InfoHash, Instant, JobId};
 
 /// At most this many checks run at once; more are refused ([`Engine::check_health`]).
@@ -84,11 +85,13 @@ impl HealthChecks {
                 self.jobs.insert(job, (id, slot));
                 job
             });
-            io.push(Output::Tracker(match req {
-                HealthRequest::HttpGet { url, .. } => TrackerJob::HttpGet { id: job, url },
-                HealthRequest::UdpSend { host, port, data, .. } => TrackerJob::UdpSend { id: job, host, port, data },
-                HealthRequest::UdpClose { .. } => TrackerJob::UdpClose { id: job },
-            }));
+            io.push(match req {
+                HealthRequest::HttpGet { url, .. } => Output::Http { id: job, url },
+                HealthRequest::UdpSend { host, port, data, .. } => {
+                    Output::Udp(UdpIo::Exchange { exchange: ExchangeId::of(job), host, port, data })
+                }
+                HealthRequest::UdpClose { .. } => Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }),
+            });
         }
         let Some(report) = r.check.report() else { return };
         if let Some(r) = self.running.remove(&id) {
@@ -191,7 +194,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Config;
+    use crate::engine::{Config, Input};
     use crate::health::Figures;
 
     fn ih() -> InfoHash {
@@ -202,12 +205,12 @@ mod tests {
         Instant::from_micros(s * 1_000_000)
     }
 
-    /// The tracker jobs and health events the engine asks for.
-    fn drain(e: &mut Engine) -> (Vec<TrackerJob>, Vec<Event>) {
+    /// The tracker traffic (HTTP requests and UDP work) and health events the engine asks for.
+    fn drain(e: &mut Engine) -> (Vec<Output>, Vec<Event>) {
         let (mut jobs, mut events) = (Vec::new(), Vec::new());
         while let Some(o) = e.poll_output() {
             match o {
-                Output::Tracker(j) => jobs.push(j),
+                j @ (Output::Http { .. } | Output::Udp(_)) => jobs.push(j),
                 Output::Event(ev @ Event::HealthChecked { .. }) => events.push(ev),
                 _ => {}
             }
@@ -222,16 +225,16 @@ mod tests {
         let id = e.check_health(ih(), &trackers, Duration::from_secs(10), secs(0)).unwrap();
         let (jobs, events) = drain(&mut e);
         assert!(events.is_empty());
-        let [TrackerJob::HttpGet { id: job, url }] = jobs.as_slice() else { panic!("{jobs:?}") };
+        let [Output::Http { id: job, url }] = jobs.as_slice() else { panic!("{jobs:?}") };
         assert!(url.starts_with("http://127.0.0.1:6969/scrape?info_hash=%07"), "{url}");
         let body = [b"d5:filesd20:".as_slice(), &[7; 20], b"d8:completei4e10:incompletei2eeee"].concat();
-        e.handle_tracker_http(*job, Ok(body), secs(1));
+        e.handle(Input::Http(*job, Ok(body)), secs(1));
         let (_, events) = drain(&mut e);
         let [Event::HealthChecked { check, report }] = events.as_slice() else { panic!("{events:?}") };
         assert_eq!(*check, id);
         assert_eq!(report.figures, Some(Figures { seeders: 4, leechers: 2 }));
         // The job is forgotten: a repeated answer does nothing.
-        e.handle_tracker_http(*job, Ok(vec![]), secs(2));
+        e.handle(Input::Http(*job, Ok(vec![])), secs(2));
         assert!(drain(&mut e).1.is_empty());
     }
 
@@ -241,16 +244,16 @@ mod tests {
         let trackers = ["udp://127.0.0.1:6969".to_owned()];
         e.check_health(ih(), &trackers, Duration::from_secs(5), secs(0)).unwrap();
         let (jobs, _) = drain(&mut e);
-        assert!(matches!(jobs.as_slice(), [TrackerJob::UdpSend { .. }]));
+        assert!(matches!(jobs.as_slice(), [Output::Udp(UdpIo::Exchange { .. })]));
         let mut now = secs(0);
         let mut seen = Vec::new();
         while seen.is_empty() {
-            now = e.poll_timeout();
+            now = e.poll_timeout().expect("running");
             assert!(now <= secs(5), "the check's deadline bounds the wait");
             e.handle_timeout(now);
             let (jobs, events) = drain(&mut e);
             if !events.is_empty() {
-                assert!(jobs.iter().any(|j| matches!(j, TrackerJob::UdpClose { .. })));
+                assert!(jobs.iter().any(|j| matches!(j, Output::Udp(UdpIo::EndExchange { .. }))));
             }
             seen = events;
         }

@@ -46,7 +46,7 @@ impl Engine {
 mod tests {
     use super::Engine;
     use crate::create::{PieceHasher, TorrentBuilder};
-    use crate::engine::{AddTorrent, Config, Output};
+    use crate::engine::{AddTorrent, Config, Output, PeerIo};
     use crate::metainfo::Metainfo;
     use crate::types::Instant;
 
@@ -63,7 +63,9 @@ mod tests {
         let add = AddTorrent { check_existing: false, ..AddTorrent::new(meta) };
         let t = e.add_torrent(add, Instant::ZERO).expect("adds");
         e.add_peers(t, &["10.0.0.2:6881".parse().expect("an address")], Instant::ZERO).expect("its torrent");
-        let dials = std::iter::from_fn(|| e.poll_output()).filter(|o| matches!(o, Output::Connect { .. })).count();
+        let dials = std::iter::from_fn(|| e.poll_output())
+            .filter(|o| matches!(o, Output::Peer(PeerIo::Connect { .. })))
+            .count();
         assert_eq!(dials, 1);
         e
     }

@@ -10,6 +10,7 @@ mod config;
 mod dht;
 mod event;
 mod health;
+mod input;
 mod invariants;
 mod output;
 mod params;
@@ -18,8 +19,9 @@ mod torrent;
 
 pub use config::Config;
 pub use event::Event;
+pub use input::{Input, Socket};
 pub use output::{
-    lay_out_read, DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult, Output, PlacedSpan, TrackerJob,
+    lay_out_read, DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo,
 };
 pub use params::{AddMagnet, AddTorrent, EngineError, FilePriority};
 pub use stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
@@ -36,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::metainfo::{Info, Metainfo};
 use crate::rate::TokenBucket;
-use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
+use crate::types::{ConnId, ExchangeId, InfoHash, Instant, JobId, PeerId, TorrentId};
 use crate::wire::Decoder;
 
 use admission::AddrKey;
@@ -155,14 +157,28 @@ pub struct Engine {
     io: Io,
     next_torrent: u32,
     next_tick: Instant,
-    shutdown: Option<Instant>,
-    shutdown_reported: bool,
+    lifecycle: Lifecycle,
     /// The DHT, once [`Engine::enable_dht`] was called.
     dht: Option<dht::DhtLink>,
     /// Local Service Discovery, when [`Config::lsd`].
     lsd: Option<crate::lsd::Lsd>,
     /// Health checks of any torrent ([`Engine::check_health`]).
     health: health::HealthChecks,
+}
+
+/// Where the engine is in its life: commands are taken only while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    /// Taking commands and connections.
+    Running,
+    /// [`Engine::shutdown`] was called: torrents say `stopped` to their trackers until they are
+    /// done or `deadline` passes.
+    Stopping {
+        /// When the remaining torrents are dropped without waiting for their trackers.
+        deadline: Instant,
+    },
+    /// Every torrent is gone and [`Event::ShutdownComplete`] was reported.
+    Stopped,
 }
 
 /// The engine's housekeeping period: rates, time-outs, choking, connection attempts.
@@ -211,8 +227,7 @@ impl Engine {
             },
             next_torrent: 1,
             next_tick: now + TICK,
-            shutdown: None,
-            shutdown_reported: false,
+            lifecycle: Lifecycle::Running,
             dht: None,
             lsd,
             health: health::HealthChecks::default(),
@@ -275,13 +290,23 @@ impl Engine {
 
     /// True once a shutdown has finished its goodbyes.
     pub fn is_shut_down(&self) -> bool {
-        self.shutdown.is_some() && self.torrents.is_empty()
+        self.lifecycle == Lifecycle::Stopped
+    }
+
+    /// `Ok` while the engine takes commands, [`EngineError::ShuttingDown`] once
+    /// [`Engine::shutdown`] was called.
+    fn running(&self) -> Result<(), EngineError> {
+        match self.lifecycle {
+            Lifecycle::Running => Ok(()),
+            Lifecycle::Stopping { .. } | Lifecycle::Stopped => Err(EngineError::ShuttingDown),
+        }
     }
 
     // ---- commands ----
 
     /// Adds a torrent; it starts checking, downloading or seeding as its data allows.
     pub fn add_torrent(&mut self, params: AddTorrent, now: Instant) -> Result<TorrentId, EngineError> {
+        self.running()?;
         let info_hash = params.metainfo.info_hash;
         if self.by_hash.contains_key(&info_hash) {
             return Err(EngineError::Duplicate(info_hash));
@@ -295,6 +320,7 @@ impl Engine {
     /// link's trackers and [`Engine::add_peers`]. A deadline piece set before the metadata
     /// arrives is ignored.
     pub fn add_magnet(&mut self, params: AddMagnet, now: Instant) -> Result<TorrentId, EngineError> {
+        self.running()?;
         let m = params.magnet;
         let info_hash = m.info_hash;
         if self.by_hash.contains_key(&info_hash) {
@@ -355,6 +381,7 @@ impl Engine {
 
     /// Stops a torrent: closes its peers and says `stopped` to its trackers.
     pub fn pause(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.pause(now, &mut self.io);
         self.after_input(Some(t), now);
@@ -363,6 +390,7 @@ impl Engine {
 
     /// Restarts a paused (or failed) torrent.
     pub fn resume(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.resume(now, &mut self.io);
         self.after_input(Some(t), now);
@@ -371,6 +399,7 @@ impl Engine {
 
     /// Checks a torrent's data on disk again from scratch.
     pub fn recheck(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.recheck(now, &mut self.io);
         self.after_input(Some(t), now);
@@ -379,6 +408,7 @@ impl Engine {
 
     /// Removes a torrent; [`Event::Removed`] follows once its trackers heard `stopped`.
     pub fn remove(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.remove(now, &mut self.io);
         if let Some(link) = &mut self.dht {
@@ -396,16 +426,21 @@ impl Engine {
         priority: FilePriority,
         now: Instant,
     ) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.set_file_priority(file, priority, now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
     }
 
-    /// Turns sequential (in-order) downloading on or off.
-    pub fn set_sequential(&mut self, t: TorrentId, on: bool) -> Result<(), EngineError> {
+    /// Turns sequential (in-order) downloading on or off; requests follow the new order at once.
+    pub fn set_sequential(&mut self, t: TorrentId, on: bool, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.picker.set_sequential(on);
+        // Peers with room in their queues are asked for the pieces the new order prefers now,
+        // not at the next input.
+        self.after_input(Some(t), now);
         Ok(())
     }
 
@@ -413,6 +448,7 @@ impl Engine {
     /// [`DEADLINE_WINDOW`](crate::picker::DEADLINE_WINDOW) in all, are requested before any other, in sequential mode or not, even when the in-flight memory cap is reached.
     /// Peers that can serve them are asked at once (as far as their request queues allow).
     pub fn set_deadline_piece(&mut self, t: TorrentId, piece: Option<u32>, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.set_deadline_piece(piece, now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
@@ -421,7 +457,7 @@ impl Engine {
 
     /// Turns the DHT on: public torrents find peers there and announce themselves. `saved` is
     /// a routing snapshot from [`Engine::dht_snapshot`] (ignored if unusable). Bootstrap host
-    /// names in `config` come back as [`Output::DhtResolve`].
+    /// names in `config` come back as [`Output::Resolve`].
     pub fn enable_dht(&mut self, config: crate::dht::DhtConfig, saved: Option<&[u8]>, now: Instant) {
         let seed = self.rng.random::<u64>();
         let fresh =
@@ -467,6 +503,7 @@ impl Engine {
 
     /// Adds peer addresses to dial for a torrent.
     pub fn add_peers(&mut self, t: TorrentId, peers: &[SocketAddr], now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.add_candidates(peers.iter().copied(), &self.config);
         self.after_input(Some(t), now);
@@ -475,6 +512,7 @@ impl Engine {
 
     /// Asks a torrent's trackers for seeder and leecher counts (shown in its tracker statuses).
     pub fn scrape(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
+        self.running()?;
         let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
         torrent.scrape(now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
@@ -494,12 +532,12 @@ impl Engine {
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
     /// [`Event::ShutdownComplete`] follows.
     pub fn shutdown(&mut self, now: Instant) {
-        if self.shutdown.is_some() {
+        if self.lifecycle != Lifecycle::Running {
             return;
         }
-        self.shutdown = Some(now + self.config.shutdown_timeout);
+        self.lifecycle = Lifecycle::Stopping { deadline: now + self.config.shutdown_timeout };
         for conn in std::mem::take(&mut self.pending).into_keys() {
-            self.io.push(Output::Close { conn });
+            self.io.push(Output::Peer(PeerIo::Close { conn }));
         }
         self.pending_by_addr.clear();
         for t in self.torrents.values_mut() {
@@ -510,13 +548,29 @@ impl Engine {
 
     // ---- input ----
 
+    /// Something happened around the engine: see [`Input`] for what each answers.
+    pub fn handle(&mut self, input: Input<'_>, now: Instant) {
+        match input {
+            Input::Connected(conn) => self.on_connected(conn, now),
+            Input::PeerBytes(conn, data) => self.on_peer_data(conn, data, now),
+            Input::Sent(conn, n) => self.on_sent(conn, n, now),
+            Input::Closed(conn) => self.on_closed(conn, now),
+            Input::Job(job, result) => self.on_job(job, result, now),
+            Input::Http(job, result) => self.on_http(job, result, now),
+            Input::Exchange(exchange, result) => self.on_exchange(exchange.job(), result, now),
+            Input::Datagram { socket: Socket::Dht, from, data } => self.on_dht_datagram(from, data, now),
+            Input::Datagram { socket: Socket::Lsd, from, data } => self.on_lsd_datagram(from, data, now),
+            Input::Resolved(addrs) => self.on_resolved(addrs, now),
+        }
+    }
+
     /// A peer connected to us. Returns `None` if we refuse it (the runtime drops the socket):
     /// its address has [`Config::max_connections_per_ip`] handshakes pending already. When
     /// [`Config::max_pending_handshakes`] are pending, the oldest is closed to make room: an
     /// honest peer sends its handshake within a round trip, so the oldest is the likeliest
     /// squatter, and a flood of silent sockets cannot keep a new peer out.
-    pub fn handle_incoming(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
-        if self.shutdown.is_some() {
+    pub fn accept(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
+        if self.lifecycle != Lifecycle::Running {
             return None;
         }
         let key = AddrKey::of(addr.ip());
@@ -526,7 +580,7 @@ impl Engine {
         while self.pending.len() >= self.config.max_pending_handshakes.max(1) {
             let Some(oldest) = self.pending.keys().next().copied() else { break };
             self.take_pending(oldest);
-            self.io.push(Output::Close { conn: oldest });
+            self.io.push(Output::Peer(PeerIo::Close { conn: oldest }));
         }
         let conn = self.io.conn();
         let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
@@ -551,8 +605,7 @@ impl Engine {
         Some(p)
     }
 
-    /// An outgoing connection we asked for is established.
-    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+    fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_connected(conn, now, &mut self.io);
@@ -560,8 +613,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    /// Bytes arrived from a peer.
-    pub fn handle_peer_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+    fn on_peer_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         // Bytes of a pending connection are already in its decoder once it is attached.
         let (t, data) = match self.conns.get(&conn) {
             Some(t) => (*t, data),
@@ -586,14 +638,14 @@ impl Engine {
                                 (t, &[][..])
                             }
                             _ => {
-                                self.io.push(Output::Close { conn });
+                                self.io.push(Output::Peer(PeerIo::Close { conn }));
                                 return;
                             }
                         }
                     }
                     Err(_) => {
                         self.take_pending(conn);
-                        self.io.push(Output::Close { conn });
+                        self.io.push(Output::Peer(PeerIo::Close { conn }));
                         return;
                     }
                 }
@@ -605,8 +657,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    /// `n` bytes of earlier `Send`s were written to the socket.
-    pub fn handle_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
+    fn on_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_sent(conn, n as u64, now, &self.config, &mut self.io);
@@ -614,8 +665,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    /// The connection failed or was closed by the peer (or the network).
-    pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+    fn on_closed(&mut self, conn: ConnId, now: Instant) {
         match self.conns.remove(&conn) {
             Some(t) => {
                 if let Some(torrent) = self.torrents.get_mut(&t) {
@@ -629,8 +679,7 @@ impl Engine {
         }
     }
 
-    /// A disk or hash job finished.
-    pub fn handle_job(&mut self, job: JobId, result: JobResult, now: Instant) {
+    fn on_job(&mut self, job: JobId, result: JobResult, now: Instant) {
         let Some(t) = self.io.jobs.remove(&job) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
             torrent.on_job(job, result, now, &self.config, &mut self.io);
@@ -638,8 +687,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    /// An HTTP tracker request finished: the body, or an error text.
-    pub fn handle_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, now: Instant) {
+    fn on_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, now: Instant) {
         if self.health.owns(job) {
             self.health.handle_http(job, result, &mut self.io);
             return self.after_input(None, now);
@@ -651,8 +699,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    /// A datagram arrived on the socket of UDP tracker exchange `job` (or it failed: `Err`).
-    pub fn handle_tracker_udp(&mut self, job: JobId, result: Result<&[u8], String>, now: Instant) {
+    fn on_exchange(&mut self, job: JobId, result: Result<&[u8], String>, now: Instant) {
         if self.health.owns(job) {
             self.health.handle_udp(job, result, now, &mut self.rng, &mut self.io);
             return self.after_input(None, now);
@@ -664,18 +711,16 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    /// A datagram arrived on the DHT socket.
-    pub fn handle_dht_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+    fn on_dht_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         if let Some(link) = &mut self.dht {
             link.dht.handle_datagram(from, data, now);
         }
         self.after_input(None, now);
     }
 
-    /// A datagram arrived on the Local Service Discovery socket (BEP 14). Announces of torrents
-    /// we have (public ones: BEP 27) add their sender as a candidate peer; anything else,
-    /// malformed or not, is ignored.
-    pub fn handle_lsd_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+    /// A Local Service Discovery datagram (BEP 14). Announces of torrents we have (public ones:
+    /// BEP 27) add their sender as a candidate peer; anything else, malformed or not, is ignored.
+    fn on_lsd_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         let Some(lsd) = &self.lsd else { return };
         let Ok(peers) = lsd.handle_datagram(from.ip(), data) else { return };
         let mut touched = BTreeSet::new();
@@ -693,8 +738,7 @@ impl Engine {
         }
     }
 
-    /// The addresses a [`Output::DhtResolve`] resolved to (empty if it failed).
-    pub fn handle_dht_resolved(&mut self, addrs: &[SocketAddr], now: Instant) {
+    fn on_resolved(&mut self, addrs: &[SocketAddr], now: Instant) {
         if let Some(link) = &mut self.dht {
             for a in addrs {
                 link.dht.add_bootstrap(*a, now);
@@ -715,7 +759,7 @@ impl Engine {
                 .collect();
             for conn in expired {
                 self.take_pending(conn);
-                self.io.push(Output::Close { conn });
+                self.io.push(Output::Peer(PeerIo::Close { conn }));
             }
             for t in self.torrents.values_mut() {
                 t.tick(now, &self.config, &mut self.io);
@@ -750,8 +794,12 @@ impl Engine {
         self.io.queue.pop_front()
     }
 
-    /// When to call [`Engine::handle_timeout`] next.
-    pub fn poll_timeout(&self) -> Instant {
+    /// When to call [`Engine::handle_timeout`] next; `None` once the engine is shut down
+    /// (it has nothing more to do).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.lifecycle == Lifecycle::Stopped {
+            return None;
+        }
         let mut t = self.next_tick;
         if let Some(link) = &self.dht {
             t = t.min(link.dht.poll_timeout());
@@ -761,8 +809,8 @@ impl Engine {
                 t = t.min(d);
             }
         }
-        if let (Some(d), false) = (self.shutdown, self.shutdown_reported) {
-            t = t.min(d);
+        if let Lifecycle::Stopping { deadline } = self.lifecycle {
+            t = t.min(deadline);
         }
         if let Some(d) = self.health.poll_timeout() {
             t = t.min(d);
@@ -773,7 +821,7 @@ impl Engine {
         if !self.io.down_starved.is_empty() {
             t = t.min(self.io.down.ready_at());
         }
-        t
+        Some(t)
     }
 
     /// Sends blocks that waited for upload tokens, one per peer in turn, while tokens last.
@@ -840,7 +888,7 @@ impl Engine {
         for batch in lsd.poll_announces(&active, now) {
             for v6 in [false, true] {
                 let data = crate::lsd::encode(self.config.listen_port, &batch, lsd.cookie(), v6);
-                self.io.push(Output::LsdSend { data, v6 });
+                self.io.push(Output::Udp(UdpIo::Lsd { data, v6 }));
             }
         }
     }
@@ -904,7 +952,7 @@ impl Engine {
         for conn in self.io.closed.drain(..) {
             self.conns.remove(&conn);
         }
-        let deadline_passed = self.shutdown.is_some_and(|d| now >= d);
+        let deadline_passed = matches!(self.lifecycle, Lifecycle::Stopping { deadline } if now >= deadline);
         let gone: Vec<TorrentId> = self
             .torrents
             .iter()
@@ -915,14 +963,14 @@ impl Engine {
             if let Some(t) = self.torrents.remove(&id) {
                 self.by_hash.remove(&t.info_hash);
                 self.io.jobs.retain(|_, owner| *owner != id);
-                for conn in t.udp_sockets() {
-                    self.io.push(Output::Tracker(TrackerJob::UdpClose { id: conn }));
+                for job in t.udp_sockets() {
+                    self.io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
                 }
                 self.io.event(Event::Removed { torrent: id });
             }
         }
-        if self.shutdown.is_some() && self.torrents.is_empty() && !self.shutdown_reported {
-            self.shutdown_reported = true;
+        if matches!(self.lifecycle, Lifecycle::Stopping { .. }) && self.torrents.is_empty() {
+            self.lifecycle = Lifecycle::Stopped;
             self.io.event(Event::ShutdownComplete);
         }
     }
@@ -966,7 +1014,7 @@ mod tests {
     fn closed(e: &mut Engine) -> Vec<ConnId> {
         std::iter::from_fn(|| e.poll_output())
             .filter_map(|o| match o {
-                Output::Close { conn } => Some(conn),
+                Output::Peer(PeerIo::Close { conn }) => Some(conn),
                 _ => None,
             })
             .collect()
@@ -974,14 +1022,14 @@ mod tests {
 
     /// A peer `n` that connects, handshakes and says it has nothing, and is `interested` or not.
     fn peer(e: &mut Engine, hash: InfoHash, n: u8, interested: bool) -> ConnId {
-        let conn = e.handle_incoming(addr(&format!("192.0.2.{n}:6881")), Instant::ZERO).expect("admitted");
+        let conn = e.accept(addr(&format!("192.0.2.{n}:6881")), Instant::ZERO).expect("admitted");
         let mut bytes = Vec::new();
         Handshake::new(hash, PeerId([n; 20])).encode(&mut bytes);
         Message::HaveNone.encode(&mut bytes);
         if interested {
             Message::Interested.encode(&mut bytes);
         }
-        e.handle_peer_data(conn, &bytes, Instant::ZERO);
+        e.handle(Input::PeerBytes(conn, &bytes), Instant::ZERO);
         conn
     }
 
@@ -989,32 +1037,32 @@ mod tests {
     fn handshakes_pending_from_one_address_are_limited_but_not_on_loopback() {
         let (mut e, _, _) = seeder(Config { max_connections_per_ip: 2, ..Config::default() });
         let now = Instant::ZERO;
-        assert!(e.handle_incoming(addr("192.0.2.1:1000"), now).is_some());
-        assert!(e.handle_incoming(addr("192.0.2.1:1001"), now).is_some());
-        assert_eq!(e.handle_incoming(addr("192.0.2.1:1002"), now), None, "a third from one address");
-        assert!(e.handle_incoming(addr("192.0.2.2:1000"), now).is_some(), "another address");
-        assert!(e.handle_incoming(addr("[2001:db8::1]:1000"), now).is_some());
-        assert!(e.handle_incoming(addr("[2001:db8::2]:1000"), now).is_some());
-        assert_eq!(e.handle_incoming(addr("[2001:db8::3]:1000"), now), None, "one /64 is one address");
+        assert!(e.accept(addr("192.0.2.1:1000"), now).is_some());
+        assert!(e.accept(addr("192.0.2.1:1001"), now).is_some());
+        assert_eq!(e.accept(addr("192.0.2.1:1002"), now), None, "a third from one address");
+        assert!(e.accept(addr("192.0.2.2:1000"), now).is_some(), "another address");
+        assert!(e.accept(addr("[2001:db8::1]:1000"), now).is_some());
+        assert!(e.accept(addr("[2001:db8::2]:1000"), now).is_some());
+        assert_eq!(e.accept(addr("[2001:db8::3]:1000"), now), None, "one /64 is one address");
         for port in 0..10 {
-            assert!(e.handle_incoming(addr(&format!("127.0.0.1:{}", 2000 + port)), now).is_some(), "loopback");
+            assert!(e.accept(addr(&format!("127.0.0.1:{}", 2000 + port)), now).is_some(), "loopback");
         }
         // A handshake that arrived frees its address's pending slot.
-        let first = e.handle_incoming(addr("192.0.2.9:1"), now).expect("admitted");
-        e.handle_closed(first, now);
-        assert!(e.handle_incoming(addr("192.0.2.9:2"), now).is_some());
+        let first = e.accept(addr("192.0.2.9:1"), now).expect("admitted");
+        e.handle(Input::Closed(first), now);
+        assert!(e.accept(addr("192.0.2.9:2"), now).is_some());
     }
 
     #[test]
     fn a_full_pending_table_closes_its_oldest_entry_for_a_new_one() {
         let (mut e, _, _) = seeder(Config { max_pending_handshakes: 2, ..Config::default() });
         let now = Instant::ZERO;
-        let a = e.handle_incoming(addr("192.0.2.1:1"), now).expect("admitted");
-        let b = e.handle_incoming(addr("192.0.2.2:1"), now).expect("admitted");
+        let a = e.accept(addr("192.0.2.1:1"), now).expect("admitted");
+        let b = e.accept(addr("192.0.2.2:1"), now).expect("admitted");
         assert!(closed(&mut e).is_empty());
-        let c = e.handle_incoming(addr("192.0.2.3:1"), now).expect("admitted");
+        let c = e.accept(addr("192.0.2.3:1"), now).expect("admitted");
         assert_eq!(closed(&mut e), vec![a], "the oldest makes room");
-        let _d = e.handle_incoming(addr("192.0.2.4:1"), now).expect("admitted");
+        let _d = e.accept(addr("192.0.2.4:1"), now).expect("admitted");
         assert_eq!(closed(&mut e), vec![b]);
         assert!(!closed(&mut e).contains(&c));
     }
@@ -1033,10 +1081,10 @@ mod tests {
         assert_eq!(closed(&mut e), vec![idle_new], "then the other idle one");
         assert_eq!(e.peers(t).len(), 3);
         // Everyone left wants our pieces: a newcomer is refused, nobody is replaced.
-        let sixth = e.handle_incoming(addr("192.0.2.6:6881"), Instant::ZERO).expect("pending");
+        let sixth = e.accept(addr("192.0.2.6:6881"), Instant::ZERO).expect("pending");
         let mut bytes = Vec::new();
         Handshake::new(hash, PeerId([6; 20])).encode(&mut bytes);
-        e.handle_peer_data(sixth, &bytes, Instant::ZERO);
+        e.handle(Input::PeerBytes(sixth, &bytes), Instant::ZERO);
         assert_eq!(closed(&mut e), vec![sixth]);
         let left: Vec<PeerId> = e.peers(t).iter().map(|p| p.peer_id).collect();
         assert_eq!(left.len(), 3);
@@ -1048,10 +1096,10 @@ mod tests {
     #[test]
     fn a_peer_that_says_nothing_after_its_handshake_is_closed() {
         let (mut e, t, hash) = seeder(Config::default());
-        let conn = e.handle_incoming(addr("192.0.2.1:1"), Instant::ZERO).expect("admitted");
+        let conn = e.accept(addr("192.0.2.1:1"), Instant::ZERO).expect("admitted");
         let mut bytes = Vec::new();
         Handshake::new(hash, PeerId([1; 20])).encode(&mut bytes);
-        e.handle_peer_data(conn, &bytes, Instant::ZERO);
+        e.handle(Input::PeerBytes(conn, &bytes), Instant::ZERO);
         let talker = peer(&mut e, hash, 2, false);
         let mut keepalive = Vec::new();
         Message::KeepAlive.encode(&mut keepalive);
@@ -1059,14 +1107,61 @@ mod tests {
         let mut now = Instant::ZERO;
         let mut gone = Vec::new();
         while now <= Instant::ZERO + timeout + TICK * 2 {
-            now = e.poll_timeout().max(now);
-            e.handle_peer_data(conn, &keepalive, now);
+            now = e.poll_timeout().expect("running").max(now);
+            e.handle(Input::PeerBytes(conn, &keepalive), now);
             e.handle_timeout(now);
             gone.extend(closed(&mut e));
         }
         assert_eq!(gone, vec![conn], "keep-alives alone do not keep a slot");
         assert!(!gone.contains(&talker));
         assert_eq!(e.peers(t).len(), 1);
+    }
+
+    #[test]
+    fn after_shutdown_commands_are_refused_and_the_engine_stops_once() {
+        let (mut e, t, _) = seeder(Config::default());
+        let listener = e.accept(addr("192.0.2.1:1"), Instant::ZERO).expect("admitted");
+        let now = Instant::from_micros(1_000);
+        e.shutdown(now);
+        let outputs: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
+        assert!(matches!(outputs.first(), Some(Output::Peer(PeerIo::Close { conn })) if *conn == listener));
+        // A torrent without trackers has nobody to say goodbye to: the stop completes at once.
+        let events: Vec<&Event> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(ev) => Some(ev),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events, [&Event::Removed { torrent: t }, &Event::ShutdownComplete]);
+        assert_eq!(e.pause(t, now), Err(EngineError::ShuttingDown));
+        assert_eq!(e.set_sequential(t, true, now), Err(EngineError::ShuttingDown));
+        assert_eq!(e.add_peers(t, &[addr("192.0.2.2:1")], now), Err(EngineError::ShuttingDown));
+        let magnet = crate::magnet::Magnet::new(InfoHash([9; 20]));
+        assert_eq!(e.add_magnet(AddMagnet::new(magnet), now), Err(EngineError::ShuttingDown));
+        assert_eq!(e.accept(addr("192.0.2.3:1"), now), None, "no new connections");
+        assert!(e.is_shut_down());
+        assert_eq!(e.poll_timeout(), None, "a stopped engine has no deadline");
+        e.shutdown(now);
+        e.handle_timeout(now);
+        assert!(e.poll_output().is_none(), "ShutdownComplete is reported once");
+    }
+
+    #[test]
+    fn a_failed_disk_job_answers_its_kind_and_gives_a_write_buffer_back() {
+        let error = DiskError { kind: DiskErrorKind::NoSpace, message: "full".into() };
+        let span = FileSpan { file: 0, offset: 0, len: 3, pad: false };
+        let job = |kind| DiskJob { id: JobId(1), torrent: TorrentId(1), kind };
+        let write = job(DiskJobKind::Write { piece: 0, spans: vec![span], data: vec![1, 2, 3] });
+        assert!(matches!(
+            write.fail(error.clone()),
+            JobResult::Written { result: Err(ref e), ref data } if *e == error && *data == [1, 2, 3]
+        ));
+        let block = crate::types::BlockRef { piece: 0, offset: 0, len: 3 };
+        let read = job(DiskJobKind::Read { block, len: 3, spans: vec![placed(0, 0, 0, 3)] });
+        assert!(matches!(read.fail(error.clone()), JobResult::Read(Err(ref e)) if *e == error));
+        let verify = job(DiskJobKind::Verify { piece: 0, spans: vec![span], expected: [0; 20] });
+        assert!(matches!(verify.fail(error.clone()), JobResult::Verified(Err(ref e)) if *e == error));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 
 use crate::storage::FileSpan;
-use crate::types::{BlockRef, ConnId, JobId, PieceHash, TorrentId};
+use crate::types::{BlockRef, ConnId, ExchangeId, JobId, PieceHash, TorrentId};
 
 use super::event::Event;
 #[cfg(doc)]
-use super::Engine;
+use super::input::{Input, Socket};
 
 /// Why a disk operation failed, as far as the engine cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +35,24 @@ pub struct DiskError {
 /// A disk operation for the runtime to run (off the engine's thread).
 #[derive(Debug)]
 pub struct DiskJob {
-    /// Completion id, passed back to [`Engine::handle_job`].
+    /// Completion id, passed back in [`Input::Job`].
     pub id: JobId,
     /// The torrent whose files are meant.
     pub torrent: TorrentId,
     /// What to do.
     pub kind: DiskJobKind,
+}
+
+impl DiskJob {
+    /// The answer to this job when it could not run at all (no storage, or its files are
+    /// gone): every kind fails with `error`, and a write gives its buffer back.
+    pub fn fail(self, error: DiskError) -> JobResult {
+        match self.kind {
+            DiskJobKind::Write { data, .. } => JobResult::Written { result: Err(error), data },
+            DiskJobKind::Read { .. } => JobResult::Read(Err(error)),
+            DiskJobKind::Verify { .. } => JobResult::Verified(Err(error)),
+        }
+    }
 }
 
 /// The kinds of disk operation.
@@ -151,46 +163,47 @@ pub enum JobResult {
     },
 }
 
-/// Tracker traffic for the runtime to carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrackerJob {
-    /// GET this URL and pass the body to [`Engine::handle_tracker_http`].
-    HttpGet {
+/// What the engine asks of the runtime, grouped by transport.
+#[derive(Debug)]
+pub enum Output {
+    /// Work on a peer connection (TCP).
+    Peer(PeerIo),
+    /// Work on a UDP socket: the DHT's, Local Service Discovery's, or a UDP tracker exchange's.
+    Udp(UdpIo),
+    /// Resolve a DHT bootstrap host name; answer with [`Input::Resolved`].
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Its UDP port.
+        port: u16,
+    },
+    /// GET this URL (an HTTP tracker announce, scrape or health check) and answer with
+    /// [`Input::Http`].
+    Http {
         /// Completion id.
         id: JobId,
         /// Full URL, query included.
         url: String,
     },
-    /// Send a datagram to `host:port` from a socket kept for `id`; pass every datagram that
-    /// socket receives to [`Engine::handle_tracker_udp`].
-    UdpSend {
-        /// Exchange id.
-        id: JobId,
-        /// Tracker host name or address.
-        host: String,
-        /// Tracker port.
-        port: u16,
-        /// The datagram.
-        data: Vec<u8>,
-    },
-    /// The exchange `id` is over: drop its socket.
-    UdpClose {
-        /// Exchange id.
-        id: JobId,
-    },
+    /// Run a disk job; answer with [`Input::Job`].
+    Disk(DiskJob),
+    /// Run a hash job; answer with [`Input::Job`].
+    Hash(HashJob),
+    /// Tell the application.
+    Event(Event),
 }
 
-/// What the engine asks of the runtime.
+/// Work on a peer connection.
 #[derive(Debug)]
-pub enum Output {
-    /// Open a TCP connection; report with `handle_connected` or `handle_closed`.
+pub enum PeerIo {
+    /// Open a TCP connection; answer with [`Input::Connected`] or [`Input::Closed`].
     Connect {
         /// The connection's id.
         conn: ConnId,
         /// Where to.
         addr: SocketAddr,
     },
-    /// Write these bytes on the connection, in order; report with `handle_sent`.
+    /// Write these bytes on the connection, in order; report progress with [`Input::Sent`].
     Send {
         /// The connection.
         conn: ConnId,
@@ -202,34 +215,44 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
     },
-    /// Run a disk job.
-    Disk(DiskJob),
-    /// Run a hash job.
-    Hash(HashJob),
-    /// Carry tracker traffic.
-    Tracker(TrackerJob),
-    /// Send one UDP datagram from the DHT socket (the one bound to the listen port).
-    DhtSend {
+}
+
+/// Work on a UDP socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpIo {
+    /// Send one datagram from the DHT socket (the one bound to the listen port); what arrives
+    /// there goes back as [`Input::Datagram`] with [`Socket::Dht`].
+    Dht {
         /// Where to.
         to: SocketAddr,
         /// The datagram.
         data: Vec<u8>,
     },
-    /// Resolve a DHT bootstrap host name; report with [`Engine::handle_dht_resolved`].
-    DhtResolve {
-        /// The host name.
-        host: String,
-        /// Its UDP port.
-        port: u16,
-    },
     /// Send one Local Service Discovery announce to the multicast group (BEP 14), from the
-    /// socket bound to [`crate::lsd::PORT`]. A runtime without IPv6 multicast drops `v6` ones.
-    LsdSend {
+    /// socket bound to [`crate::lsd::PORT`]; what arrives there goes back as
+    /// [`Input::Datagram`] with [`Socket::Lsd`]. A runtime without IPv6 multicast drops `v6`
+    /// ones.
+    Lsd {
         /// The datagram.
         data: Vec<u8>,
         /// For the IPv6 group `[ff15::efc0:988f]:6771` rather than `239.192.152.143:6771`.
         v6: bool,
     },
-    /// Tell the application.
-    Event(Event),
+    /// Send a datagram to `host:port` from a socket kept for the UDP tracker exchange; pass
+    /// every datagram that socket receives (or why it failed) as [`Input::Exchange`].
+    Exchange {
+        /// The exchange.
+        exchange: ExchangeId,
+        /// Tracker host name or address.
+        host: String,
+        /// Tracker port.
+        port: u16,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// The exchange is over: drop its socket.
+    EndExchange {
+        /// The exchange.
+        exchange: ExchangeId,
+    },
 }

@@ -94,4 +94,7 @@ pub enum EngineError {
     /// The resume bitfield does not fit the torrent.
     #[error("resume data does not match the torrent ({0} pieces expected)")]
     BadResume(u32),
+    /// The engine is shutting down (or shut down): it takes no more commands.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
 }

@@ -20,8 +20,8 @@ use sha1::{Digest, Sha1};
 use shoal_core::create::TorrentBuilder;
 use shoal_core::wire::{Decoder, Limits, Message};
 use shoal_core::{
-    AddMagnet, AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Instant, JobId,
-    JobResult, Metainfo, Output, TorrentId, TorrentStats, TrackerJob,
+    AddMagnet, AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Input, Instant,
+    JobId, JobResult, Metainfo, Output, PeerIo, Socket, TorrentId, TorrentStats, UdpIo,
 };
 
 /// The one tracker every test torrent names; the world's [`FakeTracker`] answers it.
@@ -568,7 +568,7 @@ impl World {
 
     /// Opens a connection from `from` to engine `node`, driven by the test.
     pub fn raw_connect(&mut self, node: usize, from: SocketAddr) -> usize {
-        let conn = self.nodes[node].engine.handle_incoming(from, self.now).expect("engine accepts the connection");
+        let conn = self.nodes[node].engine.accept(from, self.now).expect("engine accepts the connection");
         self.drain(node);
         let raw = self.raws.len();
         self.raws.push(RawPeer { node, conn, received: Vec::new(), closed: false });
@@ -606,7 +606,7 @@ impl World {
                 progressed = true;
             }
             for i in 0..self.nodes.len() {
-                if self.nodes[i].engine.poll_timeout() <= self.now {
+                if self.nodes[i].engine.poll_timeout().is_some_and(|t| t <= self.now) {
                     self.nodes[i].engine.handle_timeout(self.now);
                     self.drain(i);
                     progressed = true;
@@ -616,10 +616,10 @@ impl World {
                 break;
             }
         }
-        let mut next = self.queue.first_key_value().map_or(Instant::FAR_FUTURE, |((t, _), _)| *t);
-        for n in &self.nodes {
-            next = next.min(n.engine.poll_timeout());
-        }
+        let queued = self.queue.first_key_value().map(|((t, _), _)| *t);
+        let Some(next) = self.nodes.iter().filter_map(|n| n.engine.poll_timeout()).chain(queued).min() else {
+            return; // every engine is shut down and nothing is in flight
+        };
         assert!(next > self.now, "a deadline at {next:?} is not in the future of {:?}", self.now);
         self.now = next;
     }
@@ -678,7 +678,7 @@ impl World {
                 let accepted = target.and_then(|b| {
                     let src = SocketAddr::new(self.nodes[from].addr.ip(), self.next_ephemeral);
                     self.next_ephemeral = self.next_ephemeral.wrapping_add(1).max(40000);
-                    let bc = self.nodes[b].engine.handle_incoming(src, now)?;
+                    let bc = self.nodes[b].engine.accept(src, now)?;
                     self.drain(b);
                     Some((b, bc))
                 });
@@ -687,39 +687,39 @@ impl World {
                         self.links
                             .insert((from, conn), Link { to: End::Node { node: b, conn: bc }, last_arrival: now });
                         self.links.insert((b, bc), Link { to: End::Node { node: from, conn }, last_arrival: now });
-                        self.nodes[from].engine.handle_connected(conn, now);
+                        self.nodes[from].engine.handle(Input::Connected(conn), now);
                     }
-                    None => self.nodes[from].engine.handle_closed(conn, now),
+                    None => self.nodes[from].engine.handle(Input::Closed(conn), now),
                 }
                 self.drain(from);
             }
             Ev::Data { node, conn, data } => {
-                self.nodes[node].engine.handle_peer_data(conn, &data, now);
+                self.nodes[node].engine.handle(Input::PeerBytes(conn, &data), now);
                 self.drain(node);
             }
             Ev::RawData { raw, data } => self.raws[raw].received.extend_from_slice(&data),
             Ev::Datagram { node, from, data } => {
-                self.nodes[node].engine.handle_dht_datagram(from, &data, now);
+                self.nodes[node].engine.handle(Input::Datagram { socket: Socket::Dht, from: from, data: &data }, now);
                 self.drain(node);
             }
             Ev::LsdDatagram { node, from, data } => {
-                self.nodes[node].engine.handle_lsd_datagram(from, &data, now);
+                self.nodes[node].engine.handle(Input::Datagram { socket: Socket::Lsd, from: from, data: &data }, now);
                 self.drain(node);
             }
             Ev::Sent { node, conn, n } => {
-                self.nodes[node].engine.handle_sent(conn, n, now);
+                self.nodes[node].engine.handle(Input::Sent(conn, n), now);
                 self.drain(node);
             }
             Ev::Closed { node, conn } => {
-                self.nodes[node].engine.handle_closed(conn, now);
+                self.nodes[node].engine.handle(Input::Closed(conn), now);
                 self.drain(node);
             }
             Ev::Job { node, job, result } => {
-                self.nodes[node].engine.handle_job(job, result, now);
+                self.nodes[node].engine.handle(Input::Job(job, result), now);
                 self.drain(node);
             }
             Ev::Http { node, job, body } => {
-                self.nodes[node].engine.handle_tracker_http(job, Ok(body), now);
+                self.nodes[node].engine.handle(Input::Http(job, Ok(body)), now);
                 self.drain(node);
             }
         }
@@ -746,12 +746,12 @@ impl World {
     fn execute(&mut self, a: usize, out: Output) {
         let now = self.now;
         match out {
-            Output::Connect { conn, addr } => {
+            Output::Peer(PeerIo::Connect { conn, addr }) => {
                 let target = self.nodes.iter().position(|n| n.addr == addr);
                 self.dialing.insert((a, conn), ());
                 self.schedule(now + self.timing.latency, Ev::Dial { from: a, conn, target });
             }
-            Output::Send { conn, data } => {
+            Output::Peer(PeerIo::Send { conn, data }) => {
                 let Some(link) = self.links.get(&(a, conn)).copied() else { return };
                 let n = data.len();
                 let node = &mut self.nodes[a];
@@ -783,7 +783,7 @@ impl World {
                     }
                 }
             }
-            Output::Close { conn } => {
+            Output::Peer(PeerIo::Close { conn }) => {
                 self.nodes[a].closes.push((now, conn));
                 self.dialing.remove(&(a, conn));
                 if let Some(link) = self.links.remove(&(a, conn)) {
@@ -818,7 +818,7 @@ impl World {
                     Ev::Job { node: a, job: id, result: JobResult::Hashed { ok, data, written } },
                 );
             }
-            Output::Tracker(TrackerJob::HttpGet { id, url }) => {
+            Output::Http { id, url } => {
                 self.nodes[a].tracker_gets.push((now, url.clone()));
                 self.tracker.requests.push((a, url.clone()));
                 if !self.tracker.down {
@@ -826,16 +826,16 @@ impl World {
                     self.schedule(now + self.timing.tracker, Ev::Http { node: a, job: id, body });
                 }
             }
-            Output::Tracker(TrackerJob::UdpSend { .. } | TrackerJob::UdpClose { .. }) => {}
-            Output::DhtSend { to, data } => {
+            Output::Udp(UdpIo::Exchange { .. } | UdpIo::EndExchange { .. }) => {}
+            Output::Udp(UdpIo::Dht { to, data }) => {
                 // UDP between nodes: delivered after the link latency, to nobody if unknown.
                 if let Some(b) = self.nodes.iter().position(|n| n.addr == to) {
                     let from = self.nodes[a].addr;
                     self.schedule(now + self.timing.latency, Ev::Datagram { node: b, from, data });
                 }
             }
-            Output::DhtResolve { .. } => {}
-            Output::LsdSend { data, v6 } => {
+            Output::Resolve { .. } => {}
+            Output::Udp(UdpIo::Lsd { data, v6 }) => {
                 // One LAN: the multicast group reaches every other node (IPv4 only here, as
                 // the nodes have IPv4 addresses). The port is the group's, not the peer's.
                 self.nodes[a].lsd_sends.push((now, data.clone()));
@@ -910,11 +910,14 @@ pub fn describe(out: &Output) -> String {
         Sha1::digest(data)[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
     match out {
-        Output::Send { conn, data } => format!("Send {conn:?} {} {}", data.len(), digest(data)),
+        Output::Peer(PeerIo::Send { conn, data }) => format!("Send {conn:?} {} {}", data.len(), digest(data)),
         Output::Disk(DiskJob { id, torrent, kind: DiskJobKind::Write { piece, spans, data } }) => {
             format!("Write {id:?} {torrent:?} {piece} {spans:?} {}", digest(data))
         }
         Output::Hash(h) => format!("Hash {:?} {:?} {} {}", h.id, h.torrent, h.piece, digest(&h.data)),
+        // The transport's own variant leads the line ("Connect { .. }"), as tests look for it.
+        Output::Peer(p) => format!("{p:?}"),
+        Output::Udp(u) => format!("{u:?}"),
         other => format!("{other:?}"),
     }
 }

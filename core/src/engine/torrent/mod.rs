@@ -17,7 +17,7 @@ mod ut_metadata;
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
-    Output, PeerRequests, PeerStats, TorrentState, TorrentStats, TrackerJob,
+    Output, PeerIo, PeerRequests, PeerStats, TorrentState, TorrentStats, UdpIo,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -28,7 +28,7 @@ use crate::tracker::{
     announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
     AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
-use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
+use crate::types::{BlockRef, ConnId, ExchangeId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 use download::{Finished, Intake, PiecePipeline};
 use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
@@ -615,7 +615,7 @@ impl Torrent {
             let peer =
                 Peer::new(addr, true, Phase::Connecting { since: now }, decoder, self.meta.info.piece_count(), now);
             self.peers.insert(conn, peer);
-            io.push(Output::Connect { conn, addr });
+            io.push(Output::Peer(PeerIo::Connect { conn, addr }));
             new.push(conn);
         }
         new
@@ -867,7 +867,7 @@ impl Torrent {
     /// Closes a connection from our side.
     fn close(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
         if self.drop_peer(conn, now, io) {
-            io.push(Output::Close { conn });
+            io.push(Output::Peer(PeerIo::Close { conn }));
             io.closed.push(conn);
         }
     }
@@ -1270,7 +1270,7 @@ impl Torrent {
         io.up.consume(u64::from(b.len));
         p.send_queued += frame.len() as u64;
         p.last_send = now;
-        io.push(Output::Send { conn, data: frame });
+        io.push(Output::Peer(PeerIo::Send { conn, data: frame }));
         self.ul_rate.add(u64::from(b.len));
         self.uploaded += u64::from(b.len);
         p.upload.has_throttled()
@@ -1409,10 +1409,10 @@ impl Torrent {
                 if !p.outbuf.is_empty() {
                     let earlier = std::mem::take(&mut p.outbuf);
                     p.send_queued += earlier.len() as u64;
-                    io.push(Output::Send { conn, data: earlier });
+                    io.push(Output::Peer(PeerIo::Send { conn, data: earlier }));
                 }
                 p.send_queued += data.len() as u64;
-                io.push(Output::Send { conn, data });
+                io.push(Output::Peer(PeerIo::Send { conn, data }));
                 payload
             }
             Ok(Framed::Frames(frames)) => {
@@ -1423,7 +1423,7 @@ impl Torrent {
                     sent += b.len as u64;
                 }
                 p.send_queued += out.len() as u64;
-                io.push(Output::Send { conn, data: out });
+                io.push(Output::Peer(PeerIo::Send { conn, data: out }));
                 sent
             }
             Ok(Framed::Held) => {
@@ -1502,7 +1502,7 @@ impl Torrent {
                 self.scrapes.clear();
                 for (id, _) in std::mem::take(&mut self.udp) {
                     io.jobs.remove(&id);
-                    io.push(Output::Tracker(TrackerJob::UdpClose { id }));
+                    io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
                 }
                 self.trackers = TrackerList::new(Vec::new(), 0);
             }
@@ -1664,7 +1664,7 @@ impl Torrent {
             if url.starts_with("http://") || url.starts_with("https://") {
                 let id = io.job(self.id);
                 self.http.insert(id, (tracker, url.clone()));
-                io.push(Output::Tracker(TrackerJob::HttpGet { id, url: announce_url(&url, &params) }));
+                io.push(Output::Http { id, url: announce_url(&url, &params) });
             } else if let Ok((host, port)) = parse_udp_url(&url) {
                 let id = io.job(self.id);
                 let mut exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
@@ -1681,12 +1681,17 @@ impl Torrent {
     fn pump_udp(&mut self, id: JobId, now: Instant, cfg: &Config, io: &mut Io) {
         let Some(req) = self.udp.get_mut(&id) else { return };
         while let Some(data) = req.exchange.poll_transmit() {
-            io.push(Output::Tracker(TrackerJob::UdpSend { id, host: req.host.clone(), port: req.port, data }));
+            io.push(Output::Udp(UdpIo::Exchange {
+                exchange: ExchangeId::of(id),
+                host: req.host.clone(),
+                port: req.port,
+                data,
+            }));
         }
         let Some(result) = req.exchange.result() else { return };
         let Some(req) = self.udp.remove(&id) else { return };
         io.jobs.remove(&id);
-        io.push(Output::Tracker(TrackerJob::UdpClose { id }));
+        io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
         match result {
             Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, cfg, io),
             Ok(UdpOutcome::Scrape(stats)) => self.trackers.on_scrape(req.tracker, &stats),
@@ -1706,7 +1711,7 @@ impl Torrent {
             } else if let Some(url) = scrape_request_url(&url, &self.info_hash) {
                 let id = io.job(self.id);
                 self.scrapes.insert(id, tracker);
-                io.push(Output::Tracker(TrackerJob::HttpGet { id, url }));
+                io.push(Output::Http { id, url });
             }
         }
     }
@@ -1749,7 +1754,7 @@ impl Torrent {
             Err(e) => {
                 let Some(req) = self.udp.remove(&job) else { return };
                 io.jobs.remove(&job);
-                io.push(Output::Tracker(TrackerJob::UdpClose { id: job }));
+                io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
                 self.on_tracker_error(req.tracker, req.url, e, now, io);
             }
         }
@@ -1818,7 +1823,7 @@ impl Torrent {
             }
             let data = std::mem::take(&mut p.outbuf);
             p.send_queued += data.len() as u64;
-            io.push(Output::Send { conn, data });
+            io.push(Output::Peer(PeerIo::Send { conn, data }));
         }
     }
 

@@ -96,7 +96,7 @@ impl World {
                 "user_wants"
             }
             4 => {
-                let _ = e.set_sequential(t, on);
+                let _ = e.set_sequential(t, on, now);
                 "user_sequential"
             }
             _ => {

@@ -42,7 +42,7 @@ pub struct EngineHost {
     pub resume: Bitfield,
     /// When it reported `Finished` last.
     pub finished_at: Option<Instant>,
-    pub(super) timer_at: Instant,
+    pub(super) timer_at: Option<Instant>,
     /// Outstanding hash and write jobs: bytes each holds.
     pub(super) jobs: BTreeMap<JobId, u64>,
     /// The sum of `jobs`.
@@ -195,7 +195,7 @@ impl World {
         };
         h.torrent = Some(engine.add_torrent(params, now).expect("the sim torrent is valid"));
         h.engine = Some(engine);
-        h.timer_at = Instant::FAR_FUTURE;
+        h.timer_at = None;
         if restart {
             h.restarts += 1;
         }

@@ -28,7 +28,8 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::storage::FileLayout;
 use shoal_core::{
-    Bitfield, Config, ConnId, Event, FilePriority, HashJob, Instant, JobId, JobResult, Output, TrackerJob, BLOCK_SIZE,
+    Bitfield, Config, ConnId, Event, ExchangeId, FilePriority, HashJob, Input, Instant, JobId, JobResult, Output,
+    PeerIo, UdpIo, BLOCK_SIZE,
 };
 
 use super::adversary::{AdvKind, Adversary, SQUATS_PER_TARGET};
@@ -101,7 +102,7 @@ enum Ev {
     Udp {
         host: usize,
         epoch: u32,
-        job: JobId,
+        job: ExchangeId,
         data: Vec<u8>,
     },
     Resume {
@@ -248,7 +249,7 @@ impl World {
                 seeder,
                 resume: Bitfield::new(w.tt.pieces()),
                 finished_at: None,
-                timer_at: Instant::FAR_FUTURE,
+                timer_at: None,
                 jobs: BTreeMap::new(),
                 job_bytes: 0,
                 reads: 0,
@@ -348,10 +349,10 @@ impl World {
                     return;
                 }
                 let h = self.eh(host);
-                if h.timer_at != now {
+                if h.timer_at != Some(now) {
                     return; // superseded
                 }
-                h.timer_at = Instant::FAR_FUTURE;
+                h.timer_at = None;
                 self.trace.mix(1);
                 if let Some(e) = &mut self.eh(host).engine {
                     e.handle_timeout(now);
@@ -365,7 +366,7 @@ impl World {
                 match end.local {
                     Local::Engine(conn) => {
                         if let Some(e) = &mut self.eh(end.host).engine {
-                            e.handle_connected(conn, now);
+                            e.handle(Input::Connected(conn), now);
                         }
                         self.drain(end.host);
                     }
@@ -411,7 +412,7 @@ impl World {
                     None => {}
                 }
                 if let Some(e) = &mut h.engine {
-                    e.handle_job(job, result, now);
+                    e.handle(Input::Job(job, result), now);
                 }
                 self.drain(host);
             }
@@ -421,7 +422,7 @@ impl World {
                 }
                 self.trace.mix(7 ^ job.0 << 8);
                 if let Some(e) = &mut self.eh(host).engine {
-                    e.handle_tracker_http(job, result, now);
+                    e.handle(Input::Http(job, result), now);
                 }
                 self.drain(host);
             }
@@ -431,7 +432,7 @@ impl World {
                 }
                 self.trace.mix(8 ^ job.0 << 8);
                 if let Some(e) = &mut self.eh(host).engine {
-                    e.handle_tracker_udp(job, Ok(&data), now);
+                    e.handle(Input::Exchange(job, Ok(&data)), now);
                 }
                 self.drain(host);
             }
@@ -515,7 +516,7 @@ impl World {
                     ec.unacked = ec.unacked.saturating_sub(n);
                 }
                 if let Some(e) = &mut h.engine {
-                    e.handle_sent(conn, n as usize, now);
+                    e.handle(Input::Sent(conn, n as usize), now);
                 }
             }
             self.sent = sent;
@@ -523,10 +524,12 @@ impl World {
         let epoch = self.hosts[host].epoch;
         let h = self.eh(host);
         if let Some(e) = &h.engine {
-            let t = e.poll_timeout().max(now);
+            let t = e.poll_timeout().map(|t| t.max(now));
             if t != h.timer_at {
                 h.timer_at = t;
-                self.schedule_at(t, Ev::Timer { host, epoch });
+                if let Some(t) = t {
+                    self.schedule_at(t, Ev::Timer { host, epoch });
+                }
             }
         }
         self.check_bounds(host);
@@ -535,13 +538,13 @@ impl World {
     fn execute(&mut self, host: usize, out: Output) {
         let epoch = self.hosts[host].epoch;
         match out {
-            Output::Connect { conn, addr } => {
+            Output::Peer(PeerIo::Connect { conn, addr }) => {
                 self.trace.mix(0x10 ^ conn.0 << 8);
                 let c = self.new_conn(host, Local::Engine(conn));
                 self.eh(host).conns.insert(conn, EngineConn { c, side: 0, unacked: 0 });
                 self.dial(c, host, addr);
             }
-            Output::Send { conn, data } => {
+            Output::Peer(PeerIo::Send { conn, data }) => {
                 self.trace.mix(0x11 ^ conn.0 << 8);
                 self.trace.bytes(&data);
                 let bound = self.bounds.send;
@@ -553,7 +556,7 @@ impl World {
                 }
                 self.enqueue(c, side, data);
             }
-            Output::Close { conn } => {
+            Output::Peer(PeerIo::Close { conn }) => {
                 self.trace.mix(0x12 ^ conn.0 << 8);
                 if let Some(ec) = self.eh(host).conns.remove(&conn) {
                     self.close_from(ec.c, ec.side);
@@ -585,7 +588,7 @@ impl World {
                 };
                 self.schedule(after, Ev::Job { host, epoch, job: id, result: JobResult::Hashed { ok, data, written } });
             }
-            Output::Tracker(TrackerJob::HttpGet { id, url }) => {
+            Output::Http { id, url } => {
                 self.trace.mix(0x14 ^ id.0 << 8);
                 let ip = self.hosts[host].addr.ip();
                 let rtt = self.lat(host, host) * 2 + Duration::from_millis(5);
@@ -603,8 +606,8 @@ impl World {
                 };
                 self.schedule(after, Ev::Http { host, epoch, job: id, result });
             }
-            Output::Tracker(TrackerJob::UdpSend { id, host: th, port, data }) => {
-                self.trace.mix(0x15 ^ id.0 << 8);
+            Output::Udp(UdpIo::Exchange { exchange, host: th, port, data }) => {
+                self.trace.mix(0x15 ^ exchange.0 << 8);
                 if th != "tracker.sim" || port != 6969 {
                     return; // nobody there: the exchange times out
                 }
@@ -615,12 +618,12 @@ impl World {
                 let ip = self.hosts[host].addr.ip();
                 if let Some(reply) = self.tracker.udp(ip, &data) {
                     let rtt = self.lat(host, host) * 2 + Duration::from_millis(2);
-                    self.schedule(rtt, Ev::Udp { host, epoch, job: id, data: reply });
+                    self.schedule(rtt, Ev::Udp { host, epoch, job: exchange, data: reply });
                 }
             }
-            Output::Tracker(TrackerJob::UdpClose { id }) => self.trace.mix(0x16 ^ id.0 << 8),
+            Output::Udp(UdpIo::EndExchange { exchange }) => self.trace.mix(0x16 ^ exchange.0 << 8),
             // The simulated hosts do not run a DHT.
-            Output::DhtSend { .. } | Output::DhtResolve { .. } | Output::LsdSend { .. } => {}
+            Output::Udp(UdpIo::Dht { .. } | UdpIo::Lsd { .. }) | Output::Resolve { .. } => {}
             Output::Event(ev) => self.on_event(host, ev),
         }
     }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use rand::Rng;
-use shoal_core::{ConnId, Instant};
+use shoal_core::{ConnId, Input, Instant};
 
 use super::{EngineConn, Ev, HostKind, World};
 use crate::sim::adversary::AdvAction;
@@ -150,7 +150,7 @@ impl World {
         match &mut self.hosts[t].kind {
             HostKind::Engine(h) => {
                 let Some(e) = &mut h.engine else { return };
-                match e.handle_incoming(src, now) {
+                match e.accept(src, now) {
                     None => {
                         self.schedule(back, Ev::Refused { c });
                     }
@@ -302,7 +302,7 @@ impl World {
         match to.local {
             Local::Engine(conn) => {
                 if let Some(e) = &mut self.eh(to.host).engine {
-                    e.handle_peer_data(conn, data, now);
+                    e.handle(Input::PeerBytes(conn, data), now);
                 }
                 self.drain(to.host);
             }
@@ -367,7 +367,7 @@ impl World {
                 let h = self.eh(end.host);
                 h.conns.remove(&conn);
                 if let Some(e) = &mut h.engine {
-                    e.handle_closed(conn, now);
+                    e.handle(Input::Closed(conn), now);
                 }
                 self.drain(end.host);
             }
