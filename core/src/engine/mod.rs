@@ -9,11 +9,9 @@ mod admission;
 mod config;
 mod dht;
 mod event;
-mod fetch;
 mod health;
 mod output;
 mod params;
-mod peer;
 mod stats;
 mod torrent;
 
