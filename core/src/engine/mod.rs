@@ -8,6 +8,7 @@
 mod admission;
 mod dht;
 mod health;
+mod invariants;
 mod torrent;
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};

@@ -7,41 +7,42 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod download;
 mod fetch;
 mod peer;
 mod peer_list;
 mod pex;
+mod upload;
 mod ut_metadata;
 
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
-    Output, PeerRequests, PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
+    Output, PeerRequests, PeerStats, TorrentState, TorrentStats, TrackerJob,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
 use crate::metainfo::Metainfo;
-use crate::picker::{BlockOutcome, Picker, Priority};
+use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
 use crate::tracker::{
     announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
     AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::{
-    piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, PIECE_FRAME_HEADER, UT_METADATA, UT_PEX,
-};
-use peer::{Peer, PendingRead, Phase, INITIAL_SEND_WINDOW};
+use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
+use download::{Finished, Intake, PiecePipeline};
+use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
 use peer_list::PeerList;
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
+pub(crate) use upload::UploadQueue;
+use upload::{Framed, Reads};
 pub(crate) use ut_metadata::MetadataPhase;
 use ut_metadata::OUR_UT_METADATA;
 
 /// Largest block a peer may request from us.
 const MAX_REQUEST_LEN: u32 = 128 * 1024;
-/// Blocks served from one disk read (256 KiB).
-const MAX_BLOCKS_PER_READ: usize = 16;
 
 #[derive(Clone, Debug, PartialEq)]
 enum State {
@@ -64,11 +65,8 @@ enum State {
     },
 }
 
-/// What an outstanding job of this torrent was for.
+/// What an outstanding job of this torrent (other than its download and upload jobs) was for.
 enum Job {
-    Hash { piece: u32 },
-    Write { piece: u32 },
-    Read { conn: ConnId },
     Verify { piece: u32 },
 }
 
@@ -105,10 +103,10 @@ pub(crate) struct Torrent {
     key: u32,
     peers: BTreeMap<ConnId, Peer>,
     peer_list: PeerList,
-    buffers: HashMap<u32, Vec<u8>>,
-    in_flight_bytes: u64,
+    /// Pieces being received, up to their hash and write jobs.
+    download: PiecePipeline,
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
-    reads_in_flight: usize,
+    reads: Reads,
     jobs: HashMap<JobId, Job>,
     pub(crate) file_priorities: Vec<FilePriority>,
     http: HashMap<JobId, (TrackerIndex, String)>,
@@ -124,7 +122,6 @@ pub(crate) struct Torrent {
     finished: bool,
     ticks: u64,
     dirty: Vec<ConnId>,
-    picked: Vec<BlockRef>,
     /// Added by magnet and still fetching its info dictionary: `meta` is a placeholder with
     /// no pieces and no files until then.
     fetching: Option<Box<MetadataPhase>>,
@@ -185,9 +182,8 @@ impl Torrent {
             our_id,
             peers: BTreeMap::new(),
             peer_list: PeerList::default(),
-            buffers: HashMap::new(),
-            in_flight_bytes: 0,
-            reads_in_flight: 0,
+            download: PiecePipeline::default(),
+            reads: Reads::default(),
             jobs: HashMap::new(),
             file_priorities,
             http: HashMap::new(),
@@ -201,7 +197,6 @@ impl Torrent {
             finished: false,
             ticks: 0,
             dirty: Vec::new(),
-            picked: Vec::new(),
             fetching,
             pex_learned: 0,
         };
@@ -260,7 +255,7 @@ impl Torrent {
             return;
         }
         // Results of an earlier, interrupted check must not count in this one.
-        self.jobs.retain(|_, j| !matches!(j, Job::Verify { .. }));
+        self.jobs.clear();
         self.state = State::Checking { next: 0, in_flight: 0, checked: 0 };
         self.check_more(now, cfg, io);
     }
@@ -312,11 +307,10 @@ impl Torrent {
         self.picker.set_sequential(sequential);
         self.picker.set_deadline_piece(deadline);
         self.apply_priorities(0..info.piece_count());
-        self.buffers.clear();
         self.finished = false;
         // Jobs in flight belong to the old picker: forget them so their results are ignored.
-        self.jobs.retain(|_, j| matches!(j, Job::Read { .. }));
-        self.in_flight_bytes = 0;
+        self.download.reset();
+        self.jobs.clear();
         // A running check gives up its slot and queues again; a queued one keeps its place.
         if self.is_checking() {
             self.leave_check_states(io);
@@ -343,7 +337,7 @@ impl Torrent {
     /// may be deleted next: a late write would bring one back).
     pub fn is_removable(&self) -> bool {
         matches!(self.state, State::Removing { .. })
-            && !self.jobs.values().any(|j| matches!(j, Job::Hash { .. } | Job::Write { .. }))
+            && !self.download.has_jobs()
             && self.http.is_empty()
             && self.scrapes.is_empty()
             && self.udp.is_empty()
@@ -382,7 +376,7 @@ impl Torrent {
         // A seek: the new position is not being fetched yet, and the peers' queues hold up to
         // two seconds of other blocks that they would send first. Cancel those, so the blocks
         // at the read position come next (a block already on its way is simply dropped).
-        if let Some(d) = piece.filter(|&d| moved && !self.picker.have().get(d) && !self.buffers.contains_key(&d)) {
+        if let Some(d) = piece.filter(|&d| moved && !self.picker.have().get(d) && !self.download.is_receiving(d)) {
             let window = self.picker.deadline_window();
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
             for conn in conns {
@@ -560,7 +554,8 @@ impl Torrent {
     pub fn on_connected(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         if let Phase::Connecting { .. } = p.phase {
-            io.half_open = io.half_open.saturating_sub(1);
+            // Counted when it was dialled (checked by `Engine::check_invariants`).
+            io.half_open -= 1;
             p.phase = Phase::Handshake { since: now };
             let was_empty = p.outbuf.is_empty();
             Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
@@ -801,23 +796,18 @@ impl Torrent {
         for conn in conns {
             self.close(conn, now, io);
         }
-        // The blocks of partly received pieces go with their buffers: the picker must ask for
-        // them again, or the piece would complete around zeros and fail its hash check,
-        // blaming whoever sent its last blocks.
-        for (piece, buf) in std::mem::take(&mut self.buffers) {
-            self.picker.reset_piece(piece);
+        // Partly received pieces go with their peers.
+        for buf in self.download.drop_partial(&mut self.picker) {
             io.recycle(buf);
         }
-        self.in_flight_bytes = self.jobs.values().filter(|j| matches!(j, Job::Hash { .. } | Job::Write { .. })).count()
-            as u64
-            * self.meta.info.piece_length as u64;
     }
 
     /// Forgets a peer: its availability, its requests, its slot. True if it existed.
     fn drop_peer(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
         let Some(p) = self.peers.remove(&conn) else { return false };
         if let Phase::Connecting { .. } = p.phase {
-            io.half_open = io.half_open.saturating_sub(1);
+            // Counted when it was dialled (checked by `Engine::check_invariants`).
+            io.half_open -= 1;
         }
         if p.phase == Phase::Active {
             self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
@@ -945,19 +935,7 @@ impl Torrent {
             Message::Request(b) => self.on_request(conn, b, now, cfg, io),
             Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, cfg, io),
             Message::Cancel(b) => {
-                let mut found = false;
-                if let Some(i) = p.incoming.iter().position(|x| *x == b) {
-                    p.incoming.remove(i);
-                    found = true;
-                }
-                for read in &mut p.reads {
-                    if let Some(i) = read.blocks.iter().position(|x| *x == b) {
-                        read.blocks.remove(i);
-                        found = true;
-                    }
-                }
-                found |= p.drop_throttled(&b);
-                if found && p.fast {
+                if p.upload.cancel(&b) && p.fast {
                     mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
                 }
             }
@@ -1030,13 +1008,13 @@ impl Torrent {
         }
         let have = self.picker.has(b.piece);
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if !have || p.am_choking || p.incoming.len() >= cfg.max_peer_requests {
+        if !have || p.am_choking || p.upload.waiting() >= cfg.max_peer_requests {
             if p.fast {
                 mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
             }
             return;
         }
-        p.incoming.push_back(b);
+        p.upload.push(b);
         self.serve_requests(conn, now, cfg, io);
     }
 
@@ -1054,40 +1032,12 @@ impl Torrent {
         let total = self.ul_rate.get();
         let floor = if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cfg.min_send_buffer) } else { cfg.min_send_buffer };
         let limit = p.ul.get().clamp(floor, cfg.max_send_buffer.max(floor)).min(p.send_window);
-        while p.upload_backlog() < limit && self.reads_in_flight < cfg.max_read_jobs {
-            let Some(first) = p.incoming.pop_front() else { break };
-            let mut blocks = vec![first];
-            let mut end = first.offset + first.len;
-            while blocks.len() < MAX_BLOCKS_PER_READ {
-                match p.incoming.front() {
-                    Some(next) if next.piece == first.piece && next.offset == end => {
-                        end += next.len;
-                        blocks.push(*next);
-                        p.incoming.pop_front();
-                    }
-                    _ => break,
-                }
-            }
-            let range = BlockRef { piece: first.piece, offset: first.offset, len: end - first.offset };
-            // The buffer is the frames to send: each block's data after room for its header.
-            let mut placed = Vec::with_capacity(blocks.len());
-            let mut spans = Vec::with_capacity(1);
-            let mut at = 0usize;
-            for b in &blocks {
-                at += PIECE_FRAME_HEADER;
-                spans.clear();
-                self.layout.spans(b.piece as u64 * plen + b.offset as u64, b.len, &mut spans);
-                for span in &spans {
-                    placed.push(PlacedSpan { at, span: *span });
-                    at += span.len as usize;
-                }
-            }
+        while p.upload_backlog() < limit && self.reads.in_flight() < cfg.max_read_jobs {
+            let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
             let id = io.job(self.id);
-            self.jobs.insert(id, Job::Read { conn });
-            self.reads_in_flight += 1;
-            let frames = blocks.iter().map(|b| b.offset).collect();
-            p.reads.push(PendingRead { job: id, offset: range.offset, len: range.len, blocks, frames });
-            let kind = DiskJobKind::Read { block: range, len: at, spans: placed };
+            self.reads.start(id, conn);
+            p.upload.reading(id, plan.range, blocks);
+            let kind = DiskJobKind::Read { block: plan.range, len: plan.len, spans: plan.spans };
             io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
         }
     }
@@ -1123,54 +1073,35 @@ impl Torrent {
             return;
         }
         // A late block may open a piece buffer only within the memory cap, as a pick may.
-        let room = self.buffers.contains_key(&piece) || self.in_flight_bytes < cfg.max_in_flight_bytes;
-        let outcome = match (late, room) {
-            (false, _) => self.picker.block_received(conn, block),
-            (true, true) => self.picker.late_block_received(conn, block),
-            (true, false) => BlockOutcome::Unexpected,
+        let cap = cfg.max_in_flight_bytes;
+        let intake = self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| io.piece_buffer(n));
+        let Intake::Stored { cancel, complete } = intake else {
+            self.wasted += len as u64;
+            return;
         };
-        match outcome {
-            BlockOutcome::Unexpected => self.wasted += len as u64,
-            BlockOutcome::Accepted { piece_complete, also_requested_from } => {
-                let size = self.picker.piece_size(piece) as usize;
-                let in_flight = &mut self.in_flight_bytes;
-                let buf = self.buffers.entry(piece).or_insert_with(|| {
-                    *in_flight += size as u64;
-                    io.piece_buffer(size)
-                });
-                // The picker accepted the block, so it lies inside the piece.
-                if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
-                    dst.copy_from_slice(data);
-                }
-                for other in also_requested_from {
-                    if other == conn {
-                        continue;
-                    }
-                    if let Some(o) = self.peers.get_mut(&other) {
-                        if o.take_request(&block) {
-                            mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
-                        }
-                    }
-                }
-                if piece_complete {
-                    if let (Some(data), Some(expected)) =
-                        (self.buffers.remove(&piece), self.meta.info.piece_hash(piece))
-                    {
-                        let id = io.job(self.id);
-                        self.jobs.insert(id, Job::Hash { piece });
-                        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
-                        io.push(Output::Hash(HashJob {
-                            id,
-                            torrent: self.id,
-                            piece,
-                            data,
-                            expected: *expected,
-                            write,
-                        }));
-                    }
+        for other in cancel {
+            if let Some(o) = self.peers.get_mut(&other) {
+                if o.take_request(&block) {
+                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
                 }
             }
         }
+        if let Some(data) = complete {
+            self.hash_piece(piece, data, io);
+        }
+    }
+
+    /// Sends a complete piece to be hashed (and written, if it matches).
+    fn hash_piece(&mut self, piece: u32, data: Vec<u8>, io: &mut Io) {
+        let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
+            // Metainfo parsing gives every piece a hash; without one there is nothing to check.
+            self.download.discard(&data);
+            return io.recycle(data);
+        };
+        let id = io.job(self.id);
+        self.download.hashing(id, piece, &data);
+        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
     }
 
     /// Tops up our request queue to a peer (as far as the download limit allows).
@@ -1186,7 +1117,6 @@ impl Torrent {
         if p.requests.len() >= target {
             return;
         }
-        self.picked.clear();
         let mut want = target - p.requests.len();
         if io.down.is_limited() {
             // Requests are paced by the download limit: each asks for up to a block's worth.
@@ -1198,35 +1128,18 @@ impl Torrent {
             let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
             want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
         }
-        if self.in_flight_bytes >= cfg.max_in_flight_bytes {
-            // Over the memory cap: only finish pieces that already hold a buffer. Opening new
-            // ones would grow memory, and refusing to pick at all would leave those buffers
-            // waiting forever for their last blocks (found by the simulator, seed 42). The
-            // deadline window is exempt: a stream waiting on it must never starve, and it adds
-            // at most `DEADLINE_WINDOW` pieces.
-            let mut partial = Bitfield::new(self.meta.info.piece_count());
-            for piece in self.buffers.keys().copied().chain(self.picker.deadline_window()) {
-                if p.counted_as_seed || p.have.get(piece) {
-                    partial.set(piece, true);
-                }
-            }
-            if partial.count_ones() == 0 {
-                return;
-            }
-            self.picker.pick(conn, &partial, false, want, &mut self.picked);
-        } else {
-            self.picker.pick(conn, &p.have, p.counted_as_seed, want, &mut self.picked);
-        }
-        if p.requests.is_empty() && !self.picked.is_empty() {
+        let cap = cfg.max_in_flight_bytes;
+        let picked = self.download.pick(&mut self.picker, conn, (&p.have, p.counted_as_seed), want, cap);
+        if p.requests.is_empty() && !picked.is_empty() {
             p.last_block = now;
         }
         let was_empty = p.outbuf.is_empty();
-        for &b in &self.picked {
+        for &b in picked {
             p.send(&Message::Request(b), now);
             p.requests.push((b, now));
             io.down.consume(u64::from(b.len));
         }
-        if !self.picked.is_empty() {
+        if !picked.is_empty() {
             mark(&mut self.dirty, conn, was_empty);
         }
     }
@@ -1246,22 +1159,14 @@ impl Torrent {
     /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
     pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
         let Some(p) = self.peers.get_mut(&conn) else { return false };
-        let Some((b, frame)) = p.throttled.pop_front() else {
-            p.waiting_for_tokens = false;
-            return false;
-        };
+        let Some((b, frame)) = p.upload.release() else { return false };
         io.up.consume(u64::from(b.len));
-        p.throttled_bytes -= frame.len() as u64;
         p.send_queued += frame.len() as u64;
         p.last_send = now;
         io.push(Output::Send { conn, data: frame });
         self.ul_rate.add(u64::from(b.len));
         self.uploaded += u64::from(b.len);
-        if p.throttled.is_empty() {
-            p.waiting_for_tokens = false;
-            return false;
-        }
-        true
+        p.upload.has_throttled()
     }
 
     // ---- choking ----
@@ -1273,10 +1178,8 @@ impl Torrent {
         }
         p.am_choking = true;
         let was_empty = p.send(&Message::Choke, now);
-        let mut queued: Vec<BlockRef> = p.incoming.drain(..).collect();
         // Blocks read but held back by the upload limit are not sent to a choked peer either.
-        queued.extend(p.throttled.drain(..).map(|(b, _)| b));
-        p.throttled_bytes = 0;
+        let queued = p.upload.choke();
         if p.fast {
             for b in queued {
                 p.send(&Message::Reject(b), now);
@@ -1331,110 +1234,103 @@ impl Torrent {
 
     // ---- jobs ----
 
+    /// A disk or hash job finished: routes it to the part that asked for it.
     pub fn on_job(&mut self, job: JobId, result: JobResult, now: Instant, cfg: &Config, io: &mut Io) {
-        let Some(kind) = self.jobs.remove(&job) else { return };
-        match (kind, result) {
-            (Job::Hash { piece }, JobResult::Hashed { ok: true, data, written: Some(result) }) => {
-                self.on_written(piece, result, data, now, cfg, io);
+        let result = match self.download.finish(job, result) {
+            Ok(done) => return self.on_download_job(done, now, cfg, io),
+            Err(result) => result,
+        };
+        if let Some(conn) = self.reads.finish(job) {
+            if let JobResult::Read(result) = result {
+                self.on_read(job, conn, result, now, cfg, io);
             }
-            (Job::Hash { piece }, JobResult::Hashed { ok: true, data, written: None }) => {
-                let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+            return;
+        }
+        if let (Some(Job::Verify { piece }), JobResult::Verified(result)) = (self.jobs.remove(&job), result) {
+            // Data that cannot be read (missing, short, unreadable) is simply not valid yet.
+            let ok = result.unwrap_or(false);
+            self.on_verified(piece, ok, now, cfg, io);
+        }
+    }
+
+    /// A hash or write job of the download finished.
+    fn on_download_job(&mut self, done: Finished, now: Instant, cfg: &Config, io: &mut Io) {
+        match done {
+            Finished::NeedsWrite { piece, data } => {
+                let size = self.picker.piece_size(piece);
+                let spans = self.layout.piece_spans(piece, size);
                 let id = io.job(self.id);
-                self.jobs.insert(id, Job::Write { piece });
-                io.push(Output::Disk(DiskJob {
-                    id,
-                    torrent: self.id,
-                    kind: DiskJobKind::Write { piece, spans, data },
-                }));
+                self.download.writing(id, piece, u64::from(size));
+                let kind = DiskJobKind::Write { piece, spans, data };
+                io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
             }
-            (Job::Hash { piece }, JobResult::Hashed { ok: false, data, .. }) => {
+            Finished::Written { piece, result, data } => self.on_written(piece, result, data, now, cfg, io),
+            Finished::HashFailed { piece, data } => {
                 io.recycle(data);
-                let size = self.picker.piece_size(piece) as u64;
-                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
-                self.wasted += size;
+                self.wasted += self.picker.piece_size(piece) as u64;
                 let contributors = self.picker.piece_contributors(piece).to_vec();
                 self.picker.hash_failed(piece);
                 io.event(Event::HashFailed { torrent: self.id, piece });
                 self.punish(&contributors, now, cfg, io);
                 self.fill_all(now, cfg, io);
             }
-            (Job::Write { piece }, JobResult::Written { result, data }) => {
-                self.on_written(piece, result, data, now, cfg, io);
-            }
-            (Job::Read { conn }, JobResult::Read(result)) => {
-                self.reads_in_flight -= 1;
-                // A freed read slot may unblock any peer, not only this one.
-                let waiting: Vec<ConnId> =
-                    self.peers.iter().filter(|(c, p)| **c != conn && !p.incoming.is_empty()).map(|(c, _)| *c).collect();
-                for other in waiting {
-                    self.serve_requests(other, now, cfg, io);
-                }
-                let Some(p) = self.peers.get_mut(&conn) else { return };
-                let Some(i) = p.reads.iter().position(|r| r.job == job) else { return };
-                let read = p.reads.swap_remove(i);
-                let framed_len = read.len as usize + read.frames.len() * PIECE_FRAME_HEADER;
-                match result {
-                    Ok(mut data) if data.len() == framed_len => {
-                        let throttled = io.up.is_limited() || !p.throttled.is_empty();
-                        if !throttled && read.blocks.len() == read.frames.len() {
-                            // Every block is still wanted: the buffer becomes the send as is,
-                            // once the headers are in. Earlier messages go first.
-                            for (i, b) in read.blocks.iter().enumerate() {
-                                let at = (b.offset - read.offset) as usize + i * PIECE_FRAME_HEADER;
-                                data[at..at + PIECE_FRAME_HEADER]
-                                    .copy_from_slice(&piece_header(b.piece, b.offset, b.len));
-                            }
-                            if !p.outbuf.is_empty() {
-                                let earlier = std::mem::take(&mut p.outbuf);
-                                p.send_queued += earlier.len() as u64;
-                                io.push(Output::Send { conn, data: earlier });
-                            }
-                            p.send_queued += data.len() as u64;
-                            io.push(Output::Send { conn, data });
-                            p.last_send = now;
-                            let sent = read.len as u64;
-                            self.ul_rate.add(sent);
-                            self.uploaded += sent;
-                        } else {
-                            // Some blocks were cancelled, or the upload limit decides when
-                            // they go: frame the ones still wanted one by one.
-                            let frames = read_frames(&read, &data);
-                            if throttled {
-                                for (b, frame) in frames {
-                                    p.throttled_bytes += frame.len() as u64;
-                                    p.throttled.push_back((b, frame));
-                                }
-                                if !p.waiting_for_tokens && !p.throttled.is_empty() {
-                                    p.waiting_for_tokens = true;
-                                    io.wait_for_upload(self.id, conn);
-                                }
-                            } else {
-                                let mut out = std::mem::take(&mut p.outbuf);
-                                let mut sent = 0u64;
-                                for (b, frame) in frames {
-                                    out.extend_from_slice(&frame);
-                                    sent += b.len as u64;
-                                }
-                                p.send_queued += out.len() as u64;
-                                io.push(Output::Send { conn, data: out });
-                                p.last_send = now;
-                                self.ul_rate.add(sent);
-                                self.uploaded += sent;
-                            }
-                        }
-                        self.serve_requests(conn, now, cfg, io);
-                    }
-                    Ok(_) => self.fail("short read from disk".into(), now, io),
-                    Err(e) => self.fail(e.message, now, io),
-                }
-            }
-            (Job::Verify { piece }, JobResult::Verified(result)) => {
-                // Data that cannot be read (missing, short, unreadable) is simply not valid yet.
-                let ok = result.unwrap_or(false);
-                self.on_verified(piece, ok, now, cfg, io);
-            }
-            _ => {}
+            Finished::Lost => {}
         }
+    }
+
+    /// An upload read for `conn` finished: its blocks go out, or wait for tokens.
+    fn on_read(
+        &mut self,
+        job: JobId,
+        conn: ConnId,
+        result: Result<Vec<u8>, DiskError>,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        // A freed read slot may unblock any peer, not only this one.
+        let waiting: Vec<ConnId> =
+            self.peers.iter().filter(|(c, p)| **c != conn && p.upload.waiting() > 0).map(|(c, _)| *c).collect();
+        for other in waiting {
+            self.serve_requests(other, now, cfg, io);
+        }
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some(framed) = p.upload.on_read(job, result, io.up.is_limited()) else { return };
+        let sent = match framed {
+            Ok(Framed::Whole { data, payload }) => {
+                // Earlier messages go first.
+                if !p.outbuf.is_empty() {
+                    let earlier = std::mem::take(&mut p.outbuf);
+                    p.send_queued += earlier.len() as u64;
+                    io.push(Output::Send { conn, data: earlier });
+                }
+                p.send_queued += data.len() as u64;
+                io.push(Output::Send { conn, data });
+                payload
+            }
+            Ok(Framed::Frames(frames)) => {
+                let mut out = std::mem::take(&mut p.outbuf);
+                let mut sent = 0u64;
+                for (b, frame) in frames {
+                    out.extend_from_slice(&frame);
+                    sent += b.len as u64;
+                }
+                p.send_queued += out.len() as u64;
+                io.push(Output::Send { conn, data: out });
+                sent
+            }
+            Ok(Framed::Held) => {
+                if p.upload.needs_tokens() {
+                    io.wait_for_upload(self.id, conn);
+                }
+                return self.serve_requests(conn, now, cfg, io);
+            }
+            Err(e) => return self.fail(e.message, now, io),
+        };
+        p.last_send = now;
+        self.ul_rate.add(sent);
+        self.uploaded += sent;
+        self.serve_requests(conn, now, cfg, io);
     }
 
     /// A verified piece was written (or failed to be): it counts as ours once on disk.
@@ -1448,8 +1344,6 @@ impl Torrent {
         io: &mut Io,
     ) {
         io.recycle(data);
-        let size = self.picker.piece_size(piece) as u64;
-        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
         match result {
             Ok(()) => {
                 self.picker.hash_passed(piece);
@@ -1798,6 +1692,20 @@ impl Torrent {
         }
     }
 
+    // ---- invariants ----
+
+    /// Its connections, each with whether it is still being dialled.
+    pub fn conns(&self) -> impl Iterator<Item = (ConnId, bool)> + '_ {
+        self.peers.iter().map(|(conn, p)| (*conn, matches!(p.phase, Phase::Connecting { .. })))
+    }
+
+    /// Checks its own books: the download's bytes match its buffers and jobs, and every read
+    /// a peer waits for is in flight for it.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.download.check()?;
+        self.reads.check(self.peers.iter().map(|(conn, p)| (*conn, &p.upload)))
+    }
+
     // ---- getters ----
 
     pub fn stats(&self) -> TorrentStats {
@@ -1841,7 +1749,7 @@ impl Torrent {
 
     pub fn peer_requests(&self, conn: ConnId) -> Option<PeerRequests> {
         let p = self.peers.get(&conn)?;
-        Some(PeerRequests { queued: p.queued_requests(), outstanding: p.requests.len() })
+        Some(PeerRequests { queued: p.upload.queued(), outstanding: p.requests.len() })
     }
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {
@@ -1867,7 +1775,7 @@ impl Torrent {
                 peer_interested: p.peer_interested,
                 snubbed: p.snubbed,
                 optimistic: optimistic == Some(*conn) && !p.am_choking,
-                queued_requests: p.queued_requests(),
+                queued_requests: p.upload.queued(),
                 outstanding_requests: p.requests.len(),
                 seed: p.is_seed(),
                 upload_only: p.upload_only || p.is_seed(),
@@ -1900,59 +1808,5 @@ fn addr_in_use(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr) -> bool {
 fn mark(dirty: &mut Vec<ConnId>, conn: ConnId, was_empty: bool) {
     if was_empty {
         dirty.push(conn);
-    }
-}
-
-/// The frames of a finished read's blocks that are still wanted, each a copy with its header.
-fn read_frames(read: &PendingRead, data: &[u8]) -> Vec<(BlockRef, Vec<u8>)> {
-    let mut out = Vec::with_capacity(read.blocks.len());
-    for b in &read.blocks {
-        // Blocks are only ever removed from a read, so each is one of its frames.
-        let Ok(i) = read.frames.binary_search(&b.offset) else { continue };
-        // Its header's room, then its data.
-        let at = (b.offset - read.offset) as usize + i * PIECE_FRAME_HEADER;
-        let Some(slot) = data.get(at..at + PIECE_FRAME_HEADER + b.len as usize) else { continue };
-        let mut frame = slot.to_vec();
-        frame[..PIECE_FRAME_HEADER].copy_from_slice(&piece_header(b.piece, b.offset, b.len));
-        out.push((*b, frame));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A read of three 4-byte blocks at offset 8 of piece 2, as the disk answers it: room for a
-    /// header, then the data, per block.
-    fn framed_read() -> (PendingRead, Vec<u8>) {
-        let blocks: Vec<BlockRef> = (0..3).map(|i| BlockRef { piece: 2, offset: 8 + 4 * i, len: 4 }).collect();
-        let mut data = Vec::new();
-        for i in 0..3u8 {
-            data.extend_from_slice(&[0xEE; PIECE_FRAME_HEADER]);
-            data.extend_from_slice(&[i; 4]);
-        }
-        let frames = blocks.iter().map(|b| b.offset).collect();
-        (PendingRead { job: JobId(1), offset: 8, len: 12, blocks, frames }, data)
-    }
-
-    #[test]
-    fn a_cancelled_block_leaves_the_others_framed_with_their_own_bytes() {
-        let (mut read, data) = framed_read();
-        read.blocks.remove(1);
-        let frames = read_frames(&read, &data);
-        assert_eq!(frames.len(), 2);
-        for ((b, frame), byte) in frames.iter().zip([0u8, 2]) {
-            let mut expected = piece_header(2, b.offset, 4).to_vec();
-            expected.extend_from_slice(&[byte; 4]);
-            assert_eq!(frame, &expected, "block at {}", b.offset);
-        }
-    }
-
-    #[test]
-    fn a_short_answer_frames_nothing_out_of_bounds() {
-        let (read, data) = framed_read();
-        let frames = read_frames(&read, &data[..20]);
-        assert_eq!(frames.len(), 1, "only the first frame fits in 20 bytes");
     }
 }

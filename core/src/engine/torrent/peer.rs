@@ -3,11 +3,11 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::PexState;
+use super::{PexState, UploadQueue};
 use crate::bitfield::Bitfield;
 use crate::engine::admission::Usefulness;
 use crate::rate::Rate;
-use crate::types::{BlockRef, Instant, JobId, PeerId};
+use crate::types::{BlockRef, Instant, PeerId};
 use crate::wire::{Decoder, Message};
 
 /// Most given-up requests remembered per peer (more than a full request queue).
@@ -25,20 +25,6 @@ pub(crate) enum Phase {
     Handshake { since: Instant },
     /// Handshakes exchanged: messages flow.
     Active,
-}
-
-/// A disk read for a peer: one range of a piece, and the requested blocks in it still wanted.
-pub(crate) struct PendingRead {
-    pub job: JobId,
-    /// Offset of the range in its piece.
-    pub offset: u32,
-    /// Length of the range.
-    pub len: u32,
-    /// Blocks to send from it (a cancelled block is removed).
-    pub blocks: Vec<BlockRef>,
-    /// Offsets of every block the read covers, in order: in the read's buffer, each block's
-    /// data follows room for its frame header.
-    pub frames: Vec<u32>,
 }
 
 /// Piece announcements a peer made while we did not know the piece count; replayed, and
@@ -104,16 +90,8 @@ pub(crate) struct Peer {
     pub slow_start: bool,
     /// The most requests it accepts (`reqq` of its extended handshake).
     pub max_queue: usize,
-    /// Its requests waiting for a disk read.
-    pub incoming: VecDeque<BlockRef>,
-    /// Disk reads for it in flight: each covers consecutive blocks of one piece.
-    pub reads: Vec<PendingRead>,
-    /// Blocks read for it, each framed as a `piece` message, waiting for upload tokens.
-    pub throttled: VecDeque<(BlockRef, Vec<u8>)>,
-    /// Bytes of the frames in `throttled`.
-    pub throttled_bytes: u64,
-    /// Whether it is in the engine's queue of peers waiting for upload tokens.
-    pub waiting_for_tokens: bool,
+    /// Its requests to us, from disk read to upload tokens.
+    pub upload: UploadQueue,
     /// Bytes handed to the runtime and not yet reported sent.
     pub send_queued: u64,
     /// Most bytes we queue for it: starts small and grows by every byte it takes, so that a
@@ -172,11 +150,7 @@ impl Peer {
             queue_target: 0,
             slow_start: true,
             max_queue: 250,
-            incoming: VecDeque::new(),
-            reads: Vec::new(),
-            throttled: VecDeque::new(),
-            throttled_bytes: 0,
-            waiting_for_tokens: false,
+            upload: UploadQueue::default(),
             send_queued: 0,
             send_window: INITIAL_SEND_WINDOW,
             dl: Rate::default(),
@@ -222,26 +196,7 @@ impl Peer {
 
     /// Bytes queued for it, sent or about to be, plus reads in flight.
     pub fn upload_backlog(&self) -> u64 {
-        let reading: u64 = self.reads.iter().map(|r| r.len as u64).sum();
-        self.send_queued + self.outbuf.len() as u64 + self.throttled_bytes + reading
-    }
-
-    /// Drops a block waiting for upload tokens; true if it was there.
-    pub fn drop_throttled(&mut self, block: &BlockRef) -> bool {
-        match self.throttled.iter().position(|(b, _)| b == block) {
-            Some(i) => {
-                if let Some((_, frame)) = self.throttled.remove(i) {
-                    self.throttled_bytes -= frame.len() as u64;
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Its requests to us not yet sent: queued, being read from disk, or waiting for tokens.
-    pub fn queued_requests(&self) -> usize {
-        self.incoming.len() + self.reads.iter().map(|r| r.blocks.len()).sum::<usize>() + self.throttled.len()
+        self.send_queued + self.outbuf.len() as u64 + self.upload.backlog()
     }
 
     /// Remembers a request given up on, forgetting the oldest beyond `MAX_RELEASED`.

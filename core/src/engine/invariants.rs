@@ -1,0 +1,91 @@
+//! The engine's books, checked: counters kept beside the state they count must agree with it.
+//! The simulator calls [`Engine::check_invariants`] after every step, as TigerBeetle asserts
+//! its invariants: drift shows up at the step that caused it, not as a stall much later.
+
+use std::collections::HashMap;
+
+use super::Engine;
+use crate::types::{ConnId, TorrentId};
+
+impl Engine {
+    /// Checks that the engine's counters agree with its state; the first disagreement found,
+    /// described, if not. Costs a walk over every peer and job: meant for tests and the
+    /// simulator (call it between inputs, once the outputs are drained), not for every input
+    /// of a busy daemon.
+    ///
+    /// * connection attempts in progress (`half_open`) are the peers still being dialled;
+    /// * every routed connection is a peer of its torrent, and every peer is routed to it;
+    /// * per torrent: the download's bytes are its piece buffers plus its hash and write jobs,
+    ///   and every upload read a peer waits for is in flight for that peer.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut dialing = 0;
+        let mut peers: HashMap<ConnId, TorrentId> = HashMap::new();
+        for (id, torrent) in &self.torrents {
+            torrent.check_invariants().map_err(|e| format!("torrent {id:?}: {e}"))?;
+            for (conn, dialled) in torrent.conns() {
+                dialing += usize::from(dialled);
+                if let Some(other) = peers.insert(conn, *id) {
+                    return Err(format!("{conn:?} is a peer of {other:?} and {id:?}"));
+                }
+            }
+        }
+        if self.io.half_open != dialing {
+            return Err(format!("half_open {} != {dialing} peers being dialled", self.io.half_open));
+        }
+        if let Some((conn, t)) = self.conns.iter().find(|(conn, t)| peers.get(conn) != Some(t)) {
+            return Err(format!("{conn:?} is routed to {t:?}, which has no such peer"));
+        }
+        if let Some((conn, t)) = peers.iter().find(|(conn, _)| !self.conns.contains_key(conn)) {
+            return Err(format!("{conn:?}, a peer of {t:?}, is not routed"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Engine;
+    use crate::create::{PieceHasher, TorrentBuilder};
+    use crate::engine::{AddTorrent, Config, Output};
+    use crate::metainfo::Metainfo;
+    use crate::types::Instant;
+
+    /// An engine leeching a 4-piece torrent that has dialled one peer.
+    fn dialling() -> Engine {
+        let piece = 16 * 1024u32;
+        let mut b = TorrentBuilder::new("books".into());
+        b.set_piece_length(piece);
+        b.add_file(vec!["data.bin".into()], u64::from(piece * 4));
+        let mut hasher = PieceHasher::new(piece);
+        hasher.update(&vec![7u8; (piece * 4) as usize]);
+        let meta = Metainfo::from_bytes(&b.build(hasher.finish()).expect("builds")).expect("parses");
+        let mut e = Engine::new(Config::default(), 1, Instant::ZERO);
+        let add = AddTorrent { check_existing: false, ..AddTorrent::new(meta) };
+        let t = e.add_torrent(add, Instant::ZERO).expect("adds");
+        e.add_peers(t, &["10.0.0.2:6881".parse().expect("an address")], Instant::ZERO).expect("its torrent");
+        let dials = std::iter::from_fn(|| e.poll_output()).filter(|o| matches!(o, Output::Connect { .. })).count();
+        assert_eq!(dials, 1);
+        e
+    }
+
+    #[test]
+    fn consistent_books_pass() {
+        dialling().check_invariants().expect("nothing drifted");
+    }
+
+    #[test]
+    fn a_drifted_half_open_count_is_caught() {
+        let mut e = dialling();
+        e.io.half_open += 1;
+        let err = e.check_invariants().expect_err("one dial too many counted");
+        assert!(err.contains("half_open 2 != 1"), "{err}");
+    }
+
+    #[test]
+    fn a_peer_the_routing_table_lost_is_caught() {
+        let mut e = dialling();
+        e.conns.clear();
+        let err = e.check_invariants().expect_err("the dialled peer is not routed");
+        assert!(err.contains("is not routed"), "{err}");
+    }
+}
