@@ -1,22 +1,62 @@
 //! Shoal's sans-IO BitTorrent engine.
 //!
 //! Nothing in this crate touches a socket, a file, a clock, a thread or a global RNG. The
-//! [`Engine`] is a state machine: the runtime feeds it inputs (`handle_*`), executes what it
-//! asks for (drained with [`Engine::poll_output`]) and wakes it at [`Engine::poll_timeout`].
-//! Everything that goes in and out is plain data, so the same engine runs on smol, on tokio,
-//! in a hand-written loop, or inside a deterministic simulator.
+//! [`Engine`] is a state machine: the runtime hands it what happened ([`Input`]), carries out
+//! what it asks for ([`Output`], drained with [`Engine::poll_output`]) and wakes it at
+//! [`Engine::poll_timeout`]. Everything that goes in and out is plain data, so the same engine
+//! runs on smol or tokio (through `shoal-host`), in a hand-written loop
+//! (`examples/manual_loop.rs`), or inside the deterministic simulator (`shoal-sim`).
 //!
-//! ```text
-//! input from the world            commands                     output (drain after every call)
-//! handle_incoming / _connected    add_torrent, add_magnet      Output::Connect / Send / Close
-//! handle_peer_data / _sent        pause, resume, remove        Output::Disk(DiskJob)
-//! handle_closed                   set_file_priority, shutdown  Output::Hash(HashJob)
-//!                                 set_deadline_piece
-//!                                 set_rate_limits
-//! handle_job (disk, hash)                                      Output::Tracker(TrackerJob)
-//! handle_tracker_http / _udp                                   Output::Event(Event)
-//! handle_timeout(now)                                          poll_timeout() -> next deadline
-//! ```
+//! # The methods, in four families
+//!
+//! | family   | methods                                                                    |
+//! |----------|----------------------------------------------------------------------------|
+//! | input    | [`Engine::handle`] (one [`Input`]), [`Engine::accept`] (a new incoming connection: returns its [`ConnId`] or refuses), [`Engine::handle_timeout`] |
+//! | commands | `add_torrent`, `add_magnet`, `pause`, `resume`, `recheck`, `remove`, `set_file_priority`, `set_sequential`, `set_deadline_piece`, `add_peers`, `scrape`, `set_rate_limits`, `enable_dht`, `add_dht_node`, `dht_scrape`, `check_health`, `shutdown` |
+//! | output   | [`Engine::poll_output`], [`Engine::poll_timeout`]                          |
+//! | getters  | `stats`, `peers`, `peer_requests`, `torrents`, `find`, `has_piece`, `metainfo`, `file_priorities`, `dht_status`, `dht_snapshot`, `config`, `peer_id`, `is_shut_down` |
+//!
+//! # What goes in, what comes out
+//!
+//! Each [`Output`] names the transport that carries it, and the [`Input`] that answers it:
+//!
+//! | output                                        | the runtime                          | answers with                          |
+//! |-----------------------------------------------|--------------------------------------|---------------------------------------|
+//! | `Peer(PeerIo::Connect { conn, addr })`        | dials a TCP connection               | `Input::Connected` or `Input::Closed` |
+//! | `Peer(PeerIo::Send { conn, data })`           | writes the bytes, in order           | `Input::Sent` as the socket takes them |
+//! | `Peer(PeerIo::Close { conn })`                | closes it (the engine forgot it)     | nothing                               |
+//! | (a peer's bytes arrive)                       |                                      | `Input::PeerBytes`, `Input::Closed`   |
+//! | `Udp(UdpIo::Dht { to, data })`                | sends from the DHT socket            | `Input::Datagram { socket: Socket::Dht, .. }` for what arrives there |
+//! | `Udp(UdpIo::Lsd { data, v6 })`                | sends to the LSD multicast group     | `Input::Datagram { socket: Socket::Lsd, .. }` |
+//! | `Udp(UdpIo::Exchange { exchange, .. })`       | sends from the exchange's own socket | `Input::Exchange` per datagram or failure |
+//! | `Udp(UdpIo::EndExchange { exchange })`        | drops that socket                    | nothing                               |
+//! | `Resolve { host, port }`                      | resolves a DHT bootstrap name        | `Input::Resolved`                     |
+//! | `Http { id, url }`                            | GETs the URL (trackers, health)      | `Input::Http`                         |
+//! | `Disk(DiskJob)`                               | reads, writes or verifies, off-thread | `Input::Job` (see [`DiskJob::fail`])  |
+//! | `Hash(HashJob)`                               | hashes (and writes) a piece, off-thread | `Input::Job`                       |
+//! | `Event(Event)`                                | tells the application                | nothing                               |
+//!
+//! # The rules
+//!
+//! * **Drain after every call.** After any input or command, call [`Engine::poll_output`] until
+//!   it returns `None`, then sleep until [`Engine::poll_timeout`] (`None`: the engine is shut
+//!   down and needs no wake-up) or the next input, whichever comes first, and call
+//!   [`Engine::handle_timeout`] when the deadline passes.
+//! * **Time is an input.** Every entry point that can change state takes `now`, an [`Instant`]
+//!   from a monotonic clock the runtime chooses (microseconds since any origin). `now` must
+//!   never go backwards from one call to the next; the engine reads no other clock.
+//! * **Re-entry while draining is allowed.** Between two `poll_output` calls the runtime may
+//!   hand the engine an input or a command; the outputs that causes join the same queue. The
+//!   host answers a disk read the page cache holds, or a job of a torrent without storage,
+//!   inline this way, and `manual_loop` reports sends as it makes them.
+//! * **Every id is the engine's.** [`ConnId`], [`JobId`] and [`ExchangeId`] are handed out by
+//!   the engine and never reused; an answer for an id it forgot is ignored.
+//! * **Stopping.** After [`Engine::shutdown`] the engine takes no more connections, adding a
+//!   torrent or a command on one returns [`EngineError::ShuttingDown`], and [`Event::ShutdownComplete`] follows once every
+//!   torrent said `stopped` to its trackers (or the shutdown timeout passed).
+//!
+//! The tracker, DHT, wire and metainfo codecs below the engine are sans-IO machines of the same
+//! shape, public for the simulator, the fuzzers and the benches.
 
 pub mod bencode;
 pub mod bitfield;

@@ -1,9 +1,7 @@
 //! The session state machine: torrents, their peers, and everything they ask the runtime to do.
 //!
-//! Methods come in four families, as in quinn-proto: getters (`&self`), `handle_*` for input
-//! from the network, the disk and the clock, commands from the application (`add_torrent`,
-//! `pause`, …), and `poll_*` for output. After every input or command, drain
-//! [`Engine::poll_output`] until it returns `None`, then sleep until [`Engine::poll_timeout`].
+//! The crate root's documentation is the map: the method families, the [`Input`]/[`Output`]
+//! table and the drain, time and re-entry rules.
 
 mod admission;
 mod config;
