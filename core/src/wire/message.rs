@@ -40,19 +40,32 @@ pub enum Message {
     /// The sender no longer wants pieces we have.
     NotInterested,
     /// The sender has completed and verified `piece`.
-    Have { piece: u32 },
+    Have {
+        /// The piece.
+        piece: u32,
+    },
     /// The sender's pieces, bit 0 being the high bit of byte 0; spare bits are not checked.
     Bitfield(Vec<u8>),
     /// The sender asks for a block.
     Request(BlockRef),
     /// A block of data.
-    Piece { piece: u32, offset: u32, data: Vec<u8> },
+    Piece {
+        /// The piece it belongs to.
+        piece: u32,
+        /// Its byte offset in the piece.
+        offset: u32,
+        /// The block's bytes.
+        data: Vec<u8>,
+    },
     /// The sender withdraws a request.
     Cancel(BlockRef),
     /// The sender's DHT port (BEP 5).
     Port(u16),
     /// BEP 6: the sender suggests we download `piece`.
-    Suggest { piece: u32 },
+    Suggest {
+        /// The piece.
+        piece: u32,
+    },
     /// BEP 6: the sender has every piece.
     HaveAll,
     /// BEP 6: the sender has no piece.
@@ -60,9 +73,17 @@ pub enum Message {
     /// BEP 6: the sender will not serve this request.
     Reject(BlockRef),
     /// BEP 6: the sender will serve `piece` even while choking us.
-    AllowedFast { piece: u32 },
+    AllowedFast {
+        /// The piece.
+        piece: u32,
+    },
     /// BEP 10: an extension message; `id` 0 is the extended handshake.
-    Extended { id: u8, payload: Vec<u8> },
+    Extended {
+        /// The extension's message id, as the receiver assigned it.
+        id: u8,
+        /// The bencoded payload (and, for `ut_metadata` data, the bytes after it).
+        payload: Vec<u8>,
+    },
 }
 
 /// The frame length (id byte plus payload) of a payload we are about to send.

@@ -43,19 +43,46 @@ impl Default for Limits {
 pub enum WireError {
     /// The length prefix announces a frame larger than [`Limits::max_message_len`].
     #[error("message of {len} bytes exceeds the limit of {max}")]
-    MessageTooLong { len: u32, max: u32 },
+    MessageTooLong {
+        /// The announced length.
+        len: u32,
+        /// The limit.
+        max: u32,
+    },
     /// A known message id arrived with a frame length that message cannot have.
     #[error("message id {id} cannot be {len} bytes long")]
-    BadLength { id: u8, len: u32 },
+    BadLength {
+        /// The message id.
+        id: u8,
+        /// The frame length.
+        len: u32,
+    },
     /// A message names a piece index at or past the torrent's piece count.
     #[error("message id {id} names piece {piece}, but the torrent has {piece_count} pieces")]
-    PieceIndexOutOfRange { id: u8, piece: u32, piece_count: u32 },
+    PieceIndexOutOfRange {
+        /// The message id.
+        id: u8,
+        /// The piece named.
+        piece: u32,
+        /// The torrent's piece count.
+        piece_count: u32,
+    },
     /// A bitfield whose byte count does not match the torrent's piece count.
     #[error("bitfield of {len} bytes, expected {expected}")]
-    BadBitfieldLength { len: u32, expected: u32 },
+    BadBitfieldLength {
+        /// Its byte count.
+        len: u32,
+        /// The byte count the piece count needs.
+        expected: u32,
+    },
     /// A `piece` carries, or a `request` asks for, more than [`Limits::max_block_len`] bytes.
     #[error("block of {len} bytes exceeds the limit of {max}")]
-    BlockTooLong { len: u32, max: u32 },
+    BlockTooLong {
+        /// The block's length.
+        len: u32,
+        /// The limit.
+        max: u32,
+    },
     /// The 68-byte handshake is malformed.
     #[error("bad handshake: {0}")]
     BadHandshake(&'static str),

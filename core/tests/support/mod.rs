@@ -699,11 +699,11 @@ impl World {
             }
             Ev::RawData { raw, data } => self.raws[raw].received.extend_from_slice(&data),
             Ev::Datagram { node, from, data } => {
-                self.nodes[node].engine.handle(Input::Datagram { socket: Socket::Dht, from: from, data: &data }, now);
+                self.nodes[node].engine.handle(Input::Datagram { socket: Socket::Dht, from, data: &data }, now);
                 self.drain(node);
             }
             Ev::LsdDatagram { node, from, data } => {
-                self.nodes[node].engine.handle(Input::Datagram { socket: Socket::Lsd, from: from, data: &data }, now);
+                self.nodes[node].engine.handle(Input::Datagram { socket: Socket::Lsd, from, data: &data }, now);
                 self.drain(node);
             }
             Ev::Sent { node, conn, n } => {
