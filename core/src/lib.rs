@@ -78,8 +78,9 @@ pub mod wire;
 
 pub use bitfield::Bitfield;
 pub use engine::{
-    lay_out_read, AddMagnet, AddTorrent, Config, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError,
-    Event, FilePriority, HashJob, Input, JobResult, Output, PeerIo, PeerRequests, PlacedSpan, Socket, TorrentState,
+    lay_out_read, AddMagnet, AddTorrent, Config, ConnectionLimits, DhtScrapeError, DhtScrapeId, DhtTorrentStatus,
+    DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority, HashJob,
+    HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket, TorrentState,
     TorrentStats, UdpIo,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
