@@ -1,6 +1,6 @@
 //! One torrent: its pieces, its peers, its trackers, and the jobs it has asked for.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 mod download;
 mod fetch;
 mod peer;
+mod peer_list;
 mod pex;
 mod upload;
 mod ut_metadata;
@@ -32,6 +33,7 @@ use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZ
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 use download::{Finished, Intake, PiecePipeline};
 use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
+use peer_list::PeerList;
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
 pub(crate) use upload::UploadQueue;
@@ -41,12 +43,6 @@ use ut_metadata::OUR_UT_METADATA;
 
 /// Largest block a peer may request from us.
 const MAX_REQUEST_LEN: u32 = 128 * 1024;
-/// Addresses remembered per torrent.
-const MAX_KNOWN: usize = 2000;
-/// Failed connection attempts before an address is given up.
-const MAX_CONNECT_FAILS: u32 = 4;
-/// Addresses peers told us we have (`yourip`), remembered to avoid dialling ourselves.
-const MAX_OWN_IPS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 enum State {
@@ -72,20 +68,6 @@ enum State {
 /// What an outstanding job of this torrent (other than its download and upload jobs) was for.
 enum Job {
     Verify { piece: u32 },
-}
-
-/// What we know of a peer address.
-#[derive(Default)]
-struct Known {
-    connected: bool,
-    queued: bool,
-    banned: bool,
-    fails: u32,
-    hashfails: u32,
-    retry_at: Instant,
-    /// Only ever seen as the source of an incoming connection (an ephemeral port, not a
-    /// listening one): never dialled.
-    inbound_only: bool,
 }
 
 /// An incoming connection whose handshake named this torrent, as the engine hands it over.
@@ -120,8 +102,7 @@ pub(crate) struct Torrent {
     our_id: PeerId,
     key: u32,
     peers: BTreeMap<ConnId, Peer>,
-    known: HashMap<SocketAddr, Known>,
-    candidates: VecDeque<SocketAddr>,
+    peer_list: PeerList,
     /// Pieces being received, up to their hash and write jobs.
     download: PiecePipeline,
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
@@ -141,16 +122,11 @@ pub(crate) struct Torrent {
     finished: bool,
     ticks: u64,
     dirty: Vec<ConnId>,
-    /// Listening addresses incoming peers gave in their extended handshake, marked connected in
-    /// `known` while the connection lasts.
-    listen_addrs: HashMap<ConnId, SocketAddr>,
     /// Added by magnet and still fetching its info dictionary: `meta` is a placeholder with
     /// no pieces and no files until then.
     fetching: Option<Box<MetadataPhase>>,
     /// New addresses peer exchange gave us (BEP 11).
     pex_learned: u32,
-    /// Our addresses as peers see them (`yourip` of their extended handshakes).
-    own_ips: Vec<IpAddr>,
 }
 
 use crate::types::TorrentId;
@@ -205,8 +181,7 @@ impl Torrent {
             rng,
             our_id,
             peers: BTreeMap::new(),
-            known: HashMap::new(),
-            candidates: VecDeque::new(),
+            peer_list: PeerList::default(),
             download: PiecePipeline::default(),
             reads: Reads::default(),
             jobs: HashMap::new(),
@@ -222,10 +197,8 @@ impl Torrent {
             finished: false,
             ticks: 0,
             dirty: Vec::new(),
-            listen_addrs: HashMap::new(),
             fetching,
             pex_learned: 0,
-            own_ips: Vec::new(),
         };
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
@@ -291,9 +264,7 @@ impl Torrent {
         self.leave_check_states(io);
         self.state = State::Active;
         // Back-off from before a pause or check was about our own closing, not the peers.
-        for k in self.known.values_mut() {
-            k.retry_at = now;
-        }
+        self.peer_list.reset_backoff(now);
         self.trackers.start(now);
         self.update_finished(now, io);
     }
@@ -539,12 +510,6 @@ impl Torrent {
 
     // ---- connections ----
 
-    /// Whether `addr` is our own listening address (as far as we know our addresses).
-    fn is_self(&self, addr: &SocketAddr, cfg: &Config) -> bool {
-        let ip = addr.ip();
-        addr.port() == cfg.listen_port && (ip.is_loopback() || ip.is_unspecified() || self.own_ips.contains(&ip))
-    }
-
     /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
     pub fn wants_dht(&self) -> bool {
         self.state == State::Active && !self.meta.info.private
@@ -557,28 +522,7 @@ impl Torrent {
 
     /// Adds peer addresses to dial; returns how many were new to us.
     pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
-        let mut new = 0;
-        for addr in addrs {
-            if addr.port() == 0 || self.is_self(&addr, cfg) || !cfg.net_policy().allows(addr) {
-                continue;
-            }
-            if !self.known.contains_key(&addr) {
-                if self.known.len() >= MAX_KNOWN {
-                    continue;
-                }
-                new += 1;
-            }
-            let k = self.known.entry(addr).or_default();
-            k.inbound_only = false;
-            // A source names it again (a tracker's answer, PEX, the DHT): one more try, after
-            // the back-off of its last failure, rather than never again.
-            k.fails = k.fails.min(MAX_CONNECT_FAILS - 1);
-            if !k.connected && !k.banned && !k.queued && k.fails < MAX_CONNECT_FAILS {
-                k.queued = true;
-                self.candidates.push_back(addr);
-            }
-        }
-        new
+        self.peer_list.add(addrs, cfg)
     }
 
     /// Dials candidates while there is room; returns the new connections.
@@ -587,27 +531,13 @@ impl Torrent {
         if self.state != State::Active {
             return new;
         }
-        let mut budget = self.candidates.len();
-        while budget > 0
-            && self.peers.len() < cfg.max_peers_per_torrent
-            && io.half_open < cfg.max_half_open
-            && io.conn_room > 0
-        {
-            budget -= 1;
-            let Some(addr) = self.candidates.pop_front() else { break };
-            let crowded = self.crowded(addr, cfg);
-            let Some(k) = self.known.get_mut(&addr) else { continue };
-            if k.connected || k.banned || crowded {
-                // A crowded address comes back with the others due (`requeue_known`).
-                k.queued = false;
-                continue;
+        // Each candidate is looked at once at most.
+        for _ in 0..self.peer_list.candidates() {
+            if self.peers.len() >= cfg.max_peers_per_torrent || io.half_open >= cfg.max_half_open || io.conn_room == 0 {
+                break;
             }
-            if k.retry_at > now {
-                self.candidates.push_back(addr);
-                continue;
-            }
-            k.queued = false;
-            k.connected = true;
+            let peers = &self.peers;
+            let Some(addr) = self.peer_list.next_dial(now, |a| crowded(peers, a, cfg)) else { continue };
             let conn = io.conn();
             io.half_open += 1;
             io.conn_room -= 1;
@@ -635,8 +565,7 @@ impl Torrent {
 
     /// Whether `addr`'s address has [`Config::max_connections_per_ip`] peers here already.
     fn crowded(&self, addr: SocketAddr, cfg: &Config) -> bool {
-        let Some(key) = AddrKey::of(addr.ip()) else { return false };
-        self.peers.values().filter(|p| AddrKey::of(p.addr.ip()) == Some(key)).count() >= cfg.max_connections_per_ip
+        crowded(&self.peers, addr, cfg)
     }
 
     /// The peer to close for a newcomer when the torrent is full (see [`pick_replacement`]):
@@ -660,10 +589,8 @@ impl Torrent {
         if self.peers.len() < cfg.max_peers_per_torrent {
             return;
         }
-        let dialable = self.candidates.iter().any(|a| {
-            self.known.get(a).is_some_and(|k| !k.connected && !k.banned && k.retry_at <= now) && !self.crowded(*a, cfg)
-        });
-        if !dialable {
+        let peers = &self.peers;
+        if !self.peer_list.has_dialable(now, |a| crowded(peers, a, cfg)) {
             return;
         }
         let idle = self
@@ -693,7 +620,7 @@ impl Torrent {
         if self.state != State::Active || self.crowded(addr, cfg) {
             return false;
         }
-        if self.known.get(&addr).is_some_and(|k| k.banned) {
+        if self.peer_list.is_banned(addr) {
             return false;
         }
         if session_full || self.peers.len() >= cfg.max_peers_per_torrent {
@@ -732,8 +659,7 @@ impl Torrent {
         if hs.peer_id == self.our_id || hs.info_hash != self.info_hash || duplicate {
             if hs.peer_id == self.our_id {
                 if let Some(p) = self.peers.get(&conn) {
-                    let addr = p.addr;
-                    self.known.entry(addr).or_default().banned = true;
+                    self.peer_list.ban(p.addr);
                 }
             }
             self.close(conn, now, io);
@@ -769,14 +695,7 @@ impl Torrent {
         }
         mark(&mut self.dirty, conn, was_empty);
         let (addr, outgoing) = (p.addr, p.outgoing);
-        let fresh = !self.known.contains_key(&addr);
-        let k = self.known.entry(addr).or_default();
-        k.connected = true;
-        k.inbound_only |= fresh && !outgoing;
-        if outgoing {
-            // It answered: earlier failures (it was down, or busy) no longer count against it.
-            k.fails = 0;
-        }
+        self.peer_list.handshaken(addr, outgoing);
         true
     }
 
@@ -897,29 +816,9 @@ impl Torrent {
         if let Some(phase) = &mut self.fetching {
             phase.fetch.peer_gone(conn);
         }
-        if let Some(k) = self.known.get_mut(&p.addr) {
-            k.connected = false;
-            if p.phase == Phase::Active {
-                k.retry_at = now + Duration::from_secs(60);
-            } else {
-                k.fails += 1;
-                // 5 s, 10 s, 20 s…: a peer that is still starting up gets another chance soon.
-                k.retry_at = now + Duration::from_secs(5 << (k.fails - 1).min(6));
-            }
-        }
-        if let Some(listen) = self.listen_addrs.remove(&conn) {
-            self.release_listen_addr(listen, now);
-        }
+        let peers = &self.peers;
+        self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, now, |a| addr_in_use(peers, a));
         true
-    }
-
-    /// An incoming peer's listening address may be dialled again once no connection uses it.
-    fn release_listen_addr(&mut self, listen: SocketAddr, now: Instant) {
-        let in_use = self.peers.values().any(|p| p.addr == listen) || self.listen_addrs.values().any(|a| *a == listen);
-        if let (Some(k), false) = (self.known.get_mut(&listen), in_use) {
-            k.connected = false;
-            k.retry_at = k.retry_at.max(now + Duration::from_secs(60));
-        }
     }
 
     // ---- messages ----
@@ -1060,20 +959,14 @@ impl Torrent {
                     p.metadata_size = ext.metadata_size;
                     p.listen_port = ext.p.or(p.listen_port);
                     let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
-                    if let Some(ip) = own.filter(|ip| !self.own_ips.contains(ip) && self.own_ips.len() < MAX_OWN_IPS) {
-                        self.own_ips.push(ip);
+                    if let Some(ip) = own {
+                        self.peer_list.learn_own_ip(ip);
                     }
                     if let (Some(port), false) = (ext.p, p.outgoing) {
                         // Remember its listening address so we never dial it while connected.
-                        let listen = SocketAddr::new(p.addr.ip(), port);
-                        if listen != p.addr && (self.known.len() < MAX_KNOWN || self.known.contains_key(&listen)) {
-                            self.known.entry(listen).or_default().connected = true;
-                            if let Some(old) = self.listen_addrs.insert(conn, listen) {
-                                if old != listen {
-                                    self.release_listen_addr(old, now);
-                                }
-                            }
-                        }
+                        let addr = p.addr;
+                        let peers = &self.peers;
+                        self.peer_list.listens_on(conn, addr, port, now, |a| addr_in_use(peers, a));
                     }
                     self.request_metadata(conn, now);
                 }
@@ -1481,10 +1374,7 @@ impl Torrent {
         for conn in contributors {
             let Some(p) = self.peers.get(conn) else { continue };
             let addr = p.addr;
-            let k = self.known.entry(addr).or_default();
-            k.hashfails += 1;
-            if sole || k.hashfails >= cfg.hashfails_to_ban {
-                k.banned = true;
+            if self.peer_list.hash_failed(addr, sole, cfg.hashfails_to_ban) {
                 io.event(Event::PeerBanned { torrent: self.id, addr });
                 self.close(*conn, now, io);
             }
@@ -1592,27 +1482,7 @@ impl Torrent {
         // Idle peers do not count: squatters must not make a torrent look well connected.
         let fetching = self.fetching.is_some();
         let alone = self.peers.values().all(|p| p.phase != Phase::Active || p.usefulness(fetching) == Usefulness::Idle);
-        let stranded = alone && self.candidates.is_empty() && !self.picker.is_finished();
-        let mut due: Vec<SocketAddr> = self
-            .known
-            .iter()
-            .filter(|(_, k)| {
-                !k.connected
-                    && !k.inbound_only
-                    && !k.banned
-                    && !k.queued
-                    && (k.fails < MAX_CONNECT_FAILS || stranded)
-                    && k.retry_at <= now
-            })
-            .map(|(a, _)| *a)
-            .collect();
-        due.sort();
-        for addr in due {
-            if let Some(k) = self.known.get_mut(&addr) {
-                k.queued = true;
-            }
-            self.candidates.push_back(addr);
-        }
+        self.peer_list.requeue(now, alone && !self.picker.is_finished());
     }
 
     // ---- trackers ----
@@ -1868,7 +1738,7 @@ impl Torrent {
             upload_rate: self.ul_rate.get(),
             peers: active.clone().count(),
             seeds: active.filter(|p| p.is_seed()).count(),
-            candidates: self.candidates.len(),
+            candidates: self.peer_list.candidates(),
             availability: self.picker.distributed_copies(),
             trackers: self.trackers.statuses(),
             have: self.picker.have().clone(),
@@ -1921,6 +1791,17 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
         16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
         _ => None,
     }
+}
+
+/// Whether `addr`'s address has [`Config::max_connections_per_ip`] of `peers` already.
+fn crowded(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr, cfg: &Config) -> bool {
+    let Some(key) = AddrKey::of(addr.ip()) else { return false };
+    peers.values().filter(|p| AddrKey::of(p.addr.ip()) == Some(key)).count() >= cfg.max_connections_per_ip
+}
+
+/// Whether one of `peers` is connected to `addr`.
+fn addr_in_use(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr) -> bool {
+    peers.values().any(|p| p.addr == addr)
 }
 
 /// Records that a peer has bytes to flush (once per batch).
