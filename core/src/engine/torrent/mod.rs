@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod download;
 mod fetch;
+mod messages;
 mod peer;
 mod peer_list;
 mod pex;
@@ -31,7 +32,7 @@ use crate::tracker::{
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
-use download::{Finished, Intake, PiecePipeline};
+use download::{Finished, PiecePipeline};
 use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
 use peer_list::PeerList;
 pub(crate) use pex::PexState;
@@ -751,7 +752,8 @@ impl Torrent {
                     if let Some(p) = self.peers.get_mut(&conn) {
                         p.got_first_message = true;
                         p.spoke = true;
-                        self.on_block(conn, piece, offset, data, now, cfg, io);
+                        let block = BlockRef { piece, offset, len: data.len() as u32 };
+                        self.on_block(conn, block, data, now, cfg, io);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => {
@@ -821,202 +823,7 @@ impl Torrent {
         true
     }
 
-    // ---- messages ----
-
-    fn wants(&self, piece: u32) -> bool {
-        !self.picker.has(piece) && self.picker.priority(piece) != Priority::Skip
-    }
-
-    fn set_interested(&mut self, conn: ConnId, on: bool, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.am_interested != on {
-            p.am_interested = on;
-            let msg = if on { Message::Interested } else { Message::NotInterested };
-            mark(&mut self.dirty, conn, p.send(&msg, now));
-        }
-    }
-
-    /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
-    fn update_interest(&mut self, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if p.phase != Phase::Active {
-            return;
-        }
-        let on =
-            if p.is_seed() { !self.picker.is_finished() } else { p.have.iter_ones().any(|piece| self.wants(piece)) };
-        self.set_interested(conn, on, now);
-    }
-
-    fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
-        if self.fetching.is_some()
-            && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
-        {
-            return self.record_early(conn, msg, now, io);
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        // The bitfield must come before other messages; extension messages may precede it.
-        let first = !p.got_first_message;
-        if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
-            p.got_first_message = true;
-        }
-        match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } | Message::AllowedFast { .. } => {}
-            Message::Choke => {
-                p.peer_choking = true;
-                for (b, _) in std::mem::take(&mut p.requests) {
-                    self.picker.request_failed(conn, b);
-                    // Under the fast extension a choke does not cancel requests (BEP 6): the
-                    // peer rejects each, or may still send it.
-                    if p.fast {
-                        p.release_request(b);
-                    }
-                }
-            }
-            Message::Unchoke => {
-                // The wait for a block starts at the unchoke, not at every repeat of it (a
-                // peer that repeats UNCHOKE and sends nothing must still be found out).
-                if p.peer_choking {
-                    p.peer_choking = false;
-                    p.last_block = now;
-                }
-            }
-            Message::Interested => {
-                p.peer_interested = true;
-                self.quick_unchoke(conn, now, cfg);
-            }
-            Message::NotInterested => {
-                p.peer_interested = false;
-                if !p.am_choking {
-                    self.choke(conn, now);
-                }
-            }
-            Message::Have { piece } => {
-                if p.have.set(piece, true) {
-                    p.announced.add(self.picker.piece_size(piece) as u64);
-                    if !p.counted_as_seed {
-                        self.picker.peer_has_piece(piece);
-                    }
-                    if !p.am_interested && self.wants(piece) {
-                        self.set_interested(conn, true, now);
-                    }
-                }
-            }
-            Message::Bitfield(bytes) => {
-                let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
-                    return self.close(conn, now, io);
-                };
-                if first {
-                    if bf.is_full() {
-                        p.counted_as_seed = true;
-                        self.picker.peer_has_all();
-                    } else {
-                        self.picker.peer_bitfield(&bf);
-                    }
-                    p.have = bf;
-                } else {
-                    // aria2 sends HAVE_NONE, HAVEs, then a late BITFIELD: merge it like HAVEs.
-                    self.merge_pieces(conn, bf.iter_ones());
-                }
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, now, io),
-            Message::HaveAll if first => {
-                p.have = Bitfield::full(self.meta.info.piece_count());
-                p.counted_as_seed = true;
-                self.picker.peer_has_all();
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveAll => {
-                let all = 0..self.meta.info.piece_count();
-                self.merge_pieces(conn, all);
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveNone => {}
-            Message::Request(b) => self.on_request(conn, b, now, cfg, io),
-            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, cfg, io),
-            Message::Cancel(b) => {
-                if p.upload.cancel(&b) && p.fast {
-                    mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
-                }
-            }
-            Message::Reject(b) => {
-                if p.take_request(&b) {
-                    self.picker.request_failed(conn, b);
-                } else {
-                    p.forget_released(&b);
-                }
-            }
-            Message::Extended { id: 0, payload } => {
-                if let Ok(ext) = ExtendedHandshake::decode(&payload) {
-                    p.client = ext.v;
-                    // A later handshake may update it (a partial seed that finished).
-                    p.upload_only = ext.upload_only.unwrap_or(false);
-                    if let Some(q) = ext.reqq {
-                        p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
-                    }
-                    p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
-                    p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
-                    p.metadata_size = ext.metadata_size;
-                    p.listen_port = ext.p.or(p.listen_port);
-                    let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
-                    if let Some(ip) = own {
-                        self.peer_list.learn_own_ip(ip);
-                    }
-                    if let (Some(port), false) = (ext.p, p.outgoing) {
-                        // Remember its listening address so we never dial it while connected.
-                        let addr = p.addr;
-                        let peers = &self.peers;
-                        self.peer_list.listens_on(conn, addr, port, now, |a| addr_in_use(peers, a));
-                    }
-                    self.request_metadata(conn, now);
-                }
-            }
-            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
-            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, now, cfg, io),
-            Message::Extended { .. } => {}
-        }
-    }
-
-    /// Adds pieces to what a peer has (late bitfields, HAVE_ALL after HAVEs).
-    fn merge_pieces(&mut self, conn: ConnId, pieces: impl Iterator<Item = u32>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.counted_as_seed {
-            return;
-        }
-        for piece in pieces {
-            if p.have.set(piece, true) {
-                self.picker.peer_has_piece(piece);
-            }
-        }
-    }
-
-    /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
-    fn after_pieces_known(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if self.picker.have().is_full() && p.is_seed() {
-            return self.close(conn, now, io);
-        }
-        self.update_interest(conn, now);
-    }
-
-    fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
-        let size = self.picker.piece_size(b.piece);
-        let in_bounds =
-            b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
-        if !in_bounds {
-            return self.close(conn, now, io);
-        }
-        let have = self.picker.has(b.piece);
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if !have || p.am_choking || p.upload.waiting() >= cfg.max_peer_requests {
-            if p.fast {
-                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
-            }
-            return;
-        }
-        p.upload.push(b);
-        self.serve_requests(conn, now, cfg, io);
-    }
+    // ---- upload and download ----
 
     /// Starts disk reads for a peer's queued requests while its send backlog allows.
     ///
@@ -1039,55 +846,6 @@ impl Torrent {
             p.upload.reading(id, plan.range, blocks);
             let kind = DiskJobKind::Read { block: plan.range, len: plan.len, spans: plan.spans };
             io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_block(
-        &mut self,
-        conn: ConnId,
-        piece: u32,
-        offset: u32,
-        data: &[u8],
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let len = data.len() as u32;
-        let block = BlockRef { piece, offset, len };
-        let asked = p.take_request(&block);
-        if asked && p.slow_start {
-            p.queue_target = (p.queue_target + 1).min(p.max_queue);
-        }
-        let late = !asked && p.forget_released(&block);
-        p.dl.add(len as u64);
-        p.last_block = now;
-        if p.snubbed {
-            p.snubbed = false;
-        }
-        self.dl_rate.add(len as u64);
-        self.downloaded += len as u64;
-        if self.state != State::Active {
-            self.wasted += len as u64;
-            return;
-        }
-        // A late block may open a piece buffer only within the memory cap, as a pick may.
-        let cap = cfg.max_in_flight_bytes;
-        let intake = self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| io.piece_buffer(n));
-        let Intake::Stored { cancel, complete } = intake else {
-            self.wasted += len as u64;
-            return;
-        };
-        for other in cancel {
-            if let Some(o) = self.peers.get_mut(&other) {
-                if o.take_request(&block) {
-                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
-                }
-            }
-        }
-        if let Some(data) = complete {
-            self.hash_piece(piece, data, io);
         }
     }
 
