@@ -2,10 +2,7 @@
 //! The simulator calls [`Engine::check_invariants`] after every step, as TigerBeetle asserts
 //! its invariants: drift shows up at the step that caused it, not as a stall much later.
 
-use std::collections::HashMap;
-
 use super::Engine;
-use crate::types::{ConnId, TorrentId};
 
 impl Engine {
     /// Checks that the engine's counters agree with its state; the first disagreement found,
@@ -18,25 +15,23 @@ impl Engine {
     /// * per torrent: the download's bytes are its piece buffers plus its hash and write jobs,
     ///   and every upload read a peer waits for is in flight for that peer.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut dialing = 0;
-        let mut peers: HashMap<ConnId, TorrentId> = HashMap::new();
+        let (mut dialing, mut peers) = (0, 0);
         for (id, torrent) in &self.torrents {
             torrent.check_invariants().map_err(|e| format!("torrent {id:?}: {e}"))?;
             for (conn, dialled) in torrent.conns() {
                 dialing += usize::from(dialled);
-                if let Some(other) = peers.insert(conn, *id) {
-                    return Err(format!("{conn:?} is a peer of {other:?} and {id:?}"));
+                peers += 1;
+                if self.conns.get(&conn) != Some(id) {
+                    return Err(format!("{conn:?}, a peer of {id:?}, is not routed to it"));
                 }
             }
         }
         if self.io.half_open != dialing {
             return Err(format!("half_open {} != {dialing} peers being dialled", self.io.half_open));
         }
-        if let Some((conn, t)) = self.conns.iter().find(|(conn, t)| peers.get(conn) != Some(t)) {
-            return Err(format!("{conn:?} is routed to {t:?}, which has no such peer"));
-        }
-        if let Some((conn, t)) = peers.iter().find(|(conn, _)| !self.conns.contains_key(conn)) {
-            return Err(format!("{conn:?}, a peer of {t:?}, is not routed"));
+        // Every peer is routed to its torrent, so equal counts leave no route without a peer.
+        if self.conns.len() != peers {
+            return Err(format!("{} connections routed, but torrents have {peers} peers", self.conns.len()));
         }
         Ok(())
     }
@@ -48,7 +43,7 @@ mod tests {
     use crate::create::{PieceHasher, TorrentBuilder};
     use crate::engine::{AddTorrent, Config, Output};
     use crate::metainfo::Metainfo;
-    use crate::types::Instant;
+    use crate::types::{ConnId, Instant};
 
     /// An engine leeching a 4-piece torrent that has dialled one peer.
     fn dialling() -> Engine {
@@ -86,6 +81,15 @@ mod tests {
         let mut e = dialling();
         e.conns.clear();
         let err = e.check_invariants().expect_err("the dialled peer is not routed");
-        assert!(err.contains("is not routed"), "{err}");
+        assert!(err.contains("is not routed to it"), "{err}");
+    }
+
+    #[test]
+    fn a_route_to_a_closed_peer_is_caught() {
+        let mut e = dialling();
+        let t = *e.conns.values().next().expect("the dialled peer's route");
+        e.conns.insert(ConnId(u64::MAX), t);
+        let err = e.check_invariants().expect_err("a route without a peer");
+        assert!(err.contains("2 connections routed, but torrents have 1 peers"), "{err}");
     }
 }

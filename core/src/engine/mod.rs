@@ -587,6 +587,8 @@ impl Engine {
                             }
                             _ => {
                                 self.io.push(Output::Close { conn });
+                                // The torrent may have closed another peer to make room.
+                                self.forget_closed();
                                 return;
                             }
                         }
@@ -868,6 +870,13 @@ impl Engine {
         got_peers
     }
 
+    /// Drops the connections torrents closed from the routing table.
+    fn forget_closed(&mut self) {
+        for conn in self.io.closed.drain(..) {
+            self.conns.remove(&conn);
+        }
+    }
+
     /// Common work after any input: connection attempts, tracker announces, flushing sends,
     /// routing-table upkeep, dropping removed torrents.
     fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
@@ -901,9 +910,7 @@ impl Engine {
         for (conn, t) in newly {
             self.conns.insert(conn, t);
         }
-        for conn in self.io.closed.drain(..) {
-            self.conns.remove(&conn);
-        }
+        self.forget_closed();
         let deadline_passed = self.shutdown.is_some_and(|d| now >= d);
         let gone: Vec<TorrentId> = self
             .torrents

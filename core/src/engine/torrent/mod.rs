@@ -10,16 +10,18 @@ use rand_chacha::ChaCha8Rng;
 mod check;
 mod download;
 mod fetch;
+mod messages;
 mod peer;
 mod peer_list;
 mod pex;
+mod transfer;
 mod upload;
 mod ut_metadata;
 
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::{
-    AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
-    Output, PeerRequests, PeerStats, TorrentState, TorrentStats, TrackerJob,
+    AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, Io, JobResult, Output,
+    PeerRequests, PeerStats, TorrentState, TorrentStats, TrackerJob,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -33,13 +35,13 @@ use crate::tracker::{
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 use check::{Checker, Verified};
-use download::{Finished, Intake, PiecePipeline};
-use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
+use download::PiecePipeline;
+use peer::{Peer, Phase};
 use peer_list::PeerList;
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
+use upload::Reads;
 pub(crate) use upload::UploadQueue;
-use upload::{Framed, Reads};
 pub(crate) use ut_metadata::MetadataPhase;
 use ut_metadata::OUR_UT_METADATA;
 
@@ -730,7 +732,8 @@ impl Torrent {
                     if let Some(p) = self.peers.get_mut(&conn) {
                         p.got_first_message = true;
                         p.spoke = true;
-                        self.on_block(conn, piece, offset, data, now, cfg, io);
+                        let block = BlockRef { piece, offset, len: data.len() as u32 };
+                        self.on_block(conn, block, data, now, cfg, io);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => {
@@ -798,354 +801,6 @@ impl Torrent {
         let peers = &self.peers;
         self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, now, |a| addr_in_use(peers, a));
         true
-    }
-
-    // ---- messages ----
-
-    fn wants(&self, piece: u32) -> bool {
-        !self.picker.has(piece) && self.picker.priority(piece) != Priority::Skip
-    }
-
-    fn set_interested(&mut self, conn: ConnId, on: bool, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.am_interested != on {
-            p.am_interested = on;
-            let msg = if on { Message::Interested } else { Message::NotInterested };
-            mark(&mut self.dirty, conn, p.send(&msg, now));
-        }
-    }
-
-    /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
-    fn update_interest(&mut self, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if p.phase != Phase::Active {
-            return;
-        }
-        let on =
-            if p.is_seed() { !self.picker.is_finished() } else { p.have.iter_ones().any(|piece| self.wants(piece)) };
-        self.set_interested(conn, on, now);
-    }
-
-    fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
-        if self.fetching.is_some()
-            && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
-        {
-            return self.record_early(conn, msg, now, io);
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        // The bitfield must come before other messages; extension messages may precede it.
-        let first = !p.got_first_message;
-        if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
-            p.got_first_message = true;
-        }
-        match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } | Message::AllowedFast { .. } => {}
-            Message::Choke => {
-                p.peer_choking = true;
-                for (b, _) in std::mem::take(&mut p.requests) {
-                    self.picker.request_failed(conn, b);
-                    // Under the fast extension a choke does not cancel requests (BEP 6): the
-                    // peer rejects each, or may still send it.
-                    if p.fast {
-                        p.release_request(b);
-                    }
-                }
-            }
-            Message::Unchoke => {
-                // The wait for a block starts at the unchoke, not at every repeat of it (a
-                // peer that repeats UNCHOKE and sends nothing must still be found out).
-                if p.peer_choking {
-                    p.peer_choking = false;
-                    p.last_block = now;
-                }
-            }
-            Message::Interested => {
-                p.peer_interested = true;
-                self.quick_unchoke(conn, now, cfg);
-            }
-            Message::NotInterested => {
-                p.peer_interested = false;
-                if !p.am_choking {
-                    self.choke(conn, now);
-                }
-            }
-            Message::Have { piece } => {
-                if p.have.set(piece, true) {
-                    p.announced.add(self.picker.piece_size(piece) as u64);
-                    if !p.counted_as_seed {
-                        self.picker.peer_has_piece(piece);
-                    }
-                    if !p.am_interested && self.wants(piece) {
-                        self.set_interested(conn, true, now);
-                    }
-                }
-            }
-            Message::Bitfield(bytes) => {
-                let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
-                    return self.close(conn, now, io);
-                };
-                if first {
-                    if bf.is_full() {
-                        p.counted_as_seed = true;
-                        self.picker.peer_has_all();
-                    } else {
-                        self.picker.peer_bitfield(&bf);
-                    }
-                    p.have = bf;
-                } else {
-                    // aria2 sends HAVE_NONE, HAVEs, then a late BITFIELD: merge it like HAVEs.
-                    self.merge_pieces(conn, bf.iter_ones());
-                }
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, now, io),
-            Message::HaveAll if first => {
-                p.have = Bitfield::full(self.meta.info.piece_count());
-                p.counted_as_seed = true;
-                self.picker.peer_has_all();
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveAll => {
-                let all = 0..self.meta.info.piece_count();
-                self.merge_pieces(conn, all);
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveNone => {}
-            Message::Request(b) => self.on_request(conn, b, now, cfg, io),
-            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, cfg, io),
-            Message::Cancel(b) => {
-                if p.upload.cancel(&b) && p.fast {
-                    mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
-                }
-            }
-            Message::Reject(b) => {
-                if p.take_request(&b) {
-                    self.picker.request_failed(conn, b);
-                } else {
-                    p.forget_released(&b);
-                }
-            }
-            Message::Extended { id: 0, payload } => {
-                if let Ok(ext) = ExtendedHandshake::decode(&payload) {
-                    p.client = ext.v;
-                    // A later handshake may update it (a partial seed that finished).
-                    p.upload_only = ext.upload_only.unwrap_or(false);
-                    if let Some(q) = ext.reqq {
-                        p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
-                    }
-                    p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
-                    p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
-                    p.metadata_size = ext.metadata_size;
-                    p.listen_port = ext.p.or(p.listen_port);
-                    let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
-                    if let Some(ip) = own {
-                        self.peer_list.learn_own_ip(ip);
-                    }
-                    if let (Some(port), false) = (ext.p, p.outgoing) {
-                        // Remember its listening address so we never dial it while connected.
-                        let addr = p.addr;
-                        let peers = &self.peers;
-                        self.peer_list.listens_on(conn, addr, port, now, |a| addr_in_use(peers, a));
-                    }
-                    self.request_metadata(conn, now);
-                }
-            }
-            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
-            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, now, cfg, io),
-            Message::Extended { .. } => {}
-        }
-    }
-
-    /// Adds pieces to what a peer has (late bitfields, HAVE_ALL after HAVEs).
-    fn merge_pieces(&mut self, conn: ConnId, pieces: impl Iterator<Item = u32>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.counted_as_seed {
-            return;
-        }
-        for piece in pieces {
-            if p.have.set(piece, true) {
-                self.picker.peer_has_piece(piece);
-            }
-        }
-    }
-
-    /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
-    fn after_pieces_known(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if self.picker.have().is_full() && p.is_seed() {
-            return self.close(conn, now, io);
-        }
-        self.update_interest(conn, now);
-    }
-
-    fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
-        let size = self.picker.piece_size(b.piece);
-        let in_bounds =
-            b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
-        if !in_bounds {
-            return self.close(conn, now, io);
-        }
-        let have = self.picker.has(b.piece);
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if !have || p.am_choking || p.upload.waiting() >= cfg.max_peer_requests {
-            if p.fast {
-                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
-            }
-            return;
-        }
-        p.upload.push(b);
-        self.serve_requests(conn, now, cfg, io);
-    }
-
-    /// Starts disk reads for a peer's queued requests while its send backlog allows.
-    ///
-    /// Consecutive requests in one piece share one read: a peer asking for a whole piece costs
-    /// one disk job, not sixteen.
-    fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let plen = self.meta.info.piece_length as u64;
-        // About a second of data at the rate the peer takes it: a fast peer never waits on a
-        // disk round trip, a slow one does not pin megabytes of our memory. The floor is at
-        // most a second of our whole upload, so that a slow uplink shared by many peers does
-        // not queue a minute of data, and a peer's queue grows only as it takes data.
-        let total = self.ul_rate.get();
-        let floor = if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cfg.min_send_buffer) } else { cfg.min_send_buffer };
-        let limit = p.ul.get().clamp(floor, cfg.max_send_buffer.max(floor)).min(p.send_window);
-        while p.upload_backlog() < limit && self.reads.in_flight() < cfg.max_read_jobs {
-            let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
-            let id = io.job(self.id);
-            self.reads.start(id, conn);
-            p.upload.reading(id, plan.range, blocks);
-            let kind = DiskJobKind::Read { block: plan.range, len: plan.len, spans: plan.spans };
-            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_block(
-        &mut self,
-        conn: ConnId,
-        piece: u32,
-        offset: u32,
-        data: &[u8],
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let len = data.len() as u32;
-        let block = BlockRef { piece, offset, len };
-        let asked = p.take_request(&block);
-        if asked && p.slow_start {
-            p.queue_target = (p.queue_target + 1).min(p.max_queue);
-        }
-        let late = !asked && p.forget_released(&block);
-        p.dl.add(len as u64);
-        p.last_block = now;
-        if p.snubbed {
-            p.snubbed = false;
-        }
-        self.dl_rate.add(len as u64);
-        self.downloaded += len as u64;
-        if self.state != State::Active {
-            self.wasted += len as u64;
-            return;
-        }
-        // A late block may open a piece buffer only within the memory cap, as a pick may.
-        let cap = cfg.max_in_flight_bytes;
-        let intake = self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| io.piece_buffer(n));
-        let Intake::Stored { cancel, complete } = intake else {
-            self.wasted += len as u64;
-            return;
-        };
-        for other in cancel {
-            if let Some(o) = self.peers.get_mut(&other) {
-                if o.take_request(&block) {
-                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
-                }
-            }
-        }
-        if let Some(data) = complete {
-            self.hash_piece(piece, data, io);
-        }
-    }
-
-    /// Sends a complete piece to be hashed (and written, if it matches).
-    fn hash_piece(&mut self, piece: u32, data: Vec<u8>, io: &mut Io) {
-        let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
-            // Metainfo parsing gives every piece a hash; without one there is nothing to check.
-            self.download.discard(&data);
-            return io.recycle(data);
-        };
-        let id = io.job(self.id);
-        self.download.hashing(id, piece, &data);
-        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
-        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
-    }
-
-    /// Tops up our request queue to a peer (as far as the download limit allows).
-    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
-        if self.state != State::Active {
-            return;
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.phase != Phase::Active || p.peer_choking || !p.am_interested {
-            return;
-        }
-        let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
-        if p.requests.len() >= target {
-            return;
-        }
-        let mut want = target - p.requests.len();
-        if io.down.is_limited() {
-            // Requests are paced by the download limit: each asks for up to a block's worth.
-            let balance = io.down.balance(now);
-            if balance <= 0 {
-                io.starve(self.id);
-                return;
-            }
-            let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
-            want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
-        }
-        let cap = cfg.max_in_flight_bytes;
-        let picked = self.download.pick(&mut self.picker, conn, (&p.have, p.counted_as_seed), want, cap);
-        if p.requests.is_empty() && !picked.is_empty() {
-            p.last_block = now;
-        }
-        let was_empty = p.outbuf.is_empty();
-        for &b in picked {
-            p.send(&Message::Request(b), now);
-            p.requests.push((b, now));
-            io.down.consume(u64::from(b.len));
-        }
-        if !picked.is_empty() {
-            mark(&mut self.dirty, conn, was_empty);
-        }
-    }
-
-    fn fill_all(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        for conn in conns {
-            self.fill_requests(conn, now, cfg, io);
-        }
-    }
-
-    /// Download tokens are back after this torrent ran out: top up every peer's queue.
-    pub fn refill_requests(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        self.fill_all(now, cfg, io);
-    }
-
-    /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
-    pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
-        let Some(p) = self.peers.get_mut(&conn) else { return false };
-        let Some((b, frame)) = p.upload.release() else { return false };
-        io.up.consume(u64::from(b.len));
-        p.send_queued += frame.len() as u64;
-        p.last_send = now;
-        io.push(Output::Send { conn, data: frame });
-        self.ul_rate.add(u64::from(b.len));
-        self.uploaded += u64::from(b.len);
-        p.upload.has_throttled()
     }
 
     // ---- choking ----
@@ -1231,86 +886,6 @@ impl Torrent {
             let ok = result.unwrap_or(false);
             self.on_verified(verified, ok, now, cfg, io);
         }
-    }
-
-    /// A hash or write job of the download finished.
-    fn on_download_job(&mut self, done: Finished, now: Instant, cfg: &Config, io: &mut Io) {
-        match done {
-            Finished::NeedsWrite { piece, data } => {
-                let size = self.picker.piece_size(piece);
-                let spans = self.layout.piece_spans(piece, size);
-                let id = io.job(self.id);
-                self.download.writing(id, piece, u64::from(size));
-                let kind = DiskJobKind::Write { piece, spans, data };
-                io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
-            }
-            Finished::Written { piece, result, data } => self.on_written(piece, result, data, now, cfg, io),
-            Finished::HashFailed { piece, data } => {
-                io.recycle(data);
-                self.wasted += self.picker.piece_size(piece) as u64;
-                let contributors = self.picker.piece_contributors(piece).to_vec();
-                self.picker.hash_failed(piece);
-                io.event(Event::HashFailed { torrent: self.id, piece });
-                self.punish(&contributors, now, cfg, io);
-                self.fill_all(now, cfg, io);
-            }
-            Finished::Lost => {}
-        }
-    }
-
-    /// An upload read for `conn` finished: its blocks go out, or wait for tokens.
-    fn on_read(
-        &mut self,
-        job: JobId,
-        conn: ConnId,
-        result: Result<Vec<u8>, DiskError>,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        // A freed read slot may unblock any peer, not only this one.
-        let waiting: Vec<ConnId> =
-            self.peers.iter().filter(|(c, p)| **c != conn && p.upload.waiting() > 0).map(|(c, _)| *c).collect();
-        for other in waiting {
-            self.serve_requests(other, now, cfg, io);
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let Some(framed) = p.upload.on_read(job, result, io.up.is_limited()) else { return };
-        let sent = match framed {
-            Ok(Framed::Whole { data, payload }) => {
-                // Earlier messages go first.
-                if !p.outbuf.is_empty() {
-                    let earlier = std::mem::take(&mut p.outbuf);
-                    p.send_queued += earlier.len() as u64;
-                    io.push(Output::Send { conn, data: earlier });
-                }
-                p.send_queued += data.len() as u64;
-                io.push(Output::Send { conn, data });
-                payload
-            }
-            Ok(Framed::Frames(frames)) => {
-                let mut out = std::mem::take(&mut p.outbuf);
-                let mut sent = 0u64;
-                for (b, frame) in frames {
-                    out.extend_from_slice(&frame);
-                    sent += b.len as u64;
-                }
-                p.send_queued += out.len() as u64;
-                io.push(Output::Send { conn, data: out });
-                sent
-            }
-            Ok(Framed::Held) => {
-                if p.upload.needs_tokens() {
-                    io.wait_for_upload(self.id, conn);
-                }
-                return self.serve_requests(conn, now, cfg, io);
-            }
-            Err(e) => return self.fail(e.message, now, io),
-        };
-        p.last_send = now;
-        self.ul_rate.add(sent);
-        self.uploaded += sent;
-        self.serve_requests(conn, now, cfg, io);
     }
 
     /// A verified piece was written (or failed to be): it counts as ours once on disk.

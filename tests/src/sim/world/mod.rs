@@ -520,6 +520,10 @@ impl World {
             }
             self.sent = sent;
         }
+        // The engine's books agree with its state after every input (a drift shows where it began).
+        if let Some(Err(e)) = self.eh(host).engine.as_ref().map(|e| e.check_invariants()) {
+            panic!("host {host}: engine invariant violated at {now:?}: {e}");
+        }
         let epoch = self.hosts[host].epoch;
         let h = self.eh(host);
         if let Some(e) = &h.engine {
