@@ -7,6 +7,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod check;
 mod download;
 mod fetch;
 mod messages;
@@ -33,6 +34,7 @@ use crate::tracker::{
 };
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
+use check::{Checker, Verified};
 use download::PiecePipeline;
 use peer::{Peer, Phase};
 use peer_list::PeerList;
@@ -52,11 +54,7 @@ enum State {
     CheckQueued {
         ticket: u64,
     },
-    Checking {
-        next: u32,
-        in_flight: usize,
-        checked: u32,
-    },
+    Checking(Checker),
     Active,
     Paused {
         needs_check: bool,
@@ -65,11 +63,6 @@ enum State {
     Removing {
         deadline: Instant,
     },
-}
-
-/// What an outstanding job of this torrent (other than its download and upload jobs) was for.
-enum Job {
-    Verify { piece: u32 },
 }
 
 /// An incoming connection whose handshake named this torrent, as the engine hands it over.
@@ -109,7 +102,6 @@ pub(crate) struct Torrent {
     download: PiecePipeline,
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
     reads: Reads,
-    jobs: HashMap<JobId, Job>,
     pub(crate) file_priorities: Vec<FilePriority>,
     http: HashMap<JobId, (TrackerIndex, String)>,
     /// HTTP scrapes in flight.
@@ -186,7 +178,6 @@ impl Torrent {
             peer_list: PeerList::default(),
             download: PiecePipeline::default(),
             reads: Reads::default(),
-            jobs: HashMap::new(),
             file_priorities,
             http: HashMap::new(),
             scrapes: HashMap::new(),
@@ -256,9 +247,8 @@ impl Torrent {
         if !matches!(self.state, State::CheckQueued { .. }) {
             return;
         }
-        // Results of an earlier, interrupted check must not count in this one.
-        self.jobs.clear();
-        self.state = State::Checking { next: 0, in_flight: 0, checked: 0 };
+        // A new checker: results of an earlier, interrupted check do not count in this one.
+        self.state = State::Checking(Checker::new(self.meta.info.piece_count()));
         self.check_more(now, cfg, io);
     }
 
@@ -312,7 +302,6 @@ impl Torrent {
         self.finished = false;
         // Jobs in flight belong to the old picker: forget them so their results are ignored.
         self.download.reset();
-        self.jobs.clear();
         // A running check gives up its slot and queues again; a queued one keeps its place.
         if self.is_checking() {
             self.leave_check_states(io);
@@ -463,39 +452,29 @@ impl Torrent {
     // ---- checking existing data ----
 
     fn check_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let State::Checking { next, in_flight, .. } = &mut self.state else { return };
+        let State::Checking(check) = &mut self.state else { return };
         let total = self.meta.info.piece_count();
-        while *in_flight < cfg.max_check_jobs && *next < total {
-            let piece = *next;
-            *next += 1;
-            // Known good already (resume data, or an interrupted check): nothing to read.
-            if self.picker.have().get(piece) {
-                continue;
-            }
+        while let Some(piece) = check.next_piece(cfg.max_check_jobs, self.picker.have()) {
             let Some(expected) = self.meta.info.piece_hash(piece).copied() else { continue };
             let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
             let id = io.job(self.id);
-            self.jobs.insert(id, Job::Verify { piece });
+            check.started(id, piece);
             io.push(Output::Disk(DiskJob {
                 id,
                 torrent: self.id,
                 kind: DiskJobKind::Verify { piece, spans, expected },
             }));
-            *in_flight += 1;
         }
-        if *in_flight == 0 && *next >= total {
+        if check.is_done() {
             // Nothing was left to check (no piece had a hash): done without a result to wait for.
             io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
             self.start_active(now, io);
         }
     }
 
-    fn on_verified(&mut self, piece: u32, ok: bool, now: Instant, cfg: &Config, io: &mut Io) {
+    fn on_verified(&mut self, verified: Verified, ok: bool, now: Instant, cfg: &Config, io: &mut Io) {
         let total = self.meta.info.piece_count();
-        let State::Checking { next, in_flight, checked } = &mut self.state else { return };
-        *in_flight -= 1;
-        *checked += 1;
-        let (checked, done) = (*checked, *next >= total && *in_flight == 0);
+        let Verified { piece, checked, done } = verified;
         if ok {
             self.picker.set_have(piece);
         }
@@ -901,10 +880,11 @@ impl Torrent {
             }
             return;
         }
-        if let (Some(Job::Verify { piece }), JobResult::Verified(result)) = (self.jobs.remove(&job), result) {
+        let State::Checking(check) = &mut self.state else { return };
+        if let (Some(verified), JobResult::Verified(result)) = (check.finished(job), result) {
             // Data that cannot be read (missing, short, unreadable) is simply not valid yet.
             let ok = result.unwrap_or(false);
-            self.on_verified(piece, ok, now, cfg, io);
+            self.on_verified(verified, ok, now, cfg, io);
         }
     }
 
@@ -1288,8 +1268,8 @@ impl Torrent {
         let (wanted_bytes, have_bytes) = self.byte_counts();
         let state = match &self.state {
             State::CheckQueued { .. } => TorrentState::CheckQueued,
-            State::Checking { checked, .. } => {
-                TorrentState::Checking { progress: *checked as f32 / info.piece_count().max(1) as f32 }
+            State::Checking(check) => {
+                TorrentState::Checking { progress: check.checked() as f32 / info.piece_count().max(1) as f32 }
             }
             State::Active if self.fetching.is_some() => TorrentState::Metadata,
             State::Active if self.picker.is_finished() => TorrentState::Seeding,
