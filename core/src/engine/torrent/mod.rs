@@ -23,7 +23,6 @@ use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, Io, JobResult, Output,
     PeerRequests, PeerStats, TorrentError, TorrentState, TorrentStats, TrackerJob,
 };
-use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
