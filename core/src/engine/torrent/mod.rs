@@ -1,6 +1,6 @@
 //! One torrent: its pieces, its peers, its trackers, and the jobs it has asked for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ mod messages;
 mod peer;
 mod peer_list;
 mod pex;
+mod trackers;
 mod transfer;
 mod upload;
 mod ut_metadata;
@@ -21,16 +22,13 @@ mod ut_metadata;
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, Io, JobResult, Output,
-    PeerRequests, PeerStats, TorrentError, TorrentState, TorrentStats, TrackerJob,
+    PeerRequests, PeerStats, TorrentError, TorrentState, TorrentStats,
 };
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
-use crate::tracker::{
-    announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
-    AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
-};
+use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
 use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 use check::{Checker, Verified};
@@ -39,6 +37,7 @@ use peer::{Peer, Phase};
 use peer_list::PeerList;
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
+use trackers::TrackerDriver;
 use upload::Reads;
 pub(crate) use upload::UploadQueue;
 pub(crate) use ut_metadata::MetadataPhase;
@@ -74,15 +73,6 @@ pub(crate) struct Admit {
     pub session_full: bool,
 }
 
-/// A tracker request in flight.
-struct UdpRequest {
-    tracker: TrackerIndex,
-    url: String,
-    host: String,
-    port: u16,
-    exchange: UdpExchange,
-}
-
 pub(crate) struct Torrent {
     pub id: TorrentId,
     pub info_hash: InfoHash,
@@ -90,11 +80,10 @@ pub(crate) struct Torrent {
     layout: FileLayout,
     state: State,
     pub picker: Picker,
-    trackers: TrackerList,
+    trackers: TrackerDriver,
     choker: Choker,
     rng: ChaCha8Rng,
     our_id: PeerId,
-    key: u32,
     peers: BTreeMap<ConnId, Peer>,
     peer_list: PeerList,
     /// Pieces being received, up to their hash and write jobs.
@@ -102,10 +91,6 @@ pub(crate) struct Torrent {
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
     reads: Reads,
     pub(crate) file_priorities: Vec<FilePriority>,
-    http: HashMap<JobId, (TrackerIndex, String)>,
-    /// HTTP scrapes in flight.
-    scrapes: HashMap<JobId, TrackerIndex>,
-    udp: BTreeMap<JobId, UdpRequest>,
     downloaded: u64,
     uploaded: u64,
     wasted: u64,
@@ -150,7 +135,7 @@ impl Torrent {
         let pieces = info.piece_count();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let picker = Picker::new(pieces, info.piece_length, info.total_length, rng.random());
-        let trackers = TrackerList::new(meta.trackers.clone(), rng.random());
+        let tracker_list = TrackerList::new(meta.trackers.clone(), rng.random());
         let choker = Choker::new(
             ChokerConfig {
                 upload_slots: cfg.upload_slots,
@@ -159,6 +144,7 @@ impl Torrent {
             },
             rng.random(),
         );
+        let trackers = TrackerDriver::new(id, tracker_list, rng.random());
         let mut file_priorities = params.file_priorities;
         file_priorities.resize(info.files.len(), FilePriority::Normal);
         let mut t = Torrent {
@@ -170,7 +156,6 @@ impl Torrent {
             picker,
             trackers,
             choker,
-            key: rng.random(),
             rng,
             our_id,
             peers: BTreeMap::new(),
@@ -178,9 +163,6 @@ impl Torrent {
             download: PiecePipeline::default(),
             reads: Reads::default(),
             file_priorities,
-            http: HashMap::new(),
-            scrapes: HashMap::new(),
-            udp: BTreeMap::new(),
             downloaded: 0,
             uploaded: 0,
             wasted: 0,
@@ -326,12 +308,7 @@ impl Torrent {
     /// Removed, done saying goodbye to trackers, and no piece write still under way (its files
     /// may be deleted next: a late write would bring one back).
     pub fn is_removable(&self) -> bool {
-        matches!(self.state, State::Removing { .. })
-            && !self.download.has_jobs()
-            && self.http.is_empty()
-            && self.scrapes.is_empty()
-            && self.udp.is_empty()
-            && self.trackers.is_stopped_done()
+        matches!(self.state, State::Removing { .. }) && !self.download.has_jobs() && self.trackers.is_idle()
     }
 
     fn fail(&mut self, error: TorrentError, now: Instant, io: &mut Io) {
@@ -942,13 +919,7 @@ impl Torrent {
         if let State::Removing { deadline } = self.state {
             if now >= deadline {
                 // Give up on trackers that never answered `stopped`.
-                self.http.clear();
-                self.scrapes.clear();
-                for (id, _) in std::mem::take(&mut self.udp) {
-                    io.jobs.remove(&id);
-                    io.push(Output::Tracker(TrackerJob::UdpClose { id }));
-                }
-                self.trackers = TrackerList::new(Vec::new(), 0);
+                self.trackers.give_up(io);
             }
             return;
         }
@@ -1072,7 +1043,8 @@ impl Torrent {
         if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
             return;
         }
-        while let Some((tracker, url, event)) = self.trackers.poll_announce(now) {
+        while let Some(due) = self.trackers.next_announce(now) {
+            let event = due.event;
             let params = AnnounceParams {
                 info_hash: self.info_hash,
                 peer_id: self.our_id,
@@ -1082,57 +1054,18 @@ impl Torrent {
                 left: self.left(),
                 event,
                 num_want: if event == AnnounceEvent::Stopped { 0 } else { cfg.num_want },
-                key: self.key,
-                tracker_id: self.trackers.tracker_id(tracker).map(String::from),
+                key: self.trackers.key(),
+                tracker_id: due.tracker_id.clone(),
             };
-            if url.starts_with("http://") || url.starts_with("https://") {
-                let id = io.job(self.id);
-                self.http.insert(id, (tracker, url.clone()));
-                io.push(Output::Tracker(TrackerJob::HttpGet { id, url: announce_url(&url, &params) }));
-            } else if let Ok((host, port)) = parse_udp_url(&url) {
-                let id = io.job(self.id);
-                let mut exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
-                // Peers come back as 18-byte entries from a tracker reached over IPv6.
-                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
-                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-                self.pump_udp(id, now, cfg, io);
-            } else {
-                self.trackers.on_error(tracker, now, "unsupported tracker URL");
-            }
-        }
-    }
-
-    fn pump_udp(&mut self, id: JobId, now: Instant, cfg: &Config, io: &mut Io) {
-        let Some(req) = self.udp.get_mut(&id) else { return };
-        while let Some(data) = req.exchange.poll_transmit() {
-            io.push(Output::Tracker(TrackerJob::UdpSend { id, host: req.host.clone(), port: req.port, data }));
-        }
-        let Some(result) = req.exchange.result() else { return };
-        let Some(req) = self.udp.remove(&id) else { return };
-        io.jobs.remove(&id);
-        io.push(Output::Tracker(TrackerJob::UdpClose { id }));
-        match result {
-            Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, cfg, io),
-            Ok(UdpOutcome::Scrape(stats)) => self.trackers.on_scrape(req.tracker, &stats),
-            Err(e) => self.on_tracker_error(req.tracker, req.url, e.to_string(), now, io),
+            let peers = self.trackers.announce(due, params, now, &mut self.rng, io);
+            self.add_tracker_peers(peers, cfg);
         }
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
     pub fn scrape(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        for (tracker, url) in self.trackers.scrape_targets() {
-            if let Ok((host, port)) = parse_udp_url(&url) {
-                let id = io.job(self.id);
-                let mut exchange = UdpExchange::scrape(self.info_hash, now, &mut self.rng, &UdpConfig::default());
-                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
-                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-                self.pump_udp(id, now, cfg, io);
-            } else if let Some(url) = scrape_request_url(&url, &self.info_hash) {
-                let id = io.job(self.id);
-                self.scrapes.insert(id, tracker);
-                io.push(Output::Tracker(TrackerJob::HttpGet { id, url }));
-            }
-        }
+        let peers = self.trackers.scrape(self.info_hash, now, &mut self.rng, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn on_tracker_http(
@@ -1143,17 +1076,8 @@ impl Torrent {
         cfg: &Config,
         io: &mut Io,
     ) {
-        if let Some(tracker) = self.scrapes.remove(&job) {
-            if let Ok(stats) = result.map_err(|_| ()).and_then(|b| parse_scrape(&b, &self.info_hash).map_err(|_| ())) {
-                self.trackers.on_scrape(tracker, &stats);
-            }
-            return;
-        }
-        let Some((tracker, url)) = self.http.remove(&job) else { return };
-        match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
-            Ok(resp) => self.on_announce(tracker, url, resp, now, cfg, io),
-            Err(e) => self.on_tracker_error(tracker, url, e, now, io),
-        }
+        let peers = self.trackers.on_http(job, result, &self.info_hash, now, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn on_tracker_udp(
@@ -1164,71 +1088,31 @@ impl Torrent {
         cfg: &Config,
         io: &mut Io,
     ) {
-        let Some(req) = self.udp.get_mut(&job) else { return };
-        match result {
-            Ok(data) => {
-                req.exchange.handle_datagram(now, data, &mut self.rng);
-                self.pump_udp(job, now, cfg, io);
-            }
-            Err(e) => {
-                let Some(req) = self.udp.remove(&job) else { return };
-                io.jobs.remove(&job);
-                io.push(Output::Tracker(TrackerJob::UdpClose { id: job }));
-                self.on_tracker_error(req.tracker, req.url, e, now, io);
-            }
-        }
+        let peers = self.trackers.on_udp(job, result, now, &mut self.rng, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn on_tracker_timeout(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let due: Vec<JobId> = self
-            .udp
-            .iter()
-            .filter(|(_, r)| r.exchange.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(r) = self.udp.get_mut(&id) {
-                r.exchange.handle_timeout(now);
-            }
-            self.pump_udp(id, now, cfg, io);
-        }
+        let peers = self.trackers.on_timeout(now, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn tracker_deadline(&self) -> Option<Instant> {
-        let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
         let checking = matches!(self.state, State::Checking { .. } | State::CheckQueued { .. });
-        let next = if checking { None } else { self.trackers.poll_timeout() };
-        match (udp, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.trackers.deadline(checking)
     }
 
     pub fn udp_sockets(&self) -> Vec<JobId> {
-        self.udp.keys().copied().collect()
+        self.trackers.udp_sockets()
     }
 
-    fn on_announce(
-        &mut self,
-        tracker: TrackerIndex,
-        url: String,
-        resp: AnnounceResponse,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        self.trackers.on_response(tracker, now, &resp);
-        io.event(Event::TrackerReply { torrent: self.id, url, peers: resp.peers.len() });
+    /// Peers a tracker answered with.
+    fn add_tracker_peers(&mut self, peers: Vec<SocketAddr>, cfg: &Config) {
         // Kept even when the answer finds the torrent checking or paused: they are dialled once
         // it is active again, and the next answer may be half an hour away.
-        if !matches!(self.state, State::Removing { .. }) {
-            self.add_candidates(resp.peers, cfg);
+        if !peers.is_empty() && !matches!(self.state, State::Removing { .. }) {
+            self.add_candidates(peers, cfg);
         }
-    }
-
-    fn on_tracker_error(&mut self, tracker: TrackerIndex, url: String, message: String, now: Instant, io: &mut Io) {
-        self.trackers.on_error(tracker, now, &message);
-        io.event(Event::TrackerError { torrent: self.id, url, message });
     }
 
     // ---- output ----
