@@ -372,8 +372,8 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
                     }
                     progress.println(&metadata_line(&info, stats.as_ref()));
                 }
-                Event::Error { message, .. } => {
-                    outcome = Err(message);
+                Event::Error { error, .. } => {
+                    outcome = Err(error.to_string());
                     break;
                 }
                 Event::Finished { torrent } if torrent == id => {

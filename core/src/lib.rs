@@ -39,7 +39,8 @@ pub mod wire;
 pub use bitfield::Bitfield;
 pub use engine::{
     AddMagnet, AddTorrent, Config, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event,
-    FilePriority, HashJob, JobResult, Output, PeerRequests, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
+    FilePriority, HashJob, JobResult, Output, PeerRequests, PlacedSpan, TorrentError, TorrentState, TorrentStats,
+    TrackerJob,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
 pub use net_policy::NetPolicy;

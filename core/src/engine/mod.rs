@@ -17,7 +17,7 @@ mod stats;
 mod torrent;
 
 pub use config::Config;
-pub use event::Event;
+pub use event::{Event, TorrentError};
 pub use output::{
     lay_out_read, DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult, Output, PlacedSpan, TrackerJob,
 };

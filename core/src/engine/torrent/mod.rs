@@ -22,7 +22,7 @@ mod ut_metadata;
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, Io, JobResult, Output,
-    PeerRequests, PeerStats, TorrentState, TorrentStats,
+    PeerRequests, PeerStats, TorrentError, TorrentState, TorrentStats,
 };
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
@@ -58,7 +58,7 @@ enum State {
     Paused {
         needs_check: bool,
     },
-    Error(String),
+    Error(TorrentError),
     Removing {
         deadline: Instant,
     },
@@ -312,15 +312,15 @@ impl Torrent {
         matches!(self.state, State::Removing { .. }) && !self.download.has_jobs() && self.trackers.is_idle()
     }
 
-    fn fail(&mut self, message: String, now: Instant, io: &mut Io) {
+    fn fail(&mut self, error: TorrentError, now: Instant, io: &mut Io) {
         if matches!(self.state, State::Removing { .. } | State::Error(_)) {
             return;
         }
         self.close_all(now, io);
         self.trackers.stop(now);
-        io.event(Event::Error { torrent: self.id, message: message.clone() });
+        io.event(Event::Error { torrent: self.id, error: error.clone() });
         self.leave_check_states(io);
-        self.state = State::Error(message);
+        self.state = State::Error(error);
     }
 
     pub fn set_file_priority(&mut self, file: usize, p: FilePriority, now: Instant, cfg: &Config, io: &mut Io) {
@@ -886,7 +886,7 @@ impl Torrent {
             }
             Err(e) => {
                 self.picker.reset_piece(piece);
-                self.fail(e.message, now, io);
+                self.fail(e.into(), now, io);
             }
         }
     }
@@ -1159,7 +1159,7 @@ impl Torrent {
             State::Active if self.picker.is_finished() => TorrentState::Seeding,
             State::Active => TorrentState::Downloading,
             State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
-            State::Error(e) => TorrentState::Error(e.clone()),
+            State::Error(e) => TorrentState::Error(e.to_string()),
         };
         let active = self.peers.values().filter(|p| p.phase == Phase::Active);
         TorrentStats {

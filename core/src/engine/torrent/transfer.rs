@@ -186,7 +186,7 @@ impl Torrent {
                 }
                 return self.serve_requests(conn, now, cfg, io);
             }
-            Err(e) => return self.fail(e.message, now, io),
+            Err(e) => return self.fail(e.into(), now, io),
         };
         p.last_send = now;
         self.ul_rate.add(sent);

@@ -158,7 +158,7 @@ impl Torrent {
             Err(e) => {
                 // It hashes to the info-hash, so every copy is this one: nothing to retry.
                 self.fetching = None;
-                return self.fail(format!("the torrent's metadata is invalid: {e}"), now, io);
+                return self.fail(TorrentError::InvalidMetadata(e), now, io);
             }
         };
         let Some(phase) = self.fetching.take() else { return };

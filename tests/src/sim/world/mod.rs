@@ -652,9 +652,8 @@ impl World {
                     ));
                 }
             }
-            Event::Error { message, .. } => {
+            Event::Error { .. } => {
                 self.count("torrent_errors");
-                let _ = message;
                 let after = Duration::from_secs(5);
                 self.schedule(after, Ev::Resume { host, epoch });
             }
