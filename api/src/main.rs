@@ -102,7 +102,7 @@ fn parse_peer(s: &str) -> Result<SocketAddr, String> {
     let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("bad peer address {s:?}: HOST:PORT expected"))?;
     let port: u16 = port.parse().map_err(|_| format!("bad peer address {s:?}: invalid port"))?;
     let policy = shoal_core::NetPolicy::new(run::local_only());
-    shoal_smol::adapter::resolve_blocking(policy, host, port)
+    shoal_host::resolve_blocking(policy, host, port)
         .map_err(|e| format!("bad peer address {s:?}: {e}"))?
         .into_iter()
         .next()

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use async_net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-use crate::adapter::Runtime;
+use shoal_host::Runtime;
 
 /// The smol runtime: smol's global executor, the `blocking` pool and async-io's reactor.
-pub(crate) struct Smol;
+pub struct Smol;
 
 impl Runtime for Smol {
     type Task = smol::Task<()>;

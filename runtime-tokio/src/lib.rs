@@ -1,9 +1,9 @@
 //! Runs a Shoal engine on tokio: one task owns the engine; sockets, disk, hashing and trackers
 //! run around it and report back as inputs.
 //!
-//! The session handle and everything but the executor primitives are shared with shoal-smol
-//! (see `shoal_smol::adapter`), so [`Handle`], [`AddOptions`] and [`SessionError`] here are
-//! the very same types: code written against a handle runs on either runtime.
+//! Everything but the executor primitives lives in shoal-host, so [`Handle`], [`AddOptions`]
+//! and [`SessionError`] here are the very same types as shoal-smol's: code written against a
+//! handle runs on either runtime.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,7 +23,11 @@ mod runtime;
 
 use std::net::SocketAddr;
 
-pub use shoal_smol::{AddOptions, Handle, SessionConfig, SessionError, Storage, StorageError};
+pub use runtime::{AbortOnDrop, Tokio};
+
+pub use shoal_host::{
+    AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError, Storage, StorageError,
+};
 
 /// A running session. Dropping it does not stop it: call [`Handle::shutdown`].
 pub struct Session {
@@ -39,7 +43,7 @@ impl Session {
     ///
     /// Outside a tokio runtime with I/O and time enabled (as `tokio::spawn` does).
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
-        let (handle, listen, task) = shoal_smol::adapter::start::<runtime::Tokio>(config).await?;
+        let (handle, listen, task) = shoal_host::start::<runtime::Tokio>(config).await?;
         Ok(Session { handle, listen, task: tokio::spawn(task.run()) })
     }
 

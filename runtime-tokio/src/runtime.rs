@@ -4,16 +4,16 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-use shoal_smol::adapter::Runtime;
+use shoal_host::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// The tokio runtime the session was started on.
-pub(crate) struct Tokio;
+pub struct Tokio;
 
 /// A tokio task aborted when dropped (tokio's own handles detach instead).
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

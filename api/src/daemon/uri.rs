@@ -110,8 +110,8 @@ pub async fn read_torrent_file(path: PathBuf) -> Result<Vec<u8>, FileUriError> {
 /// session's network policy (`SHOAL_LOCAL_ONLY=1`: loopback only).
 fn http_get(url: &str) -> Result<Vec<u8>, String> {
     let policy = shoal_core::NetPolicy::new(crate::run::local_only());
-    let agent = shoal_smol::adapter::http_agent(policy, Duration::from_secs(30), true);
-    let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_smol::adapter::http_error(&e));
+    let agent = shoal_host::http_agent(policy, Duration::from_secs(30), true);
+    let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_host::http_error(&e));
     let mut resp = agent.get(url).call().map_err(fail)?;
     resp.body_mut().with_config().limit(MAX_TORRENT).read_to_vec().map_err(fail)
 }

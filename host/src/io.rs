@@ -10,12 +10,12 @@ use futures_lite::future;
 use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
 use shoal_core::{ConnId, JobId, NetPolicy};
 
-use super::net;
-use super::pool::BufPool;
-use super::task::Input;
-use super::workers::Workers;
-use super::Runtime;
 use crate::disk::{sha1_matches, Storage};
+use crate::net;
+use crate::pool::BufPool;
+use crate::task::Input;
+use crate::workers::Workers;
+use crate::Runtime;
 
 /// Read buffer per connection; one read hands the engine up to this many bytes.
 const READ_BUF: usize = 256 * 1024;

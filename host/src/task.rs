@@ -13,12 +13,13 @@ use shoal_core::engine::{
 use shoal_core::health::{HealthCheckId, HealthReport};
 use shoal_core::{ConnId, Instant, JobId, NetPolicy, TorrentId};
 
-use super::io::{self, Link};
-use super::pool::BufPool;
-use super::workers::Workers;
-use super::Runtime;
 use crate::disk::{Storage, StorageError};
-use crate::{AddOptions, Command, MagnetOptions, Reply, SessionError};
+use crate::io::{self, Link};
+use crate::pool::BufPool;
+use crate::session::{AddOptions, Command, MagnetOptions, Reply};
+use crate::workers::Workers;
+use crate::Runtime;
+use crate::SessionError;
 
 /// Everything that happens around the engine, reported to its task.
 pub(crate) enum Input<R: Runtime> {

@@ -13,9 +13,13 @@
 //! path avoids events nobody needs: the kernel's "accepted into the send buffer" is told to
 //! the engine as soon as the bytes are, and bytes leaving a send buffer only wake the world
 //! when a sender waits for the room.
+//!
+//! This file holds the queue, [`World::step`] and the dispatch of events and engine output;
+//! `hosts` the hosts and their lifecycle, `faults` the fault scheduler and simulated user,
+//! `jobs` the disk-job model, `bounds` the bounds oracle and trace hash, `net` the links.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,95 +28,30 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::storage::FileLayout;
 use shoal_core::{
-    AddTorrent, Bitfield, Config, ConnId, DiskJobKind, Engine, Event, FilePriority, HashJob, Instant, JobId, JobResult,
-    Output, TorrentId, TrackerJob, BLOCK_SIZE,
+    Bitfield, Config, ConnId, Event, FilePriority, HashJob, Instant, JobId, JobResult, Output, TrackerJob, BLOCK_SIZE,
 };
 
 use super::adversary::{AdvKind, Adversary, SQUATS_PER_TARGET};
-use super::disk::{Draw, SimDisk};
+use super::disk::SimDisk;
 use super::oracle::MessageCounts;
 use super::queue::EventQueue;
 use super::torrent::SimTorrent;
 use super::tracker::SimTracker;
 
+mod bounds;
+mod faults;
+mod hosts;
+mod jobs;
 mod net;
 
-use super::{Faults, HashMode, Params};
+use super::{HashMode, Params};
+use bounds::Bounds;
+pub use bounds::Trace;
+use hosts::EngineConn;
+pub use hosts::{EngineHost, Host, HostKind, NetParams};
 use net::{End, Local, SimConn};
 
-/// Network figures of one host's access link.
-#[derive(Clone, Debug)]
-pub struct NetParams {
-    /// Upload bytes per second (shared by all its connections).
-    pub up: u64,
-    /// Download bytes per second (per incoming direction).
-    pub down: u64,
-    /// One-way latency of its access link, sending.
-    pub up_lat: Duration,
-    /// One-way latency of its access link, receiving.
-    pub down_lat: Duration,
-    /// Kernel send-buffer bytes per connection before sends wait.
-    pub sndbuf: u64,
-}
-
-/// An honest engine with its disk.
-pub struct EngineHost {
-    /// The engine (`None` while the host is down).
-    pub engine: Option<Engine>,
-    /// Its one torrent.
-    pub torrent: Option<TorrentId>,
-    /// Its disk.
-    pub disk: SimDisk,
-    /// Started as a seeder.
-    pub seeder: bool,
-    /// Verified pieces as of the last checkpoint (resume data).
-    pub resume: Bitfield,
-    /// When it reported `Finished` last.
-    pub finished_at: Option<Instant>,
-    timer_at: Instant,
-    /// Outstanding hash and write jobs: bytes each holds.
-    jobs: BTreeMap<JobId, u64>,
-    /// The sum of `jobs`.
-    job_bytes: u64,
-    reads: usize,
-    /// The engine's connections: the world's connection, our side of it, and the bytes handed
-    /// to `Send` and not yet reported sent.
-    conns: BTreeMap<ConnId, EngineConn>,
-    /// Times it restarted.
-    pub restarts: u32,
-}
-
-/// One engine connection as its host sees it.
-#[derive(Clone, Copy, Debug)]
-struct EngineConn {
-    c: u64,
-    side: usize,
-    unacked: u64,
-}
-
-/// What runs on a host.
-pub enum HostKind {
-    /// An honest engine.
-    Engine(Box<EngineHost>),
-    /// A hostile hand-written peer.
-    Adversary(Adversary),
-}
-
-/// One host of the world.
-pub struct Host {
-    /// Its listening address.
-    pub addr: SocketAddr,
-    /// Its access link.
-    pub net: NetParams,
-    /// Whether it is up.
-    pub online: bool,
-    /// Incremented at each restart; events of older incarnations are dropped.
-    pub epoch: u32,
-    up_free: Instant,
-    /// What runs on it.
-    pub kind: HostKind,
-}
-
+/// Everything that can happen in the world, in the queue until its time comes.
 #[derive(Debug)]
 enum Ev {
     Timer {
@@ -197,34 +136,6 @@ enum Ev {
     FaultsOff,
 }
 
-/// A fast 64-bit mixer for the event trace (not cryptographic; only equality matters).
-#[derive(Clone, Copy, Debug)]
-pub struct Trace(pub u64);
-impl Trace {
-    fn mix(&mut self, x: u64) {
-        self.0 = (self.0 ^ x).wrapping_mul(0x100_0000_01b3).rotate_left(29) ^ (x >> 7);
-    }
-    fn bytes(&mut self, d: &[u8]) {
-        self.mix(d.len() as u64);
-        let mut w = [0u8; 8];
-        let n = d.len().min(8);
-        w[..n].copy_from_slice(&d[..n]);
-        self.mix(u64::from_le_bytes(w));
-        w = [0u8; 8];
-        w[..n].copy_from_slice(&d[d.len() - n..]);
-        self.mix(u64::from_le_bytes(w));
-    }
-}
-
-/// Engine, network and disk bounds the oracles hold engines to.
-#[derive(Clone, Debug)]
-struct Bounds {
-    send: u64,
-    in_flight: u64,
-    reads: usize,
-    peers: usize,
-}
-
 /// The simulated world.
 pub struct World {
     /// The virtual clock.
@@ -270,15 +181,9 @@ pub struct World {
     pub request_checks: u64,
 }
 
-const MAX_VIOLATIONS: usize = 50;
-
 /// Every this many steps the request oracle checks every connection; in between, after each
 /// step, it checks the connection that step moved bytes on.
 const REQUEST_SWEEP_EVERY: u64 = 8192;
-
-fn ip_of(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, (i / 250) as u8, (i % 250) as u8 + 1, 1))
-}
 
 impl World {
     /// Builds the world of `params`: torrent, hosts, faults scheduled.
@@ -389,77 +294,6 @@ impl World {
         w
     }
 
-    fn push_host(&mut self, net: NetParams, kind: HostKind) -> usize {
-        let i = self.hosts.len();
-        let addr = SocketAddr::new(ip_of(i), 6881);
-        self.by_addr.insert(addr, i);
-        self.hosts.push(Host { addr, net, online: false, epoch: 0, up_free: Instant::ZERO, kind });
-        i
-    }
-
-    fn draw_net(&self, rng: &mut ChaCha8Rng, adversary: bool) -> NetParams {
-        let (lo, hi) = self.params.bandwidth;
-        let up = rng.random_range(lo..=hi);
-        NetParams {
-            up,
-            down: up * rng.random_range(2..=8),
-            up_lat: Duration::from_micros(rng.random_range(2_000..40_000)),
-            down_lat: Duration::from_micros(rng.random_range(2_000..40_000)),
-            sndbuf: if adversary { 1 << 20 } else { rng.random_range(16..=256) * 1024 },
-        }
-    }
-
-    fn schedule_faults(&mut self) {
-        let f: Faults = self.params.faults.clone();
-        let end = self.params.fault_window;
-        self.schedule(end, Ev::FaultsOff);
-        let leechers: Vec<usize> = (self.params.seeders..self.params.peers).collect();
-        if leechers.is_empty() {
-            return;
-        }
-        let secs = end.as_secs().max(1);
-        if f.churn || f.crash {
-            let n = (leechers.len() as u64 * secs / 60).max(1);
-            for _ in 0..n {
-                let host = leechers[self.rng.random_range(0..leechers.len())];
-                let at = Duration::from_millis(self.rng.random_range(1000..secs * 1000));
-                let clean = match (f.churn, f.crash) {
-                    (true, true) => self.rng.random_bool(0.5),
-                    (c, _) => c,
-                };
-                self.schedule(at, Ev::Crash { host, clean });
-            }
-        }
-        if f.partition {
-            let n = (secs / 20).max(1);
-            for _ in 0..n {
-                let a = self.rng.random_range(0..self.params.peers);
-                let b = self.rng.random_range(0..self.params.peers);
-                let at = Duration::from_millis(self.rng.random_range(0..secs * 1000));
-                let len = Duration::from_millis(self.rng.random_range(1000..30_000));
-                let until = Instant::ZERO + at + len;
-                if a != b {
-                    self.schedule(at, Ev::Partition { a, b, until });
-                }
-            }
-        }
-        if f.commands {
-            let n = (self.params.peers as u64 * secs / 15).max(1);
-            for _ in 0..n {
-                let host = self.rng.random_range(0..self.params.peers);
-                let at = Duration::from_millis(self.rng.random_range(0..secs * 1000));
-                self.schedule(at, Ev::Command { host });
-            }
-        }
-        if f.net {
-            let n = secs / 3;
-            for _ in 0..n {
-                let at = Duration::from_millis(self.rng.random_range(0..secs * 1000));
-                self.schedule(at, Ev::ResetRandom);
-            }
-        }
-    }
-
     fn schedule(&mut self, after: Duration, ev: Ev) {
         let at = self.now + after;
         self.schedule_at(at, ev);
@@ -469,29 +303,8 @@ impl World {
         self.queue.push(at, ev);
     }
 
-    fn violation(&mut self, what: String) {
-        if self.violations.len() < MAX_VIOLATIONS {
-            self.violations.push(format!("t={:.3}s {what}", self.now.as_micros() as f64 / 1e6));
-        }
-    }
-
     fn count(&mut self, what: &'static str) {
         *self.counters.entry(what).or_default() += 1;
-    }
-
-    /// The honest engine host `i`.
-    pub fn engine_host(&self, i: usize) -> Option<&EngineHost> {
-        match &self.hosts[i].kind {
-            HostKind::Engine(e) => Some(e),
-            HostKind::Adversary(_) => None,
-        }
-    }
-
-    fn eh(&mut self, i: usize) -> &mut EngineHost {
-        match &mut self.hosts[i].kind {
-            HostKind::Engine(e) => e,
-            HostKind::Adversary(_) => unreachable!("host {i} is an engine host"),
-        }
     }
 
     fn partitioned(&self, a: usize, b: usize) -> Option<Instant> {
@@ -501,46 +314,6 @@ impl World {
 
     fn lat(&self, from: usize, to: usize) -> Duration {
         self.hosts[from].net.up_lat + self.hosts[to].net.down_lat
-    }
-
-    /// Whether every honest host is up and holds the whole torrent.
-    pub fn all_complete(&self) -> bool {
-        (0..self.params.peers).all(|i| self.is_complete(i))
-    }
-
-    /// Whether honest host `i` is up, finished and holds the source bytes.
-    pub fn is_complete(&self, i: usize) -> bool {
-        let Some(h) = self.engine_host(i) else { return false };
-        self.hosts[i].online && h.finished_at.is_some() && h.disk.is_complete(&self.tt)
-    }
-
-    /// One line about honest host `i`, for failure reports.
-    pub fn host_summary(&self, i: usize) -> String {
-        let Some(h) = self.engine_host(i) else { return format!("host {i}: adversary") };
-        let (Some(e), Some(t)) = (&h.engine, h.torrent) else { return format!("host {i}: down") };
-        let st = e.stats(t).expect("torrent exists");
-        let peers = e.peers(t);
-        let unchoked = peers.iter().filter(|p| !p.peer_choking).count();
-        let interesting = peers.iter().filter(|p| p.am_interested).count();
-        // Which of `is_complete`'s conditions fails, when the engine's own view disagrees.
-        let not_source: Vec<u32> = (0..self.tt.pieces()).filter(|p| !h.disk.is_source(*p)).take(8).collect();
-        format!(
-            "host {i}: {:?} have {}/{} peers {} (unchoking us {unchoked}, we want {interesting}) seeds {} \
-             candidates {} down {} up {} wasted {} restarts {} online {} finished {} pieces not on disk {:?}",
-            st.state,
-            st.pieces_have,
-            st.pieces_total,
-            st.peers,
-            st.seeds,
-            st.candidates,
-            st.downloaded,
-            st.uploaded,
-            st.wasted,
-            h.restarts,
-            self.hosts[i].online,
-            h.finished_at.is_some(),
-            not_source
-        )
     }
 
     /// Time of the next event.
@@ -722,161 +495,6 @@ impl World {
         }
     }
 
-    fn alive(&self, host: usize, epoch: u32) -> bool {
-        self.hosts[host].online && self.hosts[host].epoch == epoch
-    }
-
-    // ---- hosts coming and going ----
-
-    fn start_engine(&mut self, host: usize) {
-        if self.hosts[host].online {
-            return;
-        }
-        let now = self.now;
-        self.hosts[host].online = true;
-        self.hosts[host].epoch += 1;
-        self.hosts[host].up_free = now;
-        let epoch = self.hosts[host].epoch;
-        let seed = self.params.seed.wrapping_mul(0x9e37_79b9).wrapping_add((host as u64) << 20 | epoch as u64);
-        let mut config = self.config.clone();
-        config.listen_port = self.hosts[host].addr.port();
-        let meta = self.tt.meta.clone();
-        let restart = epoch > 1;
-        let h = self.eh(host);
-        let mut engine = Engine::new(config, seed, now);
-        let params = if h.seeder && !restart {
-            AddTorrent::new(meta) // checks what is on disk: everything
-        } else {
-            AddTorrent { have: Some(h.resume.clone()), check_existing: false, ..AddTorrent::new(meta) }
-        };
-        h.torrent = Some(engine.add_torrent(params, now).expect("the sim torrent is valid"));
-        h.engine = Some(engine);
-        h.timer_at = Instant::FAR_FUTURE;
-        if restart {
-            h.restarts += 1;
-        }
-        self.drain(host);
-    }
-
-    fn crash(&mut self, host: usize, clean: bool) {
-        if !self.hosts[host].online || !self.faults_on {
-            return;
-        }
-        self.count(if clean { "leaves" } else { "crashes" });
-        let tt = self.tt.clone();
-        let h = self.eh(host);
-        if clean {
-            h.disk.sync();
-            if let (Some(e), Some(t)) = (&h.engine, h.torrent) {
-                h.resume = e.stats(t).expect("torrent exists").have;
-            }
-        } else {
-            h.disk.crash(&tt);
-        }
-        h.engine = None;
-        h.jobs.clear();
-        h.job_bytes = 0;
-        h.reads = 0;
-        h.conns.clear();
-        h.finished_at = None;
-        self.hosts[host].online = false;
-        let mine: Vec<u64> = (0..self.conns.len() as u64)
-            .filter(|c| self.conn(*c).is_some_and(|c| c.ends.iter().flatten().any(|e| e.host == host)))
-            .collect();
-        for c in mine {
-            self.reset(c);
-        }
-        let back = Duration::from_millis(self.rng.random_range(2000..40_000));
-        self.schedule(back, Ev::Rejoin { host });
-    }
-
-    /// One thing a user does to host `host`'s torrent, drawn at random.
-    fn command(&mut self, host: usize) {
-        if !self.hosts[host].online || !self.faults_on {
-            return;
-        }
-        let (now, epoch) = (self.now, self.hosts[host].epoch);
-        let (files, pieces) = (self.tt.meta.info.files.len(), self.tt.pieces());
-        let action = self.rng.random_range(0..6);
-        let file = self.rng.random_range(0..files);
-        let piece = self.rng.random_range(0..pieces);
-        let on = self.rng.random_bool(0.5);
-        let back = Duration::from_millis(self.rng.random_range(500..20_000));
-        self.trace.mix(0x40 ^ (action << 8));
-        let h = self.eh(host);
-        let (Some(e), Some(t)) = (&mut h.engine, h.torrent) else { return };
-        let name = match action {
-            0 => {
-                let _ = e.pause(t, now);
-                self.schedule(back, Ev::Resume { host, epoch });
-                "user_pauses"
-            }
-            1 => {
-                let _ = e.recheck(t, now);
-                "user_rechecks"
-            }
-            2 => {
-                let _ = e.set_file_priority(t, file, FilePriority::Skip, now);
-                "user_skips"
-            }
-            3 => {
-                let p = if on { FilePriority::High } else { FilePriority::Normal };
-                let _ = e.set_file_priority(t, file, p, now);
-                "user_wants"
-            }
-            4 => {
-                let _ = e.set_sequential(t, on);
-                "user_sequential"
-            }
-            _ => {
-                let _ = e.set_deadline_piece(t, on.then_some(piece), now);
-                "user_deadlines"
-            }
-        };
-        self.count(name);
-        self.drain(host);
-    }
-
-    /// When faults stop, the user wants every file again and resumes a paused torrent.
-    fn undo_commands(&mut self, host: usize) {
-        if !self.params.faults.commands || !self.hosts[host].online {
-            return;
-        }
-        let now = self.now;
-        let files = self.tt.meta.info.files.len();
-        let h = self.eh(host);
-        let (Some(e), Some(t)) = (&mut h.engine, h.torrent) else { return };
-        for file in 0..files {
-            let _ = e.set_file_priority(t, file, FilePriority::Normal, now);
-        }
-        let _ = e.resume(t, now);
-        self.drain(host);
-    }
-
-    fn checkpoint(&mut self) {
-        // Every second: bounds that need a snapshot. Every ten: resume data (fsync first).
-        let save = self.now.as_micros() % 10_000_000 < 1_000_000;
-        for i in 0..self.params.peers {
-            if !self.hosts[i].online {
-                continue;
-            }
-            let bound = self.bounds.peers;
-            let h = self.eh(i);
-            let (Some(e), Some(t)) = (&h.engine, h.torrent) else { continue };
-            let stats = e.stats(t).expect("torrent exists");
-            let peers = stats.peers;
-            let have = save.then_some(stats.have);
-            if let Some(have) = have {
-                h.disk.sync();
-                h.resume = have;
-            }
-            if peers > bound {
-                self.violation(format!("host {i}: {peers} peers connected, bound {bound}"));
-            }
-        }
-        self.schedule(Duration::from_secs(1), Ev::Checkpoint);
-    }
-
     // ---- engines' output ----
 
     fn drain(&mut self, host: usize) {
@@ -912,20 +530,6 @@ impl World {
             }
         }
         self.check_bounds(host);
-    }
-
-    fn check_bounds(&mut self, host: usize) {
-        let b = &self.bounds;
-        let (in_flight, reads_bound) = (b.in_flight, b.reads);
-        let h = self.eh(host);
-        let job_bytes = h.job_bytes;
-        let reads = h.reads;
-        if job_bytes > in_flight {
-            self.violation(format!("host {host}: {job_bytes} bytes in hash/write jobs, bound {in_flight}"));
-        }
-        if reads > reads_bound {
-            self.violation(format!("host {host}: {reads} disk reads in flight, bound {reads_bound}"));
-        }
     }
 
     fn execute(&mut self, host: usize, out: Output) {
@@ -1065,126 +669,5 @@ impl World {
             }
             _ => {}
         }
-    }
-
-    /// How long the next disk operation takes.
-    fn disk_latency(&mut self) -> Duration {
-        Duration::from_micros(self.rng.random_range(self.params.disk_latency.0..=self.params.disk_latency.1))
-    }
-
-    /// The write of a piece that passed its hash job: its result and how long it took.
-    fn hash_write(
-        &mut self,
-        host: usize,
-        piece: u32,
-        data: &[u8],
-        spans: Vec<shoal_core::FileSpan>,
-    ) -> (Result<(), shoal_core::DiskError>, Duration) {
-        let size = self.tt.meta.info.piece_size(piece);
-        if spans != self.layout.piece_spans(piece, size) {
-            self.violation(format!("host {host}: hash job of piece {piece} writes to the wrong spans"));
-        }
-        let latency = self.disk_latency();
-        let eio = self.eh(host).disk.faults.write_eio;
-        let draw = fault_draw(&mut self.rng, self.faults_on, eio, 0.0);
-        let (tt, mode) = (self.tt.clone(), self.params.hash);
-        let disk = &mut self.eh(host).disk;
-        // With the hash oracle, a match already means the bytes equal the source.
-        let result = match mode {
-            HashMode::Oracle => disk.write_source(&tt, piece, draw),
-            HashMode::Real => disk.write(&tt, piece, data, draw),
-        };
-        (result, latency)
-    }
-
-    fn disk_job(&mut self, host: usize, job: shoal_core::DiskJob) {
-        let epoch = self.hosts[host].epoch;
-        self.trace.mix(0x17 ^ job.id.0 << 8);
-        let tt = self.tt.clone();
-        let faults_on = self.faults_on;
-        let draw = |rng: &mut ChaCha8Rng, eio: f64, corrupt: f64| fault_draw(rng, faults_on, eio, corrupt);
-        let latency = self.disk_latency();
-        let h = match &mut self.hosts[host].kind {
-            HostKind::Engine(h) => h,
-            HostKind::Adversary(_) => unreachable!(),
-        };
-        let f = h.disk.faults.clone();
-        let (result, violation) = match job.kind {
-            DiskJobKind::Write { piece, spans, data } => {
-                let size = tt.meta.info.piece_size(piece);
-                let expected = self.layout.piece_spans(piece, size);
-                let v = (spans != expected || data.len() != size as usize)
-                    .then(|| format!("host {host}: write of piece {piece} with wrong spans or size"));
-                h.jobs.insert(job.id, data.len() as u64);
-                h.job_bytes += data.len() as u64;
-                let d = draw(&mut self.rng, f.write_eio, 0.0);
-                let result = h.disk.write(&tt, piece, &data, d);
-                // The buffer goes back to the engine, as a runtime that is done with it does.
-                (JobResult::Written { result, data }, v)
-            }
-            DiskJobKind::Read { block, len, spans } => {
-                h.reads += 1;
-                let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
-                let places: Vec<(usize, usize)> = spans.iter().map(|p| (p.at, p.span.len as usize)).collect();
-                let covered: u64 = places.iter().map(|p| p.1 as u64).sum();
-                let fits = covered == block.len as u64 && places.iter().all(|(at, n)| at + n <= len);
-                let read = if fits {
-                    h.disk.read_placed(&tt, (block.piece, block.offset, block.len), &places, len, d)
-                } else {
-                    h.disk.read(&tt, block.piece, block.offset, block.len, d)
-                };
-                match read {
-                    Ok(Some(data)) if fits => (JobResult::Read(Ok(data)), None),
-                    Ok(Some(data)) => (
-                        JobResult::Read(Ok(data)),
-                        Some(format!("host {host}: read {block:?} whose spans do not fit its buffer")),
-                    ),
-                    Ok(None) => (
-                        JobResult::Read(Err(shoal_core::DiskError {
-                            kind: shoal_core::DiskErrorKind::Other,
-                            message: "short read".into(),
-                        })),
-                        Some(format!("host {host}: read {block:?}, which it never wrote")),
-                    ),
-                    Err(e) => (JobResult::Read(Err(e)), None),
-                }
-            }
-            DiskJobKind::Verify { piece, expected, .. } => {
-                let d = draw(&mut self.rng, f.read_eio, f.corrupt_read);
-                let size = tt.meta.info.piece_size(piece);
-                let r = match h.disk.read(&tt, piece, 0, size, d) {
-                    Err(e) => Err(e),
-                    Ok(None) => Ok(false),
-                    Ok(Some(bytes)) => Ok(match self.params.hash {
-                        HashMode::Real => <[u8; 20]>::from(Sha1::digest(&bytes)) == expected,
-                        HashMode::Oracle => {
-                            let range = tt.piece_range(piece);
-                            bytes.len() as u64 == range.end - range.start && tt.matches(range.start, &bytes)
-                        }
-                    }),
-                };
-                (JobResult::Verified(r), None)
-            }
-        };
-        if let Some(v) = violation {
-            self.violation(v);
-        }
-        self.schedule(latency, Ev::Job { host, epoch, job: job.id, result });
-    }
-}
-
-/// Whether a disk operation fails (`eio`) or reads corrupted bytes (`corrupt`); never while
-/// faults are off.
-fn fault_draw(rng: &mut ChaCha8Rng, faults_on: bool, eio: f64, corrupt: f64) -> Draw {
-    if !faults_on {
-        return Draw::Ok;
-    }
-    let x: f64 = rng.random();
-    if x < eio {
-        Draw::Eio
-    } else if x < eio + corrupt {
-        Draw::Corrupt
-    } else {
-        Draw::Ok
     }
 }

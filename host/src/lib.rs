@@ -1,4 +1,4 @@
-//! The runtime-neutral half of a Shoal adapter.
+//! The runtime-neutral host of a Shoal engine.
 //!
 //! Everything an adapter does besides talking to its executor lives here, written once: the
 //! engine task (commands, inputs, outputs, shutdown), the peer connection and listener loops,
@@ -7,13 +7,15 @@
 //! and TCP/UDP sockets. shoal-smol implements it for smol, shoal-tokio for tokio.
 //!
 //! ```text
-//! let (handle, bound, task) = shoal_smol::adapter::start::<MyRuntime>(config).await?;
+//! let (handle, bound, task) = shoal_host::start::<MyRuntime>(config).await?;
 //! my_executor::spawn(task.run());
 //! ```
 
+mod disk;
 mod io;
 mod net;
 mod pool;
+mod session;
 mod task;
 mod workers;
 
@@ -23,9 +25,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use shoal_core::engine::Engine;
 use shoal_core::Instant;
 
-use crate::{Handle, SessionConfig, SessionError};
-
+pub use disk::{Storage, StorageError};
 pub use net::{http_agent, http_error, resolve_blocking, PolicyResolver};
+pub use session::{AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError};
 pub use task::EngineTask;
 
 /// What an executor gives a Shoal session: tasks, a blocking pool, a clock, sockets.
