@@ -105,8 +105,9 @@ pub fn torrent_health(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 /// Every tracker known for `ih`: its download's (every tier) and its store entries'.
 async fn trackers(d: &Daemon, ih: InfoHash) -> Vec<String> {
     let mut urls: Vec<String> = d
-        .downloads
+        .library
         .get(&ih)
+        .await
         .and_then(|dl| dl.meta)
         .map(|m| m.trackers.iter().flatten().cloned().collect())
         .unwrap_or_default();
@@ -121,7 +122,7 @@ async fn trackers(d: &Daemon, ih: InfoHash) -> Vec<String> {
 /// publishes the health in force afterwards. Returns what each source said.
 pub async fn check(d: &Daemon, ih: InfoHash, timeout: Duration) -> Result<HealthReport, String> {
     let urls = trackers(d, ih).await;
-    let report = d.downloads.session().check_health(ih, urls, timeout).await.map_err(|e| e.to_string());
+    let report = d.library.session().check_health(ih, urls, timeout).await.map_err(|e| e.to_string());
     let health = match &report {
         Ok(r) => apply(d, r).await,
         Err(_) => d.store.health(ih.0).await.map_err(|e| e.to_string()),
@@ -217,7 +218,7 @@ pub async fn run(d: Arc<Daemon>) {
 /// its health has a row to show on), then stale stored torrents.
 async fn pick(d: &Daemon, tried: &HashMap<InfoHash, Instant>) -> Vec<InfoHash> {
     let mut picks = Vec::new();
-    for snap in d.downloads.snapshots(|ih| !tried.contains_key(ih), false).await {
+    for snap in d.library.snapshots(|ih| !tried.contains_key(ih), false).await {
         if picks.len() >= DOWNLOAD_PICKS {
             break;
         }

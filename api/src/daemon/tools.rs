@@ -76,7 +76,7 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let j = torrent_json(&bytes).map_err(|e| ApiError::Handled(500, format!("invalid response ({e})")))?;
         d.store.record(super::store::entry::TorrentFacts::of(&meta));
         let text = serde_json::to_vec(&j).map_err(|e| ApiError::unhandled("ValueError", e.to_string()))?;
-        let exists = d.downloads.exists(&meta.info_hash);
+        let exists = d.library.exists(&meta.info_hash).await;
         Ok(ApiResponse::ok(json!({
             "metainfo": HEXLOWER.encode(&text),
             // Tribler answers `true` or `null`, never `false`.
@@ -95,9 +95,9 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
     let magnet = shoal_core::magnet::Magnet::parse(u).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let ih = magnet.info_hash;
     let trackers = magnet.trackers.clone();
-    let session = d.downloads.session().clone();
+    let session = d.library.session().clone();
     let events = session.subscribe().await;
-    let (id, probe_dir) = match (d.downloads.get(&ih), d.downloads.probe(&ih)) {
+    let (id, probe_dir) = match (d.library.get(&ih).await, d.library.probe(&ih).await) {
         (Some(dl), _) => match (&dl.torrent, dl.torrent_id()) {
             (Some(t), _) => return Ok(t.to_vec()),
             (None, Some(id)) => (id, None),
@@ -110,7 +110,7 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
             let dir = d.state_dir.join("metadata-probe").join(ih.to_string());
             let opts = shoal_smol::MagnetOptions { magnet, destination: dir.clone(), paused: false, peers: Vec::new() };
             let id = session.add_magnet(opts).await.map_err(|e| ApiError::Handled(500, e.to_string()))?;
-            d.downloads.probe_started(ih, id);
+            d.library.probe_started(ih, id);
             (id, Some(dir))
         }
     };
@@ -118,7 +118,7 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
         while let Ok(e) = events.recv().await {
             if let shoal_core::Event::MetadataReceived { torrent, info } = e {
                 // The probe's metadata, or the download's that took the probe's place.
-                if torrent == id || d.downloads.get(&ih).and_then(|dl| dl.torrent_id()) == Some(torrent) {
+                if torrent == id || d.library.get(&ih).await.and_then(|dl| dl.torrent_id()) == Some(torrent) {
                     return Some(info);
                 }
             }
@@ -131,14 +131,14 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
     })
     .await;
     if let Some(dir) = probe_dir {
-        if d.downloads.probe_ended(&ih, id) {
+        if d.library.probe_ended(&ih, id).await {
             let _ = session.remove(id).await;
         }
         // Our own directory under the state directory: nothing else lives there.
         let _ = blocking::unblock(move || std::fs::remove_dir_all(dir)).await;
     }
     match info {
-        Some(info) => Ok(super::downloads::torrent_from_info(&info, &trackers)),
+        Some(info) => Ok(shoal_core::create::torrent_from_info(&info, &trackers)),
         None => Err(ApiError::Handled(500, "metainfo error".into())),
     }
 }
@@ -291,7 +291,7 @@ pub fn createtorrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 .map_err(|e| ApiError::Handled(500, e.to_string()))?;
         }
         if req.query("download") == Some("1") {
-            d.downloads
+            d.library
                 .add(AddRequest {
                     torrent: bytes.clone(),
                     destination: base,
@@ -367,7 +367,7 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         if hop != 0 {
             return Ok(ApiResponse::ok(json!({"hop": hop, "session": {}})));
         }
-        let snaps = d.downloads.snapshots(|_| true, false).await;
+        let snaps = d.library.snapshots(|_| true, false).await;
         let (
             mut recv,
             mut sent,
@@ -429,7 +429,7 @@ pub fn stats_tribler(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
 /// `GET /statistics/ipv8`: Shoal has no IPv8; the figures are the engine's payload totals.
 pub fn stats_ipv8(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
-        let snaps = d.downloads.snapshots(|_| true, false).await;
+        let snaps = d.library.snapshots(|_| true, false).await;
         let (up, down) = snaps
             .iter()
             .filter_map(|s| s.stats.as_ref())

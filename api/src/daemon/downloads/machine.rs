@@ -1,292 +1,501 @@
-//! The daemon's downloads: the list the REST API shows and changes, backed by the engine and
-//! by resume data in `<state>/dlcheckpoints`.
+//! The library's owner: one task holds every download and takes one message at a time.
 //!
-//! A download is always in the list, whatever happens to it in the engine: while its storage
-//! is being set up, while it waits for anonymity it cannot have, after an error that kept it
-//! from starting. Its [`Phase`] says which.
+//! Messages are REST requests (each with its reply), engine [`Event`]s and the completions of
+//! the jobs it sent out (file-system work on the blocking pool, checkpoint writes on the
+//! [`Writer`]). Engine commands are awaited in place: they are short trips to the engine task,
+//! and nothing else can change the list meanwhile. A change that must wait for a job or for
+//! the engine (a start, a move, a take-out) is kept as the download's [`Op`]; changes asked
+//! for meanwhile queue behind it, so two requests on one download never interleave.
 
-pub mod checkpoint;
-pub mod handlers;
-pub mod json;
-pub mod stream;
-pub mod tree;
-
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_channel::{Receiver, Sender};
 use serde_json::json;
-use shoal_core::engine::{Event, FilePriority, PeerStats, TorrentState, TorrentStats};
-use shoal_core::{Bitfield, FileLayout, InfoHash, Metainfo, TorrentId};
-use shoal_smol::{AddOptions, Handle};
+use shoal_core::engine::{Event, TorrentStats};
+use shoal_core::{Bitfield, InfoHash, Metainfo, TorrentId};
+use shoal_smol::{AddOptions, Handle, MagnetOptions};
 
-use super::events::EventBus;
-use super::store::{entry::TorrentFacts, Store};
-use checkpoint::{Checkpoints, ResumeData, Saved};
+use super::fs;
+use super::model::{checking, AddRequest, Download, DownloadError, Phase};
+use super::persist::{Checkpoints, ResumeData, Saved, Writer};
+use crate::daemon::events::EventBus;
+use crate::daemon::store::{entry::TorrentFacts, Store};
+use crate::rt::Rt;
 
-/// File in the state directory that says the last run ended cleanly.
-const CLEAN_MARKER: &str = "clean_shutdown";
+/// How long a download taken out of the engine waits for its `Removed` before going on: the
+/// engine sends it once the files are closed, so this only bounds a lost event.
+const TAKE_OUT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why a download is refused or an operation fails.
-#[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
-    /// No download with that info-hash.
-    #[error("this download does not exist")]
-    Unknown,
-    /// A request that makes no sense for the download.
-    #[error("{0}")]
-    Invalid(String),
-    /// The engine or the disk failed.
-    #[error("{0}")]
-    Failed(String),
+/// The answer to one request.
+pub(super) type Reply<T> = Sender<T>;
+
+/// What a change of one download answers.
+pub(super) type Outcome = Result<(), DownloadError>;
+
+/// A message to the owner.
+pub(super) enum Msg {
+    /// A request of the REST API.
+    Ask(Request),
+    /// An engine event.
+    Event(Event),
+    /// A job sent out is done.
+    Done(Done),
+    /// The download's op ended: run the changes queued behind it.
+    Next(InfoHash),
+    /// Start the next download of the start-up load.
+    LoadNext,
 }
 
-/// The text shown for downloads asked to be anonymous: we have no tunnels, and a download
-/// asked to be anonymous must never silently go direct.
-pub const NO_ANONYMITY: &str =
-    "anonymous downloads (anon_hops > 0) are not available in Shoal: the download waits; set anon_hops to 0 to download directly";
-
-/// Where a download stands besides the engine's own states.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Phase {
-    /// Its files are being set up.
-    Allocating,
-    /// In the engine.
-    Engine(TorrentId),
-    /// Waiting for anonymity (`hops > 0`), which Shoal does not provide.
-    Circuits,
-    /// Could not be started: the reason.
-    Failed(String),
-    /// Its files are being moved to another directory.
-    Moving,
+/// A request of the REST API (or the daemon's own tasks).
+pub(super) enum Request {
+    /// A copy of one download.
+    Get(InfoHash, Reply<Option<Download>>),
+    /// Copies of every download, in insertion order.
+    List(Reply<Vec<Download>>),
+    /// `(total, loaded)` checkpoints of the start-up load.
+    Progress(Reply<(usize, usize)>),
+    /// The expanded directories of a download's tree view.
+    Expanded(InfoHash, Reply<BTreeSet<String>>),
+    /// Changes them.
+    UpdateExpanded(InfoHash, Box<dyn FnOnce(&mut BTreeSet<String>) + Send>),
+    /// `/torrentinfo` fetches the metadata of the info-hash with a hidden torrent.
+    ProbeStarted(InfoHash, TorrentId),
+    /// That hidden torrent, if any.
+    Probe(InfoHash, Reply<Option<TorrentId>>),
+    /// Ends it: true when it is still the asker's to remove from the engine.
+    ProbeEnded(InfoHash, TorrentId, Reply<bool>),
+    /// Adds a download.
+    Add(Box<Add>),
+    /// Changes a download.
+    Change(InfoHash, Change, Reply<Outcome>),
+    /// Checkpoints the downloads whose verified pieces changed.
+    CheckpointChanged(Reply<()>),
+    /// Checkpoints every download; answers once all are written.
+    CheckpointAll(Reply<()>),
+    /// Loads the checkpoints found at start-up.
+    Load,
 }
 
-/// One download.
-#[derive(Clone)]
-pub struct Download {
-    /// Its info-hash.
-    pub info_hash: InfoHash,
-    /// The torrent; `None` while a magnet's metadata is being fetched.
-    pub meta: Option<Arc<Metainfo>>,
-    /// The torrent file as added, or as built from a magnet's metadata (served by `/torrent`).
-    pub torrent: Option<Arc<Vec<u8>>>,
-    /// What persists (totals there are those up to the current engine session).
-    pub resume: ResumeData,
-    /// Where it stands.
-    pub phase: Phase,
-    /// Pieces in the last checkpoint written, to skip writing an unchanged one.
-    saved_pieces: Option<u32>,
-    /// The checkpoint's verified pieces, while a check after a crash looks for more (their
-    /// bytes are then credited as downloaded: see [`ResumeData::credit_found_after_crash`]).
-    crash_base: Option<Bitfield>,
+/// A download to add.
+pub(super) struct Add {
+    pub(super) info_hash: InfoHash,
+    pub(super) req: AddRequest,
+    pub(super) torrent: Option<(Metainfo, Vec<u8>)>,
+    pub(super) magnet: Option<String>,
+    pub(super) reply: Reply<Result<InfoHash, DownloadError>>,
 }
 
-impl Download {
-    /// The torrent's name; for a magnet without metadata its `dn`, else the info-hash.
-    pub fn name(&self) -> String {
-        match (&self.meta, &self.resume.magnet) {
-            (Some(m), _) => m.info.name.clone(),
-            (None, Some(uri)) => shoal_core::magnet::Magnet::parse(uri)
-                .ok()
-                .and_then(|m| m.display_name)
-                .unwrap_or_else(|| self.info_hash.to_string()),
-            (None, None) => self.info_hash.to_string(),
-        }
+/// A change of one download, run when no other is under way for it.
+pub(super) enum Change {
+    /// Pause it; it stays stopped across restarts.
+    Stop,
+    /// Resume it (one stopped on an error is started again).
+    Resume,
+    /// Check its data again.
+    Recheck,
+    /// Want these files.
+    Select(Vec<usize>),
+    /// Anonymity hops: 0 downloads directly.
+    Hops(u32),
+    /// Streaming mode on (for a file) or off.
+    Vod(bool, Option<usize>),
+    /// Move its files to an existing directory.
+    Move(PathBuf),
+    /// Remove it, and its files if asked.
+    Remove { remove_data: bool },
+}
+
+/// A finished job.
+pub(super) enum Done {
+    /// A new download's first checkpoint is written (or not).
+    Registered(Box<Download>, std::io::Result<()>, Reply<Result<InfoHash, DownloadError>>),
+    /// The destination probe of a start.
+    Probed(InfoHash, Result<(), String>),
+    /// The resume check of a start from a checkpoint.
+    Resumed(InfoHash, Option<Bitfield>),
+    /// The files were moved (or put back).
+    Moved(InfoHash, Result<(), String>),
+    /// A checkpoint was written: the `have` and piece count it holds.
+    Saved(InfoHash, Option<String>, Option<u32>, std::io::Result<()>),
+    /// The checkpoints found at start-up, and what could not be read.
+    Loaded(Vec<Saved>, Vec<String>),
+    /// A take-out's wait for `Removed` ran out.
+    TakeOutTimeout(InfoHash, TorrentId),
+}
+
+/// What a download is in the middle of: changes asked for meanwhile wait.
+enum Op {
+    /// Being started: the destination probe, then (from a checkpoint) the resume check.
+    Starting(Start),
+    /// Taken out of the engine: waiting for the engine's `Removed` of `id`.
+    TakingOut { id: TorrentId, stats: Option<TorrentStats>, then: AfterTakeOut },
+    /// Its files are being moved to `dest`.
+    Moving { dest: PathBuf, was_running: bool, before: Phase, reply: Reply<Outcome> },
+}
+
+/// How a start goes and whom it answers.
+struct Start {
+    /// From resume data (its bitfield is checked against the files).
+    from_checkpoint: bool,
+    /// Checkpoint once started (not when nothing changed since the one loaded).
+    save: bool,
+    /// Part of the start-up load (the next one starts after it).
+    loading: bool,
+    /// The request answered once started, and its answer.
+    done: Option<(Reply<Outcome>, Outcome)>,
+}
+
+impl Start {
+    fn new(from_checkpoint: bool) -> Start {
+        Start { from_checkpoint, save: true, loading: false, done: None }
     }
 
-    /// Number of files (0 before a magnet's metadata).
-    pub fn file_count(&self) -> usize {
-        self.meta.as_ref().map_or(0, |m| m.info.files.len())
-    }
-
-    /// The engine's id for it, while it is there.
-    pub fn torrent_id(&self) -> Option<TorrentId> {
-        match self.phase {
-            Phase::Engine(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    /// Number of pieces (0 before a magnet's metadata).
-    pub fn piece_count(&self) -> u32 {
-        self.meta.as_ref().map_or(0, |m| m.info.pieces.len() as u32)
-    }
-
-    /// Whether file `i` is wanted.
-    pub fn included(&self, i: usize) -> bool {
-        self.resume.selected_files.as_ref().is_none_or(|s| s.contains(&i))
-    }
-
-    /// Engine priorities from the selection (and the streamed file, which is always wanted).
-    fn priorities(&self) -> Vec<FilePriority> {
-        (0..self.file_count())
-            .map(|i| {
-                let streamed = self.resume.vod_mode == Some(true) && self.resume.vod_file == Some(i);
-                if self.included(i) || streamed {
-                    FilePriority::Normal
-                } else {
-                    FilePriority::Skip
-                }
-            })
-            .collect()
+    fn answering(mut self, reply: Reply<Outcome>, outcome: Outcome) -> Start {
+        self.done = Some((reply, outcome));
+        self
     }
 }
 
-/// What `PUT /downloads` asks for.
-pub struct AddRequest {
-    pub torrent: Vec<u8>,
-    pub destination: PathBuf,
-    pub selected_files: Option<Vec<usize>>,
-    pub hops: u32,
-    pub safe_seeding: bool,
+/// What follows a take-out.
+enum AfterTakeOut {
+    /// Wait for anonymity.
+    Hops { hops: u32, reply: Reply<Outcome> },
+    /// Move the files.
+    Move { dest: PathBuf, was_running: bool, reply: Reply<Outcome> },
+    /// Remove the download.
+    Remove { remove_data: bool, reply: Reply<Outcome> },
 }
 
-/// A download with the engine's figures, for the REST API.
-pub struct Snapshot {
-    pub download: Download,
-    pub stats: Option<TorrentStats>,
-    pub peers: Option<Vec<PeerStats>>,
+impl AfterTakeOut {
+    fn fail(self, e: DownloadError) {
+        let reply = match self {
+            AfterTakeOut::Hops { reply, .. }
+            | AfterTakeOut::Move { reply, .. }
+            | AfterTakeOut::Remove { reply, .. } => reply,
+        };
+        let _ = reply.try_send(Err(e));
+    }
 }
 
-/// The list of downloads.
-pub struct Downloads {
-    list: Mutex<Vec<Download>>,
-    checkpoints: Arc<Checkpoints>,
+/// A download with what it is doing and what waits for it.
+struct Entry {
+    download: Download,
+    op: Option<Op>,
+    waiting: VecDeque<(Change, Reply<Outcome>)>,
+}
+
+/// The owner's state.
+pub(super) struct Machine {
+    list: Vec<Entry>,
     session: Handle,
     events: Arc<EventBus>,
-    /// Checkpoints found at start-up, and how many of them are loaded.
-    total: AtomicUsize,
-    loaded: AtomicUsize,
-    /// Serialises checkpoint writes so an older snapshot never lands after a newer one.
-    write_lock: async_lock::Mutex<()>,
+    store: Arc<Store>,
+    rt: Rt,
+    /// Its own mailbox, for the jobs it sends out to answer into.
+    me: Sender<Msg>,
+    checkpoints: Checkpoints,
+    writer: Writer,
     /// The last run did not shut down cleanly: pieces verified after its last checkpoints may
     /// be on disk, so they are checked rather than downloaded again.
     crashed: bool,
-    state_dir: PathBuf,
+    /// Checkpoints found at start-up, how many are loaded, and those still to load.
+    total: usize,
+    loaded: usize,
+    to_load: Option<VecDeque<Saved>>,
+    /// New downloads whose first checkpoint is being written.
+    adding: HashSet<InfoHash>,
     /// Expanded directories of each download's file tree view (the PyPI GUI's), not persisted.
-    tree_state: Mutex<HashMap<InfoHash, BTreeSet<String>>>,
+    tree_state: HashMap<InfoHash, BTreeSet<String>>,
     /// The hidden torrents of `/torrentinfo` fetching a magnet's metadata, by info-hash.
-    probes: Mutex<HashMap<InfoHash, TorrentId>>,
-    /// The metadata store: every torrent added gets an entry.
-    store: Arc<Store>,
+    probes: HashMap<InfoHash, TorrentId>,
+}
+
+/// What the owner starts from.
+pub(super) struct Parts {
+    pub(super) session: Handle,
+    pub(super) events: Arc<EventBus>,
+    pub(super) store: Arc<Store>,
+    pub(super) rt: Rt,
+    pub(super) me: Sender<Msg>,
+    pub(super) checkpoints: Checkpoints,
+    pub(super) crashed: bool,
 }
 
 fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-impl Downloads {
-    /// An empty list over the checkpoints of `state_dir`.
-    pub fn new(
-        state_dir: &Path,
-        session: Handle,
-        events: Arc<EventBus>,
-        store: Arc<Store>,
-    ) -> Result<Downloads, String> {
-        Ok(Downloads {
-            list: Mutex::new(Vec::new()),
-            checkpoints: Arc::new(Checkpoints::open(state_dir)?),
-            session,
-            events,
-            total: AtomicUsize::new(0),
-            loaded: AtomicUsize::new(0),
-            write_lock: async_lock::Mutex::new(()),
-            tree_state: Mutex::new(HashMap::new()),
-            probes: Mutex::new(HashMap::new()),
-            crashed: {
-                // Present only after a clean shutdown; gone while the daemon runs.
-                let marker = state_dir.join(CLEAN_MARKER);
-                let clean = marker.exists();
-                let _ = std::fs::remove_file(&marker);
-                !clean
-            },
-            state_dir: state_dir.to_path_buf(),
-            store,
-        })
-    }
-
-    /// Records a clean shutdown (after the last checkpoints): the next start trusts them.
-    pub fn mark_clean(&self) {
-        if let Err(e) = super::fsutil::write_atomic(&self.state_dir.join(CLEAN_MARKER), b"") {
-            eprintln!("shoal daemon: cannot record the clean shutdown: {e}");
+impl Machine {
+    /// An empty library.
+    pub(super) fn new(p: Parts) -> Machine {
+        Machine {
+            list: Vec::new(),
+            writer: Writer::start(p.checkpoints.clone(), p.rt),
+            session: p.session,
+            events: p.events,
+            store: p.store,
+            rt: p.rt,
+            me: p.me,
+            checkpoints: p.checkpoints,
+            crashed: p.crashed,
+            total: 0,
+            loaded: 0,
+            to_load: None,
+            adding: HashSet::new(),
+            tree_state: HashMap::new(),
+            probes: HashMap::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Download>> {
-        self.list.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn with<T>(&self, ih: &InfoHash, f: impl FnOnce(&mut Download) -> T) -> Result<T, DownloadError> {
-        let mut list = self.lock();
-        let d = list.iter_mut().find(|d| d.info_hash == *ih).ok_or(DownloadError::Unknown)?;
-        Ok(f(d))
-    }
-
-    /// A copy of one download.
-    pub fn get(&self, ih: &InfoHash) -> Option<Download> {
-        self.lock().iter().find(|d| d.info_hash == *ih).cloned()
-    }
-
-    /// Notes `id`, the hidden torrent with which `/torrentinfo` fetches the metadata of `ih`.
-    pub fn probe_started(&self, ih: InfoHash, id: TorrentId) {
-        self.probes.lock().unwrap_or_else(|e| e.into_inner()).insert(ih, id);
-    }
-
-    /// The hidden torrent with which `/torrentinfo` is fetching the metadata of `ih`, if any.
-    pub fn probe(&self, ih: &InfoHash) -> Option<TorrentId> {
-        self.probes.lock().unwrap_or_else(|e| e.into_inner()).get(ih).copied()
-    }
-
-    /// Ends the probe `id` of `ih`: true when it is still the caller's to remove from the engine
-    /// (false when a download of the same magnet took its place).
-    pub fn probe_ended(&self, ih: &InfoHash, id: TorrentId) -> bool {
-        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        match probes.get(ih) {
-            Some(&probe) if probe == id => probes.remove(ih).is_some(),
-            _ => false,
-        }
-    }
-
-    /// Whether a download exists.
-    pub fn exists(&self, ih: &InfoHash) -> bool {
-        self.lock().iter().any(|d| d.info_hash == *ih)
-    }
-
-    /// `(total, loaded)` checkpoints of the start-up load.
-    pub fn checkpoint_progress(&self) -> (usize, usize) {
-        (self.total.load(Ordering::Relaxed), self.loaded.load(Ordering::Relaxed))
-    }
-
-    /// The downloads (in insertion order) with their figures; `filter` picks which.
-    pub async fn snapshots(&self, filter: impl Fn(&InfoHash) -> bool, with_peers: bool) -> Vec<Snapshot> {
-        let list: Vec<Download> = self.lock().iter().filter(|d| filter(&d.info_hash)).cloned().collect();
-        let ids: Vec<TorrentId> = list.iter().filter_map(|d| d.torrent_id()).collect();
-        let mut stats = self.session.stats_many(ids).await.into_iter();
-        let mut out = Vec::with_capacity(list.len());
-        for download in list {
-            let (stats, peers) = match download.torrent_id() {
-                Some(id) => {
-                    let peers = if with_peers { Some(self.session.peers(id).await) } else { None };
-                    (stats.next().flatten(), peers)
-                }
-                None => (None, with_peers.then(Vec::new)),
+    /// Takes messages until the task is dropped; engine events come from `events`.
+    pub(super) async fn run(mut self, mailbox: Receiver<Msg>, events: Receiver<Event>) {
+        let mut engine_on = true;
+        loop {
+            let msg = if engine_on {
+                futures_lite::future::race(async { mailbox.recv().await.ok() }, async {
+                    events.recv().await.ok().map(Msg::Event)
+                })
+                .await
+            } else {
+                mailbox.recv().await.ok()
             };
-            out.push(Snapshot { download, stats, peers });
+            match msg {
+                Some(msg) => self.handle(msg).await,
+                // The engine has stopped: only requests remain.
+                None if engine_on && events.is_closed() => engine_on = false,
+                None => return,
+            }
         }
-        out
     }
 
-    /// Loads every checkpoint and starts its download (stopped ones stay stopped).
-    pub async fn load(&self) {
-        let (saved, warnings) = self.checkpoints.load_all();
-        for w in warnings {
-            eprintln!("shoal daemon: {w}");
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Ask(r) => self.request(r).await,
+            Msg::Event(e) => self.engine_event(e).await,
+            Msg::Done(d) => self.done(d).await,
+            Msg::Next(ih) => self.next(ih).await,
+            Msg::LoadNext => self.load_next().await,
         }
-        self.total.store(saved.len(), Ordering::Relaxed);
-        for Saved { resume, torrent } in saved {
+    }
+
+    fn entry(&mut self, ih: &InfoHash) -> Option<&mut Entry> {
+        self.list.iter_mut().find(|e| e.download.info_hash == *ih)
+    }
+
+    fn download(&mut self, ih: &InfoHash) -> Option<&mut Download> {
+        self.entry(ih).map(|e| &mut e.download)
+    }
+
+    /// Runs `work` on the blocking pool; its result comes back as a message.
+    fn job(&self, work: impl FnOnce() -> Done + Send + 'static) {
+        let me = self.me.clone();
+        self.rt.spawn_blocking(move || {
+            let _ = me.try_send(Msg::Done(work()));
+        });
+    }
+
+    async fn request(&mut self, r: Request) {
+        match r {
+            Request::Get(ih, reply) => {
+                let d = self.list.iter().find(|e| e.download.info_hash == ih).map(|e| e.download.clone());
+                let _ = reply.try_send(d);
+            }
+            Request::List(reply) => {
+                let _ = reply.try_send(self.list.iter().map(|e| e.download.clone()).collect());
+            }
+            Request::Progress(reply) => {
+                let _ = reply.try_send((self.total, self.loaded));
+            }
+            Request::Expanded(ih, reply) => {
+                let _ = reply.try_send(self.tree_state.get(&ih).cloned().unwrap_or_default());
+            }
+            Request::UpdateExpanded(ih, f) => f(self.tree_state.entry(ih).or_default()),
+            Request::ProbeStarted(ih, id) => {
+                self.probes.insert(ih, id);
+            }
+            Request::Probe(ih, reply) => {
+                let _ = reply.try_send(self.probes.get(&ih).copied());
+            }
+            Request::ProbeEnded(ih, id, reply) => {
+                let mine = self.probes.get(&ih) == Some(&id);
+                if mine {
+                    self.probes.remove(&ih);
+                }
+                let _ = reply.try_send(mine);
+            }
+            Request::Add(add) => self.add(*add),
+            Request::Change(ih, change, reply) => match self.entry(&ih) {
+                None => {
+                    let _ = reply.try_send(Err(DownloadError::Unknown));
+                }
+                Some(e) if e.op.is_some() || !e.waiting.is_empty() => e.waiting.push_back((change, reply)),
+                Some(_) => self.change(ih, change, reply).await,
+            },
+            Request::CheckpointChanged(reply) => {
+                self.checkpoint_changed().await;
+                let _ = reply.try_send(());
+            }
+            Request::CheckpointAll(reply) => {
+                let all: Vec<InfoHash> = self.list.iter().map(|e| e.download.info_hash).collect();
+                for ih in all {
+                    self.checkpoint(&ih).await;
+                }
+                // Behind every write just queued.
+                self.writer.run(move |_| {
+                    let _ = reply.try_send(());
+                });
+            }
+            Request::Load => {
+                let checkpoints = self.checkpoints.clone();
+                self.job(move || {
+                    let (saved, warnings) = checkpoints.load_all();
+                    Done::Loaded(saved, warnings)
+                });
+            }
+        }
+    }
+
+    /// Writes a new download's first checkpoint (and torrent file); it is listed and started
+    /// once that is on disk. An existing download with the same info-hash is kept as it is.
+    fn add(&mut self, add: Add) {
+        let Add { info_hash: ih, req, torrent, magnet, reply } = add;
+        if self.list.iter().any(|e| e.download.info_hash == ih) || self.adding.contains(&ih) {
+            let _ = reply.try_send(Ok(ih));
+            return;
+        }
+        if !req.destination.is_absolute() {
+            let _ = reply.try_send(Err(DownloadError::Invalid(format!(
+                "destination must be an absolute path: {}",
+                req.destination.display()
+            ))));
+            return;
+        }
+        let mut resume = ResumeData::new(&ih, req.destination, now_unix());
+        resume.selected_files = req.selected_files.filter(|s| !s.is_empty());
+        resume.hops = req.hops;
+        resume.safe_seeding = req.safe_seeding;
+        resume.magnet = magnet;
+        let (meta, bytes) = match torrent {
+            Some((m, b)) => (Some(Arc::new(m)), Some(Arc::new(b))),
+            None => (None, None),
+        };
+        let download = Download {
+            info_hash: ih,
+            meta,
+            torrent: bytes.clone(),
+            resume: resume.clone(),
+            phase: Phase::Allocating,
+            saved_pieces: None,
+            crash_base: None,
+        };
+        self.adding.insert(ih);
+        let me = self.me.clone();
+        self.writer.run(move |checkpoints| {
+            let written = match &bytes {
+                Some(file) => checkpoints.save_torrent(&ih, file),
+                None => Ok(()),
+            }
+            .and_then(|()| checkpoints.save(&resume));
+            let _ = me.try_send(Msg::Done(Done::Registered(Box::new(download), written, reply)));
+        });
+    }
+
+    async fn done(&mut self, done: Done) {
+        match done {
+            Done::Registered(download, written, reply) => {
+                let ih = download.info_hash;
+                self.adding.remove(&ih);
+                if let Err(e) = written {
+                    let _ = reply.try_send(Err(DownloadError::Failed(format!("cannot save resume data: {e}"))));
+                    return;
+                }
+                self.list.push(Entry { download: *download, op: None, waiting: VecDeque::new() });
+                let _ = reply.try_send(Ok(ih));
+                self.start(ih, Start::new(false)).await;
+            }
+            Done::Probed(ih, result) => {
+                let Some(Op::Starting(s)) = self.take_op(&ih) else { return };
+                match result {
+                    Err(e) => {
+                        self.set_phase(&ih, Phase::Failed(e));
+                        self.started(ih, s);
+                    }
+                    Ok(()) => self.probed(ih, s).await,
+                }
+            }
+            Done::Resumed(ih, have) => {
+                let Some(Op::Starting(s)) = self.take_op(&ih) else { return };
+                self.add_to_engine(ih, s, have).await;
+            }
+            Done::Moved(ih, result) => {
+                let Some(Op::Moving { dest, was_running, before, reply }) = self.take_op(&ih) else { return };
+                self.moved(ih, result, dest, was_running, before, reply).await;
+            }
+            Done::Saved(ih, have, pieces, result) => match result {
+                Ok(()) => {
+                    if let Some(d) = self.download(&ih) {
+                        d.resume.have = have;
+                        d.saved_pieces = pieces;
+                    }
+                }
+                Err(e) => eprintln!("shoal daemon: cannot write resume data of {ih}: {e}"),
+            },
+            Done::Loaded(saved, warnings) => {
+                for w in warnings {
+                    eprintln!("shoal daemon: {w}");
+                }
+                self.total = saved.len();
+                self.to_load = Some(saved.into());
+                self.load_next().await;
+            }
+            Done::TakeOutTimeout(ih, id) => {
+                if matches!(self.entry(&ih).and_then(|e| e.op.as_ref()), Some(Op::TakingOut { id: t, .. }) if *t == id)
+                {
+                    self.taken_out(ih).await;
+                }
+            }
+        }
+    }
+
+    fn take_op(&mut self, ih: &InfoHash) -> Option<Op> {
+        self.entry(ih).and_then(|e| e.op.take())
+    }
+
+    fn set_phase(&mut self, ih: &InfoHash, phase: Phase) {
+        if let Some(d) = self.download(ih) {
+            d.phase = phase;
+        }
+    }
+
+    /// The download's op is over: the changes queued behind it run next.
+    fn op_over(&self, ih: InfoHash) {
+        let _ = self.me.try_send(Msg::Next(ih));
+    }
+
+    /// Runs the changes queued for a download until one starts an op.
+    async fn next(&mut self, ih: InfoHash) {
+        loop {
+            let Some(e) = self.entry(&ih) else { return };
+            if e.op.is_some() {
+                return;
+            }
+            let Some((change, reply)) = e.waiting.pop_front() else { return };
+            self.change(ih, change, reply).await;
+        }
+    }
+
+    /// Starts the next download of the start-up load (stopped ones stay stopped).
+    async fn load_next(&mut self) {
+        while let Some(Saved { resume, torrent }) = self.to_load.as_mut().and_then(VecDeque::pop_front) {
             let Ok(ih) = InfoHash::from_hex(&resume.infohash) else { continue };
+            if self.list.iter().any(|e| e.download.info_hash == ih) {
+                // Added again while loading: the running one stays.
+                self.loaded += 1;
+                continue;
+            }
             let (torrent, meta) = match torrent {
                 Some((t, m)) => {
                     // Downloads added before the store existed get their entry too.
@@ -304,120 +513,52 @@ impl Downloads {
                 crash_base: None,
                 resume,
             };
-            self.lock().push(download);
-            self.start_with(&ih, true, false).await;
-            self.loaded.fetch_add(1, Ordering::Relaxed);
+            self.list.push(Entry { download, op: None, waiting: VecDeque::new() });
+            self.start(ih, Start { from_checkpoint: true, save: false, loading: true, done: None }).await;
+            return;
+        }
+        if self.to_load.take().is_some() && self.total > 0 {
+            tracing::info!("{} download(s) restored from checkpoints", self.total);
         }
     }
 
-    /// Adds a download (or returns the existing one with the same info-hash). Returns the
-    /// info-hash at once; the files are set up in the background.
-    pub async fn add(self: &Arc<Self>, req: AddRequest) -> Result<InfoHash, DownloadError> {
-        let meta = Metainfo::from_bytes(&req.torrent).map_err(|e| DownloadError::Failed(e.to_string()))?;
-        if let Some(sel) = &req.selected_files {
-            if sel.iter().any(|&i| i >= meta.info.files.len()) {
-                return Err(DownloadError::Invalid("index out of range".into()));
-            }
-        }
-        let torrent = req.torrent.clone();
-        let facts = TorrentFacts::of(&meta);
-        let ih = self.register(meta.info_hash, req, Some((meta, torrent)), None).await?;
-        self.store.record(facts);
-        Ok(ih)
-    }
-
-    /// Adds a download from a magnet link (or returns the existing one): it waits in METADATA
-    /// until peers have sent the torrent's metadata.
-    pub async fn add_magnet(self: &Arc<Self>, uri: &str, req: AddRequest) -> Result<InfoHash, DownloadError> {
-        let magnet = shoal_core::magnet::Magnet::parse(uri).map_err(|e| DownloadError::Invalid(e.to_string()))?;
-        self.register(magnet.info_hash, req, None, Some(uri.to_string())).await
-    }
-
-    /// Saves a new download's resume data (and torrent file, if known), lists it and starts it
-    /// in the background; an existing download with the same info-hash is kept as it is.
-    async fn register(
-        self: &Arc<Self>,
-        ih: InfoHash,
-        req: AddRequest,
-        torrent: Option<(Metainfo, Vec<u8>)>,
-        magnet: Option<String>,
-    ) -> Result<InfoHash, DownloadError> {
-        if self.exists(&ih) {
-            return Ok(ih);
-        }
-        if !req.destination.is_absolute() {
-            return Err(DownloadError::Invalid(format!(
-                "destination must be an absolute path: {}",
-                req.destination.display()
-            )));
-        }
-        let mut resume = ResumeData::new(&ih, req.destination, now_unix());
-        resume.selected_files = req.selected_files.filter(|s| !s.is_empty());
-        resume.hops = req.hops;
-        resume.safe_seeding = req.safe_seeding;
-        resume.magnet = magnet;
-        let (meta, bytes) = match torrent {
-            Some((m, b)) => (Some(Arc::new(m)), Some(Arc::new(b))),
-            None => (None, None),
-        };
-        let (first, file, checkpoints) = (resume.clone(), bytes.clone(), self.checkpoints.clone());
-        blocking::unblock(move || {
-            if let Some(file) = file {
-                checkpoints.save_torrent(&ih, &file)?;
-            }
-            checkpoints.save(&first)
-        })
-        .await
-        .map_err(|e| DownloadError::Failed(format!("cannot save resume data: {e}")))?;
-        {
-            let mut list = self.lock();
-            if list.iter().any(|d| d.info_hash == ih) {
-                return Ok(ih);
-            }
-            list.push(Download {
-                info_hash: ih,
-                meta,
-                torrent: bytes,
-                resume,
-                phase: Phase::Allocating,
-                saved_pieces: None,
-                crash_base: None,
-            });
-        }
-        let this = self.clone();
-        smol::spawn(async move { this.start(&ih, false).await }).detach();
-        Ok(ih)
-    }
-
-    /// Puts a download into the engine (or into `Circuits` when it asks for anonymity), then
-    /// checkpoints it.
-    async fn start(&self, ih: &InfoHash, from_checkpoint: bool) {
-        self.start_with(ih, from_checkpoint, true).await
-    }
-
-    /// [`Downloads::start`]; `save` is false when nothing changed since the checkpoint it
-    /// was loaded from.
-    async fn start_with(&self, ih: &InfoHash, from_checkpoint: bool, save: bool) {
-        let Some(d) = self.get(ih) else { return };
+    /// Puts a download into the engine (or into `Circuits` when it asks for anonymity).
+    async fn start(&mut self, ih: InfoHash, s: Start) {
+        let Some(e) = self.entry(&ih) else { return };
+        let d = &mut e.download;
         if d.resume.hops > 0 {
-            let _ = self.with(ih, |d| d.phase = Phase::Circuits);
+            d.phase = Phase::Circuits;
+            self.started(ih, s);
             return;
         }
-        let _ = self.with(ih, |d| d.phase = Phase::Allocating);
+        d.phase = Phase::Allocating;
         let dest = d.resume.destination.clone();
-        if let Err(e) = blocking::unblock(move || probe_destination(&dest)).await {
-            let _ = self.with(ih, |d| d.phase = Phase::Failed(e));
-            return;
-        }
+        e.op = Some(Op::Starting(s));
+        self.job(move || Done::Probed(ih, fs::probe_destination(&dest)));
+    }
+
+    /// The destination takes files: on to the engine (after the resume check, from a checkpoint).
+    async fn probed(&mut self, ih: InfoHash, s: Start) {
+        let Some(e) = self.entry(&ih) else { return };
+        let d = &e.download;
         let Some(meta) = d.meta.clone() else {
-            self.start_magnet(&d).await;
+            self.start_magnet(ih).await;
+            self.started(ih, s);
             return;
         };
-        let mut have = None;
-        if from_checkpoint {
-            let (meta, dest, saved) = (meta.clone(), d.resume.destination.clone(), d.resume.clone());
-            have = blocking::unblock(move || resume_bitfield(&meta, &dest, &saved)).await;
+        if !s.from_checkpoint {
+            self.add_to_engine(ih, s, None).await;
+            return;
         }
+        let (dest, saved) = (d.resume.destination.clone(), d.resume.clone());
+        e.op = Some(Op::Starting(s));
+        self.job(move || Done::Resumed(ih, fs::resume_bitfield(&meta, &dest, &saved)));
+    }
+
+    async fn add_to_engine(&mut self, ih: InfoHash, s: Start, have: Option<Bitfield>) {
+        let crashed = self.crashed;
+        let Some(d) = self.download(&ih) else { return };
+        let Some(meta) = d.meta.clone() else { return };
         let opts = AddOptions {
             metainfo: (*meta).clone(),
             destination: d.resume.destination.clone(),
@@ -425,47 +566,40 @@ impl Downloads {
             peers: Vec::new(),
             file_priorities: d.priorities(),
             have,
-            verify_unverified: from_checkpoint && self.crashed,
+            verify_unverified: s.from_checkpoint && crashed,
         };
-        let crash_base = opts.have.clone().filter(|_| opts.verify_unverified);
-        let _ = self.with(ih, |d| d.crash_base = crash_base);
+        d.crash_base = opts.have.clone().filter(|_| opts.verify_unverified);
+        let vod = d.resume.vod_mode == Some(true);
         let result = self.session.add(opts).await;
-        let orphan = match result {
-            Ok(id) => match self.with(ih, |d| d.phase = Phase::Engine(id)) {
-                Ok(()) => None,
-                // Removed while its files were being set up.
-                Err(_) => Some(id),
-            },
+        let id = match result {
+            Ok(id) => {
+                self.set_phase(&ih, Phase::Engine(id));
+                Some(id)
+            }
             Err(e) => {
-                let _ = self.with(ih, |d| d.phase = Phase::Failed(e.to_string()));
+                self.set_phase(&ih, Phase::Failed(e.to_string()));
                 None
             }
         };
-        if let Some(id) = orphan {
-            let _ = self.session.remove(id).await;
-            return;
+        if let (Some(id), true) = (id, vod) {
+            let _ = self.session.set_sequential(id, true).await;
         }
-        if d.resume.vod_mode == Some(true) {
-            if let Some(id) = self.get(ih).and_then(|d| d.torrent_id()) {
-                let _ = self.session.set_sequential(id, true).await;
-            }
+        if s.save {
+            self.checkpoint(&ih).await;
+        } else if let Some(d) = self.download(&ih) {
+            d.saved_pieces = d.resume.have(d.piece_count()).map(|b| b.count_ones());
         }
-        if save {
-            self.checkpoint(ih).await;
-        } else {
-            let pieces = self.get(ih).and_then(|d| d.resume.have(d.piece_count())).map(|b| b.count_ones());
-            let _ = self.with(ih, |d| d.saved_pieces = pieces);
-        }
+        self.started(ih, s);
     }
 
     /// Puts a magnet download into the engine.
-    async fn start_magnet(&self, d: &Download) {
-        let ih = d.info_hash;
+    async fn start_magnet(&mut self, ih: InfoHash) {
+        let Some(d) = self.download(&ih) else { return };
         let Some(magnet) = d.resume.magnet.as_deref().and_then(|u| shoal_core::magnet::Magnet::parse(u).ok()) else {
-            let _ = self.with(&ih, |d| d.phase = Phase::Failed("the magnet link is not readable".into()));
+            d.phase = Phase::Failed("the magnet link is not readable".into());
             return;
         };
-        let opts = shoal_smol::MagnetOptions {
+        let opts = MagnetOptions {
             magnet,
             destination: d.resume.destination.clone(),
             paused: d.resume.user_stopped,
@@ -473,259 +607,261 @@ impl Downloads {
         };
         // The engine holds one torrent per info-hash: a `/torrentinfo` probe of this magnet (the
         // user added it without waiting for its files) gives way to the download.
-        let probe = self.probes.lock().unwrap_or_else(|e| e.into_inner()).remove(&ih);
-        if let Some(probe) = probe {
+        if let Some(probe) = self.probes.remove(&ih) {
             let _ = self.session.remove(probe).await;
         }
-        match self.session.add_magnet(opts).await {
-            Ok(id) => {
-                if self.with(&ih, |d| d.phase = Phase::Engine(id)).is_err() {
-                    let _ = self.session.remove(id).await;
-                }
-            }
-            Err(e) => {
-                let _ = self.with(&ih, |d| d.phase = Phase::Failed(e.to_string()));
-            }
-        }
+        let phase = match self.session.add_magnet(opts).await {
+            Ok(id) => Phase::Engine(id),
+            Err(e) => Phase::Failed(e.to_string()),
+        };
+        self.set_phase(&ih, phase);
     }
 
-    /// A magnet's metadata arrived: the download now has a torrent file (saved beside its
-    /// resume data) and its file selection applies.
-    async fn metadata_arrived(&self, ih: &InfoHash, id: TorrentId, info: &[u8]) {
-        let trackers = self
-            .get(ih)
-            .and_then(|d| d.resume.magnet.clone())
-            .and_then(|u| shoal_core::magnet::Magnet::parse(&u).ok())
-            .map(|m| m.trackers)
-            .unwrap_or_default();
-        let torrent = torrent_from_info(info, &trackers);
-        let meta = match Metainfo::from_bytes(&torrent) {
-            Ok(m) if m.info_hash == *ih => m,
-            Ok(_) | Err(_) => {
-                eprintln!("shoal daemon: the metadata of {ih} does not make a valid torrent");
+    /// A start is over: answer whoever waits for it, and go on with the load.
+    fn started(&mut self, ih: InfoHash, s: Start) {
+        if let Some((reply, outcome)) = s.done {
+            let _ = reply.try_send(outcome);
+        }
+        if s.loading {
+            self.loaded += 1;
+            let _ = self.me.try_send(Msg::LoadNext);
+        }
+        self.op_over(ih);
+    }
+
+    /// Runs a change of a download with no op under way.
+    async fn change(&mut self, ih: InfoHash, change: Change, reply: Reply<Outcome>) {
+        let session = self.session.clone();
+        let Some(d) = self.download(&ih) else {
+            let _ = reply.try_send(Err(DownloadError::Unknown));
+            return;
+        };
+        let id = d.torrent_id();
+        let failed = |e: shoal_smol::SessionError| DownloadError::Failed(e.to_string());
+        let outcome = match change {
+            Change::Stop => {
+                d.resume.user_stopped = true;
+                match id {
+                    Some(id) => session.pause(id).await.map_err(failed),
+                    None => Ok(()),
+                }
+            }
+            Change::Resume => {
+                d.resume.user_stopped = false;
+                match (id, matches!(d.phase, Phase::Failed(_))) {
+                    (Some(id), _) => session.resume(id).await.map_err(failed),
+                    (None, true) => {
+                        self.start(ih, Start::new(true).answering(reply, Ok(()))).await;
+                        return;
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Change::Recheck => {
+                // A check the user asks for credits nothing (see `crash_base`).
+                d.crash_base = None;
+                // The old bitfield is what is being doubted: forget it until the check is done.
+                d.resume.have = None;
+                d.saved_pieces = None;
+                match id {
+                    Some(id) => session.recheck(id).await.map_err(failed),
+                    None => Ok(()),
+                }
+            }
+            Change::Select(files) => {
+                if files.iter().any(|&i| i >= d.file_count()) {
+                    let _ = reply.try_send(Err(DownloadError::Invalid("index out of range".into())));
+                    return;
+                }
+                d.resume.selected_files = Some(files);
+                let prios = d.priorities();
+                let mut outcome = Ok(());
+                if let Some(id) = id {
+                    for (i, p) in prios.into_iter().enumerate() {
+                        if let Err(e) = session.set_file_priority(id, i, p).await {
+                            outcome = Err(failed(e));
+                            break;
+                        }
+                    }
+                }
+                outcome
+            }
+            Change::Vod(on, file) => {
+                if on {
+                    match file {
+                        Some(f) if f < d.file_count() => d.resume.vod_file = Some(f),
+                        _ => {
+                            let _ = reply.try_send(Err(DownloadError::Invalid("index out of range".into())));
+                            return;
+                        }
+                    }
+                }
+                d.resume.vod_mode = Some(on);
+                let prios = d.priorities();
+                if let Some(id) = id {
+                    let _ = session.set_sequential(id, on).await;
+                    for (i, p) in prios.into_iter().enumerate() {
+                        let _ = session.set_file_priority(id, i, p).await;
+                    }
+                }
+                Ok(())
+            }
+            Change::Hops(hops) => {
+                if d.resume.hops == hops {
+                    let _ = reply.try_send(Ok(()));
+                    return;
+                }
+                if hops > 0 {
+                    self.take_out(ih, AfterTakeOut::Hops { hops, reply }).await;
+                } else {
+                    d.resume.hops = 0;
+                    self.start(ih, Start::new(true).answering(reply, Ok(()))).await;
+                }
                 return;
             }
-        };
-        self.store.record(TorrentFacts::of(&meta));
-        let (checkpoints, bytes, hash) = (self.checkpoints.clone(), torrent.clone(), *ih);
-        if let Err(e) = blocking::unblock(move || checkpoints.save_torrent(&hash, &bytes)).await {
-            eprintln!("shoal daemon: cannot save the torrent of {ih}: {e}");
-        }
-        let prios = self
-            .with(ih, |d| {
-                d.meta = Some(Arc::new(meta));
-                d.torrent = Some(Arc::new(torrent));
-                d.resume.magnet = None;
-                if let Some(sel) = &mut d.resume.selected_files {
-                    let n = d.meta.as_ref().map_or(0, |m| m.info.files.len());
-                    sel.retain(|&i| i < n);
+            Change::Move(dest) => {
+                if d.resume.destination == dest {
+                    let _ = reply.try_send(Ok(()));
+                    return;
                 }
-                d.priorities()
-            })
-            .unwrap_or_default();
-        if self.get(ih).is_some_and(|d| d.resume.selected_files.is_some()) {
-            for (i, p) in prios.into_iter().enumerate() {
-                let _ = self.session.set_file_priority(id, i, p).await;
-            }
-        }
-        self.checkpoint(ih).await;
-    }
-
-    /// Takes a download out of the engine and waits until it is gone (its files closed); its
-    /// session totals move into the resume data.
-    async fn take_out(&self, ih: &InfoHash) -> Result<(), DownloadError> {
-        let Some(id) = self.get(ih).and_then(|d| d.torrent_id()) else { return Ok(()) };
-        self.checkpoint(ih).await;
-        let stats = self.session.stats(id).await;
-        let events = self.session.subscribe().await;
-        self.session.remove(id).await.map_err(|e| DownloadError::Failed(e.to_string()))?;
-        let gone = async {
-            while let Ok(e) = events.recv().await {
-                if e == (Event::Removed { torrent: id }) {
+                if d.meta.is_none() {
+                    // Nothing on disk yet: the files will simply go to the new place.
+                    d.resume.destination = dest;
+                    Ok(())
+                } else {
+                    let was_running = id.is_some();
+                    self.take_out(ih, AfterTakeOut::Move { dest, was_running, reply }).await;
                     return;
                 }
             }
+            Change::Remove { remove_data } => {
+                self.take_out(ih, AfterTakeOut::Remove { remove_data, reply }).await;
+                return;
+            }
         };
-        futures_lite::future::or(gone, async {
-            async_io::Timer::after(Duration::from_secs(30)).await;
-        })
-        .await;
-        let _ = self.with(ih, |d| {
+        self.checkpoint(&ih).await;
+        let _ = reply.try_send(outcome);
+    }
+
+    /// Takes a download out of the engine; `then` follows once the engine has closed its
+    /// files (its `Removed`). Its session totals move into the resume data.
+    async fn take_out(&mut self, ih: InfoHash, then: AfterTakeOut) {
+        let Some(id) = self.download(&ih).and_then(|d| d.torrent_id()) else {
+            self.after_take_out(ih, then).await;
+            return;
+        };
+        self.checkpoint(&ih).await;
+        let stats = self.session.stats(id).await;
+        if let Err(e) = self.session.remove(id).await {
+            then.fail(DownloadError::Failed(e.to_string()));
+            return;
+        }
+        let Some(e) = self.entry(&ih) else { return };
+        e.op = Some(Op::TakingOut { id, stats, then });
+        let (me, sleep) = (self.me.clone(), self.rt.sleep(TAKE_OUT_TIMEOUT));
+        self.rt.detach(async move {
+            sleep.await;
+            let _ = me.try_send(Msg::Done(Done::TakeOutTimeout(ih, id)));
+        });
+    }
+
+    /// The engine let go of the download (or the wait ran out).
+    async fn taken_out(&mut self, ih: InfoHash) {
+        let Some(Op::TakingOut { stats, then, .. }) = self.take_op(&ih) else { return };
+        if let Some(d) = self.download(&ih) {
             if let Some(s) = &stats {
                 d.resume.all_time_upload += s.uploaded;
                 d.resume.all_time_download += s.downloaded;
             }
             d.phase = Phase::Allocating;
-        });
-        Ok(())
+        }
+        self.after_take_out(ih, then).await;
     }
 
-    /// Stops (pauses) a download; it stays stopped across restarts.
-    pub async fn stop(&self, ih: &InfoHash) -> Result<(), DownloadError> {
-        let id = self.with(ih, |d| {
-            d.resume.user_stopped = true;
-            d.torrent_id()
-        })?;
-        if let Some(id) = id {
-            self.session.pause(id).await.map_err(|e| DownloadError::Failed(e.to_string()))?;
-        }
-        self.checkpoint(ih).await;
-        Ok(())
-    }
-
-    /// Resumes a download (also one stopped on an error, which is tried again).
-    pub async fn resume(&self, ih: &InfoHash) -> Result<(), DownloadError> {
-        let (id, phase) = self.with(ih, |d| {
-            d.resume.user_stopped = false;
-            (d.torrent_id(), d.phase.clone())
-        })?;
-        match (id, phase) {
-            (Some(id), _) => self.session.resume(id).await.map_err(|e| DownloadError::Failed(e.to_string()))?,
-            (None, Phase::Failed(_)) => self.start(ih, true).await,
-            _ => {}
-        }
-        self.checkpoint(ih).await;
-        Ok(())
-    }
-
-    /// Checks the download's data again.
-    pub async fn recheck(&self, ih: &InfoHash) -> Result<(), DownloadError> {
-        // A check the user asks for credits nothing (see `crash_base`).
-        let id = self.with(ih, |d| {
-            d.crash_base = None;
-            d.torrent_id()
-        })?;
-        if let Some(id) = id {
-            self.session.recheck(id).await.map_err(|e| DownloadError::Failed(e.to_string()))?;
-        }
-        // The old bitfield is what is being doubted: forget it until the check is done.
-        self.with(ih, |d| {
-            d.resume.have = None;
-            d.saved_pieces = None;
-        })?;
-        self.checkpoint(ih).await;
-        Ok(())
-    }
-
-    /// Sets the wanted files.
-    pub async fn set_selected(&self, ih: &InfoHash, files: Vec<usize>) -> Result<(), DownloadError> {
-        let (id, prios) = self.with(ih, |d| {
-            if files.iter().any(|&i| i >= d.file_count()) {
-                return Err(DownloadError::Invalid("index out of range".into()));
-            }
-            d.resume.selected_files = Some(files);
-            Ok((d.torrent_id(), d.priorities()))
-        })??;
-        if let Some(id) = id {
-            for (i, p) in prios.into_iter().enumerate() {
-                self.session.set_file_priority(id, i, p).await.map_err(|e| DownloadError::Failed(e.to_string()))?;
-            }
-        }
-        self.checkpoint(ih).await;
-        Ok(())
-    }
-
-    /// Changes the anonymity hops: 0 downloads directly, more waits for circuits we lack.
-    pub async fn set_hops(&self, ih: &InfoHash, hops: u32) -> Result<(), DownloadError> {
-        let old = self.with(ih, |d| d.resume.hops)?;
-        if old == hops {
-            return Ok(());
-        }
-        if hops > 0 {
-            self.take_out(ih).await?;
-            self.with(ih, |d| {
+    async fn after_take_out(&mut self, ih: InfoHash, then: AfterTakeOut) {
+        let Some(e) = self.entry(&ih) else {
+            then.fail(DownloadError::Unknown);
+            return;
+        };
+        let d = &mut e.download;
+        match then {
+            AfterTakeOut::Hops { hops, reply } => {
                 d.resume.hops = hops;
                 d.resume.safe_seeding = true;
                 d.phase = Phase::Circuits;
-            })?;
-            self.checkpoint(ih).await;
-        } else {
-            self.with(ih, |d| d.resume.hops = 0)?;
-            self.start(ih, true).await;
-        }
-        Ok(())
-    }
-
-    /// Turns streaming mode on (sequential download of `file`) or off.
-    pub async fn set_vod(&self, ih: &InfoHash, on: bool, file: Option<usize>) -> Result<(), DownloadError> {
-        let (id, prios) = self.with(ih, |d| {
-            if on {
-                match file {
-                    Some(f) if f < d.file_count() => d.resume.vod_file = Some(f),
-                    _ => return Err(DownloadError::Invalid("index out of range".into())),
+                self.checkpoint(&ih).await;
+                let _ = reply.try_send(Ok(()));
+                self.op_over(ih);
+            }
+            AfterTakeOut::Move { dest, was_running, reply } => {
+                let Some(meta) = d.meta.clone() else { return };
+                let before = std::mem::replace(&mut d.phase, Phase::Moving);
+                let (from, to) = (d.resume.destination.clone(), dest.clone());
+                e.op = Some(Op::Moving { dest, was_running, before, reply });
+                self.job(move || Done::Moved(ih, fs::move_files(&meta, &from, &to)));
+            }
+            AfterTakeOut::Remove { remove_data, reply } => {
+                let pos = self.list.iter().position(|e| e.download.info_hash == ih);
+                let Some(entry) = pos.map(|p| self.list.remove(p)) else { return };
+                for (_, waiting) in entry.waiting {
+                    let _ = waiting.try_send(Err(DownloadError::Unknown));
                 }
-            }
-            d.resume.vod_mode = Some(on);
-            Ok((d.torrent_id(), d.priorities()))
-        })??;
-        if let Some(id) = id {
-            let _ = self.session.set_sequential(id, on).await;
-            for (i, p) in prios.into_iter().enumerate() {
-                let _ = self.session.set_file_priority(id, i, p).await;
+                self.tree_state.remove(&ih);
+                let d = entry.download;
+                let files = if remove_data { d.meta.map(|meta| (meta, d.resume.destination)) } else { None };
+                // Behind every checkpoint of it already queued, so none can bring the file
+                // back; answered once the checkpoint and the files are gone.
+                self.writer.run(move |checkpoints| {
+                    checkpoints.remove(&ih);
+                    if let Some((meta, dest)) = files {
+                        fs::delete_files(&meta, &dest);
+                    }
+                    let _ = reply.try_send(Ok(()));
+                });
             }
         }
-        self.checkpoint(ih).await;
-        Ok(())
     }
 
-    /// Moves the files to `dest` (an existing directory) and continues from there.
-    pub async fn move_storage(&self, ih: &InfoHash, dest: PathBuf) -> Result<(), DownloadError> {
-        let d = self.get(ih).ok_or(DownloadError::Unknown)?;
-        if d.resume.destination == dest {
-            return Ok(());
-        }
-        let Some(meta) = d.meta.clone() else {
-            // Nothing on disk yet: the files will simply go to the new place.
-            self.with(ih, |d| d.resume.destination = dest)?;
-            self.checkpoint(ih).await;
-            return Ok(());
-        };
-        let was_running = d.torrent_id().is_some();
-        self.take_out(ih).await?;
-        self.with(ih, |d| d.phase = Phase::Moving)?;
-        let (from, to) = (d.resume.destination.clone(), dest.clone());
-        let moved = blocking::unblock(move || move_files(&meta, &from, &to)).await;
-        match moved {
+    /// The files were moved (or put back after a failure): the download continues from where
+    /// they are.
+    async fn moved(
+        &mut self,
+        ih: InfoHash,
+        result: Result<(), String>,
+        dest: PathBuf,
+        was_running: bool,
+        before: Phase,
+        reply: Reply<Outcome>,
+    ) {
+        let Some(d) = self.download(&ih) else { return };
+        let outcome = match result {
             Ok(()) => {
-                self.with(ih, |d| d.resume.destination = dest)?;
+                d.resume.destination = dest;
+                Ok(())
             }
             Err(e) => {
-                // The files stay where they were (or are put back); the download continues there.
                 eprintln!("shoal daemon: move_storage of {ih} failed: {e}");
-                if was_running {
-                    self.start(ih, true).await;
-                }
-                return Err(DownloadError::Failed(e));
+                Err(DownloadError::Failed(e))
             }
+        };
+        let restart = if outcome.is_ok() { was_running || d.resume.hops == 0 } else { was_running };
+        if restart {
+            self.start(ih, Start::new(true).answering(reply, outcome)).await;
+        } else {
+            // Not started again: it stands where it stood before the move.
+            d.phase = before;
+            self.checkpoint(&ih).await;
+            let _ = reply.try_send(outcome);
+            self.op_over(ih);
         }
-        if was_running || d.resume.hops == 0 {
-            self.start(ih, true).await;
-        }
-        Ok(())
-    }
-
-    /// Removes a download, and its files if asked.
-    pub async fn remove(&self, ih: &InfoHash, remove_data: bool) -> Result<(), DownloadError> {
-        let d = self.get(ih).ok_or(DownloadError::Unknown)?;
-        self.take_out(ih).await?;
-        {
-            // Under the write lock: a checkpoint already under way must not bring the file back.
-            let _guard = self.write_lock.lock().await;
-            self.lock().retain(|x| x.info_hash != *ih);
-            self.checkpoints.remove(ih);
-        }
-        if let (true, Some(meta)) = (remove_data, d.meta.clone()) {
-            let dest = d.resume.destination.clone();
-            blocking::unblock(move || delete_files(&meta, &dest)).await;
-        }
-        Ok(())
     }
 
     /// Writes a download's resume data (after syncing its written data).
-    pub async fn checkpoint(&self, ih: &InfoHash) {
-        let Some(d) = self.get(ih) else { return };
+    async fn checkpoint(&mut self, ih: &InfoHash) {
+        let Some(d) = self.download(ih) else { return };
         let mut resume = d.resume.clone();
-        if let Some(id) = d.torrent_id() {
+        let (id, piece_count) = (d.torrent_id(), d.piece_count());
+        if let Some(id) = id {
             if let Some(cp) = self.session.checkpoint(id).await {
                 match &cp.state {
                     s if checking(s) => resume.set_have(None),
@@ -737,88 +873,70 @@ impl Downloads {
                 resume.all_time_download += s.downloaded;
             }
         }
-        let pieces = resume.have(d.piece_count()).map(|b| b.count_ones());
-        let _guard = self.write_lock.lock().await;
-        // Removed meanwhile: do not bring its file back.
-        if !self.exists(ih) {
-            return;
-        }
-        let (to_write, checkpoints) = (resume.clone(), self.checkpoints.clone());
-        match blocking::unblock(move || checkpoints.save(&to_write)).await {
-            Ok(()) => {
-                let _ = self.with(ih, |d| {
-                    d.resume.have = resume.have.clone();
-                    d.saved_pieces = pieces;
-                });
-            }
-            Err(e) => eprintln!("shoal daemon: cannot write resume data of {ih}: {e}"),
-        }
+        let pieces = resume.have(piece_count).map(|b| b.count_ones());
+        let (me, ih) = (self.me.clone(), *ih);
+        self.writer.run(move |checkpoints| {
+            let written = checkpoints.save(&resume);
+            let _ = me.try_send(Msg::Done(Done::Saved(ih, resume.have, pieces, written)));
+        });
     }
 
     /// Checkpoints the downloads whose verified pieces changed since their last checkpoint.
-    pub async fn checkpoint_changed(&self) {
-        let list: Vec<(InfoHash, Option<TorrentId>, Option<u32>)> =
-            self.lock().iter().map(|d| (d.info_hash, d.torrent_id(), d.saved_pieces)).collect();
-        for (ih, id, saved) in list {
-            let Some(id) = id else { continue };
-            let Some(stats) = self.session.stats(id).await else { continue };
-            if checking(&stats.state) {
-                continue;
-            }
-            if saved != Some(stats.pieces_have) {
+    async fn checkpoint_changed(&mut self) {
+        let running: Vec<(InfoHash, TorrentId, Option<u32>)> = self
+            .list
+            .iter()
+            .filter_map(|e| e.download.torrent_id().map(|id| (e.download.info_hash, id, e.download.saved_pieces)))
+            .collect();
+        let stats = self.session.stats_many(running.iter().map(|r| r.1).collect()).await;
+        for ((ih, _, saved), stats) in running.into_iter().zip(stats) {
+            let Some(stats) = stats else { continue };
+            if !checking(&stats.state) && saved != Some(stats.pieces_have) {
                 self.checkpoint(&ih).await;
             }
         }
     }
 
-    /// Checkpoints every download (at shutdown).
-    pub async fn checkpoint_all(&self) {
-        let all: Vec<InfoHash> = self.lock().iter().map(|d| d.info_hash).collect();
-        for ih in all {
-            self.checkpoint(&ih).await;
-        }
-    }
-
-    /// Reacts to engine events: completion is announced on `/events` and checkpointed.
-    pub async fn follow_engine(self: Arc<Self>) {
-        let events = self.session.subscribe().await;
-        while let Ok(e) = events.recv().await {
-            let torrent = match &e {
-                Event::Finished { torrent }
-                | Event::Checked { torrent, .. }
-                | Event::Error { torrent, .. }
-                | Event::MetadataReceived { torrent, .. } => *torrent,
-                _ => continue,
-            };
-            let found = self.lock().iter().find(|d| d.torrent_id() == Some(torrent)).map(|d| d.info_hash);
-            let Some(ih) = found else { continue };
-            if let Event::MetadataReceived { info, .. } = &e {
+    /// Reacts to engine events: a take-out goes on, completion is announced on `/events` and
+    /// checkpointed.
+    async fn engine_event(&mut self, e: Event) {
+        let torrent = match &e {
+            Event::Removed { torrent } => {
+                let found = self.list.iter().find(|x| matches!(x.op, Some(Op::TakingOut { id, .. }) if id == *torrent));
+                if let Some(ih) = found.map(|x| x.download.info_hash) {
+                    self.taken_out(ih).await;
+                }
+                return;
+            }
+            Event::Finished { torrent }
+            | Event::Checked { torrent, .. }
+            | Event::Error { torrent, .. }
+            | Event::MetadataReceived { torrent, .. } => *torrent,
+            _ => return,
+        };
+        let found = self.list.iter().find(|x| x.download.torrent_id() == Some(torrent)).map(|x| x.download.info_hash);
+        let Some(ih) = found else { return };
+        match &e {
+            Event::MetadataReceived { info, .. } => {
                 self.metadata_arrived(&ih, torrent, info).await;
-                continue;
+                return;
             }
-            if let Event::Checked { have, .. } = e {
-                let _ = self.with(&ih, |d| {
-                    if let (Some(base), Some(meta)) = (d.crash_base.take(), d.meta.clone()) {
-                        d.resume.credit_found_after_crash(&base, have, &meta);
-                    }
-                });
-            }
-            // A check asked for while stopped leaves the download stopped.
-            if let Event::Checked { .. } = e {
-                if self.get(&ih).is_some_and(|d| d.resume.user_stopped) {
+            Event::Checked { have, .. } => {
+                let Some(d) = self.download(&ih) else { return };
+                if let (Some(base), Some(meta)) = (d.crash_base.take(), d.meta.clone()) {
+                    d.resume.credit_found_after_crash(&base, *have, &meta);
+                }
+                // A check asked for while stopped leaves the download stopped.
+                if d.resume.user_stopped {
                     let _ = self.session.pause(torrent).await;
                 }
             }
-            if let Event::Finished { .. } = e {
-                let newly = self
-                    .with(&ih, |d| {
-                        let newly = !d.resume.completed;
-                        d.resume.completed = true;
-                        newly.then(|| d.name())
-                    })
-                    .ok()
-                    .flatten();
-                if let Some(name) = newly {
+            Event::Finished { .. } => {
+                let Some(d) = self.download(&ih) else { return };
+                let newly = !d.resume.completed;
+                d.resume.completed = true;
+                if newly {
+                    let name = d.name();
                     self.events.publish(
                         "torrent_finished",
                         Vec::new(),
@@ -826,176 +944,49 @@ impl Downloads {
                     );
                 }
             }
-            self.checkpoint(&ih).await;
+            _ => {}
         }
+        self.checkpoint(&ih).await;
     }
 
-    /// Destinations of the downloads, for the free-space monitor.
-    pub fn destinations(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = self.lock().iter().map(|d| d.resume.destination.clone()).collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
-    }
-
-    /// The expanded directories of a download's tree view.
-    pub fn expanded(&self, ih: &InfoHash) -> BTreeSet<String> {
-        self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).get(ih).cloned().unwrap_or_default()
-    }
-
-    /// Changes the expanded directories of a download's tree view.
-    pub fn update_expanded(&self, ih: &InfoHash, f: impl FnOnce(&mut BTreeSet<String>)) {
-        f(self.tree_state.lock().unwrap_or_else(|e| e.into_inner()).entry(*ih).or_default());
-    }
-
-    /// The session handle.
-    pub fn session(&self) -> &Handle {
-        &self.session
-    }
-}
-
-/// Whether the engine is checking (or waiting to check) the torrent's data.
-pub fn checking(s: &TorrentState) -> bool {
-    matches!(s, TorrentState::Checking { .. } | TorrentState::CheckQueued)
-}
-
-/// The resume bitfield of a saved download, if the files on disk can still hold it: every
-/// file that a verified piece touches must exist and reach at least the end of that piece's
-/// bytes in it. Otherwise `None`, and the engine checks the data again.
-fn resume_bitfield(meta: &Metainfo, dest: &Path, resume: &ResumeData) -> Option<Bitfield> {
-    let have = resume.have(meta.info.pieces.len() as u32)?;
-    let layout = FileLayout::new(&meta.info);
-    let mut needed: Vec<u64> = vec![0; meta.info.files.len()];
-    for p in have.iter_ones() {
-        let size = piece_size(meta, p);
-        for span in layout.piece_spans(p, size) {
-            if !span.pad {
-                let end = span.offset + span.len as u64;
-                let slot = &mut needed[span.file as usize];
-                *slot = (*slot).max(end);
+    /// A magnet's metadata arrived: the download now has a torrent file (saved beside its
+    /// resume data) and its file selection applies.
+    async fn metadata_arrived(&mut self, ih: &InfoHash, id: TorrentId, info: &[u8]) {
+        let Some(d) = self.download(ih) else { return };
+        let trackers = d
+            .resume
+            .magnet
+            .as_deref()
+            .and_then(|u| shoal_core::magnet::Magnet::parse(u).ok())
+            .map(|m| m.trackers)
+            .unwrap_or_default();
+        let torrent = shoal_core::create::torrent_from_info(info, &trackers);
+        let meta = match Metainfo::from_bytes(&torrent) {
+            Ok(m) if m.info_hash == *ih => m,
+            Ok(_) | Err(_) => {
+                eprintln!("shoal daemon: the metadata of {ih} does not make a valid torrent");
+                return;
             }
-        }
-    }
-    for (f, need) in meta.info.files.iter().zip(&needed) {
-        if *need == 0 {
-            continue;
-        }
-        match std::fs::metadata(dest.join(f.relative_path())) {
-            Ok(m) if m.is_file() && m.len() >= *need => {}
-            _ => return None,
-        }
-    }
-    Some(have)
-}
-
-/// Makes sure the destination exists and takes new files: an unwritable destination stops
-/// the download with an error at once instead of at its first piece.
-fn probe_destination(dest: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dest).map_err(|e| format!("destination {} is not usable: {e}", dest.display()))?;
-    let probe = dest.join(format!(".shoal-write-test-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| format!("destination {} is not writable: {e}", dest.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// A torrent file around a received info dictionary: `announce-list` from the magnet's
-/// trackers (one per tier), then `info` exactly as received.
-pub fn torrent_from_info(info: &[u8], trackers: &[String]) -> Vec<u8> {
-    fn string(out: &mut Vec<u8>, s: &[u8]) {
-        out.extend_from_slice(format!("{}:", s.len()).as_bytes());
-        out.extend_from_slice(s);
-    }
-    let mut out = b"d".to_vec();
-    if let Some(first) = trackers.first() {
-        string(&mut out, b"announce");
-        string(&mut out, first.as_bytes());
-        string(&mut out, b"announce-list");
-        out.push(b'l');
-        for t in trackers {
-            out.push(b'l');
-            string(&mut out, t.as_bytes());
-            out.push(b'e');
-        }
-        out.push(b'e');
-    }
-    string(&mut out, b"info");
-    out.extend_from_slice(info);
-    out.push(b'e');
-    out
-}
-
-/// Byte size of piece `p` (the last one may be short).
-pub fn piece_size(meta: &Metainfo, p: u32) -> u32 {
-    let plen = meta.info.piece_length as u64;
-    let start = p as u64 * plen;
-    (meta.info.total_length.saturating_sub(start)).min(plen) as u32
-}
-
-/// Moves the torrent's files from `from` to `to` (rename, or copy and delete across file
-/// systems). On failure, files already moved are put back.
-fn move_files(meta: &Metainfo, from: &Path, to: &Path) -> Result<(), String> {
-    if !to.is_dir() {
-        return Err(format!("Target directory ({}) does not exist", to.display()));
-    }
-    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| {
-        for f in &meta.info.files {
-            if f.is_pad() {
-                continue;
+        };
+        self.store.record(TorrentFacts::of(&meta));
+        let (bytes, hash) = (torrent.clone(), *ih);
+        self.writer.run(move |checkpoints| {
+            if let Err(e) = checkpoints.save_torrent(&hash, &bytes) {
+                eprintln!("shoal daemon: cannot save the torrent of {hash}: {e}");
             }
-            let rel = f.relative_path();
-            let (src, dst) = (from.join(&rel), to.join(&rel));
-            if !src.exists() {
-                continue;
-            }
-            if let Some(dir) = dst.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
-            if std::fs::rename(&src, &dst).is_err() {
-                std::fs::copy(&src, &dst).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
-                std::fs::File::open(&dst).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
-                std::fs::remove_file(&src).map_err(|e| format!("cannot remove {}: {e}", src.display()))?;
-            }
-            moved.push((src, dst));
+        });
+        let Some(d) = self.download(ih) else { return };
+        let files = meta.info.files.len();
+        d.meta = Some(Arc::new(meta));
+        d.torrent = Some(Arc::new(torrent));
+        d.resume.magnet = None;
+        if let Some(sel) = &mut d.resume.selected_files {
+            sel.retain(|&i| i < files);
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        for (src, dst) in moved.into_iter().rev() {
-            if std::fs::rename(&dst, &src).is_err() && std::fs::copy(&dst, &src).is_ok() {
-                let _ = std::fs::remove_file(&dst);
-            }
+        let prios = d.resume.selected_files.is_some().then(|| d.priorities());
+        for (i, p) in prios.into_iter().flatten().enumerate() {
+            let _ = self.session.set_file_priority(id, i, p).await;
         }
-    } else {
-        remove_empty_dirs(meta, from);
-    }
-    result
-}
-
-/// Deletes the torrent's files under `dest` (only those: nothing else there is touched) and
-/// the directories of the torrent left empty.
-fn delete_files(meta: &Metainfo, dest: &Path) {
-    for f in &meta.info.files {
-        let _ = std::fs::remove_file(dest.join(f.relative_path()));
-    }
-    remove_empty_dirs(meta, dest);
-}
-
-/// Removes the torrent's directories under `base` that are now empty, deepest first.
-fn remove_empty_dirs(meta: &Metainfo, base: &Path) {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for f in &meta.info.files {
-        let rel = f.relative_path();
-        let mut p = rel.parent();
-        while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
-            dirs.push(base.join(dir));
-            p = dir.parent();
-        }
-    }
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    dirs.dedup();
-    for d in dirs {
-        // Fails (and is meant to) when the directory still holds anything.
-        let _ = std::fs::remove_dir(d);
+        self.checkpoint(ih).await;
     }
 }
