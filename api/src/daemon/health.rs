@@ -91,13 +91,13 @@ pub fn torrent_health(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         if !enabled(&d) {
             return Ok(ApiResponse::ok(json!({"checking": false})));
         }
-        smol::spawn(async move {
+        let rt = d.rt;
+        rt.detach(async move {
             match check(&d, ih, timeout).await {
                 Ok(report) => tracing::info!("health of {ih}: {}", summary(&report)),
                 Err(e) => tracing::warn!("health check of {ih}: {e}"),
             }
-        })
-        .detach();
+        });
         Ok(ApiResponse::ok(json!({"checking": true})))
     })
 }
@@ -186,7 +186,7 @@ pub async fn run(d: Arc<Daemon>) {
     // A one-second tick, so that a new interval takes effect within a second.
     const TICK: Duration = Duration::from_secs(1);
     loop {
-        async_io::Timer::after(TICK).await;
+        d.rt.sleep(TICK).await;
         since_round += TICK;
         if since_round < interval(&d) || !enabled(&d) {
             continue;
@@ -194,12 +194,15 @@ pub async fn run(d: Arc<Daemon>) {
         since_round = Duration::ZERO;
         tried.retain(|_, at| at.elapsed() < RETRY_AFTER);
         let picks = pick(&d, &tried).await;
+        // Each check holds a sender until it ends; the channel closes when all have.
+        let (running, ended) = async_channel::bounded::<()>(1);
         let checks: Vec<_> = picks
             .into_iter()
             .map(|ih| {
                 tried.insert(ih, Instant::now());
-                let d = d.clone();
-                smol::spawn(async move {
+                let held = (d.clone(), running.clone());
+                d.rt.spawn(async move {
+                    let (d, _running) = held;
                     match check(&d, ih, Duration::from_secs(DEFAULT_TIMEOUT_SECS)).await {
                         Ok(report) => tracing::debug!("background health of {ih}: {}", summary(&report)),
                         Err(e) => tracing::warn!("background health check of {ih}: {e}"),
@@ -207,10 +210,10 @@ pub async fn run(d: Arc<Daemon>) {
                 })
             })
             .collect();
+        drop(running);
         // A round ends when its checks do: never more running than one round's picks.
-        for c in checks {
-            c.await;
-        }
+        let _ = ended.recv().await;
+        drop(checks);
     }
 }
 

@@ -313,7 +313,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         };
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let routes = routes::table();
-        let events = Arc::new(EventBus::new(public_key, VERSION.to_string()));
+        let events = Arc::new(EventBus::new(public_key, VERSION.to_string(), rt));
         if let Some(e) = config_error {
             events.report_config_error(&format!(
                 "{}\nShoal started on default settings; the file was moved to {}.",
@@ -345,7 +345,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         let checker = rt.spawn(health::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
         tracing::info!("peers on {}", peers.join(", "));
-        let server = rt.spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
+        let server = rt.spawn(routes::serve_http(rt, listener, routes::app(daemon.clone(), &routes), budget.rest));
         // The sign-in link carries the API key, so it goes only to the terminal of whoever
         // started the daemon: never into the log, which `/debug/log` serves and a service's
         // journal keeps. Both come before "REST API on", the line that says start-up is over.

@@ -66,7 +66,7 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let is_file = matches!(kind, uri::Uri::File(_));
         let bytes = match kind {
             uri::Uri::Magnet => magnet_torrent(&d, u).await?,
-            _ => uri::fetch_torrent(u).await?,
+            _ => uri::fetch_torrent(d.rt, u).await?,
         };
         let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
             let what =
@@ -125,8 +125,9 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
         }
         None
     };
+    let timeout = d.rt.sleep(METADATA_TIMEOUT);
     let info = futures_lite::future::or(wait, async {
-        async_io::Timer::after(METADATA_TIMEOUT).await;
+        timeout.await;
         None
     })
     .await;
@@ -135,7 +136,7 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
             let _ = session.remove(id).await;
         }
         // Our own directory under the state directory: nothing else lives there.
-        let _ = blocking::unblock(move || std::fs::remove_dir_all(dir)).await;
+        let _ = d.rt.unblock(move || std::fs::remove_dir_all(dir)).await;
     }
     match info {
         Some(info) => Ok(shoal_core::create::torrent_from_info(&info, &trackers)),
@@ -272,23 +273,22 @@ pub fn createtorrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             _ => Vec::new(),
         };
         let export_dir = body.get("export_dir").and_then(Value::as_str).map(PathBuf::from);
-        let (bytes, base) = blocking::unblock(move || make_torrent(&files, comment, trackers))
-            .await
-            .map_err(|e| ApiError::Unhandled { code: "OSError".into(), message: e })
-            .map_err(|e| match e {
-                // Tribler reports this one as a handled exception.
-                ApiError::Unhandled { code, message } => ApiError::HandledException { code, message },
-                other => other,
-            })?;
+        let (bytes, base) =
+            d.rt.unblock(move || make_torrent(&files, comment, trackers))
+                .await
+                .map_err(|e| ApiError::Unhandled { code: "OSError".into(), message: e })
+                .map_err(|e| match e {
+                    // Tribler reports this one as a handled exception.
+                    ApiError::Unhandled { code, message } => ApiError::HandledException { code, message },
+                    other => other,
+                })?;
         if let Some(dir) = export_dir.filter(|d| d.is_dir()) {
             // The name is only a file name: never let it point elsewhere.
             let safe: String = name.chars().map(|c| if c == '/' || c == '\\' || c == '\0' { '_' } else { c }).collect();
             let safe = if safe.is_empty() || safe == "." || safe == ".." { "unknown".to_string() } else { safe };
             let out = dir.join(format!("{safe}.torrent"));
             let data = bytes.clone();
-            blocking::unblock(move || std::fs::write(out, data))
-                .await
-                .map_err(|e| ApiError::Handled(500, e.to_string()))?;
+            d.rt.unblock(move || std::fs::write(out, data)).await.map_err(|e| ApiError::Handled(500, e.to_string()))?;
         }
         if req.query("download") == Some("1") {
             d.library

@@ -216,7 +216,7 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                     magnet = Some(u.to_string());
                     Vec::new()
                 }
-                _ => uri::fetch_torrent(u).await?,
+                _ => uri::fetch_torrent(d.rt, u).await?,
             };
             (torrent, opts)
         };
