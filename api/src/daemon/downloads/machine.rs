@@ -35,6 +35,9 @@ pub(super) type Reply<T> = Sender<T>;
 /// What a change of one download answers.
 pub(super) type Outcome = Result<(), DownloadError>;
 
+/// A change of a download's expanded directories.
+pub(super) type ExpandedUpdate = Box<dyn FnOnce(&mut BTreeSet<String>) + Send>;
+
 /// A message to the owner.
 pub(super) enum Msg {
     /// A request of the REST API.
@@ -60,7 +63,7 @@ pub(super) enum Request {
     /// The expanded directories of a download's tree view.
     Expanded(InfoHash, Reply<BTreeSet<String>>),
     /// Changes them.
-    UpdateExpanded(InfoHash, Box<dyn FnOnce(&mut BTreeSet<String>) + Send>),
+    UpdateExpanded(InfoHash, ExpandedUpdate),
     /// `/torrentinfo` fetches the metadata of the info-hash with a hidden torrent.
     ProbeStarted(InfoHash, TorrentId),
     /// That hidden torrent, if any.
@@ -131,7 +134,7 @@ enum Op {
     /// Being started: the destination probe, then (from a checkpoint) the resume check.
     Starting(Start),
     /// Taken out of the engine: waiting for the engine's `Removed` of `id`.
-    TakingOut { id: TorrentId, stats: Option<TorrentStats>, then: AfterTakeOut },
+    TakingOut { id: TorrentId, stats: Option<Box<TorrentStats>>, then: AfterTakeOut },
     /// Its files are being moved to `dest`.
     Moving { dest: PathBuf, was_running: bool, before: Phase, reply: Reply<Outcome> },
 }
@@ -751,7 +754,7 @@ impl Machine {
             return;
         };
         self.checkpoint(&ih).await;
-        let stats = self.session.stats(id).await;
+        let stats = self.session.stats(id).await.map(Box::new);
         if let Err(e) = self.session.remove(id).await {
             then.fail(DownloadError::Failed(e.to_string()));
             return;
