@@ -1,7 +1,7 @@
 //! Starting a session, for the CLI and the daemon alike: on either runtime, with the
-//! local-only listen policy and the free-port fallback.
+//! free-port fallback (the local-only listen policy is the session's own).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use shoal_core::engine::Config;
 use shoal_smol::{DhtSettings, Handle, SessionConfig, SessionError};
@@ -103,14 +103,8 @@ impl Plan {
     fn config(&self, port: u16) -> SessionConfig {
         SessionConfig {
             engine: Config { listen_port: port, ..self.engine.clone() },
-            listen: match self.bind {
-                Some(ip) => vec![SocketAddr::new(ip, port)],
-                None if self.engine.local_only => vec![
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-                ],
-                None => Vec::new(),
-            },
+            // None: the session's own policy (every address, loopback only when local-only).
+            listen: self.bind.map(|ip| SocketAddr::new(ip, port)).into_iter().collect(),
             seed: None,
             dht: self.dht.clone(),
             lsd: self.lsd,
