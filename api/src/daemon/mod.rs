@@ -340,7 +340,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             state_dir: state_dir.clone(),
             monitor,
         });
-        library.load();
+        library.load().await;
         let keeper = rt.spawn(background::run(daemon.clone()));
         let checker = rt.spawn(health::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();

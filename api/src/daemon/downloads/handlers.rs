@@ -339,8 +339,12 @@ pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 if !dest.is_absolute() {
                     return Err(ApiError::bad_request("dest_dir must be an absolute path"));
                 }
-                if let Err(e) = dl.move_storage(&ih, dest).await {
-                    return Ok(ApiResponse::ok(json!({"error": e.to_string()})));
+                match dl.move_storage(&ih, dest).await {
+                    Ok(()) => {}
+                    // Removed meanwhile (the move waited behind the removal): like any change
+                    // of a download that is not there.
+                    Err(DownloadError::Unknown) => return Err(unknown()),
+                    Err(e) => return Ok(ApiResponse::ok(json!({"error": e.to_string()}))),
                 }
             }
         }

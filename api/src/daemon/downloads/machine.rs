@@ -78,8 +78,8 @@ pub(super) enum Request {
     CheckpointChanged(Reply<()>),
     /// Checkpoints every download; answers once all are written.
     CheckpointAll(Reply<()>),
-    /// Loads the checkpoints found at start-up.
-    Load,
+    /// Loads the checkpoints read at start-up; answers once the first is listed.
+    Load(Vec<Saved>, Reply<()>),
 }
 
 /// A download to add.
@@ -123,8 +123,6 @@ pub(super) enum Done {
     Moved(InfoHash, Result<(), String>),
     /// A checkpoint was written: the `have` and piece count it holds.
     Saved(InfoHash, Option<String>, Option<u32>, std::io::Result<()>),
-    /// The checkpoints found at start-up, and what could not be read.
-    Loaded(Vec<Saved>, Vec<String>),
     /// A take-out's wait for `Removed` ran out.
     TakeOutTimeout(InfoHash, TorrentId),
 }
@@ -199,7 +197,6 @@ pub(super) struct Machine {
     rt: Rt,
     /// Its own mailbox, for the jobs it sends out to answer into.
     me: Sender<Msg>,
-    checkpoints: Checkpoints,
     writer: Writer,
     /// The last run did not shut down cleanly: pieces verified after its last checkpoints may
     /// be on disk, so they are checked rather than downloaded again.
@@ -236,13 +233,12 @@ impl Machine {
     pub(super) fn new(p: Parts) -> Machine {
         Machine {
             list: Vec::new(),
-            writer: Writer::start(p.checkpoints.clone(), p.rt),
+            writer: Writer::start(p.checkpoints, p.rt),
             session: p.session,
             events: p.events,
             store: p.store,
             rt: p.rt,
             me: p.me,
-            checkpoints: p.checkpoints,
             crashed: p.crashed,
             total: 0,
             loaded: 0,
@@ -351,12 +347,11 @@ impl Machine {
                     let _ = reply.try_send(());
                 });
             }
-            Request::Load => {
-                let checkpoints = self.checkpoints.clone();
-                self.job(move || {
-                    let (saved, warnings) = checkpoints.load_all();
-                    Done::Loaded(saved, warnings)
-                });
+            Request::Load(saved, reply) => {
+                self.total = saved.len();
+                self.to_load = Some(saved.into());
+                self.load_next().await;
+                let _ = reply.try_send(());
             }
         }
     }
@@ -446,14 +441,6 @@ impl Machine {
                 }
                 Err(e) => eprintln!("shoal daemon: cannot write resume data of {ih}: {e}"),
             },
-            Done::Loaded(saved, warnings) => {
-                for w in warnings {
-                    eprintln!("shoal daemon: {w}");
-                }
-                self.total = saved.len();
-                self.to_load = Some(saved.into());
-                self.load_next().await;
-            }
             Done::TakeOutTimeout(ih, id) => {
                 if matches!(self.entry(&ih).and_then(|e| e.op.as_ref()), Some(Op::TakingOut { id: t, .. }) if *t == id)
                 {

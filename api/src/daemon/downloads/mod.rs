@@ -42,6 +42,8 @@ pub struct Library {
     session: Handle,
     store: Arc<Store>,
     state_dir: PathBuf,
+    checkpoints: Checkpoints,
+    rt: Rt,
 }
 
 impl Library {
@@ -67,11 +69,11 @@ impl Library {
             store: store.clone(),
             rt,
             me: mailbox.clone(),
-            checkpoints,
+            checkpoints: checkpoints.clone(),
             crashed,
         });
         let task = rt.spawn(machine.run(inbox, engine_events));
-        Ok((Library { mailbox, session, store, state_dir: state_dir.to_path_buf() }, task))
+        Ok((Library { mailbox, session, store, state_dir: state_dir.to_path_buf(), checkpoints, rt }, task))
     }
 
     /// Sends a request and waits for its answer.
@@ -151,10 +153,16 @@ impl Library {
         out
     }
 
-    /// Loads every checkpoint and starts its download (stopped ones stay stopped), one after
-    /// another in the background.
-    pub fn load(&self) {
-        self.tell(Request::Load);
+    /// Reads every checkpoint and starts its download (stopped ones stay stopped), one after
+    /// another in the background. Returns once the first is listed, so that the REST API,
+    /// started next, never shows an empty list for a state directory with downloads.
+    pub async fn load(&self) {
+        let checkpoints = self.checkpoints.clone();
+        let (saved, warnings) = self.rt.unblock(move || checkpoints.load_all()).await;
+        for w in warnings {
+            eprintln!("shoal daemon: {w}");
+        }
+        self.ask(|reply| Request::Load(saved, reply)).await;
     }
 
     /// Adds a download (or returns the existing one with the same info-hash). Returns the
