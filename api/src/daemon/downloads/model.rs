@@ -115,17 +115,25 @@ impl Download {
 
 /// What `PUT /downloads` asks for.
 pub struct AddRequest {
+    /// The torrent file (unused for a magnet link).
     pub torrent: Vec<u8>,
+    /// The directory the files go into.
     pub destination: PathBuf,
+    /// The wanted files; `None`: all.
     pub selected_files: Option<Vec<usize>>,
+    /// Anonymity hops asked for (0: direct).
     pub hops: u32,
+    /// Whether to seed only anonymously.
     pub safe_seeding: bool,
 }
 
 /// A download with the engine's figures, for the REST API.
 pub struct Snapshot {
+    /// The download as the library holds it.
     pub download: Download,
+    /// The engine's figures, while it is in the engine.
     pub stats: Option<TorrentStats>,
+    /// Its peers, when asked for.
     pub peers: Option<Vec<PeerStats>>,
 }
 
