@@ -35,7 +35,9 @@ pub struct Transmit<T> {
 /// The sender hands payloads to [`Link::send`]; [`Link::poll_transmit`] moves them, while the
 /// sender's kernel buffer has room, onto the sender's [`Uplink`] and says when each arrives.
 /// Arrivals keep their order and are spaced by the receiver's downlink. When the buffer is full,
-/// [`Link::poll_timeout`] says when its oldest bytes leave; poll again then.
+/// [`Link::poll_timeout`] says when its oldest bytes leave; call [`Link::handle_timeout`] and
+/// poll again then. The buffer frees room only in `handle_timeout`: bytes that leave the
+/// uplink at the instant they were queued still count until the world next moves time on.
 #[derive(Debug)]
 pub struct Link<T> {
     /// Payloads waiting for room in the kernel buffer, with their lengths.
@@ -69,9 +71,20 @@ impl<T> Link<T> {
         self.backlog.push_back((item, len));
     }
 
+    /// Forgets the chunks that have left the uplink by `now`, which frees their room in the
+    /// kernel buffer.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        while let Some(&(done, n)) = self.in_kernel.front() {
+            if done > now {
+                break;
+            }
+            self.queued -= n;
+            self.in_kernel.pop_front();
+        }
+    }
+
     /// Puts the next waiting payload on the wire if the kernel buffer has room for it.
     pub fn poll_transmit(&mut self, now: Duration, uplink: &mut Uplink, path: &Path) -> Option<Transmit<T>> {
-        self.retire(now);
         let &(_, len) = self.backlog.front()?;
         if self.queued > 0 && path.sndbuf.is_some_and(|cap| self.queued + len > cap) {
             return None;
@@ -118,17 +131,6 @@ impl<T> Link<T> {
         self.stall_until = at;
         Some(at)
     }
-
-    /// Forgets the chunks that left the uplink by `now`.
-    fn retire(&mut self, now: Duration) {
-        while let Some(&(done, n)) = self.in_kernel.front() {
-            if done > now {
-                break;
-            }
-            self.queued -= n;
-            self.in_kernel.pop_front();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -165,6 +167,8 @@ mod tests {
         assert_eq!(link.poll_transmit(Duration::ZERO, &mut up, &small).map(|t| t.item), Some(1));
         assert_eq!(link.poll_transmit(Duration::ZERO, &mut up, &small), None, "1000 + 1000 > 1500");
         assert_eq!(link.poll_timeout(), Some(MS));
+        assert_eq!(link.poll_transmit(MS, &mut up, &small), None, "room only once the link learns the time");
+        link.handle_timeout(MS);
         let t = link.poll_transmit(MS, &mut up, &small).expect("room at 1 ms");
         assert_eq!((t.item, t.done, t.arrival), (2, 2 * MS, 12 * MS));
     }
@@ -200,6 +204,7 @@ mod tests {
         assert!(link.poll_transmit(Duration::ZERO, &mut up, &path(Some(1000))).is_some());
         link.discard_unsent();
         assert_eq!(link.poll_timeout(), None);
+        link.handle_timeout(Duration::from_secs(5));
         assert_eq!(link.poll_transmit(Duration::from_secs(5), &mut up, &path(Some(1000))), None);
     }
 

@@ -24,13 +24,14 @@ pub enum Reads {
 
 impl Reads {
     /// The pieces (byte ranges, in order, covering `0..len`) in which a send of `len` bytes is
-    /// read; none for an empty send.
+    /// read. An empty send is read as one empty piece (without a draw), so that a world sees
+    /// every send arrive.
     pub fn pieces<R: Rng + ?Sized>(self, rng: &mut R, len: usize) -> Vec<Range<usize>> {
         if len == 0 {
-            return Vec::new();
+            return one_piece(0);
         }
         match self {
-            Reads::Whole => vec![0..len],
+            Reads::Whole => one_piece(len),
             Reads::UpTo(max) => {
                 let mut pieces = Vec::new();
                 let mut at = 0;
@@ -46,11 +47,16 @@ impl Reads {
                     let cut = rng.random_range(1..len);
                     vec![0..cut, cut..len]
                 } else {
-                    vec![0..len]
+                    one_piece(len)
                 }
             }
         }
     }
+}
+
+/// The whole send as one read.
+fn one_piece(len: usize) -> Vec<Range<usize>> {
+    std::iter::once(0..len).collect()
 }
 
 #[cfg(test)]
@@ -79,7 +85,9 @@ mod tests {
                 }
             }
         }
-        assert!(Reads::Whole.pieces(&mut rng, 0).is_empty(), "an empty send is read as nothing");
+        for reads in [Reads::Whole, Reads::UpTo(10), Reads::Split { longer_than: 0, p: 1.0 }] {
+            assert_eq!(reads.pieces(&mut rng, 0), super::one_piece(0), "{reads:?}: an empty send is one empty read");
+        }
     }
 
     #[test]
