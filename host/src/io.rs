@@ -11,9 +11,9 @@ use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob
 use shoal_core::{ConnId, JobId, NetPolicy};
 
 use crate::disk::{sha1_matches, Storage};
+use crate::input::Input;
 use crate::net;
 use crate::pool::BufPool;
-use crate::task::Input;
 use crate::workers::Workers;
 use crate::Runtime;
 

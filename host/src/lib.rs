@@ -11,7 +11,10 @@
 //! my_executor::spawn(task.run());
 //! ```
 
+mod command;
 mod disk;
+mod handle;
+mod input;
 mod io;
 mod net;
 mod pool;
@@ -20,14 +23,15 @@ mod task;
 mod workers;
 
 use std::future::Future;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use shoal_core::engine::Engine;
 use shoal_core::Instant;
 
 pub use disk::{Storage, StorageError};
+pub use handle::Handle;
 pub use net::{http_agent, http_error, resolve_blocking, PolicyResolver};
-pub use session::{AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError};
+pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, SessionConfig, SessionError};
 pub use task::EngineTask;
 
 /// What an executor gives a Shoal session: tasks, a blocking pool, a clock, sockets.
@@ -112,19 +116,8 @@ pub async fn start<R: Runtime>(
     // Small on purpose: socket readers wait here, so TCP pushes back on a peer that sends faster
     // than the engine digests (each entry may hold a 256 KiB read).
     let (inputs_tx, inputs) = async_channel::bounded(32);
-    let port = config.engine.listen_port;
     let policy = config.engine.net_policy();
-    let addrs = if config.listen.is_empty() {
-        // Local-only listens on loopback too: the answers to anyone else would leave the host.
-        let (v4, v6) = if policy.is_local_only() {
-            (Ipv4Addr::LOCALHOST, Ipv6Addr::LOCALHOST)
-        } else {
-            (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED)
-        };
-        vec![SocketAddr::from((v4, port)), SocketAddr::from((v6, port))]
-    } else {
-        config.listen.clone()
-    };
+    let addrs = config.listen_addrs();
     let mut listeners = Vec::new();
     let mut bound = Vec::new();
     for addr in addrs {
@@ -152,7 +145,7 @@ pub async fn start<R: Runtime>(
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
             Ok(s) => lsd_socket = Some(s),
-            Err(e) => eprintln!("shoal: Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
+            Err(e) => tracing::warn!("Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
         }
     }
     engine_config.lsd = lsd_socket.is_some();
@@ -164,7 +157,7 @@ pub async fn start<R: Runtime>(
         for addr in &bound {
             match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
                 Ok(s) => dht_sockets.push(s),
-                Err(e) => eprintln!("shoal: DHT cannot use UDP {addr}: {e}"),
+                Err(e) => tracing::warn!("DHT cannot use UDP {addr}: {e}"),
             }
         }
         if !dht_sockets.is_empty() {
@@ -181,7 +174,7 @@ pub async fn start<R: Runtime>(
     let mut task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket)
         .map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
-    Ok((Handle { commands: commands_tx }, bound, task))
+    Ok((Handle::new(commands_tx), bound, task))
 }
 
 /// A seed from the OS's hash randomness (the core itself never draws randomness).

@@ -24,7 +24,8 @@ pub(crate) async fn resolve<R: Runtime>(policy: NetPolicy, host: String, port: u
     }
 }
 
-/// [`resolve`] on the calling thread (the blocking pool, or a command line being parsed).
+/// The addresses of `host:port` that `policy` allows, looked up on the calling thread (the
+/// blocking pool, or a command line being parsed).
 pub fn resolve_blocking(policy: NetPolicy, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     match policy.lookup(host, port) {
         Lookup::Addrs(a) => Ok(a),

@@ -1,4 +1,10 @@
 //! The engine task: feeds the engine its inputs and carries out its outputs.
+//!
+//! One loop: drain the engine's outputs, then wait for the first of a handle's command, a
+//! report from a socket task or worker (with up to [`BATCH`] more that are already queued), or
+//! the engine's next deadline. Outputs become socket writes, jobs on the worker threads and
+//! tracker requests, with one exception: a disk read the page cache can serve is done inline,
+//! since a memcpy costs less than two thread hand-offs on a seeder's hottest path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,41 +19,15 @@ use shoal_core::engine::{
 use shoal_core::health::{HealthCheckId, HealthReport};
 use shoal_core::{ConnId, Instant, JobId, NetPolicy, TorrentId};
 
-use crate::disk::{Storage, StorageError};
+use crate::command::{Command, Reply};
+use crate::disk::Storage;
+use crate::input::{Input, Prepared};
 use crate::io::{self, Link};
 use crate::pool::BufPool;
-use crate::session::{AddOptions, Command, MagnetOptions, Reply};
+use crate::session::{AddOptions, Checkpoint, MagnetOptions};
 use crate::workers::Workers;
 use crate::Runtime;
 use crate::SessionError;
-
-/// Everything that happens around the engine, reported to its task.
-pub(crate) enum Input<R: Runtime> {
-    Incoming(R::Stream, SocketAddr),
-    Connected(ConnId),
-    /// Bytes from a peer: the first `n` of a pooled buffer.
-    Data(ConnId, Vec<u8>, usize),
-    Sent(ConnId, usize),
-    Closed(ConnId),
-    Job(JobId, JobResult),
-    /// A torrent's files are mapped (and empty ones created): it can join the engine.
-    /// (Boxed: a storage is large, and every input is moved through the channel.)
-    Prepared(Box<AddOptions>, Box<Result<Prepared, StorageError>>, Reply<Result<TorrentId, SessionError>>),
-    TrackerHttp(JobId, Result<Vec<u8>, String>),
-    TrackerUdp(JobId, Result<Vec<u8>, String>),
-    /// A datagram on a DHT socket.
-    DhtDatagram(SocketAddr, Vec<u8>),
-    /// A bootstrap host name resolved (empty if it failed).
-    DhtResolved(Vec<SocketAddr>),
-    /// A datagram on the Local Service Discovery socket.
-    LsdDatagram(SocketAddr, Vec<u8>),
-}
-
-/// A torrent's storage, and whether any of its files existed before.
-pub(crate) struct Prepared {
-    storage: Storage,
-    existed: bool,
-}
 
 /// Inputs handled before outputs are drained again, so a busy socket cannot starve the rest.
 const BATCH: usize = 64;
@@ -90,8 +70,6 @@ pub struct EngineTask<R: Runtime> {
     /// The sleep until the engine's next deadline, kept while the deadline stays the same:
     /// arming a timer on every pass cost a `timerfd_settime` per wake-up.
     sleep: Option<(std::time::Instant, Sleep)>,
-    /// Print every output (`SHOAL_TRACE=1`), read once: not an environment lookup per output.
-    trace: bool,
 }
 
 /// A pending [`Runtime::sleep_until`].
@@ -138,7 +116,6 @@ impl<R: Runtime> EngineTask<R> {
             dht_sockets,
             lsd_socket,
             sleep: None,
-            trace: std::env::var_os("SHOAL_TRACE").is_some(),
         })
     }
 
@@ -224,6 +201,7 @@ impl<R: Runtime> EngineTask<R> {
     fn command(&mut self, c: Command) {
         let now = self.now();
         match c {
+            Command::Engine(call) => call(&mut self.engine, now),
             Command::Add(opts, reply) => self.prepare(opts, reply),
             Command::AddMagnet(opts, reply) => {
                 let result = if self.shutting_down {
@@ -239,12 +217,6 @@ impl<R: Runtime> EngineTask<R> {
                 };
                 let _ = reply.try_send(result);
             }
-            Command::Pause(t, reply) => {
-                let _ = reply.try_send(self.engine.pause(t, now).map_err(Into::into));
-            }
-            Command::Resume(t, reply) => {
-                let _ = reply.try_send(self.engine.resume(t, now).map_err(Into::into));
-            }
             Command::Recheck(t, reply) => {
                 // The check reads the files as they are now, not through handles that keep a
                 // deleted file alive.
@@ -253,49 +225,12 @@ impl<R: Runtime> EngineTask<R> {
                 }
                 let _ = reply.try_send(self.engine.recheck(t, now).map_err(Into::into));
             }
-            Command::Remove(t, reply) => {
-                let _ = reply.try_send(self.engine.remove(t, now).map_err(Into::into));
-            }
-            Command::AddPeers(t, peers, reply) => {
-                let _ = reply.try_send(self.engine.add_peers(t, &peers, now).map_err(Into::into));
-            }
             Command::SetFilePriority(t, file, p, reply) => {
                 let result = self.engine.set_file_priority(t, file, p, now);
                 self.follow_priorities(t);
                 let _ = reply.try_send(result.map_err(Into::into));
             }
-            Command::Stats(t, reply) => {
-                let _ = reply.try_send(self.engine.stats(t));
-            }
-            Command::StatsMany(ts, reply) => {
-                let _ = reply.try_send(ts.into_iter().map(|t| self.engine.stats(t)).collect());
-            }
-            Command::HasPiece(t, piece, reply) => {
-                let _ = reply.try_send(self.engine.has_piece(t, piece).unwrap_or(false));
-            }
-            Command::List(reply) => {
-                let _ = reply.try_send(self.engine.torrents());
-            }
-            Command::Peers(t, reply) => {
-                let _ = reply.try_send(self.engine.peers(t));
-            }
             Command::Checkpoint(t, reply) => self.checkpoint(t, reply),
-            Command::SetDeadline(t, piece, reply) => {
-                let _ = reply.try_send(self.engine.set_deadline_piece(t, piece, now).map_err(Into::into));
-            }
-            Command::SetRateLimits(down, up, reply) => {
-                self.engine.set_rate_limits(down, up, now);
-                let _ = reply.try_send(());
-            }
-            Command::DhtSnapshot(reply) => {
-                let _ = reply.try_send(self.engine.dht_snapshot());
-            }
-            Command::DhtStatus(t, reply) => {
-                let _ = reply.try_send(self.engine.dht_status(t));
-            }
-            Command::SetSequential(t, on, reply) => {
-                let _ = reply.try_send(self.engine.set_sequential(t, on).map_err(Into::into));
-            }
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::CheckHealth(info_hash, trackers, timeout, reply) => {
                 match self.engine.check_health(info_hash, &trackers, timeout, now) {
@@ -316,12 +251,12 @@ impl<R: Runtime> EngineTask<R> {
 
     /// Snapshots the torrent's verified pieces, then syncs its files on the blocking pool and
     /// answers: every piece in the snapshot was written before the sync began.
-    fn checkpoint(&mut self, t: TorrentId, reply: Reply<Option<crate::Checkpoint>>) {
+    fn checkpoint(&mut self, t: TorrentId, reply: Reply<Option<Checkpoint>>) {
         let (Some(stats), Some(storage)) = (self.engine.stats(t), self.storages.get(&t).cloned()) else {
             let _ = reply.try_send(None);
             return;
         };
-        let snapshot = crate::Checkpoint { state: stats.state, have: stats.have };
+        let snapshot = Checkpoint { state: stats.state, have: stats.have };
         R::spawn_blocking(move || {
             let answer = storage.sync().ok().map(|_| snapshot);
             let _ = reply.send_blocking(answer);
@@ -348,7 +283,7 @@ impl<R: Runtime> EngineTask<R> {
                 self.storages.insert(t, Arc::new(storage));
                 self.follow_priorities(t);
             }
-            Err(e) => eprintln!("shoal: cannot map the files of torrent {}: {e}", meta.info_hash),
+            Err(e) => tracing::warn!("cannot map the files of torrent {}: {e}", meta.info_hash),
         }
     }
 
@@ -408,9 +343,7 @@ impl<R: Runtime> EngineTask<R> {
                 }
             }
             Input::Job(id, result) => {
-                if self.trace {
-                    eprintln!("trace: job done {id:?}");
-                }
+                tracing::trace!("job done {id:?}");
                 self.jobs_in_flight -= 1;
                 self.engine.handle_job(id, result, now);
             }
@@ -432,7 +365,8 @@ impl<R: Runtime> EngineTask<R> {
 
     fn drain_outputs(&mut self) {
         while let Some(o) = self.engine.poll_output() {
-            if self.trace {
+            // The check is cached per call site: nothing to pay when tracing is off.
+            if tracing::enabled!(tracing::Level::TRACE) {
                 trace_output(&o);
             }
             match o {
@@ -526,12 +460,13 @@ impl<R: Runtime> EngineTask<R> {
     }
 }
 
-/// Prints an output without its payload (debugging aid, `SHOAL_TRACE=1`).
+/// Logs an output without its payload at `trace` level (debugging aid,
+/// `RUST_LOG=shoal_host=trace` in the `shoal` binary).
 fn trace_output(o: &Output) {
     match o {
-        Output::Send { conn, data } => eprintln!("trace: send {conn:?} {} bytes", data.len()),
-        Output::Disk(j) => eprintln!("trace: disk {:?} {:?}", j.id, std::mem::discriminant(&j.kind)),
-        Output::Hash(j) => eprintln!("trace: hash {:?} piece {}", j.id, j.piece),
-        other => eprintln!("trace: {other:?}"),
+        Output::Send { conn, data } => tracing::trace!("send {conn:?} {} bytes", data.len()),
+        Output::Disk(j) => tracing::trace!("disk {:?} {:?}", j.id, std::mem::discriminant(&j.kind)),
+        Output::Hash(j) => tracing::trace!("hash {:?} piece {}", j.id, j.piece),
+        other => tracing::trace!("{other:?}"),
     }
 }

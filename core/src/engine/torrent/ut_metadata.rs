@@ -2,8 +2,8 @@
 //! magnet, serving the dictionary to peers once it is known, and holding the piece
 //! announcements peers make before the piece count is known.
 
+use super::fetch::{MetadataFetch, Received, METADATA_REQUESTS_PER_PEER};
 use super::*;
-use crate::engine::fetch::{MetadataFetch, Received, METADATA_REQUESTS_PER_PEER};
 use crate::metainfo::Info;
 use crate::wire::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
 

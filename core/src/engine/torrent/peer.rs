@@ -3,9 +3,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::admission::Usefulness;
-use super::torrent::PexState;
+use super::PexState;
 use crate::bitfield::Bitfield;
+use crate::engine::admission::Usefulness;
 use crate::rate::Rate;
 use crate::types::{BlockRef, Instant, JobId, PeerId};
 use crate::wire::{Decoder, Message};

@@ -7,11 +7,12 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod fetch;
+mod peer;
 mod pex;
 mod ut_metadata;
 
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
-use super::peer::{Peer, PendingRead, Phase, INITIAL_SEND_WINDOW};
 use super::{
     AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
     Output, PeerRequests, PeerStats, PlacedSpan, TorrentState, TorrentStats, TrackerJob,
@@ -29,6 +30,7 @@ use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZ
 use crate::wire::{
     piece_header, Decoded, Decoder, ExtendedHandshake, Handshake, Message, PIECE_FRAME_HEADER, UT_METADATA, UT_PEX,
 };
+use peer::{Peer, PendingRead, Phase, INITIAL_SEND_WINDOW};
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
 pub(crate) use ut_metadata::MetadataPhase;
