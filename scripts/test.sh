@@ -100,6 +100,8 @@ export SHOAL_LOCAL_ONLY=1
 export SHOAL_PYTHON=/usr/bin/python3
 
 cargo test --workspace --release "$@"
+# The daemon's REST suite once more, with the daemon on tokio (the run above has it on smol).
+SHOAL_TEST_RUNTIME=tokio cargo test --release -p shoal-api "$@"
 
 # A short fuzz pass over the decoders of shoal-core (core/fuzz, see core/fuzz/README.md): ~10 s
 # per target, starting from the committed corpus. New inputs go to a scratch directory, so the

@@ -10,7 +10,9 @@ mod daemon;
 mod info;
 mod logging;
 mod progress;
+mod rt;
 mod run;
+mod session;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

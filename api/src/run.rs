@@ -9,9 +9,10 @@ use futures_lite::{future, FutureExt, StreamExt};
 use shoal_core::engine::{Config, Event, TorrentState, TorrentStats};
 use shoal_core::magnet::Magnet;
 use shoal_core::TorrentId;
-use shoal_smol::{AddOptions, Handle, MagnetOptions, SessionConfig, SessionError};
+use shoal_smol::{AddOptions, Handle, MagnetOptions};
 
 use crate::progress::{eprint_line, human_bytes, human_duration, Progress};
+use crate::session::{self, Plan, Runtime, Session};
 use crate::Failure;
 
 /// Session options shared by `download` and `seed`.
@@ -41,65 +42,6 @@ pub struct NetArgs {
     sparse: bool,
 }
 
-/// The runtimes a session can run on; the loop below sees only the shared [`Handle`].
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Runtime {
-    /// smol (shoal-smol).
-    Smol,
-    /// tokio (shoal-tokio).
-    Tokio,
-}
-
-/// A session on either runtime.
-enum Session {
-    Smol(shoal_smol::Session),
-    Tokio(shoal_tokio::Session),
-}
-
-impl Session {
-    async fn start(runtime: Runtime, config: SessionConfig) -> Result<Session, SessionError> {
-        match runtime {
-            Runtime::Smol => shoal_smol::Session::start(config).await.map(Session::Smol),
-            Runtime::Tokio => shoal_tokio::Session::start(config).await.map(Session::Tokio),
-        }
-    }
-
-    fn handle(&self) -> Handle {
-        match self {
-            Session::Smol(s) => s.handle(),
-            Session::Tokio(s) => s.handle(),
-        }
-    }
-
-    fn listen_addrs(&self) -> &[SocketAddr] {
-        match self {
-            Session::Smol(s) => s.listen_addrs(),
-            Session::Tokio(s) => s.listen_addrs(),
-        }
-    }
-}
-
-/// Runs `fut` to completion on `runtime`'s executor.
-fn block_on<T, E: From<String>>(
-    runtime: Runtime,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    match runtime {
-        Runtime::Smol => shoal_smol::block_on(fut),
-        Runtime::Tokio => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
-            let result = rt.block_on(fut);
-            // Files are flushed by now; a tracker request still on the blocking pool must not
-            // hold the exit up.
-            rt.shutdown_background();
-            result
-        }
-    }
-}
-
 /// What a session is asked to fetch: a torrent whose metadata we have, or a magnet link's.
 enum Source {
     /// From a .torrent file.
@@ -124,7 +66,7 @@ impl Source {
 /// `shoal download`: `torrent` is a .torrent file or a magnet link.
 pub fn download(torrent: &Path, output: &Path, net: &NetArgs, keep_seeding: bool) -> Result<(), Failure> {
     let source = Source::load(torrent)?;
-    block_on(net.runtime, run(source, output, net, keep_seeding, false))
+    net.runtime.block_on(run(source, output, net, keep_seeding, false))
 }
 
 /// `shoal seed`: checks the data of `torrent` under `dir`, then seeds it until stopped.
@@ -145,7 +87,7 @@ pub fn seed(torrent: &Path, dir: &Path, net: &NetArgs) -> Result<(), Failure> {
         )
         .into());
     }
-    block_on(net.runtime, run(Source::Torrent(Box::new(meta)), dir, net, true, true))
+    net.runtime.block_on(run(Source::Torrent(Box::new(meta)), dir, net, true, true))
 }
 
 /// Whether any (non-pad) file of the torrent exists under `dir`.
@@ -214,30 +156,18 @@ pub fn nofile_limit() -> u64 {
 
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let local = local_only();
-    let config = |port: u16| SessionConfig {
-        engine: Config { listen_port: port, local_only: local, ..Config::default() }.with_descriptors(nofile_limit()),
-        listen: match net.bind {
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None if local => vec![
-                SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
-                SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port),
-            ],
-            None => Vec::new(),
-        },
-        seed: None,
+    let plan = Plan {
+        runtime: net.runtime,
+        engine: Config { local_only: local, ..Config::default() }.with_descriptors(nofile_limit()),
+        bind: net.bind,
+        port: net.listen_port,
+        // The default port is taken (another client?): any free port will do.
+        port_fallback: net.listen_port == 6881,
         dht: dht_settings(!net.no_dht, None),
         lsd: lsd_enabled(!net.no_lsd),
         sparse_files: net.sparse,
     };
-    match Session::start(net.runtime, config(net.listen_port)).await {
-        Ok(s) => Ok(s),
-        // The default port is taken (another client?): any free port will do.
-        Err(e) if net.listen_port == 6881 => {
-            eprint_line(&format!("note: {e}; using a free port instead"));
-            Session::start(net.runtime, config(0)).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
+    session::start_session(plan, |e| eprint_line(&format!("note: {e}; using a free port instead"))).await
 }
 
 /// Adds `source` to the session; returns its id, name and size (both provisional for a
@@ -372,8 +302,8 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
                     }
                     progress.println(&metadata_line(&info, stats.as_ref()));
                 }
-                Event::Error { message, .. } => {
-                    outcome = Err(message);
+                Event::Error { error, .. } => {
+                    outcome = Err(error.to_string());
                     break;
                 }
                 Event::Finished { torrent } if torrent == id => {

@@ -668,6 +668,54 @@ fn delete_keeps_or_removes_data() {
     assert!(left.is_empty(), "checkpoint files left after both downloads were removed: {left:?}");
 }
 
+/// A move, a stop and a delete of the same download sent at once are run one after another by
+/// the download list's owner, whatever order they arrive in: the download ends up removed with
+/// its files gone from both folders and no checkpoint left or written back later.
+#[test]
+fn racing_move_stop_and_delete_end_consistently() {
+    let tmp = TempDir::new();
+    let data = tmp.join("data");
+    let dir = write_multi(&data);
+    make_torrent(&dir, &tmp.join("multi.torrent"), None);
+    let moved = tmp.join("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    let state = tmp.join("state");
+    let d = daemon(&state);
+    let ih = add(&d, &tmp.join("multi.torrent"), &data);
+    wait_seeding(&d, &ih);
+    let path = format!("/downloads/{ih}");
+    let start = std::sync::Barrier::new(3);
+    let (moving, stopping, deleting) = std::thread::scope(|s| {
+        let moving = s.spawn(|| {
+            start.wait();
+            patch(&d, &ih, json!({"state": "move_storage", "dest_dir": moved}))
+        });
+        let stopping = s.spawn(|| {
+            start.wait();
+            patch(&d, &ih, json!({"state": "stop"}))
+        });
+        let deleting = s.spawn(|| {
+            start.wait();
+            answer(&d, "DELETE", &path, Some(&json!({"remove_data": true})))
+        });
+        (moving.join().unwrap(), stopping.join().unwrap(), deleting.join().unwrap())
+    });
+    assert_eq!(deleting, (200, json!({"removed": true, "infohash": ih})));
+    // Before the delete they succeed, after it the download is unknown.
+    for (what, (status, body)) in [("move", moving), ("stop", stopping)] {
+        assert!(status == 404 || (status == 200 && body["modified"] == json!(true)), "{what}: {status} {body}");
+    }
+    for (rel, _) in multi_files() {
+        assert!(!dir.join(rel).exists(), "{rel} left in the old folder");
+        assert!(!moved.join("multi").join(rel).exists(), "{rel} left in the new folder");
+    }
+    assert_eq!(list(&d, "")["downloads"], json!([]));
+    d.shutdown(KEY);
+    let left: Vec<_> =
+        std::fs::read_dir(state.join("dlcheckpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "checkpoint files left after the download was removed: {left:?}");
+}
+
 #[test]
 fn torrent_file_tree_and_stream() {
     let tmp = TempDir::new();

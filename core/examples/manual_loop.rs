@@ -128,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("done: every piece is verified in {out}");
                     return Ok(());
                 }
-                Output::Event(Event::Error { message, .. }) => return Err(message.into()),
+                Output::Event(Event::Error { error, .. }) => return Err(error.into()),
                 Output::Event(event) => println!("{event:?}"),
             }
         }

@@ -293,6 +293,35 @@ impl TorrentBuilder {
     }
 }
 
+/// A .torrent file around an info dictionary received from peers (a magnet's metadata):
+/// `announce` and `announce-list` from the magnet's trackers (one per tier), then `info`
+/// exactly as received, so the file's info-hash is the magnet's.
+pub fn torrent_from_info(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    // `info` must go in byte for byte (a re-encoding could change its hash), so the few keys
+    // around it are written by hand, in sorted order: announce, announce-list, info.
+    fn byte_string(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(format!("{}:", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut out = b"d".to_vec();
+    if let Some(first) = trackers.first() {
+        byte_string(&mut out, b"announce");
+        byte_string(&mut out, first.as_bytes());
+        byte_string(&mut out, b"announce-list");
+        out.push(b'l');
+        for t in trackers {
+            out.push(b'l');
+            byte_string(&mut out, t.as_bytes());
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    byte_string(&mut out, b"info");
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
+}
+
 fn check_component(c: &str, shown: &str) -> Result<(), CreateError> {
     match component_problem(c) {
         None => Ok(()),
@@ -467,5 +496,22 @@ mod tests {
         b.add_file(vec!["a".into()], u64::MAX);
         b.add_file(vec!["b".into()], 1);
         assert_eq!(b.build(one_piece), Err(CreateError::LengthOverflow));
+    }
+
+    #[test]
+    fn torrent_from_info_keeps_the_info_hash_and_lists_the_trackers() {
+        let mut b = TorrentBuilder::new("f".into());
+        b.add_file(vec!["f".into()], 100);
+        b.set_piece_length(16384);
+        let original = Metainfo::from_bytes(&b.build(vec![[7; 20]]).unwrap()).unwrap();
+        let info = original.info_bytes.clone();
+        let trackers = vec!["http://127.0.0.1:6969/announce".to_string(), "udp://127.0.0.1:6970".to_string()];
+        let made = Metainfo::from_bytes(&torrent_from_info(&info, &trackers)).unwrap();
+        assert_eq!(made.info_hash, original.info_hash);
+        assert_eq!(made.trackers, vec![vec![trackers[0].clone()], vec![trackers[1].clone()]]);
+        // Without trackers: the info dictionary alone.
+        let bare = torrent_from_info(&info, &[]);
+        assert_eq!(bare, [b"d4:info".as_slice(), &info, b"e"].concat());
+        assert_eq!(Metainfo::from_bytes(&bare).unwrap().info_hash, original.info_hash);
     }
 }

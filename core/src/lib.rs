@@ -80,8 +80,8 @@ pub use bitfield::Bitfield;
 pub use engine::{
     lay_out_read, AddMagnet, AddTorrent, Config, ConnectionLimits, DhtScrapeError, DhtScrapeId, DhtTorrentStatus,
     DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority, HashJob,
-    HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket, TorrentState,
-    TorrentStats, UdpIo,
+    HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket, TorrentError,
+    TorrentState, TorrentStats, UdpIo,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
 pub use net_policy::NetPolicy;

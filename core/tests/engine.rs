@@ -78,7 +78,7 @@ fn three_leechers_complete_and_trade_pieces_among_themselves() {
     let mut w = World::new(2);
     let seeder = w.add_node();
     // A slow seeder: leechers must get much of the torrent from each other.
-    w.nodes[seeder].uplink = Some(200_000);
+    w.nodes[seeder].uplink.rate = Some(200_000);
     let s = w.seed(seeder, &tt);
     let leechers: Vec<usize> = (0..3).map(|_| w.add_node()).collect();
     let ts: Vec<_> = leechers.iter().map(|&n| w.leech(n, &tt)).collect();
@@ -244,7 +244,7 @@ fn pause_closes_peers_and_stops_the_download_resume_finishes_it() {
     let tt = plain_torrent(6);
     let mut w = World::new(6);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(100_000);
+    w.nodes[seeder].uplink.rate = Some(100_000);
     let leecher = w.add_node();
     let s = w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
@@ -309,7 +309,7 @@ fn a_piece_half_received_at_a_pause_is_fetched_whole_after_the_resume() {
     let tt = TestTorrent::new(21, 256 * 1024, &[file("big.bin", 2 << 20)]);
     let mut w = World::new(21);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(200_000);
+    w.nodes[seeder].uplink.rate = Some(200_000);
     let leecher = w.add_node();
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
@@ -359,7 +359,7 @@ fn shutdown_completes_after_the_timeout_when_the_tracker_is_silent() {
         w.nodes[seeder].saw(|e| matches!(e, Event::TrackerReply { torrent, .. } if *torrent == s))
     });
 
-    w.tracker.down = true;
+    w.tracker_down = true;
     let at = w.now;
     w.command(seeder, |e, now| e.shutdown(now));
     w.run_until(Duration::from_secs(30), |w| w.nodes[seeder].saw(|e| *e == Event::ShutdownComplete));
@@ -381,7 +381,7 @@ fn swarm_trace(seed: u64) -> ([u8; 20], u64) {
     let tt = plain_torrent(9);
     let mut w = World::new(seed);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(300_000);
+    w.nodes[seeder].uplink.rate = Some(300_000);
     w.seed(seeder, &tt);
     let leechers: Vec<usize> = (0..2).map(|_| w.add_node()).collect();
     let ts: Vec<_> = leechers.iter().map(|&n| w.leech(n, &tt)).collect();
@@ -412,7 +412,7 @@ fn hostile_peers_are_closed_and_the_engine_keeps_working() {
     let ih = tt.meta.info_hash;
     let mut w = World::new(12);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(500_000);
+    w.nodes[seeder].uplink.rate = Some(500_000);
     let leecher = w.add_node();
     w.seed(seeder, &tt);
     w.run_until(Duration::from_secs(5), |w| w.nodes[seeder].saw(|e| matches!(e, Event::Checked { .. })));
@@ -609,7 +609,7 @@ fn a_slow_seeder_queues_seconds_of_upload_not_megabytes() {
     let tt = TestTorrent::new(32, PIECE, &[file("a.bin", 2 << 20)]);
     let mut w = World::new(32);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(64_000);
+    w.nodes[seeder].uplink.rate = Some(64_000);
     w.seed(seeder, &tt);
     let leechers: Vec<(usize, shoal_core::TorrentId)> = (0..6)
         .map(|_| {
@@ -638,7 +638,7 @@ fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
     let mut w = World::new(13);
     let leecher = w.add_node();
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(100_000);
+    w.nodes[seeder].uplink.rate = Some(100_000);
     let l = w.leech(leecher, &tt);
     // The leecher announces first, so the seeder learns of it and dials in.
     w.run_until(Duration::from_secs(5), |w| w.nodes[leecher].saw(|e| matches!(e, Event::TrackerReply { .. })));
@@ -757,7 +757,7 @@ fn request_queue_to_a_slow_peer_follows_its_rate_once_known() {
     let mut w = World::new(19);
     w.tap = true;
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(100_000);
+    w.nodes[seeder].uplink.rate = Some(100_000);
     let leecher = w.add_node();
     w.seed(seeder, &tt);
     w.leech(leecher, &tt);
@@ -837,7 +837,7 @@ fn deadline_pieces_finish_before_most_others_without_sequential_mode() {
     let n = tt.pieces();
     let mut w = World::new(15);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(400_000);
+    w.nodes[seeder].uplink.rate = Some(400_000);
     let leecher = w.add_node();
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
@@ -939,7 +939,7 @@ fn torrents_check_one_at_a_time_in_the_order_they_came() {
     let ts: Vec<_> = tts.iter().map(|tt| w.seed(node, tt)).collect();
 
     assert_eq!(check_states(&w, node, &ts), (vec![0], vec![1, 2]), "the first checks, the others wait");
-    assert!(w.tracker.requests.is_empty(), "no announces while checking or queued");
+    assert!(w.nodes.iter().all(|n| n.tracker_gets.is_empty()), "no announces while checking or queued");
     let mut seen_checking = Vec::new();
     w.run_until(Duration::from_secs(60), |w| {
         let (checking, _) = check_states(w, node, &ts);
@@ -1027,7 +1027,7 @@ fn availability_counts_copies_among_connected_peers() {
     let n = tt.pieces();
     let mut w = World::new(20);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(100_000);
+    w.nodes[seeder].uplink.rate = Some(100_000);
     let leecher = w.add_node();
     let s = w.seed(seeder, &tt);
     // The leecher resumes with every third piece: its bitfield tells the seeder so.
@@ -1220,7 +1220,7 @@ fn one_peer_holds_the_optimistic_unchoke_of_a_leecher() {
     let tt = plain_torrent(56);
     let mut w = World::new(56);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(50_000);
+    w.nodes[seeder].uplink.rate = Some(50_000);
     w.seed(seeder, &tt);
     let nodes: Vec<usize> = (0..4).map(|_| w.add_node_with(|c| c.upload_slots = 1)).collect();
     let ts: Vec<_> = nodes.iter().map(|&n| w.leech(n, &tt)).collect();
@@ -1291,7 +1291,7 @@ fn a_dht_scrape_counts_the_seed_and_the_leecher_of_a_torrent_we_do_not_have() {
     let mut w = World::new(23);
     let (seeder, leecher, router, asker) = (w.add_node(), w.add_node(), w.add_node(), w.add_node());
     // The seeder sends slowly (1 MB at 2 kB/s): the leecher stays a leecher throughout.
-    w.nodes[seeder].uplink = Some(2_000);
+    w.nodes[seeder].uplink.rate = Some(2_000);
     let addrs: Vec<_> = (0..4).map(|i| w.nodes[i].addr).collect();
     for (node, knows) in [(seeder, router), (leecher, router), (router, seeder), (asker, router)] {
         let at = addrs[knows];
@@ -1455,7 +1455,7 @@ fn a_seek_jumps_the_request_queue() {
     let n = tt.pieces();
     let mut w = World::new(24);
     let seeder = w.add_node();
-    w.nodes[seeder].uplink = Some(1_000_000);
+    w.nodes[seeder].uplink.rate = Some(1_000_000);
     let leecher = w.add_node();
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);

@@ -26,7 +26,7 @@ fn a_health_check_counts_the_dht_swarm_and_takes_the_best_source() {
     let mut w = World::new(31);
     let (seeder, leecher, router, asker) = (w.add_node(), w.add_node(), w.add_node(), w.add_node());
     // The seeder sends slowly: the leecher stays a leecher throughout.
-    w.nodes[seeder].uplink = Some(2_000);
+    w.nodes[seeder].uplink.rate = Some(2_000);
     let addrs: Vec<_> = (0..4).map(|i| w.nodes[i].addr).collect();
     for (node, knows) in [(seeder, router), (leecher, router), (router, seeder), (asker, router)] {
         let at = addrs[knows];

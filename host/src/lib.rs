@@ -6,6 +6,11 @@
 //! primitives through [`Runtime`]: spawn a task, run a closure on its blocking pool, sleep,
 //! and TCP/UDP sockets. shoal-smol implements it for smol, shoal-tokio for tokio.
 //!
+//! Where things are: a [`Handle`] (handle.rs) sends commands (command.rs; a plain engine call
+//! is a closure, `Command::Engine`) to the [`EngineTask`] (task.rs), which owns the engine.
+//! Socket tasks and trackers (io.rs, net.rs) and the disk and hash threads (workers.rs,
+//! disk.rs, pool.rs) report back through input.rs. session.rs holds the settings and errors.
+//!
 //! ```text
 //! let (handle, bound, task) = shoal_host::start::<MyRuntime>(config).await?;
 //! my_executor::spawn(task.run());

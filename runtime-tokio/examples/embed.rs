@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(Event::Finished { .. }) => break Ok(()),
-                Ok(Event::Error { message, .. }) => break Err(message),
+                Ok(Event::Error { error, .. }) => break Err(error.to_string()),
                 Ok(event) => println!("event: {event:?}"),
                 Err(_) => break Err("the session stopped".to_string()),
             },

@@ -25,9 +25,9 @@ const DHT_SAVE_EVERY: Duration = Duration::from_secs(300);
 
 /// Writes the DHT's routing table to `<state>/dht.dat` for the next start.
 pub async fn save_dht(d: &Daemon) {
-    if let Some(snapshot) = d.downloads.session().dht_snapshot().await {
+    if let Some(snapshot) = d.library.session().dht_snapshot().await {
         let path = d.state_dir.join("dht.dat");
-        if let Err(e) = blocking::unblock(move || super::fsutil::write_atomic(&path, &snapshot)).await {
+        if let Err(e) = d.rt.unblock(move || super::fsutil::write_atomic(&path, &snapshot)).await {
             eprintln!("shoal daemon: cannot save the DHT routing table: {e}");
         }
     }
@@ -40,8 +40,8 @@ pub async fn run(d: Arc<Daemon>) {
     let mut since_space = SPACE_EVERY;
     let mut since_dht = Duration::ZERO;
     loop {
-        async_io::Timer::after(CHECKPOINT_EVERY).await;
-        d.downloads.checkpoint_changed().await;
+        d.rt.sleep(CHECKPOINT_EVERY).await;
+        d.library.checkpoint_changed().await;
         since_dht += CHECKPOINT_EVERY;
         if since_dht >= DHT_SAVE_EVERY {
             since_dht = Duration::ZERO;
@@ -50,9 +50,9 @@ pub async fn run(d: Arc<Daemon>) {
         since_space += CHECKPOINT_EVERY;
         if since_space >= SPACE_EVERY {
             since_space = Duration::ZERO;
-            for dir in d.downloads.destinations() {
+            for dir in d.library.destinations().await {
                 let probe = dir.clone();
-                let Some(space) = blocking::unblock(move || disk_space(&probe)).await else { continue };
+                let Some(space) = d.rt.unblock(move || disk_space(&probe)).await else { continue };
                 if space.free < threshold {
                     if low.insert(dir) {
                         let used = space.total.saturating_sub(space.free);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::rt::Rt;
 use async_channel::{Receiver, Sender};
 use async_net::TcpStream;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -189,7 +190,7 @@ fn check_head(head: &[u8]) -> Result<(), HeadError> {
 }
 
 /// Writes a one-off response with a JSON error and `Connection: close`.
-async fn reply(stream: &mut TcpStream, status: u16, reason: &str, message: &str) {
+async fn reply(rt: Rt, stream: &mut TcpStream, status: u16, reason: &str, message: &str) {
     let body = serde_json::json!({ "error": message }).to_string();
     let text = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -199,16 +200,13 @@ async fn reply(stream: &mut TcpStream, status: u16, reason: &str, message: &str)
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.flush().await;
     };
-    future::or(write, async {
-        async_io::Timer::after(REPLY_TIMEOUT).await;
-    })
-    .await;
+    future::or(write, rt.sleep(REPLY_TIMEOUT)).await;
 }
 
 /// Answers a refused head, then reads what the client still sends (briefly, boundedly) before
 /// closing: closing with unread data would reset the connection and lose the answer.
-async fn refuse(mut stream: TcpStream, status: u16, reason: &str, message: &str) {
-    reply(&mut stream, status, reason, message).await;
+async fn refuse(rt: Rt, mut stream: TcpStream, status: u16, reason: &str, message: &str) {
+    reply(rt, &mut stream, status, reason, message).await;
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let drain = async {
         let mut sink = [0u8; 4096];
@@ -220,10 +218,7 @@ async fn refuse(mut stream: TcpStream, status: u16, reason: &str, message: &str)
             }
         }
     };
-    future::or(drain, async {
-        async_io::Timer::after(REPLY_TIMEOUT).await;
-    })
-    .await;
+    future::or(drain, rt.sleep(REPLY_TIMEOUT)).await;
 }
 
 /// Refusals with a drain (see [`refuse`]) in progress at once; beyond this a refused
@@ -231,22 +226,21 @@ async fn refuse(mut stream: TcpStream, status: u16, reason: &str, message: &str)
 const MAX_DRAINING: usize = 32;
 
 /// A connection that has no free slot: a minimal `503`, then close.
-pub async fn refuse_busy(mut stream: TcpStream) {
+pub async fn refuse_busy(rt: Rt, mut stream: TcpStream) {
     static DRAINING: AtomicUsize = AtomicUsize::new(0);
     let message = "too many connections to the REST API; try again";
     if DRAINING.fetch_add(1, Ordering::Relaxed) >= MAX_DRAINING {
         DRAINING.fetch_sub(1, Ordering::Relaxed);
-        return reply(&mut stream, 503, "Service Unavailable", message).await;
+        return reply(rt, &mut stream, 503, "Service Unavailable", message).await;
     }
-    smol::spawn(async move {
-        refuse(stream, 503, "Service Unavailable", message).await;
+    rt.detach(async move {
+        refuse(rt, stream, 503, "Service Unavailable", message).await;
         DRAINING.fetch_sub(1, Ordering::Relaxed);
-    })
-    .detach();
+    });
 }
 
 /// Serves one connection: for each request, a head checked here, then async-h1 and `app`.
-pub async fn serve<F, Fut>(mut stream: TcpStream, slot: Slot, app: F)
+pub async fn serve<F, Fut>(rt: Rt, mut stream: TcpStream, slot: Slot, app: F)
 where
     F: Fn(tide::http::Request) -> Fut,
     Fut: std::future::Future<Output = tide::http::Result<tide::http::Response>>,
@@ -256,10 +250,7 @@ where
         let mut buf = Vec::new();
         slot.set_idle(true);
         let head = future::or(read_head(&mut stream, &mut buf), async {
-            future::or(async { slot.evicted.recv().await.map_or((), |_| ()) }, async {
-                async_io::Timer::after(timeout).await;
-            })
-            .await;
+            future::or(async { slot.evicted.recv().await.map_or((), |_| ()) }, rt.sleep(timeout)).await;
             Err(HeadError::Gone)
         })
         .await;
@@ -270,9 +261,9 @@ where
             Err(HeadError::Gone) => return,
             Err(HeadError::TooLarge) => {
                 let message = format!("the request head is larger than {MAX_HEAD} bytes");
-                return refuse(stream, 431, "Request Header Fields Too Large", &message).await;
+                return refuse(rt, stream, 431, "Request Header Fields Too Large", &message).await;
             }
-            Err(HeadError::Bad(status, reason, message)) => return refuse(stream, status, reason, &message).await,
+            Err(HeadError::Bad(status, reason, message)) => return refuse(rt, stream, status, reason, &message).await,
         }
         let io = Prefixed { head: Arc::new(Mutex::new((buf, 0))), inner: stream.clone() };
         let mut server = async_h1::server::Server::new(io, &app);

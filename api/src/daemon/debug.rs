@@ -26,18 +26,18 @@ fn proc_error(e: procfs::ProcError) -> ApiError {
 }
 
 /// `GET /debug/open_files`: `{"open_files": [{"path", "fd"}]}`, regular files only.
-pub fn open_files(_d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
+pub fn open_files(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
-        let files = blocking::unblock(debug_proc::open_files).await.map_err(proc_error)?;
+        let files = d.rt.unblock(debug_proc::open_files).await.map_err(proc_error)?;
         let files: Vec<Value> = files.into_iter().map(|f| json!({"path": f.path, "fd": f.fd})).collect();
         Ok(ApiResponse::ok(json!({ "open_files": files })))
     })
 }
 
 /// `GET /debug/open_sockets`: `{"open_sockets": [{"family", "status", "laddr", "raddr", "type"}]}`.
-pub fn open_sockets(_d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
+pub fn open_sockets(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
-        let sockets = blocking::unblock(debug_proc::open_sockets).await.map_err(proc_error)?;
+        let sockets = d.rt.unblock(debug_proc::open_sockets).await.map_err(proc_error)?;
         let sockets: Vec<Value> = sockets
             .into_iter()
             .map(
@@ -49,9 +49,9 @@ pub fn open_sockets(_d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
 }
 
 /// `GET /debug/threads`: `{"threads": [{"thread_id", "thread_name", "frames"}]}`.
-pub fn threads(_d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
+pub fn threads(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
-        let threads = blocking::unblock(debug_proc::threads).await.map_err(proc_error)?;
+        let threads = d.rt.unblock(debug_proc::threads).await.map_err(proc_error)?;
         let threads: Vec<Value> = threads
             .into_iter()
             .map(|t| json!({"thread_id": t.id, "thread_name": t.name, "frames": t.frames}))

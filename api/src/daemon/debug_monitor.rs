@@ -11,10 +11,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
-use futures_lite::{future, StreamExt};
+use futures_lite::future;
 
 use super::debug_proc;
 use crate::logging::LogLines;
+use crate::rt::{Rt, Task};
 
 /// How often CPU and memory are sampled (Tribler's default `poll_interval`, which its GUI's
 /// plots assume).
@@ -149,10 +150,10 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts the task (on smol's executor), taking the daemon's log lines if there are any.
-    pub fn start(lines: Option<LogLines>) -> (Monitor, smol::Task<()>) {
+    /// Starts the task on `rt`, taking the daemon's log lines if there are any.
+    pub fn start(lines: Option<LogLines>, rt: Rt) -> (Monitor, Task) {
         let (tx, rx) = async_channel::bounded(QUERIES);
-        (Monitor { queries: tx }, smol::spawn(run(rx, lines)))
+        (Monitor { queries: tx }, rt.spawn(run(rx, lines, rt)))
     }
 
     /// The CPU and memory samples, oldest first (empty if the task has ended).
@@ -214,15 +215,15 @@ impl Sampler {
     }
 }
 
-async fn run(queries: Receiver<Query>, mut lines: Option<LogLines>) {
+async fn run(queries: Receiver<Query>, mut lines: Option<LogLines>, rt: Rt) {
     let mut history = History::new(HISTORY);
     let mut log = LogRing::new(LOG_LINES, LOG_BYTES);
     let mut sampler = Sampler { last: None, last_error: None };
     history.extend_from(sampler.sample());
-    let mut ticks = async_io::Timer::interval(SAMPLE_EVERY);
+    let mut next_sample = Instant::now() + SAMPLE_EVERY;
     loop {
         let tick = async {
-            ticks.next().await;
+            rt.sleep_until(next_sample).await;
             Wake::Tick
         };
         let query = async { Wake::Query(queries.recv().await.ok()) };
@@ -234,7 +235,10 @@ async fn run(queries: Receiver<Query>, mut lines: Option<LogLines>) {
         };
         // Queries and samples first: a flood of log lines (RUST_LOG=trace) must not starve them.
         match future::or(query, future::or(tick, line)).await {
-            Wake::Tick => history.extend_from(sampler.sample()),
+            Wake::Tick => {
+                next_sample += SAMPLE_EVERY;
+                history.extend_from(sampler.sample());
+            }
             Wake::Query(Some(Query::History(reply))) => {
                 let _ = reply.try_send(history.to_vec());
             }

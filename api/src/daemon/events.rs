@@ -6,6 +6,7 @@
 //! its crash dialog. The heartbeat is therefore an event of its own topic, `keep_alive`, which the
 //! GUI's notifier ignores (an unknown topic is logged once and dropped).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,8 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::{AsyncRead, Stream};
 use serde_json::{json, Value};
+
+use crate::rt::Rt;
 
 /// How often an idle stream sends [`KEEP_ALIVE`].
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -47,6 +50,7 @@ pub struct EventBus {
     public_key: String,
     version: String,
     heartbeat: Duration,
+    rt: Rt,
 }
 
 /// `data: {"topic": …, ["args": …,] "kwargs": …}\n\n`, keys in Tribler's order.
@@ -62,13 +66,13 @@ fn frame(topic: &str, args: Option<Vec<Value>>, kwargs: Value) -> Frame {
 }
 
 impl EventBus {
-    pub fn new(public_key: String, version: String) -> EventBus {
-        EventBus::with_heartbeat(public_key, version, HEARTBEAT)
+    pub fn new(public_key: String, version: String, rt: Rt) -> EventBus {
+        EventBus::with_heartbeat(public_key, version, HEARTBEAT, rt)
     }
 
-    /// A bus whose idle streams send a heartbeat every `heartbeat`.
-    pub fn with_heartbeat(public_key: String, version: String, heartbeat: Duration) -> EventBus {
-        EventBus { inner: Arc::default(), public_key, version, heartbeat }
+    /// A bus whose idle streams send a heartbeat every `heartbeat` (timed on `rt`).
+    pub fn with_heartbeat(public_key: String, version: String, heartbeat: Duration, rt: Rt) -> EventBus {
+        EventBus { inner: Arc::default(), public_key, version, heartbeat, rt }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -159,7 +163,9 @@ impl EventBus {
             pending: start,
             pos: 0,
             rx: Box::pin(rx),
-            heartbeat: async_io::Timer::interval(self.heartbeat),
+            heartbeat: Mutex::new(Box::pin(self.rt.sleep(self.heartbeat))),
+            every: self.heartbeat,
+            rt: self.rt,
             bus: self.inner.clone(),
         }
     }
@@ -177,12 +183,19 @@ impl EventBus {
     }
 }
 
+/// A stream's wait for its next heartbeat.
+type Heartbeat = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One client's stream, as an async reader of SSE bytes.
 pub struct EventStream {
     pending: Frame,
     pos: usize,
     rx: Pin<Box<Receiver<Frame>>>,
-    heartbeat: async_io::Timer,
+    /// The next heartbeat. In a mutex only to make the stream `Sync` (as a response body must
+    /// be): it is only reached through `&mut self`, never locked.
+    heartbeat: Mutex<Heartbeat>,
+    every: Duration,
+    rt: Rt,
     bus: Arc<Mutex<Inner>>,
 }
 
@@ -212,8 +225,10 @@ impl AsyncRead for EventStream {
                 Poll::Ready(None) => return Poll::Ready(Ok(0)),
                 Poll::Pending => {}
             }
-            match Pin::new(&mut this.heartbeat).poll_next(cx) {
-                Poll::Ready(_) => {
+            let heartbeat = this.heartbeat.get_mut().unwrap_or_else(|e| e.into_inner());
+            match heartbeat.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    *heartbeat = Box::pin(this.rt.sleep(this.every));
                     this.pending = Arc::from(KEEP_ALIVE);
                     this.pos = 0;
                 }
@@ -230,8 +245,8 @@ mod tests {
 
     #[test]
     fn start_then_events_then_end() {
-        smol::block_on(async {
-            let bus = EventBus::new("ab".repeat(32), "0.1.0".into());
+        shoal_smol::block_on(async {
+            let bus = EventBus::new("ab".repeat(32), "0.1.0".into(), Rt::of::<shoal_smol::Smol>());
             bus.exception("Boom", "nobody listening");
             let mut s = bus.subscribe();
             bus.shutdown_state("Saving configuration...");
@@ -254,8 +269,9 @@ mod tests {
 
     #[test]
     fn idle_streams_get_heartbeats() {
-        smol::block_on(async {
-            let bus = EventBus::with_heartbeat("00".repeat(32), "0.1.0".into(), Duration::from_millis(20));
+        let rt = Rt::of::<shoal_smol::Smol>();
+        shoal_smol::block_on(async {
+            let bus = EventBus::with_heartbeat("00".repeat(32), "0.1.0".into(), Duration::from_millis(20), rt);
             let mut s = bus.subscribe();
             let mut got = Vec::new();
             let mut buf = [0u8; 256];
@@ -266,7 +282,7 @@ mod tests {
                 }
             };
             futures_lite::future::or(read, async {
-                async_io::Timer::after(Duration::from_secs(10)).await;
+                rt.sleep(Duration::from_secs(10)).await;
                 panic!("no heartbeat");
             })
             .await;

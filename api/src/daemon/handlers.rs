@@ -28,7 +28,7 @@ pub fn post_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             limits
         };
         // Rate limits apply at once, as in Tribler.
-        d.downloads.session().set_rate_limits(down, up).await;
+        d.library.session().set_rate_limits(down, up).await;
         Ok(ApiResponse::ok(json!({"modified": true})))
     })
 }

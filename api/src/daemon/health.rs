@@ -91,13 +91,13 @@ pub fn torrent_health(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         if !enabled(&d) {
             return Ok(ApiResponse::ok(json!({"checking": false})));
         }
-        smol::spawn(async move {
+        let rt = d.rt;
+        rt.detach(async move {
             match check(&d, ih, timeout).await {
                 Ok(report) => tracing::info!("health of {ih}: {}", summary(&report)),
                 Err(e) => tracing::warn!("health check of {ih}: {e}"),
             }
-        })
-        .detach();
+        });
         Ok(ApiResponse::ok(json!({"checking": true})))
     })
 }
@@ -105,8 +105,9 @@ pub fn torrent_health(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 /// Every tracker known for `ih`: its download's (every tier) and its store entries'.
 async fn trackers(d: &Daemon, ih: InfoHash) -> Vec<String> {
     let mut urls: Vec<String> = d
-        .downloads
+        .library
         .get(&ih)
+        .await
         .and_then(|dl| dl.meta)
         .map(|m| m.trackers.iter().flatten().cloned().collect())
         .unwrap_or_default();
@@ -121,7 +122,7 @@ async fn trackers(d: &Daemon, ih: InfoHash) -> Vec<String> {
 /// publishes the health in force afterwards. Returns what each source said.
 pub async fn check(d: &Daemon, ih: InfoHash, timeout: Duration) -> Result<HealthReport, String> {
     let urls = trackers(d, ih).await;
-    let report = d.downloads.session().check_health(ih, urls, timeout).await.map_err(|e| e.to_string());
+    let report = d.library.session().check_health(ih, urls, timeout).await.map_err(|e| e.to_string());
     let health = match &report {
         Ok(r) => apply(d, r).await,
         Err(_) => d.store.health(ih.0).await.map_err(|e| e.to_string()),
@@ -185,7 +186,7 @@ pub async fn run(d: Arc<Daemon>) {
     // A one-second tick, so that a new interval takes effect within a second.
     const TICK: Duration = Duration::from_secs(1);
     loop {
-        async_io::Timer::after(TICK).await;
+        d.rt.sleep(TICK).await;
         since_round += TICK;
         if since_round < interval(&d) || !enabled(&d) {
             continue;
@@ -193,12 +194,15 @@ pub async fn run(d: Arc<Daemon>) {
         since_round = Duration::ZERO;
         tried.retain(|_, at| at.elapsed() < RETRY_AFTER);
         let picks = pick(&d, &tried).await;
+        // Each check holds a sender until it ends; the channel closes when all have.
+        let (running, ended) = async_channel::bounded::<()>(1);
         let checks: Vec<_> = picks
             .into_iter()
             .map(|ih| {
                 tried.insert(ih, Instant::now());
-                let d = d.clone();
-                smol::spawn(async move {
+                let held = (d.clone(), running.clone());
+                d.rt.spawn(async move {
+                    let (d, _running) = held;
                     match check(&d, ih, Duration::from_secs(DEFAULT_TIMEOUT_SECS)).await {
                         Ok(report) => tracing::debug!("background health of {ih}: {}", summary(&report)),
                         Err(e) => tracing::warn!("background health check of {ih}: {e}"),
@@ -206,10 +210,10 @@ pub async fn run(d: Arc<Daemon>) {
                 })
             })
             .collect();
+        drop(running);
         // A round ends when its checks do: never more running than one round's picks.
-        for c in checks {
-            c.await;
-        }
+        let _ = ended.recv().await;
+        drop(checks);
     }
 }
 
@@ -217,7 +221,7 @@ pub async fn run(d: Arc<Daemon>) {
 /// its health has a row to show on), then stale stored torrents.
 async fn pick(d: &Daemon, tried: &HashMap<InfoHash, Instant>) -> Vec<InfoHash> {
     let mut picks = Vec::new();
-    for snap in d.downloads.snapshots(|ih| !tried.contains_key(ih), false).await {
+    for snap in d.library.snapshots(|ih| !tried.contains_key(ih), false).await {
         if picks.len() >= DOWNLOAD_PICKS {
             break;
         }

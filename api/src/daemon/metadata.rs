@@ -106,7 +106,7 @@ pub fn completions(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 async fn popular(d: Arc<Daemon>, req: ApiRequest, flavor: Flavor) -> Result<ApiResponse, ApiError> {
     let p = params(&req)?;
     let page = d.store.popular(p.clone()).await.map_err(store_failed)?;
-    let snaps = d.downloads.snapshots(|_| true, false).await;
+    let snaps = d.library.snapshots(|_| true, false).await;
     let results: Vec<Value> = page
         .entries
         .iter()

@@ -26,7 +26,7 @@ mod tools;
 mod ui;
 mod uri;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,9 +35,9 @@ use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use serde_json::Value;
 use shoal_core::engine::Config;
-use shoal_smol::SessionConfig;
 
-use downloads::Downloads;
+use crate::session::{start_session, Plan, Runtime};
+use downloads::Library;
 use events::EventBus;
 use settings::Settings;
 
@@ -65,6 +65,9 @@ pub struct DaemonArgs {
     /// triblerd.conf; else 6881, or a free port if 6881 is taken, stored there for next time]
     #[arg(long, env = "SHOAL_LISTEN_PORT")]
     listen_port: Option<u16>,
+    /// The async runtime the daemon runs on.
+    #[arg(long, value_enum, env = "SHOAL_RUNTIME", default_value_t = Runtime::Smol)]
+    runtime: Runtime,
 }
 
 /// The daemon's state, shared by every request.
@@ -82,7 +85,9 @@ pub struct Daemon {
     /// The engine's tunables (for `/libtorrent/settings`).
     engine_config: Config,
     /// The downloads, in the engine and in resume data.
-    downloads: Arc<Downloads>,
+    library: Library,
+    /// The runtime the daemon's tasks, blocking work and timers run on.
+    rt: crate::rt::Rt,
     /// The metadata store (search, popular torrents).
     store: Arc<store::Store>,
     state_dir: PathBuf,
@@ -185,40 +190,6 @@ enum PortSource {
     Default,
 }
 
-/// Starts the engine on `port` (a port not given by a flag falls back to a free one).
-async fn start_session(
-    base: Config,
-    port: u16,
-    explicit: bool,
-    dht: Option<shoal_smol::DhtSettings>,
-    lsd: bool,
-) -> Result<shoal_smol::Session, String> {
-    let local = base.local_only;
-    let config = |port: u16| SessionConfig {
-        engine: Config { listen_port: port, ..base.clone() },
-        listen: if local {
-            vec![
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-            ]
-        } else {
-            Vec::new()
-        },
-        seed: None,
-        dht: dht.clone(),
-        lsd,
-        sparse_files: false,
-    };
-    match shoal_smol::Session::start(config(port)).await {
-        Ok(s) => Ok(s),
-        Err(e) if !explicit && port != 0 => {
-            tracing::warn!("{e}; using a free port for peers instead");
-            shoal_smol::Session::start(config(0)).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Runs the daemon until Ctrl-C, SIGTERM or `PUT /shutdown`.
 pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<(), String> {
     let state_dir = match args.state_dir {
@@ -310,8 +281,20 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         lsd,
         "engine configuration"
     );
-    shoal_smol::block_on(async move {
-        let session = start_session(base_config.clone(), peer_port, port_source == PortSource::Flag, dht, lsd).await?;
+    let runtime = args.runtime;
+    let rt = runtime.rt();
+    runtime.block_on(async move {
+        let plan = Plan {
+            runtime,
+            engine: base_config.clone(),
+            bind: None,
+            port: peer_port,
+            port_fallback: port_source != PortSource::Flag,
+            dht,
+            lsd,
+            sparse_files: false,
+        };
+        let session = start_session(plan, |e| tracing::warn!("{e}; using a free port for peers instead")).await?;
         if port_source == PortSource::Default {
             // 6881 was taken: keep the free port picked instead, so peers that learnt it (from
             // trackers, the DHT) find us there after a restart.
@@ -330,7 +313,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         };
         let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let routes = routes::table();
-        let events = Arc::new(EventBus::new(public_key, VERSION.to_string()));
+        let events = Arc::new(EventBus::new(public_key, VERSION.to_string(), rt));
         if let Some(e) = config_error {
             events.report_config_error(&format!(
                 "{}\nShoal started on default settings; the file was moved to {}.",
@@ -338,8 +321,9 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
                 e.kept.display()
             ));
         }
-        let downloads = Arc::new(Downloads::new(&state_dir, session.handle(), events.clone(), store.clone())?);
-        let (monitor, _monitor_task) = debug_monitor::Monitor::start(log);
+        let (library, _library_task) =
+            Library::start(&state_dir, session.handle(), events.clone(), store.clone(), rt).await?;
+        let (monitor, _monitor_task) = debug_monitor::Monitor::start(log, rt);
         let daemon = Arc::new(Daemon {
             settings: Mutex::new(settings),
             key,
@@ -350,27 +334,18 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             swagger: docs::swagger(&routes, VERSION),
             stop: stop_tx,
             engine_config: base_config,
-            downloads: downloads.clone(),
+            library: library.clone(),
+            rt,
             store,
             state_dir: state_dir.clone(),
             monitor,
         });
-        let follower = smol::spawn(downloads.clone().follow_engine());
-        let loader = {
-            let downloads = downloads.clone();
-            smol::spawn(async move {
-                downloads.load().await;
-                let (total, _) = downloads.checkpoint_progress();
-                if total > 0 {
-                    tracing::info!("{total} download(s) restored from checkpoints");
-                }
-            })
-        };
-        let keeper = smol::spawn(background::run(daemon.clone()));
-        let checker = smol::spawn(health::run(daemon.clone()));
+        library.load().await;
+        let keeper = rt.spawn(background::run(daemon.clone()));
+        let checker = rt.spawn(health::run(daemon.clone()));
         let peers: Vec<String> = daemon.peer_addrs.iter().map(|a| a.to_string()).collect();
         tracing::info!("peers on {}", peers.join(", "));
-        let server = smol::spawn(routes::serve_http(listener, routes::app(daemon.clone(), &routes), budget.rest));
+        let server = rt.spawn(routes::serve_http(rt, listener, routes::app(daemon.clone(), &routes), budget.rest));
         // The sign-in link carries the API key, so it goes only to the terminal of whoever
         // started the daemon: never into the log, which `/debug/log` serves and a service's
         // journal keeps. Both come before "REST API on", the line that says start-up is over.
@@ -384,9 +359,8 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         tracing::info!("shutting down");
         drop(keeper);
         drop(checker);
-        drop(loader);
         daemon.events.shutdown_state("Checkpointing Downloads...");
-        daemon.downloads.checkpoint_all().await;
+        daemon.library.checkpoint_all().await;
         // The entries of downloads added just before go to disk with their checkpoints.
         if let Err(e) = daemon.store.committed().await {
             tracing::warn!("{e}");
@@ -394,20 +368,16 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         background::save_dht(&daemon).await;
         daemon.events.shutdown_state("Shutting down Downloads...");
         // Say goodbye to trackers and flush files, but never hang on a dead tracker.
-        future::or(session.handle().shutdown(), async {
-            async_io::Timer::after(Duration::from_secs(15)).await;
-        })
-        .await;
-        drop(follower);
-        daemon.downloads.mark_clean();
+        future::or(session.handle().shutdown(), rt.sleep(Duration::from_secs(15))).await;
+        daemon.library.mark_clean();
         daemon.events.shutdown_state("Saving configuration...");
         daemon.events.close();
         // Let open event streams deliver their last frames before the process ends.
         let deadline = Instant::now() + Duration::from_secs(2);
         while daemon.events.live_streams() > 0 && Instant::now() < deadline {
-            async_io::Timer::after(Duration::from_millis(10)).await;
+            rt.sleep(Duration::from_millis(10)).await;
         }
-        async_io::Timer::after(Duration::from_millis(50)).await;
+        rt.sleep(Duration::from_millis(50)).await;
         drop(server);
         tracing::info!("stopped");
         Ok(())

@@ -24,6 +24,7 @@ use super::knowledge;
 use super::metadata;
 use super::Daemon;
 use super::{docs, tools, ui};
+use crate::rt::Rt;
 
 const NO_PARAMS: &[Param] = &[];
 
@@ -755,8 +756,9 @@ async fn serve(mut req: tide::Request<State>, target: Target, names: &[&'static 
     let mut body = Vec::new();
     let mut reader = req.take_body().take(MAX_BODY as u64 + 1);
     let read = reader.read_to_end(&mut body);
+    let body_time = daemon.rt.sleep(BODY_TIMEOUT);
     let timeout = async {
-        async_io::Timer::after(BODY_TIMEOUT).await;
+        body_time.await;
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timeout"))
     };
     match futures_lite::future::or(read, timeout).await {
@@ -812,7 +814,7 @@ fn to_tide(resp: ApiResponse, head: bool) -> tide::Response {
 
 /// Accepts connections (until the task running this is dropped), at most `max_connections`
 /// at once (see [`conn`]); each connection is served on its own task.
-pub async fn serve_http(listener: async_net::TcpListener, app: tide::Server<State>, max_connections: usize) {
+pub async fn serve_http(rt: Rt, listener: async_net::TcpListener, app: tide::Server<State>, max_connections: usize) {
     let slots = Slots::new(max_connections);
     loop {
         let stream = match listener.accept().await {
@@ -820,21 +822,20 @@ pub async fn serve_http(listener: async_net::TcpListener, app: tide::Server<Stat
             Err(e) => {
                 // Out of descriptors, most likely: wait for some to be freed.
                 tracing::warn!("accept failed: {e}");
-                async_io::Timer::after(std::time::Duration::from_millis(100)).await;
+                rt.sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
         let Some(slot) = slots.admit() else {
             // A fresh socket's send buffer is empty: this write does not wait.
-            conn::refuse_busy(stream).await;
+            conn::refuse_busy(rt, stream).await;
             continue;
         };
         let app = app.clone();
-        smol::spawn(conn::serve(stream, slot, move |req| {
+        rt.detach(conn::serve(rt, stream, slot, move |req| {
             let app = app.clone();
             async move { app.respond(req).await }
-        }))
-        .detach();
+        }));
     }
 }
 

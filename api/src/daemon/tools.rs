@@ -66,7 +66,7 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let is_file = matches!(kind, uri::Uri::File(_));
         let bytes = match kind {
             uri::Uri::Magnet => magnet_torrent(&d, u).await?,
-            _ => uri::fetch_torrent(u).await?,
+            _ => uri::fetch_torrent(d.rt, u).await?,
         };
         let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
             let what =
@@ -76,7 +76,7 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let j = torrent_json(&bytes).map_err(|e| ApiError::Handled(500, format!("invalid response ({e})")))?;
         d.store.record(super::store::entry::TorrentFacts::of(&meta));
         let text = serde_json::to_vec(&j).map_err(|e| ApiError::unhandled("ValueError", e.to_string()))?;
-        let exists = d.downloads.exists(&meta.info_hash);
+        let exists = d.library.exists(&meta.info_hash).await;
         Ok(ApiResponse::ok(json!({
             "metainfo": HEXLOWER.encode(&text),
             // Tribler answers `true` or `null`, never `false`.
@@ -95,9 +95,9 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
     let magnet = shoal_core::magnet::Magnet::parse(u).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let ih = magnet.info_hash;
     let trackers = magnet.trackers.clone();
-    let session = d.downloads.session().clone();
+    let session = d.library.session().clone();
     let events = session.subscribe().await;
-    let (id, probe_dir) = match (d.downloads.get(&ih), d.downloads.probe(&ih)) {
+    let (id, probe_dir) = match (d.library.get(&ih).await, d.library.probe(&ih).await) {
         (Some(dl), _) => match (&dl.torrent, dl.torrent_id()) {
             (Some(t), _) => return Ok(t.to_vec()),
             (None, Some(id)) => (id, None),
@@ -110,7 +110,7 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
             let dir = d.state_dir.join("metadata-probe").join(ih.to_string());
             let opts = shoal_smol::MagnetOptions { magnet, destination: dir.clone(), paused: false, peers: Vec::new() };
             let id = session.add_magnet(opts).await.map_err(|e| ApiError::Handled(500, e.to_string()))?;
-            d.downloads.probe_started(ih, id);
+            d.library.probe_started(ih, id);
             (id, Some(dir))
         }
     };
@@ -118,27 +118,28 @@ async fn magnet_torrent(d: &Daemon, u: &str) -> Result<Vec<u8>, ApiError> {
         while let Ok(e) = events.recv().await {
             if let shoal_core::Event::MetadataReceived { torrent, info } = e {
                 // The probe's metadata, or the download's that took the probe's place.
-                if torrent == id || d.downloads.get(&ih).and_then(|dl| dl.torrent_id()) == Some(torrent) {
+                if torrent == id || d.library.get(&ih).await.and_then(|dl| dl.torrent_id()) == Some(torrent) {
                     return Some(info);
                 }
             }
         }
         None
     };
+    let timeout = d.rt.sleep(METADATA_TIMEOUT);
     let info = futures_lite::future::or(wait, async {
-        async_io::Timer::after(METADATA_TIMEOUT).await;
+        timeout.await;
         None
     })
     .await;
     if let Some(dir) = probe_dir {
-        if d.downloads.probe_ended(&ih, id) {
+        if d.library.probe_ended(&ih, id).await {
             let _ = session.remove(id).await;
         }
         // Our own directory under the state directory: nothing else lives there.
-        let _ = blocking::unblock(move || std::fs::remove_dir_all(dir)).await;
+        let _ = d.rt.unblock(move || std::fs::remove_dir_all(dir)).await;
     }
     match info {
-        Some(info) => Ok(super::downloads::torrent_from_info(&info, &trackers)),
+        Some(info) => Ok(shoal_core::create::torrent_from_info(&info, &trackers)),
         None => Err(ApiError::Handled(500, "metainfo error".into())),
     }
 }
@@ -272,26 +273,25 @@ pub fn createtorrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             _ => Vec::new(),
         };
         let export_dir = body.get("export_dir").and_then(Value::as_str).map(PathBuf::from);
-        let (bytes, base) = blocking::unblock(move || make_torrent(&files, comment, trackers))
-            .await
-            .map_err(|e| ApiError::Unhandled { code: "OSError".into(), message: e })
-            .map_err(|e| match e {
-                // Tribler reports this one as a handled exception.
-                ApiError::Unhandled { code, message } => ApiError::HandledException { code, message },
-                other => other,
-            })?;
+        let (bytes, base) =
+            d.rt.unblock(move || make_torrent(&files, comment, trackers))
+                .await
+                .map_err(|e| ApiError::Unhandled { code: "OSError".into(), message: e })
+                .map_err(|e| match e {
+                    // Tribler reports this one as a handled exception.
+                    ApiError::Unhandled { code, message } => ApiError::HandledException { code, message },
+                    other => other,
+                })?;
         if let Some(dir) = export_dir.filter(|d| d.is_dir()) {
             // The name is only a file name: never let it point elsewhere.
             let safe: String = name.chars().map(|c| if c == '/' || c == '\\' || c == '\0' { '_' } else { c }).collect();
             let safe = if safe.is_empty() || safe == "." || safe == ".." { "unknown".to_string() } else { safe };
             let out = dir.join(format!("{safe}.torrent"));
             let data = bytes.clone();
-            blocking::unblock(move || std::fs::write(out, data))
-                .await
-                .map_err(|e| ApiError::Handled(500, e.to_string()))?;
+            d.rt.unblock(move || std::fs::write(out, data)).await.map_err(|e| ApiError::Handled(500, e.to_string()))?;
         }
         if req.query("download") == Some("1") {
-            d.downloads
+            d.library
                 .add(AddRequest {
                     torrent: bytes.clone(),
                     destination: base,
@@ -367,7 +367,7 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         if hop != 0 {
             return Ok(ApiResponse::ok(json!({"hop": hop, "session": {}})));
         }
-        let snaps = d.downloads.snapshots(|_| true, false).await;
+        let snaps = d.library.snapshots(|_| true, false).await;
         let (
             mut recv,
             mut sent,
@@ -429,7 +429,7 @@ pub fn stats_tribler(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
 /// `GET /statistics/ipv8`: Shoal has no IPv8; the figures are the engine's payload totals.
 pub fn stats_ipv8(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
-        let snaps = d.downloads.snapshots(|_| true, false).await;
+        let snaps = d.library.snapshots(|_| true, false).await;
         let (up, down) = snaps
             .iter()
             .filter_map(|s| s.stats.as_ref())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::api::ApiError;
+use crate::rt::Rt;
 
 /// The largest torrent file accepted (a 10,000-file torrent is a few MB).
 pub const MAX_TORRENT: u64 = 64 << 20;
@@ -35,10 +36,10 @@ pub fn parse(uri: &str) -> Result<Uri, ApiError> {
 }
 
 /// The bytes of the torrent file a URI names. Failures are Tribler's 500 with a message.
-pub async fn fetch_torrent(uri: &str) -> Result<Vec<u8>, ApiError> {
+pub async fn fetch_torrent(rt: Rt, uri: &str) -> Result<Vec<u8>, ApiError> {
     match parse(uri)? {
-        Uri::File(path) => read_torrent_file(path).await.map_err(|e| ApiError::Handled(e.status(), e.to_string())),
-        Uri::Http(url) => blocking::unblock(move || http_get(&url)).await.map_err(|e| ApiError::Handled(500, e)),
+        Uri::File(path) => read_torrent_file(rt, path).await.map_err(|e| ApiError::Handled(e.status(), e.to_string())),
+        Uri::Http(url) => rt.unblock(move || http_get(&url)).await.map_err(|e| ApiError::Handled(500, e)),
         Uri::Magnet => {
             Err(ApiError::Handled(500, "a magnet link is not a torrent file: its metadata comes from peers".into()))
         }
@@ -76,10 +77,10 @@ impl FileUriError {
 
 /// Reads a regular file of at most [`MAX_TORRENT`] bytes. It is opened non-blocking (a FIFO
 /// then cannot hold a thread waiting for a writer) and checked with `fstat` before any read.
-pub async fn read_torrent_file(path: PathBuf) -> Result<Vec<u8>, FileUriError> {
+pub async fn read_torrent_file(rt: Rt, path: PathBuf) -> Result<Vec<u8>, FileUriError> {
     static SLOTS: async_lock::Semaphore = async_lock::Semaphore::new(FILE_READ_SLOTS);
     let _slot = SLOTS.acquire().await;
-    blocking::unblock(move || {
+    rt.unblock(move || {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
         let io = |e| FileUriError::Io(path.clone(), e);
@@ -132,9 +133,10 @@ mod tests {
 
     #[test]
     fn only_regular_files_are_read() {
-        smol::block_on(async {
+        let rt = Rt::of::<shoal_smol::Smol>();
+        shoal_smol::block_on(async {
             for special in ["/dev/zero", "/dev/null", "/"] {
-                let e = read_torrent_file(special.into()).await.unwrap_err();
+                let e = read_torrent_file(rt, special.into()).await.unwrap_err();
                 assert_eq!(e.status(), 400, "{special}: {e}");
                 assert!(e.to_string().contains("not a regular file"), "{e}");
             }
@@ -144,10 +146,10 @@ mod tests {
             let _ = std::fs::remove_file(&fifo);
             rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, 0o600.into(), 0).unwrap();
             // Nobody writes to it: a blocking open would wait forever.
-            assert_eq!(read_torrent_file(fifo.clone()).await.unwrap_err().status(), 400);
+            assert_eq!(read_torrent_file(rt, fifo.clone()).await.unwrap_err().status(), 400);
             let f = dir.join("a.torrent");
             std::fs::write(&f, b"d4:infod4:name1:aee").unwrap();
-            assert_eq!(read_torrent_file(f).await.unwrap(), b"d4:infod4:name1:aee");
+            assert_eq!(read_torrent_file(rt, f).await.unwrap(), b"d4:infod4:name1:aee");
             std::fs::remove_dir_all(&dir).unwrap();
         });
     }

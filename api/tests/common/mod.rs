@@ -3,7 +3,8 @@
 //! error.
 //!
 //! Each daemon runs with `--http-port 0` (it reports the port it bound on stderr) and
-//! `SHOAL_LOCAL_ONLY=1`. Nothing waits on a sleep: callers wait on the daemon's output, on
+//! `SHOAL_LOCAL_ONLY=1`, on the runtime named by `SHOAL_TEST_RUNTIME` (`smol` or `tokio`;
+//! unset: the default, smol). Nothing waits on a sleep: callers wait on the daemon's output, on
 //! events and on process exit, each with a timeout.
 
 // Each test file uses its own part of the harness.
@@ -83,6 +84,12 @@ pub fn start(opts: Opts) -> Daemon {
         cmd.env_remove(var);
     }
     cmd.env("SHOAL_LOCAL_ONLY", "1");
+    // The same suite runs on both runtimes: scripts/test.sh runs it a second time with
+    // SHOAL_TEST_RUNTIME=tokio.
+    cmd.env_remove("SHOAL_RUNTIME");
+    if let Ok(runtime) = std::env::var("SHOAL_TEST_RUNTIME") {
+        cmd.args(["--runtime", &runtime]);
+    }
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }

@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 
+use crate::metainfo::MetainfoError;
 use crate::types::{InfoHash, TorrentId};
 
 use super::dht::DhtScrapeId;
+use super::output::DiskError;
 #[cfg(doc)]
 use super::Engine;
 
@@ -98,7 +100,7 @@ pub enum Event {
         /// The torrent.
         torrent: TorrentId,
         /// What went wrong.
-        message: String,
+        error: TorrentError,
     },
     /// A removed torrent has said goodbye to its trackers and is gone.
     Removed {
@@ -114,4 +116,34 @@ pub enum Event {
         /// What its sources said.
         report: crate::health::HealthReport,
     },
+}
+
+/// Why a torrent stopped on an error ([`Event::Error`]); its text is what the torrent's state
+/// reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TorrentError {
+    /// Reading or writing its files failed (or the disk answered a read with the wrong length).
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// The info dictionary peers gave for a magnet link does not describe a torrent.
+    #[error("the torrent's metadata is invalid: {0}")]
+    InvalidMetadata(MetainfoError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TorrentError;
+    use crate::engine::{DiskError, DiskErrorKind};
+    use crate::metainfo::Info;
+
+    #[test]
+    fn a_torrent_error_reads_as_the_message_it_replaces() {
+        let disk = DiskError { kind: DiskErrorKind::NoSpace, message: "/data/a.bin: no space left".into() };
+        let error = TorrentError::from(disk.clone());
+        assert_eq!(error, TorrentError::Disk(disk), "the kind stays inspectable");
+        assert_eq!(error.to_string(), "/data/a.bin: no space left");
+        let bad = Info::from_bytes(b"not bencode").expect_err("not an info dictionary");
+        let error = TorrentError::InvalidMetadata(bad.clone());
+        assert_eq!(error.to_string(), format!("the torrent's metadata is invalid: {bad}"));
+    }
 }

@@ -16,7 +16,7 @@ mod stats;
 mod torrent;
 
 pub use config::Config;
-pub use event::Event;
+pub use event::{Event, TorrentError};
 pub use input::{Input, Socket};
 pub use output::{
     lay_out_read, DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo,
@@ -79,6 +79,27 @@ pub(crate) struct Io {
 const SPARE_BYTES: usize = 4 << 20;
 
 impl Io {
+    /// An empty queue with no rate limits, for unit tests of the parts that write into it.
+    #[cfg(test)]
+    fn unlimited(now: Instant) -> Io {
+        Io {
+            queue: VecDeque::new(),
+            next_id: 1,
+            jobs: HashMap::new(),
+            closed: Vec::new(),
+            half_open: 0,
+            conn_room: 0,
+            next_check_ticket: 0,
+            checks_changed: false,
+            up: TokenBucket::new(0, now),
+            down: TokenBucket::new(0, now),
+            up_waiting: VecDeque::new(),
+            down_starved: BTreeSet::new(),
+            down_cursor: TorrentId(0),
+            spare: Vec::new(),
+        }
+    }
+
     fn push(&mut self, o: Output) {
         self.queue.push_back(o);
     }

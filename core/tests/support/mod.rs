@@ -13,9 +13,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
 
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
+use shoal_netsim::tracker::Tracker;
+use shoal_netsim::{Link, Path, Reads, Uplink};
 
 use shoal_core::create::TorrentBuilder;
 use shoal_core::wire::{Decoder, Limits, Message};
@@ -24,7 +26,7 @@ use shoal_core::{
     JobId, JobResult, Metainfo, Output, PeerIo, Socket, TorrentId, TorrentStats, UdpIo,
 };
 
-/// The one tracker every test torrent names; the world's [`FakeTracker`] answers it.
+/// The one tracker every test torrent names; the world's [`Tracker`] answers it.
 pub const TRACKER: &str = "http://tracker.sim/announce";
 
 // ---- torrents ----
@@ -244,59 +246,6 @@ impl Disk {
     }
 }
 
-// ---- tracker ----
-
-/// An HTTP tracker that knows every engine that announced, and answers compact peer lists.
-#[derive(Default, Debug)]
-pub struct FakeTracker {
-    /// While true, requests are swallowed and never answered.
-    pub down: bool,
-    swarms: BTreeMap<Vec<u8>, BTreeMap<usize, SocketAddr>>,
-    /// Every announce URL seen, with the node that sent it.
-    pub requests: Vec<(usize, String)>,
-}
-
-impl FakeTracker {
-    fn announce(&mut self, node: usize, ip: IpAddr, url: &str) -> Vec<u8> {
-        let query = url.split_once('?').map_or("", |(_, q)| q);
-        let mut info_hash = None;
-        let mut port = None;
-        let mut event = "";
-        for pair in query.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "info_hash" => info_hash = Some(percent_encoding::percent_decode_str(v).collect::<Vec<u8>>()),
-                "port" => port = v.parse::<u16>().ok(),
-                "event" => event = v,
-                _ => {}
-            }
-        }
-        let (Some(info_hash), Some(port)) = (info_hash, port) else {
-            return b"d14:failure reason13:bad announcee".to_vec();
-        };
-        assert_eq!(info_hash.len(), 20, "info_hash is 20 bytes once decoded: {url}");
-        let swarm = self.swarms.entry(info_hash).or_default();
-        let mut peers = Vec::new();
-        if event == "stopped" {
-            swarm.remove(&node);
-        } else {
-            for (other, addr) in swarm.iter() {
-                if *other == node {
-                    continue;
-                }
-                let SocketAddr::V4(a) = addr else { unreachable!("the world is IPv4") };
-                peers.extend_from_slice(&a.ip().octets());
-                peers.extend_from_slice(&a.port().to_be_bytes());
-            }
-            swarm.insert(node, SocketAddr::new(ip, port));
-        }
-        let mut body = format!("d8:intervali1800e5:peers{}:", peers.len()).into_bytes();
-        body.extend_from_slice(&peers);
-        body.push(b'e');
-        body
-    }
-}
-
 // ---- nodes and the network ----
 
 /// One engine with its disks and what it told the application.
@@ -315,9 +264,8 @@ pub struct Node {
     pub tracker_gets: Vec<(Instant, String)>,
     /// Every Local Service Discovery announce it multicast, with when.
     pub lsd_sends: Vec<(Instant, Vec<u8>)>,
-    /// Upload bandwidth in bytes per second; `None` for unlimited.
-    pub uplink: Option<u64>,
-    uplink_free: Instant,
+    /// Its upload link (`uplink.rate`: bytes per second; `None`, the default, is unlimited).
+    pub uplink: Uplink,
 }
 
 impl Node {
@@ -360,11 +308,17 @@ enum End {
     Raw(usize),
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Link {
+/// One direction of a connection: where it goes and the bytes on their way.
+#[derive(Debug)]
+struct Wire {
     to: End,
-    /// Arrival time of the last bytes sent this way (TCP keeps order).
-    last_arrival: Instant,
+    link: Link<Vec<u8>>,
+}
+
+impl Wire {
+    fn to(to: End) -> Self {
+        Wire { to, link: Link::default() }
+    }
 }
 
 /// A hand-driven peer connected to an engine, for hostile-input tests.
@@ -435,14 +389,16 @@ pub struct World {
     /// Timing of everything outside the engines.
     pub timing: Timing,
     /// The tracker every torrent announces to.
-    pub tracker: FakeTracker,
+    pub tracker: Tracker,
+    /// While true, the tracker swallows announces and never answers.
+    pub tracker_down: bool,
     /// Hand-driven connections.
     pub raws: Vec<RawPeer>,
     queue: BTreeMap<(Instant, u64), Ev>,
     seq: u64,
     seed: u64,
     rng: ChaCha8Rng,
-    links: HashMap<(usize, ConnId), Link>,
+    links: HashMap<(usize, ConnId), Wire>,
     dialing: HashMap<(usize, ConnId), ()>,
     next_ephemeral: u16,
     trace: Sha1,
@@ -481,7 +437,8 @@ impl World {
             now: Instant::ZERO,
             nodes: Vec::new(),
             timing: Timing::default(),
-            tracker: FakeTracker::default(),
+            tracker: Tracker::default(),
+            tracker_down: false,
             raws: Vec::new(),
             queue: BTreeMap::new(),
             seq: 0,
@@ -521,8 +478,7 @@ impl World {
             closes: Vec::new(),
             tracker_gets: Vec::new(),
             lsd_sends: Vec::new(),
-            uplink: None,
-            uplink_free: Instant::ZERO,
+            uplink: Uplink::default(),
         });
         i
     }
@@ -572,7 +528,7 @@ impl World {
         self.drain(node);
         let raw = self.raws.len();
         self.raws.push(RawPeer { node, conn, received: Vec::new(), closed: false });
-        self.links.insert((node, conn), Link { to: End::Raw(raw), last_arrival: self.now });
+        self.links.insert((node, conn), Wire::to(End::Raw(raw)));
         raw
     }
 
@@ -626,7 +582,7 @@ impl World {
 
     /// How long node `node`'s uplink needs for what it was handed so far (its send backlog).
     pub fn uplink_backlog(&self, node: usize) -> Duration {
-        self.nodes[node].uplink_free.max(self.now) - self.now
+        self.nodes[node].uplink.backlog(virtual_time(self.now))
     }
 
     /// Steps until `cond` holds; fails the test if it does not within `limit` of virtual time.
@@ -684,9 +640,8 @@ impl World {
                 });
                 match accepted {
                     Some((b, bc)) => {
-                        self.links
-                            .insert((from, conn), Link { to: End::Node { node: b, conn: bc }, last_arrival: now });
-                        self.links.insert((b, bc), Link { to: End::Node { node: from, conn }, last_arrival: now });
+                        self.links.insert((from, conn), Wire::to(End::Node { node: b, conn: bc }));
+                        self.links.insert((b, bc), Wire::to(End::Node { node: from, conn }));
                         self.nodes[from].engine.handle(Input::Connected(conn), now);
                     }
                     None => self.nodes[from].engine.handle(Input::Closed(conn), now),
@@ -752,33 +707,26 @@ impl World {
                 self.schedule(now + self.timing.latency, Ev::Dial { from: a, conn, target });
             }
             Output::Peer(PeerIo::Send { conn, data }) => {
-                let Some(link) = self.links.get(&(a, conn)).copied() else { return };
+                let Some(wire) = self.links.get_mut(&(a, conn)) else { return };
                 let n = data.len();
-                let node = &mut self.nodes[a];
-                let start = node.uplink_free.max(now);
-                let done = match node.uplink {
-                    Some(rate) => start + Duration::from_micros(n as u64 * 1_000_000 / rate),
-                    None => start,
-                };
-                node.uplink_free = done;
-                let arrival = (done + self.timing.latency).max(link.last_arrival);
-                self.links.insert((a, conn), Link { last_arrival: arrival, ..link });
-                self.schedule(done, Ev::Sent { node: a, conn, n });
-                match link.to {
+                let vnow = virtual_time(now);
+                let path = Path { latency: self.timing.latency, down: None, sndbuf: None };
+                wire.link.handle_timeout(vnow);
+                wire.link.send(data, n as u64);
+                let sent =
+                    wire.link.poll_transmit(vnow, &mut self.nodes[a].uplink, &path).expect("no send buffer limit");
+                let (to, data, arrival) = (wire.to, sent.item, instant(sent.arrival));
+                self.schedule(instant(sent.done), Ev::Sent { node: a, conn, n });
+                match to {
                     End::Raw(raw) => self.schedule(arrival, Ev::RawData { raw, data }),
                     End::Node { node: b, conn: bc } => {
                         if self.tap {
                             self.tap_bytes((a, conn), (b, bc), &data);
                         }
-                        let mut rest = &data[..];
-                        while !rest.is_empty() {
-                            let take = match self.timing.max_chunk {
-                                Some(max) => self.rng.random_range(1..=max.min(rest.len())),
-                                None => rest.len(),
-                            };
-                            let (chunk, tail) = rest.split_at(take);
-                            self.schedule(arrival, Ev::Data { node: b, conn: bc, data: chunk.to_vec() });
-                            rest = tail;
+                        let reads = self.timing.max_chunk.map_or(Reads::Whole, Reads::UpTo);
+                        // A zero-length write sends nothing.
+                        for piece in reads.pieces(&mut self.rng, n).into_iter().filter(|p| !p.is_empty()) {
+                            self.schedule(arrival, Ev::Data { node: b, conn: bc, data: data[piece].to_vec() });
                         }
                     }
                 }
@@ -786,12 +734,12 @@ impl World {
             Output::Peer(PeerIo::Close { conn }) => {
                 self.nodes[a].closes.push((now, conn));
                 self.dialing.remove(&(a, conn));
-                if let Some(link) = self.links.remove(&(a, conn)) {
-                    match link.to {
+                if let Some(wire) = self.links.remove(&(a, conn)) {
+                    match wire.to {
                         End::Raw(raw) => self.raws[raw].closed = true,
                         End::Node { node: b, conn: bc } => {
                             self.links.remove(&(b, bc));
-                            let at = (now + self.timing.latency).max(link.last_arrival);
+                            let at = (now + self.timing.latency).max(instant(wire.link.last_arrival()));
                             self.schedule(at, Ev::Closed { node: b, conn: bc });
                         }
                     }
@@ -820,9 +768,8 @@ impl World {
             }
             Output::Http { id, url } => {
                 self.nodes[a].tracker_gets.push((now, url.clone()));
-                self.tracker.requests.push((a, url.clone()));
-                if !self.tracker.down {
-                    let body = self.tracker.announce(a, self.nodes[a].addr.ip(), &url);
+                if !self.tracker_down {
+                    let body = self.tracker.http(self.nodes[a].addr.ip(), &url);
                     self.schedule(now + self.timing.tracker, Ev::Http { node: a, job: id, body });
                 }
             }
@@ -902,6 +849,16 @@ impl World {
             }
         }
     }
+}
+
+/// The network model's virtual time (time since the world began) at `at`.
+fn virtual_time(at: Instant) -> Duration {
+    Duration::from_micros(at.as_micros())
+}
+
+/// The engine's instant at the network model's virtual time `t`.
+fn instant(t: Duration) -> Instant {
+    Instant::from_micros(t.as_micros() as u64)
 }
 
 /// A one-line summary of an output; payloads are replaced by their length and a digest.

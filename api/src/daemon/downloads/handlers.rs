@@ -47,8 +47,8 @@ impl From<DownloadError> for ApiError {
     }
 }
 
-fn known(d: &Daemon, ih: &InfoHash) -> Result<(), ApiError> {
-    if d.downloads.exists(ih) {
+async fn known(d: &Daemon, ih: &InfoHash) -> Result<(), ApiError> {
+    if d.library.exists(ih).await {
         Ok(())
     } else {
         Err(unknown())
@@ -74,10 +74,11 @@ pub fn list(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             let hex = ih.to_string();
             only.as_ref().is_none_or(|o| *o == hex) && excluded.as_ref().is_none_or(|x| *x != hex)
         };
-        let snaps = d.downloads.snapshots(filter, parts.peers).await;
+        // Progress first: a checkpoint counted as loaded is already in the list asked for next.
+        let (total, loaded) = d.library.checkpoint_progress().await;
+        let snaps = d.library.snapshots(filter, parts.peers).await;
         let g = globals(&d);
         let list: Vec<Value> = snaps.iter().map(|s| dj::download(s, parts, g)).collect();
-        let (total, loaded) = d.downloads.checkpoint_progress();
         Ok(ApiResponse::ok(json!({
             "downloads": list,
             "checkpoints": {"total": total, "loaded": loaded, "all_loaded": loaded >= total},
@@ -215,7 +216,7 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                     magnet = Some(u.to_string());
                     Vec::new()
                 }
-                _ => uri::fetch_torrent(u).await?,
+                _ => uri::fetch_torrent(d.rt, u).await?,
             };
             (torrent, opts)
         };
@@ -228,8 +229,8 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let selected_files = file_list(opts.get("selected_files").unwrap_or(&Value::Null))?;
         let req = AddRequest { torrent, destination, selected_files, hops, safe_seeding };
         let ih = match magnet {
-            Some(m) => d.downloads.add_magnet(&m, req).await?,
-            None => d.downloads.add(req).await?,
+            Some(m) => d.library.add_magnet(&m, req).await?,
+            None => d.library.add(req).await?,
         };
         Ok(ApiResponse::ok(json!({"started": true, "infohash": ih.to_string()})))
     })
@@ -302,10 +303,10 @@ impl Patch {
 pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        known(&d, &ih)?;
+        known(&d, &ih).await?;
         let body = req.json()?;
         let Some(obj) = body.as_object() else { return Err(ApiError::bad_request("the body must be a JSON object")) };
-        let dl = &d.downloads;
+        let dl = &d.library;
         if let Some(hops) = obj.get("anon_hops") {
             if obj.len() > 1 {
                 return Err(ApiError::bad_request("anon_hops must be the only parameter in this request"));
@@ -338,8 +339,12 @@ pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 if !dest.is_absolute() {
                     return Err(ApiError::bad_request("dest_dir must be an absolute path"));
                 }
-                if let Err(e) = dl.move_storage(&ih, dest).await {
-                    return Ok(ApiResponse::ok(json!({"error": e.to_string()})));
+                match dl.move_storage(&ih, dest).await {
+                    Ok(()) => {}
+                    // Removed meanwhile (the move waited behind the removal): like any change
+                    // of a download that is not there.
+                    Err(DownloadError::Unknown) => return Err(unknown()),
+                    Err(e) => return Ok(ApiResponse::ok(json!({"error": e.to_string()}))),
                 }
             }
         }
@@ -362,11 +367,11 @@ pub fn patch(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 
 /// Fraction of the streamed file verified (all four VOD progress figures use it).
 async fn vod_progress(d: &Daemon, ih: &InfoHash) -> f64 {
-    let Some(dl) = d.downloads.get(ih) else { return 0.0 };
+    let Some(dl) = d.library.get(ih).await else { return 0.0 };
     let Some(file) = dl.resume.vod_file else { return 0.0 };
     let Some(meta) = dl.meta.clone() else { return 0.0 };
     let have = match dl.torrent_id() {
-        Some(id) => d.downloads.session().stats(id).await.map(|s| s.have),
+        Some(id) => d.library.session().stats(id).await.map(|s| s.have),
         None => None,
     };
     let done = dj::file_done(&meta, have.as_ref());
@@ -382,13 +387,13 @@ async fn vod_progress(d: &Daemon, ih: &InfoHash) -> f64 {
 pub fn remove(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        known(&d, &ih)?;
+        known(&d, &ih).await?;
         let body = req.json()?;
         let Some(remove_data) = body.get("remove_data") else {
             return Err(ApiError::bad_request("remove_data parameter missing"));
         };
         let remove_data = truthy(remove_data);
-        d.downloads.remove(&ih, remove_data).await.map_err(|e| match e {
+        d.library.remove(&ih, remove_data).await.map_err(|e| match e {
             DownloadError::Unknown => unknown(),
             other => ApiError::Unhandled { code: "RuntimeError".into(), message: other.to_string() },
         })?;
@@ -400,7 +405,7 @@ pub fn remove(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 pub fn torrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+        let dl = d.library.get(&ih).await.ok_or_else(unknown)?;
         Ok(ApiResponse {
             status: 200,
             content_type: "application/x-bittorrent",
@@ -414,9 +419,9 @@ pub fn torrent(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 pub fn files(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+        let dl = d.library.get(&ih).await.ok_or_else(unknown)?;
         let have = match dl.torrent_id() {
-            Some(id) => d.downloads.session().stats(id).await.map(|s| s.have),
+            Some(id) => d.library.session().stats(id).await.map(|s| s.have),
             None => None,
         };
         let given = req.param("infohash").unwrap_or("").to_string();
@@ -429,9 +434,9 @@ pub fn files(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 return Ok(ApiResponse::ok(json!({"infohash": given, "query": start, "files": [tree::loading_row()]})));
             };
             let done = dj::file_done(&meta, have.as_ref());
+            let expanded = d.library.expanded(&ih).await;
             let included = |i: usize| dl.included(i);
             let facts = FileFacts { done: &done, included: &included };
-            let expanded = d.downloads.expanded(&ih);
             let rows = Tree::new(&meta).view(&expanded, &facts, start, size);
             return Ok(ApiResponse::ok(json!({"infohash": given, "query": start, "files": rows})));
         }
@@ -447,9 +452,10 @@ fn tree_path(req: &ApiRequest) -> Result<String, ApiError> {
 pub fn expand(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        known(&d, &ih)?;
+        known(&d, &ih).await?;
         let path = tree_path(&req)?;
-        d.downloads.update_expanded(&ih, |set| tree::expand(set, &path));
+        let expanded = path.clone();
+        d.library.update_expanded(&ih, move |set| tree::expand(set, &expanded));
         Ok(ApiResponse::ok(json!({"path": path})))
     })
 }
@@ -458,10 +464,11 @@ pub fn expand(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 pub fn collapse(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        known(&d, &ih)?;
+        known(&d, &ih).await?;
         let path = tree_path(&req)?;
-        d.downloads.update_expanded(&ih, |set: &mut BTreeSet<String>| {
-            set.remove(path.trim_matches('/'));
+        let collapsed = path.trim_matches('/').to_string();
+        d.library.update_expanded(&ih, move |set: &mut BTreeSet<String>| {
+            set.remove(&collapsed);
         });
         Ok(ApiResponse::ok(json!({"path": path})))
     })
@@ -469,7 +476,7 @@ pub fn collapse(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 
 async fn select_path(d: &Daemon, req: &ApiRequest, on: bool) -> Result<ApiResponse, ApiError> {
     let ih = infohash_param(req)?;
-    let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+    let dl = d.library.get(&ih).await.ok_or_else(unknown)?;
     let path = tree_path(req)?;
     let Some(meta) = dl.meta.clone() else {
         return Err(ApiError::bad_request("the torrent's files are not known yet (fetching metadata)"));
@@ -486,7 +493,7 @@ async fn select_path(d: &Daemon, req: &ApiRequest, on: bool) -> Result<ApiRespon
     } else {
         selected.retain(|i| !touched.contains(i));
     }
-    d.downloads.set_selected(&ih, selected).await?;
+    d.library.set_selected(&ih, selected).await?;
     Ok(ApiResponse::ok(json!({})))
 }
 
@@ -504,7 +511,7 @@ pub fn deselect(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
 pub fn stream(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
     Box::pin(async move {
         let ih = infohash_param(&req)?;
-        let dl = d.downloads.get(&ih).ok_or_else(unknown)?;
+        let dl = d.library.get(&ih).await.ok_or_else(unknown)?;
         let index = req.param("fileindex").and_then(|i| i.parse::<usize>().ok());
         let file = index.and_then(|i| {
             dl.meta.as_ref().and_then(|m| m.info.files.get(i)).filter(|f| !f.is_pad()).map(|f| (i, f.length))
@@ -528,9 +535,10 @@ pub fn stream(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         if status == 206 {
             headers.push(("content-range", format!("bytes {start}-{}/{size}", end - 1)));
         }
-        let (reader, tx) = ChunkReader::new();
+        let (reader, tx, gone) = ChunkReader::new();
         if req.method != "HEAD" && end > start {
-            smol::spawn(stream::produce(d.downloads.clone(), ih, index, start, end, tx)).detach();
+            let span = stream::Span { ih, file: index, start, end };
+            d.rt.detach(stream::produce(d.library.clone(), d.rt, span, tx, gone));
         }
         Ok(ApiResponse {
             status,

@@ -7,7 +7,7 @@ use shoal_core::engine::{PeerStats, TorrentState, TorrentStats};
 use shoal_core::tracker::TrackerState;
 use shoal_core::{Bitfield, FileLayout, Metainfo};
 
-use super::{piece_size, Download, Phase, Snapshot, NO_ANONYMITY};
+use super::{Download, Phase, Snapshot, NO_ANONYMITY};
 
 /// `DLSTATUS_*` codes (§4.1). `EXIT_NODES` (9) is never reached: Shoal has no tunnels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,7 +296,7 @@ pub fn file_done(meta: &Metainfo, have: Option<&Bitfield>) -> Vec<u64> {
     let Some(have) = have else { return done };
     let layout = FileLayout::new(&meta.info);
     for p in have.iter_ones() {
-        for span in layout.piece_spans(p, piece_size(meta, p)) {
+        for span in layout.piece_spans(p, meta.info.piece_size(p)) {
             if let Some(d) = done.get_mut(span.file as usize) {
                 *d += span.len as u64;
             }

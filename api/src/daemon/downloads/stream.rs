@@ -9,7 +9,6 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,7 +17,8 @@ use futures_lite::{AsyncRead, Stream};
 use shoal_core::engine::Event;
 use shoal_core::InfoHash;
 
-use super::Downloads;
+use super::Library;
+use crate::rt::Rt;
 
 /// A byte range of a file, end exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,21 +68,27 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeReq {
 /// Most bytes read from disk at once.
 const CHUNK: u64 = 1 << 20;
 
-/// Produces `start..end` of file `file` into `tx`, waiting for pieces as needed. Ends when the
-/// range is done, the client is gone, or the download is removed.
-pub async fn produce(
-    downloads: Arc<Downloads>,
-    ih: InfoHash,
-    file: usize,
-    start: u64,
-    end: u64,
-    tx: Sender<io::Result<Vec<u8>>>,
-) {
-    let session = downloads.session().clone();
+/// Where a stream reads: a file of a download, `start..end` of it.
+pub struct Span {
+    /// The download.
+    pub ih: InfoHash,
+    /// The file's index in the torrent.
+    pub file: usize,
+    /// First byte.
+    pub start: u64,
+    /// End of the range (exclusive).
+    pub end: u64,
+}
+
+/// Produces the span into `tx`, waiting for pieces as needed. Ends when the range is done,
+/// the client is gone (`gone` closes with the [`ChunkReader`]), or the download is removed.
+pub async fn produce(library: Library, rt: Rt, span: Span, tx: Sender<io::Result<Vec<u8>>>, gone: Receiver<()>) {
+    let Span { ih, file, start, end } = span;
+    let session = library.session().clone();
     let events = session.subscribe().await;
     let mut pos = start;
     while pos < end {
-        let Some(d) = downloads.get(&ih) else {
+        let Some(d) = library.get(&ih).await else {
             let _ = tx.send(Err(io::Error::other("the download was removed"))).await;
             return;
         };
@@ -114,19 +120,11 @@ pub async fn produce(
                     }
                 }
             };
+            // The client hung up: stop waiting (nothing is ever sent on `gone`; it closes).
             let closed = async {
-                // The client hung up: stop waiting.
-                while !tx.is_closed() {
-                    async_io::Timer::after(Duration::from_millis(500)).await;
-                }
+                let _ = gone.recv().await;
             };
-            futures_lite::future::or(
-                wait,
-                futures_lite::future::or(closed, async {
-                    async_io::Timer::after(Duration::from_secs(2)).await;
-                }),
-            )
-            .await;
+            futures_lite::future::or(wait, futures_lite::future::or(closed, rt.sleep(Duration::from_secs(2)))).await;
             if tx.is_closed() {
                 return;
             }
@@ -135,14 +133,15 @@ pub async fn produce(
         let path = d.resume.destination.join(f.relative_path());
         let len = (chunk_end - pos) as usize;
         let at = pos;
-        let read = blocking::unblock(move || {
-            use std::os::unix::fs::FileExt;
-            let file = std::fs::File::open(&path)?;
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, at)?;
-            Ok::<_, io::Error>(buf)
-        })
-        .await;
+        let read = rt
+            .unblock(move || {
+                use std::os::unix::fs::FileExt;
+                let file = std::fs::File::open(&path)?;
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, at)?;
+                Ok::<_, io::Error>(buf)
+            })
+            .await;
         let failed = read.is_err();
         if tx.send(read).await.is_err() || failed {
             return;
@@ -150,7 +149,7 @@ pub async fn produce(
         pos = chunk_end;
     }
     // Done with this stream: let the rest of the torrent go first again.
-    if let Some(id) = downloads.get(&ih).and_then(|d| d.torrent_id()) {
+    if let Some(id) = library.get(&ih).await.and_then(|d| d.torrent_id()) {
         let _ = session.set_deadline_piece(id, None).await;
     }
 }
@@ -160,13 +159,17 @@ pub struct ChunkReader {
     rx: Pin<Box<Receiver<io::Result<Vec<u8>>>>>,
     chunk: Vec<u8>,
     pos: usize,
+    /// Dropped with the reader (the client hung up or the answer is done): the producer's
+    /// `gone` then closes.
+    _alive: Sender<()>,
 }
 
 impl ChunkReader {
-    /// A reader and the sender its producer fills.
-    pub fn new() -> (ChunkReader, Sender<io::Result<Vec<u8>>>) {
+    /// A reader, the sender its producer fills, and what closes when the reader is dropped.
+    pub fn new() -> (ChunkReader, Sender<io::Result<Vec<u8>>>, Receiver<()>) {
         let (tx, rx) = async_channel::bounded(4);
-        (ChunkReader { rx: Box::pin(rx), chunk: Vec::new(), pos: 0 }, tx)
+        let (alive, gone) = async_channel::bounded(1);
+        (ChunkReader { rx: Box::pin(rx), chunk: Vec::new(), pos: 0, _alive: alive }, tx, gone)
     }
 }
 

@@ -1,43 +1,45 @@
 //! One torrent: its pieces, its peers, its trackers, and the jobs it has asked for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod check;
 mod download;
 mod fetch;
+mod messages;
 mod peer;
 mod peer_list;
 mod pex;
+mod trackers;
+mod transfer;
 mod upload;
 mod ut_metadata;
 
 use super::admission::{pick_replacement, AddrKey, Occupant, Usefulness};
 use super::{
-    AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, HashJob, Io, JobResult,
-    Output, PeerIo, PeerRequests, PeerStats, TorrentState, TorrentStats, UdpIo,
+    AddTorrent, Config, DiskError, DiskJob, DiskJobKind, EngineError, Event, FilePriority, Io, JobResult, Output,
+    PeerIo, PeerRequests, PeerStats, TorrentError, TorrentState, TorrentStats,
 };
-use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerStats as ChokeStats};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
-use crate::tracker::{
-    announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
-    AnnounceResponse, TrackerIndex, TrackerList, UdpConfig, UdpExchange, UdpOutcome,
-};
-use crate::types::{BlockRef, ConnId, ExchangeId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
+use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+use crate::types::{BlockRef, ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
-use download::{Finished, Intake, PiecePipeline};
-use peer::{Peer, Phase, INITIAL_SEND_WINDOW};
+use check::{Checker, Verified};
+use download::PiecePipeline;
+use peer::{Peer, Phase};
 use peer_list::PeerList;
 pub(crate) use pex::PexState;
 use pex::OUR_UT_PEX;
+use trackers::TrackerDriver;
+use upload::Reads;
 pub(crate) use upload::UploadQueue;
-use upload::{Framed, Reads};
 pub(crate) use ut_metadata::MetadataPhase;
 use ut_metadata::OUR_UT_METADATA;
 
@@ -50,24 +52,15 @@ enum State {
     CheckQueued {
         ticket: u64,
     },
-    Checking {
-        next: u32,
-        in_flight: usize,
-        checked: u32,
-    },
+    Checking(Checker),
     Active,
     Paused {
         needs_check: bool,
     },
-    Error(String),
+    Error(TorrentError),
     Removing {
         deadline: Instant,
     },
-}
-
-/// What an outstanding job of this torrent (other than its download and upload jobs) was for.
-enum Job {
-    Verify { piece: u32 },
 }
 
 /// An incoming connection whose handshake named this torrent, as the engine hands it over.
@@ -80,15 +73,6 @@ pub(crate) struct Admit {
     pub session_full: bool,
 }
 
-/// A tracker request in flight.
-struct UdpRequest {
-    tracker: TrackerIndex,
-    url: String,
-    host: String,
-    port: u16,
-    exchange: UdpExchange,
-}
-
 pub(crate) struct Torrent {
     pub id: TorrentId,
     pub info_hash: InfoHash,
@@ -96,23 +80,17 @@ pub(crate) struct Torrent {
     layout: FileLayout,
     state: State,
     pub picker: Picker,
-    trackers: TrackerList,
+    trackers: TrackerDriver,
     choker: Choker,
     rng: ChaCha8Rng,
     our_id: PeerId,
-    key: u32,
     peers: BTreeMap<ConnId, Peer>,
     peer_list: PeerList,
     /// Pieces being received, up to their hash and write jobs.
     download: PiecePipeline,
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
     reads: Reads,
-    jobs: HashMap<JobId, Job>,
     pub(crate) file_priorities: Vec<FilePriority>,
-    http: HashMap<JobId, (TrackerIndex, String)>,
-    /// HTTP scrapes in flight.
-    scrapes: HashMap<JobId, TrackerIndex>,
-    udp: BTreeMap<JobId, UdpRequest>,
     downloaded: u64,
     uploaded: u64,
     wasted: u64,
@@ -157,7 +135,7 @@ impl Torrent {
         let pieces = info.piece_count();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let picker = Picker::new(pieces, info.piece_length, info.total_length, rng.random());
-        let trackers = TrackerList::new(meta.trackers.clone(), rng.random());
+        let tracker_list = TrackerList::new(meta.trackers.clone(), rng.random());
         let choker = Choker::new(
             ChokerConfig {
                 upload_slots: cfg.upload_slots,
@@ -166,6 +144,7 @@ impl Torrent {
             },
             rng.random(),
         );
+        let trackers = TrackerDriver::new(id, tracker_list, rng.random());
         let mut file_priorities = params.file_priorities;
         file_priorities.resize(info.files.len(), FilePriority::Normal);
         let mut t = Torrent {
@@ -177,18 +156,13 @@ impl Torrent {
             picker,
             trackers,
             choker,
-            key: rng.random(),
             rng,
             our_id,
             peers: BTreeMap::new(),
             peer_list: PeerList::default(),
             download: PiecePipeline::default(),
             reads: Reads::default(),
-            jobs: HashMap::new(),
             file_priorities,
-            http: HashMap::new(),
-            scrapes: HashMap::new(),
-            udp: BTreeMap::new(),
             downloaded: 0,
             uploaded: 0,
             wasted: 0,
@@ -254,9 +228,8 @@ impl Torrent {
         if !matches!(self.state, State::CheckQueued { .. }) {
             return;
         }
-        // Results of an earlier, interrupted check must not count in this one.
-        self.jobs.clear();
-        self.state = State::Checking { next: 0, in_flight: 0, checked: 0 };
+        // A new checker: results of an earlier, interrupted check do not count in this one.
+        self.state = State::Checking(Checker::new(self.meta.info.piece_count()));
         self.check_more(now, cfg, io);
     }
 
@@ -310,7 +283,6 @@ impl Torrent {
         self.finished = false;
         // Jobs in flight belong to the old picker: forget them so their results are ignored.
         self.download.reset();
-        self.jobs.clear();
         // A running check gives up its slot and queues again; a queued one keeps its place.
         if self.is_checking() {
             self.leave_check_states(io);
@@ -336,23 +308,18 @@ impl Torrent {
     /// Removed, done saying goodbye to trackers, and no piece write still under way (its files
     /// may be deleted next: a late write would bring one back).
     pub fn is_removable(&self) -> bool {
-        matches!(self.state, State::Removing { .. })
-            && !self.download.has_jobs()
-            && self.http.is_empty()
-            && self.scrapes.is_empty()
-            && self.udp.is_empty()
-            && self.trackers.is_stopped_done()
+        matches!(self.state, State::Removing { .. }) && !self.download.has_jobs() && self.trackers.is_idle()
     }
 
-    fn fail(&mut self, message: String, now: Instant, io: &mut Io) {
+    fn fail(&mut self, error: TorrentError, now: Instant, io: &mut Io) {
         if matches!(self.state, State::Removing { .. } | State::Error(_)) {
             return;
         }
         self.close_all(now, io);
         self.trackers.stop(now);
-        io.event(Event::Error { torrent: self.id, message: message.clone() });
+        io.event(Event::Error { torrent: self.id, error: error.clone() });
         self.leave_check_states(io);
-        self.state = State::Error(message);
+        self.state = State::Error(error);
     }
 
     pub fn set_file_priority(&mut self, file: usize, p: FilePriority, now: Instant, cfg: &Config, io: &mut Io) {
@@ -461,39 +428,29 @@ impl Torrent {
     // ---- checking existing data ----
 
     fn check_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let State::Checking { next, in_flight, .. } = &mut self.state else { return };
+        let State::Checking(check) = &mut self.state else { return };
         let total = self.meta.info.piece_count();
-        while *in_flight < cfg.max_check_jobs && *next < total {
-            let piece = *next;
-            *next += 1;
-            // Known good already (resume data, or an interrupted check): nothing to read.
-            if self.picker.have().get(piece) {
-                continue;
-            }
+        while let Some(piece) = check.next_piece(cfg.max_check_jobs, self.picker.have()) {
             let Some(expected) = self.meta.info.piece_hash(piece).copied() else { continue };
             let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
             let id = io.job(self.id);
-            self.jobs.insert(id, Job::Verify { piece });
+            check.started(id, piece);
             io.push(Output::Disk(DiskJob {
                 id,
                 torrent: self.id,
                 kind: DiskJobKind::Verify { piece, spans, expected },
             }));
-            *in_flight += 1;
         }
-        if *in_flight == 0 && *next >= total {
+        if check.is_done() {
             // Nothing was left to check (no piece had a hash): done without a result to wait for.
             io.event(Event::Checked { torrent: self.id, have: self.picker.have().count_ones(), total });
             self.start_active(now, io);
         }
     }
 
-    fn on_verified(&mut self, piece: u32, ok: bool, now: Instant, cfg: &Config, io: &mut Io) {
+    fn on_verified(&mut self, verified: Verified, ok: bool, now: Instant, cfg: &Config, io: &mut Io) {
         let total = self.meta.info.piece_count();
-        let State::Checking { next, in_flight, checked } = &mut self.state else { return };
-        *in_flight -= 1;
-        *checked += 1;
-        let (checked, done) = (*checked, *next >= total && *in_flight == 0);
+        let Verified { piece, checked, done } = verified;
         if ok {
             self.picker.set_have(piece);
         }
@@ -751,7 +708,8 @@ impl Torrent {
                     if let Some(p) = self.peers.get_mut(&conn) {
                         p.got_first_message = true;
                         p.spoke = true;
-                        self.on_block(conn, piece, offset, data, now, cfg, io);
+                        let block = BlockRef { piece, offset, len: data.len() as u32 };
+                        self.on_block(conn, block, data, now, cfg, io);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => {
@@ -819,354 +777,6 @@ impl Torrent {
         let peers = &self.peers;
         self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, now, |a| addr_in_use(peers, a));
         true
-    }
-
-    // ---- messages ----
-
-    fn wants(&self, piece: u32) -> bool {
-        !self.picker.has(piece) && self.picker.priority(piece) != Priority::Skip
-    }
-
-    fn set_interested(&mut self, conn: ConnId, on: bool, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.am_interested != on {
-            p.am_interested = on;
-            let msg = if on { Message::Interested } else { Message::NotInterested };
-            mark(&mut self.dirty, conn, p.send(&msg, now));
-        }
-    }
-
-    /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
-    fn update_interest(&mut self, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if p.phase != Phase::Active {
-            return;
-        }
-        let on =
-            if p.is_seed() { !self.picker.is_finished() } else { p.have.iter_ones().any(|piece| self.wants(piece)) };
-        self.set_interested(conn, on, now);
-    }
-
-    fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
-        if self.fetching.is_some()
-            && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
-        {
-            return self.record_early(conn, msg, now, io);
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        // The bitfield must come before other messages; extension messages may precede it.
-        let first = !p.got_first_message;
-        if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
-            p.got_first_message = true;
-        }
-        match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } | Message::AllowedFast { .. } => {}
-            Message::Choke => {
-                p.peer_choking = true;
-                for (b, _) in std::mem::take(&mut p.requests) {
-                    self.picker.request_failed(conn, b);
-                    // Under the fast extension a choke does not cancel requests (BEP 6): the
-                    // peer rejects each, or may still send it.
-                    if p.fast {
-                        p.release_request(b);
-                    }
-                }
-            }
-            Message::Unchoke => {
-                // The wait for a block starts at the unchoke, not at every repeat of it (a
-                // peer that repeats UNCHOKE and sends nothing must still be found out).
-                if p.peer_choking {
-                    p.peer_choking = false;
-                    p.last_block = now;
-                }
-            }
-            Message::Interested => {
-                p.peer_interested = true;
-                self.quick_unchoke(conn, now, cfg);
-            }
-            Message::NotInterested => {
-                p.peer_interested = false;
-                if !p.am_choking {
-                    self.choke(conn, now);
-                }
-            }
-            Message::Have { piece } => {
-                if p.have.set(piece, true) {
-                    p.announced.add(self.picker.piece_size(piece) as u64);
-                    if !p.counted_as_seed {
-                        self.picker.peer_has_piece(piece);
-                    }
-                    if !p.am_interested && self.wants(piece) {
-                        self.set_interested(conn, true, now);
-                    }
-                }
-            }
-            Message::Bitfield(bytes) => {
-                let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
-                    return self.close(conn, now, io);
-                };
-                if first {
-                    if bf.is_full() {
-                        p.counted_as_seed = true;
-                        self.picker.peer_has_all();
-                    } else {
-                        self.picker.peer_bitfield(&bf);
-                    }
-                    p.have = bf;
-                } else {
-                    // aria2 sends HAVE_NONE, HAVEs, then a late BITFIELD: merge it like HAVEs.
-                    self.merge_pieces(conn, bf.iter_ones());
-                }
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, now, io),
-            Message::HaveAll if first => {
-                p.have = Bitfield::full(self.meta.info.piece_count());
-                p.counted_as_seed = true;
-                self.picker.peer_has_all();
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveAll => {
-                let all = 0..self.meta.info.piece_count();
-                self.merge_pieces(conn, all);
-                self.after_pieces_known(conn, now, io);
-            }
-            Message::HaveNone => {}
-            Message::Request(b) => self.on_request(conn, b, now, cfg, io),
-            Message::Piece { piece, offset, data } => self.on_block(conn, piece, offset, &data, now, cfg, io),
-            Message::Cancel(b) => {
-                if p.upload.cancel(&b) && p.fast {
-                    mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
-                }
-            }
-            Message::Reject(b) => {
-                if p.take_request(&b) {
-                    self.picker.request_failed(conn, b);
-                } else {
-                    p.forget_released(&b);
-                }
-            }
-            Message::Extended { id: 0, payload } => {
-                if let Ok(ext) = ExtendedHandshake::decode(&payload) {
-                    p.client = ext.v;
-                    // A later handshake may update it (a partial seed that finished).
-                    p.upload_only = ext.upload_only.unwrap_or(false);
-                    if let Some(q) = ext.reqq {
-                        p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
-                    }
-                    p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
-                    p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
-                    p.metadata_size = ext.metadata_size;
-                    p.listen_port = ext.p.or(p.listen_port);
-                    let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
-                    if let Some(ip) = own {
-                        self.peer_list.learn_own_ip(ip);
-                    }
-                    if let (Some(port), false) = (ext.p, p.outgoing) {
-                        // Remember its listening address so we never dial it while connected.
-                        let addr = p.addr;
-                        let peers = &self.peers;
-                        self.peer_list.listens_on(conn, addr, port, now, |a| addr_in_use(peers, a));
-                    }
-                    self.request_metadata(conn, now);
-                }
-            }
-            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
-            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, now, cfg, io),
-            Message::Extended { .. } => {}
-        }
-    }
-
-    /// Adds pieces to what a peer has (late bitfields, HAVE_ALL after HAVEs).
-    fn merge_pieces(&mut self, conn: ConnId, pieces: impl Iterator<Item = u32>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.counted_as_seed {
-            return;
-        }
-        for piece in pieces {
-            if p.have.set(piece, true) {
-                self.picker.peer_has_piece(piece);
-            }
-        }
-    }
-
-    /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
-    fn after_pieces_known(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if self.picker.have().is_full() && p.is_seed() {
-            return self.close(conn, now, io);
-        }
-        self.update_interest(conn, now);
-    }
-
-    fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
-        let size = self.picker.piece_size(b.piece);
-        let in_bounds =
-            b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
-        if !in_bounds {
-            return self.close(conn, now, io);
-        }
-        let have = self.picker.has(b.piece);
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if !have || p.am_choking || p.upload.waiting() >= cfg.max_peer_requests {
-            if p.fast {
-                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
-            }
-            return;
-        }
-        p.upload.push(b);
-        self.serve_requests(conn, now, cfg, io);
-    }
-
-    /// Starts disk reads for a peer's queued requests while its send backlog allows.
-    ///
-    /// Consecutive requests in one piece share one read: a peer asking for a whole piece costs
-    /// one disk job, not sixteen.
-    fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let plen = self.meta.info.piece_length as u64;
-        // About a second of data at the rate the peer takes it: a fast peer never waits on a
-        // disk round trip, a slow one does not pin megabytes of our memory. The floor is at
-        // most a second of our whole upload, so that a slow uplink shared by many peers does
-        // not queue a minute of data, and a peer's queue grows only as it takes data.
-        let total = self.ul_rate.get();
-        let floor = if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cfg.min_send_buffer) } else { cfg.min_send_buffer };
-        let limit = p.ul.get().clamp(floor, cfg.max_send_buffer.max(floor)).min(p.send_window);
-        while p.upload_backlog() < limit && self.reads.in_flight() < cfg.max_read_jobs {
-            let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
-            let id = io.job(self.id);
-            self.reads.start(id, conn);
-            p.upload.reading(id, plan.range, blocks);
-            let kind = DiskJobKind::Read { block: plan.range, len: plan.len, spans: plan.spans };
-            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_block(
-        &mut self,
-        conn: ConnId,
-        piece: u32,
-        offset: u32,
-        data: &[u8],
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let len = data.len() as u32;
-        let block = BlockRef { piece, offset, len };
-        let asked = p.take_request(&block);
-        if asked && p.slow_start {
-            p.queue_target = (p.queue_target + 1).min(p.max_queue);
-        }
-        let late = !asked && p.forget_released(&block);
-        p.dl.add(len as u64);
-        p.last_block = now;
-        if p.snubbed {
-            p.snubbed = false;
-        }
-        self.dl_rate.add(len as u64);
-        self.downloaded += len as u64;
-        if self.state != State::Active {
-            self.wasted += len as u64;
-            return;
-        }
-        // A late block may open a piece buffer only within the memory cap, as a pick may.
-        let cap = cfg.max_in_flight_bytes;
-        let intake = self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| io.piece_buffer(n));
-        let Intake::Stored { cancel, complete } = intake else {
-            self.wasted += len as u64;
-            return;
-        };
-        for other in cancel {
-            if let Some(o) = self.peers.get_mut(&other) {
-                if o.take_request(&block) {
-                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
-                }
-            }
-        }
-        if let Some(data) = complete {
-            self.hash_piece(piece, data, io);
-        }
-    }
-
-    /// Sends a complete piece to be hashed (and written, if it matches).
-    fn hash_piece(&mut self, piece: u32, data: Vec<u8>, io: &mut Io) {
-        let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
-            // Metainfo parsing gives every piece a hash; without one there is nothing to check.
-            self.download.discard(&data);
-            return io.recycle(data);
-        };
-        let id = io.job(self.id);
-        self.download.hashing(id, piece, &data);
-        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
-        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
-    }
-
-    /// Tops up our request queue to a peer (as far as the download limit allows).
-    fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
-        if self.state != State::Active {
-            return;
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.phase != Phase::Active || p.peer_choking || !p.am_interested {
-            return;
-        }
-        let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
-        if p.requests.len() >= target {
-            return;
-        }
-        let mut want = target - p.requests.len();
-        if io.down.is_limited() {
-            // Requests are paced by the download limit: each asks for up to a block's worth.
-            let balance = io.down.balance(now);
-            if balance <= 0 {
-                io.starve(self.id);
-                return;
-            }
-            let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
-            want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
-        }
-        let cap = cfg.max_in_flight_bytes;
-        let picked = self.download.pick(&mut self.picker, conn, (&p.have, p.counted_as_seed), want, cap);
-        if p.requests.is_empty() && !picked.is_empty() {
-            p.last_block = now;
-        }
-        let was_empty = p.outbuf.is_empty();
-        for &b in picked {
-            p.send(&Message::Request(b), now);
-            p.requests.push((b, now));
-            io.down.consume(u64::from(b.len));
-        }
-        if !picked.is_empty() {
-            mark(&mut self.dirty, conn, was_empty);
-        }
-    }
-
-    fn fill_all(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        for conn in conns {
-            self.fill_requests(conn, now, cfg, io);
-        }
-    }
-
-    /// Download tokens are back after this torrent ran out: top up every peer's queue.
-    pub fn refill_requests(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        self.fill_all(now, cfg, io);
-    }
-
-    /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
-    pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
-        let Some(p) = self.peers.get_mut(&conn) else { return false };
-        let Some((b, frame)) = p.upload.release() else { return false };
-        io.up.consume(u64::from(b.len));
-        p.send_queued += frame.len() as u64;
-        p.last_send = now;
-        io.push(Output::Peer(PeerIo::Send { conn, data: frame }));
-        self.ul_rate.add(u64::from(b.len));
-        self.uploaded += u64::from(b.len);
-        p.upload.has_throttled()
     }
 
     // ---- choking ----
@@ -1246,91 +856,12 @@ impl Torrent {
             }
             return;
         }
-        if let (Some(Job::Verify { piece }), JobResult::Verified(result)) = (self.jobs.remove(&job), result) {
+        let State::Checking(check) = &mut self.state else { return };
+        if let (Some(verified), JobResult::Verified(result)) = (check.finished(job), result) {
             // Data that cannot be read (missing, short, unreadable) is simply not valid yet.
             let ok = result.unwrap_or(false);
-            self.on_verified(piece, ok, now, cfg, io);
+            self.on_verified(verified, ok, now, cfg, io);
         }
-    }
-
-    /// A hash or write job of the download finished.
-    fn on_download_job(&mut self, done: Finished, now: Instant, cfg: &Config, io: &mut Io) {
-        match done {
-            Finished::NeedsWrite { piece, data } => {
-                let size = self.picker.piece_size(piece);
-                let spans = self.layout.piece_spans(piece, size);
-                let id = io.job(self.id);
-                self.download.writing(id, piece, u64::from(size));
-                let kind = DiskJobKind::Write { piece, spans, data };
-                io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
-            }
-            Finished::Written { piece, result, data } => self.on_written(piece, result, data, now, cfg, io),
-            Finished::HashFailed { piece, data } => {
-                io.recycle(data);
-                self.wasted += self.picker.piece_size(piece) as u64;
-                let contributors = self.picker.piece_contributors(piece).to_vec();
-                self.picker.hash_failed(piece);
-                io.event(Event::HashFailed { torrent: self.id, piece });
-                self.punish(&contributors, now, cfg, io);
-                self.fill_all(now, cfg, io);
-            }
-            Finished::Lost => {}
-        }
-    }
-
-    /// An upload read for `conn` finished: its blocks go out, or wait for tokens.
-    fn on_read(
-        &mut self,
-        job: JobId,
-        conn: ConnId,
-        result: Result<Vec<u8>, DiskError>,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        // A freed read slot may unblock any peer, not only this one.
-        let waiting: Vec<ConnId> =
-            self.peers.iter().filter(|(c, p)| **c != conn && p.upload.waiting() > 0).map(|(c, _)| *c).collect();
-        for other in waiting {
-            self.serve_requests(other, now, cfg, io);
-        }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let Some(framed) = p.upload.on_read(job, result, io.up.is_limited()) else { return };
-        let sent = match framed {
-            Ok(Framed::Whole { data, payload }) => {
-                // Earlier messages go first.
-                if !p.outbuf.is_empty() {
-                    let earlier = std::mem::take(&mut p.outbuf);
-                    p.send_queued += earlier.len() as u64;
-                    io.push(Output::Peer(PeerIo::Send { conn, data: earlier }));
-                }
-                p.send_queued += data.len() as u64;
-                io.push(Output::Peer(PeerIo::Send { conn, data }));
-                payload
-            }
-            Ok(Framed::Frames(frames)) => {
-                let mut out = std::mem::take(&mut p.outbuf);
-                let mut sent = 0u64;
-                for (b, frame) in frames {
-                    out.extend_from_slice(&frame);
-                    sent += b.len as u64;
-                }
-                p.send_queued += out.len() as u64;
-                io.push(Output::Peer(PeerIo::Send { conn, data: out }));
-                sent
-            }
-            Ok(Framed::Held) => {
-                if p.upload.needs_tokens() {
-                    io.wait_for_upload(self.id, conn);
-                }
-                return self.serve_requests(conn, now, cfg, io);
-            }
-            Err(e) => return self.fail(e.message, now, io),
-        };
-        p.last_send = now;
-        self.ul_rate.add(sent);
-        self.uploaded += sent;
-        self.serve_requests(conn, now, cfg, io);
     }
 
     /// A verified piece was written (or failed to be): it counts as ours once on disk.
@@ -1354,7 +885,7 @@ impl Torrent {
             }
             Err(e) => {
                 self.picker.reset_piece(piece);
-                self.fail(e.message, now, io);
+                self.fail(e.into(), now, io);
             }
         }
     }
@@ -1388,13 +919,7 @@ impl Torrent {
         if let State::Removing { deadline } = self.state {
             if now >= deadline {
                 // Give up on trackers that never answered `stopped`.
-                self.http.clear();
-                self.scrapes.clear();
-                for (id, _) in std::mem::take(&mut self.udp) {
-                    io.jobs.remove(&id);
-                    io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
-                }
-                self.trackers = TrackerList::new(Vec::new(), 0);
+                self.trackers.give_up(io);
             }
             return;
         }
@@ -1518,7 +1043,8 @@ impl Torrent {
         if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
             return;
         }
-        while let Some((tracker, url, event)) = self.trackers.poll_announce(now) {
+        while let Some(due) = self.trackers.next_announce(now) {
+            let event = due.event;
             let params = AnnounceParams {
                 info_hash: self.info_hash,
                 peer_id: self.our_id,
@@ -1528,62 +1054,18 @@ impl Torrent {
                 left: self.left(),
                 event,
                 num_want: if event == AnnounceEvent::Stopped { 0 } else { cfg.num_want },
-                key: self.key,
-                tracker_id: self.trackers.tracker_id(tracker).map(String::from),
+                key: self.trackers.key(),
+                tracker_id: due.tracker_id.clone(),
             };
-            if url.starts_with("http://") || url.starts_with("https://") {
-                let id = io.job(self.id);
-                self.http.insert(id, (tracker, url.clone()));
-                io.push(Output::Http { id, url: announce_url(&url, &params) });
-            } else if let Ok((host, port)) = parse_udp_url(&url) {
-                let id = io.job(self.id);
-                let mut exchange = UdpExchange::announce(params, now, &mut self.rng, &UdpConfig::default());
-                // Peers come back as 18-byte entries from a tracker reached over IPv6.
-                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
-                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-                self.pump_udp(id, now, cfg, io);
-            } else {
-                self.trackers.on_error(tracker, now, "unsupported tracker URL");
-            }
-        }
-    }
-
-    fn pump_udp(&mut self, id: JobId, now: Instant, cfg: &Config, io: &mut Io) {
-        let Some(req) = self.udp.get_mut(&id) else { return };
-        while let Some(data) = req.exchange.poll_transmit() {
-            io.push(Output::Udp(UdpIo::Exchange {
-                exchange: ExchangeId::of(id),
-                host: req.host.clone(),
-                port: req.port,
-                data,
-            }));
-        }
-        let Some(result) = req.exchange.result() else { return };
-        let Some(req) = self.udp.remove(&id) else { return };
-        io.jobs.remove(&id);
-        io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
-        match result {
-            Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, cfg, io),
-            Ok(UdpOutcome::Scrape(stats)) => self.trackers.on_scrape(req.tracker, &stats),
-            Err(e) => self.on_tracker_error(req.tracker, req.url, e.to_string(), now, io),
+            let peers = self.trackers.announce(due, params, now, &mut self.rng, io);
+            self.add_tracker_peers(peers, cfg);
         }
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
     pub fn scrape(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        for (tracker, url) in self.trackers.scrape_targets() {
-            if let Ok((host, port)) = parse_udp_url(&url) {
-                let id = io.job(self.id);
-                let mut exchange = UdpExchange::scrape(self.info_hash, now, &mut self.rng, &UdpConfig::default());
-                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
-                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-                self.pump_udp(id, now, cfg, io);
-            } else if let Some(url) = scrape_request_url(&url, &self.info_hash) {
-                let id = io.job(self.id);
-                self.scrapes.insert(id, tracker);
-                io.push(Output::Http { id, url });
-            }
-        }
+        let peers = self.trackers.scrape(self.info_hash, now, &mut self.rng, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn on_tracker_http(
@@ -1594,17 +1076,8 @@ impl Torrent {
         cfg: &Config,
         io: &mut Io,
     ) {
-        if let Some(tracker) = self.scrapes.remove(&job) {
-            if let Ok(stats) = result.map_err(|_| ()).and_then(|b| parse_scrape(&b, &self.info_hash).map_err(|_| ())) {
-                self.trackers.on_scrape(tracker, &stats);
-            }
-            return;
-        }
-        let Some((tracker, url)) = self.http.remove(&job) else { return };
-        match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
-            Ok(resp) => self.on_announce(tracker, url, resp, now, cfg, io),
-            Err(e) => self.on_tracker_error(tracker, url, e, now, io),
-        }
+        let peers = self.trackers.on_http(job, result, &self.info_hash, now, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn on_tracker_udp(
@@ -1615,71 +1088,31 @@ impl Torrent {
         cfg: &Config,
         io: &mut Io,
     ) {
-        let Some(req) = self.udp.get_mut(&job) else { return };
-        match result {
-            Ok(data) => {
-                req.exchange.handle_datagram(now, data, &mut self.rng);
-                self.pump_udp(job, now, cfg, io);
-            }
-            Err(e) => {
-                let Some(req) = self.udp.remove(&job) else { return };
-                io.jobs.remove(&job);
-                io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
-                self.on_tracker_error(req.tracker, req.url, e, now, io);
-            }
-        }
+        let peers = self.trackers.on_udp(job, result, now, &mut self.rng, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn on_tracker_timeout(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let due: Vec<JobId> = self
-            .udp
-            .iter()
-            .filter(|(_, r)| r.exchange.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(r) = self.udp.get_mut(&id) {
-                r.exchange.handle_timeout(now);
-            }
-            self.pump_udp(id, now, cfg, io);
-        }
+        let peers = self.trackers.on_timeout(now, io);
+        self.add_tracker_peers(peers, cfg);
     }
 
     pub fn tracker_deadline(&self) -> Option<Instant> {
-        let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
         let checking = matches!(self.state, State::Checking { .. } | State::CheckQueued { .. });
-        let next = if checking { None } else { self.trackers.poll_timeout() };
-        match (udp, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.trackers.deadline(checking)
     }
 
     pub fn udp_sockets(&self) -> Vec<JobId> {
-        self.udp.keys().copied().collect()
+        self.trackers.udp_sockets()
     }
 
-    fn on_announce(
-        &mut self,
-        tracker: TrackerIndex,
-        url: String,
-        resp: AnnounceResponse,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        self.trackers.on_response(tracker, now, &resp);
-        io.event(Event::TrackerReply { torrent: self.id, url, peers: resp.peers.len() });
+    /// Peers a tracker answered with.
+    fn add_tracker_peers(&mut self, peers: Vec<SocketAddr>, cfg: &Config) {
         // Kept even when the answer finds the torrent checking or paused: they are dialled once
         // it is active again, and the next answer may be half an hour away.
-        if !matches!(self.state, State::Removing { .. }) {
-            self.add_candidates(resp.peers, cfg);
+        if !peers.is_empty() && !matches!(self.state, State::Removing { .. }) {
+            self.add_candidates(peers, cfg);
         }
-    }
-
-    fn on_tracker_error(&mut self, tracker: TrackerIndex, url: String, message: String, now: Instant, io: &mut Io) {
-        self.trackers.on_error(tracker, now, &message);
-        io.event(Event::TrackerError { torrent: self.id, url, message });
     }
 
     // ---- output ----
@@ -1718,14 +1151,14 @@ impl Torrent {
         let (wanted_bytes, have_bytes) = self.byte_counts();
         let state = match &self.state {
             State::CheckQueued { .. } => TorrentState::CheckQueued,
-            State::Checking { checked, .. } => {
-                TorrentState::Checking { progress: *checked as f32 / info.piece_count().max(1) as f32 }
+            State::Checking(check) => {
+                TorrentState::Checking { progress: check.checked() as f32 / info.piece_count().max(1) as f32 }
             }
             State::Active if self.fetching.is_some() => TorrentState::Metadata,
             State::Active if self.picker.is_finished() => TorrentState::Seeding,
             State::Active => TorrentState::Downloading,
             State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
-            State::Error(e) => TorrentState::Error(e.clone()),
+            State::Error(e) => TorrentState::Error(e.to_string()),
         };
         let active = self.peers.values().filter(|p| p.phase == Phase::Active);
         TorrentStats {

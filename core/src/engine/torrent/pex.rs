@@ -2,10 +2,15 @@
 //! minute, which peers we connected to and lost since we last told it, and taking the peers
 //! it tells us as candidates. Never on a private torrent (BEP 27).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use super::*;
-use crate::wire::{PexMessage, PEX_OUTGOING, PEX_SEED};
+use super::peer::Phase;
+use super::{mark, Torrent};
+use crate::engine::{Config, Io};
+use crate::types::{ConnId, Instant};
+use crate::wire::{Message, PexMessage, PEX_OUTGOING, PEX_SEED, UT_PEX};
 
 /// The extended message id peers send us `ut_pex` messages under (libtorrent's too).
 pub(crate) const OUR_UT_PEX: u8 = 1;
@@ -164,7 +169,11 @@ impl Torrent {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use super::PexState;
+    use crate::types::Instant;
 
     fn addr(i: u8) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, i], 6881))

@@ -2,10 +2,18 @@
 //! magnet, serving the dictionary to peers once it is known, and holding the piece
 //! announcements peers make before the piece count is known.
 
+use rand::Rng;
+
 use super::fetch::{MetadataFetch, Received, METADATA_REQUESTS_PER_PEER};
-use super::*;
+use super::peer::Phase;
+use super::{mark, Torrent};
+use crate::bitfield::Bitfield;
+use crate::engine::{Config, Event, FilePriority, Io, TorrentError};
 use crate::metainfo::Info;
-use crate::wire::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
+use crate::picker::Picker;
+use crate::storage::FileLayout;
+use crate::types::{ConnId, InfoHash, Instant};
+use crate::wire::{metadata_piece_count, Message, MetadataMessage, METADATA_PIECE_LEN};
 
 /// The extended message id peers send us `ut_metadata` messages under.
 pub(crate) const OUR_UT_METADATA: u8 = 2;
@@ -158,7 +166,7 @@ impl Torrent {
             Err(e) => {
                 // It hashes to the info-hash, so every copy is this one: nothing to retry.
                 self.fetching = None;
-                return self.fail(format!("the torrent's metadata is invalid: {e}"), now, io);
+                return self.fail(TorrentError::InvalidMetadata(e), now, io);
             }
         };
         let Some(phase) = self.fetching.take() else { return };

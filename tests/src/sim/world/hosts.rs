@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use shoal_core::{AddTorrent, Bitfield, ConnId, Engine, Instant, JobId, TorrentId};
+use shoal_netsim::Uplink;
 
 use super::{Ev, World};
 use crate::sim::adversary::Adversary;
@@ -81,7 +82,7 @@ pub struct Host {
     pub online: bool,
     /// Incremented at each restart; events of older incarnations are dropped.
     pub epoch: u32,
-    pub(super) up_free: Instant,
+    pub(super) uplink: Uplink,
     /// What runs on it.
     pub kind: HostKind,
 }
@@ -95,7 +96,8 @@ impl World {
         let i = self.hosts.len();
         let addr = SocketAddr::new(ip_of(i), 6881);
         self.by_addr.insert(addr, i);
-        self.hosts.push(Host { addr, net, online: false, epoch: 0, up_free: Instant::ZERO, kind });
+        let uplink = Uplink::new(Some(net.up.max(1)));
+        self.hosts.push(Host { addr, net, online: false, epoch: 0, uplink, kind });
         i
     }
 
@@ -179,7 +181,7 @@ impl World {
         let now = self.now;
         self.hosts[host].online = true;
         self.hosts[host].epoch += 1;
-        self.hosts[host].up_free = now;
+        self.hosts[host].uplink.reset(super::net::virtual_time(now));
         let epoch = self.hosts[host].epoch;
         let seed = self.params.seed.wrapping_mul(0x9e37_79b9).wrapping_add((host as u64) << 20 | epoch as u64);
         let mut config = self.config.clone();

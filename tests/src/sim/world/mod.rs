@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -31,13 +32,14 @@ use shoal_core::{
     Bitfield, Config, ConnId, Event, ExchangeId, FilePriority, HashJob, Input, Instant, JobId, JobResult, Output,
     PeerIo, UdpIo, BLOCK_SIZE,
 };
+use shoal_netsim::tracker::Tracker;
+use shoal_netsim::Partitions;
 
 use super::adversary::{AdvKind, Adversary, SQUATS_PER_TARGET};
 use super::disk::SimDisk;
 use super::oracle::MessageCounts;
 use super::queue::EventQueue;
 use super::torrent::SimTorrent;
-use super::tracker::SimTracker;
 
 mod bounds;
 mod faults;
@@ -73,14 +75,13 @@ enum Ev {
         c: u64,
         side: usize,
     },
-    /// Bytes arrive; with `cut > 0` the receiver reads them in two pieces, as from a socket.
-    /// `counts`: the messages sent up to their end (the receiver has read those once they
-    /// are in).
+    /// Bytes arrive; the receiver reads them in `pieces`, as from a socket. `counts`: the
+    /// messages sent up to their end (the receiver has read those once they are in).
     Deliver {
         c: u64,
         side: usize,
         data: Vec<u8>,
-        cut: usize,
+        pieces: Vec<Range<usize>>,
         counts: MessageCounts,
     },
     Fin {
@@ -146,7 +147,7 @@ pub struct World {
     /// The torrent everyone shares.
     pub tt: Rc<SimTorrent>,
     /// The trackers' swarm table.
-    pub tracker: SimTracker,
+    pub tracker: Tracker,
     /// Oracle violations, with when.
     pub violations: Vec<String>,
     /// Events processed.
@@ -170,7 +171,7 @@ pub struct World {
     live_conns: usize,
     /// Bytes the kernel took from the engine being drained, not yet told to it.
     sent: Vec<(ConnId, u64)>,
-    partitions: BTreeMap<(usize, usize), Instant>,
+    partitions: Partitions,
     by_addr: BTreeMap<SocketAddr, usize>,
     next_port: u16,
     pending_target: BTreeMap<u64, usize>,
@@ -205,7 +206,7 @@ impl World {
         let mut w = World {
             now: Instant::ZERO,
             hosts: Vec::new(),
-            tracker: SimTracker::default(),
+            tracker: Tracker::default(),
             violations: Vec::new(),
             steps: 0,
             trace: Trace(0xcbf2_9ce4_8422_2325),
@@ -220,7 +221,7 @@ impl World {
             conns: vec![None],
             live_conns: 0,
             sent: Vec::new(),
-            partitions: BTreeMap::new(),
+            partitions: Partitions::default(),
             by_addr: BTreeMap::new(),
             next_port: 40000,
             pending_target: BTreeMap::new(),
@@ -309,8 +310,7 @@ impl World {
     }
 
     fn partitioned(&self, a: usize, b: usize) -> Option<Instant> {
-        let key = (a.min(b), a.max(b));
-        self.partitions.get(&key).copied().filter(|until| *until > self.now)
+        self.partitions.cut_until(a, b, net::virtual_time(self.now)).map(net::instant)
     }
 
     fn lat(&self, from: usize, to: usize) -> Duration {
@@ -395,7 +395,7 @@ impl World {
                 }
                 self.check_requests(c);
             }
-            Ev::Deliver { c, side, data, cut, counts } => self.deliver(c, side, data, cut, counts),
+            Ev::Deliver { c, side, data, pieces, counts } => self.deliver(c, side, data, pieces, counts),
             Ev::Fin { c, side } => {
                 self.trace.mix(5);
                 self.close_local(c, 1 - side);
@@ -466,7 +466,7 @@ impl World {
             Ev::Rejoin { host } => self.start_engine(host),
             Ev::Partition { a, b, until } => {
                 self.count("partitions");
-                self.partitions.insert((a.min(b), a.max(b)), until);
+                self.partitions.cut(a, b, net::virtual_time(until));
             }
             Ev::ResetRandom => {
                 if self.live_conns == 0 {
@@ -483,7 +483,7 @@ impl World {
             Ev::Command { host } => self.command(host),
             Ev::FaultsOff => {
                 self.faults_on = false;
-                self.partitions.clear();
+                self.partitions.heal_all();
                 for i in 0..self.params.peers {
                     self.undo_commands(i);
                     let h = self.eh(i);
@@ -604,9 +604,9 @@ impl World {
                     self.count("tracker_timeouts");
                     (Duration::from_secs(30), Err("timed out".to_string()))
                 } else if self.faults_on && self.params.faults.tracker && roll < 0.45 {
-                    (Duration::from_millis(self.rng.random_range(2000..20_000)), self.tracker.http(ip, &url))
+                    (Duration::from_millis(self.rng.random_range(2000..20_000)), Ok(self.tracker.http(ip, &url)))
                 } else {
-                    (rtt, self.tracker.http(ip, &url))
+                    (rtt, Ok(self.tracker.http(ip, &url)))
                 };
                 self.schedule(after, Ev::Http { host, epoch, job: id, result });
             }
@@ -620,7 +620,7 @@ impl World {
                     return;
                 }
                 let ip = self.hosts[host].addr.ip();
-                if let Some(reply) = self.tracker.udp(ip, &data) {
+                if let Some(reply) = super::tracker::udp(&mut self.tracker, ip, &data) {
                     let rtt = self.lat(host, host) * 2 + Duration::from_millis(2);
                     self.schedule(rtt, Ev::Udp { host, epoch, job: exchange, data: reply });
                 }
@@ -655,9 +655,8 @@ impl World {
                     ));
                 }
             }
-            Event::Error { message, .. } => {
+            Event::Error { .. } => {
                 self.count("torrent_errors");
-                let _ = message;
                 let after = Duration::from_secs(5);
                 self.schedule(after, Ev::Resume { host, epoch });
             }

@@ -1,13 +1,15 @@
-//! The world's network: connections between hosts, their directions (send buffers, the
-//! uplink, latency, the receiver's downlink), delivery in arbitrary pieces, partitions, closes
-//! and resets; and the request oracle, which needs both ends of a connection.
+//! The world's network: connections between hosts, dials, closes and resets, and the request
+//! oracle, which needs both ends of a connection. Each direction's bytes go through a
+//! `shoal_netsim::Link` (send buffer, the sender's uplink, latency, the receiver's downlink,
+//! stalls while partitioned) and are read in arbitrary pieces (`shoal_netsim::Reads`).
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
 use std::time::Duration;
 
 use rand::Rng;
 use shoal_core::{ConnId, Input, Instant};
+use shoal_netsim::{Link, Path, Reads};
 
 use super::{EngineConn, Ev, HostKind, World};
 use crate::sim::adversary::AdvAction;
@@ -29,38 +31,29 @@ pub(super) struct End {
     pub(super) open: bool,
 }
 
-/// One direction of a connection.
+/// One direction of a connection: the link model, and what the world tracks beside it.
 #[derive(Default, Debug)]
 pub(super) struct Dir {
-    /// Bytes in the sender's kernel buffer, counting those whose `done` has passed but that
-    /// were not retired yet.
-    queued: u64,
-    /// When each chunk in the kernel buffer has left the uplink, and its size (in order:
-    /// a host's uplink sends one chunk after another).
-    in_kernel: VecDeque<(Instant, u64)>,
+    /// Chunks the sender handed over, each with the messages sent up to its end.
+    link: Link<(Vec<u8>, MessageCounts)>,
     /// A `Room` event is pending.
     pub(super) waking: bool,
-    /// Chunks the engine sent that wait for room in the kernel buffer, each with the
-    /// messages sent up to its end.
-    backlog: VecDeque<(Vec<u8>, MessageCounts)>,
-    last_arrival: Instant,
-    stall_until: Instant,
     /// Messages handed to the link, and read by the receiver (for the request oracle).
     sent: WireCount,
     read: MessageCounts,
 }
 
-impl Dir {
-    /// Forgets the chunks that left the uplink by `now`.
-    fn retire(&mut self, now: Instant) {
-        while let Some(&(done, n)) = self.in_kernel.front() {
-            if done > now {
-                break;
-            }
-            self.queued -= n;
-            self.in_kernel.pop_front();
-        }
-    }
+/// How receivers read: now and then a send arrives in two pieces.
+const READS: Reads = Reads::Split { longer_than: 64, p: 0.2 };
+
+/// The virtual time of netsim (time since the world began) at `at`.
+pub(super) fn virtual_time(at: Instant) -> Duration {
+    Duration::from_micros(at.as_micros())
+}
+
+/// The engine's instant at virtual time `t`.
+pub(super) fn instant(t: Duration) -> Instant {
+    Instant::from_micros(t.as_micros() as u64)
 }
 
 /// A TCP connection between two hosts: its ends (`None` until accepted) and its directions
@@ -183,7 +176,8 @@ impl World {
         let Some(conn) = self.conn_mut(c) else { return };
         let dir = &mut conn.dirs[side];
         dir.sent.feed(&data);
-        dir.backlog.push_back((data, dir.sent.counts));
+        let len = data.len() as u64;
+        dir.link.send((data, dir.sent.counts), len);
         self.pump(c, side);
     }
 
@@ -191,35 +185,27 @@ impl World {
     /// An engine sender learns what the kernel took through `self.sent`, which the caller
     /// hands to it (see [`World::drain`]).
     pub(super) fn pump(&mut self, c: u64, side: usize) {
-        let now = self.now;
+        let now = virtual_time(self.now);
         let Some(conn) = self.conn(c) else { return };
         let (Some(from), Some(to)) = (conn.ends[side], conn.ends[1 - side]) else { return };
-        let cap = self.hosts[from.host].net.sndbuf;
-        let down = self.hosts[to.host].net.down.max(1);
-        let lat = self.lat(from.host, to.host);
-        let conn = self.conns[c as usize].as_mut().expect("looked up above");
-        let dir = &mut conn.dirs[side];
-        dir.retire(now);
-        while let Some((front, _)) = dir.backlog.front() {
-            let n = front.len() as u64;
-            if dir.queued > 0 && dir.queued + n > cap {
-                // Full: wake when the oldest chunk has left (that may or may not make room).
-                if !dir.waking {
+        let path = Path {
+            latency: self.lat(from.host, to.host),
+            down: Some(self.hosts[to.host].net.down.max(1)),
+            sndbuf: Some(self.hosts[from.host].net.sndbuf),
+        };
+        self.conn_mut(c).expect("looked up above").dirs[side].link.handle_timeout(now);
+        loop {
+            let dir = &mut self.conns[c as usize].as_mut().expect("looked up above").dirs[side];
+            let Some(sent) = dir.link.poll_transmit(now, &mut self.hosts[from.host].uplink, &path) else {
+                // Full (or empty): wake when the oldest chunk has left (that may or may not
+                // make room).
+                if let (false, Some(at)) = (dir.waking, dir.link.poll_timeout()) {
                     dir.waking = true;
-                    let at = dir.in_kernel.front().expect("queued > 0").0;
-                    self.queue.push(at, Ev::Room { c, side });
+                    self.queue.push(instant(at), Ev::Room { c, side });
                 }
                 return;
-            }
-            let (data, counts) = dir.backlog.pop_front().expect("front exists");
-            let sender = &mut self.hosts[from.host];
-            let start = sender.up_free.max(now);
-            let done = start + Duration::from_micros(n * 1_000_000 / sender.net.up.max(1));
-            sender.up_free = done;
-            dir.queued += n;
-            dir.in_kernel.push_back((done, n));
-            let arrival = (done + lat).max(dir.last_arrival + Duration::from_micros(n * 1_000_000 / down));
-            dir.last_arrival = arrival;
+            };
+            let ((data, counts), n) = (sent.item, sent.len);
             if let Local::Engine(conn) = from.local {
                 match self.sent.last_mut() {
                     Some((last, sum)) if *last == conn => *sum += n,
@@ -227,39 +213,40 @@ impl World {
                 }
             }
             // Receivers see bytes in arbitrary pieces, as from a socket.
-            let cut =
-                if data.len() > 64 && self.rng.random_bool(0.2) { self.rng.random_range(1..data.len()) } else { 0 };
-            self.queue.push(arrival, Ev::Deliver { c, side, data, cut, counts });
+            let pieces = READS.pieces(&mut self.rng, data.len());
+            self.queue.push(instant(sent.arrival), Ev::Deliver { c, side, data, pieces, counts });
         }
     }
 
-    pub(super) fn deliver(&mut self, c: u64, side: usize, data: Vec<u8>, cut: usize, counts: MessageCounts) {
+    pub(super) fn deliver(
+        &mut self,
+        c: u64,
+        side: usize,
+        data: Vec<u8>,
+        pieces: Vec<Range<usize>>,
+        counts: MessageCounts,
+    ) {
         let Some(conn) = self.conn(c) else { return };
         let (Some(from), Some(_)) = (conn.ends[side], conn.ends[1 - side]) else { return };
-        let stall = conn.dirs[side].stall_until;
         let Some(to) = self.end(c, 1 - side) else { return };
         // A partition stalls the stream (TCP retransmits); bytes keep their order.
-        let resume_at = match self.partitioned(from.host, to.host) {
-            Some(until) => Some(until + self.lat(from.host, to.host)),
-            None if stall > self.now => Some(stall),
-            None => None,
-        };
-        if let Some(at) = resume_at {
-            // Never before a chunk stalled earlier: a second, shorter partition must not let
-            // later bytes overtake it.
-            let at = at.max(stall);
-            self.conn_mut(c).expect("present").dirs[side].stall_until = at;
-            self.schedule_at(at, Ev::Deliver { c, side, data, cut, counts });
+        let blocked = self.partitioned(from.host, to.host).map(|until| until + self.lat(from.host, to.host));
+        let now = virtual_time(self.now);
+        let link = &mut self.conn_mut(c).expect("present").dirs[side].link;
+        if let Some(at) = link.hold(now, blocked.map(virtual_time)) {
+            self.schedule_at(instant(at), Ev::Deliver { c, side, data, pieces, counts });
             return;
         }
-        if cut == 0 {
-            self.receive(c, to, &data);
-        } else {
-            self.receive(c, to, &data[..cut]);
-            // The first piece may have closed the connection.
-            if let Some(to) = self.end(c, 1 - side) {
-                self.receive(c, to, &data[cut..]);
-            }
+        for (i, piece) in pieces.into_iter().enumerate() {
+            // An earlier piece may have closed the connection.
+            let to = match i {
+                0 => to,
+                _ => match self.end(c, 1 - side) {
+                    Some(to) => to,
+                    None => break,
+                },
+            };
+            self.receive(c, to, &data[piece]);
         }
         if let Some(conn) = self.conn_mut(c) {
             conn.dirs[side].read = counts;
@@ -340,13 +327,13 @@ impl World {
         if let Some(e) = &mut conn.ends[side] {
             e.open = false;
         }
-        conn.dirs[side].backlog.clear();
+        conn.dirs[side].link.discard_unsent();
         let other_open = conn.ends[1 - side].is_some_and(|e| e.open);
         if !other_open {
             self.remove_conn(c);
             return;
         }
-        let at = conn.dirs[side].last_arrival.max(self.now) + Duration::from_millis(1);
+        let at = instant(conn.dirs[side].link.last_arrival()).max(self.now) + Duration::from_millis(1);
         self.schedule_at(at, Ev::Fin { c, side });
     }
 

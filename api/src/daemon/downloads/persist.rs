@@ -5,15 +5,19 @@
 //! any moment leaves either the previous or the next checkpoint. The `have` bitfield is taken
 //! only after the torrent's written data was synced, so it never claims a piece that a crash
 //! could lose.
+//!
+//! The library's writes all go through one [`Writer`], in the order the library issues them:
+//! a checkpoint issued before a download's removal can never land after it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
 use shoal_core::{Bitfield, InfoHash, Metainfo};
 
 use crate::daemon::fsutil;
+use crate::rt::{Rt, Task};
 
 /// Format version written in every checkpoint.
 const VERSION: u32 = 1;
@@ -108,6 +112,7 @@ impl ResumeData {
 }
 
 /// The checkpoint directory of a state directory.
+#[derive(Clone)]
 pub struct Checkpoints {
     dir: PathBuf,
 }
@@ -142,12 +147,9 @@ impl Checkpoints {
 
     /// Writes a download's state atomically.
     pub fn save(&self, resume: &ResumeData) -> std::io::Result<()> {
-        // Distinct temp names let two checkpoints of one download run at once safely.
-        static SEQ: AtomicU64 = AtomicU64::new(0);
+        // One writer (see [`Writer`]): no two writes of a file ever share its temporary file.
         let data = serde_json::to_vec_pretty(resume).map_err(std::io::Error::other)?;
-        let path = self.state_path(&resume.infohash);
-        let tmp_tag = SEQ.fetch_add(1, Ordering::Relaxed);
-        fsutil::write_atomic_tagged(&path, &data, tmp_tag)
+        fsutil::write_atomic(&self.state_path(&resume.infohash), &data)
     }
 
     /// Forgets a download.
@@ -201,6 +203,37 @@ impl Checkpoints {
             return Err("the torrent file does not match the info-hash".into());
         }
         Ok(Saved { resume, torrent: Some((torrent, metainfo)) })
+    }
+}
+
+/// One write to the checkpoint directory; it reports its own outcome.
+type Job = Box<dyn FnOnce(&Checkpoints) + Send>;
+
+/// The checkpoint directory's only writer: jobs run on the blocking pool one after another,
+/// in the order they were given.
+pub struct Writer {
+    jobs: async_channel::Sender<Job>,
+    /// The task that runs them; they stop with it.
+    _task: Task,
+}
+
+impl Writer {
+    /// A writer of `checkpoints` on `rt`.
+    pub fn start(checkpoints: Checkpoints, rt: Rt) -> Writer {
+        let (jobs, queue) = async_channel::unbounded::<Job>();
+        let checkpoints = Arc::new(checkpoints);
+        let task = rt.spawn(async move {
+            while let Ok(job) = queue.recv().await {
+                let checkpoints = checkpoints.clone();
+                rt.unblock(move || job(&checkpoints)).await;
+            }
+        });
+        Writer { jobs, _task: task }
+    }
+
+    /// Queues `job` behind every write queued before.
+    pub fn run(&self, job: impl FnOnce(&Checkpoints) + Send + 'static) {
+        let _ = self.jobs.try_send(Box::new(job));
     }
 }
 

@@ -1,0 +1,300 @@
+//! A torrent's answers to the messages of its active peers, one function per message family:
+//! choking and interest, piece announcements, requests to us, blocks to us, and the extension
+//! protocol. Each calls into the part that owns the state (picker, [`super::PiecePipeline`],
+//! [`super::UploadQueue`], peer list, metadata fetch).
+
+use super::download::Intake;
+use super::peer::Phase;
+use super::pex::OUR_UT_PEX;
+use super::ut_metadata::OUR_UT_METADATA;
+use super::{addr_in_use, ip_from_bytes, mark, State, Torrent, MAX_REQUEST_LEN};
+use crate::bitfield::Bitfield;
+use crate::engine::{Config, Io};
+use crate::picker::Priority;
+use crate::types::{BlockRef, ConnId, Instant};
+use crate::wire::{ExtendedHandshake, Message, UT_METADATA, UT_PEX};
+
+impl Torrent {
+    /// Whether we still want a piece (missing, and not skipped).
+    pub(super) fn wants(&self, piece: u32) -> bool {
+        !self.picker.has(piece) && self.picker.priority(piece) != Priority::Skip
+    }
+
+    /// Tells a peer whether we are interested, if that changed.
+    pub(super) fn set_interested(&mut self, conn: ConnId, on: bool, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.am_interested != on {
+            p.am_interested = on;
+            let msg = if on { Message::Interested } else { Message::NotInterested };
+            mark(&mut self.dirty, conn, p.send(&msg, now));
+        }
+    }
+
+    /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
+    pub(super) fn update_interest(&mut self, conn: ConnId, now: Instant) {
+        let Some(p) = self.peers.get(&conn) else { return };
+        if p.phase != Phase::Active {
+            return;
+        }
+        let on =
+            if p.is_seed() { !self.picker.is_finished() } else { p.have.iter_ones().any(|piece| self.wants(piece)) };
+        self.set_interested(conn, on, now);
+    }
+
+    /// A message from an active peer: routed to the handler of its family.
+    pub(super) fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
+        if self.fetching.is_some()
+            && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
+        {
+            return self.record_early(conn, msg, now, io);
+        }
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        // The bitfield must come before other messages; extension messages may precede it.
+        let first = !p.got_first_message;
+        if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
+            p.got_first_message = true;
+        }
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } | Message::AllowedFast { .. } => {}
+            Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => {
+                self.on_choke_message(conn, msg, now, cfg);
+            }
+            Message::Have { .. } | Message::Bitfield(_) | Message::HaveAll | Message::HaveNone => {
+                self.on_pieces_message(conn, msg, first, now, io);
+            }
+            Message::Request(b) => self.on_request(conn, b, now, cfg, io),
+            Message::Piece { piece, offset, data } => {
+                let block = BlockRef { piece, offset, len: data.len() as u32 };
+                self.on_block(conn, block, &data, now, cfg, io);
+            }
+            Message::Cancel(b) => self.on_cancel(conn, b, now),
+            Message::Reject(b) => self.on_reject(conn, b),
+            Message::Extended { id: 0, payload } => self.on_extended_handshake(conn, &payload, now, cfg),
+            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
+            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, now, cfg, io),
+            Message::Extended { .. } => {}
+        }
+    }
+
+    /// CHOKE, UNCHOKE, INTERESTED, NOT_INTERESTED.
+    fn on_choke_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        match msg {
+            Message::Choke => {
+                p.peer_choking = true;
+                for (b, _) in std::mem::take(&mut p.requests) {
+                    self.picker.request_failed(conn, b);
+                    // Under the fast extension a choke does not cancel requests (BEP 6): the
+                    // peer rejects each, or may still send it.
+                    if p.fast {
+                        p.release_request(b);
+                    }
+                }
+            }
+            Message::Unchoke => {
+                // The wait for a block starts at the unchoke, not at every repeat of it (a
+                // peer that repeats UNCHOKE and sends nothing must still be found out).
+                if p.peer_choking {
+                    p.peer_choking = false;
+                    p.last_block = now;
+                }
+            }
+            Message::Interested => {
+                p.peer_interested = true;
+                self.quick_unchoke(conn, now, cfg);
+            }
+            Message::NotInterested => {
+                p.peer_interested = false;
+                if !p.am_choking {
+                    self.choke(conn, now);
+                }
+            }
+            _ => unreachable!("on_message routes only choke and interest messages here"),
+        }
+    }
+
+    /// HAVE, BITFIELD, HAVE_ALL, HAVE_NONE. `first`: it is the peer's first message (after
+    /// extension messages), where a bitfield must come.
+    fn on_pieces_message(&mut self, conn: ConnId, msg: Message, first: bool, now: Instant, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        match msg {
+            Message::Have { piece } => {
+                if p.have.set(piece, true) {
+                    p.announced.add(self.picker.piece_size(piece) as u64);
+                    if !p.counted_as_seed {
+                        self.picker.peer_has_piece(piece);
+                    }
+                    if !p.am_interested && self.wants(piece) {
+                        self.set_interested(conn, true, now);
+                    }
+                }
+            }
+            Message::Bitfield(bytes) => {
+                let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
+                    return self.close(conn, now, io);
+                };
+                if first {
+                    if bf.is_full() {
+                        p.counted_as_seed = true;
+                        self.picker.peer_has_all();
+                    } else {
+                        self.picker.peer_bitfield(&bf);
+                    }
+                    p.have = bf;
+                } else {
+                    // aria2 sends HAVE_NONE, HAVEs, then a late BITFIELD: merge it like HAVEs.
+                    self.merge_pieces(conn, bf.iter_ones());
+                }
+                self.after_pieces_known(conn, now, io);
+            }
+            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, now, io),
+            Message::HaveAll if first => {
+                p.have = Bitfield::full(self.meta.info.piece_count());
+                p.counted_as_seed = true;
+                self.picker.peer_has_all();
+                self.after_pieces_known(conn, now, io);
+            }
+            Message::HaveAll => {
+                let all = 0..self.meta.info.piece_count();
+                self.merge_pieces(conn, all);
+                self.after_pieces_known(conn, now, io);
+            }
+            Message::HaveNone => {}
+            _ => unreachable!("on_message routes only piece announcements here"),
+        }
+    }
+
+    /// Adds pieces to what a peer has (late bitfields, HAVE_ALL after HAVEs).
+    pub(super) fn merge_pieces(&mut self, conn: ConnId, pieces: impl Iterator<Item = u32>) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.counted_as_seed {
+            return;
+        }
+        for piece in pieces {
+            if p.have.set(piece, true) {
+                self.picker.peer_has_piece(piece);
+            }
+        }
+    }
+
+    /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
+    pub(super) fn after_pieces_known(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        let Some(p) = self.peers.get(&conn) else { return };
+        if self.picker.have().is_full() && p.is_seed() {
+            return self.close(conn, now, io);
+        }
+        self.update_interest(conn, now);
+    }
+
+    /// REQUEST: queued for a disk read if we may serve it, rejected (fast extension) if not.
+    fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
+        let size = self.picker.piece_size(b.piece);
+        let in_bounds =
+            b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
+        if !in_bounds {
+            return self.close(conn, now, io);
+        }
+        let have = self.picker.has(b.piece);
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if !have || p.am_choking || p.upload.waiting() >= cfg.max_peer_requests {
+            if p.fast {
+                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+            }
+            return;
+        }
+        p.upload.push(b);
+        self.serve_requests(conn, now, cfg, io);
+    }
+
+    /// CANCEL: drops the request wherever it waits; rejected under the fast extension.
+    fn on_cancel(&mut self, conn: ConnId, b: BlockRef, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.upload.cancel(&b) && p.fast {
+            mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+        }
+    }
+
+    /// REJECT: the peer will not send a block we asked for, or one we had given up on.
+    fn on_reject(&mut self, conn: ConnId, b: BlockRef) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.take_request(&b) {
+            self.picker.request_failed(conn, b);
+        } else {
+            p.forget_released(&b);
+        }
+    }
+
+    /// PIECE: a block for us, into its piece's buffer (or counted as wasted).
+    pub(super) fn on_block(
+        &mut self,
+        conn: ConnId,
+        block: BlockRef,
+        data: &[u8],
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let len = block.len;
+        let asked = p.take_request(&block);
+        if asked && p.slow_start {
+            p.queue_target = (p.queue_target + 1).min(p.max_queue);
+        }
+        let late = !asked && p.forget_released(&block);
+        p.dl.add(len as u64);
+        p.last_block = now;
+        if p.snubbed {
+            p.snubbed = false;
+        }
+        self.dl_rate.add(len as u64);
+        self.downloaded += len as u64;
+        if self.state != State::Active {
+            self.wasted += len as u64;
+            return;
+        }
+        // A late block may open a piece buffer only within the memory cap, as a pick may.
+        let cap = cfg.max_in_flight_bytes;
+        let intake = self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| io.piece_buffer(n));
+        let Intake::Stored { cancel, complete } = intake else {
+            self.wasted += len as u64;
+            return;
+        };
+        for other in cancel {
+            if let Some(o) = self.peers.get_mut(&other) {
+                if o.take_request(&block) {
+                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
+                }
+            }
+        }
+        if let Some(data) = complete {
+            self.hash_piece(block.piece, data, io);
+        }
+    }
+
+    /// The extension protocol's handshake (BEP 10): what the peer speaks and tells about itself.
+    fn on_extended_handshake(&mut self, conn: ConnId, payload: &[u8], now: Instant, cfg: &Config) {
+        let Ok(ext) = ExtendedHandshake::decode(payload) else { return };
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        p.client = ext.v;
+        // A later handshake may update it (a partial seed that finished).
+        p.upload_only = ext.upload_only.unwrap_or(false);
+        if let Some(q) = ext.reqq {
+            p.max_queue = (q as usize).clamp(1, cfg.max_requests_per_peer);
+        }
+        p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
+        p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
+        p.metadata_size = ext.metadata_size;
+        p.listen_port = ext.p.or(p.listen_port);
+        let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
+        if let Some(ip) = own {
+            self.peer_list.learn_own_ip(ip);
+        }
+        if let (Some(port), false) = (ext.p, p.outgoing) {
+            // Remember its listening address so we never dial it while connected.
+            let addr = p.addr;
+            let peers = &self.peers;
+            self.peer_list.listens_on(conn, addr, port, now, |a| addr_in_use(peers, a));
+        }
+        self.request_metadata(conn, now);
+    }
+}

@@ -1,0 +1,386 @@
+//! A torrent's trackers: when to announce and scrape (its [`TrackerList`]), and the HTTP and
+//! UDP exchanges in flight, emitted as [`TrackerJob`]s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::engine::{Event, Io, Output, UdpIo};
+use crate::tracker::{
+    announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
+    AnnounceResponse, TrackerIndex, TrackerList, TrackerStatus, UdpConfig, UdpExchange, UdpOutcome,
+};
+use crate::types::{ExchangeId, InfoHash, Instant, JobId, TorrentId};
+
+/// A UDP tracker exchange in flight.
+struct UdpRequest {
+    tracker: TrackerIndex,
+    url: String,
+    host: String,
+    port: u16,
+    exchange: UdpExchange,
+}
+
+/// An announce the tracker list wants now; the torrent fills in its [`AnnounceParams`].
+pub(crate) struct DueAnnounce {
+    tracker: TrackerIndex,
+    url: String,
+    /// Which event it announces.
+    pub event: AnnounceEvent,
+    /// The id the tracker gave us in an earlier answer, to send back.
+    pub tracker_id: Option<String>,
+}
+
+/// The trackers of one torrent and its exchanges with them. Methods that may finish an
+/// announce return the peer addresses it brought.
+pub(crate) struct TrackerDriver {
+    torrent: TorrentId,
+    list: TrackerList,
+    /// Sent with every announce, so trackers know us across address changes.
+    key: u32,
+    /// HTTP announces in flight.
+    http: HashMap<JobId, (TrackerIndex, String)>,
+    /// HTTP scrapes in flight.
+    scrapes: HashMap<JobId, TrackerIndex>,
+    /// UDP exchanges (announces and scrapes) in flight, each on its own socket.
+    udp: BTreeMap<JobId, UdpRequest>,
+}
+
+impl TrackerDriver {
+    /// The driver of `torrent`'s `list`.
+    pub fn new(torrent: TorrentId, list: TrackerList, key: u32) -> TrackerDriver {
+        TrackerDriver { torrent, list, key, http: HashMap::new(), scrapes: HashMap::new(), udp: BTreeMap::new() }
+    }
+
+    /// The key announces carry.
+    pub fn key(&self) -> u32 {
+        self.key
+    }
+
+    /// The torrent started: announce `started`.
+    pub fn start(&mut self, now: Instant) {
+        self.list.start(now);
+    }
+
+    /// The torrent stopped: announce `stopped`.
+    pub fn stop(&mut self, now: Instant) {
+        self.list.stop(now);
+    }
+
+    /// The torrent completed: announce `completed`.
+    pub fn completed(&mut self, now: Instant) {
+        self.list.completed(now);
+    }
+
+    /// Each tracker's state, for the torrent's stats.
+    pub fn statuses(&self) -> Vec<TrackerStatus> {
+        self.list.statuses()
+    }
+
+    /// No exchange in flight and every `stopped` sent (or given up on).
+    pub fn is_idle(&self) -> bool {
+        self.http.is_empty() && self.scrapes.is_empty() && self.udp.is_empty() && self.list.is_stopped_done()
+    }
+
+    /// Gives up on every exchange (trackers that never answered `stopped`) and forgets the list.
+    pub fn give_up(&mut self, io: &mut Io) {
+        self.http.clear();
+        self.scrapes.clear();
+        for (id, _) in std::mem::take(&mut self.udp) {
+            io.jobs.remove(&id);
+            io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
+        }
+        self.list = TrackerList::new(Vec::new(), 0);
+    }
+
+    /// The next announce due at `now`, if any.
+    pub fn next_announce(&mut self, now: Instant) -> Option<DueAnnounce> {
+        let (tracker, url, event) = self.list.poll_announce(now)?;
+        let tracker_id = self.list.tracker_id(tracker).map(String::from);
+        Some(DueAnnounce { tracker, url, event, tracker_id })
+    }
+
+    /// Sends `due` with `params` over HTTP or UDP, as its URL says.
+    pub fn announce(
+        &mut self,
+        due: DueAnnounce,
+        params: AnnounceParams,
+        now: Instant,
+        rng: &mut ChaCha8Rng,
+        io: &mut Io,
+    ) -> Vec<SocketAddr> {
+        let DueAnnounce { tracker, url, .. } = due;
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let id = io.job(self.torrent);
+            self.http.insert(id, (tracker, url.clone()));
+            io.push(Output::Http { id, url: announce_url(&url, &params) });
+        } else if let Ok((host, port)) = parse_udp_url(&url) {
+            let id = io.job(self.torrent);
+            let mut exchange = UdpExchange::announce(params, now, rng, &UdpConfig::default());
+            // Peers come back as 18-byte entries from a tracker reached over IPv6.
+            exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
+            self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
+            return self.pump_udp(id, now, io);
+        } else {
+            self.list.on_error(tracker, now, "unsupported tracker URL");
+        }
+        Vec::new()
+    }
+
+    /// Sends what a UDP exchange has to send, and ends it when it has its result.
+    fn pump_udp(&mut self, id: JobId, now: Instant, io: &mut Io) -> Vec<SocketAddr> {
+        let Some(req) = self.udp.get_mut(&id) else { return Vec::new() };
+        while let Some(data) = req.exchange.poll_transmit() {
+            io.push(Output::Udp(UdpIo::Exchange {
+                exchange: ExchangeId::of(id),
+                host: req.host.clone(),
+                port: req.port,
+                data,
+            }));
+        }
+        let Some(result) = req.exchange.result() else { return Vec::new() };
+        let Some(req) = self.udp.remove(&id) else { return Vec::new() };
+        io.jobs.remove(&id);
+        io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
+        match result {
+            Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, io),
+            Ok(UdpOutcome::Scrape(stats)) => {
+                self.list.on_scrape(req.tracker, &stats);
+                Vec::new()
+            }
+            Err(e) => {
+                self.on_error(req.tracker, req.url, e.to_string(), now, io);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Asks every tracker for the swarm's seeder and leecher counts.
+    pub fn scrape(&mut self, info_hash: InfoHash, now: Instant, rng: &mut ChaCha8Rng, io: &mut Io) -> Vec<SocketAddr> {
+        let mut peers = Vec::new();
+        for (tracker, url) in self.list.scrape_targets() {
+            if let Ok((host, port)) = parse_udp_url(&url) {
+                let id = io.job(self.torrent);
+                let mut exchange = UdpExchange::scrape(info_hash, now, rng, &UdpConfig::default());
+                exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
+                self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
+                peers.extend(self.pump_udp(id, now, io));
+            } else if let Some(url) = scrape_request_url(&url, &info_hash) {
+                let id = io.job(self.torrent);
+                self.scrapes.insert(id, tracker);
+                io.push(Output::Http { id, url });
+            }
+        }
+        peers
+    }
+
+    /// An HTTP exchange `job` ended with `result` (the body, or why there is none).
+    pub fn on_http(
+        &mut self,
+        job: JobId,
+        result: Result<Vec<u8>, String>,
+        info_hash: &InfoHash,
+        now: Instant,
+        io: &mut Io,
+    ) -> Vec<SocketAddr> {
+        if let Some(tracker) = self.scrapes.remove(&job) {
+            if let Ok(stats) = result.map_err(|_| ()).and_then(|b| parse_scrape(&b, info_hash).map_err(|_| ())) {
+                self.list.on_scrape(tracker, &stats);
+            }
+            return Vec::new();
+        }
+        let Some((tracker, url)) = self.http.remove(&job) else { return Vec::new() };
+        match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
+            Ok(resp) => self.on_announce(tracker, url, resp, now, io),
+            Err(e) => {
+                self.on_error(tracker, url, e, now, io);
+                Vec::new()
+            }
+        }
+    }
+
+    /// A datagram (or a socket error) for UDP exchange `job`.
+    pub fn on_udp(
+        &mut self,
+        job: JobId,
+        result: Result<&[u8], String>,
+        now: Instant,
+        rng: &mut ChaCha8Rng,
+        io: &mut Io,
+    ) -> Vec<SocketAddr> {
+        let Some(req) = self.udp.get_mut(&job) else { return Vec::new() };
+        match result {
+            Ok(data) => {
+                req.exchange.handle_datagram(now, data, rng);
+                self.pump_udp(job, now, io)
+            }
+            Err(e) => {
+                let Some(req) = self.udp.remove(&job) else { return Vec::new() };
+                io.jobs.remove(&job);
+                io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
+                self.on_error(req.tracker, req.url, e, now, io);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Retransmits (or gives up on) UDP exchanges whose timer is due.
+    pub fn on_timeout(&mut self, now: Instant, io: &mut Io) -> Vec<SocketAddr> {
+        let due: Vec<JobId> = self
+            .udp
+            .iter()
+            .filter(|(_, r)| r.exchange.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut peers = Vec::new();
+        for id in due {
+            if let Some(r) = self.udp.get_mut(&id) {
+                r.exchange.handle_timeout(now);
+            }
+            peers.extend(self.pump_udp(id, now, io));
+        }
+        peers
+    }
+
+    /// When it next wants [`TrackerDriver::on_timeout`] or an announce; announces wait while
+    /// the torrent is `checking`.
+    pub fn deadline(&self, checking: bool) -> Option<Instant> {
+        let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
+        let next = if checking { None } else { self.list.poll_timeout() };
+        match (udp, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The UDP exchanges in flight (each holds a socket).
+    pub fn udp_sockets(&self) -> Vec<JobId> {
+        self.udp.keys().copied().collect()
+    }
+
+    fn on_announce(
+        &mut self,
+        tracker: TrackerIndex,
+        url: String,
+        resp: AnnounceResponse,
+        now: Instant,
+        io: &mut Io,
+    ) -> Vec<SocketAddr> {
+        self.list.on_response(tracker, now, &resp);
+        io.event(Event::TrackerReply { torrent: self.torrent, url, peers: resp.peers.len() });
+        resp.peers
+    }
+
+    fn on_error(&mut self, tracker: TrackerIndex, url: String, message: String, now: Instant, io: &mut Io) {
+        self.list.on_error(tracker, now, &message);
+        io.event(Event::TrackerError { torrent: self.torrent, url, message });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::{DueAnnounce, TrackerDriver};
+    use crate::engine::{Event, Io, Output, UdpIo};
+    use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+    use crate::types::{ExchangeId, InfoHash, Instant, JobId, PeerId, TorrentId};
+
+    fn driver(url: &str) -> TrackerDriver {
+        TrackerDriver::new(TorrentId(3), TrackerList::new(vec![vec![url.to_owned()]], 1), 7)
+    }
+
+    fn params(due: &DueAnnounce, key: u32) -> AnnounceParams {
+        AnnounceParams {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([2; 20]),
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 100,
+            event: due.event,
+            num_want: 50,
+            key,
+            tracker_id: due.tracker_id.clone(),
+        }
+    }
+
+    fn outputs(io: &mut Io) -> Vec<Output> {
+        io.queue.drain(..).collect()
+    }
+
+    fn one_output(io: &mut Io) -> Output {
+        let mut out = outputs(io);
+        assert_eq!(out.len(), 1, "one output expected");
+        out.remove(0)
+    }
+
+    #[test]
+    fn an_http_announce_goes_out_as_a_get_and_its_answer_brings_peers() {
+        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let mut trackers = driver("http://tracker.test/announce");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        assert_eq!(due.event, AnnounceEvent::Started);
+        let p = params(&due, trackers.key());
+        assert!(trackers.announce(due, p, now, &mut rng, &mut io).is_empty());
+        let Output::Http { id, url } = one_output(&mut io) else {
+            panic!("one HTTP GET expected");
+        };
+        assert!(url.starts_with("http://tracker.test/announce?") && url.contains("key="), "{url}");
+        assert!(trackers.next_announce(now).is_none(), "one announce at a time");
+        let mut body = b"d8:intervali1800e5:peers6:".to_vec();
+        body.extend([10, 0, 0, 1, 0x1a, 0xe1]);
+        body.push(b'e');
+        let peers = trackers.on_http(id, Ok(body), &InfoHash([1; 20]), now, &mut io);
+        assert_eq!(peers, vec![SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 6881))]);
+        let Output::Event(Event::TrackerReply { torrent, peers: 1, .. }) = one_output(&mut io) else {
+            panic!("a tracker reply expected");
+        };
+        assert_eq!(torrent, TorrentId(3));
+        assert!(trackers.on_http(id, Ok(Vec::new()), &InfoHash([1; 20]), now, &mut io).is_empty(), "answered once");
+        assert!(outputs(&mut io).is_empty());
+    }
+
+    #[test]
+    fn a_udp_announce_holds_a_socket_until_it_fails() {
+        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let mut trackers = driver("udp://127.0.0.1:6969");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        trackers.announce(due, p, now, &mut rng, &mut io);
+        let Output::Udp(UdpIo::Exchange { exchange, port: 6969, .. }) = one_output(&mut io) else {
+            panic!("one datagram expected");
+        };
+        let id = JobId(exchange.0);
+        assert_eq!(trackers.udp_sockets(), vec![id]);
+        assert!(trackers.deadline(true).is_some_and(|t| t > now), "a retransmission timer runs while checking");
+        trackers.on_udp(id, Err("refused".to_owned()), now, &mut rng, &mut io);
+        let out = outputs(&mut io);
+        assert!(matches!(out[0], Output::Udp(UdpIo::EndExchange { exchange }) if exchange == ExchangeId::of(id)));
+        assert!(matches!(&out[1], Output::Event(Event::TrackerError { message, .. }) if message == "refused"));
+        assert!(trackers.udp_sockets().is_empty());
+    }
+
+    #[test]
+    fn giving_up_closes_the_sockets() {
+        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let mut trackers = driver("udp://127.0.0.1:6969");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        trackers.announce(due, p, now, &mut rng, &mut io);
+        let id = trackers.udp_sockets()[0];
+        outputs(&mut io);
+        trackers.give_up(&mut io);
+        assert!(
+            matches!(outputs(&mut io)[..], [Output::Udp(UdpIo::EndExchange { exchange })] if exchange == ExchangeId::of(id))
+        );
+        assert!(trackers.is_idle());
+    }
+}

@@ -1,0 +1,196 @@
+//! A torrent's side of moving blocks, between the wire and its parts: asking peers for blocks
+//! as the [`super::download::PiecePipeline`] allows, sending finished pieces to be hashed and
+//! written, starting the disk reads a peer's [`super::upload::UploadQueue`] plans, and sending
+//! what they return.
+
+use super::download::Finished;
+use super::peer::{Phase, INITIAL_SEND_WINDOW};
+use super::upload::Framed;
+use super::{mark, State, Torrent};
+use crate::engine::{Config, DiskError, DiskJob, DiskJobKind, Event, HashJob, Io, Output, PeerIo};
+use crate::types::{ConnId, Instant, JobId, BLOCK_SIZE};
+use crate::wire::Message;
+
+impl Torrent {
+    /// Starts disk reads for a peer's queued requests while its send backlog allows.
+    ///
+    /// Consecutive requests in one piece share one read: a peer asking for a whole piece costs
+    /// one disk job, not sixteen.
+    pub(super) fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let plen = self.meta.info.piece_length as u64;
+        // About a second of data at the rate the peer takes it: a fast peer never waits on a
+        // disk round trip, a slow one does not pin megabytes of our memory. The floor is at
+        // most a second of our whole upload, so that a slow uplink shared by many peers does
+        // not queue a minute of data, and a peer's queue grows only as it takes data.
+        let total = self.ul_rate.get();
+        let floor = if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cfg.min_send_buffer) } else { cfg.min_send_buffer };
+        let limit = p.ul.get().clamp(floor, cfg.max_send_buffer.max(floor)).min(p.send_window);
+        while p.upload_backlog() < limit && self.reads.in_flight() < cfg.max_read_jobs {
+            let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
+            let id = io.job(self.id);
+            self.reads.start(id, conn);
+            p.upload.reading(id, plan.range, blocks);
+            let kind = DiskJobKind::Read { block: plan.range, len: plan.len, spans: plan.spans };
+            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
+        }
+    }
+
+    /// Sends a complete piece to be hashed (and written, if it matches).
+    pub(super) fn hash_piece(&mut self, piece: u32, data: Vec<u8>, io: &mut Io) {
+        let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
+            // Metainfo parsing gives every piece a hash; without one there is nothing to check.
+            self.download.discard(&data);
+            return io.recycle(data);
+        };
+        let id = io.job(self.id);
+        self.download.hashing(id, piece, &data);
+        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
+    }
+
+    /// Tops up our request queue to a peer (as far as the download limit allows).
+    pub(super) fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
+        if self.state != State::Active {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.phase != Phase::Active || p.peer_choking || !p.am_interested {
+            return;
+        }
+        let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
+        if p.requests.len() >= target {
+            return;
+        }
+        let mut want = target - p.requests.len();
+        if io.down.is_limited() {
+            // Requests are paced by the download limit: each asks for up to a block's worth.
+            let balance = io.down.balance(now);
+            if balance <= 0 {
+                io.starve(self.id);
+                return;
+            }
+            let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
+            want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
+        }
+        let cap = cfg.max_in_flight_bytes;
+        let picked = self.download.pick(&mut self.picker, conn, (&p.have, p.counted_as_seed), want, cap);
+        if p.requests.is_empty() && !picked.is_empty() {
+            p.last_block = now;
+        }
+        let was_empty = p.outbuf.is_empty();
+        for &b in picked {
+            p.send(&Message::Request(b), now);
+            p.requests.push((b, now));
+            io.down.consume(u64::from(b.len));
+        }
+        if !picked.is_empty() {
+            mark(&mut self.dirty, conn, was_empty);
+        }
+    }
+
+    pub(super) fn fill_all(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.fill_requests(conn, now, cfg, io);
+        }
+    }
+
+    /// Download tokens are back after this torrent ran out: top up every peer's queue.
+    pub fn refill_requests(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        self.fill_all(now, cfg, io);
+    }
+
+    /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
+    pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        let Some((b, frame)) = p.upload.release() else { return false };
+        io.up.consume(u64::from(b.len));
+        p.send_queued += frame.len() as u64;
+        p.last_send = now;
+        io.push(Output::Peer(PeerIo::Send { conn, data: frame }));
+        self.ul_rate.add(u64::from(b.len));
+        self.uploaded += u64::from(b.len);
+        p.upload.has_throttled()
+    }
+
+    /// A hash or write job of the download finished.
+    pub(super) fn on_download_job(&mut self, done: Finished, now: Instant, cfg: &Config, io: &mut Io) {
+        match done {
+            Finished::NeedsWrite { piece, data } => {
+                let size = self.picker.piece_size(piece);
+                let spans = self.layout.piece_spans(piece, size);
+                let id = io.job(self.id);
+                self.download.writing(id, piece, u64::from(size));
+                let kind = DiskJobKind::Write { piece, spans, data };
+                io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
+            }
+            Finished::Written { piece, result, data } => self.on_written(piece, result, data, now, cfg, io),
+            Finished::HashFailed { piece, data } => {
+                io.recycle(data);
+                self.wasted += self.picker.piece_size(piece) as u64;
+                let contributors = self.picker.piece_contributors(piece).to_vec();
+                self.picker.hash_failed(piece);
+                io.event(Event::HashFailed { torrent: self.id, piece });
+                self.punish(&contributors, now, cfg, io);
+                self.fill_all(now, cfg, io);
+            }
+            Finished::Lost => {}
+        }
+    }
+
+    /// An upload read for `conn` finished: its blocks go out, or wait for tokens.
+    pub(super) fn on_read(
+        &mut self,
+        job: JobId,
+        conn: ConnId,
+        result: Result<Vec<u8>, DiskError>,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) {
+        // A freed read slot may unblock any peer, not only this one.
+        let waiting: Vec<ConnId> =
+            self.peers.iter().filter(|(c, p)| **c != conn && p.upload.waiting() > 0).map(|(c, _)| *c).collect();
+        for other in waiting {
+            self.serve_requests(other, now, cfg, io);
+        }
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some(framed) = p.upload.on_read(job, result, io.up.is_limited()) else { return };
+        let sent = match framed {
+            Ok(Framed::Whole { data, payload }) => {
+                // Earlier messages go first.
+                if !p.outbuf.is_empty() {
+                    let earlier = std::mem::take(&mut p.outbuf);
+                    p.send_queued += earlier.len() as u64;
+                    io.push(Output::Peer(PeerIo::Send { conn, data: earlier }));
+                }
+                p.send_queued += data.len() as u64;
+                io.push(Output::Peer(PeerIo::Send { conn, data }));
+                payload
+            }
+            Ok(Framed::Frames(frames)) => {
+                let mut out = std::mem::take(&mut p.outbuf);
+                let mut sent = 0u64;
+                for (b, frame) in frames {
+                    out.extend_from_slice(&frame);
+                    sent += b.len as u64;
+                }
+                p.send_queued += out.len() as u64;
+                io.push(Output::Peer(PeerIo::Send { conn, data: out }));
+                sent
+            }
+            Ok(Framed::Held) => {
+                if p.upload.needs_tokens() {
+                    io.wait_for_upload(self.id, conn);
+                }
+                return self.serve_requests(conn, now, cfg, io);
+            }
+            Err(e) => return self.fail(e.into(), now, io),
+        };
+        p.last_send = now;
+        self.ul_rate.add(sent);
+        self.uploaded += sent;
+        self.serve_requests(conn, now, cfg, io);
+    }
+}
