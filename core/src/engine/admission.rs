@@ -136,7 +136,9 @@ pub(crate) fn pick_replacement(occupants: impl IntoIterator<Item = Occupant>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        pick_replacement, AddrKey, ConnId, ConnectionLimits, Instant, IpAddr, Occupant, Usefulness, MAX_DESCRIPTORS,
+    };
     use std::time::Duration;
 
     fn at(secs: u64) -> Instant {

@@ -198,7 +198,10 @@ impl DhtLink {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        Action, Dht, DhtLink, DhtScrapeError, DhtScrapeId, InfoHash, Instant, NetPolicy, SwarmCount,
+        MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES,
+    };
     use crate::dht::{DhtConfig, NodeId};
 
     fn secs(s: u64) -> Instant {

@@ -193,7 +193,7 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Duration, Engine, Event, HealthCheckError, InfoHash, Instant, Output, UdpIo, MAX_RUNNING_CHECKS};
     use crate::engine::{Config, Input};
     use crate::health::Figures;
 

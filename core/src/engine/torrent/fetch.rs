@@ -141,7 +141,12 @@ impl MetadataFetch {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use sha1::{Digest, Sha1};
+
+    use super::{
+        ConnId, InfoHash, Instant, MetadataFetch, Received, MAX_METADATA_SIZE, METADATA_PIECE_LEN,
+        METADATA_REQUEST_TIMEOUT,
+    };
 
     const A: ConnId = ConnId(1);
     const B: ConnId = ConnId(2);

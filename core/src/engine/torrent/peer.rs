@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::{PexState, UploadQueue};
+use super::pex::PexState;
+use super::upload::UploadQueue;
 use crate::bitfield::Bitfield;
 use crate::engine::admission::Usefulness;
 use crate::rate::Rate;

@@ -1,0 +1,396 @@
+//! A torrent's connections: dialing, admitting incoming peers, the handshakes, closing, and
+//! choking.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::peer::{Peer, Phase};
+use super::pex::PexState;
+use super::pex::OUR_UT_PEX;
+use super::ut_metadata::OUR_UT_METADATA;
+use crate::choker::PeerStats as ChokeStats;
+use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
+use crate::engine::{Config, Io, Output, PeerIo};
+use crate::types::{BlockRef, ConnId, Instant};
+use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
+
+use super::{addr_in_use, crowded, mark, Admit, State, Torrent};
+
+impl Torrent {
+    // ---- connections ----
+
+    /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
+    pub fn wants_dht(&self) -> bool {
+        self.state == State::Active && !self.meta.info.private
+    }
+
+    /// Whether we have the whole torrent (announced to the DHT as a seed: BEP 33).
+    pub fn is_seed(&self) -> bool {
+        self.fetching.is_none() && self.picker.have().is_full()
+    }
+
+    /// Adds peer addresses to dial; returns how many were new to us.
+    pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
+        self.peer_list.add(addrs, cfg)
+    }
+
+    /// Dials candidates while there is room; returns the new connections.
+    pub fn connect_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) -> Vec<ConnId> {
+        let mut new = Vec::new();
+        if self.state != State::Active {
+            return new;
+        }
+        // Each candidate is looked at once at most.
+        for _ in 0..self.peer_list.candidates() {
+            if self.peers.len() >= cfg.max_peers_per_torrent || io.half_open >= cfg.max_half_open || io.conn_room == 0 {
+                break;
+            }
+            let peers = &self.peers;
+            let Some(addr) = self.peer_list.next_dial(now, |a| crowded(peers, a, cfg)) else { continue };
+            let conn = io.conn();
+            io.half_open += 1;
+            io.conn_room -= 1;
+            let decoder = Box::new(Decoder::new_expecting_handshake(cfg.wire_limits));
+            let peer =
+                Peer::new(addr, true, Phase::Connecting { since: now }, decoder, self.meta.info.piece_count(), now);
+            self.peers.insert(conn, peer);
+            io.push(Output::Peer(PeerIo::Connect { conn, addr }));
+            new.push(conn);
+        }
+        new
+    }
+
+    pub fn on_connected(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if let Phase::Connecting { .. } = p.phase {
+            // Counted when it was dialled (checked by `Engine::check_invariants`).
+            io.half_open -= 1;
+            p.phase = Phase::Handshake { since: now };
+            let was_empty = p.outbuf.is_empty();
+            Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
+            mark(&mut self.dirty, conn, was_empty);
+        }
+    }
+
+    /// Whether `addr`'s address has [`Config::max_connections_per_ip`] peers here already.
+    pub(super) fn crowded(&self, addr: SocketAddr, cfg: &Config) -> bool {
+        crowded(&self.peers, addr, cfg)
+    }
+
+    /// The peer to close for a newcomer when the torrent is full (see [`pick_replacement`]):
+    /// only established peers compete, dials and handshakes in progress end on their own.
+    pub(super) fn replacement(&self) -> Option<ConnId> {
+        let fetching = self.fetching.is_some();
+        pick_replacement(self.peers.iter().filter(|(_, p)| p.phase == Phase::Active).map(|(conn, p)| Occupant {
+            conn: *conn,
+            usefulness: p.usefulness(fetching),
+            since: p.activated,
+        }))
+    }
+
+    /// A torrent full of peers that do nothing for it closes the longest idle one (once a
+    /// tick) while it has addresses to dial: squatters must not keep it from finding peers,
+    /// and incoming connections alone may never come (a seeder may be the only one that knows
+    /// its leechers' addresses). No age is asked of the idle peer: squatters replacing each
+    /// other keep every one of them young.
+    pub(super) fn make_room_to_dial(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+        let fetching = self.fetching.is_some();
+        if self.peers.len() < cfg.max_peers_per_torrent {
+            return;
+        }
+        let peers = &self.peers;
+        if !self.peer_list.has_dialable(now, |a| crowded(peers, a, cfg)) {
+            return;
+        }
+        let idle = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Active)
+            .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
+            .filter(|o| o.usefulness == Usefulness::Idle);
+        if let Some(victim) = pick_replacement(idle) {
+            self.close(victim, now, io);
+        }
+    }
+
+    /// Takes an incoming connection whose handshake named this torrent; false to refuse it.
+    /// A full torrent (or session) closes its least useful peer to take it, if it has one
+    /// that may be replaced.
+    pub fn attach_incoming(
+        &mut self,
+        admit: Admit,
+        decoder: Box<Decoder>,
+        hs: Handshake,
+        now: Instant,
+        cfg: &Config,
+        io: &mut Io,
+    ) -> bool {
+        let Admit { conn, addr, session_full } = admit;
+        if self.state != State::Active || self.crowded(addr, cfg) {
+            return false;
+        }
+        if self.peer_list.is_banned(addr) {
+            return false;
+        }
+        if session_full || self.peers.len() >= cfg.max_peers_per_torrent {
+            match self.replacement() {
+                Some(victim) => self.close(victim, now, io),
+                None => return false,
+            }
+        }
+        let mut peer =
+            Peer::new(addr, false, Phase::Handshake { since: now }, decoder, self.meta.info.piece_count(), now);
+        Handshake::new(self.info_hash, self.our_id).encode(&mut peer.outbuf);
+        self.peers.insert(conn, peer);
+        self.dirty.push(conn);
+        self.activate(conn, hs, now, cfg, io)
+    }
+
+    /// Handshakes are exchanged: check the peer and send our opening messages.
+    pub(super) fn activate(&mut self, conn: ConnId, hs: Handshake, now: Instant, cfg: &Config, io: &mut Io) -> bool {
+        let existing = self
+            .peers
+            .iter()
+            .find(|(c, p)| **c != conn && p.phase == Phase::Active && p.peer_id == hs.peer_id)
+            .map(|(c, p)| (*c, p.outgoing));
+        let mut duplicate = false;
+        if let (Some((old, old_outgoing)), Some(new_outgoing)) = (existing, self.peers.get(&conn).map(|p| p.outgoing)) {
+            // Both sides dialled each other (peers found at once through the DHT or PEX). Both
+            // keep the connection dialled by the side with the smaller peer id, so exactly one
+            // survives; closing "the newer one" on each side could close both.
+            let keep_outgoing = self.our_id.0 < hs.peer_id.0;
+            if new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
+                self.close(old, now, io);
+            } else {
+                duplicate = true;
+            }
+        }
+        if hs.peer_id == self.our_id || hs.info_hash != self.info_hash || duplicate {
+            if hs.peer_id == self.our_id {
+                if let Some(p) = self.peers.get(&conn) {
+                    self.peer_list.ban(p.addr);
+                }
+            }
+            self.close(conn, now, io);
+            return false;
+        }
+        let pieces = self.meta.info.piece_count();
+        let have = self.picker.have().clone();
+        // Without metadata we have nothing, whatever an empty bitfield says.
+        let seed = self.fetching.is_none() && have.is_full();
+        let ext = self.extended_handshake(cfg);
+        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        p.peer_id = hs.peer_id;
+        p.activated = now;
+        p.fast = hs.supports_fast();
+        p.extended = hs.supports_extended();
+        p.phase = Phase::Active;
+        p.queue_target = cfg.min_requests_per_peer;
+        p.pex = PexState::new(now);
+        if self.fetching.is_none() {
+            // Until the metadata is in, any piece index is remembered, not refused.
+            p.decoder.set_piece_count(pieces);
+        }
+        let was_empty = p.outbuf.is_empty();
+        if p.extended {
+            p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
+        }
+        if p.fast && seed {
+            p.send(&Message::HaveAll, now);
+        } else if p.fast && have.count_ones() == 0 {
+            p.send(&Message::HaveNone, now);
+        } else if have.count_ones() > 0 {
+            p.send(&Message::Bitfield(have.as_bytes().to_vec()), now);
+        }
+        mark(&mut self.dirty, conn, was_empty);
+        let (addr, outgoing) = (p.addr, p.outgoing);
+        self.peer_list.handshaken(addr, outgoing);
+        true
+    }
+
+    /// Our extended handshake (BEP 10): the extensions we speak and what peers should know.
+    pub(super) fn extended_handshake(&self, cfg: &Config) -> ExtendedHandshake {
+        let known = self.fetching.is_none();
+        let mut m = BTreeMap::from([(UT_METADATA.to_owned(), OUR_UT_METADATA)]);
+        if self.pex_allowed() {
+            m.insert(UT_PEX.to_owned(), OUR_UT_PEX);
+        }
+        ExtendedHandshake {
+            v: Some(cfg.client_name.clone()),
+            p: Some(cfg.listen_port),
+            reqq: Some(cfg.max_peer_requests as u32),
+            // BEP 21: a seed says so, and other seeds need not stay connected to it.
+            upload_only: (known && self.picker.have().is_full()).then_some(true),
+            m,
+            metadata_size: known.then_some(self.meta.info_bytes.len() as u64),
+            ..Default::default()
+        }
+    }
+
+    pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        p.last_recv = now;
+        // Whole messages are decoded straight from `data`; the decoder keeps only a partial
+        // tail (one copy less of every block received).
+        let mut input = data;
+        if let Phase::Handshake { .. } = p.phase {
+            p.decoder.feed(input);
+            input = &[];
+            match p.decoder.take_handshake() {
+                Ok(None) => return,
+                Ok(Some(hs)) => {
+                    if !self.activate(conn, hs, now, cfg, io) {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.close(conn, now, io);
+                    return;
+                }
+            }
+        }
+        loop {
+            let next = match self.peers.get_mut(&conn) {
+                Some(p) if p.phase == Phase::Active => p.decoder.next_from(&mut input),
+                _ => return,
+            };
+            match next {
+                // A block straight from the received bytes: copied once, into its piece.
+                Ok(Some(Decoded::Block { piece, offset, data })) => {
+                    if let Some(p) = self.peers.get_mut(&conn) {
+                        p.got_first_message = true;
+                        p.spoke = true;
+                        let block = BlockRef { piece, offset, len: data.len() as u32 };
+                        self.on_block(conn, block, data, now, cfg, io);
+                    }
+                }
+                Ok(Some(Decoded::Message(msg))) => {
+                    if let (Some(p), false) = (self.peers.get_mut(&conn), matches!(msg, Message::KeepAlive)) {
+                        p.spoke = true;
+                    }
+                    self.on_message(conn, msg, now, cfg, io)
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.close(conn, now, io);
+                    return;
+                }
+            }
+        }
+        self.fill_requests(conn, now, cfg, io);
+    }
+
+    pub fn on_sent(&mut self, conn: ConnId, n: u64, now: Instant, cfg: &Config, io: &mut Io) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        p.send_queued = p.send_queued.saturating_sub(n);
+        p.send_window = p.send_window.saturating_add(n).min(cfg.max_send_buffer.max(cfg.min_send_buffer));
+        // The rate that sizes its backlog is what the socket really took, not what we queued.
+        p.ul.add(n);
+        self.serve_requests(conn, now, cfg, io);
+    }
+
+    pub fn on_closed(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        self.drop_peer(conn, now, io);
+    }
+
+    /// Closes a connection from our side.
+    pub(super) fn close(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+        if self.drop_peer(conn, now, io) {
+            io.push(Output::Peer(PeerIo::Close { conn }));
+            io.closed.push(conn);
+        }
+    }
+
+    pub(super) fn close_all(&mut self, now: Instant, io: &mut Io) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.close(conn, now, io);
+        }
+        // Partly received pieces go with their peers.
+        for buf in self.download.drop_partial(&mut self.picker) {
+            io.recycle(buf);
+        }
+    }
+
+    /// Forgets a peer: its availability, its requests, its slot. True if it existed.
+    pub(super) fn drop_peer(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+        let Some(p) = self.peers.remove(&conn) else { return false };
+        if let Phase::Connecting { .. } = p.phase {
+            // Counted when it was dialled (checked by `Engine::check_invariants`).
+            io.half_open -= 1;
+        }
+        if p.phase == Phase::Active {
+            self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
+        }
+        self.choker.peer_gone(conn);
+        if let Some(phase) = &mut self.fetching {
+            phase.fetch.peer_gone(conn);
+        }
+        let peers = &self.peers;
+        self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, now, |a| addr_in_use(peers, a));
+        true
+    }
+
+    // ---- choking ----
+
+    pub(super) fn choke(&mut self, conn: ConnId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.am_choking {
+            return;
+        }
+        p.am_choking = true;
+        let was_empty = p.send(&Message::Choke, now);
+        // Blocks read but held back by the upload limit are not sent to a choked peer either.
+        let queued = p.upload.choke();
+        if p.fast {
+            for b in queued {
+                p.send(&Message::Reject(b), now);
+            }
+        }
+        mark(&mut self.dirty, conn, was_empty);
+    }
+
+    pub(super) fn unchoke(&mut self, conn: ConnId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&conn) else { return };
+        if p.am_choking {
+            p.am_choking = false;
+            mark(&mut self.dirty, conn, p.send(&Message::Unchoke, now));
+        }
+    }
+
+    /// Unchokes a newly interested peer at once if a slot is free, instead of at the next rechoke.
+    pub(super) fn quick_unchoke(&mut self, conn: ConnId, now: Instant, cfg: &Config) {
+        if self.fetching.is_some() {
+            return; // nothing to upload yet
+        }
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        if unchoked < cfg.upload_slots {
+            self.unchoke(conn, now);
+        }
+    }
+
+    pub(super) fn rechoke(&mut self, now: Instant) {
+        let stats: Vec<ChokeStats> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Active)
+            .map(|(c, p)| ChokeStats {
+                conn: *c,
+                interested: p.peer_interested,
+                download_rate: p.dl.get(),
+                upload_rate: p.ul.get(),
+                snubbed: p.snubbed,
+                unchoked: !p.am_choking,
+            })
+            .collect();
+        let seeding = self.picker.is_finished();
+        let unchoke = self.choker.rechoke(now, &stats, seeding);
+        for s in stats {
+            if unchoke.contains(&s.conn) {
+                self.unchoke(s.conn, now);
+            } else {
+                self.choke(s.conn, now);
+            }
+        }
+    }
+}
