@@ -5,8 +5,6 @@ use std::time::Duration;
 use crate::wire::Limits;
 
 use super::admission::{ConnectionLimits, DEFAULT_DESCRIPTORS};
-#[cfg(doc)]
-use super::{Input, TorrentState, UdpIo};
 
 /// Tunables of one engine. Every buffer and queue the engine keeps is bounded by one of these.
 #[derive(Clone, Debug)]
@@ -62,7 +60,7 @@ pub struct Config {
     /// Piece checks (read + hash of existing data) in flight at once per torrent.
     pub max_check_jobs: usize,
     /// Torrents checking existing data at once; the others wait in
-    /// [`TorrentState::CheckQueued`], first come first served. 0 counts as 1.
+    /// [`TorrentState::CheckQueued`](crate::TorrentState::CheckQueued), first come first served. 0 counts as 1.
     pub max_checking_torrents: usize,
     /// Pieces a peer may help corrupt before it is banned (a sole contributor is banned at once).
     pub hashfails_to_ban: u32,
@@ -84,7 +82,7 @@ pub struct Config {
     /// peers wait in memory (bounded by the send buffers) until the limit lets them go.
     pub max_upload_rate: u64,
     /// Local Service Discovery (BEP 14): announce public torrents on the LAN multicast group
-    /// ([`UdpIo::Lsd`]) and take peers from its [`Input::Datagram`]s. Off by
+    /// ([`UdpIo::Lsd`](crate::UdpIo::Lsd)) and take peers from its [`Input::Datagram`](crate::Input::Datagram)s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
 }

@@ -6,9 +6,7 @@ use crate::metainfo::MetainfoError;
 use crate::types::{InfoHash, TorrentId};
 
 use super::dht::DhtScrapeId;
-use super::output::DiskError;
-#[cfg(doc)]
-use super::Engine;
+use super::disk_error::DiskError;
 
 /// Something the application may want to know about.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,7 +31,7 @@ pub enum Event {
     },
     /// The info dictionary of a torrent added by magnet arrived and matches its info-hash; the
     /// torrent continues as if added from a .torrent file. Its files are known from now on
-    /// ([`Engine::metainfo`]): the runtime must map them before running the disk jobs that
+    /// ([`Engine::metainfo`](crate::Engine::metainfo)): the runtime must map them before running the disk jobs that
     /// follow this event.
     MetadataReceived {
         /// The torrent.
@@ -68,7 +66,7 @@ pub enum Event {
         /// The peer.
         addr: SocketAddr,
     },
-    /// A [`Engine::dht_scrape`] ended with these counts (all zero when no node answered).
+    /// A [`Engine::dht_scrape`](crate::Engine::dht_scrape) ended with these counts (all zero when no node answered).
     DhtScrape {
         /// The scrape.
         id: DhtScrapeId,
@@ -107,9 +105,9 @@ pub enum Event {
         /// The torrent.
         torrent: TorrentId,
     },
-    /// After [`Engine::shutdown`]: every `stopped` announce is done (or timed out).
+    /// After [`Engine::shutdown`](crate::Engine::shutdown): every `stopped` announce is done (or timed out).
     ShutdownComplete,
-    /// A health check of [`Engine::check_health`] is over.
+    /// A health check of [`Engine::check_health`](crate::Engine::check_health) is over.
     HealthChecked {
         /// The check.
         check: crate::health::HealthCheckId,

@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{DhtScrapeId, Engine, Event, Io, Output, UdpIo};
+use super::dht::DhtScrapeId;
+use super::event::Event;
+use super::io::Io;
+use super::output::{Output, UdpIo};
 use crate::dht::SwarmCount;
 use crate::health::{dht_figures, HealthCheck, HealthCheckId, HealthRequest};
 use crate::types::ExchangeId;
-use crate::types::{InfoHash, Instant, JobId};
+use crate::types::{Instant, JobId};
 
-/// At most this many checks run at once; more are refused ([`Engine::check_health`]).
+/// At most this many checks run at once; more are refused ([`Engine::check_health`](crate::Engine::check_health)).
 pub const MAX_RUNNING_CHECKS: usize = 64;
 
 /// The longest a check may take.
@@ -59,7 +62,12 @@ impl HealthChecks {
         self.jobs.contains_key(&job)
     }
 
-    fn start(&mut self, check: HealthCheck, dht: Option<DhtScrapeId>, io: &mut Io) -> HealthCheckId {
+    /// Whether as many checks run as may ([`MAX_RUNNING_CHECKS`]).
+    pub(super) fn is_full(&self) -> bool {
+        self.running.len() >= MAX_RUNNING_CHECKS
+    }
+
+    pub(super) fn start(&mut self, check: HealthCheck, dht: Option<DhtScrapeId>, io: &mut Io) -> HealthCheckId {
         self.next += 1;
         let id = HealthCheckId(self.next);
         if let Some(scrape) = dht {
@@ -155,47 +163,13 @@ impl HealthChecks {
     }
 }
 
-impl Engine {
-    /// Starts a health check of any torrent: its `trackers` (announce URLs) are scraped, the
-    /// DHT counts its swarm (BEP 33, when the DHT is on), and the figures come back as
-    /// [`Event::HealthChecked`] with the returned id, at the latest `timeout` (at most
-    /// [`MAX_CHECK_TIMEOUT`]) from now. A DHT that has not reached the network yet is not
-    /// waited for: it says so in the report. A check with no usable source reports at once,
-    /// with no figures.
-    pub fn check_health(
-        &mut self,
-        info_hash: InfoHash,
-        trackers: &[String],
-        timeout: Duration,
-        now: Instant,
-    ) -> Result<HealthCheckId, HealthCheckError> {
-        if self.health.running.len() >= MAX_RUNNING_CHECKS {
-            return Err(HealthCheckError::Busy);
-        }
-        let mut check = HealthCheck::new(info_hash, trackers, now, timeout.min(MAX_CHECK_TIMEOUT), &mut self.rng);
-        let mut scrape = None;
-        if let Some(link) = &mut self.dht {
-            check = check.with_dht();
-            if !link.dht.is_bootstrapped() {
-                check.handle_dht(Err("the DHT has not reached the network".into()));
-            } else {
-                match link.scrape(info_hash, now) {
-                    Ok(id) => scrape = Some(id),
-                    Err(e) => check.handle_dht(Err(e.to_string())),
-                }
-            }
-        }
-        let id = self.health.start(check, scrape, &mut self.io);
-        self.after_input(None, now);
-        Ok(id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Duration, Engine, Event, HealthCheckError, InfoHash, Instant, Output, UdpIo, MAX_RUNNING_CHECKS};
+    use super::{Duration, Event, HealthCheckError, Instant, Output, UdpIo, MAX_RUNNING_CHECKS};
+    use crate::engine::Engine;
     use crate::engine::{Config, Input};
     use crate::health::Figures;
+    use crate::types::InfoHash;
 
     fn ih() -> InfoHash {
         InfoHash([7; 20])

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use super::{Event, Output};
+use super::event::Event;
+use super::output::Output;
 use crate::rate::TokenBucket;
 use crate::types::{ConnId, JobId, TorrentId};
 

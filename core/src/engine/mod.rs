@@ -6,6 +6,7 @@
 mod admission;
 mod config;
 mod dht;
+mod disk_error;
 mod event;
 mod health;
 mod input;
@@ -18,11 +19,10 @@ mod stats;
 mod torrent;
 
 pub use config::Config;
+pub use disk_error::{DiskError, DiskErrorKind};
 pub use event::{Event, TorrentError};
 pub use input::{Input, Socket};
-pub use output::{
-    lay_out_read, DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo,
-};
+pub use output::{lay_out_read, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo};
 pub use params::{AddMagnet, AddTorrent, EngineError, FilePriority};
 pub use stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
 
@@ -36,6 +36,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::health::{HealthCheck, HealthCheckId};
 use crate::metainfo::{Info, Metainfo};
 use crate::rate::TokenBucket;
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
@@ -436,6 +437,40 @@ impl Engine {
         torrent.scrape(now, &self.config, &mut self.io);
         self.after_input(Some(t), now);
         Ok(())
+    }
+
+    /// Starts a health check of any torrent: its `trackers` (announce URLs) are scraped, the
+    /// DHT counts its swarm (BEP 33, when the DHT is on), and the figures come back as
+    /// [`Event::HealthChecked`] with the returned id, at the latest `timeout` (at most
+    /// [`MAX_CHECK_TIMEOUT`]) from now. A DHT that has not reached the network yet is not
+    /// waited for: it says so in the report. A check with no usable source reports at once,
+    /// with no figures.
+    pub fn check_health(
+        &mut self,
+        info_hash: InfoHash,
+        trackers: &[String],
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<HealthCheckId, HealthCheckError> {
+        if self.health.is_full() {
+            return Err(HealthCheckError::Busy);
+        }
+        let mut check = HealthCheck::new(info_hash, trackers, now, timeout.min(MAX_CHECK_TIMEOUT), &mut self.rng);
+        let mut scrape = None;
+        if let Some(link) = &mut self.dht {
+            check = check.with_dht();
+            if !link.dht.is_bootstrapped() {
+                check.handle_dht(Err("the DHT has not reached the network".into()));
+            } else {
+                match link.scrape(info_hash, now) {
+                    Ok(id) => scrape = Some(id),
+                    Err(e) => check.handle_dht(Err(e.to_string())),
+                }
+            }
+        }
+        let id = self.health.start(check, scrape, &mut self.io);
+        self.after_input(None, now);
+        Ok(id)
     }
 
     /// Sets the global download and upload limits in payload bytes per second (0: none); see

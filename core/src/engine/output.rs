@@ -5,37 +5,14 @@ use std::net::SocketAddr;
 use crate::storage::FileSpan;
 use crate::types::{BlockRef, ConnId, ExchangeId, JobId, PieceHash, TorrentId};
 
+use super::disk_error::DiskError;
+
 use super::event::Event;
-#[cfg(doc)]
-use super::input::{Input, Socket};
-
-/// Why a disk operation failed, as far as the engine cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DiskErrorKind {
-    /// The file does not exist (deleted under us, or never created).
-    NotFound,
-    /// The disk is full.
-    NoSpace,
-    /// Permission denied.
-    PermissionDenied,
-    /// Anything else.
-    Other,
-}
-
-/// A failed disk operation, reported by the runtime.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct DiskError {
-    /// Its kind.
-    pub kind: DiskErrorKind,
-    /// The OS message, with the path.
-    pub message: String,
-}
 
 /// A disk operation for the runtime to run (off the engine's thread).
 #[derive(Debug)]
 pub struct DiskJob {
-    /// Completion id, passed back in [`Input::Job`].
+    /// Completion id, passed back in [`Input::Job`](crate::Input::Job).
     pub id: JobId,
     /// The torrent whose files are meant.
     pub torrent: TorrentId,
@@ -170,7 +147,7 @@ pub enum Output {
     Peer(PeerIo),
     /// Work on a UDP socket: the DHT's, Local Service Discovery's, or a UDP tracker exchange's.
     Udp(UdpIo),
-    /// Resolve a DHT bootstrap host name; answer with [`Input::Resolved`].
+    /// Resolve a DHT bootstrap host name; answer with [`Input::Resolved`](crate::Input::Resolved).
     Resolve {
         /// The host name.
         host: String,
@@ -178,16 +155,16 @@ pub enum Output {
         port: u16,
     },
     /// GET this URL (an HTTP tracker announce, scrape or health check) and answer with
-    /// [`Input::Http`].
+    /// [`Input::Http`](crate::Input::Http).
     Http {
         /// Completion id.
         id: JobId,
         /// Full URL, query included.
         url: String,
     },
-    /// Run a disk job; answer with [`Input::Job`].
+    /// Run a disk job; answer with [`Input::Job`](crate::Input::Job).
     Disk(DiskJob),
-    /// Run a hash job; answer with [`Input::Job`].
+    /// Run a hash job; answer with [`Input::Job`](crate::Input::Job).
     Hash(HashJob),
     /// Tell the application.
     Event(Event),
@@ -196,14 +173,14 @@ pub enum Output {
 /// Work on a peer connection.
 #[derive(Debug)]
 pub enum PeerIo {
-    /// Open a TCP connection; answer with [`Input::Connected`] or [`Input::Closed`].
+    /// Open a TCP connection; answer with [`Input::Connected`](crate::Input::Connected) or [`Input::Closed`](crate::Input::Closed).
     Connect {
         /// The connection's id.
         conn: ConnId,
         /// Where to.
         addr: SocketAddr,
     },
-    /// Write these bytes on the connection, in order; report progress with [`Input::Sent`].
+    /// Write these bytes on the connection, in order; report progress with [`Input::Sent`](crate::Input::Sent).
     Send {
         /// The connection.
         conn: ConnId,
@@ -221,7 +198,7 @@ pub enum PeerIo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UdpIo {
     /// Send one datagram from the DHT socket (the one bound to the listen port); what arrives
-    /// there goes back as [`Input::Datagram`] with [`Socket::Dht`].
+    /// there goes back as [`Input::Datagram`](crate::Input::Datagram) with [`Socket::Dht`](crate::Socket::Dht).
     Dht {
         /// Where to.
         to: SocketAddr,
@@ -230,7 +207,7 @@ pub enum UdpIo {
     },
     /// Send one Local Service Discovery announce to the multicast group (BEP 14), from the
     /// socket bound to [`crate::lsd::PORT`]; what arrives there goes back as
-    /// [`Input::Datagram`] with [`Socket::Lsd`]. A runtime without IPv6 multicast drops `v6`
+    /// [`Input::Datagram`](crate::Input::Datagram) with [`Socket::Lsd`](crate::Socket::Lsd). A runtime without IPv6 multicast drops `v6`
     /// ones.
     Lsd {
         /// The datagram.
@@ -239,7 +216,7 @@ pub enum UdpIo {
         v6: bool,
     },
     /// Send a datagram to `host:port` from a socket kept for the UDP tracker exchange; pass
-    /// every datagram that socket receives (or why it failed) as [`Input::Exchange`].
+    /// every datagram that socket receives (or why it failed) as [`Input::Exchange`](crate::Input::Exchange).
     Exchange {
         /// The exchange.
         exchange: ExchangeId,

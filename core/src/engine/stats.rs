@@ -7,8 +7,6 @@ use crate::tracker::TrackerStatus;
 use crate::types::{InfoHash, PeerId};
 
 use super::dht::DhtTorrentStatus;
-#[cfg(doc)]
-use super::Config;
 
 /// The phase a torrent is in.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,7 +14,7 @@ pub enum TorrentState {
     /// Added by magnet: fetching the info dictionary from peers.
     Metadata,
     /// Waiting for another torrent's check to end before checking its own data
-    /// ([`Config::max_checking_torrents`]).
+    /// ([`Config::max_checking_torrents`](crate::Config::max_checking_torrents)).
     CheckQueued,
     /// Checking existing data; `progress` in 0..=1.
     Checking {

@@ -12,7 +12,7 @@ use bt_bencode::{ByteString, Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use super::{
+use super::announce::{
     clamp_interval, clamp_min_interval, compact_v4, compact_v6, push_peer, AnnounceEvent, AnnounceParams,
     AnnounceResponse, ScrapeStats, TrackerError, DEFAULT_INTERVAL, MAX_PEERS_PER_RESPONSE,
 };

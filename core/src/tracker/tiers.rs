@@ -26,7 +26,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{tracker_kind, AnnounceEvent, AnnounceResponse, ScrapeStats};
+use super::announce::{tracker_kind, AnnounceEvent, AnnounceResponse, ScrapeStats};
 use crate::types::Instant;
 
 /// The first back-off after a failure; it doubles with each further failure.

@@ -1,8 +1,9 @@
 //! The incremental frame decoder: socket bytes in, messages out.
 
+use super::error::WireError;
 use super::handshake::{check_protocol_prefix, Handshake, HANDSHAKE_LEN};
+use super::limits::Limits;
 use super::message::{check_header, parse_body, piece_body, FrameKind, Message};
-use super::{Limits, WireError};
 
 /// Length of the frame length prefix.
 const PREFIX_LEN: usize = 4;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bt_bencode::{ByteString, Value};
 use serde::Deserialize;
 
-use super::WireError;
+use super::error::WireError;
 use crate::bencode::{self, BencodeError};
 
 /// The extended message id of the extended handshake.

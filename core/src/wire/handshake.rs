@@ -1,6 +1,6 @@
 //! The 68-byte BitTorrent handshake (BEP 3) and its reserved-bit capability flags.
 
-use super::WireError;
+use super::error::WireError;
 use crate::types::{InfoHash, PeerId};
 
 /// Length of the handshake: pstrlen, pstr, reserved, info hash, peer id.

@@ -1,6 +1,7 @@
 //! Peer wire messages: their encoding and the per-message checks of the decoder.
 
-use super::{Limits, WireError};
+use super::error::WireError;
+use super::limits::Limits;
 use crate::types::BlockRef;
 
 /// Message ids on the wire (BEP 3, BEP 6, BEP 10).

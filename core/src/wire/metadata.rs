@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use bt_bencode::{ByteString, Value};
 use serde::Deserialize;
 
-use super::WireError;
+use super::error::WireError;
 use crate::bencode::{self, BencodeError};
 
 /// The extension's name in the extended handshake's `m` dictionary.

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use bt_bencode::{ByteString, Value};
 use serde::Deserialize;
 
-use super::WireError;
+use super::error::WireError;
 use crate::bencode::{self, BencodeError};
 
 /// The extension's name in the extended handshake's `m` dictionary.

@@ -139,6 +139,23 @@ impl MetadataFetch {
     }
 }
 
+/// What a torrent added by magnet keeps until its info dictionary is in.
+pub(crate) struct MetadataPhase {
+    /// The dictionary being assembled.
+    pub fetch: MetadataFetch,
+    /// BEP 53 file selection from the magnet: the other files are skipped.
+    pub select_only: Option<Vec<u32>>,
+    /// Check data already on disk once the files are known.
+    pub check_existing: bool,
+}
+
+impl MetadataPhase {
+    /// The phase of a magnet torrent that has just been added.
+    pub fn new(info_hash: InfoHash, select_only: Option<Vec<u32>>, check_existing: bool) -> Self {
+        MetadataPhase { fetch: MetadataFetch::new(info_hash), select_only, check_existing }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sha1::{Digest, Sha1};

@@ -22,10 +22,13 @@ mod upload;
 mod ut_metadata;
 
 use super::admission::{AddrKey, Usefulness};
-use super::{
-    AddTorrent, Config, DiskError, EngineError, Event, FilePriority, Io, JobResult, Output, PeerIo, PeerRequests,
-    PeerStats, TorrentError, TorrentState, TorrentStats,
-};
+use super::config::Config;
+use super::disk_error::DiskError;
+use super::event::{Event, TorrentError};
+use super::io::Io;
+use super::output::{JobResult, Output, PeerIo};
+use super::params::{AddTorrent, EngineError, FilePriority};
+use super::stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
 use crate::choker::{Choker, ChokerConfig};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
@@ -35,11 +38,11 @@ use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::Message;
 use check::Checker;
 use download::PiecePipeline;
+pub(crate) use fetch::MetadataPhase;
 use peer::{Peer, Phase};
 use peer_list::PeerList;
 use trackers::TrackerDriver;
 use upload::Reads;
-pub(crate) use ut_metadata::MetadataPhase;
 
 /// Largest block a peer may request from us.
 const MAX_REQUEST_LEN: u32 = 128 * 1024;

@@ -113,6 +113,11 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
+    /// Whether the handshakes are done and messages flow.
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Active
+    }
+
     pub fn new(
         addr: SocketAddr,
         outgoing: bool,

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::peer::Phase;
 use super::{mark, Torrent};
 use crate::engine::{Config, Io};
 use crate::types::{ConnId, Instant};
@@ -80,7 +79,7 @@ impl Torrent {
     fn pex_entries(&self) -> Vec<(ConnId, SocketAddr, u8)> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active)
+            .filter(|(_, p)| p.is_active())
             .filter_map(|(conn, p)| {
                 let addr = match (p.outgoing, p.listen_port) {
                     (true, _) => p.addr,
@@ -104,7 +103,7 @@ impl Torrent {
         let due: Vec<ConnId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active && p.ut_pex.is_some() && now >= p.pex.next_send)
+            .filter(|(_, p)| p.is_active() && p.ut_pex.is_some() && now >= p.pex.next_send)
             .map(|(conn, _)| *conn)
             .collect();
         if due.is_empty() {
@@ -138,7 +137,7 @@ impl Torrent {
         ext.m.insert(UT_PEX.to_owned(), 0);
         let payload = ext.encode();
         for (conn, p) in self.peers.iter_mut() {
-            if p.phase == Phase::Active && p.extended {
+            if p.is_active() && p.extended {
                 let was_empty = p.send(&Message::Extended { id: 0, payload: payload.clone() }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }

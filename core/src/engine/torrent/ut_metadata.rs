@@ -4,7 +4,7 @@
 
 use rand::Rng;
 
-use super::fetch::{MetadataFetch, Received, METADATA_REQUESTS_PER_PEER};
+use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
 use super::peer::Phase;
 use super::{mark, Torrent};
 use crate::bitfield::Bitfield;
@@ -12,7 +12,7 @@ use crate::engine::{Config, Event, FilePriority, Io, TorrentError};
 use crate::metainfo::Info;
 use crate::picker::Picker;
 use crate::storage::FileLayout;
-use crate::types::{ConnId, InfoHash, Instant};
+use crate::types::{ConnId, Instant};
 use crate::wire::{metadata_piece_count, Message, MetadataMessage, METADATA_PIECE_LEN};
 
 /// The extended message id peers send us `ut_metadata` messages under.
@@ -20,23 +20,6 @@ pub(crate) const OUR_UT_METADATA: u8 = 2;
 
 /// HAVEs remembered per peer before the piece count is known; a peer sending more is closed.
 const MAX_EARLY_HAVES: usize = 65_536;
-
-/// What a torrent added by magnet keeps until its info dictionary is in.
-pub(crate) struct MetadataPhase {
-    /// The dictionary being assembled.
-    pub fetch: MetadataFetch,
-    /// BEP 53 file selection from the magnet: the other files are skipped.
-    pub select_only: Option<Vec<u32>>,
-    /// Check data already on disk once the files are known.
-    pub check_existing: bool,
-}
-
-impl MetadataPhase {
-    /// The phase of a magnet torrent that has just been added.
-    pub fn new(info_hash: InfoHash, select_only: Option<Vec<u32>>, check_existing: bool) -> Self {
-        MetadataPhase { fetch: MetadataFetch::new(info_hash), select_only, check_existing }
-    }
-}
 
 impl Torrent {
     /// Whether the info dictionary is still being fetched.

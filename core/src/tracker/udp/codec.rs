@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use crate::tracker::{compact_v4, compact_v6, write_compact, AnnounceEvent, AnnounceParams, ScrapeStats, TrackerError};
+use crate::tracker::announce::{
+    compact_v4, compact_v6, write_compact, AnnounceEvent, AnnounceParams, ScrapeStats, TrackerError,
+};
 use crate::types::{InfoHash, PeerId};
 
 /// The magic constant that opens every connect request.

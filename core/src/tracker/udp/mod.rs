@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{clamp_interval, push_peer, AnnounceParams, AnnounceResponse, ScrapeStats, TrackerError};
+use super::announce::{clamp_interval, push_peer, AnnounceParams, AnnounceResponse, ScrapeStats, TrackerError};
 use crate::types::{InfoHash, Instant};
 
 pub mod codec;
