@@ -44,9 +44,8 @@ pub(crate) struct Io {
 const SPARE_BYTES: usize = 4 << 20;
 
 impl Io {
-    /// An empty queue with no rate limits, for unit tests of the parts that write into it.
-    #[cfg(test)]
-    pub(super) fn unlimited(now: crate::types::Instant) -> Io {
+    /// An empty queue under the global rate limits `up` and `down`.
+    pub(super) fn new(up: TokenBucket, down: TokenBucket) -> Io {
         Io {
             queue: VecDeque::new(),
             next_id: 1,
@@ -56,13 +55,19 @@ impl Io {
             conn_room: 0,
             next_check_ticket: 0,
             checks_changed: false,
-            up: TokenBucket::new(0, now),
-            down: TokenBucket::new(0, now),
+            up,
+            down,
             up_waiting: VecDeque::new(),
             down_starved: BTreeSet::new(),
             down_cursor: TorrentId(0),
             spare: Vec::new(),
         }
+    }
+
+    /// An empty queue with no rate limits, for unit tests of the parts that write into it.
+    #[cfg(test)]
+    pub(super) fn unlimited(now: crate::types::Instant) -> Io {
+        Io::new(TokenBucket::new(0, now), TokenBucket::new(0, now))
     }
 
     pub(super) fn push(&mut self, o: Output) {

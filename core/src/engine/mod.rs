@@ -29,7 +29,7 @@ pub use stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
 pub use dht::{DhtScrapeError, DhtScrapeId, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -122,22 +122,7 @@ impl Engine {
             conns: HashMap::new(),
             pending: BTreeMap::new(),
             pending_by_addr: HashMap::new(),
-            io: Io {
-                queue: VecDeque::new(),
-                next_id: 1,
-                jobs: HashMap::new(),
-                closed: Vec::new(),
-                half_open: 0,
-                conn_room: 0,
-                next_check_ticket: 0,
-                checks_changed: false,
-                up,
-                down,
-                up_waiting: VecDeque::new(),
-                down_starved: BTreeSet::new(),
-                down_cursor: TorrentId(0),
-                spare: Vec::new(),
-            },
+            io: Io::new(up, down),
             next_torrent: 1,
             next_tick: now + TICK,
             lifecycle: Lifecycle::Running,
