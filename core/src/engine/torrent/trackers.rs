@@ -288,7 +288,7 @@ mod tests {
     use super::{DueAnnounce, TrackerDriver};
     use crate::engine::{Event, Io, Output, UdpIo};
     use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
-    use crate::types::{ExchangeId, InfoHash, Instant, JobId, PeerId, TorrentId};
+    use crate::types::{ExchangeId, InfoHash, Instant, PeerId, TorrentId};
 
     fn driver(url: &str) -> TrackerDriver {
         TrackerDriver::new(TorrentId(3), TrackerList::new(vec![vec![url.to_owned()]], 1), 7)
@@ -317,6 +317,17 @@ mod tests {
         let mut out = outputs(io);
         assert_eq!(out.len(), 1, "one output expected");
         out.remove(0)
+    }
+
+    /// A driver for one UDP tracker that has just sent its `started` announce.
+    fn udp_announced() -> (Instant, TrackerDriver, ChaCha8Rng, Io) {
+        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let mut trackers = driver("udp://127.0.0.1:6969");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        trackers.announce(due, p, now, &mut rng, &mut io);
+        (now, trackers, rng, io)
     }
 
     #[test]
@@ -348,16 +359,11 @@ mod tests {
 
     #[test]
     fn a_udp_announce_holds_a_socket_until_it_fails() {
-        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
-        let mut trackers = driver("udp://127.0.0.1:6969");
-        trackers.start(now);
-        let due = trackers.next_announce(now).expect("started is due");
-        let p = params(&due, trackers.key());
-        trackers.announce(due, p, now, &mut rng, &mut io);
+        let (now, mut trackers, mut rng, mut io) = udp_announced();
         let Output::Udp(UdpIo::Exchange { exchange, port: 6969, .. }) = one_output(&mut io) else {
             panic!("one datagram expected");
         };
-        let id = JobId(exchange.0);
+        let id = exchange.job();
         assert_eq!(trackers.udp_sockets(), vec![id]);
         assert!(trackers.deadline(true).is_some_and(|t| t > now), "a retransmission timer runs while checking");
         trackers.on_udp(id, Err("refused".to_owned()), now, &mut rng, &mut io);
@@ -369,12 +375,7 @@ mod tests {
 
     #[test]
     fn giving_up_closes_the_sockets() {
-        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
-        let mut trackers = driver("udp://127.0.0.1:6969");
-        trackers.start(now);
-        let due = trackers.next_announce(now).expect("started is due");
-        let p = params(&due, trackers.key());
-        trackers.announce(due, p, now, &mut rng, &mut io);
+        let (_, mut trackers, _, mut io) = udp_announced();
         let id = trackers.udp_sockets()[0];
         outputs(&mut io);
         trackers.give_up(&mut io);
