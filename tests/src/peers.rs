@@ -51,14 +51,44 @@ fn add_peers(cmd: &mut Command, peers: &[SocketAddr]) {
 /// Starts a libtorrent seeder of `torrent` with data under `save_path`, listening on `port`
 /// and connecting out to `peers`. Returns once it seeds and its tracker (if any) has answered.
 pub fn lt_seed(td: &TestDir, torrent: &Path, save_path: &Path, port: u16, peers: &[SocketAddr]) -> Proc {
-    let mut cmd = script("lt_seed.py");
-    cmd.arg("--torrent").arg(torrent);
-    cmd.arg("--save-path").arg(save_path);
-    cmd.args(["--port", &port.to_string()]);
-    add_peers(&mut cmd, peers);
-    let mut p = Proc::spawn("lt_seed", cmd, &td.logs(), Duration::from_secs(3));
-    p.wait_stdout("print ready", READY_TIMEOUT, |s| s.lines().any(|l| l == "ready"));
-    p
+    let command = || {
+        let mut cmd = script("lt_seed.py");
+        cmd.arg("--torrent").arg(torrent);
+        cmd.arg("--save-path").arg(save_path);
+        cmd.args(["--port", &port.to_string()]);
+        add_peers(&mut cmd, peers);
+        cmd
+    };
+    spawn_until_ready(td, "lt_seed", command, "print ready", READY_TIMEOUT, |s| s.lines().any(|l| l == "ready"))
+}
+
+/// Spawns `command()` as `name` and waits until its stdout satisfies `ready`.
+///
+/// python-libtorrent 2.0.8 has died with SIGSEGV while starting up, before it printed or
+/// logged anything and before any Shoal process existed (in CI, on a loaded machine: once with
+/// three DHT sessions in one process, once checking a 64 MiB seed). That is a crash inside
+/// libtorrent, not what the tests check, so a SIGSEGV before `ready` gets two more attempts.
+/// The retry is printed, and any other early exit fails the test.
+fn spawn_until_ready(
+    td: &TestDir,
+    name: &str,
+    command: impl Fn() -> Command,
+    what: &str,
+    timeout: Duration,
+    ready: impl Fn(&str) -> bool,
+) -> Proc {
+    let mut attempt = 1;
+    loop {
+        let mut proc = Proc::spawn(name, command(), &td.logs(), Duration::from_secs(3));
+        match proc.wait_stdout_or_exit(what, timeout, &ready) {
+            Ok(()) => return proc,
+            Err(status) if status.signal() == Some(libc::SIGSEGV) && attempt < 3 => {
+                eprintln!("{name} crashed (SIGSEGV) while starting; attempt {}", attempt + 1);
+                attempt += 1;
+            }
+            Err(status) => panic!("{name} exited with {status} before it did {what}\n{}", proc.logs()),
+        }
+    }
 }
 
 /// A libtorrent seeder in a small DHT of libtorrent sessions on loopback
@@ -106,22 +136,7 @@ pub fn lt_dht_seed_from(
     };
     let nodes_line = |s: &str| s.lines().find_map(|l| l.strip_prefix("dht-nodes ")).map(str::to_string);
     let ready = DHT_READY_TIMEOUT + Duration::from_secs(10);
-    // python-libtorrent 2.0.8 has died with SIGSEGV while starting its three sessions in one
-    // process (once in CI, on a loaded machine; its log ended with the torrent's check): a
-    // crash inside libtorrent, not what the tests check, so it gets two more attempts. The
-    // retry is printed, and any other early exit fails the test.
-    let mut attempt = 1;
-    let proc = loop {
-        let mut proc = Proc::spawn("lt_dht_seed", command(), &td.logs(), Duration::from_secs(3));
-        match proc.wait_stdout_or_exit("print its DHT nodes", ready, |s| nodes_line(s).is_some()) {
-            Ok(()) => break proc,
-            Err(status) if status.signal() == Some(libc::SIGSEGV) && attempt < 3 => {
-                eprintln!("lt_dht_seed crashed (SIGSEGV) while starting; attempt {}", attempt + 1);
-                attempt += 1;
-            }
-            Err(status) => panic!("lt_dht_seed exited with {status} before it printed its DHT nodes\n{}", proc.logs()),
-        }
-    };
+    let proc = spawn_until_ready(td, "lt_dht_seed", command, "print its DHT nodes", ready, |s| nodes_line(s).is_some());
     let line = nodes_line(&proc.stdout()).expect("waited for the line");
     let nodes = line
         .split(',')
