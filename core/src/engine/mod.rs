@@ -49,7 +49,7 @@ use ctx::Ctx;
 pub use health::{HealthCheckError, MAX_CHECK_TIMEOUT, MAX_RUNNING_CHECKS};
 use limits::SessionLimits;
 use outbox::Outbox;
-use torrent::{Admit, Identity, MetadataPhase, Torrent};
+use torrent::{Admit, Identity, MetadataPhase, Torrent, TorrentEvent};
 
 /// An incoming connection whose handshake has not been read: its torrent is unknown.
 struct Pending {
@@ -589,7 +589,7 @@ impl Engine {
                             _ => {
                                 self.out.push(Output::Peer(PeerIo::Close { conn }));
                                 // The torrent may have closed another peer to make room.
-                                self.forget_closed();
+                                self.route_connections();
                                 return;
                             }
                         }

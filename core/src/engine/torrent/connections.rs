@@ -15,7 +15,7 @@ use crate::engine::{Config, Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 
-use super::{addr_in_use, crowded, mark, Admit, State, Torrent};
+use super::{addr_in_use, crowded, mark, Admit, State, Torrent, TorrentEvent};
 
 impl Torrent {
     // ---- connections ----
@@ -35,11 +35,11 @@ impl Torrent {
         self.peer_list.add(addrs, cfg)
     }
 
-    /// Dials candidates while there is room; returns the new connections.
-    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) -> Vec<ConnId> {
-        let mut new = Vec::new();
+    /// Dials candidates while there is room (each new connection becomes a
+    /// [`TorrentEvent::Dialed`]).
+    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) {
         if self.state != State::Active {
-            return new;
+            return;
         }
         // Each candidate is looked at once at most.
         for _ in 0..self.peer_list.candidates() {
@@ -65,9 +65,8 @@ impl Torrent {
             );
             self.peers.insert(conn, peer);
             cx.out.push(Output::Peer(PeerIo::Connect { conn, addr }));
-            new.push(conn);
+            self.events.push(TorrentEvent::Dialed(conn));
         }
-        new
     }
 
     pub fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
@@ -299,7 +298,7 @@ impl Torrent {
     pub(super) fn close(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         if self.drop_peer(conn, cx) {
             cx.out.push(Output::Peer(PeerIo::Close { conn }));
-            cx.out.closed(conn);
+            self.events.push(TorrentEvent::Closed(conn));
         }
     }
 

@@ -65,6 +65,15 @@ enum State {
     },
 }
 
+/// What a torrent tells the engine about its connections, for the engine's routing table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TorrentEvent {
+    /// It dialled a new connection.
+    Dialed(ConnId),
+    /// It closed a connection from its side.
+    Closed(ConnId),
+}
+
 /// An incoming connection whose handshake named this torrent, as the engine hands it over.
 pub(crate) struct Admit {
     /// Its id.
@@ -107,6 +116,8 @@ pub(crate) struct Torrent {
     fetching: Option<Box<MetadataPhase>>,
     /// New addresses peer exchange gave us (BEP 11).
     pex_learned: u32,
+    /// Connections dialled and closed since the engine last polled them.
+    events: Vec<TorrentEvent>,
 }
 
 use crate::types::TorrentId;
@@ -182,6 +193,7 @@ impl Torrent {
             dirty: Vec::new(),
             fetching,
             pex_learned: 0,
+            events: Vec::new(),
         };
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
@@ -473,6 +485,11 @@ impl Torrent {
             p.send_queued += data.len() as u64;
             out.push(Output::Peer(PeerIo::Send { conn, data }));
         }
+    }
+
+    /// What happened to its connections since the last call, oldest first.
+    pub fn poll_events(&mut self) -> impl Iterator<Item = TorrentEvent> + '_ {
+        self.events.drain(..)
     }
 
     // ---- invariants ----
