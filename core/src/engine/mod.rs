@@ -4,6 +4,7 @@
 //! table and the drain, time and re-entry rules.
 
 mod admission;
+mod close_reason;
 mod config;
 mod dht;
 mod disk_error;
@@ -18,6 +19,7 @@ mod sched;
 mod stats;
 mod torrent;
 
+pub use close_reason::{CloseReason, Violation};
 pub use config::Config;
 pub use disk_error::{DiskError, DiskErrorKind};
 pub use event::{Event, TorrentError};
@@ -476,10 +478,12 @@ impl Engine {
         }
         self.lifecycle = Lifecycle::Stopping { deadline: now + self.config.shutdown_timeout };
         for conn in std::mem::take(&mut self.pending).into_keys() {
-            self.io.push(Output::Peer(PeerIo::Close { conn }));
+            self.io.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::Shutdown }));
         }
         self.pending_by_addr.clear();
         for t in self.torrents.values_mut() {
+            // Closed here so that their reason is the shutdown; `remove` finds none left.
+            t.close_all(CloseReason::Shutdown, now, &mut self.io);
             t.remove(now, &mut self.io);
         }
         self.after_input(None, now);
@@ -493,7 +497,7 @@ impl Engine {
             Input::Connected(conn) => self.on_connected(conn, now),
             Input::PeerBytes(conn, data) => self.on_peer_data(conn, data, now),
             Input::Sent(conn, n) => self.on_sent(conn, n, now),
-            Input::Closed(conn) => self.on_closed(conn, now),
+            Input::Closed(conn, reason) => self.on_closed(conn, reason, now),
             Input::Job(job, result) => self.on_job(job, result, now),
             Input::Http(job, result) => self.on_http(job, result, now),
             Input::Exchange(exchange, result) => self.on_exchange(exchange.job(), result, now),
@@ -519,7 +523,7 @@ impl Engine {
         while self.pending.len() >= self.config.max_pending_handshakes.max(1) {
             let Some(oldest) = self.pending.keys().next().copied() else { break };
             self.take_pending(oldest);
-            self.io.push(Output::Peer(PeerIo::Close { conn: oldest }));
+            self.io.push(Output::Peer(PeerIo::Close { conn: oldest, reason: CloseReason::Replaced }));
         }
         let conn = self.io.conn();
         let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
@@ -567,26 +571,30 @@ impl Engine {
                         };
                         let target = self.by_hash.get(&hs.info_hash).copied();
                         let session_full = self.conns.len() >= self.config.max_connections;
-                        let accepted = target.and_then(|t| self.torrents.get_mut(&t)).is_some_and(|torrent| {
-                            let admit = Admit { conn, addr, session_full };
-                            torrent.attach_incoming(admit, decoder, hs, now, &self.config, &mut self.io)
-                        });
-                        match (accepted, target) {
-                            (true, Some(t)) => {
+                        let accepted = match target.and_then(|t| self.torrents.get_mut(&t).map(|torrent| (t, torrent)))
+                        {
+                            Some((t, torrent)) => {
+                                let admit = Admit { conn, addr, session_full };
+                                torrent.attach_incoming(admit, decoder, hs, now, &self.config, &mut self.io).map(|()| t)
+                            }
+                            None => Err(CloseReason::UnknownTorrent),
+                        };
+                        match accepted {
+                            Ok(t) => {
                                 self.conns.insert(conn, t);
                                 (t, &[][..])
                             }
-                            _ => {
-                                self.io.push(Output::Peer(PeerIo::Close { conn }));
+                            Err(reason) => {
+                                self.io.push(Output::Peer(PeerIo::Close { conn, reason }));
                                 // The torrent may have closed another peer to make room.
                                 self.forget_closed();
                                 return;
                             }
                         }
                     }
-                    Err(_) => {
+                    Err(e) => {
                         self.take_pending(conn);
-                        self.io.push(Output::Peer(PeerIo::Close { conn }));
+                        self.io.push(Output::Peer(PeerIo::Close { conn, reason: e.into() }));
                         return;
                     }
                 }
@@ -606,11 +614,11 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    fn on_closed(&mut self, conn: ConnId, now: Instant) {
+    fn on_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         match self.conns.remove(&conn) {
             Some(t) => {
                 if let Some(torrent) = self.torrents.get_mut(&t) {
-                    torrent.on_closed(conn, now, &mut self.io);
+                    torrent.on_closed(conn, reason, now, &mut self.io);
                 }
                 self.after_input(Some(t), now);
             }
@@ -700,7 +708,7 @@ impl Engine {
                 .collect();
             for conn in expired {
                 self.take_pending(conn);
-                self.io.push(Output::Peer(PeerIo::Close { conn }));
+                self.io.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
             }
             for t in self.torrents.values_mut() {
                 t.tick(now, &self.config, &mut self.io);

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // not every test uses every part of the harness
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
@@ -22,8 +23,8 @@ use shoal_netsim::{Link, Path, Reads, Uplink};
 use shoal_core::create::TorrentBuilder;
 use shoal_core::wire::{Decoder, Limits, Message};
 use shoal_core::{
-    AddMagnet, AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Input, Instant,
-    JobId, JobResult, Metainfo, Output, PeerIo, Socket, TorrentId, TorrentStats, UdpIo,
+    AddMagnet, AddTorrent, CloseReason, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Input,
+    Instant, JobId, JobResult, Metainfo, Output, PeerIo, Socket, TorrentId, TorrentStats, UdpIo,
 };
 
 /// The one tracker every test torrent names; the world's [`Tracker`] answers it.
@@ -644,7 +645,9 @@ impl World {
                         self.links.insert((b, bc), Wire::to(End::Node { node: from, conn }));
                         self.nodes[from].engine.handle(Input::Connected(conn), now);
                     }
-                    None => self.nodes[from].engine.handle(Input::Closed(conn), now),
+                    None => self.nodes[from]
+                        .engine
+                        .handle(Input::Closed(conn, CloseReason::DialFailed(ErrorKind::ConnectionRefused)), now),
                 }
                 self.drain(from);
             }
@@ -666,7 +669,7 @@ impl World {
                 self.drain(node);
             }
             Ev::Closed { node, conn } => {
-                self.nodes[node].engine.handle(Input::Closed(conn), now);
+                self.nodes[node].engine.handle(Input::Closed(conn, CloseReason::PeerClosed), now);
                 self.drain(node);
             }
             Ev::Job { node, job, result } => {
@@ -731,7 +734,7 @@ impl World {
                     }
                 }
             }
-            Output::Peer(PeerIo::Close { conn }) => {
+            Output::Peer(PeerIo::Close { conn, .. }) => {
                 self.nodes[a].closes.push((now, conn));
                 self.dialing.remove(&(a, conn));
                 if let Some(wire) = self.links.remove(&(a, conn)) {

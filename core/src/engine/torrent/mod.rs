@@ -22,6 +22,7 @@ mod upload;
 mod ut_metadata;
 
 use super::admission::{AddrKey, Usefulness};
+use super::close_reason::CloseReason;
 use super::config::Config;
 use super::disk_error::DiskError;
 use super::event::{Event, TorrentError};
@@ -35,7 +36,7 @@ use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
 use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::Message;
+use crate::wire::{Message, WireError};
 use check::Checker;
 use download::PiecePipeline;
 pub(crate) use fetch::MetadataPhase;
@@ -275,7 +276,7 @@ impl Torrent {
             let addr = p.addr;
             if self.peer_list.hash_failed(addr, sole, cfg.hashfails_to_ban) {
                 io.event(Event::PeerBanned { torrent: self.id, addr });
-                self.close(*conn, now, io);
+                self.close(*conn, CloseReason::Banned, now, io);
             }
         }
     }
@@ -300,13 +301,18 @@ impl Torrent {
             p.ul.tick(now);
             p.announced.tick(now);
             match p.phase {
-                Phase::Connecting { since } if now - since > cfg.connect_timeout => to_close.push(*conn),
-                Phase::Handshake { since } if now - since > cfg.handshake_timeout => to_close.push(*conn),
+                Phase::Connecting { since } if now - since > cfg.connect_timeout => {
+                    to_close.push((*conn, CloseReason::ConnectTimeout))
+                }
+                Phase::Handshake { since } if now - since > cfg.handshake_timeout => {
+                    to_close.push((*conn, CloseReason::HandshakeTimeout))
+                }
                 Phase::Active => {
                     // A peer that handshakes and then says nothing only holds a slot.
                     let mute = !p.spoke && now - p.activated > cfg.handshake_timeout;
                     if mute || now - p.last_recv > cfg.inactivity_timeout {
-                        to_close.push(*conn);
+                        let reason = if mute { CloseReason::Silent } else { CloseReason::Inactivity };
+                        to_close.push((*conn, reason));
                         continue;
                     }
                     if now - p.last_send > cfg.keepalive_interval {
@@ -341,8 +347,8 @@ impl Torrent {
             }
             mark(&mut self.dirty, conn, wake);
         }
-        for conn in to_close {
-            self.close(conn, now, io);
+        for (conn, reason) in to_close {
+            self.close(conn, reason, now, io);
         }
         if self.state == State::Active {
             self.make_room_to_dial(now, cfg, io);
@@ -608,6 +614,19 @@ fn crowded(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr, cfg: &Config) -> bo
 /// Whether one of `peers` is connected to `addr`.
 fn addr_in_use(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr) -> bool {
     peers.values().any(|p| p.addr == addr)
+}
+
+/// BEP 3's message id of HAVE, as [`WireError::PieceIndexOutOfRange`] names it.
+const HAVE_ID: u8 = 4;
+
+/// Why a peer whose bitfield of `len` bytes does not fit `pieces` pieces is closed.
+fn bad_bitfield(len: usize, pieces: u32) -> CloseReason {
+    WireError::BadBitfieldLength { len: wire_len(len), expected: pieces.div_ceil(8) }.into()
+}
+
+/// A length as [`WireError`] reports it (a frame's length fits in 32 bits).
+fn wire_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// Records that a peer has bytes to flush (once per batch).

@@ -158,7 +158,7 @@ impl Torrent {
         // Dropped peers are not acted on: whether they still listen is for a dial to find out.
         let msg = match PexMessage::decode(payload, MAX_TAKEN, 0) {
             Ok(msg) => msg,
-            Err(_) => return self.close(conn, now, io),
+            Err(e) => return self.close(conn, e.into(), now, io),
         };
         let added = msg.added.into_iter().map(|(addr, _)| addr).filter(|addr| *addr != sender);
         let learned = self.add_candidates(added, cfg);

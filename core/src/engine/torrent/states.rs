@@ -7,7 +7,7 @@ use rand::Rng;
 
 use super::check::{Checker, Verified};
 use super::peer::Phase;
-use crate::engine::{Config, DiskJob, DiskJobKind, Event, FilePriority, Io, Output, TorrentError};
+use crate::engine::{CloseReason, Config, DiskJob, DiskJobKind, Event, FilePriority, Io, Output, TorrentError};
 use crate::picker::Picker;
 use crate::types::{ConnId, Instant};
 use crate::wire::Message;
@@ -63,7 +63,7 @@ impl Torrent {
             State::Checking { .. } | State::CheckQueued { .. } => true,
             _ => false,
         };
-        self.close_all(now, io);
+        self.close_all(CloseReason::TorrentPaused, now, io);
         self.trackers.stop(now);
         self.leave_check_states(io);
         self.state = State::Paused { needs_check };
@@ -88,7 +88,7 @@ impl Torrent {
         if matches!(self.state, State::Removing { .. }) || self.fetching.is_some() {
             return;
         }
-        self.close_all(now, io);
+        self.close_all(CloseReason::TorrentChecking, now, io);
         let info = &self.meta.info;
         let (sequential, deadline) = (self.picker.is_sequential(), self.picker.deadline_piece());
         self.picker = Picker::new(info.piece_count(), info.piece_length, info.total_length, self.rng.random());
@@ -110,7 +110,7 @@ impl Torrent {
         if matches!(self.state, State::Removing { .. }) {
             return;
         }
-        self.close_all(now, io);
+        self.close_all(CloseReason::TorrentRemoved, now, io);
         self.trackers.stop(now);
         self.leave_check_states(io);
         self.state = State::Removing { deadline: now + Duration::from_secs(5) };
@@ -130,7 +130,7 @@ impl Torrent {
         if matches!(self.state, State::Removing { .. } | State::Error(_)) {
             return;
         }
-        self.close_all(now, io);
+        self.close_all(CloseReason::TorrentFailed, now, io);
         self.trackers.stop(now);
         io.event(Event::Error { torrent: self.id, error: error.clone() });
         self.leave_check_states(io);
@@ -235,7 +235,7 @@ impl Torrent {
                 mark(&mut self.dirty, conn, p.send(&Message::NotInterested, now));
             }
             if p.is_seed() && self.picker.have().is_full() {
-                self.close(conn, now, io);
+                self.close(conn, CloseReason::NotUseful, now, io);
             }
         }
     }

@@ -6,14 +6,14 @@ use rand::Rng;
 
 use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
 use super::peer::Phase;
-use super::{mark, Torrent};
+use super::{bad_bitfield, mark, wire_len, Torrent, HAVE_ID};
 use crate::bitfield::Bitfield;
-use crate::engine::{Config, Event, FilePriority, Io, TorrentError};
+use crate::engine::{CloseReason, Config, Event, FilePriority, Io, TorrentError, Violation};
 use crate::metainfo::Info;
 use crate::picker::Picker;
 use crate::storage::FileLayout;
 use crate::types::{ConnId, Instant};
-use crate::wire::{metadata_piece_count, Message, MetadataMessage, METADATA_PIECE_LEN};
+use crate::wire::{metadata_piece_count, Message, MetadataMessage, WireError, METADATA_PIECE_LEN};
 
 /// The extended message id peers send us `ut_metadata` messages under.
 pub(crate) const OUR_UT_METADATA: u8 = 2;
@@ -32,36 +32,38 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let first = !p.got_first_message;
         p.got_first_message = true;
-        let ok = match msg {
+        let refused: Option<CloseReason> = match msg {
             Message::Bitfield(bytes) if first => {
                 p.early.bitfield = Some(bytes);
-                true
+                None
             }
             // aria2's late bitfield: it is merged once the count is known, like HAVEs.
             Message::Bitfield(bytes) => match &mut p.early.bitfield {
                 Some(old) if old.len() == bytes.len() => {
                     old.iter_mut().zip(&bytes).for_each(|(a, b)| *a |= b);
-                    true
+                    None
                 }
-                Some(_) => false,
+                Some(old) => Some(
+                    WireError::BadBitfieldLength { len: wire_len(bytes.len()), expected: wire_len(old.len()) }.into(),
+                ),
                 None => {
                     p.early.bitfield = Some(bytes);
-                    true
+                    None
                 }
             },
-            Message::HaveAll | Message::HaveNone if !p.fast => false,
+            Message::HaveAll | Message::HaveNone if !p.fast => Some(Violation::NotFast.into()),
             Message::HaveAll => {
                 p.early.have_all = true;
-                true
+                None
             }
             Message::Have { piece } => {
                 p.early.haves.push(piece);
-                p.early.haves.len() <= MAX_EARLY_HAVES
+                (p.early.haves.len() > MAX_EARLY_HAVES).then_some(Violation::TooManyEarlyHaves.into())
             }
-            _ => true,
+            _ => None,
         };
-        if !ok {
-            self.close(conn, now, io);
+        if let Some(reason) = refused {
+            self.close(conn, reason, now, io);
         }
     }
 
@@ -94,7 +96,7 @@ impl Torrent {
     pub(super) fn on_ut_metadata(&mut self, conn: ConnId, payload: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
         let msg = match MetadataMessage::decode(payload) {
             Ok(msg) => msg,
-            Err(_) => return self.close(conn, now, io),
+            Err(e) => return self.close(conn, e.into(), now, io),
         };
         match msg {
             MetadataMessage::Request { piece } => self.serve_metadata(conn, piece, now, cfg),
@@ -108,7 +110,7 @@ impl Torrent {
                 match phase.fetch.on_data(conn, piece, total_size, data) {
                     Received::Ignored => {}
                     Received::Stored => self.request_metadata(conn, now),
-                    Received::Bad => self.close(conn, now, io),
+                    Received::Bad => self.close(conn, Violation::BadMetadataPiece.into(), now, io),
                     Received::HashFailed(senders) => {
                         self.punish(&senders, now, cfg, io);
                         self.request_metadata_all(now);
@@ -182,7 +184,7 @@ impl Torrent {
 
         if phase.check_existing {
             // Peers learn what we have from our bitfield once the check is done.
-            self.close_all(now, io);
+            self.close_all(CloseReason::TorrentChecking, now, io);
             self.start_check(io);
             return;
         }
@@ -204,13 +206,14 @@ impl Torrent {
         p.have = Bitfield::new(n);
         p.decoder.set_piece_count(n);
         let early = std::mem::take(&mut p.early);
-        let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n)) {
-            Some(None) => return self.close(conn, now, io),
-            Some(Some(bf)) => Some(bf),
+        let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n).ok_or(b.len())) {
+            Some(Err(len)) => return self.close(conn, bad_bitfield(len, n), now, io),
+            Some(Ok(bf)) => Some(bf),
             None => None,
         };
-        if early.haves.iter().any(|&piece| piece >= n) {
-            return self.close(conn, now, io);
+        if let Some(&piece) = early.haves.iter().find(|&&piece| piece >= n) {
+            let e = WireError::PieceIndexOutOfRange { id: HAVE_ID, piece, piece_count: n };
+            return self.close(conn, e.into(), now, io);
         }
         if early.have_all || bitfield.as_ref().is_some_and(Bitfield::is_full) {
             p.have = Bitfield::full(n);
