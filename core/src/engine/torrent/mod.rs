@@ -22,6 +22,7 @@ mod upload;
 mod ut_metadata;
 
 use super::admission::{AddrKey, Usefulness};
+use super::close_reason::CloseReason;
 use super::config::Config;
 use super::ctx::Ctx;
 use super::disk_error::DiskError;
@@ -36,7 +37,7 @@ use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
 use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::Message;
+use crate::wire::{Message, WireError};
 use check::Checker;
 use download::PiecePipeline;
 pub(crate) use fetch::MetadataPhase;
@@ -278,7 +279,7 @@ impl Torrent {
             let addr = p.addr;
             if self.peer_list.hash_failed(addr, sole, cx.cfg.hashfails_to_ban) {
                 cx.out.event(Event::PeerBanned { torrent: self.id, addr });
-                self.close(*conn, cx);
+                self.close(*conn, CloseReason::Banned, cx);
             }
         }
     }
@@ -303,13 +304,18 @@ impl Torrent {
             p.ul.tick(cx.now);
             p.announced.tick(cx.now);
             match p.phase {
-                Phase::Connecting { since } if cx.now - since > cx.cfg.connect_timeout => to_close.push(*conn),
-                Phase::Handshake { since } if cx.now - since > cx.cfg.handshake_timeout => to_close.push(*conn),
+                Phase::Connecting { since } if cx.now - since > cx.cfg.connect_timeout => {
+                    to_close.push((*conn, CloseReason::ConnectTimeout))
+                }
+                Phase::Handshake { since } if cx.now - since > cx.cfg.handshake_timeout => {
+                    to_close.push((*conn, CloseReason::HandshakeTimeout))
+                }
                 Phase::Active => {
                     // A peer that handshakes and then says nothing only holds a slot.
                     let mute = !p.spoke && cx.now - p.activated > cx.cfg.handshake_timeout;
                     if mute || cx.now - p.last_recv > cx.cfg.inactivity_timeout {
-                        to_close.push(*conn);
+                        let reason = if mute { CloseReason::Silent } else { CloseReason::Inactivity };
+                        to_close.push((*conn, reason));
                         continue;
                     }
                     if cx.now - p.last_send > cx.cfg.keepalive_interval {
@@ -344,8 +350,8 @@ impl Torrent {
             }
             mark(&mut self.dirty, conn, wake);
         }
-        for conn in to_close {
-            self.close(conn, cx);
+        for (conn, reason) in to_close {
+            self.close(conn, reason, cx);
         }
         if self.state == State::Active {
             self.make_room_to_dial(cx);
@@ -602,6 +608,19 @@ fn crowded(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr, cfg: &Config) -> bo
 /// Whether one of `peers` is connected to `addr`.
 fn addr_in_use(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr) -> bool {
     peers.values().any(|p| p.addr == addr)
+}
+
+/// BEP 3's message id of HAVE, as [`WireError::PieceIndexOutOfRange`] names it.
+const HAVE_ID: u8 = 4;
+
+/// Why a peer whose bitfield of `len` bytes does not fit `pieces` pieces is closed.
+fn bad_bitfield(len: usize, pieces: u32) -> CloseReason {
+    WireError::BadBitfieldLength { len: wire_len(len), expected: pieces.div_ceil(8) }.into()
+}
+
+/// A length as [`WireError`] reports it (a frame's length fits in 32 bits).
+fn wire_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// Records that a peer has bytes to flush (once per batch).
