@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::wire::{
-    Decoder, ExtendedHandshake, Handshake, Limits, Message, PexMessage, PEX_OUTGOING, PEX_SEED, UT_PEX,
+    ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, PexMessage, PEX_OUTGOING, PEX_SEED,
+    UT_PEX,
 };
 use shoal_core::{
     AddTorrent, Bitfield, Event, FilePriority, InfoHash, Input, PeerId, Socket, TorrentState, BLOCK_SIZE,
@@ -465,11 +466,9 @@ fn hostile_peers_are_closed_and_the_engine_keeps_working() {
 
 /// The messages a hand-driven peer has received so far (after the handshake).
 fn messages_to(w: &World, raw: usize) -> Vec<Message> {
-    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    let mut d = HandshakeDecoder::new(Limits::default());
     d.feed(&w.raws[raw].received);
-    if d.take_handshake().expect("a valid handshake").is_none() {
-        return Vec::new();
-    }
+    let HandshakeStep::Done(_, mut d) = d.take().expect("a valid handshake") else { return Vec::new() };
     std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
 }
 
@@ -1596,11 +1595,9 @@ fn a_private_torrent_neither_sends_nor_takes_pex() {
 
 /// The messages an engine sent a hand-driven peer.
 fn raw_messages(received: &[u8]) -> Vec<Message> {
-    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    let mut d = HandshakeDecoder::new(Limits::default());
     d.feed(received);
-    if !matches!(d.take_handshake(), Ok(Some(_))) {
-        return Vec::new();
-    }
+    let Ok(HandshakeStep::Done(_, mut d)) = d.take() else { return Vec::new() };
     std::iter::from_fn(|| d.next_message().ok().flatten()).collect()
 }
 

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::magnet::Magnet;
-use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, UT_PEX};
+use shoal_core::wire::{
+    ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, MetadataMessage, UT_PEX,
+};
 use shoal_core::{AddMagnet, Event, InfoHash, PeerId, TorrentState};
 use support::{file, FileSpec, TestTorrent, World, TRACKER};
 
@@ -103,11 +105,9 @@ fn multi_piece_metadata_from_two_seeds_and_only_the_selected_files() {
 
 /// A hand-driven peer's view of what the engine sent it.
 fn messages(received: &[u8]) -> Vec<Message> {
-    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    let mut d = HandshakeDecoder::new(Limits::default());
     d.feed(received);
-    if !matches!(d.take_handshake(), Ok(Some(_))) {
-        return Vec::new();
-    }
+    let Ok(HandshakeStep::Done(_, mut d)) = d.take() else { return Vec::new() };
     let mut out = Vec::new();
     while let Ok(Some(m)) = d.next_message() {
         out.push(m);

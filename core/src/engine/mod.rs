@@ -40,7 +40,7 @@ use crate::health::{HealthCheck, HealthCheckId};
 use crate::metainfo::{Info, Metainfo};
 use crate::rate::TokenBucket;
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
-use crate::wire::Decoder;
+use crate::wire::{HandshakeDecoder, HandshakeStep};
 
 use admission::AddrKey;
 pub use health::{HealthCheckError, MAX_CHECK_TIMEOUT, MAX_RUNNING_CHECKS};
@@ -50,7 +50,7 @@ use torrent::{Admit, Identity, MetadataPhase, Torrent};
 /// An incoming connection whose handshake has not been read: its torrent is unknown.
 struct Pending {
     addr: SocketAddr,
-    decoder: Box<Decoder>,
+    decoder: HandshakeDecoder,
     since: Instant,
 }
 
@@ -522,7 +522,7 @@ impl Engine {
             self.io.push(Output::Peer(PeerIo::Close { conn: oldest }));
         }
         let conn = self.io.conn();
-        let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
+        let decoder = HandshakeDecoder::new(self.config.wire_limits);
         if let Some(k) = key {
             *self.pending_by_addr.entry(k).or_default() += 1;
         }
@@ -533,7 +533,13 @@ impl Engine {
     /// Forgets a pending connection (the caller closes it or hands it to a torrent).
     fn take_pending(&mut self, conn: ConnId) -> Option<Pending> {
         let p = self.pending.remove(&conn)?;
-        if let Some(k) = AddrKey::of(p.addr.ip()) {
+        self.unpend_addr(p.addr);
+        Some(p)
+    }
+
+    /// Counts one pending connection less for `addr`.
+    fn unpend_addr(&mut self, addr: SocketAddr) {
+        if let Some(k) = AddrKey::of(addr.ip()) {
             if let Some(n) = self.pending_by_addr.get_mut(&k) {
                 *n -= 1;
                 if *n == 0 {
@@ -541,13 +547,12 @@ impl Engine {
                 }
             }
         }
-        Some(p)
     }
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
         if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_connected(conn, now, &mut self.io);
+            torrent.on_connected(conn, now, &self.config, &mut self.io);
         }
         self.after_input(Some(t), now);
     }
@@ -557,14 +562,16 @@ impl Engine {
         let (t, data) = match self.conns.get(&conn) {
             Some(t) => (*t, data),
             None => {
-                let Some(p) = self.pending.get_mut(&conn) else { return };
-                p.decoder.feed(data);
-                match p.decoder.take_handshake() {
-                    Ok(None) => return,
-                    Ok(Some(hs)) => {
-                        let Some(Pending { addr, decoder, .. }) = self.take_pending(conn) else {
-                            unreachable!("the entry was found just above")
-                        };
+                let Some(Pending { addr, mut decoder, since }) = self.pending.remove(&conn) else { return };
+                decoder.feed(data);
+                match decoder.take() {
+                    Ok(HandshakeStep::Pending(decoder)) => {
+                        // Back in its place: ids order the map, so it is as old as it was.
+                        self.pending.insert(conn, Pending { addr, decoder, since });
+                        return;
+                    }
+                    Ok(HandshakeStep::Done(hs, decoder)) => {
+                        self.unpend_addr(addr);
                         let target = self.by_hash.get(&hs.info_hash).copied();
                         let session_full = self.conns.len() >= self.config.max_connections;
                         let accepted = target.and_then(|t| self.torrents.get_mut(&t)).is_some_and(|torrent| {
@@ -585,7 +592,7 @@ impl Engine {
                         }
                     }
                     Err(_) => {
-                        self.take_pending(conn);
+                        self.unpend_addr(addr);
                         self.io.push(Output::Peer(PeerIo::Close { conn }));
                         return;
                     }

@@ -20,7 +20,7 @@ use shoal_netsim::tracker::Tracker;
 use shoal_netsim::{Link, Path, Reads, Uplink};
 
 use shoal_core::create::TorrentBuilder;
-use shoal_core::wire::{Decoder, Limits, Message};
+use shoal_core::wire::{Decoder, HandshakeDecoder, HandshakeStep, Limits, Message};
 use shoal_core::{
     AddMagnet, AddTorrent, Config, ConnId, DiskJob, DiskJobKind, Engine, Event, FileSpan, HashJob, Input, Instant,
     JobId, JobResult, Metainfo, Output, PeerIo, Socket, TorrentId, TorrentStats, UdpIo,
@@ -380,6 +380,14 @@ impl Default for Timing {
     }
 }
 
+/// What a tapped connection's bytes are read with: its handshake first, then its messages.
+enum Tap {
+    Handshake(HandshakeDecoder),
+    Messages(Decoder),
+    /// Its handshake was malformed: nothing after it is logged.
+    Broken,
+}
+
 /// Engines, a clock, a network, disks and a tracker.
 pub struct World {
     /// The virtual clock.
@@ -412,7 +420,7 @@ pub struct World {
     pub tap: bool,
     /// With `tap`: every message between engines, as sent.
     pub wire_log: Vec<WireEntry>,
-    taps: HashMap<(usize, ConnId), Decoder>,
+    taps: HashMap<(usize, ConnId), Tap>,
 }
 
 /// A message one engine sent another (with `World::tap`); block payloads are dropped.
@@ -806,11 +814,31 @@ impl World {
     }
 
     fn tap_bytes(&mut self, from: (usize, ConnId), to: (usize, ConnId), data: &[u8]) {
-        let dec = self.taps.entry(from).or_insert_with(|| Decoder::new_expecting_handshake(Limits::default()));
-        dec.feed(data);
-        if matches!(dec.take_handshake(), Ok(None)) {
-            return;
-        }
+        let tap = self.taps.remove(&from).unwrap_or_else(|| Tap::Handshake(HandshakeDecoder::new(Limits::default())));
+        let mut dec = match tap {
+            Tap::Handshake(mut h) => {
+                h.feed(data);
+                match h.take() {
+                    Ok(HandshakeStep::Done(_, dec)) => dec,
+                    Ok(HandshakeStep::Pending(h)) => {
+                        self.taps.insert(from, Tap::Handshake(h));
+                        return;
+                    }
+                    Err(_) => {
+                        self.taps.insert(from, Tap::Broken);
+                        return;
+                    }
+                }
+            }
+            Tap::Messages(mut dec) => {
+                dec.feed(data);
+                dec
+            }
+            Tap::Broken => {
+                self.taps.insert(from, Tap::Broken);
+                return;
+            }
+        };
         while let Ok(Some(msg)) = dec.next_message() {
             let (msg, len) = match msg {
                 Message::Piece { piece, offset, data } => {
@@ -820,6 +848,7 @@ impl World {
             };
             self.wire_log.push(WireEntry { at: self.now, from, to, msg, len });
         }
+        self.taps.insert(from, Tap::Messages(dec));
     }
 
     fn run_disk_job(&mut self, a: usize, job: &DiskJob) -> JobResult {

@@ -39,7 +39,7 @@ use crate::wire::Message;
 use check::Checker;
 use download::PiecePipeline;
 pub(crate) use fetch::MetadataPhase;
-use peer::{Peer, Phase};
+use peer::{Peer, PeerState};
 use peer_list::PeerList;
 use trackers::TrackerDriver;
 use upload::Reads;
@@ -260,7 +260,7 @@ impl Torrent {
 
     fn broadcast_have(&mut self, piece: u32, now: Instant) {
         for (conn, p) in self.peers.iter_mut() {
-            if p.phase == Phase::Active && !p.have.get(piece) {
+            if p.is_active() && !p.have.get(piece) {
                 let was_empty = p.send(&Message::Have { piece }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }
@@ -299,10 +299,10 @@ impl Torrent {
             p.dl.tick(now);
             p.ul.tick(now);
             p.announced.tick(now);
-            match p.phase {
-                Phase::Connecting { since } if now - since > cfg.connect_timeout => to_close.push(*conn),
-                Phase::Handshake { since } if now - since > cfg.handshake_timeout => to_close.push(*conn),
-                Phase::Active => {
+            match p.state {
+                PeerState::Dialing { since } if now - since > cfg.connect_timeout => to_close.push(*conn),
+                PeerState::Handshaking { since, .. } if now - since > cfg.handshake_timeout => to_close.push(*conn),
+                PeerState::Active { .. } => {
                     // A peer that handshakes and then says nothing only holds a slot.
                     let mute = !p.spoke && now - p.activated > cfg.handshake_timeout;
                     if mute || now - p.last_recv > cfg.inactivity_timeout {
@@ -374,7 +374,7 @@ impl Torrent {
         // next tracker announce, perhaps half an hour away.
         // Idle peers do not count: squatters must not make a torrent look well connected.
         let fetching = self.fetching.is_some();
-        let alone = self.peers.values().all(|p| p.phase != Phase::Active || p.usefulness(fetching) == Usefulness::Idle);
+        let alone = self.peers.values().all(|p| !p.is_active() || p.usefulness(fetching) == Usefulness::Idle);
         self.peer_list.requeue(now, alone && !self.picker.is_finished());
     }
 
@@ -489,7 +489,7 @@ impl Torrent {
     pub fn flush(&mut self, io: &mut Io) {
         for conn in self.dirty.drain(..) {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if p.outbuf.is_empty() || matches!(p.phase, Phase::Connecting { .. }) {
+            if p.outbuf.is_empty() || p.is_dialing() {
                 continue;
             }
             let data = std::mem::take(&mut p.outbuf);
@@ -502,7 +502,7 @@ impl Torrent {
 
     /// Its connections, each with whether it is still being dialled.
     pub fn conns(&self) -> impl Iterator<Item = (ConnId, bool)> + '_ {
-        self.peers.iter().map(|(conn, p)| (*conn, matches!(p.phase, Phase::Connecting { .. })))
+        self.peers.iter().map(|(conn, p)| (*conn, p.is_dialing()))
     }
 
     /// Checks its own books: the download's bytes match its buffers and jobs, and every read
@@ -528,7 +528,7 @@ impl Torrent {
             State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
             State::Error(e) => TorrentState::Error(e.to_string()),
         };
-        let active = self.peers.values().filter(|p| p.phase == Phase::Active);
+        let active = self.peers.values().filter(|p| p.is_active());
         TorrentStats {
             info_hash: self.info_hash,
             name: info.name.clone(),
@@ -563,7 +563,7 @@ impl Torrent {
         let optimistic = self.choker.optimistic();
         self.peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active)
+            .filter(|(_, p)| p.is_active())
             .map(|(conn, p)| PeerStats {
                 addr: p.addr,
                 client: p.client.clone(),

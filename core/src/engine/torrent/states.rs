@@ -6,7 +6,6 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::check::{Checker, Verified};
-use super::peer::Phase;
 use crate::engine::{Config, DiskJob, DiskJobKind, Event, FilePriority, Io, Output, TorrentError};
 use crate::picker::Picker;
 use crate::types::{ConnId, Instant};
@@ -163,7 +162,7 @@ impl Torrent {
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
             for conn in conns {
                 let Some(p) = self.peers.get_mut(&conn) else { continue };
-                if p.phase != Phase::Active || !(p.counted_as_seed || p.have.get(d)) {
+                if !p.is_active() || !(p.counted_as_seed || p.have.get(d)) {
                     continue;
                 }
                 let (keep, cancel): (Vec<_>, Vec<_>) =
@@ -221,7 +220,7 @@ impl Torrent {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if p.phase != Phase::Active {
+            if !p.is_active() {
                 continue;
             }
             for (b, _) in std::mem::take(&mut p.requests) {
