@@ -10,7 +10,8 @@ use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
-use crate::engine::{Config, Io, Output, PeerIo};
+use crate::engine::ctx::Ctx;
+use crate::engine::{Config, Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{
     Decoded, Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Message, UT_METADATA, UT_PEX,
@@ -37,35 +38,39 @@ impl Torrent {
     }
 
     /// Dials candidates while there is room; returns the new connections.
-    pub fn connect_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) -> Vec<ConnId> {
+    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) -> Vec<ConnId> {
         let mut new = Vec::new();
         if self.state != State::Active {
             return new;
         }
         // Each candidate is looked at once at most.
         for _ in 0..self.peer_list.candidates() {
-            if self.peers.len() >= cfg.max_peers_per_torrent || io.half_open >= cfg.max_half_open || io.conn_room == 0 {
+            if self.peers.len() >= cx.cfg.max_peers_per_torrent
+                || cx.limits.half_open >= cx.cfg.max_half_open
+                || cx.limits.conn_room == 0
+            {
                 break;
             }
             let peers = &self.peers;
-            let Some(addr) = self.peer_list.next_dial(now, |a| crowded(peers, a, cfg)) else { continue };
-            let conn = io.conn();
-            io.half_open += 1;
-            io.conn_room -= 1;
-            let peer = Peer::new(addr, true, PeerState::Dialing { since: now }, self.meta.info.piece_count(), now);
+            let Some(addr) = self.peer_list.next_dial(cx.now, |a| crowded(peers, a, cx.cfg)) else { continue };
+            let conn = cx.out.conn();
+            cx.limits.half_open += 1;
+            cx.limits.conn_room -= 1;
+            let peer =
+                Peer::new(addr, true, PeerState::Dialing { since: cx.now }, self.meta.info.piece_count(), cx.now);
             self.peers.insert(conn, peer);
-            io.push(Output::Peer(PeerIo::Connect { conn, addr }));
+            cx.out.push(Output::Peer(PeerIo::Connect { conn, addr }));
             new.push(conn);
         }
         new
     }
 
-    pub fn on_connected(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         if p.is_dialing() {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
-            io.half_open -= 1;
-            p.state = PeerState::Handshaking { since: now, decoder: HandshakeDecoder::new(cfg.wire_limits) };
+            cx.limits.half_open -= 1;
+            p.state = PeerState::Handshaking { since: cx.now, decoder: HandshakeDecoder::new(cx.cfg.wire_limits) };
             let was_empty = p.outbuf.is_empty();
             Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
             mark(&mut self.dirty, conn, was_empty);
@@ -93,13 +98,13 @@ impl Torrent {
     /// and incoming connections alone may never come (a seeder may be the only one that knows
     /// its leechers' addresses). No age is asked of the idle peer: squatters replacing each
     /// other keep every one of them young.
-    pub(super) fn make_room_to_dial(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn make_room_to_dial(&mut self, cx: &mut Ctx<'_>) {
         let fetching = self.fetching.is_some();
-        if self.peers.len() < cfg.max_peers_per_torrent {
+        if self.peers.len() < cx.cfg.max_peers_per_torrent {
             return;
         }
         let peers = &self.peers;
-        if !self.peer_list.has_dialable(now, |a| crowded(peers, a, cfg)) {
+        if !self.peer_list.has_dialable(cx.now, |a| crowded(peers, a, cx.cfg)) {
             return;
         }
         let idle = self
@@ -109,55 +114,39 @@ impl Torrent {
             .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
             .filter(|o| o.usefulness == Usefulness::Idle);
         if let Some(victim) = pick_replacement(idle) {
-            self.close(victim, now, io);
+            self.close(victim, cx);
         }
     }
 
     /// Takes an incoming connection whose handshake named this torrent; false to refuse it.
     /// A full torrent (or session) closes its least useful peer to take it, if it has one
     /// that may be replaced.
-    pub fn attach_incoming(
-        &mut self,
-        admit: Admit,
-        decoder: Decoder,
-        hs: Handshake,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) -> bool {
+    pub fn attach_incoming(&mut self, admit: Admit, decoder: Decoder, hs: Handshake, cx: &mut Ctx<'_>) -> bool {
         let Admit { conn, addr, session_full } = admit;
-        if self.state != State::Active || self.crowded(addr, cfg) {
+        if self.state != State::Active || self.crowded(addr, cx.cfg) {
             return false;
         }
         if self.peer_list.is_banned(addr) {
             return false;
         }
-        if session_full || self.peers.len() >= cfg.max_peers_per_torrent {
+        if session_full || self.peers.len() >= cx.cfg.max_peers_per_torrent {
             match self.replacement() {
-                Some(victim) => self.close(victim, now, io),
+                Some(victim) => self.close(victim, cx),
                 None => return false,
             }
         }
         // Its handshake is read: the decoder it was read with has nothing more to give.
-        let state = PeerState::Handshaking { since: now, decoder: HandshakeDecoder::new(cfg.wire_limits) };
-        let mut peer = Peer::new(addr, false, state, self.meta.info.piece_count(), now);
+        let state = PeerState::Handshaking { since: cx.now, decoder: HandshakeDecoder::new(cx.cfg.wire_limits) };
+        let mut peer = Peer::new(addr, false, state, self.meta.info.piece_count(), cx.now);
         Handshake::new(self.info_hash, self.our_id).encode(&mut peer.outbuf);
         self.peers.insert(conn, peer);
         self.dirty.push(conn);
-        self.activate(conn, hs, decoder, now, cfg, io)
+        self.activate(conn, hs, decoder, cx)
     }
 
     /// Handshakes are exchanged: check the peer and send our opening messages. `decoder` reads
     /// the messages after its handshake.
-    pub(super) fn activate(
-        &mut self,
-        conn: ConnId,
-        hs: Handshake,
-        mut decoder: Decoder,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) -> bool {
+    pub(super) fn activate(&mut self, conn: ConnId, hs: Handshake, mut decoder: Decoder, cx: &mut Ctx<'_>) -> bool {
         let existing = self
             .peers
             .iter()
@@ -170,7 +159,7 @@ impl Torrent {
             // survives; closing "the newer one" on each side could close both.
             let keep_outgoing = self.our_id.0 < hs.peer_id.0;
             if new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
-                self.close(old, now, io);
+                self.close(old, cx);
             } else {
                 duplicate = true;
             }
@@ -181,17 +170,17 @@ impl Torrent {
                     self.peer_list.ban(p.addr);
                 }
             }
-            self.close(conn, now, io);
+            self.close(conn, cx);
             return false;
         }
         let pieces = self.meta.info.piece_count();
         let have = self.picker.have().clone();
         // Without metadata we have nothing, whatever an empty bitfield says.
         let seed = self.fetching.is_none() && have.is_full();
-        let ext = self.extended_handshake(cfg);
+        let ext = self.extended_handshake(cx.cfg);
         let Some(p) = self.peers.get_mut(&conn) else { return false };
         p.peer_id = hs.peer_id;
-        p.activated = now;
+        p.activated = cx.now;
         p.fast = hs.supports_fast();
         p.extended = hs.supports_extended();
         if self.fetching.is_none() {
@@ -199,18 +188,18 @@ impl Torrent {
             decoder.set_piece_count(pieces);
         }
         p.state = PeerState::Active { decoder: Box::new(decoder) };
-        p.queue_target = cfg.min_requests_per_peer;
-        p.pex = PexState::new(now);
+        p.queue_target = cx.cfg.min_requests_per_peer;
+        p.pex = PexState::new(cx.now);
         let was_empty = p.outbuf.is_empty();
         if p.extended {
-            p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
+            p.send(&Message::Extended { id: 0, payload: ext.encode() }, cx.now);
         }
         if p.fast && seed {
-            p.send(&Message::HaveAll, now);
+            p.send(&Message::HaveAll, cx.now);
         } else if p.fast && have.count_ones() == 0 {
-            p.send(&Message::HaveNone, now);
+            p.send(&Message::HaveNone, cx.now);
         } else if have.count_ones() > 0 {
-            p.send(&Message::Bitfield(have.as_bytes().to_vec()), now);
+            p.send(&Message::Bitfield(have.as_bytes().to_vec()), cx.now);
         }
         mark(&mut self.dirty, conn, was_empty);
         let (addr, outgoing) = (p.addr, p.outgoing);
@@ -237,9 +226,9 @@ impl Torrent {
         }
     }
 
-    pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn on_data(&mut self, conn: ConnId, data: &[u8], cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        p.last_recv = now;
+        p.last_recv = cx.now;
         // Whole messages are decoded straight from `data`; the decoder keeps only a partial
         // tail (one copy less of every block received).
         let mut input = data;
@@ -247,19 +236,19 @@ impl Torrent {
             decoder.feed(input);
             input = &[];
             // `take` consumes the decoder; an empty one stands in until the peer is active.
-            let fresh = HandshakeDecoder::new(cfg.wire_limits);
+            let fresh = HandshakeDecoder::new(cx.cfg.wire_limits);
             match std::mem::replace(decoder, fresh).take() {
                 Ok(HandshakeStep::Pending(d)) => {
                     *decoder = d;
                     return;
                 }
                 Ok(HandshakeStep::Done(hs, decoder)) => {
-                    if !self.activate(conn, hs, decoder, now, cfg, io) {
+                    if !self.activate(conn, hs, decoder, cx) {
                         return;
                     }
                 }
                 Err(_) => {
-                    self.close(conn, now, io);
+                    self.close(conn, cx);
                     return;
                 }
             }
@@ -279,63 +268,63 @@ impl Torrent {
                         p.got_first_message = true;
                         p.spoke = true;
                         let block = BlockRef { piece, offset, len: data.len() as u32 };
-                        self.on_block(conn, block, data, now, cfg, io);
+                        self.on_block(conn, block, data, cx);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => {
                     if let (Some(p), false) = (self.peers.get_mut(&conn), matches!(msg, Message::KeepAlive)) {
                         p.spoke = true;
                     }
-                    self.on_message(conn, msg, now, cfg, io)
+                    self.on_message(conn, msg, cx)
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    self.close(conn, now, io);
+                    self.close(conn, cx);
                     return;
                 }
             }
         }
-        self.fill_requests(conn, now, cfg, io);
+        self.fill_requests(conn, cx);
     }
 
-    pub fn on_sent(&mut self, conn: ConnId, n: u64, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn on_sent(&mut self, conn: ConnId, n: u64, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         p.send_queued = p.send_queued.saturating_sub(n);
-        p.send_window = p.send_window.saturating_add(n).min(cfg.max_send_buffer.max(cfg.min_send_buffer));
+        p.send_window = p.send_window.saturating_add(n).min(cx.cfg.max_send_buffer.max(cx.cfg.min_send_buffer));
         // The rate that sizes its backlog is what the socket really took, not what we queued.
         p.ul.add(n);
-        self.serve_requests(conn, now, cfg, io);
+        self.serve_requests(conn, cx);
     }
 
-    pub fn on_closed(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
-        self.drop_peer(conn, now, io);
+    pub fn on_closed(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
+        self.drop_peer(conn, cx);
     }
 
     /// Closes a connection from our side.
-    pub(super) fn close(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
-        if self.drop_peer(conn, now, io) {
-            io.push(Output::Peer(PeerIo::Close { conn }));
-            io.closed.push(conn);
+    pub(super) fn close(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
+        if self.drop_peer(conn, cx) {
+            cx.out.push(Output::Peer(PeerIo::Close { conn }));
+            cx.out.closed(conn);
         }
     }
 
-    pub(super) fn close_all(&mut self, now: Instant, io: &mut Io) {
+    pub(super) fn close_all(&mut self, cx: &mut Ctx<'_>) {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            self.close(conn, now, io);
+            self.close(conn, cx);
         }
         // Partly received pieces go with their peers.
         for buf in self.download.drop_partial(&mut self.picker) {
-            io.recycle(buf);
+            cx.limits.recycle(buf);
         }
     }
 
     /// Forgets a peer: its availability, its requests, its slot. True if it existed.
-    pub(super) fn drop_peer(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+    pub(super) fn drop_peer(&mut self, conn: ConnId, cx: &mut Ctx<'_>) -> bool {
         let Some(p) = self.peers.remove(&conn) else { return false };
         if p.is_dialing() {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
-            io.half_open -= 1;
+            cx.limits.half_open -= 1;
         }
         if p.is_active() {
             self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
@@ -345,7 +334,7 @@ impl Torrent {
             phase.fetch.peer_gone(conn);
         }
         let peers = &self.peers;
-        self.peer_list.disconnected(conn, p.addr, p.is_active(), now, |a| addr_in_use(peers, a));
+        self.peer_list.disconnected(conn, p.addr, p.is_active(), cx.now, |a| addr_in_use(peers, a));
         true
     }
 
