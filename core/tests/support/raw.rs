@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::{Index, IndexMut};
 
-use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, PexMessage, UT_PEX};
+use shoal_core::wire::{
+    ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, PexMessage, UT_PEX,
+};
 use shoal_core::{ConnId, InfoHash, PeerId};
 
 use super::net::{End, Wire};
@@ -68,11 +70,9 @@ impl World {
     /// The messages a hand-driven peer has received so far (after the handshake); fails the
     /// test if the engine sent anything invalid.
     pub fn messages_to(&self, raw: RawId) -> Vec<Message> {
-        let mut d = Decoder::new_expecting_handshake(Limits::default());
+        let mut d = HandshakeDecoder::new(Limits::default());
         d.feed(&self.raws[raw].received);
-        if d.take_handshake().expect("a valid handshake").is_none() {
-            return Vec::new();
-        }
+        let HandshakeStep::Done(_, mut d) = d.take().expect("a valid handshake") else { return Vec::new() };
         std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
     }
 
@@ -91,11 +91,9 @@ impl World {
 
 /// The valid messages an engine sent a hand-driven peer, up to the first invalid one.
 pub fn raw_messages(received: &[u8]) -> Vec<Message> {
-    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    let mut d = HandshakeDecoder::new(Limits::default());
     d.feed(received);
-    if !matches!(d.take_handshake(), Ok(Some(_))) {
-        return Vec::new();
-    }
+    let Ok(HandshakeStep::Done(_, mut d)) = d.take() else { return Vec::new() };
     std::iter::from_fn(|| d.next_message().ok().flatten()).collect()
 }
 

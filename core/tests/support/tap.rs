@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use shoal_core::wire::{Decoder, ExtendedHandshake, Limits, Message};
+use shoal_core::wire::{Decoder, ExtendedHandshake, HandshakeDecoder, HandshakeStep, Limits, Message};
 use shoal_core::{ConnId, Instant};
 
 use super::node::NodeId;
@@ -24,14 +24,42 @@ pub struct WireEntry {
     pub len: usize,
 }
 
+/// What a tapped connection's bytes are read with: its handshake first, then its messages.
+pub(super) enum Tap {
+    Handshake(HandshakeDecoder),
+    Messages(Decoder),
+    /// Its handshake was malformed: nothing after it is logged.
+    Broken,
+}
+
 impl World {
     /// Decodes bytes sent from one node to another into [`World::wire_log`].
     pub(super) fn tap_bytes(&mut self, from: (NodeId, ConnId), to: (NodeId, ConnId), data: &[u8]) {
-        let dec = self.taps.entry(from).or_insert_with(|| Decoder::new_expecting_handshake(Limits::default()));
-        dec.feed(data);
-        if matches!(dec.take_handshake(), Ok(None)) {
-            return;
-        }
+        let tap = self.taps.remove(&from).unwrap_or_else(|| Tap::Handshake(HandshakeDecoder::new(Limits::default())));
+        let mut dec = match tap {
+            Tap::Handshake(mut h) => {
+                h.feed(data);
+                match h.take() {
+                    Ok(HandshakeStep::Done(_, dec)) => dec,
+                    Ok(HandshakeStep::Pending(h)) => {
+                        self.taps.insert(from, Tap::Handshake(h));
+                        return;
+                    }
+                    Err(_) => {
+                        self.taps.insert(from, Tap::Broken);
+                        return;
+                    }
+                }
+            }
+            Tap::Messages(mut dec) => {
+                dec.feed(data);
+                dec
+            }
+            Tap::Broken => {
+                self.taps.insert(from, Tap::Broken);
+                return;
+            }
+        };
         while let Ok(Some(msg)) = dec.next_message() {
             let (msg, len) = match msg {
                 Message::Piece { piece, offset, data } => {
@@ -41,6 +69,7 @@ impl World {
             };
             self.wire_log.push(WireEntry { at: self.now, from, to, msg, len });
         }
+        self.taps.insert(from, Tap::Messages(dec));
     }
 
     /// Requests the leecher had outstanding after each message before `until` (requests it sent

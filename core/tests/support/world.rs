@@ -14,7 +14,6 @@ use sha1::{Digest, Sha1};
 use shoal_netsim::tracker::Tracker;
 use shoal_netsim::Uplink;
 
-use shoal_core::wire::Decoder;
 use shoal_core::{
     AddMagnet, AddTorrent, Bitfield, CloseReason, Config, ConnId, Engine, Event, Input, Instant, JobId, JobResult,
     Output, PeerIo, Socket, TorrentId, UdpIo,
@@ -24,7 +23,7 @@ use super::disk::Disk;
 use super::net::{virtual_time, Wire};
 use super::node::{Node, NodeId, Nodes};
 use super::raw::{RawId, Raws};
-use super::tap::WireEntry;
+use super::tap::{Tap, WireEntry};
 use super::torrent::TestTorrent;
 
 /// Something on its way to a node or a hand-driven peer.
@@ -112,7 +111,7 @@ pub struct World {
     /// With `tap`: every message between engines, as sent.
     pub wire_log: Vec<WireEntry>,
     /// With `tap`: a decoder for each sending side.
-    pub(super) taps: HashMap<(NodeId, ConnId), Decoder>,
+    pub(super) taps: HashMap<(NodeId, ConnId), Tap>,
 }
 
 impl World {

@@ -4,7 +4,7 @@
 //! what they return.
 
 use super::download::Finished;
-use super::peer::{Phase, INITIAL_SEND_WINDOW};
+use super::peer::INITIAL_SEND_WINDOW;
 use super::upload::Framed;
 use super::{mark, State, Torrent};
 use crate::engine::ctx::Ctx;
@@ -57,7 +57,7 @@ impl Torrent {
             return;
         }
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.phase != Phase::Active || p.peer_choking || !p.am_interested {
+        if !p.is_active() || p.peer_choking || !p.am_interested {
             return;
         }
         let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
