@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::metainfo::MetainfoError;
 use crate::types::{InfoHash, TorrentId};
 
+use super::close_reason::CloseReason;
 use super::disk_error::DiskError;
 
 /// Something the application may want to know about.
@@ -64,6 +65,15 @@ pub enum Event {
         torrent: TorrentId,
         /// The peer.
         addr: SocketAddr,
+    },
+    /// A peer connection of the torrent ended (closed by either side, or never established).
+    PeerClosed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        reason: CloseReason,
     },
     /// A [`Engine::dht_scrape`](crate::Engine::dht_scrape) ended with these counts (all zero when no node answered).
     DhtScrape {

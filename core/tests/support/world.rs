@@ -16,8 +16,8 @@ use shoal_netsim::Uplink;
 
 use shoal_core::wire::Decoder;
 use shoal_core::{
-    AddMagnet, AddTorrent, Bitfield, Config, ConnId, Engine, Event, Input, Instant, JobId, JobResult, Output, PeerIo,
-    Socket, TorrentId, UdpIo,
+    AddMagnet, AddTorrent, Bitfield, CloseReason, Config, ConnId, Engine, Event, Input, Instant, JobId, JobResult,
+    Output, PeerIo, Socket, TorrentId, UdpIo,
 };
 
 use super::disk::Disk;
@@ -314,7 +314,7 @@ impl World {
                 self.drain(node);
             }
             Ev::Closed { node, conn } => {
-                self.nodes[node].engine.handle(Input::Closed(conn), now);
+                self.nodes[node].engine.handle(Input::Closed(conn, CloseReason::PeerClosed), now);
                 self.drain(node);
             }
             Ev::Job { node, job, result } => {
@@ -341,7 +341,7 @@ impl World {
         match out {
             Output::Peer(PeerIo::Connect { conn, addr }) => self.connect(a, conn, addr),
             Output::Peer(PeerIo::Send { conn, data }) => self.send(a, conn, data),
-            Output::Peer(PeerIo::Close { conn }) => self.close(a, conn),
+            Output::Peer(PeerIo::Close { conn, .. }) => self.close(a, conn),
             Output::Disk(job) => self.disk_job(a, job),
             Output::Hash(job) => self.hash_job(a, job),
             Output::Http { id, url } => {
