@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
-use super::store::knowledge::{is_predicate, MAX_STATEMENTS, TORRENT};
+use super::store::statement::{is_predicate, MAX_STATEMENTS, TORRENT};
 use super::store::{rules, StoreError};
 use super::Daemon;
 
