@@ -9,10 +9,10 @@ use std::time::Duration;
 use shoal_core::dht::DhtConfig;
 use shoal_core::health::{Figures, HealthReport, Source};
 use shoal_core::Event;
-use support::{file, TestTorrent, World, TRACKER};
+use support::{file, NodeId, TestTorrent, World, TRACKER};
 
 /// The report of node `node`'s health check `id`, once it ended.
-fn report(w: &World, node: usize, id: shoal_core::health::HealthCheckId) -> Option<HealthReport> {
+fn report(w: &World, node: NodeId, id: shoal_core::health::HealthCheckId) -> Option<HealthReport> {
     w.nodes[node].events.iter().find_map(|(_, e)| match e {
         Event::HealthChecked { check, report } if *check == id => Some(report.clone()),
         _ => None,
@@ -27,9 +27,8 @@ fn a_health_check_counts_the_dht_swarm_and_takes_the_best_source() {
     let (seeder, leecher, router, asker) = (w.add_node(), w.add_node(), w.add_node(), w.add_node());
     // The seeder sends slowly: the leecher stays a leecher throughout.
     w.nodes[seeder].uplink.rate = Some(2_000);
-    let addrs: Vec<_> = (0..4).map(|i| w.nodes[i].addr).collect();
     for (node, knows) in [(seeder, router), (leecher, router), (router, seeder), (asker, router)] {
-        let at = addrs[knows];
+        let at = w.nodes[knows].addr;
         w.command(node, |e, now| {
             e.enable_dht(DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
             e.add_dht_node(at, now);

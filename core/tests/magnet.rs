@@ -8,18 +8,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::magnet::Magnet;
-use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, UT_PEX};
+use shoal_core::wire::{ExtendedHandshake, Handshake, Message, MetadataMessage, UT_PEX};
 use shoal_core::{AddMagnet, Event, InfoHash, PeerId, TorrentState};
-use support::{file, FileSpec, TestTorrent, World, TRACKER};
-
-const PIECE: u32 = 32 * 1024;
+use support::{file, plain_torrent, raw_messages, FileSpec, NodeId, TestTorrent, World, PIECE, TRACKER};
 
 /// The id our hand-driven peers want `ut_metadata` messages under.
 const RAW_UT: u8 = 9;
-
-fn plain_torrent(seed: u64) -> TestTorrent {
-    TestTorrent::new(seed, PIECE, &[file("a.bin", 700_001), file("b.bin", 300_000)])
-}
 
 /// A torrent whose info dictionary spans several 16 KiB metadata pieces (many small files).
 fn many_files_torrent(seed: u64) -> TestTorrent {
@@ -37,7 +31,7 @@ fn magnet_of(tt: &TestTorrent) -> Magnet {
 }
 
 /// Index of the first event of `node` matching `pred`.
-fn event_index(w: &World, node: usize, pred: impl Fn(&Event) -> bool) -> Option<usize> {
+fn event_index(w: &World, node: NodeId, pred: impl Fn(&Event) -> bool) -> Option<usize> {
     w.nodes[node].events.iter().position(|(_, e)| pred(e))
 }
 
@@ -78,7 +72,7 @@ fn multi_piece_metadata_from_two_seeds_and_only_the_selected_files() {
     let tt = many_files_torrent(61);
     assert!(tt.meta.info_bytes.len() > 2 * 16 * 1024, "the info dictionary spans three metadata pieces");
     let mut w = World::new(61);
-    let seeders: Vec<usize> = (0..2).map(|_| w.add_node()).collect();
+    let seeders: Vec<NodeId> = (0..2).map(|_| w.add_node()).collect();
     let leecher = w.add_node();
     for &s in &seeders {
         w.seed(s, &tt);
@@ -101,23 +95,9 @@ fn multi_piece_metadata_from_two_seeds_and_only_the_selected_files() {
     }
 }
 
-/// A hand-driven peer's view of what the engine sent it.
-fn messages(received: &[u8]) -> Vec<Message> {
-    let mut d = Decoder::new_expecting_handshake(Limits::default());
-    d.feed(received);
-    if !matches!(d.take_handshake(), Ok(Some(_))) {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    while let Ok(Some(m)) = d.next_message() {
-        out.push(m);
-    }
-    out
-}
-
 /// The ut_metadata messages the engine sent a hand-driven peer.
 fn metadata_messages(received: &[u8]) -> Vec<MetadataMessage> {
-    messages(received)
+    raw_messages(received)
         .into_iter()
         .filter_map(|m| match m {
             Message::Extended { id: RAW_UT, payload } => Some(MetadataMessage::decode(&payload).expect("valid")),
@@ -128,7 +108,7 @@ fn metadata_messages(received: &[u8]) -> Vec<MetadataMessage> {
 
 /// The extended message id the engine advertised for ut_metadata, and its metadata size.
 fn engine_ut_metadata(received: &[u8]) -> (u8, Option<u64>) {
-    let ext = messages(received)
+    let ext = raw_messages(received)
         .into_iter()
         .find_map(|m| match m {
             Message::Extended { id: 0, payload } => ExtendedHandshake::decode(&payload).ok(),
@@ -353,7 +333,7 @@ fn a_magnet_that_turns_out_private_withdraws_its_pex_offer() {
     // Long enough for a PEX message to be due.
     w.run_for(Duration::from_secs(70));
 
-    let offers: Vec<(usize, Option<u8>)> = w
+    let offers: Vec<(NodeId, Option<u8>)> = w
         .wire_log
         .iter()
         .filter_map(|e| match &e.msg {

@@ -1,0 +1,124 @@
+//! The engines of a world, each with its disks and what it told the application, addressed by
+//! [`NodeId`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::{Index, IndexMut};
+
+use shoal_netsim::Uplink;
+
+use shoal_core::{ConnId, Engine, Event, Instant, TorrentId, TorrentStats};
+
+use super::disk::Disk;
+
+/// One engine of a world, numbered in the order it was added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub(super) usize);
+
+/// The bare number: trace lines and failure messages name a node by it.
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One engine with its disks and what it told the application.
+pub struct Node {
+    /// The engine under test.
+    pub engine: Engine,
+    /// Its listening address.
+    pub addr: SocketAddr,
+    /// In-memory files of each torrent added through the world.
+    pub disks: HashMap<TorrentId, Disk>,
+    /// Every event, with when it came out.
+    pub events: Vec<(Instant, Event)>,
+    /// Every `Close` it asked for, with when.
+    pub closes: Vec<(Instant, ConnId)>,
+    /// Every tracker URL it asked to GET, with when.
+    pub tracker_gets: Vec<(Instant, String)>,
+    /// Every Local Service Discovery announce it multicast, with when.
+    pub lsd_sends: Vec<(Instant, Vec<u8>)>,
+    /// Its upload link (`uplink.rate`: bytes per second; `None`, the default, is unlimited).
+    pub uplink: Uplink,
+}
+
+impl Node {
+    /// Whether `event` came out of this engine.
+    pub fn saw(&self, pred: impl Fn(&Event) -> bool) -> bool {
+        self.events.iter().any(|(_, e)| pred(e))
+    }
+
+    /// Whether the torrent reported [`Event::Finished`].
+    pub fn finished(&self, t: TorrentId) -> bool {
+        self.saw(|e| *e == Event::Finished { torrent: t })
+    }
+
+    /// The pieces the torrent reported with [`Event::PieceFinished`], in order.
+    pub fn finished_pieces(&self, t: TorrentId) -> Vec<u32> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::PieceFinished { torrent, piece } if *torrent == t => Some(*piece),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The disk of a torrent.
+    pub fn disk(&self, t: TorrentId) -> &Disk {
+        &self.disks[&t]
+    }
+
+    /// A torrent's figures.
+    pub fn stats(&self, t: TorrentId) -> TorrentStats {
+        self.engine.stats(t).expect("torrent exists")
+    }
+}
+
+/// The engines of a world.
+#[derive(Default)]
+pub struct Nodes(Vec<Node>);
+
+impl Nodes {
+    /// Every node's id, in the order they were added.
+    pub fn ids(&self) -> Vec<NodeId> {
+        (0..self.0.len()).map(NodeId).collect()
+    }
+
+    /// Every node, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.0.iter()
+    }
+
+    /// The node listening at `addr`, if any.
+    pub fn at(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.0.iter().position(|n| n.addr == addr).map(NodeId)
+    }
+
+    /// The id the next node added will get.
+    pub(super) fn next_id(&self) -> NodeId {
+        NodeId(self.0.len())
+    }
+
+    /// Adds a node under [`Nodes::next_id`].
+    pub(super) fn push(&mut self, node: Node) -> NodeId {
+        let id = self.next_id();
+        self.0.push(node);
+        id
+    }
+}
+
+impl Index<NodeId> for Nodes {
+    type Output = Node;
+
+    fn index(&self, id: NodeId) -> &Node {
+        &self.0[id.0]
+    }
+}
+
+impl IndexMut<NodeId> for Nodes {
+    fn index_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.0[id.0]
+    }
+}

@@ -1,0 +1,128 @@
+//! Hand-driven peers: connections to an engine whose bytes the test writes and reads, for
+//! hostile or precisely timed input, addressed by [`RawId`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::{Index, IndexMut};
+
+use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, PexMessage, UT_PEX};
+use shoal_core::{ConnId, InfoHash, PeerId};
+
+use super::net::{End, Wire};
+use super::node::NodeId;
+use super::world::{Ev, World};
+
+/// A hand-driven peer of a world, numbered in the order it connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawId(usize);
+
+/// A hand-driven peer connected to an engine, for hostile-input tests.
+#[derive(Debug)]
+pub struct RawPeer {
+    /// The engine it is connected to.
+    pub node: NodeId,
+    /// The engine's id for the connection.
+    pub conn: ConnId,
+    /// Everything the engine sent it.
+    pub received: Vec<u8>,
+    /// Whether the engine closed the connection.
+    pub closed: bool,
+}
+
+/// The hand-driven peers of a world.
+#[derive(Debug, Default)]
+pub struct Raws(Vec<RawPeer>);
+
+impl Index<RawId> for Raws {
+    type Output = RawPeer;
+
+    fn index(&self, id: RawId) -> &RawPeer {
+        &self.0[id.0]
+    }
+}
+
+impl IndexMut<RawId> for Raws {
+    fn index_mut(&mut self, id: RawId) -> &mut RawPeer {
+        &mut self.0[id.0]
+    }
+}
+
+impl World {
+    /// Opens a connection from `from` to engine `node`, driven by the test.
+    pub fn raw_connect(&mut self, node: NodeId, from: SocketAddr) -> RawId {
+        let conn = self.nodes[node].engine.accept(from, self.now).expect("engine accepts the connection");
+        self.drain(node);
+        let raw = RawId(self.raws.0.len());
+        self.raws.0.push(RawPeer { node, conn, received: Vec::new(), closed: false });
+        self.links.insert((node, conn), Wire::to(End::Raw(raw)));
+        raw
+    }
+
+    /// Sends bytes from a hand-driven peer; they arrive after the link latency.
+    pub fn raw_send(&mut self, raw: RawId, data: &[u8]) {
+        let RawPeer { node, conn, .. } = self.raws[raw];
+        let at = self.now + self.timing.latency;
+        self.schedule(at, Ev::Data { node, conn, data: data.to_vec() });
+    }
+
+    /// The messages a hand-driven peer has received so far (after the handshake); fails the
+    /// test if the engine sent anything invalid.
+    pub fn messages_to(&self, raw: RawId) -> Vec<Message> {
+        let mut d = Decoder::new_expecting_handshake(Limits::default());
+        d.feed(&self.raws[raw].received);
+        if d.take_handshake().expect("a valid handshake").is_none() {
+            return Vec::new();
+        }
+        std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
+    }
+
+    /// The blocks of the messages to a hand-driven peer that `pick` selects, in order.
+    pub fn sent_to(&self, raw: RawId, pick: impl Fn(&Message) -> bool) -> Vec<(u32, u32)> {
+        self.messages_to(raw)
+            .iter()
+            .filter(|m| pick(m))
+            .filter_map(|m| match m {
+                Message::Request(b) | Message::Cancel(b) => Some((b.piece, b.offset)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The valid messages an engine sent a hand-driven peer, up to the first invalid one.
+pub fn raw_messages(received: &[u8]) -> Vec<Message> {
+    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    d.feed(received);
+    if !matches!(d.take_handshake(), Ok(Some(_))) {
+        return Vec::new();
+    }
+    std::iter::from_fn(|| d.next_message().ok().flatten()).collect()
+}
+
+/// A hand-driven peer's handshake.
+pub fn handshake(info_hash: InfoHash) -> Vec<u8> {
+    let mut out = Vec::new();
+    Handshake::new(info_hash, PeerId(*b"-XX0001-hostilepeer0")).encode(&mut out);
+    out
+}
+
+/// A hand-driven peer's greeting: handshake, then an extended handshake offering ut_pex (as
+/// id 7) with its listening port and what it sees as our address.
+pub fn pex_greeting(info_hash: InfoHash, who: u8, listen_port: Option<u16>, yourip: Option<Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut peer_id = *b"-XX0001-pexpeer00000";
+    peer_id[19] = who;
+    Handshake::new(info_hash, PeerId(peer_id)).encode(&mut out);
+    let ext =
+        ExtendedHandshake { m: BTreeMap::from([(UT_PEX.to_owned(), 7)]), p: listen_port, yourip, ..Default::default() };
+    Message::Extended { id: 0, payload: ext.encode() }.encode(&mut out);
+    out
+}
+
+/// A ut_pex message (under extension id `id`) adding `added`, without flags.
+pub fn pex_frame(id: u8, added: &[SocketAddr]) -> Vec<u8> {
+    let msg = PexMessage { added: added.iter().map(|a| (*a, 0)).collect(), dropped: vec![] };
+    let mut out = Vec::new();
+    Message::Extended { id, payload: msg.encode() }.encode(&mut out);
+    out
+}
