@@ -24,14 +24,14 @@ mod torrent;
 pub use close_reason::{CloseReason, Violation};
 pub use config::Config;
 pub use disk_error::{DiskError, DiskErrorKind};
-pub use event::{Event, TorrentError};
+pub use event::{DhtScrapeId, Event, TorrentError};
 pub use input::{Input, Socket};
 pub use output::{lay_out_read, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo};
 pub use params::{AddMagnet, AddTorrent, EngineError, FilePriority};
 pub use stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
-pub use dht::{DhtScrapeError, DhtScrapeId, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
+pub use dht::{DhtScrapeError, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
