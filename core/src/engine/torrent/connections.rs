@@ -10,8 +10,11 @@ use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
+use crate::engine::close_reason::CloseReason;
+use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
-use crate::engine::{CloseReason, Config, Event, Output, PeerIo};
+use crate::engine::event::Event;
+use crate::engine::output::{Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{
     Decoded, Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Message, UT_METADATA, UT_PEX,

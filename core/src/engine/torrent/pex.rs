@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{mark, Torrent};
+use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
-use crate::engine::Config;
 use crate::types::{ConnId, Instant};
 use crate::wire::{Message, PexMessage, PEX_OUTGOING, PEX_SEED, UT_PEX};
 

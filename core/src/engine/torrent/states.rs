@@ -6,9 +6,12 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::check::{Checker, Verified};
+use crate::engine::close_reason::CloseReason;
 use crate::engine::ctx::Ctx;
+use crate::engine::event::{Event, TorrentError};
 use crate::engine::limits::SessionLimits;
-use crate::engine::{CloseReason, DiskJob, DiskJobKind, Event, FilePriority, Output, TorrentError};
+use crate::engine::output::{DiskJob, DiskJobKind, Output};
+use crate::engine::params::FilePriority;
 use crate::picker::Picker;
 use crate::types::ConnId;
 use crate::wire::Message;

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::engine::event::Event;
 use crate::engine::outbox::Outbox;
-use crate::engine::{Event, Output, UdpIo};
+use crate::engine::output::{Output, UdpIo};
 use crate::tracker::{
     announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
     AnnounceResponse, TrackerIndex, TrackerList, TrackerStatus, UdpConfig, UdpExchange, UdpOutcome,
@@ -293,8 +294,9 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::{DueAnnounce, TrackerDriver};
+    use crate::engine::event::Event;
     use crate::engine::outbox::Outbox;
-    use crate::engine::{Event, Output, UdpIo};
+    use crate::engine::output::{Output, UdpIo};
     use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
     use crate::types::{ExchangeId, InfoHash, Instant, PeerId, TorrentId};
 

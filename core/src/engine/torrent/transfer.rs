@@ -8,7 +8,9 @@ use super::peer::INITIAL_SEND_WINDOW;
 use super::upload::Framed;
 use super::{mark, State, Torrent};
 use crate::engine::ctx::Ctx;
-use crate::engine::{DiskError, DiskJob, DiskJobKind, Event, HashJob, Output, PeerIo};
+use crate::engine::disk_error::DiskError;
+use crate::engine::event::Event;
+use crate::engine::output::{DiskJob, DiskJobKind, HashJob, Output, PeerIo};
 use crate::types::{ConnId, JobId, BLOCK_SIZE};
 use crate::wire::Message;
 
