@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::peer::{Peer, PeerState};
-use super::pex::PexState;
 use super::pex::OUR_UT_PEX;
+use super::pex_state::PexState;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};

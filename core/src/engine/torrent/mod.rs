@@ -15,6 +15,7 @@ mod messages;
 mod peer;
 mod peer_list;
 mod pex;
+mod pex_state;
 mod states;
 mod trackers;
 mod transfer;

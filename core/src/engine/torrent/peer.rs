@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::pex::PexState;
+use super::pex_state::PexState;
 use super::upload::UploadQueue;
 use crate::bitfield::Bitfield;
 use crate::engine::admission::Usefulness;
