@@ -73,9 +73,9 @@ pub fn info(path: &Path, json: bool) -> Result<(), String> {
     };
     if json {
         let s = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
-        return crate::progress::print_stdout(&format!("{s}\n"));
+        return crate::print_stdout(&format!("{s}\n"));
     }
-    crate::progress::print_stdout(&text(&out))
+    crate::print_stdout(&text(&out))
 }
 
 /// The text form of `shoal info`.

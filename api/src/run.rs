@@ -13,6 +13,7 @@ use shoal_smol::{AddOptions, Handle, MagnetOptions};
 
 use crate::progress::{eprint_line, human_bytes, human_duration, Progress};
 use crate::session::{self, Plan, Runtime, Session};
+use crate::Failure;
 
 /// Session options shared by `download` and `seed`.
 #[derive(clap::Args)]
@@ -27,7 +28,7 @@ pub struct NetArgs {
     #[arg(long)]
     bind: Option<IpAddr>,
     /// A peer to connect to, besides those the trackers return (repeatable).
-    #[arg(long = "peer", value_parser = parse_peer)]
+    #[arg(long = "peer", value_parser = crate::parse_peer)]
     peers: Vec<SocketAddr>,
     /// Do not use the DHT (it is on by default; `SHOAL_LOCAL_ONLY=1` keeps it on loopback).
     #[arg(long)]
@@ -60,38 +61,6 @@ impl Source {
         }
         crate::info::load(arg).map(|m| Source::Torrent(Box::new(m)))
     }
-}
-
-/// Why a command ended without doing its job.
-#[derive(Debug)]
-pub enum Failure {
-    /// Something went wrong: one line for the user.
-    Error(String),
-    /// Ctrl-C or SIGTERM stopped it before it was done; the words say what was left.
-    Interrupted(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::Error(message)
-    }
-}
-
-/// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
-/// allows: with `SHOAL_LOCAL_ONLY=1` no name server is asked). An address is taken as it is:
-/// the policy refuses it when it would be dialled.
-fn parse_peer(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = s.parse() {
-        return Ok(addr);
-    }
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("bad peer address {s:?}: HOST:PORT expected"))?;
-    let port: u16 = port.parse().map_err(|_| format!("bad peer address {s:?}: invalid port"))?;
-    let policy = shoal_core::NetPolicy::new(local_only());
-    shoal_host::resolve_blocking(policy, host, port)
-        .map_err(|e| format!("bad peer address {s:?}: {e}"))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("peer address {s:?} resolves to nothing"))
 }
 
 /// `shoal download`: `torrent` is a .torrent file or a magnet link.
