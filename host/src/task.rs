@@ -336,10 +336,11 @@ impl<R: Runtime> EngineTask<R> {
                 self.engine.handle(shoal_core::Input::PeerBytes(conn, buf.get(..n).unwrap_or(&buf)), now);
                 self.pool.put(buf);
             }
-            Input::Engine(shoal_core::Input::Closed(conn)) => {
+            Input::Engine(shoal_core::Input::Closed(conn, reason)) => {
                 // A link the engine already closed reports its end too: the engine forgot it.
                 if self.conns.remove(&conn).is_some() {
-                    self.engine.handle(shoal_core::Input::Closed(conn), now);
+                    tracing::debug!("{conn:?} closed: {reason}");
+                    self.engine.handle(shoal_core::Input::Closed(conn, reason), now);
                 }
             }
             Input::Engine(job @ shoal_core::Input::Job(..)) => {
@@ -380,7 +381,8 @@ impl<R: Runtime> EngineTask<R> {
                         c.send(data);
                     }
                 }
-                Output::Peer(PeerIo::Close { conn }) => {
+                Output::Peer(PeerIo::Close { conn, reason }) => {
+                    tracing::debug!("closing {conn:?}: {reason}");
                     self.conns.remove(&conn);
                 }
                 Output::Disk(job) => {

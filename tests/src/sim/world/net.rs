@@ -3,12 +3,13 @@
 //! `shoal_netsim::Link` (send buffer, the sender's uplink, latency, the receiver's downlink,
 //! stalls while partitioned) and are read in arbitrary pieces (`shoal_netsim::Reads`).
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
 
 use rand::Rng;
-use shoal_core::{Input, Instant};
+use shoal_core::{CloseReason, Input, Instant};
 use shoal_netsim::{Path, Reads};
 
 use super::conn::{End, Local, SimConn};
@@ -305,8 +306,8 @@ impl World {
         self.schedule_at(at, Ev::Fin { c, side });
     }
 
-    /// Tells the local owner of end `side` that the connection is gone.
-    pub(super) fn close_local(&mut self, c: u64, side: usize) {
+    /// Tells the local owner of end `side` that the connection is gone, and why.
+    pub(super) fn close_local(&mut self, c: u64, side: usize, reason: CloseReason) {
         let Some(end) = self.end(c, side) else { return };
         if let Some(conn) = self.conn_mut(c) {
             if let Some(e) = &mut conn.ends[side] {
@@ -322,7 +323,7 @@ impl World {
                 let h = self.eh(end.host);
                 h.conns.remove(&conn);
                 if let Some(e) = &mut h.engine {
-                    e.handle(Input::Closed(conn), now);
+                    e.handle(Input::Closed(conn, reason), now);
                 }
                 self.drain(end.host);
             }
@@ -352,7 +353,7 @@ impl World {
             let mut ends = [None, None];
             ends[side] = Some(*end);
             self.put_conn(c, SimConn { ends, dirs: Default::default() });
-            self.close_local(c, side);
+            self.close_local(c, side, CloseReason::Io(ErrorKind::ConnectionReset));
             self.remove_conn(c);
         }
     }
