@@ -34,7 +34,7 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
-use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList, TransportError};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Message, WireError};
 use check::Checker;
@@ -445,7 +445,7 @@ impl Torrent {
     pub fn on_tracker_http(
         &mut self,
         job: JobId,
-        result: Result<Vec<u8>, String>,
+        result: Result<Vec<u8>, TransportError>,
         now: Instant,
         cfg: &Config,
         io: &mut Io,
@@ -457,7 +457,7 @@ impl Torrent {
     pub fn on_tracker_udp(
         &mut self,
         job: JobId,
-        result: Result<&[u8], String>,
+        result: Result<&[u8], TransportError>,
         now: Instant,
         cfg: &Config,
         io: &mut Io,

@@ -9,7 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::engine::{Event, Io, Output, UdpIo};
 use crate::tracker::{
     announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
-    AnnounceResponse, TrackerIndex, TrackerList, TrackerStatus, UdpConfig, UdpExchange, UdpOutcome,
+    AnnounceResponse, TrackerError, TrackerIndex, TrackerList, TrackerStatus, TransportError, UdpConfig, UdpExchange,
+    UdpOutcome,
 };
 use crate::types::{ExchangeId, InfoHash, Instant, JobId, TorrentId};
 
@@ -115,15 +116,18 @@ impl TrackerDriver {
             let id = io.job(self.torrent);
             self.http.insert(id, (tracker, url.clone()));
             io.push(Output::Http { id, url: announce_url(&url, &params) });
-        } else if let Ok((host, port)) = parse_udp_url(&url) {
-            let id = io.job(self.torrent);
-            let mut exchange = UdpExchange::announce(params, now, rng, &UdpConfig::default());
-            // Peers come back as 18-byte entries from a tracker reached over IPv6.
-            exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
-            self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-            return self.pump_udp(id, now, io);
         } else {
-            self.list.on_error(tracker, now, "unsupported tracker URL");
+            match parse_udp_url(&url) {
+                Ok((host, port)) => {
+                    let id = io.job(self.torrent);
+                    let mut exchange = UdpExchange::announce(params, now, rng, &UdpConfig::default());
+                    // Peers come back as 18-byte entries from a tracker reached over IPv6.
+                    exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
+                    self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
+                    return self.pump_udp(id, now, io);
+                }
+                Err(e) => self.list.on_error(tracker, now, TrackerError::UnusableUrl(Box::new(e))),
+            }
         }
         Vec::new()
     }
@@ -150,7 +154,7 @@ impl TrackerDriver {
                 Vec::new()
             }
             Err(e) => {
-                self.on_error(req.tracker, req.url, e.to_string(), now, io);
+                self.on_error(req.tracker, req.url, e, now, io);
                 Vec::new()
             }
         }
@@ -179,7 +183,7 @@ impl TrackerDriver {
     pub fn on_http(
         &mut self,
         job: JobId,
-        result: Result<Vec<u8>, String>,
+        result: Result<Vec<u8>, TransportError>,
         info_hash: &InfoHash,
         now: Instant,
         io: &mut Io,
@@ -191,7 +195,7 @@ impl TrackerDriver {
             return Vec::new();
         }
         let Some((tracker, url)) = self.http.remove(&job) else { return Vec::new() };
-        match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
+        match result.map_err(TrackerError::from).and_then(|body| parse_announce(&body)) {
             Ok(resp) => self.on_announce(tracker, url, resp, now, io),
             Err(e) => {
                 self.on_error(tracker, url, e, now, io);
@@ -204,7 +208,7 @@ impl TrackerDriver {
     pub fn on_udp(
         &mut self,
         job: JobId,
-        result: Result<&[u8], String>,
+        result: Result<&[u8], TransportError>,
         now: Instant,
         rng: &mut ChaCha8Rng,
         io: &mut Io,
@@ -219,7 +223,7 @@ impl TrackerDriver {
                 let Some(req) = self.udp.remove(&job) else { return Vec::new() };
                 io.jobs.remove(&job);
                 io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
-                self.on_error(req.tracker, req.url, e, now, io);
+                self.on_error(req.tracker, req.url, e.into(), now, io);
                 Vec::new()
             }
         }
@@ -272,9 +276,9 @@ impl TrackerDriver {
         resp.peers
     }
 
-    fn on_error(&mut self, tracker: TrackerIndex, url: String, message: String, now: Instant, io: &mut Io) {
-        self.list.on_error(tracker, now, &message);
-        io.event(Event::TrackerError { torrent: self.torrent, url, message });
+    fn on_error(&mut self, tracker: TrackerIndex, url: String, error: TrackerError, now: Instant, io: &mut Io) {
+        self.list.on_error(tracker, now, error.clone());
+        io.event(Event::TrackerError { torrent: self.torrent, url, error });
     }
 }
 
@@ -287,7 +291,7 @@ mod tests {
 
     use super::{DueAnnounce, TrackerDriver};
     use crate::engine::{Event, Io, Output, UdpIo};
-    use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+    use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerError, TrackerList, TrackerState, TransportError};
     use crate::types::{ExchangeId, InfoHash, Instant, PeerId, TorrentId};
 
     fn driver(url: &str) -> TrackerDriver {
@@ -366,11 +370,66 @@ mod tests {
         let id = exchange.job();
         assert_eq!(trackers.udp_sockets(), vec![id]);
         assert!(trackers.deadline(true).is_some_and(|t| t > now), "a retransmission timer runs while checking");
-        trackers.on_udp(id, Err("refused".to_owned()), now, &mut rng, &mut io);
+        let refused = TransportError::Failed("refused".to_owned());
+        trackers.on_udp(id, Err(refused.clone()), now, &mut rng, &mut io);
         let out = outputs(&mut io);
         assert!(matches!(out[0], Output::Udp(UdpIo::EndExchange { exchange }) if exchange == ExchangeId::of(id)));
-        assert!(matches!(&out[1], Output::Event(Event::TrackerError { message, .. }) if message == "refused"));
+        let Output::Event(Event::TrackerError { error, .. }) = &out[1] else { panic!("a tracker error expected") };
+        assert_eq!(*error, TrackerError::Unreachable(refused));
+        assert_eq!(error.to_string(), "refused", "the runtime's words, as the status shows them");
         assert!(trackers.udp_sockets().is_empty());
+    }
+
+    /// The error of the tracker's event and the text of its status after `result`, for an
+    /// HTTP announce.
+    fn http_failure(result: Result<Vec<u8>, TransportError>) -> (TrackerError, Option<String>) {
+        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let mut trackers = driver("http://tracker.test/announce");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        trackers.announce(due, p, now, &mut rng, &mut io);
+        let Output::Http { id, .. } = one_output(&mut io) else { panic!("one HTTP GET expected") };
+        assert!(trackers.on_http(id, result, &InfoHash([1; 20]), now, &mut io).is_empty());
+        let Output::Event(Event::TrackerError { error, .. }) = one_output(&mut io) else {
+            panic!("a tracker error expected")
+        };
+        let status = trackers.statuses().remove(0);
+        assert_eq!(status.state, TrackerState::Error(error.clone()), "the status keeps the typed error");
+        (error, status.message)
+    }
+
+    #[test]
+    fn tracker_errors_are_typed_and_read_as_the_messages_they_replace() {
+        let not_found = TransportError::HttpStatus { code: 404, reason: "Not Found".into() };
+        let (error, message) = http_failure(Err(not_found.clone()));
+        assert_eq!(error, TrackerError::Unreachable(not_found));
+        assert_eq!(message.as_deref(), Some("HTTP 404 Not Found"));
+        let timeout = TransportError::TimedOut("timeout: global".into());
+        let (error, message) = http_failure(Err(timeout.clone()));
+        assert_eq!(error, TrackerError::Unreachable(timeout));
+        assert_eq!(message.as_deref(), Some("timeout: global"));
+        let (error, message) = http_failure(Ok(b"d14:failure reason4:nopee".to_vec()));
+        assert_eq!(error, TrackerError::Failure("nope".into()));
+        assert_eq!(message.as_deref(), Some("tracker refused: nope"));
+        let (error, message) = http_failure(Ok(b"not bencode".to_vec()));
+        assert!(matches!(error, TrackerError::Malformed(_) | TrackerError::Bencode(_)), "{error:?}");
+        assert_eq!(message, Some(error.to_string()));
+    }
+
+    #[test]
+    fn a_udp_url_without_a_port_fails_as_unsupported_with_its_cause() {
+        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let mut trackers = driver("udp://tracker.test");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        assert!(trackers.announce(due, p, now, &mut rng, &mut io).is_empty());
+        assert!(outputs(&mut io).is_empty(), "nothing sent");
+        let status = trackers.statuses().remove(0);
+        let cause = TrackerError::InvalidUrl("udp://tracker.test".into());
+        assert_eq!(status.state, TrackerState::Error(TrackerError::UnusableUrl(Box::new(cause))));
+        assert_eq!(status.message.as_deref(), Some("unsupported tracker URL"));
     }
 
     #[test]
