@@ -14,8 +14,8 @@ use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
 use crate::net;
 use crate::pool::BufPool;
+use crate::runtime::Runtime;
 use crate::workers::Workers;
-use crate::Runtime;
 
 /// Read buffer per connection; one read hands the engine up to this many bytes.
 const READ_BUF: usize = 256 * 1024;

@@ -24,10 +24,10 @@ use crate::disk::Storage;
 use crate::input::{Input, Prepared};
 use crate::io::{self, Link};
 use crate::pool::BufPool;
+use crate::runtime::Runtime;
+use crate::session::SessionError;
 use crate::session::{AddOptions, Checkpoint, MagnetOptions};
 use crate::workers::Workers;
-use crate::Runtime;
-use crate::SessionError;
 
 /// Inputs handled before outputs are drained again, so a busy socket cannot starve the rest.
 const BATCH: usize = 64;

@@ -7,7 +7,6 @@ use crate::tracker::TrackerError;
 use crate::types::{InfoHash, TorrentId};
 
 use super::close_reason::CloseReason;
-use super::dht::DhtScrapeId;
 use super::disk_error::DiskError;
 
 /// Something the application may want to know about.
@@ -156,3 +155,7 @@ mod tests {
         assert_eq!(error.to_string(), format!("the torrent's metadata is invalid: {bad}"));
     }
 }
+
+/// Identifies one [`crate::Engine::dht_scrape`]; its [`Event::DhtScrape`] carries it.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct DhtScrapeId(pub u64);

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::dht::DhtScrapeId;
+use super::event::DhtScrapeId;
 use super::event::Event;
-use super::io::Io;
+use super::outbox::Outbox;
 use super::output::{Output, UdpIo};
 use crate::dht::SwarmCount;
 use crate::health::{dht_figures, HealthCheck, HealthCheckId, HealthRequest};
@@ -68,19 +68,19 @@ impl HealthChecks {
         self.running.len() >= MAX_RUNNING_CHECKS
     }
 
-    pub(super) fn start(&mut self, check: HealthCheck, dht: Option<DhtScrapeId>, io: &mut Io) -> HealthCheckId {
+    pub(super) fn start(&mut self, check: HealthCheck, dht: Option<DhtScrapeId>, out: &mut Outbox) -> HealthCheckId {
         self.next += 1;
         let id = HealthCheckId(self.next);
         if let Some(scrape) = dht {
             self.dht.insert(scrape, id);
         }
         self.running.insert(id, Running { check, jobs: HashMap::new(), dht });
-        self.pump(id, io);
+        self.pump(id, out);
         id
     }
 
     /// Carries a check's requests out and reports it once finished.
-    fn pump(&mut self, id: HealthCheckId, io: &mut Io) {
+    fn pump(&mut self, id: HealthCheckId, out: &mut Outbox) {
         let Some(r) = self.running.get_mut(&id) else { return };
         while let Some(req) = r.check.poll_request() {
             let slot = match &req {
@@ -89,12 +89,11 @@ impl HealthChecks {
                 | HealthRequest::UdpClose { slot } => *slot,
             };
             let job = *r.jobs.entry(slot).or_insert_with(|| {
-                let job = JobId(io.next_id);
-                io.next_id += 1;
+                let job = out.unrouted_job();
                 self.jobs.insert(job, (id, slot));
                 job
             });
-            io.push(match req {
+            out.push(match req {
                 HealthRequest::HttpGet { url, .. } => Output::Http { id: job, url },
                 HealthRequest::UdpSend { host, port, data, .. } => {
                     Output::Udp(UdpIo::Exchange { exchange: ExchangeId::of(job), host, port, data })
@@ -112,16 +111,16 @@ impl HealthChecks {
                 self.dht.remove(&scrape);
             }
         }
-        io.event(Event::HealthChecked { check: id, report });
+        out.event(Event::HealthChecked { check: id, report });
     }
 
-    pub fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, io: &mut Io) {
+    pub fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, out: &mut Outbox) {
         let Some(&(id, slot)) = self.jobs.get(&job) else { return };
         if let Some(r) = self.running.get_mut(&id) {
             // A health report gives each source's failure as text.
             r.check.handle_http(slot, result.map_err(|e| e.to_string()));
         }
-        self.pump(id, io);
+        self.pump(id, out);
     }
 
     pub fn handle_udp(
@@ -130,26 +129,26 @@ impl HealthChecks {
         result: Result<&[u8], TransportError>,
         now: Instant,
         rng: &mut ChaCha8Rng,
-        io: &mut Io,
+        out: &mut Outbox,
     ) {
         let Some(&(id, slot)) = self.jobs.get(&job) else { return };
         if let Some(r) = self.running.get_mut(&id) {
             r.check.handle_udp(slot, now, result.map_err(|e| e.to_string()), rng);
         }
-        self.pump(id, io);
+        self.pump(id, out);
     }
 
     /// A DHT count ended; it is a check's if the check still waits for it.
-    pub fn handle_dht(&mut self, scrape: DhtScrapeId, swarm: &SwarmCount, io: &mut Io) {
+    pub fn handle_dht(&mut self, scrape: DhtScrapeId, swarm: &SwarmCount, out: &mut Outbox) {
         let Some(id) = self.dht.remove(&scrape) else { return };
         if let Some(r) = self.running.get_mut(&id) {
             r.dht = None;
             r.check.handle_dht(dht_figures(swarm));
         }
-        self.pump(id, io);
+        self.pump(id, out);
     }
 
-    pub fn handle_timeout(&mut self, now: Instant, io: &mut Io) {
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
         let due: Vec<HealthCheckId> = self
             .running
             .iter()
@@ -160,7 +159,7 @@ impl HealthChecks {
             if let Some(r) = self.running.get_mut(&id) {
                 r.check.handle_timeout(now);
             }
-            self.pump(id, io);
+            self.pump(id, out);
         }
     }
 }

@@ -26,8 +26,8 @@ impl Engine {
                 }
             }
         }
-        if self.io.half_open != dialing {
-            return Err(format!("half_open {} != {dialing} peers being dialled", self.io.half_open));
+        if self.limits.half_open != dialing {
+            return Err(format!("half_open {} != {dialing} peers being dialled", self.limits.half_open));
         }
         // Every peer is routed to its torrent, so equal counts leave no route without a peer.
         if self.conns.len() != peers {
@@ -73,7 +73,7 @@ mod tests {
     #[test]
     fn a_drifted_half_open_count_is_caught() {
         let mut e = dialling();
-        e.io.half_open += 1;
+        e.limits.half_open += 1;
         let err = e.check_invariants().expect_err("one dial too many counted");
         assert!(err.contains("half_open 2 != 1"), "{err}");
     }

@@ -6,13 +6,15 @@
 mod admission;
 mod close_reason;
 mod config;
+mod ctx;
 mod dht;
 mod disk_error;
 mod event;
 mod health;
 mod input;
 mod invariants;
-mod io;
+mod limits;
+mod outbox;
 mod output;
 mod params;
 mod sched;
@@ -22,14 +24,14 @@ mod torrent;
 pub use close_reason::{CloseReason, Violation};
 pub use config::Config;
 pub use disk_error::{DiskError, DiskErrorKind};
-pub use event::{Event, TorrentError};
+pub use event::{DhtScrapeId, Event, TorrentError};
 pub use input::{Input, Socket};
 pub use output::{lay_out_read, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo};
 pub use params::{AddMagnet, AddTorrent, EngineError, FilePriority};
 pub use stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
-pub use dht::{DhtScrapeError, DhtScrapeId, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
+pub use dht::{DhtScrapeError, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -46,9 +48,11 @@ use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
 use crate::wire::Decoder;
 
 use admission::AddrKey;
+use ctx::Ctx;
 pub use health::{HealthCheckError, MAX_CHECK_TIMEOUT, MAX_RUNNING_CHECKS};
-use io::Io;
-use torrent::{Admit, Identity, MetadataPhase, Torrent};
+use limits::SessionLimits;
+use outbox::Outbox;
+use torrent::{Admit, Identity, MetadataPhase, Torrent, TorrentEvent};
 
 /// An incoming connection whose handshake has not been read: its torrent is unknown.
 struct Pending {
@@ -70,7 +74,8 @@ pub struct Engine {
     pending: BTreeMap<ConnId, Pending>,
     /// How many of `pending` each address holds ([`Config::max_connections_per_ip`]).
     pending_by_addr: HashMap<AddrKey, usize>,
-    io: Io,
+    out: Outbox,
+    limits: SessionLimits,
     next_torrent: u32,
     next_tick: Instant,
     lifecycle: Lifecycle,
@@ -125,7 +130,8 @@ impl Engine {
             conns: HashMap::new(),
             pending: BTreeMap::new(),
             pending_by_addr: HashMap::new(),
-            io: Io::new(up, down),
+            out: Outbox::default(),
+            limits: SessionLimits::new(up, down),
             next_torrent: 1,
             next_tick: now + TICK,
             lifecycle: Lifecycle::Running,
@@ -203,6 +209,17 @@ impl Engine {
         }
     }
 
+    /// Runs `f` on torrent `t` in the context of an input at `now`; `None` for an unknown torrent.
+    fn on_torrent<R>(
+        &mut self,
+        t: TorrentId,
+        now: Instant,
+        f: impl FnOnce(&mut Torrent, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
+        let torrent = self.torrents.get_mut(&t)?;
+        Some(f(torrent, &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits }))
+    }
+
     // ---- commands ----
 
     /// Adds a torrent; it starts checking, downloading or seeding as its data allows.
@@ -277,9 +294,7 @@ impl Engine {
             Identity { id, seed, our_id: self.peer_id },
             params,
             fetching,
-            &self.config,
-            now,
-            &mut self.io,
+            &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits },
         )?;
         self.by_hash.insert(info_hash, id);
         self.torrents.insert(id, torrent);
@@ -290,8 +305,7 @@ impl Engine {
     /// Stops a torrent: closes its peers and says `stopped` to its trackers.
     pub fn pause(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.pause(now, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.pause(cx)).ok_or(EngineError::UnknownTorrent)?;
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -299,8 +313,7 @@ impl Engine {
     /// Restarts a paused (or failed) torrent.
     pub fn resume(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.resume(now, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.resume(cx)).ok_or(EngineError::UnknownTorrent)?;
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -308,8 +321,7 @@ impl Engine {
     /// Checks a torrent's data on disk again from scratch.
     pub fn recheck(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.recheck(now, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.recheck(cx)).ok_or(EngineError::UnknownTorrent)?;
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -317,8 +329,7 @@ impl Engine {
     /// Removes a torrent; [`Event::Removed`] follows once its trackers heard `stopped`.
     pub fn remove(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.remove(now, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.remove(cx)).ok_or(EngineError::UnknownTorrent)?;
         if let Some(link) = &mut self.dht {
             link.forget(t);
         }
@@ -335,8 +346,8 @@ impl Engine {
         now: Instant,
     ) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.set_file_priority(file, priority, now, &self.config, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.set_file_priority(file, priority, cx))
+            .ok_or(EngineError::UnknownTorrent)?;
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -357,8 +368,8 @@ impl Engine {
     /// Peers that can serve them are asked at once (as far as their request queues allow).
     pub fn set_deadline_piece(&mut self, t: TorrentId, piece: Option<u32>, now: Instant) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.set_deadline_piece(piece, now, &self.config, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.set_deadline_piece(piece, cx))
+            .ok_or(EngineError::UnknownTorrent)?;
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -421,8 +432,7 @@ impl Engine {
     /// Asks a torrent's trackers for seeder and leecher counts (shown in its tracker statuses).
     pub fn scrape(&mut self, t: TorrentId, now: Instant) -> Result<(), EngineError> {
         self.running()?;
-        let torrent = self.torrents.get_mut(&t).ok_or(EngineError::UnknownTorrent)?;
-        torrent.scrape(now, &self.config, &mut self.io);
+        self.on_torrent(t, now, |torrent, cx| torrent.scrape(cx)).ok_or(EngineError::UnknownTorrent)?;
         self.after_input(Some(t), now);
         Ok(())
     }
@@ -456,7 +466,7 @@ impl Engine {
                 }
             }
         }
-        let id = self.health.start(check, scrape, &mut self.io);
+        let id = self.health.start(check, scrape, &mut self.out);
         self.after_input(None, now);
         Ok(id)
     }
@@ -466,8 +476,8 @@ impl Engine {
     pub fn set_rate_limits(&mut self, download: u64, upload: u64, now: Instant) {
         self.config.max_download_rate = download;
         self.config.max_upload_rate = upload;
-        self.io.down.set_rate(download, now);
-        self.io.up.set_rate(upload, now);
+        self.limits.down.set_rate(download, now);
+        self.limits.up.set_rate(upload, now);
         self.after_input(None, now);
     }
 
@@ -479,13 +489,14 @@ impl Engine {
         }
         self.lifecycle = Lifecycle::Stopping { deadline: now + self.config.shutdown_timeout };
         for conn in std::mem::take(&mut self.pending).into_keys() {
-            self.io.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::Shutdown }));
+            self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::Shutdown }));
         }
         self.pending_by_addr.clear();
+        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
         for t in self.torrents.values_mut() {
             // Closed here so that their reason is the shutdown; `remove` finds none left.
-            t.close_all(CloseReason::Shutdown, now, &mut self.io);
-            t.remove(now, &mut self.io);
+            t.close_all(CloseReason::Shutdown, cx);
+            t.remove(cx);
         }
         self.after_input(None, now);
     }
@@ -524,9 +535,9 @@ impl Engine {
         while self.pending.len() >= self.config.max_pending_handshakes.max(1) {
             let Some(oldest) = self.pending.keys().next().copied() else { break };
             self.take_pending(oldest);
-            self.io.push(Output::Peer(PeerIo::Close { conn: oldest, reason: CloseReason::Replaced }));
+            self.out.push(Output::Peer(PeerIo::Close { conn: oldest, reason: CloseReason::Replaced }));
         }
-        let conn = self.io.conn();
+        let conn = self.out.conn();
         let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
         if let Some(k) = key {
             *self.pending_by_addr.entry(k).or_default() += 1;
@@ -551,9 +562,7 @@ impl Engine {
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
-        if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_connected(conn, now, &mut self.io);
-        }
+        self.on_torrent(t, now, |torrent, cx| torrent.on_connected(conn, cx));
         self.after_input(Some(t), now);
     }
 
@@ -572,55 +581,47 @@ impl Engine {
                         };
                         let target = self.by_hash.get(&hs.info_hash).copied();
                         let session_full = self.conns.len() >= self.config.max_connections;
-                        let accepted = match target.and_then(|t| self.torrents.get_mut(&t).map(|torrent| (t, torrent)))
-                        {
-                            Some((t, torrent)) => {
-                                let admit = Admit { conn, addr, session_full };
-                                torrent.attach_incoming(admit, decoder, hs, now, &self.config, &mut self.io).map(|()| t)
-                            }
-                            None => Err(CloseReason::UnknownTorrent),
-                        };
+                        let admit = Admit { conn, addr, session_full };
+                        let attach =
+                            |torrent: &mut Torrent, cx: &mut Ctx<'_>| torrent.attach_incoming(admit, decoder, hs, cx);
+                        let accepted = target
+                            .and_then(|t| self.on_torrent(t, now, attach).map(|attached| attached.map(|()| t)))
+                            .unwrap_or(Err(CloseReason::UnknownTorrent));
                         match accepted {
                             Ok(t) => {
                                 self.conns.insert(conn, t);
                                 (t, &[][..])
                             }
                             Err(reason) => {
-                                self.io.push(Output::Peer(PeerIo::Close { conn, reason }));
+                                self.out.push(Output::Peer(PeerIo::Close { conn, reason }));
                                 // The torrent may have closed another peer to make room.
-                                self.forget_closed();
+                                self.route_connections();
                                 return;
                             }
                         }
                     }
                     Err(e) => {
                         self.take_pending(conn);
-                        self.io.push(Output::Peer(PeerIo::Close { conn, reason: e.into() }));
+                        self.out.push(Output::Peer(PeerIo::Close { conn, reason: e.into() }));
                         return;
                     }
                 }
             }
         };
-        if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_data(conn, data, now, &self.config, &mut self.io);
-        }
+        self.on_torrent(t, now, |torrent, cx| torrent.on_data(conn, data, cx));
         self.after_input(Some(t), now);
     }
 
     fn on_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
-        if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_sent(conn, n as u64, now, &self.config, &mut self.io);
-        }
+        self.on_torrent(t, now, |torrent, cx| torrent.on_sent(conn, n as u64, cx));
         self.after_input(Some(t), now);
     }
 
     fn on_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         match self.conns.remove(&conn) {
             Some(t) => {
-                if let Some(torrent) = self.torrents.get_mut(&t) {
-                    torrent.on_closed(conn, reason, now, &mut self.io);
-                }
+                self.on_torrent(t, now, |torrent, cx| torrent.on_closed(conn, reason, cx));
                 self.after_input(Some(t), now);
             }
             None => {
@@ -630,34 +631,28 @@ impl Engine {
     }
 
     fn on_job(&mut self, job: JobId, result: JobResult, now: Instant) {
-        let Some(t) = self.io.jobs.remove(&job) else { return };
-        if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_job(job, result, now, &self.config, &mut self.io);
-        }
+        let Some(t) = self.out.take_owner(job) else { return };
+        self.on_torrent(t, now, |torrent, cx| torrent.on_job(job, result, cx));
         self.after_input(Some(t), now);
     }
 
     fn on_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, now: Instant) {
         if self.health.owns(job) {
-            self.health.handle_http(job, result, &mut self.io);
+            self.health.handle_http(job, result, &mut self.out);
             return self.after_input(None, now);
         }
-        let Some(t) = self.io.jobs.remove(&job) else { return };
-        if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_tracker_http(job, result, now, &self.config, &mut self.io);
-        }
+        let Some(t) = self.out.take_owner(job) else { return };
+        self.on_torrent(t, now, |torrent, cx| torrent.on_tracker_http(job, result, cx));
         self.after_input(Some(t), now);
     }
 
     fn on_exchange(&mut self, job: JobId, result: Result<&[u8], TransportError>, now: Instant) {
         if self.health.owns(job) {
-            self.health.handle_udp(job, result, now, &mut self.rng, &mut self.io);
+            self.health.handle_udp(job, result, now, &mut self.rng, &mut self.out);
             return self.after_input(None, now);
         }
-        let Some(&t) = self.io.jobs.get(&job) else { return };
-        if let Some(torrent) = self.torrents.get_mut(&t) {
-            torrent.on_tracker_udp(job, result, now, &self.config, &mut self.io);
-        }
+        let Some(t) = self.out.owner(job) else { return };
+        self.on_torrent(t, now, |torrent, cx| torrent.on_tracker_udp(job, result, cx));
         self.after_input(Some(t), now);
     }
 
@@ -709,10 +704,11 @@ impl Engine {
                 .collect();
             for conn in expired {
                 self.take_pending(conn);
-                self.io.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
+                self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
             }
+            let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
             for t in self.torrents.values_mut() {
-                t.tick(now, &self.config, &mut self.io);
+                t.tick(cx);
             }
             if let Some(link) = &mut self.dht {
                 let due: Vec<(TorrentId, InfoHash, bool)> = self
@@ -730,10 +726,11 @@ impl Engine {
                 link.dht.handle_timeout(now);
             }
         }
+        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
         for t in self.torrents.values_mut() {
-            t.on_tracker_timeout(now, &self.config, &mut self.io);
+            t.on_tracker_timeout(cx);
         }
-        self.health.handle_timeout(now, &mut self.io);
+        self.health.handle_timeout(now, &mut self.out);
         self.after_input(None, now);
     }
 
@@ -741,7 +738,7 @@ impl Engine {
 
     /// The next thing for the runtime to do; `None` when there is nothing more for now.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.io.queue.pop_front()
+        self.out.pop()
     }
 
     /// When to call [`Engine::handle_timeout`] next; `None` once the engine is shut down
@@ -765,11 +762,11 @@ impl Engine {
         if let Some(d) = self.health.poll_timeout() {
             t = t.min(d);
         }
-        if !self.io.up_waiting.is_empty() {
-            t = t.min(self.io.up.ready_at());
+        if !self.limits.up_waiting.is_empty() {
+            t = t.min(self.limits.up.ready_at());
         }
-        if !self.io.down_starved.is_empty() {
-            t = t.min(self.io.down.ready_at());
+        if !self.limits.down_starved.is_empty() {
+            t = t.min(self.limits.down.ready_at());
         }
         Some(t)
     }

@@ -1,17 +1,17 @@
 //! Session-wide scheduling after every input: check slots, rate-limit fairness between
 //! torrents, upload release, LSD and DHT pumping, dialing and dropping removed torrents.
 
-use super::{dht, Engine, Event, Lifecycle, Output, UdpIo};
-use crate::types::{ConnId, ExchangeId, InfoHash, Instant, TorrentId};
+use super::{dht, Ctx, Engine, Event, Lifecycle, Output, Torrent, TorrentEvent, UdpIo};
+use crate::types::{ExchangeId, InfoHash, Instant, TorrentId};
 
 impl Engine {
     /// Sends blocks that waited for upload tokens, one per peer in turn, while tokens last.
     pub(super) fn release_uploads(&mut self, now: Instant) {
-        while !self.io.up_waiting.is_empty() && self.io.up.has_tokens(now) {
-            let Some((t, conn)) = self.io.up_waiting.pop_front() else { break };
-            let more = self.torrents.get_mut(&t).is_some_and(|tor| tor.release_upload(conn, now, &mut self.io));
+        while !self.limits.up_waiting.is_empty() && self.limits.up.has_tokens(now) {
+            let Some((t, conn)) = self.limits.up_waiting.pop_front() else { break };
+            let more = self.on_torrent(t, now, |tor, cx| tor.release_upload(conn, cx)) == Some(true);
             if more {
-                self.io.up_waiting.push_back((t, conn));
+                self.limits.up_waiting.push_back((t, conn));
             }
         }
     }
@@ -19,32 +19,32 @@ impl Engine {
     /// Lets torrents that ran out of download tokens request again, starting after the one
     /// served first last time so no torrent always goes first.
     pub(super) fn refill_requests(&mut self, now: Instant) {
-        if self.io.down_starved.is_empty() || !self.io.down.has_tokens(now) {
+        if self.limits.down_starved.is_empty() || !self.limits.down.has_tokens(now) {
             return;
         }
-        let cursor = self.io.down_cursor;
-        let starved = std::mem::take(&mut self.io.down_starved);
+        let cursor = self.limits.down_cursor;
+        let starved = std::mem::take(&mut self.limits.down_starved);
         let (before, after): (Vec<TorrentId>, Vec<TorrentId>) = starved.into_iter().partition(|t| *t <= cursor);
         let mut order = after.into_iter().chain(before);
         for id in order.by_ref() {
-            if let Some(t) = self.torrents.get_mut(&id) {
-                t.refill_requests(now, &self.config, &mut self.io);
-                t.flush(&mut self.io);
-            }
-            self.io.down_cursor = id;
-            if !self.io.down.has_tokens(now) {
+            self.on_torrent(id, now, |t, cx| {
+                t.refill_requests(cx);
+                t.flush(cx.out);
+            });
+            self.limits.down_cursor = id;
+            if !self.limits.down.has_tokens(now) {
                 break;
             }
         }
         // Torrents not reached wait for the next tokens.
-        self.io.down_starved.extend(order);
+        self.limits.down_starved.extend(order);
     }
 
     /// Hands free check slots to queued torrents, oldest ticket first. Costs O(torrents), and
     /// only runs after a torrent entered or left the queue or a check.
     pub(super) fn schedule_checks(&mut self, now: Instant) {
-        while self.io.checks_changed {
-            self.io.checks_changed = false;
+        while self.limits.checks_changed {
+            self.limits.checks_changed = false;
             let mut checking = self.torrents.values().filter(|t| t.is_checking()).count();
             let mut queued: Vec<(u64, TorrentId)> =
                 self.torrents.iter().filter_map(|(id, t)| t.check_ticket().map(|k| (k, *id))).collect();
@@ -53,11 +53,12 @@ impl Engine {
                 if checking >= self.config.max_checking_torrents.max(1) {
                     break;
                 }
-                if let Some(t) = self.torrents.get_mut(&id) {
-                    // A check with nothing to read ends at once and sets `checks_changed` again.
-                    t.begin_check(now, &self.config, &mut self.io);
-                    checking += usize::from(t.is_checking());
-                }
+                // A check with nothing to read ends at once and sets `checks_changed` again.
+                let started = self.on_torrent(id, now, |t, cx| {
+                    t.begin_check(cx);
+                    t.is_checking()
+                });
+                checking += usize::from(started == Some(true));
             }
         }
     }
@@ -69,7 +70,7 @@ impl Engine {
         for batch in lsd.poll_announces(&active, now) {
             for v6 in [false, true] {
                 let data = crate::lsd::encode(self.config.listen_port, &batch, lsd.cookie(), v6);
-                self.io.push(Output::Udp(UdpIo::Lsd { data, v6 }));
+                self.out.push(Output::Udp(UdpIo::Lsd { data, v6 }));
             }
         }
     }
@@ -81,7 +82,7 @@ impl Engine {
         let mut got_peers = false;
         while let Some(action) = link.poll(self.config.net_policy(), now) {
             match action {
-                dht::Action::Output(o) => self.io.push(o),
+                dht::Action::Output(o) => self.out.push(o),
                 dht::Action::Peers(t, peers) => {
                     if let Some(torrent) = self.torrents.get_mut(&t) {
                         torrent.add_candidates(peers, &self.config);
@@ -89,18 +90,23 @@ impl Engine {
                     }
                 }
                 dht::Action::Scraped(id, info_hash, swarm) => {
-                    self.health.handle_dht(id, &swarm, &mut self.io);
-                    self.io.event(Event::DhtScrape { id, info_hash, swarm });
+                    self.health.handle_dht(id, &swarm, &mut self.out);
+                    self.out.event(Event::DhtScrape { id, info_hash, swarm });
                 }
             }
         }
         got_peers
     }
 
-    /// Drops the connections torrents closed from the routing table.
-    pub(super) fn forget_closed(&mut self) {
-        for conn in self.io.closed.drain(..) {
-            self.conns.remove(&conn);
+    /// Brings the routing table up to date with the connections torrents dialled and closed.
+    pub(super) fn route_connections(&mut self) {
+        for (id, torrent) in self.torrents.iter_mut() {
+            for event in torrent.poll_events() {
+                match event {
+                    TorrentEvent::Dialed(conn) => self.conns.insert(conn, *id),
+                    TorrentEvent::Closed(conn) => self.conns.remove(&conn),
+                };
+            }
         }
     }
 
@@ -112,32 +118,18 @@ impl Engine {
         self.schedule_checks(now);
         self.refill_requests(now);
         self.release_uploads(now);
-        let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
-        self.io.conn_room = self.config.max_connections.saturating_sub(self.conns.len());
+        self.limits.conn_room = self.config.max_connections.saturating_sub(self.conns.len());
+        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
+        let drive = |torrent: &mut Torrent| {
+            torrent.connect_more(cx);
+            torrent.drive_trackers(cx);
+            torrent.flush(cx.out);
+        };
         match touched {
-            Some(t) => {
-                if let Some(torrent) = self.torrents.get_mut(&t) {
-                    for conn in torrent.connect_more(now, &self.config, &mut self.io) {
-                        newly.push((conn, t));
-                    }
-                    torrent.drive_trackers(now, &self.config, &mut self.io);
-                    torrent.flush(&mut self.io);
-                }
-            }
-            None => {
-                for (id, torrent) in self.torrents.iter_mut() {
-                    for conn in torrent.connect_more(now, &self.config, &mut self.io) {
-                        newly.push((conn, *id));
-                    }
-                    torrent.drive_trackers(now, &self.config, &mut self.io);
-                    torrent.flush(&mut self.io);
-                }
-            }
+            Some(t) => self.torrents.get_mut(&t).into_iter().for_each(drive),
+            None => self.torrents.values_mut().for_each(drive),
         }
-        for (conn, t) in newly {
-            self.conns.insert(conn, t);
-        }
-        self.forget_closed();
+        self.route_connections();
         let deadline_passed = matches!(self.lifecycle, Lifecycle::Stopping { deadline } if now >= deadline);
         let gone: Vec<TorrentId> = self
             .torrents
@@ -148,16 +140,16 @@ impl Engine {
         for id in gone {
             if let Some(t) = self.torrents.remove(&id) {
                 self.by_hash.remove(&t.info_hash);
-                self.io.jobs.retain(|_, owner| *owner != id);
+                self.out.forget_torrent(id);
                 for job in t.udp_sockets() {
-                    self.io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
+                    self.out.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
                 }
-                self.io.event(Event::Removed { torrent: id });
+                self.out.event(Event::Removed { torrent: id });
             }
         }
         if matches!(self.lifecycle, Lifecycle::Stopping { .. }) && self.torrents.is_empty() {
             self.lifecycle = Lifecycle::Stopped;
-            self.io.event(Event::ShutdownComplete);
+            self.out.event(Event::ShutdownComplete);
         }
     }
 }

@@ -344,13 +344,7 @@ impl World {
             Output::Peer(PeerIo::Close { conn, .. }) => self.close(a, conn),
             Output::Disk(job) => self.disk_job(a, job),
             Output::Hash(job) => self.hash_job(a, job),
-            Output::Http { id, url } => {
-                self.nodes[a].tracker_gets.push((now, url.clone()));
-                if !self.tracker_down {
-                    let body = self.tracker.http(self.nodes[a].addr.ip(), &url);
-                    self.schedule(now + self.timing.tracker, Ev::Http { node: a, job: id, body });
-                }
-            }
+            Output::Http { id, url } => self.tracker_get(a, id, url),
             Output::Udp(UdpIo::Exchange { .. } | UdpIo::EndExchange { .. }) => {}
             Output::Udp(UdpIo::Dht { to, data }) => self.dht_datagram(a, to, data),
             Output::Resolve { .. } => {}

@@ -10,11 +10,12 @@ use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
-use crate::engine::{CloseReason, Config, Event, Io, Output, PeerIo};
+use crate::engine::ctx::Ctx;
+use crate::engine::{CloseReason, Config, Event, Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
 
-use super::{addr_in_use, crowded, mark, Admit, State, Torrent};
+use super::{addr_in_use, crowded, mark, Admit, State, Torrent, TorrentEvent};
 
 impl Torrent {
     // ---- connections ----
@@ -34,38 +35,46 @@ impl Torrent {
         self.peer_list.add(addrs, cfg)
     }
 
-    /// Dials candidates while there is room; returns the new connections.
-    pub fn connect_more(&mut self, now: Instant, cfg: &Config, io: &mut Io) -> Vec<ConnId> {
-        let mut new = Vec::new();
+    /// Dials candidates while there is room (each new connection becomes a
+    /// [`TorrentEvent::Dialed`]).
+    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) {
         if self.state != State::Active {
-            return new;
+            return;
         }
         // Each candidate is looked at once at most.
         for _ in 0..self.peer_list.candidates() {
-            if self.peers.len() >= cfg.max_peers_per_torrent || io.half_open >= cfg.max_half_open || io.conn_room == 0 {
+            if self.peers.len() >= cx.cfg.max_peers_per_torrent
+                || cx.limits.half_open >= cx.cfg.max_half_open
+                || cx.limits.conn_room == 0
+            {
                 break;
             }
             let peers = &self.peers;
-            let Some(addr) = self.peer_list.next_dial(now, |a| crowded(peers, a, cfg)) else { continue };
-            let conn = io.conn();
-            io.half_open += 1;
-            io.conn_room -= 1;
-            let decoder = Box::new(Decoder::new_expecting_handshake(cfg.wire_limits));
-            let peer =
-                Peer::new(addr, true, Phase::Connecting { since: now }, decoder, self.meta.info.piece_count(), now);
+            let Some(addr) = self.peer_list.next_dial(cx.now, |a| crowded(peers, a, cx.cfg)) else { continue };
+            let conn = cx.out.conn();
+            cx.limits.half_open += 1;
+            cx.limits.conn_room -= 1;
+            let decoder = Box::new(Decoder::new_expecting_handshake(cx.cfg.wire_limits));
+            let peer = Peer::new(
+                addr,
+                true,
+                Phase::Connecting { since: cx.now },
+                decoder,
+                self.meta.info.piece_count(),
+                cx.now,
+            );
             self.peers.insert(conn, peer);
-            io.push(Output::Peer(PeerIo::Connect { conn, addr }));
-            new.push(conn);
+            cx.out.push(Output::Peer(PeerIo::Connect { conn, addr }));
+            self.events.push(TorrentEvent::Dialed(conn));
         }
-        new
     }
 
-    pub fn on_connected(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+    pub fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         if let Phase::Connecting { .. } = p.phase {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
-            io.half_open -= 1;
-            p.phase = Phase::Handshake { since: now };
+            cx.limits.half_open -= 1;
+            p.phase = Phase::Handshake { since: cx.now };
             let was_empty = p.outbuf.is_empty();
             Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
             mark(&mut self.dirty, conn, was_empty);
@@ -93,13 +102,13 @@ impl Torrent {
     /// and incoming connections alone may never come (a seeder may be the only one that knows
     /// its leechers' addresses). No age is asked of the idle peer: squatters replacing each
     /// other keep every one of them young.
-    pub(super) fn make_room_to_dial(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn make_room_to_dial(&mut self, cx: &mut Ctx<'_>) {
         let fetching = self.fetching.is_some();
-        if self.peers.len() < cfg.max_peers_per_torrent {
+        if self.peers.len() < cx.cfg.max_peers_per_torrent {
             return;
         }
         let peers = &self.peers;
-        if !self.peer_list.has_dialable(now, |a| crowded(peers, a, cfg)) {
+        if !self.peer_list.has_dialable(cx.now, |a| crowded(peers, a, cx.cfg)) {
             return;
         }
         let idle = self
@@ -109,7 +118,7 @@ impl Torrent {
             .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
             .filter(|o| o.usefulness == Usefulness::Idle);
         if let Some(victim) = pick_replacement(idle) {
-            self.close(victim, CloseReason::Replaced, now, io);
+            self.close(victim, CloseReason::Replaced, cx);
         }
     }
 
@@ -121,44 +130,35 @@ impl Torrent {
         admit: Admit,
         decoder: Box<Decoder>,
         hs: Handshake,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
+        cx: &mut Ctx<'_>,
     ) -> Result<(), CloseReason> {
         let Admit { conn, addr, session_full } = admit;
         if self.state != State::Active {
             return Err(CloseReason::TorrentInactive);
         }
-        if self.crowded(addr, cfg) {
+        if self.crowded(addr, cx.cfg) {
             return Err(CloseReason::TooManyFromAddress);
         }
         if self.peer_list.is_banned(addr) {
             return Err(CloseReason::Banned);
         }
-        if session_full || self.peers.len() >= cfg.max_peers_per_torrent {
+        if session_full || self.peers.len() >= cx.cfg.max_peers_per_torrent {
             match self.replacement() {
-                Some(victim) => self.close(victim, CloseReason::Replaced, now, io),
+                Some(victim) => self.close(victim, CloseReason::Replaced, cx),
                 None => return Err(CloseReason::TooManyConnections),
             }
         }
         let mut peer =
-            Peer::new(addr, false, Phase::Handshake { since: now }, decoder, self.meta.info.piece_count(), now);
+            Peer::new(addr, false, Phase::Handshake { since: cx.now }, decoder, self.meta.info.piece_count(), cx.now);
         Handshake::new(self.info_hash, self.our_id).encode(&mut peer.outbuf);
         self.peers.insert(conn, peer);
         self.dirty.push(conn);
-        self.activate(conn, hs, now, cfg, io)
+        self.activate(conn, hs, cx)
     }
 
     /// Handshakes are exchanged: check the peer and send our opening messages. `Err` with why
     /// the peer was closed instead.
-    pub(super) fn activate(
-        &mut self,
-        conn: ConnId,
-        hs: Handshake,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) -> Result<(), CloseReason> {
+    pub(super) fn activate(&mut self, conn: ConnId, hs: Handshake, cx: &mut Ctx<'_>) -> Result<(), CloseReason> {
         let existing = self
             .peers
             .iter()
@@ -171,7 +171,7 @@ impl Torrent {
             // survives; closing "the newer one" on each side could close both.
             let keep_outgoing = self.our_id.0 < hs.peer_id.0;
             if new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
-                self.close(old, CloseReason::Duplicate, now, io);
+                self.close(old, CloseReason::Duplicate, cx);
             } else {
                 duplicate = true;
             }
@@ -189,37 +189,37 @@ impl Torrent {
                     self.peer_list.ban(p.addr);
                 }
             }
-            self.close(conn, reason.clone(), now, io);
+            self.close(conn, reason.clone(), cx);
             return Err(reason);
         }
         let pieces = self.meta.info.piece_count();
         let have = self.picker.have().clone();
         // Without metadata we have nothing, whatever an empty bitfield says.
         let seed = self.fetching.is_none() && have.is_full();
-        let ext = self.extended_handshake(cfg);
+        let ext = self.extended_handshake(cx.cfg);
         // Both callers hold the peer, and only another one may have been closed above.
         let p = self.peers.get_mut(&conn).expect("the peer being activated is there");
         p.peer_id = hs.peer_id;
-        p.activated = now;
+        p.activated = cx.now;
         p.fast = hs.supports_fast();
         p.extended = hs.supports_extended();
         p.phase = Phase::Active;
-        p.queue_target = cfg.min_requests_per_peer;
-        p.pex = PexState::new(now);
+        p.queue_target = cx.cfg.min_requests_per_peer;
+        p.pex = PexState::new(cx.now);
         if self.fetching.is_none() {
             // Until the metadata is in, any piece index is remembered, not refused.
             p.decoder.set_piece_count(pieces);
         }
         let was_empty = p.outbuf.is_empty();
         if p.extended {
-            p.send(&Message::Extended { id: 0, payload: ext.encode() }, now);
+            p.send(&Message::Extended { id: 0, payload: ext.encode() }, cx.now);
         }
         if p.fast && seed {
-            p.send(&Message::HaveAll, now);
+            p.send(&Message::HaveAll, cx.now);
         } else if p.fast && have.count_ones() == 0 {
-            p.send(&Message::HaveNone, now);
+            p.send(&Message::HaveNone, cx.now);
         } else if have.count_ones() > 0 {
-            p.send(&Message::Bitfield(have.as_bytes().to_vec()), now);
+            p.send(&Message::Bitfield(have.as_bytes().to_vec()), cx.now);
         }
         mark(&mut self.dirty, conn, was_empty);
         let (addr, outgoing) = (p.addr, p.outgoing);
@@ -246,9 +246,9 @@ impl Torrent {
         }
     }
 
-    pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn on_data(&mut self, conn: ConnId, data: &[u8], cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        p.last_recv = now;
+        p.last_recv = cx.now;
         // Whole messages are decoded straight from `data`; the decoder keeps only a partial
         // tail (one copy less of every block received).
         let mut input = data;
@@ -258,12 +258,12 @@ impl Torrent {
             match p.decoder.take_handshake() {
                 Ok(None) => return,
                 Ok(Some(hs)) => {
-                    if self.activate(conn, hs, now, cfg, io).is_err() {
+                    if self.activate(conn, hs, cx).is_err() {
                         return;
                     }
                 }
                 Err(e) => {
-                    self.close(conn, e.into(), now, io);
+                    self.close(conn, e.into(), cx);
                     return;
                 }
             }
@@ -280,67 +280,67 @@ impl Torrent {
                         p.got_first_message = true;
                         p.spoke = true;
                         let block = BlockRef { piece, offset, len: data.len() as u32 };
-                        self.on_block(conn, block, data, now, cfg, io);
+                        self.on_block(conn, block, data, cx);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => {
                     if let (Some(p), false) = (self.peers.get_mut(&conn), matches!(msg, Message::KeepAlive)) {
                         p.spoke = true;
                     }
-                    self.on_message(conn, msg, now, cfg, io)
+                    self.on_message(conn, msg, cx)
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.close(conn, e.into(), now, io);
+                    self.close(conn, e.into(), cx);
                     return;
                 }
             }
         }
-        self.fill_requests(conn, now, cfg, io);
+        self.fill_requests(conn, cx);
     }
 
-    pub fn on_sent(&mut self, conn: ConnId, n: u64, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn on_sent(&mut self, conn: ConnId, n: u64, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         p.send_queued = p.send_queued.saturating_sub(n);
-        p.send_window = p.send_window.saturating_add(n).min(cfg.max_send_buffer.max(cfg.min_send_buffer));
+        p.send_window = p.send_window.saturating_add(n).min(cx.cfg.max_send_buffer.max(cx.cfg.min_send_buffer));
         // The rate that sizes its backlog is what the socket really took, not what we queued.
         p.ul.add(n);
-        self.serve_requests(conn, now, cfg, io);
+        self.serve_requests(conn, cx);
     }
 
     /// The runtime reports the connection gone, and why.
-    pub fn on_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant, io: &mut Io) {
-        self.drop_peer(conn, reason, now, io);
+    pub fn on_closed(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+        self.drop_peer(conn, reason, cx);
     }
 
     /// Closes a connection from our side.
-    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason, now: Instant, io: &mut Io) {
-        if self.drop_peer(conn, reason.clone(), now, io) {
-            io.push(Output::Peer(PeerIo::Close { conn, reason }));
-            io.closed.push(conn);
+    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+        if self.drop_peer(conn, reason.clone(), cx) {
+            cx.out.push(Output::Peer(PeerIo::Close { conn, reason }));
+            self.events.push(TorrentEvent::Closed(conn));
         }
     }
 
     /// Closes every connection of the torrent, for `reason`.
-    pub(crate) fn close_all(&mut self, reason: CloseReason, now: Instant, io: &mut Io) {
+    pub(crate) fn close_all(&mut self, reason: CloseReason, cx: &mut Ctx<'_>) {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            self.close(conn, reason.clone(), now, io);
+            self.close(conn, reason.clone(), cx);
         }
         // Partly received pieces go with their peers.
         for buf in self.download.drop_partial(&mut self.picker) {
-            io.recycle(buf);
+            cx.limits.recycle(buf);
         }
     }
 
     /// Forgets a peer (its availability, its requests, its slot) and tells the application
     /// why it went. True if it existed.
-    pub(super) fn drop_peer(&mut self, conn: ConnId, reason: CloseReason, now: Instant, io: &mut Io) -> bool {
+    pub(super) fn drop_peer(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) -> bool {
         let Some(p) = self.peers.remove(&conn) else { return false };
-        io.event(Event::PeerClosed { torrent: self.id, addr: p.addr, reason });
+        cx.out.event(Event::PeerClosed { torrent: self.id, addr: p.addr, reason });
         if let Phase::Connecting { .. } = p.phase {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
-            io.half_open -= 1;
+            cx.limits.half_open -= 1;
         }
         if p.phase == Phase::Active {
             self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
@@ -350,7 +350,7 @@ impl Torrent {
             phase.fetch.peer_gone(conn);
         }
         let peers = &self.peers;
-        self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, now, |a| addr_in_use(peers, a));
+        self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, cx.now, |a| addr_in_use(peers, a));
         true
     }
 

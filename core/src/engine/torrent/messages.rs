@@ -9,7 +9,8 @@ use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
 use super::{addr_in_use, bad_bitfield, ip_from_bytes, mark, State, Torrent, MAX_REQUEST_LEN};
 use crate::bitfield::Bitfield;
-use crate::engine::{CloseReason, Config, Io, Violation};
+use crate::engine::ctx::Ctx;
+use crate::engine::{CloseReason, Config, Violation};
 use crate::picker::Priority;
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{ExtendedHandshake, Message, UT_METADATA, UT_PEX};
@@ -42,11 +43,11 @@ impl Torrent {
     }
 
     /// A message from an active peer: routed to the handler of its family.
-    pub(super) fn on_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn on_message(&mut self, conn: ConnId, msg: Message, cx: &mut Ctx<'_>) {
         if self.fetching.is_some()
             && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
         {
-            return self.record_early(conn, msg, now, io);
+            return self.record_early(conn, msg, cx);
         }
         let Some(p) = self.peers.get_mut(&conn) else { return };
         // The bitfield must come before other messages; extension messages may precede it.
@@ -57,21 +58,21 @@ impl Torrent {
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } | Message::AllowedFast { .. } => {}
             Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => {
-                self.on_choke_message(conn, msg, now, cfg);
+                self.on_choke_message(conn, msg, cx.now, cx.cfg);
             }
             Message::Have { .. } | Message::Bitfield(_) | Message::HaveAll | Message::HaveNone => {
-                self.on_pieces_message(conn, msg, first, now, io);
+                self.on_pieces_message(conn, msg, first, cx);
             }
-            Message::Request(b) => self.on_request(conn, b, now, cfg, io),
+            Message::Request(b) => self.on_request(conn, b, cx),
             Message::Piece { piece, offset, data } => {
                 let block = BlockRef { piece, offset, len: data.len() as u32 };
-                self.on_block(conn, block, &data, now, cfg, io);
+                self.on_block(conn, block, &data, cx);
             }
-            Message::Cancel(b) => self.on_cancel(conn, b, now),
+            Message::Cancel(b) => self.on_cancel(conn, b, cx.now),
             Message::Reject(b) => self.on_reject(conn, b),
-            Message::Extended { id: 0, payload } => self.on_extended_handshake(conn, &payload, now, cfg),
-            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, now, cfg, io),
-            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, now, cfg, io),
+            Message::Extended { id: 0, payload } => self.on_extended_handshake(conn, &payload, cx.now, cx.cfg),
+            Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, cx),
+            Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, cx),
             Message::Extended { .. } => {}
         }
     }
@@ -115,7 +116,7 @@ impl Torrent {
 
     /// HAVE, BITFIELD, HAVE_ALL, HAVE_NONE. `first`: it is the peer's first message (after
     /// extension messages), where a bitfield must come.
-    fn on_pieces_message(&mut self, conn: ConnId, msg: Message, first: bool, now: Instant, io: &mut Io) {
+    fn on_pieces_message(&mut self, conn: ConnId, msg: Message, first: bool, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         match msg {
             Message::Have { piece } => {
@@ -125,14 +126,14 @@ impl Torrent {
                         self.picker.peer_has_piece(piece);
                     }
                     if !p.am_interested && self.wants(piece) {
-                        self.set_interested(conn, true, now);
+                        self.set_interested(conn, true, cx.now);
                     }
                 }
             }
             Message::Bitfield(bytes) => {
                 let pieces = self.meta.info.piece_count();
                 let Some(bf) = Bitfield::from_bytes(&bytes, pieces) else {
-                    return self.close(conn, bad_bitfield(bytes.len(), pieces), now, io);
+                    return self.close(conn, bad_bitfield(bytes.len(), pieces), cx);
                 };
                 if first {
                     if bf.is_full() {
@@ -146,19 +147,19 @@ impl Torrent {
                     // aria2 sends HAVE_NONE, HAVEs, then a late BITFIELD: merge it like HAVEs.
                     self.merge_pieces(conn, bf.iter_ones());
                 }
-                self.after_pieces_known(conn, now, io);
+                self.after_pieces_known(conn, cx);
             }
-            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, Violation::NotFast.into(), now, io),
+            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, Violation::NotFast.into(), cx),
             Message::HaveAll if first => {
                 p.have = Bitfield::full(self.meta.info.piece_count());
                 p.counted_as_seed = true;
                 self.picker.peer_has_all();
-                self.after_pieces_known(conn, now, io);
+                self.after_pieces_known(conn, cx);
             }
             Message::HaveAll => {
                 let all = 0..self.meta.info.piece_count();
                 self.merge_pieces(conn, all);
-                self.after_pieces_known(conn, now, io);
+                self.after_pieces_known(conn, cx);
             }
             Message::HaveNone => {}
             _ => unreachable!("on_message routes only piece announcements here"),
@@ -179,32 +180,32 @@ impl Torrent {
     }
 
     /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
-    pub(super) fn after_pieces_known(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+    pub(super) fn after_pieces_known(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get(&conn) else { return };
         if self.picker.have().is_full() && p.is_seed() {
-            return self.close(conn, CloseReason::NotUseful, now, io);
+            return self.close(conn, CloseReason::NotUseful, cx);
         }
-        self.update_interest(conn, now);
+        self.update_interest(conn, cx.now);
     }
 
     /// REQUEST: queued for a disk read if we may serve it, rejected (fast extension) if not.
-    fn on_request(&mut self, conn: ConnId, b: BlockRef, now: Instant, cfg: &Config, io: &mut Io) {
+    fn on_request(&mut self, conn: ConnId, b: BlockRef, cx: &mut Ctx<'_>) {
         let size = self.picker.piece_size(b.piece);
         let in_bounds =
             b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
         if !in_bounds {
-            return self.close(conn, Violation::BadRequest.into(), now, io);
+            return self.close(conn, Violation::BadRequest.into(), cx);
         }
         let have = self.picker.has(b.piece);
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if !have || p.am_choking || p.upload.waiting() >= cfg.max_peer_requests {
+        if !have || p.am_choking || p.upload.waiting() >= cx.cfg.max_peer_requests {
             if p.fast {
-                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), cx.now));
             }
             return;
         }
         p.upload.push(b);
-        self.serve_requests(conn, now, cfg, io);
+        self.serve_requests(conn, cx);
     }
 
     /// CANCEL: drops the request wherever it waits; rejected under the fast extension.
@@ -226,15 +227,7 @@ impl Torrent {
     }
 
     /// PIECE: a block for us, into its piece's buffer (or counted as wasted).
-    pub(super) fn on_block(
-        &mut self,
-        conn: ConnId,
-        block: BlockRef,
-        data: &[u8],
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
+    pub(super) fn on_block(&mut self, conn: ConnId, block: BlockRef, data: &[u8], cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let len = block.len;
         let asked = p.take_request(&block);
@@ -243,7 +236,7 @@ impl Torrent {
         }
         let late = !asked && p.forget_released(&block);
         p.dl.add(len as u64);
-        p.last_block = now;
+        p.last_block = cx.now;
         if p.snubbed {
             p.snubbed = false;
         }
@@ -254,8 +247,9 @@ impl Torrent {
             return;
         }
         // A late block may open a piece buffer only within the memory cap, as a pick may.
-        let cap = cfg.max_in_flight_bytes;
-        let intake = self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| io.piece_buffer(n));
+        let cap = cx.cfg.max_in_flight_bytes;
+        let intake =
+            self.download.on_block(&mut self.picker, conn, (block, data), late, cap, |n| cx.limits.piece_buffer(n));
         let Intake::Stored { cancel, complete } = intake else {
             self.wasted += len as u64;
             return;
@@ -263,12 +257,12 @@ impl Torrent {
         for other in cancel {
             if let Some(o) = self.peers.get_mut(&other) {
                 if o.take_request(&block) {
-                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), now));
+                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), cx.now));
                 }
             }
         }
         if let Some(data) = complete {
-            self.hash_piece(block.piece, data, io);
+            self.hash_piece(block.piece, data, cx);
         }
     }
 

@@ -24,9 +24,10 @@ mod ut_metadata;
 use super::admission::{AddrKey, Usefulness};
 use super::close_reason::CloseReason;
 use super::config::Config;
+use super::ctx::Ctx;
 use super::disk_error::DiskError;
 use super::event::{Event, TorrentError};
-use super::io::Io;
+use super::outbox::Outbox;
 use super::output::{JobResult, Output, PeerIo};
 use super::params::{AddTorrent, EngineError, FilePriority};
 use super::stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
@@ -63,6 +64,15 @@ enum State {
     Removing {
         deadline: Instant,
     },
+}
+
+/// What a torrent tells the engine about its connections, for the engine's routing table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TorrentEvent {
+    /// It dialled a new connection.
+    Dialed(ConnId),
+    /// It closed a connection from its side.
+    Closed(ConnId),
 }
 
 /// An incoming connection whose handshake named this torrent, as the engine hands it over.
@@ -107,6 +117,8 @@ pub(crate) struct Torrent {
     fetching: Option<Box<MetadataPhase>>,
     /// New addresses peer exchange gave us (BEP 11).
     pex_learned: u32,
+    /// Connections dialled and closed since the engine last polled them.
+    events: Vec<TorrentEvent>,
 }
 
 use crate::types::TorrentId;
@@ -136,9 +148,7 @@ impl Torrent {
         who: Identity,
         params: AddTorrent,
         fetching: Option<Box<MetadataPhase>>,
-        cfg: &Config,
-        now: Instant,
-        io: &mut Io,
+        cx: &mut Ctx<'_>,
     ) -> Result<Torrent, EngineError> {
         let Identity { id, seed, our_id } = who;
         let meta = params.metainfo;
@@ -149,7 +159,7 @@ impl Torrent {
         let tracker_list = TrackerList::new(meta.trackers.clone(), rng.random());
         let choker = Choker::new(
             ChokerConfig {
-                upload_slots: cfg.upload_slots,
+                upload_slots: cx.cfg.upload_slots,
                 rechoke_interval: Duration::from_secs(10),
                 optimistic_interval: Duration::from_secs(30),
             },
@@ -184,6 +194,7 @@ impl Torrent {
             dirty: Vec::new(),
             fetching,
             pex_learned: 0,
+            events: Vec::new(),
         };
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
@@ -200,13 +211,13 @@ impl Torrent {
             // data verified since the last checkpoint is still on disk).
             needs_check = check_rest && !have.is_full();
         }
-        t.add_candidates(params.peers, cfg);
+        t.add_candidates(params.peers, cx.cfg);
         if params.paused {
             t.state = State::Paused { needs_check };
         } else if needs_check {
-            t.start_check(io);
+            t.start_check(cx.limits);
         } else {
-            t.start_active(now, io);
+            t.start_active(cx);
         }
         Ok(t)
     }
@@ -214,14 +225,14 @@ impl Torrent {
     // ---- jobs ----
 
     /// A disk or hash job finished: routes it to the part that asked for it.
-    pub fn on_job(&mut self, job: JobId, result: JobResult, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn on_job(&mut self, job: JobId, result: JobResult, cx: &mut Ctx<'_>) {
         let result = match self.download.finish(job, result) {
-            Ok(done) => return self.on_download_job(done, now, cfg, io),
+            Ok(done) => return self.on_download_job(done, cx),
             Err(result) => result,
         };
         if let Some(conn) = self.reads.finish(job) {
             if let JobResult::Read(result) = result {
-                self.on_read(job, conn, result, now, cfg, io);
+                self.on_read(job, conn, result, cx);
             }
             return;
         }
@@ -229,32 +240,24 @@ impl Torrent {
         if let (Some(verified), JobResult::Verified(result)) = (check.finished(job), result) {
             // Data that cannot be read (missing, short, unreadable) is simply not valid yet.
             let ok = result.unwrap_or(false);
-            self.on_verified(verified, ok, now, cfg, io);
+            self.on_verified(verified, ok, cx);
         }
     }
 
     /// A verified piece was written (or failed to be): it counts as ours once on disk.
-    fn on_written(
-        &mut self,
-        piece: u32,
-        result: Result<(), DiskError>,
-        data: Vec<u8>,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        io.recycle(data);
+    fn on_written(&mut self, piece: u32, result: Result<(), DiskError>, data: Vec<u8>, cx: &mut Ctx<'_>) {
+        cx.limits.recycle(data);
         match result {
             Ok(()) => {
                 self.picker.hash_passed(piece);
-                io.event(Event::PieceFinished { torrent: self.id, piece });
-                self.broadcast_have(piece, now);
-                self.update_finished(now, io);
-                self.fill_all(now, cfg, io);
+                cx.out.event(Event::PieceFinished { torrent: self.id, piece });
+                self.broadcast_have(piece, cx.now);
+                self.update_finished(cx);
+                self.fill_all(cx);
             }
             Err(e) => {
                 self.picker.reset_piece(piece);
-                self.fail(e.into(), now, io);
+                self.fail(e.into(), cx);
             }
         }
     }
@@ -269,54 +272,54 @@ impl Torrent {
     }
 
     /// Blames the peers that sent a piece that failed its hash check.
-    fn punish(&mut self, contributors: &[ConnId], now: Instant, cfg: &Config, io: &mut Io) {
+    fn punish(&mut self, contributors: &[ConnId], cx: &mut Ctx<'_>) {
         let sole = contributors.len() == 1;
         for conn in contributors {
             let Some(p) = self.peers.get(conn) else { continue };
             let addr = p.addr;
-            if self.peer_list.hash_failed(addr, sole, cfg.hashfails_to_ban) {
-                io.event(Event::PeerBanned { torrent: self.id, addr });
-                self.close(*conn, CloseReason::Banned, now, io);
+            if self.peer_list.hash_failed(addr, sole, cx.cfg.hashfails_to_ban) {
+                cx.out.event(Event::PeerBanned { torrent: self.id, addr });
+                self.close(*conn, CloseReason::Banned, cx);
             }
         }
     }
 
     // ---- time ----
 
-    pub fn tick(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn tick(&mut self, cx: &mut Ctx<'_>) {
         self.ticks += 1;
         if let State::Removing { deadline } = self.state {
-            if now >= deadline {
+            if cx.now >= deadline {
                 // Give up on trackers that never answered `stopped`.
-                self.trackers.give_up(io);
+                self.trackers.give_up(cx.out);
             }
             return;
         }
-        self.dl_rate.tick(now);
-        self.ul_rate.tick(now);
+        self.dl_rate.tick(cx.now);
+        self.ul_rate.tick(cx.now);
         let mut to_close = Vec::new();
         let mut snubbed = Vec::new();
         for (conn, p) in self.peers.iter_mut() {
-            p.dl.tick(now);
-            p.ul.tick(now);
-            p.announced.tick(now);
+            p.dl.tick(cx.now);
+            p.ul.tick(cx.now);
+            p.announced.tick(cx.now);
             match p.phase {
-                Phase::Connecting { since } if now - since > cfg.connect_timeout => {
+                Phase::Connecting { since } if cx.now - since > cx.cfg.connect_timeout => {
                     to_close.push((*conn, CloseReason::ConnectTimeout))
                 }
-                Phase::Handshake { since } if now - since > cfg.handshake_timeout => {
+                Phase::Handshake { since } if cx.now - since > cx.cfg.handshake_timeout => {
                     to_close.push((*conn, CloseReason::HandshakeTimeout))
                 }
                 Phase::Active => {
                     // A peer that handshakes and then says nothing only holds a slot.
-                    let mute = !p.spoke && now - p.activated > cfg.handshake_timeout;
-                    if mute || now - p.last_recv > cfg.inactivity_timeout {
+                    let mute = !p.spoke && cx.now - p.activated > cx.cfg.handshake_timeout;
+                    if mute || cx.now - p.last_recv > cx.cfg.inactivity_timeout {
                         let reason = if mute { CloseReason::Silent } else { CloseReason::Inactivity };
                         to_close.push((*conn, reason));
                         continue;
                     }
-                    if now - p.last_send > cfg.keepalive_interval {
-                        mark(&mut self.dirty, *conn, p.send(&Message::KeepAlive, now));
+                    if cx.now - p.last_send > cx.cfg.keepalive_interval {
+                        mark(&mut self.dirty, *conn, p.send(&Message::KeepAlive, cx.now));
                     }
                     // Two seconds' worth of blocks, once the rate is known.
                     if p.dl.get() > 0 {
@@ -324,9 +327,9 @@ impl Torrent {
                     }
                     if !p.slow_start {
                         let by_rate = (p.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
-                        p.queue_target = by_rate.clamp(cfg.min_requests_per_peer, cfg.max_requests_per_peer);
+                        p.queue_target = by_rate.clamp(cx.cfg.min_requests_per_peer, cx.cfg.max_requests_per_peer);
                     }
-                    if !p.requests.is_empty() && now - p.last_block > cfg.request_timeout {
+                    if !p.requests.is_empty() && cx.now - p.last_block > cx.cfg.request_timeout {
                         snubbed.push(*conn);
                     }
                 }
@@ -336,37 +339,37 @@ impl Torrent {
         for conn in snubbed {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
             p.snubbed = true;
-            p.last_block = now;
+            p.last_block = cx.now;
             // Others may send these blocks sooner. The peer is told, so that it does not spend
             // upload on them; any it sends anyway are kept if still needed.
             let mut wake = false;
             for (b, _) in std::mem::take(&mut p.requests) {
                 self.picker.request_failed(conn, b);
-                wake |= p.send(&Message::Cancel(b), now);
+                wake |= p.send(&Message::Cancel(b), cx.now);
                 p.release_request(b);
             }
             mark(&mut self.dirty, conn, wake);
         }
         for (conn, reason) in to_close {
-            self.close(conn, reason, now, io);
+            self.close(conn, reason, cx);
         }
         if self.state == State::Active {
-            self.make_room_to_dial(now, cfg, io);
-            self.send_pex(now);
+            self.make_room_to_dial(cx);
+            self.send_pex(cx.now);
         }
         if self.state == State::Active && self.fetching.is_some() {
-            self.request_metadata_all(now);
+            self.request_metadata_all(cx.now);
             if self.ticks.is_multiple_of(5) {
-                self.requeue_known(now);
+                self.requeue_known(cx.now);
             }
         } else if self.state == State::Active {
-            if now >= self.choker.next_rechoke() {
-                self.rechoke(now);
+            if cx.now >= self.choker.next_rechoke() {
+                self.rechoke(cx.now);
             }
             if self.ticks.is_multiple_of(5) {
-                self.requeue_known(now);
+                self.requeue_known(cx.now);
             }
-            self.fill_all(now, cfg, io);
+            self.fill_all(cx);
         }
     }
 
@@ -413,62 +416,48 @@ impl Torrent {
         (wanted, have)
     }
 
-    pub fn drive_trackers(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub fn drive_trackers(&mut self, cx: &mut Ctx<'_>) {
         if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
             return;
         }
-        while let Some(due) = self.trackers.next_announce(now) {
+        while let Some(due) = self.trackers.next_announce(cx.now) {
             let event = due.event;
             let params = AnnounceParams {
                 info_hash: self.info_hash,
                 peer_id: self.our_id,
-                port: cfg.listen_port,
+                port: cx.cfg.listen_port,
                 uploaded: self.uploaded,
                 downloaded: self.downloaded,
                 left: self.left(),
                 event,
-                num_want: if event == AnnounceEvent::Stopped { 0 } else { cfg.num_want },
+                num_want: if event == AnnounceEvent::Stopped { 0 } else { cx.cfg.num_want },
                 key: self.trackers.key(),
                 tracker_id: due.tracker_id.clone(),
             };
-            let peers = self.trackers.announce(due, params, now, &mut self.rng, io);
-            self.add_tracker_peers(peers, cfg);
+            let peers = self.trackers.announce(due, params, cx.now, &mut self.rng, cx.out);
+            self.add_tracker_peers(peers, cx.cfg);
         }
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
-    pub fn scrape(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let peers = self.trackers.scrape(self.info_hash, now, &mut self.rng, io);
-        self.add_tracker_peers(peers, cfg);
+    pub fn scrape(&mut self, cx: &mut Ctx<'_>) {
+        let peers = self.trackers.scrape(self.info_hash, cx.now, &mut self.rng, cx.out);
+        self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_http(
-        &mut self,
-        job: JobId,
-        result: Result<Vec<u8>, TransportError>,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        let peers = self.trackers.on_http(job, result, &self.info_hash, now, io);
-        self.add_tracker_peers(peers, cfg);
+    pub fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, cx: &mut Ctx<'_>) {
+        let peers = self.trackers.on_http(job, result, &self.info_hash, cx.now, cx.out);
+        self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_udp(
-        &mut self,
-        job: JobId,
-        result: Result<&[u8], TransportError>,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
-        let peers = self.trackers.on_udp(job, result, now, &mut self.rng, io);
-        self.add_tracker_peers(peers, cfg);
+    pub fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], TransportError>, cx: &mut Ctx<'_>) {
+        let peers = self.trackers.on_udp(job, result, cx.now, &mut self.rng, cx.out);
+        self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_timeout(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        let peers = self.trackers.on_timeout(now, io);
-        self.add_tracker_peers(peers, cfg);
+    pub fn on_tracker_timeout(&mut self, cx: &mut Ctx<'_>) {
+        let peers = self.trackers.on_timeout(cx.now, cx.out);
+        self.add_tracker_peers(peers, cx.cfg);
     }
 
     pub fn tracker_deadline(&self) -> Option<Instant> {
@@ -492,7 +481,7 @@ impl Torrent {
     // ---- output ----
 
     /// Hands every peer's batched bytes to the runtime.
-    pub fn flush(&mut self, io: &mut Io) {
+    pub fn flush(&mut self, out: &mut Outbox) {
         for conn in self.dirty.drain(..) {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
             if p.outbuf.is_empty() || matches!(p.phase, Phase::Connecting { .. }) {
@@ -500,8 +489,13 @@ impl Torrent {
             }
             let data = std::mem::take(&mut p.outbuf);
             p.send_queued += data.len() as u64;
-            io.push(Output::Peer(PeerIo::Send { conn, data }));
+            out.push(Output::Peer(PeerIo::Send { conn, data }));
         }
+    }
+
+    /// What happened to its connections since the last call, oldest first.
+    pub fn poll_events(&mut self) -> impl Iterator<Item = TorrentEvent> + '_ {
+        self.events.drain(..)
     }
 
     // ---- invariants ----

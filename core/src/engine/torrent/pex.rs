@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{mark, Torrent};
-use crate::engine::{Config, Io};
+use crate::engine::ctx::Ctx;
+use crate::engine::Config;
 use crate::types::{ConnId, Instant};
 use crate::wire::{Message, PexMessage, PEX_OUTGOING, PEX_SEED, UT_PEX};
 
@@ -145,23 +146,23 @@ impl Torrent {
     }
 
     /// A `ut_pex` message from a peer: its added peers become candidates.
-    pub(super) fn on_ut_pex(&mut self, conn: ConnId, payload: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn on_ut_pex(&mut self, conn: ConnId, payload: &[u8], cx: &mut Ctx<'_>) {
         if !self.pex_allowed() {
             return;
         }
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.pex.last_taken.is_some_and(|at| now - at < MIN_RECEIVE_GAP) {
+        if p.pex.last_taken.is_some_and(|at| cx.now - at < MIN_RECEIVE_GAP) {
             return;
         }
-        p.pex.last_taken = Some(now);
+        p.pex.last_taken = Some(cx.now);
         let sender = p.addr;
         // Dropped peers are not acted on: whether they still listen is for a dial to find out.
         let msg = match PexMessage::decode(payload, MAX_TAKEN, 0) {
             Ok(msg) => msg,
-            Err(e) => return self.close(conn, e.into(), now, io),
+            Err(e) => return self.close(conn, e.into(), cx),
         };
         let added = msg.added.into_iter().map(|(addr, _)| addr).filter(|addr| *addr != sender);
-        let learned = self.add_candidates(added, cfg);
+        let learned = self.add_candidates(added, cx.cfg);
         self.pex_learned = self.pex_learned.saturating_add(u32::try_from(learned).unwrap_or(u32::MAX));
     }
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::{Event, Io, Output, UdpIo};
+use crate::engine::outbox::Outbox;
+use crate::engine::{Event, Output, UdpIo};
 use crate::tracker::{
     announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
     AnnounceResponse, TrackerError, TrackerIndex, TrackerList, TrackerStatus, TransportError, UdpConfig, UdpExchange,
@@ -85,12 +86,12 @@ impl TrackerDriver {
     }
 
     /// Gives up on every exchange (trackers that never answered `stopped`) and forgets the list.
-    pub fn give_up(&mut self, io: &mut Io) {
+    pub fn give_up(&mut self, out: &mut Outbox) {
         self.http.clear();
         self.scrapes.clear();
         for (id, _) in std::mem::take(&mut self.udp) {
-            io.jobs.remove(&id);
-            io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
+            out.forget_job(id);
+            out.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
         }
         self.list = TrackerList::new(Vec::new(), 0);
     }
@@ -109,22 +110,22 @@ impl TrackerDriver {
         params: AnnounceParams,
         now: Instant,
         rng: &mut ChaCha8Rng,
-        io: &mut Io,
+        out: &mut Outbox,
     ) -> Vec<SocketAddr> {
         let DueAnnounce { tracker, url, .. } = due;
         if url.starts_with("http://") || url.starts_with("https://") {
-            let id = io.job(self.torrent);
+            let id = out.job(self.torrent);
             self.http.insert(id, (tracker, url.clone()));
-            io.push(Output::Http { id, url: announce_url(&url, &params) });
+            out.push(Output::Http { id, url: announce_url(&url, &params) });
         } else {
             match parse_udp_url(&url) {
                 Ok((host, port)) => {
-                    let id = io.job(self.torrent);
+                    let id = out.job(self.torrent);
                     let mut exchange = UdpExchange::announce(params, now, rng, &UdpConfig::default());
                     // Peers come back as 18-byte entries from a tracker reached over IPv6.
                     exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
                     self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-                    return self.pump_udp(id, now, io);
+                    return self.pump_udp(id, now, out);
                 }
                 Err(e) => self.list.on_error(tracker, now, TrackerError::UnusableUrl(Box::new(e))),
             }
@@ -133,10 +134,10 @@ impl TrackerDriver {
     }
 
     /// Sends what a UDP exchange has to send, and ends it when it has its result.
-    fn pump_udp(&mut self, id: JobId, now: Instant, io: &mut Io) -> Vec<SocketAddr> {
+    fn pump_udp(&mut self, id: JobId, now: Instant, out: &mut Outbox) -> Vec<SocketAddr> {
         let Some(req) = self.udp.get_mut(&id) else { return Vec::new() };
         while let Some(data) = req.exchange.poll_transmit() {
-            io.push(Output::Udp(UdpIo::Exchange {
+            out.push(Output::Udp(UdpIo::Exchange {
                 exchange: ExchangeId::of(id),
                 host: req.host.clone(),
                 port: req.port,
@@ -145,35 +146,41 @@ impl TrackerDriver {
         }
         let Some(result) = req.exchange.result() else { return Vec::new() };
         let Some(req) = self.udp.remove(&id) else { return Vec::new() };
-        io.jobs.remove(&id);
-        io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
+        out.forget_job(id);
+        out.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(id) }));
         match result {
-            Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, io),
+            Ok(UdpOutcome::Announce(resp)) => self.on_announce(req.tracker, req.url, resp, now, out),
             Ok(UdpOutcome::Scrape(stats)) => {
                 self.list.on_scrape(req.tracker, &stats);
                 Vec::new()
             }
             Err(e) => {
-                self.on_error(req.tracker, req.url, e, now, io);
+                self.on_error(req.tracker, req.url, e, now, out);
                 Vec::new()
             }
         }
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
-    pub fn scrape(&mut self, info_hash: InfoHash, now: Instant, rng: &mut ChaCha8Rng, io: &mut Io) -> Vec<SocketAddr> {
+    pub fn scrape(
+        &mut self,
+        info_hash: InfoHash,
+        now: Instant,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox,
+    ) -> Vec<SocketAddr> {
         let mut peers = Vec::new();
         for (tracker, url) in self.list.scrape_targets() {
             if let Ok((host, port)) = parse_udp_url(&url) {
-                let id = io.job(self.torrent);
+                let id = out.job(self.torrent);
                 let mut exchange = UdpExchange::scrape(info_hash, now, rng, &UdpConfig::default());
                 exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
                 self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-                peers.extend(self.pump_udp(id, now, io));
+                peers.extend(self.pump_udp(id, now, out));
             } else if let Some(url) = scrape_request_url(&url, &info_hash) {
-                let id = io.job(self.torrent);
+                let id = out.job(self.torrent);
                 self.scrapes.insert(id, tracker);
-                io.push(Output::Http { id, url });
+                out.push(Output::Http { id, url });
             }
         }
         peers
@@ -186,7 +193,7 @@ impl TrackerDriver {
         result: Result<Vec<u8>, TransportError>,
         info_hash: &InfoHash,
         now: Instant,
-        io: &mut Io,
+        out: &mut Outbox,
     ) -> Vec<SocketAddr> {
         if let Some(tracker) = self.scrapes.remove(&job) {
             if let Ok(stats) = result.map_err(|_| ()).and_then(|b| parse_scrape(&b, info_hash).map_err(|_| ())) {
@@ -196,9 +203,9 @@ impl TrackerDriver {
         }
         let Some((tracker, url)) = self.http.remove(&job) else { return Vec::new() };
         match result.map_err(TrackerError::from).and_then(|body| parse_announce(&body)) {
-            Ok(resp) => self.on_announce(tracker, url, resp, now, io),
+            Ok(resp) => self.on_announce(tracker, url, resp, now, out),
             Err(e) => {
-                self.on_error(tracker, url, e, now, io);
+                self.on_error(tracker, url, e, now, out);
                 Vec::new()
             }
         }
@@ -211,26 +218,26 @@ impl TrackerDriver {
         result: Result<&[u8], TransportError>,
         now: Instant,
         rng: &mut ChaCha8Rng,
-        io: &mut Io,
+        out: &mut Outbox,
     ) -> Vec<SocketAddr> {
         let Some(req) = self.udp.get_mut(&job) else { return Vec::new() };
         match result {
             Ok(data) => {
                 req.exchange.handle_datagram(now, data, rng);
-                self.pump_udp(job, now, io)
+                self.pump_udp(job, now, out)
             }
             Err(e) => {
                 let Some(req) = self.udp.remove(&job) else { return Vec::new() };
-                io.jobs.remove(&job);
-                io.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
-                self.on_error(req.tracker, req.url, e.into(), now, io);
+                out.forget_job(job);
+                out.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
+                self.on_error(req.tracker, req.url, e.into(), now, out);
                 Vec::new()
             }
         }
     }
 
     /// Retransmits (or gives up on) UDP exchanges whose timer is due.
-    pub fn on_timeout(&mut self, now: Instant, io: &mut Io) -> Vec<SocketAddr> {
+    pub fn on_timeout(&mut self, now: Instant, out: &mut Outbox) -> Vec<SocketAddr> {
         let due: Vec<JobId> = self
             .udp
             .iter()
@@ -242,7 +249,7 @@ impl TrackerDriver {
             if let Some(r) = self.udp.get_mut(&id) {
                 r.exchange.handle_timeout(now);
             }
-            peers.extend(self.pump_udp(id, now, io));
+            peers.extend(self.pump_udp(id, now, out));
         }
         peers
     }
@@ -269,16 +276,16 @@ impl TrackerDriver {
         url: String,
         resp: AnnounceResponse,
         now: Instant,
-        io: &mut Io,
+        out: &mut Outbox,
     ) -> Vec<SocketAddr> {
         self.list.on_response(tracker, now, &resp);
-        io.event(Event::TrackerReply { torrent: self.torrent, url, peers: resp.peers.len() });
+        out.event(Event::TrackerReply { torrent: self.torrent, url, peers: resp.peers.len() });
         resp.peers
     }
 
-    fn on_error(&mut self, tracker: TrackerIndex, url: String, error: TrackerError, now: Instant, io: &mut Io) {
+    fn on_error(&mut self, tracker: TrackerIndex, url: String, error: TrackerError, now: Instant, out: &mut Outbox) {
         self.list.on_error(tracker, now, error.clone());
-        io.event(Event::TrackerError { torrent: self.torrent, url, error });
+        out.event(Event::TrackerError { torrent: self.torrent, url, error });
     }
 }
 
@@ -290,7 +297,8 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::{DueAnnounce, TrackerDriver};
-    use crate::engine::{Event, Io, Output, UdpIo};
+    use crate::engine::outbox::Outbox;
+    use crate::engine::{Event, Output, UdpIo};
     use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerError, TrackerList, TrackerState, TransportError};
     use crate::types::{ExchangeId, InfoHash, Instant, PeerId, TorrentId};
 
@@ -313,37 +321,37 @@ mod tests {
         }
     }
 
-    fn outputs(io: &mut Io) -> Vec<Output> {
-        io.queue.drain(..).collect()
+    fn outputs(out: &mut Outbox) -> Vec<Output> {
+        out.drain()
     }
 
-    fn one_output(io: &mut Io) -> Output {
-        let mut out = outputs(io);
-        assert_eq!(out.len(), 1, "one output expected");
-        out.remove(0)
+    fn one_output(out: &mut Outbox) -> Output {
+        let mut all = outputs(out);
+        assert_eq!(all.len(), 1, "one output expected");
+        all.remove(0)
     }
 
     /// A driver for one UDP tracker that has just sent its `started` announce.
-    fn udp_announced() -> (Instant, TrackerDriver, ChaCha8Rng, Io) {
-        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+    fn udp_announced() -> (Instant, TrackerDriver, ChaCha8Rng, Outbox) {
+        let (now, mut rng, mut out) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Outbox::default());
         let mut trackers = driver("udp://127.0.0.1:6969");
         trackers.start(now);
         let due = trackers.next_announce(now).expect("started is due");
         let p = params(&due, trackers.key());
-        trackers.announce(due, p, now, &mut rng, &mut io);
-        (now, trackers, rng, io)
+        trackers.announce(due, p, now, &mut rng, &mut out);
+        (now, trackers, rng, out)
     }
 
     #[test]
     fn an_http_announce_goes_out_as_a_get_and_its_answer_brings_peers() {
-        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let (now, mut rng, mut out) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Outbox::default());
         let mut trackers = driver("http://tracker.test/announce");
         trackers.start(now);
         let due = trackers.next_announce(now).expect("started is due");
         assert_eq!(due.event, AnnounceEvent::Started);
         let p = params(&due, trackers.key());
-        assert!(trackers.announce(due, p, now, &mut rng, &mut io).is_empty());
-        let Output::Http { id, url } = one_output(&mut io) else {
+        assert!(trackers.announce(due, p, now, &mut rng, &mut out).is_empty());
+        let Output::Http { id, url } = one_output(&mut out) else {
             panic!("one HTTP GET expected");
         };
         assert!(url.starts_with("http://tracker.test/announce?") && url.contains("key="), "{url}");
@@ -351,30 +359,30 @@ mod tests {
         let mut body = b"d8:intervali1800e5:peers6:".to_vec();
         body.extend([10, 0, 0, 1, 0x1a, 0xe1]);
         body.push(b'e');
-        let peers = trackers.on_http(id, Ok(body), &InfoHash([1; 20]), now, &mut io);
+        let peers = trackers.on_http(id, Ok(body), &InfoHash([1; 20]), now, &mut out);
         assert_eq!(peers, vec![SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 6881))]);
-        let Output::Event(Event::TrackerReply { torrent, peers: 1, .. }) = one_output(&mut io) else {
+        let Output::Event(Event::TrackerReply { torrent, peers: 1, .. }) = one_output(&mut out) else {
             panic!("a tracker reply expected");
         };
         assert_eq!(torrent, TorrentId(3));
-        assert!(trackers.on_http(id, Ok(Vec::new()), &InfoHash([1; 20]), now, &mut io).is_empty(), "answered once");
-        assert!(outputs(&mut io).is_empty());
+        assert!(trackers.on_http(id, Ok(Vec::new()), &InfoHash([1; 20]), now, &mut out).is_empty(), "answered once");
+        assert!(outputs(&mut out).is_empty());
     }
 
     #[test]
     fn a_udp_announce_holds_a_socket_until_it_fails() {
-        let (now, mut trackers, mut rng, mut io) = udp_announced();
-        let Output::Udp(UdpIo::Exchange { exchange, port: 6969, .. }) = one_output(&mut io) else {
+        let (now, mut trackers, mut rng, mut out) = udp_announced();
+        let Output::Udp(UdpIo::Exchange { exchange, port: 6969, .. }) = one_output(&mut out) else {
             panic!("one datagram expected");
         };
         let id = exchange.job();
         assert_eq!(trackers.udp_sockets(), vec![id]);
         assert!(trackers.deadline(true).is_some_and(|t| t > now), "a retransmission timer runs while checking");
         let refused = TransportError::Failed("refused".to_owned());
-        trackers.on_udp(id, Err(refused.clone()), now, &mut rng, &mut io);
-        let out = outputs(&mut io);
-        assert!(matches!(out[0], Output::Udp(UdpIo::EndExchange { exchange }) if exchange == ExchangeId::of(id)));
-        let Output::Event(Event::TrackerError { error, .. }) = &out[1] else { panic!("a tracker error expected") };
+        trackers.on_udp(id, Err(refused.clone()), now, &mut rng, &mut out);
+        let sent = outputs(&mut out);
+        assert!(matches!(sent[0], Output::Udp(UdpIo::EndExchange { exchange }) if exchange == ExchangeId::of(id)));
+        let Output::Event(Event::TrackerError { error, .. }) = &sent[1] else { panic!("a tracker error expected") };
         assert_eq!(*error, TrackerError::Unreachable(refused));
         assert_eq!(error.to_string(), "refused", "the runtime's words, as the status shows them");
         assert!(trackers.udp_sockets().is_empty());
@@ -383,15 +391,15 @@ mod tests {
     /// The error of the tracker's event and the text of its status after `result`, for an
     /// HTTP announce.
     fn http_failure(result: Result<Vec<u8>, TransportError>) -> (TrackerError, Option<String>) {
-        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let (now, mut rng, mut out) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Outbox::default());
         let mut trackers = driver("http://tracker.test/announce");
         trackers.start(now);
         let due = trackers.next_announce(now).expect("started is due");
         let p = params(&due, trackers.key());
-        trackers.announce(due, p, now, &mut rng, &mut io);
-        let Output::Http { id, .. } = one_output(&mut io) else { panic!("one HTTP GET expected") };
-        assert!(trackers.on_http(id, result, &InfoHash([1; 20]), now, &mut io).is_empty());
-        let Output::Event(Event::TrackerError { error, .. }) = one_output(&mut io) else {
+        trackers.announce(due, p, now, &mut rng, &mut out);
+        let Output::Http { id, .. } = one_output(&mut out) else { panic!("one HTTP GET expected") };
+        assert!(trackers.on_http(id, result, &InfoHash([1; 20]), now, &mut out).is_empty());
+        let Output::Event(Event::TrackerError { error, .. }) = one_output(&mut out) else {
             panic!("a tracker error expected")
         };
         let status = trackers.statuses().remove(0);
@@ -419,13 +427,13 @@ mod tests {
 
     #[test]
     fn a_udp_url_without_a_port_fails_as_unsupported_with_its_cause() {
-        let (now, mut rng, mut io) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Io::unlimited(Instant::ZERO));
+        let (now, mut rng, mut out) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Outbox::default());
         let mut trackers = driver("udp://tracker.test");
         trackers.start(now);
         let due = trackers.next_announce(now).expect("started is due");
         let p = params(&due, trackers.key());
-        assert!(trackers.announce(due, p, now, &mut rng, &mut io).is_empty());
-        assert!(outputs(&mut io).is_empty(), "nothing sent");
+        assert!(trackers.announce(due, p, now, &mut rng, &mut out).is_empty());
+        assert!(outputs(&mut out).is_empty(), "nothing sent");
         let status = trackers.statuses().remove(0);
         let cause = TrackerError::InvalidUrl("udp://tracker.test".into());
         assert_eq!(status.state, TrackerState::Error(TrackerError::UnusableUrl(Box::new(cause))));
@@ -434,12 +442,12 @@ mod tests {
 
     #[test]
     fn giving_up_closes_the_sockets() {
-        let (_, mut trackers, _, mut io) = udp_announced();
+        let (_, mut trackers, _, mut out) = udp_announced();
         let id = trackers.udp_sockets()[0];
-        outputs(&mut io);
-        trackers.give_up(&mut io);
+        outputs(&mut out);
+        trackers.give_up(&mut out);
         assert!(
-            matches!(outputs(&mut io)[..], [Output::Udp(UdpIo::EndExchange { exchange })] if exchange == ExchangeId::of(id))
+            matches!(outputs(&mut out)[..], [Output::Udp(UdpIo::EndExchange { exchange })] if exchange == ExchangeId::of(id))
         );
         assert!(trackers.is_idle());
     }

@@ -7,8 +7,9 @@ use super::download::Finished;
 use super::peer::{Phase, INITIAL_SEND_WINDOW};
 use super::upload::Framed;
 use super::{mark, State, Torrent};
-use crate::engine::{Config, DiskError, DiskJob, DiskJobKind, Event, HashJob, Io, Output, PeerIo};
-use crate::types::{ConnId, Instant, JobId, BLOCK_SIZE};
+use crate::engine::ctx::Ctx;
+use crate::engine::{DiskError, DiskJob, DiskJobKind, Event, HashJob, Output, PeerIo};
+use crate::types::{ConnId, JobId, BLOCK_SIZE};
 use crate::wire::Message;
 
 impl Torrent {
@@ -16,7 +17,7 @@ impl Torrent {
     ///
     /// Consecutive requests in one piece share one read: a peer asking for a whole piece costs
     /// one disk job, not sixteen.
-    pub(super) fn serve_requests(&mut self, conn: ConnId, _now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn serve_requests(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let plen = self.meta.info.piece_length as u64;
         // About a second of data at the rate the peer takes it: a fast peer never waits on a
@@ -24,33 +25,34 @@ impl Torrent {
         // most a second of our whole upload, so that a slow uplink shared by many peers does
         // not queue a minute of data, and a peer's queue grows only as it takes data.
         let total = self.ul_rate.get();
-        let floor = if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cfg.min_send_buffer) } else { cfg.min_send_buffer };
-        let limit = p.ul.get().clamp(floor, cfg.max_send_buffer.max(floor)).min(p.send_window);
-        while p.upload_backlog() < limit && self.reads.in_flight() < cfg.max_read_jobs {
+        let floor =
+            if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cx.cfg.min_send_buffer) } else { cx.cfg.min_send_buffer };
+        let limit = p.ul.get().clamp(floor, cx.cfg.max_send_buffer.max(floor)).min(p.send_window);
+        while p.upload_backlog() < limit && self.reads.in_flight() < cx.cfg.max_read_jobs {
             let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
-            let id = io.job(self.id);
+            let id = cx.out.job(self.id);
             self.reads.start(id, conn);
             p.upload.reading(id, plan.range, blocks);
             let kind = DiskJobKind::Read { block: plan.range, len: plan.len, spans: plan.spans };
-            io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
+            cx.out.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
         }
     }
 
     /// Sends a complete piece to be hashed (and written, if it matches).
-    pub(super) fn hash_piece(&mut self, piece: u32, data: Vec<u8>, io: &mut Io) {
+    pub(super) fn hash_piece(&mut self, piece: u32, data: Vec<u8>, cx: &mut Ctx<'_>) {
         let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
             // Metainfo parsing gives every piece a hash; without one there is nothing to check.
             self.download.discard(&data);
-            return io.recycle(data);
+            return cx.limits.recycle(data);
         };
-        let id = io.job(self.id);
+        let id = cx.out.job(self.id);
         self.download.hashing(id, piece, &data);
         let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
-        io.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
+        cx.out.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
     }
 
     /// Tops up our request queue to a peer (as far as the download limit allows).
-    pub(super) fn fill_requests(&mut self, conn: ConnId, now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn fill_requests(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         if self.state != State::Active {
             return;
         }
@@ -63,110 +65,102 @@ impl Torrent {
             return;
         }
         let mut want = target - p.requests.len();
-        if io.down.is_limited() {
+        if cx.limits.down.is_limited() {
             // Requests are paced by the download limit: each asks for up to a block's worth.
-            let balance = io.down.balance(now);
+            let balance = cx.limits.down.balance(cx.now);
             if balance <= 0 {
-                io.starve(self.id);
+                cx.limits.starve(self.id);
                 return;
             }
             let blocks = balance.unsigned_abs().div_ceil(u64::from(BLOCK_SIZE));
             want = want.min(usize::try_from(blocks).unwrap_or(usize::MAX));
         }
-        let cap = cfg.max_in_flight_bytes;
+        let cap = cx.cfg.max_in_flight_bytes;
         let picked = self.download.pick(&mut self.picker, conn, (&p.have, p.counted_as_seed), want, cap);
         if p.requests.is_empty() && !picked.is_empty() {
-            p.last_block = now;
+            p.last_block = cx.now;
         }
         let was_empty = p.outbuf.is_empty();
         for &b in picked {
-            p.send(&Message::Request(b), now);
-            p.requests.push((b, now));
-            io.down.consume(u64::from(b.len));
+            p.send(&Message::Request(b), cx.now);
+            p.requests.push((b, cx.now));
+            cx.limits.down.consume(u64::from(b.len));
         }
         if !picked.is_empty() {
             mark(&mut self.dirty, conn, was_empty);
         }
     }
 
-    pub(super) fn fill_all(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn fill_all(&mut self, cx: &mut Ctx<'_>) {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            self.fill_requests(conn, now, cfg, io);
+            self.fill_requests(conn, cx);
         }
     }
 
     /// Download tokens are back after this torrent ran out: top up every peer's queue.
-    pub fn refill_requests(&mut self, now: Instant, cfg: &Config, io: &mut Io) {
-        self.fill_all(now, cfg, io);
+    pub fn refill_requests(&mut self, cx: &mut Ctx<'_>) {
+        self.fill_all(cx);
     }
 
     /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
-    pub fn release_upload(&mut self, conn: ConnId, now: Instant, io: &mut Io) -> bool {
+    pub fn release_upload(&mut self, conn: ConnId, cx: &mut Ctx<'_>) -> bool {
         let Some(p) = self.peers.get_mut(&conn) else { return false };
         let Some((b, frame)) = p.upload.release() else { return false };
-        io.up.consume(u64::from(b.len));
+        cx.limits.up.consume(u64::from(b.len));
         p.send_queued += frame.len() as u64;
-        p.last_send = now;
-        io.push(Output::Peer(PeerIo::Send { conn, data: frame }));
+        p.last_send = cx.now;
+        cx.out.push(Output::Peer(PeerIo::Send { conn, data: frame }));
         self.ul_rate.add(u64::from(b.len));
         self.uploaded += u64::from(b.len);
         p.upload.has_throttled()
     }
 
     /// A hash or write job of the download finished.
-    pub(super) fn on_download_job(&mut self, done: Finished, now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn on_download_job(&mut self, done: Finished, cx: &mut Ctx<'_>) {
         match done {
             Finished::NeedsWrite { piece, data } => {
                 let size = self.picker.piece_size(piece);
                 let spans = self.layout.piece_spans(piece, size);
-                let id = io.job(self.id);
+                let id = cx.out.job(self.id);
                 self.download.writing(id, piece, u64::from(size));
                 let kind = DiskJobKind::Write { piece, spans, data };
-                io.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
+                cx.out.push(Output::Disk(DiskJob { id, torrent: self.id, kind }));
             }
-            Finished::Written { piece, result, data } => self.on_written(piece, result, data, now, cfg, io),
+            Finished::Written { piece, result, data } => self.on_written(piece, result, data, cx),
             Finished::HashFailed { piece, data } => {
-                io.recycle(data);
+                cx.limits.recycle(data);
                 self.wasted += self.picker.piece_size(piece) as u64;
                 let contributors = self.picker.piece_contributors(piece).to_vec();
                 self.picker.hash_failed(piece);
-                io.event(Event::HashFailed { torrent: self.id, piece });
-                self.punish(&contributors, now, cfg, io);
-                self.fill_all(now, cfg, io);
+                cx.out.event(Event::HashFailed { torrent: self.id, piece });
+                self.punish(&contributors, cx);
+                self.fill_all(cx);
             }
             Finished::Lost => {}
         }
     }
 
     /// An upload read for `conn` finished: its blocks go out, or wait for tokens.
-    pub(super) fn on_read(
-        &mut self,
-        job: JobId,
-        conn: ConnId,
-        result: Result<Vec<u8>, DiskError>,
-        now: Instant,
-        cfg: &Config,
-        io: &mut Io,
-    ) {
+    pub(super) fn on_read(&mut self, job: JobId, conn: ConnId, result: Result<Vec<u8>, DiskError>, cx: &mut Ctx<'_>) {
         // A freed read slot may unblock any peer, not only this one.
         let waiting: Vec<ConnId> =
             self.peers.iter().filter(|(c, p)| **c != conn && p.upload.waiting() > 0).map(|(c, _)| *c).collect();
         for other in waiting {
-            self.serve_requests(other, now, cfg, io);
+            self.serve_requests(other, cx);
         }
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        let Some(framed) = p.upload.on_read(job, result, io.up.is_limited()) else { return };
+        let Some(framed) = p.upload.on_read(job, result, cx.limits.up.is_limited()) else { return };
         let sent = match framed {
             Ok(Framed::Whole { data, payload }) => {
                 // Earlier messages go first.
                 if !p.outbuf.is_empty() {
                     let earlier = std::mem::take(&mut p.outbuf);
                     p.send_queued += earlier.len() as u64;
-                    io.push(Output::Peer(PeerIo::Send { conn, data: earlier }));
+                    cx.out.push(Output::Peer(PeerIo::Send { conn, data: earlier }));
                 }
                 p.send_queued += data.len() as u64;
-                io.push(Output::Peer(PeerIo::Send { conn, data }));
+                cx.out.push(Output::Peer(PeerIo::Send { conn, data }));
                 payload
             }
             Ok(Framed::Frames(frames)) => {
@@ -177,20 +171,20 @@ impl Torrent {
                     sent += b.len as u64;
                 }
                 p.send_queued += out.len() as u64;
-                io.push(Output::Peer(PeerIo::Send { conn, data: out }));
+                cx.out.push(Output::Peer(PeerIo::Send { conn, data: out }));
                 sent
             }
             Ok(Framed::Held) => {
                 if p.upload.needs_tokens() {
-                    io.wait_for_upload(self.id, conn);
+                    cx.limits.wait_for_upload(self.id, conn);
                 }
-                return self.serve_requests(conn, now, cfg, io);
+                return self.serve_requests(conn, cx);
             }
-            Err(e) => return self.fail(e.into(), now, io),
+            Err(e) => return self.fail(e.into(), cx),
         };
-        p.last_send = now;
+        p.last_send = cx.now;
         self.ul_rate.add(sent);
         self.uploaded += sent;
-        self.serve_requests(conn, now, cfg, io);
+        self.serve_requests(conn, cx);
     }
 }

@@ -8,7 +8,8 @@ use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
 use super::peer::Phase;
 use super::{bad_bitfield, mark, wire_len, Torrent, HAVE_ID};
 use crate::bitfield::Bitfield;
-use crate::engine::{CloseReason, Config, Event, FilePriority, Io, TorrentError, Violation};
+use crate::engine::ctx::Ctx;
+use crate::engine::{CloseReason, Config, Event, FilePriority, TorrentError, Violation};
 use crate::metainfo::Info;
 use crate::picker::Picker;
 use crate::storage::FileLayout;
@@ -28,7 +29,7 @@ impl Torrent {
     }
 
     /// Remembers a piece announcement made before the piece count is known.
-    pub(super) fn record_early(&mut self, conn: ConnId, msg: Message, now: Instant, io: &mut Io) {
+    pub(super) fn record_early(&mut self, conn: ConnId, msg: Message, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let first = !p.got_first_message;
         p.got_first_message = true;
@@ -63,7 +64,7 @@ impl Torrent {
             _ => None,
         };
         if let Some(reason) = refused {
-            self.close(conn, reason, now, io);
+            self.close(conn, reason, cx);
         }
     }
 
@@ -93,13 +94,13 @@ impl Torrent {
     }
 
     /// A `ut_metadata` message from a peer.
-    pub(super) fn on_ut_metadata(&mut self, conn: ConnId, payload: &[u8], now: Instant, cfg: &Config, io: &mut Io) {
+    pub(super) fn on_ut_metadata(&mut self, conn: ConnId, payload: &[u8], cx: &mut Ctx<'_>) {
         let msg = match MetadataMessage::decode(payload) {
             Ok(msg) => msg,
-            Err(e) => return self.close(conn, e.into(), now, io),
+            Err(e) => return self.close(conn, e.into(), cx),
         };
         match msg {
-            MetadataMessage::Request { piece } => self.serve_metadata(conn, piece, now, cfg),
+            MetadataMessage::Request { piece } => self.serve_metadata(conn, piece, cx.now, cx.cfg),
             MetadataMessage::Reject { piece } => {
                 if let Some(phase) = &mut self.fetching {
                     phase.fetch.on_reject(conn, piece);
@@ -109,13 +110,13 @@ impl Torrent {
                 let Some(phase) = &mut self.fetching else { return };
                 match phase.fetch.on_data(conn, piece, total_size, data) {
                     Received::Ignored => {}
-                    Received::Stored => self.request_metadata(conn, now),
-                    Received::Bad => self.close(conn, Violation::BadMetadataPiece.into(), now, io),
+                    Received::Stored => self.request_metadata(conn, cx.now),
+                    Received::Bad => self.close(conn, Violation::BadMetadataPiece.into(), cx),
                     Received::HashFailed(senders) => {
-                        self.punish(&senders, now, cfg, io);
-                        self.request_metadata_all(now);
+                        self.punish(&senders, cx);
+                        self.request_metadata_all(cx.now);
                     }
-                    Received::Done(bytes) => self.load_metadata(bytes, now, cfg, io),
+                    Received::Done(bytes) => self.load_metadata(bytes, cx),
                 }
             }
         }
@@ -145,13 +146,13 @@ impl Torrent {
     }
 
     /// The info dictionary is in and verified: the torrent becomes a normal one.
-    fn load_metadata(&mut self, bytes: Vec<u8>, now: Instant, cfg: &Config, io: &mut Io) {
+    fn load_metadata(&mut self, bytes: Vec<u8>, cx: &mut Ctx<'_>) {
         let info = match Info::from_bytes(&bytes) {
             Ok(info) => info,
             Err(e) => {
                 // It hashes to the info-hash, so every copy is this one: nothing to retry.
                 self.fetching = None;
-                return self.fail(TorrentError::InvalidMetadata(e), now, io);
+                return self.fail(TorrentError::InvalidMetadata(e), cx);
             }
         };
         let Some(phase) = self.fetching.take() else { return };
@@ -177,27 +178,27 @@ impl Torrent {
         self.meta.info = info;
         self.meta.info_bytes = bytes.clone();
         self.apply_priorities(0..n);
-        io.event(Event::MetadataReceived { torrent: self.id, info: bytes });
+        cx.out.event(Event::MetadataReceived { torrent: self.id, info: bytes });
         if !self.pex_allowed() {
-            self.withdraw_pex(cfg, now);
+            self.withdraw_pex(cx.cfg, cx.now);
         }
 
         if phase.check_existing {
             // Peers learn what we have from our bitfield once the check is done.
-            self.close_all(CloseReason::TorrentChecking, now, io);
-            self.start_check(io);
+            self.close_all(CloseReason::TorrentChecking, cx);
+            self.start_check(cx.limits);
             return;
         }
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            self.replay_early(conn, now, io);
+            self.replay_early(conn, cx);
         }
-        self.update_finished(now, io);
-        self.fill_all(now, cfg, io);
+        self.update_finished(cx);
+        self.fill_all(cx);
     }
 
     /// Applies what a peer announced before the piece count was known, now that it is.
-    fn replay_early(&mut self, conn: ConnId, now: Instant, io: &mut Io) {
+    fn replay_early(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let n = self.meta.info.piece_count();
         let Some(p) = self.peers.get_mut(&conn) else { return };
         if p.phase != Phase::Active {
@@ -207,13 +208,13 @@ impl Torrent {
         p.decoder.set_piece_count(n);
         let early = std::mem::take(&mut p.early);
         let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n).ok_or(b.len())) {
-            Some(Err(len)) => return self.close(conn, bad_bitfield(len, n), now, io),
+            Some(Err(len)) => return self.close(conn, bad_bitfield(len, n), cx),
             Some(Ok(bf)) => Some(bf),
             None => None,
         };
         if let Some(&piece) = early.haves.iter().find(|&&piece| piece >= n) {
             let e = WireError::PieceIndexOutOfRange { id: HAVE_ID, piece, piece_count: n };
-            return self.close(conn, e.into(), now, io);
+            return self.close(conn, e.into(), cx);
         }
         if early.have_all || bitfield.as_ref().is_some_and(Bitfield::is_full) {
             p.have = Bitfield::full(n);
@@ -226,6 +227,6 @@ impl Torrent {
             }
             self.merge_pieces(conn, early.haves.into_iter());
         }
-        self.after_pieces_known(conn, now, io);
+        self.after_pieces_known(conn, cx);
     }
 }

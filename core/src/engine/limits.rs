@@ -1,28 +1,22 @@
-//! The output queue and the session-wide budgets (ids, half-open dials, check slots, rate
-//! limits, spare piece buffers) that every torrent of the engine writes into.
+//! The session-wide budgets every torrent draws from: dial slots, check slots, the rate limits
+//! (with the peers and torrents waiting for tokens) and the pool of spare piece buffers.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
-use super::event::Event;
-use super::output::Output;
 use crate::rate::TokenBucket;
-use crate::types::{ConnId, JobId, TorrentId};
+use crate::types::{ConnId, TorrentId};
 
-/// Output queue and id allocation shared by every torrent of the engine.
-pub(crate) struct Io {
-    pub(super) queue: VecDeque<Output>,
-    pub(super) next_id: u64,
-    /// Which torrent each outstanding job belongs to.
-    pub(super) jobs: HashMap<JobId, TorrentId>,
-    /// Connections closed by a torrent, for the engine's routing table.
-    pub(super) closed: Vec<ConnId>,
+/// What the torrents of one session share, handed out by the schedulers in `engine/sched.rs`.
+pub(crate) struct SessionLimits {
     /// Connection attempts in progress over all torrents.
     pub(super) half_open: usize,
     /// Connections torrents may still dial before [`Config::max_connections`] is reached;
     /// set before each round of `connect_more`.
+    ///
+    /// [`Config::max_connections`]: super::config::Config::max_connections
     pub(super) conn_room: usize,
-    /// Next ticket of the check queue (first come, first served).
-    pub(super) next_check_ticket: u64,
+    /// Last ticket of the check queue handed out (first come, first served).
+    last_check_ticket: u64,
     /// A torrent entered or left the check queue or a check: slots must be handed out again.
     pub(super) checks_changed: bool,
     /// The global upload limit.
@@ -37,23 +31,19 @@ pub(crate) struct Io {
     pub(super) down_cursor: TorrentId,
     /// Piece buffers back from finished jobs, reused for the next pieces: filling a fresh
     /// buffer with zeros (or faulting in fresh pages) costs as much as receiving into it.
-    pub(super) spare: Vec<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
 }
 
 /// Most bytes of spare piece buffers kept.
 const SPARE_BYTES: usize = 4 << 20;
 
-impl Io {
-    /// An empty queue under the global rate limits `up` and `down`.
-    pub(super) fn new(up: TokenBucket, down: TokenBucket) -> Io {
-        Io {
-            queue: VecDeque::new(),
-            next_id: 1,
-            jobs: HashMap::new(),
-            closed: Vec::new(),
+impl SessionLimits {
+    /// Nothing handed out yet, under the global rate limits `up` and `down`.
+    pub(super) fn new(up: TokenBucket, down: TokenBucket) -> SessionLimits {
+        SessionLimits {
             half_open: 0,
             conn_room: 0,
-            next_check_ticket: 0,
+            last_check_ticket: 0,
             checks_changed: false,
             up,
             down,
@@ -62,27 +52,6 @@ impl Io {
             down_cursor: TorrentId(0),
             spare: Vec::new(),
         }
-    }
-
-    /// An empty queue with no rate limits, for unit tests of the parts that write into it.
-    #[cfg(test)]
-    pub(super) fn unlimited(now: crate::types::Instant) -> Io {
-        Io::new(TokenBucket::new(0, now), TokenBucket::new(0, now))
-    }
-
-    pub(super) fn push(&mut self, o: Output) {
-        self.queue.push_back(o);
-    }
-
-    pub(super) fn event(&mut self, e: Event) {
-        self.queue.push_back(Output::Event(e));
-    }
-
-    pub(super) fn job(&mut self, torrent: TorrentId) -> JobId {
-        let id = JobId(self.next_id);
-        self.next_id += 1;
-        self.jobs.insert(id, torrent);
-        id
     }
 
     /// A buffer of `size` bytes for a piece being received; its contents are stale (every
@@ -111,14 +80,10 @@ impl Io {
         self.up_waiting.push_back((torrent, conn));
     }
 
-    pub(super) fn check_ticket(&mut self) -> u64 {
-        self.next_check_ticket += 1;
-        self.next_check_ticket
-    }
-
-    pub(super) fn conn(&mut self) -> ConnId {
-        let id = ConnId(self.next_id);
-        self.next_id += 1;
-        id
+    /// A place in the check queue, and a note that check slots must be handed out again.
+    pub(super) fn queue_check(&mut self) -> u64 {
+        self.checks_changed = true;
+        self.last_check_ticket += 1;
+        self.last_check_ticket
     }
 }
