@@ -43,6 +43,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::health::{HealthCheck, HealthCheckId};
 use crate::metainfo::{Info, Metainfo};
 use crate::rate::TokenBucket;
+use crate::tracker::TransportError;
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
 use crate::wire::{HandshakeDecoder, HandshakeStep};
 
@@ -642,7 +643,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    fn on_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, now: Instant) {
+    fn on_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, now: Instant) {
         if self.health.owns(job) {
             self.health.handle_http(job, result, &mut self.out);
             return self.after_input(None, now);
@@ -652,7 +653,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    fn on_exchange(&mut self, job: JobId, result: Result<&[u8], String>, now: Instant) {
+    fn on_exchange(&mut self, job: JobId, result: Result<&[u8], TransportError>, now: Instant) {
         if self.health.owns(job) {
             self.health.handle_udp(job, result, now, &mut self.rng, &mut self.out);
             return self.after_input(None, now);

@@ -36,7 +36,7 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
-use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList, TransportError};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Message, WireError};
 use check::Checker;
@@ -446,12 +446,12 @@ impl Torrent {
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, cx: &mut Ctx<'_>) {
+    pub fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_http(job, result, &self.info_hash, cx.now, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], String>, cx: &mut Ctx<'_>) {
+    pub fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], TransportError>, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_udp(job, result, cx.now, &mut self.rng, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
