@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use shoal_core::engine::{TorrentState, TorrentStats};
+use shoal_core::{TorrentState, TorrentStats};
 
 /// Bytes as a short human figure (binary units).
 pub fn human_bytes(n: u64) -> String {

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt, StreamExt};
-use shoal_core::engine::{Config, Event, TorrentState, TorrentStats};
 use shoal_core::magnet::Magnet;
 use shoal_core::TorrentId;
+use shoal_core::{Config, Event, TorrentState, TorrentStats};
 use shoal_smol::{AddOptions, Handle, MagnetOptions};
 
 use crate::failure::Failure;
@@ -168,7 +168,7 @@ pub fn lsd_enabled(enabled: bool) -> bool {
 /// connections (`MAX_DESCRIPTORS` if unlimited).
 pub fn nofile_limit() -> u64 {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    limit.current.unwrap_or(shoal_core::engine::MAX_DESCRIPTORS)
+    limit.current.unwrap_or(shoal_core::MAX_DESCRIPTORS)
 }
 
 async fn start_session(net: &NetArgs) -> Result<Session, String> {

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use shoal_core::engine::Config;
+use shoal_core::Config;
 use shoal_smol::{DhtSettings, Handle, SessionConfig, SessionError};
 
 use crate::rt::Rt;

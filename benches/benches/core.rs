@@ -8,9 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::create::TorrentBuilder;
 use shoal_core::picker::{BlockOutcome, Picker};
-use shoal_core::types::{BlockRef, ConnId};
 use shoal_core::wire::{Decoder, Limits, Message};
 use shoal_core::{Bitfield, Metainfo};
+use shoal_core::{BlockRef, ConnId};
 
 fn wire(c: &mut Criterion) {
     let mut stream = Vec::new();

@@ -21,7 +21,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::dht::SwarmCount;
-use crate::tracker::http::scrape_entry;
+use crate::tracker::scrape_entry;
 use crate::tracker::{
     parse_udp_url, scrape_request_url, tracker_kind, ScrapeStats, TrackerError, TrackerKind, UdpConfig, UdpExchange,
     UdpOutcome,

@@ -59,21 +59,21 @@
 //! shape, public for the simulator, the fuzzers and the benches.
 
 pub mod bencode;
-pub mod bitfield;
+mod bitfield;
 pub mod choker;
 pub mod create;
 pub mod dht;
-pub mod engine;
+mod engine;
 pub mod health;
 pub mod lsd;
 pub mod magnet;
-pub mod metainfo;
-pub mod net_policy;
+mod metainfo;
+mod net_policy;
 pub mod picker;
 pub mod rate;
-pub mod storage;
+mod storage;
 pub mod tracker;
-pub mod types;
+mod types;
 pub mod wire;
 
 pub use bitfield::Bitfield;
@@ -81,10 +81,15 @@ pub use engine::{
     lay_out_read, AddMagnet, AddTorrent, CloseReason, Config, ConnectionLimits, DhtScrapeError, DhtScrapeId,
     DhtTorrentStatus, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority,
     HashJob, HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket,
-    TorrentError, TorrentState, TorrentStats, UdpIo, Violation,
+    TorrentError, TorrentState, TorrentStats, UdpIo, Violation, ANNOUNCE_EVERY, DEFAULT_DESCRIPTORS, MAX_CHECK_TIMEOUT,
+    MAX_DESCRIPTORS, MAX_QUEUED_SCRAPES, MAX_RUNNING_CHECKS, MAX_RUNNING_SCRAPES,
 };
-pub use metainfo::{Info, Metainfo, MetainfoError};
-pub use net_policy::NetPolicy;
+pub use metainfo::{
+    FileAttr, FileEntry, Info, Metainfo, MetainfoError, MAX_FILES, MAX_PIECES, MAX_PIECE_LENGTH, MAX_URLS,
+};
+pub use net_policy::{Lookup, NetPolicy, Refused};
 pub use storage::{FileLayout, FileSpan};
-pub use tracker::{TrackerError, TransportError};
-pub use types::{BlockRef, ConnId, ExchangeId, InfoHash, Instant, JobId, PeerId, TorrentId, BLOCK_SIZE};
+pub use tracker::announce::{TrackerError, TransportError};
+pub use types::{
+    BlockRef, ConnId, ExchangeId, HexError, InfoHash, Instant, JobId, PeerId, PieceHash, TorrentId, BLOCK_SIZE,
+};

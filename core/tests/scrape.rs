@@ -1,7 +1,7 @@
 //! Scrape through the engine: the request it emits and the counts it reports.
 
 use shoal_core::create::TorrentBuilder;
-use shoal_core::engine::{AddTorrent, Config, Engine, Input, Output};
+use shoal_core::{AddTorrent, Config, Engine, Input, Output};
 use shoal_core::{Instant, Metainfo};
 
 fn torrent(tracker: &str) -> Metainfo {

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use async_channel::Sender;
-use shoal_core::engine::{Engine, Event, FilePriority};
 use shoal_core::health::HealthReport;
+use shoal_core::{Engine, Event, FilePriority};
 use shoal_core::{InfoHash, Instant, TorrentId};
 
 use crate::session::SessionError;

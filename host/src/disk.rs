@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sha1::{Digest, Sha1};
-use shoal_core::engine::{DiskError, DiskErrorKind, PlacedSpan};
-use shoal_core::metainfo::Info;
-use shoal_core::storage::FileSpan;
+use shoal_core::FileSpan;
+use shoal_core::Info;
+use shoal_core::{DiskError, DiskErrorKind, PlacedSpan};
 
 /// Errors setting up a torrent's storage.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +187,7 @@ impl Storage {
         Ok(buf)
     }
 
-    /// Reads the spans of a [`DiskJobKind::Read`](shoal_core::engine::DiskJobKind::Read) into
+    /// Reads the spans of a [`DiskJobKind::Read`](shoal_core::DiskJobKind::Read) into
     /// `buf` (reused: only growth is zeroed), each span's bytes at its place, pad spans as
     /// zeros; runs of spans that follow each other in one file take one `preadv`.
     pub fn read_placed(&self, spans: &[PlacedSpan], len: usize, mut buf: Vec<u8>) -> Result<Vec<u8>, DiskError> {
@@ -382,7 +382,7 @@ fn disk_error(e: &io::Error, path: &Path) -> DiskError {
 mod tests {
     use super::*;
     use shoal_core::create::TorrentBuilder;
-    use shoal_core::metainfo::Metainfo;
+    use shoal_core::Metainfo;
 
     /// A scratch directory removed on drop.
     struct Scratch(PathBuf);

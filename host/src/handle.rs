@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-use shoal_core::engine::{DhtTorrentStatus, Engine, EngineError, Event, FilePriority, PeerStats, TorrentStats};
 use shoal_core::health::HealthReport;
+use shoal_core::{DhtTorrentStatus, Engine, EngineError, Event, FilePriority, PeerStats, TorrentStats};
 use shoal_core::{InfoHash, Instant, TorrentId};
 
 use crate::command::{Command, Reply};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
 use shoal_core::{CloseReason, ConnId, ExchangeId, JobId, NetPolicy, TransportError};
+use shoal_core::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
 
 use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
@@ -359,7 +359,7 @@ pub(crate) fn lsd_socket<R: Runtime>(
     use shoal_core::lsd::{GROUP_V4, PORT};
     use socket2::{Domain, Protocol, Socket, Type};
     if !policy.allows_multicast_via(interface) {
-        let refused = shoal_core::net_policy::Refused::Addr(SocketAddr::from((GROUP_V4, PORT)));
+        let refused = shoal_core::Refused::Addr(SocketAddr::from((GROUP_V4, PORT)));
         return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused));
     }
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;

@@ -31,7 +31,7 @@ mod workers;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use shoal_core::engine::Engine;
+use shoal_core::Engine;
 use shoal_core::Instant;
 
 pub use disk::{Storage, StorageError};

@@ -3,8 +3,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use shoal_core::engine::{Config, EngineError, FilePriority};
 use shoal_core::Metainfo;
+use shoal_core::{Config, EngineError, FilePriority};
 
 use crate::disk::StorageError;
 
@@ -82,7 +82,7 @@ pub enum SessionError {
     Threads(std::io::Error),
     /// The engine refused a health check.
     #[error(transparent)]
-    Health(#[from] shoal_core::engine::HealthCheckError),
+    Health(#[from] shoal_core::HealthCheckError),
 }
 
 /// How to add a torrent.
@@ -121,7 +121,7 @@ impl AddOptions {
 }
 
 /// How to add a magnet link: the files are mapped under `destination` once the metadata
-/// has arrived from peers (watch for [`shoal_core::engine::Event::MetadataReceived`]).
+/// has arrived from peers (watch for [`shoal_core::Event::MetadataReceived`]).
 #[derive(Clone, Debug)]
 pub struct MagnetOptions {
     /// The parsed link.
@@ -139,7 +139,7 @@ pub struct MagnetOptions {
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// The torrent's phase when the snapshot was taken.
-    pub state: shoal_core::engine::TorrentState,
+    pub state: shoal_core::TorrentState,
     /// Pieces verified and written (and synced) by then.
     pub have: shoal_core::Bitfield,
 }
@@ -148,7 +148,7 @@ pub struct Checkpoint {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-    use shoal_core::engine::Config;
+    use shoal_core::Config;
 
     use super::SessionConfig;
 

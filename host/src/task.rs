@@ -13,10 +13,8 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use shoal_core::engine::{
-    AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, PeerIo, UdpIo,
-};
 use shoal_core::health::{HealthCheckId, HealthReport};
+use shoal_core::{AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, PeerIo, UdpIo};
 use shoal_core::{ConnId, ExchangeId, Instant, NetPolicy, TorrentId};
 
 use crate::command::{Command, Reply};

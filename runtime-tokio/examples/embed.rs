@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shoal_core::engine::{Config, Event};
 use shoal_core::Metainfo;
+use shoal_core::{Config, Event};
 use shoal_tokio::{AddOptions, Session, SessionConfig};
 
 #[tokio::main]

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
-use shoal_core::engine::MAX_CHECK_TIMEOUT;
 use shoal_core::health::{HealthReport, Source};
 use shoal_core::InfoHash;
+use shoal_core::MAX_CHECK_TIMEOUT;
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
 use super::state::Daemon;

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use async_channel::Receiver;
 use futures_lite::future;
 use serde_json::Value;
-use shoal_core::engine::Config;
+use shoal_core::Config;
 
 use crate::session::{start_session, Plan, Runtime};
 use downloads::Library;
@@ -106,7 +106,7 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
 fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
     let (down, up) = settings::rate_limits(settings);
     Config { local_only: crate::run::local_only(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
-        .with_limits(shoal_core::engine::ConnectionLimits::for_peers(budget.engine))
+        .with_limits(shoal_core::ConnectionLimits::for_peers(budget.engine))
 }
 
 /// Where the peer port comes from, which decides what happens when it is taken.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_channel::Sender;
 use serde_json::Value;
-use shoal_core::engine::Config;
+use shoal_core::Config;
 
 use super::debug_monitor::Monitor;
 use super::downloads::Library;

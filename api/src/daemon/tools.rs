@@ -386,7 +386,7 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 sent += st.uploaded;
                 wasted += st.wasted;
                 peers += st.peers;
-                use shoal_core::engine::TorrentState::*;
+                use shoal_core::TorrentState::*;
                 match st.state {
                     Checking { .. } | CheckQueued => checking += 1,
                     Downloading | Metadata => downloading += 1,

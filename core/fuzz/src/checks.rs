@@ -12,7 +12,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shoal_core::bencode::{self, BencodeError};
 use shoal_core::magnet::{Magnet, MAX_SELECT_ONLY};
-use shoal_core::metainfo::{FileEntry, Info, Metainfo};
 use shoal_core::tracker::udp::{Request, Response, UdpConfig, UdpExchange, UdpOutcome};
 use shoal_core::tracker::{
     parse_announce, parse_scrape, AnnounceEvent, AnnounceParams, AnnounceResponse, MAX_INTERVAL,
@@ -22,6 +21,7 @@ use shoal_core::wire::{
     Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, MetadataMessage,
     PexMessage, WireError, HANDSHAKE_LEN,
 };
+use shoal_core::{FileEntry, Info, Metainfo};
 use shoal_core::{InfoHash, Instant, PeerId};
 
 /// A target's check: panics if the input reveals a bug.

@@ -7,7 +7,7 @@
 //! learned from a hop-n answer are hop n+1, and candidates deeper than the hop limit are never
 //! queried, so a lookup cannot wander forever. A [`Lookup`] groups the searches of one user
 //! request (one per enabled family) with what it has found so far: for a scrape, the
-//! [`ScrapeTally`] of every answer.
+//! `ScrapeTally` of every answer.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

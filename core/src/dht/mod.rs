@@ -16,7 +16,7 @@
 //! ```
 //!
 //! [`Dht::scrape`] counts a swarm (BEP 33): a `get_peers` lookup with `scrape=1` whose answers'
-//! peers and bloom filters add up to a [`SwarmCount`] ([`scrape`]); the server half answers
+//! peers and bloom filters add up to a [`SwarmCount`] (`scrape`); the server half answers
 //! such queries with filters of the peers announced to us, seeds apart ([`bloom`]).
 //!
 //! One `Dht` serves both address families (BEP 32) with one node id and one routing table per
@@ -30,13 +30,13 @@ pub mod bloom;
 mod client;
 pub mod krpc;
 pub mod lookup;
-pub mod node;
+mod node;
 pub mod peers;
 pub mod ratelimit;
 pub mod routing;
-pub mod scrape;
+mod scrape;
 mod server;
-pub mod snapshot;
+mod snapshot;
 pub mod tokens;
 
 #[cfg(test)]
@@ -56,7 +56,7 @@ use self::peers::PeerStore;
 use self::ratelimit::{PerIpLimiter, RateLimiter};
 use self::routing::RoutingTable;
 pub use self::scrape::SwarmCount;
-pub use self::snapshot::{Snapshot, SnapshotError};
+pub use self::snapshot::{Snapshot, SnapshotError, MAX_SNAPSHOT_LEN, MAX_SNAPSHOT_NODES};
 use self::tokens::Tokens;
 use crate::types::{InfoHash, Instant};
 

@@ -35,7 +35,7 @@ fn a_leecher_without_trackers_finds_the_seeder_through_the_dht() {
 
 #[test]
 fn a_dht_scrape_counts_the_seed_and_the_leecher_of_a_torrent_we_do_not_have() {
-    use shoal_core::engine::{Config, DhtScrapeError, Engine};
+    use shoal_core::{Config, DhtScrapeError, Engine};
     let mut tt = plain_torrent(23);
     tt.meta.trackers.clear();
     let hash = tt.meta.info_hash;

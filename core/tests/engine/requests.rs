@@ -72,7 +72,7 @@ fn request_queue_to_a_fast_peer_grows_before_its_rate_is_known() {
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
     w.run_for(Duration::from_millis(900));
-    let min = shoal_core::engine::Config::default().min_requests_per_peer as i64;
+    let min = shoal_core::Config::default().min_requests_per_peer as i64;
     let most = w.max_outstanding(leecher, w.now);
     assert!(most >= 4 * min, "at most {most} requests outstanding in the first 0.9 s");
     w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
@@ -91,7 +91,7 @@ fn request_queue_to_a_slow_peer_follows_its_rate_once_known() {
     w.leech(leecher, &tt);
     w.run_for(Duration::from_secs(8));
     let outstanding = w.outstanding_at(leecher, w.now);
-    let min = shoal_core::engine::Config::default().min_requests_per_peer as i64;
+    let min = shoal_core::Config::default().min_requests_per_peer as i64;
     // 100 kB/s is 12 blocks in two seconds: the queue is back to the minimum.
     assert!(outstanding <= min, "{outstanding} requests outstanding to a 100 kB/s peer after 8 s");
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use shoal_core::dht::SwarmCount;
-use shoal_core::engine::DhtScrapeId;
+use shoal_core::DhtScrapeId;
 use shoal_core::{Event, InfoHash, TorrentId, TorrentState};
 
 use super::node::NodeId;

@@ -171,7 +171,7 @@ impl World {
                 match disk.read(&spans.iter().map(|p| p.span).collect::<Vec<_>>()) {
                     Some(data) => {
                         assert_eq!(data.len(), block.len as usize, "read spans cover the block");
-                        let framed = shoal_core::engine::lay_out_read(spans, *len, &data);
+                        let framed = shoal_core::lay_out_read(spans, *len, &data);
                         JobResult::Read(Ok(framed.expect("placed spans fit the buffer")))
                     }
                     None => panic!("node {a}: engine read {block:?}, whose bytes it never wrote"),

@@ -3,9 +3,9 @@
 
 use data_encoding::BASE64;
 use serde_json::{json, Map, Value};
-use shoal_core::engine::{PeerStats, TorrentState, TorrentStats};
 use shoal_core::tracker::TrackerState;
 use shoal_core::{Bitfield, FileLayout, Metainfo};
+use shoal_core::{PeerStats, TorrentState, TorrentStats};
 
 use super::{Download, Phase, Snapshot, NO_ANONYMITY};
 

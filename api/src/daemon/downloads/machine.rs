@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use serde_json::json;
-use shoal_core::engine::{Event, TorrentStats};
 use shoal_core::{Bitfield, InfoHash, Metainfo, TorrentId};
+use shoal_core::{Event, TorrentStats};
 use shoal_smol::{AddOptions, Handle, MagnetOptions};
 
 use super::fs;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use shoal_core::engine::{FilePriority, PeerStats, TorrentState, TorrentStats};
 use shoal_core::{Bitfield, InfoHash, Metainfo, TorrentId};
+use shoal_core::{FilePriority, PeerStats, TorrentState, TorrentStats};
 
 use super::persist::ResumeData;
 

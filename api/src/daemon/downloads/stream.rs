@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::{AsyncRead, Stream};
-use shoal_core::engine::Event;
+use shoal_core::Event;
 use shoal_core::InfoHash;
 
 use super::Library;

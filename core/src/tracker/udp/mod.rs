@@ -1,4 +1,4 @@
-//! UDP trackers (BEP 15): one request/response exchange, on top of the packet [`codec`].
+//! UDP trackers (BEP 15): one request/response exchange, on top of the packet `codec` ([`Request`], [`Response`]).
 //!
 //! [`UdpExchange`] runs one announce or scrape: connect, then the request, retransmitting on
 //! silence. The runtime resolves the tracker's host ([`parse_udp_url`]), sends what
@@ -11,7 +11,7 @@ use rand::Rng;
 use super::announce::{clamp_interval, push_peer, AnnounceParams, AnnounceResponse, ScrapeStats, TrackerError};
 use crate::types::{InfoHash, Instant};
 
-pub mod codec;
+mod codec;
 
 pub use codec::{parse_udp_url, Request, Response, PROTOCOL_ID};
 use codec::{ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_ERROR, ACTION_SCRAPE};

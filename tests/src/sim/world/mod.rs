@@ -28,7 +28,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
-use shoal_core::storage::FileLayout;
+use shoal_core::FileLayout;
 use shoal_core::{
     Bitfield, CloseReason, Config, Event, FilePriority, HashJob, Input, Instant, JobResult, Output, PeerIo,
     TransportError, UdpIo, BLOCK_SIZE,

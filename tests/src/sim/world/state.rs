@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use rand_chacha::ChaCha8Rng;
-use shoal_core::storage::FileLayout;
+use shoal_core::FileLayout;
 use shoal_core::{Config, ConnId, Instant};
 use shoal_netsim::tracker::Tracker;
 use shoal_netsim::Partitions;
