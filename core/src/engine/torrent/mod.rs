@@ -251,8 +251,9 @@ impl Torrent {
 
     fn broadcast_have(&mut self, piece: u32, now: Instant) {
         for (conn, p) in self.peers.iter_mut() {
-            if p.is_active() && !p.have.get(piece) {
-                let was_empty = p.send(&Message::Have { piece }, now);
+            let Some((ch, a)) = p.active_mut() else { continue };
+            if !a.have.get(piece) {
+                let was_empty = ch.send(&Message::Have { piece }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }
         }
@@ -287,33 +288,34 @@ impl Torrent {
         let mut to_close = Vec::new();
         let mut snubbed = Vec::new();
         for (conn, p) in self.peers.iter_mut() {
-            p.dl.tick(cx.now);
-            p.ul.tick(cx.now);
-            p.announced.tick(cx.now);
-            match p.state {
-                PeerState::Dialing { since } if cx.now - since > cx.cfg.connect_timeout => to_close.push(*conn),
-                PeerState::Handshaking { since, .. } if cx.now - since > cx.cfg.handshake_timeout => {
+            let ch = &mut p.ch;
+            ch.dl.tick(cx.now);
+            ch.ul.tick(cx.now);
+            ch.announced.tick(cx.now);
+            match &mut p.state {
+                PeerState::Dialing { since } if cx.now - *since > cx.cfg.connect_timeout => to_close.push(*conn),
+                PeerState::Handshaking { since, .. } if cx.now - *since > cx.cfg.handshake_timeout => {
                     to_close.push(*conn)
                 }
-                PeerState::Active { .. } => {
+                PeerState::Active(a) => {
                     // A peer that handshakes and then says nothing only holds a slot.
-                    let mute = !p.spoke && cx.now - p.activated > cx.cfg.handshake_timeout;
-                    if mute || cx.now - p.last_recv > cx.cfg.inactivity_timeout {
+                    let mute = !a.spoke && cx.now - a.activated > cx.cfg.handshake_timeout;
+                    if mute || cx.now - ch.last_recv > cx.cfg.inactivity_timeout {
                         to_close.push(*conn);
                         continue;
                     }
-                    if cx.now - p.last_send > cx.cfg.keepalive_interval {
-                        mark(&mut self.dirty, *conn, p.send(&Message::KeepAlive, cx.now));
+                    if cx.now - ch.last_send > cx.cfg.keepalive_interval {
+                        mark(&mut self.dirty, *conn, ch.send(&Message::KeepAlive, cx.now));
                     }
                     // Two seconds' worth of blocks, once the rate is known.
-                    if p.dl.get() > 0 {
-                        p.slow_start = false;
+                    if ch.dl.get() > 0 {
+                        a.slow_start = false;
                     }
-                    if !p.slow_start {
-                        let by_rate = (p.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
-                        p.queue_target = by_rate.clamp(cx.cfg.min_requests_per_peer, cx.cfg.max_requests_per_peer);
+                    if !a.slow_start {
+                        let by_rate = (ch.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
+                        a.queue_target = by_rate.clamp(cx.cfg.min_requests_per_peer, cx.cfg.max_requests_per_peer);
                     }
-                    if !p.requests.is_empty() && cx.now - p.last_block > cx.cfg.request_timeout {
+                    if !a.requests.is_empty() && cx.now - a.last_block > cx.cfg.request_timeout {
                         snubbed.push(*conn);
                     }
                 }
@@ -321,16 +323,16 @@ impl Torrent {
             }
         }
         for conn in snubbed {
-            let Some(p) = self.peers.get_mut(&conn) else { continue };
-            p.snubbed = true;
-            p.last_block = cx.now;
+            let Some((ch, a)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { continue };
+            a.snubbed = true;
+            a.last_block = cx.now;
             // Others may send these blocks sooner. The peer is told, so that it does not spend
             // upload on them; any it sends anyway are kept if still needed.
             let mut wake = false;
-            for (b, _) in std::mem::take(&mut p.requests) {
+            for (b, _) in std::mem::take(&mut a.requests) {
                 self.picker.request_failed(conn, b);
-                wake |= p.send(&Message::Cancel(b), cx.now);
-                p.release_request(b);
+                wake |= ch.send(&Message::Cancel(b), cx.now);
+                a.release_request(b);
             }
             mark(&mut self.dirty, conn, wake);
         }
@@ -367,7 +369,10 @@ impl Torrent {
         // next tracker announce, perhaps half an hour away.
         // Idle peers do not count: squatters must not make a torrent look well connected.
         let fetching = self.fetching.is_some();
-        let alone = self.peers.values().all(|p| !p.is_active() || p.usefulness(fetching) == Usefulness::Idle);
+        let alone = self
+            .peers
+            .values()
+            .all(|p| p.active().is_none_or(|a| a.usefulness(&p.ch.dl, fetching) == Usefulness::Idle));
         self.peer_list.requeue(now, alone && !self.picker.is_finished());
     }
 
@@ -468,11 +473,11 @@ impl Torrent {
     pub fn flush(&mut self, out: &mut Outbox) {
         for conn in self.dirty.drain(..) {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if p.outbuf.is_empty() || p.is_dialing() {
+            if p.ch.outbuf.is_empty() || p.is_dialing() {
                 continue;
             }
-            let data = std::mem::take(&mut p.outbuf);
-            p.send_queued += data.len() as u64;
+            let data = std::mem::take(&mut p.ch.outbuf);
+            p.ch.send_queued += data.len() as u64;
             out.push(Output::Peer(PeerIo::Send { conn, data }));
         }
     }
@@ -488,7 +493,7 @@ impl Torrent {
     /// a peer waits for is in flight for it.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.download.check()?;
-        self.reads.check(self.peers.iter().map(|(conn, p)| (*conn, &p.upload)))
+        self.reads.check(self.peers.iter().filter_map(|(conn, p)| Some((*conn, &p.active()?.upload))))
     }
 
     // ---- getters ----
@@ -507,7 +512,7 @@ impl Torrent {
             State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
             State::Error(e) => TorrentState::Error(e.to_string()),
         };
-        let active = self.peers.values().filter(|p| p.is_active());
+        let active = self.peers.values().filter_map(Peer::active);
         TorrentStats {
             info_hash: self.info_hash,
             name: info.name.clone(),
@@ -534,7 +539,9 @@ impl Torrent {
 
     pub fn peer_requests(&self, conn: ConnId) -> Option<PeerRequests> {
         let p = self.peers.get(&conn)?;
-        Some(PeerRequests { queued: p.upload.queued(), outstanding: p.requests.len() })
+        // A connection not yet handshaken has none.
+        let (queued, outstanding) = p.active().map_or((0, 0), |a| (a.upload.queued(), a.requests.len()));
+        Some(PeerRequests { queued, outstanding })
     }
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {
@@ -542,28 +549,30 @@ impl Torrent {
         let optimistic = self.choker.optimistic();
         self.peers
             .iter()
-            .filter(|(_, p)| p.is_active())
-            .map(|(conn, p)| PeerStats {
-                addr: p.addr,
-                client: p.client.clone(),
-                peer_id: p.peer_id,
-                outgoing: p.outgoing,
-                progress: if p.is_seed() { 1.0 } else { p.have.count_ones() as f32 / total },
-                download_rate: p.dl.get(),
-                upload_rate: p.ul.get(),
-                peer_download_rate: p.announced.get(),
-                downloaded: p.dl.total(),
-                uploaded: p.ul.total(),
-                am_choking: p.am_choking,
-                am_interested: p.am_interested,
-                peer_choking: p.peer_choking,
-                peer_interested: p.peer_interested,
-                snubbed: p.snubbed,
-                optimistic: optimistic == Some(*conn) && !p.am_choking,
-                queued_requests: p.upload.queued(),
-                outstanding_requests: p.requests.len(),
-                seed: p.is_seed(),
-                upload_only: p.upload_only || p.is_seed(),
+            .filter_map(|(conn, p)| {
+                let (ch, a) = (&p.ch, p.active()?);
+                Some(PeerStats {
+                    addr: p.addr,
+                    client: a.client.clone(),
+                    peer_id: a.peer_id,
+                    outgoing: p.outgoing,
+                    progress: if a.is_seed() { 1.0 } else { a.have.count_ones() as f32 / total },
+                    download_rate: ch.dl.get(),
+                    upload_rate: ch.ul.get(),
+                    peer_download_rate: ch.announced.get(),
+                    downloaded: ch.dl.total(),
+                    uploaded: ch.ul.total(),
+                    am_choking: a.am_choking,
+                    am_interested: a.am_interested,
+                    peer_choking: a.peer_choking,
+                    peer_interested: a.peer_interested,
+                    snubbed: a.snubbed,
+                    optimistic: optimistic == Some(*conn) && !a.am_choking,
+                    queued_requests: a.upload.queued(),
+                    outstanding_requests: a.requests.len(),
+                    seed: a.is_seed(),
+                    upload_only: a.upload_only || a.is_seed(),
+                })
             })
             .collect()
     }

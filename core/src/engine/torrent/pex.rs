@@ -80,15 +80,15 @@ impl Torrent {
     fn pex_entries(&self) -> Vec<(ConnId, SocketAddr, u8)> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.is_active())
             .filter_map(|(conn, p)| {
-                let addr = match (p.outgoing, p.listen_port) {
+                let a = p.active()?;
+                let addr = match (p.outgoing, a.listen_port) {
                     (true, _) => p.addr,
                     (false, Some(port)) if port != 0 => SocketAddr::new(p.addr.ip(), port),
                     (false, _) => return None,
                 };
                 let mut flags = if p.outgoing { PEX_OUTGOING } else { 0 };
-                if p.is_seed() || p.upload_only {
+                if a.is_seed() || a.upload_only {
                     flags |= PEX_SEED;
                 }
                 Some((*conn, addr, flags))
@@ -104,7 +104,7 @@ impl Torrent {
         let due: Vec<ConnId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.is_active() && p.ut_pex.is_some() && now >= p.pex.next_send)
+            .filter(|(_, p)| p.active().is_some_and(|a| a.ut_pex.is_some() && now >= a.pex.next_send))
             .map(|(conn, _)| *conn)
             .collect();
         if due.is_empty() {
@@ -118,7 +118,7 @@ impl Torrent {
                 .filter(|(c, addr, _)| *c != conn && Some(*addr) != own)
                 .map(|(_, addr, flags)| (*addr, *flags))
                 .collect();
-            let Some(p) = self.peers.get_mut(&conn) else { continue };
+            let Some((ch, p)) = self.peers.get_mut(&conn).and_then(|p| p.active_mut()) else { continue };
             let Some(id) = p.ut_pex else { continue };
             p.pex.next_send = now + SEND_INTERVAL;
             let msg = p.pex.next_message(&current);
@@ -126,7 +126,7 @@ impl Torrent {
             if msg.is_empty() {
                 continue;
             }
-            let was_empty = p.send(&Message::Extended { id, payload: msg.encode() }, now);
+            let was_empty = ch.send(&Message::Extended { id, payload: msg.encode() }, now);
             mark(&mut self.dirty, conn, was_empty);
         }
     }
@@ -138,8 +138,9 @@ impl Torrent {
         ext.m.insert(UT_PEX.to_owned(), 0);
         let payload = ext.encode();
         for (conn, p) in self.peers.iter_mut() {
-            if p.is_active() && p.extended {
-                let was_empty = p.send(&Message::Extended { id: 0, payload: payload.clone() }, now);
+            let Some((ch, a)) = p.active_mut() else { continue };
+            if a.extended {
+                let was_empty = ch.send(&Message::Extended { id: 0, payload: payload.clone() }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }
         }
@@ -150,12 +151,13 @@ impl Torrent {
         if !self.pex_allowed() {
             return;
         }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some(peer) = self.peers.get_mut(&conn) else { return };
+        let sender = peer.addr;
+        let Some((_, p)) = peer.active_mut() else { return };
         if p.pex.last_taken.is_some_and(|at| cx.now - at < MIN_RECEIVE_GAP) {
             return;
         }
         p.pex.last_taken = Some(cx.now);
-        let sender = p.addr;
         // Dropped peers are not acted on: whether they still listen is for a dial to find out.
         let msg = match PexMessage::decode(payload, MAX_TAKEN, 0) {
             Ok(msg) => msg,

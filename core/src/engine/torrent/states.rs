@@ -13,6 +13,7 @@ use crate::picker::Picker;
 use crate::types::ConnId;
 use crate::wire::Message;
 
+use super::peer::Peer;
 use super::{mark, priority_of, State, Torrent};
 
 impl Torrent {
@@ -162,8 +163,8 @@ impl Torrent {
             let window = self.picker.deadline_window();
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
             for conn in conns {
-                let Some(p) = self.peers.get_mut(&conn) else { continue };
-                if !p.is_active() || !(p.counted_as_seed || p.have.get(d)) {
+                let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { continue };
+                if !(p.counted_as_seed || p.have.get(d)) {
                     continue;
                 }
                 let (keep, cancel): (Vec<_>, Vec<_>) =
@@ -171,7 +172,7 @@ impl Torrent {
                 p.requests = keep;
                 let mut wake = false;
                 for (b, _) in cancel {
-                    wake |= p.send(&Message::Cancel(b), cx.now);
+                    wake |= ch.send(&Message::Cancel(b), cx.now);
                     self.picker.request_failed(conn, b);
                 }
                 mark(&mut self.dirty, conn, wake);
@@ -220,19 +221,16 @@ impl Torrent {
         cx.out.event(Event::Finished { torrent: self.id });
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if !p.is_active() {
-                continue;
-            }
+            let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { continue };
             for (b, _) in std::mem::take(&mut p.requests) {
                 // Finished with requests out means the rest was skipped: should the user want
                 // it again, the picker must not count these as still on their way.
                 self.picker.request_failed(conn, b);
-                mark(&mut self.dirty, conn, p.send(&Message::Cancel(b), cx.now));
+                mark(&mut self.dirty, conn, ch.send(&Message::Cancel(b), cx.now));
             }
             if p.am_interested {
                 p.am_interested = false;
-                mark(&mut self.dirty, conn, p.send(&Message::NotInterested, cx.now));
+                mark(&mut self.dirty, conn, ch.send(&Message::NotInterested, cx.now));
             }
             if p.is_seed() && self.picker.have().is_full() {
                 self.close(conn, cx);

@@ -5,6 +5,7 @@
 use rand::Rng;
 
 use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
+use super::peer::Peer;
 use super::{mark, Torrent};
 use crate::bitfield::Bitfield;
 use crate::engine::ctx::Ctx;
@@ -29,7 +30,7 @@ impl Torrent {
 
     /// Remembers a piece announcement made before the piece count is known.
     pub(super) fn record_early(&mut self, conn: ConnId, msg: Message, cx: &mut Ctx<'_>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         let first = !p.got_first_message;
         p.got_first_message = true;
         let ok = match msg {
@@ -68,13 +69,13 @@ impl Torrent {
     /// Asks `conn` for metadata pieces while we fetch and it can serve them.
     pub(super) fn request_metadata(&mut self, conn: ConnId, now: Instant) {
         let Some(phase) = &mut self.fetching else { return };
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let (Some(id), Some(size), true) = (p.ut_metadata, p.metadata_size, p.is_active()) else { return };
-        let was_empty = p.outbuf.is_empty();
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        let (Some(id), Some(size)) = (p.ut_metadata, p.metadata_size) else { return };
+        let was_empty = ch.outbuf.is_empty();
         let mut sent = false;
         for _ in 0..METADATA_REQUESTS_PER_PEER {
             let Some(piece) = phase.fetch.next_request(conn, size, now) else { break };
-            p.send(&Message::Extended { id, payload: MetadataMessage::Request { piece }.encode() }, now);
+            ch.send(&Message::Extended { id, payload: MetadataMessage::Request { piece }.encode() }, now);
             sent = true;
         }
         if sent {
@@ -123,12 +124,12 @@ impl Torrent {
     fn serve_metadata(&mut self, conn: ConnId, piece: u32, now: Instant, cfg: &Config) {
         let info = &self.meta.info_bytes;
         let total = info.len() as u64;
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         // Its id for replies; a peer that never said it speaks ut_metadata gets no answer.
         let Some(id) = p.ut_metadata else { return };
         let known = self.fetching.is_none() && piece < metadata_piece_count(total);
         // Bounded like piece uploads: a peer asking faster than it reads is refused.
-        let room = p.upload_backlog() < cfg.max_send_buffer;
+        let room = p.upload_backlog(ch) < cfg.max_send_buffer;
         let reply = match (known, room) {
             (true, true) => {
                 // `piece` is below the piece count, so the range lies inside the dictionary.
@@ -138,7 +139,7 @@ impl Torrent {
             }
             _ => MetadataMessage::Reject { piece },
         };
-        let was_empty = p.send(&Message::Extended { id, payload: reply.encode() }, now);
+        let was_empty = ch.send(&Message::Extended { id, payload: reply.encode() }, now);
         mark(&mut self.dirty, conn, was_empty);
     }
 
@@ -197,9 +198,8 @@ impl Torrent {
     /// Applies what a peer announced before the piece count was known, now that it is.
     fn replay_early(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let n = self.meta.info.piece_count();
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let Some(decoder) = p.decoder_mut() else { return };
-        decoder.set_piece_count(n);
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        p.decoder.set_piece_count(n);
         p.have = Bitfield::new(n);
         let early = std::mem::take(&mut p.early);
         let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n)) {
