@@ -23,12 +23,12 @@ impl Torrent {
 
     /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
     pub fn wants_dht(&self) -> bool {
-        self.state == State::Active && !self.meta.info.private
+        self.state == State::Active && !self.content.private()
     }
 
     /// Whether we have the whole torrent (announced to the DHT as a seed: BEP 33).
     pub fn is_seed(&self) -> bool {
-        self.fetching.is_none() && self.picker.have().is_full()
+        !self.content.is_fetching() && self.picker.have().is_full()
     }
 
     /// Adds peer addresses to dial; returns how many were new to us.
@@ -107,7 +107,7 @@ impl Torrent {
 
     /// The established peers, as connection replacement sees them.
     fn occupants(&self) -> impl Iterator<Item = Occupant> + '_ {
-        let fetching = self.fetching.is_some();
+        let fetching = self.content.is_fetching();
         self.peers.iter().filter_map(move |(conn, p)| {
             let a = p.active()?;
             Some(Occupant { conn: *conn, usefulness: a.usefulness(&p.ch.dl, fetching), since: a.activated })
@@ -169,13 +169,13 @@ impl Torrent {
             self.close(conn, cx);
             return false;
         }
-        let pieces = self.meta.info.piece_count();
+        let pieces = self.content.piece_count();
         let have = self.picker.have().clone();
         // Without metadata we have nothing, whatever an empty bitfield says.
-        let seed = self.fetching.is_none() && have.is_full();
+        let seed = !self.content.is_fetching() && have.is_full();
         let ext = self.extended_handshake(cx.cfg);
         let Some(p) = self.peers.get_mut(&conn) else { return false };
-        if self.fetching.is_none() {
+        if !self.content.is_fetching() {
             // Until the metadata is in, any piece index is remembered, not refused.
             decoder.set_piece_count(pieces);
         }
@@ -202,7 +202,7 @@ impl Torrent {
 
     /// Our extended handshake (BEP 10): the extensions we speak and what peers should know.
     pub(super) fn extended_handshake(&self, cfg: &Config) -> ExtendedHandshake {
-        let known = self.fetching.is_none();
+        let known = !self.content.is_fetching();
         let mut m = BTreeMap::from([(UT_METADATA.to_owned(), OUR_UT_METADATA)]);
         if self.pex_allowed() {
             m.insert(UT_PEX.to_owned(), OUR_UT_PEX);
@@ -214,7 +214,7 @@ impl Torrent {
             // BEP 21: a seed says so, and other seeds need not stay connected to it.
             upload_only: (known && self.picker.have().is_full()).then_some(true),
             m,
-            metadata_size: known.then_some(self.meta.info_bytes.len() as u64),
+            metadata_size: self.content.meta().map(|m| m.info_bytes.len() as u64),
             ..Default::default()
         }
     }
@@ -323,7 +323,7 @@ impl Torrent {
             self.picker.peer_gone(conn, &a.have, a.counted_as_seed);
         }
         self.choker.peer_gone(conn);
-        if let Some(phase) = &mut self.fetching {
+        if let Some(phase) = self.content.fetching_mut() {
             phase.fetch.peer_gone(conn);
         }
         let peers = &self.peers;
@@ -360,7 +360,7 @@ impl Torrent {
 
     /// Unchokes a newly interested peer at once if a slot is free, instead of at the next rechoke.
     pub(super) fn quick_unchoke(&mut self, conn: ConnId, now: Instant, cfg: &Config) {
-        if self.fetching.is_some() {
+        if self.content.is_fetching() {
             return; // nothing to upload yet
         }
         let unchoked = self.peers.values().filter_map(Peer::active).filter(|a| !a.am_choking).count();

@@ -41,7 +41,7 @@ impl Torrent {
 
     /// A message from an active peer: routed to the handler of its family.
     pub(super) fn on_message(&mut self, conn: ConnId, msg: Message, cx: &mut Ctx<'_>) {
-        if self.fetching.is_some()
+        if self.content.is_fetching()
             && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
         {
             return self.record_early(conn, msg, cx);
@@ -128,7 +128,7 @@ impl Torrent {
                 }
             }
             Message::Bitfield(bytes) => {
-                let Some(bf) = Bitfield::from_bytes(&bytes, self.meta.info.piece_count()) else {
+                let Some(bf) = Bitfield::from_bytes(&bytes, self.content.piece_count()) else {
                     return self.close(conn, cx);
                 };
                 if first {
@@ -147,13 +147,13 @@ impl Torrent {
             }
             Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, cx),
             Message::HaveAll if first => {
-                p.have = Bitfield::full(self.meta.info.piece_count());
+                p.have = Bitfield::full(self.content.piece_count());
                 p.counted_as_seed = true;
                 self.picker.peer_has_all();
                 self.after_pieces_known(conn, cx);
             }
             Message::HaveAll => {
-                let all = 0..self.meta.info.piece_count();
+                let all = 0..self.content.piece_count();
                 self.merge_pieces(conn, all);
                 self.after_pieces_known(conn, cx);
             }

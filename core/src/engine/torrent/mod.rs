@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod check;
 mod connections;
+mod content;
 mod download;
 mod fetch;
 mod messages;
@@ -38,6 +39,8 @@ use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::Message;
 use check::Checker;
+pub(crate) use content::Unknown;
+use content::{Content, Known};
 use download::PiecePipeline;
 pub(crate) use fetch::MetadataPhase;
 use peer::{Peer, PeerState};
@@ -78,8 +81,8 @@ pub(crate) struct Admit {
 pub(crate) struct Torrent {
     pub id: TorrentId,
     pub info_hash: InfoHash,
-    pub meta: Metainfo,
-    layout: FileLayout,
+    /// Its metainfo, layout and file priorities, or the magnet's fetch of them.
+    content: Content,
     state: State,
     pub picker: Picker,
     trackers: TrackerDriver,
@@ -92,7 +95,6 @@ pub(crate) struct Torrent {
     download: PiecePipeline,
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
     reads: Reads,
-    pub(crate) file_priorities: Vec<FilePriority>,
     downloaded: u64,
     uploaded: u64,
     wasted: u64,
@@ -102,9 +104,6 @@ pub(crate) struct Torrent {
     finished: bool,
     ticks: u64,
     dirty: Vec<ConnId>,
-    /// Added by magnet and still fetching its info dictionary: `meta` is a placeholder with
-    /// no pieces and no files until then.
-    fetching: Option<Box<MetadataPhase>>,
     /// New addresses peer exchange gave us (BEP 11).
     pex_learned: u32,
 }
@@ -131,58 +130,51 @@ pub(crate) struct Identity {
     pub our_id: PeerId,
 }
 
+/// How a torrent is added: from its metainfo, or from a magnet link.
+pub(crate) enum Start {
+    /// A torrent file's metainfo, with its options.
+    Torrent(Box<AddTorrent>),
+    /// A magnet link: the info dictionary is fetched from peers.
+    Magnet(MagnetStart),
+}
+
+/// A torrent added by magnet, as the engine hands it over.
+pub(crate) struct MagnetStart {
+    /// Its info hash.
+    pub info_hash: InfoHash,
+    /// What the magnet says, and the fetch of the rest.
+    pub content: Unknown,
+    /// Peers to dial (the magnet's `x.pe` and the caller's).
+    pub peers: Vec<SocketAddr>,
+    /// Added paused.
+    pub paused: bool,
+    /// Download pieces in order.
+    pub sequential: bool,
+}
+
 impl Torrent {
-    pub fn new(
-        who: Identity,
-        params: AddTorrent,
-        fetching: Option<Box<MetadataPhase>>,
-        cx: &mut Ctx<'_>,
-    ) -> Result<Torrent, EngineError> {
-        let Identity { id, seed, our_id } = who;
-        let meta = params.metainfo;
-        let info = &meta.info;
-        let pieces = info.piece_count();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let picker = Picker::new(pieces, info.piece_length, info.total_length, rng.random());
-        let tracker_list = TrackerList::new(meta.trackers.clone(), rng.random());
-        let choker = Choker::new(
-            ChokerConfig {
-                upload_slots: cx.cfg.upload_slots,
-                rechoke_interval: Duration::from_secs(10),
-                optimistic_interval: Duration::from_secs(30),
-            },
-            rng.random(),
-        );
-        let trackers = TrackerDriver::new(id, tracker_list, rng.random());
-        let mut file_priorities = params.file_priorities;
-        file_priorities.resize(info.files.len(), FilePriority::Normal);
-        let mut t = Torrent {
-            id,
-            info_hash: meta.info_hash,
-            layout: FileLayout::new(info),
-            meta,
-            state: State::Active,
-            picker,
-            trackers,
-            choker,
-            rng,
-            our_id,
-            peers: BTreeMap::new(),
-            peer_list: PeerList::default(),
-            download: PiecePipeline::default(),
-            reads: Reads::default(),
-            file_priorities,
-            downloaded: 0,
-            uploaded: 0,
-            wasted: 0,
-            dl_rate: Default::default(),
-            ul_rate: Default::default(),
-            finished: false,
-            ticks: 0,
-            dirty: Vec::new(),
-            fetching,
-            pex_learned: 0,
+    pub fn new(who: Identity, start: Start, cx: &mut Ctx<'_>) -> Result<Torrent, EngineError> {
+        let params = match start {
+            Start::Torrent(params) => params,
+            Start::Magnet(m) => {
+                let mut t = Torrent::assemble(who, m.info_hash, Content::Unknown(m.content), cx.cfg);
+                t.picker.set_sequential(m.sequential);
+                t.add_candidates(m.peers, cx.cfg);
+                if m.paused {
+                    t.state = State::Paused { needs_check: false };
+                } else {
+                    t.start_active(cx);
+                }
+                return Ok(t);
+            }
         };
+        let meta = params.metainfo;
+        let pieces = meta.info.piece_count();
+        let mut priorities = params.file_priorities;
+        priorities.resize(meta.info.files.len(), FilePriority::Normal);
+        let info_hash = meta.info_hash;
+        let content = Content::Known(Box::new(Known { layout: FileLayout::new(&meta.info), meta, priorities }));
+        let mut t = Torrent::assemble(who, info_hash, content, cx.cfg);
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
         let mut needs_check = params.check_existing;
@@ -207,6 +199,55 @@ impl Torrent {
             t.start_active(cx);
         }
         Ok(t)
+    }
+
+    /// A torrent with its parts, its RNG seeded from `who`, before it starts.
+    fn assemble(who: Identity, info_hash: InfoHash, content: Content, cfg: &Config) -> Torrent {
+        let Identity { id, seed, our_id } = who;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (picker, tracker_urls) = match &content {
+            Content::Known(k) => {
+                let info = &k.meta.info;
+                let picker = Picker::new(info.piece_count(), info.piece_length, info.total_length, rng.random());
+                (picker, k.meta.trackers.clone())
+            }
+            // No pieces until the dictionary is in (the picker is replaced then).
+            Content::Unknown(u) => (Picker::new(0, BLOCK_SIZE, 0, rng.random()), u.trackers.clone()),
+        };
+        let tracker_list = TrackerList::new(tracker_urls, rng.random());
+        let choker = Choker::new(
+            ChokerConfig {
+                upload_slots: cfg.upload_slots,
+                rechoke_interval: Duration::from_secs(10),
+                optimistic_interval: Duration::from_secs(30),
+            },
+            rng.random(),
+        );
+        let trackers = TrackerDriver::new(id, tracker_list, rng.random());
+        Torrent {
+            id,
+            info_hash,
+            content,
+            state: State::Active,
+            picker,
+            trackers,
+            choker,
+            rng,
+            our_id,
+            peers: BTreeMap::new(),
+            peer_list: PeerList::default(),
+            download: PiecePipeline::default(),
+            reads: Reads::default(),
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            dl_rate: Default::default(),
+            ul_rate: Default::default(),
+            finished: false,
+            ticks: 0,
+            dirty: Vec::new(),
+            pex_learned: 0,
+        }
     }
 
     // ---- jobs ----
@@ -343,7 +384,7 @@ impl Torrent {
             self.make_room_to_dial(cx);
             self.send_pex(cx.now);
         }
-        if self.state == State::Active && self.fetching.is_some() {
+        if self.state == State::Active && self.content.is_fetching() {
             self.request_metadata_all(cx.now);
             if self.ticks.is_multiple_of(5) {
                 self.requeue_known(cx.now);
@@ -368,7 +409,7 @@ impl Torrent {
         // now and then (their back-off reaches minutes): the alternative is waiting for the
         // next tracker announce, perhaps half an hour away.
         // Idle peers do not count: squatters must not make a torrent look well connected.
-        let fetching = self.fetching.is_some();
+        let fetching = self.content.is_fetching();
         let alone = self
             .peers
             .values()
@@ -379,7 +420,7 @@ impl Torrent {
     // ---- trackers ----
 
     fn left(&self) -> u64 {
-        if self.fetching.is_some() {
+        if self.content.is_fetching() {
             // Unknown without metadata; anything non-zero says we are a leecher.
             return u64::from(BLOCK_SIZE);
         }
@@ -389,10 +430,9 @@ impl Torrent {
 
     /// (wanted bytes, wanted bytes we have)
     fn byte_counts(&self) -> (u64, u64) {
-        let info = &self.meta.info;
         let mut wanted = 0;
         let mut have = 0;
-        for piece in 0..info.piece_count() {
+        for piece in 0..self.content.piece_count() {
             if self.picker.priority(piece) == Priority::Skip {
                 continue;
             }
@@ -498,27 +538,37 @@ impl Torrent {
 
     // ---- getters ----
 
+    /// Its metainfo, once known.
+    pub fn metainfo(&self) -> Option<&Metainfo> {
+        self.content.meta()
+    }
+
+    /// Its files' priorities, once the files are known.
+    pub fn file_priorities(&self) -> Option<&[FilePriority]> {
+        self.content.known().map(|k| k.priorities.as_slice())
+    }
+
     pub fn stats(&self) -> TorrentStats {
-        let info = &self.meta.info;
+        let pieces = self.content.piece_count();
         let (wanted_bytes, have_bytes) = self.byte_counts();
-        let state = match &self.state {
-            State::CheckQueued { .. } => TorrentState::CheckQueued,
-            State::Checking(check) => {
-                TorrentState::Checking { progress: check.checked() as f32 / info.piece_count().max(1) as f32 }
+        let state = match (&self.state, &self.content) {
+            (State::CheckQueued { .. }, _) => TorrentState::CheckQueued,
+            (State::Checking(check), _) => {
+                TorrentState::Checking { progress: check.checked() as f32 / pieces.max(1) as f32 }
             }
-            State::Active if self.fetching.is_some() => TorrentState::Metadata,
-            State::Active if self.picker.is_finished() => TorrentState::Seeding,
-            State::Active => TorrentState::Downloading,
-            State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
-            State::Error(e) => TorrentState::Error(e.to_string()),
+            (State::Active, Content::Unknown(_)) => TorrentState::Metadata,
+            (State::Active, Content::Known(_)) if self.picker.is_finished() => TorrentState::Seeding,
+            (State::Active, Content::Known(_)) => TorrentState::Downloading,
+            (State::Paused { .. } | State::Removing { .. }, _) => TorrentState::Paused,
+            (State::Error(e), _) => TorrentState::Error(e.to_string()),
         };
         let active = self.peers.values().filter_map(Peer::active);
         TorrentStats {
             info_hash: self.info_hash,
-            name: info.name.clone(),
+            name: self.content.name().to_owned(),
             state,
             pieces_have: self.picker.have().count_ones(),
-            pieces_total: info.piece_count(),
+            pieces_total: pieces,
             wanted_bytes,
             have_bytes,
             downloaded: self.downloaded,
@@ -545,7 +595,7 @@ impl Torrent {
     }
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {
-        let total = self.meta.info.piece_count().max(1) as f32;
+        let total = self.content.piece_count().max(1) as f32;
         let optimistic = self.choker.optimistic();
         self.peers
             .iter()

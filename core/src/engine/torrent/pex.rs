@@ -71,7 +71,7 @@ impl PexState {
 impl Torrent {
     /// Whether peer exchange is allowed (BEP 27 forbids it on private torrents).
     pub(super) fn pex_allowed(&self) -> bool {
-        !self.meta.info.private
+        !self.content.private()
     }
 
     /// The address other peers can reach each active peer at, with its `added.f` flags: the

@@ -19,7 +19,9 @@ impl Torrent {
     /// one disk job, not sixteen.
     pub(super) fn serve_requests(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
-        let plen = self.meta.info.piece_length as u64;
+        // Requests are queued only for pieces we have, so only once the files are known.
+        let Some(k) = self.content.known() else { return };
+        let plen = k.meta.info.piece_length as u64;
         // About a second of data at the rate the peer takes it: a fast peer never waits on a
         // disk round trip, a slow one does not pin megabytes of our memory. The floor is at
         // most a second of our whole upload, so that a slow uplink shared by many peers does
@@ -29,7 +31,7 @@ impl Torrent {
             if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cx.cfg.min_send_buffer) } else { cx.cfg.min_send_buffer };
         let limit = ch.ul.get().clamp(floor, cx.cfg.max_send_buffer.max(floor)).min(ch.send_window);
         while p.upload_backlog(ch) < limit && self.reads.in_flight() < cx.cfg.max_read_jobs {
-            let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
+            let Some((plan, blocks)) = p.upload.next_read(&k.layout, plen) else { break };
             let id = cx.out.job(self.id);
             self.reads.start(id, conn);
             p.upload.reading(id, plan.range, blocks);
@@ -40,14 +42,14 @@ impl Torrent {
 
     /// Sends a complete piece to be hashed (and written, if it matches).
     pub(super) fn hash_piece(&mut self, piece: u32, data: Vec<u8>, cx: &mut Ctx<'_>) {
-        let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
+        let Some((k, expected)) = self.content.known().and_then(|k| Some((k, *k.meta.info.piece_hash(piece)?))) else {
             // Metainfo parsing gives every piece a hash; without one there is nothing to check.
             self.download.discard(&data);
             return cx.limits.recycle(data);
         };
+        let write = k.layout.piece_spans(piece, self.picker.piece_size(piece));
         let id = cx.out.job(self.id);
         self.download.hashing(id, piece, &data);
-        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
         cx.out.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
     }
 
@@ -121,7 +123,8 @@ impl Torrent {
         match done {
             Finished::NeedsWrite { piece, data } => {
                 let size = self.picker.piece_size(piece);
-                let spans = self.layout.piece_spans(piece, size);
+                // A piece is hashed only once the files are known: the spans are never empty.
+                let spans = self.content.known().map(|k| k.layout.piece_spans(piece, size)).unwrap_or_default();
                 let id = cx.out.job(self.id);
                 self.download.writing(id, piece, u64::from(size));
                 let kind = DiskJobKind::Write { piece, spans, data };
