@@ -101,5 +101,10 @@ pub fn create(
     let bytes = builder.build(hasher.finish()).map_err(|e| e.to_string())?;
     std::fs::write(output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let m = shoal_core::Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    crate::print_stdout(&format!("{}  {}\nmagnet: {}\n", m.info_hash, output.display(), crate::info::magnet_link(&m)))
+    crate::output::print_stdout(&format!(
+        "{}  {}\nmagnet: {}\n",
+        m.info_hash,
+        output.display(),
+        crate::info::magnet_link(&m)
+    ))
 }

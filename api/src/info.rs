@@ -73,9 +73,9 @@ pub fn info(path: &Path, json: bool) -> Result<(), String> {
     };
     if json {
         let s = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
-        return crate::print_stdout(&format!("{s}\n"));
+        return crate::output::print_stdout(&format!("{s}\n"));
     }
-    crate::print_stdout(&text(&out))
+    crate::output::print_stdout(&text(&out))
 }
 
 /// The text form of `shoal info`.

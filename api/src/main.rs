@@ -7,18 +7,21 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod create;
 mod daemon;
+mod failure;
 mod info;
 mod logging;
+mod output;
 mod progress;
 mod rt;
 mod run;
 mod session;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use failure::Failure;
 
 /// Shoal: a BitTorrent client (download, seed, create and inspect torrents) and a daemon that
 /// speaks Tribler's 7.x REST API.
@@ -94,52 +97,8 @@ enum Cmd {
     },
 }
 
-/// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
-/// allows: with `SHOAL_LOCAL_ONLY=1` no name server is asked). An address is taken as it is:
-/// the policy refuses it when it would be dialled.
-fn parse_peer(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = s.parse() {
-        return Ok(addr);
-    }
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("bad peer address {s:?}: HOST:PORT expected"))?;
-    let port: u16 = port.parse().map_err(|_| format!("bad peer address {s:?}: invalid port"))?;
-    let policy = shoal_core::NetPolicy::new(run::local_only());
-    shoal_host::resolve_blocking(policy, host, port)
-        .map_err(|e| format!("bad peer address {s:?}: {e}"))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("peer address {s:?} resolves to nothing"))
-}
-
-/// Why a command ended without doing its job.
-#[derive(Debug)]
-pub enum Failure {
-    /// Something went wrong: one line for the user.
-    Error(String),
-    /// Ctrl-C or SIGTERM stopped it before it was done; the words say what was left.
-    Interrupted(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::Error(message)
-    }
-}
-
 /// The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
-
-/// Writes `text` to stdout. A reader that went away (`shoal info x | head`) is not an error:
-/// the output is simply not wanted any more, so the command ends quietly with success.
-pub fn print_stdout(text: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(format!("cannot write to stdout: {e}")),
-    }
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

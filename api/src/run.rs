@@ -11,9 +11,9 @@ use shoal_core::magnet::Magnet;
 use shoal_core::TorrentId;
 use shoal_smol::{AddOptions, Handle, MagnetOptions};
 
+use crate::failure::Failure;
 use crate::progress::{eprint_line, human_bytes, human_duration, Progress};
 use crate::session::{self, Plan, Runtime, Session};
-use crate::Failure;
 
 /// Session options shared by `download` and `seed`.
 #[derive(clap::Args)]
@@ -28,7 +28,7 @@ pub struct NetArgs {
     #[arg(long)]
     bind: Option<IpAddr>,
     /// A peer to connect to, besides those the trackers return (repeatable).
-    #[arg(long = "peer", value_parser = crate::parse_peer)]
+    #[arg(long = "peer", value_parser = parse_peer)]
     peers: Vec<SocketAddr>,
     /// Do not use the DHT (it is on by default; `SHOAL_LOCAL_ONLY=1` keeps it on loopback).
     #[arg(long)]
@@ -40,6 +40,23 @@ pub struct NetArgs {
     /// Let new files grow as pieces arrive instead of allocating their full size up front.
     #[arg(long)]
     sparse: bool,
+}
+
+/// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
+/// allows: with `SHOAL_LOCAL_ONLY=1` no name server is asked). An address is taken as it is:
+/// the policy refuses it when it would be dialled.
+fn parse_peer(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("bad peer address {s:?}: HOST:PORT expected"))?;
+    let port: u16 = port.parse().map_err(|_| format!("bad peer address {s:?}: invalid port"))?;
+    let policy = shoal_core::NetPolicy::new(local_only());
+    shoal_host::resolve_blocking(policy, host, port)
+        .map_err(|e| format!("bad peer address {s:?}: {e}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("peer address {s:?} resolves to nothing"))
 }
 
 /// What a session is asked to fetch: a torrent whose metadata we have, or a magnet link's.

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 use shoal_core::{
-    AddTorrent, Config, ConnId, DiskError, DiskErrorKind, DiskJobKind, Engine, Event, FileSpan, Input, Instant,
-    JobResult, Metainfo, Output, PeerIo, UdpIo,
+    AddTorrent, CloseReason, Config, ConnId, DiskError, DiskErrorKind, DiskJobKind, Engine, Event, FileSpan, Input,
+    Instant, JobResult, Metainfo, Output, PeerIo, UdpIo,
 };
 
 /// What the socket threads tell the loop: the engine's own [`Input`] when it owns its data,
@@ -67,8 +67,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let tx = tx.clone();
                     std::thread::spawn(move || match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
                         Ok(stream) => read_loop(conn, stream, tx),
-                        Err(_) => {
-                            let _ = tx.send(Msg::Engine(Input::Closed(conn)));
+                        Err(e) => {
+                            let _ = tx.send(Msg::Engine(Input::Closed(conn, CloseReason::DialFailed(e.kind()))));
                         }
                     });
                 }
@@ -80,7 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         engine.handle(Input::Sent(conn, data.len()), now());
                     }
                 }
-                Output::Peer(PeerIo::Close { conn }) => {
+                // A torrent's peer closed is also reported, with why, as `Event::PeerClosed`.
+                Output::Peer(PeerIo::Close { conn, .. }) => {
                     if let Some(s) = conns.remove(&conn) {
                         let _ = s.shutdown(Shutdown::Both);
                     }
@@ -140,10 +141,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 engine.handle(Input::Connected(conn), now());
             }
             Ok(Msg::Bytes(conn, data)) => engine.handle(Input::PeerBytes(conn, &data), now()),
-            Ok(Msg::Engine(Input::Closed(conn))) => {
+            Ok(Msg::Engine(Input::Closed(conn, reason))) => {
                 // A connection this loop closed itself is already forgotten by the engine.
                 if conns.remove(&conn).is_some() {
-                    engine.handle(Input::Closed(conn), now());
+                    engine.handle(Input::Closed(conn, reason), now());
                 }
             }
             Ok(Msg::Engine(input)) => engine.handle(input, now()),
@@ -155,23 +156,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Hands the loop a writing clone of the stream, then reads until the peer or we close it.
 fn read_loop(conn: ConnId, mut stream: TcpStream, tx: mpsc::Sender<Msg>) {
-    let Ok(writer) = stream.try_clone() else {
-        let _ = tx.send(Msg::Engine(Input::Closed(conn)));
-        return;
+    let writer = match stream.try_clone() {
+        Ok(writer) => writer,
+        Err(e) => {
+            let _ = tx.send(Msg::Engine(Input::Closed(conn, CloseReason::Io(e.kind()))));
+            return;
+        }
     };
     let _ = tx.send(Msg::Up(conn, writer));
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    let reason = loop {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break CloseReason::PeerClosed,
+            Err(e) => break CloseReason::Io(e.kind()),
             Ok(n) => {
                 if tx.send(Msg::Bytes(conn, buf[..n].to_vec())).is_err() {
                     return;
                 }
             }
         }
-    }
-    let _ = tx.send(Msg::Engine(Input::Closed(conn)));
+    };
+    let _ = tx.send(Msg::Engine(Input::Closed(conn, reason)));
 }
 
 fn write(paths: &[PathBuf], spans: &[FileSpan], data: &[u8]) -> Result<(), DiskError> {

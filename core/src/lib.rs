@@ -24,7 +24,7 @@
 //! |-----------------------------------------------|--------------------------------------|---------------------------------------|
 //! | `Peer(PeerIo::Connect { conn, addr })`        | dials a TCP connection               | `Input::Connected` or `Input::Closed` |
 //! | `Peer(PeerIo::Send { conn, data })`           | writes the bytes, in order           | `Input::Sent` as the socket takes them |
-//! | `Peer(PeerIo::Close { conn })`                | closes it (the engine forgot it)     | nothing                               |
+//! | `Peer(PeerIo::Close { conn, reason })`        | closes it (the engine forgot it)     | nothing                               |
 //! | (a peer's bytes arrive)                       |                                      | `Input::PeerBytes`, `Input::Closed`   |
 //! | `Udp(UdpIo::Dht { to, data })`                | sends from the DHT socket            | `Input::Datagram { socket: Socket::Dht, .. }` for what arrives there |
 //! | `Udp(UdpIo::Lsd { data, v6 })`                | sends to the LSD multicast group     | `Input::Datagram { socket: Socket::Lsd, .. }` |
@@ -78,10 +78,10 @@ pub mod wire;
 
 pub use bitfield::Bitfield;
 pub use engine::{
-    lay_out_read, AddMagnet, AddTorrent, Config, ConnectionLimits, DhtScrapeError, DhtScrapeId, DhtTorrentStatus,
-    DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority, HashJob,
-    HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket, TorrentError,
-    TorrentState, TorrentStats, UdpIo,
+    lay_out_read, AddMagnet, AddTorrent, CloseReason, Config, ConnectionLimits, DhtScrapeError, DhtScrapeId,
+    DhtTorrentStatus, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority,
+    HashJob, HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket,
+    TorrentError, TorrentState, TorrentStats, UdpIo, Violation,
 };
 pub use metainfo::{Info, Metainfo, MetainfoError};
 pub use net_policy::NetPolicy;

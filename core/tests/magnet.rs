@@ -22,6 +22,7 @@ fn many_files_torrent(seed: u64) -> TestTorrent {
     TestTorrent::new(seed, 16 * 1024, &files)
 }
 
+/// A magnet link to `tt`, with a display name and the tracker.
 fn magnet_of(tt: &TestTorrent) -> Magnet {
     Magnet {
         display_name: Some("the magnet".into()),
@@ -33,6 +34,62 @@ fn magnet_of(tt: &TestTorrent) -> Magnet {
 /// Index of the first event of `node` matching `pred`.
 fn event_index(w: &World, node: NodeId, pred: impl Fn(&Event) -> bool) -> Option<usize> {
     w.nodes[node].events.iter().position(|(_, e)| pred(e))
+}
+
+/// The ut_metadata messages the engine sent a hand-driven peer.
+fn metadata_messages(received: &[u8]) -> Vec<MetadataMessage> {
+    raw_messages(received)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Extended { id: RAW_UT, payload } => Some(MetadataMessage::decode(&payload).expect("valid")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The extended message id the engine advertised for ut_metadata, and its metadata size.
+fn engine_ut_metadata(received: &[u8]) -> (u8, Option<u64>) {
+    let ext = raw_messages(received)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Extended { id: 0, payload } => ExtendedHandshake::decode(&payload).ok(),
+            _ => None,
+        })
+        .expect("the engine sent an extended handshake");
+    (ext.m["ut_metadata"], ext.metadata_size)
+}
+
+/// Handshake, then an extended handshake offering ut_metadata with `size`.
+fn greeting(info_hash: InfoHash, size: Option<u64>, id: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    Handshake::new(info_hash, PeerId([b'r', b'a', b'w', id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+        .encode(&mut out);
+    let ext = ExtendedHandshake {
+        m: BTreeMap::from([("ut_metadata".to_owned(), RAW_UT)]),
+        metadata_size: size,
+        ..Default::default()
+    };
+    Message::Extended { id: 0, payload: ext.encode() }.encode(&mut out);
+    out
+}
+
+/// A ut_metadata message under extension id `id`.
+fn ut(id: u8, m: &MetadataMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    Message::Extended { id, payload: m.encode() }.encode(&mut out);
+    out
+}
+
+/// An extended message with any payload.
+fn raw_ext(id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Message::Extended { id, payload: payload.to_vec() }.encode(&mut out);
+    out
+}
+
+/// The address of hand-driven peer number `i`.
+fn raw_addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 9, i], 5000))
 }
 
 #[test]
@@ -93,60 +150,6 @@ fn multi_piece_metadata_from_two_seeds_and_only_the_selected_files() {
         let r = tt.file_range(f);
         assert!(disk[r.clone()] == tt.data[r], "file {f} is exact");
     }
-}
-
-/// The ut_metadata messages the engine sent a hand-driven peer.
-fn metadata_messages(received: &[u8]) -> Vec<MetadataMessage> {
-    raw_messages(received)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Extended { id: RAW_UT, payload } => Some(MetadataMessage::decode(&payload).expect("valid")),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The extended message id the engine advertised for ut_metadata, and its metadata size.
-fn engine_ut_metadata(received: &[u8]) -> (u8, Option<u64>) {
-    let ext = raw_messages(received)
-        .into_iter()
-        .find_map(|m| match m {
-            Message::Extended { id: 0, payload } => ExtendedHandshake::decode(&payload).ok(),
-            _ => None,
-        })
-        .expect("the engine sent an extended handshake");
-    (ext.m["ut_metadata"], ext.metadata_size)
-}
-
-/// Handshake, then an extended handshake offering ut_metadata with `size`.
-fn greeting(info_hash: InfoHash, size: Option<u64>, id: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    Handshake::new(info_hash, PeerId([b'r', b'a', b'w', id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
-        .encode(&mut out);
-    let ext = ExtendedHandshake {
-        m: BTreeMap::from([("ut_metadata".to_owned(), RAW_UT)]),
-        metadata_size: size,
-        ..Default::default()
-    };
-    Message::Extended { id: 0, payload: ext.encode() }.encode(&mut out);
-    out
-}
-
-fn ut(id: u8, m: &MetadataMessage) -> Vec<u8> {
-    let mut out = Vec::new();
-    Message::Extended { id, payload: m.encode() }.encode(&mut out);
-    out
-}
-
-/// An extended message with any payload.
-fn raw_ext(id: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    Message::Extended { id, payload: payload.to_vec() }.encode(&mut out);
-    out
-}
-
-fn raw_addr(i: u8) -> SocketAddr {
-    SocketAddr::from(([10, 0, 9, i], 5000))
 }
 
 #[test]

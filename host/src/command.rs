@@ -12,8 +12,8 @@ use shoal_core::engine::{Engine, Event, FilePriority};
 use shoal_core::health::HealthReport;
 use shoal_core::{InfoHash, Instant, TorrentId};
 
+use crate::session::SessionError;
 use crate::session::{AddOptions, Checkpoint, MagnetOptions};
-use crate::SessionError;
 
 /// Where the engine task sends a command's answer.
 pub(crate) type Reply<T> = Sender<T>;

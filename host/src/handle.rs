@@ -9,8 +9,8 @@ use shoal_core::health::HealthReport;
 use shoal_core::{InfoHash, Instant, TorrentId};
 
 use crate::command::{Command, Reply};
+use crate::session::SessionError;
 use crate::session::{AddOptions, Checkpoint, MagnetOptions};
-use crate::SessionError;
 
 /// A cloneable handle to a running session; its methods work from any executor.
 #[derive(Clone)]

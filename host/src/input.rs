@@ -8,8 +8,9 @@ use shoal_core::{ConnId, ExchangeId, Socket, TorrentId};
 
 use crate::command::Reply;
 use crate::disk::{Storage, StorageError};
+use crate::runtime::Runtime;
 use crate::session::AddOptions;
-use crate::{Runtime, SessionError};
+use crate::session::SessionError;
 
 /// Everything that happens around the engine, reported to its task.
 pub(crate) enum Input<R: Runtime> {

@@ -8,14 +8,14 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
-use shoal_core::{ConnId, ExchangeId, JobId, NetPolicy};
+use shoal_core::{CloseReason, ConnId, ExchangeId, JobId, NetPolicy};
 
 use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
 use crate::net;
 use crate::pool::BufPool;
+use crate::runtime::Runtime;
 use crate::workers::Workers;
-use crate::Runtime;
 
 /// Read buffer per connection; one read hands the engine up to this many bytes.
 const READ_BUF: usize = 256 * 1024;
@@ -105,8 +105,9 @@ pub(crate) fn connect<R: Runtime>(
                         serve::<R>(conn, stream, queue, inputs, pool).await;
                     }
                 }
-                Err(_) => {
-                    let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn))).await;
+                Err(e) => {
+                    let reason = CloseReason::DialFailed(e.kind());
+                    let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn, reason))).await;
                 }
             }
         })
@@ -123,7 +124,8 @@ pub(crate) fn accepted<R: Runtime>(
     Link::new(|queue| R::spawn(serve::<R>(conn, stream, queue, inputs, pool)))
 }
 
-/// Moves bytes both ways until either side ends, then reports `Closed`.
+/// Moves bytes both ways until either side ends, then reports `Closed` with why (unless the
+/// engine dropped the link or the session is gone: then nobody listens).
 ///
 /// Each read goes into a pooled buffer that is handed to the engine task whole (no copy) and
 /// comes back to the pool once the engine has taken the bytes; sent buffers go there too.
@@ -144,7 +146,8 @@ async fn serve<R: Runtime>(
                 buf.resize(want.max(buf.len()), 0);
             }
             let input = match R::read(&mut reader, &mut buf[..want]).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) => return Some(CloseReason::PeerClosed),
+                Err(e) => return Some(CloseReason::Io(e.kind())),
                 // Data flows: the full-size buffer from the next read on.
                 Ok(n) if n == want && want < READ_BUF => {
                     want = READ_BUF;
@@ -155,24 +158,26 @@ async fn serve<R: Runtime>(
                 Ok(n) => Input::PeerBytes(conn, std::mem::take(&mut buf), n),
             };
             if inputs.send(input).await.is_err() {
-                break;
+                return None;
             }
         }
     };
     let write = async {
         while let Ok(data) = queue.recv().await {
-            if R::write_all(&mut writer, &data).await.is_err() {
-                break;
+            if let Err(e) = R::write_all(&mut writer, &data).await {
+                return Some(CloseReason::Io(e.kind()));
             }
             let n = data.len();
             pool.put(data);
             if inputs.send(Input::Engine(shoal_core::Input::Sent(conn, n))).await.is_err() {
-                break;
+                return None;
             }
         }
+        None
     };
-    future::or(read, write).await;
-    let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn))).await;
+    if let Some(reason) = future::or(read, write).await {
+        let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn, reason))).await;
+    }
 }
 
 /// Resolves `host:port` (to an address `policy` allows), opens a socket and relays datagrams

@@ -10,7 +10,7 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::Runtime;
+use crate::runtime::Runtime;
 
 /// The addresses of `host:port` that `policy` allows, looked up on the runtime if needed.
 pub(crate) async fn resolve<R: Runtime>(policy: NetPolicy, host: String, port: u16) -> Result<Vec<SocketAddr>, String> {

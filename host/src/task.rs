@@ -24,10 +24,10 @@ use crate::disk::Storage;
 use crate::input::{Input, Prepared};
 use crate::io::{self, Link};
 use crate::pool::BufPool;
+use crate::runtime::Runtime;
+use crate::session::SessionError;
 use crate::session::{AddOptions, Checkpoint, MagnetOptions};
 use crate::workers::Workers;
-use crate::Runtime;
-use crate::SessionError;
 
 /// Inputs handled before outputs are drained again, so a busy socket cannot starve the rest.
 const BATCH: usize = 64;
@@ -336,10 +336,11 @@ impl<R: Runtime> EngineTask<R> {
                 self.engine.handle(shoal_core::Input::PeerBytes(conn, buf.get(..n).unwrap_or(&buf)), now);
                 self.pool.put(buf);
             }
-            Input::Engine(shoal_core::Input::Closed(conn)) => {
+            Input::Engine(shoal_core::Input::Closed(conn, reason)) => {
                 // A link the engine already closed reports its end too: the engine forgot it.
                 if self.conns.remove(&conn).is_some() {
-                    self.engine.handle(shoal_core::Input::Closed(conn), now);
+                    tracing::debug!("{conn:?} closed: {reason}");
+                    self.engine.handle(shoal_core::Input::Closed(conn, reason), now);
                 }
             }
             Input::Engine(job @ shoal_core::Input::Job(..)) => {
@@ -380,7 +381,8 @@ impl<R: Runtime> EngineTask<R> {
                         c.send(data);
                     }
                 }
-                Output::Peer(PeerIo::Close { conn }) => {
+                Output::Peer(PeerIo::Close { conn, reason }) => {
+                    tracing::debug!("closing {conn:?}: {reason}");
                     self.conns.remove(&conn);
                 }
                 Output::Disk(job) => {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::proc::Proc;
 use crate::shoal::command;
-use crate::TestDir;
+use crate::workdir::TestDir;
 
 /// How long the daemon may take to report its REST port.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::proc::{run_ok, Proc};
 use crate::wait::{wait_for, wait_port_open};
-use crate::TestDir;
+use crate::workdir::TestDir;
 
 /// How long a libtorrent seeder or the corrupt peer may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -35,7 +35,7 @@ pub fn python() -> PathBuf {
 /// A command running `tests/scripts/<script>` with the libtorrent Python.
 pub fn script(script: &str) -> Command {
     let mut cmd = Command::new(python());
-    cmd.arg(crate::package_dir().join("scripts").join(script));
+    cmd.arg(crate::workdir::package_dir().join("scripts").join(script));
     // Keep the source tree clean and the logs timely.
     cmd.env("PYTHONDONTWRITEBYTECODE", "1");
     cmd.env("PYTHONUNBUFFERED", "1");

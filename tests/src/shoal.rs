@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use crate::proc::{run, Finished, Proc};
-use crate::TestDir;
+use crate::workdir::TestDir;
 
 /// How long a seeder gets between SIGTERM and SIGKILL (time to send `stopped`).
 const SHOAL_GRACE: Duration = Duration::from_secs(5);
@@ -50,7 +50,7 @@ fn find_bin() -> Result<PathBuf, String> {
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
         target_dirs.push(PathBuf::from(t));
     }
-    let workspace = crate::package_dir().parent().expect("tests/ is inside the workspace").to_path_buf();
+    let workspace = crate::workdir::package_dir().parent().expect("tests/ is inside the workspace").to_path_buf();
     target_dirs.push(workspace.join("target"));
     let newest = target_dirs
         .iter()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::InfoHash;
+use crate::bencode::InfoHash;
 
 /// How long a blocked read waits before looking at the stop flag.
 const POLL: Duration = Duration::from_millis(200);

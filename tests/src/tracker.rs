@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::bencode::{decode, InfoHash, Value};
 use crate::proc::Proc;
 use crate::wait::{free_port, loopback, wait_for, wait_port_open};
-use crate::TestDir;
+use crate::workdir::TestDir;
 
 /// How long opentracker gets to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::daemon::Daemon;
 use crate::proc::Proc;
-use crate::TestDir;
+use crate::workdir::TestDir;
 
 /// Where `scripts/test.sh` installs the venv (overridden by `SHOAL_TRIBLER_VENV`).
 pub const DEFAULT_VENV: &str = "/var/cache/shoal-tests/tribler-venv-7.13.1";
@@ -153,7 +153,7 @@ impl TriblerGui {
 
 /// `scripts/tribler_gui.py`
 pub fn launcher() -> PathBuf {
-    crate::package_dir().join("scripts").join("tribler_gui.py")
+    crate::workdir::package_dir().join("scripts").join("tribler_gui.py")
 }
 
 /// How long a run lasts: `SHOAL_TRIBLER_GUI_SECS` seconds, else [`DEFAULT_RUN`].

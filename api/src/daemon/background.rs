@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::Daemon;
+use super::state::Daemon;
 
 /// How often downloads that verified new pieces are checkpointed. A crash loses at most this
 /// much verified progress (the data is checked or fetched again, never trusted blindly).

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
 use super::debug_proc;
-use super::Daemon;
+use super::state::Daemon;
 
 /// Lines of log returned when `max_lines` is not given (Tribler's `DEFAULT_MAX_LINES`).
 const DEFAULT_MAX_LINES: i64 = 100;

@@ -8,8 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Map, Value};
 
+use super::access;
 use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture, In, Route};
-use super::Daemon;
+use super::state::Daemon;
 
 /// Where the UI finds the description.
 const SPEC_URL: &str = "/docs/swagger.json";
@@ -49,7 +50,7 @@ pub fn swagger(routes: &[Route], version: &str) -> Value {
             // Tribler's GUI sends JSON bodies under any content type; JSON is what is meant.
             op["consumes"] = json!(["application/json"]);
         }
-        if super::api::exempt_from_auth(r.path) {
+        if access::exempt_from_auth(r.path) {
             op["security"] = json!([]);
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
-use super::Daemon;
+use super::settings;
+use super::state::Daemon;
 
 /// `GET /settings`: `{"settings": {…}, "ports": […]}`.
 pub fn get_settings(d: Arc<Daemon>, _req: ApiRequest) -> HandlerFuture {
@@ -23,7 +24,7 @@ pub fn post_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             let mut settings = d.settings.lock().unwrap_or_else(|e| e.into_inner());
             let next = settings.merged(&patch, &in_force).map_err(ApiError::bad_request)?;
             next.save().map_err(|e| ApiError::Handled(500, e))?;
-            let limits = super::rate_limits(&next);
+            let limits = settings::rate_limits(&next);
             *settings = next;
             limits
         };

@@ -19,9 +19,9 @@ use shoal_core::health::{HealthReport, Source};
 use shoal_core::InfoHash;
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
+use super::state::Daemon;
 use super::store::entry::TorrentFacts;
 use super::store::health::Health;
-use super::Daemon;
 
 /// A check's timeout when the request names none (Tribler's `TORRENT_CHECK_TIMEOUT`).
 pub const DEFAULT_TIMEOUT_SECS: u64 = 20;

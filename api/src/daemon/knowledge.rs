@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
-use super::store::knowledge::{is_predicate, MAX_STATEMENTS, TORRENT};
+use super::state::Daemon;
+use super::store::statement::{is_predicate, MAX_STATEMENTS, TORRENT};
 use super::store::{rules, StoreError};
-use super::Daemon;
 
 /// The `{infohash}` segment as the store names the torrent (40 hex digits, lower case).
 /// Tribler checks only the length; a 40-character segment that is not hex is refused too, so

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, HandlerFuture};
-use super::store::entry::Flavor;
-use super::store::knowledge::CONTENT_ITEM;
+use super::state::Daemon;
+use super::store::flavor::Flavor;
 use super::store::query::SearchParams;
+use super::store::statement::CONTENT_ITEM;
 use super::store::StoreError;
-use super::Daemon;
 
 /// A store failure during a search: Tribler answers 400 with an empty body.
 fn store_failed(e: StoreError) -> ApiError {

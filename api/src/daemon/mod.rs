@@ -4,6 +4,7 @@
 //! `<state>/node_id` (the stable id shown as `public_key` in `events_start`). The directory
 //! is private (0700, files 0600) and locked by the running daemon (`<state>/lock`).
 
+mod access;
 mod api;
 mod background;
 mod conn;
@@ -21,6 +22,7 @@ mod knowledge;
 mod metadata;
 mod routes;
 mod settings;
+mod state;
 mod store;
 mod tools;
 mod ui;
@@ -31,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Receiver;
 use futures_lite::future;
 use serde_json::Value;
 use shoal_core::engine::Config;
@@ -40,9 +42,7 @@ use crate::session::{start_session, Plan, Runtime};
 use downloads::Library;
 use events::EventBus;
 use settings::Settings;
-
-/// The version shown in `events_start` and the Swagger description.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use state::{Daemon, VERSION};
 
 /// The engine's default peer port (a free one is used if it is taken).
 const DEFAULT_PEER_PORT: u16 = 6881;
@@ -68,69 +68,6 @@ pub struct DaemonArgs {
     /// The async runtime the daemon runs on.
     #[arg(long, value_enum, env = "SHOAL_RUNTIME", default_value_t = Runtime::Smol)]
     runtime: Runtime,
-}
-
-/// The daemon's state, shared by every request.
-pub struct Daemon {
-    settings: Mutex<Settings>,
-    /// The key in force (changing `[api] key` takes effect at the next start).
-    key: String,
-    /// Host names accepted in `Host` besides IP literals and `localhost` (`[api] allowed_hosts`).
-    allowed_hosts: Vec<String>,
-    http_addr: SocketAddr,
-    peer_addrs: Vec<SocketAddr>,
-    events: Arc<EventBus>,
-    swagger: Value,
-    stop: Sender<()>,
-    /// The engine's tunables (for `/libtorrent/settings`).
-    engine_config: Config,
-    /// The downloads, in the engine and in resume data.
-    library: Library,
-    /// The runtime the daemon's tasks, blocking work and timers run on.
-    rt: crate::rt::Rt,
-    /// The metadata store (search, popular torrents).
-    store: Arc<store::Store>,
-    state_dir: PathBuf,
-    /// CPU and memory history and the log ring, for `/debug/*`.
-    monitor: debug_monitor::Monitor,
-}
-
-impl Daemon {
-    /// The settings tree with the values in force filled in.
-    fn settings_tree(&self) -> Value {
-        let mut tree = self.settings.lock().unwrap_or_else(|e| e.into_inner()).tree();
-        let api = &mut tree["api"];
-        api["key"] = Value::from(self.key.as_str());
-        api["http_enabled"] = Value::Bool(true);
-        api["http_port"] = Value::from(self.http_addr.port());
-        api["http_host"] = Value::from(self.http_addr.ip().to_string());
-        if let Some(a) = self.peer_addrs.first() {
-            tree["libtorrent"]["port"] = Value::from(a.port());
-        }
-        tree
-    }
-
-    /// Every port bound: the REST API's and the engine's.
-    fn ports(&self) -> Vec<u16> {
-        let mut ports = vec![self.http_addr.port()];
-        for a in &self.peer_addrs {
-            if !ports.contains(&a.port()) {
-                ports.push(a.port());
-            }
-        }
-        ports
-    }
-
-    /// Where downloads go when `PUT /downloads` names no destination:
-    /// `download_defaults.saveas`.
-    fn default_destination(&self) -> PathBuf {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        PathBuf::from(s.get("download_defaults", "saveas").as_str().unwrap_or("."))
-    }
-
-    fn request_stop(&self) {
-        let _ = self.stop.try_send(());
-    }
 }
 
 /// `$XDG_DATA_HOME/shoal`, `~/.local/share/shoal` (or the platform's data directory).
@@ -167,15 +104,9 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
 /// The engine's configuration from the settings, with its peer connections held to the
 /// engine's share of the descriptor budget.
 fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
-    let (down, up) = rate_limits(settings);
+    let (down, up) = settings::rate_limits(settings);
     Config { local_only: crate::run::local_only(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
         .with_limits(shoal_core::engine::ConnectionLimits::for_peers(budget.engine))
-}
-
-/// `libtorrent.max_download_rate` and `max_upload_rate` (bytes/s, 0 = unlimited).
-fn rate_limits(settings: &Settings) -> (u64, u64) {
-    let rate = |key: &str| settings.get("libtorrent", key).as_u64().unwrap_or(0);
-    (rate("max_download_rate"), rate("max_upload_rate"))
 }
 
 /// Where the peer port comes from, which decides what happens when it is taken.
@@ -250,7 +181,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     };
     let http_ip: IpAddr =
         settings.get("api", "http_host").as_str().and_then(|s| s.parse().ok()).unwrap_or(Ipv4Addr::LOCALHOST.into());
-    let allowed_hosts = settings.get("api", "allowed_hosts").as_str().map(api::host_list).unwrap_or_default();
+    let allowed_hosts = settings.get("api", "allowed_hosts").as_str().map(access::host_list).unwrap_or_default();
     let stored_port = settings.get("libtorrent", "port").as_u64().and_then(|p| u16::try_from(p).ok());
     let (peer_port, port_source) = match (args.listen_port, stored_port) {
         (Some(p), _) => (p, PortSource::Flag),

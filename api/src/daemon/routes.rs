@@ -14,6 +14,7 @@ use std::sync::Arc;
 use futures_lite::AsyncReadExt;
 use tide::http::Method as HttpMethod;
 
+use super::access;
 use super::api::{self, ApiRequest, ApiResponse, Body, Handler, In, Method, Param, Route, MAX_BODY};
 use super::conn::{self, Slots};
 use super::debug;
@@ -22,7 +23,7 @@ use super::handlers::{self, schema};
 use super::health;
 use super::knowledge;
 use super::metadata;
-use super::Daemon;
+use super::state::Daemon;
 use super::{docs, tools, ui};
 use crate::rt::Rt;
 
@@ -736,10 +737,10 @@ async fn serve(mut req: tide::Request<State>, target: Target, names: &[&'static 
     let params = names.iter().filter_map(|n| Some((n.to_string(), req.param(n).ok()?.to_string()))).collect();
     let mut request = ApiRequest { method: req.method().to_string(), path, query, headers, params, body: Vec::new() };
 
-    if let Some(refusal) = api::browser_refusal(&request, &daemon.allowed_hosts) {
+    if let Some(refusal) = access::browser_refusal(&request, &daemon.allowed_hosts) {
         return to_tide(refusal, head);
     }
-    if !api::authorized(&request, &daemon.key) {
+    if !access::authorized(&request, &daemon.key) {
         return to_tide(api::unauthorized(), head);
     }
     let handler = match target {

@@ -521,6 +521,12 @@ impl Settings {
     }
 }
 
+/// `libtorrent.max_download_rate` and `max_upload_rate` (bytes/s, 0 = unlimited).
+pub(super) fn rate_limits(settings: &Settings) -> (u64, u64) {
+    let rate = |key: &str| settings.get("libtorrent", key).as_u64().unwrap_or(0);
+    (rate("max_download_rate"), rate("max_upload_rate"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

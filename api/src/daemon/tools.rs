@@ -13,7 +13,8 @@ use shoal_core::Metainfo;
 
 use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
 use super::downloads::AddRequest;
-use super::{uri, Daemon, VERSION};
+use super::state::{Daemon, VERSION};
+use super::uri;
 
 /// Deepest nesting accepted when turning a torrent into JSON.
 const MAX_DEPTH: usize = 64;

@@ -5,13 +5,15 @@
 //! rest wait in a bounded queue, and each ends with one [`super::Event::DhtScrape`].
 //!
 //! The [`Dht`] machine does the protocol; this link decides when each torrent looks and where
-//! the answers go. The runtime moves the datagrams ([`super::UdpIo::Dht`]) and resolves
-//! bootstrap host names ([`super::Output::Resolve`]).
+//! the answers go. The runtime moves the datagrams ([`UdpIo::Dht`]) and resolves
+//! bootstrap host names ([`Output::Resolve`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::event::DhtScrapeId;
+use super::output::{Output, UdpIo};
 use crate::dht::{Dht, DhtEvent, DhtOutput, LookupId, SwarmCount};
 use crate::types::{InfoHash, Instant, TorrentId};
 use crate::NetPolicy;
@@ -28,10 +30,6 @@ pub const MAX_RUNNING_SCRAPES: usize = 4;
 
 /// Scrapes waiting for a free slot; more are refused ([`DhtScrapeError::Busy`]).
 pub const MAX_QUEUED_SCRAPES: usize = 1024;
-
-/// Identifies one [`super::Engine::dht_scrape`]; its [`super::Event::DhtScrape`] carries it.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct DhtScrapeId(pub u64);
 
 /// Why a DHT scrape did not start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +70,7 @@ pub(crate) struct DhtLink {
 /// What the engine must do after the DHT spoke.
 pub(crate) enum Action {
     /// Send or resolve: pass on to the runtime.
-    Output(super::Output),
+    Output(Output),
     /// Peers for a torrent.
     Peers(TorrentId, Vec<SocketAddr>),
     /// A scrape ended.
@@ -159,11 +157,9 @@ impl DhtLink {
                     if !policy.allows(to) {
                         continue;
                     }
-                    return Some(Action::Output(super::Output::Udp(super::UdpIo::Dht { to, data })));
+                    return Some(Action::Output(Output::Udp(UdpIo::Dht { to, data })));
                 }
-                DhtOutput::Resolve { host, port } => {
-                    return Some(Action::Output(super::Output::Resolve { host, port }))
-                }
+                DhtOutput::Resolve { host, port } => return Some(Action::Output(Output::Resolve { host, port })),
                 DhtOutput::Event(DhtEvent::Peers { lookup, peers, .. }) => {
                     let Some((t, n)) = self.lookups.get_mut(&lookup) else { continue };
                     *n += peers.len() as u32;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use crate::metainfo::MetainfoError;
 use crate::types::{InfoHash, TorrentId};
 
-use super::dht::DhtScrapeId;
+use super::close_reason::CloseReason;
 use super::disk_error::DiskError;
 
 /// Something the application may want to know about.
@@ -65,6 +65,15 @@ pub enum Event {
         torrent: TorrentId,
         /// The peer.
         addr: SocketAddr,
+    },
+    /// A peer connection of the torrent ended (closed by either side, or never established).
+    PeerClosed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        reason: CloseReason,
     },
     /// A [`Engine::dht_scrape`](crate::Engine::dht_scrape) ended with these counts (all zero when no node answered).
     DhtScrape {
@@ -145,3 +154,7 @@ mod tests {
         assert_eq!(error.to_string(), format!("the torrent's metadata is invalid: {bad}"));
     }
 }
+
+/// Identifies one [`crate::Engine::dht_scrape`]; its [`Event::DhtScrape`] carries it.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct DhtScrapeId(pub u64);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::dht::DhtScrapeId;
+use super::event::DhtScrapeId;
 use super::event::Event;
 use super::outbox::Outbox;
 use super::output::{Output, UdpIo};

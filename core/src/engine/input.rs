@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::types::{ConnId, ExchangeId, JobId};
 
+use super::close_reason::CloseReason;
 use super::output::JobResult;
 
 /// One thing that happened around the engine, for [`Engine::handle`](crate::Engine::handle). Each answers an
@@ -17,8 +18,9 @@ pub enum Input<'a> {
     PeerBytes(ConnId, &'a [u8]),
     /// This many bytes of earlier [`PeerIo::Send`](crate::PeerIo::Send)s were written to the socket.
     Sent(ConnId, usize),
-    /// The connection failed or was closed by the peer (or the network).
-    Closed(ConnId),
+    /// The connection failed or was closed by the peer (or the network), and why:
+    /// [`CloseReason::DialFailed`], [`CloseReason::PeerClosed`] or [`CloseReason::Io`].
+    Closed(ConnId, CloseReason),
     /// A disk or hash job finished.
     Job(JobId, JobResult),
     /// An [`Output::Http`](crate::Output::Http) request finished: the body, or an error text.

@@ -4,6 +4,7 @@
 //! table and the drain, time and re-entry rules.
 
 mod admission;
+mod close_reason;
 mod config;
 mod ctx;
 mod dht;
@@ -20,16 +21,17 @@ mod sched;
 mod stats;
 mod torrent;
 
+pub use close_reason::{CloseReason, Violation};
 pub use config::Config;
 pub use disk_error::{DiskError, DiskErrorKind};
-pub use event::{Event, TorrentError};
+pub use event::{DhtScrapeId, Event, TorrentError};
 pub use input::{Input, Socket};
 pub use output::{lay_out_read, DiskJob, DiskJobKind, HashJob, JobResult, Output, PeerIo, PlacedSpan, UdpIo};
 pub use params::{AddMagnet, AddTorrent, EngineError, FilePriority};
 pub use stats::{PeerRequests, PeerStats, TorrentState, TorrentStats};
 
 pub use admission::{ConnectionLimits, DEFAULT_DESCRIPTORS, MAX_DESCRIPTORS};
-pub use dht::{DhtScrapeError, DhtScrapeId, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
+pub use dht::{DhtScrapeError, DhtTorrentStatus, ANNOUNCE_EVERY, MAX_QUEUED_SCRAPES, MAX_RUNNING_SCRAPES};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -49,7 +51,7 @@ use ctx::Ctx;
 pub use health::{HealthCheckError, MAX_CHECK_TIMEOUT, MAX_RUNNING_CHECKS};
 use limits::SessionLimits;
 use outbox::Outbox;
-use torrent::{Admit, Identity, MagnetStart, MetadataPhase, Start, Torrent, Unknown};
+use torrent::{Admit, Identity, MagnetStart, MetadataPhase, Start, Torrent, TorrentEvent, Unknown};
 
 /// An incoming connection whose handshake has not been read: its torrent is unknown.
 struct Pending {
@@ -454,11 +456,13 @@ impl Engine {
         }
         self.lifecycle = Lifecycle::Stopping { deadline: now + self.config.shutdown_timeout };
         for conn in std::mem::take(&mut self.pending).into_keys() {
-            self.out.push(Output::Peer(PeerIo::Close { conn }));
+            self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::Shutdown }));
         }
         self.pending_by_addr.clear();
         let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
         for t in self.torrents.values_mut() {
+            // Closed here so that their reason is the shutdown; `remove` finds none left.
+            t.close_all(CloseReason::Shutdown, cx);
             t.remove(cx);
         }
         self.after_input(None, now);
@@ -472,7 +476,7 @@ impl Engine {
             Input::Connected(conn) => self.on_connected(conn, now),
             Input::PeerBytes(conn, data) => self.on_peer_data(conn, data, now),
             Input::Sent(conn, n) => self.on_sent(conn, n, now),
-            Input::Closed(conn) => self.on_closed(conn, now),
+            Input::Closed(conn, reason) => self.on_closed(conn, reason, now),
             Input::Job(job, result) => self.on_job(job, result, now),
             Input::Http(job, result) => self.on_http(job, result, now),
             Input::Exchange(exchange, result) => self.on_exchange(exchange.job(), result, now),
@@ -498,7 +502,7 @@ impl Engine {
         while self.pending.len() >= self.config.max_pending_handshakes.max(1) {
             let Some(oldest) = self.pending.keys().next().copied() else { break };
             self.take_pending(oldest);
-            self.out.push(Output::Peer(PeerIo::Close { conn: oldest }));
+            self.out.push(Output::Peer(PeerIo::Close { conn: oldest, reason: CloseReason::Replaced }));
         }
         let conn = self.out.conn();
         let decoder = HandshakeDecoder::new(self.config.wire_limits);
@@ -552,26 +556,27 @@ impl Engine {
                         let target = self.by_hash.get(&hs.info_hash).copied();
                         let session_full = self.conns.len() >= self.config.max_connections;
                         let admit = Admit { conn, addr, session_full };
-                        let accepted = target.is_some_and(|t| {
-                            self.on_torrent(t, now, |torrent, cx| torrent.attach_incoming(admit, decoder, hs, cx))
-                                == Some(true)
-                        });
-                        match (accepted, target) {
-                            (true, Some(t)) => {
+                        let attach =
+                            |torrent: &mut Torrent, cx: &mut Ctx<'_>| torrent.attach_incoming(admit, decoder, hs, cx);
+                        let accepted = target
+                            .and_then(|t| self.on_torrent(t, now, attach).map(|attached| attached.map(|()| t)))
+                            .unwrap_or(Err(CloseReason::UnknownTorrent));
+                        match accepted {
+                            Ok(t) => {
                                 self.conns.insert(conn, t);
                                 (t, &[][..])
                             }
-                            _ => {
-                                self.out.push(Output::Peer(PeerIo::Close { conn }));
+                            Err(reason) => {
+                                self.out.push(Output::Peer(PeerIo::Close { conn, reason }));
                                 // The torrent may have closed another peer to make room.
-                                self.forget_closed();
+                                self.route_connections();
                                 return;
                             }
                         }
                     }
-                    Err(_) => {
+                    Err(e) => {
                         self.unpend_addr(addr);
-                        self.out.push(Output::Peer(PeerIo::Close { conn }));
+                        self.out.push(Output::Peer(PeerIo::Close { conn, reason: e.into() }));
                         return;
                     }
                 }
@@ -587,10 +592,10 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    fn on_closed(&mut self, conn: ConnId, now: Instant) {
+    fn on_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         match self.conns.remove(&conn) {
             Some(t) => {
-                self.on_torrent(t, now, |torrent, cx| torrent.on_closed(conn, cx));
+                self.on_torrent(t, now, |torrent, cx| torrent.on_closed(conn, reason, cx));
                 self.after_input(Some(t), now);
             }
             None => {
@@ -673,7 +678,7 @@ impl Engine {
                 .collect();
             for conn in expired {
                 self.take_pending(conn);
-                self.out.push(Output::Peer(PeerIo::Close { conn }));
+                self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
             }
             let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
             for t in self.torrents.values_mut() {

@@ -1,5 +1,5 @@
-//! The engine's output queue, with the ids it hands out and the routes back from them: which
-//! torrent owns each job, and which connections torrents closed.
+//! The engine's output queue, with the ids it hands out and the route back from each job to
+//! the torrent that owns it.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -15,8 +15,6 @@ pub(crate) struct Outbox {
     last_id: u64,
     /// Which torrent each outstanding job belongs to.
     jobs: HashMap<JobId, TorrentId>,
-    /// Connections closed by a torrent, for the engine's routing table.
-    closed: Vec<ConnId>,
 }
 
 impl Outbox {
@@ -76,16 +74,6 @@ impl Outbox {
     /// Forgets every route to a removed torrent.
     pub(super) fn forget_torrent(&mut self, torrent: TorrentId) {
         self.jobs.retain(|_, owner| *owner != torrent);
-    }
-
-    /// Records a connection a torrent closed from its side.
-    pub(super) fn closed(&mut self, conn: ConnId) {
-        self.closed.push(conn);
-    }
-
-    /// The connections torrents closed since the last call.
-    pub(super) fn take_closed(&mut self) -> Vec<ConnId> {
-        std::mem::take(&mut self.closed)
     }
 
     /// Every queued output, for unit tests of the parts that write into the outbox.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::storage::FileSpan;
 use crate::types::{BlockRef, ConnId, ExchangeId, JobId, PieceHash, TorrentId};
 
+use super::close_reason::CloseReason;
 use super::disk_error::DiskError;
 
 use super::event::Event;
@@ -191,6 +192,8 @@ pub enum PeerIo {
     Close {
         /// The connection.
         conn: ConnId,
+        /// Why the engine closes it.
+        reason: CloseReason,
     },
 }
 

@@ -1,8 +1,8 @@
 //! Session-wide scheduling after every input: check slots, rate-limit fairness between
 //! torrents, upload release, LSD and DHT pumping, dialing and dropping removed torrents.
 
-use super::{dht, Ctx, Engine, Event, Lifecycle, Output, Torrent, UdpIo};
-use crate::types::{ConnId, ExchangeId, InfoHash, Instant, TorrentId};
+use super::{dht, Ctx, Engine, Event, Lifecycle, Output, Torrent, TorrentEvent, UdpIo};
+use crate::types::{ExchangeId, InfoHash, Instant, TorrentId};
 
 impl Engine {
     /// Sends blocks that waited for upload tokens, one per peer in turn, while tokens last.
@@ -98,10 +98,15 @@ impl Engine {
         got_peers
     }
 
-    /// Drops the connections torrents closed from the routing table.
-    pub(super) fn forget_closed(&mut self) {
-        for conn in self.out.take_closed() {
-            self.conns.remove(&conn);
+    /// Brings the routing table up to date with the connections torrents dialled and closed.
+    pub(super) fn route_connections(&mut self) {
+        for (id, torrent) in self.torrents.iter_mut() {
+            for event in torrent.poll_events() {
+                match event {
+                    TorrentEvent::Dialed(conn) => self.conns.insert(conn, *id),
+                    TorrentEvent::Closed(conn) => self.conns.remove(&conn),
+                };
+            }
         }
     }
 
@@ -113,32 +118,18 @@ impl Engine {
         self.schedule_checks(now);
         self.refill_requests(now);
         self.release_uploads(now);
-        let mut newly: Vec<(ConnId, TorrentId)> = Vec::new();
         self.limits.conn_room = self.config.max_connections.saturating_sub(self.conns.len());
         let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
-        let mut drive = |id: TorrentId, torrent: &mut Torrent| {
-            for conn in torrent.connect_more(cx) {
-                newly.push((conn, id));
-            }
+        let drive = |torrent: &mut Torrent| {
+            torrent.connect_more(cx);
             torrent.drive_trackers(cx);
             torrent.flush(cx.out);
         };
         match touched {
-            Some(t) => {
-                if let Some(torrent) = self.torrents.get_mut(&t) {
-                    drive(t, torrent);
-                }
-            }
-            None => {
-                for (id, torrent) in self.torrents.iter_mut() {
-                    drive(*id, torrent);
-                }
-            }
+            Some(t) => self.torrents.get_mut(&t).into_iter().for_each(drive),
+            None => self.torrents.values_mut().for_each(drive),
         }
-        for (conn, t) in newly {
-            self.conns.insert(conn, t);
-        }
-        self.forget_closed();
+        self.route_connections();
         let deadline_passed = matches!(self.lifecycle, Lifecycle::Stopping { deadline } if now >= deadline);
         let gone: Vec<TorrentId> = self
             .torrents

@@ -1,9 +1,9 @@
 //! Unit tests of the engine's session-level rules: admission, shutdown, failed jobs.
 
 use super::{
-    lay_out_read, AddMagnet, AddTorrent, Config, ConnId, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine,
-    EngineError, Event, InfoHash, Input, Instant, JobId, JobResult, Metainfo, Output, PeerId, PeerIo, PlacedSpan,
-    SocketAddr, TorrentId, TICK,
+    lay_out_read, AddMagnet, AddTorrent, CloseReason, Config, ConnId, DiskError, DiskErrorKind, DiskJob, DiskJobKind,
+    Engine, EngineError, Event, InfoHash, Input, Instant, JobId, JobResult, Metainfo, Output, PeerId, PeerIo,
+    PlacedSpan, SocketAddr, TorrentId, TICK,
 };
 use crate::bitfield::Bitfield;
 use crate::storage::FileSpan;
@@ -13,7 +13,7 @@ fn placed(at: usize, file: u32, offset: u64, len: u32) -> PlacedSpan {
 }
 
 use crate::create::{PieceHasher, TorrentBuilder};
-use crate::wire::{Handshake, Message};
+use crate::wire::{Handshake, Message, WireError};
 
 /// A seeding engine of a 4-piece torrent, with `config`, and the torrent's info-hash.
 fn seeder(config: Config) -> (Engine, TorrentId, InfoHash) {
@@ -36,11 +36,11 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("an address")
 }
 
-/// The connections the engine closed since the last call.
-fn closed(e: &mut Engine) -> Vec<ConnId> {
+/// The connections the engine closed since the last call, and why.
+fn closed(e: &mut Engine) -> Vec<(ConnId, CloseReason)> {
     std::iter::from_fn(|| e.poll_output())
         .filter_map(|o| match o {
-            Output::Peer(PeerIo::Close { conn }) => Some(conn),
+            Output::Peer(PeerIo::Close { conn, reason }) => Some((conn, reason)),
             _ => None,
         })
         .collect()
@@ -75,7 +75,7 @@ fn handshakes_pending_from_one_address_are_limited_but_not_on_loopback() {
     }
     // A handshake that arrived frees its address's pending slot.
     let first = e.accept(addr("192.0.2.9:1"), now).expect("admitted");
-    e.handle(Input::Closed(first), now);
+    e.handle(Input::Closed(first, CloseReason::PeerClosed), now);
     assert!(e.accept(addr("192.0.2.9:2"), now).is_some());
 }
 
@@ -87,10 +87,10 @@ fn a_full_pending_table_closes_its_oldest_entry_for_a_new_one() {
     let b = e.accept(addr("192.0.2.2:1"), now).expect("admitted");
     assert!(closed(&mut e).is_empty());
     let c = e.accept(addr("192.0.2.3:1"), now).expect("admitted");
-    assert_eq!(closed(&mut e), vec![a], "the oldest makes room");
+    assert_eq!(closed(&mut e), vec![(a, CloseReason::Replaced)], "the oldest makes room");
     let _d = e.accept(addr("192.0.2.4:1"), now).expect("admitted");
-    assert_eq!(closed(&mut e), vec![b]);
-    assert!(!closed(&mut e).contains(&c));
+    assert_eq!(closed(&mut e), vec![(b, CloseReason::Replaced)]);
+    assert!(!closed(&mut e).iter().any(|(conn, _)| *conn == c));
 }
 
 #[test]
@@ -102,16 +102,16 @@ fn a_full_torrent_replaces_idle_peers_oldest_first_and_keeps_those_that_want_our
     assert!(closed(&mut e).is_empty());
     assert_eq!(e.peers(t).len(), 3);
     let fourth = peer(&mut e, hash, 4, true);
-    assert_eq!(closed(&mut e), vec![idle_old], "the longest connected idle peer makes room");
+    assert_eq!(closed(&mut e), vec![(idle_old, CloseReason::Replaced)], "the longest connected idle peer makes room");
     let fifth = peer(&mut e, hash, 5, true);
-    assert_eq!(closed(&mut e), vec![idle_new], "then the other idle one");
+    assert_eq!(closed(&mut e), vec![(idle_new, CloseReason::Replaced)], "then the other idle one");
     assert_eq!(e.peers(t).len(), 3);
     // Everyone left wants our pieces: a newcomer is refused, nobody is replaced.
     let sixth = e.accept(addr("192.0.2.6:6881"), Instant::ZERO).expect("pending");
     let mut bytes = Vec::new();
     Handshake::new(hash, PeerId([6; 20])).encode(&mut bytes);
     e.handle(Input::PeerBytes(sixth, &bytes), Instant::ZERO);
-    assert_eq!(closed(&mut e), vec![sixth]);
+    assert_eq!(closed(&mut e), vec![(sixth, CloseReason::TooManyConnections)]);
     let left: Vec<PeerId> = e.peers(t).iter().map(|p| p.peer_id).collect();
     assert_eq!(left.len(), 3);
     for (conn, n) in [(wants, 2u8), (fourth, 4), (fifth, 5)] {
@@ -138,8 +138,8 @@ fn a_peer_that_says_nothing_after_its_handshake_is_closed() {
         e.handle_timeout(now);
         gone.extend(closed(&mut e));
     }
-    assert_eq!(gone, vec![conn], "keep-alives alone do not keep a slot");
-    assert!(!gone.contains(&talker));
+    assert_eq!(gone, vec![(conn, CloseReason::Silent)], "keep-alives alone do not keep a slot");
+    assert!(!gone.iter().any(|(c, _)| *c == talker));
     assert_eq!(e.peers(t).len(), 1);
 }
 
@@ -150,7 +150,9 @@ fn after_shutdown_commands_are_refused_and_the_engine_stops_once() {
     let now = Instant::from_micros(1_000);
     e.shutdown(now);
     let outputs: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
-    assert!(matches!(outputs.first(), Some(Output::Peer(PeerIo::Close { conn })) if *conn == listener));
+    assert!(
+        matches!(outputs.first(), Some(Output::Peer(PeerIo::Close { conn, reason: CloseReason::Shutdown })) if *conn == listener)
+    );
     // A torrent without trackers has nobody to say goodbye to: the stop completes at once.
     let events: Vec<&Event> = outputs
         .iter()
@@ -171,6 +173,83 @@ fn after_shutdown_commands_are_refused_and_the_engine_stops_once() {
     e.shutdown(now);
     e.handle_timeout(now);
     assert!(e.poll_output().is_none(), "ShutdownComplete is reported once");
+}
+
+/// The `PeerClosed` events since the last call: (address, reason).
+fn peer_closed_events(e: &mut Engine) -> Vec<(SocketAddr, CloseReason)> {
+    std::iter::from_fn(|| e.poll_output())
+        .filter_map(|o| match o {
+            Output::Event(Event::PeerClosed { addr, reason, .. }) => Some((addr, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_malformed_message_closes_its_peer_with_the_decoder_error() {
+    let (mut e, t, hash) = seeder(Config::default());
+    let conn = peer(&mut e, hash, 1, false);
+    while e.poll_output().is_some() {}
+    // A BITFIELD of 3 bytes for a torrent of 4 pieces (which takes 1).
+    let mut bytes = Vec::new();
+    Message::Bitfield(vec![0xff; 3]).encode(&mut bytes);
+    e.handle(Input::PeerBytes(conn, &bytes), Instant::ZERO);
+    let outputs: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
+    let wire = CloseReason::Wire(WireError::BadBitfieldLength { len: 3, expected: 1 });
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Peer(PeerIo::Close { conn: c, reason }) if *c == conn && *reason == wire)),
+        "{outputs:?}"
+    );
+    let event = Event::PeerClosed { torrent: t, addr: addr("192.0.2.1:6881"), reason: wire };
+    assert!(outputs.iter().any(|o| matches!(o, Output::Event(ev) if *ev == event)), "{outputs:?}");
+    assert!(e.peers(t).is_empty());
+}
+
+#[test]
+fn a_handshake_for_another_torrent_is_closed_as_such() {
+    let (mut e, t, _) = seeder(Config::default());
+    // An incoming peer naming a torrent we do not have never reaches a torrent.
+    let stranger = e.accept(addr("192.0.2.1:1"), Instant::ZERO).expect("admitted");
+    let mut bytes = Vec::new();
+    Handshake::new(InfoHash([9; 20]), PeerId([1; 20])).encode(&mut bytes);
+    e.handle(Input::PeerBytes(stranger, &bytes), Instant::ZERO);
+    assert_eq!(closed(&mut e), vec![(stranger, CloseReason::UnknownTorrent)]);
+    // A peer we dialled for this torrent that answers for another one.
+    let remote = addr("192.0.2.2:6881");
+    e.add_peers(t, &[remote], Instant::ZERO).expect("running");
+    let dialled = std::iter::from_fn(|| e.poll_output())
+        .find_map(|o| match o {
+            Output::Peer(PeerIo::Connect { conn, addr }) if addr == remote => Some(conn),
+            _ => None,
+        })
+        .expect("the engine dials the new candidate");
+    e.handle(Input::Connected(dialled), Instant::ZERO);
+    while e.poll_output().is_some() {}
+    e.handle(Input::PeerBytes(dialled, &bytes), Instant::ZERO);
+    let outputs: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Peer(PeerIo::Close { conn, reason: CloseReason::WrongInfoHash }) if *conn == dialled
+    )));
+    let event = Event::PeerClosed { torrent: t, addr: remote, reason: CloseReason::WrongInfoHash };
+    assert!(outputs.iter().any(|o| matches!(o, Output::Event(ev) if *ev == event)), "{outputs:?}");
+}
+
+#[test]
+fn pausing_a_torrent_closes_its_peers_as_paused_and_the_runtime_reason_is_reported() {
+    let (mut e, t, hash) = seeder(Config::default());
+    let a = peer(&mut e, hash, 1, false);
+    let _b = peer(&mut e, hash, 2, true);
+    while e.poll_output().is_some() {}
+    // A connection the runtime saw end keeps the runtime's reason.
+    e.handle(Input::Closed(a, CloseReason::Io(std::io::ErrorKind::ConnectionReset)), Instant::ZERO);
+    let reset = CloseReason::Io(std::io::ErrorKind::ConnectionReset);
+    assert_eq!(peer_closed_events(&mut e), vec![(addr("192.0.2.1:6881"), reset)]);
+    e.pause(t, Instant::ZERO).expect("running");
+    assert_eq!(peer_closed_events(&mut e), vec![(addr("192.0.2.2:6881"), CloseReason::TorrentPaused)]);
+    assert!(e.peers(t).is_empty());
 }
 
 #[test]

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use bt_bencode::value::Number;
 use bt_bencode::Value;
 
+use super::error::{MetainfoError, MAX_FILES, MAX_PIECES, MAX_PIECE_LENGTH};
 use super::path::{decode, sanitise_name, sanitise_path};
-use super::{decode_value, int_as_i64, Dict, MetainfoError, MAX_FILES, MAX_PIECES, MAX_PIECE_LENGTH};
+use super::value::{decode_value, int_as_i64, Dict};
 use crate::types::PieceHash;
 
 /// The v1 `info` dictionary of a torrent.

@@ -6,7 +6,7 @@
 //! a NUL is refused with [`MetainfoError::UnsafePath`]; only empty components inside a
 //! multi-file path are dropped, as libtorrent does.
 
-use super::MetainfoError;
+use super::error::MetainfoError;
 
 /// Why one component is unsafe, or `None` if it may be used as a file or directory name.
 pub(crate) fn component_problem(c: &str) -> Option<&'static str> {

@@ -1,6 +1,7 @@
 //! Metainfo tests: torrents made by mktorrent, transmission-create and libtorrent (see
 //! `tests/fixtures/README.md`), hand-made oddities, and hostile input.
 
+use crate::bencode::BencodeError;
 use std::path::Component;
 
 use sha1::{Digest, Sha1};

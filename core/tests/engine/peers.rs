@@ -150,16 +150,14 @@ fn a_peer_that_dialled_us_is_dialled_back_at_its_listen_port_only() {
     let listen = w.nodes[seeder].addr;
     w.command(leecher, |e, now| e.add_peers(l, &[listen], now)).expect("add_peers");
     w.keep_trace = true;
-    let dialled = " 0 Connect { conn: ConnId(";
+    let dialled = format!(" {leecher} Connect {{ conn: ConnId(");
     let to_listen = format!("addr: {listen} }}");
-    w.run_until(Duration::from_secs(120), |w| {
-        w.trace_lines.iter().any(|t| t.contains(dialled) && t.contains(&to_listen))
-    });
+    w.run_until(Duration::from_secs(120), |w| w.dialled(leecher, listen).is_some());
     w.command(seeder, |e, now| e.resume(s, now)).expect("resume");
     w.run_until(Duration::from_secs(120), |w| w.nodes[leecher].finished(l));
     assert_complete(&w, leecher, l, &tt);
 
-    let dials: Vec<&String> = w.trace_lines.iter().filter(|t| t.contains(dialled)).collect();
+    let dials: Vec<&String> = w.trace_lines.iter().filter(|t| t.contains(&dialled)).collect();
     assert!(
         dials.iter().all(|t| t.contains(&to_listen)),
         "only listening addresses are dialled, never a peer's source port: {dials:?}"

@@ -1,12 +1,13 @@
 //! The simulated network: dials, connections whose bytes cross a `shoal_netsim` link, and
 //! datagrams (DHT between nodes, Local Service Discovery to every node of the one LAN).
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_netsim::{Link, Path, Reads};
 
-use shoal_core::{ConnId, Input, Instant};
+use shoal_core::{CloseReason, ConnId, Input, Instant};
 
 use super::node::NodeId;
 use super::raw::RawId;
@@ -60,7 +61,10 @@ impl World {
                 self.links.insert((b, bc), Wire::to(End::Node { node: from, conn }));
                 self.nodes[from].engine.handle(Input::Connected(conn), now);
             }
-            None => self.nodes[from].engine.handle(Input::Closed(conn), now),
+            None => {
+                let refused = CloseReason::DialFailed(ErrorKind::ConnectionRefused);
+                self.nodes[from].engine.handle(Input::Closed(conn, refused), now)
+            }
         }
         self.drain(from);
     }

@@ -15,8 +15,8 @@ use shoal_netsim::tracker::Tracker;
 use shoal_netsim::Uplink;
 
 use shoal_core::{
-    AddMagnet, AddTorrent, Bitfield, Config, ConnId, Engine, Event, Input, Instant, JobId, JobResult, Output, PeerIo,
-    Socket, TorrentId, UdpIo,
+    AddMagnet, AddTorrent, Bitfield, CloseReason, Config, ConnId, Engine, Event, Input, Instant, JobId, JobResult,
+    Output, PeerIo, Socket, TorrentId, UdpIo,
 };
 
 use super::disk::Disk;
@@ -313,7 +313,7 @@ impl World {
                 self.drain(node);
             }
             Ev::Closed { node, conn } => {
-                self.nodes[node].engine.handle(Input::Closed(conn), now);
+                self.nodes[node].engine.handle(Input::Closed(conn, CloseReason::PeerClosed), now);
                 self.drain(node);
             }
             Ev::Job { node, job, result } => {
@@ -340,16 +340,10 @@ impl World {
         match out {
             Output::Peer(PeerIo::Connect { conn, addr }) => self.connect(a, conn, addr),
             Output::Peer(PeerIo::Send { conn, data }) => self.send(a, conn, data),
-            Output::Peer(PeerIo::Close { conn }) => self.close(a, conn),
+            Output::Peer(PeerIo::Close { conn, .. }) => self.close(a, conn),
             Output::Disk(job) => self.disk_job(a, job),
             Output::Hash(job) => self.hash_job(a, job),
-            Output::Http { id, url } => {
-                self.nodes[a].tracker_gets.push((now, url.clone()));
-                if !self.tracker_down {
-                    let body = self.tracker.http(self.nodes[a].addr.ip(), &url);
-                    self.schedule(now + self.timing.tracker, Ev::Http { node: a, job: id, body });
-                }
-            }
+            Output::Http { id, url } => self.tracker_get(a, id, url),
             Output::Udp(UdpIo::Exchange { .. } | UdpIo::EndExchange { .. }) => {}
             Output::Udp(UdpIo::Dht { to, data }) => self.dht_datagram(a, to, data),
             Output::Resolve { .. } => {}

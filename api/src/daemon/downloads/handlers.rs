@@ -12,7 +12,8 @@ use super::stream::{self, ChunkReader, RangeReq};
 use super::tree::{self, FileFacts, Tree};
 use super::{AddRequest, DownloadError};
 use crate::daemon::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
-use crate::daemon::{uri, Daemon};
+use crate::daemon::state::Daemon;
+use crate::daemon::uri;
 
 /// A query flag: R sends `1`; P treats any non-empty value as true, but its GUI sends `0` to
 /// mean no, so `0` and `false` are false here.

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use super::entry::{Entry, Signable, TorrentFacts, COMMITTED};
 use super::query::{SearchParams, SortBy, TextFilter, MAX_WORDS};
 use super::schema;
-use super::{category, knowledge};
+use super::{category, statement};
 
 /// Tribler's window for "recently checked" popular torrents: the last day.
 pub const POPULAR_FRESHNESS_SECS: i64 = 24 * 60 * 60;
@@ -297,7 +297,7 @@ impl Db {
             sql.push("t.status != 1".into());
         }
         for tag in &p.tags {
-            sql.push(knowledge::TAGGED.into());
+            sql.push(statement::TAGGED.into());
             args.push(Sql::Text(tag.clone()));
         }
     }

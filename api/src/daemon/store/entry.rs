@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 use shoal_core::Metainfo;
 
 use super::category;
-use super::knowledge::Statement;
+use super::flavor::Flavor;
+use super::statement::Statement;
 
 /// Tribler's metadata type of a regular torrent.
 pub const REGULAR_TORRENT: u16 = 300;
@@ -106,13 +107,6 @@ pub struct Entry {
     pub tag_processor_version: i64,
     /// The shown statements about the torrent.
     pub statements: Vec<Statement>,
-}
-
-/// Which API spelling to render: the PyPI build's field order or the release's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    PyPi,
-    Release,
 }
 
 impl Entry {

@@ -10,12 +10,14 @@
 pub mod category;
 pub mod db;
 pub mod entry;
+pub mod flavor;
 pub mod health;
 pub mod key;
 pub mod knowledge;
 pub mod query;
 pub mod rules;
 pub mod schema;
+pub mod statement;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

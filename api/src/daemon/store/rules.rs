@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::knowledge::{MAX_RESOURCE_LENGTH, MIN_RESOURCE_LENGTH};
+use super::statement::{MAX_RESOURCE_LENGTH, MIN_RESOURCE_LENGTH};
 
 /// The version of these rules, shown as an entry's `tag_processor_version`. Raise it when a
 /// rule changes: entries processed by an older version are processed again on start.

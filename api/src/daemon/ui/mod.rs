@@ -13,7 +13,7 @@ use std::sync::Arc;
 use include_dir::{include_dir, Dir};
 
 use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
-use super::Daemon;
+use super::state::Daemon;
 
 /// The UI's files, compiled in.
 static ASSETS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/ui");

@@ -10,13 +10,13 @@ use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
 use crate::engine::ctx::Ctx;
-use crate::engine::{Config, Output, PeerIo};
+use crate::engine::{CloseReason, Config, Event, Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{
     Decoded, Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Message, UT_METADATA, UT_PEX,
 };
 
-use super::{addr_in_use, crowded, mark, Admit, State, Torrent};
+use super::{addr_in_use, crowded, mark, Admit, State, Torrent, TorrentEvent};
 
 impl Torrent {
     // ---- connections ----
@@ -36,11 +36,11 @@ impl Torrent {
         self.peer_list.add(addrs, cfg)
     }
 
-    /// Dials candidates while there is room; returns the new connections.
-    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) -> Vec<ConnId> {
-        let mut new = Vec::new();
+    /// Dials candidates while there is room (each new connection becomes a
+    /// [`TorrentEvent::Dialed`]).
+    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) {
         if self.state != State::Active {
-            return new;
+            return;
         }
         // Each candidate is looked at once at most.
         for _ in 0..self.peer_list.candidates() {
@@ -58,9 +58,8 @@ impl Torrent {
             let peer = Peer::new(addr, true, PeerState::Dialing { since: cx.now }, cx.now);
             self.peers.insert(conn, peer);
             cx.out.push(Output::Peer(PeerIo::Connect { conn, addr }));
-            new.push(conn);
+            self.events.push(TorrentEvent::Dialed(conn));
         }
-        new
     }
 
     pub fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
@@ -101,7 +100,7 @@ impl Torrent {
         }
         let idle = self.occupants().filter(|o| o.usefulness == Usefulness::Idle);
         if let Some(victim) = pick_replacement(idle) {
-            self.close(victim, cx);
+            self.close(victim, CloseReason::Replaced, cx);
         }
     }
 
@@ -114,21 +113,30 @@ impl Torrent {
         })
     }
 
-    /// Takes an incoming connection whose handshake named this torrent; false to refuse it.
-    /// A full torrent (or session) closes its least useful peer to take it, if it has one
-    /// that may be replaced.
-    pub fn attach_incoming(&mut self, admit: Admit, decoder: Decoder, hs: Handshake, cx: &mut Ctx<'_>) -> bool {
+    /// Takes an incoming connection whose handshake named this torrent; `Err` with why it is
+    /// refused. A full torrent (or session) closes its least useful peer to take it, if it has
+    /// one that may be replaced.
+    pub fn attach_incoming(
+        &mut self,
+        admit: Admit,
+        decoder: Decoder,
+        hs: Handshake,
+        cx: &mut Ctx<'_>,
+    ) -> Result<(), CloseReason> {
         let Admit { conn, addr, session_full } = admit;
-        if self.state != State::Active || self.crowded(addr, cx.cfg) {
-            return false;
+        if self.state != State::Active {
+            return Err(CloseReason::TorrentInactive);
+        }
+        if self.crowded(addr, cx.cfg) {
+            return Err(CloseReason::TooManyFromAddress);
         }
         if self.peer_list.is_banned(addr) {
-            return false;
+            return Err(CloseReason::Banned);
         }
         if session_full || self.peers.len() >= cx.cfg.max_peers_per_torrent {
             match self.replacement() {
-                Some(victim) => self.close(victim, cx),
-                None => return false,
+                Some(victim) => self.close(victim, CloseReason::Replaced, cx),
+                None => return Err(CloseReason::TooManyConnections),
             }
         }
         // Its handshake is read: the decoder it was read with has nothing more to give.
@@ -141,8 +149,14 @@ impl Torrent {
     }
 
     /// Handshakes are exchanged: check the peer and send our opening messages. `decoder` reads
-    /// the messages after its handshake.
-    pub(super) fn activate(&mut self, conn: ConnId, hs: Handshake, mut decoder: Decoder, cx: &mut Ctx<'_>) -> bool {
+    /// the messages after its handshake. `Err` with why the peer was closed instead.
+    pub(super) fn activate(
+        &mut self,
+        conn: ConnId,
+        hs: Handshake,
+        mut decoder: Decoder,
+        cx: &mut Ctx<'_>,
+    ) -> Result<(), CloseReason> {
         let existing = self
             .peers
             .iter()
@@ -155,26 +169,34 @@ impl Torrent {
             // survives; closing "the newer one" on each side could close both.
             let keep_outgoing = self.our_id.0 < hs.peer_id.0;
             if new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
-                self.close(old, cx);
+                self.close(old, CloseReason::Duplicate, cx);
             } else {
                 duplicate = true;
             }
         }
-        if hs.peer_id == self.our_id || hs.info_hash != self.info_hash || duplicate {
-            if hs.peer_id == self.our_id {
+        let refused = if hs.peer_id == self.our_id {
+            Some(CloseReason::SelfConnection)
+        } else if hs.info_hash != self.info_hash {
+            Some(CloseReason::WrongInfoHash)
+        } else {
+            duplicate.then_some(CloseReason::Duplicate)
+        };
+        if let Some(reason) = refused {
+            if reason == CloseReason::SelfConnection {
                 if let Some(p) = self.peers.get(&conn) {
                     self.peer_list.ban(p.addr);
                 }
             }
-            self.close(conn, cx);
-            return false;
+            self.close(conn, reason.clone(), cx);
+            return Err(reason);
         }
         let pieces = self.content.piece_count();
         let have = self.picker.have().clone();
         // Without metadata we have nothing, whatever an empty bitfield says.
         let seed = !self.content.is_fetching() && have.is_full();
         let ext = self.extended_handshake(cx.cfg);
-        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        // Both callers hold the peer, and only another one may have been closed above.
+        let p = self.peers.get_mut(&conn).expect("the peer being activated is there");
         if !self.content.is_fetching() {
             // Until the metadata is in, any piece index is remembered, not refused.
             decoder.set_piece_count(pieces);
@@ -197,7 +219,7 @@ impl Torrent {
         mark(&mut self.dirty, conn, was_empty);
         let (addr, outgoing) = (p.addr, p.outgoing);
         self.peer_list.handshaken(addr, outgoing);
-        true
+        Ok(())
     }
 
     /// Our extended handshake (BEP 10): the extensions we speak and what peers should know.
@@ -236,12 +258,12 @@ impl Torrent {
                     return;
                 }
                 Ok(HandshakeStep::Done(hs, decoder)) => {
-                    if !self.activate(conn, hs, decoder, cx) {
+                    if self.activate(conn, hs, decoder, cx).is_err() {
                         return;
                     }
                 }
-                Err(_) => {
-                    self.close(conn, cx);
+                Err(e) => {
+                    self.close(conn, e.into(), cx);
                     return;
                 }
             }
@@ -270,8 +292,8 @@ impl Torrent {
                     self.on_message(conn, msg, cx)
                 }
                 Ok(None) => break,
-                Err(_) => {
-                    self.close(conn, cx);
+                Err(e) => {
+                    self.close(conn, e.into(), cx);
                     return;
                 }
             }
@@ -289,22 +311,24 @@ impl Torrent {
         self.serve_requests(conn, cx);
     }
 
-    pub fn on_closed(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
-        self.drop_peer(conn, cx);
+    /// The runtime reports the connection gone, and why.
+    pub fn on_closed(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+        self.drop_peer(conn, reason, cx);
     }
 
     /// Closes a connection from our side.
-    pub(super) fn close(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
-        if self.drop_peer(conn, cx) {
-            cx.out.push(Output::Peer(PeerIo::Close { conn }));
-            cx.out.closed(conn);
+    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+        if self.drop_peer(conn, reason.clone(), cx) {
+            cx.out.push(Output::Peer(PeerIo::Close { conn, reason }));
+            self.events.push(TorrentEvent::Closed(conn));
         }
     }
 
-    pub(super) fn close_all(&mut self, cx: &mut Ctx<'_>) {
+    /// Closes every connection of the torrent, for `reason`.
+    pub(crate) fn close_all(&mut self, reason: CloseReason, cx: &mut Ctx<'_>) {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            self.close(conn, cx);
+            self.close(conn, reason.clone(), cx);
         }
         // Partly received pieces go with their peers.
         for buf in self.download.drop_partial(&mut self.picker) {
@@ -312,9 +336,11 @@ impl Torrent {
         }
     }
 
-    /// Forgets a peer: its availability, its requests, its slot. True if it existed.
-    pub(super) fn drop_peer(&mut self, conn: ConnId, cx: &mut Ctx<'_>) -> bool {
+    /// Forgets a peer (its availability, its requests, its slot) and tells the application
+    /// why it went. True if it existed.
+    pub(super) fn drop_peer(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) -> bool {
         let Some(p) = self.peers.remove(&conn) else { return false };
+        cx.out.event(Event::PeerClosed { torrent: self.id, addr: p.addr, reason });
         if p.is_dialing() {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
             cx.limits.half_open -= 1;

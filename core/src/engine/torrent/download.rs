@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use crate::bitfield::Bitfield;
-use crate::engine::{DiskError, JobResult};
+use crate::engine::disk_error::DiskError;
+use crate::engine::output::JobResult;
 use crate::picker::{BlockOutcome, Picker};
 use crate::types::{BlockRef, ConnId, JobId};
 

@@ -7,10 +7,10 @@ use super::download::Intake;
 use super::peer::Peer;
 use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
-use super::{addr_in_use, ip_from_bytes, mark, State, Torrent, MAX_REQUEST_LEN};
+use super::{addr_in_use, bad_bitfield, ip_from_bytes, mark, State, Torrent, MAX_REQUEST_LEN};
 use crate::bitfield::Bitfield;
 use crate::engine::ctx::Ctx;
-use crate::engine::Config;
+use crate::engine::{CloseReason, Config, Violation};
 use crate::picker::Priority;
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{ExtendedHandshake, Message, UT_METADATA, UT_PEX};
@@ -128,8 +128,9 @@ impl Torrent {
                 }
             }
             Message::Bitfield(bytes) => {
-                let Some(bf) = Bitfield::from_bytes(&bytes, self.content.piece_count()) else {
-                    return self.close(conn, cx);
+                let pieces = self.content.piece_count();
+                let Some(bf) = Bitfield::from_bytes(&bytes, pieces) else {
+                    return self.close(conn, bad_bitfield(bytes.len(), pieces), cx);
                 };
                 if first {
                     if bf.is_full() {
@@ -145,7 +146,7 @@ impl Torrent {
                 }
                 self.after_pieces_known(conn, cx);
             }
-            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, cx),
+            Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, Violation::NotFast.into(), cx),
             Message::HaveAll if first => {
                 p.have = Bitfield::full(self.content.piece_count());
                 p.counted_as_seed = true;
@@ -179,7 +180,7 @@ impl Torrent {
     pub(super) fn after_pieces_known(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get(&conn).and_then(Peer::active) else { return };
         if self.picker.have().is_full() && p.is_seed() {
-            return self.close(conn, cx);
+            return self.close(conn, CloseReason::NotUseful, cx);
         }
         self.update_interest(conn, cx.now);
     }
@@ -190,7 +191,7 @@ impl Torrent {
         let in_bounds =
             b.len > 0 && b.len <= MAX_REQUEST_LEN && b.offset.checked_add(b.len).is_some_and(|end| end <= size);
         if !in_bounds {
-            return self.close(conn, cx);
+            return self.close(conn, Violation::BadRequest.into(), cx);
         }
         let have = self.picker.has(b.piece);
         let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };

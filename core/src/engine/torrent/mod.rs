@@ -23,6 +23,7 @@ mod upload;
 mod ut_metadata;
 
 use super::admission::{AddrKey, Usefulness};
+use super::close_reason::CloseReason;
 use super::config::Config;
 use super::ctx::Ctx;
 use super::disk_error::DiskError;
@@ -37,7 +38,7 @@ use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
 use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
-use crate::wire::Message;
+use crate::wire::{Message, WireError};
 use check::Checker;
 pub(crate) use content::Unknown;
 use content::{Content, Known};
@@ -66,6 +67,15 @@ enum State {
     Removing {
         deadline: Instant,
     },
+}
+
+/// What a torrent tells the engine about its connections, for the engine's routing table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TorrentEvent {
+    /// It dialled a new connection.
+    Dialed(ConnId),
+    /// It closed a connection from its side.
+    Closed(ConnId),
 }
 
 /// An incoming connection whose handshake named this torrent, as the engine hands it over.
@@ -106,6 +116,8 @@ pub(crate) struct Torrent {
     dirty: Vec<ConnId>,
     /// New addresses peer exchange gave us (BEP 11).
     pex_learned: u32,
+    /// Connections dialled and closed since the engine last polled them.
+    events: Vec<TorrentEvent>,
 }
 
 use crate::types::TorrentId;
@@ -247,6 +259,7 @@ impl Torrent {
             ticks: 0,
             dirty: Vec::new(),
             pex_learned: 0,
+            events: Vec::new(),
         }
     }
 
@@ -308,7 +321,7 @@ impl Torrent {
             let addr = p.addr;
             if self.peer_list.hash_failed(addr, sole, cx.cfg.hashfails_to_ban) {
                 cx.out.event(Event::PeerBanned { torrent: self.id, addr });
-                self.close(*conn, cx);
+                self.close(*conn, CloseReason::Banned, cx);
             }
         }
     }
@@ -334,15 +347,18 @@ impl Torrent {
             ch.ul.tick(cx.now);
             ch.announced.tick(cx.now);
             match &mut p.state {
-                PeerState::Dialing { since } if cx.now - *since > cx.cfg.connect_timeout => to_close.push(*conn),
+                PeerState::Dialing { since } if cx.now - *since > cx.cfg.connect_timeout => {
+                    to_close.push((*conn, CloseReason::ConnectTimeout))
+                }
                 PeerState::Handshaking { since, .. } if cx.now - *since > cx.cfg.handshake_timeout => {
-                    to_close.push(*conn)
+                    to_close.push((*conn, CloseReason::HandshakeTimeout))
                 }
                 PeerState::Active(a) => {
                     // A peer that handshakes and then says nothing only holds a slot.
                     let mute = !a.spoke && cx.now - a.activated > cx.cfg.handshake_timeout;
                     if mute || cx.now - ch.last_recv > cx.cfg.inactivity_timeout {
-                        to_close.push(*conn);
+                        let reason = if mute { CloseReason::Silent } else { CloseReason::Inactivity };
+                        to_close.push((*conn, reason));
                         continue;
                     }
                     if cx.now - ch.last_send > cx.cfg.keepalive_interval {
@@ -377,8 +393,8 @@ impl Torrent {
             }
             mark(&mut self.dirty, conn, wake);
         }
-        for conn in to_close {
-            self.close(conn, cx);
+        for (conn, reason) in to_close {
+            self.close(conn, reason, cx);
         }
         if self.state == State::Active {
             self.make_room_to_dial(cx);
@@ -522,6 +538,11 @@ impl Torrent {
         }
     }
 
+    /// What happened to its connections since the last call, oldest first.
+    pub fn poll_events(&mut self) -> impl Iterator<Item = TorrentEvent> + '_ {
+        self.events.drain(..)
+    }
+
     // ---- invariants ----
 
     /// Its connections, each with whether it is still being dialled.
@@ -646,6 +667,19 @@ fn crowded(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr, cfg: &Config) -> bo
 /// Whether one of `peers` is connected to `addr`.
 fn addr_in_use(peers: &BTreeMap<ConnId, Peer>, addr: SocketAddr) -> bool {
     peers.values().any(|p| p.addr == addr)
+}
+
+/// BEP 3's message id of HAVE, as [`WireError::PieceIndexOutOfRange`] names it.
+const HAVE_ID: u8 = 4;
+
+/// Why a peer whose bitfield of `len` bytes does not fit `pieces` pieces is closed.
+fn bad_bitfield(len: usize, pieces: u32) -> CloseReason {
+    WireError::BadBitfieldLength { len: wire_len(len), expected: pieces.div_ceil(8) }.into()
+}
+
+/// A length as [`WireError`] reports it (a frame's length fits in 32 bits).
+fn wire_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// Records that a peer has bytes to flush (once per batch).

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::engine::Config;
+use crate::engine::config::Config;
 use crate::types::{ConnId, Instant};
 
 /// Addresses remembered per torrent.

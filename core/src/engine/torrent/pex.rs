@@ -161,7 +161,7 @@ impl Torrent {
         // Dropped peers are not acted on: whether they still listen is for a dial to find out.
         let msg = match PexMessage::decode(payload, MAX_TAKEN, 0) {
             Ok(msg) => msg,
-            Err(_) => return self.close(conn, cx),
+            Err(e) => return self.close(conn, e.into(), cx),
         };
         let added = msg.added.into_iter().map(|(addr, _)| addr).filter(|addr| *addr != sender);
         let learned = self.add_candidates(added, cx.cfg);

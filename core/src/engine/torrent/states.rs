@@ -9,7 +9,7 @@ use super::check::{Checker, Verified};
 use super::content::Content;
 use crate::engine::ctx::Ctx;
 use crate::engine::limits::SessionLimits;
-use crate::engine::{DiskJob, DiskJobKind, Event, FilePriority, Output, TorrentError};
+use crate::engine::{CloseReason, DiskJob, DiskJobKind, Event, FilePriority, Output, TorrentError};
 use crate::picker::Picker;
 use crate::types::ConnId;
 use crate::wire::Message;
@@ -65,7 +65,7 @@ impl Torrent {
             State::Checking { .. } | State::CheckQueued { .. } => true,
             _ => false,
         };
-        self.close_all(cx);
+        self.close_all(CloseReason::TorrentPaused, cx);
         self.trackers.stop(cx.now);
         self.leave_check_states(cx.limits);
         self.state = State::Paused { needs_check };
@@ -92,7 +92,7 @@ impl Torrent {
         }
         let Some(info) = self.content.meta().map(|m| &m.info) else { return };
         let (n, piece_length, total_length) = (info.piece_count(), info.piece_length, info.total_length);
-        self.close_all(cx);
+        self.close_all(CloseReason::TorrentChecking, cx);
         let (sequential, deadline) = (self.picker.is_sequential(), self.picker.deadline_piece());
         self.picker = Picker::new(n, piece_length, total_length, self.rng.random());
         self.picker.set_sequential(sequential);
@@ -113,7 +113,7 @@ impl Torrent {
         if matches!(self.state, State::Removing { .. }) {
             return;
         }
-        self.close_all(cx);
+        self.close_all(CloseReason::TorrentRemoved, cx);
         self.trackers.stop(cx.now);
         self.leave_check_states(cx.limits);
         self.state = State::Removing { deadline: cx.now + Duration::from_secs(5) };
@@ -133,7 +133,7 @@ impl Torrent {
         if matches!(self.state, State::Removing { .. } | State::Error(_)) {
             return;
         }
-        self.close_all(cx);
+        self.close_all(CloseReason::TorrentFailed, cx);
         self.trackers.stop(cx.now);
         cx.out.event(Event::Error { torrent: self.id, error: error.clone() });
         self.leave_check_states(cx.limits);
@@ -236,7 +236,7 @@ impl Torrent {
                 mark(&mut self.dirty, conn, ch.send(&Message::NotInterested, cx.now));
             }
             if p.is_seed() && self.picker.have().is_full() {
-                self.close(conn, cx);
+                self.close(conn, CloseReason::NotUseful, cx);
             }
         }
     }

@@ -7,15 +7,15 @@ use rand::Rng;
 use super::content::{Content, Known};
 use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
 use super::peer::Peer;
-use super::{mark, Torrent};
+use super::{bad_bitfield, mark, wire_len, Torrent, HAVE_ID};
 use crate::bitfield::Bitfield;
 use crate::engine::ctx::Ctx;
-use crate::engine::{Config, Event, FilePriority, TorrentError};
+use crate::engine::{CloseReason, Config, Event, FilePriority, TorrentError, Violation};
 use crate::metainfo::{Info, Metainfo};
 use crate::picker::Picker;
 use crate::storage::FileLayout;
 use crate::types::{ConnId, Instant};
-use crate::wire::{metadata_piece_count, Message, MetadataMessage, METADATA_PIECE_LEN};
+use crate::wire::{metadata_piece_count, Message, MetadataMessage, WireError, METADATA_PIECE_LEN};
 
 /// The extended message id peers send us `ut_metadata` messages under.
 pub(crate) const OUR_UT_METADATA: u8 = 2;
@@ -29,36 +29,38 @@ impl Torrent {
         let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         let first = !p.got_first_message;
         p.got_first_message = true;
-        let ok = match msg {
+        let refused: Option<CloseReason> = match msg {
             Message::Bitfield(bytes) if first => {
                 p.early.bitfield = Some(bytes);
-                true
+                None
             }
             // aria2's late bitfield: it is merged once the count is known, like HAVEs.
             Message::Bitfield(bytes) => match &mut p.early.bitfield {
                 Some(old) if old.len() == bytes.len() => {
                     old.iter_mut().zip(&bytes).for_each(|(a, b)| *a |= b);
-                    true
+                    None
                 }
-                Some(_) => false,
+                Some(old) => Some(
+                    WireError::BadBitfieldLength { len: wire_len(bytes.len()), expected: wire_len(old.len()) }.into(),
+                ),
                 None => {
                     p.early.bitfield = Some(bytes);
-                    true
+                    None
                 }
             },
-            Message::HaveAll | Message::HaveNone if !p.fast => false,
+            Message::HaveAll | Message::HaveNone if !p.fast => Some(Violation::NotFast.into()),
             Message::HaveAll => {
                 p.early.have_all = true;
-                true
+                None
             }
             Message::Have { piece } => {
                 p.early.haves.push(piece);
-                p.early.haves.len() <= MAX_EARLY_HAVES
+                (p.early.haves.len() > MAX_EARLY_HAVES).then_some(Violation::TooManyEarlyHaves.into())
             }
-            _ => true,
+            _ => None,
         };
-        if !ok {
-            self.close(conn, cx);
+        if let Some(reason) = refused {
+            self.close(conn, reason, cx);
         }
     }
 
@@ -91,7 +93,7 @@ impl Torrent {
     pub(super) fn on_ut_metadata(&mut self, conn: ConnId, payload: &[u8], cx: &mut Ctx<'_>) {
         let msg = match MetadataMessage::decode(payload) {
             Ok(msg) => msg,
-            Err(_) => return self.close(conn, cx),
+            Err(e) => return self.close(conn, e.into(), cx),
         };
         match msg {
             MetadataMessage::Request { piece } => self.serve_metadata(conn, piece, cx.now, cx.cfg),
@@ -105,7 +107,7 @@ impl Torrent {
                 match phase.fetch.on_data(conn, piece, total_size, data) {
                     Received::Ignored => {}
                     Received::Stored => self.request_metadata(conn, cx.now),
-                    Received::Bad => self.close(conn, cx),
+                    Received::Bad => self.close(conn, Violation::BadMetadataPiece.into(), cx),
                     Received::HashFailed(senders) => {
                         self.punish(&senders, cx);
                         self.request_metadata_all(cx.now);
@@ -190,7 +192,7 @@ impl Torrent {
 
         if check_existing {
             // Peers learn what we have from our bitfield once the check is done.
-            self.close_all(cx);
+            self.close_all(CloseReason::TorrentChecking, cx);
             self.start_check(cx.limits);
             return;
         }
@@ -209,13 +211,14 @@ impl Torrent {
         p.decoder.set_piece_count(n);
         p.have = Bitfield::new(n);
         let early = std::mem::take(&mut p.early);
-        let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n)) {
-            Some(None) => return self.close(conn, cx),
-            Some(Some(bf)) => Some(bf),
+        let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n).ok_or(b.len())) {
+            Some(Err(len)) => return self.close(conn, bad_bitfield(len, n), cx),
+            Some(Ok(bf)) => Some(bf),
             None => None,
         };
-        if early.haves.iter().any(|&piece| piece >= n) {
-            return self.close(conn, cx);
+        if let Some(&piece) = early.haves.iter().find(|&&piece| piece >= n) {
+            let e = WireError::PieceIndexOutOfRange { id: HAVE_ID, piece, piece_count: n };
+            return self.close(conn, e.into(), cx);
         }
         if early.have_all || bitfield.as_ref().is_some_and(Bitfield::is_full) {
             p.have = Bitfield::full(n);

@@ -6,8 +6,9 @@ use std::time::Duration;
 use rand::Rng;
 use shoal_core::{FilePriority, Instant};
 
-use super::{Ev, World};
-use crate::sim::Faults;
+use super::event::Ev;
+use super::state::World;
+use crate::sim::params::Faults;
 
 impl World {
     pub(super) fn schedule_faults(&mut self) {

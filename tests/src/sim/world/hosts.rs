@@ -1,91 +1,18 @@
-//! The world's hosts: what runs on each (an engine with its disk, or an adversary), their
-//! access links, and their lifecycle: start, crash or leave, rejoin, checkpoints of resume data.
+//! The world's hosts and their lifecycle: added with their access links, started, crashed or
+//! left, rejoined, and checkpoints of their resume data. (What a host is: [`super::host`].)
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use shoal_core::{AddTorrent, Bitfield, ConnId, Engine, Instant, JobId, TorrentId};
+use shoal_core::{AddTorrent, Engine};
 use shoal_netsim::Uplink;
 
-use super::{Ev, World};
-use crate::sim::adversary::Adversary;
-use crate::sim::disk::SimDisk;
-
-/// Network figures of one host's access link.
-#[derive(Clone, Debug)]
-pub struct NetParams {
-    /// Upload bytes per second (shared by all its connections).
-    pub up: u64,
-    /// Download bytes per second (per incoming direction).
-    pub down: u64,
-    /// One-way latency of its access link, sending.
-    pub up_lat: Duration,
-    /// One-way latency of its access link, receiving.
-    pub down_lat: Duration,
-    /// Kernel send-buffer bytes per connection before sends wait.
-    pub sndbuf: u64,
-}
-
-/// An honest engine with its disk.
-pub struct EngineHost {
-    /// The engine (`None` while the host is down).
-    pub engine: Option<Engine>,
-    /// Its one torrent.
-    pub torrent: Option<TorrentId>,
-    /// Its disk.
-    pub disk: SimDisk,
-    /// Started as a seeder.
-    pub seeder: bool,
-    /// Verified pieces as of the last checkpoint (resume data).
-    pub resume: Bitfield,
-    /// When it reported `Finished` last.
-    pub finished_at: Option<Instant>,
-    pub(super) timer_at: Option<Instant>,
-    /// Outstanding hash and write jobs: bytes each holds.
-    pub(super) jobs: BTreeMap<JobId, u64>,
-    /// The sum of `jobs`.
-    pub(super) job_bytes: u64,
-    pub(super) reads: usize,
-    /// The engine's connections: the world's connection, our side of it, and the bytes handed
-    /// to `Send` and not yet reported sent.
-    pub(super) conns: BTreeMap<ConnId, EngineConn>,
-    /// Times it restarted.
-    pub restarts: u32,
-}
-
-/// One engine connection as its host sees it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct EngineConn {
-    pub(super) c: u64,
-    pub(super) side: usize,
-    pub(super) unacked: u64,
-}
-
-/// What runs on a host.
-pub enum HostKind {
-    /// An honest engine.
-    Engine(Box<EngineHost>),
-    /// A hostile hand-written peer.
-    Adversary(Adversary),
-}
-
-/// One host of the world.
-pub struct Host {
-    /// Its listening address.
-    pub addr: SocketAddr,
-    /// Its access link.
-    pub net: NetParams,
-    /// Whether it is up.
-    pub online: bool,
-    /// Incremented at each restart; events of older incarnations are dropped.
-    pub epoch: u32,
-    pub(super) uplink: Uplink,
-    /// What runs on it.
-    pub kind: HostKind,
-}
+use super::event::Ev;
+use super::host::{EngineHost, Host, HostKind, NetParams};
+use super::net;
+use super::state::World;
 
 fn ip_of(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, (i / 250) as u8, (i % 250) as u8 + 1, 1))
@@ -181,7 +108,7 @@ impl World {
         let now = self.now;
         self.hosts[host].online = true;
         self.hosts[host].epoch += 1;
-        self.hosts[host].uplink.reset(super::net::virtual_time(now));
+        self.hosts[host].uplink.reset(net::virtual_time(now));
         let epoch = self.hosts[host].epoch;
         let seed = self.params.seed.wrapping_mul(0x9e37_79b9).wrapping_add((host as u64) << 20 | epoch as u64);
         let mut config = self.config.clone();

@@ -8,9 +8,11 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::{DiskJobKind, JobResult};
 
-use super::{Ev, HostKind, World};
+use super::event::Ev;
+use super::host::HostKind;
+use super::state::World;
 use crate::sim::disk::Draw;
-use crate::sim::HashMode;
+use crate::sim::params::HashMode;
 
 impl World {
     /// How long the next disk operation takes.

@@ -14,13 +14,14 @@
 //! the engine as soon as the bytes are, and bytes leaving a send buffer only wake the world
 //! when a sender waits for the room.
 //!
-//! This file holds the queue, [`World::step`] and the dispatch of events and engine output;
-//! `hosts` the hosts and their lifecycle, `faults` the fault scheduler and simulated user,
-//! `jobs` the disk-job model, `bounds` the bounds oracle and trace hash, `net` the links.
+//! This file holds [`World::new`], [`World::step`] and the dispatch of events and engine
+//! output; `hosts` the hosts' lifecycle, `faults` the fault scheduler and simulated user,
+//! `jobs` the disk-job model, `bounds` the bounds oracle, `net` the links. The types they share
+//! are leaves they import: `state` ([`World`] and its bounds), `event` (the queue's events),
+//! `host`, `conn` and `trace` (the trace hash).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::ops::Range;
+use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,159 +30,36 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::storage::FileLayout;
 use shoal_core::{
-    Bitfield, Config, ConnId, Event, ExchangeId, FilePriority, HashJob, Input, Instant, JobId, JobResult, Output,
-    PeerIo, UdpIo, BLOCK_SIZE,
+    Bitfield, CloseReason, Config, Event, FilePriority, HashJob, Input, Instant, JobResult, Output, PeerIo, UdpIo,
+    BLOCK_SIZE,
 };
 use shoal_netsim::tracker::Tracker;
 use shoal_netsim::Partitions;
 
 use super::adversary::{AdvKind, Adversary, SQUATS_PER_TARGET};
 use super::disk::SimDisk;
-use super::oracle::MessageCounts;
 use super::queue::EventQueue;
 use super::torrent::SimTorrent;
 
 mod bounds;
+mod conn;
+mod event;
 mod faults;
+mod host;
 mod hosts;
 mod jobs;
 mod net;
+mod state;
+mod trace;
 
-use super::{HashMode, Params};
-use bounds::Bounds;
-pub use bounds::Trace;
-use hosts::EngineConn;
-pub use hosts::{EngineHost, Host, HostKind, NetParams};
-use net::{End, Local, SimConn};
-
-/// Everything that can happen in the world, in the queue until its time comes.
-#[derive(Debug)]
-enum Ev {
-    Timer {
-        host: usize,
-        epoch: u32,
-    },
-    DialArrive {
-        c: u64,
-    },
-    Connected {
-        c: u64,
-    },
-    Refused {
-        c: u64,
-    },
-    /// A sender waiting for room in its kernel buffer may find some now.
-    Room {
-        c: u64,
-        side: usize,
-    },
-    /// Bytes arrive; the receiver reads them in `pieces`, as from a socket. `counts`: the
-    /// messages sent up to their end (the receiver has read those once they are in).
-    Deliver {
-        c: u64,
-        side: usize,
-        data: Vec<u8>,
-        pieces: Vec<Range<usize>>,
-        counts: MessageCounts,
-    },
-    Fin {
-        c: u64,
-        side: usize,
-    },
-    Job {
-        host: usize,
-        epoch: u32,
-        job: JobId,
-        result: JobResult,
-    },
-    Http {
-        host: usize,
-        epoch: u32,
-        job: JobId,
-        result: Result<Vec<u8>, String>,
-    },
-    Udp {
-        host: usize,
-        epoch: u32,
-        job: ExchangeId,
-        data: Vec<u8>,
-    },
-    Resume {
-        host: usize,
-        epoch: u32,
-    },
-    Checkpoint,
-    AdvTick {
-        host: usize,
-    },
-    AdvDial {
-        host: usize,
-        target: usize,
-    },
-    Crash {
-        host: usize,
-        clean: bool,
-    },
-    Rejoin {
-        host: usize,
-    },
-    Partition {
-        a: usize,
-        b: usize,
-        until: Instant,
-    },
-    ResetRandom,
-    /// The user at an honest host does something (see [`Faults::commands`]).
-    Command {
-        host: usize,
-    },
-    FaultsOff,
-}
-
-/// The simulated world.
-pub struct World {
-    /// The virtual clock.
-    pub now: Instant,
-    /// Every host; honest engines first.
-    pub hosts: Vec<Host>,
-    /// The torrent everyone shares.
-    pub tt: Rc<SimTorrent>,
-    /// The trackers' swarm table.
-    pub tracker: Tracker,
-    /// Oracle violations, with when.
-    pub violations: Vec<String>,
-    /// Events processed.
-    pub steps: u64,
-    /// The trace hash so far.
-    pub trace: Trace,
-    /// With `Some`, the trace hash after every step.
-    pub step_hashes: Option<Vec<u64>>,
-    /// Whether faults are still being injected.
-    pub faults_on: bool,
-    /// Counters for the report.
-    pub counters: BTreeMap<&'static str, u64>,
-    params: Params,
-    config: Config,
-    bounds: Bounds,
-    layout: FileLayout,
-    rng: ChaCha8Rng,
-    queue: EventQueue<Ev>,
-    /// Connections by id (ids count up from 1 and are never reused; closed ones are `None`).
-    conns: Vec<Option<SimConn>>,
-    live_conns: usize,
-    /// Bytes the kernel took from the engine being drained, not yet told to it.
-    sent: Vec<(ConnId, u64)>,
-    partitions: Partitions,
-    by_addr: BTreeMap<SocketAddr, usize>,
-    next_port: u16,
-    pending_target: BTreeMap<u64, usize>,
-    /// Squatters' connections and the honest host each was dialled to (redialled when closed).
-    squats: BTreeMap<u64, usize>,
-    /// Bumped whenever a host may have become complete.
-    pub completion_changes: u64,
-    /// Connections the request oracle checked (both ends live engines), over the run.
-    pub request_checks: u64,
-}
+use super::params::{HashMode, Params};
+use conn::{End, Local};
+use event::Ev;
+use host::EngineConn;
+pub use host::{EngineHost, Host, HostKind, NetParams};
+use state::Bounds;
+pub use state::World;
+pub use trace::Trace;
 
 /// Every this many steps the request oracle checks every connection; in between, after each
 /// step, it checks the connection that step moved bytes on.
@@ -380,7 +258,7 @@ impl World {
             }
             Ev::Refused { c } => {
                 self.trace.mix(3);
-                self.close_local(c, 0);
+                self.close_local(c, 0, CloseReason::DialFailed(ErrorKind::ConnectionRefused));
             }
             Ev::Room { c, side } => {
                 let Some(conn) = self.conn_mut(c) else { return };
@@ -398,7 +276,7 @@ impl World {
             Ev::Deliver { c, side, data, pieces, counts } => self.deliver(c, side, data, pieces, counts),
             Ev::Fin { c, side } => {
                 self.trace.mix(5);
-                self.close_local(c, 1 - side);
+                self.close_local(c, 1 - side, CloseReason::PeerClosed);
             }
             Ev::Job { host, epoch, job, result } => {
                 if !self.alive(host, epoch) {
@@ -560,7 +438,7 @@ impl World {
                 }
                 self.enqueue(c, side, data);
             }
-            Output::Peer(PeerIo::Close { conn }) => {
+            Output::Peer(PeerIo::Close { conn, .. }) => {
                 self.trace.mix(0x12 ^ conn.0 << 8);
                 if let Some(ec) = self.eh(host).conns.remove(&conn) {
                     self.close_from(ec.c, ec.side);
@@ -633,6 +511,12 @@ impl World {
     }
 
     fn on_event(&mut self, host: usize, ev: Event) {
+        if let Event::PeerClosed { .. } = ev {
+            // Kept out of the trace hash, which predates it: what it reports follows from
+            // hashed steps (the `Close` beside it, or the input that ended the connection).
+            self.count("peers_closed");
+            return;
+        }
         self.trace.mix(0x20);
         let epoch = self.hosts[host].epoch;
         match ev {

@@ -3,45 +3,21 @@
 //! `shoal_netsim::Link` (send buffer, the sender's uplink, latency, the receiver's downlink,
 //! stalls while partitioned) and are read in arbitrary pieces (`shoal_netsim::Reads`).
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
 
 use rand::Rng;
-use shoal_core::{ConnId, Input, Instant};
-use shoal_netsim::{Link, Path, Reads};
+use shoal_core::{CloseReason, Input, Instant};
+use shoal_netsim::{Path, Reads};
 
-use super::{EngineConn, Ev, HostKind, World};
+use super::conn::{End, Local, SimConn};
+use super::event::Ev;
+use super::host::{EngineConn, HostKind};
+use super::state::World;
 use crate::sim::adversary::AdvAction;
-use crate::sim::oracle::{self, MessageCounts, WireCount};
-
-/// Who owns one end of a connection: an engine (with its id for it) or an adversary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Local {
-    Engine(ConnId),
-    Adv,
-}
-
-/// One end of a connection: its host, the host's incarnation, its owner, and whether open.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct End {
-    pub(super) host: usize,
-    pub(super) epoch: u32,
-    pub(super) local: Local,
-    pub(super) open: bool,
-}
-
-/// One direction of a connection: the link model, and what the world tracks beside it.
-#[derive(Default, Debug)]
-pub(super) struct Dir {
-    /// Chunks the sender handed over, each with the messages sent up to its end.
-    link: Link<(Vec<u8>, MessageCounts)>,
-    /// A `Room` event is pending.
-    pub(super) waking: bool,
-    /// Messages handed to the link, and read by the receiver (for the request oracle).
-    sent: WireCount,
-    read: MessageCounts,
-}
+use crate::sim::oracle::{self, MessageCounts};
 
 /// How receivers read: now and then a send arrives in two pieces.
 const READS: Reads = Reads::Split { longer_than: 64, p: 0.2 };
@@ -54,13 +30,6 @@ pub(super) fn virtual_time(at: Instant) -> Duration {
 /// The engine's instant at virtual time `t`.
 pub(super) fn instant(t: Duration) -> Instant {
     Instant::from_micros(t.as_micros() as u64)
-}
-
-/// A TCP connection between two hosts: its ends (`None` until accepted) and its directions
-/// (`dirs[s]`: bytes sent by end `s`).
-pub(super) struct SimConn {
-    pub(super) ends: [Option<End>; 2],
-    pub(super) dirs: [Dir; 2],
 }
 
 impl World {
@@ -337,8 +306,8 @@ impl World {
         self.schedule_at(at, Ev::Fin { c, side });
     }
 
-    /// Tells the local owner of end `side` that the connection is gone.
-    pub(super) fn close_local(&mut self, c: u64, side: usize) {
+    /// Tells the local owner of end `side` that the connection is gone, and why.
+    pub(super) fn close_local(&mut self, c: u64, side: usize, reason: CloseReason) {
         let Some(end) = self.end(c, side) else { return };
         if let Some(conn) = self.conn_mut(c) {
             if let Some(e) = &mut conn.ends[side] {
@@ -354,7 +323,7 @@ impl World {
                 let h = self.eh(end.host);
                 h.conns.remove(&conn);
                 if let Some(e) = &mut h.engine {
-                    e.handle(Input::Closed(conn), now);
+                    e.handle(Input::Closed(conn, reason), now);
                 }
                 self.drain(end.host);
             }
@@ -384,7 +353,7 @@ impl World {
             let mut ends = [None, None];
             ends[side] = Some(*end);
             self.put_conn(c, SimConn { ends, dirs: Default::default() });
-            self.close_local(c, side);
+            self.close_local(c, side, CloseReason::Io(ErrorKind::ConnectionReset));
             self.remove_conn(c);
         }
     }

@@ -1,0 +1,191 @@
+//! What defines a run: the swarm's size and layout, trackers, faults and hashing mode, set by
+//! hand or drawn from the seed.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::adversary::AdvKind;
+
+/// How hash jobs (and verifies) decide whether a piece matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashMode {
+    /// Real SHA-1.
+    Real,
+    /// Compare with the source bytes and the torrent's hash list (same answer, much faster).
+    Oracle,
+}
+
+/// Which faults a run injects (until `Params::fault_window` ends).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Connection refusals and resets mid-transfer.
+    pub net: bool,
+    /// Partitions between host pairs that heal.
+    pub partition: bool,
+    /// Hosts leave cleanly and come back from resume data.
+    pub churn: bool,
+    /// Hosts crash (unsynced writes lost) and restart from their last resume data.
+    pub crash: bool,
+    /// EIO on reads and writes, corrupted reads, ENOSPC (leechers' disks).
+    pub disk: bool,
+    /// Tracker failures, time-outs, slow answers, lost UDP datagrams.
+    pub tracker: bool,
+    /// Hostile peers joining the swarm.
+    pub adversaries: Vec<AdvKind>,
+    /// A user at honest hosts: pauses and resumes, rechecks, skips and re-wants files,
+    /// switches sequential mode and deadline pieces. Undone when faults stop.
+    pub commands: bool,
+}
+
+impl Faults {
+    /// Parses `net,partition,churn,crash,disk,tracker,commands,<adversary kind>…`,
+    /// `adversaries`, `all` or `none`.
+    pub fn parse(list: &str) -> Result<Faults, String> {
+        let mut f = Faults::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "none" => {}
+                "all" => {
+                    f = Faults::parse("net,partition,churn,crash,disk,tracker,commands,adversaries")?;
+                }
+                "net" => f.net = true,
+                "partition" => f.partition = true,
+                "churn" => f.churn = true,
+                "crash" => f.crash = true,
+                "disk" => f.disk = true,
+                "tracker" => f.tracker = true,
+                "commands" => f.commands = true,
+                "adversaries" => f.adversaries = AdvKind::ALL.to_vec(),
+                other => f.adversaries.push(AdvKind::parse(other).ok_or_else(|| format!("unknown fault {other:?}"))?),
+            }
+        }
+        f.adversaries.sort();
+        f.adversaries.dedup();
+        Ok(f)
+    }
+
+    /// Whether any fault is on.
+    pub(super) fn any(&self) -> bool {
+        self.net
+            || self.partition
+            || self.churn
+            || self.crash
+            || self.disk
+            || self.tracker
+            || self.commands
+            || !self.adversaries.is_empty()
+    }
+}
+
+/// Which trackers the torrent names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trackers {
+    /// The HTTP tracker only.
+    Http,
+    /// The UDP tracker only.
+    Udp,
+    /// Both, in two tiers.
+    Both,
+}
+
+/// Everything that defines a run.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// The seed: everything random derives from it.
+    pub seed: u64,
+    /// Honest engines (seeders included).
+    pub peers: usize,
+    /// How many of them start as seeders.
+    pub seeders: usize,
+    /// Pieces of the torrent.
+    pub pieces: u32,
+    /// Piece size in bytes.
+    pub piece_size: u32,
+    /// Single file (`false`: a layout drawn from the seed).
+    pub single_file: bool,
+    /// Trackers named by the torrent.
+    pub trackers: Trackers,
+    /// Faults injected.
+    pub faults: Faults,
+    /// Faults stop after this much virtual time.
+    pub fault_window: Duration,
+    /// After faults stop, every honest host must complete within this (at least four times
+    /// the torrent's size over the slowest uplink).
+    pub budget: Duration,
+    /// Range of hosts' upload bandwidth, bytes per second.
+    pub bandwidth: (u64, u64),
+    /// Range of disk latency per operation, microseconds.
+    pub disk_latency: (u64, u64),
+    /// Latency of a hash job.
+    pub hash_latency: Duration,
+    /// Hashing mode.
+    pub hash: HashMode,
+    /// Engines' `max_in_flight_bytes`.
+    pub max_in_flight: u64,
+}
+
+impl Params {
+    /// A small fault-free swarm.
+    pub fn new(seed: u64) -> Self {
+        Params {
+            seed,
+            peers: 8,
+            seeders: 1,
+            pieces: 32,
+            piece_size: 32 * 1024,
+            single_file: false,
+            trackers: Trackers::Http,
+            faults: Faults::default(),
+            fault_window: Duration::from_secs(60),
+            budget: Duration::from_secs(600),
+            bandwidth: (200_000, 2_000_000),
+            disk_latency: (100, 5_000),
+            hash_latency: Duration::from_micros(500),
+            hash: HashMode::Real,
+            max_in_flight: 8 << 20,
+        }
+    }
+
+    /// A configuration drawn from the seed: size, layout, trackers and fault mix.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc0f1_9000);
+        let mut p = Params::new(seed);
+        p.peers = rng.random_range(3..=14);
+        p.seeders = rng.random_range(1..=2).min(p.peers - 1);
+        p.piece_size = [16 * 1024, 32 * 1024, 64 * 1024][rng.random_range(0..3)];
+        p.pieces = rng.random_range(3..=40);
+        p.single_file = rng.random_bool(0.3);
+        p.trackers = [Trackers::Http, Trackers::Udp, Trackers::Both][rng.random_range(0..3)];
+        p.faults = Faults {
+            net: rng.random_bool(0.5),
+            partition: rng.random_bool(0.4),
+            churn: rng.random_bool(0.4),
+            crash: rng.random_bool(0.4),
+            disk: rng.random_bool(0.4),
+            tracker: rng.random_bool(0.4),
+            // Squatters are drawn last (below), so that adding them changed no earlier draw.
+            adversaries: AdvKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| *k != AdvKind::Squatter)
+                .filter(|_| rng.random_bool(0.25))
+                .collect(),
+            commands: false,
+        };
+        p.fault_window = Duration::from_secs(rng.random_range(20..=90));
+        // Drawn last, so that adding it left every earlier seed's other draws as they were.
+        p.faults.commands = rng.random_bool(0.4);
+        // Slow home uplinks (after the commands, for the same reason): requests wait seconds
+        // behind others' blocks, peers are snubbed, and blocks arrive after we gave up on them.
+        if rng.random_bool(0.3) {
+            let lo = [10_000, 20_000, 50_000][rng.random_range(0..3)];
+            p.bandwidth = (lo, lo * 10);
+        }
+        if rng.random_bool(0.1) {
+            p.faults.adversaries.push(AdvKind::Squatter);
+        }
+        p
+    }
+}
