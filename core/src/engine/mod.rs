@@ -41,7 +41,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::health::{HealthCheck, HealthCheckId};
-use crate::metainfo::{Info, Metainfo};
+use crate::metainfo::Metainfo;
 use crate::rate::TokenBucket;
 use crate::tracker::TransportError;
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
@@ -52,7 +52,7 @@ use ctx::Ctx;
 pub use health::{HealthCheckError, MAX_CHECK_TIMEOUT, MAX_RUNNING_CHECKS};
 use limits::SessionLimits;
 use outbox::Outbox;
-use torrent::{Admit, Identity, MetadataPhase, Torrent, TorrentEvent};
+use torrent::{Admit, Identity, MagnetStart, MetadataPhase, Start, Torrent, TorrentEvent, Unknown};
 
 /// An incoming connection whose handshake has not been read: its torrent is unknown.
 struct Pending {
@@ -187,12 +187,12 @@ impl Engine {
 
     /// A torrent's metainfo (`None` for a magnet whose metadata has not arrived yet).
     pub fn metainfo(&self, t: TorrentId) -> Option<&Metainfo> {
-        self.torrents.get(&t).filter(|t| !t.is_fetching_metadata()).map(|t| &t.meta)
+        self.torrents.get(&t).and_then(Torrent::metainfo)
     }
 
     /// A torrent's file priorities, one per file (`None` before a magnet's metadata).
     pub fn file_priorities(&self, t: TorrentId) -> Option<&[FilePriority]> {
-        self.torrents.get(&t).filter(|t| !t.is_fetching_metadata()).map(|t| t.file_priorities.as_slice())
+        self.torrents.get(&t).and_then(Torrent::file_priorities)
     }
 
     /// True once a shutdown has finished its goodbyes.
@@ -229,7 +229,7 @@ impl Engine {
         if self.by_hash.contains_key(&info_hash) {
             return Err(EngineError::Duplicate(info_hash));
         }
-        self.insert_torrent(params, None, now)
+        self.insert_torrent(params.metainfo.info_hash, Start::Torrent(Box::new(params)), now)
     }
 
     /// Adds a torrent by magnet link: it fetches its info dictionary from peers that speak
@@ -244,56 +244,24 @@ impl Engine {
         if self.by_hash.contains_key(&info_hash) {
             return Err(EngineError::Duplicate(info_hash));
         }
-        // A stand-in without pieces or files until the real dictionary arrives.
-        let info = Info {
-            name: m.display_name.clone().unwrap_or_else(|| info_hash.to_hex()),
-            piece_length: crate::types::BLOCK_SIZE,
-            pieces: Vec::new(),
-            files: Vec::new(),
-            total_length: 0,
-            private: false,
-            multi_file: false,
-        };
-        let metainfo = Metainfo {
-            info_hash,
-            info,
-            info_bytes: Vec::new(),
-            trackers: m.trackers.iter().map(|url| vec![url.clone()]).collect(),
-            url_list: Vec::new(),
-            comment: None,
-            created_by: None,
-            creation_date: None,
-        };
         let mut peers: Vec<SocketAddr> = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
         peers.extend(params.peers);
-        let add = AddTorrent {
-            metainfo,
-            have: None,
-            check_existing: false,
-            paused: params.paused,
-            file_priorities: Vec::new(),
-            peers,
-            sequential: params.sequential,
-            verify_unverified: false,
+        let content = Unknown {
+            phase: Box::new(MetadataPhase::new(info_hash, m.select_only, params.check_existing)),
+            name: m.display_name.clone().unwrap_or_else(|| info_hash.to_hex()),
+            trackers: m.trackers.iter().map(|url| vec![url.clone()]).collect(),
         };
-        let phase = MetadataPhase::new(info_hash, m.select_only, params.check_existing);
-        self.insert_torrent(add, Some(Box::new(phase)), now)
+        let start = MagnetStart { info_hash, content, peers, paused: params.paused, sequential: params.sequential };
+        self.insert_torrent(info_hash, Start::Magnet(start), now)
     }
 
-    fn insert_torrent(
-        &mut self,
-        params: AddTorrent,
-        fetching: Option<Box<MetadataPhase>>,
-        now: Instant,
-    ) -> Result<TorrentId, EngineError> {
-        let info_hash = params.metainfo.info_hash;
+    fn insert_torrent(&mut self, info_hash: InfoHash, start: Start, now: Instant) -> Result<TorrentId, EngineError> {
         let id = TorrentId(self.next_torrent);
         self.next_torrent += 1;
         let seed = self.rng.random();
         let torrent = Torrent::new(
             Identity { id, seed, our_id: self.peer_id },
-            params,
-            fetching,
+            start,
             &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits },
         )?;
         self.by_hash.insert(info_hash, id);
@@ -722,7 +690,7 @@ impl Engine {
                     .torrents
                     .iter()
                     .filter(|(_, t)| t.wants_dht())
-                    .map(|(id, t)| (*id, t.meta.info_hash, t.is_seed()))
+                    .map(|(id, t)| (*id, t.info_hash, t.is_seed()))
                     .collect();
                 link.schedule(&due, self.config.listen_port, now);
             }

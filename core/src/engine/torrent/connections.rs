@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::peer::{Peer, PeerState};
+use super::peer::{ActivePeer, Peer, PeerState};
 use super::pex::OUR_UT_PEX;
-use super::pex_state::PexState;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
@@ -27,12 +26,12 @@ impl Torrent {
 
     /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
     pub fn wants_dht(&self) -> bool {
-        self.state == State::Active && !self.meta.info.private
+        self.state == State::Active && !self.content.private()
     }
 
     /// Whether we have the whole torrent (announced to the DHT as a seed: BEP 33).
     pub fn is_seed(&self) -> bool {
-        self.fetching.is_none() && self.picker.have().is_full()
+        !self.content.is_fetching() && self.picker.have().is_full()
     }
 
     /// Adds peer addresses to dial; returns how many were new to us.
@@ -59,8 +58,7 @@ impl Torrent {
             let conn = cx.out.conn();
             cx.limits.half_open += 1;
             cx.limits.conn_room -= 1;
-            let peer =
-                Peer::new(addr, true, PeerState::Dialing { since: cx.now }, self.meta.info.piece_count(), cx.now);
+            let peer = Peer::new(addr, true, PeerState::Dialing { since: cx.now }, cx.now);
             self.peers.insert(conn, peer);
             cx.out.push(Output::Peer(PeerIo::Connect { conn, addr }));
             self.events.push(TorrentEvent::Dialed(conn));
@@ -73,8 +71,8 @@ impl Torrent {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
             cx.limits.half_open -= 1;
             p.state = PeerState::Handshaking { since: cx.now, decoder: HandshakeDecoder::new(cx.cfg.wire_limits) };
-            let was_empty = p.outbuf.is_empty();
-            Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
+            let was_empty = p.ch.outbuf.is_empty();
+            Handshake::new(self.info_hash, self.our_id).encode(&mut p.ch.outbuf);
             mark(&mut self.dirty, conn, was_empty);
         }
     }
@@ -87,12 +85,7 @@ impl Torrent {
     /// The peer to close for a newcomer when the torrent is full (see [`pick_replacement`]):
     /// only established peers compete, dials and handshakes in progress end on their own.
     pub(super) fn replacement(&self) -> Option<ConnId> {
-        let fetching = self.fetching.is_some();
-        pick_replacement(self.peers.iter().filter(|(_, p)| p.is_active()).map(|(conn, p)| Occupant {
-            conn: *conn,
-            usefulness: p.usefulness(fetching),
-            since: p.activated,
-        }))
+        pick_replacement(self.occupants())
     }
 
     /// A torrent full of peers that do nothing for it closes the longest idle one (once a
@@ -101,7 +94,6 @@ impl Torrent {
     /// its leechers' addresses). No age is asked of the idle peer: squatters replacing each
     /// other keep every one of them young.
     pub(super) fn make_room_to_dial(&mut self, cx: &mut Ctx<'_>) {
-        let fetching = self.fetching.is_some();
         if self.peers.len() < cx.cfg.max_peers_per_torrent {
             return;
         }
@@ -109,15 +101,19 @@ impl Torrent {
         if !self.peer_list.has_dialable(cx.now, |a| crowded(peers, a, cx.cfg)) {
             return;
         }
-        let idle = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.is_active())
-            .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
-            .filter(|o| o.usefulness == Usefulness::Idle);
+        let idle = self.occupants().filter(|o| o.usefulness == Usefulness::Idle);
         if let Some(victim) = pick_replacement(idle) {
             self.close(victim, CloseReason::Replaced, cx);
         }
+    }
+
+    /// The established peers, as connection replacement sees them.
+    fn occupants(&self) -> impl Iterator<Item = Occupant> + '_ {
+        let fetching = self.content.is_fetching();
+        self.peers.iter().filter_map(move |(conn, p)| {
+            let a = p.active()?;
+            Some(Occupant { conn: *conn, usefulness: a.usefulness(&p.ch.dl, fetching), since: a.activated })
+        })
     }
 
     /// Takes an incoming connection whose handshake named this torrent; `Err` with why it is
@@ -148,8 +144,8 @@ impl Torrent {
         }
         // Its handshake is read: the decoder it was read with has nothing more to give.
         let state = PeerState::Handshaking { since: cx.now, decoder: HandshakeDecoder::new(cx.cfg.wire_limits) };
-        let mut peer = Peer::new(addr, false, state, self.meta.info.piece_count(), cx.now);
-        Handshake::new(self.info_hash, self.our_id).encode(&mut peer.outbuf);
+        let mut peer = Peer::new(addr, false, state, cx.now);
+        Handshake::new(self.info_hash, self.our_id).encode(&mut peer.ch.outbuf);
         self.peers.insert(conn, peer);
         self.dirty.push(conn);
         self.activate(conn, hs, decoder, cx)
@@ -167,7 +163,7 @@ impl Torrent {
         let existing = self
             .peers
             .iter()
-            .find(|(c, p)| **c != conn && p.is_active() && p.peer_id == hs.peer_id)
+            .find(|(c, p)| **c != conn && p.active().is_some_and(|a| a.peer_id == hs.peer_id))
             .map(|(c, p)| (*c, p.outgoing));
         let mut duplicate = false;
         if let (Some((old, old_outgoing)), Some(new_outgoing)) = (existing, self.peers.get(&conn).map(|p| p.outgoing)) {
@@ -197,34 +193,31 @@ impl Torrent {
             self.close(conn, reason.clone(), cx);
             return Err(reason);
         }
-        let pieces = self.meta.info.piece_count();
+        let pieces = self.content.piece_count();
         let have = self.picker.have().clone();
         // Without metadata we have nothing, whatever an empty bitfield says.
-        let seed = self.fetching.is_none() && have.is_full();
+        let seed = !self.content.is_fetching() && have.is_full();
         let ext = self.extended_handshake(cx.cfg);
         // Both callers hold the peer, and only another one may have been closed above.
         let p = self.peers.get_mut(&conn).expect("the peer being activated is there");
-        p.peer_id = hs.peer_id;
-        p.activated = cx.now;
-        p.fast = hs.supports_fast();
-        p.extended = hs.supports_extended();
-        if self.fetching.is_none() {
+        if !self.content.is_fetching() {
             // Until the metadata is in, any piece index is remembered, not refused.
             decoder.set_piece_count(pieces);
         }
-        p.state = PeerState::Active { decoder: Box::new(decoder) };
-        p.queue_target = cx.cfg.min_requests_per_peer;
-        p.pex = PexState::new(cx.now);
-        let was_empty = p.outbuf.is_empty();
-        if p.extended {
-            p.send(&Message::Extended { id: 0, payload: ext.encode() }, cx.now);
+        let a = ActivePeer::new(&hs, decoder, pieces, cx.cfg.min_requests_per_peer, cx.now);
+        let (extended, fast) = (a.extended, a.fast);
+        p.state = PeerState::Active(Box::new(a));
+        let ch = &mut p.ch;
+        let was_empty = ch.outbuf.is_empty();
+        if extended {
+            ch.send(&Message::Extended { id: 0, payload: ext.encode() }, cx.now);
         }
-        if p.fast && seed {
-            p.send(&Message::HaveAll, cx.now);
-        } else if p.fast && have.count_ones() == 0 {
-            p.send(&Message::HaveNone, cx.now);
+        if fast && seed {
+            ch.send(&Message::HaveAll, cx.now);
+        } else if fast && have.count_ones() == 0 {
+            ch.send(&Message::HaveNone, cx.now);
         } else if have.count_ones() > 0 {
-            p.send(&Message::Bitfield(have.as_bytes().to_vec()), cx.now);
+            ch.send(&Message::Bitfield(have.as_bytes().to_vec()), cx.now);
         }
         mark(&mut self.dirty, conn, was_empty);
         let (addr, outgoing) = (p.addr, p.outgoing);
@@ -234,7 +227,7 @@ impl Torrent {
 
     /// Our extended handshake (BEP 10): the extensions we speak and what peers should know.
     pub(super) fn extended_handshake(&self, cfg: &Config) -> ExtendedHandshake {
-        let known = self.fetching.is_none();
+        let known = !self.content.is_fetching();
         let mut m = BTreeMap::from([(UT_METADATA.to_owned(), OUR_UT_METADATA)]);
         if self.pex_allowed() {
             m.insert(UT_PEX.to_owned(), OUR_UT_PEX);
@@ -246,14 +239,14 @@ impl Torrent {
             // BEP 21: a seed says so, and other seeds need not stay connected to it.
             upload_only: (known && self.picker.have().is_full()).then_some(true),
             m,
-            metadata_size: known.then_some(self.meta.info_bytes.len() as u64),
+            metadata_size: self.content.meta().map(|m| m.info_bytes.len() as u64),
             ..Default::default()
         }
     }
 
     pub fn on_data(&mut self, conn: ConnId, data: &[u8], cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        p.last_recv = cx.now;
+        p.ch.last_recv = cx.now;
         // Whole messages are decoded straight from `data`; the decoder keeps only a partial
         // tail (one copy less of every block received).
         let mut input = data;
@@ -279,26 +272,25 @@ impl Torrent {
             }
         }
         loop {
-            let next = match self.peers.get_mut(&conn) {
-                Some(p) => match p.decoder_mut() {
-                    Some(decoder) => decoder.next_from(&mut input),
-                    None => return,
-                },
+            let next = match self.peers.get_mut(&conn).and_then(Peer::active_mut) {
+                Some((_, a)) => a.decoder.next_from(&mut input),
                 None => return,
             };
             match next {
                 // A block straight from the received bytes: copied once, into its piece.
                 Ok(Some(Decoded::Block { piece, offset, data })) => {
-                    if let Some(p) = self.peers.get_mut(&conn) {
-                        p.got_first_message = true;
-                        p.spoke = true;
+                    if let Some((_, a)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) {
+                        a.got_first_message = true;
+                        a.spoke = true;
                         let block = BlockRef { piece, offset, len: data.len() as u32 };
                         self.on_block(conn, block, data, cx);
                     }
                 }
                 Ok(Some(Decoded::Message(msg))) => {
-                    if let (Some(p), false) = (self.peers.get_mut(&conn), matches!(msg, Message::KeepAlive)) {
-                        p.spoke = true;
+                    if let (Some((_, a)), false) =
+                        (self.peers.get_mut(&conn).and_then(Peer::active_mut), matches!(msg, Message::KeepAlive))
+                    {
+                        a.spoke = true;
                     }
                     self.on_message(conn, msg, cx)
                 }
@@ -314,10 +306,11 @@ impl Torrent {
 
     pub fn on_sent(&mut self, conn: ConnId, n: u64, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        p.send_queued = p.send_queued.saturating_sub(n);
-        p.send_window = p.send_window.saturating_add(n).min(cx.cfg.max_send_buffer.max(cx.cfg.min_send_buffer));
+        let ch = &mut p.ch;
+        ch.send_queued = ch.send_queued.saturating_sub(n);
+        ch.send_window = ch.send_window.saturating_add(n).min(cx.cfg.max_send_buffer.max(cx.cfg.min_send_buffer));
         // The rate that sizes its backlog is what the socket really took, not what we queued.
-        p.ul.add(n);
+        ch.ul.add(n);
         self.serve_requests(conn, cx);
     }
 
@@ -355,11 +348,11 @@ impl Torrent {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
             cx.limits.half_open -= 1;
         }
-        if p.is_active() {
-            self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
+        if let Some(a) = p.active() {
+            self.picker.peer_gone(conn, &a.have, a.counted_as_seed);
         }
         self.choker.peer_gone(conn);
-        if let Some(phase) = &mut self.fetching {
+        if let Some(phase) = self.content.fetching_mut() {
             phase.fetch.peer_gone(conn);
         }
         let peers = &self.peers;
@@ -370,36 +363,36 @@ impl Torrent {
     // ---- choking ----
 
     pub(super) fn choke(&mut self, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.am_choking {
+        let Some((ch, a)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        if a.am_choking {
             return;
         }
-        p.am_choking = true;
-        let was_empty = p.send(&Message::Choke, now);
+        a.am_choking = true;
+        let was_empty = ch.send(&Message::Choke, now);
         // Blocks read but held back by the upload limit are not sent to a choked peer either.
-        let queued = p.upload.choke();
-        if p.fast {
+        let queued = a.upload.choke();
+        if a.fast {
             for b in queued {
-                p.send(&Message::Reject(b), now);
+                ch.send(&Message::Reject(b), now);
             }
         }
         mark(&mut self.dirty, conn, was_empty);
     }
 
     pub(super) fn unchoke(&mut self, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.am_choking {
-            p.am_choking = false;
-            mark(&mut self.dirty, conn, p.send(&Message::Unchoke, now));
+        let Some((ch, a)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        if a.am_choking {
+            a.am_choking = false;
+            mark(&mut self.dirty, conn, ch.send(&Message::Unchoke, now));
         }
     }
 
     /// Unchokes a newly interested peer at once if a slot is free, instead of at the next rechoke.
     pub(super) fn quick_unchoke(&mut self, conn: ConnId, now: Instant, cfg: &Config) {
-        if self.fetching.is_some() {
+        if self.content.is_fetching() {
             return; // nothing to upload yet
         }
-        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        let unchoked = self.peers.values().filter_map(Peer::active).filter(|a| !a.am_choking).count();
         if unchoked < cfg.upload_slots {
             self.unchoke(conn, now);
         }
@@ -409,14 +402,16 @@ impl Torrent {
         let stats: Vec<ChokeStats> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.is_active())
-            .map(|(c, p)| ChokeStats {
-                conn: *c,
-                interested: p.peer_interested,
-                download_rate: p.dl.get(),
-                upload_rate: p.ul.get(),
-                snubbed: p.snubbed,
-                unchoked: !p.am_choking,
+            .filter_map(|(c, p)| {
+                let a = p.active()?;
+                Some(ChokeStats {
+                    conn: *c,
+                    interested: a.peer_interested,
+                    download_rate: p.ch.dl.get(),
+                    upload_rate: p.ch.ul.get(),
+                    snubbed: a.snubbed,
+                    unchoked: !a.am_choking,
+                })
             })
             .collect();
         let seeding = self.picker.is_finished();

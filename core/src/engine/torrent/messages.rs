@@ -4,6 +4,7 @@
 //! [`super::UploadQueue`], peer list, metadata fetch).
 
 use super::download::Intake;
+use super::peer::Peer;
 use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
 use super::{addr_in_use, bad_bitfield, ip_from_bytes, mark, State, Torrent, MAX_REQUEST_LEN};
@@ -23,20 +24,17 @@ impl Torrent {
 
     /// Tells a peer whether we are interested, if that changed.
     pub(super) fn set_interested(&mut self, conn: ConnId, on: bool, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         if p.am_interested != on {
             p.am_interested = on;
             let msg = if on { Message::Interested } else { Message::NotInterested };
-            mark(&mut self.dirty, conn, p.send(&msg, now));
+            mark(&mut self.dirty, conn, ch.send(&msg, now));
         }
     }
 
     /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
     pub(super) fn update_interest(&mut self, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get(&conn) else { return };
-        if !p.is_active() {
-            return;
-        }
+        let Some(p) = self.peers.get(&conn).and_then(Peer::active) else { return };
         let on =
             if p.is_seed() { !self.picker.is_finished() } else { p.have.iter_ones().any(|piece| self.wants(piece)) };
         self.set_interested(conn, on, now);
@@ -44,12 +42,12 @@ impl Torrent {
 
     /// A message from an active peer: routed to the handler of its family.
     pub(super) fn on_message(&mut self, conn: ConnId, msg: Message, cx: &mut Ctx<'_>) {
-        if self.fetching.is_some()
+        if self.content.is_fetching()
             && matches!(msg, Message::Bitfield(_) | Message::Have { .. } | Message::HaveAll | Message::HaveNone)
         {
             return self.record_early(conn, msg, cx);
         }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         // The bitfield must come before other messages; extension messages may precede it.
         let first = !p.got_first_message;
         if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
@@ -79,7 +77,7 @@ impl Torrent {
 
     /// CHOKE, UNCHOKE, INTERESTED, NOT_INTERESTED.
     fn on_choke_message(&mut self, conn: ConnId, msg: Message, now: Instant, cfg: &Config) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         match msg {
             Message::Choke => {
                 p.peer_choking = true;
@@ -117,11 +115,11 @@ impl Torrent {
     /// HAVE, BITFIELD, HAVE_ALL, HAVE_NONE. `first`: it is the peer's first message (after
     /// extension messages), where a bitfield must come.
     fn on_pieces_message(&mut self, conn: ConnId, msg: Message, first: bool, cx: &mut Ctx<'_>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         match msg {
             Message::Have { piece } => {
                 if p.have.set(piece, true) {
-                    p.announced.add(self.picker.piece_size(piece) as u64);
+                    ch.announced.add(self.picker.piece_size(piece) as u64);
                     if !p.counted_as_seed {
                         self.picker.peer_has_piece(piece);
                     }
@@ -131,7 +129,7 @@ impl Torrent {
                 }
             }
             Message::Bitfield(bytes) => {
-                let pieces = self.meta.info.piece_count();
+                let pieces = self.content.piece_count();
                 let Some(bf) = Bitfield::from_bytes(&bytes, pieces) else {
                     return self.close(conn, bad_bitfield(bytes.len(), pieces), cx);
                 };
@@ -151,13 +149,13 @@ impl Torrent {
             }
             Message::HaveAll | Message::HaveNone if !p.fast => self.close(conn, Violation::NotFast.into(), cx),
             Message::HaveAll if first => {
-                p.have = Bitfield::full(self.meta.info.piece_count());
+                p.have = Bitfield::full(self.content.piece_count());
                 p.counted_as_seed = true;
                 self.picker.peer_has_all();
                 self.after_pieces_known(conn, cx);
             }
             Message::HaveAll => {
-                let all = 0..self.meta.info.piece_count();
+                let all = 0..self.content.piece_count();
                 self.merge_pieces(conn, all);
                 self.after_pieces_known(conn, cx);
             }
@@ -168,7 +166,7 @@ impl Torrent {
 
     /// Adds pieces to what a peer has (late bitfields, HAVE_ALL after HAVEs).
     pub(super) fn merge_pieces(&mut self, conn: ConnId, pieces: impl Iterator<Item = u32>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         if p.counted_as_seed {
             return;
         }
@@ -181,7 +179,7 @@ impl Torrent {
 
     /// After learning a peer's pieces: drop it if neither side needs the other, else update interest.
     pub(super) fn after_pieces_known(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
-        let Some(p) = self.peers.get(&conn) else { return };
+        let Some(p) = self.peers.get(&conn).and_then(Peer::active) else { return };
         if self.picker.have().is_full() && p.is_seed() {
             return self.close(conn, CloseReason::NotUseful, cx);
         }
@@ -197,10 +195,10 @@ impl Torrent {
             return self.close(conn, Violation::BadRequest.into(), cx);
         }
         let have = self.picker.has(b.piece);
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         if !have || p.am_choking || p.upload.waiting() >= cx.cfg.max_peer_requests {
             if p.fast {
-                mark(&mut self.dirty, conn, p.send(&Message::Reject(b), cx.now));
+                mark(&mut self.dirty, conn, ch.send(&Message::Reject(b), cx.now));
             }
             return;
         }
@@ -210,15 +208,15 @@ impl Torrent {
 
     /// CANCEL: drops the request wherever it waits; rejected under the fast extension.
     fn on_cancel(&mut self, conn: ConnId, b: BlockRef, now: Instant) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         if p.upload.cancel(&b) && p.fast {
-            mark(&mut self.dirty, conn, p.send(&Message::Reject(b), now));
+            mark(&mut self.dirty, conn, ch.send(&Message::Reject(b), now));
         }
     }
 
     /// REJECT: the peer will not send a block we asked for, or one we had given up on.
     fn on_reject(&mut self, conn: ConnId, b: BlockRef) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         if p.take_request(&b) {
             self.picker.request_failed(conn, b);
         } else {
@@ -228,14 +226,14 @@ impl Torrent {
 
     /// PIECE: a block for us, into its piece's buffer (or counted as wasted).
     pub(super) fn on_block(&mut self, conn: ConnId, block: BlockRef, data: &[u8], cx: &mut Ctx<'_>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         let len = block.len;
         let asked = p.take_request(&block);
         if asked && p.slow_start {
             p.queue_target = (p.queue_target + 1).min(p.max_queue);
         }
         let late = !asked && p.forget_released(&block);
-        p.dl.add(len as u64);
+        ch.dl.add(len as u64);
         p.last_block = cx.now;
         if p.snubbed {
             p.snubbed = false;
@@ -255,9 +253,9 @@ impl Torrent {
             return;
         };
         for other in cancel {
-            if let Some(o) = self.peers.get_mut(&other) {
+            if let Some((ch, o)) = self.peers.get_mut(&other).and_then(Peer::active_mut) {
                 if o.take_request(&block) {
-                    mark(&mut self.dirty, other, o.send(&Message::Cancel(block), cx.now));
+                    mark(&mut self.dirty, other, ch.send(&Message::Cancel(block), cx.now));
                 }
             }
         }
@@ -269,7 +267,9 @@ impl Torrent {
     /// The extension protocol's handshake (BEP 10): what the peer speaks and tells about itself.
     fn on_extended_handshake(&mut self, conn: ConnId, payload: &[u8], now: Instant, cfg: &Config) {
         let Ok(ext) = ExtendedHandshake::decode(payload) else { return };
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some(peer) = self.peers.get_mut(&conn) else { return };
+        let (addr, outgoing) = (peer.addr, peer.outgoing);
+        let Some((_, p)) = peer.active_mut() else { return };
         p.client = ext.v;
         // A later handshake may update it (a partial seed that finished).
         p.upload_only = ext.upload_only.unwrap_or(false);
@@ -284,9 +284,8 @@ impl Torrent {
         if let Some(ip) = own {
             self.peer_list.learn_own_ip(ip);
         }
-        if let (Some(port), false) = (ext.p, p.outgoing) {
+        if let (Some(port), false) = (ext.p, outgoing) {
             // Remember its listening address so we never dial it while connected.
-            let addr = p.addr;
             let peers = &self.peers;
             self.peer_list.listens_on(conn, addr, port, now, |a| addr_in_use(peers, a));
         }

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod check;
 mod connections;
+mod content;
 mod download;
 mod fetch;
 mod messages;
@@ -40,6 +41,8 @@ use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList, TransportError}
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Message, WireError};
 use check::Checker;
+pub(crate) use content::Unknown;
+use content::{Content, Known};
 use download::PiecePipeline;
 pub(crate) use fetch::MetadataPhase;
 use peer::{Peer, PeerState};
@@ -89,8 +92,8 @@ pub(crate) struct Admit {
 pub(crate) struct Torrent {
     pub id: TorrentId,
     pub info_hash: InfoHash,
-    pub meta: Metainfo,
-    layout: FileLayout,
+    /// Its metainfo, layout and file priorities, or the magnet's fetch of them.
+    content: Content,
     state: State,
     pub picker: Picker,
     trackers: TrackerDriver,
@@ -103,7 +106,6 @@ pub(crate) struct Torrent {
     download: PiecePipeline,
     /// Upload disk reads in flight (bounded by `Config::max_read_jobs`).
     reads: Reads,
-    pub(crate) file_priorities: Vec<FilePriority>,
     downloaded: u64,
     uploaded: u64,
     wasted: u64,
@@ -113,9 +115,6 @@ pub(crate) struct Torrent {
     finished: bool,
     ticks: u64,
     dirty: Vec<ConnId>,
-    /// Added by magnet and still fetching its info dictionary: `meta` is a placeholder with
-    /// no pieces and no files until then.
-    fetching: Option<Box<MetadataPhase>>,
     /// New addresses peer exchange gave us (BEP 11).
     pex_learned: u32,
     /// Connections dialled and closed since the engine last polled them.
@@ -144,59 +143,51 @@ pub(crate) struct Identity {
     pub our_id: PeerId,
 }
 
+/// How a torrent is added: from its metainfo, or from a magnet link.
+pub(crate) enum Start {
+    /// A torrent file's metainfo, with its options.
+    Torrent(Box<AddTorrent>),
+    /// A magnet link: the info dictionary is fetched from peers.
+    Magnet(MagnetStart),
+}
+
+/// A torrent added by magnet, as the engine hands it over.
+pub(crate) struct MagnetStart {
+    /// Its info hash.
+    pub info_hash: InfoHash,
+    /// What the magnet says, and the fetch of the rest.
+    pub content: Unknown,
+    /// Peers to dial (the magnet's `x.pe` and the caller's).
+    pub peers: Vec<SocketAddr>,
+    /// Added paused.
+    pub paused: bool,
+    /// Download pieces in order.
+    pub sequential: bool,
+}
+
 impl Torrent {
-    pub fn new(
-        who: Identity,
-        params: AddTorrent,
-        fetching: Option<Box<MetadataPhase>>,
-        cx: &mut Ctx<'_>,
-    ) -> Result<Torrent, EngineError> {
-        let Identity { id, seed, our_id } = who;
-        let meta = params.metainfo;
-        let info = &meta.info;
-        let pieces = info.piece_count();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let picker = Picker::new(pieces, info.piece_length, info.total_length, rng.random());
-        let tracker_list = TrackerList::new(meta.trackers.clone(), rng.random());
-        let choker = Choker::new(
-            ChokerConfig {
-                upload_slots: cx.cfg.upload_slots,
-                rechoke_interval: Duration::from_secs(10),
-                optimistic_interval: Duration::from_secs(30),
-            },
-            rng.random(),
-        );
-        let trackers = TrackerDriver::new(id, tracker_list, rng.random());
-        let mut file_priorities = params.file_priorities;
-        file_priorities.resize(info.files.len(), FilePriority::Normal);
-        let mut t = Torrent {
-            id,
-            info_hash: meta.info_hash,
-            layout: FileLayout::new(info),
-            meta,
-            state: State::Active,
-            picker,
-            trackers,
-            choker,
-            rng,
-            our_id,
-            peers: BTreeMap::new(),
-            peer_list: PeerList::default(),
-            download: PiecePipeline::default(),
-            reads: Reads::default(),
-            file_priorities,
-            downloaded: 0,
-            uploaded: 0,
-            wasted: 0,
-            dl_rate: Default::default(),
-            ul_rate: Default::default(),
-            finished: false,
-            ticks: 0,
-            dirty: Vec::new(),
-            fetching,
-            pex_learned: 0,
-            events: Vec::new(),
+    pub fn new(who: Identity, start: Start, cx: &mut Ctx<'_>) -> Result<Torrent, EngineError> {
+        let params = match start {
+            Start::Torrent(params) => params,
+            Start::Magnet(m) => {
+                let mut t = Torrent::assemble(who, m.info_hash, Content::Unknown(m.content), cx.cfg);
+                t.picker.set_sequential(m.sequential);
+                t.add_candidates(m.peers, cx.cfg);
+                if m.paused {
+                    t.state = State::Paused { needs_check: false };
+                } else {
+                    t.start_active(cx);
+                }
+                return Ok(t);
+            }
         };
+        let meta = params.metainfo;
+        let pieces = meta.info.piece_count();
+        let mut priorities = params.file_priorities;
+        priorities.resize(meta.info.files.len(), FilePriority::Normal);
+        let info_hash = meta.info_hash;
+        let content = Content::Known(Box::new(Known { layout: FileLayout::new(&meta.info), meta, priorities }));
+        let mut t = Torrent::assemble(who, info_hash, content, cx.cfg);
         t.apply_priorities(0..pieces);
         t.picker.set_sequential(params.sequential);
         let mut needs_check = params.check_existing;
@@ -221,6 +212,56 @@ impl Torrent {
             t.start_active(cx);
         }
         Ok(t)
+    }
+
+    /// A torrent with its parts, its RNG seeded from `who`, before it starts.
+    fn assemble(who: Identity, info_hash: InfoHash, content: Content, cfg: &Config) -> Torrent {
+        let Identity { id, seed, our_id } = who;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (picker, tracker_urls) = match &content {
+            Content::Known(k) => {
+                let info = &k.meta.info;
+                let picker = Picker::new(info.piece_count(), info.piece_length, info.total_length, rng.random());
+                (picker, k.meta.trackers.clone())
+            }
+            // No pieces until the dictionary is in (the picker is replaced then).
+            Content::Unknown(u) => (Picker::new(0, BLOCK_SIZE, 0, rng.random()), u.trackers.clone()),
+        };
+        let tracker_list = TrackerList::new(tracker_urls, rng.random());
+        let choker = Choker::new(
+            ChokerConfig {
+                upload_slots: cfg.upload_slots,
+                rechoke_interval: Duration::from_secs(10),
+                optimistic_interval: Duration::from_secs(30),
+            },
+            rng.random(),
+        );
+        let trackers = TrackerDriver::new(id, tracker_list, rng.random());
+        Torrent {
+            id,
+            info_hash,
+            content,
+            state: State::Active,
+            picker,
+            trackers,
+            choker,
+            rng,
+            our_id,
+            peers: BTreeMap::new(),
+            peer_list: PeerList::default(),
+            download: PiecePipeline::default(),
+            reads: Reads::default(),
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            dl_rate: Default::default(),
+            ul_rate: Default::default(),
+            finished: false,
+            ticks: 0,
+            dirty: Vec::new(),
+            pex_learned: 0,
+            events: Vec::new(),
+        }
     }
 
     // ---- jobs ----
@@ -265,8 +306,9 @@ impl Torrent {
 
     fn broadcast_have(&mut self, piece: u32, now: Instant) {
         for (conn, p) in self.peers.iter_mut() {
-            if p.is_active() && !p.have.get(piece) {
-                let was_empty = p.send(&Message::Have { piece }, now);
+            let Some((ch, a)) = p.active_mut() else { continue };
+            if !a.have.get(piece) {
+                let was_empty = ch.send(&Message::Have { piece }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }
         }
@@ -301,36 +343,37 @@ impl Torrent {
         let mut to_close = Vec::new();
         let mut snubbed = Vec::new();
         for (conn, p) in self.peers.iter_mut() {
-            p.dl.tick(cx.now);
-            p.ul.tick(cx.now);
-            p.announced.tick(cx.now);
-            match p.state {
-                PeerState::Dialing { since } if cx.now - since > cx.cfg.connect_timeout => {
+            let ch = &mut p.ch;
+            ch.dl.tick(cx.now);
+            ch.ul.tick(cx.now);
+            ch.announced.tick(cx.now);
+            match &mut p.state {
+                PeerState::Dialing { since } if cx.now - *since > cx.cfg.connect_timeout => {
                     to_close.push((*conn, CloseReason::ConnectTimeout))
                 }
-                PeerState::Handshaking { since, .. } if cx.now - since > cx.cfg.handshake_timeout => {
+                PeerState::Handshaking { since, .. } if cx.now - *since > cx.cfg.handshake_timeout => {
                     to_close.push((*conn, CloseReason::HandshakeTimeout))
                 }
-                PeerState::Active { .. } => {
+                PeerState::Active(a) => {
                     // A peer that handshakes and then says nothing only holds a slot.
-                    let mute = !p.spoke && cx.now - p.activated > cx.cfg.handshake_timeout;
-                    if mute || cx.now - p.last_recv > cx.cfg.inactivity_timeout {
+                    let mute = !a.spoke && cx.now - a.activated > cx.cfg.handshake_timeout;
+                    if mute || cx.now - ch.last_recv > cx.cfg.inactivity_timeout {
                         let reason = if mute { CloseReason::Silent } else { CloseReason::Inactivity };
                         to_close.push((*conn, reason));
                         continue;
                     }
-                    if cx.now - p.last_send > cx.cfg.keepalive_interval {
-                        mark(&mut self.dirty, *conn, p.send(&Message::KeepAlive, cx.now));
+                    if cx.now - ch.last_send > cx.cfg.keepalive_interval {
+                        mark(&mut self.dirty, *conn, ch.send(&Message::KeepAlive, cx.now));
                     }
                     // Two seconds' worth of blocks, once the rate is known.
-                    if p.dl.get() > 0 {
-                        p.slow_start = false;
+                    if ch.dl.get() > 0 {
+                        a.slow_start = false;
                     }
-                    if !p.slow_start {
-                        let by_rate = (p.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
-                        p.queue_target = by_rate.clamp(cx.cfg.min_requests_per_peer, cx.cfg.max_requests_per_peer);
+                    if !a.slow_start {
+                        let by_rate = (ch.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
+                        a.queue_target = by_rate.clamp(cx.cfg.min_requests_per_peer, cx.cfg.max_requests_per_peer);
                     }
-                    if !p.requests.is_empty() && cx.now - p.last_block > cx.cfg.request_timeout {
+                    if !a.requests.is_empty() && cx.now - a.last_block > cx.cfg.request_timeout {
                         snubbed.push(*conn);
                     }
                 }
@@ -338,16 +381,16 @@ impl Torrent {
             }
         }
         for conn in snubbed {
-            let Some(p) = self.peers.get_mut(&conn) else { continue };
-            p.snubbed = true;
-            p.last_block = cx.now;
+            let Some((ch, a)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { continue };
+            a.snubbed = true;
+            a.last_block = cx.now;
             // Others may send these blocks sooner. The peer is told, so that it does not spend
             // upload on them; any it sends anyway are kept if still needed.
             let mut wake = false;
-            for (b, _) in std::mem::take(&mut p.requests) {
+            for (b, _) in std::mem::take(&mut a.requests) {
                 self.picker.request_failed(conn, b);
-                wake |= p.send(&Message::Cancel(b), cx.now);
-                p.release_request(b);
+                wake |= ch.send(&Message::Cancel(b), cx.now);
+                a.release_request(b);
             }
             mark(&mut self.dirty, conn, wake);
         }
@@ -358,7 +401,7 @@ impl Torrent {
             self.make_room_to_dial(cx);
             self.send_pex(cx.now);
         }
-        if self.state == State::Active && self.fetching.is_some() {
+        if self.state == State::Active && self.content.is_fetching() {
             self.request_metadata_all(cx.now);
             if self.ticks.is_multiple_of(5) {
                 self.requeue_known(cx.now);
@@ -383,15 +426,18 @@ impl Torrent {
         // now and then (their back-off reaches minutes): the alternative is waiting for the
         // next tracker announce, perhaps half an hour away.
         // Idle peers do not count: squatters must not make a torrent look well connected.
-        let fetching = self.fetching.is_some();
-        let alone = self.peers.values().all(|p| !p.is_active() || p.usefulness(fetching) == Usefulness::Idle);
+        let fetching = self.content.is_fetching();
+        let alone = self
+            .peers
+            .values()
+            .all(|p| p.active().is_none_or(|a| a.usefulness(&p.ch.dl, fetching) == Usefulness::Idle));
         self.peer_list.requeue(now, alone && !self.picker.is_finished());
     }
 
     // ---- trackers ----
 
     fn left(&self) -> u64 {
-        if self.fetching.is_some() {
+        if self.content.is_fetching() {
             // Unknown without metadata; anything non-zero says we are a leecher.
             return u64::from(BLOCK_SIZE);
         }
@@ -401,10 +447,9 @@ impl Torrent {
 
     /// (wanted bytes, wanted bytes we have)
     fn byte_counts(&self) -> (u64, u64) {
-        let info = &self.meta.info;
         let mut wanted = 0;
         let mut have = 0;
-        for piece in 0..info.piece_count() {
+        for piece in 0..self.content.piece_count() {
             if self.picker.priority(piece) == Priority::Skip {
                 continue;
             }
@@ -485,11 +530,11 @@ impl Torrent {
     pub fn flush(&mut self, out: &mut Outbox) {
         for conn in self.dirty.drain(..) {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if p.outbuf.is_empty() || p.is_dialing() {
+            if p.ch.outbuf.is_empty() || p.is_dialing() {
                 continue;
             }
-            let data = std::mem::take(&mut p.outbuf);
-            p.send_queued += data.len() as u64;
+            let data = std::mem::take(&mut p.ch.outbuf);
+            p.ch.send_queued += data.len() as u64;
             out.push(Output::Peer(PeerIo::Send { conn, data }));
         }
     }
@@ -510,32 +555,42 @@ impl Torrent {
     /// a peer waits for is in flight for it.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.download.check()?;
-        self.reads.check(self.peers.iter().map(|(conn, p)| (*conn, &p.upload)))
+        self.reads.check(self.peers.iter().filter_map(|(conn, p)| Some((*conn, &p.active()?.upload))))
     }
 
     // ---- getters ----
 
+    /// Its metainfo, once known.
+    pub fn metainfo(&self) -> Option<&Metainfo> {
+        self.content.meta()
+    }
+
+    /// Its files' priorities, once the files are known.
+    pub fn file_priorities(&self) -> Option<&[FilePriority]> {
+        self.content.known().map(|k| k.priorities.as_slice())
+    }
+
     pub fn stats(&self) -> TorrentStats {
-        let info = &self.meta.info;
+        let pieces = self.content.piece_count();
         let (wanted_bytes, have_bytes) = self.byte_counts();
-        let state = match &self.state {
-            State::CheckQueued { .. } => TorrentState::CheckQueued,
-            State::Checking(check) => {
-                TorrentState::Checking { progress: check.checked() as f32 / info.piece_count().max(1) as f32 }
+        let state = match (&self.state, &self.content) {
+            (State::CheckQueued { .. }, _) => TorrentState::CheckQueued,
+            (State::Checking(check), _) => {
+                TorrentState::Checking { progress: check.checked() as f32 / pieces.max(1) as f32 }
             }
-            State::Active if self.fetching.is_some() => TorrentState::Metadata,
-            State::Active if self.picker.is_finished() => TorrentState::Seeding,
-            State::Active => TorrentState::Downloading,
-            State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
-            State::Error(e) => TorrentState::Error(e.to_string()),
+            (State::Active, Content::Unknown(_)) => TorrentState::Metadata,
+            (State::Active, Content::Known(_)) if self.picker.is_finished() => TorrentState::Seeding,
+            (State::Active, Content::Known(_)) => TorrentState::Downloading,
+            (State::Paused { .. } | State::Removing { .. }, _) => TorrentState::Paused,
+            (State::Error(e), _) => TorrentState::Error(e.to_string()),
         };
-        let active = self.peers.values().filter(|p| p.is_active());
+        let active = self.peers.values().filter_map(Peer::active);
         TorrentStats {
             info_hash: self.info_hash,
-            name: info.name.clone(),
+            name: self.content.name().to_owned(),
             state,
             pieces_have: self.picker.have().count_ones(),
-            pieces_total: info.piece_count(),
+            pieces_total: pieces,
             wanted_bytes,
             have_bytes,
             downloaded: self.downloaded,
@@ -556,36 +611,40 @@ impl Torrent {
 
     pub fn peer_requests(&self, conn: ConnId) -> Option<PeerRequests> {
         let p = self.peers.get(&conn)?;
-        Some(PeerRequests { queued: p.upload.queued(), outstanding: p.requests.len() })
+        // A connection not yet handshaken has none.
+        let (queued, outstanding) = p.active().map_or((0, 0), |a| (a.upload.queued(), a.requests.len()));
+        Some(PeerRequests { queued, outstanding })
     }
 
     pub fn peer_stats(&self) -> Vec<PeerStats> {
-        let total = self.meta.info.piece_count().max(1) as f32;
+        let total = self.content.piece_count().max(1) as f32;
         let optimistic = self.choker.optimistic();
         self.peers
             .iter()
-            .filter(|(_, p)| p.is_active())
-            .map(|(conn, p)| PeerStats {
-                addr: p.addr,
-                client: p.client.clone(),
-                peer_id: p.peer_id,
-                outgoing: p.outgoing,
-                progress: if p.is_seed() { 1.0 } else { p.have.count_ones() as f32 / total },
-                download_rate: p.dl.get(),
-                upload_rate: p.ul.get(),
-                peer_download_rate: p.announced.get(),
-                downloaded: p.dl.total(),
-                uploaded: p.ul.total(),
-                am_choking: p.am_choking,
-                am_interested: p.am_interested,
-                peer_choking: p.peer_choking,
-                peer_interested: p.peer_interested,
-                snubbed: p.snubbed,
-                optimistic: optimistic == Some(*conn) && !p.am_choking,
-                queued_requests: p.upload.queued(),
-                outstanding_requests: p.requests.len(),
-                seed: p.is_seed(),
-                upload_only: p.upload_only || p.is_seed(),
+            .filter_map(|(conn, p)| {
+                let (ch, a) = (&p.ch, p.active()?);
+                Some(PeerStats {
+                    addr: p.addr,
+                    client: a.client.clone(),
+                    peer_id: a.peer_id,
+                    outgoing: p.outgoing,
+                    progress: if a.is_seed() { 1.0 } else { a.have.count_ones() as f32 / total },
+                    download_rate: ch.dl.get(),
+                    upload_rate: ch.ul.get(),
+                    peer_download_rate: ch.announced.get(),
+                    downloaded: ch.dl.total(),
+                    uploaded: ch.ul.total(),
+                    am_choking: a.am_choking,
+                    am_interested: a.am_interested,
+                    peer_choking: a.peer_choking,
+                    peer_interested: a.peer_interested,
+                    snubbed: a.snubbed,
+                    optimistic: optimistic == Some(*conn) && !a.am_choking,
+                    queued_requests: a.upload.queued(),
+                    outstanding_requests: a.requests.len(),
+                    seed: a.is_seed(),
+                    upload_only: a.upload_only || a.is_seed(),
+                })
             })
             .collect()
     }

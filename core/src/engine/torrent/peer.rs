@@ -9,23 +9,22 @@ use crate::bitfield::Bitfield;
 use crate::engine::admission::Usefulness;
 use crate::rate::Rate;
 use crate::types::{BlockRef, Instant, PeerId};
-use crate::wire::{Decoder, HandshakeDecoder, Message};
+use crate::wire::{Decoder, Handshake, HandshakeDecoder, Message};
 
 /// Most given-up requests remembered per peer (more than a full request queue).
 const MAX_RELEASED: usize = 512;
 
-/// Bytes we queue for a new peer before any has been sent (see [`Peer::send_window`]).
+/// Bytes we queue for a new peer before any has been sent (see [`Channel::send_window`]).
 pub const INITIAL_SEND_WINDOW: u64 = 64 << 10;
 
-/// Where a connection is in its life; each state holds the decoder it reads with.
-#[derive(Debug)]
+/// Where a connection is in its life; each state holds what exists only in it.
 pub(crate) enum PeerState {
     /// We asked the runtime to dial; not connected yet.
     Dialing { since: Instant },
-    /// Connected; waiting for the peer's handshake.
+    /// Connected; waiting for the peer's handshake (read by `decoder`).
     Handshaking { since: Instant, decoder: HandshakeDecoder },
     /// Handshakes exchanged: messages flow.
-    Active { decoder: Box<Decoder> },
+    Active(Box<ActivePeer>),
 }
 
 /// Piece announcements a peer made while we did not know the piece count; replayed, and
@@ -40,14 +39,52 @@ pub(crate) struct EarlyPieces {
     pub haves: Vec<u32>,
 }
 
-/// A peer of one torrent.
+/// A peer of one torrent: its address, and where its connection is.
 pub(crate) struct Peer {
+    /// Its address (the one we dialled, or the one it connected from).
     pub addr: SocketAddr,
+    /// We dialled it.
     pub outgoing: bool,
+    /// What the connection carries from its dial on.
+    pub ch: Channel,
+    /// Dialing, handshaking, or active with everything its handshake brought.
     pub state: PeerState,
+}
+
+/// What a connection has from its dial on: bytes to send, and its transfer rates.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    /// Bytes handed to the runtime and not yet reported sent.
+    pub send_queued: u64,
+    /// Most bytes we queue for it: starts small and grows by every byte it takes, so that a
+    /// fast peer reaches its rate-sized queue within a few round trips while a slow uplink is
+    /// not handed seconds of data before its rate is known.
+    pub send_window: u64,
+    /// Its download rate to us.
+    pub dl: Rate,
+    /// Our upload rate to it (what the socket took).
+    pub ul: Rate,
+    /// The peer's own download rate, estimated from the pieces it announces (HAVE).
+    pub announced: Rate,
+    /// When bytes last arrived from it.
+    pub last_recv: Instant,
+    /// When we last queued a message for it.
+    pub last_send: Instant,
+    /// Bytes to send, batched until the end of the current input.
+    pub outbuf: Vec<u8>,
+}
+
+/// A peer whose handshake is in: what it told us, what it has, and our exchange with it.
+pub(crate) struct ActivePeer {
+    /// Reads its messages.
+    pub decoder: Decoder,
+    /// The peer id of its handshake.
     pub peer_id: PeerId,
+    /// The client name of its extended handshake (`v`).
     pub client: Option<String>,
+    /// It speaks the BEP 6 fast extension.
     pub fast: bool,
+    /// It speaks the BEP 10 extension protocol.
     pub extended: bool,
     /// It said in its extended handshake that it only uploads (BEP 21).
     pub upload_only: bool,
@@ -71,11 +108,15 @@ pub(crate) struct Peer {
     pub got_first_message: bool,
     /// Whether it sent anything but keep-alives since its handshake (extension messages too).
     pub spoke: bool,
-    /// When its handshake arrived (when it was dialled, before that).
+    /// When its handshake arrived.
     pub activated: Instant,
+    /// We choke it.
     pub am_choking: bool,
+    /// We told it we are interested.
     pub am_interested: bool,
+    /// It chokes us.
     pub peer_choking: bool,
+    /// It told us it is interested.
     pub peer_interested: bool,
     /// Our outstanding requests to it, with when we sent them.
     pub requests: Vec<(BlockRef, Instant)>,
@@ -92,29 +133,31 @@ pub(crate) struct Peer {
     pub max_queue: usize,
     /// Its requests to us, from disk read to upload tokens.
     pub upload: UploadQueue,
-    /// Bytes handed to the runtime and not yet reported sent.
-    pub send_queued: u64,
-    /// Most bytes we queue for it: starts small and grows by every byte it takes, so that a
-    /// fast peer reaches its rate-sized queue within a few round trips while a slow uplink is
-    /// not handed seconds of data before its rate is known.
-    pub send_window: u64,
-    pub dl: Rate,
-    pub ul: Rate,
-    /// The peer's own download rate, estimated from the pieces it announces (HAVE).
-    pub announced: Rate,
-    pub last_recv: Instant,
-    pub last_send: Instant,
     /// Last time it sent us a block we asked for (or when our queue to it became non-empty).
     pub last_block: Instant,
+    /// It left our requests unanswered past the request timeout (one request at a time then).
     pub snubbed: bool,
-    /// Bytes to send, batched until the end of the current input.
-    pub outbuf: Vec<u8>,
 }
 
 impl Peer {
+    /// A connection in `state`, created `now`.
+    pub fn new(addr: SocketAddr, outgoing: bool, state: PeerState, now: Instant) -> Self {
+        let ch = Channel {
+            send_queued: 0,
+            send_window: INITIAL_SEND_WINDOW,
+            dl: Rate::default(),
+            ul: Rate::default(),
+            announced: Rate::default(),
+            last_recv: now,
+            last_send: now,
+            outbuf: Vec::new(),
+        };
+        Peer { addr, outgoing, ch, state }
+    }
+
     /// Whether the handshakes are done and messages flow.
     pub fn is_active(&self) -> bool {
-        matches!(self.state, PeerState::Active { .. })
+        matches!(self.state, PeerState::Active(_))
     }
 
     /// Whether we are still dialling it.
@@ -122,23 +165,43 @@ impl Peer {
         matches!(self.state, PeerState::Dialing { .. })
     }
 
-    /// The message decoder, once the handshakes are done.
-    pub fn decoder_mut(&mut self) -> Option<&mut Decoder> {
-        match &mut self.state {
-            PeerState::Active { decoder } => Some(decoder),
+    /// Its protocol state, once the handshakes are done.
+    pub fn active(&self) -> Option<&ActivePeer> {
+        match &self.state {
+            PeerState::Active(a) => Some(a),
             _ => None,
         }
     }
 
-    pub fn new(addr: SocketAddr, outgoing: bool, state: PeerState, pieces: u32, now: Instant) -> Self {
-        Peer {
-            addr,
-            outgoing,
-            state,
-            peer_id: PeerId::default(),
+    /// Its channel and its protocol state, borrowed apart, once the handshakes are done.
+    pub fn active_mut(&mut self) -> Option<(&mut Channel, &mut ActivePeer)> {
+        match &mut self.state {
+            PeerState::Active(a) => Some((&mut self.ch, a)),
+            _ => None,
+        }
+    }
+}
+
+impl Channel {
+    /// Queues a message; returns true if the buffer was empty (the caller marks it dirty).
+    pub fn send(&mut self, msg: &Message, now: Instant) -> bool {
+        let was_empty = self.outbuf.is_empty();
+        msg.encode(&mut self.outbuf);
+        self.last_send = now;
+        was_empty
+    }
+}
+
+impl ActivePeer {
+    /// A peer whose handshake arrived `now`, on a torrent of `pieces` pieces; `decoder` reads
+    /// the messages after its handshake.
+    pub fn new(hs: &Handshake, decoder: Decoder, pieces: u32, queue_target: usize, now: Instant) -> Self {
+        ActivePeer {
+            decoder,
+            peer_id: hs.peer_id,
             client: None,
-            fast: false,
-            extended: false,
+            fast: hs.supports_fast(),
+            extended: hs.supports_extended(),
             upload_only: false,
             ut_metadata: None,
             metadata_size: None,
@@ -157,21 +220,18 @@ impl Peer {
             peer_interested: false,
             requests: Vec::new(),
             released: VecDeque::new(),
-            queue_target: 0,
+            queue_target,
             slow_start: true,
             max_queue: 250,
             upload: UploadQueue::default(),
-            send_queued: 0,
-            send_window: INITIAL_SEND_WINDOW,
-            dl: Rate::default(),
-            ul: Rate::default(),
-            announced: Rate::default(),
-            last_recv: now,
-            last_send: now,
             last_block: now,
             snubbed: false,
-            outbuf: Vec::new(),
         }
+    }
+
+    /// Bytes queued for it on `ch`, sent or about to be, plus reads in flight.
+    pub fn upload_backlog(&self, ch: &Channel) -> u64 {
+        ch.send_queued + ch.outbuf.len() as u64 + self.upload.backlog()
     }
 
     /// Whether it has every piece (never, as far as we know, before the piece count is known).
@@ -180,10 +240,11 @@ impl Peer {
     }
 
     /// What it does for us, as connection replacement ranks it. `fetching_metadata`: the
-    /// torrent still fetches its info dictionary, which a peer that has it can send.
-    pub fn usefulness(&self, fetching_metadata: bool) -> Usefulness {
+    /// torrent still fetches its info dictionary, which a peer that has it can send. `dl`: its
+    /// download rate to us.
+    pub fn usefulness(&self, dl: &Rate, fetching_metadata: bool) -> Usefulness {
         let sends = (self.am_interested && !self.peer_choking && !self.snubbed)
-            || self.dl.get() > 0
+            || dl.get() > 0
             || (fetching_metadata && self.ut_metadata.is_some() && self.metadata_size.is_some());
         if sends {
             Usefulness::GivesUs
@@ -194,19 +255,6 @@ impl Peer {
         } else {
             Usefulness::Idle
         }
-    }
-
-    /// Queues a message; returns true if the buffer was empty (the caller marks it dirty).
-    pub fn send(&mut self, msg: &Message, now: Instant) -> bool {
-        let was_empty = self.outbuf.is_empty();
-        msg.encode(&mut self.outbuf);
-        self.last_send = now;
-        was_empty
-    }
-
-    /// Bytes queued for it, sent or about to be, plus reads in flight.
-    pub fn upload_backlog(&self) -> u64 {
-        self.send_queued + self.outbuf.len() as u64 + self.upload.backlog()
     }
 
     /// Remembers a request given up on, forgetting the oldest beyond `MAX_RELEASED`.

@@ -20,7 +20,7 @@ const MAX_TAKEN: usize = 100;
 impl Torrent {
     /// Whether peer exchange is allowed (BEP 27 forbids it on private torrents).
     pub(super) fn pex_allowed(&self) -> bool {
-        !self.meta.info.private
+        !self.content.private()
     }
 
     /// The address other peers can reach each active peer at, with its `added.f` flags: the
@@ -29,15 +29,15 @@ impl Torrent {
     fn pex_entries(&self) -> Vec<(ConnId, SocketAddr, u8)> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.is_active())
             .filter_map(|(conn, p)| {
-                let addr = match (p.outgoing, p.listen_port) {
+                let a = p.active()?;
+                let addr = match (p.outgoing, a.listen_port) {
                     (true, _) => p.addr,
                     (false, Some(port)) if port != 0 => SocketAddr::new(p.addr.ip(), port),
                     (false, _) => return None,
                 };
                 let mut flags = if p.outgoing { PEX_OUTGOING } else { 0 };
-                if p.is_seed() || p.upload_only {
+                if a.is_seed() || a.upload_only {
                     flags |= PEX_SEED;
                 }
                 Some((*conn, addr, flags))
@@ -53,7 +53,7 @@ impl Torrent {
         let due: Vec<ConnId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.is_active() && p.ut_pex.is_some() && p.pex.is_due(now))
+            .filter(|(_, p)| p.active().is_some_and(|a| a.ut_pex.is_some() && a.pex.is_due(now)))
             .map(|(conn, _)| *conn)
             .collect();
         if due.is_empty() {
@@ -67,14 +67,14 @@ impl Torrent {
                 .filter(|(c, addr, _)| *c != conn && Some(*addr) != own)
                 .map(|(_, addr, flags)| (*addr, *flags))
                 .collect();
-            let Some(p) = self.peers.get_mut(&conn) else { continue };
+            let Some((ch, p)) = self.peers.get_mut(&conn).and_then(|p| p.active_mut()) else { continue };
             let Some(id) = p.ut_pex else { continue };
             let msg = p.pex.next_message(now, &current);
             // Nothing new is not worth a message (and some clients take an empty one as an error).
             if msg.is_empty() {
                 continue;
             }
-            let was_empty = p.send(&Message::Extended { id, payload: msg.encode() }, now);
+            let was_empty = ch.send(&Message::Extended { id, payload: msg.encode() }, now);
             mark(&mut self.dirty, conn, was_empty);
         }
     }
@@ -86,8 +86,9 @@ impl Torrent {
         ext.m.insert(UT_PEX.to_owned(), 0);
         let payload = ext.encode();
         for (conn, p) in self.peers.iter_mut() {
-            if p.is_active() && p.extended {
-                let was_empty = p.send(&Message::Extended { id: 0, payload: payload.clone() }, now);
+            let Some((ch, a)) = p.active_mut() else { continue };
+            if a.extended {
+                let was_empty = ch.send(&Message::Extended { id: 0, payload: payload.clone() }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }
         }
@@ -98,11 +99,12 @@ impl Torrent {
         if !self.pex_allowed() {
             return;
         }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some(peer) = self.peers.get_mut(&conn) else { return };
+        let sender = peer.addr;
+        let Some((_, p)) = peer.active_mut() else { return };
         if !p.pex.take(cx.now) {
             return;
         }
-        let sender = p.addr;
         // Dropped peers are not acted on: whether they still listen is for a dial to find out.
         let msg = match PexMessage::decode(payload, MAX_TAKEN, 0) {
             Ok(msg) => msg,

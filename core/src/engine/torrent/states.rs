@@ -6,6 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::check::{Checker, Verified};
+use super::content::Content;
 use crate::engine::close_reason::CloseReason;
 use crate::engine::ctx::Ctx;
 use crate::engine::event::{Event, TorrentError};
@@ -16,6 +17,7 @@ use crate::picker::Picker;
 use crate::types::ConnId;
 use crate::wire::Message;
 
+use super::peer::Peer;
 use super::{mark, priority_of, State, Torrent};
 
 impl Torrent {
@@ -47,7 +49,7 @@ impl Torrent {
             return;
         }
         // A new checker: results of an earlier, interrupted check do not count in this one.
-        self.state = State::Checking(Checker::new(self.meta.info.piece_count()));
+        self.state = State::Checking(Checker::new(self.content.piece_count()));
         self.check_more(cx);
     }
 
@@ -88,16 +90,17 @@ impl Torrent {
     }
 
     pub fn recheck(&mut self, cx: &mut Ctx<'_>) {
-        if matches!(self.state, State::Removing { .. }) || self.fetching.is_some() {
+        if matches!(self.state, State::Removing { .. }) || self.content.is_fetching() {
             return;
         }
+        let Some(info) = self.content.meta().map(|m| &m.info) else { return };
+        let (n, piece_length, total_length) = (info.piece_count(), info.piece_length, info.total_length);
         self.close_all(CloseReason::TorrentChecking, cx);
-        let info = &self.meta.info;
         let (sequential, deadline) = (self.picker.is_sequential(), self.picker.deadline_piece());
-        self.picker = Picker::new(info.piece_count(), info.piece_length, info.total_length, self.rng.random());
+        self.picker = Picker::new(n, piece_length, total_length, self.rng.random());
         self.picker.set_sequential(sequential);
         self.picker.set_deadline_piece(deadline);
-        self.apply_priorities(0..info.piece_count());
+        self.apply_priorities(0..n);
         self.finished = false;
         // Jobs in flight belong to the old picker: forget them so their results are ignored.
         self.download.reset();
@@ -141,11 +144,11 @@ impl Torrent {
     }
 
     pub fn set_file_priority(&mut self, file: usize, p: FilePriority, cx: &mut Ctx<'_>) {
-        if file >= self.file_priorities.len() {
-            return;
-        }
-        self.file_priorities[file] = p;
-        self.apply_priorities(self.layout.file_pieces(file));
+        let Content::Known(k) = &mut self.content else { return };
+        let Some(priority) = k.priorities.get_mut(file) else { return };
+        *priority = p;
+        let pieces = k.layout.file_pieces(file);
+        self.apply_priorities(pieces);
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
             self.update_interest(conn, cx.now);
@@ -165,8 +168,8 @@ impl Torrent {
             let window = self.picker.deadline_window();
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
             for conn in conns {
-                let Some(p) = self.peers.get_mut(&conn) else { continue };
-                if !p.is_active() || !(p.counted_as_seed || p.have.get(d)) {
+                let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { continue };
+                if !(p.counted_as_seed || p.have.get(d)) {
                     continue;
                 }
                 let (keep, cancel): (Vec<_>, Vec<_>) =
@@ -174,7 +177,7 @@ impl Torrent {
                 p.requests = keep;
                 let mut wake = false;
                 for (b, _) in cancel {
-                    wake |= p.send(&Message::Cancel(b), cx.now);
+                    wake |= ch.send(&Message::Cancel(b), cx.now);
                     self.picker.request_failed(conn, b);
                 }
                 mark(&mut self.dirty, conn, wake);
@@ -185,15 +188,16 @@ impl Torrent {
 
     /// Recomputes piece priorities: a piece gets the highest priority of the files it touches.
     pub(super) fn apply_priorities(&mut self, pieces: std::ops::Range<u32>) {
+        let Some(k) = self.content.known() else { return };
+        let plen = k.meta.info.piece_length as u64;
         let mut spans = Vec::new();
         for piece in pieces {
             spans.clear();
-            let plen = self.meta.info.piece_length as u64;
-            self.layout.spans(piece as u64 * plen, self.picker.piece_size(piece), &mut spans);
+            k.layout.spans(piece as u64 * plen, self.picker.piece_size(piece), &mut spans);
             let best = spans
                 .iter()
                 .filter(|s| !s.pad)
-                .map(|s| self.file_priorities.get(s.file as usize).copied().unwrap_or_default())
+                .map(|s| k.priorities.get(s.file as usize).copied().unwrap_or_default())
                 .max()
                 .unwrap_or(FilePriority::Skip);
             self.picker.set_priority(piece, priority_of(best));
@@ -201,7 +205,7 @@ impl Torrent {
     }
 
     pub(super) fn update_finished(&mut self, cx: &mut Ctx<'_>) {
-        if self.fetching.is_some() {
+        if self.content.is_fetching() {
             // No pieces known yet is not "every piece had".
             return;
         }
@@ -223,19 +227,16 @@ impl Torrent {
         cx.out.event(Event::Finished { torrent: self.id });
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if !p.is_active() {
-                continue;
-            }
+            let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { continue };
             for (b, _) in std::mem::take(&mut p.requests) {
                 // Finished with requests out means the rest was skipped: should the user want
                 // it again, the picker must not count these as still on their way.
                 self.picker.request_failed(conn, b);
-                mark(&mut self.dirty, conn, p.send(&Message::Cancel(b), cx.now));
+                mark(&mut self.dirty, conn, ch.send(&Message::Cancel(b), cx.now));
             }
             if p.am_interested {
                 p.am_interested = false;
-                mark(&mut self.dirty, conn, p.send(&Message::NotInterested, cx.now));
+                mark(&mut self.dirty, conn, ch.send(&Message::NotInterested, cx.now));
             }
             if p.is_seed() && self.picker.have().is_full() {
                 self.close(conn, CloseReason::NotUseful, cx);
@@ -247,10 +248,12 @@ impl Torrent {
 
     pub(super) fn check_more(&mut self, cx: &mut Ctx<'_>) {
         let State::Checking(check) = &mut self.state else { return };
-        let total = self.meta.info.piece_count();
+        let total = self.content.piece_count();
+        // Checking starts only once the files are known.
+        let Some(k) = self.content.known() else { return };
         while let Some(piece) = check.next_piece(cx.cfg.max_check_jobs, self.picker.have()) {
-            let Some(expected) = self.meta.info.piece_hash(piece).copied() else { continue };
-            let spans = self.layout.piece_spans(piece, self.picker.piece_size(piece));
+            let Some(expected) = k.meta.info.piece_hash(piece).copied() else { continue };
+            let spans = k.layout.piece_spans(piece, self.picker.piece_size(piece));
             let id = cx.out.job(self.id);
             check.started(id, piece);
             cx.out.push(Output::Disk(DiskJob {
@@ -267,7 +270,7 @@ impl Torrent {
     }
 
     pub(super) fn on_verified(&mut self, verified: Verified, ok: bool, cx: &mut Ctx<'_>) {
-        let total = self.meta.info.piece_count();
+        let total = self.content.piece_count();
         let Verified { piece, checked, done } = verified;
         if ok {
             self.picker.set_have(piece);

@@ -4,7 +4,7 @@
 //! what they return.
 
 use super::download::Finished;
-use super::peer::INITIAL_SEND_WINDOW;
+use super::peer::{Peer, INITIAL_SEND_WINDOW};
 use super::upload::Framed;
 use super::{mark, State, Torrent};
 use crate::engine::ctx::Ctx;
@@ -20,8 +20,10 @@ impl Torrent {
     /// Consecutive requests in one piece share one read: a peer asking for a whole piece costs
     /// one disk job, not sixteen.
     pub(super) fn serve_requests(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let plen = self.meta.info.piece_length as u64;
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        // Requests are queued only for pieces we have, so only once the files are known.
+        let Some(k) = self.content.known() else { return };
+        let plen = k.meta.info.piece_length as u64;
         // About a second of data at the rate the peer takes it: a fast peer never waits on a
         // disk round trip, a slow one does not pin megabytes of our memory. The floor is at
         // most a second of our whole upload, so that a slow uplink shared by many peers does
@@ -29,9 +31,9 @@ impl Torrent {
         let total = self.ul_rate.get();
         let floor =
             if total > 0 { total.clamp(INITIAL_SEND_WINDOW, cx.cfg.min_send_buffer) } else { cx.cfg.min_send_buffer };
-        let limit = p.ul.get().clamp(floor, cx.cfg.max_send_buffer.max(floor)).min(p.send_window);
-        while p.upload_backlog() < limit && self.reads.in_flight() < cx.cfg.max_read_jobs {
-            let Some((plan, blocks)) = p.upload.next_read(&self.layout, plen) else { break };
+        let limit = ch.ul.get().clamp(floor, cx.cfg.max_send_buffer.max(floor)).min(ch.send_window);
+        while p.upload_backlog(ch) < limit && self.reads.in_flight() < cx.cfg.max_read_jobs {
+            let Some((plan, blocks)) = p.upload.next_read(&k.layout, plen) else { break };
             let id = cx.out.job(self.id);
             self.reads.start(id, conn);
             p.upload.reading(id, plan.range, blocks);
@@ -42,14 +44,14 @@ impl Torrent {
 
     /// Sends a complete piece to be hashed (and written, if it matches).
     pub(super) fn hash_piece(&mut self, piece: u32, data: Vec<u8>, cx: &mut Ctx<'_>) {
-        let Some(expected) = self.meta.info.piece_hash(piece).copied() else {
+        let Some((k, expected)) = self.content.known().and_then(|k| Some((k, *k.meta.info.piece_hash(piece)?))) else {
             // Metainfo parsing gives every piece a hash; without one there is nothing to check.
             self.download.discard(&data);
             return cx.limits.recycle(data);
         };
+        let write = k.layout.piece_spans(piece, self.picker.piece_size(piece));
         let id = cx.out.job(self.id);
         self.download.hashing(id, piece, &data);
-        let write = self.layout.piece_spans(piece, self.picker.piece_size(piece));
         cx.out.push(Output::Hash(HashJob { id, torrent: self.id, piece, data, expected, write }));
     }
 
@@ -58,8 +60,8 @@ impl Torrent {
         if self.state != State::Active {
             return;
         }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        if !p.is_active() || p.peer_choking || !p.am_interested {
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        if p.peer_choking || !p.am_interested {
             return;
         }
         let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
@@ -82,9 +84,9 @@ impl Torrent {
         if p.requests.is_empty() && !picked.is_empty() {
             p.last_block = cx.now;
         }
-        let was_empty = p.outbuf.is_empty();
+        let was_empty = ch.outbuf.is_empty();
         for &b in picked {
-            p.send(&Message::Request(b), cx.now);
+            ch.send(&Message::Request(b), cx.now);
             p.requests.push((b, cx.now));
             cx.limits.down.consume(u64::from(b.len));
         }
@@ -107,11 +109,11 @@ impl Torrent {
 
     /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
     pub fn release_upload(&mut self, conn: ConnId, cx: &mut Ctx<'_>) -> bool {
-        let Some(p) = self.peers.get_mut(&conn) else { return false };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return false };
         let Some((b, frame)) = p.upload.release() else { return false };
         cx.limits.up.consume(u64::from(b.len));
-        p.send_queued += frame.len() as u64;
-        p.last_send = cx.now;
+        ch.send_queued += frame.len() as u64;
+        ch.last_send = cx.now;
         cx.out.push(Output::Peer(PeerIo::Send { conn, data: frame }));
         self.ul_rate.add(u64::from(b.len));
         self.uploaded += u64::from(b.len);
@@ -123,7 +125,8 @@ impl Torrent {
         match done {
             Finished::NeedsWrite { piece, data } => {
                 let size = self.picker.piece_size(piece);
-                let spans = self.layout.piece_spans(piece, size);
+                // A piece is hashed only once the files are known: the spans are never empty.
+                let spans = self.content.known().map(|k| k.layout.piece_spans(piece, size)).unwrap_or_default();
                 let id = cx.out.job(self.id);
                 self.download.writing(id, piece, u64::from(size));
                 let kind = DiskJobKind::Write { piece, spans, data };
@@ -146,33 +149,37 @@ impl Torrent {
     /// An upload read for `conn` finished: its blocks go out, or wait for tokens.
     pub(super) fn on_read(&mut self, job: JobId, conn: ConnId, result: Result<Vec<u8>, DiskError>, cx: &mut Ctx<'_>) {
         // A freed read slot may unblock any peer, not only this one.
-        let waiting: Vec<ConnId> =
-            self.peers.iter().filter(|(c, p)| **c != conn && p.upload.waiting() > 0).map(|(c, _)| *c).collect();
+        let waiting: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|(c, p)| **c != conn && p.active().is_some_and(|a| a.upload.waiting() > 0))
+            .map(|(c, _)| *c)
+            .collect();
         for other in waiting {
             self.serve_requests(other, cx);
         }
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         let Some(framed) = p.upload.on_read(job, result, cx.limits.up.is_limited()) else { return };
         let sent = match framed {
             Ok(Framed::Whole { data, payload }) => {
                 // Earlier messages go first.
-                if !p.outbuf.is_empty() {
-                    let earlier = std::mem::take(&mut p.outbuf);
-                    p.send_queued += earlier.len() as u64;
+                if !ch.outbuf.is_empty() {
+                    let earlier = std::mem::take(&mut ch.outbuf);
+                    ch.send_queued += earlier.len() as u64;
                     cx.out.push(Output::Peer(PeerIo::Send { conn, data: earlier }));
                 }
-                p.send_queued += data.len() as u64;
+                ch.send_queued += data.len() as u64;
                 cx.out.push(Output::Peer(PeerIo::Send { conn, data }));
                 payload
             }
             Ok(Framed::Frames(frames)) => {
-                let mut out = std::mem::take(&mut p.outbuf);
+                let mut out = std::mem::take(&mut ch.outbuf);
                 let mut sent = 0u64;
                 for (b, frame) in frames {
                     out.extend_from_slice(&frame);
                     sent += b.len as u64;
                 }
-                p.send_queued += out.len() as u64;
+                ch.send_queued += out.len() as u64;
                 cx.out.push(Output::Peer(PeerIo::Send { conn, data: out }));
                 sent
             }
@@ -184,7 +191,7 @@ impl Torrent {
             }
             Err(e) => return self.fail(e.into(), cx),
         };
-        p.last_send = cx.now;
+        ch.last_send = cx.now;
         self.ul_rate.add(sent);
         self.uploaded += sent;
         self.serve_requests(conn, cx);

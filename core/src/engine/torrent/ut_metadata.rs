@@ -4,7 +4,9 @@
 
 use rand::Rng;
 
+use super::content::{Content, Known};
 use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
+use super::peer::Peer;
 use super::{bad_bitfield, mark, wire_len, Torrent, HAVE_ID};
 use crate::bitfield::Bitfield;
 use crate::engine::close_reason::{CloseReason, Violation};
@@ -12,7 +14,7 @@ use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
 use crate::engine::event::{Event, TorrentError};
 use crate::engine::params::FilePriority;
-use crate::metainfo::Info;
+use crate::metainfo::{Info, Metainfo};
 use crate::picker::Picker;
 use crate::storage::FileLayout;
 use crate::types::{ConnId, Instant};
@@ -25,14 +27,9 @@ pub(crate) const OUR_UT_METADATA: u8 = 2;
 const MAX_EARLY_HAVES: usize = 65_536;
 
 impl Torrent {
-    /// Whether the info dictionary is still being fetched.
-    pub fn is_fetching_metadata(&self) -> bool {
-        self.fetching.is_some()
-    }
-
     /// Remembers a piece announcement made before the piece count is known.
     pub(super) fn record_early(&mut self, conn: ConnId, msg: Message, cx: &mut Ctx<'_>) {
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         let first = !p.got_first_message;
         p.got_first_message = true;
         let refused: Option<CloseReason> = match msg {
@@ -72,14 +69,14 @@ impl Torrent {
 
     /// Asks `conn` for metadata pieces while we fetch and it can serve them.
     pub(super) fn request_metadata(&mut self, conn: ConnId, now: Instant) {
-        let Some(phase) = &mut self.fetching else { return };
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let (Some(id), Some(size), true) = (p.ut_metadata, p.metadata_size, p.is_active()) else { return };
-        let was_empty = p.outbuf.is_empty();
+        let Some(phase) = self.content.fetching_mut() else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        let (Some(id), Some(size)) = (p.ut_metadata, p.metadata_size) else { return };
+        let was_empty = ch.outbuf.is_empty();
         let mut sent = false;
         for _ in 0..METADATA_REQUESTS_PER_PEER {
             let Some(piece) = phase.fetch.next_request(conn, size, now) else { break };
-            p.send(&Message::Extended { id, payload: MetadataMessage::Request { piece }.encode() }, now);
+            ch.send(&Message::Extended { id, payload: MetadataMessage::Request { piece }.encode() }, now);
             sent = true;
         }
         if sent {
@@ -104,12 +101,12 @@ impl Torrent {
         match msg {
             MetadataMessage::Request { piece } => self.serve_metadata(conn, piece, cx.now, cx.cfg),
             MetadataMessage::Reject { piece } => {
-                if let Some(phase) = &mut self.fetching {
+                if let Some(phase) = self.content.fetching_mut() {
                     phase.fetch.on_reject(conn, piece);
                 }
             }
             MetadataMessage::Data { piece, total_size, data } => {
-                let Some(phase) = &mut self.fetching else { return };
+                let Some(phase) = self.content.fetching_mut() else { return };
                 match phase.fetch.on_data(conn, piece, total_size, data) {
                     Received::Ignored => {}
                     Received::Stored => self.request_metadata(conn, cx.now),
@@ -126,14 +123,15 @@ impl Torrent {
 
     /// Answers a request for a piece of our info dictionary.
     fn serve_metadata(&mut self, conn: ConnId, piece: u32, now: Instant, cfg: &Config) {
-        let info = &self.meta.info_bytes;
+        // Nothing to serve while we fetch it ourselves: every request is rejected.
+        let info: &[u8] = self.content.meta().map_or(&[], |m| &m.info_bytes);
         let total = info.len() as u64;
-        let Some(p) = self.peers.get_mut(&conn) else { return };
+        let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         // Its id for replies; a peer that never said it speaks ut_metadata gets no answer.
         let Some(id) = p.ut_metadata else { return };
-        let known = self.fetching.is_none() && piece < metadata_piece_count(total);
+        let known = !self.content.is_fetching() && piece < metadata_piece_count(total);
         // Bounded like piece uploads: a peer asking faster than it reads is refused.
-        let room = p.upload_backlog() < cfg.max_send_buffer;
+        let room = p.upload_backlog(ch) < cfg.max_send_buffer;
         let reply = match (known, room) {
             (true, true) => {
                 // `piece` is below the piece count, so the range lies inside the dictionary.
@@ -143,7 +141,7 @@ impl Torrent {
             }
             _ => MetadataMessage::Reject { piece },
         };
-        let was_empty = p.send(&Message::Extended { id, payload: reply.encode() }, now);
+        let was_empty = ch.send(&Message::Extended { id, payload: reply.encode() }, now);
         mark(&mut self.dirty, conn, was_empty);
     }
 
@@ -152,19 +150,19 @@ impl Torrent {
         let info = match Info::from_bytes(&bytes) {
             Ok(info) => info,
             Err(e) => {
-                // It hashes to the info-hash, so every copy is this one: nothing to retry.
-                self.fetching = None;
+                // It hashes to the info-hash, so every copy is this one: nothing to retry. The
+                // torrent stays without metadata, in error.
                 return self.fail(TorrentError::InvalidMetadata(e), cx);
             }
         };
-        let Some(phase) = self.fetching.take() else { return };
+        let Content::Unknown(unknown) = &self.content else { return };
+        let check_existing = unknown.phase.check_existing;
         let n = info.piece_count();
-        self.layout = FileLayout::new(&info);
         let (sequential, deadline) = (self.picker.is_sequential(), self.picker.deadline_piece());
         self.picker = Picker::new(n, info.piece_length, info.total_length, self.rng.random());
         self.picker.set_sequential(sequential);
         self.picker.set_deadline_piece(deadline);
-        self.file_priorities = match &phase.select_only {
+        let priorities = match &unknown.phase.select_only {
             Some(chosen) => (0..info.files.len())
                 .map(|f| {
                     let picked = u32::try_from(f).is_ok_and(|f| chosen.binary_search(&f).is_ok());
@@ -177,15 +175,25 @@ impl Torrent {
                 .collect(),
             None => vec![FilePriority::Normal; info.files.len()],
         };
-        self.meta.info = info;
-        self.meta.info_bytes = bytes.clone();
+        // The magnet's trackers stay the torrent's; it had nothing else a torrent file says.
+        let meta = Metainfo {
+            info_hash: self.info_hash,
+            info,
+            info_bytes: bytes.clone(),
+            trackers: unknown.trackers.clone(),
+            url_list: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+        };
+        self.content = Content::Known(Box::new(Known { layout: FileLayout::new(&meta.info), meta, priorities }));
         self.apply_priorities(0..n);
         cx.out.event(Event::MetadataReceived { torrent: self.id, info: bytes });
         if !self.pex_allowed() {
             self.withdraw_pex(cx.cfg, cx.now);
         }
 
-        if phase.check_existing {
+        if check_existing {
             // Peers learn what we have from our bitfield once the check is done.
             self.close_all(CloseReason::TorrentChecking, cx);
             self.start_check(cx.limits);
@@ -201,10 +209,9 @@ impl Torrent {
 
     /// Applies what a peer announced before the piece count was known, now that it is.
     fn replay_early(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
-        let n = self.meta.info.piece_count();
-        let Some(p) = self.peers.get_mut(&conn) else { return };
-        let Some(decoder) = p.decoder_mut() else { return };
-        decoder.set_piece_count(n);
+        let n = self.content.piece_count();
+        let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        p.decoder.set_piece_count(n);
         p.have = Bitfield::new(n);
         let early = std::mem::take(&mut p.early);
         let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n).ok_or(b.len())) {
