@@ -220,6 +220,14 @@ impl Engine {
         Some(f(torrent, &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits }))
     }
 
+    /// Runs `f` on every torrent, in id order, in the context of an input at `now`.
+    fn each_torrent(&mut self, now: Instant, mut f: impl FnMut(&mut Torrent, &mut Ctx<'_>)) {
+        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
+        for torrent in self.torrents.values_mut() {
+            f(torrent, cx);
+        }
+    }
+
     // ---- commands ----
 
     /// Adds a torrent; it starts checking, downloading or seeding as its data allows.
@@ -460,12 +468,11 @@ impl Engine {
             self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::Shutdown }));
         }
         self.pending_by_addr.clear();
-        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
-        for t in self.torrents.values_mut() {
+        self.each_torrent(now, |t, cx| {
             // Closed here so that their reason is the shutdown; `remove` finds none left.
             t.close_all(CloseReason::Shutdown, cx);
             t.remove(cx);
-        }
+        });
         self.after_input(None, now);
     }
 
@@ -681,10 +688,7 @@ impl Engine {
                 self.take_pending(conn);
                 self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
             }
-            let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
-            for t in self.torrents.values_mut() {
-                t.tick(cx);
-            }
+            self.each_torrent(now, |t, cx| t.tick(cx));
             if let Some(link) = &mut self.dht {
                 let due: Vec<(TorrentId, InfoHash, bool)> = self
                     .torrents
@@ -701,10 +705,7 @@ impl Engine {
                 link.dht.handle_timeout(now);
             }
         }
-        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
-        for t in self.torrents.values_mut() {
-            t.on_tracker_timeout(cx);
-        }
+        self.each_torrent(now, |t, cx| t.on_tracker_timeout(cx));
         self.health.handle_timeout(now, &mut self.out);
         self.after_input(None, now);
     }

@@ -119,15 +119,16 @@ impl Engine {
         self.refill_requests(now);
         self.release_uploads(now);
         self.limits.conn_room = self.config.max_connections.saturating_sub(self.conns.len());
-        let cx = &mut Ctx { now, cfg: &self.config, out: &mut self.out, limits: &mut self.limits };
-        let drive = |torrent: &mut Torrent| {
+        let drive = |torrent: &mut Torrent, cx: &mut Ctx<'_>| {
             torrent.connect_more(cx);
             torrent.drive_trackers(cx);
             torrent.flush(cx.out);
         };
         match touched {
-            Some(t) => self.torrents.get_mut(&t).into_iter().for_each(drive),
-            None => self.torrents.values_mut().for_each(drive),
+            Some(t) => {
+                self.on_torrent(t, now, drive);
+            }
+            None => self.each_torrent(now, drive),
         }
         self.route_connections();
         let deadline_passed = matches!(self.lifecycle, Lifecycle::Stopping { deadline } if now >= deadline);
