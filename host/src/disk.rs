@@ -361,7 +361,7 @@ fn preallocate(file: &File, len: u64) {
 }
 
 /// Whether `data` hashes to `expected`.
-pub fn sha1_matches(data: &[u8], expected: &[u8; 20]) -> bool {
+pub(crate) fn sha1_matches(data: &[u8], expected: &[u8; 20]) -> bool {
     let digest = Sha1::digest(data);
     digest.as_slice() == expected
 }

@@ -48,7 +48,7 @@ impl<R: Runtime> Link<R> {
     }
 
     /// Queues bytes for writing (the engine bounds how much it queues).
-    pub fn send(&self, data: Vec<u8>) {
+    pub(crate) fn send(&self, data: Vec<u8>) {
         let _ = self.outgoing.try_send(data);
     }
 }
@@ -325,12 +325,12 @@ pub(crate) struct DatagramSocket<R: Runtime> {
 
 impl<R: Runtime> DatagramSocket<R> {
     /// Whether `to` is of this socket's address family.
-    pub fn family_matches(&self, to: &SocketAddr) -> bool {
+    pub(crate) fn family_matches(&self, to: &SocketAddr) -> bool {
         self.addr.is_ipv4() == to.is_ipv4()
     }
 
     /// Queues a datagram (dropped if the queue is full: the DHT retries).
-    pub fn send(&self, to: SocketAddr, data: Vec<u8>) {
+    pub(crate) fn send(&self, to: SocketAddr, data: Vec<u8>) {
         let _ = self.outgoing.try_send((to, data));
     }
 }

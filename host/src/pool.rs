@@ -19,12 +19,12 @@ pub(crate) struct BufPool {
 
 impl BufPool {
     /// A buffer to reuse (its contents are stale), or an empty one.
-    pub fn take(&self) -> Vec<u8> {
+    pub(crate) fn take(&self) -> Vec<u8> {
         self.free.lock().map(|mut f| f.pop()).ok().flatten().unwrap_or_default()
     }
 
     /// Hands a buffer back.
-    pub fn put(&self, buf: Vec<u8>) {
+    pub(crate) fn put(&self, buf: Vec<u8>) {
         if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&buf.capacity()) {
             return;
         }

@@ -26,18 +26,18 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// Starts [`DISK_THREADS`] disk threads and one hash thread per core.
-    pub fn start() -> std::io::Result<Workers> {
+    pub(crate) fn start() -> std::io::Result<Workers> {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Workers { disk: pool("shoal-disk", DISK_THREADS)?, hash: pool("shoal-hash", cores.min(MAX_HASH_THREADS))? })
     }
 
     /// Queues disk work.
-    pub fn disk(&self, work: impl FnOnce() + Send + 'static) {
+    pub(crate) fn disk(&self, work: impl FnOnce() + Send + 'static) {
         let _ = self.disk.try_send(Box::new(work));
     }
 
     /// Queues hashing work.
-    pub fn hash(&self, work: impl FnOnce() + Send + 'static) {
+    pub(crate) fn hash(&self, work: impl FnOnce() + Send + 'static) {
         let _ = self.hash.try_send(Box::new(work));
     }
 }

@@ -8,9 +8,9 @@ use rand::Rng;
 use crate::types::InfoHash;
 
 /// Length in bytes of a compact IPv4 node entry: id, address, port (BEP 5).
-pub const COMPACT_NODE_V4_LEN: usize = 26;
+pub(super) const COMPACT_NODE_V4_LEN: usize = 26;
 /// Length in bytes of a compact IPv6 node entry: id, address, port (BEP 32).
-pub const COMPACT_NODE_V6_LEN: usize = 38;
+pub(super) const COMPACT_NODE_V6_LEN: usize = 38;
 
 /// A 160-bit DHT node id; also used as a lookup target.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -120,12 +120,12 @@ impl Family {
 }
 
 /// Maps an IPv4-mapped IPv6 address (from a dual-stack socket) to plain IPv4.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Whether `addr` can be a DHT node or peer: a real unicast address and a non-zero port.
-pub fn is_usable(addr: &SocketAddr) -> bool {
+pub(super) fn is_usable(addr: &SocketAddr) -> bool {
     let ip_ok = match addr.ip() {
         IpAddr::V4(ip) => !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast(),
         IpAddr::V6(ip) => !ip.is_unspecified() && !ip.is_multicast(),
@@ -134,7 +134,7 @@ pub fn is_usable(addr: &SocketAddr) -> bool {
 }
 
 /// Appends the compact form of `addr`: 4 or 16 address bytes then the port, big-endian.
-pub fn write_compact_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+pub(super) fn write_compact_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
     match addr.ip() {
         IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
         IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
@@ -143,14 +143,14 @@ pub fn write_compact_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
 }
 
 /// The compact form of `addr` (6 or 18 bytes).
-pub fn compact_addr(addr: &SocketAddr) -> Vec<u8> {
+pub(super) fn compact_addr(addr: &SocketAddr) -> Vec<u8> {
     let mut out = Vec::with_capacity(18);
     write_compact_addr(&mut out, addr);
     out
 }
 
 /// Reads a 6-byte (IPv4) or 18-byte (IPv6) compact address; `None` for any other length.
-pub fn parse_compact_addr(bytes: &[u8]) -> Option<SocketAddr> {
+pub(super) fn parse_compact_addr(bytes: &[u8]) -> Option<SocketAddr> {
     let (ip, port): (IpAddr, &[u8]) = match bytes.len() {
         6 => {
             let octets: [u8; 4] = bytes[..4].try_into().ok()?;
@@ -167,7 +167,7 @@ pub fn parse_compact_addr(bytes: &[u8]) -> Option<SocketAddr> {
 }
 
 /// Encodes nodes as one compact string; nodes of the other family are skipped.
-pub fn encode_nodes(nodes: &[NodeInfo], family: Family) -> Vec<u8> {
+pub(super) fn encode_nodes(nodes: &[NodeInfo], family: Family) -> Vec<u8> {
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| Family::of(&n.addr) == family) {
         out.extend_from_slice(&n.id.0);
@@ -178,7 +178,7 @@ pub fn encode_nodes(nodes: &[NodeInfo], family: Family) -> Vec<u8> {
 
 /// Decodes a compact node string of `family`; `None` if its length is not a multiple of the
 /// entry size. Entries with an unusable address are dropped.
-pub fn decode_nodes(bytes: &[u8], family: Family) -> Option<Vec<NodeInfo>> {
+pub(super) fn decode_nodes(bytes: &[u8], family: Family) -> Option<Vec<NodeInfo>> {
     let entry = match family {
         Family::V4 => COMPACT_NODE_V4_LEN,
         Family::V6 => COMPACT_NODE_V6_LEN,

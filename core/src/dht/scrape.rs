@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::bloom::ScrapeBloom;
 
 /// Largest set a node's filter may claim (BEP 33: nodes keep `max(seeds, peers)` below 6000).
-pub const MAX_FILTER_ENTRIES: f64 = 6000.0;
+pub(super) const MAX_FILTER_ENTRIES: f64 = 6000.0;
 /// Most distinct peer addresses (and values-only IPs) remembered per scrape.
 const MAX_SEEN: usize = 4096;
 

@@ -17,7 +17,7 @@ use crate::types::Instant;
 /// Largest scrape answer we send: what one UDP datagram carries on any IPv6 path without
 /// fragmentation (the 1280-byte minimum MTU less 48 bytes of IPv6 and UDP headers), which also
 /// fits any IPv4 path.
-pub const MAX_SCRAPE_REPLY: usize = 1232;
+pub(super) const MAX_SCRAPE_REPLY: usize = 1232;
 
 impl Dht {
     /// A query from `from`: rate-limited per source IP, then answered.

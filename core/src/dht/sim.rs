@@ -16,7 +16,7 @@ use super::{Dht, DhtConfig, DhtEvent, DhtOutput, Family, NodeId};
 use crate::types::Instant;
 
 /// A node of the simulated network.
-pub struct Host {
+pub(super) struct Host {
     /// Its UDP address.
     pub addr: SocketAddr,
     /// The machine.
@@ -31,7 +31,7 @@ pub struct Host {
 type Flight = Reverse<(Instant, u64, SocketAddr, SocketAddr, Vec<u8>)>;
 
 /// The simulated network.
-pub struct World {
+pub(super) struct World {
     /// Virtual time.
     pub now: Instant,
     /// Every node that ever joined, by index.
@@ -57,7 +57,7 @@ pub struct World {
 
 impl World {
     /// An empty network of `family` addresses.
-    pub fn new(seed: u64, family: Family) -> Self {
+    pub(super) fn new(seed: u64, family: Family) -> Self {
         World {
             now: Instant::ZERO,
             hosts: Vec::new(),
@@ -76,7 +76,7 @@ impl World {
     }
 
     /// The address the `n`th host gets: one IP per host.
-    pub fn addr_of(&self, n: usize) -> SocketAddr {
+    pub(super) fn addr_of(&self, n: usize) -> SocketAddr {
         let n = n as u32 + 1;
         let ip: IpAddr = match self.family {
             Family::V4 => Ipv4Addr::from(0x0a00_0000 | n).into(),
@@ -86,7 +86,7 @@ impl World {
     }
 
     /// Adds a node with a random id and `config`, without bootstrapping it; returns its index.
-    pub fn add(&mut self, config: DhtConfig) -> usize {
+    pub(super) fn add(&mut self, config: DhtConfig) -> usize {
         let index = self.hosts.len();
         let addr = self.addr_of(index);
         let id = NodeId::random(&mut self.rng);
@@ -98,7 +98,7 @@ impl World {
     }
 
     /// Runs `f` on host `index`'s machine at the current time, then executes its outputs.
-    pub fn with<T>(&mut self, index: usize, f: impl FnOnce(&mut Dht, Instant) -> T) -> T {
+    pub(super) fn with<T>(&mut self, index: usize, f: impl FnOnce(&mut Dht, Instant) -> T) -> T {
         let now = self.now;
         let out = f(&mut self.hosts[index].dht, now);
         self.drain(index);
@@ -106,7 +106,7 @@ impl World {
     }
 
     /// Takes host `index` off the network: it neither sends nor receives again.
-    pub fn kill(&mut self, index: usize) {
+    pub(super) fn kill(&mut self, index: usize) {
         self.hosts[index].alive = false;
     }
 
@@ -140,7 +140,7 @@ impl World {
     }
 
     /// Delivers datagrams and fires deadlines in time order until `until`.
-    pub fn run_until(&mut self, until: Instant) {
+    pub(super) fn run_until(&mut self, until: Instant) {
         loop {
             let next_flight = self.flights.peek().map(|Reverse(f)| f.0);
             let next_timer = self.timers.peek().map(|Reverse(t)| t.0);
@@ -178,20 +178,20 @@ impl World {
     }
 
     /// Runs for `d` of virtual time.
-    pub fn run_for(&mut self, d: Duration) {
+    pub(super) fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);
     }
 
     /// Indices of the hosts still on the network.
-    pub fn alive(&self) -> Vec<usize> {
+    pub(super) fn alive(&self) -> Vec<usize> {
         (0..self.hosts.len()).filter(|&i| self.hosts[i].alive).collect()
     }
 }
 
 /// Figures from one swarm run.
 #[derive(Debug, Default)]
-pub struct SwarmReport {
+pub(super) struct SwarmReport {
     /// Nodes that joined.
     pub nodes: usize,
     /// `get_peers` lookups run from random nodes.
@@ -212,19 +212,19 @@ pub struct SwarmReport {
 
 impl SwarmReport {
     /// The median hop count.
-    pub fn median_hops(&self) -> u32 {
+    pub(super) fn median_hops(&self) -> u32 {
         self.hops.get(self.hops.len() / 2).copied().unwrap_or(0)
     }
 
     /// The largest hop count.
-    pub fn max_hops(&self) -> u32 {
+    pub(super) fn max_hops(&self) -> u32 {
         self.hops.last().copied().unwrap_or(0)
     }
 }
 
 /// A network of `n` nodes with `loss_per_mille` loss, each bootstrapped from the first four
 /// (the routers), after a minute of settling; returns it and the number of routers.
-pub fn grow(seed: u64, family: Family, n: usize, loss_per_mille: u32) -> (World, usize) {
+pub(super) fn grow(seed: u64, family: Family, n: usize, loss_per_mille: u32) -> (World, usize) {
     let mut world = World::new(seed, family);
     world.loss_per_mille = loss_per_mille;
     world.latency_ms = (10, 150);
@@ -252,7 +252,14 @@ pub fn grow(seed: u64, family: Family, n: usize, loss_per_mille: u32) -> (World,
 /// Grows a network of `n` nodes with `loss_per_mille` loss, removes 10% of them, announces
 /// `torrents` info-hashes from random nodes, removes another 5%, then looks each up from
 /// `askers` other random nodes.
-pub fn swarm(seed: u64, family: Family, n: usize, loss_per_mille: u32, torrents: usize, askers: usize) -> SwarmReport {
+pub(super) fn swarm(
+    seed: u64,
+    family: Family,
+    n: usize,
+    loss_per_mille: u32,
+    torrents: usize,
+    askers: usize,
+) -> SwarmReport {
     use crate::types::InfoHash;
     let (mut world, routers) = grow(seed, family, n, loss_per_mille);
     let leave = |world: &mut World, share: usize| {

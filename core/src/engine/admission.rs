@@ -72,7 +72,7 @@ impl AddrKey {
     /// The key of `ip`; `None` for loopback, which the per-address limit leaves alone: a local
     /// process can bind any of the 16 million addresses of 127/8 and any number of ports, so a
     /// limit there would only stop honest local peers (and every loopback test's swarm).
-    pub fn of(ip: IpAddr) -> Option<AddrKey> {
+    pub(super) fn of(ip: IpAddr) -> Option<AddrKey> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
@@ -108,7 +108,7 @@ pub(crate) enum Usefulness {
 
 impl Usefulness {
     /// Whether a peer this useful may be closed to admit another.
-    pub fn replaceable(self) -> bool {
+    pub(super) fn replaceable(self) -> bool {
         self <= Usefulness::Choking
     }
 }

@@ -23,7 +23,7 @@ pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// When a lookup found no peer at all, the next one comes this soon (the swarm may simply not
 /// have announced yet).
-pub const RETRY_EMPTY: Duration = Duration::from_secs(60);
+pub(super) const RETRY_EMPTY: Duration = Duration::from_secs(60);
 
 /// Scrapes running at once (BEP 33 suggests limiting them, "e.g. 4 during startup").
 pub const MAX_RUNNING_SCRAPES: usize = 4;
@@ -78,7 +78,7 @@ pub(crate) enum Action {
 }
 
 impl DhtLink {
-    pub fn new(dht: Dht) -> DhtLink {
+    pub(super) fn new(dht: Dht) -> DhtLink {
         DhtLink {
             dht,
             lookups: BTreeMap::new(),
@@ -92,7 +92,7 @@ impl DhtLink {
 
     /// Starts the lookups that are due. `due` lists the torrents that may use the DHT now
     /// (active and not private), with their info-hashes and whether we seed them.
-    pub fn schedule(&mut self, due: &[(TorrentId, InfoHash, bool)], port: u16, now: Instant) {
+    pub(super) fn schedule(&mut self, due: &[(TorrentId, InfoHash, bool)], port: u16, now: Instant) {
         self.next.retain(|t, _| due.iter().any(|(d, _, _)| d == t));
         self.start_scrapes(now);
         if !self.dht.is_bootstrapped() {
@@ -109,7 +109,7 @@ impl DhtLink {
     }
 
     /// Queues a count of `info_hash`'s swarm; it starts as soon as a slot is free.
-    pub fn scrape(&mut self, info_hash: InfoHash, now: Instant) -> Result<DhtScrapeId, DhtScrapeError> {
+    pub(super) fn scrape(&mut self, info_hash: InfoHash, now: Instant) -> Result<DhtScrapeId, DhtScrapeError> {
         if self.waiting.len() >= MAX_QUEUED_SCRAPES {
             return Err(DhtScrapeError::Busy);
         }
@@ -137,20 +137,20 @@ impl DhtLink {
     }
 
     /// Forgets a removed torrent.
-    pub fn forget(&mut self, t: TorrentId) {
+    pub(super) fn forget(&mut self, t: TorrentId) {
         self.next.remove(&t);
         self.found.remove(&t);
         self.lookups.retain(|_, (x, _)| *x != t);
     }
 
     /// The DHT's status for one torrent.
-    pub fn status(&self, t: TorrentId) -> DhtTorrentStatus {
+    pub(super) fn status(&self, t: TorrentId) -> DhtTorrentStatus {
         DhtTorrentStatus { working: self.dht.is_bootstrapped(), peers: self.found.get(&t).copied().unwrap_or(0) }
     }
 
     /// The next thing the DHT asks for. Sends that `policy` refuses are dropped (local-only:
     /// nothing leaves the machine, whatever a hostile node tells us).
-    pub fn poll(&mut self, policy: NetPolicy, now: Instant) -> Option<Action> {
+    pub(super) fn poll(&mut self, policy: NetPolicy, now: Instant) -> Option<Action> {
         loop {
             match self.dht.poll_output()? {
                 DhtOutput::Send { to, data } => {

@@ -54,12 +54,12 @@ pub enum HealthCheckError {
 
 impl HealthChecks {
     /// The earliest deadline of a running check.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.running.values().filter_map(|r| r.check.poll_timeout()).min()
     }
 
     /// Whether `job` is a health check's.
-    pub fn owns(&self, job: JobId) -> bool {
+    pub(super) fn owns(&self, job: JobId) -> bool {
         self.jobs.contains_key(&job)
     }
 
@@ -114,7 +114,7 @@ impl HealthChecks {
         out.event(Event::HealthChecked { check: id, report });
     }
 
-    pub fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, out: &mut Outbox) {
+    pub(super) fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, out: &mut Outbox) {
         let Some(&(id, slot)) = self.jobs.get(&job) else { return };
         if let Some(r) = self.running.get_mut(&id) {
             // A health report gives each source's failure as text.
@@ -123,7 +123,7 @@ impl HealthChecks {
         self.pump(id, out);
     }
 
-    pub fn handle_udp(
+    pub(super) fn handle_udp(
         &mut self,
         job: JobId,
         result: Result<&[u8], TransportError>,
@@ -139,7 +139,7 @@ impl HealthChecks {
     }
 
     /// A DHT count ended; it is a check's if the check still waits for it.
-    pub fn handle_dht(&mut self, scrape: DhtScrapeId, swarm: &SwarmCount, out: &mut Outbox) {
+    pub(super) fn handle_dht(&mut self, scrape: DhtScrapeId, swarm: &SwarmCount, out: &mut Outbox) {
         let Some(id) = self.dht.remove(&scrape) else { return };
         if let Some(r) = self.running.get_mut(&id) {
             r.dht = None;
@@ -148,7 +148,7 @@ impl HealthChecks {
         self.pump(id, out);
     }
 
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
+    pub(super) fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
         let due: Vec<HealthCheckId> = self
             .running
             .iter()

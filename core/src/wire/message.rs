@@ -6,22 +6,22 @@ use crate::types::BlockRef;
 
 /// Message ids on the wire (BEP 3, BEP 6, BEP 10).
 pub(super) mod id {
-    pub const CHOKE: u8 = 0;
-    pub const UNCHOKE: u8 = 1;
-    pub const INTERESTED: u8 = 2;
-    pub const NOT_INTERESTED: u8 = 3;
-    pub const HAVE: u8 = 4;
-    pub const BITFIELD: u8 = 5;
-    pub const REQUEST: u8 = 6;
-    pub const PIECE: u8 = 7;
-    pub const CANCEL: u8 = 8;
-    pub const PORT: u8 = 9;
-    pub const SUGGEST: u8 = 13;
-    pub const HAVE_ALL: u8 = 14;
-    pub const HAVE_NONE: u8 = 15;
-    pub const REJECT: u8 = 16;
-    pub const ALLOWED_FAST: u8 = 17;
-    pub const EXTENDED: u8 = 20;
+    pub(crate) const CHOKE: u8 = 0;
+    pub(crate) const UNCHOKE: u8 = 1;
+    pub(crate) const INTERESTED: u8 = 2;
+    pub(crate) const NOT_INTERESTED: u8 = 3;
+    pub(crate) const HAVE: u8 = 4;
+    pub(crate) const BITFIELD: u8 = 5;
+    pub(crate) const REQUEST: u8 = 6;
+    pub(crate) const PIECE: u8 = 7;
+    pub(crate) const CANCEL: u8 = 8;
+    pub(crate) const PORT: u8 = 9;
+    pub(crate) const SUGGEST: u8 = 13;
+    pub(crate) const HAVE_ALL: u8 = 14;
+    pub(crate) const HAVE_NONE: u8 = 15;
+    pub(crate) const REJECT: u8 = 16;
+    pub(crate) const ALLOWED_FAST: u8 = 17;
+    pub(crate) const EXTENDED: u8 = 20;
 }
 
 /// Bytes of a `piece` frame before the block data: id, index, offset.

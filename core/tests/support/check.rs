@@ -12,7 +12,7 @@ use super::world::World;
 
 /// Asserts a torrent is complete on a node: finished, seeding, every wanted byte verified and
 /// the disk holding exactly the source bytes.
-pub fn assert_complete(w: &World, node: NodeId, t: TorrentId, tt: &TestTorrent) {
+pub(crate) fn assert_complete(w: &World, node: NodeId, t: TorrentId, tt: &TestTorrent) {
     let n = &w.nodes[node];
     assert!(n.finished(t), "node {node} finished\n{}", w.summary());
     let st = n.stats(t);
@@ -23,20 +23,20 @@ pub fn assert_complete(w: &World, node: NodeId, t: TorrentId, tt: &TestTorrent) 
 }
 
 /// Asserts a duration in seconds is within -20 % / +30 % of what was expected.
-pub fn assert_about(got: f64, expected: f64, what: &str) {
+pub(crate) fn assert_about(got: f64, expected: f64, what: &str) {
     assert!(got >= 0.8 * expected && got <= 1.3 * expected, "{what}: {got:.2} s, expected about {expected} s");
 }
 
 impl World {
     /// Runs until `t` finished on `node` (at most two minutes); the virtual seconds it took.
-    pub fn seconds_to_finish(&mut self, node: NodeId, t: TorrentId) -> f64 {
+    pub(crate) fn seconds_to_finish(&mut self, node: NodeId, t: TorrentId) -> f64 {
         let start = self.now;
         self.run_until(Duration::from_secs(120), |w| w.nodes[node].finished(t));
         (self.now - start).as_secs_f64()
     }
 
     /// The torrents of a node in each state, as indices into `ts`: (checking, queued).
-    pub fn check_states(&self, node: NodeId, ts: &[TorrentId]) -> (Vec<usize>, Vec<usize>) {
+    pub(crate) fn check_states(&self, node: NodeId, ts: &[TorrentId]) -> (Vec<usize>, Vec<usize>) {
         let states: Vec<TorrentState> = ts.iter().map(|t| self.nodes[node].stats(*t).state).collect();
         let checking = (0..ts.len()).filter(|&i| matches!(states[i], TorrentState::Checking { .. })).collect();
         let queued = (0..ts.len()).filter(|&i| states[i] == TorrentState::CheckQueued).collect();
@@ -44,7 +44,7 @@ impl World {
     }
 
     /// The counts of node `node`'s DHT scrape `id`, once it ended.
-    pub fn dht_scrape_result(&self, node: NodeId, id: DhtScrapeId) -> Option<(InfoHash, SwarmCount)> {
+    pub(crate) fn dht_scrape_result(&self, node: NodeId, id: DhtScrapeId) -> Option<(InfoHash, SwarmCount)> {
         self.nodes[node].events.iter().find_map(|(_, e)| match e {
             Event::DhtScrape { id: i, info_hash, swarm } if *i == id => Some((*info_hash, *swarm)),
             _ => None,

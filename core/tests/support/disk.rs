@@ -20,7 +20,7 @@ struct FileBuf {
 
 /// One torrent's files in memory; every byte remembers whether it was ever written.
 #[derive(Clone, Debug)]
-pub struct Disk {
+pub(crate) struct Disk {
     files: Vec<FileBuf>,
     /// Pieces of every `Write` job, in order.
     pub written_pieces: Vec<u32>,
@@ -30,7 +30,7 @@ pub struct Disk {
 
 impl Disk {
     /// No data at all (a fresh download).
-    pub fn empty(meta: &Metainfo) -> Self {
+    pub(crate) fn empty(meta: &Metainfo) -> Self {
         let files = meta
             .info
             .files
@@ -46,14 +46,14 @@ impl Disk {
     }
 
     /// Every (non-pad) byte present: `data` is the whole torrent.
-    pub fn full(meta: &Metainfo, data: &[u8]) -> Self {
+    pub(crate) fn full(meta: &Metainfo, data: &[u8]) -> Self {
         let mut d = Disk::empty(meta);
         d.fill(0, data);
         d
     }
 
     /// Puts `bytes` at torrent offset `start`, as if they had been there before the engine ran.
-    pub fn fill(&mut self, start: u64, bytes: &[u8]) {
+    pub(crate) fn fill(&mut self, start: u64, bytes: &[u8]) {
         let end = start + bytes.len() as u64;
         for f in &mut self.files {
             let (fs, fe) = (f.offset, f.offset + f.data.len() as u64);
@@ -68,17 +68,17 @@ impl Disk {
     }
 
     /// The torrent's bytes as they are on this disk (pad files and unwritten bytes read zero).
-    pub fn contents(&self) -> Vec<u8> {
+    pub(crate) fn contents(&self) -> Vec<u8> {
         self.files.iter().flat_map(|f| if f.pad { vec![0; f.data.len()] } else { f.data.clone() }).collect()
     }
 
     /// Bytes of file `file` ever written (or pre-filled).
-    pub fn written_bytes(&self, file: usize) -> usize {
+    pub(crate) fn written_bytes(&self, file: usize) -> usize {
         self.files[file].written.iter().filter(|w| **w).count()
     }
 
     /// Bytes of the torrent range ever written (or pre-filled).
-    pub fn written_in(&self, range: Range<usize>) -> usize {
+    pub(crate) fn written_in(&self, range: Range<usize>) -> usize {
         let mut n = 0;
         for f in &self.files {
             let (fs, fe) = (f.offset as usize, f.offset as usize + f.data.len());

@@ -24,7 +24,7 @@ mod world;
 
 // Each test binary uses a part of the harness.
 #[allow(unused_imports)]
-pub use self::{
+pub(crate) use self::{
     check::{assert_about, assert_complete},
     disk::Disk,
     node::{Node, NodeId, Nodes},

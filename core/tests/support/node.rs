@@ -14,7 +14,7 @@ use super::disk::Disk;
 
 /// One engine of a world, numbered in the order it was added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub(super) usize);
+pub(crate) struct NodeId(pub(super) usize);
 
 /// The bare number: trace lines and failure messages name a node by it.
 impl fmt::Display for NodeId {
@@ -24,7 +24,7 @@ impl fmt::Display for NodeId {
 }
 
 /// One engine with its disks and what it told the application.
-pub struct Node {
+pub(crate) struct Node {
     /// The engine under test.
     pub engine: Engine,
     /// Its listening address.
@@ -45,17 +45,17 @@ pub struct Node {
 
 impl Node {
     /// Whether `event` came out of this engine.
-    pub fn saw(&self, pred: impl Fn(&Event) -> bool) -> bool {
+    pub(crate) fn saw(&self, pred: impl Fn(&Event) -> bool) -> bool {
         self.events.iter().any(|(_, e)| pred(e))
     }
 
     /// Whether the torrent reported [`Event::Finished`].
-    pub fn finished(&self, t: TorrentId) -> bool {
+    pub(crate) fn finished(&self, t: TorrentId) -> bool {
         self.saw(|e| *e == Event::Finished { torrent: t })
     }
 
     /// The pieces the torrent reported with [`Event::PieceFinished`], in order.
-    pub fn finished_pieces(&self, t: TorrentId) -> Vec<u32> {
+    pub(crate) fn finished_pieces(&self, t: TorrentId) -> Vec<u32> {
         self.events
             .iter()
             .filter_map(|(_, e)| match e {
@@ -66,33 +66,33 @@ impl Node {
     }
 
     /// The disk of a torrent.
-    pub fn disk(&self, t: TorrentId) -> &Disk {
+    pub(crate) fn disk(&self, t: TorrentId) -> &Disk {
         &self.disks[&t]
     }
 
     /// A torrent's figures.
-    pub fn stats(&self, t: TorrentId) -> TorrentStats {
+    pub(crate) fn stats(&self, t: TorrentId) -> TorrentStats {
         self.engine.stats(t).expect("torrent exists")
     }
 }
 
 /// The engines of a world.
 #[derive(Default)]
-pub struct Nodes(Vec<Node>);
+pub(crate) struct Nodes(Vec<Node>);
 
 impl Nodes {
     /// Every node's id, in the order they were added.
-    pub fn ids(&self) -> Vec<NodeId> {
+    pub(crate) fn ids(&self) -> Vec<NodeId> {
         (0..self.0.len()).map(NodeId).collect()
     }
 
     /// Every node, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = &Node> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
         self.0.iter()
     }
 
     /// The node listening at `addr`, if any.
-    pub fn at(&self, addr: SocketAddr) -> Option<NodeId> {
+    pub(crate) fn at(&self, addr: SocketAddr) -> Option<NodeId> {
         self.0.iter().position(|n| n.addr == addr).map(NodeId)
     }
 

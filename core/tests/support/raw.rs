@@ -16,11 +16,11 @@ use super::world::{Ev, World};
 
 /// A hand-driven peer of a world, numbered in the order it connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RawId(usize);
+pub(crate) struct RawId(usize);
 
 /// A hand-driven peer connected to an engine, for hostile-input tests.
 #[derive(Debug)]
-pub struct RawPeer {
+pub(crate) struct RawPeer {
     /// The engine it is connected to.
     pub node: NodeId,
     /// The engine's id for the connection.
@@ -33,7 +33,7 @@ pub struct RawPeer {
 
 /// The hand-driven peers of a world.
 #[derive(Debug, Default)]
-pub struct Raws(Vec<RawPeer>);
+pub(crate) struct Raws(Vec<RawPeer>);
 
 impl Index<RawId> for Raws {
     type Output = RawPeer;
@@ -51,7 +51,7 @@ impl IndexMut<RawId> for Raws {
 
 impl World {
     /// Opens a connection from `from` to engine `node`, driven by the test.
-    pub fn raw_connect(&mut self, node: NodeId, from: SocketAddr) -> RawId {
+    pub(crate) fn raw_connect(&mut self, node: NodeId, from: SocketAddr) -> RawId {
         let conn = self.nodes[node].engine.accept(from, self.now).expect("engine accepts the connection");
         self.drain(node);
         let raw = RawId(self.raws.0.len());
@@ -61,7 +61,7 @@ impl World {
     }
 
     /// Sends bytes from a hand-driven peer; they arrive after the link latency.
-    pub fn raw_send(&mut self, raw: RawId, data: &[u8]) {
+    pub(crate) fn raw_send(&mut self, raw: RawId, data: &[u8]) {
         let RawPeer { node, conn, .. } = self.raws[raw];
         let at = self.now + self.timing.latency;
         self.schedule(at, Ev::Data { node, conn, data: data.to_vec() });
@@ -69,7 +69,7 @@ impl World {
 
     /// The messages a hand-driven peer has received so far (after the handshake); fails the
     /// test if the engine sent anything invalid.
-    pub fn messages_to(&self, raw: RawId) -> Vec<Message> {
+    pub(crate) fn messages_to(&self, raw: RawId) -> Vec<Message> {
         let mut d = HandshakeDecoder::new(Limits::default());
         d.feed(&self.raws[raw].received);
         let HandshakeStep::Done(_, mut d) = d.take().expect("a valid handshake") else { return Vec::new() };
@@ -77,7 +77,7 @@ impl World {
     }
 
     /// The blocks of the messages to a hand-driven peer that `pick` selects, in order.
-    pub fn sent_to(&self, raw: RawId, pick: impl Fn(&Message) -> bool) -> Vec<(u32, u32)> {
+    pub(crate) fn sent_to(&self, raw: RawId, pick: impl Fn(&Message) -> bool) -> Vec<(u32, u32)> {
         self.messages_to(raw)
             .iter()
             .filter(|m| pick(m))
@@ -90,7 +90,7 @@ impl World {
 }
 
 /// The valid messages an engine sent a hand-driven peer, up to the first invalid one.
-pub fn raw_messages(received: &[u8]) -> Vec<Message> {
+pub(crate) fn raw_messages(received: &[u8]) -> Vec<Message> {
     let mut d = HandshakeDecoder::new(Limits::default());
     d.feed(received);
     let Ok(HandshakeStep::Done(_, mut d)) = d.take() else { return Vec::new() };
@@ -98,7 +98,7 @@ pub fn raw_messages(received: &[u8]) -> Vec<Message> {
 }
 
 /// A hand-driven peer's handshake.
-pub fn handshake(info_hash: InfoHash) -> Vec<u8> {
+pub(crate) fn handshake(info_hash: InfoHash) -> Vec<u8> {
     let mut out = Vec::new();
     Handshake::new(info_hash, PeerId(*b"-XX0001-hostilepeer0")).encode(&mut out);
     out
@@ -106,7 +106,7 @@ pub fn handshake(info_hash: InfoHash) -> Vec<u8> {
 
 /// A hand-driven peer's greeting: handshake, then an extended handshake offering ut_pex (as
 /// id 7) with its listening port and what it sees as our address.
-pub fn pex_greeting(info_hash: InfoHash, who: u8, listen_port: Option<u16>, yourip: Option<Vec<u8>>) -> Vec<u8> {
+pub(crate) fn pex_greeting(info_hash: InfoHash, who: u8, listen_port: Option<u16>, yourip: Option<Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut peer_id = *b"-XX0001-pexpeer00000";
     peer_id[19] = who;
@@ -118,7 +118,7 @@ pub fn pex_greeting(info_hash: InfoHash, who: u8, listen_port: Option<u16>, your
 }
 
 /// A ut_pex message (under extension id `id`) adding `added`, without flags.
-pub fn pex_frame(id: u8, added: &[SocketAddr]) -> Vec<u8> {
+pub(crate) fn pex_frame(id: u8, added: &[SocketAddr]) -> Vec<u8> {
     let msg = PexMessage { added: added.iter().map(|a| (*a, 0)).collect(), dropped: vec![] };
     let mut out = Vec::new();
     Message::Extended { id, payload: msg.encode() }.encode(&mut out);

@@ -14,7 +14,7 @@ use super::world::World;
 
 /// A leecher on a fresh world with a hand-driven peer that has everything, has unchoked it
 /// and has received its first requests.
-pub struct RawSeeder {
+pub(crate) struct RawSeeder {
     /// The world.
     pub world: World,
     /// The leeching engine.
@@ -28,7 +28,7 @@ pub struct RawSeeder {
 impl RawSeeder {
     /// A leecher of `tt` (its config tweaked by `tweak`) in a world seeded with `seed`, and
     /// its hand-driven seeder.
-    pub fn new(seed: u64, tt: &TestTorrent, tweak: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) fn new(seed: u64, tt: &TestTorrent, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut w = World::new(seed);
         let leecher = w.add_node_with(tweak);
         let l = w.leech(leecher, tt);
@@ -46,7 +46,7 @@ impl RawSeeder {
 /// A swarm without trackers: a seeder C, a slow leecher B that knows C, and a leecher A that
 /// knows only B. B downloads and uploads at 4 kB/s, so it stays a leecher connected to C, and
 /// A would need minutes to get the torrent from it alone. The wire is tapped and the trace kept.
-pub struct PexSwarm {
+pub(crate) struct PexSwarm {
     /// The world.
     pub w: World,
     /// The torrent.
@@ -63,7 +63,7 @@ pub struct PexSwarm {
 
 impl PexSwarm {
     /// The swarm, in a world seeded with `seed`, of a public or a private torrent.
-    pub fn new(seed: u64, private: bool) -> Self {
+    pub(crate) fn new(seed: u64, private: bool) -> Self {
         let files = [file("a.bin", 700_001), file("b.bin", 300_000)];
         let mut tt =
             if private { TestTorrent::private(seed, PIECE, &files) } else { TestTorrent::new(seed, PIECE, &files) };
@@ -91,7 +91,7 @@ impl PexSwarm {
 
 /// A small swarm (a seeder at 300 kB/s, two leechers) run to completion in a world seeded with
 /// `seed`; the digest of every output of every engine, and how many outputs there were.
-pub fn swarm_trace(seed: u64) -> ([u8; 20], u64) {
+pub(crate) fn swarm_trace(seed: u64) -> ([u8; 20], u64) {
     let tt = plain_torrent(9);
     let mut w = World::new(seed);
     let seeder = w.add_node();

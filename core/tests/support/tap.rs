@@ -11,7 +11,7 @@ use super::world::World;
 
 /// A message one engine sent another (with `World::tap`); block payloads are dropped.
 #[derive(Debug, Clone)]
-pub struct WireEntry {
+pub(crate) struct WireEntry {
     /// When it was sent.
     pub at: Instant,
     /// Sending node and its connection id.
@@ -74,7 +74,7 @@ impl World {
 
     /// Requests the leecher had outstanding after each message before `until` (requests it sent
     /// minus blocks it received, from the wire log).
-    pub fn outstanding(&self, leecher: NodeId, until: Instant) -> Vec<i64> {
+    pub(crate) fn outstanding(&self, leecher: NodeId, until: Instant) -> Vec<i64> {
         let mut now = 0i64;
         let mut out = vec![0];
         for e in self.wire_log.iter().take_while(|e| e.at < until) {
@@ -89,17 +89,17 @@ impl World {
     }
 
     /// The most requests the leecher had outstanding before `until`.
-    pub fn max_outstanding(&self, leecher: NodeId, until: Instant) -> i64 {
+    pub(crate) fn max_outstanding(&self, leecher: NodeId, until: Instant) -> i64 {
         self.outstanding(leecher, until).into_iter().max().unwrap_or(0)
     }
 
     /// The requests the leecher had outstanding at `until`.
-    pub fn outstanding_at(&self, leecher: NodeId, until: Instant) -> i64 {
+    pub(crate) fn outstanding_at(&self, leecher: NodeId, until: Instant) -> i64 {
         self.outstanding(leecher, until).last().copied().unwrap_or(0)
     }
 
     /// The extension ids `node` advertised in its extended handshakes.
-    pub fn advertised(&self, node: NodeId) -> Vec<BTreeMap<String, u8>> {
+    pub(crate) fn advertised(&self, node: NodeId) -> Vec<BTreeMap<String, u8>> {
         self.wire_log
             .iter()
             .filter(|e| e.from.0 == node)

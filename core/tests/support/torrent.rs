@@ -11,14 +11,14 @@ use shoal_core::Metainfo;
 use super::tracker::TRACKER;
 
 /// The piece length of most test torrents.
-pub const PIECE: u32 = 32 * 1024;
+pub(crate) const PIECE: u32 = 32 * 1024;
 
 /// One mebibyte.
-pub const MIB: u64 = 1 << 20;
+pub(crate) const MIB: u64 = 1 << 20;
 
 /// One file of a test torrent.
 #[derive(Clone, Debug)]
-pub struct FileSpec {
+pub(crate) struct FileSpec {
     /// Path below the torrent's directory, components separated by `/`.
     pub path: &'static str,
     /// Length in bytes.
@@ -28,18 +28,18 @@ pub struct FileSpec {
 }
 
 /// A regular file.
-pub fn file(path: &'static str, len: u64) -> FileSpec {
+pub(crate) fn file(path: &'static str, len: u64) -> FileSpec {
     FileSpec { path, len, pad: false }
 }
 
 /// A pad file.
-pub fn pad(path: &'static str, len: u64) -> FileSpec {
+pub(crate) fn pad(path: &'static str, len: u64) -> FileSpec {
     FileSpec { path, len, pad: true }
 }
 
 /// A torrent made from seeded pseudo-random data, with that data.
 #[derive(Clone, Debug)]
-pub struct TestTorrent {
+pub(crate) struct TestTorrent {
     /// The parsed torrent.
     pub meta: Metainfo,
     /// The whole torrent's bytes, pad files (zeros) included.
@@ -48,12 +48,12 @@ pub struct TestTorrent {
 
 impl TestTorrent {
     /// Builds a multi-file torrent over `files`, naming [`TRACKER`].
-    pub fn new(seed: u64, piece_length: u32, files: &[FileSpec]) -> Self {
+    pub(crate) fn new(seed: u64, piece_length: u32, files: &[FileSpec]) -> Self {
         Self::build(seed, piece_length, files, false)
     }
 
     /// Like [`TestTorrent::new`], with the BEP 27 private flag set in the info dictionary.
-    pub fn private(seed: u64, piece_length: u32, files: &[FileSpec]) -> Self {
+    pub(crate) fn private(seed: u64, piece_length: u32, files: &[FileSpec]) -> Self {
         Self::build(seed, piece_length, files, true)
     }
 
@@ -84,24 +84,24 @@ impl TestTorrent {
     }
 
     /// Number of pieces.
-    pub fn pieces(&self) -> u32 {
+    pub(crate) fn pieces(&self) -> u32 {
         self.meta.info.piece_count()
     }
 
     /// Byte range of a piece in the torrent's data.
-    pub fn piece_range(&self, piece: u32) -> Range<usize> {
+    pub(crate) fn piece_range(&self, piece: u32) -> Range<usize> {
         let start = piece as usize * self.meta.info.piece_length as usize;
         start..start + self.meta.info.piece_size(piece) as usize
     }
 
     /// Byte range of a file in the torrent's data.
-    pub fn file_range(&self, file: usize) -> Range<usize> {
+    pub(crate) fn file_range(&self, file: usize) -> Range<usize> {
         let f = &self.meta.info.files[file];
         f.offset as usize..(f.offset + f.length) as usize
     }
 
     /// Pieces overlapping file `file`.
-    pub fn file_pieces(&self, file: usize) -> Range<u32> {
+    pub(crate) fn file_pieces(&self, file: usize) -> Range<u32> {
         let r = self.file_range(file);
         if r.is_empty() {
             return 0..0;
@@ -112,11 +112,11 @@ impl TestTorrent {
 }
 
 /// A 1 MiB-ish single-directory torrent of plain files.
-pub fn plain_torrent(seed: u64) -> TestTorrent {
+pub(crate) fn plain_torrent(seed: u64) -> TestTorrent {
     TestTorrent::new(seed, PIECE, &[file("a.bin", 700_001), file("b.bin", 300_000)])
 }
 
 /// A one-file torrent of `mib` MiB in 256 KiB pieces.
-pub fn big_torrent(seed: u64, mib: u64) -> TestTorrent {
+pub(crate) fn big_torrent(seed: u64, mib: u64) -> TestTorrent {
     TestTorrent::new(seed, 256 * 1024, &[file("big.bin", mib * MIB)])
 }

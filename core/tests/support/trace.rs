@@ -11,7 +11,7 @@ use super::world::World;
 
 impl World {
     /// Digest of every output so far (time, node and a summary of each).
-    pub fn trace_digest(&self) -> [u8; 20] {
+    pub(crate) fn trace_digest(&self) -> [u8; 20] {
         self.trace.clone().finalize().into()
     }
 
@@ -27,7 +27,7 @@ impl World {
     }
 
     /// With `keep_trace`: when `node` asked the runtime to dial `addr`, if it did.
-    pub fn dialled(&self, node: NodeId, addr: SocketAddr) -> Option<Instant> {
+    pub(crate) fn dialled(&self, node: NodeId, addr: SocketAddr) -> Option<Instant> {
         let (connect, to) = (format!(" {node} Connect {{ conn: ConnId("), format!("addr: {addr} }}"));
         let line = self.trace_lines.iter().find(|t| t.contains(&connect) && t.contains(&to))?;
         let micros = line.split(' ').next()?.parse().ok()?;
@@ -36,7 +36,7 @@ impl World {
 }
 
 /// A one-line summary of an output; payloads are replaced by their length and a digest.
-pub fn describe(out: &Output) -> String {
+pub(crate) fn describe(out: &Output) -> String {
     fn digest(data: &[u8]) -> String {
         Sha1::digest(data)[..6].iter().map(|b| format!("{b:02x}")).collect()
     }

@@ -7,7 +7,7 @@ use super::node::NodeId;
 use super::world::{Ev, World};
 
 /// The one tracker every test torrent names; [`World::tracker`] answers it.
-pub const TRACKER: &str = "http://tracker.sim/announce";
+pub(crate) const TRACKER: &str = "http://tracker.sim/announce";
 
 impl World {
     /// Node `a` GETs `url`: the tracker answers after its time, unless it is down.

@@ -41,7 +41,7 @@ pub(super) enum Ev {
 
 /// Network, disk and tracker timing of a world.
 #[derive(Clone, Debug)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// One-way latency of every link.
     pub latency: Duration,
     /// Deliver received bytes in pieces of random size up to this many bytes (`None`: whole).
@@ -74,7 +74,7 @@ impl Default for Timing {
 }
 
 /// Engines, a clock, a network, disks and a tracker.
-pub struct World {
+pub(crate) struct World {
     /// The virtual clock.
     pub now: Instant,
     /// The engines.
@@ -116,7 +116,7 @@ pub struct World {
 
 impl World {
     /// An empty world; engines get seeds derived from `seed`, and so does the network.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         World {
             now: Instant::ZERO,
             nodes: Nodes::default(),
@@ -142,12 +142,12 @@ impl World {
     }
 
     /// Adds an engine with the default configuration.
-    pub fn add_node(&mut self) -> NodeId {
+    pub(crate) fn add_node(&mut self) -> NodeId {
         self.add_node_with(|_| {})
     }
 
     /// Adds an engine whose configuration `tweak` adjusts (the listen port is the world's).
-    pub fn add_node_with(&mut self, tweak: impl FnOnce(&mut Config)) -> NodeId {
+    pub(crate) fn add_node_with(&mut self, tweak: impl FnOnce(&mut Config)) -> NodeId {
         let i = self.nodes.next_id().0;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), 6881 + i as u16);
         let mut config = Config::default();
@@ -167,7 +167,7 @@ impl World {
     }
 
     /// Adds a torrent to an engine, with `disk` as its files.
-    pub fn add_torrent(&mut self, node: NodeId, params: AddTorrent, disk: Disk) -> TorrentId {
+    pub(crate) fn add_torrent(&mut self, node: NodeId, params: AddTorrent, disk: Disk) -> TorrentId {
         let t = self.nodes[node].engine.add_torrent(params, self.now).expect("add_torrent");
         self.nodes[node].disks.insert(t, disk);
         self.drain(node);
@@ -175,31 +175,31 @@ impl World {
     }
 
     /// Adds a torrent whose data is all on disk (checked on add).
-    pub fn seed(&mut self, node: NodeId, tt: &TestTorrent) -> TorrentId {
+    pub(crate) fn seed(&mut self, node: NodeId, tt: &TestTorrent) -> TorrentId {
         self.add_torrent(node, AddTorrent::new(tt.meta.clone()), Disk::full(&tt.meta, &tt.data))
     }
 
     /// Adds a torrent whose data is all there, known from resume data (no check).
-    pub fn seed_unchecked(&mut self, node: NodeId, tt: &TestTorrent) -> TorrentId {
+    pub(crate) fn seed_unchecked(&mut self, node: NodeId, tt: &TestTorrent) -> TorrentId {
         let have = Some(Bitfield::full(tt.pieces()));
         let params = AddTorrent { have, check_existing: false, ..AddTorrent::new(tt.meta.clone()) };
         self.add_torrent(node, params, Disk::full(&tt.meta, &tt.data))
     }
 
     /// Adds a torrent with nothing on disk.
-    pub fn leech(&mut self, node: NodeId, tt: &TestTorrent) -> TorrentId {
+    pub(crate) fn leech(&mut self, node: NodeId, tt: &TestTorrent) -> TorrentId {
         self.add_torrent(node, AddTorrent::new(tt.meta.clone()), Disk::empty(&tt.meta))
     }
 
     /// Adds a torrent by magnet; its disk appears (empty) when its metadata arrives.
-    pub fn add_magnet(&mut self, node: NodeId, params: AddMagnet) -> TorrentId {
+    pub(crate) fn add_magnet(&mut self, node: NodeId, params: AddMagnet) -> TorrentId {
         let t = self.nodes[node].engine.add_magnet(params, self.now).expect("add_magnet");
         self.drain(node);
         t
     }
 
     /// Runs an application command on an engine, then drains its output.
-    pub fn command<R>(&mut self, node: NodeId, f: impl FnOnce(&mut Engine, Instant) -> R) -> R {
+    pub(crate) fn command<R>(&mut self, node: NodeId, f: impl FnOnce(&mut Engine, Instant) -> R) -> R {
         let r = f(&mut self.nodes[node].engine, self.now);
         self.drain(node);
         r
@@ -214,7 +214,7 @@ impl World {
     }
 
     /// Delivers everything due now, then moves the clock to the next deadline.
-    pub fn step(&mut self) {
+    pub(crate) fn step(&mut self) {
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -248,12 +248,12 @@ impl World {
     }
 
     /// How long node `node`'s uplink needs for what it was handed so far (its send backlog).
-    pub fn uplink_backlog(&self, node: NodeId) -> Duration {
+    pub(crate) fn uplink_backlog(&self, node: NodeId) -> Duration {
         self.nodes[node].uplink.backlog(virtual_time(self.now))
     }
 
     /// Steps until `cond` holds; fails the test if it does not within `limit` of virtual time.
-    pub fn run_until(&mut self, limit: Duration, mut cond: impl FnMut(&World) -> bool) {
+    pub(crate) fn run_until(&mut self, limit: Duration, mut cond: impl FnMut(&World) -> bool) {
         let deadline = self.now + limit;
         while !cond(self) {
             assert!(self.now <= deadline, "condition not reached by {:?}\n{}", self.now, self.summary());
@@ -262,7 +262,7 @@ impl World {
     }
 
     /// Steps for `d` of virtual time.
-    pub fn run_for(&mut self, d: Duration) {
+    pub(crate) fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         while self.now < end {
             self.step();
@@ -270,7 +270,7 @@ impl World {
     }
 
     /// One line per torrent of every engine, for failure messages.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut s = String::new();
         for (i, n) in self.nodes.iter().enumerate() {
             for t in n.engine.torrents() {

@@ -29,13 +29,13 @@ pub(crate) struct Verified {
 
 impl Checker {
     /// A check of `total` pieces, none started yet.
-    pub fn new(total: u32) -> Checker {
+    pub(super) fn new(total: u32) -> Checker {
         Checker { total, ..Checker::default() }
     }
 
     /// The next piece to verify, if fewer than `max_jobs` are in flight; pieces in `have`
     /// (resume data, an interrupted check) are known good and skipped.
-    pub fn next_piece(&mut self, max_jobs: usize, have: &Bitfield) -> Option<u32> {
+    pub(super) fn next_piece(&mut self, max_jobs: usize, have: &Bitfield) -> Option<u32> {
         while self.in_flight.len() < max_jobs && self.next < self.total {
             let piece = self.next;
             self.next += 1;
@@ -47,24 +47,24 @@ impl Checker {
     }
 
     /// Job `id` verifies `piece` (from [`Checker::next_piece`]).
-    pub fn started(&mut self, id: JobId, piece: u32) {
+    pub(super) fn started(&mut self, id: JobId, piece: u32) {
         self.in_flight.insert(id, piece);
     }
 
     /// Counts the result of job `id`; `None` if the job is not one of this check's.
-    pub fn finished(&mut self, id: JobId) -> Option<Verified> {
+    pub(super) fn finished(&mut self, id: JobId) -> Option<Verified> {
         let piece = self.in_flight.remove(&id)?;
         self.checked += 1;
         Some(Verified { piece, checked: self.checked, done: self.is_done() })
     }
 
     /// Every piece was looked at and no job is left in flight.
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.in_flight.is_empty() && self.next >= self.total
     }
 
     /// Pieces verified so far.
-    pub fn checked(&self) -> u32 {
+    pub(super) fn checked(&self) -> u32 {
         self.checked
     }
 }

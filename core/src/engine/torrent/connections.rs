@@ -25,23 +25,23 @@ impl Torrent {
     // ---- connections ----
 
     /// Whether the torrent may look for peers on the DHT now (active, not private: BEP 27).
-    pub fn wants_dht(&self) -> bool {
+    pub(crate) fn wants_dht(&self) -> bool {
         self.state == State::Active && !self.content.private()
     }
 
     /// Whether we have the whole torrent (announced to the DHT as a seed: BEP 33).
-    pub fn is_seed(&self) -> bool {
+    pub(crate) fn is_seed(&self) -> bool {
         !self.content.is_fetching() && self.picker.have().is_full()
     }
 
     /// Adds peer addresses to dial; returns how many were new to us.
-    pub fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
+    pub(crate) fn add_candidates(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
         self.peer_list.add(addrs, cfg)
     }
 
     /// Dials candidates while there is room (each new connection becomes a
     /// [`TorrentEvent::Dialed`]).
-    pub fn connect_more(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn connect_more(&mut self, cx: &mut Ctx<'_>) {
         if self.state != State::Active {
             return;
         }
@@ -65,7 +65,7 @@ impl Torrent {
         }
     }
 
-    pub fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
+    pub(crate) fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         if p.is_dialing() {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
@@ -119,7 +119,7 @@ impl Torrent {
     /// Takes an incoming connection whose handshake named this torrent; `Err` with why it is
     /// refused. A full torrent (or session) closes its least useful peer to take it, if it has
     /// one that may be replaced.
-    pub fn attach_incoming(
+    pub(crate) fn attach_incoming(
         &mut self,
         admit: Admit,
         decoder: Decoder,
@@ -244,7 +244,7 @@ impl Torrent {
         }
     }
 
-    pub fn on_data(&mut self, conn: ConnId, data: &[u8], cx: &mut Ctx<'_>) {
+    pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         p.ch.last_recv = cx.now;
         // Whole messages are decoded straight from `data`; the decoder keeps only a partial
@@ -304,7 +304,7 @@ impl Torrent {
         self.fill_requests(conn, cx);
     }
 
-    pub fn on_sent(&mut self, conn: ConnId, n: u64, cx: &mut Ctx<'_>) {
+    pub(crate) fn on_sent(&mut self, conn: ConnId, n: u64, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
         let ch = &mut p.ch;
         ch.send_queued = ch.send_queued.saturating_sub(n);
@@ -315,7 +315,7 @@ impl Torrent {
     }
 
     /// The runtime reports the connection gone, and why.
-    pub fn on_closed(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+    pub(crate) fn on_closed(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
         self.drop_peer(conn, reason, cx);
     }
 

@@ -36,7 +36,7 @@ pub(crate) struct Known {
 
 impl Content {
     /// The metainfo, layout and priorities, once known.
-    pub fn known(&self) -> Option<&Known> {
+    pub(super) fn known(&self) -> Option<&Known> {
         match self {
             Content::Known(k) => Some(k),
             Content::Unknown(_) => None,
@@ -44,12 +44,12 @@ impl Content {
     }
 
     /// The metainfo, once known.
-    pub fn meta(&self) -> Option<&Metainfo> {
+    pub(super) fn meta(&self) -> Option<&Metainfo> {
         self.known().map(|k| &k.meta)
     }
 
     /// The metadata fetch, while the info dictionary is not in.
-    pub fn fetching_mut(&mut self) -> Option<&mut MetadataPhase> {
+    pub(super) fn fetching_mut(&mut self) -> Option<&mut MetadataPhase> {
         match self {
             Content::Unknown(u) => Some(&mut u.phase),
             Content::Known(_) => None,
@@ -57,22 +57,22 @@ impl Content {
     }
 
     /// Whether the info dictionary is still being fetched.
-    pub fn is_fetching(&self) -> bool {
+    pub(super) fn is_fetching(&self) -> bool {
         matches!(self, Content::Unknown(_))
     }
 
     /// Its piece count; 0 while unknown.
-    pub fn piece_count(&self) -> u32 {
+    pub(super) fn piece_count(&self) -> u32 {
         self.meta().map_or(0, |m| m.info.piece_count())
     }
 
     /// Whether the torrent is private (BEP 27); a magnet is not until its dictionary says so.
-    pub fn private(&self) -> bool {
+    pub(super) fn private(&self) -> bool {
         self.meta().is_some_and(|m| m.info.private)
     }
 
     /// Its name.
-    pub fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         match self {
             Content::Unknown(u) => &u.name,
             Content::Known(k) => &k.meta.info.name,

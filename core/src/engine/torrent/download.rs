@@ -74,13 +74,13 @@ pub(crate) struct PiecePipeline {
 
 impl PiecePipeline {
     /// Whether a piece is being received (it holds a buffer).
-    pub fn is_receiving(&self, piece: u32) -> bool {
+    pub(super) fn is_receiving(&self, piece: u32) -> bool {
         self.buffers.contains_key(&piece)
     }
 
     /// Whether a hash or write job is still in flight (a removed torrent's files must not be
     /// deleted before it lands).
-    pub fn has_jobs(&self) -> bool {
+    pub(super) fn has_jobs(&self) -> bool {
         !self.jobs.is_empty()
     }
 
@@ -88,7 +88,7 @@ impl PiecePipeline {
     /// and records them at the picker as outstanding there. Within `cap` bytes of memory any
     /// piece may be opened; over it only pieces holding a buffer already, or in the picker's
     /// deadline window, are picked from.
-    pub fn pick(
+    pub(super) fn pick(
         &mut self,
         picker: &mut Picker,
         conn: ConnId,
@@ -122,7 +122,7 @@ impl PiecePipeline {
     /// Takes a block `conn` sent. `late`: it is one we had given up asking it for, kept only if
     /// still needed and, should it open a new buffer, within `cap`. `fresh` makes a buffer of
     /// the given size for a piece's first block (its contents are overwritten).
-    pub fn on_block(
+    pub(super) fn on_block(
         &mut self,
         picker: &mut Picker,
         conn: ConnId,
@@ -156,25 +156,25 @@ impl PiecePipeline {
 
     /// A complete piece's buffer (from [`Intake::Stored`]) went out in hash job `job`: its
     /// bytes stay counted until the job is done.
-    pub fn hashing(&mut self, job: JobId, piece: u32, data: &[u8]) {
+    pub(super) fn hashing(&mut self, job: JobId, piece: u32, data: &[u8]) {
         self.jobs.insert(job, PieceJob { stage: Stage::Hash, piece, size: data.len() as u64 });
     }
 
     /// A complete piece's buffer that no job will take (the piece has no hash to check it
     /// against): its bytes are released.
-    pub fn discard(&mut self, data: &[u8]) {
+    pub(super) fn discard(&mut self, data: &[u8]) {
         self.release(data.len() as u64);
     }
 
     /// A piece of `size` bytes that passed its hash (see [`Finished::NeedsWrite`]) went out
     /// in write job `job`.
-    pub fn writing(&mut self, job: JobId, piece: u32, size: u64) {
+    pub(super) fn writing(&mut self, job: JobId, piece: u32, size: u64) {
         self.jobs.insert(job, PieceJob { stage: Stage::Write, piece, size });
     }
 
     /// A job finished: if it is one of the pipeline's, releases its bytes (unless the piece
     /// still has to be written) and says what happened; otherwise hands the result back.
-    pub fn finish(&mut self, job: JobId, result: JobResult) -> Result<Finished, JobResult> {
+    pub(super) fn finish(&mut self, job: JobId, result: JobResult) -> Result<Finished, JobResult> {
         let Some(j) = self.jobs.remove(&job) else { return Err(result) };
         let piece = j.piece;
         let done = match (j.stage, result) {
@@ -194,7 +194,7 @@ impl PiecePipeline {
     /// Drops every partly received piece (the torrent closed its peers): the picker must ask
     /// for their blocks again, or a piece would complete around zeros and fail its hash check,
     /// blaming whoever sent its last blocks. Returns the buffers for reuse.
-    pub fn drop_partial(&mut self, picker: &mut Picker) -> Vec<Vec<u8>> {
+    pub(super) fn drop_partial(&mut self, picker: &mut Picker) -> Vec<Vec<u8>> {
         let mut spent = Vec::with_capacity(self.buffers.len());
         for (piece, buf) in std::mem::take(&mut self.buffers) {
             picker.reset_piece(piece);
@@ -206,7 +206,7 @@ impl PiecePipeline {
 
     /// Forgets everything, jobs in flight included (their answers will be ignored): a recheck
     /// starts over with a new picker.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         *self = PiecePipeline::default();
     }
 
@@ -217,7 +217,7 @@ impl PiecePipeline {
     }
 
     /// Checks that the byte count is the buffers plus the jobs' pieces.
-    pub fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         let buffers: u64 = self.buffers.values().map(|b| b.len() as u64).sum();
         let jobs: u64 = self.jobs.values().map(|j| j.size).sum();
         if self.in_flight_bytes != buffers + jobs {

@@ -52,12 +52,12 @@ pub(crate) struct MetadataFetch {
 
 impl MetadataFetch {
     /// Nothing known yet but the info-hash.
-    pub fn new(info_hash: InfoHash) -> Self {
+    pub(crate) fn new(info_hash: InfoHash) -> Self {
         MetadataFetch { info_hash, size: None, pieces: Vec::new() }
     }
 
     /// Picks a piece to ask of `conn`, which advertised `size`; records the request.
-    pub fn next_request(&mut self, conn: ConnId, size: u64, now: Instant) -> Option<u32> {
+    pub(crate) fn next_request(&mut self, conn: ConnId, size: u64, now: Instant) -> Option<u32> {
         if size == 0 || size > MAX_METADATA_SIZE {
             return None;
         }
@@ -83,7 +83,7 @@ impl MetadataFetch {
     }
 
     /// Records a data message from `conn`.
-    pub fn on_data(&mut self, conn: ConnId, piece: u32, total_size: u64, data: Vec<u8>) -> Received {
+    pub(crate) fn on_data(&mut self, conn: ConnId, piece: u32, total_size: u64, data: Vec<u8>) -> Received {
         let Some(size) = self.size else {
             return Received::Ignored;
         };
@@ -121,7 +121,7 @@ impl MetadataFetch {
     }
 
     /// `conn` refused a piece: someone else may be asked.
-    pub fn on_reject(&mut self, conn: ConnId, piece: u32) {
+    pub(crate) fn on_reject(&mut self, conn: ConnId, piece: u32) {
         if let Some(slot) = self.pieces.get_mut(piece as usize) {
             if matches!(slot, Slot::Asked { conn: c, .. } if *c == conn) {
                 *slot = Slot::Missing;
@@ -130,7 +130,7 @@ impl MetadataFetch {
     }
 
     /// `conn` is gone: its requests may go to others; its pieces stay.
-    pub fn peer_gone(&mut self, conn: ConnId) {
+    pub(crate) fn peer_gone(&mut self, conn: ConnId) {
         for slot in &mut self.pieces {
             if matches!(slot, Slot::Asked { conn: c, .. } if *c == conn) {
                 *slot = Slot::Missing;
@@ -151,7 +151,7 @@ pub(crate) struct MetadataPhase {
 
 impl MetadataPhase {
     /// The phase of a magnet torrent that has just been added.
-    pub fn new(info_hash: InfoHash, select_only: Option<Vec<u32>>, check_existing: bool) -> Self {
+    pub(crate) fn new(info_hash: InfoHash, select_only: Option<Vec<u32>>, check_existing: bool) -> Self {
         MetadataPhase { fetch: MetadataFetch::new(info_hash), select_only, check_existing }
     }
 }

@@ -166,7 +166,7 @@ pub(crate) struct MagnetStart {
 }
 
 impl Torrent {
-    pub fn new(who: Identity, start: Start, cx: &mut Ctx<'_>) -> Result<Torrent, EngineError> {
+    pub(super) fn new(who: Identity, start: Start, cx: &mut Ctx<'_>) -> Result<Torrent, EngineError> {
         let params = match start {
             Start::Torrent(params) => params,
             Start::Magnet(m) => {
@@ -267,7 +267,7 @@ impl Torrent {
     // ---- jobs ----
 
     /// A disk or hash job finished: routes it to the part that asked for it.
-    pub fn on_job(&mut self, job: JobId, result: JobResult, cx: &mut Ctx<'_>) {
+    pub(super) fn on_job(&mut self, job: JobId, result: JobResult, cx: &mut Ctx<'_>) {
         let result = match self.download.finish(job, result) {
             Ok(done) => return self.on_download_job(done, cx),
             Err(result) => result,
@@ -329,7 +329,7 @@ impl Torrent {
 
     // ---- time ----
 
-    pub fn tick(&mut self, cx: &mut Ctx<'_>) {
+    pub(super) fn tick(&mut self, cx: &mut Ctx<'_>) {
         self.ticks += 1;
         if let State::Removing { deadline } = self.state {
             if cx.now >= deadline {
@@ -462,7 +462,7 @@ impl Torrent {
         (wanted, have)
     }
 
-    pub fn drive_trackers(&mut self, cx: &mut Ctx<'_>) {
+    pub(super) fn drive_trackers(&mut self, cx: &mut Ctx<'_>) {
         if matches!(self.state, State::Checking { .. } | State::CheckQueued { .. }) {
             return;
         }
@@ -486,32 +486,32 @@ impl Torrent {
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
-    pub fn scrape(&mut self, cx: &mut Ctx<'_>) {
+    pub(super) fn scrape(&mut self, cx: &mut Ctx<'_>) {
         let peers = self.trackers.scrape(self.info_hash, cx.now, &mut self.rng, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, cx: &mut Ctx<'_>) {
+    pub(super) fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_http(job, result, &self.info_hash, cx.now, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], TransportError>, cx: &mut Ctx<'_>) {
+    pub(super) fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], TransportError>, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_udp(job, result, cx.now, &mut self.rng, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_timeout(&mut self, cx: &mut Ctx<'_>) {
+    pub(super) fn on_tracker_timeout(&mut self, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_timeout(cx.now, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn tracker_deadline(&self) -> Option<Instant> {
+    pub(super) fn tracker_deadline(&self) -> Option<Instant> {
         let checking = matches!(self.state, State::Checking { .. } | State::CheckQueued { .. });
         self.trackers.deadline(checking)
     }
 
-    pub fn udp_sockets(&self) -> Vec<JobId> {
+    pub(super) fn udp_sockets(&self) -> Vec<JobId> {
         self.trackers.udp_sockets()
     }
 
@@ -527,7 +527,7 @@ impl Torrent {
     // ---- output ----
 
     /// Hands every peer's batched bytes to the runtime.
-    pub fn flush(&mut self, out: &mut Outbox) {
+    pub(super) fn flush(&mut self, out: &mut Outbox) {
         for conn in self.dirty.drain(..) {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
             if p.ch.outbuf.is_empty() || p.is_dialing() {
@@ -540,20 +540,20 @@ impl Torrent {
     }
 
     /// What happened to its connections since the last call, oldest first.
-    pub fn poll_events(&mut self) -> impl Iterator<Item = TorrentEvent> + '_ {
+    pub(super) fn poll_events(&mut self) -> impl Iterator<Item = TorrentEvent> + '_ {
         self.events.drain(..)
     }
 
     // ---- invariants ----
 
     /// Its connections, each with whether it is still being dialled.
-    pub fn conns(&self) -> impl Iterator<Item = (ConnId, bool)> + '_ {
+    pub(super) fn conns(&self) -> impl Iterator<Item = (ConnId, bool)> + '_ {
         self.peers.iter().map(|(conn, p)| (*conn, p.is_dialing()))
     }
 
     /// Checks its own books: the download's bytes match its buffers and jobs, and every read
     /// a peer waits for is in flight for it.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub(super) fn check_invariants(&self) -> Result<(), String> {
         self.download.check()?;
         self.reads.check(self.peers.iter().filter_map(|(conn, p)| Some((*conn, &p.active()?.upload))))
     }
@@ -561,16 +561,16 @@ impl Torrent {
     // ---- getters ----
 
     /// Its metainfo, once known.
-    pub fn metainfo(&self) -> Option<&Metainfo> {
+    pub(super) fn metainfo(&self) -> Option<&Metainfo> {
         self.content.meta()
     }
 
     /// Its files' priorities, once the files are known.
-    pub fn file_priorities(&self) -> Option<&[FilePriority]> {
+    pub(super) fn file_priorities(&self) -> Option<&[FilePriority]> {
         self.content.known().map(|k| k.priorities.as_slice())
     }
 
-    pub fn stats(&self) -> TorrentStats {
+    pub(super) fn stats(&self) -> TorrentStats {
         let pieces = self.content.piece_count();
         let (wanted_bytes, have_bytes) = self.byte_counts();
         let state = match (&self.state, &self.content) {
@@ -609,14 +609,14 @@ impl Torrent {
         }
     }
 
-    pub fn peer_requests(&self, conn: ConnId) -> Option<PeerRequests> {
+    pub(super) fn peer_requests(&self, conn: ConnId) -> Option<PeerRequests> {
         let p = self.peers.get(&conn)?;
         // A connection not yet handshaken has none.
         let (queued, outstanding) = p.active().map_or((0, 0), |a| (a.upload.queued(), a.requests.len()));
         Some(PeerRequests { queued, outstanding })
     }
 
-    pub fn peer_stats(&self) -> Vec<PeerStats> {
+    pub(super) fn peer_stats(&self) -> Vec<PeerStats> {
         let total = self.content.piece_count().max(1) as f32;
         let optimistic = self.choker.optimistic();
         self.peers

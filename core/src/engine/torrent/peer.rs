@@ -15,7 +15,7 @@ use crate::wire::{Decoder, Handshake, HandshakeDecoder, Message};
 const MAX_RELEASED: usize = 512;
 
 /// Bytes we queue for a new peer before any has been sent (see [`Channel::send_window`]).
-pub const INITIAL_SEND_WINDOW: u64 = 64 << 10;
+pub(super) const INITIAL_SEND_WINDOW: u64 = 64 << 10;
 
 /// Where a connection is in its life; each state holds what exists only in it.
 pub(crate) enum PeerState {
@@ -141,7 +141,7 @@ pub(crate) struct ActivePeer {
 
 impl Peer {
     /// A connection in `state`, created `now`.
-    pub fn new(addr: SocketAddr, outgoing: bool, state: PeerState, now: Instant) -> Self {
+    pub(super) fn new(addr: SocketAddr, outgoing: bool, state: PeerState, now: Instant) -> Self {
         let ch = Channel {
             send_queued: 0,
             send_window: INITIAL_SEND_WINDOW,
@@ -156,17 +156,17 @@ impl Peer {
     }
 
     /// Whether the handshakes are done and messages flow.
-    pub fn is_active(&self) -> bool {
+    pub(super) fn is_active(&self) -> bool {
         matches!(self.state, PeerState::Active(_))
     }
 
     /// Whether we are still dialling it.
-    pub fn is_dialing(&self) -> bool {
+    pub(super) fn is_dialing(&self) -> bool {
         matches!(self.state, PeerState::Dialing { .. })
     }
 
     /// Its protocol state, once the handshakes are done.
-    pub fn active(&self) -> Option<&ActivePeer> {
+    pub(super) fn active(&self) -> Option<&ActivePeer> {
         match &self.state {
             PeerState::Active(a) => Some(a),
             _ => None,
@@ -174,7 +174,7 @@ impl Peer {
     }
 
     /// Its channel and its protocol state, borrowed apart, once the handshakes are done.
-    pub fn active_mut(&mut self) -> Option<(&mut Channel, &mut ActivePeer)> {
+    pub(super) fn active_mut(&mut self) -> Option<(&mut Channel, &mut ActivePeer)> {
         match &mut self.state {
             PeerState::Active(a) => Some((&mut self.ch, a)),
             _ => None,
@@ -184,7 +184,7 @@ impl Peer {
 
 impl Channel {
     /// Queues a message; returns true if the buffer was empty (the caller marks it dirty).
-    pub fn send(&mut self, msg: &Message, now: Instant) -> bool {
+    pub(super) fn send(&mut self, msg: &Message, now: Instant) -> bool {
         let was_empty = self.outbuf.is_empty();
         msg.encode(&mut self.outbuf);
         self.last_send = now;
@@ -195,7 +195,7 @@ impl Channel {
 impl ActivePeer {
     /// A peer whose handshake arrived `now`, on a torrent of `pieces` pieces; `decoder` reads
     /// the messages after its handshake.
-    pub fn new(hs: &Handshake, decoder: Decoder, pieces: u32, queue_target: usize, now: Instant) -> Self {
+    pub(super) fn new(hs: &Handshake, decoder: Decoder, pieces: u32, queue_target: usize, now: Instant) -> Self {
         ActivePeer {
             decoder,
             peer_id: hs.peer_id,
@@ -230,19 +230,19 @@ impl ActivePeer {
     }
 
     /// Bytes queued for it on `ch`, sent or about to be, plus reads in flight.
-    pub fn upload_backlog(&self, ch: &Channel) -> u64 {
+    pub(super) fn upload_backlog(&self, ch: &Channel) -> u64 {
         ch.send_queued + ch.outbuf.len() as u64 + self.upload.backlog()
     }
 
     /// Whether it has every piece (never, as far as we know, before the piece count is known).
-    pub fn is_seed(&self) -> bool {
+    pub(super) fn is_seed(&self) -> bool {
         self.counted_as_seed || (!self.have.is_empty() && self.have.is_full())
     }
 
     /// What it does for us, as connection replacement ranks it. `fetching_metadata`: the
     /// torrent still fetches its info dictionary, which a peer that has it can send. `dl`: its
     /// download rate to us.
-    pub fn usefulness(&self, dl: &Rate, fetching_metadata: bool) -> Usefulness {
+    pub(super) fn usefulness(&self, dl: &Rate, fetching_metadata: bool) -> Usefulness {
         let sends = (self.am_interested && !self.peer_choking && !self.snubbed)
             || dl.get() > 0
             || (fetching_metadata && self.ut_metadata.is_some() && self.metadata_size.is_some());
@@ -258,7 +258,7 @@ impl ActivePeer {
     }
 
     /// Remembers a request given up on, forgetting the oldest beyond `MAX_RELEASED`.
-    pub fn release_request(&mut self, block: BlockRef) {
+    pub(super) fn release_request(&mut self, block: BlockRef) {
         if self.released.len() == MAX_RELEASED {
             self.released.pop_front();
         }
@@ -266,7 +266,7 @@ impl ActivePeer {
     }
 
     /// Forgets a request given up on; true if it was one.
-    pub fn forget_released(&mut self, block: &BlockRef) -> bool {
+    pub(super) fn forget_released(&mut self, block: &BlockRef) -> bool {
         match self.released.iter().position(|b| b == block) {
             Some(i) => {
                 self.released.remove(i);
@@ -277,7 +277,7 @@ impl ActivePeer {
     }
 
     /// Removes our request for `block`; true if it was outstanding.
-    pub fn take_request(&mut self, block: &BlockRef) -> bool {
+    pub(super) fn take_request(&mut self, block: &BlockRef) -> bool {
         match self.requests.iter().position(|(b, _)| b == block) {
             Some(i) => {
                 self.requests.swap_remove(i);

@@ -83,7 +83,7 @@ pub(crate) struct PeerList {
 
 impl PeerList {
     /// Addresses waiting in the candidate queue (some may have connected since).
-    pub fn candidates(&self) -> usize {
+    pub(super) fn candidates(&self) -> usize {
         self.candidates.len()
     }
 
@@ -94,7 +94,7 @@ impl PeerList {
     }
 
     /// Adds peer addresses to dial; returns how many were new to us.
-    pub fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
+    pub(super) fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, cfg: &Config) -> usize {
         let mut new = 0;
         for addr in addrs {
             if addr.port() == 0 || self.is_self(&addr, cfg) || !cfg.net_policy().allows(addr) {
@@ -120,7 +120,7 @@ impl PeerList {
     }
 
     /// Forgets every back-off: it was about our own closing (a pause, a check), not the peers.
-    pub fn reset_backoff(&mut self, now: Instant) {
+    pub(super) fn reset_backoff(&mut self, now: Instant) {
         for k in self.entries.values_mut() {
             k.retry_at = now;
         }
@@ -129,7 +129,7 @@ impl PeerList {
     /// Takes the next candidate from the queue. Returns it, marked connected, if it may be
     /// dialled now; an address still backing off goes to the back of the queue, and one in
     /// use, banned or `crowded` leaves it (it comes back with [`PeerList::requeue`]).
-    pub fn next_dial(&mut self, now: Instant, crowded: impl Fn(SocketAddr) -> bool) -> Option<SocketAddr> {
+    pub(super) fn next_dial(&mut self, now: Instant, crowded: impl Fn(SocketAddr) -> bool) -> Option<SocketAddr> {
         let addr = self.candidates.pop_front()?;
         let k = self.entries.get_mut(&addr)?;
         if !k.dialable() || crowded(addr) {
@@ -146,25 +146,25 @@ impl PeerList {
     }
 
     /// Whether a queued candidate could be dialled now if there were room.
-    pub fn has_dialable(&self, now: Instant, crowded: impl Fn(SocketAddr) -> bool) -> bool {
+    pub(super) fn has_dialable(&self, now: Instant, crowded: impl Fn(SocketAddr) -> bool) -> bool {
         self.candidates
             .iter()
             .any(|a| self.entries.get(a).is_some_and(|k| k.dialable() && k.retry_at <= now) && !crowded(*a))
     }
 
     /// Whether `addr` is banned.
-    pub fn is_banned(&self, addr: SocketAddr) -> bool {
+    pub(super) fn is_banned(&self, addr: SocketAddr) -> bool {
         self.entries.get(&addr).is_some_and(|k| k.state == EntryState::Banned)
     }
 
     /// Bans `addr` for good (it turned out to be us).
-    pub fn ban(&mut self, addr: SocketAddr) {
+    pub(super) fn ban(&mut self, addr: SocketAddr) {
         self.entries.entry(addr).or_default().state = EntryState::Banned;
     }
 
     /// Counts a piece that failed its hash check against `addr`; true if that bans it (it
     /// was the piece's only source, or has reached `hashfails_to_ban`).
-    pub fn hash_failed(&mut self, addr: SocketAddr, sole: bool, hashfails_to_ban: u32) -> bool {
+    pub(super) fn hash_failed(&mut self, addr: SocketAddr, sole: bool, hashfails_to_ban: u32) -> bool {
         let k = self.entries.entry(addr).or_default();
         k.hashfails += 1;
         if sole || k.hashfails >= hashfails_to_ban {
@@ -175,7 +175,7 @@ impl PeerList {
     }
 
     /// A connection with `addr` finished its handshake.
-    pub fn handshaken(&mut self, addr: SocketAddr, outgoing: bool) {
+    pub(super) fn handshaken(&mut self, addr: SocketAddr, outgoing: bool) {
         let fresh = !self.entries.contains_key(&addr);
         let k = self.entries.entry(addr).or_default();
         k.connect();
@@ -188,7 +188,7 @@ impl PeerList {
 
     /// Connection `conn` with `addr` ended, after its handshake if `was_active`. `in_use`
     /// tells whether a remaining connection still has a given address.
-    pub fn disconnected(
+    pub(super) fn disconnected(
         &mut self,
         conn: ConnId,
         addr: SocketAddr,
@@ -213,7 +213,7 @@ impl PeerList {
 
     /// An incoming connection `conn` from `addr` says it listens on `port`: that address is
     /// in use while the connection lasts, so we never dial it meanwhile.
-    pub fn listens_on(
+    pub(super) fn listens_on(
         &mut self,
         conn: ConnId,
         addr: SocketAddr,
@@ -245,7 +245,7 @@ impl PeerList {
     }
 
     /// A peer told us the address it sees us at (`yourip`).
-    pub fn learn_own_ip(&mut self, ip: IpAddr) {
+    pub(super) fn learn_own_ip(&mut self, ip: IpAddr) {
         if !self.own_ips.contains(&ip) && self.own_ips.len() < MAX_OWN_IPS {
             self.own_ips.push(ip);
         }
@@ -254,7 +254,7 @@ impl PeerList {
     /// Puts addresses whose retry time has come back in the candidate queue. A `lonely`
     /// torrent (no useful peer, pieces still missing) with no one else to try also takes back
     /// the addresses it had given up on.
-    pub fn requeue(&mut self, now: Instant, lonely: bool) {
+    pub(super) fn requeue(&mut self, now: Instant, lonely: bool) {
         // With no peer at all and no one else to try, peers given up on are still worth a dial
         // now and then (their back-off reaches minutes): the alternative is waiting for the
         // next tracker announce, perhaps half an hour away.

@@ -31,18 +31,18 @@ pub(crate) struct PexState {
 
 impl PexState {
     /// The exchange with a peer whose connection is up at `now`.
-    pub fn new(now: Instant) -> Self {
+    pub(super) fn new(now: Instant) -> Self {
         PexState { next_send: now + SEND_INTERVAL, told: BTreeSet::new(), last_taken: None }
     }
 
     /// Whether our next message to it is due at `now`.
-    pub fn is_due(&self, now: Instant) -> bool {
+    pub(super) fn is_due(&self, now: Instant) -> bool {
         now >= self.next_send
     }
 
     /// Whether a message from it arriving at `now` is taken (remembered if so): one closer
     /// than [`MIN_RECEIVE_GAP`] to the last one taken is ignored.
-    pub fn take(&mut self, now: Instant) -> bool {
+    pub(super) fn take(&mut self, now: Instant) -> bool {
         if self.last_taken.is_some_and(|at| now - at < MIN_RECEIVE_GAP) {
             return false;
         }
@@ -52,7 +52,7 @@ impl PexState {
 
     /// Our message to it at `now`, given the peers we could tell it about (its own address
     /// excluded); the next one is due [`SEND_INTERVAL`] later.
-    pub fn next_message(&mut self, now: Instant, current: &BTreeMap<SocketAddr, u8>) -> PexMessage {
+    pub(super) fn next_message(&mut self, now: Instant, current: &BTreeMap<SocketAddr, u8>) -> PexMessage {
         self.next_send = now + SEND_INTERVAL;
         self.changes(current)
     }

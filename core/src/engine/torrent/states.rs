@@ -31,7 +31,7 @@ impl Torrent {
     }
 
     /// The ticket of a torrent waiting to check, if it is waiting.
-    pub fn check_ticket(&self) -> Option<u64> {
+    pub(crate) fn check_ticket(&self) -> Option<u64> {
         match self.state {
             State::CheckQueued { ticket } => Some(ticket),
             _ => None,
@@ -39,12 +39,12 @@ impl Torrent {
     }
 
     /// Whether it is checking existing data now (holding a check slot).
-    pub fn is_checking(&self) -> bool {
+    pub(crate) fn is_checking(&self) -> bool {
         matches!(self.state, State::Checking { .. })
     }
 
     /// Starts the queued check: the engine has given it a slot.
-    pub fn begin_check(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn begin_check(&mut self, cx: &mut Ctx<'_>) {
         if !matches!(self.state, State::CheckQueued { .. }) {
             return;
         }
@@ -62,7 +62,7 @@ impl Torrent {
         self.update_finished(cx);
     }
 
-    pub fn pause(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn pause(&mut self, cx: &mut Ctx<'_>) {
         let needs_check = match self.state {
             State::Removing { .. } | State::Paused { .. } => return,
             State::Checking { .. } | State::CheckQueued { .. } => true,
@@ -81,7 +81,7 @@ impl Torrent {
         }
     }
 
-    pub fn resume(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn resume(&mut self, cx: &mut Ctx<'_>) {
         match self.state {
             State::Paused { needs_check: true } => self.start_check(cx.limits),
             State::Paused { needs_check: false } | State::Error(_) => self.start_active(cx),
@@ -89,7 +89,7 @@ impl Torrent {
         }
     }
 
-    pub fn recheck(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn recheck(&mut self, cx: &mut Ctx<'_>) {
         if matches!(self.state, State::Removing { .. }) || self.content.is_fetching() {
             return;
         }
@@ -112,7 +112,7 @@ impl Torrent {
         self.start_check(cx.limits);
     }
 
-    pub fn remove(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn remove(&mut self, cx: &mut Ctx<'_>) {
         if matches!(self.state, State::Removing { .. }) {
             return;
         }
@@ -122,13 +122,13 @@ impl Torrent {
         self.state = State::Removing { deadline: cx.now + Duration::from_secs(5) };
     }
 
-    pub fn is_removing(&self) -> bool {
+    pub(crate) fn is_removing(&self) -> bool {
         matches!(self.state, State::Removing { .. })
     }
 
     /// Removed, done saying goodbye to trackers, and no piece write still under way (its files
     /// may be deleted next: a late write would bring one back).
-    pub fn is_removable(&self) -> bool {
+    pub(crate) fn is_removable(&self) -> bool {
         matches!(self.state, State::Removing { .. }) && !self.download.has_jobs() && self.trackers.is_idle()
     }
 
@@ -143,7 +143,7 @@ impl Torrent {
         self.state = State::Error(error);
     }
 
-    pub fn set_file_priority(&mut self, file: usize, p: FilePriority, cx: &mut Ctx<'_>) {
+    pub(crate) fn set_file_priority(&mut self, file: usize, p: FilePriority, cx: &mut Ctx<'_>) {
         let Content::Known(k) = &mut self.content else { return };
         let Some(priority) = k.priorities.get_mut(file) else { return };
         *priority = p;
@@ -158,7 +158,7 @@ impl Torrent {
     }
 
     /// Sets (or clears) the piece a stream reads next and asks every peer for its window now.
-    pub fn set_deadline_piece(&mut self, piece: Option<u32>, cx: &mut Ctx<'_>) {
+    pub(crate) fn set_deadline_piece(&mut self, piece: Option<u32>, cx: &mut Ctx<'_>) {
         let moved = piece != self.picker.deadline_piece();
         self.picker.set_deadline_piece(piece);
         // A seek: the new position is not being fetched yet, and the peers' queues hold up to

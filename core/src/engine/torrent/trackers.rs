@@ -52,42 +52,42 @@ pub(crate) struct TrackerDriver {
 
 impl TrackerDriver {
     /// The driver of `torrent`'s `list`.
-    pub fn new(torrent: TorrentId, list: TrackerList, key: u32) -> TrackerDriver {
+    pub(super) fn new(torrent: TorrentId, list: TrackerList, key: u32) -> TrackerDriver {
         TrackerDriver { torrent, list, key, http: HashMap::new(), scrapes: HashMap::new(), udp: BTreeMap::new() }
     }
 
     /// The key announces carry.
-    pub fn key(&self) -> u32 {
+    pub(super) fn key(&self) -> u32 {
         self.key
     }
 
     /// The torrent started: announce `started`.
-    pub fn start(&mut self, now: Instant) {
+    pub(super) fn start(&mut self, now: Instant) {
         self.list.start(now);
     }
 
     /// The torrent stopped: announce `stopped`.
-    pub fn stop(&mut self, now: Instant) {
+    pub(super) fn stop(&mut self, now: Instant) {
         self.list.stop(now);
     }
 
     /// The torrent completed: announce `completed`.
-    pub fn completed(&mut self, now: Instant) {
+    pub(super) fn completed(&mut self, now: Instant) {
         self.list.completed(now);
     }
 
     /// Each tracker's state, for the torrent's stats.
-    pub fn statuses(&self) -> Vec<TrackerStatus> {
+    pub(super) fn statuses(&self) -> Vec<TrackerStatus> {
         self.list.statuses()
     }
 
     /// No exchange in flight and every `stopped` sent (or given up on).
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.http.is_empty() && self.scrapes.is_empty() && self.udp.is_empty() && self.list.is_stopped_done()
     }
 
     /// Gives up on every exchange (trackers that never answered `stopped`) and forgets the list.
-    pub fn give_up(&mut self, out: &mut Outbox) {
+    pub(super) fn give_up(&mut self, out: &mut Outbox) {
         self.http.clear();
         self.scrapes.clear();
         for (id, _) in std::mem::take(&mut self.udp) {
@@ -98,14 +98,14 @@ impl TrackerDriver {
     }
 
     /// The next announce due at `now`, if any.
-    pub fn next_announce(&mut self, now: Instant) -> Option<DueAnnounce> {
+    pub(super) fn next_announce(&mut self, now: Instant) -> Option<DueAnnounce> {
         let (tracker, url, event) = self.list.poll_announce(now)?;
         let tracker_id = self.list.tracker_id(tracker).map(String::from);
         Some(DueAnnounce { tracker, url, event, tracker_id })
     }
 
     /// Sends `due` with `params` over HTTP or UDP, as its URL says.
-    pub fn announce(
+    pub(super) fn announce(
         &mut self,
         due: DueAnnounce,
         params: AnnounceParams,
@@ -163,7 +163,7 @@ impl TrackerDriver {
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
-    pub fn scrape(
+    pub(super) fn scrape(
         &mut self,
         info_hash: InfoHash,
         now: Instant,
@@ -188,7 +188,7 @@ impl TrackerDriver {
     }
 
     /// An HTTP exchange `job` ended with `result` (the body, or why there is none).
-    pub fn on_http(
+    pub(super) fn on_http(
         &mut self,
         job: JobId,
         result: Result<Vec<u8>, TransportError>,
@@ -213,7 +213,7 @@ impl TrackerDriver {
     }
 
     /// A datagram (or a socket error) for UDP exchange `job`.
-    pub fn on_udp(
+    pub(super) fn on_udp(
         &mut self,
         job: JobId,
         result: Result<&[u8], TransportError>,
@@ -238,7 +238,7 @@ impl TrackerDriver {
     }
 
     /// Retransmits (or gives up on) UDP exchanges whose timer is due.
-    pub fn on_timeout(&mut self, now: Instant, out: &mut Outbox) -> Vec<SocketAddr> {
+    pub(super) fn on_timeout(&mut self, now: Instant, out: &mut Outbox) -> Vec<SocketAddr> {
         let due: Vec<JobId> = self
             .udp
             .iter()
@@ -257,7 +257,7 @@ impl TrackerDriver {
 
     /// When it next wants [`TrackerDriver::on_timeout`] or an announce; announces wait while
     /// the torrent is `checking`.
-    pub fn deadline(&self, checking: bool) -> Option<Instant> {
+    pub(super) fn deadline(&self, checking: bool) -> Option<Instant> {
         let udp = self.udp.values().filter_map(|r| r.exchange.poll_timeout()).min();
         let next = if checking { None } else { self.list.poll_timeout() };
         match (udp, next) {
@@ -267,7 +267,7 @@ impl TrackerDriver {
     }
 
     /// The UDP exchanges in flight (each holds a socket).
-    pub fn udp_sockets(&self) -> Vec<JobId> {
+    pub(super) fn udp_sockets(&self) -> Vec<JobId> {
         self.udp.keys().copied().collect()
     }
 

@@ -103,12 +103,12 @@ impl Torrent {
     }
 
     /// Download tokens are back after this torrent ran out: top up every peer's queue.
-    pub fn refill_requests(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn refill_requests(&mut self, cx: &mut Ctx<'_>) {
         self.fill_all(cx);
     }
 
     /// Sends one block that waited for upload tokens to `conn`; true if more are waiting.
-    pub fn release_upload(&mut self, conn: ConnId, cx: &mut Ctx<'_>) -> bool {
+    pub(crate) fn release_upload(&mut self, conn: ConnId, cx: &mut Ctx<'_>) -> bool {
         let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return false };
         let Some((b, frame)) = p.upload.release() else { return false };
         cx.limits.up.consume(u64::from(b.len));

@@ -70,33 +70,33 @@ pub(crate) struct UploadQueue {
 
 impl UploadQueue {
     /// Requests waiting for a disk read.
-    pub fn waiting(&self) -> usize {
+    pub(super) fn waiting(&self) -> usize {
         self.incoming.len()
     }
 
     /// Its requests not yet sent: queued, being read from disk, or waiting for tokens.
-    pub fn queued(&self) -> usize {
+    pub(super) fn queued(&self) -> usize {
         self.incoming.len() + self.reads.iter().map(|r| r.blocks.len()).sum::<usize>() + self.throttled.len()
     }
 
     /// Bytes on their way to it inside the torrent: being read, or waiting for tokens.
-    pub fn backlog(&self) -> u64 {
+    pub(super) fn backlog(&self) -> u64 {
         let reading: u64 = self.reads.iter().map(|r| u64::from(r.len)).sum();
         self.throttled_bytes + reading
     }
 
     /// The reads in flight for it.
-    pub fn reads(&self) -> impl Iterator<Item = &PendingRead> {
+    pub(super) fn reads(&self) -> impl Iterator<Item = &PendingRead> {
         self.reads.iter()
     }
 
     /// Queues a request (the caller has checked it may be served).
-    pub fn push(&mut self, block: BlockRef) {
+    pub(super) fn push(&mut self, block: BlockRef) {
         self.incoming.push_back(block);
     }
 
     /// Drops a request wherever it is; true if it was there.
-    pub fn cancel(&mut self, block: &BlockRef) -> bool {
+    pub(super) fn cancel(&mut self, block: &BlockRef) -> bool {
         let mut found = false;
         if let Some(i) = self.incoming.iter().position(|x| x == block) {
             self.incoming.remove(i);
@@ -119,7 +119,7 @@ impl UploadQueue {
 
     /// We choked it: drops what is queued or held back by the upload limit (reads in flight
     /// are sent when done) and returns those blocks, to be rejected under the fast extension.
-    pub fn choke(&mut self) -> Vec<BlockRef> {
+    pub(super) fn choke(&mut self) -> Vec<BlockRef> {
         let mut queued: Vec<BlockRef> = self.incoming.drain(..).collect();
         queued.extend(self.throttled.drain(..).map(|(b, _)| b));
         self.throttled_bytes = 0;
@@ -129,7 +129,7 @@ impl UploadQueue {
     /// Plans a read for the next queued requests: the first, and the ones right after it in
     /// the same piece, up to [`MAX_BLOCKS_PER_READ`]. A peer asking for a whole piece costs
     /// one disk job, not sixteen. Call [`UploadQueue::reading`] with its job.
-    pub fn next_read(&mut self, layout: &FileLayout, piece_length: u64) -> Option<(ReadPlan, Vec<BlockRef>)> {
+    pub(super) fn next_read(&mut self, layout: &FileLayout, piece_length: u64) -> Option<(ReadPlan, Vec<BlockRef>)> {
         let first = self.incoming.pop_front()?;
         let mut blocks = vec![first];
         let mut end = first.offset + first.len;
@@ -161,7 +161,7 @@ impl UploadQueue {
     }
 
     /// A planned read went out as `job`.
-    pub fn reading(&mut self, job: JobId, range: BlockRef, blocks: Vec<BlockRef>) {
+    pub(super) fn reading(&mut self, job: JobId, range: BlockRef, blocks: Vec<BlockRef>) {
         let frames = blocks.iter().map(|b| b.offset).collect();
         self.reads.push(PendingRead { job, offset: range.offset, len: range.len, blocks, frames });
     }
@@ -169,7 +169,7 @@ impl UploadQueue {
     /// A read for it finished: frames what is still wanted. `throttled`: the upload limit is
     /// on, so blocks wait for tokens. `None` if the read is not its; an error if the disk
     /// failed or answered with the wrong length.
-    pub fn on_read(
+    pub(super) fn on_read(
         &mut self,
         job: JobId,
         result: Result<Vec<u8>, DiskError>,
@@ -207,7 +207,7 @@ impl UploadQueue {
     }
 
     /// Whether blocks wait for tokens and the peer is not queued for them yet; marks it queued.
-    pub fn needs_tokens(&mut self) -> bool {
+    pub(super) fn needs_tokens(&mut self) -> bool {
         if self.waiting_for_tokens || self.throttled.is_empty() {
             return false;
         }
@@ -217,7 +217,7 @@ impl UploadQueue {
 
     /// Takes the next block that waited for upload tokens, framed, if one is left (otherwise
     /// the peer leaves the token queue).
-    pub fn release(&mut self) -> Option<(BlockRef, Vec<u8>)> {
+    pub(super) fn release(&mut self) -> Option<(BlockRef, Vec<u8>)> {
         let Some((b, frame)) = self.throttled.pop_front() else {
             self.waiting_for_tokens = false;
             return None;
@@ -230,7 +230,7 @@ impl UploadQueue {
     }
 
     /// Whether more blocks wait for tokens.
-    pub fn has_throttled(&self) -> bool {
+    pub(super) fn has_throttled(&self) -> bool {
         !self.throttled.is_empty()
     }
 }
@@ -244,22 +244,22 @@ pub(crate) struct Reads {
 
 impl Reads {
     /// Reads in flight.
-    pub fn in_flight(&self) -> usize {
+    pub(super) fn in_flight(&self) -> usize {
         self.jobs.len()
     }
 
     /// A read for `conn` went out as `job`.
-    pub fn start(&mut self, job: JobId, conn: ConnId) {
+    pub(super) fn start(&mut self, job: JobId, conn: ConnId) {
         self.jobs.insert(job, conn);
     }
 
     /// A job finished: the peer it read for, if it was a read.
-    pub fn finish(&mut self, job: JobId) -> Option<ConnId> {
+    pub(super) fn finish(&mut self, job: JobId) -> Option<ConnId> {
         self.jobs.remove(&job)
     }
 
     /// Checks that every read a peer waits for is in flight, for that peer.
-    pub fn check<'a>(&self, peers: impl Iterator<Item = (ConnId, &'a UploadQueue)>) -> Result<(), String> {
+    pub(super) fn check<'a>(&self, peers: impl Iterator<Item = (ConnId, &'a UploadQueue)>) -> Result<(), String> {
         for (conn, q) in peers {
             for r in q.reads() {
                 if self.jobs.get(&r.job) != Some(&conn) {
