@@ -1,13 +1,11 @@
-//! The tap: the messages engines send each other, decoded (with `World::tap`), and what tests
-//! read from them.
+//! The tap: the messages engines send each other, decoded (with `World::tap`).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use shoal_core::wire::{Decoder, ExtendedHandshake, Limits, Message};
+use shoal_core::wire::{Decoder, Limits, Message};
 use shoal_core::{ConnId, Instant};
 
-use super::node::NodeId;
-use super::world::World;
+use super::ids::NodeId;
 
 /// A message one engine sent another (with `World::tap`); block payloads are dropped.
 #[derive(Debug, Clone)]
@@ -24,10 +22,21 @@ pub struct WireEntry {
     pub len: usize,
 }
 
-impl World {
-    /// Decodes bytes sent from one node to another into [`World::wire_log`].
-    pub(super) fn tap_bytes(&mut self, from: (NodeId, ConnId), to: (NodeId, ConnId), data: &[u8]) {
-        let dec = self.taps.entry(from).or_insert_with(|| Decoder::new_expecting_handshake(Limits::default()));
+/// A decoder for each tapped sending side.
+#[derive(Default)]
+pub(super) struct Taps(HashMap<(NodeId, ConnId), Decoder>);
+
+impl Taps {
+    /// Decodes bytes sent `now` from one node to another into `log`.
+    pub(super) fn tap(
+        &mut self,
+        now: Instant,
+        from: (NodeId, ConnId),
+        to: (NodeId, ConnId),
+        data: &[u8],
+        log: &mut Vec<WireEntry>,
+    ) {
+        let dec = self.0.entry(from).or_insert_with(|| Decoder::new_expecting_handshake(Limits::default()));
         dec.feed(data);
         if matches!(dec.take_handshake(), Ok(None)) {
             return;
@@ -39,45 +48,7 @@ impl World {
                 }
                 m => (m, 0),
             };
-            self.wire_log.push(WireEntry { at: self.now, from, to, msg, len });
+            log.push(WireEntry { at: now, from, to, msg, len });
         }
-    }
-
-    /// Requests the leecher had outstanding after each message before `until` (requests it sent
-    /// minus blocks it received, from the wire log).
-    pub fn outstanding(&self, leecher: NodeId, until: Instant) -> Vec<i64> {
-        let mut now = 0i64;
-        let mut out = vec![0];
-        for e in self.wire_log.iter().take_while(|e| e.at < until) {
-            match e.msg {
-                Message::Request(_) if e.from.0 == leecher => now += 1,
-                Message::Piece { .. } if e.to.0 == leecher => now -= 1,
-                _ => {}
-            }
-            out.push(now);
-        }
-        out
-    }
-
-    /// The most requests the leecher had outstanding before `until`.
-    pub fn max_outstanding(&self, leecher: NodeId, until: Instant) -> i64 {
-        self.outstanding(leecher, until).into_iter().max().unwrap_or(0)
-    }
-
-    /// The requests the leecher had outstanding at `until`.
-    pub fn outstanding_at(&self, leecher: NodeId, until: Instant) -> i64 {
-        self.outstanding(leecher, until).last().copied().unwrap_or(0)
-    }
-
-    /// The extension ids `node` advertised in its extended handshakes.
-    pub fn advertised(&self, node: NodeId) -> Vec<BTreeMap<String, u8>> {
-        self.wire_log
-            .iter()
-            .filter(|e| e.from.0 == node)
-            .filter_map(|e| match &e.msg {
-                Message::Extended { id: 0, payload } => ExtendedHandshake::decode(payload).ok().map(|h| h.m),
-                _ => None,
-            })
-            .collect()
     }
 }
