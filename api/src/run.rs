@@ -311,7 +311,7 @@ async fn run(source: Source, dir: &Path, net: &NetArgs, keep_seeding: bool, seed
                         progress.println("the data is incomplete: downloading the missing pieces before seeding");
                     }
                 }
-                Event::TrackerError { url, message, .. } => progress.println(&format!("tracker {url}: {message}")),
+                Event::TrackerError { url, error, .. } => progress.println(&format!("tracker {url}: {error}")),
                 Event::MetadataReceived { torrent, info } if torrent == id => {
                     let stats = handle.stats(id).await;
                     if let Some(s) = &stats {

@@ -20,8 +20,11 @@ use std::time::Duration;
 use sha1::{Digest, Sha1};
 use shoal_core::{
     AddTorrent, CloseReason, Config, ConnId, DiskError, DiskErrorKind, DiskJobKind, Engine, Event, FileSpan, Input,
-    Instant, JobResult, Metainfo, Output, PeerIo, UdpIo,
+    Instant, JobResult, Metainfo, Output, PeerIo, TransportError, UdpIo,
 };
+
+/// What a tracker request fails with here.
+const TRACKERS_OFF: &str = "trackers are off in this example";
 
 /// What the socket threads tell the loop: the engine's own [`Input`] when it owns its data,
 /// else what the loop needs to build one (it borrows the bytes, and keeps the stream).
@@ -117,10 +120,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 // No trackers here: the peer comes from the command line.
                 Output::Http { id, .. } => {
-                    engine.handle(Input::Http(id, Err("trackers are off in this example".into())), now());
+                    engine.handle(Input::Http(id, Err(TransportError::Failed(TRACKERS_OFF.into()))), now());
                 }
                 Output::Udp(UdpIo::Exchange { exchange, .. }) => {
-                    engine.handle(Input::Exchange(exchange, Err("trackers are off in this example".into())), now());
+                    engine.handle(Input::Exchange(exchange, Err(TransportError::Failed(TRACKERS_OFF.into()))), now());
                 }
                 Output::Udp(UdpIo::EndExchange { .. }) => {}
                 // The DHT and LSD are never enabled here.

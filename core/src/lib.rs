@@ -86,4 +86,5 @@ pub use engine::{
 pub use metainfo::{Info, Metainfo, MetainfoError};
 pub use net_policy::NetPolicy;
 pub use storage::{FileLayout, FileSpan};
+pub use tracker::{TrackerError, TransportError};
 pub use types::{BlockRef, ConnId, ExchangeId, InfoHash, Instant, JobId, PeerId, TorrentId, BLOCK_SIZE};

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use shoal_core::{ConnId, ExchangeId, Socket, TorrentId};
+use shoal_core::{ConnId, ExchangeId, Socket, TorrentId, TransportError};
 
 use crate::command::Reply;
 use crate::disk::{Storage, StorageError};
@@ -22,7 +22,7 @@ pub(crate) enum Input<R: Runtime> {
     /// A datagram on the DHT or the LSD socket, and its sender ([`shoal_core::Input::Datagram`]).
     Datagram(Socket, SocketAddr, Vec<u8>),
     /// A UDP tracker exchange's datagram, or why there is none ([`shoal_core::Input::Exchange`]).
-    Exchange(ExchangeId, Result<Vec<u8>, String>),
+    Exchange(ExchangeId, Result<Vec<u8>, TransportError>),
     /// A bootstrap host name resolved, empty if it failed ([`shoal_core::Input::Resolved`]).
     Resolved(Vec<SocketAddr>),
     /// A peer connected to a listener.

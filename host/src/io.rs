@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use shoal_core::engine::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
-use shoal_core::{CloseReason, ConnId, ExchangeId, JobId, NetPolicy};
+use shoal_core::{CloseReason, ConnId, ExchangeId, JobId, NetPolicy, TransportError};
 
 use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
@@ -194,7 +194,7 @@ pub(crate) fn udp_tracker<R: Runtime>(
             let socket = match udp_open::<R>(policy, host, port).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = inputs.send(Input::Exchange(id, Err(e))).await;
+                    let _ = inputs.send(Input::Exchange(id, Err(TransportError::Failed(e)))).await;
                     return;
                 }
             };
@@ -238,17 +238,37 @@ pub(crate) fn http_agent(policy: NetPolicy) -> ureq::Agent {
 /// Runs one HTTP GET on the blocking pool and reports the body.
 pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, inputs: Sender<Input<R>>) {
     R::spawn_blocking(move || {
-        let result = (|| -> Result<Vec<u8>, String> {
-            let mut resp = agent.get(&url).call().map_err(|e| net::http_error(&e))?;
+        let result = (|| -> Result<Vec<u8>, TransportError> {
+            let mut resp = agent.get(&url).call().map_err(|e| transport_error(&e, net::http_error(&e)))?;
             let status = resp.status();
-            let body = resp.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| e.to_string())?;
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec()
+                .map_err(|e| transport_error(&e, e.to_string()))?;
             if !status.is_success() && body.is_empty() {
-                return Err(format!("HTTP {status}"));
+                return Err(status_error(status));
             }
             Ok(body)
         })();
         let _ = inputs.send_blocking(Input::Engine(shoal_core::Input::Http(id, result)));
     });
+}
+
+/// An error status with an empty body, worded as `http::StatusCode` displays itself (the
+/// text trackers' statuses showed before the error was typed).
+fn status_error(status: ureq::http::StatusCode) -> TransportError {
+    let reason = status.canonical_reason().unwrap_or("<unknown status code>").to_owned();
+    TransportError::HttpStatus { code: status.as_u16(), reason }
+}
+
+/// A failed HTTP request as the engine takes it: a timeout or anything else, in `words`.
+fn transport_error(e: &ureq::Error, words: String) -> TransportError {
+    match e {
+        ureq::Error::Timeout(_) => TransportError::TimedOut(words),
+        _ => TransportError::Failed(words),
+    }
 }
 
 /// The error of a job for a torrent whose files could not be mapped.
@@ -395,4 +415,19 @@ pub(crate) fn dht_resolve<R: Runtime>(host: String, port: u16, policy: NetPolicy
         let addrs = net::resolve_blocking(policy, &host, port).unwrap_or_default();
         let _ = inputs.send_blocking(Input::Resolved(addrs));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use ureq::http::StatusCode;
+
+    use super::status_error;
+
+    #[test]
+    fn an_error_status_reads_as_it_did_untyped() {
+        for code in [404, 503, 599] {
+            let status = StatusCode::from_u16(code).expect("a valid code");
+            assert_eq!(status_error(status).to_string(), format!("HTTP {status}"));
+        }
+    }
 }

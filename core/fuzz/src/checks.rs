@@ -19,7 +19,8 @@ use shoal_core::tracker::{
     MAX_PEERS_PER_RESPONSE, MIN_INTERVAL, MIN_MIN_INTERVAL,
 };
 use shoal_core::wire::{
-    Decoder, ExtendedHandshake, Handshake, Limits, Message, MetadataMessage, PexMessage, WireError, HANDSHAKE_LEN,
+    Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, MetadataMessage,
+    PexMessage, WireError, HANDSHAKE_LEN,
 };
 use shoal_core::{InfoHash, Instant, PeerId};
 
@@ -85,16 +86,65 @@ impl WireConfig {
         (WireConfig { limits, piece_count, expect_handshake: flags & 0x80 != 0 }, rest)
     }
 
+    /// The message decoder, with the piece count applied.
     fn decoder(&self) -> Decoder {
-        let mut d = if self.expect_handshake {
-            Decoder::new_expecting_handshake(self.limits)
-        } else {
-            Decoder::new(self.limits)
-        };
+        self.counted(Decoder::new(self.limits))
+    }
+
+    /// Applies the piece count to `d`.
+    fn counted(&self, mut d: Decoder) -> Decoder {
         if let Some(n) = self.piece_count {
             d.set_piece_count(n);
         }
         d
+    }
+}
+
+/// A stream's decoders: the handshake's until the handshake is taken (if one is expected),
+/// then the messages'.
+struct StreamDecoder {
+    handshake: Option<HandshakeDecoder>,
+    messages: Decoder,
+}
+
+impl StreamDecoder {
+    fn new(cfg: &WireConfig) -> Self {
+        StreamDecoder {
+            handshake: cfg.expect_handshake.then(|| HandshakeDecoder::new(cfg.limits)),
+            messages: cfg.decoder(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        match &mut self.handshake {
+            Some(h) => h.feed(chunk),
+            None => self.messages.feed(chunk),
+        }
+    }
+
+    /// Takes the handshake if one is due; true once messages may be read (false while the
+    /// handshake is incomplete, or after it failed: `out.error`).
+    fn take_handshake(&mut self, cfg: &WireConfig, out: &mut WireOutcome) -> bool {
+        let Some(h) = self.handshake.take() else { return true };
+        match h.take() {
+            Ok(HandshakeStep::Pending(h)) => {
+                self.handshake = Some(h);
+                false
+            }
+            Ok(HandshakeStep::Done(hs, d)) => {
+                out.handshake = Some(hs);
+                self.messages = cfg.counted(d);
+                true
+            }
+            Err(e) => {
+                out.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.handshake.as_ref().map_or(self.messages.buffered(), HandshakeDecoder::buffered)
     }
 }
 
@@ -110,20 +160,11 @@ struct WireOutcome {
 }
 
 /// Takes the handshake (if expected) and all complete messages out of the decoder.
-fn pump(d: &mut Decoder, cfg: &WireConfig, out: &mut WireOutcome) {
-    if out.error.is_some() {
+fn pump(d: &mut StreamDecoder, cfg: &WireConfig, out: &mut WireOutcome) {
+    if out.error.is_some() || !d.take_handshake(cfg, out) {
         return;
     }
-    if cfg.expect_handshake && out.handshake.is_none() {
-        match d.take_handshake() {
-            Ok(Some(h)) => out.handshake = Some(h),
-            Ok(None) => return,
-            Err(e) => {
-                out.error = Some(e);
-                return;
-            }
-        }
-    }
+    let d = &mut d.messages;
     loop {
         match d.next_message() {
             Ok(Some(m)) => {
@@ -145,7 +186,7 @@ fn pump(d: &mut Decoder, cfg: &WireConfig, out: &mut WireOutcome) {
 /// every chunk.
 fn decode_chunked(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOutcome {
     assert!(sizes.iter().any(|&s| s > 0), "chunk sizes must make progress");
-    let mut d = cfg.decoder();
+    let mut d = StreamDecoder::new(cfg);
     let mut out = WireOutcome { handshake: None, messages: Vec::new(), error: None, buffered: 0 };
     let mut rest = stream;
     let mut sizes = sizes.iter().cycle();
@@ -167,7 +208,7 @@ fn decode_chunked(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOutco
 /// [`decode_chunked`] through `Decoder::next_from`, which decodes whole frames straight from
 /// each chunk (borrowing blocks) and buffers only incomplete tails.
 fn decode_from_input(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOutcome {
-    let mut d = cfg.decoder();
+    let mut d = StreamDecoder::new(cfg);
     let mut out = WireOutcome { handshake: None, messages: Vec::new(), error: None, buffered: 0 };
     let mut rest = stream;
     let mut sizes = sizes.iter().cycle();
@@ -176,14 +217,13 @@ fn decode_from_input(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOu
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
         rest = tail;
         let mut input = chunk;
-        if cfg.expect_handshake && out.handshake.is_none() {
+        if d.handshake.is_some() {
             d.feed(input);
             input = &[];
-            pump_handshake(&mut d, &mut out);
         }
-        if out.error.is_none() && (!cfg.expect_handshake || out.handshake.is_some()) {
+        if out.error.is_none() && d.take_handshake(cfg, &mut out) {
             loop {
-                match d.next_from(&mut input) {
+                match d.messages.next_from(&mut input) {
                     Ok(Some(x)) => {
                         let m = x.into_message();
                         check_message(&m, cfg);
@@ -203,14 +243,6 @@ fn decode_from_input(cfg: &WireConfig, stream: &[u8], sizes: &[usize]) -> WireOu
     }
     out.buffered = if out.error.is_some() { 0 } else { d.buffered() };
     out
-}
-
-fn pump_handshake(d: &mut Decoder, out: &mut WireOutcome) {
-    match d.take_handshake() {
-        Ok(Some(h)) => out.handshake = Some(h),
-        Ok(None) => {}
-        Err(e) => out.error = Some(e),
-    }
 }
 
 /// What a successfully decoded message must satisfy, and that it re-encodes to itself.
@@ -241,7 +273,7 @@ fn check_message(m: &Message, cfg: &WireConfig) {
     let mut bytes = Vec::new();
     m.encode(&mut bytes);
     assert!(bytes.len() <= 4 + cfg.limits.max_message_len as usize, "{m:?} re-encodes over the limit");
-    let mut d = WireConfig { expect_handshake: false, ..*cfg }.decoder();
+    let mut d = cfg.decoder();
     d.feed(&bytes);
     assert_eq!(d.next_message().as_ref(), Ok(&Some(m.clone())), "message does not round-trip");
     assert_eq!(d.buffered(), 0, "re-encoded message left bytes behind");

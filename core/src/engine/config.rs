@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::net_policy::NetPolicy;
 use crate::wire::Limits;
 
 use super::admission::{ConnectionLimits, DEFAULT_DESCRIPTORS};
@@ -89,8 +90,8 @@ pub struct Config {
 
 impl Config {
     /// The policy every outgoing connection and datagram passes ([`Config::local_only`]).
-    pub fn net_policy(&self) -> crate::NetPolicy {
-        crate::NetPolicy::new(self.local_only)
+    pub fn net_policy(&self) -> NetPolicy {
+        NetPolicy::new(self.local_only)
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 use super::event::DhtScrapeId;
 use super::output::{Output, UdpIo};
 use crate::dht::{Dht, DhtEvent, DhtOutput, LookupId, SwarmCount};
+use crate::net_policy::NetPolicy;
 use crate::types::{InfoHash, Instant, TorrentId};
-use crate::NetPolicy;
 
 /// How often a torrent announces itself (peers stored by others expire after 30 minutes).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);

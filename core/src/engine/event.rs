@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::metainfo::MetainfoError;
+use crate::tracker::TrackerError;
 use crate::types::{InfoHash, TorrentId};
 
 use super::close_reason::CloseReason;
@@ -99,8 +100,8 @@ pub enum Event {
         torrent: TorrentId,
         /// The tracker.
         url: String,
-        /// What went wrong.
-        message: String,
+        /// What went wrong; its text is what the tracker's status reports.
+        error: TrackerError,
     },
     /// The torrent stopped on an error.
     Error {

@@ -15,6 +15,7 @@ use super::outbox::Outbox;
 use super::output::{Output, UdpIo};
 use crate::dht::SwarmCount;
 use crate::health::{dht_figures, HealthCheck, HealthCheckId, HealthRequest};
+use crate::tracker::TransportError;
 use crate::types::ExchangeId;
 use crate::types::{Instant, JobId};
 
@@ -113,10 +114,11 @@ impl HealthChecks {
         out.event(Event::HealthChecked { check: id, report });
     }
 
-    pub fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, out: &mut Outbox) {
+    pub fn handle_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, out: &mut Outbox) {
         let Some(&(id, slot)) = self.jobs.get(&job) else { return };
         if let Some(r) = self.running.get_mut(&id) {
-            r.check.handle_http(slot, result);
+            // A health report gives each source's failure as text.
+            r.check.handle_http(slot, result.map_err(|e| e.to_string()));
         }
         self.pump(id, out);
     }
@@ -124,14 +126,14 @@ impl HealthChecks {
     pub fn handle_udp(
         &mut self,
         job: JobId,
-        result: Result<&[u8], String>,
+        result: Result<&[u8], TransportError>,
         now: Instant,
         rng: &mut ChaCha8Rng,
         out: &mut Outbox,
     ) {
         let Some(&(id, slot)) = self.jobs.get(&job) else { return };
         if let Some(r) = self.running.get_mut(&id) {
-            r.check.handle_udp(slot, now, result, rng);
+            r.check.handle_udp(slot, now, result.map_err(|e| e.to_string()), rng);
         }
         self.pump(id, out);
     }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use crate::tracker::TransportError;
 use crate::types::{ConnId, ExchangeId, JobId};
 
 use super::close_reason::CloseReason;
@@ -23,11 +24,11 @@ pub enum Input<'a> {
     Closed(ConnId, CloseReason),
     /// A disk or hash job finished.
     Job(JobId, JobResult),
-    /// An [`Output::Http`](crate::Output::Http) request finished: the body, or an error text.
-    Http(JobId, Result<Vec<u8>, String>),
+    /// An [`Output::Http`](crate::Output::Http) request finished: the body, or why there is none.
+    Http(JobId, Result<Vec<u8>, TransportError>),
     /// A datagram arrived on the socket of a UDP tracker exchange ([`UdpIo::Exchange`](crate::UdpIo::Exchange)), or
     /// the exchange failed (`Err`: the host did not resolve, the socket could not send).
-    Exchange(ExchangeId, Result<&'a [u8], String>),
+    Exchange(ExchangeId, Result<&'a [u8], TransportError>),
     /// A datagram arrived on the DHT or the Local Service Discovery socket.
     Datagram {
         /// Which socket.

@@ -43,8 +43,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::health::{HealthCheck, HealthCheckId};
 use crate::metainfo::{Info, Metainfo};
 use crate::rate::TokenBucket;
+use crate::tracker::TransportError;
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, TorrentId};
-use crate::wire::Decoder;
+use crate::wire::{HandshakeDecoder, HandshakeStep};
 
 use admission::AddrKey;
 use ctx::Ctx;
@@ -56,7 +57,7 @@ use torrent::{Admit, Identity, MetadataPhase, Torrent, TorrentEvent};
 /// An incoming connection whose handshake has not been read: its torrent is unknown.
 struct Pending {
     addr: SocketAddr,
-    decoder: Box<Decoder>,
+    decoder: HandshakeDecoder,
     since: Instant,
 }
 
@@ -537,7 +538,7 @@ impl Engine {
             self.out.push(Output::Peer(PeerIo::Close { conn: oldest, reason: CloseReason::Replaced }));
         }
         let conn = self.out.conn();
-        let decoder = Box::new(Decoder::new_expecting_handshake(self.config.wire_limits));
+        let decoder = HandshakeDecoder::new(self.config.wire_limits);
         if let Some(k) = key {
             *self.pending_by_addr.entry(k).or_default() += 1;
         }
@@ -548,7 +549,13 @@ impl Engine {
     /// Forgets a pending connection (the caller closes it or hands it to a torrent).
     fn take_pending(&mut self, conn: ConnId) -> Option<Pending> {
         let p = self.pending.remove(&conn)?;
-        if let Some(k) = AddrKey::of(p.addr.ip()) {
+        self.unpend_addr(p.addr);
+        Some(p)
+    }
+
+    /// Counts one pending connection less for `addr`.
+    fn unpend_addr(&mut self, addr: SocketAddr) {
+        if let Some(k) = AddrKey::of(addr.ip()) {
             if let Some(n) = self.pending_by_addr.get_mut(&k) {
                 *n -= 1;
                 if *n == 0 {
@@ -556,7 +563,6 @@ impl Engine {
                 }
             }
         }
-        Some(p)
     }
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
@@ -570,14 +576,16 @@ impl Engine {
         let (t, data) = match self.conns.get(&conn) {
             Some(t) => (*t, data),
             None => {
-                let Some(p) = self.pending.get_mut(&conn) else { return };
-                p.decoder.feed(data);
-                match p.decoder.take_handshake() {
-                    Ok(None) => return,
-                    Ok(Some(hs)) => {
-                        let Some(Pending { addr, decoder, .. }) = self.take_pending(conn) else {
-                            unreachable!("the entry was found just above")
-                        };
+                let Some(Pending { addr, mut decoder, since }) = self.pending.remove(&conn) else { return };
+                decoder.feed(data);
+                match decoder.take() {
+                    Ok(HandshakeStep::Pending(decoder)) => {
+                        // Back in its place: ids order the map, so it is as old as it was.
+                        self.pending.insert(conn, Pending { addr, decoder, since });
+                        return;
+                    }
+                    Ok(HandshakeStep::Done(hs, decoder)) => {
+                        self.unpend_addr(addr);
                         let target = self.by_hash.get(&hs.info_hash).copied();
                         let session_full = self.conns.len() >= self.config.max_connections;
                         let admit = Admit { conn, addr, session_full };
@@ -600,7 +608,7 @@ impl Engine {
                         }
                     }
                     Err(e) => {
-                        self.take_pending(conn);
+                        self.unpend_addr(addr);
                         self.out.push(Output::Peer(PeerIo::Close { conn, reason: e.into() }));
                         return;
                     }
@@ -635,7 +643,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    fn on_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, now: Instant) {
+    fn on_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, now: Instant) {
         if self.health.owns(job) {
             self.health.handle_http(job, result, &mut self.out);
             return self.after_input(None, now);
@@ -645,7 +653,7 @@ impl Engine {
         self.after_input(Some(t), now);
     }
 
-    fn on_exchange(&mut self, job: JobId, result: Result<&[u8], String>, now: Instant) {
+    fn on_exchange(&mut self, job: JobId, result: Result<&[u8], TransportError>, now: Instant) {
         if self.health.owns(job) {
             self.health.handle_udp(job, result, now, &mut self.rng, &mut self.out);
             return self.after_input(None, now);

@@ -253,6 +253,20 @@ fn pausing_a_torrent_closes_its_peers_as_paused_and_the_runtime_reason_is_report
 }
 
 #[test]
+fn peers_closed_by_a_shutdown_or_a_removal_say_which() {
+    let (mut e, _, hash) = seeder(Config::default());
+    peer(&mut e, hash, 1, false);
+    while e.poll_output().is_some() {}
+    e.shutdown(Instant::ZERO);
+    assert_eq!(peer_closed_events(&mut e), vec![(addr("192.0.2.1:6881"), CloseReason::Shutdown)]);
+    let (mut e, t2, hash) = seeder(Config::default());
+    peer(&mut e, hash, 2, false);
+    while e.poll_output().is_some() {}
+    e.remove(t2, Instant::ZERO).expect("running");
+    assert_eq!(peer_closed_events(&mut e), vec![(addr("192.0.2.2:6881"), CloseReason::TorrentRemoved)]);
+}
+
+#[test]
 fn a_failed_disk_job_answers_its_kind_and_gives_a_write_buffer_back() {
     let error = DiskError { kind: DiskErrorKind::NoSpace, message: "full".into() };
     let span = FileSpan { file: 0, offset: 0, len: 3, pad: false };

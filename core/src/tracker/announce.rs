@@ -39,8 +39,36 @@ pub enum TrackerError {
     #[error("tracker timed out")]
     Timeout,
     /// The runtime could not reach the tracker (DNS, connect, HTTP status); it says why.
-    #[error("tracker unreachable: {0}")]
-    Unreachable(String),
+    #[error(transparent)]
+    Unreachable(#[from] TransportError),
+    /// The URL cannot be announced to over either protocol (a `udp://` URL without a port, a
+    /// scheme spelled in capitals); why is the source.
+    #[error("unsupported tracker URL")]
+    UnusableUrl(#[source] Box<TrackerError>),
+}
+
+/// Why the runtime has no answer to an [`Output::Http`](crate::Output::Http) request or a
+/// UDP tracker exchange ([`Input::Http`](crate::Input::Http),
+/// [`Input::Exchange`](crate::Input::Exchange)). Its text is the runtime's.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The server answered with an error status and an empty body (a body is passed on
+    /// whatever the status: trackers put their `failure reason` there).
+    #[error("HTTP {code} {reason}")]
+    HttpStatus {
+        /// The status code.
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// The request did not complete in time; the runtime's words.
+    #[error("{0}")]
+    TimedOut(String),
+    /// Anything else (a name that does not resolve, an address the network policy refuses, a
+    /// refused connection, a failed read); the runtime's words.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The `event` of an announce (BEP 3).

@@ -16,7 +16,7 @@ pub mod udp;
 
 pub use announce::{
     tracker_kind, AnnounceEvent, AnnounceParams, AnnounceResponse, ScrapeStats, TrackerError, TrackerKind,
-    DEFAULT_INTERVAL, MAX_INTERVAL, MAX_PEERS_PER_RESPONSE, MIN_INTERVAL, MIN_MIN_INTERVAL,
+    TransportError, DEFAULT_INTERVAL, MAX_INTERVAL, MAX_PEERS_PER_RESPONSE, MIN_INTERVAL, MIN_MIN_INTERVAL,
 };
 pub use http::{announce_url, parse_announce, parse_scrape, scrape_request_url, scrape_url};
 pub use tiers::{TrackerIndex, TrackerList, TrackerState, TrackerStatus};

@@ -26,7 +26,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::announce::{tracker_kind, AnnounceEvent, AnnounceResponse, ScrapeStats};
+use super::announce::{tracker_kind, AnnounceEvent, AnnounceResponse, ScrapeStats, TrackerError};
 use crate::types::Instant;
 
 /// The first back-off after a failure; it doubles with each further failure.
@@ -51,7 +51,7 @@ pub enum TrackerState {
     /// Its last answer was a success.
     Working,
     /// Its last request failed, for this reason.
-    Error(String),
+    Error(TrackerError),
     /// Never used: we cannot speak its protocol.
     Disabled,
 }
@@ -324,7 +324,7 @@ impl TrackerList {
     /// Records a failed request; the tracker backs off and its tier tries the next tracker.
     ///
     /// Errors for a tracker with no request in flight are ignored.
-    pub fn on_error(&mut self, t: TrackerIndex, now: Instant, err: &str) {
+    pub fn on_error(&mut self, t: TrackerIndex, now: Instant, err: TrackerError) {
         let phase = self.phase;
         let Some(tr) = self.trackers.get_mut(t.0 as usize) else {
             return;
@@ -333,8 +333,8 @@ impl TrackerList {
             return;
         };
         tr.fails = tr.fails.saturating_add(1);
-        tr.outcome = TrackerState::Error(err.to_owned());
-        tr.message = Some(err.to_owned());
+        tr.message = Some(err.to_string());
+        tr.outcome = TrackerState::Error(err);
         if flight.event == AnnounceEvent::Stopped {
             tr.stop_done = true;
         }
@@ -473,6 +473,11 @@ fn backoff(fails: u32) -> Duration {
 mod tests {
     use super::*;
 
+    /// A request the runtime could not complete, in its words.
+    fn failed(words: &str) -> TrackerError {
+        crate::tracker::TransportError::Failed(words.to_owned()).into()
+    }
+
     fn secs(s: u64) -> Instant {
         Instant::from_micros(s * 1_000_000)
     }
@@ -543,7 +548,7 @@ mod tests {
         l.start(secs(0));
         let (first, first_url, _) = l.poll_announce(secs(0)).unwrap();
         assert_eq!(l.poll_announce(secs(0)), None, "one in flight per tier");
-        l.on_error(first, secs(5), "connection refused");
+        l.on_error(first, secs(5), failed("connection refused"));
         // The other tracker of the tier gets its chance at once, with `started`.
         let (second, second_url, ev) = l.poll_announce(secs(5)).unwrap();
         assert_ne!(first_url, second_url);
@@ -553,7 +558,7 @@ mod tests {
         assert_eq!(st[0].url, second_url, "the responder leads its tier");
         assert_eq!(st[0].state, TrackerState::Working);
         assert_eq!(st[0].next_announce, Some(secs(606)));
-        assert_eq!(st[1].state, TrackerState::Error("connection refused".into()));
+        assert_eq!(st[1].state, TrackerState::Error(failed("connection refused")));
         assert_eq!(st[1].next_announce, None, "not the current tracker");
         // The failed tracker is not retried while the other one works.
         assert_eq!(l.poll_timeout(), Some(secs(606)));
@@ -570,7 +575,7 @@ mod tests {
         for _ in 0..10 {
             let (t, _, ev) = l.poll_announce(now).unwrap();
             assert_eq!(ev, AnnounceEvent::Started, "never acknowledged");
-            l.on_error(t, now, "timeout");
+            l.on_error(t, now, failed("timeout"));
             let next = l.poll_timeout().unwrap();
             waits.push((next - now).as_secs());
             assert_eq!(l.poll_announce(now), None);
@@ -588,10 +593,10 @@ mod tests {
         let mut l = list(&[&["http://a/announce", "http://b/announce"]]);
         l.start(secs(0));
         let (x, _, _) = l.poll_announce(secs(0)).unwrap();
-        l.on_error(x, secs(0), "e");
+        l.on_error(x, secs(0), failed("e"));
         let (y, _, _) = l.poll_announce(secs(0)).unwrap();
         assert_ne!(x, y);
-        l.on_error(y, secs(1), "e");
+        l.on_error(y, secs(1), failed("e"));
         // x's back-off (until 15 s) ends before y's (until 16 s).
         assert_eq!(l.poll_timeout(), Some(secs(15)));
         assert_eq!(l.poll_announce(secs(15)).unwrap().0, x);
@@ -646,7 +651,7 @@ mod tests {
         let (a, _, _) = l.poll_announce(secs(0)).unwrap();
         let (b, _, _) = l.poll_announce(secs(0)).unwrap();
         l.on_response(a, secs(1), &answer(1800, None));
-        l.on_error(b, secs(1), "down");
+        l.on_error(b, secs(1), failed("down"));
         l.completed(secs(10));
         // a got `started` before completion: it is told; b's retry `started` says it all.
         let due = drain(&mut l, secs(16));
@@ -685,12 +690,12 @@ mod tests {
         let due = drain(&mut l, secs(0));
         let [(a, ..), (b, ..), (c, ..)] = [due[0].clone(), due[1].clone(), due[2].clone()];
         l.on_response(a, secs(1), &answer(1800, None));
-        l.on_error(b, secs(1), "refused");
+        l.on_error(b, secs(1), failed("refused"));
         // c's `started` is still in flight when we stop.
         l.stop(secs(2));
         let stops = drain(&mut l, secs(2));
         assert_eq!(stops, vec![(a, "http://a/announce".into(), AnnounceEvent::Stopped)]);
-        l.on_error(a, secs(3), "timeout");
+        l.on_error(a, secs(3), failed("timeout"));
         assert!(!l.is_stopped_done(), "c is in flight");
         l.on_response(c, secs(4), &answer(1800, None));
         assert_eq!(l.poll_timeout(), Some(secs(4)));
@@ -741,9 +746,9 @@ mod tests {
         l.start(secs(0));
         let (t, _, _) = l.poll_announce(secs(0)).unwrap();
         l.on_response(TrackerIndex(99), secs(1), &answer(60, None));
-        l.on_error(TrackerIndex(99), secs(1), "x");
+        l.on_error(TrackerIndex(99), secs(1), failed("x"));
         l.on_response(t, secs(1), &answer(1800, None));
-        l.on_error(t, secs(2), "late duplicate");
+        l.on_error(t, secs(2), failed("late duplicate"));
         let st = l.statuses();
         assert_eq!(st[0].state, TrackerState::Working);
         assert_eq!(l.poll_timeout(), Some(secs(1801)));

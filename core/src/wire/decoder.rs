@@ -20,8 +20,6 @@ pub struct Decoder {
     buf: Vec<u8>,
     /// Start of the unread bytes in `buf`.
     pos: usize,
-    /// True until `take_handshake` has returned the peer's handshake.
-    expect_handshake: bool,
     /// Bytes of a skipped (unknown id) frame that have not arrived yet.
     skip: usize,
     /// The first violation seen; sticky so a misbehaving caller cannot resynchronise on garbage.
@@ -31,12 +29,7 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder for the message stream after the handshake.
     pub fn new(limits: Limits) -> Self {
-        Decoder { limits, piece_count: None, buf: Vec::new(), pos: 0, expect_handshake: false, skip: 0, failed: None }
-    }
-
-    /// A decoder fed from the connection's first byte: call [`Decoder::take_handshake`] first.
-    pub fn new_expecting_handshake(limits: Limits) -> Self {
-        Decoder { expect_handshake: true, ..Decoder::new(limits) }
+        Decoder { limits, piece_count: None, buf: Vec::new(), pos: 0, skip: 0, failed: None }
     }
 
     /// Sets the torrent's piece count, enabling piece index and bitfield length checks.
@@ -62,41 +55,10 @@ impl Decoder {
         self.buf.len() - self.pos
     }
 
-    /// Consumes the 68-byte handshake from the front of the stream; `Ok(None)` until it is all in.
-    ///
-    /// The protocol prefix is checked as soon as its bytes arrive, so a peer speaking something
-    /// else is refused without waiting for 68 bytes.
-    pub fn take_handshake(&mut self) -> Result<Option<Handshake>, WireError> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone());
-        }
-        if !self.expect_handshake {
-            return Err(WireError::NoHandshakeExpected);
-        }
-        let unread = &self.buf[self.pos..];
-        if let Err(err) = check_protocol_prefix(unread) {
-            return Err(self.fail(err));
-        }
-        let Some(bytes) = unread.first_chunk::<HANDSHAKE_LEN>() else {
-            return Ok(None);
-        };
-        match Handshake::parse(bytes) {
-            Ok(handshake) => {
-                self.pos += HANDSHAKE_LEN;
-                self.expect_handshake = false;
-                Ok(Some(handshake))
-            }
-            Err(err) => Err(self.fail(err)),
-        }
-    }
-
     /// Decodes the next message; `Ok(None)` means more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
-        }
-        if self.expect_handshake {
-            return Err(WireError::HandshakePending);
         }
         loop {
             if self.skip > 0 {
@@ -142,7 +104,7 @@ impl Decoder {
     /// [`Decoder::next_message_from`], except that a `piece` message decoded straight from
     /// `input` borrows its block data from it ([`Decoded::Block`]) instead of copying it.
     pub fn next_from<'a>(&mut self, input: &mut &'a [u8]) -> Result<Option<Decoded<'a>>, WireError> {
-        if self.failed.is_none() && !self.expect_handshake && self.skip == 0 && self.buffered() == 0 {
+        if self.failed.is_none() && self.skip == 0 && self.buffered() == 0 {
             if let Some(block) = self.block_at(input)? {
                 return Ok(Some(block));
             }
@@ -190,6 +152,60 @@ impl Decoder {
             }
             Err(err) => Err(self.fail(err)),
         }
+    }
+}
+
+/// Reads the 68-byte handshake a connection starts with; [`HandshakeDecoder::take`] turns it
+/// into the [`Decoder`] for the messages that follow, so no message can be read before the
+/// handshake and no handshake after it.
+#[derive(Debug)]
+pub struct HandshakeDecoder {
+    /// Holds the received bytes; handed over, with whatever follows the handshake, by `take`.
+    decoder: Decoder,
+}
+
+/// What [`HandshakeDecoder::take`] found.
+#[derive(Debug)]
+pub enum HandshakeStep {
+    /// The handshake is not all in yet: the decoder, handed back to be fed more.
+    Pending(HandshakeDecoder),
+    /// The peer's handshake, and the decoder for the messages after it (holding any bytes
+    /// that arrived past the handshake).
+    Done(Handshake, Decoder),
+}
+
+impl HandshakeDecoder {
+    /// A decoder fed from the connection's first byte.
+    pub fn new(limits: Limits) -> Self {
+        HandshakeDecoder { decoder: Decoder::new(limits) }
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.decoder.feed(bytes);
+    }
+
+    /// Unread bytes held, for the engine's per-connection buffer bounds.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    /// Consumes the handshake from the front of the stream, or hands the decoder back until
+    /// all 68 bytes are in.
+    ///
+    /// The protocol prefix is checked as soon as its bytes arrive, so a peer speaking something
+    /// else is refused without waiting for 68 bytes. An error ends the connection: the
+    /// decoder is gone with it.
+    pub fn take(self) -> Result<HandshakeStep, WireError> {
+        let HandshakeDecoder { mut decoder } = self;
+        let unread = &decoder.buf[decoder.pos..];
+        check_protocol_prefix(unread)?;
+        let Some(bytes) = unread.first_chunk::<HANDSHAKE_LEN>() else {
+            return Ok(HandshakeStep::Pending(HandshakeDecoder { decoder }));
+        };
+        let handshake = Handshake::parse(bytes)?;
+        decoder.pos += HANDSHAKE_LEN;
+        Ok(HandshakeStep::Done(handshake, decoder))
     }
 }
 
@@ -631,6 +647,12 @@ mod tests {
         assert!(decoder.buf.len() < 64, "buffer grew to {}", decoder.buf.len());
     }
 
+    /// Feeds `bytes` and takes the handshake; the decoder comes back while it is incomplete.
+    fn feed_and_take(mut d: HandshakeDecoder, bytes: &[u8]) -> Result<HandshakeStep, WireError> {
+        d.feed(bytes);
+        d.take()
+    }
+
     #[test]
     fn handshake_then_messages_from_the_first_byte() {
         let ours = Handshake::new(InfoHash([3; 20]), PeerId([4; 20]));
@@ -640,34 +662,34 @@ mod tests {
         Message::Unchoke.encode(&mut stream);
 
         for split in 0..stream.len() {
-            let mut decoder = Decoder::new_expecting_handshake(Limits::default());
-            assert_eq!(decoder.next_message(), Err(WireError::HandshakePending));
-            decoder.feed(&stream[..split]);
-            let mut handshake = decoder.take_handshake().unwrap();
-            decoder.feed(&stream[split..]);
-            if handshake.is_none() {
-                handshake = decoder.take_handshake().unwrap();
-            }
-            assert_eq!(handshake, Some(ours));
-            assert_eq!(decoder.take_handshake(), Err(WireError::NoHandshakeExpected));
+            let (handshake, mut decoder) =
+                match feed_and_take(HandshakeDecoder::new(Limits::default()), &stream[..split]).unwrap() {
+                    HandshakeStep::Pending(d) => match feed_and_take(d, &stream[split..]).unwrap() {
+                        HandshakeStep::Pending(_) => panic!("the whole handshake is in"),
+                        HandshakeStep::Done(h, d) => (h, d),
+                    },
+                    HandshakeStep::Done(h, mut d) => {
+                        assert!(split >= HANDSHAKE_LEN);
+                        d.feed(&stream[split..]);
+                        (h, d)
+                    }
+                };
+            assert_eq!(handshake, ours);
             let mut msgs = Vec::new();
             drain(&mut decoder, &mut msgs);
-            assert_eq!(msgs, [Message::Bitfield(vec![0x80]), Message::Unchoke]);
+            assert_eq!(msgs, [Message::Bitfield(vec![0x80]), Message::Unchoke], "split {split}");
         }
-        assert_eq!(Decoder::new(Limits::default()).take_handshake(), Err(WireError::NoHandshakeExpected));
     }
 
     #[test]
     fn a_foreign_protocol_is_refused_from_its_first_bytes() {
-        let mut decoder = Decoder::new_expecting_handshake(Limits::default());
-        decoder.feed(b"GET / HTTP/1.1\r\n");
-        assert!(matches!(decoder.take_handshake(), Err(WireError::BadHandshake(_))));
-        let mut decoder = Decoder::new_expecting_handshake(Limits::default());
-        decoder.feed(b"\x13BitTorrent proto");
-        assert_eq!(decoder.take_handshake(), Ok(None));
-        decoder.feed(b"kol");
-        assert!(matches!(decoder.take_handshake(), Err(WireError::BadHandshake(_))));
-        assert!(matches!(decoder.next_message(), Err(WireError::BadHandshake(_))));
+        let fresh = || HandshakeDecoder::new(Limits::default());
+        assert!(matches!(feed_and_take(fresh(), b"GET / HTTP/1.1\r\n"), Err(WireError::BadHandshake(_))));
+        let Ok(HandshakeStep::Pending(d)) = feed_and_take(fresh(), b"\x13BitTorrent proto") else {
+            panic!("a correct prefix waits for more")
+        };
+        assert_eq!(d.buffered(), 17);
+        assert!(matches!(feed_and_take(d, b"kol"), Err(WireError::BadHandshake(_))));
     }
 
     #[test]
@@ -687,18 +709,33 @@ mod tests {
                 }
             }
             let limits = Limits { max_message_len: rng.random_range(0..5000), max_block_len: 2000 };
-            let mut decoder =
-                if round % 3 == 0 { Decoder::new_expecting_handshake(limits) } else { Decoder::new(limits) };
-            if rng.random() {
-                decoder.set_piece_count(rng.random_range(0..20));
-            }
+            // A third of the rounds start with a handshake decoder.
+            let mut handshake = (round % 3 == 0).then(|| HandshakeDecoder::new(limits));
+            let piece_count = rng.random::<bool>().then(|| rng.random_range(0..20));
+            let mut decoder = Decoder::new(limits);
+            let count = |d: &mut Decoder| {
+                if let Some(n) = piece_count {
+                    d.set_piece_count(n);
+                }
+            };
+            count(&mut decoder);
             let mut rest = buf.as_slice();
             while !rest.is_empty() {
                 let (chunk, tail) = rest.split_at(rng.random_range(1..=rest.len()));
                 rest = tail;
-                decoder.feed(chunk);
-                if round % 3 == 0 && decoder.take_handshake().is_err() {
-                    break;
+                if let Some(mut h) = handshake.take() {
+                    h.feed(chunk);
+                    assert!(h.buffered() <= buf.len());
+                    match h.take() {
+                        Ok(HandshakeStep::Pending(h)) => handshake = Some(h),
+                        Ok(HandshakeStep::Done(_, mut d)) => {
+                            count(&mut d);
+                            decoder = d;
+                        }
+                        Err(_) => break,
+                    }
+                } else {
+                    decoder.feed(chunk);
                 }
                 while let Ok(Some(_)) = decoder.next_message() {}
                 assert!(decoder.buffered() <= buf.len());

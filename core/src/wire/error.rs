@@ -1,6 +1,6 @@
 //! What a peer can get wrong on the wire.
 
-/// A protocol violation by the peer (or a misuse of the decoder); the connection should close.
+/// A protocol violation by the peer; the connection should close.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum WireError {
     /// The length prefix announces a frame larger than [`Limits::max_message_len`](super::Limits::max_message_len).
@@ -57,10 +57,4 @@ pub enum WireError {
     /// A BEP 11 `ut_pex` message that cannot be parsed.
     #[error("bad ut_pex message: {0}")]
     BadPexMessage(String),
-    /// Caller bug: `next_message` was called before `take_handshake` returned the handshake.
-    #[error("the handshake has not been taken from the decoder yet")]
-    HandshakePending,
-    /// Caller bug: `take_handshake` was called on a decoder not expecting a handshake.
-    #[error("the decoder is not expecting a handshake")]
-    NoHandshakeExpected,
 }

@@ -2,7 +2,7 @@
 //! BEP 10 extension-protocol framing and the BEP 9 / BEP 11 extension messages.
 //!
 //! Pure data in, data out: [`Handshake`] and [`Message`] encode into caller-owned buffers, and
-//! the incremental [`Decoder`] turns socket bytes (in any chunking) into messages, checking
+//! the incremental [`HandshakeDecoder`] and [`Decoder`] turn socket bytes (in any chunking) into messages, checking
 //! every length and index a hostile peer controls.
 
 mod decoder;
@@ -15,7 +15,7 @@ mod message;
 mod metadata;
 mod pex;
 
-pub use decoder::{Decoded, Decoder};
+pub use decoder::{Decoded, Decoder, HandshakeDecoder, HandshakeStep};
 pub use error::WireError;
 pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
 pub use fast::allowed_fast_set;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use shoal_core::wire::{Decoder, ExtendedHandshake, Limits, Message};
+use shoal_core::wire::{ExtendedHandshake, HandshakeDecoder, HandshakeStep, Limits, Message};
 use shoal_core::Instant;
 
 use super::ids::{NodeId, RawId};
@@ -12,11 +12,9 @@ impl World {
     /// The messages a hand-driven peer has received so far (after the handshake); fails the
     /// test if the engine sent anything invalid.
     pub fn messages_to(&self, raw: RawId) -> Vec<Message> {
-        let mut d = Decoder::new_expecting_handshake(Limits::default());
+        let mut d = HandshakeDecoder::new(Limits::default());
         d.feed(&self.raws[raw].received);
-        if d.take_handshake().expect("a valid handshake").is_none() {
-            return Vec::new();
-        }
+        let HandshakeStep::Done(_, mut d) = d.take().expect("a valid handshake") else { return Vec::new() };
         std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
     }
 

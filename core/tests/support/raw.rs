@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::{Index, IndexMut};
 
-use shoal_core::wire::{Decoder, ExtendedHandshake, Handshake, Limits, Message, PexMessage, UT_PEX};
+use shoal_core::wire::{
+    ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, PexMessage, UT_PEX,
+};
 use shoal_core::{ConnId, InfoHash, PeerId};
 
 use super::ids::{NodeId, RawId};
@@ -51,11 +53,9 @@ impl IndexMut<RawId> for Raws {
 
 /// The valid messages an engine sent a hand-driven peer, up to the first invalid one.
 pub fn raw_messages(received: &[u8]) -> Vec<Message> {
-    let mut d = Decoder::new_expecting_handshake(Limits::default());
+    let mut d = HandshakeDecoder::new(Limits::default());
     d.feed(received);
-    if !matches!(d.take_handshake(), Ok(Some(_))) {
-        return Vec::new();
-    }
+    let Ok(HandshakeStep::Done(_, mut d)) = d.take() else { return Vec::new() };
     std::iter::from_fn(|| d.next_message().ok().flatten()).collect()
 }
 

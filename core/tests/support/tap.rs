@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use shoal_core::wire::{Decoder, Limits, Message};
+use shoal_core::wire::{Decoder, HandshakeDecoder, HandshakeStep, Limits, Message};
 use shoal_core::{ConnId, Instant};
 
 use super::ids::NodeId;
@@ -22,9 +22,17 @@ pub struct WireEntry {
     pub len: usize,
 }
 
-/// A decoder for each tapped sending side.
+/// What a tapped connection's bytes are read with: its handshake first, then its messages.
+enum Tap {
+    Handshake(HandshakeDecoder),
+    Messages(Decoder),
+    /// Its handshake was malformed: nothing after it is logged.
+    Broken,
+}
+
+/// How each tapped sending side is read.
 #[derive(Default)]
-pub(super) struct Taps(HashMap<(NodeId, ConnId), Decoder>);
+pub(super) struct Taps(HashMap<(NodeId, ConnId), Tap>);
 
 impl Taps {
     /// Decodes bytes sent `now` from one node to another into `log`.
@@ -36,11 +44,31 @@ impl Taps {
         data: &[u8],
         log: &mut Vec<WireEntry>,
     ) {
-        let dec = self.0.entry(from).or_insert_with(|| Decoder::new_expecting_handshake(Limits::default()));
-        dec.feed(data);
-        if matches!(dec.take_handshake(), Ok(None)) {
-            return;
-        }
+        let tap = self.0.remove(&from).unwrap_or_else(|| Tap::Handshake(HandshakeDecoder::new(Limits::default())));
+        let mut dec = match tap {
+            Tap::Handshake(mut h) => {
+                h.feed(data);
+                match h.take() {
+                    Ok(HandshakeStep::Done(_, dec)) => dec,
+                    Ok(HandshakeStep::Pending(h)) => {
+                        self.0.insert(from, Tap::Handshake(h));
+                        return;
+                    }
+                    Err(_) => {
+                        self.0.insert(from, Tap::Broken);
+                        return;
+                    }
+                }
+            }
+            Tap::Messages(mut dec) => {
+                dec.feed(data);
+                dec
+            }
+            Tap::Broken => {
+                self.0.insert(from, Tap::Broken);
+                return;
+            }
+        };
         while let Ok(Some(msg)) = dec.next_message() {
             let (msg, len) = match msg {
                 Message::Piece { piece, offset, data } => {
@@ -50,5 +78,6 @@ impl Taps {
             };
             log.push(WireEntry { at: now, from, to, msg, len });
         }
+        self.0.insert(from, Tap::Messages(dec));
     }
 }

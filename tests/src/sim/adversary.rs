@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use shoal_core::wire::{Decoder, Handshake, Limits, Message};
+use shoal_core::wire::{Decoder, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, WireError};
 use shoal_core::{Bitfield, BlockRef, InfoHash, PeerId};
 
 use super::torrent::SimTorrent;
@@ -79,13 +79,55 @@ pub enum AdvAction {
     Reset,
 }
 
+/// What an adversary reads an engine's bytes with.
+#[derive(Debug)]
+enum AdvWire {
+    /// The engine's handshake is not all in yet.
+    Handshake(HandshakeDecoder),
+    /// We took the engine's handshake: messages follow.
+    Messages(Decoder),
+    /// The engine's handshake was malformed.
+    Bad(WireError),
+}
+
+impl AdvWire {
+    /// Takes the engine's handshake once it is all in: `Some(true)` when it was just taken,
+    /// `Some(false)` when messages already flowed, `None` while it is incomplete.
+    fn take_handshake(&mut self, pieces: u32) -> Result<Option<bool>, WireError> {
+        // `take` consumes the handshake decoder; a message decoder stands in meanwhile.
+        match std::mem::replace(self, AdvWire::Messages(Decoder::new(Limits::default()))) {
+            AdvWire::Messages(d) => {
+                *self = AdvWire::Messages(d);
+                Ok(Some(false))
+            }
+            AdvWire::Bad(e) => {
+                *self = AdvWire::Bad(e.clone());
+                Err(e)
+            }
+            AdvWire::Handshake(h) => match h.take() {
+                Ok(HandshakeStep::Pending(h)) => {
+                    *self = AdvWire::Handshake(h);
+                    Ok(None)
+                }
+                Ok(HandshakeStep::Done(_, mut d)) => {
+                    d.set_piece_count(pieces);
+                    *self = AdvWire::Messages(d);
+                    Ok(Some(true))
+                }
+                Err(e) => {
+                    *self = AdvWire::Bad(e.clone());
+                    Err(e)
+                }
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
 struct AdvConn {
-    decoder: Decoder,
+    wire: AdvWire,
     /// We sent our handshake (and greeting).
     greeted: bool,
-    /// We took the engine's handshake.
-    handshaken: bool,
     /// Requests the engine has outstanding with us (requests minus answers and cancels).
     outstanding: usize,
     served: u32,
@@ -162,9 +204,8 @@ impl Adversary {
 
     /// A connection is up; `dialled` if we opened it (we speak first then).
     pub fn on_open(&mut self, c: u64, dialled: bool) -> Vec<AdvAction> {
-        let mut decoder = Decoder::new_expecting_handshake(Limits::default());
-        decoder.set_piece_count(self.pieces);
-        self.conns.insert(c, AdvConn { decoder, greeted: false, handshaken: false, outstanding: 0, served: 0 });
+        let wire = AdvWire::Handshake(HandshakeDecoder::new(Limits::default()));
+        self.conns.insert(c, AdvConn { wire, greeted: false, outstanding: 0, served: 0 });
         if dialled && !self.silent(c) {
             self.conns.get_mut(&c).expect("just inserted").greeted = true;
             return vec![AdvAction::Send(self.greeting(c))];
@@ -180,7 +221,12 @@ impl Adversary {
     /// Periodic mischief (floods, lies).
     pub fn on_tick(&mut self, rng: &mut ChaCha8Rng) -> Vec<(u64, AdvAction)> {
         let mut out = Vec::new();
-        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| c.handshaken && c.greeted).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.wire, AdvWire::Messages(_)) && c.greeted)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             match self.kind {
                 AdvKind::Flood => {
@@ -216,21 +262,24 @@ impl Adversary {
         let (greeting, silent) = (self.greeting(c), self.silent(c));
         let Some(conn) = self.conns.get_mut(&c) else { return (Vec::new(), None) };
         let mut actions = Vec::new();
-        conn.decoder.feed(data);
+        let pieces = self.pieces;
+        match &mut conn.wire {
+            AdvWire::Handshake(h) => h.feed(data),
+            AdvWire::Messages(d) => d.feed(data),
+            AdvWire::Bad(_) => {}
+        }
         if silent {
             return (actions, None);
         }
-        if !conn.handshaken {
-            match conn.decoder.take_handshake() {
-                Ok(None) => return (actions, None),
-                Ok(Some(_)) => {
-                    conn.handshaken = true;
-                    if !conn.greeted {
-                        conn.greeted = true;
-                        actions.push(AdvAction::Send(greeting));
-                    }
-                }
-                Err(e) => return (vec![AdvAction::Reset], Some(format!("engine sent a bad handshake: {e}"))),
+        let handshaken = match conn.wire.take_handshake(pieces) {
+            Ok(Some(just)) => just,
+            Ok(None) => return (actions, None),
+            Err(e) => return (vec![AdvAction::Reset], Some(format!("engine sent a bad handshake: {e}"))),
+        };
+        if handshaken {
+            if !conn.greeted {
+                conn.greeted = true;
+                actions.push(AdvAction::Send(greeting));
             }
             if kind == AdvKind::Garbage {
                 let mut junk = Vec::new();
@@ -240,9 +289,10 @@ impl Adversary {
                 return (actions, None);
             }
         }
+        let AdvWire::Messages(decoder) = &mut conn.wire else { unreachable!("set just above") };
         let mut violation = None;
         loop {
-            let msg = match conn.decoder.next_message() {
+            let msg = match decoder.next_message() {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(e) => {

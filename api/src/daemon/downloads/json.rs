@@ -212,7 +212,7 @@ fn trackers(meta: Option<&Metainfo>, stats: Option<&TorrentStats>) -> Value {
                         Some(w) => format!("Warning: {w}"),
                         None => "Working".to_string(),
                     },
-                    TrackerState::Error(e) => tracker_error(e),
+                    TrackerState::Error(e) => tracker_error(&e.to_string()),
                     TrackerState::Disabled => "Disabled".to_string(),
                 };
                 out.push(json!({"url": t.url, "peers": t.peers, "status": status}));

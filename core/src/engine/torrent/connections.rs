@@ -4,16 +4,21 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::peer::{Peer, Phase};
-use super::pex::PexState;
+use super::peer::{Peer, PeerState};
 use super::pex::OUR_UT_PEX;
+use super::pex_state::PexState;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
+use crate::engine::close_reason::CloseReason;
+use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
-use crate::engine::{CloseReason, Config, Event, Output, PeerIo};
+use crate::engine::event::Event;
+use crate::engine::output::{Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
-use crate::wire::{Decoded, Decoder, ExtendedHandshake, Handshake, Message, UT_METADATA, UT_PEX};
+use crate::wire::{
+    Decoded, Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Message, UT_METADATA, UT_PEX,
+};
 
 use super::{addr_in_use, crowded, mark, Admit, State, Torrent, TorrentEvent};
 
@@ -54,15 +59,8 @@ impl Torrent {
             let conn = cx.out.conn();
             cx.limits.half_open += 1;
             cx.limits.conn_room -= 1;
-            let decoder = Box::new(Decoder::new_expecting_handshake(cx.cfg.wire_limits));
-            let peer = Peer::new(
-                addr,
-                true,
-                Phase::Connecting { since: cx.now },
-                decoder,
-                self.meta.info.piece_count(),
-                cx.now,
-            );
+            let peer =
+                Peer::new(addr, true, PeerState::Dialing { since: cx.now }, self.meta.info.piece_count(), cx.now);
             self.peers.insert(conn, peer);
             cx.out.push(Output::Peer(PeerIo::Connect { conn, addr }));
             self.events.push(TorrentEvent::Dialed(conn));
@@ -71,10 +69,10 @@ impl Torrent {
 
     pub fn on_connected(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if let Phase::Connecting { .. } = p.phase {
+        if p.is_dialing() {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
             cx.limits.half_open -= 1;
-            p.phase = Phase::Handshake { since: cx.now };
+            p.state = PeerState::Handshaking { since: cx.now, decoder: HandshakeDecoder::new(cx.cfg.wire_limits) };
             let was_empty = p.outbuf.is_empty();
             Handshake::new(self.info_hash, self.our_id).encode(&mut p.outbuf);
             mark(&mut self.dirty, conn, was_empty);
@@ -90,7 +88,7 @@ impl Torrent {
     /// only established peers compete, dials and handshakes in progress end on their own.
     pub(super) fn replacement(&self) -> Option<ConnId> {
         let fetching = self.fetching.is_some();
-        pick_replacement(self.peers.iter().filter(|(_, p)| p.phase == Phase::Active).map(|(conn, p)| Occupant {
+        pick_replacement(self.peers.iter().filter(|(_, p)| p.is_active()).map(|(conn, p)| Occupant {
             conn: *conn,
             usefulness: p.usefulness(fetching),
             since: p.activated,
@@ -114,7 +112,7 @@ impl Torrent {
         let idle = self
             .peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active)
+            .filter(|(_, p)| p.is_active())
             .map(|(conn, p)| Occupant { conn: *conn, usefulness: p.usefulness(fetching), since: p.activated })
             .filter(|o| o.usefulness == Usefulness::Idle);
         if let Some(victim) = pick_replacement(idle) {
@@ -128,7 +126,7 @@ impl Torrent {
     pub fn attach_incoming(
         &mut self,
         admit: Admit,
-        decoder: Box<Decoder>,
+        decoder: Decoder,
         hs: Handshake,
         cx: &mut Ctx<'_>,
     ) -> Result<(), CloseReason> {
@@ -148,21 +146,28 @@ impl Torrent {
                 None => return Err(CloseReason::TooManyConnections),
             }
         }
-        let mut peer =
-            Peer::new(addr, false, Phase::Handshake { since: cx.now }, decoder, self.meta.info.piece_count(), cx.now);
+        // Its handshake is read: the decoder it was read with has nothing more to give.
+        let state = PeerState::Handshaking { since: cx.now, decoder: HandshakeDecoder::new(cx.cfg.wire_limits) };
+        let mut peer = Peer::new(addr, false, state, self.meta.info.piece_count(), cx.now);
         Handshake::new(self.info_hash, self.our_id).encode(&mut peer.outbuf);
         self.peers.insert(conn, peer);
         self.dirty.push(conn);
-        self.activate(conn, hs, cx)
+        self.activate(conn, hs, decoder, cx)
     }
 
-    /// Handshakes are exchanged: check the peer and send our opening messages. `Err` with why
-    /// the peer was closed instead.
-    pub(super) fn activate(&mut self, conn: ConnId, hs: Handshake, cx: &mut Ctx<'_>) -> Result<(), CloseReason> {
+    /// Handshakes are exchanged: check the peer and send our opening messages. `decoder` reads
+    /// the messages after its handshake. `Err` with why the peer was closed instead.
+    pub(super) fn activate(
+        &mut self,
+        conn: ConnId,
+        hs: Handshake,
+        mut decoder: Decoder,
+        cx: &mut Ctx<'_>,
+    ) -> Result<(), CloseReason> {
         let existing = self
             .peers
             .iter()
-            .find(|(c, p)| **c != conn && p.phase == Phase::Active && p.peer_id == hs.peer_id)
+            .find(|(c, p)| **c != conn && p.is_active() && p.peer_id == hs.peer_id)
             .map(|(c, p)| (*c, p.outgoing));
         let mut duplicate = false;
         if let (Some((old, old_outgoing)), Some(new_outgoing)) = (existing, self.peers.get(&conn).map(|p| p.outgoing)) {
@@ -203,13 +208,13 @@ impl Torrent {
         p.activated = cx.now;
         p.fast = hs.supports_fast();
         p.extended = hs.supports_extended();
-        p.phase = Phase::Active;
-        p.queue_target = cx.cfg.min_requests_per_peer;
-        p.pex = PexState::new(cx.now);
         if self.fetching.is_none() {
             // Until the metadata is in, any piece index is remembered, not refused.
-            p.decoder.set_piece_count(pieces);
+            decoder.set_piece_count(pieces);
         }
+        p.state = PeerState::Active { decoder: Box::new(decoder) };
+        p.queue_target = cx.cfg.min_requests_per_peer;
+        p.pex = PexState::new(cx.now);
         let was_empty = p.outbuf.is_empty();
         if p.extended {
             p.send(&Message::Extended { id: 0, payload: ext.encode() }, cx.now);
@@ -252,13 +257,18 @@ impl Torrent {
         // Whole messages are decoded straight from `data`; the decoder keeps only a partial
         // tail (one copy less of every block received).
         let mut input = data;
-        if let Phase::Handshake { .. } = p.phase {
-            p.decoder.feed(input);
+        if let PeerState::Handshaking { decoder, .. } = &mut p.state {
+            decoder.feed(input);
             input = &[];
-            match p.decoder.take_handshake() {
-                Ok(None) => return,
-                Ok(Some(hs)) => {
-                    if self.activate(conn, hs, cx).is_err() {
+            // `take` consumes the decoder; an empty one stands in until the peer is active.
+            let fresh = HandshakeDecoder::new(cx.cfg.wire_limits);
+            match std::mem::replace(decoder, fresh).take() {
+                Ok(HandshakeStep::Pending(d)) => {
+                    *decoder = d;
+                    return;
+                }
+                Ok(HandshakeStep::Done(hs, decoder)) => {
+                    if self.activate(conn, hs, decoder, cx).is_err() {
                         return;
                     }
                 }
@@ -270,8 +280,11 @@ impl Torrent {
         }
         loop {
             let next = match self.peers.get_mut(&conn) {
-                Some(p) if p.phase == Phase::Active => p.decoder.next_from(&mut input),
-                _ => return,
+                Some(p) => match p.decoder_mut() {
+                    Some(decoder) => decoder.next_from(&mut input),
+                    None => return,
+                },
+                None => return,
             };
             match next {
                 // A block straight from the received bytes: copied once, into its piece.
@@ -338,11 +351,11 @@ impl Torrent {
     pub(super) fn drop_peer(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) -> bool {
         let Some(p) = self.peers.remove(&conn) else { return false };
         cx.out.event(Event::PeerClosed { torrent: self.id, addr: p.addr, reason });
-        if let Phase::Connecting { .. } = p.phase {
+        if p.is_dialing() {
             // Counted when it was dialled (checked by `Engine::check_invariants`).
             cx.limits.half_open -= 1;
         }
-        if p.phase == Phase::Active {
+        if p.is_active() {
             self.picker.peer_gone(conn, &p.have, p.counted_as_seed);
         }
         self.choker.peer_gone(conn);
@@ -350,7 +363,7 @@ impl Torrent {
             phase.fetch.peer_gone(conn);
         }
         let peers = &self.peers;
-        self.peer_list.disconnected(conn, p.addr, p.phase == Phase::Active, cx.now, |a| addr_in_use(peers, a));
+        self.peer_list.disconnected(conn, p.addr, p.is_active(), cx.now, |a| addr_in_use(peers, a));
         true
     }
 
@@ -396,7 +409,7 @@ impl Torrent {
         let stats: Vec<ChokeStats> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active)
+            .filter(|(_, p)| p.is_active())
             .map(|(c, p)| ChokeStats {
                 conn: *c,
                 interested: p.peer_interested,

@@ -234,7 +234,8 @@ impl PiecePipeline {
 mod tests {
     use super::{Finished, Intake, PiecePipeline};
     use crate::bitfield::Bitfield;
-    use crate::engine::{DiskError, DiskErrorKind, JobResult};
+    use crate::engine::disk_error::{DiskError, DiskErrorKind};
+    use crate::engine::output::JobResult;
     use crate::picker::Picker;
     use crate::types::{BlockRef, ConnId, JobId, BLOCK_SIZE};
 

@@ -4,13 +4,13 @@
 //! [`super::UploadQueue`], peer list, metadata fetch).
 
 use super::download::Intake;
-use super::peer::Phase;
 use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
 use super::{addr_in_use, bad_bitfield, ip_from_bytes, mark, State, Torrent, MAX_REQUEST_LEN};
 use crate::bitfield::Bitfield;
+use crate::engine::close_reason::{CloseReason, Violation};
+use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
-use crate::engine::{CloseReason, Config, Violation};
 use crate::picker::Priority;
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{ExtendedHandshake, Message, UT_METADATA, UT_PEX};
@@ -34,7 +34,7 @@ impl Torrent {
     /// Full recomputation of our interest in a peer (after a bitfield or a priority change).
     pub(super) fn update_interest(&mut self, conn: ConnId, now: Instant) {
         let Some(p) = self.peers.get(&conn) else { return };
-        if p.phase != Phase::Active {
+        if !p.is_active() {
             return;
         }
         let on =

@@ -15,6 +15,7 @@ mod messages;
 mod peer;
 mod peer_list;
 mod pex;
+mod pex_state;
 mod states;
 mod trackers;
 mod transfer;
@@ -35,13 +36,13 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, Priority};
 use crate::storage::FileLayout;
-use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList, TransportError};
 use crate::types::{ConnId, InfoHash, Instant, JobId, PeerId, BLOCK_SIZE};
 use crate::wire::{Message, WireError};
 use check::Checker;
 use download::PiecePipeline;
 pub(crate) use fetch::MetadataPhase;
-use peer::{Peer, Phase};
+use peer::{Peer, PeerState};
 use peer_list::PeerList;
 use trackers::TrackerDriver;
 use upload::Reads;
@@ -264,7 +265,7 @@ impl Torrent {
 
     fn broadcast_have(&mut self, piece: u32, now: Instant) {
         for (conn, p) in self.peers.iter_mut() {
-            if p.phase == Phase::Active && !p.have.get(piece) {
+            if p.is_active() && !p.have.get(piece) {
                 let was_empty = p.send(&Message::Have { piece }, now);
                 mark(&mut self.dirty, *conn, was_empty);
             }
@@ -303,14 +304,14 @@ impl Torrent {
             p.dl.tick(cx.now);
             p.ul.tick(cx.now);
             p.announced.tick(cx.now);
-            match p.phase {
-                Phase::Connecting { since } if cx.now - since > cx.cfg.connect_timeout => {
+            match p.state {
+                PeerState::Dialing { since } if cx.now - since > cx.cfg.connect_timeout => {
                     to_close.push((*conn, CloseReason::ConnectTimeout))
                 }
-                Phase::Handshake { since } if cx.now - since > cx.cfg.handshake_timeout => {
+                PeerState::Handshaking { since, .. } if cx.now - since > cx.cfg.handshake_timeout => {
                     to_close.push((*conn, CloseReason::HandshakeTimeout))
                 }
-                Phase::Active => {
+                PeerState::Active { .. } => {
                     // A peer that handshakes and then says nothing only holds a slot.
                     let mute = !p.spoke && cx.now - p.activated > cx.cfg.handshake_timeout;
                     if mute || cx.now - p.last_recv > cx.cfg.inactivity_timeout {
@@ -383,7 +384,7 @@ impl Torrent {
         // next tracker announce, perhaps half an hour away.
         // Idle peers do not count: squatters must not make a torrent look well connected.
         let fetching = self.fetching.is_some();
-        let alone = self.peers.values().all(|p| p.phase != Phase::Active || p.usefulness(fetching) == Usefulness::Idle);
+        let alone = self.peers.values().all(|p| !p.is_active() || p.usefulness(fetching) == Usefulness::Idle);
         self.peer_list.requeue(now, alone && !self.picker.is_finished());
     }
 
@@ -445,12 +446,12 @@ impl Torrent {
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, String>, cx: &mut Ctx<'_>) {
+    pub fn on_tracker_http(&mut self, job: JobId, result: Result<Vec<u8>, TransportError>, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_http(job, result, &self.info_hash, cx.now, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
 
-    pub fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], String>, cx: &mut Ctx<'_>) {
+    pub fn on_tracker_udp(&mut self, job: JobId, result: Result<&[u8], TransportError>, cx: &mut Ctx<'_>) {
         let peers = self.trackers.on_udp(job, result, cx.now, &mut self.rng, cx.out);
         self.add_tracker_peers(peers, cx.cfg);
     }
@@ -484,7 +485,7 @@ impl Torrent {
     pub fn flush(&mut self, out: &mut Outbox) {
         for conn in self.dirty.drain(..) {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if p.outbuf.is_empty() || matches!(p.phase, Phase::Connecting { .. }) {
+            if p.outbuf.is_empty() || p.is_dialing() {
                 continue;
             }
             let data = std::mem::take(&mut p.outbuf);
@@ -502,7 +503,7 @@ impl Torrent {
 
     /// Its connections, each with whether it is still being dialled.
     pub fn conns(&self) -> impl Iterator<Item = (ConnId, bool)> + '_ {
-        self.peers.iter().map(|(conn, p)| (*conn, matches!(p.phase, Phase::Connecting { .. })))
+        self.peers.iter().map(|(conn, p)| (*conn, p.is_dialing()))
     }
 
     /// Checks its own books: the download's bytes match its buffers and jobs, and every read
@@ -528,7 +529,7 @@ impl Torrent {
             State::Paused { .. } | State::Removing { .. } => TorrentState::Paused,
             State::Error(e) => TorrentState::Error(e.to_string()),
         };
-        let active = self.peers.values().filter(|p| p.phase == Phase::Active);
+        let active = self.peers.values().filter(|p| p.is_active());
         TorrentStats {
             info_hash: self.info_hash,
             name: info.name.clone(),
@@ -563,7 +564,7 @@ impl Torrent {
         let optimistic = self.choker.optimistic();
         self.peers
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Active)
+            .filter(|(_, p)| p.is_active())
             .map(|(conn, p)| PeerStats {
                 addr: p.addr,
                 client: p.client.clone(),

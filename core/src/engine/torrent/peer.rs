@@ -3,13 +3,13 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::pex::PexState;
+use super::pex_state::PexState;
 use super::upload::UploadQueue;
 use crate::bitfield::Bitfield;
 use crate::engine::admission::Usefulness;
 use crate::rate::Rate;
 use crate::types::{BlockRef, Instant, PeerId};
-use crate::wire::{Decoder, Message};
+use crate::wire::{Decoder, HandshakeDecoder, Message};
 
 /// Most given-up requests remembered per peer (more than a full request queue).
 const MAX_RELEASED: usize = 512;
@@ -17,15 +17,15 @@ const MAX_RELEASED: usize = 512;
 /// Bytes we queue for a new peer before any has been sent (see [`Peer::send_window`]).
 pub const INITIAL_SEND_WINDOW: u64 = 64 << 10;
 
-/// Where a connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
+/// Where a connection is in its life; each state holds the decoder it reads with.
+#[derive(Debug)]
+pub(crate) enum PeerState {
     /// We asked the runtime to dial; not connected yet.
-    Connecting { since: Instant },
+    Dialing { since: Instant },
     /// Connected; waiting for the peer's handshake.
-    Handshake { since: Instant },
+    Handshaking { since: Instant, decoder: HandshakeDecoder },
     /// Handshakes exchanged: messages flow.
-    Active,
+    Active { decoder: Box<Decoder> },
 }
 
 /// Piece announcements a peer made while we did not know the piece count; replayed, and
@@ -44,8 +44,7 @@ pub(crate) struct EarlyPieces {
 pub(crate) struct Peer {
     pub addr: SocketAddr,
     pub outgoing: bool,
-    pub phase: Phase,
-    pub decoder: Box<Decoder>,
+    pub state: PeerState,
     pub peer_id: PeerId,
     pub client: Option<String>,
     pub fast: bool,
@@ -115,22 +114,27 @@ pub(crate) struct Peer {
 impl Peer {
     /// Whether the handshakes are done and messages flow.
     pub fn is_active(&self) -> bool {
-        self.phase == Phase::Active
+        matches!(self.state, PeerState::Active { .. })
     }
 
-    pub fn new(
-        addr: SocketAddr,
-        outgoing: bool,
-        phase: Phase,
-        decoder: Box<Decoder>,
-        pieces: u32,
-        now: Instant,
-    ) -> Self {
+    /// Whether we are still dialling it.
+    pub fn is_dialing(&self) -> bool {
+        matches!(self.state, PeerState::Dialing { .. })
+    }
+
+    /// The message decoder, once the handshakes are done.
+    pub fn decoder_mut(&mut self) -> Option<&mut Decoder> {
+        match &mut self.state {
+            PeerState::Active { decoder } => Some(decoder),
+            _ => None,
+        }
+    }
+
+    pub fn new(addr: SocketAddr, outgoing: bool, state: PeerState, pieces: u32, now: Instant) -> Self {
         Peer {
             addr,
             outgoing,
-            phase,
-            decoder,
+            state,
             peer_id: PeerId::default(),
             client: None,
             fast: false,

@@ -279,7 +279,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{PeerList, MAX_CONNECT_FAILS, MAX_KNOWN};
-    use crate::engine::Config;
+    use crate::engine::config::Config;
     use crate::types::{ConnId, Instant};
 
     fn cfg() -> Config {

@@ -6,10 +6,12 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::check::{Checker, Verified};
-use super::peer::Phase;
+use crate::engine::close_reason::CloseReason;
 use crate::engine::ctx::Ctx;
+use crate::engine::event::{Event, TorrentError};
 use crate::engine::limits::SessionLimits;
-use crate::engine::{CloseReason, DiskJob, DiskJobKind, Event, FilePriority, Output, TorrentError};
+use crate::engine::output::{DiskJob, DiskJobKind, Output};
+use crate::engine::params::FilePriority;
 use crate::picker::Picker;
 use crate::types::ConnId;
 use crate::wire::Message;
@@ -164,7 +166,7 @@ impl Torrent {
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
             for conn in conns {
                 let Some(p) = self.peers.get_mut(&conn) else { continue };
-                if p.phase != Phase::Active || !(p.counted_as_seed || p.have.get(d)) {
+                if !p.is_active() || !(p.counted_as_seed || p.have.get(d)) {
                     continue;
                 }
                 let (keep, cancel): (Vec<_>, Vec<_>) =
@@ -222,7 +224,7 @@ impl Torrent {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
             let Some(p) = self.peers.get_mut(&conn) else { continue };
-            if p.phase != Phase::Active {
+            if !p.is_active() {
                 continue;
             }
             for (b, _) in std::mem::take(&mut p.requests) {

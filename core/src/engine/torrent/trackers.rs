@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::engine::event::Event;
 use crate::engine::outbox::Outbox;
-use crate::engine::{Event, Output, UdpIo};
+use crate::engine::output::{Output, UdpIo};
 use crate::tracker::{
     announce_url, parse_announce, parse_scrape, parse_udp_url, scrape_request_url, AnnounceEvent, AnnounceParams,
-    AnnounceResponse, TrackerIndex, TrackerList, TrackerStatus, UdpConfig, UdpExchange, UdpOutcome,
+    AnnounceResponse, TrackerError, TrackerIndex, TrackerList, TrackerStatus, TransportError, UdpConfig, UdpExchange,
+    UdpOutcome,
 };
 use crate::types::{ExchangeId, InfoHash, Instant, JobId, TorrentId};
 
@@ -116,15 +118,18 @@ impl TrackerDriver {
             let id = out.job(self.torrent);
             self.http.insert(id, (tracker, url.clone()));
             out.push(Output::Http { id, url: announce_url(&url, &params) });
-        } else if let Ok((host, port)) = parse_udp_url(&url) {
-            let id = out.job(self.torrent);
-            let mut exchange = UdpExchange::announce(params, now, rng, &UdpConfig::default());
-            // Peers come back as 18-byte entries from a tracker reached over IPv6.
-            exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
-            self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
-            return self.pump_udp(id, now, out);
         } else {
-            self.list.on_error(tracker, now, "unsupported tracker URL");
+            match parse_udp_url(&url) {
+                Ok((host, port)) => {
+                    let id = out.job(self.torrent);
+                    let mut exchange = UdpExchange::announce(params, now, rng, &UdpConfig::default());
+                    // Peers come back as 18-byte entries from a tracker reached over IPv6.
+                    exchange.set_ipv6(host.parse::<std::net::Ipv6Addr>().is_ok());
+                    self.udp.insert(id, UdpRequest { tracker, url, host, port, exchange });
+                    return self.pump_udp(id, now, out);
+                }
+                Err(e) => self.list.on_error(tracker, now, TrackerError::UnusableUrl(Box::new(e))),
+            }
         }
         Vec::new()
     }
@@ -151,7 +156,7 @@ impl TrackerDriver {
                 Vec::new()
             }
             Err(e) => {
-                self.on_error(req.tracker, req.url, e.to_string(), now, out);
+                self.on_error(req.tracker, req.url, e, now, out);
                 Vec::new()
             }
         }
@@ -186,7 +191,7 @@ impl TrackerDriver {
     pub fn on_http(
         &mut self,
         job: JobId,
-        result: Result<Vec<u8>, String>,
+        result: Result<Vec<u8>, TransportError>,
         info_hash: &InfoHash,
         now: Instant,
         out: &mut Outbox,
@@ -198,7 +203,7 @@ impl TrackerDriver {
             return Vec::new();
         }
         let Some((tracker, url)) = self.http.remove(&job) else { return Vec::new() };
-        match result.and_then(|body| parse_announce(&body).map_err(|e| e.to_string())) {
+        match result.map_err(TrackerError::from).and_then(|body| parse_announce(&body)) {
             Ok(resp) => self.on_announce(tracker, url, resp, now, out),
             Err(e) => {
                 self.on_error(tracker, url, e, now, out);
@@ -211,7 +216,7 @@ impl TrackerDriver {
     pub fn on_udp(
         &mut self,
         job: JobId,
-        result: Result<&[u8], String>,
+        result: Result<&[u8], TransportError>,
         now: Instant,
         rng: &mut ChaCha8Rng,
         out: &mut Outbox,
@@ -226,7 +231,7 @@ impl TrackerDriver {
                 let Some(req) = self.udp.remove(&job) else { return Vec::new() };
                 out.forget_job(job);
                 out.push(Output::Udp(UdpIo::EndExchange { exchange: ExchangeId::of(job) }));
-                self.on_error(req.tracker, req.url, e, now, out);
+                self.on_error(req.tracker, req.url, e.into(), now, out);
                 Vec::new()
             }
         }
@@ -279,9 +284,9 @@ impl TrackerDriver {
         resp.peers
     }
 
-    fn on_error(&mut self, tracker: TrackerIndex, url: String, message: String, now: Instant, out: &mut Outbox) {
-        self.list.on_error(tracker, now, &message);
-        out.event(Event::TrackerError { torrent: self.torrent, url, message });
+    fn on_error(&mut self, tracker: TrackerIndex, url: String, error: TrackerError, now: Instant, out: &mut Outbox) {
+        self.list.on_error(tracker, now, error.clone());
+        out.event(Event::TrackerError { torrent: self.torrent, url, error });
     }
 }
 
@@ -293,9 +298,10 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::{DueAnnounce, TrackerDriver};
+    use crate::engine::event::Event;
     use crate::engine::outbox::Outbox;
-    use crate::engine::{Event, Output, UdpIo};
-    use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerList};
+    use crate::engine::output::{Output, UdpIo};
+    use crate::tracker::{AnnounceEvent, AnnounceParams, TrackerError, TrackerList, TrackerState, TransportError};
     use crate::types::{ExchangeId, InfoHash, Instant, PeerId, TorrentId};
 
     fn driver(url: &str) -> TrackerDriver {
@@ -374,11 +380,66 @@ mod tests {
         let id = exchange.job();
         assert_eq!(trackers.udp_sockets(), vec![id]);
         assert!(trackers.deadline(true).is_some_and(|t| t > now), "a retransmission timer runs while checking");
-        trackers.on_udp(id, Err("refused".to_owned()), now, &mut rng, &mut out);
+        let refused = TransportError::Failed("refused".to_owned());
+        trackers.on_udp(id, Err(refused.clone()), now, &mut rng, &mut out);
         let sent = outputs(&mut out);
         assert!(matches!(sent[0], Output::Udp(UdpIo::EndExchange { exchange }) if exchange == ExchangeId::of(id)));
-        assert!(matches!(&sent[1], Output::Event(Event::TrackerError { message, .. }) if message == "refused"));
+        let Output::Event(Event::TrackerError { error, .. }) = &sent[1] else { panic!("a tracker error expected") };
+        assert_eq!(*error, TrackerError::Unreachable(refused));
+        assert_eq!(error.to_string(), "refused", "the runtime's words, as the status shows them");
         assert!(trackers.udp_sockets().is_empty());
+    }
+
+    /// The error of the tracker's event and the text of its status after `result`, for an
+    /// HTTP announce.
+    fn http_failure(result: Result<Vec<u8>, TransportError>) -> (TrackerError, Option<String>) {
+        let (now, mut rng, mut out) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Outbox::default());
+        let mut trackers = driver("http://tracker.test/announce");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        trackers.announce(due, p, now, &mut rng, &mut out);
+        let Output::Http { id, .. } = one_output(&mut out) else { panic!("one HTTP GET expected") };
+        assert!(trackers.on_http(id, result, &InfoHash([1; 20]), now, &mut out).is_empty());
+        let Output::Event(Event::TrackerError { error, .. }) = one_output(&mut out) else {
+            panic!("a tracker error expected")
+        };
+        let status = trackers.statuses().remove(0);
+        assert_eq!(status.state, TrackerState::Error(error.clone()), "the status keeps the typed error");
+        (error, status.message)
+    }
+
+    #[test]
+    fn tracker_errors_are_typed_and_read_as_the_messages_they_replace() {
+        let not_found = TransportError::HttpStatus { code: 404, reason: "Not Found".into() };
+        let (error, message) = http_failure(Err(not_found.clone()));
+        assert_eq!(error, TrackerError::Unreachable(not_found));
+        assert_eq!(message.as_deref(), Some("HTTP 404 Not Found"));
+        let timeout = TransportError::TimedOut("timeout: global".into());
+        let (error, message) = http_failure(Err(timeout.clone()));
+        assert_eq!(error, TrackerError::Unreachable(timeout));
+        assert_eq!(message.as_deref(), Some("timeout: global"));
+        let (error, message) = http_failure(Ok(b"d14:failure reason4:nopee".to_vec()));
+        assert_eq!(error, TrackerError::Failure("nope".into()));
+        assert_eq!(message.as_deref(), Some("tracker refused: nope"));
+        let (error, message) = http_failure(Ok(b"not bencode".to_vec()));
+        assert!(matches!(error, TrackerError::Malformed(_) | TrackerError::Bencode(_)), "{error:?}");
+        assert_eq!(message, Some(error.to_string()));
+    }
+
+    #[test]
+    fn a_udp_url_without_a_port_fails_as_unsupported_with_its_cause() {
+        let (now, mut rng, mut out) = (Instant::ZERO, ChaCha8Rng::seed_from_u64(0), Outbox::default());
+        let mut trackers = driver("udp://tracker.test");
+        trackers.start(now);
+        let due = trackers.next_announce(now).expect("started is due");
+        let p = params(&due, trackers.key());
+        assert!(trackers.announce(due, p, now, &mut rng, &mut out).is_empty());
+        assert!(outputs(&mut out).is_empty(), "nothing sent");
+        let status = trackers.statuses().remove(0);
+        let cause = TrackerError::InvalidUrl("udp://tracker.test".into());
+        assert_eq!(status.state, TrackerState::Error(TrackerError::UnusableUrl(Box::new(cause))));
+        assert_eq!(status.message.as_deref(), Some("unsupported tracker URL"));
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! what they return.
 
 use super::download::Finished;
-use super::peer::{Phase, INITIAL_SEND_WINDOW};
+use super::peer::INITIAL_SEND_WINDOW;
 use super::upload::Framed;
 use super::{mark, State, Torrent};
 use crate::engine::ctx::Ctx;
-use crate::engine::{DiskError, DiskJob, DiskJobKind, Event, HashJob, Output, PeerIo};
+use crate::engine::disk_error::DiskError;
+use crate::engine::event::Event;
+use crate::engine::output::{DiskJob, DiskJobKind, HashJob, Output, PeerIo};
 use crate::types::{ConnId, JobId, BLOCK_SIZE};
 use crate::wire::Message;
 
@@ -57,7 +59,7 @@ impl Torrent {
             return;
         }
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.phase != Phase::Active || p.peer_choking || !p.am_interested {
+        if !p.is_active() || p.peer_choking || !p.am_interested {
             return;
         }
         let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };

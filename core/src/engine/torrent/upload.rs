@@ -7,7 +7,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::engine::{DiskError, DiskErrorKind, PlacedSpan};
+use crate::engine::disk_error::{DiskError, DiskErrorKind};
+use crate::engine::output::PlacedSpan;
 use crate::storage::FileLayout;
 use crate::types::{BlockRef, ConnId, JobId};
 use crate::wire::{piece_header, PIECE_FRAME_HEADER};

@@ -5,11 +5,13 @@
 use rand::Rng;
 
 use super::fetch::{Received, METADATA_REQUESTS_PER_PEER};
-use super::peer::Phase;
 use super::{bad_bitfield, mark, wire_len, Torrent, HAVE_ID};
 use crate::bitfield::Bitfield;
+use crate::engine::close_reason::{CloseReason, Violation};
+use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
-use crate::engine::{CloseReason, Config, Event, FilePriority, TorrentError, Violation};
+use crate::engine::event::{Event, TorrentError};
+use crate::engine::params::FilePriority;
 use crate::metainfo::Info;
 use crate::picker::Picker;
 use crate::storage::FileLayout;
@@ -72,7 +74,7 @@ impl Torrent {
     pub(super) fn request_metadata(&mut self, conn: ConnId, now: Instant) {
         let Some(phase) = &mut self.fetching else { return };
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        let (Some(id), Some(size), Phase::Active) = (p.ut_metadata, p.metadata_size, p.phase) else { return };
+        let (Some(id), Some(size), true) = (p.ut_metadata, p.metadata_size, p.is_active()) else { return };
         let was_empty = p.outbuf.is_empty();
         let mut sent = false;
         for _ in 0..METADATA_REQUESTS_PER_PEER {
@@ -201,11 +203,9 @@ impl Torrent {
     fn replay_early(&mut self, conn: ConnId, cx: &mut Ctx<'_>) {
         let n = self.meta.info.piece_count();
         let Some(p) = self.peers.get_mut(&conn) else { return };
-        if p.phase != Phase::Active {
-            return;
-        }
+        let Some(decoder) = p.decoder_mut() else { return };
+        decoder.set_piece_count(n);
         p.have = Bitfield::new(n);
-        p.decoder.set_piece_count(n);
         let early = std::mem::take(&mut p.early);
         let bitfield = match early.bitfield.map(|b| Bitfield::from_bytes(&b, n).ok_or(b.len())) {
             Some(Err(len)) => return self.close(conn, bad_bitfield(len, n), cx),

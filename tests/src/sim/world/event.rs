@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use shoal_core::{ExchangeId, Instant, JobId, JobResult};
+use shoal_core::{ExchangeId, Instant, JobId, JobResult, TransportError};
 
 use crate::sim::oracle::MessageCounts;
 
@@ -50,7 +50,7 @@ pub(super) enum Ev {
         host: usize,
         epoch: u32,
         job: JobId,
-        result: Result<Vec<u8>, String>,
+        result: Result<Vec<u8>, TransportError>,
     },
     Udp {
         host: usize,

@@ -30,8 +30,8 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_core::storage::FileLayout;
 use shoal_core::{
-    Bitfield, CloseReason, Config, Event, FilePriority, HashJob, Input, Instant, JobResult, Output, PeerIo, UdpIo,
-    BLOCK_SIZE,
+    Bitfield, CloseReason, Config, Event, FilePriority, HashJob, Input, Instant, JobResult, Output, PeerIo,
+    TransportError, UdpIo, BLOCK_SIZE,
 };
 use shoal_netsim::tracker::Tracker;
 use shoal_netsim::Partitions;
@@ -477,10 +477,10 @@ impl World {
                 let roll: f64 = self.rng.random();
                 let (after, result) = if self.faults_on && self.params.faults.tracker && roll < 0.15 {
                     self.count("tracker_failures");
-                    (rtt, Err("connection refused".to_string()))
+                    (rtt, Err(TransportError::Failed("connection refused".to_string())))
                 } else if self.faults_on && self.params.faults.tracker && roll < 0.3 {
                     self.count("tracker_timeouts");
-                    (Duration::from_secs(30), Err("timed out".to_string()))
+                    (Duration::from_secs(30), Err(TransportError::TimedOut("timed out".to_string())))
                 } else if self.faults_on && self.params.faults.tracker && roll < 0.45 {
                     (Duration::from_millis(self.rng.random_range(2000..20_000)), Ok(self.tracker.http(ip, &url)))
                 } else {
