@@ -1,12 +1,13 @@
 //! What tests read from a world after a run, and the assertions several of them share.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::dht::SwarmCount;
 use shoal_core::DhtScrapeId;
-use shoal_core::{Event, InfoHash, TorrentId, TorrentState};
+use shoal_core::{Event, InfoHash, Instant, TorrentId, TorrentState};
 
-use super::node::NodeId;
+use super::ids::NodeId;
 use super::torrent::TestTorrent;
 use super::world::World;
 
@@ -41,6 +42,14 @@ impl World {
         let checking = (0..ts.len()).filter(|&i| matches!(states[i], TorrentState::Checking { .. })).collect();
         let queued = (0..ts.len()).filter(|&i| states[i] == TorrentState::CheckQueued).collect();
         (checking, queued)
+    }
+
+    /// With `keep_trace`: when `node` asked the runtime to dial `addr`, if it did.
+    pub(crate) fn dialled(&self, node: NodeId, addr: SocketAddr) -> Option<Instant> {
+        let (connect, to) = (format!(" {node} Connect {{ conn: ConnId("), format!("addr: {addr} }}"));
+        let line = self.trace_lines.iter().find(|t| t.contains(&connect) && t.contains(&to))?;
+        let micros = line.split(' ').next()?.parse().ok()?;
+        Some(Instant::from_micros(micros))
     }
 
     /// The counts of node `node`'s DHT scrape `id`, once it ended.

@@ -1,13 +1,13 @@
-//! In-memory disks, and the disk and hash jobs a world runs on them.
+//! In-memory disks, and the disk and hash jobs run on them.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use sha1::{Digest, Sha1};
 
-use shoal_core::{DiskJob, DiskJobKind, FileSpan, HashJob, JobResult, Metainfo};
+use shoal_core::{DiskJobKind, FileSpan, HashJob, JobId, JobResult, Metainfo, TorrentId};
 
-use super::node::NodeId;
-use super::world::{Ev, World};
+use super::ids::NodeId;
 
 /// One file's bytes, and which of them were ever written.
 #[derive(Clone, Debug)]
@@ -108,6 +108,31 @@ impl Disk {
         assert_eq!(pos, data.len(), "write spans cover the data exactly");
     }
 
+    /// Runs a disk job of node `a` on this disk at once.
+    pub(super) fn run(&mut self, a: NodeId, kind: &DiskJobKind) -> JobResult {
+        match kind {
+            DiskJobKind::Write { piece, spans, data } => {
+                self.write(spans, data);
+                self.written_pieces.push(*piece);
+                JobResult::Written { result: Ok(()), data: data.clone() }
+            }
+            DiskJobKind::Read { block, len, spans } => {
+                match self.read(&spans.iter().map(|p| p.span).collect::<Vec<_>>()) {
+                    Some(data) => {
+                        assert_eq!(data.len(), block.len as usize, "read spans cover the block");
+                        let framed = shoal_core::lay_out_read(spans, *len, &data);
+                        JobResult::Read(Ok(framed.expect("placed spans fit the buffer")))
+                    }
+                    None => panic!("node {a}: engine read {block:?}, whose bytes it never wrote"),
+                }
+            }
+            DiskJobKind::Verify { spans, expected, .. } => {
+                let ok = self.read(spans).is_some_and(|data| <[u8; 20]>::from(Sha1::digest(&data)) == *expected);
+                JobResult::Verified(Ok(ok))
+            }
+        }
+    }
+
     /// The spans' bytes, or `None` if a non-pad byte was never written.
     fn read(&self, spans: &[FileSpan]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
@@ -128,59 +153,16 @@ impl Disk {
     }
 }
 
-impl World {
-    /// Runs a disk job on the node's disk at once; its result arrives after the disk's time.
-    pub(super) fn disk_job(&mut self, a: NodeId, job: DiskJob) {
-        let result = self.run_disk_job(a, &job);
-        let took = match (&job.kind, self.timing.write) {
-            (DiskJobKind::Write { .. }, Some(write)) => write,
-            _ => self.timing.disk,
-        };
-        self.schedule(self.now + took, Ev::Job { node: a, job: job.id, result });
-    }
-
-    /// Hashes a piece at once (writing it if it matches and the timing says hash jobs write);
-    /// the result arrives after the hash time.
-    pub(super) fn hash_job(&mut self, a: NodeId, job: HashJob) {
-        let HashJob { id, torrent, piece, data, expected, write } = job;
-        let ok = <[u8; 20]>::from(Sha1::digest(&data)) == expected;
-        let written = (ok && self.timing.hash_writes).then(|| {
-            let disk = self.nodes[a].disks.get_mut(&torrent).expect("a disk for the hashed torrent");
-            disk.write(&write, &data);
-            disk.written_pieces.push(piece);
-            Ok(())
-        });
-        self.schedule(
-            self.now + self.timing.hash,
-            Ev::Job { node: a, job: id, result: JobResult::Hashed { ok, data, written } },
-        );
-    }
-
-    fn run_disk_job(&mut self, a: NodeId, job: &DiskJob) -> JobResult {
-        let disk = self.nodes[a]
-            .disks
-            .get_mut(&job.torrent)
-            .unwrap_or_else(|| panic!("node {a}: disk job for {:?}, which has no disk", job.torrent));
-        match &job.kind {
-            DiskJobKind::Write { piece, spans, data } => {
-                disk.write(spans, data);
-                disk.written_pieces.push(*piece);
-                JobResult::Written { result: Ok(()), data: data.clone() }
-            }
-            DiskJobKind::Read { block, len, spans } => {
-                match disk.read(&spans.iter().map(|p| p.span).collect::<Vec<_>>()) {
-                    Some(data) => {
-                        assert_eq!(data.len(), block.len as usize, "read spans cover the block");
-                        let framed = shoal_core::lay_out_read(spans, *len, &data);
-                        JobResult::Read(Ok(framed.expect("placed spans fit the buffer")))
-                    }
-                    None => panic!("node {a}: engine read {block:?}, whose bytes it never wrote"),
-                }
-            }
-            DiskJobKind::Verify { spans, expected, .. } => {
-                let ok = disk.read(spans).is_some_and(|data| <[u8; 20]>::from(Sha1::digest(&data)) == *expected);
-                JobResult::Verified(Ok(ok))
-            }
-        }
-    }
+/// Hashes a piece (writing it to its torrent's disk in `disks` if it matches and `writes`, as
+/// the runtimes' hash jobs do); the job's id and result.
+pub(super) fn hash(job: HashJob, disks: &mut HashMap<TorrentId, Disk>, writes: bool) -> (JobId, JobResult) {
+    let HashJob { id, torrent, piece, data, expected, write } = job;
+    let ok = <[u8; 20]>::from(Sha1::digest(&data)) == expected;
+    let written = (ok && writes).then(|| {
+        let disk = disks.get_mut(&torrent).expect("a disk for the hashed torrent");
+        disk.write(&write, &data);
+        disk.written_pieces.push(piece);
+        Ok(())
+    });
+    (id, JobResult::Hashed { ok, data, written })
 }

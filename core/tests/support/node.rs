@@ -1,8 +1,7 @@
 //! The engines of a world, each with its disks and what it told the application, addressed by
-//! [`NodeId`].
+//! `NodeId`.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::{Index, IndexMut};
 
@@ -11,17 +10,7 @@ use shoal_netsim::Uplink;
 use shoal_core::{ConnId, Engine, Event, Instant, TorrentId, TorrentStats};
 
 use super::disk::Disk;
-
-/// One engine of a world, numbered in the order it was added.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct NodeId(pub(super) usize);
-
-/// The bare number: trace lines and failure messages name a node by it.
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+use super::ids::NodeId;
 
 /// One engine with its disks and what it told the application.
 pub(crate) struct Node {

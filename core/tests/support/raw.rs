@@ -1,5 +1,5 @@
 //! Hand-driven peers: connections to an engine whose bytes the test writes and reads, for
-//! hostile or precisely timed input, addressed by [`RawId`].
+//! hostile or precisely timed input, addressed by `RawId`, and the bytes they send.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,13 +10,7 @@ use shoal_core::wire::{
 };
 use shoal_core::{ConnId, InfoHash, PeerId};
 
-use super::net::{End, Wire};
-use super::node::NodeId;
-use super::world::{Ev, World};
-
-/// A hand-driven peer of a world, numbered in the order it connected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct RawId(usize);
+use super::ids::{NodeId, RawId};
 
 /// A hand-driven peer connected to an engine, for hostile-input tests.
 #[derive(Debug)]
@@ -43,49 +37,17 @@ impl Index<RawId> for Raws {
     }
 }
 
-impl IndexMut<RawId> for Raws {
-    fn index_mut(&mut self, id: RawId) -> &mut RawPeer {
-        &mut self.0[id.0]
+impl Raws {
+    /// Adds a hand-driven peer; its id.
+    pub(super) fn push(&mut self, peer: RawPeer) -> RawId {
+        self.0.push(peer);
+        RawId(self.0.len() - 1)
     }
 }
 
-impl World {
-    /// Opens a connection from `from` to engine `node`, driven by the test.
-    pub(crate) fn raw_connect(&mut self, node: NodeId, from: SocketAddr) -> RawId {
-        let conn = self.nodes[node].engine.accept(from, self.now).expect("engine accepts the connection");
-        self.drain(node);
-        let raw = RawId(self.raws.0.len());
-        self.raws.0.push(RawPeer { node, conn, received: Vec::new(), closed: false });
-        self.links.insert((node, conn), Wire::to(End::Raw(raw)));
-        raw
-    }
-
-    /// Sends bytes from a hand-driven peer; they arrive after the link latency.
-    pub(crate) fn raw_send(&mut self, raw: RawId, data: &[u8]) {
-        let RawPeer { node, conn, .. } = self.raws[raw];
-        let at = self.now + self.timing.latency;
-        self.schedule(at, Ev::Data { node, conn, data: data.to_vec() });
-    }
-
-    /// The messages a hand-driven peer has received so far (after the handshake); fails the
-    /// test if the engine sent anything invalid.
-    pub(crate) fn messages_to(&self, raw: RawId) -> Vec<Message> {
-        let mut d = HandshakeDecoder::new(Limits::default());
-        d.feed(&self.raws[raw].received);
-        let HandshakeStep::Done(_, mut d) = d.take().expect("a valid handshake") else { return Vec::new() };
-        std::iter::from_fn(|| d.next_message().expect("valid messages")).collect()
-    }
-
-    /// The blocks of the messages to a hand-driven peer that `pick` selects, in order.
-    pub(crate) fn sent_to(&self, raw: RawId, pick: impl Fn(&Message) -> bool) -> Vec<(u32, u32)> {
-        self.messages_to(raw)
-            .iter()
-            .filter(|m| pick(m))
-            .filter_map(|m| match m {
-                Message::Request(b) | Message::Cancel(b) => Some((b.piece, b.offset)),
-                _ => None,
-            })
-            .collect()
+impl IndexMut<RawId> for Raws {
+    fn index_mut(&mut self, id: RawId) -> &mut RawPeer {
+        &mut self.0[id.0]
     }
 }
 

@@ -7,8 +7,8 @@ use shoal_core::wire::Message;
 use shoal_core::{AddTorrent, Config, Event, TorrentId};
 
 use super::disk::Disk;
-use super::node::NodeId;
-use super::raw::{handshake, RawId};
+use super::ids::{NodeId, RawId};
+use super::raw::handshake;
 use super::torrent::{file, plain_torrent, TestTorrent, PIECE};
 use super::world::World;
 

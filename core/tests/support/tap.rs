@@ -1,13 +1,11 @@
-//! The tap: the messages engines send each other, decoded (with `World::tap`), and what tests
-//! read from them.
+//! The tap: the messages engines send each other, decoded (with `World::tap`).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use shoal_core::wire::{Decoder, ExtendedHandshake, HandshakeDecoder, HandshakeStep, Limits, Message};
+use shoal_core::wire::{Decoder, HandshakeDecoder, HandshakeStep, Limits, Message};
 use shoal_core::{ConnId, Instant};
 
-use super::node::NodeId;
-use super::world::World;
+use super::ids::NodeId;
 
 /// A message one engine sent another (with `World::tap`); block payloads are dropped.
 #[derive(Debug, Clone)]
@@ -25,28 +23,39 @@ pub(crate) struct WireEntry {
 }
 
 /// What a tapped connection's bytes are read with: its handshake first, then its messages.
-pub(super) enum Tap {
+enum Tap {
     Handshake(HandshakeDecoder),
     Messages(Decoder),
     /// Its handshake was malformed: nothing after it is logged.
     Broken,
 }
 
-impl World {
-    /// Decodes bytes sent from one node to another into [`World::wire_log`].
-    pub(super) fn tap_bytes(&mut self, from: (NodeId, ConnId), to: (NodeId, ConnId), data: &[u8]) {
-        let tap = self.taps.remove(&from).unwrap_or_else(|| Tap::Handshake(HandshakeDecoder::new(Limits::default())));
+/// How each tapped sending side is read.
+#[derive(Default)]
+pub(super) struct Taps(HashMap<(NodeId, ConnId), Tap>);
+
+impl Taps {
+    /// Decodes bytes sent `now` from one node to another into `log`.
+    pub(super) fn tap(
+        &mut self,
+        now: Instant,
+        from: (NodeId, ConnId),
+        to: (NodeId, ConnId),
+        data: &[u8],
+        log: &mut Vec<WireEntry>,
+    ) {
+        let tap = self.0.remove(&from).unwrap_or_else(|| Tap::Handshake(HandshakeDecoder::new(Limits::default())));
         let mut dec = match tap {
             Tap::Handshake(mut h) => {
                 h.feed(data);
                 match h.take() {
                     Ok(HandshakeStep::Done(_, dec)) => dec,
                     Ok(HandshakeStep::Pending(h)) => {
-                        self.taps.insert(from, Tap::Handshake(h));
+                        self.0.insert(from, Tap::Handshake(h));
                         return;
                     }
                     Err(_) => {
-                        self.taps.insert(from, Tap::Broken);
+                        self.0.insert(from, Tap::Broken);
                         return;
                     }
                 }
@@ -56,7 +65,7 @@ impl World {
                 dec
             }
             Tap::Broken => {
-                self.taps.insert(from, Tap::Broken);
+                self.0.insert(from, Tap::Broken);
                 return;
             }
         };
@@ -67,46 +76,8 @@ impl World {
                 }
                 m => (m, 0),
             };
-            self.wire_log.push(WireEntry { at: self.now, from, to, msg, len });
+            log.push(WireEntry { at: now, from, to, msg, len });
         }
-        self.taps.insert(from, Tap::Messages(dec));
-    }
-
-    /// Requests the leecher had outstanding after each message before `until` (requests it sent
-    /// minus blocks it received, from the wire log).
-    pub(crate) fn outstanding(&self, leecher: NodeId, until: Instant) -> Vec<i64> {
-        let mut now = 0i64;
-        let mut out = vec![0];
-        for e in self.wire_log.iter().take_while(|e| e.at < until) {
-            match e.msg {
-                Message::Request(_) if e.from.0 == leecher => now += 1,
-                Message::Piece { .. } if e.to.0 == leecher => now -= 1,
-                _ => {}
-            }
-            out.push(now);
-        }
-        out
-    }
-
-    /// The most requests the leecher had outstanding before `until`.
-    pub(crate) fn max_outstanding(&self, leecher: NodeId, until: Instant) -> i64 {
-        self.outstanding(leecher, until).into_iter().max().unwrap_or(0)
-    }
-
-    /// The requests the leecher had outstanding at `until`.
-    pub(crate) fn outstanding_at(&self, leecher: NodeId, until: Instant) -> i64 {
-        self.outstanding(leecher, until).last().copied().unwrap_or(0)
-    }
-
-    /// The extension ids `node` advertised in its extended handshakes.
-    pub(crate) fn advertised(&self, node: NodeId) -> Vec<BTreeMap<String, u8>> {
-        self.wire_log
-            .iter()
-            .filter(|e| e.from.0 == node)
-            .filter_map(|e| match &e.msg {
-                Message::Extended { id: 0, payload } => ExtendedHandshake::decode(payload).ok().map(|h| h.m),
-                _ => None,
-            })
-            .collect()
+        self.0.insert(from, Tap::Messages(dec));
     }
 }

@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use shoal_core::create::TorrentBuilder;
 use shoal_core::Metainfo;
 
-use super::tracker::TRACKER;
+/// The one tracker every test torrent names; the world's fake tracker answers it.
+pub(crate) const TRACKER: &str = "http://tracker.sim/announce";
 
 /// The piece length of most test torrents.
 pub(crate) const PIECE: u32 = 32 * 1024;

@@ -4,74 +4,30 @@
 //! tracker answers, expired engine deadlines), then jumps the clock to the next thing that is
 //! due. [`World::run_until`] steps until a condition holds and fails the test if it never does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use shoal_netsim::tracker::Tracker;
 use shoal_netsim::Uplink;
 
 use shoal_core::{
-    AddMagnet, AddTorrent, Bitfield, CloseReason, Config, ConnId, Engine, Event, Input, Instant, JobId, JobResult,
-    Output, PeerIo, Socket, TorrentId, UdpIo,
+    AddMagnet, AddTorrent, Bitfield, CloseReason, Config, Engine, Event, Input, Instant, Output, PeerIo, Socket,
+    TorrentId, UdpIo,
 };
 
-use super::disk::Disk;
-use super::net::{virtual_time, Wire};
-use super::node::{Node, NodeId, Nodes};
-use super::raw::{RawId, Raws};
-use super::tap::{Tap, WireEntry};
+use super::disk::{self, Disk};
+use super::ids::{NodeId, RawId};
+use super::net::{self, virtual_time, Net};
+use super::node::{Node, Nodes};
+use super::queue::{Ev, Queue};
+use super::raw::{RawPeer, Raws};
+use super::tap::{Taps, WireEntry};
+use super::timing::Timing;
 use super::torrent::TestTorrent;
-
-/// Something on its way to a node or a hand-driven peer.
-pub(super) enum Ev {
-    Dial { from: NodeId, conn: ConnId, target: Option<NodeId> },
-    Data { node: NodeId, conn: ConnId, data: Vec<u8> },
-    RawData { raw: RawId, data: Vec<u8> },
-    Sent { node: NodeId, conn: ConnId, n: usize },
-    Closed { node: NodeId, conn: ConnId },
-    Job { node: NodeId, job: JobId, result: JobResult },
-    Http { node: NodeId, job: JobId, body: Vec<u8> },
-    Datagram { node: NodeId, from: SocketAddr, data: Vec<u8> },
-    LsdDatagram { node: NodeId, from: SocketAddr, data: Vec<u8> },
-}
-
-/// Network, disk and tracker timing of a world.
-#[derive(Clone, Debug)]
-pub(crate) struct Timing {
-    /// One-way latency of every link.
-    pub latency: Duration,
-    /// Deliver received bytes in pieces of random size up to this many bytes (`None`: whole).
-    pub max_chunk: Option<usize>,
-    /// Time a disk job takes.
-    pub disk: Duration,
-    /// Time a `Write` job takes, if not `disk` (a disk that stalls on writes only).
-    pub write: Option<Duration>,
-    /// Time a hash job takes.
-    pub hash: Duration,
-    /// Hash jobs write matching pieces themselves (as the runtimes do) instead of leaving the
-    /// write to the engine.
-    pub hash_writes: bool,
-    /// Time the tracker takes to answer.
-    pub tracker: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            latency: Duration::from_millis(5),
-            max_chunk: Some(3000),
-            disk: Duration::from_millis(1),
-            write: None,
-            hash: Duration::from_millis(1),
-            hash_writes: false,
-            tracker: Duration::from_millis(10),
-        }
-    }
-}
+use super::trace::describe;
 
 /// Engines, a clock, a network, disks and a tracker.
 pub(crate) struct World {
@@ -87,19 +43,11 @@ pub(crate) struct World {
     pub tracker_down: bool,
     /// Hand-driven connections.
     pub raws: Raws,
-    queue: BTreeMap<(Instant, u64), Ev>,
-    seq: u64,
+    queue: Queue,
     seed: u64,
-    /// Cuts received bytes into reads.
-    pub(super) rng: ChaCha8Rng,
-    /// Each open connection's outgoing direction.
-    pub(super) links: HashMap<(NodeId, ConnId), Wire>,
-    /// Connections a node is dialling.
-    pub(super) dialing: HashMap<(NodeId, ConnId), ()>,
-    /// Source port of the next accepted connection.
-    pub(super) next_ephemeral: u16,
+    net: Net,
     /// Digest of every output so far.
-    pub(super) trace: Sha1,
+    trace: Sha1,
     /// Number of outputs traced.
     pub trace_len: u64,
     /// Keep every trace line in [`World::trace_lines`] (for debugging a failing test).
@@ -111,7 +59,7 @@ pub(crate) struct World {
     /// With `tap`: every message between engines, as sent.
     pub wire_log: Vec<WireEntry>,
     /// With `tap`: a decoder for each sending side.
-    pub(super) taps: HashMap<(NodeId, ConnId), Tap>,
+    taps: Taps,
 }
 
 impl World {
@@ -124,20 +72,16 @@ impl World {
             tracker: Tracker::default(),
             tracker_down: false,
             raws: Raws::default(),
-            queue: BTreeMap::new(),
-            seq: 0,
+            queue: Queue::default(),
             seed,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0ffa_11ed),
-            links: HashMap::new(),
-            dialing: HashMap::new(),
-            next_ephemeral: 40000,
+            net: Net::new(seed),
             trace: Sha1::new(),
             trace_len: 0,
             keep_trace: false,
             trace_lines: Vec::new(),
             tap: false,
             wire_log: Vec::new(),
-            taps: HashMap::new(),
+            taps: Taps::default(),
         }
     }
 
@@ -205,13 +149,30 @@ impl World {
         r
     }
 
-    // ---- running ----
-
-    /// Queues `ev` to happen at `at` (after everything queued for `at` before it).
-    pub(super) fn schedule(&mut self, at: Instant, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
+    /// Digest of every output so far (time, node and a summary of each).
+    pub(crate) fn trace_digest(&self) -> [u8; 20] {
+        self.trace.clone().finalize().into()
     }
+
+    // ---- hand-driven peers ----
+
+    /// Opens a connection from `from` to engine `node`, driven by the test.
+    pub(crate) fn raw_connect(&mut self, node: NodeId, from: SocketAddr) -> RawId {
+        let conn = self.nodes[node].engine.accept(from, self.now).expect("engine accepts the connection");
+        self.drain(node);
+        let raw = self.raws.push(RawPeer { node, conn, received: Vec::new(), closed: false });
+        self.net.join_raw((node, conn), raw);
+        raw
+    }
+
+    /// Sends bytes from a hand-driven peer; they arrive after the link latency.
+    pub(crate) fn raw_send(&mut self, raw: RawId, data: &[u8]) {
+        let RawPeer { node, conn, .. } = self.raws[raw];
+        let at = self.now + self.timing.latency;
+        self.queue.schedule(at, Ev::Data { node, conn, data: data.to_vec() });
+    }
+
+    // ---- running ----
 
     /// Delivers everything due now, then moves the clock to the next deadline.
     pub(crate) fn step(&mut self) {
@@ -220,11 +181,7 @@ impl World {
             rounds += 1;
             assert!(rounds < 100_000, "the world does not settle at {:?}", self.now);
             let mut progressed = false;
-            while let Some(entry) = self.queue.first_entry() {
-                if entry.key().0 > self.now {
-                    break;
-                }
-                let ev = entry.remove();
+            while let Some(ev) = self.queue.pop_due(self.now) {
                 self.apply(ev);
                 progressed = true;
             }
@@ -239,7 +196,7 @@ impl World {
                 break;
             }
         }
-        let queued = self.queue.first_key_value().map(|((t, _), _)| *t);
+        let queued = self.queue.next_due();
         let Some(next) = self.nodes.iter().filter_map(|n| n.engine.poll_timeout()).chain(queued).min() else {
             return; // every engine is shut down and nothing is in flight
         };
@@ -294,7 +251,28 @@ impl World {
     fn apply(&mut self, ev: Ev) {
         let now = self.now;
         match ev {
-            Ev::Dial { from, conn, target } => self.dial(from, conn, target),
+            Ev::Dial { from, conn, target } => {
+                if !self.net.dial_arrives((from, conn)) {
+                    return; // the dialer gave up first
+                }
+                let accepted = target.and_then(|b| {
+                    let src = self.net.source(self.nodes[from].addr.ip());
+                    let bc = self.nodes[b].engine.accept(src, now)?;
+                    self.drain(b);
+                    Some((b, bc))
+                });
+                match accepted {
+                    Some((b, bc)) => {
+                        self.net.join((from, conn), (b, bc));
+                        self.nodes[from].engine.handle(Input::Connected(conn), now);
+                    }
+                    None => {
+                        let refused = CloseReason::DialFailed(ErrorKind::ConnectionRefused);
+                        self.nodes[from].engine.handle(Input::Closed(conn, refused), now)
+                    }
+                }
+                self.drain(from);
+            }
             Ev::Data { node, conn, data } => {
                 self.nodes[node].engine.handle(Input::PeerBytes(conn, &data), now);
                 self.drain(node);
@@ -328,26 +306,70 @@ impl World {
     }
 
     /// Executes everything an engine asked for since the last drain.
-    pub(super) fn drain(&mut self, node: NodeId) {
+    fn drain(&mut self, node: NodeId) {
         while let Some(out) = self.nodes[node].engine.poll_output() {
             self.record(node, &out);
             self.execute(node, out);
         }
     }
 
+    /// Adds an output of `node` to the trace.
+    fn record(&mut self, node: NodeId, out: &Output) {
+        let line = format!("{} {node} {}", self.now.as_micros(), describe(out));
+        self.trace.update(line.as_bytes());
+        self.trace.update(b"\n");
+        self.trace_len += 1;
+        if self.keep_trace {
+            self.trace_lines.push(line);
+        }
+    }
+
     fn execute(&mut self, a: NodeId, out: Output) {
         let now = self.now;
+        let at = now + self.timing.latency;
         match out {
-            Output::Peer(PeerIo::Connect { conn, addr }) => self.connect(a, conn, addr),
-            Output::Peer(PeerIo::Send { conn, data }) => self.send(a, conn, data),
-            Output::Peer(PeerIo::Close { conn, .. }) => self.close(a, conn),
-            Output::Disk(job) => self.disk_job(a, job),
-            Output::Hash(job) => self.hash_job(a, job),
-            Output::Http { id, url } => self.tracker_get(a, id, url),
+            Output::Peer(PeerIo::Connect { conn, addr }) => {
+                let target = self.nodes.at(addr);
+                self.net.dial((a, conn));
+                self.queue.schedule(at, Ev::Dial { from: a, conn, target });
+            }
+            Output::Peer(PeerIo::Send { conn, data }) => {
+                let uplink = &mut self.nodes[a].uplink;
+                let to_node = self.net.send((a, conn), data, uplink, &self.timing, &mut self.queue, now);
+                if let (Some((to, data)), true) = (to_node, self.tap) {
+                    self.taps.tap(now, (a, conn), to, &data, &mut self.wire_log);
+                }
+            }
+            Output::Peer(PeerIo::Close { conn, .. }) => {
+                self.nodes[a].closes.push((now, conn));
+                if let Some(raw) = self.net.close((a, conn), now, self.timing.latency, &mut self.queue) {
+                    self.raws[raw].closed = true;
+                }
+            }
+            Output::Disk(job) => {
+                let disk = self.nodes[a].disks.get_mut(&job.torrent);
+                let disk =
+                    disk.unwrap_or_else(|| panic!("node {a}: disk job for {:?}, which has no disk", job.torrent));
+                let result = disk.run(a, &job.kind);
+                self.queue.schedule(now + self.timing.disk_job(&job.kind), Ev::Job { node: a, job: job.id, result });
+            }
+            Output::Hash(job) => {
+                let (id, result) = disk::hash(job, &mut self.nodes[a].disks, self.timing.hash_writes);
+                self.queue.schedule(now + self.timing.hash, Ev::Job { node: a, job: id, result });
+            }
+            Output::Http { id, url } => {
+                self.nodes[a].tracker_gets.push((now, url.clone()));
+                if !self.tracker_down {
+                    let body = self.tracker.http(self.nodes[a].addr.ip(), &url);
+                    self.queue.schedule(now + self.timing.tracker, Ev::Http { node: a, job: id, body });
+                }
+            }
             Output::Udp(UdpIo::Exchange { .. } | UdpIo::EndExchange { .. }) => {}
-            Output::Udp(UdpIo::Dht { to, data }) => self.dht_datagram(a, to, data),
+            Output::Udp(UdpIo::Dht { to, data }) => net::dht_datagram(&self.nodes, &mut self.queue, at, a, to, data),
             Output::Resolve { .. } => {}
-            Output::Udp(UdpIo::Lsd { data, v6 }) => self.lsd_datagram(a, data, v6),
+            Output::Udp(UdpIo::Lsd { data, v6 }) => {
+                net::lsd_datagram(&mut self.nodes, &mut self.queue, now, at, a, data, v6)
+            }
             Output::Event(e) => {
                 if let Event::MetadataReceived { torrent, .. } = &e {
                     // Like a runtime: map the files before running the jobs that follow.
