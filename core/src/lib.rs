@@ -55,6 +55,20 @@
 //!   torrent or a command on one returns [`EngineError::ShuttingDown`], and [`Event::ShutdownComplete`] follows once every
 //!   torrent said `stopped` to its trackers (or the shutdown timeout passed).
 //!
+//! * **Closing says why.** Every [`PeerIo::Close`] and [`Input::Closed`] carries a
+//!   [`CloseReason`], and [`Event::PeerClosed`] reports each connection a torrent lost with it.
+//!
+//! # Inside
+//!
+//! The [`Engine`] routes each input to the torrent that owns the id. A torrent is a composer of
+//! small machines that own their state: the address book, the data checker, the tracker driver,
+//! the download pipeline and the upload queue. It handles an input in a context holding the
+//! time, the configuration, the outbox it writes outputs into and the session-wide limits it
+//! shares with the other torrents. A connection's state is a type (dialing, handshaking, or
+//! active with what only exists after the handshake), and so is a torrent's content (unknown
+//! until a magnet's metadata arrives, then known). `Engine::check_invariants` cross-checks the
+//! parts; the simulator calls it after every step.
+//!
 //! The tracker, DHT, wire and metainfo codecs below the engine are sans-IO machines of the same
 //! shape, public for the simulator, the fuzzers and the benches.
 
