@@ -6,7 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use shoal_core::dht::DhtConfig;
 use shoal_core::health::{Figures, HealthReport, Source};
 use shoal_core::Event;
 use support::{file, NodeId, TestTorrent, World, TRACKER};
@@ -27,13 +26,7 @@ fn a_health_check_counts_the_dht_swarm_and_takes_the_best_source() {
     let (seeder, leecher, router, asker) = (w.add_node(), w.add_node(), w.add_node(), w.add_node());
     // The seeder sends slowly: the leecher stays a leecher throughout.
     w.nodes[seeder].uplink.rate = Some(2_000);
-    for (node, knows) in [(seeder, router), (leecher, router), (router, seeder), (asker, router)] {
-        let at = w.nodes[knows].addr;
-        w.command(node, |e, now| {
-            e.enable_dht(DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
-            e.add_dht_node(at, now);
-        });
-    }
+    w.join_dht(&[(seeder, router), (leecher, router), (router, seeder), (asker, router)]);
 
     // Before the asker's DHT has reached anyone, it is not waited for: the check ends with the
     // tracker alone, which answers an announce body to the scrape (not believed).

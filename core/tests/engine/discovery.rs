@@ -16,13 +16,7 @@ fn a_leecher_without_trackers_finds_the_seeder_through_the_dht() {
     // Each node knows one other: the router node only serves the DHT.
     // All three look at once, before anyone has announced: the leecher's first lookup finds
     // nothing, and it must ask again soon (not in 15 minutes).
-    for (node, knows) in [(seeder, router), (leecher, router), (router, seeder)] {
-        let at = w.nodes[knows].addr;
-        w.command(node, |e, now| {
-            e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
-            e.add_dht_node(at, now);
-        });
-    }
+    w.join_dht(&[(seeder, router), (leecher, router), (router, seeder)]);
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
 
@@ -47,13 +41,7 @@ fn a_dht_scrape_counts_the_seed_and_the_leecher_of_a_torrent_we_do_not_have() {
     let (seeder, leecher, router, asker) = (w.add_node(), w.add_node(), w.add_node(), w.add_node());
     // The seeder sends slowly (1 MB at 2 kB/s): the leecher stays a leecher throughout.
     w.nodes[seeder].uplink.rate = Some(2_000);
-    for (node, knows) in [(seeder, router), (leecher, router), (router, seeder), (asker, router)] {
-        let at = w.nodes[knows].addr;
-        w.command(node, |e, now| {
-            e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
-            e.add_dht_node(at, now);
-        });
-    }
+    w.join_dht(&[(seeder, router), (leecher, router), (router, seeder), (asker, router)]);
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
     // The leecher found the seeder on the DHT: the seeder has announced itself by then.
@@ -85,13 +73,7 @@ fn private_torrents_stay_off_the_dht() {
     tt.meta.info.private = true;
     let mut w = World::new(22);
     let (seeder, leecher) = (w.add_node(), w.add_node());
-    for (node, knows) in [(seeder, leecher), (leecher, seeder)] {
-        let at = w.nodes[knows].addr;
-        w.command(node, |e, now| {
-            e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
-            e.add_dht_node(at, now);
-        });
-    }
+    w.join_dht(&[(seeder, leecher), (leecher, seeder)]);
     w.seed(seeder, &tt);
     let l = w.leech(leecher, &tt);
     w.run_for(Duration::from_secs(60));

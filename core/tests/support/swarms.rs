@@ -103,3 +103,17 @@ pub(crate) fn swarm_trace(seed: u64) -> ([u8; 20], u64) {
     w.run_for(Duration::from_secs(5));
     (w.trace_digest(), w.trace_len)
 }
+
+impl World {
+    /// Turns on the DHT of every node in `links` with no bootstrap host, each knowing only the
+    /// node it is paired with.
+    pub(crate) fn join_dht(&mut self, links: &[(NodeId, NodeId)]) {
+        for &(node, knows) in links {
+            let at = self.nodes[knows].addr;
+            self.command(node, |e, now| {
+                e.enable_dht(shoal_core::dht::DhtConfig { bootstrap: Vec::new(), ..Default::default() }, None, now);
+                e.add_dht_node(at, now);
+            });
+        }
+    }
+}
