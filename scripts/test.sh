@@ -89,6 +89,10 @@ if [[ -x $SHOAL_SELENIUM_VENV/bin/pip ]] && ! "$SHOAL_SELENIUM_VENV/bin/python" 
         echo "test.sh: !!! could not install imageio-ffmpeg: the web UI's browser test cannot make its video !!!" >&2
 fi
 
+# No module imports another that imports it back (issue #16), in any crate of the workspace.
+python3 scripts/import_cycles.py core/src core/tests host/src runtime-smol/src runtime-tokio/src \
+    api/src api/tests tests/src tests/tests tests/netsim/src
+
 cargo build --release -p shoal-api
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
