@@ -2,6 +2,8 @@
 //! the cargo-fuzz targets run, so every corpus input is exercised by a plain `cargo test`, without
 //! cargo-fuzz or a nightly compiler.
 
+// The fuzz crate exports these checks; this test binary uses them privately.
+#[allow(unreachable_pub)]
 #[path = "../fuzz/src/checks.rs"]
 mod checks;
 

@@ -25,10 +25,10 @@ use shoal_core::{FileEntry, Info, Metainfo};
 use shoal_core::{InfoHash, Instant, PeerId};
 
 /// A target's check: panics if the input reveals a bug.
-pub(crate) type Check = fn(&[u8]);
+pub type Check = fn(&[u8]);
 
 /// Every target, by name, for the corpus replay.
-pub(crate) const TARGETS: &[(&str, Check)] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("wire_message", wire_message),
     ("wire_stream", wire_stream),
     ("bencode", bencode),
@@ -280,7 +280,7 @@ fn check_message(m: &Message, cfg: &WireConfig) {
 }
 
 /// Single messages: the whole input (after the configuration) arrives at once.
-pub(crate) fn wire_message(data: &[u8]) {
+pub fn wire_message(data: &[u8]) {
     let (cfg, stream) = WireConfig::take(data);
     let out = decode_chunked(&cfg, stream, &[stream.len().max(1)]);
     if let Some(h) = &out.handshake {
@@ -300,7 +300,7 @@ pub(crate) fn wire_message(data: &[u8]) {
 ///
 /// Layout: the [`WireConfig`], then a count byte `k` (mod 32), `k` chunk sizes (one byte each,
 /// cycled; 0 feeds an empty chunk), then the stream.
-pub(crate) fn wire_stream(data: &[u8]) {
+pub fn wire_stream(data: &[u8]) {
     let (cfg, rest) = WireConfig::take(data);
     let (k, rest) = match rest.split_first() {
         Some((&k, rest)) => (usize::from(k % 32), rest),
@@ -319,7 +319,7 @@ pub(crate) fn wire_stream(data: &[u8]) {
 }
 
 /// The BEP 10 extended handshake: anything decoded re-encodes to an equal value.
-pub(crate) fn extended_handshake(data: &[u8]) {
+pub fn extended_handshake(data: &[u8]) {
     if let Ok(h) = ExtendedHandshake::decode(data) {
         let again = ExtendedHandshake::decode(&h.encode());
         assert_eq!(again.as_ref(), Ok(&h), "extended handshake does not round-trip");
@@ -327,7 +327,7 @@ pub(crate) fn extended_handshake(data: &[u8]) {
 }
 
 /// BEP 9 `ut_metadata` messages: anything decoded re-encodes to an equal value.
-pub(crate) fn ut_metadata(data: &[u8]) {
+pub fn ut_metadata(data: &[u8]) {
     if let Ok(m) = MetadataMessage::decode(data) {
         let again = MetadataMessage::decode(&m.encode());
         assert_eq!(again.as_ref(), Ok(&m), "ut_metadata message does not round-trip");
@@ -335,7 +335,7 @@ pub(crate) fn ut_metadata(data: &[u8]) {
 }
 
 /// `ut_pex` (BEP 11): the limits hold, and a decoded message round-trips.
-pub(crate) fn ut_pex(data: &[u8]) {
+pub fn ut_pex(data: &[u8]) {
     if let Ok(m) = PexMessage::decode(data, 100, 50) {
         assert!(m.added.len() <= 100 && m.dropped.len() <= 50, "ut_pex limits exceeded");
         let again = PexMessage::decode(&m.encode(), usize::MAX, usize::MAX);
@@ -349,7 +349,7 @@ pub(crate) fn ut_pex(data: &[u8]) {
 
 /// The structural check: its error offsets are right, depth limits are monotone, and whatever it
 /// passes `bt_bencode` decodes without panicking.
-pub(crate) fn bencode(data: &[u8]) {
+pub fn bencode(data: &[u8]) {
     let full = bencode::check(data, bencode::DEFAULT_MAX_DEPTH);
     let shallow = bencode::check(data, 2);
     if shallow.is_ok() {
@@ -425,7 +425,7 @@ fn check_info(info: &Info) {
 
 /// `.torrent` files and raw info dictionaries: every path of a parsed torrent is relative with
 /// only normal components, and the info dictionary re-parses to the same `Info`.
-pub(crate) fn metainfo(data: &[u8]) {
+pub fn metainfo(data: &[u8]) {
     if let Ok(m) = Metainfo::from_bytes(data) {
         check_info(&m.info);
         assert!(data.windows(m.info_bytes.len()).any(|w| w == m.info_bytes), "info bytes are not from the input");
@@ -444,7 +444,7 @@ pub(crate) fn metainfo(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 
 /// Magnet URIs: a parsed link writes out to a URI that parses back to an equal link.
-pub(crate) fn magnet(data: &[u8]) {
+pub fn magnet(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let Ok(m) = Magnet::parse(&text) else { return };
     if let Some(so) = &m.select_only {
@@ -474,7 +474,7 @@ fn check_announce(r: &AnnounceResponse) {
 }
 
 /// HTTP tracker answers (announce and scrape bodies).
-pub(crate) fn tracker_http(data: &[u8]) {
+pub fn tracker_http(data: &[u8]) {
     if let Ok(r) = parse_announce(data) {
         check_announce(&r);
     }
@@ -483,7 +483,7 @@ pub(crate) fn tracker_http(data: &[u8]) {
 }
 
 /// UDP tracker datagrams, decoded as answers (both address families) and as requests.
-pub(crate) fn tracker_udp(data: &[u8]) {
+pub fn tracker_udp(data: &[u8]) {
     for ipv6 in [false, true] {
         let Ok(r) = Response::decode(data, ipv6) else { continue };
         assert_eq!(r.transaction_id().to_be_bytes(), data[4..8], "transaction id");
@@ -520,7 +520,7 @@ pub(crate) fn tracker_udp(data: &[u8]) {
 /// out; otherwise a datagram, with op bit 7 patching in the transaction id and bit 6 the
 /// action the exchange waits for (so the fuzzer gets past the id check); op bits 2-5 advance
 /// the clock by that many seconds first.
-pub(crate) fn udp_exchange(data: &[u8]) {
+pub fn udp_exchange(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else { return };
     let scrape = flags & 1 != 0;
     let ipv6 = flags & 2 != 0;
