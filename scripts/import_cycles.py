@@ -102,17 +102,22 @@ def skip_item(src, i):
     return n
 
 
-def match_brace(src, i):
-    """The offset of the `}` matching the `{` at `i`."""
+def match_close(src, i, open_, close):
+    """The offset of the bracket `close` matching the `open_` at `i` (the last offset if none)."""
     depth = 0
     for j in range(i, len(src)):
-        if src[j] == '{':
+        if src[j] == open_:
             depth += 1
-        elif src[j] == '}':
+        elif src[j] == close:
             depth -= 1
             if depth == 0:
                 return j
     return len(src) - 1
+
+
+def match_brace(src, i):
+    """The offset of the `}` matching the `{` at `i`."""
+    return match_close(src, i, '{', '}')
 
 
 def drop_tests(src):
@@ -138,15 +143,7 @@ def drop_tests(src):
 
 def skip_attr(src, i):
     """The offset just past the attribute `#[..]` starting at `i`."""
-    depth = 0
-    for j in range(i, len(src)):
-        if src[j] == '[':
-            depth += 1
-        elif src[j] == ']':
-            depth -= 1
-            if depth == 0:
-                return j + 1
-    return len(src)
+    return match_close(src, i, '[', ']') + 1
 
 
 class Module:
