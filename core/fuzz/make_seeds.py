@@ -259,11 +259,30 @@ def trackers():
     put("udp_exchange", "bare-header", b"\x18" + ev(connect) + ev(struct.pack(">II", 1, 0)))
 
 
+def mse():
+    """MSE handshakes. Byte 0: bit 0 scripted (the rest is the plaintext of the peer's
+    encrypted part) or raw, bits 1-2 the allowed levels; byte 1 the chunk size."""
+    vc = bytes(8)
+    handshake = b"\x13BitTorrent protocol" + bytes(8) + bytes(range(20)) + b"-SH0010-abcdefghijkl"
+    for levels in range(3):
+        # VC, crypto_provide 3, PadC of 4, then the initial payload (a handshake).
+        body = vc + struct.pack(">IH", 3, 4) + bytes(4) + struct.pack(">H", len(handshake)) + handshake
+        put("mse_responder", f"request-{levels}", bytes([1 | levels << 1, 17]) + body)
+        put("mse_responder", f"request-nothing-{levels}", bytes([1 | levels << 1, 255]) + vc + struct.pack(">IHH", 3, 0, 0))
+        # VC, crypto_select, PadD of 2, then a keep-alive.
+        for select in (1, 2):
+            reply = vc + struct.pack(">IH", select, 2) + bytes(2) + bytes(4)
+            put("mse_initiator", f"reply-{levels}-{select}", bytes([1 | levels << 1, 5]) + reply)
+    put("mse_responder", "raw-key", bytes([0, 40]) + bytes(range(96)) + bytes(100))
+    put("mse_initiator", "raw-key", bytes([4, 40]) + bytes(range(1, 97)) + bytes(530))
+
+
 if __name__ == "__main__":
     wire()
     torrents()
     magnets()
     trackers()
+    mse()
     total = 0
     for target in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, target))

@@ -82,6 +82,7 @@ pub mod health;
 pub mod lsd;
 pub mod magnet;
 mod metainfo;
+pub mod mse;
 mod net_policy;
 pub mod picker;
 pub mod rate;
