@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 
+use super::config::UtpConfig;
+use super::events::{UtpCloseReason, UtpConnId, UtpConnStats, UtpEvent};
 use super::ledbat::{Ledbat, Rtt};
 use super::packet::{Header, Packet, PacketType};
 use super::recv::{Arrival, Receiver};
 use super::send::Sender;
-use super::{UtpCloseReason, UtpConfig, UtpConnId, UtpConnStats, UtpEvent};
 use crate::Instant;
 
 /// Where a connection stands.

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::config::UtpConfig;
 use super::conn::{Connection, Outbox, Start};
+use super::events::{UtpConnId, UtpConnStats, UtpEvent};
 use super::packet::{Header, Packet, PacketType};
-use super::{UtpConfig, UtpConnId, UtpConnStats, UtpEvent};
 use crate::Instant;
 
 /// Answers (RESETs) to packets of unknown connections wait in the outbox only while it holds

@@ -1,8 +1,6 @@
 //! The uTP packet: a 20-byte header, a chain of extensions (selective ACK is the one uTP
 //! defines) and the payload (BEP 29).
 
-use super::UtpError;
-
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 20;
 /// The protocol version this codec speaks (the low nibble of the first byte).
@@ -12,6 +10,23 @@ const EXT_SACK: u8 = 1;
 /// The largest selective ACK bitmask kept, in bytes: 32 bytes cover 256 packets past the
 /// cumulative ACK, more than any receive buffer of ours holds out of order.
 pub const MAX_SACK_BYTES: usize = 32;
+
+/// Why a datagram is not a uTP packet.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UtpError {
+    /// Shorter than its header or than an extension claims.
+    #[error("truncated uTP packet")]
+    Truncated,
+    /// A version other than 1.
+    #[error("unknown uTP version {0}")]
+    BadVersion(u8),
+    /// A packet type other than the five.
+    #[error("unknown uTP packet type {0}")]
+    BadType(u8),
+    /// A selective ACK of length zero.
+    #[error("malformed uTP extension")]
+    BadExtension,
+}
 
 /// The five packet types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

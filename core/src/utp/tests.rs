@@ -19,6 +19,9 @@ struct Flight {
     bytes: Vec<u8>,
 }
 
+/// Decides whether a datagram is lost (`true` for one from A to B, and its bytes).
+type DropRule = Box<dyn FnMut(bool, &[u8]) -> bool>;
+
 /// Two sockets `a` and `b` with a fixed one-way latency; `drop` may discard datagrams.
 struct Pair {
     a: UtpSocket,
@@ -27,7 +30,7 @@ struct Pair {
     latency: Duration,
     flights: Vec<Flight>,
     /// Drops a datagram (A to B when the flag is true) when it returns true.
-    drop: Box<dyn FnMut(bool, &[u8]) -> bool>,
+    drop: DropRule,
     events_a: Vec<UtpEvent>,
     events_b: Vec<UtpEvent>,
 }
