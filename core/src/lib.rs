@@ -91,6 +91,7 @@ pub mod rate;
 mod storage;
 pub mod tracker;
 mod types;
+pub mod utp;
 pub mod wire;
 
 pub use bitfield::Bitfield;
