@@ -275,6 +275,40 @@ def mse():
             put("mse_initiator", f"reply-{levels}-{select}", bytes([1 | levels << 1, 5]) + reply)
     put("mse_responder", "raw-key", bytes([0, 40]) + bytes(range(96)) + bytes(100))
     put("mse_initiator", "raw-key", bytes([4, 40]) + bytes(range(1, 97)) + bytes(530))
+def utp():
+    """uTP packets as BEP 29 lays them out, and socket scripts that open a connection and move
+    data (see utp_socket in src/checks.rs for the op layout)."""
+
+    def pkt(kind, conn_id=0x1234, seq=100, ack=0, wnd=1 << 20, ext=b"", payload=b""):
+        first_ext = 1 if ext else 0
+        return (
+            struct.pack(">BBHIIIHH", kind << 4 | 1, first_ext, conn_id, 5000, 40, wnd, seq, ack)
+            + ext
+            + payload
+        )
+
+    sack = bytes([0, 4, 0b101, 0, 0, 0])
+    put("utp_packet", "syn", pkt(4))
+    put("utp_packet", "state", pkt(2, ack=99))
+    put("utp_packet", "data", pkt(0, payload=b"\x13BitTorrent protocol"))
+    put("utp_packet", "state-sack", pkt(2, ext=sack))
+    put("utp_packet", "fin", pkt(1, seq=200))
+    put("utp_packet", "reset", pkt(3))
+    put("utp_packet", "unknown-ext", pkt(0, ext=bytes([1, 2, 9, 9]) + sack, payload=b"x"))
+
+    def ev(op, dgram):
+        return bytes([op, len(dgram)]) + dgram
+
+    # op 3: the answer to our SYN (id and ACK patched in); op 2: data on the connection.
+    answer = ev(3, pkt(2, seq=500))
+    data = ev(3, pkt(0, seq=500, payload=b"hello"))
+    put("utp_socket", "connect", answer)
+    put("utp_socket", "connect-data-read", answer + data + b"\x05")
+    put("utp_socket", "connect-write-ack", answer + b"\x04" + b"\x00\x64")
+    put("utp_socket", "syn-timeout", b"\x00\xff\x00\xff\x00\xff")
+    put("utp_socket", "incoming-syn", ev(1, pkt(4, conn_id=77)) + ev(0x81, pkt(4, conn_id=78)))
+    put("utp_socket", "fin", answer + data + ev(3, pkt(1, seq=501)) + b"\x05")
+    put("utp_socket", "close", answer + b"\x04\x06\x00\x80")
 
 
 if __name__ == "__main__":
@@ -283,6 +317,7 @@ if __name__ == "__main__":
     magnets()
     trackers()
     mse()
+    utp()
     total = 0
     for target in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, target))

@@ -18,6 +18,7 @@ use shoal_core::tracker::{
     parse_announce, parse_scrape, AnnounceEvent, AnnounceParams, AnnounceResponse, MAX_INTERVAL,
     MAX_PEERS_PER_RESPONSE, MIN_INTERVAL, MIN_MIN_INTERVAL,
 };
+use shoal_core::utp::{looks_like_utp, Packet, PacketType, UtpConfig, UtpEvent, UtpSocket};
 use shoal_core::wire::{
     Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, MetadataMessage,
     PexMessage, WireError, HANDSHAKE_LEN,
@@ -43,6 +44,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("ut_pex", ut_pex),
     ("mse_responder", mse_responder),
     ("mse_initiator", mse_initiator),
+    ("utp_packet", utp_packet),
+    ("utp_socket", utp_socket),
 ];
 
 /// The info-hash of the captured opentracker scrape in `tracker/http.rs`.
@@ -759,5 +762,91 @@ pub fn mse_initiator(data: &[u8]) {
     }
     if let Some(est) = mse_feed(initiator(), &stream, usize::from(*chunk)) {
         mse_check_done(&est, offered, stream.len());
+// ---------------------------------------------------------------------------------------------
+// uTP
+// ---------------------------------------------------------------------------------------------
+
+/// `utp::Packet::decode`: a decoded packet is a uTP datagram by its first byte, and re-encodes
+/// to bytes that decode to the same packet (unknown extensions are dropped on the way).
+pub fn utp_packet(data: &[u8]) {
+    let Ok(p) = Packet::decode(data) else { return };
+    assert!(looks_like_utp(data), "decoded but not recognised as uTP");
+    assert!(p.sack.as_ref().is_none_or(|s| !s.mask.is_empty() && s.mask.len() <= shoal_core::utp::MAX_SACK_BYTES));
+    let again = p.encode();
+    assert_eq!(Packet::decode(&again).as_ref(), Ok(&p), "re-encoding changed the packet");
+}
+
+/// A `UtpSocket` with small limits, one connection it opened, fed fuzzer-chosen events: one op
+/// byte each (op % 7: 0 time passes by the next byte x 10 ms; 1 a raw datagram; 2 a datagram
+/// whose connection id is patched to our connection's; 3 the same with the ACK number patched
+/// to our SYN's, so it can open the connection; 4 a write; 5 a read; 6 close or abort; the
+/// op's high bit picks the second peer address). Datagrams are a length byte and that many
+/// bytes. Checked: the limits hold, every datagram we send decodes and respects the payload
+/// size, a closed connection stays closed, and a deadline never lies in the past.
+pub fn utp_socket(data: &[u8]) {
+    let cfg = UtpConfig {
+        max_connections: 4,
+        max_half_open: 2,
+        recv_buffer: 4096,
+        send_buffer: 4096,
+        ..UtpConfig::default()
+    };
+    let peers = [std::net::SocketAddr::from(([10, 0, 0, 2], 6881)), std::net::SocketAddr::from(([10, 0, 0, 3], 6881))];
+    let mut s = UtpSocket::new(cfg.clone(), 7);
+    let mut now = Instant::from_micros(1_000_000);
+    let Ok(conn) = s.connect(peers[0], now) else { panic!("the first connect fits the limits") };
+    let syn = s.poll_transmit().expect("connect sends a SYN").1;
+    let syn = Packet::decode(&syn).expect("our SYN decodes").header;
+    assert_eq!(syn.kind, PacketType::Syn);
+    let mut closed = false;
+    let mut rest = data;
+    while let [op, tail @ ..] = rest {
+        rest = tail;
+        let from = peers[usize::from(op >> 7)];
+        match op % 7 {
+            0 => {
+                let Some((&step, tail)) = rest.split_first() else { break };
+                rest = tail;
+                now += Duration::from_millis(10 * u64::from(step));
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+            }
+            1..=3 => {
+                let Some((&len, tail)) = rest.split_first() else { break };
+                let len = usize::from(len).min(tail.len());
+                let mut dgram = tail[..len].to_vec();
+                rest = &tail[len..];
+                if op % 7 >= 2 && dgram.len() >= 4 {
+                    dgram[2..4].copy_from_slice(&syn.conn_id.to_be_bytes());
+                }
+                if op % 7 == 3 && dgram.len() >= 20 {
+                    dgram[18..20].copy_from_slice(&syn.seq_nr.to_be_bytes());
+                }
+                s.handle_datagram(from, &dgram, now);
+            }
+            4 => {
+                let n = s.write(conn, &[0xab; 3000], now);
+                assert!(n <= 3000 && (!closed || n == 0), "write on a closed connection took {n}");
+            }
+            5 => {
+                let bytes = s.read(conn, 5000, now);
+                assert!(bytes.len() <= cfg.recv_buffer + cfg.max_payload);
+            }
+            _ if op & 8 == 0 => s.close(conn, now),
+            _ => s.abort(conn, now),
+        }
+        assert!(s.connections() <= cfg.max_connections && s.half_open() <= cfg.max_half_open);
+        while let Some((_, bytes)) = s.poll_transmit() {
+            let p = Packet::decode(&bytes).expect("what we send decodes");
+            assert!(p.payload.len() <= cfg.max_payload, "oversized payload");
+        }
+        while let Some(event) = s.poll_event() {
+            if let UtpEvent::Closed(c, _) = event {
+                assert!(!(closed && c == conn), "closed twice");
+                closed |= c == conn;
+            }
+        }
+        closed |= s.stats(conn).is_none();
     }
 }
