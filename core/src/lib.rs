@@ -85,6 +85,7 @@ mod metainfo;
 mod net_policy;
 pub mod picker;
 pub mod rate;
+pub mod socks;
 mod storage;
 pub mod tracker;
 mod types;
