@@ -2,7 +2,7 @@
 //! optional username/password, request, reply.
 
 use super::codec::{self, Command, Credentials, Target};
-use super::SocksError;
+use super::error::SocksError;
 
 /// Where a handshake stands: the variants are the answers still owed by the server.
 #[derive(Debug)]
@@ -199,7 +199,9 @@ mod tests {
     #[test]
     fn refusals_are_typed() {
         let creds = || Some(Credentials::new("alice", "wrong").unwrap());
-        let cases: [(Option<Credentials>, &[&[u8]], SocksError); 7] = [
+        // Credentials offered, the server's answers one by one, the error they end with.
+        type Case = (Option<Credentials>, &'static [&'static [u8]], SocksError);
+        let cases: [Case; 7] = [
             (creds(), &[&[5, 2], &[1, 1]], SocksError::AuthFailed),
             (creds(), &[&[5, 0xff]], SocksError::NoAcceptableMethod),
             (None, &[&[5, 2]], SocksError::UnexpectedMethod(2)),

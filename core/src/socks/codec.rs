@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::SocksError;
+use super::error::{ReplyCode, SocksError};
 
 /// Protocol version of SOCKS5 messages.
 pub(super) const VERSION: u8 = 5;
@@ -159,54 +159,6 @@ impl std::fmt::Debug for Credentials {
     // The password stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
-    }
-}
-
-/// The reply code of a refused request (RFC 1928 §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyCode {
-    /// 1.
-    #[error("general SOCKS server failure")]
-    GeneralFailure,
-    /// 2.
-    #[error("connection not allowed by ruleset")]
-    NotAllowed,
-    /// 3.
-    #[error("network unreachable")]
-    NetworkUnreachable,
-    /// 4.
-    #[error("host unreachable")]
-    HostUnreachable,
-    /// 5.
-    #[error("connection refused")]
-    ConnectionRefused,
-    /// 6.
-    #[error("TTL expired")]
-    TtlExpired,
-    /// 7.
-    #[error("command not supported")]
-    CommandNotSupported,
-    /// 8.
-    #[error("address type not supported")]
-    AddressNotSupported,
-    /// Anything else.
-    #[error("unknown reply code {0}")]
-    Other(u8),
-}
-
-impl ReplyCode {
-    fn from_byte(b: u8) -> ReplyCode {
-        match b {
-            1 => ReplyCode::GeneralFailure,
-            2 => ReplyCode::NotAllowed,
-            3 => ReplyCode::NetworkUnreachable,
-            4 => ReplyCode::HostUnreachable,
-            5 => ReplyCode::ConnectionRefused,
-            6 => ReplyCode::TtlExpired,
-            7 => ReplyCode::CommandNotSupported,
-            8 => ReplyCode::AddressNotSupported,
-            other => ReplyCode::Other(other),
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! number, destination address, then the payload.
 
 use super::codec::Target;
-use super::SocksError;
+use super::error::SocksError;
 
 /// `payload` for `to`, with the header the proxy's relay expects.
 pub fn wrap(to: &Target, payload: &[u8]) -> Result<Vec<u8>, SocksError> {
