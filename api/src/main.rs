@@ -12,6 +12,7 @@ mod info;
 mod logging;
 mod output;
 mod progress;
+mod proxy;
 mod rt;
 mod run;
 mod session;

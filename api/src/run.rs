@@ -40,6 +40,16 @@ pub struct NetArgs {
     /// Let new files grow as pieces arrive instead of allocating their full size up front.
     #[arg(long)]
     sparse: bool,
+    /// Send every outgoing connection (peers, trackers) through this SOCKS5 proxy:
+    /// `socks5://[user:password@]host:port`. A failing proxy fails the connection; nothing goes
+    /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
+    #[arg(long, value_parser = parse_proxy)]
+    proxy: Option<shoal_host::Proxy>,
+}
+
+/// `--proxy`, resolved once at start as the network policy allows.
+fn parse_proxy(s: &str) -> Result<shoal_host::Proxy, String> {
+    crate::proxy::from_url(s, net_policy())
 }
 
 /// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
@@ -212,6 +222,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         dht: dht_settings(!net.no_dht, None),
         lsd: lsd_enabled(!net.no_lsd),
         sparse_files: net.sparse,
+        proxy: net.proxy.clone(),
     };
     session::start_session(plan, |e| eprint_line(&format!("note: {e}; using a free port instead"))).await
 }

@@ -309,6 +309,19 @@ def utp():
     put("utp_socket", "incoming-syn", ev(1, pkt(4, conn_id=77)) + ev(0x81, pkt(4, conn_id=78)))
     put("utp_socket", "fin", answer + data + ev(3, pkt(1, seq=501)) + b"\x05")
     put("utp_socket", "close", answer + b"\x04\x06\x00\x80")
+def socks():
+    """SOCKS5 servers' answers: flag byte (bit 0 credentials, bit 1 UDP ASSOCIATE, bits 2..5
+    chunk size - 1), then what the server sends."""
+    ok4 = bytes([5, 0, 0, 1, 127, 0, 0, 1, 0x04, 0x38])
+    ok6 = bytes([5, 0, 0, 4]) + bytes(15) + b"\x01" + b"\x04\x38"
+    named = bytes([5, 0, 0, 3, 9]) + b"localhost" + b"\x04\x38"
+    put("socks_reply", "no-auth", b"\x3c" + bytes([5, 0]) + ok4 + b"\x13BitTorrent protocol")
+    put("socks_reply", "user-pass", b"\x01" + bytes([5, 2, 1, 0]) + ok6)
+    put("socks_reply", "udp-associate", b"\x07" + bytes([5, 0]) + named)
+    put("socks_reply", "auth-failed", b"\x01" + bytes([5, 2, 1, 1]))
+    put("socks_reply", "refused", b"\x00" + bytes([5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]))
+    put("socks_reply", "no-method", b"\x00" + bytes([5, 0xFF]))
+    put("socks_reply", "datagram", bytes([0, 0, 0, 1, 127, 0, 0, 1, 0x1A, 0xE1]) + b"payload")
 
 
 if __name__ == "__main__":
@@ -318,6 +331,7 @@ if __name__ == "__main__":
     trackers()
     mse()
     utp()
+    socks()
     total = 0
     for target in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, target))

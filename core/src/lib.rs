@@ -88,6 +88,7 @@ mod net_policy;
 pub mod picker;
 pub mod portmap;
 pub mod rate;
+pub mod socks;
 mod storage;
 pub mod tracker;
 mod types;

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use shoal_core::bencode::{self, BencodeError};
 use shoal_core::magnet::{Magnet, MAX_SELECT_ONLY};
 use shoal_core::mse::{self, Levels, MseHandshake, MseStep, Secrets, Selected, MAX_INITIAL_PAYLOAD};
+use shoal_core::socks::{self, Command, Credentials, SocksError, Status, Target, MAX_REPLY};
 use shoal_core::tracker::udp::{Request, Response, UdpConfig, UdpExchange, UdpOutcome};
 use shoal_core::tracker::{
     parse_announce, parse_scrape, AnnounceEvent, AnnounceParams, AnnounceResponse, MAX_INTERVAL,
@@ -46,6 +47,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("mse_initiator", mse_initiator),
     ("utp_packet", utp_packet),
     ("utp_socket", utp_socket),
+    ("socks_reply", socks_reply),
 ];
 
 /// The info-hash of the captured opentracker scrape in `tracker/http.rs`.
@@ -851,5 +853,50 @@ pub fn utp_socket(data: &[u8]) {
             }
         }
         closed |= s.stats(conn).is_none();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SOCKS5
+// ---------------------------------------------------------------------------------------------
+
+/// A SOCKS5 client handshake fed a fuzzer-chosen server's answers, and the relay header decoder.
+///
+/// Layout: a flag byte (bit 0 credentials offered, bit 1 UDP ASSOCIATE, bits 2..5 the chunk
+/// size minus one), then the server's bytes, fed in chunks of that size. Asserts: an error is
+/// final; nothing beyond one message is buffered; `Done` hands back exactly the bytes after the
+/// reply; the whole input as a relayed datagram decodes without panicking, and one from an IP
+/// address re-wraps to the same bytes.
+pub fn socks_reply(data: &[u8]) {
+    if let Ok((from, payload)) = socks::udp::unwrap(data) {
+        if matches!(from, Target::Ip(_)) {
+            assert_eq!(socks::udp::wrap(&from, payload).as_deref(), Ok(data), "datagram does not re-wrap");
+        }
+    }
+    let Some((&flags, answer)) = data.split_first() else { return };
+    let credentials = (flags & 1 != 0).then(|| Credentials::new("user", "password").expect("valid credentials"));
+    let command = if flags & 2 != 0 { Command::UdpAssociate } else { Command::Connect };
+    let chunk = usize::from((flags >> 2) & 15) + 1;
+    let target = Target::Ip(std::net::SocketAddr::from(([127, 0, 0, 1], 6881)));
+    let mut h = socks::Handshake::new(command, target, credentials).expect("a valid target");
+    let _ = h.transmit();
+    let mut fed = 0;
+    for piece in answer.chunks(chunk) {
+        fed += piece.len();
+        match h.handle_bytes(piece) {
+            Ok(Status::NeedMore) => {
+                let _ = h.transmit();
+                assert!(fed <= 3 * MAX_REPLY, "{fed} bytes taken without an answer");
+            }
+            Ok(Status::Done { rest, .. }) => {
+                assert!(answer[..fed].ends_with(&rest), "rest is not the tail of what was read");
+                assert_eq!(h.handle_bytes(b"x"), Err(SocksError::Unsolicited));
+                return;
+            }
+            Err(_) => {
+                assert_eq!(h.handle_bytes(&[5, 0]), Err(SocksError::Unsolicited), "an error is not final");
+                return;
+            }
+        }
     }
 }
