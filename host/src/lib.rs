@@ -30,7 +30,7 @@ mod session;
 mod task;
 mod workers;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use shoal_core::Engine;
 use shoal_core::Instant;
@@ -67,6 +67,10 @@ pub async fn start<R: Runtime>(
         }
     }
     let mut engine_config = config.engine.clone();
+    if engine_config.announce_ipv6.is_none() {
+        // BEP 7: a listener on a global IPv6 address is how trackers' IPv6 peers reach us.
+        engine_config.announce_ipv6 = bound.iter().find_map(|a| global_ipv6(a.ip()));
+    }
     if engine_config.listen_port == 0 {
         if let Some(a) = bound.first() {
             engine_config.listen_port = a.port();
@@ -122,4 +126,27 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
+}
+
+/// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not
+/// loopback, link-local, unique-local, multicast or IPv4-mapped.
+fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
+    match ip {
+        IpAddr::V6(v6) if v6.segments()[0] & 0xe000 == 0x2000 => Some(v6),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_ipv6;
+
+    #[test]
+    fn only_global_unicast_ipv6_is_announced() {
+        let g = |s: &str| global_ipv6(s.parse().expect("an address"));
+        assert_eq!(g("2a01:4f8::1"), Some("2a01:4f8::1".parse().unwrap()));
+        for other in ["::", "::1", "fe80::1", "fd00::1", "ff02::1", "::ffff:1.2.3.4", "192.0.2.1"] {
+            assert_eq!(g(other), None, "{other}");
+        }
+    }
 }
