@@ -78,7 +78,7 @@ pub async fn start<R: Runtime>(
     }
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
-    let mut lsd_socket = None;
+    let mut lsd_sockets = Vec::new();
     if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
         tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
     }
@@ -86,11 +86,17 @@ pub async fn start<R: Runtime>(
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
-            Ok(s) => lsd_socket = Some(s),
+            Ok(s) => lsd_sockets.push(s),
             Err(e) => tracing::warn!("Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
         }
+        let interface6 = if loopback { io::LOOPBACK_IFINDEX } else { 0 };
+        match io::lsd_socket_v6::<R>(policy, interface6, inputs_tx.clone()) {
+            Ok(s) => lsd_sockets.push(s),
+            // A host without IPv6 (or without a multicast route for it) still has IPv4's group.
+            Err(e) => tracing::info!("Local Service Discovery on IPv6 cannot use UDP {}: {e}", shoal_core::lsd::PORT),
+        }
     }
-    engine_config.lsd = lsd_socket.is_some();
+    engine_config.lsd = !lsd_sockets.is_empty();
     let seed = config.seed.unwrap_or_else(random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     // The DHT speaks UDP on the same addresses and port as the peer listeners.
@@ -113,7 +119,7 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_socket };
+    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_sockets };
     let mut task =
         EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
