@@ -114,7 +114,7 @@ pub async fn read_torrent_file(rt: Rt, path: PathBuf) -> Result<Vec<u8>, FileUri
 /// session's network policy (`SHOAL_LOCAL_ONLY=1`: loopback only), through the session's proxy
 /// if it has one.
 fn http_get(url: &str, proxy: Option<&shoal_host::Proxy>) -> Result<Vec<u8>, String> {
-    let policy = shoal_core::NetPolicy::new(crate::run::local_only());
+    let policy = crate::run::net_policy();
     let agent = shoal_host::http_agent(policy, proxy, Duration::from_secs(30), true);
     let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_host::http_error_of(&agent, &e));
     let mut resp = agent.get(url).call().map_err(fail)?;
