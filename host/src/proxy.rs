@@ -80,9 +80,8 @@ impl Proxy {
     }
 
     /// The ureq proxy for HTTP requests: host names go to the proxy to resolve (no lookup
-    /// leaves the host directly), except under a contained policy (local-only, namespace), where
-    /// they are resolved here so
-    /// the policy sees each address before it is asked for.
+    /// leaves the host directly), except under a contained policy (local-only, namespace),
+    /// where they are resolved here so the policy sees each address before it is asked for.
     pub(crate) fn for_ureq(&self, policy: NetPolicy) -> Result<ureq::Proxy, ureq::Error> {
         let host = match self.addr {
             SocketAddr::V4(a) => a.ip().to_string(),
