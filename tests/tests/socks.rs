@@ -1,5 +1,6 @@
 //! `shoal download --proxy socks5://...` against real SOCKS5 servers: microsocks (CONNECT,
-//! username and password) and dante (UDP ASSOCIATE).
+//! username and password) and dante (UDP ASSOCIATE for a UDP tracker, CONNECT for the seed,
+//! username and password of a system user the test creates).
 //!
 //! Shoal runs inside a network namespace the test creates, joined to the host by a veth pair
 //! whose host end is the proxy's only address the namespace can reach. The seed and the
@@ -69,23 +70,16 @@ impl ProxyNet {
     fn count_direct(&self, proxy_port: u16, direct_ports: &[u16]) {
         let ports = direct_ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
         let proxy_port = proxy_port.to_string();
-        let rules: [&[&str]; 3] = [
+        let (ns_if, host_ip) = (self.ns_if.as_str(), self.host_ip.as_str());
+        let to_proxy =
+            ["-A", "OUTPUT", "-o", ns_if, "-d", host_ip, "-p", "tcp", "--dport", &proxy_port, "-j", "ACCEPT"];
+        let rules: [&[&str]; 5] = [
             &["-A", "OUTPUT", "-o", "lo", "-p", "tcp", "-m", "multiport", "--dports", &ports, "-j", "DROP"],
-            &[
-                "-A",
-                "OUTPUT",
-                "-o",
-                &self.ns_if,
-                "-d",
-                &self.host_ip,
-                "-p",
-                "tcp",
-                "--dport",
-                &proxy_port,
-                "-j",
-                "ACCEPT",
-            ],
-            &["-A", "OUTPUT", "-o", &self.ns_if, "-j", "DROP"],
+            &["-A", "OUTPUT", "-o", "lo", "-p", "udp", "-m", "multiport", "--dports", &ports, "-j", "DROP"],
+            &to_proxy,
+            // A UDP association's relay: its port is the proxy's choice.
+            &["-A", "OUTPUT", "-o", ns_if, "-d", host_ip, "-p", "udp", "-j", "ACCEPT"],
+            &["-A", "OUTPUT", "-o", ns_if, "-j", "DROP"],
         ];
         for rule in rules {
             run(self.ns.command("iptables").args(rule)).unwrap_or_else(|e| panic!("{e}"));
@@ -109,6 +103,59 @@ fn microsocks(td: &TestDir, net: &ProxyNet, port: u16) -> Proc {
     let mut cmd = Command::new("microsocks");
     cmd.args(["-i", &net.host_ip, "-p", &port.to_string(), "-u", USER, "-P", PASSWORD]);
     let proc = Proc::spawn("microsocks", cmd, &td.logs(), Duration::from_millis(200));
+    wait_listening(&net.host_ip, port);
+    proc
+}
+
+/// A system user for dante's username method (it checks the system's passwords), removed on drop.
+struct SystemUser {
+    name: String,
+}
+
+impl SystemUser {
+    fn create(password: &str) -> SystemUser {
+        let name = format!("shoalsocks{}", std::process::id());
+        run(Command::new("useradd").args(["-M", "-N", "-s", "/usr/sbin/nologin", &name]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let user = SystemUser { name };
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run chpasswd: {e}"));
+        let mut stdin = chpasswd.stdin.take().expect("piped stdin");
+        std::io::Write::write_all(&mut stdin, format!("{}:{password}\n", user.name).as_bytes())
+            .expect("chpasswd input");
+        drop(stdin);
+        assert!(chpasswd.wait().expect("chpasswd ran").success(), "chpasswd failed");
+        user
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        if let Err(e) = run(Command::new("userdel").arg(&self.name)) {
+            eprintln!("warning: cannot remove user {}: {e}", self.name);
+        }
+    }
+}
+
+/// dante on the host end of the veth (username method), relaying to the host's loopback;
+/// it logs each TCP connection and UDP association it passes.
+fn danted(td: &TestDir, net: &ProxyNet, port: u16) -> Proc {
+    let subnet = format!("{}/30", net.host_ip);
+    let conf = td.join("danted.conf");
+    let text = format!(
+        "logoutput: stderr\ninternal: {ip} port = {port}\nexternal: 127.0.0.1\nclientmethod: none\n\
+         socksmethod: username\nuser.privileged: root\nuser.unprivileged: nobody\n\
+         client pass {{\n from: {subnet} to: 0.0.0.0/0\n log: connect error\n}}\n\
+         socks pass {{\n from: {subnet} to: 0.0.0.0/0\n command: connect udpassociate\n log: connect error\n}}\n\
+         socks pass {{\n from: 0.0.0.0/0 to: {subnet}\n command: udpreply\n log: connect error\n}}\n",
+        ip = net.host_ip
+    );
+    std::fs::write(&conf, text).expect("cannot write danted.conf");
+    let mut cmd = Command::new("danted");
+    cmd.arg("-f").arg(&conf).arg("-p").arg(td.join("danted.pid")).args(["-N", "1"]);
+    let proc = Proc::spawn("danted", cmd, &td.logs(), Duration::from_secs(2));
     wait_listening(&net.host_ip, port);
     proc
 }
@@ -220,5 +267,28 @@ fn a_wrong_password_or_a_stopped_proxy_fails_clearly_and_nothing_goes_direct() {
             && e.contains(&format!("tracker {}: proxy:", s.tracker.http_url()))
     });
     dl.terminate(Duration::from_secs(10));
+    assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
+}
+
+#[test]
+fn announces_to_a_udp_tracker_through_a_dante_udp_association() {
+    let Some(net) = proxy_net_or_skip("socks-udp", 3) else { return };
+    let td = TestDir::new("socks-udp");
+    let s = swarm(&td, true);
+    let user = SystemUser::create(PASSWORD);
+    let proxy_port = free_port();
+    let proxy = danted(&td, &net, proxy_port);
+    net.count_direct(proxy_port, &[s.seed_port, s.tracker.port()]);
+
+    // No --peer: the seed is known only from the UDP tracker, asked through the association.
+    let url = format!("socks5://{}:{PASSWORD}@{}:{proxy_port}", user.name, net.host_ip);
+    let mut dl = shoal_download(&net, &td, "out", &s.torrent, &url, &[]);
+    dl.expect_success(TIMEOUT);
+    assert_same_tree(&s.content, &td.join("out/payload.bin"), Compare::default());
+
+    let log = proxy.stderr();
+    assert!(log.contains("udp/udpassociate"), "dante passed no UDP association\n{log}");
+    let seed = format!("127.0.0.1.{}", s.seed_port);
+    assert!(log.contains("tcp/connect") && log.contains(&seed), "dante did not carry the seed ({seed})\n{log}");
     assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
 }
