@@ -149,23 +149,17 @@ pub fn net_policy() -> shoal_core::NetPolicy {
     })
 }
 
-/// Whether this process's network namespace is not the one of PID 1 (the host's). Where PID 1's
-/// namespaces cannot be read (a container that hides them), a namespace made with
-/// `ip netns add` is recognised by its bind mount under `/run/netns`.
+/// Whether this process runs in a named network namespace (`ip netns add`, which a test
+/// creates and `ip netns exec` enters): the namespace's file under /run/netns is the one this
+/// process is in. The host's namespace has no such file.
 fn in_own_netns() -> bool {
-    match (std::fs::read_link("/proc/self/ns/net"), std::fs::read_link("/proc/1/ns/net")) {
-        (Ok(own), Ok(host)) => own != host,
-        (Ok(_), Err(_)) => in_named_netns(),
-        _ => false,
-    }
-}
-
-/// Whether this process's network namespace is one of those under `/run/netns`.
-fn in_named_netns() -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(own) = std::fs::metadata("/proc/self/ns/net") else { return false };
     let Ok(named) = std::fs::read_dir("/run/netns") else { return false };
-    named.flatten().any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino()))
+    named
+        .flatten()
+        .filter_map(|e| std::fs::metadata(e.path()).ok())
+        .any(|m| m.dev() == own.dev() && m.ino() == own.ino())
 }
 
 /// Whether the network policy refuses anything (`SHOAL_LOCAL_ONLY` set): public DHT routers,

@@ -205,7 +205,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
     // A proxy that cannot be set up keeps the daemon from starting: it must not go direct.
     let (proxy_type, proxy_server, proxy_auth) = settings::proxy_settings(&settings);
-    let policy = crate::run::net_policy();
+    let policy = base_config.net_policy;
     let proxy = crate::proxy::from_settings(proxy_type, &proxy_server, &proxy_auth, policy)
         .map_err(|e| format!("{conf}: {e}"))?;
     if let Some(p) = &proxy {
