@@ -260,7 +260,7 @@ async fn udp_open<R: Runtime>(policy: NetPolicy, host: String, port: u16) -> Res
 
 /// A UDP tracker exchange through a UDP association: its control connection stays open as
 /// long as the exchange runs (the association ends with it), each datagram is wrapped in the
-/// relay header. Host names go to the proxy to resolve, except in local-only mode (resolved
+/// relay header. Host names go to the proxy to resolve, except under a contained policy (resolved
 /// here, so the policy sees the address). Returns when dropped, or with why the association
 /// failed or ended (a proxy failure as `proxy: ...`, also said in the log).
 async fn udp_via_proxy<R: Runtime>(
@@ -274,7 +274,7 @@ async fn udp_via_proxy<R: Runtime>(
 ) -> Result<(), String> {
     let tracker = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => Target::Ip(policy.check(SocketAddr::new(ip, port)).map_err(|r| r.to_string())?),
-        Err(_) if policy.is_local_only() => {
+        Err(_) if policy.is_contained() => {
             let addrs = net::resolve::<R>(policy, host.clone(), port).await?;
             Target::Ip(*addrs.first().ok_or_else(|| format!("{host}: no address"))?)
         }
