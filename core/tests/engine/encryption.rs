@@ -41,6 +41,12 @@ fn forced(c: &mut Config) {
     c.encryption = Encryption::Forced;
 }
 
+/// Forced, with an RC4 payload stream only.
+fn forced_rc4(c: &mut Config) {
+    c.encryption = Encryption::Forced;
+    c.encryption_levels = Levels::Rc4;
+}
+
 fn enabled(c: &mut Config) {
     c.encryption = Encryption::Enabled;
 }
@@ -55,17 +61,26 @@ fn readable(w: &World) -> usize {
 }
 
 #[test]
-fn forced_on_both_ends_downloads_over_rc4() {
-    let (w, done, _) = transfer(31, forced, forced, 120);
+fn forced_rc4_on_both_ends_downloads_over_rc4() {
+    let (w, done, _) = transfer(31, forced_rc4, forced_rc4, 120);
     assert!(done, "{}", w.summary());
     assert_eq!(readable(&w), 0, "a plaintext message crossed the wire");
 }
 
 #[test]
-fn enabled_on_both_ends_prefers_rc4() {
+fn enabled_on_both_ends_downloads() {
     let (w, done, _) = transfer(32, enabled, enabled, 120);
     assert!(done, "{}", w.summary());
-    assert_eq!(readable(&w), 0, "a plaintext message crossed the wire");
+}
+
+#[test]
+fn rc4_is_used_when_one_end_allows_nothing_else() {
+    for (n, (a, b)) in [(38, (forced_rc4 as fn(&mut Config), enabled as fn(&mut Config))), (39, (enabled, forced_rc4))]
+    {
+        let (w, done, _) = transfer(n, a, b, 120);
+        assert!(done, "{}", w.summary());
+        assert_eq!(readable(&w), 0, "a plaintext message crossed the wire");
+    }
 }
 
 #[test]
