@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::mse::Levels;
 use crate::net_policy::NetPolicy;
 use crate::wire::Limits;
 
@@ -32,8 +33,14 @@ pub struct Config {
     pub upload_slots: usize,
     /// Upper bound on our outstanding requests to one peer, in blocks.
     pub max_requests_per_peer: usize,
-    /// Lower bound on the request queue to one peer, in blocks.
+    /// Lower bound on the request queue to one peer once its rate is known, in blocks.
     pub min_requests_per_peer: usize,
+    /// Requests sent to a new peer before its rate is known; the queue grows by a block per
+    /// block it sends until then.
+    pub initial_requests_per_peer: usize,
+    /// Once a peer's rate is known, we keep this long of its rate requested from it, plus its
+    /// round trip (libtorrent's `request_queue_time`).
+    pub request_queue_time: Duration,
     /// Bytes of piece data held in memory per torrent (partial pieces, hashing, writing).
     pub max_in_flight_bytes: u64,
     /// Most bytes queued for sending to one peer (including disk reads for it in flight). The
@@ -86,6 +93,37 @@ pub struct Config {
     /// ([`UdpIo::Lsd`](crate::UdpIo::Lsd)) and take peers from its [`Input::Datagram`](crate::Input::Datagram)s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
+    /// Message Stream Encryption of peer connections: whether we dial with it, accept it,
+    /// insist on it.
+    pub encryption: Encryption,
+    /// The payload methods an encrypted connection may use after its handshake (offered when
+    /// we dial, chosen from when we are dialled).
+    pub encryption_levels: Levels,
+}
+
+/// Whether peer connections use Message Stream Encryption (MSE/PE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// Plain BitTorrent only: we dial in plaintext, and an encrypted handshake fails as the
+    /// garbage it is to a plaintext decoder.
+    Disabled,
+    /// libtorrent's default: we dial encrypted and, when an encrypted handshake fails, dial
+    /// the address once more in plaintext; we accept both; we say `e: 1`.
+    Enabled,
+    /// Never plain BitTorrent: every connection, dialled or accepted, is encrypted.
+    Forced,
+}
+
+impl Encryption {
+    /// Whether incoming connections may be encrypted (and so are sniffed for it).
+    pub fn accepts_encrypted(self) -> bool {
+        self != Encryption::Disabled
+    }
+
+    /// Whether incoming plaintext handshakes are taken.
+    pub fn accepts_plaintext(self) -> bool {
+        self != Encryption::Forced
+    }
 }
 
 impl Config {
@@ -110,7 +148,12 @@ impl Default for Config {
             max_half_open: 16,
             upload_slots: 8,
             max_requests_per_peer: 512,
-            min_requests_per_peer: 32,
+            // libtorrent's floor: one block arriving while the next is asked for.
+            min_requests_per_peer: 2,
+            initial_requests_per_peer: 32,
+            // What the engine kept before the round trip was measured (libtorrent keeps 3 s
+            // and no round trip).
+            request_queue_time: Duration::from_secs(2),
             max_in_flight_bytes: 16 << 20,
             max_send_buffer: 8 << 20,
             min_send_buffer: 1 << 20,
@@ -133,6 +176,10 @@ impl Default for Config {
             max_download_rate: 0,
             max_upload_rate: 0,
             lsd: false,
+            // The engine as a library (simulator, tests) speaks plain BitTorrent unless told;
+            // the daemon and the CLI default to `Enabled`, as libtorrent does.
+            encryption: Encryption::Disabled,
+            encryption_levels: Levels::Both,
         }
     }
 }

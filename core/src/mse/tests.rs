@@ -77,7 +77,7 @@ fn run(
 ) -> Result<(Established, Established), MseError> {
     let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
     let mut a = MseHandshake::initiator(SKEY, offer, secrets(1, pads.0), &mut to_b);
-    a.set_initial_payload(ia.to_vec());
+    a.add_initial_payload(ia);
     let b = MseHandshake::responder(allow, secrets(21, pads.1), &mut to_a);
     let (mut a, mut b) = (Side::Running(Box::new(a)), Side::Running(Box::new(b)));
     for _ in 0..100_000 {
