@@ -333,11 +333,25 @@ pub(crate) fn http_agent(policy: NetPolicy, proxy: Option<&Proxy>) -> ureq::Agen
     net::http_agent(policy, proxy, Duration::from_secs(30), false)
 }
 
-/// Runs one HTTP GET on the blocking pool and reports the body.
-pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, inputs: Sender<Input<R>>) {
+/// Runs one HTTP GET on the blocking pool and reports the body; a failure of `proxy` is said
+/// in the log too.
+pub(crate) fn http_get<R: Runtime>(
+    agent: ureq::Agent,
+    proxy: Option<Arc<Proxied>>,
+    id: JobId,
+    url: String,
+    inputs: Sender<Input<R>>,
+) {
     R::spawn_blocking(move || {
         let result = (|| -> Result<Vec<u8>, TransportError> {
-            let mut resp = agent.get(&url).call().map_err(|e| transport_error(&e, net::http_error_of(&agent, &e)))?;
+            let mut resp = agent.get(&url).call().map_err(|e| {
+                let words = net::http_error_of(&agent, &e);
+                if let (Some(p), Some(why)) = (&proxy, words.strip_prefix("proxy: ")) {
+                    // The announce's query (info-hash, peer id) would only lengthen the line.
+                    p.log.failed(url.split('?').next().unwrap_or_default(), &why);
+                }
+                transport_error(&e, words)
+            })?;
             let status = resp.status();
             let body = resp
                 .body_mut()

@@ -128,7 +128,7 @@ impl FailureLog {
     }
 
     /// Warns that reaching `what` through the proxy failed with `e`, unless it warned lately.
-    pub(crate) fn failed(&self, what: &str, e: &ProxyError) {
+    pub(crate) fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {

@@ -426,7 +426,7 @@ impl<R: Runtime> EngineTask<R> {
                     io::hash_job::<R>(&self.workers, job, storage, self.inputs_tx.clone());
                 }
                 Output::Http { id, url } => {
-                    io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
+                    io::http_get::<R>(self.agent.clone(), self.proxy.clone(), id, url, self.inputs_tx.clone());
                 }
                 Output::Udp(UdpIo::Exchange { exchange, host, port, data }) => {
                     let (inputs, policy, proxy) = (self.inputs_tx.clone(), self.policy, self.proxy.clone());

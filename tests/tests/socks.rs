@@ -15,6 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::{json, Value};
+use shoal_tests::daemon::{tracker_entry, Daemon};
 use shoal_tests::data::Compare;
 use shoal_tests::netns::Netns;
 use shoal_tests::peers;
@@ -291,4 +293,68 @@ fn announces_to_a_udp_tracker_through_a_dante_udp_association() {
     let seed = format!("127.0.0.1.{}", s.seed_port);
     assert!(log.contains("tcp/connect") && log.contains(&seed), "dante did not carry the seed ({seed})\n{log}");
     assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
+}
+
+/// `method path` on the daemon's REST API: the status and the JSON body.
+fn rest(d: &Daemon, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let req = ureq::http::Request::builder().method(method).uri(d.url(path)).header("X-Api-Key", d.key());
+    let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
+    let mut resp =
+        agent.run(req.body(body).expect("a valid request")).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[test]
+fn the_daemon_takes_its_proxy_from_the_settings_and_says_when_it_fails() {
+    let td = TestDir::new("socks-daemon");
+    let state = td.dir("state");
+    // Nothing listens on the proxy's port: every connection fails there, and must not go direct.
+    let (proxy_port, tracker_port) = (free_port(), free_port());
+    let conf = format!(
+        "[libtorrent]\nproxy_type = 3\nproxy_server = 127.0.0.1:{proxy_port}\nproxy_auth = {USER}:{PASSWORD}\n"
+    );
+    std::fs::write(state.join("triblerd.conf"), conf).expect("cannot write triblerd.conf");
+    let src = td.dir("src");
+    let content = shoal_tests::data::single_file(&src, "payload.bin", 1 << 20, 18);
+    let torrent = td.join("payload.torrent");
+    let tracker = format!("http://127.0.0.1:{tracker_port}/announce");
+    shoal::create(&td, &content, &torrent, std::slice::from_ref(&tracker), 64 << 10);
+
+    let mut d = Daemon::start(&td, "daemon", &state, "socks-key");
+    let (code, settings) = rest(&d, "GET", "/settings", None);
+    assert_eq!(code, 200, "{settings}");
+    assert_eq!(settings["settings"]["libtorrent"]["proxy_type"], json!(3), "{settings}");
+
+    let out = td.dir("out");
+    let add = json!({"uri": format!("file:{}", torrent.display()), "destination": out, "anon_hops": 0});
+    let (code, answer) = rest(&d, "PUT", "/downloads", Some(&add));
+    assert_eq!(code, 200, "{answer}");
+    let status = wait_for("the tracker's status to name the proxy", FAIL_TIMEOUT, || {
+        let (_, all) = rest(&d, "GET", "/downloads", None);
+        let dl = all["downloads"].as_array()?.first()?.clone();
+        let status = tracker_entry(&dl, &tracker)?["status"].as_str()?.to_string();
+        status.contains("proxy:").then_some(status)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", d.proc().logs()));
+    assert!(status.starts_with("Error: proxy: ") && status.contains("refused"), "{status}");
+    d.proc().wait_stderr("the log to name the proxy", FAIL_TIMEOUT, |e| {
+        e.contains("proxy: ") && e.contains(&format!("(reaching {tracker}"))
+    });
+
+    // The types Shoal does not implement are refused, naming the value.
+    for (value, name) in [(1, "SOCKS4"), (4, "HTTP"), (5, "HTTP with authentication")] {
+        let patch = json!({"libtorrent": {"proxy_type": value}});
+        let (code, answer) = rest(&d, "POST", "/settings", Some(&patch));
+        assert_eq!(code, 400, "{answer}");
+        assert!(answer.to_string().contains(&format!("proxy_type {value} ({name})")), "{answer}");
+    }
+    d.terminate(Duration::from_secs(10));
 }
