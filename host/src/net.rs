@@ -96,6 +96,18 @@ impl Resolver for PolicyResolver {
     }
 }
 
+/// Binds `socket` to the network interface `name` (SO_BINDTODEVICE), so its traffic leaves
+/// through that interface whatever the routes say (a VPN's, say).
+pub(crate) fn bind_device(socket: &socket2::Socket, name: &str) -> std::io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return socket.bind_device(Some(name.as_bytes()));
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = socket;
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, format!("binding to interface {name}")))
+    }
+}
+
 /// An HTTP agent whose every connection passes `policy`, with a global `timeout`;
 /// `statuses_as_errors` as ureq's `http_status_as_error`.
 pub fn http_agent(policy: NetPolicy, timeout: Duration, statuses_as_errors: bool) -> ureq::Agent {

@@ -61,6 +61,8 @@ pub struct EngineTask<R: Runtime> {
     dht_sockets: Vec<io::DatagramSocket<R>>,
     /// The Local Service Discovery socket, with its task, when on.
     lsd_socket: Option<io::DatagramSocket<R>>,
+    /// The port-mapping driver, when on: told to remove its mappings at shutdown.
+    pub(crate) portmap: Option<crate::portmap::PortMapTask<R>>,
     /// Block-data buffers reused by the socket and disk tasks.
     pool: Arc<BufPool>,
     /// The threads that run disk and hash jobs.
@@ -113,6 +115,7 @@ impl<R: Runtime> EngineTask<R> {
             _listeners: listeners,
             dht_sockets,
             lsd_socket,
+            portmap: None,
             sleep: None,
         })
     }
@@ -177,6 +180,9 @@ impl<R: Runtime> EngineTask<R> {
                 }
             }
         }
+        if let Some(p) = self.portmap.take() {
+            p.stopped().await;
+        }
         let storages: Vec<Arc<Storage>> = self.storages.drain().map(|(_, s)| s).collect();
         io::unblock::<R, _>(move || {
             for s in storages {
@@ -194,6 +200,10 @@ impl<R: Runtime> EngineTask<R> {
             self.shutting_down = true;
             let now = self.now();
             self.engine.shutdown(now);
+            // The mappings are removed while the trackers hear `stopped`.
+            if let Some(p) = &self.portmap {
+                p.begin_stop();
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! The engine's tunables.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::net_policy::NetPolicy;
@@ -86,9 +87,20 @@ pub struct Config {
     /// ([`UdpIo::Lsd`](crate::UdpIo::Lsd)) and take peers from its [`Input::Datagram`](crate::Input::Datagram)s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
+    /// The port announced to trackers and the DHT instead of [`Config::listen_port`]: the
+    /// external port of a port mapping, or one the user forwarded by hand (`--announce-port`).
+    pub announce_port: Option<u16>,
+    /// The address announced to trackers (`ip=`, BEP 3; UDP trackers take IPv4 only): the
+    /// external address a port mapping learned. `None`: trackers use the sender's.
+    pub announce_ip: Option<IpAddr>,
 }
 
 impl Config {
+    /// The port we announce: [`Config::announce_port`], else [`Config::listen_port`].
+    pub fn announced_port(&self) -> u16 {
+        self.announce_port.unwrap_or(self.listen_port)
+    }
+
     /// The policy every outgoing connection and datagram passes ([`Config::net_policy`]).
     pub fn net_policy(&self) -> NetPolicy {
         self.net_policy
@@ -133,6 +145,8 @@ impl Default for Config {
             max_download_rate: 0,
             max_upload_rate: 0,
             lsd: false,
+            announce_port: None,
+            announce_ip: None,
         }
     }
 }
