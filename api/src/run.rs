@@ -55,6 +55,16 @@ pub struct NetArgs {
     /// by hand, or a VPN's); it wins over a port mapping's.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     announce_port: Option<u16>,
+    /// Send every outgoing connection (peers, trackers) through this SOCKS5 proxy:
+    /// `socks5://[user:password@]host:port`. A failing proxy fails the connection; nothing goes
+    /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
+    #[arg(long, value_parser = parse_proxy)]
+    proxy: Option<shoal_host::Proxy>,
+}
+
+/// `--proxy`, resolved once at start as the network policy allows.
+fn parse_proxy(s: &str) -> Result<shoal_host::Proxy, String> {
+    crate::proxy::from_url(s, net_policy())
 }
 
 /// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
@@ -154,19 +164,10 @@ pub fn net_policy() -> shoal_core::NetPolicy {
     })
 }
 
-/// Whether this process's network namespace is not the one of PID 1 (the host's).
+/// Whether this process runs in a named network namespace (`ip netns add`, which a test
+/// creates and `ip netns exec` enters): the namespace's file under /run/netns is the one this
+/// process is in. The host's namespace has no such file.
 fn in_own_netns() -> bool {
-    match (std::fs::read_link("/proc/self/ns/net"), std::fs::read_link("/proc/1/ns/net")) {
-        (Ok(own), Ok(host)) => own != host,
-        // PID 1's namespace cannot be read (a sandbox's PID 1 in another user namespace): one
-        // of the namespaces `ip netns` made will do, which the host's never is.
-        (Ok(_), Err(_)) => in_named_netns(),
-        _ => false,
-    }
-}
-
-/// Whether this process's network namespace is one of `/run/netns/*` (`ip netns add`).
-fn in_named_netns() -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(own) = std::fs::metadata("/proc/self/ns/net") else { return false };
     let Ok(named) = std::fs::read_dir("/run/netns") else { return false };
@@ -256,6 +257,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         lsd: lsd_enabled(!net.no_lsd),
         sparse_files: net.sparse,
         port_mapping: port_mapping(!net.no_upnp, !net.no_natpmp, net.natpmp_gateway),
+        proxy: net.proxy.clone(),
     };
     session::start_session(plan, |e| eprint_line(&format!("note: {e}; using a free port instead"))).await
 }

@@ -99,6 +99,8 @@ pub struct Plan {
     pub sparse_files: bool,
     /// Port mapping of the listen port (UPnP, NAT-PMP), if on.
     pub port_mapping: Option<PortMapSettings>,
+    /// The SOCKS5 proxy everything outgoing goes through, if any.
+    pub proxy: Option<shoal_host::Proxy>,
 }
 
 impl Plan {
@@ -112,6 +114,7 @@ impl Plan {
             lsd: self.lsd,
             sparse_files: self.sparse_files,
             port_mapping: self.port_mapping.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 }

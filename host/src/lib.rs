@@ -27,6 +27,7 @@ mod io;
 mod net;
 mod pool;
 mod portmap;
+mod proxy;
 mod runtime;
 mod session;
 mod task;
@@ -40,8 +41,9 @@ use shoal_core::Instant;
 pub use disk::{Storage, StorageError};
 pub use gateway::default_gateway;
 pub use handle::Handle;
-pub use net::{http_agent, http_error, resolve_blocking, PolicyResolver};
+pub use net::{http_agent, http_error, http_error_of, resolve_blocking, PolicyResolver};
 pub use portmap::PortMapReport;
+pub use proxy::Proxy;
 pub use runtime::Runtime;
 pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, PortMapSettings, SessionConfig, SessionError};
 pub use task::EngineTask;
@@ -78,7 +80,10 @@ pub async fn start<R: Runtime>(
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
     let mut lsd_socket = None;
-    if config.lsd {
+    if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
+        tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
+    }
+    if config.lsd && config.proxy.is_none() {
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
@@ -91,7 +96,7 @@ pub async fn start<R: Runtime>(
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     // The DHT speaks UDP on the same addresses and port as the peer listeners.
     let mut dht_sockets = Vec::new();
-    if let Some(dht) = &config.dht {
+    if let (Some(dht), None) = (&config.dht, &config.proxy) {
         for addr in &bound {
             match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
                 Ok(s) => dht_sockets.push(s),
@@ -131,8 +136,9 @@ pub async fn start<R: Runtime>(
             Err(e) => tracing::warn!("port mapping is off: {e}"),
         }
     }
-    let mut task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket)
-        .map_err(SessionError::Threads)?;
+    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_socket };
+    let mut task =
+        EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
     task.portmap = portmap_task;
     Ok((Handle::new(commands_tx, report), bound, task))

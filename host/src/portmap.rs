@@ -113,7 +113,7 @@ pub(crate) fn start<R: Runtime>(setup: Setup) -> Result<PortMapTask<R>, String> 
     let ssdp = udp_socket::<R>(setup.interface.as_deref()).map_err(|e| format!("SSDP socket: {e}"))?;
     let (tx, rx) = async_channel::unbounded();
     let (done_tx, done) = async_channel::bounded(1);
-    let agent = crate::net::http_agent(setup.policy, HTTP_TIMEOUT, false);
+    let agent = crate::net::http_agent(setup.policy, None, HTTP_TIMEOUT, false);
     let driver = Driver::<R> {
         mapper,
         setup,

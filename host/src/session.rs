@@ -28,6 +28,11 @@ pub struct SessionConfig {
     pub sparse_files: bool,
     /// Port mapping (UPnP IGD, NAT-PMP) of the listen port, if on; what it learns is announced.
     pub port_mapping: Option<PortMapSettings>,
+    /// A SOCKS5 proxy for everything the session dials: peers (CONNECT), UDP trackers (UDP
+    /// ASSOCIATE), HTTP trackers. A failing proxy fails the connection, never goes direct. With
+    /// a proxy the DHT and Local Service Discovery are off (they would send UDP directly);
+    /// peers that dial the listeners are still accepted, as libtorrent does by default.
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 impl SessionConfig {

@@ -212,6 +212,18 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         settings.get("libtorrent", "natpmp").as_bool().unwrap_or(true),
         None,
     );
+    // A proxy that cannot be set up keeps the daemon from starting: it must not go direct.
+    let (proxy_type, proxy_server, proxy_auth) = settings::proxy_settings(&settings);
+    let policy = base_config.net_policy;
+    let proxy = crate::proxy::from_settings(proxy_type, &proxy_server, &proxy_auth, policy)
+        .map_err(|e| format!("{conf}: {e}"))?;
+    if let Some(p) = &proxy {
+        tracing::info!(
+            "proxy: SOCKS5 at {}{} for peers and trackers; DHT and Local Service Discovery off",
+            p.addr,
+            if p.auth.is_some() { " with username and password" } else { "" }
+        );
+    }
     tracing::debug!(
         net_policy = ?base_config.net_policy,
         max_download_rate = base_config.max_download_rate,
@@ -237,6 +249,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             lsd,
             sparse_files: false,
             port_mapping,
+            proxy: proxy.clone(),
         };
         let session = start_session(plan, |e| tracing::warn!("{e}; using a free port for peers instead")).await?;
         if port_source == PortSource::Default {
@@ -283,6 +296,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             store,
             state_dir: state_dir.clone(),
             monitor,
+            proxy,
         });
         library.load().await;
         let keeper = rt.spawn(background::run(daemon.clone()));

@@ -5,6 +5,7 @@
 
 use std::io::ErrorKind;
 
+use crate::mse::MseError;
 use crate::wire::WireError;
 
 /// Why a peer connection ended.
@@ -21,6 +22,10 @@ pub enum CloseReason {
     /// Reading from or writing to the socket failed.
     #[error("socket error: {0}")]
     Io(ErrorKind),
+    /// The dial through the configured SOCKS5 proxy failed (the proxy was unreachable, refused
+    /// the credentials, or could not reach the peer).
+    #[error("proxy: {0}")]
+    Proxy(crate::socks::ProxyError),
 
     // ---- the peer misbehaved ----
     /// The peer sent bytes the wire decoder refuses.
@@ -41,6 +46,13 @@ pub enum CloseReason {
     /// Another connection to the same peer id is kept.
     #[error("duplicate connection to the same peer")]
     Duplicate,
+    /// The encrypted (MSE) handshake failed.
+    #[error("encrypted handshake failed: {0}")]
+    Encryption(MseError),
+    /// A plaintext handshake, while [`Encryption::Forced`](crate::Encryption::Forced) takes
+    /// only encrypted ones.
+    #[error("plaintext refused: encryption is required")]
+    EncryptionRequired,
     /// The peer's address is banned for sending data that failed hash checks.
     #[error("banned for sending bad data")]
     Banned,
@@ -116,6 +128,12 @@ pub enum Violation {
 impl From<WireError> for CloseReason {
     fn from(e: WireError) -> Self {
         CloseReason::Wire(e)
+    }
+}
+
+impl From<MseError> for CloseReason {
+    fn from(e: MseError) -> Self {
+        CloseReason::Encryption(e)
     }
 }
 

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::mse::Levels;
 use crate::net_policy::NetPolicy;
 use crate::wire::Limits;
 
@@ -93,6 +94,37 @@ pub struct Config {
     /// The address announced to trackers (`ip=`, BEP 3; UDP trackers take IPv4 only): the
     /// external address a port mapping learned. `None`: trackers use the sender's.
     pub announce_ip: Option<IpAddr>,
+    /// Message Stream Encryption of peer connections: whether we dial with it, accept it,
+    /// insist on it.
+    pub encryption: Encryption,
+    /// The payload methods an encrypted connection may use after its handshake (offered when
+    /// we dial, chosen from when we are dialled).
+    pub encryption_levels: Levels,
+}
+
+/// Whether peer connections use Message Stream Encryption (MSE/PE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// Plain BitTorrent only: we dial in plaintext, and an encrypted handshake fails as the
+    /// garbage it is to a plaintext decoder.
+    Disabled,
+    /// libtorrent's default: we dial encrypted and, when an encrypted handshake fails, dial
+    /// the address once more in plaintext; we accept both; we say `e: 1`.
+    Enabled,
+    /// Never plain BitTorrent: every connection, dialled or accepted, is encrypted.
+    Forced,
+}
+
+impl Encryption {
+    /// Whether incoming connections may be encrypted (and so are sniffed for it).
+    pub fn accepts_encrypted(self) -> bool {
+        self != Encryption::Disabled
+    }
+
+    /// Whether incoming plaintext handshakes are taken.
+    pub fn accepts_plaintext(self) -> bool {
+        self != Encryption::Forced
+    }
 }
 
 impl Config {
@@ -147,6 +179,10 @@ impl Default for Config {
             lsd: false,
             announce_port: None,
             announce_ip: None,
+            // The engine as a library (simulator, tests) speaks plain BitTorrent unless told;
+            // the daemon and the CLI default to `Enabled`, as libtorrent does.
+            encryption: Encryption::Disabled,
+            encryption_levels: Levels::Both,
         }
     }
 }

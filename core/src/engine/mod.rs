@@ -9,11 +9,13 @@ mod config;
 mod ctx;
 mod dht;
 mod disk_error;
+mod encryption;
 mod event;
 mod health;
 mod input;
 mod invariants;
 mod limits;
+mod link;
 mod outbox;
 mod output;
 mod params;
@@ -22,7 +24,7 @@ mod stats;
 mod torrent;
 
 pub use close_reason::{CloseReason, Violation};
-pub use config::Config;
+pub use config::{Config, Encryption};
 pub use disk_error::{DiskError, DiskErrorKind};
 pub use event::{DhtScrapeId, Event, TorrentError};
 pub use input::{Input, Socket};
@@ -81,6 +83,10 @@ pub struct Engine {
     lifecycle: Lifecycle,
     /// The DHT, once [`Engine::enable_dht`] was called.
     dht: Option<dht::DhtLink>,
+    /// Connections that are or may be encrypted (MSE), while [`Config::encryption`] is on.
+    links: link::Links,
+    /// Where an encrypted connection's bytes are decrypted (the input is borrowed).
+    scratch: Vec<u8>,
     /// Local Service Discovery, when [`Config::lsd`].
     lsd: Option<crate::lsd::Lsd>,
     /// Health checks of any torrent ([`Engine::check_health`]).
@@ -136,6 +142,8 @@ impl Engine {
             next_tick: now + TICK,
             lifecycle: Lifecycle::Running,
             dht: None,
+            links: link::Links::new(),
+            scratch: Vec::new(),
             lsd,
             health: health::HealthChecks::default(),
         }
@@ -525,6 +533,7 @@ impl Engine {
             *self.pending_by_addr.entry(k).or_default() += 1;
         }
         self.pending.insert(conn, Pending { addr, decoder, since: now });
+        self.link_incoming(conn);
         Some(conn)
     }
 
@@ -549,11 +558,14 @@ impl Engine {
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
+        self.start_initiator(conn);
         self.on_torrent(t, now, |torrent, cx| torrent.on_connected(conn, cx));
         self.after_input(Some(t), now);
     }
 
-    fn on_peer_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+    /// A peer's plaintext bytes (decrypted if its connection is encrypted) to its torrent,
+    /// or to its pending handshake.
+    fn deliver(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         // Bytes of a pending connection are already in its decoder once it is attached.
         let (t, data) = match self.conns.get(&conn) {
             Some(t) => (*t, data),
@@ -603,12 +615,18 @@ impl Engine {
 
     fn on_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
+        let n = if self.links.is_empty() { n } else { self.sent_payload(conn, n) };
         self.on_torrent(t, now, |torrent, cx| torrent.on_sent(conn, n as u64, cx));
         self.after_input(Some(t), now);
     }
 
     fn on_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        let plaintext_retry = !self.links.is_empty() && self.unlink_closed(conn);
         match self.conns.remove(&conn) {
+            Some(t) if plaintext_retry => {
+                self.on_torrent(t, now, |torrent, cx| torrent.closed_while_encrypting(conn, reason, cx));
+                self.after_input(Some(t), now);
+            }
             Some(t) => {
                 self.on_torrent(t, now, |torrent, cx| torrent.on_closed(conn, reason, cx));
                 self.after_input(Some(t), now);
@@ -721,7 +739,11 @@ impl Engine {
 
     /// The next thing for the runtime to do; `None` when there is nothing more for now.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        let o = self.out.pop();
+        if let (Some(Output::Peer(PeerIo::Close { conn, .. })), false) = (&o, self.links.is_empty()) {
+            self.links.remove(conn);
+        }
+        o
     }
 
     /// When to call [`Engine::handle_timeout`] next; `None` once the engine is shut down

@@ -13,17 +13,22 @@
 //!   It is a small machine: [`Link::send`] hands it payloads, [`Link::poll_transmit`] puts them
 //!   on the wire with their arrival times, [`Link::poll_timeout`] says when a full buffer next
 //!   has room;
+//! * [`DatagramPath`]: one direction of a UDP-like path (latency, jitter that reorders, loss,
+//!   duplication), [`Bottleneck`]: a rate-limited drop-tail queue that flows share, and
+//!   [`Timeline`]: the time-ordered event queue a datagram world runs on;
 //! * [`Partitions`]: cuts between pairs of hosts, each until a deadline;
 //! * [`Reads`]: how a receiver's reads cut the bytes of one send (a socket returns whatever has
 //!   arrived);
 //! * [`tracker::Tracker`]: the HTTP tracker both of Shoal's test worlds announce to.
 
+mod datagram;
 mod link;
 mod partitions;
 mod reads;
 pub mod tracker;
 mod uplink;
 
+pub use datagram::{Bottleneck, DatagramPath, Timeline};
 pub use link::{Link, Path, Transmit};
 pub use partitions::Partitions;
 pub use reads::Reads;

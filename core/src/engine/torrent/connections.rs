@@ -77,6 +77,30 @@ impl Torrent {
         }
     }
 
+    /// Whether the dial `conn` starts with an encrypted handshake, encryption being enabled
+    /// (not forced): see [`PeerList::dials_encrypted`](super::peer_list::PeerList::dials_encrypted).
+    pub(crate) fn dials_encrypted(&self, conn: ConnId) -> bool {
+        self.peers.get(&conn).is_some_and(|p| self.peer_list.dials_encrypted(p.addr))
+    }
+
+    /// The encrypted handshake of our dial `conn` failed: it is closed for `reason`, and with
+    /// `retry` its address is dialled again in plaintext.
+    pub(crate) fn encryption_failed(&mut self, conn: ConnId, reason: CloseReason, retry: bool, cx: &mut Ctx<'_>) {
+        let Some(addr) = self.peers.get(&conn).map(|p| p.addr) else { return };
+        self.close(conn, reason, cx);
+        if retry {
+            self.peer_list.retry_plaintext(addr, cx.now);
+        }
+    }
+
+    /// The peer closed our dial `conn` during its encrypted handshake (as a client without
+    /// encryption does): its address is dialled again in plaintext.
+    pub(crate) fn closed_while_encrypting(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+        let Some(addr) = self.peers.get(&conn).map(|p| p.addr) else { return };
+        self.drop_peer(conn, reason, cx);
+        self.peer_list.retry_plaintext(addr, cx.now);
+    }
+
     /// Whether `addr`'s address has [`Config::max_connections_per_ip`] peers here already.
     pub(super) fn crowded(&self, addr: SocketAddr, cfg: &Config) -> bool {
         crowded(&self.peers, addr, cfg)
@@ -253,6 +277,7 @@ impl Torrent {
             upload_only: (known && self.picker.have().is_full()).then_some(true),
             m,
             metadata_size: self.content.meta().map(|m| m.info_bytes.len() as u64),
+            e: cfg.encryption.accepts_encrypted().then_some(true),
             ..Default::default()
         }
     }

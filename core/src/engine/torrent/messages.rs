@@ -3,6 +3,8 @@
 //! protocol. Each calls into the part that owns the state (picker, [`super::PiecePipeline`],
 //! [`super::UploadQueue`], peer list, metadata fetch).
 
+use std::net::SocketAddr;
+
 use super::download::Intake;
 use super::peer::Peer;
 use super::pex::OUR_UT_PEX;
@@ -280,6 +282,12 @@ impl Torrent {
         p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
         p.metadata_size = ext.metadata_size;
         p.listen_port = ext.p.or(p.listen_port);
+        p.prefers_encryption = ext.e.unwrap_or(p.prefers_encryption);
+        // The address we would dial it at is dialled encrypted again.
+        let dial_addr = if outgoing { Some(addr) } else { p.listen_port.map(|port| SocketAddr::new(addr.ip(), port)) };
+        if let (Some(a), true) = (dial_addr, p.prefers_encryption) {
+            self.peer_list.prefers_encryption(a);
+        }
         let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
         if let Some(ip) = own {
             self.peer_list.learn_own_ip(ip);

@@ -96,6 +96,8 @@ pub(crate) struct ActivePeer {
     pub ut_pex: Option<u8>,
     /// The port it accepts connections on (`p` of its extended handshake).
     pub listen_port: Option<u16>,
+    /// It said it prefers encrypted connections (`e` of its extended handshake).
+    pub prefers_encryption: bool,
     /// Our peer exchange with it.
     pub pex: PexState,
     /// Pieces it announced before we knew the piece count (magnet torrents).
@@ -210,6 +212,7 @@ impl ActivePeer {
             metadata_size: None,
             ut_pex: None,
             listen_port: None,
+            prefers_encryption: false,
             pex: PexState::new(now),
             early: EarlyPieces::default(),
             have: Bitfield::new(pieces),

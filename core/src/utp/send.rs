@@ -1,0 +1,334 @@
+//! The sending half of a connection: bytes written but not yet sent, the packets in flight,
+//! and what an acknowledgement (cumulative, duplicate or selective) does to them.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::packet::{PacketType, SelectiveAck};
+use super::seq::distance;
+use crate::Instant;
+
+/// At most this many packets are in flight: far below half the 16-bit sequence space, so
+/// wrapping comparisons stay unambiguous.
+const MAX_IN_FLIGHT: usize = 4096;
+/// A packet counts as lost once this many later packets were selectively acknowledged, or
+/// after this many duplicate ACKs (TCP's fast retransmit, as libutp and libtorrent).
+const DUP_ACK_LIMIT: u32 = 3;
+
+/// A packet sent and not yet acknowledged.
+#[derive(Debug)]
+struct InFlight {
+    seq: u16,
+    kind: PacketType,
+    payload: Vec<u8>,
+    /// When it was last sent.
+    sent_at: Instant,
+    /// How often it was sent.
+    transmissions: u32,
+    /// Lost (timeout, duplicate ACKs or SACK): to be sent again.
+    resend: bool,
+    /// Selectively acknowledged: kept until the cumulative ACK passes it.
+    sacked: bool,
+}
+
+impl InFlight {
+    /// Whether it occupies the congestion window.
+    fn counted(&self) -> bool {
+        self.transmissions > 0 && !self.resend && !self.sacked
+    }
+}
+
+/// A packet to put on the wire now.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    pub(super) seq: u16,
+    pub(super) kind: PacketType,
+    pub(super) payload: Vec<u8>,
+    /// It was sent before.
+    pub(super) again: bool,
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Default)]
+pub(super) struct Acked {
+    /// Payload bytes newly acknowledged (cumulatively or selectively).
+    pub(super) bytes: usize,
+    /// A round-trip sample from a packet sent once.
+    pub(super) rtt: Option<Duration>,
+    /// The first packet found lost, if any.
+    pub(super) lost: Option<u16>,
+    /// Our FIN was acknowledged.
+    pub(super) fin_acked: bool,
+    /// The cumulative ACK moved.
+    pub(super) progress: bool,
+}
+
+/// The ACK number does not acknowledge anything we could have sent.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct WildAck;
+
+/// The sending half.
+#[derive(Debug)]
+pub(super) struct Sender {
+    /// The sequence number the next new packet gets.
+    next_seq: u16,
+    /// Bytes written and not yet in a packet.
+    unsent: VecDeque<u8>,
+    /// Packets from the oldest unacknowledged one on, in sequence order without gaps.
+    in_flight: VecDeque<InFlight>,
+    /// Payload bytes held in `in_flight`.
+    held: usize,
+    /// Payload bytes occupying the congestion window.
+    window: usize,
+    /// The send buffer's size: `unsent` plus `held` never exceed it.
+    capacity: usize,
+    /// The application closed: a FIN follows the last byte.
+    fin_queued: bool,
+    /// The FIN has its sequence number.
+    fin_sent: bool,
+    /// Duplicate ACKs in a row.
+    dup_acks: u32,
+}
+
+impl Sender {
+    /// A sender whose first packet gets sequence number `next_seq`.
+    pub(super) fn new(next_seq: u16, capacity: usize) -> Sender {
+        Sender {
+            next_seq,
+            unsent: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            held: 0,
+            window: 0,
+            capacity,
+            fin_queued: false,
+            fin_sent: false,
+            dup_acks: 0,
+        }
+    }
+
+    /// The sequence number the next new packet gets.
+    pub(super) fn next_seq(&self) -> u16 {
+        self.next_seq
+    }
+
+    /// Payload bytes in the congestion window.
+    pub(super) fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Room left in the send buffer.
+    pub(super) fn room(&self) -> usize {
+        if self.fin_queued {
+            return 0;
+        }
+        self.capacity.saturating_sub(self.unsent.len() + self.held)
+    }
+
+    /// Whether anything waits to be sent or acknowledged.
+    pub(super) fn busy(&self) -> bool {
+        !self.unsent.is_empty() || !self.in_flight.is_empty() || (self.fin_queued && !self.fin_sent)
+    }
+
+    /// Whether new bytes wait to be put in packets.
+    pub(super) fn has_unsent(&self) -> bool {
+        !self.unsent.is_empty()
+    }
+
+    /// Takes as much of `bytes` as the buffer has room for; returns how much.
+    pub(super) fn write(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.room());
+        self.unsent.extend(&bytes[..n]);
+        n
+    }
+
+    /// Queues the FIN after the bytes written so far.
+    pub(super) fn close(&mut self) {
+        self.fin_queued = true;
+    }
+
+    /// Takes an acknowledgement of everything up to `ack_nr`, and the selective ACK beside it.
+    /// `state` says the packet carried no data (only those count as duplicate ACKs).
+    pub(super) fn on_ack(
+        &mut self,
+        ack_nr: u16,
+        sack: Option<&SelectiveAck>,
+        state: bool,
+        now: Instant,
+    ) -> Result<Acked, WildAck> {
+        let base = self.next_seq.wrapping_sub(self.in_flight.len() as u16).wrapping_sub(1);
+        let newly = distance(base, ack_nr);
+        if usize::from(newly) > self.in_flight.len() {
+            return Err(WildAck);
+        }
+        let mut acked = Acked { progress: newly > 0, ..Acked::default() };
+        for _ in 0..newly {
+            let p = self.in_flight.pop_front().expect("newly <= in_flight.len()");
+            self.forget(&p);
+            if !p.sacked {
+                acked.bytes += p.payload.len();
+                // Karn: only a packet sent once gives a sample; a sacked one was answered
+                // earlier than now.
+                if p.transmissions == 1 {
+                    acked.rtt = Some(now - p.sent_at);
+                }
+            }
+            acked.fin_acked |= p.kind == PacketType::Fin;
+        }
+        if newly > 0 {
+            self.dup_acks = 0;
+        } else if state && self.in_flight.iter().any(InFlight::counted) {
+            self.dup_acks += 1;
+        }
+        if let Some(sack) = sack {
+            for offset in sack.received() {
+                // Bit 0 is ack_nr + 2, which is in_flight[1] now that ack_nr + 1 is the front.
+                let Some(p) = self.in_flight.get_mut(usize::from(offset) + 1) else { break };
+                if p.transmissions > 0 && !p.sacked {
+                    if p.counted() {
+                        self.window -= p.payload.len();
+                    }
+                    p.sacked = true;
+                    acked.bytes += p.payload.len();
+                }
+            }
+        }
+        acked.lost = self.detect_loss();
+        Ok(acked)
+    }
+
+    /// Marks for resending the packets behind which enough later ones were selectively
+    /// acknowledged, and the oldest one after enough duplicate ACKs.
+    fn detect_loss(&mut self) -> Option<u16> {
+        let mut lost = None;
+        let mut later_sacked = 0u32;
+        for p in self.in_flight.iter_mut().rev() {
+            if p.sacked {
+                later_sacked += 1;
+            } else if later_sacked >= DUP_ACK_LIMIT && p.counted() {
+                p.resend = true;
+                self.window -= p.payload.len();
+                lost = Some(p.seq);
+            }
+        }
+        if self.dup_acks >= DUP_ACK_LIMIT {
+            self.dup_acks = 0;
+            if let Some(p) = self.in_flight.front_mut().filter(|p| p.counted()) {
+                p.resend = true;
+                self.window -= p.payload.len();
+                lost = Some(p.seq);
+            }
+        }
+        lost
+    }
+
+    /// After a retransmission timeout: every packet not selectively acknowledged is resent.
+    pub(super) fn on_timeout(&mut self) {
+        for p in self.in_flight.iter_mut().filter(|p| p.transmissions > 0 && !p.sacked) {
+            p.resend = true;
+        }
+        self.window = 0;
+    }
+
+    /// The next packet to send within `allowed` bytes of window: a lost packet first, then new
+    /// bytes (at most `mss`), then the FIN. A packet smaller than `mss` goes only when nothing
+    /// else is in flight (no silly windows).
+    pub(super) fn next(&mut self, allowed: usize, mss: usize, now: Instant) -> Option<Outgoing> {
+        let room = allowed.saturating_sub(self.window);
+        if let Some(p) = self.in_flight.iter_mut().find(|p| p.resend) {
+            if p.payload.len() > room && self.window > 0 {
+                return None;
+            }
+            p.resend = false;
+            p.transmissions += 1;
+            p.sent_at = now;
+            self.window += p.payload.len();
+            return Some(Outgoing { seq: p.seq, kind: p.kind, payload: p.payload.clone(), again: true });
+        }
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            return None;
+        }
+        let (kind, payload) = if !self.unsent.is_empty() {
+            let full = self.unsent.len().min(mss);
+            let size = if full <= room {
+                full
+            } else if self.window == 0 && room > 0 {
+                room
+            } else {
+                return None;
+            };
+            (PacketType::Data, self.unsent.drain(..size).collect::<Vec<u8>>())
+        } else if self.fin_queued && !self.fin_sent {
+            self.fin_sent = true;
+            (PacketType::Fin, Vec::new())
+        } else {
+            return None;
+        };
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        self.held += payload.len();
+        self.window += payload.len();
+        self.in_flight.push_back(InFlight {
+            seq,
+            kind,
+            payload: payload.clone(),
+            sent_at: now,
+            transmissions: 1,
+            resend: false,
+            sacked: false,
+        });
+        Some(Outgoing { seq, kind, payload, again: false })
+    }
+
+    /// Drops a packet's bytes from the counters once it leaves `in_flight`.
+    fn forget(&mut self, p: &InFlight) {
+        self.held -= p.payload.len();
+        if p.counted() {
+            self.window -= p.payload.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Sender, WildAck};
+    use crate::utp::packet::{PacketType, SelectiveAck};
+    use crate::Instant;
+
+    const T0: Instant = Instant::ZERO;
+
+    #[test]
+    fn cumulative_and_selective_acks_free_the_window() {
+        let mut s = Sender::new(65534, 10_000);
+        assert_eq!(s.write(&[7; 5000]), 5000);
+        let seqs: Vec<u16> = std::iter::from_fn(|| s.next(5000, 1000, T0)).map(|p| p.seq).collect();
+        assert_eq!(seqs, [65534, 65535, 0, 1, 2]);
+        assert_eq!(s.window(), 5000);
+        assert_eq!(s.on_ack(5, None, true, T0).unwrap_err(), WildAck);
+        let sack = SelectiveAck { mask: vec![0b111, 0, 0, 0] }; // 0, 1, 2 arrived
+        let a = s.on_ack(65534, Some(&sack), true, Instant::from_micros(10)).unwrap();
+        assert_eq!((a.bytes, a.lost, a.rtt), (4000, Some(65535), Some(std::time::Duration::from_micros(10))));
+        assert_eq!(s.window(), 0);
+        let again = s.next(1000, 1000, T0).unwrap();
+        assert_eq!((again.seq, again.kind), (65535, PacketType::Data));
+        let a = s.on_ack(2, None, true, T0).unwrap();
+        assert_eq!((a.bytes, a.rtt), (1000, None), "sacked bytes count once; no sample from a resend");
+        assert!(!s.busy());
+    }
+
+    #[test]
+    fn three_duplicate_acks_resend_the_oldest_and_the_fin_comes_last() {
+        let mut s = Sender::new(10, 10_000);
+        s.write(&[1; 3000]);
+        s.close();
+        assert_eq!(s.room(), 0);
+        while s.next(10_000, 1000, T0).is_some() {}
+        assert_eq!(s.next_seq(), 14, "three data packets and the FIN");
+        assert_eq!(s.on_ack(9, None, false, T0).unwrap().lost, None, "a data packet is no duplicate ACK");
+        assert_eq!(s.on_ack(9, None, true, T0).unwrap().lost, None);
+        assert_eq!(s.on_ack(9, None, true, T0).unwrap().lost, None);
+        assert_eq!(s.on_ack(9, None, true, T0).unwrap().lost, Some(10));
+        assert_eq!(s.next(10_000, 1000, T0).map(|p| p.seq), Some(10));
+        let a = s.on_ack(13, None, true, T0).unwrap();
+        assert!(a.fin_acked);
+    }
+}
