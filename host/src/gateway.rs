@@ -26,11 +26,8 @@ fn parse_route(table: &str) -> Option<Ipv4Addr> {
 
 /// Our IPv4 address on the route to `to` (a connected UDP socket sends nothing: the kernel
 /// only picks the route and the source address).
-pub(crate) fn local_ip_toward(to: SocketAddr, interface: Option<&str>) -> Option<Ipv4Addr> {
+pub(crate) fn local_ip_toward(to: SocketAddr) -> Option<Ipv4Addr> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).ok()?;
-    if let Some(name) = interface {
-        crate::net::bind_device(&s, name).ok()?;
-    }
     s.connect(&to.into()).ok()?;
     match s.local_addr().ok()?.as_socket()?.ip() {
         IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
@@ -56,6 +53,6 @@ mod tests {
 
     #[test]
     fn our_address_toward_loopback() {
-        assert_eq!(local_ip_toward("127.0.0.1:5000".parse().unwrap(), None), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(local_ip_toward("127.0.0.1:5000".parse().unwrap()), Some(Ipv4Addr::LOCALHOST));
     }
 }

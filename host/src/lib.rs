@@ -124,7 +124,6 @@ pub async fn start<R: Runtime>(
             port,
             udp: !dht_sockets.is_empty(),
             announce_port: config.engine.announce_port,
-            interface: None,
             commands: commands_tx.clone(),
             report: std::sync::Arc::clone(&shared),
         };

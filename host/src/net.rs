@@ -97,18 +97,6 @@ impl Resolver for PolicyResolver {
     }
 }
 
-/// Binds `socket` to the network interface `name` (SO_BINDTODEVICE), so its traffic leaves
-/// through that interface whatever the routes say (a VPN's, say).
-pub(crate) fn bind_device(socket: &socket2::Socket, name: &str) -> std::io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    return socket.bind_device(Some(name.as_bytes()));
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let _ = socket;
-        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, format!("binding to interface {name}")))
-    }
-}
-
 /// An HTTP agent whose every connection passes `policy` and goes through `proxy` when there
 /// is one (never directly: a failing proxy fails the request), with a global `timeout`;
 /// `statuses_as_errors` as ureq's `http_status_as_error`.

@@ -82,8 +82,6 @@ pub(crate) struct Setup {
     pub(crate) udp: bool,
     /// A port the user announces instead (`--announce-port`): kept over a mapping's.
     pub(crate) announce_port: Option<u16>,
-    /// The interface sockets are bound to, if any.
-    pub(crate) interface: Option<String>,
     pub(crate) commands: Sender<Command>,
     pub(crate) report: Arc<Mutex<PortMapReport>>,
 }
@@ -109,8 +107,8 @@ pub(crate) fn start<R: Runtime>(setup: Setup) -> Result<PortMapTask<R>, String> 
     if !mapper.is_enabled() {
         return Err("no port-mapping protocol can run".into());
     }
-    let natpmp = udp_socket::<R>(setup.interface.as_deref()).map_err(|e| format!("NAT-PMP socket: {e}"))?;
-    let ssdp = udp_socket::<R>(setup.interface.as_deref()).map_err(|e| format!("SSDP socket: {e}"))?;
+    let natpmp = udp_socket::<R>().map_err(|e| format!("NAT-PMP socket: {e}"))?;
+    let ssdp = udp_socket::<R>().map_err(|e| format!("SSDP socket: {e}"))?;
     let (tx, rx) = async_channel::unbounded();
     let (done_tx, done) = async_channel::bounded(1);
     let agent = crate::net::http_agent(setup.policy, None, HTTP_TIMEOUT, false);
@@ -130,12 +128,9 @@ pub(crate) fn start<R: Runtime>(setup: Setup) -> Result<PortMapTask<R>, String> 
     Ok(PortMapTask { stop: tx, done, _task: task })
 }
 
-/// An unconnected IPv4 UDP socket on an ephemeral port, bound to `interface` if given.
-fn udp_socket<R: Runtime>(interface: Option<&str>) -> std::io::Result<R::Udp> {
+/// An unconnected IPv4 UDP socket on an ephemeral port.
+fn udp_socket<R: Runtime>() -> std::io::Result<R::Udp> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if let Some(name) = interface {
-        crate::net::bind_device(&s, name)?;
-    }
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
     s.set_nonblocking(true)?;
     R::udp_from_std(s.into())
@@ -228,9 +223,9 @@ impl<R: Runtime> Driver<R> {
 
     /// Runs one HTTP request on the blocking pool.
     fn http(&self, req: HttpRequest) {
-        let (agent, tx, interface) = (self.agent.clone(), self.tx.clone(), self.setup.interface.clone());
+        let (agent, tx) = (self.agent.clone(), self.tx.clone());
         R::spawn_blocking(move || {
-            let result = http_exchange(&agent, &req, interface.as_deref());
+            let result = http_exchange(&agent, &req);
             let _ = tx.send_blocking(Msg::Http(req.id, result));
         });
     }
@@ -295,7 +290,7 @@ impl<R: Runtime> Driver<R> {
 }
 
 /// One GET (a description) or SOAP POST, with our address toward the device.
-fn http_exchange(agent: &ureq::Agent, req: &HttpRequest, interface: Option<&str>) -> Result<HttpAnswer, String> {
+fn http_exchange(agent: &ureq::Agent, req: &HttpRequest) -> Result<HttpAnswer, String> {
     let uri: ureq::http::Uri = req.url.parse().map_err(|e| format!("{}: {e}", req.url))?;
     let device = match (uri.host().and_then(|h| h.parse::<Ipv4Addr>().ok()), uri.port_u16().unwrap_or(80)) {
         (Some(ip), port) => SocketAddr::from((ip, port)),
@@ -313,5 +308,5 @@ fn http_exchange(agent: &ureq::Agent, req: &HttpRequest, interface: Option<&str>
     let status = response.status().as_u16();
     let limit = portmap::igd::MAX_DESCRIPTION as u64 + 1;
     let body = response.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| e.to_string())?;
-    Ok(HttpAnswer { status, body, local_ip: gateway::local_ip_toward(device, interface) })
+    Ok(HttpAnswer { status, body, local_ip: gateway::local_ip_toward(device) })
 }
