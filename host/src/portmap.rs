@@ -283,9 +283,15 @@ impl<R: Runtime> Driver<R> {
             Some((ip, port)) => (ip, self.setup.announce_port.or(Some(port))),
             None => (None, self.setup.announce_port),
         };
-        let ip = ip.map(Into::into);
-        let call: crate::command::EngineCall = Box::new(move |engine, _| engine.set_announce_addr(ip, port));
+        let call: crate::command::EngineCall =
+            Box::new(move |engine, _| engine.set_announce_addr(ip.map(Into::into), port));
         let _ = self.setup.commands.try_send(Command::Engine(call));
+        // After the send: a command that follows this line in the log reaches the engine after it.
+        match (ip, port) {
+            (Some(ip), Some(port)) => tracing::info!("announcing {ip}:{port} to trackers and the DHT from now on"),
+            (None, Some(port)) => tracing::info!("announcing port {port} to trackers and the DHT from now on"),
+            (_, None) => tracing::info!("announcing the listen port to trackers and the DHT from now on"),
+        }
     }
 }
 

@@ -266,6 +266,9 @@ fn a_wan_peer_downloads_through_ports_mapped_by_upnp_then_natpmp() {
         seeder.wait_stderr("the external address", TIMEOUT, |e| {
             e.contains(&format!("{via}: external address {ROUTER_WAN}"))
         });
+        seeder.wait_stderr("the announced address", TIMEOUT, |e| {
+            e.contains(&format!("announcing {ROUTER_WAN}:{PORT} to trackers and the DHT from now on"))
+        });
         assert!(nat_rules(&lab).contains(&format!("dport {PORT}")), "miniupnpd forwards the port: {}", nat_rules(&lab));
         // The tracker hears the external address and port (after the mapping: a re-announce
         // is not forced, so the test's torrent announces once started and the next one may be
@@ -367,10 +370,17 @@ fn a_router_that_lies_and_answers_garbage_is_reported_not_believed() {
     seeder.wait_stderr("the NAT-PMP mapping", TIMEOUT, |e| {
         e.contains(&format!("NAT-PMP: mapped TCP {PORT} -> external port {FAKE_EXTERNAL_PORT}"))
     });
+    // The engine has the mapped port before anything the test makes Shoal do next.
+    seeder.wait_stderr("the announce port", TIMEOUT, |e| {
+        e.contains(&format!("announcing port {FAKE_EXTERNAL_PORT} to trackers and the DHT from now on"))
+    });
     seeder.wait_stderr("the garbage description reported", TIMEOUT, |e| {
         e.contains(&format!("UPnP: mapping TCP {PORT} failed: gateway description")) && e.contains("malformed XML")
     });
     assert!(seeder.try_status().is_none(), "shoal is still running");
+    // Stopped once it has announced (after checking its data), so that it announces `stopped`.
+    wait_for("the started announce", TIMEOUT, || (!tracker.announces().is_empty()).then_some(()))
+        .unwrap_or_else(|e| panic!("{e}"));
     seeder.terminate_expect_success(Duration::from_secs(30));
     let log = seeder.stderr();
     assert!(log.contains(&format!("NAT-PMP: removed the mapping of TCP {PORT}")), "{log}");
