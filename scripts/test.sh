@@ -23,6 +23,10 @@ packages+=(chromium chromium-driver python3-venv)
 # nftables build (the binary alone: the service is in the `miniupnpd` package, not installed;
 # the test runs its own copy inside network namespaces) and nft for the router's firewall.
 packages+=(miniupnpd-nftables nftables)
+# The SOCKS5 proxy tests (tests/tests/socks.rs): microsocks (CONNECT with a password), dante
+# (UDP ASSOCIATE), iptables for the counters of direct traffic in the test's namespace (and
+# for tests/tests/lsd.rs, which drops IPv4 multicast in its namespace to test LSD's IPv6 group).
+packages+=(microsocks dante-server iptables)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

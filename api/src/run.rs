@@ -60,6 +60,32 @@ pub struct NetArgs {
     /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
     #[arg(long, value_parser = parse_proxy)]
     proxy: Option<shoal_host::Proxy>,
+    /// Encryption of peer connections (MSE/PE): `enabled` dials encrypted, retries a peer
+    /// without it in plaintext and accepts both; `forced` never speaks plaintext BitTorrent;
+    /// `disabled` never encrypts.
+    #[arg(long, value_enum, env = "SHOAL_ENCRYPTION", default_value_t = EncryptionArg::Enabled)]
+    encryption: EncryptionArg,
+}
+
+/// `--encryption`: [`shoal_core::Encryption`] by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncryptionArg {
+    /// Plain BitTorrent only.
+    Disabled,
+    /// Encrypted preferred, plaintext accepted (libtorrent's default).
+    Enabled,
+    /// Encrypted only.
+    Forced,
+}
+
+impl From<EncryptionArg> for shoal_core::Encryption {
+    fn from(e: EncryptionArg) -> Self {
+        match e {
+            EncryptionArg::Disabled => shoal_core::Encryption::Disabled,
+            EncryptionArg::Enabled => shoal_core::Encryption::Enabled,
+            EncryptionArg::Forced => shoal_core::Encryption::Forced,
+        }
+    }
 }
 
 /// `--proxy`, resolved once at start as the network policy allows.
@@ -247,8 +273,13 @@ pub fn nofile_limit() -> u64 {
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let plan = Plan {
         runtime: net.runtime,
-        engine: Config { net_policy: net_policy(), announce_port: net.announce_port, ..Config::default() }
-            .with_descriptors(nofile_limit()),
+        engine: Config {
+            net_policy: net_policy(),
+            encryption: net.encryption.into(),
+            announce_port: net.announce_port,
+            ..Config::default()
+        }
+        .with_descriptors(nofile_limit()),
         bind: net.bind,
         port: net.listen_port,
         // The default port is taken (another client?): any free port will do.

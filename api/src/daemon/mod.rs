@@ -109,8 +109,14 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
 /// engine's share of the descriptor budget.
 fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
     let (down, up) = settings::rate_limits(settings);
-    Config { net_policy: crate::run::net_policy(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
-        .with_limits(shoal_core::ConnectionLimits::for_peers(budget.engine))
+    Config {
+        net_policy: crate::run::net_policy(),
+        max_download_rate: down,
+        max_upload_rate: up,
+        encryption: settings::encryption(settings),
+        ..Config::default()
+    }
+    .with_limits(shoal_core::ConnectionLimits::for_peers(budget.engine))
 }
 
 /// Where the peer port comes from, which decides what happens when it is taken.
@@ -228,6 +234,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         net_policy = ?base_config.net_policy,
         max_download_rate = base_config.max_download_rate,
         max_upload_rate = base_config.max_upload_rate,
+        encryption = ?base_config.encryption,
         dht = dht.is_some(),
         dht_nodes_saved = std::fs::metadata(&dht_file).is_ok(),
         lsd,

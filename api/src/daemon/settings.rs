@@ -129,6 +129,9 @@ const KEYS: &[Key] = &[
     k("libtorrent", "upnp", Bool, B(true)),
     k("libtorrent", "natpmp", Bool, B(true)),
     k("libtorrent", "lsd", Bool, B(true)),
+    // Ours, not Tribler's: MSE/PE of peer connections, 0 disabled, 1 enabled (encrypted
+    // preferred, plaintext accepted: libtorrent's default), 2 forced.
+    k("libtorrent", "encryption", Int(0, 2), I(1)),
     k("download_defaults", "anonymity_enabled", Bool, B(false)),
     k("download_defaults", "number_hops", Int(0, 3), I(0)),
     k("download_defaults", "safeseeding_enabled", Bool, B(true)),
@@ -185,6 +188,7 @@ const EFFECTIVE: &[(&str, &str)] = &[
     ("libtorrent", "lsd"),
     ("libtorrent", "upnp"),
     ("libtorrent", "natpmp"),
+    ("libtorrent", "encryption"),
     ("dht", "enabled"),
     ("torrent_checking", "enabled"),
     ("torrent_checking", "interval"),
@@ -535,6 +539,15 @@ impl Settings {
 pub(super) fn rate_limits(settings: &Settings) -> (u64, u64) {
     let rate = |key: &str| settings.get("libtorrent", key).as_u64().unwrap_or(0);
     (rate("max_download_rate"), rate("max_upload_rate"))
+}
+
+/// `libtorrent.encryption`: 0 disabled, 1 enabled, 2 forced.
+pub(super) fn encryption(settings: &Settings) -> shoal_core::Encryption {
+    match settings.get("libtorrent", "encryption").as_i64() {
+        Some(0) => shoal_core::Encryption::Disabled,
+        Some(2) => shoal_core::Encryption::Forced,
+        _ => shoal_core::Encryption::Enabled,
+    }
 }
 
 /// `libtorrent.proxy_type`, `proxy_server` and `proxy_auth`.

@@ -336,6 +336,14 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             )
         };
         let listen: Vec<String> = d.peer_addrs.iter().map(|a| a.to_string()).collect();
+        // libtorrent's enc_policy (pe_forced 0, pe_enabled 1, pe_disabled 2) and
+        // enc_level (pe_plaintext 1, pe_rc4 2, pe_both 3).
+        let policy = match c.encryption {
+            shoal_core::Encryption::Forced => 0,
+            shoal_core::Encryption::Enabled => 1,
+            shoal_core::Encryption::Disabled => 2,
+        };
+        let level = c.encryption_levels.bits();
         Ok(ApiResponse::ok(json!({"hop": 0, "settings": {
             "user_agent": c.client_name,
             "listen_interfaces": listen.join(","),
@@ -358,6 +366,9 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "enable_lsd": false,
             "enable_upnp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::Upnp)),
             "enable_natpmp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::NatPmp)),
+            "out_enc_policy": policy,
+            "in_enc_policy": policy,
+            "allowed_enc_level": level,
         }})))
     })
 }

@@ -1,6 +1,6 @@
 //! The engine's tunables.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::mse::Levels;
@@ -34,8 +34,18 @@ pub struct Config {
     pub upload_slots: usize,
     /// Upper bound on our outstanding requests to one peer, in blocks.
     pub max_requests_per_peer: usize,
-    /// Lower bound on the request queue to one peer, in blocks.
+    /// Lower bound on the request queue to one peer once its rate is known, in blocks.
     pub min_requests_per_peer: usize,
+    /// Our global IPv6 address, sent to HTTP trackers as `ipv6=` (BEP 7) so that IPv6 peers
+    /// learn it even when the announce goes over IPv4. The host sets it from a listener bound
+    /// to a global IPv6 address.
+    pub announce_ipv6: Option<Ipv6Addr>,
+    /// Requests sent to a new peer before its rate is known; the queue grows by a block per
+    /// block it sends until then.
+    pub initial_requests_per_peer: usize,
+    /// Once a peer's rate is known, we keep this long of its rate requested from it, plus its
+    /// round trip (libtorrent's `request_queue_time`).
+    pub request_queue_time: Duration,
     /// Bytes of piece data held in memory per torrent (partial pieces, hashing, writing).
     pub max_in_flight_bytes: u64,
     /// Most bytes queued for sending to one peer (including disk reads for it in flight). The
@@ -154,7 +164,13 @@ impl Default for Config {
             max_half_open: 16,
             upload_slots: 8,
             max_requests_per_peer: 512,
-            min_requests_per_peer: 32,
+            // libtorrent's floor: one block arriving while the next is asked for.
+            min_requests_per_peer: 2,
+            initial_requests_per_peer: 32,
+            announce_ipv6: None,
+            // What the engine kept before the round trip was measured (libtorrent keeps 3 s
+            // and no round trip).
+            request_queue_time: Duration::from_secs(2),
             max_in_flight_bytes: 16 << 20,
             max_send_buffer: 8 << 20,
             min_send_buffer: 1 << 20,

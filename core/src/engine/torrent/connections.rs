@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use super::peer::{ActivePeer, Peer, PeerState};
 use super::pex::OUR_UT_PEX;
+use super::request_queue::RequestQueue;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
@@ -241,7 +242,7 @@ impl Torrent {
             // Until the metadata is in, any piece index is remembered, not refused.
             decoder.set_piece_count(pieces);
         }
-        let a = ActivePeer::new(&hs, decoder, pieces, cx.cfg.min_requests_per_peer, cx.now);
+        let a = ActivePeer::new(&hs, decoder, pieces, RequestQueue::new(cx.cfg, cx.now), cx.now);
         let (extended, fast) = (a.extended, a.fast);
         p.state = PeerState::Active(Box::new(a));
         let ch = &mut p.ch;
