@@ -10,7 +10,8 @@
 //! is a closure, `Command::Engine`) to the [`EngineTask`] (task.rs), which owns the engine.
 //! Socket tasks and trackers (io.rs, net.rs) and the disk and hash threads (workers.rs,
 //! disk.rs, pool.rs) report back through input.rs. session.rs holds the settings and errors,
-//! runtime.rs the [`Runtime`] trait.
+//! runtime.rs the [`Runtime`] trait; portmap.rs runs UPnP/NAT-PMP port mapping beside the
+//! engine (gateway.rs finds the router).
 //!
 //! ```text
 //! let (handle, bound, task) = shoal_host::start::<MyRuntime>(config).await?;
@@ -19,11 +20,13 @@
 
 mod command;
 mod disk;
+mod gateway;
 mod handle;
 mod input;
 mod io;
 mod net;
 mod pool;
+mod portmap;
 mod proxy;
 mod runtime;
 mod session;
@@ -36,11 +39,13 @@ use shoal_core::Engine;
 use shoal_core::Instant;
 
 pub use disk::{Storage, StorageError};
+pub use gateway::default_gateway;
 pub use handle::Handle;
 pub use net::{http_agent, http_error, http_error_of, resolve_blocking, PolicyResolver};
+pub use portmap::PortMapReport;
 pub use proxy::Proxy;
 pub use runtime::Runtime;
-pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, SessionConfig, SessionError};
+pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, PortMapSettings, SessionConfig, SessionError};
 pub use task::EngineTask;
 
 /// Binds the listeners and builds the engine task; the caller spawns [`EngineTask::run`] on
@@ -119,11 +124,33 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
+    let mut report = None;
+    let mut portmap_task = None;
+    if let (Some(settings), Some(port)) = (&config.port_mapping, bound.first().map(SocketAddr::port)) {
+        let shared = std::sync::Arc::default();
+        let setup = portmap::Setup {
+            settings: settings.clone(),
+            policy,
+            port,
+            udp: !dht_sockets.is_empty(),
+            announce_port: config.engine.announce_port,
+            commands: commands_tx.clone(),
+            report: std::sync::Arc::clone(&shared),
+        };
+        match portmap::start::<R>(setup) {
+            Ok(t) => {
+                portmap_task = Some(t);
+                report = Some(shared);
+            }
+            Err(e) => tracing::warn!("port mapping is off: {e}"),
+        }
+    }
     let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_sockets };
     let mut task =
         EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
-    Ok((Handle::new(commands_tx), bound, task))
+    task.portmap = portmap_task;
+    Ok((Handle::new(commands_tx, report), bound, task))
 }
 
 /// A seed from the OS's hash randomness (the core itself never draws randomness).

@@ -64,6 +64,8 @@ pub struct EngineTask<R: Runtime> {
     dht_sockets: Vec<io::DatagramSocket<R>>,
     /// The Local Service Discovery sockets (IPv4, IPv6 or both), with their tasks, when on.
     lsd_sockets: Vec<io::DatagramSocket<R>>,
+    /// The port-mapping driver, when on: told to remove its mappings at shutdown.
+    pub(crate) portmap: Option<crate::portmap::PortMapTask<R>>,
     /// Block-data buffers reused by the socket and disk tasks.
     pool: Arc<BufPool>,
     /// The threads that run disk and hash jobs.
@@ -128,6 +130,7 @@ impl<R: Runtime> EngineTask<R> {
             _listeners: sockets.listeners,
             dht_sockets: sockets.dht,
             lsd_sockets: sockets.lsd,
+            portmap: None,
             sleep: None,
         })
     }
@@ -192,6 +195,9 @@ impl<R: Runtime> EngineTask<R> {
                 }
             }
         }
+        if let Some(p) = self.portmap.take() {
+            p.stopped().await;
+        }
         let storages: Vec<Arc<Storage>> = self.storages.drain().map(|(_, s)| s).collect();
         io::unblock::<R, _>(move || {
             for s in storages {
@@ -209,6 +215,10 @@ impl<R: Runtime> EngineTask<R> {
             self.shutting_down = true;
             let now = self.now();
             self.engine.shutdown(now);
+            // The mappings are removed while the trackers hear `stopped`.
+            if let Some(p) = &self.portmap {
+                p.begin_stop();
+            }
         }
     }
 

@@ -543,6 +543,7 @@ pub fn udp_exchange(data: &[u8]) {
             info_hash,
             peer_id: PeerId(*b"-SH0001-fuzzfuzzfuzz"),
             port: 6881,
+            ip: None,
             uploaded: 0,
             downloaded: 0,
             left: 100,

@@ -1,6 +1,6 @@
 //! The engine's tunables.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::mse::Levels;
@@ -98,6 +98,12 @@ pub struct Config {
     /// ([`UdpIo::Lsd`](crate::UdpIo::Lsd)) and take peers from its [`Input::Datagram`](crate::Input::Datagram)s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
+    /// The port announced to trackers and the DHT instead of [`Config::listen_port`]: the
+    /// external port of a port mapping, or one the user forwarded by hand (`--announce-port`).
+    pub announce_port: Option<u16>,
+    /// The address announced to trackers (`ip=`, BEP 3; UDP trackers take IPv4 only): the
+    /// external address a port mapping learned. `None`: trackers use the sender's.
+    pub announce_ip: Option<IpAddr>,
     /// Message Stream Encryption of peer connections: whether we dial with it, accept it,
     /// insist on it.
     pub encryption: Encryption,
@@ -132,6 +138,11 @@ impl Encryption {
 }
 
 impl Config {
+    /// The port we announce: [`Config::announce_port`], else [`Config::listen_port`].
+    pub fn announced_port(&self) -> u16 {
+        self.announce_port.unwrap_or(self.listen_port)
+    }
+
     /// The policy every outgoing connection and datagram passes ([`Config::net_policy`]).
     pub fn net_policy(&self) -> NetPolicy {
         self.net_policy
@@ -182,6 +193,8 @@ impl Default for Config {
             max_download_rate: 0,
             max_upload_rate: 0,
             lsd: false,
+            announce_port: None,
+            announce_ip: None,
             // The engine as a library (simulator, tests) speaks plain BitTorrent unless told;
             // the daemon and the CLI default to `Enabled`, as libtorrent does.
             encryption: Encryption::Disabled,

@@ -465,6 +465,13 @@ impl Engine {
         self.after_input(None, now);
     }
 
+    /// Sets the address and port announced to trackers and the DHT from the next announce on
+    /// (a port mapping's result; see [`Config::announce_port`] and [`Config::announce_ip`]).
+    pub fn set_announce_addr(&mut self, ip: Option<std::net::IpAddr>, port: Option<u16>) {
+        self.config.announce_ip = ip;
+        self.config.announce_port = port;
+    }
+
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
     /// [`Event::ShutdownComplete`] follows.
     pub fn shutdown(&mut self, now: Instant) {
@@ -714,7 +721,7 @@ impl Engine {
                     .filter(|(_, t)| t.wants_dht())
                     .map(|(id, t)| (*id, t.info_hash, t.is_seed()))
                     .collect();
-                link.schedule(&due, self.config.listen_port, now);
+                link.schedule(&due, self.config.announced_port(), now);
             }
             self.announce_lsd(now);
         }

@@ -92,8 +92,11 @@ pub struct AnnounceParams {
     pub info_hash: InfoHash,
     /// Our peer id.
     pub peer_id: PeerId,
-    /// Our listening port.
+    /// Our listening port (or the one a port mapping opened).
     pub port: u16,
+    /// Our address as peers should dial it, when we know it better than the tracker (a port
+    /// mapping's external address); `None` lets the tracker use the sender's.
+    pub ip: Option<std::net::IpAddr>,
     /// Payload bytes uploaded since `started`.
     pub uploaded: u64,
     /// Payload bytes downloaded since `started`.

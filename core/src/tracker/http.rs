@@ -50,6 +50,9 @@ pub fn announce_url(base: &str, p: &AnnounceParams) -> String {
         p.downloaded,
         p.left
     ));
+    if let Some(ip) = p.ip {
+        url.push_str(&format!("&ip={ip}"));
+    }
     url.push_str(&format!("&key={:08x}&compact=1&no_peer_id=1", p.key));
     let event = match p.event {
         AnnounceEvent::None => None,
@@ -245,6 +248,7 @@ mod tests {
             info_hash: InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap(),
             peer_id: PeerId(*b"-SH0001-a b~c.d_e-\xff\x00"),
             port: 6881,
+            ip: None,
             uploaded: 1,
             downloaded: 2,
             left: 3,
@@ -279,6 +283,13 @@ mod tests {
              &port=6881&uploaded=1&downloaded=2&left=3\
              &key=deadbeef&compact=1&no_peer_id=1&event=started&numwant=50"
         );
+    }
+
+    #[test]
+    fn a_mapped_address_and_port_are_announced() {
+        let p = AnnounceParams { port: 7000, ip: Some("203.0.113.7".parse().unwrap()), ..params() };
+        let url = announce_url("http://t/a", &p);
+        assert!(url.contains("&port=7000&") && url.contains("&left=3&ip=203.0.113.7&key="), "{url}");
     }
 
     #[test]

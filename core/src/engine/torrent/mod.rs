@@ -472,7 +472,8 @@ impl Torrent {
             let params = AnnounceParams {
                 info_hash: self.info_hash,
                 peer_id: self.our_id,
-                port: cx.cfg.listen_port,
+                port: cx.cfg.announced_port(),
+                ip: cx.cfg.announce_ip,
                 uploaded: self.uploaded,
                 downloaded: self.downloaded,
                 left: self.left(),
