@@ -142,9 +142,9 @@ fn gui_settings_pass_and_settings_that_do_nothing_are_refused() {
         ("download_defaults", "seeding_mode", json!("ratio")),
         ("download_defaults", "seeding_ratio", json!(1.5)),
         ("download_defaults", "seeding_time", json!(5)),
-        ("libtorrent", "proxy_type", json!(2)),
-        ("libtorrent", "proxy_server", json!("127.0.0.1:1080")),
-        ("libtorrent", "proxy_auth", json!("u:p")),
+        // SOCKS4 and HTTP proxies are not implemented (SOCKS5 is, so 2 and 3 are taken).
+        ("libtorrent", "proxy_type", json!(1)),
+        ("libtorrent", "proxy_type", json!(4)),
         ("libtorrent", "utp", json!(false)),
         ("download_defaults", "number_hops", json!(1)),
         ("resource_monitor", "enabled", json!(false)),
