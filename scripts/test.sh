@@ -20,7 +20,8 @@ packages+=(xvfb xauth iproute2 fonts-dejavu-core libx11-xcb1 libxcb-icccm4 libxc
 # The web UI's browser test (tests/tests/webui.rs): Debian's chromium and its WebDriver.
 packages+=(chromium chromium-driver python3-venv)
 # The SOCKS5 proxy tests (tests/tests/socks.rs): microsocks (CONNECT with a password), dante
-# (UDP ASSOCIATE), iptables for the counters of direct traffic in the test's namespace.
+# (UDP ASSOCIATE), iptables for the counters of direct traffic in the test's namespace (and
+# for tests/tests/lsd.rs, which drops IPv4 multicast in its namespace to test LSD's IPv6 group).
 packages+=(microsocks dante-server iptables)
 missing=()
 for p in "${packages[@]}"; do

@@ -42,6 +42,8 @@ PAYLOADS = {
 
 SHOAL_CLIENT = "shoal"
 LT_CLIENT = "libtorrent"
+# Seeder kinds of Shoal, and the `--encryption` their seeder and leechers run with.
+SHOAL_ENCRYPTION = {"shoal": None, "shoal-rc4": "forced", "shoal-plain": "disabled"}
 
 
 def log(msg):
@@ -388,14 +390,18 @@ class Bench:
             self.lt_seeders[key] = (c, port)
         return self.lt_seeders[key]
 
-    def shoal_seeder(self, key):
-        if key not in self.shoal_seeders:
+    def seeder(self, kind, key):
+        """The seeder of `key` of this kind ("lt" or one of SHOAL_ENCRYPTION), started once."""
+        return self.lt_seeder(key) if kind == "lt" else self.shoal_seeder(key, kind)
+
+    def shoal_seeder(self, key, kind="shoal"):
+        if (key, kind) not in self.shoal_seeders:
             torrent, sums = self.payload(key)
             warm_cache(self.data, sums)
             port = free_port()
-            logp = self.logs / ("seed-shoal-%s.log" % key)
+            logp = self.logs / ("seed-%s-%s.log" % (kind, key))
             c = Child([SHOAL, "seed", torrent, self.data, "--bind", "127.0.0.1",
-                       "--listen-port", port], logp)
+                       "--listen-port", port] + encryption_args(kind), logp)
 
             def ready():
                 text = logp.read_text(errors="replace")
@@ -408,14 +414,14 @@ class Bench:
                 return False
 
             wait_until(ready, max(self.args.timeout, 120), c, "the Shoal seeder of %s" % key)
-            log("Shoal seeder for %s on 127.0.0.1:%d (pid %d)" % (key, port, c.pid))
-            self.shoal_seeders[key] = (c, port)
-        return self.shoal_seeders[key]
+            log("Shoal seeder (%s) for %s on 127.0.0.1:%d (pid %d)" % (kind, key, port, c.pid))
+            self.shoal_seeders[(key, kind)] = (c, port)
+        return self.shoal_seeders[(key, kind)]
 
-    def leecher_argv(self, client, torrent, out_dir, port, peers):
+    def leecher_argv(self, client, torrent, out_dir, port, peers, seed_kind):
         if client == SHOAL_CLIENT:
             argv = [SHOAL, "download", torrent, "-o", out_dir, "--bind", "127.0.0.1",
-                    "--listen-port", port]
+                    "--listen-port", port] + encryption_args(seed_kind)
             for p in peers:
                 argv += ["--peer", "127.0.0.1:%d" % p]
         else:
@@ -471,7 +477,7 @@ class Bench:
         try:
             for i, (d, port) in enumerate(zip(dirs, ports)):
                 # Leecher i dials the seeder and every leecher started before it.
-                argv = self.leecher_argv(client, torrent, d, port, [seed_port] + ports[:i])
+                argv = self.leecher_argv(client, torrent, d, port, [seed_port] + ports[:i], seed_kind)
                 c = Child(argv, self.logs / ("%s-%d.log" % (tag, i)))
                 leechers.append(c)
                 if i + 1 < n_leechers:
@@ -525,6 +531,12 @@ class Bench:
 # ---------------------------------------------------------------------------------------------
 # Scenarios and the table.
 
+def encryption_args(kind):
+    """The `--encryption` option of a Shoal seeder kind (none: the binary's default)."""
+    enc = SHOAL_ENCRYPTION.get(kind)
+    return ["--encryption", enc] if enc else []
+
+
 def scenarios(args):
     """[(id, title, payload key, [(client label, client, seeder kind)], leechers)]"""
     keys = ["single", "multi"] if args.payload == "both" else [args.payload]
@@ -540,6 +552,12 @@ def scenarios(args):
         out.append(("swarm4-" + k, "%s, 1 libtorrent seeder + 4 leechers (total)"
                     % PAYLOADS[k]["label"], k,
                     [("4x shoal", SHOAL_CLIENT, "lt"), ("4x lt", LT_CLIENT, "lt")], 4))
+    if args.encryption:
+        k = "single" if "single" in keys else keys[0]
+        out.append(("encryption-" + k, "%s, Shoal seeds Shoal, RC4 vs plaintext"
+                    % PAYLOADS[k]["label"], k,
+                    [("shoal->shoal rc4", SHOAL_CLIENT, "shoal-rc4"),
+                     ("shoal->shoal plain", SHOAL_CLIENT, "shoal-plain")], 1))
     return out
 
 
@@ -552,7 +570,9 @@ def table(bench, scens):
     head = ["scenario", "client", "runs", "median wall s", "MB/s", "CPU s", "peak RSS MiB",
             "seeder CPU s", "connect->exit s", "MB/s ratio", "CPU ratio"]
     for sid, title, key, clients, n in scens:
-        med = {}
+        # The first client against the second: Shoal against libtorrent, or RC4 against
+        # plaintext.
+        med = []
         for label, client, _kind in clients:
             rs = [r for r in bench.results if r["scenario"] == sid and r["client"] == label]
             ok = [r for r in rs if r["ok"]]
@@ -566,16 +586,15 @@ def table(bench, scens):
                 m["xfer"] = statistics.median(xf) if xf else None
             else:
                 m = dict.fromkeys(["wall", "mbps", "cpu", "rss", "seed_cpu", "xfer"])
-            med[client] = m
+            med.append(m)
             m["runs"] = "%d/%d" % (len(ok), len(rs))
             m["label"] = label
-        s, l = med.get(SHOAL_CLIENT), med.get(LT_CLIENT)
-        for client in (SHOAL_CLIENT, LT_CLIENT):
-            m = med[client]
+        s, l = med[0], med[1]
+        for i, m in enumerate(med):
             ratio_mbps = ratio_cpu = None
-            if client == SHOAL_CLIENT and s["wall"] is not None and l["wall"] is not None:
+            if i == 0 and s["wall"] is not None and l["wall"] is not None:
                 ratio_mbps, ratio_cpu = s["mbps"] / l["mbps"], s["cpu"] / l["cpu"]
-            rows.append([title if client == SHOAL_CLIENT else "", m["label"], m["runs"],
+            rows.append([title if i == 0 else "", m["label"], m["runs"],
                          fmt(m["wall"], ".2f"), fmt(m["mbps"], ".0f"), fmt(m["cpu"], ".2f"),
                          fmt(m["rss"], ".0f"), fmt(m["seed_cpu"], ".2f"), fmt(m["xfer"], ".2f"),
                          fmt(ratio_mbps, ".2f"), fmt(ratio_cpu, ".2f")])
@@ -611,6 +630,9 @@ def main():
                    help="payloads, torrents, downloads and logs (/tmp/shoal-bench)")
     p.add_argument("--timeout", type=int, default=300,
                    help="seconds one timed download (or swarm) may take before it is killed (300)")
+    p.add_argument("--encryption", action="store_true",
+                   help="also: Shoal seeding Shoal with RC4 (--encryption forced) against "
+                        "plaintext (--encryption disabled)")
     p.add_argument("--json", help="also write every run's figures to this file")
     p.add_argument("--no-prewarm", dest="prewarm", action="store_false",
                    help="do not write and delete a scratch file before each download (see prewarm())")
@@ -638,11 +660,11 @@ def main():
         # Set everything up before the first timed run.
         for _sid, _t, key, clients, _n in scens:
             for _l, _c, kind in clients:
-                (bench.lt_seeder if kind == "lt" else bench.shoal_seeder)(key)
+                bench.seeder(kind, key)
         for rnd in range(1, args.rounds + 1):
             for sid, _title, key, clients, n in scens:
                 for label, client, kind in clients:
-                    seeder = (bench.lt_seeders if kind == "lt" else bench.shoal_seeders)[key]
+                    seeder = bench.seeder(kind, key)
                     if not seeder[0].alive():
                         raise RuntimeError("the %s seeder of %s died:\n%s"
                                            % (kind, key, seeder[0].log_tail()))
@@ -662,8 +684,8 @@ def main():
         print("Shoal vs libtorrent on 127.0.0.1, %d round(s), interleaved; %s; load at end %s"
               % (args.rounds, shoal_version, " ".join("%.2f" % x for x in os.getloadavg())))
         print(table(bench, scens))
-        print("ratios are Shoal / libtorrent (MB/s: higher is better for Shoal; "
-              "CPU: lower is better)")
+        print("ratios are the first row over the second: Shoal / libtorrent, or RC4 / plaintext "
+              "(MB/s: higher is better for the first; CPU: lower is better)")
     if args.json:
         Path(args.json).write_text(json.dumps({"shoal": shoal_version, "libtorrent": lt_version,
                                                "rounds": args.rounds, "results": bench.results},

@@ -488,6 +488,40 @@ pub(crate) fn lsd_socket<R: Runtime>(
     Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Lsd))
 }
 
+/// The loopback interface's index: Linux gives its loopback device index 1 in every network
+/// namespace (`LOOPBACK_IFINDEX`), and so do the BSDs and macOS (`lo0`).
+pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
+
+/// Binds the IPv6 Local Service Discovery socket (BEP 14): UDP 6771 on every IPv6 address,
+/// shared (SO_REUSEADDR), member of the IPv6 group on interface index `interface` (0: the
+/// system's default; the local-only policy allows [`LOOPBACK_IFINDEX`] alone), its own
+/// announces looped back as on IPv4.
+pub(crate) fn lsd_socket_v6<R: Runtime>(
+    policy: NetPolicy,
+    interface: u32,
+    inputs: Sender<Input<R>>,
+) -> std::io::Result<DatagramSocket<R>> {
+    use shoal_core::lsd::{GROUP_V6, PORT};
+    use socket2::{Domain, Protocol, Socket, Type};
+    if policy.is_local_only() && interface != LOOPBACK_IFINDEX {
+        let refused = shoal_core::Refused::Addr(SocketAddr::from((GROUP_V6, PORT)));
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused));
+    }
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, PORT));
+    s.bind(&addr.into())?;
+    s.join_multicast_v6(&GROUP_V6, interface)?;
+    s.set_multicast_loop_v6(true)?;
+    if interface != 0 {
+        s.set_multicast_if_v6(interface)?;
+    }
+    s.set_nonblocking(true)?;
+    let socket = R::udp_from_std(s.into())?;
+    Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Lsd))
+}
+
 /// Starts the task of the engine's unconnected UDP socket `kind`: datagrams received become
 /// inputs, queued datagrams are sent.
 fn udp_task<R: Runtime>(

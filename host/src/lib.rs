@@ -30,7 +30,7 @@ mod session;
 mod task;
 mod workers;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use shoal_core::Engine;
 use shoal_core::Instant;
@@ -67,6 +67,10 @@ pub async fn start<R: Runtime>(
         }
     }
     let mut engine_config = config.engine.clone();
+    if engine_config.announce_ipv6.is_none() {
+        // BEP 7: a listener on a global IPv6 address is how trackers' IPv6 peers reach us.
+        engine_config.announce_ipv6 = bound.iter().find_map(|a| global_ipv6(a.ip()));
+    }
     if engine_config.listen_port == 0 {
         if let Some(a) = bound.first() {
             engine_config.listen_port = a.port();
@@ -74,7 +78,7 @@ pub async fn start<R: Runtime>(
     }
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
-    let mut lsd_socket = None;
+    let mut lsd_sockets = Vec::new();
     if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
         tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
     }
@@ -82,11 +86,17 @@ pub async fn start<R: Runtime>(
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
-            Ok(s) => lsd_socket = Some(s),
+            Ok(s) => lsd_sockets.push(s),
             Err(e) => tracing::warn!("Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
         }
+        let interface6 = if loopback { io::LOOPBACK_IFINDEX } else { 0 };
+        match io::lsd_socket_v6::<R>(policy, interface6, inputs_tx.clone()) {
+            Ok(s) => lsd_sockets.push(s),
+            // A host without IPv6 (or without a multicast route for it) still has IPv4's group.
+            Err(e) => tracing::info!("Local Service Discovery on IPv6 cannot use UDP {}: {e}", shoal_core::lsd::PORT),
+        }
     }
-    engine_config.lsd = lsd_socket.is_some();
+    engine_config.lsd = !lsd_sockets.is_empty();
     let seed = config.seed.unwrap_or_else(random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     // The DHT speaks UDP on the same addresses and port as the peer listeners.
@@ -109,7 +119,7 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_socket };
+    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_sockets };
     let mut task =
         EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
@@ -122,4 +132,27 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
+}
+
+/// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not
+/// loopback, link-local, unique-local, multicast or IPv4-mapped.
+fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
+    match ip {
+        IpAddr::V6(v6) if v6.segments()[0] & 0xe000 == 0x2000 => Some(v6),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_ipv6;
+
+    #[test]
+    fn only_global_unicast_ipv6_is_announced() {
+        let g = |s: &str| global_ipv6(s.parse().expect("an address"));
+        assert_eq!(g("2a01:4f8::1"), Some("2a01:4f8::1".parse().unwrap()));
+        for other in ["::", "::1", "fe80::1", "fd00::1", "ff02::1", "::ffff:1.2.3.4", "192.0.2.1"] {
+            assert_eq!(g(other), None, "{other}");
+        }
+    }
 }

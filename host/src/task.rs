@@ -62,8 +62,8 @@ pub struct EngineTask<R: Runtime> {
     _listeners: Vec<R::Task>,
     /// The DHT's UDP sockets (one per bound address), with their reader tasks.
     dht_sockets: Vec<io::DatagramSocket<R>>,
-    /// The Local Service Discovery socket, with its task, when on.
-    lsd_socket: Option<io::DatagramSocket<R>>,
+    /// The Local Service Discovery sockets (IPv4, IPv6 or both), with their tasks, when on.
+    lsd_sockets: Vec<io::DatagramSocket<R>>,
     /// Block-data buffers reused by the socket and disk tasks.
     pool: Arc<BufPool>,
     /// The threads that run disk and hash jobs.
@@ -88,8 +88,8 @@ pub(crate) struct Sockets<R: Runtime> {
     pub(crate) listeners: Vec<R::Task>,
     /// The DHT's sockets (one per bound address).
     pub(crate) dht: Vec<io::DatagramSocket<R>>,
-    /// The Local Service Discovery socket, when on.
-    pub(crate) lsd: Option<io::DatagramSocket<R>>,
+    /// The Local Service Discovery sockets (IPv4, IPv6 or both), when on.
+    pub(crate) lsd: Vec<io::DatagramSocket<R>>,
 }
 
 impl<R: Runtime> EngineTask<R> {
@@ -127,7 +127,7 @@ impl<R: Runtime> EngineTask<R> {
             shutting_down: false,
             _listeners: sockets.listeners,
             dht_sockets: sockets.dht,
-            lsd_socket: sockets.lsd,
+            lsd_sockets: sockets.lsd,
             sleep: None,
         })
     }
@@ -449,9 +449,13 @@ impl<R: Runtime> EngineTask<R> {
                 }
                 Output::Resolve { host, port } => io::dht_resolve::<R>(host, port, self.policy, self.inputs_tx.clone()),
                 Output::Udp(UdpIo::Lsd { data, v6 }) => {
-                    // IPv4 only for now: announces for the IPv6 group are dropped.
-                    if let (Some(s), false) = (&self.lsd_socket, v6) {
-                        s.send(SocketAddr::from((shoal_core::lsd::GROUP_V4, shoal_core::lsd::PORT)), data);
+                    // To the group of the announce's family, if that family's socket is open.
+                    let to = match v6 {
+                        true => SocketAddr::from((shoal_core::lsd::GROUP_V6, shoal_core::lsd::PORT)),
+                        false => SocketAddr::from((shoal_core::lsd::GROUP_V4, shoal_core::lsd::PORT)),
+                    };
+                    if let Some(s) = self.lsd_sockets.iter().find(|s| s.family_matches(&to)) {
+                        s.send(to, data);
                     }
                 }
                 Output::Event(e) => {

@@ -550,6 +550,7 @@ pub fn udp_exchange(data: &[u8]) {
             num_want: u32::MAX,
             key: 7,
             tracker_id: None,
+            ipv6: None,
         };
         UdpExchange::announce(params, now, &mut rng, &cfg)
     };

@@ -1,5 +1,6 @@
 //! The engine's tunables.
 
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use crate::mse::Levels;
@@ -35,6 +36,10 @@ pub struct Config {
     pub max_requests_per_peer: usize,
     /// Lower bound on the request queue to one peer once its rate is known, in blocks.
     pub min_requests_per_peer: usize,
+    /// Our global IPv6 address, sent to HTTP trackers as `ipv6=` (BEP 7) so that IPv6 peers
+    /// learn it even when the announce goes over IPv4. The host sets it from a listener bound
+    /// to a global IPv6 address.
+    pub announce_ipv6: Option<Ipv6Addr>,
     /// Requests sent to a new peer before its rate is known; the queue grows by a block per
     /// block it sends until then.
     pub initial_requests_per_peer: usize,
@@ -151,6 +156,7 @@ impl Default for Config {
             // libtorrent's floor: one block arriving while the next is asked for.
             min_requests_per_peer: 2,
             initial_requests_per_peer: 32,
+            announce_ipv6: None,
             // What the engine kept before the round trip was measured (libtorrent keeps 3 s
             // and no round trip).
             request_queue_time: Duration::from_secs(2),

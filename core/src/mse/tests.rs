@@ -132,7 +132,7 @@ fn one_way(from: &mut Established, to: &mut Established) {
 fn both_roles_agree_on_rc4_and_carry_payload() {
     let ia = b"\x13BitTorrent protocol and the rest of a handshake";
     for chunk in [1, 7, 100, 4096] {
-        let (mut a, mut b) = run(Levels::Both, Levels::Both, (17, 300), ia, chunk).unwrap();
+        let (mut a, mut b) = run(Levels::Rc4, Levels::Both, (17, 300), ia, chunk).unwrap();
         assert_eq!((a.selected, b.selected), (Selected::Rc4, Selected::Rc4));
         assert_eq!((a.info_hash, b.info_hash), (SKEY, SKEY));
         assert_eq!(b.payload, ia);
@@ -142,8 +142,10 @@ fn both_roles_agree_on_rc4_and_carry_payload() {
 }
 
 #[test]
-fn plaintext_is_selected_when_one_side_wants_only_that() {
-    for (offer, allow) in [(Levels::Plaintext, Levels::Both), (Levels::Both, Levels::Plaintext)] {
+fn plaintext_is_selected_when_one_side_wants_only_that_or_both_offer_both() {
+    for (offer, allow) in
+        [(Levels::Plaintext, Levels::Both), (Levels::Both, Levels::Plaintext), (Levels::Both, Levels::Both)]
+    {
         let (mut a, mut b) = run(offer, allow, (0, 0), b"hello", 50).unwrap();
         assert_eq!((a.selected, b.selected), (Selected::Plaintext, Selected::Plaintext));
         assert!(a.send.is_plaintext() && b.recv.is_plaintext());

@@ -108,6 +108,9 @@ pub struct AnnounceParams {
     pub key: u32,
     /// The `tracker id` an earlier answer of this tracker gave us, echoed back.
     pub tracker_id: Option<String>,
+    /// Our global IPv6 address (BEP 7 `ipv6=`, HTTP only): a tracker reached over IPv4 can
+    /// still hand it to peers that speak IPv6.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// A tracker's answer to an announce, after sanity limits.

@@ -68,6 +68,11 @@ pub fn announce_url(base: &str, p: &AnnounceParams) -> String {
         url.push_str("&trackerid=");
         url.push_str(&utf8_percent_encode(id, QUERY_VALUE).to_string());
     }
+    if let Some(ip) = p.ipv6 {
+        // BEP 7: the tracker hands this address to IPv6 peers whatever family the GET used.
+        url.push_str("&ipv6=");
+        url.push_str(&enc(ip.to_string().as_bytes()));
+    }
     url
 }
 
@@ -247,6 +252,7 @@ mod tests {
             num_want: 50,
             key: 0xdead_beef,
             tracker_id: None,
+            ipv6: None,
         }
     }
 
@@ -285,6 +291,15 @@ mod tests {
         assert!(url.starts_with("https://t.example/a?passkey=xyz&info_hash="), "{url}");
         assert!(!url.contains("event=") && !url.contains("numwant") && !url.contains('#'));
         assert!(url.ends_with("&trackerid=a%26b"), "{url}");
+    }
+
+    #[test]
+    fn announce_url_carries_our_ipv6_address_bep_7() {
+        let mut p = params();
+        assert!(!announce_url("http://t/announce", &p).contains("ipv6"), "none known, none sent");
+        p.ipv6 = Some("2001:db8::1:5".parse().unwrap());
+        let url = announce_url("http://t/announce", &p);
+        assert!(url.ends_with("&ipv6=2001%3Adb8%3A%3A1%3A5"), "{url}");
     }
 
     #[test]

@@ -480,6 +480,7 @@ impl Torrent {
                 num_want: if event == AnnounceEvent::Stopped { 0 } else { cx.cfg.num_want },
                 key: self.trackers.key(),
                 tracker_id: due.tracker_id.clone(),
+                ipv6: cx.cfg.announce_ipv6,
             };
             let peers = self.trackers.announce(due, params, cx.now, &mut self.rng, cx.out);
             self.add_tracker_peers(peers, cx.cfg);

@@ -320,6 +320,7 @@ mod tests {
             num_want: 50,
             key,
             tracker_id: due.tracker_id.clone(),
+            ipv6: None,
         }
     }
 

@@ -202,6 +202,7 @@ impl Request {
                     num_want,
                     key,
                     tracker_id: None,
+                    ipv6: None,
                 };
                 Ok(Request::Announce { connection_id, transaction_id, params })
             }
@@ -360,6 +361,7 @@ mod tests {
             num_want: u32::MAX,
             key: 0xabcd_ef01,
             tracker_id: None,
+            ipv6: None,
         }
     }
     #[test]

@@ -297,6 +297,7 @@ mod tests {
             num_want: u32::MAX,
             key: 0xabcd_ef01,
             tracker_id: None,
+            ipv6: None,
         }
     }
 
