@@ -51,7 +51,7 @@ fn parse_peer(s: &str) -> Result<SocketAddr, String> {
     }
     let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("bad peer address {s:?}: HOST:PORT expected"))?;
     let port: u16 = port.parse().map_err(|_| format!("bad peer address {s:?}: invalid port"))?;
-    let policy = shoal_core::NetPolicy::new(local_only());
+    let policy = net_policy();
     shoal_host::resolve_blocking(policy, host, port)
         .map_err(|e| format!("bad peer address {s:?}: {e}"))?
         .into_iter()
@@ -124,8 +124,33 @@ enum Step {
 
 /// `SHOAL_LOCAL_ONLY=1` (set by the test suite) keeps Shoal on loopback: it listens on
 /// 127.0.0.1 and ::1 only and never dials a peer outside 127.0.0.0/8 or ::1.
+/// `SHOAL_LOCAL_ONLY=netns` also allows private addresses, for a test that runs Shoal inside
+/// network namespaces of its own; Shoal refuses to start with it in the host's namespace.
+pub fn net_policy() -> shoal_core::NetPolicy {
+    static POLICY: std::sync::OnceLock<shoal_core::NetPolicy> = std::sync::OnceLock::new();
+    *POLICY.get_or_init(|| match std::env::var("SHOAL_LOCAL_ONLY").as_deref() {
+        Err(_) | Ok("") | Ok("0") => shoal_core::NetPolicy::Open,
+        Ok("netns") if in_own_netns() => shoal_core::NetPolicy::Namespace,
+        Ok("netns") => {
+            eprintln!("shoal: SHOAL_LOCAL_ONLY=netns, but this process runs in the host's network namespace");
+            std::process::exit(2)
+        }
+        Ok(_) => shoal_core::NetPolicy::LocalOnly,
+    })
+}
+
+/// Whether this process's network namespace is not the one of PID 1 (the host's).
+fn in_own_netns() -> bool {
+    match (std::fs::read_link("/proc/self/ns/net"), std::fs::read_link("/proc/1/ns/net")) {
+        (Ok(own), Ok(host)) => own != host,
+        _ => false,
+    }
+}
+
+/// Whether the network policy refuses anything (`SHOAL_LOCAL_ONLY` set): public DHT routers,
+/// Local Service Discovery and port mapping stay off unless a test asks for them.
 pub fn local_only() -> bool {
-    std::env::var("SHOAL_LOCAL_ONLY").is_ok_and(|v| !v.is_empty() && v != "0")
+    net_policy().is_contained()
 }
 
 /// The DHT settings of a session: `None` when `enabled` is false or `SHOAL_DHT=0`.
@@ -146,7 +171,7 @@ pub fn dht_settings(enabled: bool, saved: Option<Vec<u8>>) -> Option<shoal_smol:
         .unwrap_or_default()
         .split(',')
         .filter_map(|s| s.trim().parse::<SocketAddr>().ok())
-        .filter(|a| !local || a.ip().is_loopback())
+        .filter(|a| !local || net_policy().allows(*a))
         .collect();
     Some(shoal_smol::DhtSettings { config, nodes, saved })
 }
@@ -172,10 +197,9 @@ pub fn nofile_limit() -> u64 {
 }
 
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
-    let local = local_only();
     let plan = Plan {
         runtime: net.runtime,
-        engine: Config { local_only: local, ..Config::default() }.with_descriptors(nofile_limit()),
+        engine: Config { net_policy: net_policy(), ..Config::default() }.with_descriptors(nofile_limit()),
         bind: net.bind,
         port: net.listen_port,
         // The default port is taken (another client?): any free port will do.

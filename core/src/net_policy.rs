@@ -19,6 +19,11 @@ pub enum NetPolicy {
     /// Host names other than `localhost` are not looked up either, because the lookup itself
     /// would ask a name server that is usually off loopback.
     LocalOnly,
+    /// Loopback, private (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7) and multicast:
+    /// `SHOAL_LOCAL_ONLY=netns`, for a process that a test started inside network namespaces
+    /// of its own, whose veth links carry private addresses and lead nowhere else. Host names
+    /// are refused as in [`NetPolicy::LocalOnly`]; multicast may use any interface.
+    Namespace,
 }
 
 /// A destination the policy refuses.
@@ -67,12 +72,19 @@ impl NetPolicy {
         self == NetPolicy::LocalOnly
     }
 
+    /// Whether anything is refused (local-only or namespace-only): public routers, LAN
+    /// discovery and port mapping stay off unless a test asks for them.
+    pub fn is_contained(self) -> bool {
+        self != NetPolicy::Open
+    }
+
     /// Whether a connection or datagram to `addr` is allowed.
     pub fn allows(self, addr: SocketAddr) -> bool {
         match self {
             NetPolicy::Open => true,
             // An IPv4-mapped loopback (::ffff:127.0.0.1) is loopback too on a dual-stack socket.
             NetPolicy::LocalOnly => addr.ip().to_canonical().is_loopback(),
+            NetPolicy::Namespace => is_private(addr.ip().to_canonical()),
         }
     }
 
@@ -115,22 +127,32 @@ impl NetPolicy {
         match self {
             NetPolicy::Open => Lookup::Resolve,
             // RFC 6761: localhost names are loopback, answered without asking a name server.
-            NetPolicy::LocalOnly if is_localhost(bare) => Lookup::Addrs(vec![
+            NetPolicy::LocalOnly | NetPolicy::Namespace if is_localhost(bare) => Lookup::Addrs(vec![
                 SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
                 SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
             ]),
-            NetPolicy::LocalOnly => Lookup::Refused(Refused::Host(bare.to_string())),
+            NetPolicy::LocalOnly | NetPolicy::Namespace => Lookup::Refused(Refused::Host(bare.to_string())),
         }
     }
 
     /// Whether multicast may be sent through the interface with address `interface`
     /// (Local Service Discovery): local-only allows it on the loopback interface alone, from
-    /// which it cannot leave the host.
+    /// which it cannot leave the host; namespace-only on loopback and private interfaces.
     pub fn allows_multicast_via(self, interface: Ipv4Addr) -> bool {
         match self {
             NetPolicy::Open => true,
             NetPolicy::LocalOnly => interface.is_loopback(),
+            NetPolicy::Namespace => interface.is_unspecified() || is_private(interface.into()),
         }
+    }
+}
+
+/// Loopback, RFC 1918, unique-local (fc00::/7) or multicast: what a test's namespaces use
+/// (multicast for LAN discovery and SSDP, which stays on the namespace's links).
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || v6.is_multicast(),
     }
 }
 
@@ -159,6 +181,24 @@ mod tests {
             assert!(!p.allows(a(no)), "{no}");
         }
         assert!(NetPolicy::Open.allows(a("93.184.216.34:80")));
+    }
+
+    #[test]
+    fn namespace_allows_private_and_multicast_but_no_public_address_or_name() {
+        let p = NetPolicy::Namespace;
+        for ok in ["127.0.0.1:80", "10.77.1.2:6881", "192.168.1.1:5351", "239.255.255.250:1900", "[fd00::2]:1"] {
+            assert!(p.allows(a(ok)), "{ok}");
+        }
+        for no in ["93.184.216.34:80", "100.64.0.1:1", "[2001:db8::1]:1", "0.0.0.0:1"] {
+            assert!(!p.allows(a(no)), "{no}");
+        }
+        assert_eq!(
+            p.lookup("router.bittorrent.com", 6881),
+            Lookup::Refused(Refused::Host("router.bittorrent.com".into()))
+        );
+        assert!(p.is_contained() && !p.is_local_only() && NetPolicy::LocalOnly.is_contained());
+        assert!(p.allows_multicast_via(Ipv4Addr::new(10, 77, 1, 2)));
+        assert!(!p.allows_multicast_via(Ipv4Addr::new(8, 8, 8, 8)));
     }
 
     #[test]

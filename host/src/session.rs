@@ -31,7 +31,7 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// The addresses the session binds: [`SessionConfig::listen`], or when that is empty
     /// `0.0.0.0` and `[::]` on `engine.listen_port`, `127.0.0.1` and `[::1]` when
-    /// [`Config::local_only`]: answers to anyone else would leave the host.
+    /// [`NetPolicy::LocalOnly`](shoal_core::NetPolicy::LocalOnly): answers to anyone else would leave the host.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         if !self.listen.is_empty() {
             return self.listen.clone();
@@ -154,7 +154,11 @@ mod tests {
 
     fn config(local_only: bool, listen: Vec<SocketAddr>) -> SessionConfig {
         SessionConfig {
-            engine: Config { listen_port: 6881, local_only, ..Config::default() },
+            engine: Config {
+                listen_port: 6881,
+                net_policy: shoal_core::NetPolicy::new(local_only),
+                ..Config::default()
+            },
             listen,
             ..SessionConfig::default()
         }

@@ -2,7 +2,15 @@
 
 Every session made here listens on 127.0.0.1 only and has DHT, local service discovery, UPnP,
 NAT-PMP and uTP switched off, so nothing leaves the machine.
+
+`LT_SETTINGS` (a JSON object of libtorrent settings_pack names) overrides those settings for a
+test that needs another mode: forced encryption (`out_enc_policy`/`in_enc_policy` 0,
+`allowed_enc_level` 1 plaintext, 2 RC4, 3 both), uTP only (`enable_outgoing_tcp` and
+`enable_incoming_tcp` false, `enable_*_utp` true), or another listen address inside a test's
+own network namespace (`listen_interfaces`, `outgoing_interfaces`).
 """
+import json
+import os
 import sys
 import time
 
@@ -27,7 +35,15 @@ def loopback_session(port, seed=False):
 
 
 def loopback_session_settings(port):
-    """The settings of loopback_session (DHT off), to build other sessions on."""
+    """The settings of loopback_session (DHT off), to build other sessions on, with the
+    overrides of `LT_SETTINGS`."""
+    settings = base_settings(port)
+    settings.update(json.loads(os.environ.get("LT_SETTINGS") or "{}"))
+    return settings
+
+
+def base_settings(port):
+    """Loopback only, DHT/LSD/UPnP/NAT-PMP/uTP off."""
     return {
         "listen_interfaces": "127.0.0.1:%d" % port,
         "outgoing_interfaces": "lo",

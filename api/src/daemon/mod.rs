@@ -105,7 +105,7 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
 /// engine's share of the descriptor budget.
 fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
     let (down, up) = settings::rate_limits(settings);
-    Config { local_only: crate::run::local_only(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
+    Config { net_policy: crate::run::net_policy(), max_download_rate: down, max_upload_rate: up, ..Config::default() }
         .with_limits(shoal_core::ConnectionLimits::for_peers(budget.engine))
 }
 
@@ -204,7 +204,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
     let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
     tracing::debug!(
-        local_only = base_config.local_only,
+        net_policy = ?base_config.net_policy,
         max_download_rate = base_config.max_download_rate,
         max_upload_rate = base_config.max_upload_rate,
         dht = dht.is_some(),

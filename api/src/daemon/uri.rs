@@ -110,7 +110,7 @@ pub async fn read_torrent_file(rt: Rt, path: PathBuf) -> Result<Vec<u8>, FileUri
 /// Fetches a `.torrent` over HTTP(S); every address dialled (redirects included) passes the
 /// session's network policy (`SHOAL_LOCAL_ONLY=1`: loopback only).
 fn http_get(url: &str) -> Result<Vec<u8>, String> {
-    let policy = shoal_core::NetPolicy::new(crate::run::local_only());
+    let policy = crate::run::net_policy();
     let agent = shoal_host::http_agent(policy, Duration::from_secs(30), true);
     let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_host::http_error(&e));
     let mut resp = agent.get(url).call().map_err(fail)?;

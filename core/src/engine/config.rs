@@ -73,9 +73,9 @@ pub struct Config {
     pub client_name: String,
     /// Wire decoder limits.
     pub wire_limits: Limits,
-    /// Only ever send to loopback addresses (tests and CI: nothing leaves the machine); see
-    /// [`crate::NetPolicy`].
-    pub local_only: bool,
+    /// Where packets may go: anywhere, loopback only (tests and CI: nothing leaves the
+    /// machine), or a test's own network namespaces; see [`NetPolicy`].
+    pub net_policy: NetPolicy,
     /// Download limit over all torrents, payload bytes per second; 0 for none. Enforced by
     /// pacing our block requests, the only lever on what peers send.
     pub max_download_rate: u64,
@@ -89,9 +89,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The policy every outgoing connection and datagram passes ([`Config::local_only`]).
+    /// The policy every outgoing connection and datagram passes ([`Config::net_policy`]).
     pub fn net_policy(&self) -> NetPolicy {
-        NetPolicy::new(self.local_only)
+        self.net_policy
     }
 }
 
@@ -129,7 +129,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             client_name: concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string(),
             wire_limits: Limits::default(),
-            local_only: false,
+            net_policy: NetPolicy::Open,
             max_download_rate: 0,
             max_upload_rate: 0,
             lsd: false,

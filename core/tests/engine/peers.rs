@@ -190,3 +190,61 @@ fn a_stranded_leecher_keeps_trying_its_seeder_ever_more_slowly() {
     w.run_until(Duration::from_secs(600), |w| w.nodes[leecher].finished(l));
     assert_complete(&w, leecher, l, &tt);
 }
+
+/// Issue #17: on a WAN link a seeder we were downloading from dialled us as well (it knew us
+/// under a second address), and the duplicate rule (keep the connection dialled by the smaller
+/// peer id) closed our warm connection with its outstanding requests. A duplicate never costs
+/// a connection that is transferring: the newcomer is closed, on both sides, and every block
+/// is asked for once.
+#[test]
+fn a_seeder_that_dials_us_again_never_costs_the_warm_connection() {
+    let tt = big_torrent(171, 4);
+    let mut w = World::new(171);
+    w.tap = true;
+    w.tracker_down = true; // peers come from `add_peers` only
+    let (a, b) = (w.add_node(), w.add_node());
+    // The old rule closes the leecher's own dial when its peer id is the larger one: that is
+    // the case this test must catch.
+    let (leecher, seeder) = if w.nodes[a].engine.peer_id().0 > w.nodes[b].engine.peer_id().0 { (a, b) } else { (b, a) };
+    w.nodes[seeder].uplink.rate = Some(400_000);
+    let s = w.seed(seeder, &tt);
+    let l = w.leech(leecher, &tt);
+    let listen = w.nodes[seeder].addr;
+    w.command(leecher, |e, now| e.add_peers(l, &[listen], now)).expect("add_peers");
+    w.run_until(Duration::from_secs(30), |w| w.nodes[leecher].stats(l).pieces_have >= 2);
+    let warm = w.nodes[leecher].engine.peers(l);
+    assert!(warm.len() == 1 && warm[0].outgoing && warm[0].outstanding_requests > 0, "{warm:?}");
+
+    // The seeder learns the leecher's second address and dials it.
+    let alias = SocketAddr::from(([10, 0, 1, 99], 7000));
+    w.nodes[leecher].aliases.push(alias);
+    w.command(seeder, |e, now| e.add_peers(s, &[alias], now)).expect("add_peers");
+    let duplicate = |w: &World, n: NodeId| {
+        w.nodes[n].saw(|e| matches!(e, Event::PeerClosed { reason: shoal_core::CloseReason::Duplicate, .. }))
+    };
+    w.run_until(Duration::from_secs(10), |w| duplicate(w, leecher) || duplicate(w, seeder));
+    w.run_until(Duration::from_secs(60), |w| w.nodes[leecher].finished(l));
+    assert_complete(&w, leecher, l, &tt);
+
+    let finished_at =
+        w.nodes[leecher].events.iter().find(|(_, e)| matches!(e, Event::Finished { .. })).map(|(t, _)| *t);
+    let lost: Vec<_> = w.nodes[leecher]
+        .events
+        .iter()
+        .filter(|(t, e)| Some(*t) < finished_at && matches!(e, Event::PeerClosed { addr, .. } if *addr == listen))
+        .collect();
+    assert!(lost.is_empty(), "the warm connection was closed before the download finished: {lost:?}");
+    let mut asked: Vec<_> = w
+        .wire_log
+        .iter()
+        .filter(|m| m.from.0 == leecher)
+        .filter_map(|m| match m.msg {
+            Message::Request(b) => Some((b.piece, b.offset)),
+            _ => None,
+        })
+        .collect();
+    let all = asked.len();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(all, asked.len(), "{} blocks were asked for again", all - asked.len());
+}

@@ -18,6 +18,9 @@ pub(crate) struct Node {
     pub engine: Engine,
     /// Its listening address.
     pub addr: SocketAddr,
+    /// Other addresses that reach it (a second interface, its address behind a NAT): a peer
+    /// that knows it under two addresses may dial it while already connected.
+    pub aliases: Vec<SocketAddr>,
     /// In-memory files of each torrent added through the world.
     pub disks: HashMap<TorrentId, Disk>,
     /// Every event, with when it came out.
@@ -82,7 +85,7 @@ impl Nodes {
 
     /// The node listening at `addr`, if any.
     pub(crate) fn at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.0.iter().position(|n| n.addr == addr).map(NodeId)
+        self.0.iter().position(|n| n.addr == addr || n.aliases.contains(&addr)).map(NodeId)
     }
 
     /// The id the next node added will get.

@@ -101,6 +101,7 @@ impl World {
         self.nodes.push(Node {
             engine: Engine::new(config, seed, self.now),
             addr,
+            aliases: Vec::new(),
             disks: HashMap::new(),
             events: Vec::new(),
             closes: Vec::new(),

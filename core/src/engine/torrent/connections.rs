@@ -164,14 +164,27 @@ impl Torrent {
             .peers
             .iter()
             .find(|(c, p)| **c != conn && p.active().is_some_and(|a| a.peer_id == hs.peer_id))
-            .map(|(c, p)| (*c, p.outgoing));
+            .map(|(c, p)| (*c, p.outgoing, p.active().is_some_and(|a| a.transferring(&p.ch.dl))));
         let mut duplicate = false;
-        if let (Some((old, old_outgoing)), Some(new_outgoing)) = (existing, self.peers.get(&conn).map(|p| p.outgoing)) {
-            // Both sides dialled each other (peers found at once through the DHT or PEX). Both
-            // keep the connection dialled by the side with the smaller peer id, so exactly one
-            // survives; closing "the newer one" on each side could close both.
+        if let (Some((old, old_outgoing, warm)), Some(new_outgoing)) =
+            (existing, self.peers.get(&conn).map(|p| p.outgoing))
+        {
+            // We are connected to this peer already. Both sides must close the same one.
+            // - The old one carries a transfer (requests outstanding either way, or blocks
+            //   moved): it is kept and the newcomer closed, so a duplicate never costs the
+            //   requests on a warm connection (issue #17: a seeder we downloaded from dialled
+            //   us under a second address). Both ends count the same requests and blocks, so
+            //   both see it warm and both close the newcomer. They can disagree only for one
+            //   one-way delay, between our first request and its arrival (or a block's sending
+            //   and arrival); then the other end may apply the rule below and close the old
+            //   one while we close the new, and the peers find each other again as after any
+            //   close.
+            // - Neither is warm (both sides dialled each other at once, after finding each
+            //   other through the DHT or PEX): both keep the one dialled by the side with the
+            //   smaller peer id, so exactly one survives; closing "the newer one" on each side
+            //   could close both, since each may see the other's dial as the newer.
             let keep_outgoing = self.our_id.0 < hs.peer_id.0;
-            if new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
+            if !warm && new_outgoing != old_outgoing && new_outgoing == keep_outgoing {
                 self.close(old, CloseReason::Duplicate, cx);
             } else {
                 duplicate = true;

@@ -137,6 +137,9 @@ pub(crate) struct ActivePeer {
     pub last_block: Instant,
     /// It left our requests unanswered past the request timeout (one request at a time then).
     pub snubbed: bool,
+    /// We have sent it a block: a transfer to it runs on this connection (the duplicate rule
+    /// keeps such a connection; see `Torrent::activate`).
+    pub sent_block: bool,
 }
 
 impl Peer {
@@ -226,12 +229,20 @@ impl ActivePeer {
             upload: UploadQueue::default(),
             last_block: now,
             snubbed: false,
+            sent_block: false,
         }
     }
 
     /// Bytes queued for it on `ch`, sent or about to be, plus reads in flight.
     pub(super) fn upload_backlog(&self, ch: &Channel) -> u64 {
         ch.send_queued + ch.outbuf.len() as u64 + self.upload.backlog()
+    }
+
+    /// Whether blocks move on this connection, as both ends can tell: we asked it for blocks
+    /// or it asked us (requests outstanding), or a block went either way (`dl`: its download
+    /// rate to us, which counts only blocks).
+    pub(super) fn transferring(&self, dl: &Rate) -> bool {
+        !self.requests.is_empty() || self.upload.queued() > 0 || dl.total() > 0 || self.sent_block
     }
 
     /// Whether it has every piece (never, as far as we know, before the piece count is known).

@@ -117,6 +117,7 @@ impl Torrent {
         cx.out.push(Output::Peer(PeerIo::Send { conn, data: frame }));
         self.ul_rate.add(u64::from(b.len));
         self.uploaded += u64::from(b.len);
+        p.sent_block = true;
         p.upload.has_throttled()
     }
 
@@ -192,6 +193,7 @@ impl Torrent {
             Err(e) => return self.fail(e.into(), cx),
         };
         ch.last_send = cx.now;
+        p.sent_block |= sent > 0;
         self.ul_rate.add(sent);
         self.uploaded += sent;
         self.serve_requests(conn, cx);
