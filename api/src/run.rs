@@ -37,6 +37,10 @@ pub struct NetArgs {
     /// `SHOAL_LOCAL_ONLY=1`).
     #[arg(long)]
     no_lsd: bool,
+    /// Do not use uTP (BEP 29; on by default: dials try uTP first and fall back to TCP, and
+    /// peers may connect over uTP on the listen port's UDP socket).
+    #[arg(long)]
+    no_utp: bool,
     /// Let new files grow as pieces arrive instead of allocating their full size up front.
     #[arg(long)]
     sparse: bool,
@@ -199,7 +203,8 @@ pub fn nofile_limit() -> u64 {
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let plan = Plan {
         runtime: net.runtime,
-        engine: Config { net_policy: net_policy(), ..Config::default() }.with_descriptors(nofile_limit()),
+        engine: Config { net_policy: net_policy(), utp: !net.no_utp, ..Config::default() }
+            .with_descriptors(nofile_limit()),
         bind: net.bind,
         port: net.listen_port,
         // The default port is taken (another client?): any free port will do.

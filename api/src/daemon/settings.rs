@@ -180,6 +180,7 @@ const EFFECTIVE: &[(&str, &str)] = &[
     ("libtorrent", "port"),
     ("libtorrent", "dht"),
     ("libtorrent", "lsd"),
+    ("libtorrent", "utp"),
     ("dht", "enabled"),
     ("torrent_checking", "enabled"),
     ("torrent_checking", "interval"),
@@ -629,7 +630,6 @@ mod tests {
             ("libtorrent", "natpmp", json!(false)),
             ("libtorrent", "proxy_type", json!(2)),
             ("libtorrent", "proxy_server", json!("h:1")),
-            ("libtorrent", "utp", json!(false)),
             ("download_defaults", "number_hops", json!(2)),
             ("", "gui_test_mode", json!(true)),
         ] {

@@ -86,6 +86,9 @@ pub struct Config {
     /// ([`UdpIo::Lsd`](crate::UdpIo::Lsd)) and take peers from its [`Input::Datagram`](crate::Input::Datagram)s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
+    /// Speak uTP (BEP 29) on the DHT's UDP socket: dials try uTP first and fall back to TCP,
+    /// and peers may connect over uTP. The runtime binds that socket even with the DHT off.
+    pub utp: bool,
 }
 
 impl Config {
@@ -133,6 +136,7 @@ impl Default for Config {
             max_download_rate: 0,
             max_upload_rate: 0,
             lsd: false,
+            utp: true,
         }
     }
 }

@@ -20,6 +20,7 @@ mod params;
 mod sched;
 mod stats;
 mod torrent;
+mod utp_link;
 
 pub use close_reason::{CloseReason, Violation};
 pub use config::Config;
@@ -85,6 +86,8 @@ pub struct Engine {
     lsd: Option<crate::lsd::Lsd>,
     /// Health checks of any torrent ([`Engine::check_health`]).
     health: health::HealthChecks,
+    /// uTP connections on the DHT socket, when [`Config::utp`].
+    utp: Option<utp_link::UtpLink>,
 }
 
 /// Where the engine is in its life: commands are taken only while it runs.
@@ -119,6 +122,10 @@ impl Engine {
             let cookie: String = (0..12).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
             crate::lsd::Lsd::new(cookie)
         });
+        // Drawn only with uTP on, for the same reason.
+        let utp = config
+            .utp
+            .then(|| utp_link::UtpLink::new(config.max_connections, config.max_pending_handshakes, rng.random(), now));
         let up = TokenBucket::new(config.max_upload_rate, now);
         let down = TokenBucket::new(config.max_download_rate, now);
         Engine {
@@ -138,6 +145,7 @@ impl Engine {
             dht: None,
             lsd,
             health: health::HealthChecks::default(),
+            utp,
         }
     }
 
@@ -488,6 +496,11 @@ impl Engine {
             Input::Job(job, result) => self.on_job(job, result, now),
             Input::Http(job, result) => self.on_http(job, result, now),
             Input::Exchange(exchange, result) => self.on_exchange(exchange.job(), result, now),
+            Input::Datagram { socket: Socket::Dht, from, data }
+                if self.utp.is_some() && crate::utp::looks_like_utp(data) =>
+            {
+                self.on_utp_datagram(from, data, now)
+            }
             Input::Datagram { socket: Socket::Dht, from, data } => self.on_dht_datagram(from, data, now),
             Input::Datagram { socket: Socket::Lsd, from, data } => self.on_lsd_datagram(from, data, now),
             Input::Resolved(addrs) => self.on_resolved(addrs, now),
@@ -707,6 +720,9 @@ impl Engine {
         }
         self.each_torrent(now, |t, cx| t.on_tracker_timeout(cx));
         self.health.handle_timeout(now, &mut self.out);
+        if let Some(link) = &mut self.utp {
+            link.handle_timeout(now);
+        }
         self.after_input(None, now);
     }
 
@@ -714,7 +730,10 @@ impl Engine {
 
     /// The next thing for the runtime to do; `None` when there is nothing more for now.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        match self.utp {
+            Some(_) => self.poll_output_utp(),
+            None => self.out.pop(),
+        }
     }
 
     /// When to call [`Engine::handle_timeout`] next; `None` once the engine is shut down
@@ -736,6 +755,9 @@ impl Engine {
             t = t.min(deadline);
         }
         if let Some(d) = self.health.poll_timeout() {
+            t = t.min(d);
+        }
+        if let Some(d) = self.utp.as_ref().and_then(utp_link::UtpLink::poll_timeout) {
             t = t.min(d);
         }
         if !self.limits.up_waiting.is_empty() {

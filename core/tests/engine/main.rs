@@ -15,3 +15,4 @@ mod pex;
 mod requests;
 mod streaming;
 mod transfer;
+mod utp;
