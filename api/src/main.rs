@@ -12,6 +12,7 @@ mod info;
 mod logging;
 mod output;
 mod progress;
+mod proxy;
 mod rt;
 mod run;
 mod session;
@@ -102,6 +103,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SHOAL_LOCAL_ONLY is read once, here, so a wrong `netns` stops Shoal before anything runs.
+    run::net_policy();
     let log = logging::init(matches!(cli.command, Cmd::Daemon(_)));
     let result = match cli.command {
         Cmd::Download { torrent, output, net, seed } => run::download(&torrent, &output, &net, seed),

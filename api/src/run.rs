@@ -44,6 +44,16 @@ pub struct NetArgs {
     /// Let new files grow as pieces arrive instead of allocating their full size up front.
     #[arg(long)]
     sparse: bool,
+    /// Send every outgoing connection (peers, trackers) through this SOCKS5 proxy:
+    /// `socks5://[user:password@]host:port`. A failing proxy fails the connection; nothing goes
+    /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
+    #[arg(long, value_parser = parse_proxy)]
+    proxy: Option<shoal_host::Proxy>,
+}
+
+/// `--proxy`, resolved once at start as the network policy allows.
+fn parse_proxy(s: &str) -> Result<shoal_host::Proxy, String> {
+    crate::proxy::from_url(s, net_policy())
 }
 
 /// Peers given with `--peer`: `HOST:PORT`, resolved once at start (as the network policy
@@ -143,12 +153,17 @@ pub fn net_policy() -> shoal_core::NetPolicy {
     })
 }
 
-/// Whether this process's network namespace is not the one of PID 1 (the host's).
+/// Whether this process runs in a named network namespace (`ip netns add`, which a test
+/// creates and `ip netns exec` enters): the namespace's file under /run/netns is the one this
+/// process is in. The host's namespace has no such file.
 fn in_own_netns() -> bool {
-    match (std::fs::read_link("/proc/self/ns/net"), std::fs::read_link("/proc/1/ns/net")) {
-        (Ok(own), Ok(host)) => own != host,
-        _ => false,
-    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(own) = std::fs::metadata("/proc/self/ns/net") else { return false };
+    let Ok(named) = std::fs::read_dir("/run/netns") else { return false };
+    named
+        .flatten()
+        .filter_map(|e| std::fs::metadata(e.path()).ok())
+        .any(|m| m.dev() == own.dev() && m.ino() == own.ino())
 }
 
 /// Whether the network policy refuses anything (`SHOAL_LOCAL_ONLY` set): public DHT routers,
@@ -212,6 +227,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         dht: dht_settings(!net.no_dht, None),
         lsd: lsd_enabled(!net.no_lsd),
         sparse_files: net.sparse,
+        proxy: net.proxy.clone(),
     };
     session::start_session(plan, |e| eprint_line(&format!("note: {e}; using a free port instead"))).await
 }

@@ -97,6 +97,8 @@ pub struct Plan {
     pub lsd: bool,
     /// New files grow as pieces arrive instead of being allocated up front.
     pub sparse_files: bool,
+    /// The SOCKS5 proxy everything outgoing goes through, if any.
+    pub proxy: Option<shoal_host::Proxy>,
 }
 
 impl Plan {
@@ -109,6 +111,7 @@ impl Plan {
             dht: self.dht.clone(),
             lsd: self.lsd,
             sparse_files: self.sparse_files,
+            proxy: self.proxy.clone(),
         }
     }
 }

@@ -259,6 +259,22 @@ def trackers():
     put("udp_exchange", "bare-header", b"\x18" + ev(connect) + ev(struct.pack(">II", 1, 0)))
 
 
+def mse():
+    """MSE handshakes. Byte 0: bit 0 scripted (the rest is the plaintext of the peer's
+    encrypted part) or raw, bits 1-2 the allowed levels; byte 1 the chunk size."""
+    vc = bytes(8)
+    handshake = b"\x13BitTorrent protocol" + bytes(8) + bytes(range(20)) + b"-SH0010-abcdefghijkl"
+    for levels in range(3):
+        # VC, crypto_provide 3, PadC of 4, then the initial payload (a handshake).
+        body = vc + struct.pack(">IH", 3, 4) + bytes(4) + struct.pack(">H", len(handshake)) + handshake
+        put("mse_responder", f"request-{levels}", bytes([1 | levels << 1, 17]) + body)
+        put("mse_responder", f"request-nothing-{levels}", bytes([1 | levels << 1, 255]) + vc + struct.pack(">IHH", 3, 0, 0))
+        # VC, crypto_select, PadD of 2, then a keep-alive.
+        for select in (1, 2):
+            reply = vc + struct.pack(">IH", select, 2) + bytes(2) + bytes(4)
+            put("mse_initiator", f"reply-{levels}-{select}", bytes([1 | levels << 1, 5]) + reply)
+    put("mse_responder", "raw-key", bytes([0, 40]) + bytes(range(96)) + bytes(100))
+    put("mse_initiator", "raw-key", bytes([4, 40]) + bytes(range(1, 97)) + bytes(530))
 def utp():
     """uTP packets as BEP 29 lays them out, and socket scripts that open a connection and move
     data (see utp_socket in src/checks.rs for the op layout)."""
@@ -293,6 +309,19 @@ def utp():
     put("utp_socket", "incoming-syn", ev(1, pkt(4, conn_id=77)) + ev(0x81, pkt(4, conn_id=78)))
     put("utp_socket", "fin", answer + data + ev(3, pkt(1, seq=501)) + b"\x05")
     put("utp_socket", "close", answer + b"\x04\x06\x00\x80")
+def socks():
+    """SOCKS5 servers' answers: flag byte (bit 0 credentials, bit 1 UDP ASSOCIATE, bits 2..5
+    chunk size - 1), then what the server sends."""
+    ok4 = bytes([5, 0, 0, 1, 127, 0, 0, 1, 0x04, 0x38])
+    ok6 = bytes([5, 0, 0, 4]) + bytes(15) + b"\x01" + b"\x04\x38"
+    named = bytes([5, 0, 0, 3, 9]) + b"localhost" + b"\x04\x38"
+    put("socks_reply", "no-auth", b"\x3c" + bytes([5, 0]) + ok4 + b"\x13BitTorrent protocol")
+    put("socks_reply", "user-pass", b"\x01" + bytes([5, 2, 1, 0]) + ok6)
+    put("socks_reply", "udp-associate", b"\x07" + bytes([5, 0]) + named)
+    put("socks_reply", "auth-failed", b"\x01" + bytes([5, 2, 1, 1]))
+    put("socks_reply", "refused", b"\x00" + bytes([5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]))
+    put("socks_reply", "no-method", b"\x00" + bytes([5, 0xFF]))
+    put("socks_reply", "datagram", bytes([0, 0, 0, 1, 127, 0, 0, 1, 0x1A, 0xE1]) + b"payload")
 
 
 if __name__ == "__main__":
@@ -300,7 +329,9 @@ if __name__ == "__main__":
     torrents()
     magnets()
     trackers()
+    mse()
     utp()
+    socks()
     total = 0
     for target in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, target))

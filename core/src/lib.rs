@@ -70,7 +70,8 @@
 //! parts; the simulator calls it after every step.
 //!
 //! The tracker, DHT, wire and metainfo codecs below the engine are sans-IO machines of the same
-//! shape, public for the simulator, the fuzzers and the benches.
+//! shape, public for the simulator, the fuzzers and the benches. [`portmap::PortMapper`] (UPnP IGD and
+//! NAT-PMP port mapping) is one too, driven by the host beside the engine rather than inside it.
 
 pub mod bencode;
 mod bitfield;
@@ -82,9 +83,12 @@ pub mod health;
 pub mod lsd;
 pub mod magnet;
 mod metainfo;
+pub mod mse;
 mod net_policy;
 pub mod picker;
+pub mod portmap;
 pub mod rate;
+pub mod socks;
 mod storage;
 pub mod tracker;
 mod types;

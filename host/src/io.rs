@@ -1,12 +1,14 @@
 //! The tasks around the engine: peer connections, listeners, tracker traffic, disk and hash
 //! jobs. Each reports back to the engine task as an [`Input`]; none makes a protocol decision.
 
+use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
+use shoal_core::socks::{self, Command, ProxyError, Target};
 use shoal_core::{CloseReason, ConnId, ExchangeId, JobId, NetPolicy, TransportError};
 use shoal_core::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
 
@@ -14,6 +16,7 @@ use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
 use crate::net;
 use crate::pool::BufPool;
+use crate::proxy::{self, Proxied, Proxy};
 use crate::runtime::Runtime;
 use crate::workers::Workers;
 
@@ -85,28 +88,44 @@ pub(crate) async fn listen<R: Runtime>(
     Ok((local, task))
 }
 
-/// Dials `addr` if `policy` allows it; reports `Connected` then data, or `Closed` on failure.
+/// Dials `addr` if `policy` allows it, through `proxy` when there is one; reports `Connected`
+/// then data, or `Closed` on failure.
 pub(crate) fn connect<R: Runtime>(
     conn: ConnId,
     addr: SocketAddr,
     policy: NetPolicy,
+    proxy: Option<Arc<Proxied>>,
     inputs: Sender<Input<R>>,
     pool: Arc<BufPool>,
 ) -> Link<R> {
     Link::new(|queue| {
         R::spawn(async move {
-            let connected = match policy.check(addr) {
-                Ok(addr) => R::connect(addr).await,
-                Err(refused) => Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused)),
+            let connected = match (policy.check(addr), proxy) {
+                (Err(_refused), _) => Err(CloseReason::DialFailed(ErrorKind::PermissionDenied)),
+                (Ok(addr), None) => match R::connect(addr).await {
+                    Ok(stream) => Ok((R::split(stream), Vec::new())),
+                    Err(e) => Err(CloseReason::DialFailed(e.kind())),
+                },
+                (Ok(addr), Some(p)) => match p.proxy.request::<R>(policy, Command::Connect, Target::Ip(addr)).await {
+                    Ok(relayed) => Ok(((relayed.reader, relayed.writer), relayed.rest)),
+                    Err(e) => {
+                        p.log.failed(&format!("peer {addr}"), &e);
+                        Err(CloseReason::Proxy(e))
+                    }
+                },
             };
             match connected {
-                Ok(stream) => {
-                    if inputs.send(Input::Engine(shoal_core::Input::Connected(conn))).await.is_ok() {
-                        serve::<R>(conn, stream, queue, inputs, pool).await;
+                Ok(((reader, writer), first)) => {
+                    if inputs.send(Input::Engine(shoal_core::Input::Connected(conn))).await.is_err() {
+                        return;
                     }
+                    let n = first.len();
+                    if n > 0 && inputs.send(Input::PeerBytes(conn, first, n)).await.is_err() {
+                        return;
+                    }
+                    serve::<R>(conn, reader, writer, queue, inputs, pool).await;
                 }
-                Err(e) => {
-                    let reason = CloseReason::DialFailed(e.kind());
+                Err(reason) => {
                     let _ = inputs.send(Input::Engine(shoal_core::Input::Closed(conn, reason))).await;
                 }
             }
@@ -121,7 +140,8 @@ pub(crate) fn accepted<R: Runtime>(
     inputs: Sender<Input<R>>,
     pool: Arc<BufPool>,
 ) -> Link<R> {
-    Link::new(|queue| R::spawn(serve::<R>(conn, stream, queue, inputs, pool)))
+    let (reader, writer) = R::split(stream);
+    Link::new(|queue| R::spawn(serve::<R>(conn, reader, writer, queue, inputs, pool)))
 }
 
 /// Moves bytes both ways until either side ends, then reports `Closed` with why (unless the
@@ -131,12 +151,12 @@ pub(crate) fn accepted<R: Runtime>(
 /// comes back to the pool once the engine has taken the bytes; sent buffers go there too.
 async fn serve<R: Runtime>(
     conn: ConnId,
-    stream: R::Stream,
+    mut reader: R::Reader,
+    mut writer: R::Writer,
     queue: Receiver<Vec<u8>>,
     inputs: Sender<Input<R>>,
     pool: Arc<BufPool>,
 ) {
-    let (mut reader, mut writer) = R::split(stream);
     let read = async {
         let mut buf = Vec::new();
         let mut want = FIRST_READ_BUF;
@@ -181,20 +201,28 @@ async fn serve<R: Runtime>(
 }
 
 /// Resolves `host:port` (to an address `policy` allows), opens a socket and relays datagrams
-/// both ways until dropped.
+/// both ways until dropped; through a UDP association of `proxy` when there is one.
 pub(crate) fn udp_tracker<R: Runtime>(
     id: ExchangeId,
     host: String,
     port: u16,
     policy: NetPolicy,
+    proxy: Option<Arc<Proxied>>,
     inputs: Sender<Input<R>>,
 ) -> Link<R> {
     Link::new(|queue| {
         R::spawn(async move {
+            let fail = |words: String| Input::Exchange(id, Err(TransportError::Failed(words)));
+            if let Some(p) = proxy {
+                if let Err(e) = udp_via_proxy::<R>(id, &p, policy, host, port, queue, &inputs).await {
+                    let _ = inputs.send(fail(e)).await;
+                }
+                return;
+            }
             let socket = match udp_open::<R>(policy, host, port).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = inputs.send(Input::Exchange(id, Err(TransportError::Failed(e)))).await;
+                    let _ = inputs.send(fail(e)).await;
                     return;
                 }
             };
@@ -230,16 +258,86 @@ async fn udp_open<R: Runtime>(policy: NetPolicy, host: String, port: u16) -> Res
     R::udp_connect(addr).await.map_err(|e| format!("{addr}: {e}"))
 }
 
-/// An HTTP client shared by all announces; every address it dials passes `policy`.
-pub(crate) fn http_agent(policy: NetPolicy) -> ureq::Agent {
-    net::http_agent(policy, Duration::from_secs(30), false)
+/// A UDP tracker exchange through a UDP association: its control connection stays open as
+/// long as the exchange runs (the association ends with it), each datagram is wrapped in the
+/// relay header. Host names go to the proxy to resolve, except in local-only mode (resolved
+/// here, so the policy sees the address). Returns when dropped, or with why the association
+/// failed or ended (a proxy failure as `proxy: ...`, also said in the log).
+async fn udp_via_proxy<R: Runtime>(
+    id: ExchangeId,
+    p: &Proxied,
+    policy: NetPolicy,
+    host: String,
+    port: u16,
+    queue: Receiver<Vec<u8>>,
+    inputs: &Sender<Input<R>>,
+) -> Result<(), String> {
+    let tracker = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => Target::Ip(policy.check(SocketAddr::new(ip, port)).map_err(|r| r.to_string())?),
+        Err(_) if policy.is_local_only() => {
+            let addrs = net::resolve::<R>(policy, host.clone(), port).await?;
+            Target::Ip(*addrs.first().ok_or_else(|| format!("{host}: no address"))?)
+        }
+        Err(_) => Target::Domain(host, port),
+    };
+    let failed = |e: ProxyError| {
+        p.log.failed(&format!("UDP tracker {tracker}"), &e);
+        format!("proxy: {e}")
+    };
+    let mut control =
+        p.proxy.request::<R>(policy, Command::UdpAssociate, proxy::associate_target()).await.map_err(failed)?;
+    let relay = p.proxy.relay_addr(&control.bound).map_err(failed)?;
+    let relay = policy.check(relay).map_err(|r| format!("proxy: its UDP relay is {r}"))?;
+    let socket = R::udp_connect(relay).await.map_err(|e| failed(ProxyError::Io(e.kind())))?;
+    let recv = async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match R::udp_recv(&socket, &mut buf).await {
+                // Anything the relay cannot have sent (a fragment, a bad header) is dropped.
+                Ok(n) => {
+                    if let Ok((_, payload)) = socks::udp::unwrap(&buf[..n]) {
+                        if inputs.send(Input::Exchange(id, Ok(payload.to_vec()))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(_) => R::sleep_until(std::time::Instant::now() + BACKOFF).await,
+            }
+        }
+    };
+    let send = async {
+        while let Ok(d) = queue.recv().await {
+            let datagram = socks::udp::wrap(&tracker, &d).map_err(|e| failed(e.into()))?;
+            let _ = R::udp_send(&socket, &datagram).await;
+        }
+        Ok(())
+    };
+    // The association lives as long as its control connection: the proxy closing it ends the
+    // exchange (it reads nothing else).
+    let control = async {
+        let mut byte = [0u8; 64];
+        loop {
+            match R::read(&mut control.reader, &mut byte).await {
+                Ok(0) => return Err(failed(ProxyError::AssociationClosed)),
+                Ok(_) => {}
+                Err(e) => return Err(failed(ProxyError::Io(e.kind()))),
+            }
+        }
+    };
+    future::or(recv, future::or(send, control)).await
+}
+
+/// An HTTP client shared by all announces; every address it dials passes `policy`, every
+/// connection goes through `proxy` when there is one.
+pub(crate) fn http_agent(policy: NetPolicy, proxy: Option<&Proxy>) -> ureq::Agent {
+    net::http_agent(policy, proxy, Duration::from_secs(30), false)
 }
 
 /// Runs one HTTP GET on the blocking pool and reports the body.
 pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, inputs: Sender<Input<R>>) {
     R::spawn_blocking(move || {
         let result = (|| -> Result<Vec<u8>, TransportError> {
-            let mut resp = agent.get(&url).call().map_err(|e| transport_error(&e, net::http_error(&e)))?;
+            let mut resp = agent.get(&url).call().map_err(|e| transport_error(&e, net::http_error_of(&agent, &e)))?;
             let status = resp.status();
             let body = resp
                 .body_mut()

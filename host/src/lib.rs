@@ -24,6 +24,7 @@ mod input;
 mod io;
 mod net;
 mod pool;
+mod proxy;
 mod runtime;
 mod session;
 mod task;
@@ -36,7 +37,8 @@ use shoal_core::Instant;
 
 pub use disk::{Storage, StorageError};
 pub use handle::Handle;
-pub use net::{http_agent, http_error, resolve_blocking, PolicyResolver};
+pub use net::{http_agent, http_error, http_error_of, resolve_blocking, PolicyResolver};
+pub use proxy::Proxy;
 pub use runtime::Runtime;
 pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, SessionConfig, SessionError};
 pub use task::EngineTask;
@@ -73,7 +75,10 @@ pub async fn start<R: Runtime>(
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
     let mut lsd_socket = None;
-    if config.lsd {
+    if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
+        tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
+    }
+    if config.lsd && config.proxy.is_none() {
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
@@ -85,7 +90,8 @@ pub async fn start<R: Runtime>(
     // The DHT speaks UDP on the same addresses and port as the peer listeners, and uTP
     // (BEP 29) shares that socket, so it is bound when either is on.
     let mut dht_sockets = Vec::new();
-    if config.dht.is_some() || engine_config.utp {
+    // Through a proxy, peers are reached over TCP only: no DHT, no uTP.
+    if config.proxy.is_none() && (config.dht.is_some() || engine_config.utp) {
         for addr in &bound {
             match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
                 Ok(s) => dht_sockets.push(s),
@@ -108,8 +114,9 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let mut task = EngineTask::new(engine, inputs_tx, inputs, commands, listeners, dht_sockets, lsd_socket)
-        .map_err(SessionError::Threads)?;
+    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_socket };
+    let mut task =
+        EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
     Ok((Handle::new(commands_tx), bound, task))
 }

@@ -10,6 +10,7 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use crate::proxy::Proxy;
 use crate::runtime::Runtime;
 
 /// The addresses of `host:port` that `policy` allows, looked up on the runtime if needed.
@@ -96,14 +97,25 @@ impl Resolver for PolicyResolver {
     }
 }
 
-/// An HTTP agent whose every connection passes `policy`, with a global `timeout`;
+/// An HTTP agent whose every connection passes `policy` and goes through `proxy` when there
+/// is one (never directly: a failing proxy fails the request), with a global `timeout`;
 /// `statuses_as_errors` as ureq's `http_status_as_error`.
-pub fn http_agent(policy: NetPolicy, timeout: Duration, statuses_as_errors: bool) -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
+pub fn http_agent(
+    policy: NetPolicy,
+    proxy: Option<&Proxy>,
+    timeout: Duration,
+    statuses_as_errors: bool,
+) -> ureq::Agent {
+    // Built from an IP address and percent-encoded credentials, the proxy URI is always valid.
+    let proxy = proxy.map(|p| p.for_ureq(policy).expect("a SOCKS5 proxy URI built from an IP address"));
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(statuses_as_errors)
-        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")))
-        .build();
+        .user_agent(concat!("Shoal/", env!("CARGO_PKG_VERSION")));
+    if proxy.is_some() {
+        config = config.proxy(proxy);
+    }
+    let config = config.build();
     ureq::Agent::with_parts(config, DefaultConnector::default(), PolicyResolver::new(policy))
 }
 
@@ -118,13 +130,26 @@ pub fn http_error(e: &ureq::Error) -> String {
     e.to_string()
 }
 
+/// [`http_error`] of a request made by `agent`: through a proxy, a failure to connect is the
+/// proxy's, and says so (`proxy: ...`).
+pub fn http_error_of(agent: &ureq::Agent, e: &ureq::Error) -> String {
+    let words = http_error(e);
+    let via_proxy = agent.config().proxy().is_some();
+    let connecting = matches!(e, ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound);
+    if via_proxy && connecting && !words.starts_with("refused by") {
+        format!("proxy: {words}")
+    } else {
+        words
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn http_agent_refuses_off_loopback_before_any_connection() {
-        let agent = http_agent(NetPolicy::LocalOnly, Duration::from_secs(5), false);
+        let agent = http_agent(NetPolicy::LocalOnly, None, Duration::from_secs(5), false);
         for (url, msg) in [
             ("http://93.184.216.34/announce", "refused by local-only mode: 93.184.216.34:80"),
             ("https://[2001:db8::1]:8443/x", "refused by local-only mode: [2001:db8::1]:8443"),

@@ -26,6 +26,11 @@ pub struct SessionConfig {
     /// Let new files grow sparse as pieces arrive, instead of allocating each wanted file's
     /// full size when it is first written (Transmission's "fast" preallocation, the default).
     pub sparse_files: bool,
+    /// A SOCKS5 proxy for everything the session dials: peers (CONNECT), UDP trackers (UDP
+    /// ASSOCIATE), HTTP trackers. A failing proxy fails the connection, never goes direct. With
+    /// a proxy the DHT and Local Service Discovery are off (they would send UDP directly);
+    /// peers that dial the listeners are still accepted, as libtorrent does by default.
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 impl SessionConfig {

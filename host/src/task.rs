@@ -22,6 +22,7 @@ use crate::disk::Storage;
 use crate::input::{Input, Prepared};
 use crate::io::{self, Link};
 use crate::pool::BufPool;
+use crate::proxy::{FailureLog, Proxied, Proxy};
 use crate::runtime::Runtime;
 use crate::session::SessionError;
 use crate::session::{AddOptions, Checkpoint, MagnetOptions};
@@ -48,6 +49,8 @@ pub struct EngineTask<R: Runtime> {
     udp: HashMap<ExchangeId, Link<R>>,
     /// Where the engine's outputs may go (checked again here, on resolved addresses).
     policy: NetPolicy,
+    /// The proxy every outgoing connection goes through, if set.
+    proxy: Option<Arc<Proxied>>,
     agent: ureq::Agent,
     subscribers: Vec<Sender<Event>>,
     /// Who waits for which health check's report.
@@ -79,17 +82,28 @@ enum Next<R: Runtime> {
     Timeout,
 }
 
+/// The sockets a session opened before its engine task: listeners, the DHT's, LSD's.
+pub(crate) struct Sockets<R: Runtime> {
+    /// The accept loops.
+    pub(crate) listeners: Vec<R::Task>,
+    /// The DHT's sockets (one per bound address).
+    pub(crate) dht: Vec<io::DatagramSocket<R>>,
+    /// The Local Service Discovery socket, when on.
+    pub(crate) lsd: Option<io::DatagramSocket<R>>,
+}
+
 impl<R: Runtime> EngineTask<R> {
     pub(crate) fn new(
         engine: Engine,
         inputs_tx: Sender<Input<R>>,
         inputs: Receiver<Input<R>>,
         commands: Receiver<Command>,
-        listeners: Vec<R::Task>,
-        dht_sockets: Vec<io::DatagramSocket<R>>,
-        lsd_socket: Option<io::DatagramSocket<R>>,
+        sockets: Sockets<R>,
+        proxy: Option<Proxy>,
     ) -> std::io::Result<Self> {
         let policy = engine.config().net_policy();
+        let agent = io::http_agent(policy, proxy.as_ref());
+        let proxy = proxy.map(|proxy| Arc::new(Proxied { proxy, log: FailureLog::new() }));
         Ok(EngineTask {
             engine,
             origin: std::time::Instant::now(),
@@ -104,15 +118,16 @@ impl<R: Runtime> EngineTask<R> {
             magnet_dests: HashMap::new(),
             udp: HashMap::new(),
             policy,
-            agent: io::http_agent(policy),
+            proxy,
+            agent,
             subscribers: Vec::new(),
             health_waiters: HashMap::new(),
             jobs_in_flight: 0,
             shutdown_waiters: Vec::new(),
             shutting_down: false,
-            _listeners: listeners,
-            dht_sockets,
-            lsd_socket,
+            _listeners: sockets.listeners,
+            dht_sockets: sockets.dht,
+            lsd_socket: sockets.lsd,
             sleep: None,
         })
     }
@@ -371,7 +386,8 @@ impl<R: Runtime> EngineTask<R> {
             }
             match o {
                 Output::Peer(PeerIo::Connect { conn, addr }) => {
-                    let link = io::connect::<R>(conn, addr, self.policy, self.inputs_tx.clone(), self.pool.clone());
+                    let (proxy, inputs) = (self.proxy.clone(), self.inputs_tx.clone());
+                    let link = io::connect::<R>(conn, addr, self.policy, proxy, inputs, self.pool.clone());
                     self.conns.insert(conn, link);
                 }
                 Output::Peer(PeerIo::Send { conn, data }) => {
@@ -413,10 +429,10 @@ impl<R: Runtime> EngineTask<R> {
                     io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
                 }
                 Output::Udp(UdpIo::Exchange { exchange, host, port, data }) => {
-                    let (inputs, policy) = (self.inputs_tx.clone(), self.policy);
+                    let (inputs, policy, proxy) = (self.inputs_tx.clone(), self.policy, self.proxy.clone());
                     self.udp
                         .entry(exchange)
-                        .or_insert_with(|| io::udp_tracker::<R>(exchange, host, port, policy, inputs))
+                        .or_insert_with(|| io::udp_tracker::<R>(exchange, host, port, policy, proxy, inputs))
                         .send(data);
                 }
                 Output::Udp(UdpIo::EndExchange { exchange }) => {

@@ -210,6 +210,18 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     let dht_file = state_dir.join("dht.dat");
     let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
     let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
+    // A proxy that cannot be set up keeps the daemon from starting: it must not go direct.
+    let (proxy_type, proxy_server, proxy_auth) = settings::proxy_settings(&settings);
+    let policy = base_config.net_policy;
+    let proxy = crate::proxy::from_settings(proxy_type, &proxy_server, &proxy_auth, policy)
+        .map_err(|e| format!("{conf}: {e}"))?;
+    if let Some(p) = &proxy {
+        tracing::info!(
+            "proxy: SOCKS5 at {}{} for peers and trackers; DHT and Local Service Discovery off",
+            p.addr,
+            if p.auth.is_some() { " with username and password" } else { "" }
+        );
+    }
     tracing::debug!(
         net_policy = ?base_config.net_policy,
         max_download_rate = base_config.max_download_rate,
@@ -231,6 +243,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             dht,
             lsd,
             sparse_files: false,
+            proxy: proxy.clone(),
         };
         let session = start_session(plan, |e| tracing::warn!("{e}; using a free port for peers instead")).await?;
         if port_source == PortSource::Default {
@@ -277,6 +290,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             store,
             state_dir: state_dir.clone(),
             monitor,
+            proxy,
         });
         library.load().await;
         let keeper = rt.spawn(background::run(daemon.clone()));

@@ -174,6 +174,9 @@ const KEYS: &[Key] = &[
 /// `POST /settings` refuses it (its current value is still accepted: the GUI posts back what
 /// it read). Rate limits and `saveas` apply at once, the others at the next start.
 const EFFECTIVE: &[(&str, &str)] = &[
+    ("libtorrent", "proxy_type"),
+    ("libtorrent", "proxy_server"),
+    ("libtorrent", "proxy_auth"),
     ("libtorrent", "max_download_rate"),
     ("libtorrent", "max_upload_rate"),
     ("download_defaults", "saveas"),
@@ -463,6 +466,11 @@ impl Settings {
                 errors.push(e);
             }
         }
+        // The proxy's three keys make sense only together (and only SOCKS5 is implemented).
+        let (kind, server, auth) = proxy_settings(&next);
+        if let Err(e) = crate::proxy::check_settings(kind, &server, &auth) {
+            errors.push(e);
+        }
         if errors.is_empty() {
             Ok(next)
         } else {
@@ -526,6 +534,12 @@ impl Settings {
 pub(super) fn rate_limits(settings: &Settings) -> (u64, u64) {
     let rate = |key: &str| settings.get("libtorrent", key).as_u64().unwrap_or(0);
     (rate("max_download_rate"), rate("max_upload_rate"))
+}
+
+/// `libtorrent.proxy_type`, `proxy_server` and `proxy_auth`.
+pub(super) fn proxy_settings(settings: &Settings) -> (i64, String, String) {
+    let text = |key: &str| settings.get("libtorrent", key).as_str().unwrap_or_default().to_owned();
+    (settings.get("libtorrent", "proxy_type").as_i64().unwrap_or(0), text("proxy_server"), text("proxy_auth"))
 }
 
 #[cfg(test)]
@@ -628,8 +642,6 @@ mod tests {
             ("download_defaults", "seeding_time", json!(30)),
             ("libtorrent", "upnp", json!(false)),
             ("libtorrent", "natpmp", json!(false)),
-            ("libtorrent", "proxy_type", json!(2)),
-            ("libtorrent", "proxy_server", json!("h:1")),
             ("download_defaults", "number_hops", json!(2)),
             ("", "gui_test_mode", json!(true)),
         ] {
@@ -640,6 +652,24 @@ mod tests {
             let patch =
                 if section.is_empty() { json!({ name: current }) } else { json!({ section: { name: current } }) };
             assert!(s.merged(&patch, &in_force()).is_ok(), "{patch}");
+        }
+    }
+
+    #[test]
+    fn proxy_settings_are_checked_together() {
+        let s = fresh();
+        let socks5 = json!({"libtorrent": {"proxy_type": 3, "proxy_server": "127.0.0.1:1080", "proxy_auth": "u:p"}});
+        let next = s.merged(&socks5, &in_force()).unwrap();
+        assert_eq!(proxy_settings(&next), (3, "127.0.0.1:1080".into(), "u:p".into()));
+        for (patch, says) in [
+            (json!({"libtorrent": {"proxy_type": 1, "proxy_server": "127.0.0.1:1080"}}), "proxy_type 1 (SOCKS4)"),
+            (json!({"libtorrent": {"proxy_type": 4, "proxy_server": "127.0.0.1:8080"}}), "proxy_type 4 (HTTP)"),
+            (json!({"libtorrent": {"proxy_type": 5}}), "proxy_type 5 (HTTP with authentication)"),
+            (json!({"libtorrent": {"proxy_type": 2}}), "libtorrent.proxy_server"),
+            (json!({"libtorrent": {"proxy_type": 3, "proxy_server": "h:1"}}), "libtorrent.proxy_auth"),
+        ] {
+            let e = s.merged(&patch, &in_force()).unwrap_err();
+            assert!(e.contains(says), "{e}");
         }
     }
 

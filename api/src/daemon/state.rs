@@ -41,6 +41,8 @@ pub struct Daemon {
     pub(super) state_dir: PathBuf,
     /// CPU and memory history and the log ring, for `/debug/*`.
     pub(super) monitor: Monitor,
+    /// The SOCKS5 proxy of the session, which web requests (`.torrent` URLs) use too.
+    pub(super) proxy: Option<shoal_host::Proxy>,
 }
 
 impl Daemon {

@@ -67,7 +67,7 @@ pub fn torrentinfo(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         let is_file = matches!(kind, uri::Uri::File(_));
         let bytes = match kind {
             uri::Uri::Magnet => magnet_torrent(&d, u).await?,
-            _ => uri::fetch_torrent(d.rt, u).await?,
+            _ => uri::fetch_torrent(d.rt, d.proxy.clone(), u).await?,
         };
         let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
             let what =

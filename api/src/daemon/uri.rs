@@ -35,11 +35,14 @@ pub fn parse(uri: &str) -> Result<Uri, ApiError> {
     Err(ApiError::bad_request("invalid uri"))
 }
 
-/// The bytes of the torrent file a URI names. Failures are Tribler's 500 with a message.
-pub async fn fetch_torrent(rt: Rt, uri: &str) -> Result<Vec<u8>, ApiError> {
+/// The bytes of the torrent file a URI names (fetched through `proxy` when set). Failures are
+/// Tribler's 500 with a message.
+pub async fn fetch_torrent(rt: Rt, proxy: Option<shoal_host::Proxy>, uri: &str) -> Result<Vec<u8>, ApiError> {
     match parse(uri)? {
         Uri::File(path) => read_torrent_file(rt, path).await.map_err(|e| ApiError::Handled(e.status(), e.to_string())),
-        Uri::Http(url) => rt.unblock(move || http_get(&url)).await.map_err(|e| ApiError::Handled(500, e)),
+        Uri::Http(url) => {
+            rt.unblock(move || http_get(&url, proxy.as_ref())).await.map_err(|e| ApiError::Handled(500, e))
+        }
         Uri::Magnet => {
             Err(ApiError::Handled(500, "a magnet link is not a torrent file: its metadata comes from peers".into()))
         }
@@ -108,11 +111,12 @@ pub async fn read_torrent_file(rt: Rt, path: PathBuf) -> Result<Vec<u8>, FileUri
 }
 
 /// Fetches a `.torrent` over HTTP(S); every address dialled (redirects included) passes the
-/// session's network policy (`SHOAL_LOCAL_ONLY=1`: loopback only).
-fn http_get(url: &str) -> Result<Vec<u8>, String> {
+/// session's network policy (`SHOAL_LOCAL_ONLY=1`: loopback only), through the session's proxy
+/// if it has one.
+fn http_get(url: &str, proxy: Option<&shoal_host::Proxy>) -> Result<Vec<u8>, String> {
     let policy = crate::run::net_policy();
-    let agent = shoal_host::http_agent(policy, Duration::from_secs(30), true);
-    let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_host::http_error(&e));
+    let agent = shoal_host::http_agent(policy, proxy, Duration::from_secs(30), true);
+    let fail = |e: ureq::Error| format!("cannot fetch {url}: {}", shoal_host::http_error_of(&agent, &e));
     let mut resp = agent.get(url).call().map_err(fail)?;
     resp.body_mut().with_config().limit(MAX_TORRENT).read_to_vec().map_err(fail)
 }

@@ -12,6 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shoal_core::bencode::{self, BencodeError};
 use shoal_core::magnet::{Magnet, MAX_SELECT_ONLY};
+use shoal_core::mse::{self, Levels, MseHandshake, MseStep, Secrets, Selected, MAX_INITIAL_PAYLOAD};
+use shoal_core::socks::{self, Command, Credentials, SocksError, Status, Target, MAX_REPLY};
 use shoal_core::tracker::udp::{Request, Response, UdpConfig, UdpExchange, UdpOutcome};
 use shoal_core::tracker::{
     parse_announce, parse_scrape, AnnounceEvent, AnnounceParams, AnnounceResponse, MAX_INTERVAL,
@@ -41,8 +43,11 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("extended_handshake", extended_handshake),
     ("ut_metadata", ut_metadata),
     ("ut_pex", ut_pex),
+    ("mse_responder", mse_responder),
+    ("mse_initiator", mse_initiator),
     ("utp_packet", utp_packet),
     ("utp_socket", utp_socket),
+    ("socks_reply", socks_reply),
 ];
 
 /// The info-hash of the captured opentracker scrape in `tracker/http.rs`.
@@ -646,6 +651,123 @@ pub fn udp_exchange(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Message Stream Encryption
+// ---------------------------------------------------------------------------------------------
+
+/// The torrent both sides of a fuzzed MSE handshake know.
+const MSE_SKEY: InfoHash = InfoHash([0x42; 20]);
+
+/// The levels a fuzzer's byte picks.
+fn mse_levels(b: u8) -> Levels {
+    [Levels::Plaintext, Levels::Rc4, Levels::Both, Levels::Both][usize::from(b & 3)]
+}
+
+/// A side's fixed randomness (a fuzzed handshake is reproducible).
+fn mse_secrets(first: u8, pad: usize) -> Secrets {
+    Secrets { private_key: std::array::from_fn(|i| first.wrapping_add(i as u8)), pad: vec![0x33; pad] }
+}
+
+/// Feeds `data` to `m` in chunks of `chunk`; what it finished with, if it did.
+fn mse_feed(mut m: MseHandshake, data: &[u8], chunk: usize) -> Option<mse::Established> {
+    for piece in data.chunks(chunk.max(1)) {
+        let find = |h: &[u8; 20]| (*h == mse::req2(&MSE_SKEY)).then_some(MSE_SKEY);
+        match m.handle(piece, &mut Vec::new(), find) {
+            Ok(MseStep::Pending(next)) => m = *next,
+            Ok(MseStep::Done(est)) => return Some(est),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// What a finished handshake promises: our torrent, a method we allow, bounded payload.
+fn mse_check_done(est: &mse::Established, allowed: Levels, input_len: usize) {
+    assert_eq!(est.info_hash, MSE_SKEY, "MSE finished for another torrent");
+    let bit = match est.selected {
+        Selected::Plaintext => 1,
+        Selected::Rc4 => 2,
+    };
+    assert!(allowed.bits() & bit != 0, "MSE selected a method we do not allow");
+    assert_eq!(est.send.is_plaintext(), est.selected == Selected::Plaintext);
+    assert!(est.payload.len() <= input_len, "MSE payload longer than its input");
+}
+
+/// An MSE responder fed the input, either raw (byte 0 even) or, to reach past the hashes a
+/// fuzzer cannot guess, as the plaintext of a real initiator's encrypted part: the key stream
+/// is known from the bytes a real initiator encrypted.
+pub fn mse_responder(data: &[u8]) {
+    let [mode, chunk, rest @ ..] = data else { return };
+    let allowed = mse_levels(mode >> 1);
+    let responder = || MseHandshake::responder(allowed, mse_secrets(21, 5), &mut Vec::new());
+    if mode & 1 == 0 {
+        if let Some(est) = mse_feed(responder(), rest, usize::from(*chunk)) {
+            mse_check_done(&est, allowed, rest.len());
+        }
+        return;
+    }
+    // A real exchange up to the initiator's third message, whose encrypted part holds VC,
+    // crypto_provide 3, no PadC and MAX_INITIAL_PAYLOAD zeros.
+    let mut to_b = Vec::new();
+    let mut a = MseHandshake::initiator(MSE_SKEY, Levels::Both, mse_secrets(1, 7), &mut to_b);
+    a.set_initial_payload(vec![0; MAX_INITIAL_PAYLOAD]);
+    let mut to_a = Vec::new();
+    let b = MseHandshake::responder(allowed, mse_secrets(21, 5), &mut to_a);
+    let Ok(MseStep::Pending(_)) = b.handle(&to_b, &mut to_a, |_| None) else {
+        panic!("a responder waits for req1 after the initiator's key")
+    };
+    let key_and_pad = to_b.len();
+    let Ok(MseStep::Pending(_)) = a.handle(&to_a, &mut to_b, |_| None) else {
+        panic!("an initiator waits for VC after the responder's key")
+    };
+    let encrypted = key_and_pad + 40;
+    let mut plain = vec![0u8; 16 + MAX_INITIAL_PAYLOAD];
+    plain[11] = 3;
+    plain[14..16].copy_from_slice(&(MAX_INITIAL_PAYLOAD as u16).to_be_bytes());
+    let mut stream = to_b[..encrypted].to_vec();
+    for (i, b) in rest.iter().enumerate() {
+        let key = plain.get(i).zip(to_b.get(encrypted + i)).map_or(0, |(p, c)| p ^ c);
+        stream.push(b ^ key);
+    }
+    if let Some(est) = mse_feed(responder(), &stream, usize::from(*chunk)) {
+        mse_check_done(&est, allowed, stream.len());
+    }
+}
+
+/// An MSE initiator fed the input, raw (byte 0 even) or as the plaintext of a real
+/// responder's reply (VC, crypto_select, len(PadD)) and what follows it.
+pub fn mse_initiator(data: &[u8]) {
+    let [mode, chunk, rest @ ..] = data else { return };
+    let offered = mse_levels(mode >> 1);
+    let initiator = || MseHandshake::initiator(MSE_SKEY, offered, mse_secrets(1, 3), &mut Vec::new());
+    if mode & 1 == 0 {
+        if let Some(est) = mse_feed(initiator(), rest, usize::from(*chunk)) {
+            mse_check_done(&est, offered, rest.len());
+        }
+        return;
+    }
+    let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
+    let a = MseHandshake::initiator(MSE_SKEY, offered, mse_secrets(1, 3), &mut to_b);
+    let b = MseHandshake::responder(Levels::Both, mse_secrets(21, 9), &mut to_a);
+    let key_and_pad = to_a.len();
+    let Ok(MseStep::Pending(_)) = a.handle(&to_a, &mut to_b, |_| None) else {
+        panic!("an initiator waits for VC after the responder's key")
+    };
+    let find = |_: &[u8; 20]| Some(MSE_SKEY);
+    let Ok(MseStep::Done(est)) = b.handle(&to_b, &mut to_a, find) else { panic!("the responder finishes") };
+    // The reply: VC, crypto_select of what was selected, no PadD.
+    let mut plain = [0u8; 14];
+    plain[11] = if est.selected == Selected::Rc4 { 2 } else { 1 };
+    let mut stream = to_a[..key_and_pad].to_vec();
+    for (i, b) in rest.iter().enumerate() {
+        let key = plain.get(i).zip(to_a.get(key_and_pad + i)).map_or(0, |(p, c)| p ^ c);
+        stream.push(b ^ key);
+    }
+    if let Some(est) = mse_feed(initiator(), &stream, usize::from(*chunk)) {
+        mse_check_done(&est, offered, stream.len());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // uTP
 // ---------------------------------------------------------------------------------------------
 
@@ -731,5 +853,50 @@ pub fn utp_socket(data: &[u8]) {
             }
         }
         closed |= s.stats(conn).is_none();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SOCKS5
+// ---------------------------------------------------------------------------------------------
+
+/// A SOCKS5 client handshake fed a fuzzer-chosen server's answers, and the relay header decoder.
+///
+/// Layout: a flag byte (bit 0 credentials offered, bit 1 UDP ASSOCIATE, bits 2..5 the chunk
+/// size minus one), then the server's bytes, fed in chunks of that size. Asserts: an error is
+/// final; nothing beyond one message is buffered; `Done` hands back exactly the bytes after the
+/// reply; the whole input as a relayed datagram decodes without panicking, and one from an IP
+/// address re-wraps to the same bytes.
+pub fn socks_reply(data: &[u8]) {
+    if let Ok((from, payload)) = socks::udp::unwrap(data) {
+        if matches!(from, Target::Ip(_)) {
+            assert_eq!(socks::udp::wrap(&from, payload).as_deref(), Ok(data), "datagram does not re-wrap");
+        }
+    }
+    let Some((&flags, answer)) = data.split_first() else { return };
+    let credentials = (flags & 1 != 0).then(|| Credentials::new("user", "password").expect("valid credentials"));
+    let command = if flags & 2 != 0 { Command::UdpAssociate } else { Command::Connect };
+    let chunk = usize::from((flags >> 2) & 15) + 1;
+    let target = Target::Ip(std::net::SocketAddr::from(([127, 0, 0, 1], 6881)));
+    let mut h = socks::Handshake::new(command, target, credentials).expect("a valid target");
+    let _ = h.transmit();
+    let mut fed = 0;
+    for piece in answer.chunks(chunk) {
+        fed += piece.len();
+        match h.handle_bytes(piece) {
+            Ok(Status::NeedMore) => {
+                let _ = h.transmit();
+                assert!(fed <= 3 * MAX_REPLY, "{fed} bytes taken without an answer");
+            }
+            Ok(Status::Done { rest, .. }) => {
+                assert!(answer[..fed].ends_with(&rest), "rest is not the tail of what was read");
+                assert_eq!(h.handle_bytes(b"x"), Err(SocksError::Unsolicited));
+                return;
+            }
+            Err(_) => {
+                assert_eq!(h.handle_bytes(&[5, 0]), Err(SocksError::Unsolicited), "an error is not final");
+                return;
+            }
+        }
     }
 }

@@ -21,6 +21,10 @@ pub enum CloseReason {
     /// Reading from or writing to the socket failed.
     #[error("socket error: {0}")]
     Io(ErrorKind),
+    /// The dial through the configured SOCKS5 proxy failed (the proxy was unreachable, refused
+    /// the credentials, or could not reach the peer).
+    #[error("proxy: {0}")]
+    Proxy(crate::socks::ProxyError),
 
     // ---- the peer misbehaved ----
     /// The peer sent bytes the wire decoder refuses.

@@ -20,7 +20,8 @@ pub enum Input<'a> {
     /// This many bytes of earlier [`PeerIo::Send`](crate::PeerIo::Send)s were written to the socket.
     Sent(ConnId, usize),
     /// The connection failed or was closed by the peer (or the network), and why:
-    /// [`CloseReason::DialFailed`], [`CloseReason::PeerClosed`] or [`CloseReason::Io`].
+    /// [`CloseReason::DialFailed`], [`CloseReason::Proxy`], [`CloseReason::PeerClosed`] or
+    /// [`CloseReason::Io`].
     Closed(ConnId, CloseReason),
     /// A disk or hash job finished.
     Job(JobId, JobResult),

@@ -217,7 +217,7 @@ pub fn add(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                     magnet = Some(u.to_string());
                     Vec::new()
                 }
-                _ => uri::fetch_torrent(d.rt, u).await?,
+                _ => uri::fetch_torrent(d.rt, d.proxy.clone(), u).await?,
             };
             (torrent, opts)
         };
