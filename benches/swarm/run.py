@@ -42,6 +42,9 @@ PAYLOADS = {
 
 SHOAL_CLIENT = "shoal"
 LT_CLIENT = "libtorrent"
+# `--utp`: Shoal downloads from a Shoal seeder over uTP (its default) and over TCP (--no-utp).
+SHOAL_UTP = "shoal-utp"
+SHOAL_TCP = "shoal-tcp"
 
 
 def log(msg):
@@ -412,10 +415,14 @@ class Bench:
             self.shoal_seeders[key] = (c, port)
         return self.shoal_seeders[key]
 
-    def leecher_argv(self, client, torrent, out_dir, port, peers):
-        if client == SHOAL_CLIENT:
+    def leecher_argv(self, client, torrent, out_dir, port, peers, seed_kind):
+        if client in (SHOAL_CLIENT, SHOAL_UTP, SHOAL_TCP):
             argv = [SHOAL, "download", torrent, "-o", out_dir, "--bind", "127.0.0.1",
                     "--listen-port", port]
+            # The libtorrent helpers run with uTP off (ltcommon.py), so both clients use TCP
+            # there, as before uTP: Shoal skips the uTP dial it would otherwise try first.
+            if client == SHOAL_TCP or seed_kind == "lt":
+                argv.append("--no-utp")
             for p in peers:
                 argv += ["--peer", "127.0.0.1:%d" % p]
         else:
@@ -471,7 +478,7 @@ class Bench:
         try:
             for i, (d, port) in enumerate(zip(dirs, ports)):
                 # Leecher i dials the seeder and every leecher started before it.
-                argv = self.leecher_argv(client, torrent, d, port, [seed_port] + ports[:i])
+                argv = self.leecher_argv(client, torrent, d, port, [seed_port] + ports[:i], seed_kind)
                 c = Child(argv, self.logs / ("%s-%d.log" % (tag, i)))
                 leechers.append(c)
                 if i + 1 < n_leechers:
@@ -540,6 +547,10 @@ def scenarios(args):
         out.append(("swarm4-" + k, "%s, 1 libtorrent seeder + 4 leechers (total)"
                     % PAYLOADS[k]["label"], k,
                     [("4x shoal", SHOAL_CLIENT, "lt"), ("4x lt", LT_CLIENT, "lt")], 4))
+    if args.utp:
+        k = "single" if "single" in keys else keys[0]
+        out.append(("utp-" + k, "%s, Shoal seeds, uTP vs TCP" % PAYLOADS[k]["label"], k,
+                    [("shoal uTP", SHOAL_UTP, "shoal"), ("shoal TCP", SHOAL_TCP, "shoal")], 1))
     return out
 
 
@@ -569,13 +580,15 @@ def table(bench, scens):
             med[client] = m
             m["runs"] = "%d/%d" % (len(ok), len(rs))
             m["label"] = label
-        s, l = med.get(SHOAL_CLIENT), med.get(LT_CLIENT)
-        for client in (SHOAL_CLIENT, LT_CLIENT):
+        # Each scenario compares two clients: the ratios are the first's over the second's.
+        order = [client for _label, client, _kind in clients]
+        s, l = med[order[0]], med[order[1]]
+        for client in order:
             m = med[client]
             ratio_mbps = ratio_cpu = None
-            if client == SHOAL_CLIENT and s["wall"] is not None and l["wall"] is not None:
+            if client == order[0] and s["wall"] is not None and l["wall"] is not None:
                 ratio_mbps, ratio_cpu = s["mbps"] / l["mbps"], s["cpu"] / l["cpu"]
-            rows.append([title if client == SHOAL_CLIENT else "", m["label"], m["runs"],
+            rows.append([title if client == order[0] else "", m["label"], m["runs"],
                          fmt(m["wall"], ".2f"), fmt(m["mbps"], ".0f"), fmt(m["cpu"], ".2f"),
                          fmt(m["rss"], ".0f"), fmt(m["seed_cpu"], ".2f"), fmt(m["xfer"], ".2f"),
                          fmt(ratio_mbps, ".2f"), fmt(ratio_cpu, ".2f")])
@@ -612,6 +625,8 @@ def main():
     p.add_argument("--timeout", type=int, default=300,
                    help="seconds one timed download (or swarm) may take before it is killed (300)")
     p.add_argument("--json", help="also write every run's figures to this file")
+    p.add_argument("--utp", action="store_true",
+                   help="also: Shoal seeds and Shoal downloads over uTP, then over TCP (--no-utp)")
     p.add_argument("--no-prewarm", dest="prewarm", action="store_false",
                    help="do not write and delete a scratch file before each download (see prewarm())")
     args = p.parse_args()
@@ -662,8 +677,8 @@ def main():
         print("Shoal vs libtorrent on 127.0.0.1, %d round(s), interleaved; %s; load at end %s"
               % (args.rounds, shoal_version, " ".join("%.2f" % x for x in os.getloadavg())))
         print(table(bench, scens))
-        print("ratios are Shoal / libtorrent (MB/s: higher is better for Shoal; "
-              "CPU: lower is better)")
+        print("ratios are Shoal / libtorrent, or uTP / TCP (MB/s: higher is better for the "
+              "first; CPU: lower is better)")
     if args.json:
         Path(args.json).write_text(json.dumps({"shoal": shoal_version, "libtorrent": lt_version,
                                                "rounds": args.rounds, "results": bench.results},

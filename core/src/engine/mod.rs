@@ -20,6 +20,7 @@ mod params;
 mod sched;
 mod stats;
 mod torrent;
+mod utp_feed;
 mod utp_link;
 
 pub use close_reason::{CloseReason, Violation};

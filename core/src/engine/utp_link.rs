@@ -73,6 +73,11 @@ impl UtpLink {
         self.now = self.now.max(now);
     }
 
+    /// The time of the engine's latest input.
+    pub(super) fn now(&self) -> Instant {
+        self.now
+    }
+
     /// A uTP datagram from the DHT socket.
     pub(super) fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         self.set_now(now);
@@ -226,49 +231,5 @@ impl UtpLink {
             UtpCloseReason::ConnectTimedOut | UtpCloseReason::TimedOut => CloseReason::Io(ErrorKind::TimedOut),
         };
         self.inputs.push_back(LinkInput::Closed(conn, reason));
-    }
-}
-
-impl super::Engine {
-    /// A uTP datagram arrived on the DHT socket.
-    pub(super) fn on_utp_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        if let Some(link) = &mut self.utp {
-            link.handle_datagram(from, data, now);
-        }
-    }
-
-    /// [`super::Engine::poll_output`] with uTP on: what the link says is handled as input
-    /// first, outputs for uTP connections go to the link, and its datagrams go out last.
-    pub(super) fn poll_output_utp(&mut self) -> Option<Output> {
-        loop {
-            let link = self.utp.as_mut()?;
-            if let Some(input) = link.poll_input() {
-                self.feed_utp(input);
-                continue;
-            }
-            if let Some(o) = self.out.pop() {
-                match self.utp.as_mut()?.intercept(o) {
-                    Some(o) => return Some(o),
-                    None => continue,
-                }
-            }
-            return self.utp.as_mut()?.poll_output();
-        }
-    }
-
-    fn feed_utp(&mut self, input: LinkInput) {
-        let Some(now) = self.utp.as_ref().map(|l| l.now) else { return };
-        match input {
-            LinkInput::Connected(conn) => self.handle(super::Input::Connected(conn), now),
-            LinkInput::Bytes(conn, data) => self.handle(super::Input::PeerBytes(conn, &data), now),
-            LinkInput::Sent(conn, n) => self.handle(super::Input::Sent(conn, n), now),
-            LinkInput::Closed(conn, reason) => self.handle(super::Input::Closed(conn, reason), now),
-            LinkInput::Incoming(u, addr) => {
-                let conn = self.accept(addr, now);
-                if let Some(link) = &mut self.utp {
-                    link.accepted(u, conn);
-                }
-            }
-        }
     }
 }
