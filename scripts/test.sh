@@ -19,6 +19,14 @@ packages+=(xvfb xauth iproute2 fonts-dejavu-core libx11-xcb1 libxcb-icccm4 libxc
     libcairo2-dev libgirepository1.0-dev pkg-config)
 # The web UI's browser test (tests/tests/webui.rs): Debian's chromium and its WebDriver.
 packages+=(chromium chromium-driver python3-venv)
+# The port-mapping test (tests/tests/portmap.rs): a real UPnP IGD / NAT-PMP router, miniupnpd's
+# nftables build (the binary alone: the service is in the `miniupnpd` package, not installed;
+# the test runs its own copy inside network namespaces) and nft for the router's firewall.
+packages+=(miniupnpd-nftables nftables)
+# The SOCKS5 proxy tests (tests/tests/socks.rs): microsocks (CONNECT with a password), dante
+# (UDP ASSOCIATE), iptables for the counters of direct traffic in the test's namespace (and
+# for tests/tests/lsd.rs, which drops IPv4 multicast in its namespace to test LSD's IPv6 group).
+packages+=(microsocks dante-server iptables)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

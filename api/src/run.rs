@@ -44,11 +44,52 @@ pub struct NetArgs {
     /// Let new files grow as pieces arrive instead of allocating their full size up front.
     #[arg(long)]
     sparse: bool,
+    /// Do not ask the router to forward the listen port by UPnP IGD (on by default; off with
+    /// `SHOAL_LOCAL_ONLY` unless `SHOAL_PORTMAP=1`).
+    #[arg(long)]
+    no_upnp: bool,
+    /// Do not ask the router to forward the listen port by NAT-PMP (on by default; off with
+    /// `SHOAL_LOCAL_ONLY` unless `SHOAL_PORTMAP=1`).
+    #[arg(long)]
+    no_natpmp: bool,
+    /// The router NAT-PMP requests go to (default: the default gateway).
+    #[arg(long, value_name = "IP")]
+    natpmp_gateway: Option<std::net::Ipv4Addr>,
+    /// The port announced to trackers and the DHT instead of the listen port (one forwarded
+    /// by hand, or a VPN's); it wins over a port mapping's.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    announce_port: Option<u16>,
     /// Send every outgoing connection (peers, trackers) through this SOCKS5 proxy:
     /// `socks5://[user:password@]host:port`. A failing proxy fails the connection; nothing goes
     /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
     #[arg(long, value_parser = parse_proxy)]
     proxy: Option<shoal_host::Proxy>,
+    /// Encryption of peer connections (MSE/PE): `enabled` dials encrypted, retries a peer
+    /// without it in plaintext and accepts both; `forced` never speaks plaintext BitTorrent;
+    /// `disabled` never encrypts.
+    #[arg(long, value_enum, env = "SHOAL_ENCRYPTION", default_value_t = EncryptionArg::Enabled)]
+    encryption: EncryptionArg,
+}
+
+/// `--encryption`: [`shoal_core::Encryption`] by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncryptionArg {
+    /// Plain BitTorrent only.
+    Disabled,
+    /// Encrypted preferred, plaintext accepted (libtorrent's default).
+    Enabled,
+    /// Encrypted only.
+    Forced,
+}
+
+impl From<EncryptionArg> for shoal_core::Encryption {
+    fn from(e: EncryptionArg) -> Self {
+        match e {
+            EncryptionArg::Disabled => shoal_core::Encryption::Disabled,
+            EncryptionArg::Enabled => shoal_core::Encryption::Enabled,
+            EncryptionArg::Forced => shoal_core::Encryption::Forced,
+        }
+    }
 }
 
 /// `--proxy`, resolved once at start as the network policy allows.
@@ -208,6 +249,24 @@ pub fn lsd_enabled(enabled: bool) -> bool {
     }
 }
 
+/// The port-mapping settings of a session, `upnp` and `natpmp` being the user's choices (on by
+/// default): `None` when both are off. They talk to the LAN's router, so `SHOAL_LOCAL_ONLY`
+/// (tests and CI) turns them off, unless `SHOAL_PORTMAP=1` asks for them explicitly (a test
+/// inside network namespaces of its own, with `SHOAL_LOCAL_ONLY=netns`). `SHOAL_PORTMAP=0`
+/// turns them off too.
+pub fn port_mapping(
+    upnp: bool,
+    natpmp: bool,
+    gateway: Option<std::net::Ipv4Addr>,
+) -> Option<shoal_smol::PortMapSettings> {
+    let on = match std::env::var("SHOAL_PORTMAP").ok().as_deref() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => !local_only(),
+    };
+    (on && (upnp || natpmp)).then_some(shoal_smol::PortMapSettings { upnp, natpmp, gateway })
+}
+
 /// The descriptors this process may hold (soft `RLIMIT_NOFILE`), which bound its peer
 /// connections (`MAX_DESCRIPTORS` if unlimited).
 pub fn nofile_limit() -> u64 {
@@ -218,8 +277,14 @@ pub fn nofile_limit() -> u64 {
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
     let plan = Plan {
         runtime: net.runtime,
-        engine: Config { net_policy: net_policy(), utp: !net.no_utp, ..Config::default() }
-            .with_descriptors(nofile_limit()),
+        engine: Config {
+            net_policy: net_policy(),
+            encryption: net.encryption.into(),
+            announce_port: net.announce_port,
+            utp: !net.no_utp,
+            ..Config::default()
+        }
+        .with_descriptors(nofile_limit()),
         bind: net.bind,
         port: net.listen_port,
         // The default port is taken (another client?): any free port will do.
@@ -227,6 +292,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         dht: dht_settings(!net.no_dht, None),
         lsd: lsd_enabled(!net.no_lsd),
         sparse_files: net.sparse,
+        port_mapping: port_mapping(!net.no_upnp, !net.no_natpmp, net.natpmp_gateway),
         proxy: net.proxy.clone(),
     };
     session::start_session(plan, |e| eprint_line(&format!("note: {e}; using a free port instead"))).await

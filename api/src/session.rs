@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use shoal_core::Config;
-use shoal_smol::{DhtSettings, Handle, SessionConfig, SessionError};
+use shoal_smol::{DhtSettings, Handle, PortMapSettings, SessionConfig, SessionError};
 
 use crate::rt::Rt;
 
@@ -97,6 +97,8 @@ pub struct Plan {
     pub lsd: bool,
     /// New files grow as pieces arrive instead of being allocated up front.
     pub sparse_files: bool,
+    /// Port mapping of the listen port (UPnP, NAT-PMP), if on.
+    pub port_mapping: Option<PortMapSettings>,
     /// The SOCKS5 proxy everything outgoing goes through, if any.
     pub proxy: Option<shoal_host::Proxy>,
 }
@@ -111,6 +113,7 @@ impl Plan {
             dht: self.dht.clone(),
             lsd: self.lsd,
             sparse_files: self.sparse_files,
+            port_mapping: self.port_mapping.clone(),
             proxy: self.proxy.clone(),
         }
     }

@@ -304,6 +304,7 @@ fn settings_shape_and_persistence() {
         r#"{"libtorrent": {"max_upload_rate": -5}}"#,
         r#"{"libtorrent": {"port": 70000}}"#,
         r#"{"libtorrent": {"utp": "yes"}}"#,
+        r#"{"libtorrent": {"encryption": 3}}"#,
         r#"{"libtorrent": {"no_such_key": 1}}"#,
         r#"{"no_such_section": {"a": 1}}"#,
         r#"{"api": {"http_host": "somewhere"}}"#,
@@ -327,7 +328,7 @@ fn settings_shape_and_persistence() {
         &d,
         &key,
         r#"{"Tribler": {}, "trustchain": {}, "download_defaults": {"number_hops": 0, "seeding_mode": "forever",
-            "seeding_ratio": 2, "saveas": "/tmp/shoal-test-downloads"}, "libtorrent": {"max_upload_rate": 1000, "lsd": false},
+            "seeding_ratio": 2, "saveas": "/tmp/shoal-test-downloads"}, "libtorrent": {"max_upload_rate": 1000, "lsd": false, "encryption": 2},
             "gui_test_mode": false}"#,
     );
     assert_eq!((r.status, r.json()), (200, json!({"modified": true})));
@@ -335,6 +336,7 @@ fn settings_shape_and_persistence() {
         assert_eq!(s["download_defaults"]["saveas"], json!("/tmp/shoal-test-downloads"));
         assert_eq!(s["libtorrent"]["max_upload_rate"], json!(1000));
         assert_eq!(s["libtorrent"]["lsd"], json!(false));
+        assert_eq!(s["libtorrent"]["encryption"], json!(2));
     };
     check(&get(&d, "/settings", &key).json()["settings"]);
     let text = std::fs::read_to_string(&conf).unwrap();

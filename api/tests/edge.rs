@@ -142,8 +142,6 @@ fn gui_settings_pass_and_settings_that_do_nothing_are_refused() {
         ("download_defaults", "seeding_mode", json!("ratio")),
         ("download_defaults", "seeding_ratio", json!(1.5)),
         ("download_defaults", "seeding_time", json!(5)),
-        ("libtorrent", "upnp", json!(false)),
-        ("libtorrent", "natpmp", json!(false)),
         ("libtorrent", "proxy_type", json!(2)),
         ("libtorrent", "proxy_server", json!("127.0.0.1:1080")),
         ("libtorrent", "proxy_auth", json!("u:p")),

@@ -42,6 +42,8 @@ PAYLOADS = {
 
 SHOAL_CLIENT = "shoal"
 LT_CLIENT = "libtorrent"
+# Seeder kinds of Shoal, and the `--encryption` their seeder and leechers run with.
+SHOAL_ENCRYPTION = {"shoal": None, "shoal-rc4": "forced", "shoal-plain": "disabled"}
 # `--utp`: Shoal downloads from a Shoal seeder over uTP (its default) and over TCP (--no-utp).
 SHOAL_UTP = "shoal-utp"
 SHOAL_TCP = "shoal-tcp"
@@ -391,14 +393,18 @@ class Bench:
             self.lt_seeders[key] = (c, port)
         return self.lt_seeders[key]
 
-    def shoal_seeder(self, key):
-        if key not in self.shoal_seeders:
+    def seeder(self, kind, key):
+        """The seeder of `key` of this kind ("lt" or one of SHOAL_ENCRYPTION), started once."""
+        return self.lt_seeder(key) if kind == "lt" else self.shoal_seeder(key, kind)
+
+    def shoal_seeder(self, key, kind="shoal"):
+        if (key, kind) not in self.shoal_seeders:
             torrent, sums = self.payload(key)
             warm_cache(self.data, sums)
             port = free_port()
-            logp = self.logs / ("seed-shoal-%s.log" % key)
+            logp = self.logs / ("seed-%s-%s.log" % (kind, key))
             c = Child([SHOAL, "seed", torrent, self.data, "--bind", "127.0.0.1",
-                       "--listen-port", port], logp)
+                       "--listen-port", port] + encryption_args(kind), logp)
 
             def ready():
                 text = logp.read_text(errors="replace")
@@ -411,14 +417,14 @@ class Bench:
                 return False
 
             wait_until(ready, max(self.args.timeout, 120), c, "the Shoal seeder of %s" % key)
-            log("Shoal seeder for %s on 127.0.0.1:%d (pid %d)" % (key, port, c.pid))
-            self.shoal_seeders[key] = (c, port)
-        return self.shoal_seeders[key]
+            log("Shoal seeder (%s) for %s on 127.0.0.1:%d (pid %d)" % (kind, key, port, c.pid))
+            self.shoal_seeders[(key, kind)] = (c, port)
+        return self.shoal_seeders[(key, kind)]
 
     def leecher_argv(self, client, torrent, out_dir, port, peers, seed_kind):
         if client in (SHOAL_CLIENT, SHOAL_UTP, SHOAL_TCP):
             argv = [SHOAL, "download", torrent, "-o", out_dir, "--bind", "127.0.0.1",
-                    "--listen-port", port]
+                    "--listen-port", port] + encryption_args(seed_kind)
             # The libtorrent helpers run with uTP off (ltcommon.py), so both clients use TCP
             # there, as before uTP: Shoal skips the uTP dial it would otherwise try first.
             if client == SHOAL_TCP or seed_kind == "lt":
@@ -532,6 +538,12 @@ class Bench:
 # ---------------------------------------------------------------------------------------------
 # Scenarios and the table.
 
+def encryption_args(kind):
+    """The `--encryption` option of a Shoal seeder kind (none: the binary's default)."""
+    enc = SHOAL_ENCRYPTION.get(kind)
+    return ["--encryption", enc] if enc else []
+
+
 def scenarios(args):
     """[(id, title, payload key, [(client label, client, seeder kind)], leechers)]"""
     keys = ["single", "multi"] if args.payload == "both" else [args.payload]
@@ -547,6 +559,12 @@ def scenarios(args):
         out.append(("swarm4-" + k, "%s, 1 libtorrent seeder + 4 leechers (total)"
                     % PAYLOADS[k]["label"], k,
                     [("4x shoal", SHOAL_CLIENT, "lt"), ("4x lt", LT_CLIENT, "lt")], 4))
+    if args.encryption:
+        k = "single" if "single" in keys else keys[0]
+        out.append(("encryption-" + k, "%s, Shoal seeds Shoal, RC4 vs plaintext"
+                    % PAYLOADS[k]["label"], k,
+                    [("shoal->shoal rc4", SHOAL_CLIENT, "shoal-rc4"),
+                     ("shoal->shoal plain", SHOAL_CLIENT, "shoal-plain")], 1))
     if args.utp:
         k = "single" if "single" in keys else keys[0]
         out.append(("utp-" + k, "%s, Shoal seeds, uTP vs TCP" % PAYLOADS[k]["label"], k,
@@ -563,7 +581,9 @@ def table(bench, scens):
     head = ["scenario", "client", "runs", "median wall s", "MB/s", "CPU s", "peak RSS MiB",
             "seeder CPU s", "connect->exit s", "MB/s ratio", "CPU ratio"]
     for sid, title, key, clients, n in scens:
-        med = {}
+        # The first client against the second: Shoal against libtorrent, or RC4 against
+        # plaintext.
+        med = []
         for label, client, _kind in clients:
             rs = [r for r in bench.results if r["scenario"] == sid and r["client"] == label]
             ok = [r for r in rs if r["ok"]]
@@ -577,18 +597,15 @@ def table(bench, scens):
                 m["xfer"] = statistics.median(xf) if xf else None
             else:
                 m = dict.fromkeys(["wall", "mbps", "cpu", "rss", "seed_cpu", "xfer"])
-            med[client] = m
+            med.append(m)
             m["runs"] = "%d/%d" % (len(ok), len(rs))
             m["label"] = label
-        # Each scenario compares two clients: the ratios are the first's over the second's.
-        order = [client for _label, client, _kind in clients]
-        s, l = med[order[0]], med[order[1]]
-        for client in order:
-            m = med[client]
+        s, l = med[0], med[1]
+        for i, m in enumerate(med):
             ratio_mbps = ratio_cpu = None
-            if client == order[0] and s["wall"] is not None and l["wall"] is not None:
+            if i == 0 and s["wall"] is not None and l["wall"] is not None:
                 ratio_mbps, ratio_cpu = s["mbps"] / l["mbps"], s["cpu"] / l["cpu"]
-            rows.append([title if client == order[0] else "", m["label"], m["runs"],
+            rows.append([title if i == 0 else "", m["label"], m["runs"],
                          fmt(m["wall"], ".2f"), fmt(m["mbps"], ".0f"), fmt(m["cpu"], ".2f"),
                          fmt(m["rss"], ".0f"), fmt(m["seed_cpu"], ".2f"), fmt(m["xfer"], ".2f"),
                          fmt(ratio_mbps, ".2f"), fmt(ratio_cpu, ".2f")])
@@ -624,6 +641,9 @@ def main():
                    help="payloads, torrents, downloads and logs (/tmp/shoal-bench)")
     p.add_argument("--timeout", type=int, default=300,
                    help="seconds one timed download (or swarm) may take before it is killed (300)")
+    p.add_argument("--encryption", action="store_true",
+                   help="also: Shoal seeding Shoal with RC4 (--encryption forced) against "
+                        "plaintext (--encryption disabled)")
     p.add_argument("--json", help="also write every run's figures to this file")
     p.add_argument("--utp", action="store_true",
                    help="also: Shoal seeds and Shoal downloads over uTP, then over TCP (--no-utp)")
@@ -653,11 +673,11 @@ def main():
         # Set everything up before the first timed run.
         for _sid, _t, key, clients, _n in scens:
             for _l, _c, kind in clients:
-                (bench.lt_seeder if kind == "lt" else bench.shoal_seeder)(key)
+                bench.seeder(kind, key)
         for rnd in range(1, args.rounds + 1):
             for sid, _title, key, clients, n in scens:
                 for label, client, kind in clients:
-                    seeder = (bench.lt_seeders if kind == "lt" else bench.shoal_seeders)[key]
+                    seeder = bench.seeder(kind, key)
                     if not seeder[0].alive():
                         raise RuntimeError("the %s seeder of %s died:\n%s"
                                            % (kind, key, seeder[0].log_tail()))
@@ -677,8 +697,8 @@ def main():
         print("Shoal vs libtorrent on 127.0.0.1, %d round(s), interleaved; %s; load at end %s"
               % (args.rounds, shoal_version, " ".join("%.2f" % x for x in os.getloadavg())))
         print(table(bench, scens))
-        print("ratios are Shoal / libtorrent, or uTP / TCP (MB/s: higher is better for the "
-              "first; CPU: lower is better)")
+        print("ratios are the first row over the second: Shoal / libtorrent, RC4 / plaintext or uTP / TCP "
+              "(MB/s: higher is better for the first; CPU: lower is better)")
     if args.json:
         Path(args.json).write_text(json.dumps({"shoal": shoal_version, "libtorrent": lt_version,
                                                "rounds": args.rounds, "results": bench.results},

@@ -98,10 +98,10 @@ pub mod wire;
 pub use bitfield::Bitfield;
 pub use engine::{
     lay_out_read, AddMagnet, AddTorrent, CloseReason, Config, ConnectionLimits, DhtScrapeError, DhtScrapeId,
-    DhtTorrentStatus, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Engine, EngineError, Event, FilePriority,
-    HashJob, HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan, Socket,
-    TorrentError, TorrentState, TorrentStats, UdpIo, Violation, ANNOUNCE_EVERY, DEFAULT_DESCRIPTORS, MAX_CHECK_TIMEOUT,
-    MAX_DESCRIPTORS, MAX_QUEUED_SCRAPES, MAX_RUNNING_CHECKS, MAX_RUNNING_SCRAPES,
+    DhtTorrentStatus, DiskError, DiskErrorKind, DiskJob, DiskJobKind, Encryption, Engine, EngineError, Event,
+    FilePriority, HashJob, HealthCheckError, Input, JobResult, Output, PeerIo, PeerRequests, PeerStats, PlacedSpan,
+    Socket, TorrentError, TorrentState, TorrentStats, UdpIo, Violation, ANNOUNCE_EVERY, DEFAULT_DESCRIPTORS,
+    MAX_CHECK_TIMEOUT, MAX_DESCRIPTORS, MAX_QUEUED_SCRAPES, MAX_RUNNING_CHECKS, MAX_RUNNING_SCRAPES,
 };
 pub use metainfo::{
     FileAttr, FileEntry, Info, Metainfo, MetainfoError, MAX_FILES, MAX_PIECES, MAX_PIECE_LENGTH, MAX_URLS,

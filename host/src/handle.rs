@@ -1,6 +1,7 @@
 //! The handle that drives a session from any task or thread.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -9,6 +10,7 @@ use shoal_core::{DhtTorrentStatus, Engine, EngineError, Event, FilePriority, Pee
 use shoal_core::{InfoHash, Instant, TorrentId};
 
 use crate::command::{Command, Reply};
+use crate::portmap::PortMapReport;
 use crate::session::SessionError;
 use crate::session::{AddOptions, Checkpoint, MagnetOptions};
 
@@ -16,12 +18,20 @@ use crate::session::{AddOptions, Checkpoint, MagnetOptions};
 #[derive(Clone)]
 pub struct Handle {
     commands: Sender<Command>,
+    /// What port mapping reports, when it runs.
+    port_mapping: Option<Arc<Mutex<PortMapReport>>>,
 }
 
 impl Handle {
     /// A handle sending to the engine task that receives `commands`.
-    pub(crate) fn new(commands: Sender<Command>) -> Handle {
-        Handle { commands }
+    pub(crate) fn new(commands: Sender<Command>, port_mapping: Option<Arc<Mutex<PortMapReport>>>) -> Handle {
+        Handle { commands, port_mapping }
+    }
+
+    /// What port mapping (UPnP, NAT-PMP) has done; `None` when it is off.
+    pub fn port_mapping(&self) -> Option<PortMapReport> {
+        let shared = self.port_mapping.as_ref()?;
+        Some(shared.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// Sends the command `make` builds and waits for its answer; `None` once the session has

@@ -260,7 +260,7 @@ async fn udp_open<R: Runtime>(policy: NetPolicy, host: String, port: u16) -> Res
 
 /// A UDP tracker exchange through a UDP association: its control connection stays open as
 /// long as the exchange runs (the association ends with it), each datagram is wrapped in the
-/// relay header. Host names go to the proxy to resolve, except in local-only mode (resolved
+/// relay header. Host names go to the proxy to resolve, except under a contained policy (resolved
 /// here, so the policy sees the address). Returns when dropped, or with why the association
 /// failed or ended (a proxy failure as `proxy: ...`, also said in the log).
 async fn udp_via_proxy<R: Runtime>(
@@ -274,7 +274,7 @@ async fn udp_via_proxy<R: Runtime>(
 ) -> Result<(), String> {
     let tracker = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => Target::Ip(policy.check(SocketAddr::new(ip, port)).map_err(|r| r.to_string())?),
-        Err(_) if policy.is_local_only() => {
+        Err(_) if policy.is_contained() => {
             let addrs = net::resolve::<R>(policy, host.clone(), port).await?;
             Target::Ip(*addrs.first().ok_or_else(|| format!("{host}: no address"))?)
         }
@@ -333,11 +333,25 @@ pub(crate) fn http_agent(policy: NetPolicy, proxy: Option<&Proxy>) -> ureq::Agen
     net::http_agent(policy, proxy, Duration::from_secs(30), false)
 }
 
-/// Runs one HTTP GET on the blocking pool and reports the body.
-pub(crate) fn http_get<R: Runtime>(agent: ureq::Agent, id: JobId, url: String, inputs: Sender<Input<R>>) {
+/// Runs one HTTP GET on the blocking pool and reports the body; a failure of `proxy` is said
+/// in the log too.
+pub(crate) fn http_get<R: Runtime>(
+    agent: ureq::Agent,
+    proxy: Option<Arc<Proxied>>,
+    id: JobId,
+    url: String,
+    inputs: Sender<Input<R>>,
+) {
     R::spawn_blocking(move || {
         let result = (|| -> Result<Vec<u8>, TransportError> {
-            let mut resp = agent.get(&url).call().map_err(|e| transport_error(&e, net::http_error_of(&agent, &e)))?;
+            let mut resp = agent.get(&url).call().map_err(|e| {
+                let words = net::http_error_of(&agent, &e);
+                if let (Some(p), Some(why)) = (&proxy, words.strip_prefix("proxy: ")) {
+                    // The announce's query (info-hash, peer id) would only lengthen the line.
+                    p.log.failed(url.split('?').next().unwrap_or_default(), &why);
+                }
+                transport_error(&e, words)
+            })?;
             let status = resp.status();
             let body = resp
                 .body_mut()
@@ -468,6 +482,40 @@ pub(crate) fn lsd_socket<R: Runtime>(
     s.set_multicast_loop_v4(true)?;
     if !interface.is_unspecified() {
         s.set_multicast_if_v4(&interface)?;
+    }
+    s.set_nonblocking(true)?;
+    let socket = R::udp_from_std(s.into())?;
+    Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Lsd))
+}
+
+/// The loopback interface's index: Linux gives its loopback device index 1 in every network
+/// namespace (`LOOPBACK_IFINDEX`), and so do the BSDs and macOS (`lo0`).
+pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
+
+/// Binds the IPv6 Local Service Discovery socket (BEP 14): UDP 6771 on every IPv6 address,
+/// shared (SO_REUSEADDR), member of the IPv6 group on interface index `interface` (0: the
+/// system's default; the local-only policy allows [`LOOPBACK_IFINDEX`] alone), its own
+/// announces looped back as on IPv4.
+pub(crate) fn lsd_socket_v6<R: Runtime>(
+    policy: NetPolicy,
+    interface: u32,
+    inputs: Sender<Input<R>>,
+) -> std::io::Result<DatagramSocket<R>> {
+    use shoal_core::lsd::{GROUP_V6, PORT};
+    use socket2::{Domain, Protocol, Socket, Type};
+    if policy.is_local_only() && interface != LOOPBACK_IFINDEX {
+        let refused = shoal_core::Refused::Addr(SocketAddr::from((GROUP_V6, PORT)));
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused));
+    }
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, PORT));
+    s.bind(&addr.into())?;
+    s.join_multicast_v6(&GROUP_V6, interface)?;
+    s.set_multicast_loop_v6(true)?;
+    if interface != 0 {
+        s.set_multicast_if_v6(interface)?;
     }
     s.set_nonblocking(true)?;
     let socket = R::udp_from_std(s.into())?;

@@ -10,7 +10,8 @@
 //! is a closure, `Command::Engine`) to the [`EngineTask`] (task.rs), which owns the engine.
 //! Socket tasks and trackers (io.rs, net.rs) and the disk and hash threads (workers.rs,
 //! disk.rs, pool.rs) report back through input.rs. session.rs holds the settings and errors,
-//! runtime.rs the [`Runtime`] trait.
+//! runtime.rs the [`Runtime`] trait; portmap.rs runs UPnP/NAT-PMP port mapping beside the
+//! engine (gateway.rs finds the router).
 //!
 //! ```text
 //! let (handle, bound, task) = shoal_host::start::<MyRuntime>(config).await?;
@@ -19,28 +20,32 @@
 
 mod command;
 mod disk;
+mod gateway;
 mod handle;
 mod input;
 mod io;
 mod net;
 mod pool;
+mod portmap;
 mod proxy;
 mod runtime;
 mod session;
 mod task;
 mod workers;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use shoal_core::Engine;
 use shoal_core::Instant;
 
 pub use disk::{Storage, StorageError};
+pub use gateway::default_gateway;
 pub use handle::Handle;
 pub use net::{http_agent, http_error, http_error_of, resolve_blocking, PolicyResolver};
+pub use portmap::PortMapReport;
 pub use proxy::Proxy;
 pub use runtime::Runtime;
-pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, SessionConfig, SessionError};
+pub use session::{AddOptions, Checkpoint, DhtSettings, MagnetOptions, PortMapSettings, SessionConfig, SessionError};
 pub use task::EngineTask;
 
 /// Binds the listeners and builds the engine task; the caller spawns [`EngineTask::run`] on
@@ -67,6 +72,10 @@ pub async fn start<R: Runtime>(
         }
     }
     let mut engine_config = config.engine.clone();
+    if engine_config.announce_ipv6.is_none() {
+        // BEP 7: a listener on a global IPv6 address is how trackers' IPv6 peers reach us.
+        engine_config.announce_ipv6 = bound.iter().find_map(|a| global_ipv6(a.ip()));
+    }
     if engine_config.listen_port == 0 {
         if let Some(a) = bound.first() {
             engine_config.listen_port = a.port();
@@ -74,7 +83,7 @@ pub async fn start<R: Runtime>(
     }
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
-    let mut lsd_socket = None;
+    let mut lsd_sockets = Vec::new();
     if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
         tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
     }
@@ -82,11 +91,17 @@ pub async fn start<R: Runtime>(
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
         let interface = if loopback { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
         match io::lsd_socket::<R>(policy, interface, inputs_tx.clone()) {
-            Ok(s) => lsd_socket = Some(s),
+            Ok(s) => lsd_sockets.push(s),
             Err(e) => tracing::warn!("Local Service Discovery cannot use UDP {}: {e}", shoal_core::lsd::PORT),
         }
+        let interface6 = if loopback { io::LOOPBACK_IFINDEX } else { 0 };
+        match io::lsd_socket_v6::<R>(policy, interface6, inputs_tx.clone()) {
+            Ok(s) => lsd_sockets.push(s),
+            // A host without IPv6 (or without a multicast route for it) still has IPv4's group.
+            Err(e) => tracing::info!("Local Service Discovery on IPv6 cannot use UDP {}: {e}", shoal_core::lsd::PORT),
+        }
     }
-    engine_config.lsd = lsd_socket.is_some();
+    engine_config.lsd = !lsd_sockets.is_empty();
     // The DHT speaks UDP on the same addresses and port as the peer listeners, and uTP
     // (BEP 29) shares that socket, so it is bound when either is on.
     let mut dht_sockets = Vec::new();
@@ -114,11 +129,33 @@ pub async fn start<R: Runtime>(
         }
     }
     let (commands_tx, commands) = async_channel::unbounded();
-    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_socket };
+    let mut report = None;
+    let mut portmap_task = None;
+    if let (Some(settings), Some(port)) = (&config.port_mapping, bound.first().map(SocketAddr::port)) {
+        let shared = std::sync::Arc::default();
+        let setup = portmap::Setup {
+            settings: settings.clone(),
+            policy,
+            port,
+            udp: !dht_sockets.is_empty(),
+            announce_port: config.engine.announce_port,
+            commands: commands_tx.clone(),
+            report: std::sync::Arc::clone(&shared),
+        };
+        match portmap::start::<R>(setup) {
+            Ok(t) => {
+                portmap_task = Some(t);
+                report = Some(shared);
+            }
+            Err(e) => tracing::warn!("port mapping is off: {e}"),
+        }
+    }
+    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_sockets };
     let mut task =
         EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
-    Ok((Handle::new(commands_tx), bound, task))
+    task.portmap = portmap_task;
+    Ok((Handle::new(commands_tx, report), bound, task))
 }
 
 /// A seed from the OS's hash randomness (the core itself never draws randomness).
@@ -127,4 +164,27 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
+}
+
+/// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not
+/// loopback, link-local, unique-local, multicast or IPv4-mapped.
+fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
+    match ip {
+        IpAddr::V6(v6) if v6.segments()[0] & 0xe000 == 0x2000 => Some(v6),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_ipv6;
+
+    #[test]
+    fn only_global_unicast_ipv6_is_announced() {
+        let g = |s: &str| global_ipv6(s.parse().expect("an address"));
+        assert_eq!(g("2a01:4f8::1"), Some("2a01:4f8::1".parse().unwrap()));
+        for other in ["::", "::1", "fe80::1", "fd00::1", "ff02::1", "::ffff:1.2.3.4", "192.0.2.1"] {
+            assert_eq!(g(other), None, "{other}");
+        }
+    }
 }

@@ -80,8 +80,8 @@ impl Proxy {
     }
 
     /// The ureq proxy for HTTP requests: host names go to the proxy to resolve (no lookup
-    /// leaves the host directly), except in local-only mode, where they are resolved here so
-    /// the policy sees each address before it is asked for.
+    /// leaves the host directly), except under a contained policy (local-only, namespace),
+    /// where they are resolved here so the policy sees each address before it is asked for.
     pub(crate) fn for_ureq(&self, policy: NetPolicy) -> Result<ureq::Proxy, ureq::Error> {
         let host = match self.addr {
             SocketAddr::V4(a) => a.ip().to_string(),
@@ -90,7 +90,7 @@ impl Proxy {
         let mut b = ureq::Proxy::builder(ureq::ProxyProtocol::Socks5)
             .host(&host)
             .port(self.addr.port())
-            .resolve_target(policy.is_local_only());
+            .resolve_target(policy.is_contained());
         if let Some(auth) = &self.auth {
             b = b.username(auth.username()).password(auth.password());
         }
@@ -128,7 +128,7 @@ impl FailureLog {
     }
 
     /// Warns that reaching `what` through the proxy failed with `e`, unless it warned lately.
-    pub(crate) fn failed(&self, what: &str, e: &ProxyError) {
+    pub(crate) fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {

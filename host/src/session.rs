@@ -26,6 +26,8 @@ pub struct SessionConfig {
     /// Let new files grow sparse as pieces arrive, instead of allocating each wanted file's
     /// full size when it is first written (Transmission's "fast" preallocation, the default).
     pub sparse_files: bool,
+    /// Port mapping (UPnP IGD, NAT-PMP) of the listen port, if on; what it learns is announced.
+    pub port_mapping: Option<PortMapSettings>,
     /// A SOCKS5 proxy for everything the session dials: peers (CONNECT), UDP trackers (UDP
     /// ASSOCIATE), HTTP trackers. A failing proxy fails the connection, never goes direct. With
     /// a proxy the DHT and Local Service Discovery are off (they would send UDP directly);
@@ -49,6 +51,17 @@ impl SessionConfig {
         let port = self.engine.listen_port;
         vec![SocketAddr::from((v4, port)), SocketAddr::from((v6, port))]
     }
+}
+
+/// How the session maps its ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortMapSettings {
+    /// Use UPnP IGD.
+    pub upnp: bool,
+    /// Use NAT-PMP.
+    pub natpmp: bool,
+    /// Where NAT-PMP requests go; `None`: the default gateway of `/proc/net/route`.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// How to run the DHT.

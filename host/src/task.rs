@@ -62,8 +62,10 @@ pub struct EngineTask<R: Runtime> {
     _listeners: Vec<R::Task>,
     /// The DHT's UDP sockets (one per bound address), with their reader tasks.
     dht_sockets: Vec<io::DatagramSocket<R>>,
-    /// The Local Service Discovery socket, with its task, when on.
-    lsd_socket: Option<io::DatagramSocket<R>>,
+    /// The Local Service Discovery sockets (IPv4, IPv6 or both), with their tasks, when on.
+    lsd_sockets: Vec<io::DatagramSocket<R>>,
+    /// The port-mapping driver, when on: told to remove its mappings at shutdown.
+    pub(crate) portmap: Option<crate::portmap::PortMapTask<R>>,
     /// Block-data buffers reused by the socket and disk tasks.
     pool: Arc<BufPool>,
     /// The threads that run disk and hash jobs.
@@ -88,8 +90,8 @@ pub(crate) struct Sockets<R: Runtime> {
     pub(crate) listeners: Vec<R::Task>,
     /// The DHT's sockets (one per bound address).
     pub(crate) dht: Vec<io::DatagramSocket<R>>,
-    /// The Local Service Discovery socket, when on.
-    pub(crate) lsd: Option<io::DatagramSocket<R>>,
+    /// The Local Service Discovery sockets (IPv4, IPv6 or both), when on.
+    pub(crate) lsd: Vec<io::DatagramSocket<R>>,
 }
 
 impl<R: Runtime> EngineTask<R> {
@@ -127,7 +129,8 @@ impl<R: Runtime> EngineTask<R> {
             shutting_down: false,
             _listeners: sockets.listeners,
             dht_sockets: sockets.dht,
-            lsd_socket: sockets.lsd,
+            lsd_sockets: sockets.lsd,
+            portmap: None,
             sleep: None,
         })
     }
@@ -192,6 +195,9 @@ impl<R: Runtime> EngineTask<R> {
                 }
             }
         }
+        if let Some(p) = self.portmap.take() {
+            p.stopped().await;
+        }
         let storages: Vec<Arc<Storage>> = self.storages.drain().map(|(_, s)| s).collect();
         io::unblock::<R, _>(move || {
             for s in storages {
@@ -209,6 +215,10 @@ impl<R: Runtime> EngineTask<R> {
             self.shutting_down = true;
             let now = self.now();
             self.engine.shutdown(now);
+            // The mappings are removed while the trackers hear `stopped`.
+            if let Some(p) = &self.portmap {
+                p.begin_stop();
+            }
         }
     }
 
@@ -426,7 +436,7 @@ impl<R: Runtime> EngineTask<R> {
                     io::hash_job::<R>(&self.workers, job, storage, self.inputs_tx.clone());
                 }
                 Output::Http { id, url } => {
-                    io::http_get::<R>(self.agent.clone(), id, url, self.inputs_tx.clone());
+                    io::http_get::<R>(self.agent.clone(), self.proxy.clone(), id, url, self.inputs_tx.clone());
                 }
                 Output::Udp(UdpIo::Exchange { exchange, host, port, data }) => {
                     let (inputs, policy, proxy) = (self.inputs_tx.clone(), self.policy, self.proxy.clone());
@@ -449,9 +459,13 @@ impl<R: Runtime> EngineTask<R> {
                 }
                 Output::Resolve { host, port } => io::dht_resolve::<R>(host, port, self.policy, self.inputs_tx.clone()),
                 Output::Udp(UdpIo::Lsd { data, v6 }) => {
-                    // IPv4 only for now: announces for the IPv6 group are dropped.
-                    if let (Some(s), false) = (&self.lsd_socket, v6) {
-                        s.send(SocketAddr::from((shoal_core::lsd::GROUP_V4, shoal_core::lsd::PORT)), data);
+                    // To the group of the announce's family, if that family's socket is open.
+                    let to = match v6 {
+                        true => SocketAddr::from((shoal_core::lsd::GROUP_V6, shoal_core::lsd::PORT)),
+                        false => SocketAddr::from((shoal_core::lsd::GROUP_V4, shoal_core::lsd::PORT)),
+                    };
+                    if let Some(s) = self.lsd_sockets.iter().find(|s| s.family_matches(&to)) {
+                        s.send(to, data);
                     }
                 }
                 Output::Event(e) => {

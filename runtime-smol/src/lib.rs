@@ -25,7 +25,8 @@ use std::net::SocketAddr;
 pub use driver::Smol;
 
 pub use shoal_host::{
-    AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError, Storage, StorageError,
+    AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, PortMapReport, PortMapSettings, SessionConfig,
+    SessionError, Storage, StorageError,
 };
 
 /// Runs `fut` to completion on this thread, leaving the sockets to smol's executor thread,

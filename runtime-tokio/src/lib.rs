@@ -26,7 +26,8 @@ use std::net::SocketAddr;
 pub use runtime::{AbortOnDrop, Tokio};
 
 pub use shoal_host::{
-    AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, SessionConfig, SessionError, Storage, StorageError,
+    AddOptions, Checkpoint, DhtSettings, Handle, MagnetOptions, PortMapReport, PortMapSettings, SessionConfig,
+    SessionError, Storage, StorageError,
 };
 
 /// A running session. Dropping it does not stop it: call [`Handle::shutdown`].

@@ -51,8 +51,22 @@ fn add_peers(cmd: &mut Command, peers: &[SocketAddr]) {
 /// Starts a libtorrent seeder of `torrent` with data under `save_path`, listening on `port`
 /// and connecting out to `peers`. Returns once it seeds and its tracker (if any) has answered.
 pub fn lt_seed(td: &TestDir, torrent: &Path, save_path: &Path, port: u16, peers: &[SocketAddr]) -> Proc {
+    lt_seed_with(td, torrent, save_path, port, peers, "{}")
+}
+
+/// [`lt_seed`] with `settings` (a JSON object of libtorrent settings, `LT_SETTINGS`) over the
+/// loopback ones: forced encryption, for one.
+pub fn lt_seed_with(
+    td: &TestDir,
+    torrent: &Path,
+    save_path: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+    settings: &str,
+) -> Proc {
     let command = || {
         let mut cmd = script("lt_seed.py");
+        cmd.env("LT_SETTINGS", settings);
         cmd.arg("--torrent").arg(torrent);
         cmd.arg("--save-path").arg(save_path);
         cmd.args(["--port", &port.to_string()]);
@@ -156,7 +170,22 @@ pub fn lt_leech(
     peers: &[SocketAddr],
     timeout: Duration,
 ) -> Proc {
+    lt_leech_with(td, torrent, save_path, (port, peers), timeout, "{}")
+}
+
+/// [`lt_leech`] (on `listen.0`, dialling `listen.1`) with `settings` (a JSON object of
+/// libtorrent settings, `LT_SETTINGS`) over the loopback ones.
+pub fn lt_leech_with(
+    td: &TestDir,
+    torrent: &Path,
+    save_path: &Path,
+    listen: (u16, &[SocketAddr]),
+    timeout: Duration,
+    settings: &str,
+) -> Proc {
+    let (port, peers) = listen;
     let mut cmd = script("lt_leech.py");
+    cmd.env("LT_SETTINGS", settings);
     cmd.arg("--torrent").arg(torrent);
     cmd.arg("--save-path").arg(save_path);
     cmd.args(["--port", &port.to_string()]);
@@ -241,6 +270,12 @@ impl Transmission {
     /// returns once it accepts connections. It drops loopback peers learnt from a tracker, so
     /// the seeder must connect to it (`127.0.0.1:port`).
     pub fn start(td: &TestDir, torrent: &Path, dir: &Path, port: u16) -> Transmission {
+        Self::start_with(td, torrent, dir, port, false)
+    }
+
+    /// [`Transmission::start`], with encryption required (`-er`) if `encrypted`: it then
+    /// takes and keeps only MSE/PE connections.
+    pub fn start_with(td: &TestDir, torrent: &Path, dir: &Path, port: u16, encrypted: bool) -> Transmission {
         let config = td.dir("transmission-config");
         let settings = serde_json::json!({
             "bind-address-ipv4": "127.0.0.1",
@@ -253,7 +288,7 @@ impl Transmission {
             "port-forwarding-enabled": false,
             "peer-port": port,
             "peer-port-random-on-start": false,
-            "encryption": 0,
+            "encryption": if encrypted { 2 } else { 0 },
             "download-dir": dir,
             "incomplete-dir-enabled": false,
             "rename-partial-files": false,
@@ -274,7 +309,7 @@ impl Transmission {
         let mut cmd = Command::new("transmission-cli");
         cmd.arg("-g").arg(&config);
         cmd.arg("-w").arg(dir);
-        cmd.args(["-p", &port.to_string(), "-M", "-B", "-et"]);
+        cmd.args(["-p", &port.to_string(), "-M", "-B", if encrypted { "-er" } else { "-et" }]);
         cmd.arg("-f").arg(&finish);
         cmd.arg(torrent);
         let mut proc = Proc::spawn("transmission", cmd, &td.logs(), Duration::from_secs(5));
@@ -318,7 +353,13 @@ impl Transmission {
 /// Starts aria2c downloading `torrent` into `dir` (listening on `port`); it exits 0 when done
 /// (`--seed-time=0`). aria2 cannot use UDP trackers with DHT off: give it an HTTP tracker.
 pub fn aria2(td: &TestDir, torrent: &Path, dir: &Path, port: u16) -> Proc {
+    aria2_with(td, torrent, dir, port, &[])
+}
+
+/// [`aria2`] with `extra` options (`--bt-require-crypto=true`, for one).
+pub fn aria2_with(td: &TestDir, torrent: &Path, dir: &Path, port: u16, extra: &[&str]) -> Proc {
     let mut cmd = Command::new("aria2c");
+    cmd.args(extra);
     cmd.args([
         "--no-conf=true",
         "--seed-time=0",

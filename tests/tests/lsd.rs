@@ -46,7 +46,33 @@ fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
             return;
         }
     };
-    let td = TestDir::new("lsd");
+    seeder_found_through_lsd(&ns, "lsd");
+}
+
+/// The IPv6 group (`[ff15::efc0:988f]:6771`) alone: in this namespace IPv4 multicast is
+/// dropped on its way out, so only the IPv6 announces can bring the two together.
+#[test]
+fn shoal_finds_a_seeder_through_the_ipv6_group() {
+    let ns = match multicast_netns().and_then(|ns| {
+        let drop_v4 = ns.command("iptables").args(["-A", "OUTPUT", "-d", "224.0.0.0/4", "-j", "DROP"]).status();
+        match drop_v4 {
+            Ok(s) if s.success() => Ok(ns),
+            other => Err(format!("iptables in the namespace: {other:?}")),
+        }
+    }) {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("SKIPPED: needs a network namespace of its own and iptables (run as root): {e}");
+            return;
+        }
+    };
+    seeder_found_through_lsd(&ns, "lsd6");
+}
+
+/// A seeder and a downloader in `ns`, with no tracker, no peer given and no DHT: the download
+/// completes only if LSD brings them together.
+fn seeder_found_through_lsd(ns: &Netns, tag: &str) {
+    let td = TestDir::new(tag);
     let src = td.dir("src");
     let content = shoal_tests::data::single_file(&src, "payload.bin", 3 << 20, 14);
     let torrent = td.join("payload.torrent");
@@ -54,11 +80,11 @@ fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
     shoal::create(&td, &content, &torrent, &[], 64 << 10);
 
     let seed_args = ["seed", path(&torrent), path(&src), "--runtime", "smol", "--listen-port", "6881", "--no-dht"];
-    let _seeder = Proc::spawn("shoal_seed", shoal_in(&ns, &seed_args), &td.logs(), Duration::from_secs(5));
+    let _seeder = Proc::spawn("shoal_seed", shoal_in(ns, &seed_args), &td.logs(), Duration::from_secs(5));
     let out = td.dir("out");
     let dl_args =
         ["download", path(&torrent), "-o", path(&out), "--runtime", "tokio", "--listen-port", "6882", "--no-dht"];
-    let mut dl = Proc::spawn("shoal_download", shoal_in(&ns, &dl_args), &td.logs(), Duration::from_secs(5));
+    let mut dl = Proc::spawn("shoal_download", shoal_in(ns, &dl_args), &td.logs(), Duration::from_secs(5));
     dl.expect_success(TIMEOUT);
     assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
 }

@@ -226,3 +226,60 @@ fn request_oracle_checks_every_step_and_fires() {
     let v = check_requests(limits, names, [leecher, lossy], to_seeder, to_leecher);
     assert!(v.len() == 1 && v[0].contains("1 requests were lost"), "{v:?}");
 }
+
+/// Issue #17: early on a slow, distant path one seeder held about 150 outstanding blocks, 20 s
+/// of its rate, while a fast seeder could have sent them. A leecher between a fast seeder and a
+/// slow one (32 kB/s, 300 ms round trip) keeps at most a few seconds of the slow one's rate
+/// requested from it once its rate is known, and the download completes.
+#[test]
+fn a_slow_distant_seeder_holds_seconds_of_its_rate_not_tens() {
+    use shoal_core::BLOCK_SIZE;
+    use shoal_tests::sim::world::World;
+    use shoal_tests::sim::AccessLink;
+
+    const SLOW_UP: u64 = 32_000;
+    const MS: Duration = Duration::from_millis(1);
+    let mut p = Params::new(1717);
+    (p.peers, p.seeders) = (3, 2);
+    (p.pieces, p.piece_size) = (64, 128 * 1024);
+    p.hash = HashMode::Oracle;
+    let (fast, leecher) = (AccessLink { up: 400_000, down: 4_000_000, latency: 10 * MS }, 2);
+    p.links.insert(0, fast);
+    p.links.insert(1, AccessLink { up: SLOW_UP, down: 1_000_000, latency: 150 * MS });
+    p.links.insert(leecher, AccessLink { up: 400_000, down: 10_000_000, latency: 10 * MS });
+    let mut w = World::new(p.clone(), sim::build_torrent(&p));
+    let slow_ip = w.hosts[1].addr.ip();
+
+    // The slow seeder's whole uplink goes to the one leecher: at most this many blocks are
+    // `SECS` seconds of its rate.
+    const SECS: u64 = 6;
+    let bound = (SECS * SLOW_UP / u64::from(BLOCK_SIZE)) as usize;
+    let (mut worst, mut samples, mut next) = ((0, Duration::ZERO), 0, Duration::from_secs(5));
+    let deadline = Duration::from_secs(300);
+    while !w.all_complete() {
+        assert!(w.step(), "the world ran out of events");
+        let now = Duration::from_micros(w.now.as_micros());
+        assert!(now < deadline, "not complete after {deadline:?}");
+        // Sampled every 100 ms, after the first five seconds (slow start, the first tick).
+        if now < next {
+            continue;
+        }
+        next = now + 100 * MS;
+        let Some(h) = w.engine_host(leecher) else { continue };
+        let (Some(e), Some(t)) = (&h.engine, h.torrent) else { continue };
+        let held = e.peers(t).iter().filter(|q| q.addr.ip() == slow_ip).map(|q| q.outstanding_requests).sum();
+        samples += 1;
+        if held > worst.0 {
+            worst = (held, now);
+        }
+    }
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+    assert!(samples > 50, "the download ran long enough to sample ({samples} samples)");
+    assert!(
+        worst.0 <= bound,
+        "the slow seeder held {} requests at {:?}: {:.1} s of its {SLOW_UP} B/s (bound {SECS} s, {bound} blocks)",
+        worst.0,
+        worst.1,
+        worst.0 as f64 * f64::from(BLOCK_SIZE) / SLOW_UP as f64
+    );
+}

@@ -157,6 +157,7 @@ pub mod body {
                     "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "peer port, used from the next start"},
                     "dht": boolean(),
                     "lsd": boolean(),
+                    "encryption": {"type": "integer", "minimum": 0, "maximum": 2, "description": "peer connection encryption (MSE/PE): 0 disabled, 1 enabled (encrypted preferred, plaintext accepted), 2 forced; used from the next start"},
                 }},
                 "download_defaults": {"type": "object", "properties": {
                     "saveas": {"type": "string", "description": "where downloads go when PUT /downloads names no destination"},

@@ -65,6 +65,10 @@ pub struct DaemonArgs {
     /// triblerd.conf; else 6881, or a free port if 6881 is taken, stored there for next time]
     #[arg(long, env = "SHOAL_LISTEN_PORT")]
     listen_port: Option<u16>,
+    /// The port announced to trackers and the DHT instead of the peer port (one forwarded by
+    /// hand, or a VPN's); it wins over a UPnP/NAT-PMP mapping's.
+    #[arg(long, env = "SHOAL_ANNOUNCE_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    announce_port: Option<u16>,
     /// The async runtime the daemon runs on.
     #[arg(long, value_enum, env = "SHOAL_RUNTIME", default_value_t = Runtime::Smol)]
     runtime: Runtime,
@@ -110,6 +114,7 @@ fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
         net_policy: crate::run::net_policy(),
         max_download_rate: down,
         max_upload_rate: up,
+        encryption: settings::encryption(settings),
         utp,
         ..Config::default()
     }
@@ -204,12 +209,17 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
-    let base_config = engine_config(&settings, &budget);
+    let base_config = Config { announce_port: args.announce_port, ..engine_config(&settings, &budget) };
     let dht_on = settings.get("libtorrent", "dht").as_bool().unwrap_or(true)
         && settings.get("dht", "enabled").as_bool().unwrap_or(true);
     let dht_file = state_dir.join("dht.dat");
     let dht = crate::run::dht_settings(dht_on, std::fs::read(&dht_file).ok());
     let lsd = crate::run::lsd_enabled(settings.get("libtorrent", "lsd").as_bool().unwrap_or(true));
+    let port_mapping = crate::run::port_mapping(
+        settings.get("libtorrent", "upnp").as_bool().unwrap_or(true),
+        settings.get("libtorrent", "natpmp").as_bool().unwrap_or(true),
+        None,
+    );
     // A proxy that cannot be set up keeps the daemon from starting: it must not go direct.
     let (proxy_type, proxy_server, proxy_auth) = settings::proxy_settings(&settings);
     let policy = base_config.net_policy;
@@ -226,9 +236,13 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         net_policy = ?base_config.net_policy,
         max_download_rate = base_config.max_download_rate,
         max_upload_rate = base_config.max_upload_rate,
+        encryption = ?base_config.encryption,
         dht = dht.is_some(),
         dht_nodes_saved = std::fs::metadata(&dht_file).is_ok(),
         lsd,
+        upnp = port_mapping.as_ref().is_some_and(|p| p.upnp),
+        natpmp = port_mapping.as_ref().is_some_and(|p| p.natpmp),
+        announce_port = ?base_config.announce_port,
         "engine configuration"
     );
     let runtime = args.runtime;
@@ -243,6 +257,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
             dht,
             lsd,
             sparse_files: false,
+            port_mapping,
             proxy: proxy.clone(),
         };
         let session = start_session(plan, |e| tracing::warn!("{e}; using a free port for peers instead")).await?;

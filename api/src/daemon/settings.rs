@@ -129,6 +129,9 @@ const KEYS: &[Key] = &[
     k("libtorrent", "upnp", Bool, B(true)),
     k("libtorrent", "natpmp", Bool, B(true)),
     k("libtorrent", "lsd", Bool, B(true)),
+    // Ours, not Tribler's: MSE/PE of peer connections, 0 disabled, 1 enabled (encrypted
+    // preferred, plaintext accepted: libtorrent's default), 2 forced.
+    k("libtorrent", "encryption", Int(0, 2), I(1)),
     k("download_defaults", "anonymity_enabled", Bool, B(false)),
     k("download_defaults", "number_hops", Int(0, 3), I(0)),
     k("download_defaults", "safeseeding_enabled", Bool, B(true)),
@@ -183,6 +186,9 @@ const EFFECTIVE: &[(&str, &str)] = &[
     ("libtorrent", "port"),
     ("libtorrent", "dht"),
     ("libtorrent", "lsd"),
+    ("libtorrent", "upnp"),
+    ("libtorrent", "natpmp"),
+    ("libtorrent", "encryption"),
     ("libtorrent", "utp"),
     ("dht", "enabled"),
     ("torrent_checking", "enabled"),
@@ -536,6 +542,15 @@ pub(super) fn rate_limits(settings: &Settings) -> (u64, u64) {
     (rate("max_download_rate"), rate("max_upload_rate"))
 }
 
+/// `libtorrent.encryption`: 0 disabled, 1 enabled, 2 forced.
+pub(super) fn encryption(settings: &Settings) -> shoal_core::Encryption {
+    match settings.get("libtorrent", "encryption").as_i64() {
+        Some(0) => shoal_core::Encryption::Disabled,
+        Some(2) => shoal_core::Encryption::Forced,
+        _ => shoal_core::Encryption::Enabled,
+    }
+}
+
 /// `libtorrent.proxy_type`, `proxy_server` and `proxy_auth`.
 pub(super) fn proxy_settings(settings: &Settings) -> (i64, String, String) {
     let text = |key: &str| settings.get("libtorrent", key).as_str().unwrap_or_default().to_owned();
@@ -640,8 +655,6 @@ mod tests {
             ("download_defaults", "seeding_mode", json!("ratio")),
             ("download_defaults", "seeding_ratio", json!(1.5)),
             ("download_defaults", "seeding_time", json!(30)),
-            ("libtorrent", "upnp", json!(false)),
-            ("libtorrent", "natpmp", json!(false)),
             ("download_defaults", "number_hops", json!(2)),
             ("", "gui_test_mode", json!(true)),
         ] {

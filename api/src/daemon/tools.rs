@@ -9,6 +9,7 @@ use bt_bencode::Value as Bencode;
 use data_encoding::{BASE64, HEXLOWER};
 use serde_json::{json, Map, Value};
 use shoal_core::create::TorrentBuilder;
+use shoal_core::portmap::{MappingState, Via};
 use shoal_core::Metainfo;
 
 use super::api::{ApiError, ApiRequest, ApiResponse, Body, HandlerFuture};
@@ -335,6 +336,14 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             )
         };
         let listen: Vec<String> = d.peer_addrs.iter().map(|a| a.to_string()).collect();
+        // libtorrent's enc_policy (pe_forced 0, pe_enabled 1, pe_disabled 2) and
+        // enc_level (pe_plaintext 1, pe_rc4 2, pe_both 3).
+        let policy = match c.encryption {
+            shoal_core::Encryption::Forced => 0,
+            shoal_core::Encryption::Enabled => 1,
+            shoal_core::Encryption::Disabled => 2,
+        };
+        let level = c.encryption_levels.bits();
         Ok(ApiResponse::ok(json!({"hop": 0, "settings": {
             "user_agent": c.client_name,
             "listen_interfaces": listen.join(","),
@@ -355,8 +364,11 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "stop_tracker_timeout": c.shutdown_timeout.as_secs(),
             "enable_dht": false,
             "enable_lsd": false,
-            "enable_upnp": false,
-            "enable_natpmp": false,
+            "enable_upnp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::Upnp)),
+            "enable_natpmp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::NatPmp)),
+            "out_enc_policy": policy,
+            "in_enc_policy": policy,
+            "allowed_enc_level": level,
         }})))
     })
 }
@@ -396,7 +408,7 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
                 }
             }
         }
-        Ok(ApiResponse::ok(json!({"hop": 0, "session": {
+        let mut session = json!({
             "net.recv_payload_bytes": recv,
             "net.sent_payload_bytes": sent,
             "net.recv_redundant_bytes": wasted,
@@ -407,8 +419,46 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "ses.num_stopped_torrents": stopped,
             "ses.num_error_torrents": error,
             "ses.num_loaded_torrents": snaps.len(),
-        }})))
+        });
+        if let (Some(pm), Some(obj)) = (d.library.session().port_mapping(), session.as_object_mut()) {
+            obj.extend(port_mapping_counters(&pm));
+        }
+        Ok(ApiResponse::ok(json!({"hop": 0, "session": session})))
     })
+}
+
+/// Port mapping's counters and state, as `portmap.*` entries of `/libtorrent/session`
+/// (libtorrent has no counters of its own for these; its alerts carry the same facts).
+fn port_mapping_counters(pm: &shoal_smol::PortMapReport) -> Map<String, Value> {
+    let mappings: Vec<Value> = pm
+        .mappings
+        .iter()
+        .map(|m| {
+            let (external_port, error) = match &m.state {
+                MappingState::Mapped { external_port, .. } => (Some(*external_port), None),
+                MappingState::Failed { error } => (None, Some(error.clone())),
+                _ => (None, None),
+            };
+            json!({
+                "via": m.via.to_string(),
+                "protocol": m.protocol.name(),
+                "internal_port": m.internal_port,
+                "state": m.state.word(),
+                "external_port": external_port,
+                "error": error,
+            })
+        })
+        .collect();
+    let rejected: Vec<String> = pm.rejected_ips.iter().map(|(via, ip)| format!("{ip} ({via})")).collect();
+    let mut out = Map::new();
+    out.insert("portmap.num_mapped".into(), json!(pm.mapped));
+    out.insert("portmap.num_renewed".into(), json!(pm.renewed));
+    out.insert("portmap.num_failed".into(), json!(pm.failed));
+    out.insert("portmap.num_removed".into(), json!(pm.removed));
+    out.insert("portmap.external_ip".into(), json!(pm.external_ip.map(|ip| ip.to_string())));
+    out.insert("portmap.rejected_external_ips".into(), json!(rejected));
+    out.insert("portmap.mappings".into(), json!(mappings));
+    out
 }
 
 /// `GET /statistics/tribler`: the metadata store's size and entries (no channels exist).

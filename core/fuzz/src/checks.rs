@@ -543,6 +543,7 @@ pub fn udp_exchange(data: &[u8]) {
             info_hash,
             peer_id: PeerId(*b"-SH0001-fuzzfuzzfuzz"),
             port: 6881,
+            ip: None,
             uploaded: 0,
             downloaded: 0,
             left: 100,
@@ -550,6 +551,7 @@ pub fn udp_exchange(data: &[u8]) {
             num_want: u32::MAX,
             key: 7,
             tracker_id: None,
+            ipv6: None,
         };
         UdpExchange::announce(params, now, &mut rng, &cfg)
     };
@@ -709,7 +711,7 @@ pub fn mse_responder(data: &[u8]) {
     // crypto_provide 3, no PadC and MAX_INITIAL_PAYLOAD zeros.
     let mut to_b = Vec::new();
     let mut a = MseHandshake::initiator(MSE_SKEY, Levels::Both, mse_secrets(1, 7), &mut to_b);
-    a.set_initial_payload(vec![0; MAX_INITIAL_PAYLOAD]);
+    a.add_initial_payload(&[0; MAX_INITIAL_PAYLOAD]);
     let mut to_a = Vec::new();
     let b = MseHandshake::responder(allowed, mse_secrets(21, 5), &mut to_a);
     let Ok(MseStep::Pending(_)) = b.handle(&to_b, &mut to_a, |_| None) else {

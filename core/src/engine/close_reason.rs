@@ -5,6 +5,7 @@
 
 use std::io::ErrorKind;
 
+use crate::mse::MseError;
 use crate::wire::WireError;
 
 /// Why a peer connection ended.
@@ -45,6 +46,13 @@ pub enum CloseReason {
     /// Another connection to the same peer id is kept.
     #[error("duplicate connection to the same peer")]
     Duplicate,
+    /// The encrypted (MSE) handshake failed.
+    #[error("encrypted handshake failed: {0}")]
+    Encryption(MseError),
+    /// A plaintext handshake, while [`Encryption::Forced`](crate::Encryption::Forced) takes
+    /// only encrypted ones.
+    #[error("plaintext refused: encryption is required")]
+    EncryptionRequired,
     /// The peer's address is banned for sending data that failed hash checks.
     #[error("banned for sending bad data")]
     Banned,
@@ -120,6 +128,12 @@ pub enum Violation {
 impl From<WireError> for CloseReason {
     fn from(e: WireError) -> Self {
         CloseReason::Wire(e)
+    }
+}
+
+impl From<MseError> for CloseReason {
+    fn from(e: MseError) -> Self {
+        CloseReason::Encryption(e)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The engine's tunables.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
+use crate::mse::Levels;
 use crate::net_policy::NetPolicy;
 use crate::wire::Limits;
 
@@ -32,8 +34,18 @@ pub struct Config {
     pub upload_slots: usize,
     /// Upper bound on our outstanding requests to one peer, in blocks.
     pub max_requests_per_peer: usize,
-    /// Lower bound on the request queue to one peer, in blocks.
+    /// Lower bound on the request queue to one peer once its rate is known, in blocks.
     pub min_requests_per_peer: usize,
+    /// Our global IPv6 address, sent to HTTP trackers as `ipv6=` (BEP 7) so that IPv6 peers
+    /// learn it even when the announce goes over IPv4. The host sets it from a listener bound
+    /// to a global IPv6 address.
+    pub announce_ipv6: Option<Ipv6Addr>,
+    /// Requests sent to a new peer before its rate is known; the queue grows by a block per
+    /// block it sends until then.
+    pub initial_requests_per_peer: usize,
+    /// Once a peer's rate is known, we keep this long of its rate requested from it, plus its
+    /// round trip (libtorrent's `request_queue_time`).
+    pub request_queue_time: Duration,
     /// Bytes of piece data held in memory per torrent (partial pieces, hashing, writing).
     pub max_in_flight_bytes: u64,
     /// Most bytes queued for sending to one peer (including disk reads for it in flight). The
@@ -86,12 +98,54 @@ pub struct Config {
     /// ([`UdpIo::Lsd`](crate::UdpIo::Lsd)) and take peers from its [`Input::Datagram`](crate::Input::Datagram)s. Off by
     /// default: the runtime or the user turns it on.
     pub lsd: bool,
+    /// The port announced to trackers and the DHT instead of [`Config::listen_port`]: the
+    /// external port of a port mapping, or one the user forwarded by hand (`--announce-port`).
+    pub announce_port: Option<u16>,
+    /// The address announced to trackers (`ip=`, BEP 3; UDP trackers take IPv4 only): the
+    /// external address a port mapping learned. `None`: trackers use the sender's.
+    pub announce_ip: Option<IpAddr>,
+    /// Message Stream Encryption of peer connections: whether we dial with it, accept it,
+    /// insist on it.
+    pub encryption: Encryption,
+    /// The payload methods an encrypted connection may use after its handshake (offered when
+    /// we dial, chosen from when we are dialled).
+    pub encryption_levels: Levels,
     /// Speak uTP (BEP 29) on the DHT's UDP socket: dials try uTP first and fall back to TCP,
     /// and peers may connect over uTP. The runtime binds that socket even with the DHT off.
     pub utp: bool,
 }
 
+/// Whether peer connections use Message Stream Encryption (MSE/PE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// Plain BitTorrent only: we dial in plaintext, and an encrypted handshake fails as the
+    /// garbage it is to a plaintext decoder.
+    Disabled,
+    /// libtorrent's default: we dial encrypted and, when an encrypted handshake fails, dial
+    /// the address once more in plaintext; we accept both; we say `e: 1`.
+    Enabled,
+    /// Never plain BitTorrent: every connection, dialled or accepted, is encrypted.
+    Forced,
+}
+
+impl Encryption {
+    /// Whether incoming connections may be encrypted (and so are sniffed for it).
+    pub fn accepts_encrypted(self) -> bool {
+        self != Encryption::Disabled
+    }
+
+    /// Whether incoming plaintext handshakes are taken.
+    pub fn accepts_plaintext(self) -> bool {
+        self != Encryption::Forced
+    }
+}
+
 impl Config {
+    /// The port we announce: [`Config::announce_port`], else [`Config::listen_port`].
+    pub fn announced_port(&self) -> u16 {
+        self.announce_port.unwrap_or(self.listen_port)
+    }
+
     /// The policy every outgoing connection and datagram passes ([`Config::net_policy`]).
     pub fn net_policy(&self) -> NetPolicy {
         self.net_policy
@@ -113,7 +167,13 @@ impl Default for Config {
             max_half_open: 16,
             upload_slots: 8,
             max_requests_per_peer: 512,
-            min_requests_per_peer: 32,
+            // libtorrent's floor: one block arriving while the next is asked for.
+            min_requests_per_peer: 2,
+            initial_requests_per_peer: 32,
+            announce_ipv6: None,
+            // What the engine kept before the round trip was measured (libtorrent keeps 3 s
+            // and no round trip).
+            request_queue_time: Duration::from_secs(2),
             max_in_flight_bytes: 16 << 20,
             max_send_buffer: 8 << 20,
             min_send_buffer: 1 << 20,
@@ -136,6 +196,12 @@ impl Default for Config {
             max_download_rate: 0,
             max_upload_rate: 0,
             lsd: false,
+            announce_port: None,
+            announce_ip: None,
+            // The engine as a library (simulator, tests) speaks plain BitTorrent unless told;
+            // the daemon and the CLI default to `Enabled`, as libtorrent does.
+            encryption: Encryption::Disabled,
+            encryption_levels: Levels::Both,
             utp: true,
         }
     }

@@ -9,11 +9,13 @@ mod config;
 mod ctx;
 mod dht;
 mod disk_error;
+mod encryption;
 mod event;
 mod health;
 mod input;
 mod invariants;
 mod limits;
+mod link;
 mod outbox;
 mod output;
 mod params;
@@ -24,7 +26,7 @@ mod utp_feed;
 mod utp_link;
 
 pub use close_reason::{CloseReason, Violation};
-pub use config::Config;
+pub use config::{Config, Encryption};
 pub use disk_error::{DiskError, DiskErrorKind};
 pub use event::{DhtScrapeId, Event, TorrentError};
 pub use input::{Input, Socket};
@@ -83,6 +85,10 @@ pub struct Engine {
     lifecycle: Lifecycle,
     /// The DHT, once [`Engine::enable_dht`] was called.
     dht: Option<dht::DhtLink>,
+    /// Connections that are or may be encrypted (MSE), while [`Config::encryption`] is on.
+    links: link::Links,
+    /// Where an encrypted connection's bytes are decrypted (the input is borrowed).
+    scratch: Vec<u8>,
     /// Local Service Discovery, when [`Config::lsd`].
     lsd: Option<crate::lsd::Lsd>,
     /// Health checks of any torrent ([`Engine::check_health`]).
@@ -144,6 +150,8 @@ impl Engine {
             next_tick: now + TICK,
             lifecycle: Lifecycle::Running,
             dht: None,
+            links: link::Links::new(),
+            scratch: Vec::new(),
             lsd,
             health: health::HealthChecks::default(),
             utp,
@@ -466,6 +474,13 @@ impl Engine {
         self.after_input(None, now);
     }
 
+    /// Sets the address and port announced to trackers and the DHT from the next announce on
+    /// (a port mapping's result; see [`Config::announce_port`] and [`Config::announce_ip`]).
+    pub fn set_announce_addr(&mut self, ip: Option<std::net::IpAddr>, port: Option<u16>) {
+        self.config.announce_ip = ip;
+        self.config.announce_port = port;
+    }
+
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
     /// [`Event::ShutdownComplete`] follows.
     pub fn shutdown(&mut self, now: Instant) {
@@ -532,6 +547,7 @@ impl Engine {
             *self.pending_by_addr.entry(k).or_default() += 1;
         }
         self.pending.insert(conn, Pending { addr, decoder, since: now });
+        self.link_incoming(conn);
         Some(conn)
     }
 
@@ -556,11 +572,14 @@ impl Engine {
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
+        self.start_initiator(conn);
         self.on_torrent(t, now, |torrent, cx| torrent.on_connected(conn, cx));
         self.after_input(Some(t), now);
     }
 
-    fn on_peer_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+    /// A peer's plaintext bytes (decrypted if its connection is encrypted) to its torrent,
+    /// or to its pending handshake.
+    fn deliver(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         // Bytes of a pending connection are already in its decoder once it is attached.
         let (t, data) = match self.conns.get(&conn) {
             Some(t) => (*t, data),
@@ -610,12 +629,18 @@ impl Engine {
 
     fn on_sent(&mut self, conn: ConnId, n: usize, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
+        let n = if self.links.is_empty() { n } else { self.sent_payload(conn, n) };
         self.on_torrent(t, now, |torrent, cx| torrent.on_sent(conn, n as u64, cx));
         self.after_input(Some(t), now);
     }
 
     fn on_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        let plaintext_retry = !self.links.is_empty() && self.unlink_closed(conn);
         match self.conns.remove(&conn) {
+            Some(t) if plaintext_retry => {
+                self.on_torrent(t, now, |torrent, cx| torrent.closed_while_encrypting(conn, reason, cx));
+                self.after_input(Some(t), now);
+            }
             Some(t) => {
                 self.on_torrent(t, now, |torrent, cx| torrent.on_closed(conn, reason, cx));
                 self.after_input(Some(t), now);
@@ -710,7 +735,7 @@ impl Engine {
                     .filter(|(_, t)| t.wants_dht())
                     .map(|(id, t)| (*id, t.info_hash, t.is_seed()))
                     .collect();
-                link.schedule(&due, self.config.listen_port, now);
+                link.schedule(&due, self.config.announced_port(), now);
             }
             self.announce_lsd(now);
         }
@@ -733,8 +758,17 @@ impl Engine {
     pub fn poll_output(&mut self) -> Option<Output> {
         match self.utp {
             Some(_) => self.poll_output_utp(),
-            None => self.out.pop(),
+            None => self.pop_output(),
         }
+    }
+
+    /// The next queued output; a connection's close also forgets its encryption link.
+    fn pop_output(&mut self) -> Option<Output> {
+        let o = self.out.pop();
+        if let (Some(Output::Peer(PeerIo::Close { conn, .. })), false) = (&o, self.links.is_empty()) {
+            self.links.remove(conn);
+        }
+        o
     }
 
     /// When to call [`Engine::handle_timeout`] next; `None` once the engine is shut down

@@ -100,13 +100,25 @@ impl Engine {
 
     /// Brings the routing table up to date with the connections torrents dialled and closed.
     pub(super) fn route_connections(&mut self) {
+        let encrypting = self.config.encryption.accepts_encrypted();
+        let mut dialed = Vec::new();
         for (id, torrent) in self.torrents.iter_mut() {
             for event in torrent.poll_events() {
                 match event {
-                    TorrentEvent::Dialed(conn) => self.conns.insert(conn, *id),
-                    TorrentEvent::Closed(conn) => self.conns.remove(&conn),
+                    TorrentEvent::Dialed(conn) => {
+                        self.conns.insert(conn, *id);
+                        if encrypting {
+                            dialed.push((*id, conn));
+                        }
+                    }
+                    TorrentEvent::Closed(conn) => {
+                        self.conns.remove(&conn);
+                    }
                 };
             }
+        }
+        for (t, conn) in dialed {
+            self.link_dial(t, conn);
         }
     }
 

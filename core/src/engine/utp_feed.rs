@@ -24,7 +24,7 @@ impl Engine {
                 self.feed_utp(input);
                 continue;
             }
-            if let Some(o) = self.out.pop() {
+            if let Some(o) = self.pop_output() {
                 match self.utp.as_mut()?.intercept(o) {
                     Some(o) => return Some(o),
                     None => continue,

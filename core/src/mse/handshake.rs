@@ -132,18 +132,23 @@ impl MseHandshake {
         MseHandshake { private_key: secrets.private_key, allowed, role, buf: Vec::new(), pos: 0, phase: Phase::Key }
     }
 
-    /// Whether an initiator can still take its initial payload (it goes out with the third
-    /// message, once the responder's key is in).
-    pub fn wants_initial_payload(&self) -> bool {
-        matches!(self.role, Role::Initiator { .. }) && matches!(self.phase, Phase::Key)
+    /// How many more bytes of initial payload an initiator can take now: it goes out,
+    /// encrypted, with the third message, once the responder's key is in (0 after that, and
+    /// for a responder).
+    pub fn initial_payload_room(&self) -> usize {
+        match (&self.role, &self.phase) {
+            (Role::Initiator { initial, .. }, Phase::Key) => MAX_INITIAL_PAYLOAD - initial.len(),
+            _ => 0,
+        }
     }
 
-    /// Sets an initiator's initial payload (the BitTorrent handshake): it travels encrypted in
-    /// the third message. Ignored if longer than [`MAX_INITIAL_PAYLOAD`] or too late.
-    pub fn set_initial_payload(&mut self, payload: Vec<u8>) {
-        let wanted = self.wants_initial_payload() && payload.len() <= MAX_INITIAL_PAYLOAD;
-        if let (Role::Initiator { initial, .. }, true) = (&mut self.role, wanted) {
-            *initial = payload;
+    /// Adds to an initiator's initial payload (the BitTorrent handshake); ignored beyond
+    /// [`MseHandshake::initial_payload_room`].
+    pub fn add_initial_payload(&mut self, payload: &[u8]) {
+        if payload.len() <= self.initial_payload_room() {
+            if let Role::Initiator { initial, .. } = &mut self.role {
+                initial.extend_from_slice(payload);
+            }
         }
     }
 
@@ -341,7 +346,7 @@ impl MseHandshake {
         out.extend_from_slice(&VC);
         out.extend_from_slice(&self.allowed.bits().to_be_bytes());
         out.extend_from_slice(&0u16.to_be_bytes());
-        // `set_initial_payload` keeps it within MAX_INITIAL_PAYLOAD, far below u16::MAX.
+        // `add_initial_payload` keeps it within MAX_INITIAL_PAYLOAD, far below u16::MAX.
         out.extend_from_slice(&(initial.len() as u16).to_be_bytes());
         out.extend_from_slice(&initial);
         enc.apply(&mut out[start..]);

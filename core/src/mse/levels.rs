@@ -7,7 +7,9 @@ pub enum Levels {
     Plaintext,
     /// The payload stream is RC4-encrypted.
     Rc4,
-    /// Either; RC4 is chosen when the peer offers it.
+    /// Either. A responder picks plaintext when the initiator offers both (libtorrent's
+    /// default, `prefer_rc4` off: the handshake is obfuscated and the payload costs no cipher),
+    /// RC4 when that is all the initiator offers.
     #[default]
     Both,
 }
@@ -22,13 +24,14 @@ impl Levels {
         }
     }
 
-    /// What a responder selects from a peer's `crypto_provide`: RC4 when both allow it.
+    /// What a responder selects from a peer's `crypto_provide`: plaintext when both sides
+    /// allow it, else RC4 when both allow that.
     pub(super) fn select(self, provided: u32) -> Option<Selected> {
         let common = self.bits() & provided;
-        if common & RC4_BIT != 0 {
-            Some(Selected::Rc4)
-        } else if common & PLAINTEXT_BIT != 0 {
+        if common & PLAINTEXT_BIT != 0 {
             Some(Selected::Plaintext)
+        } else if common & RC4_BIT != 0 {
+            Some(Selected::Rc4)
         } else {
             None
         }

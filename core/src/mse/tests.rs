@@ -77,7 +77,7 @@ fn run(
 ) -> Result<(Established, Established), MseError> {
     let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
     let mut a = MseHandshake::initiator(SKEY, offer, secrets(1, pads.0), &mut to_b);
-    a.set_initial_payload(ia.to_vec());
+    a.add_initial_payload(ia);
     let b = MseHandshake::responder(allow, secrets(21, pads.1), &mut to_a);
     let (mut a, mut b) = (Side::Running(Box::new(a)), Side::Running(Box::new(b)));
     for _ in 0..100_000 {
@@ -132,7 +132,7 @@ fn one_way(from: &mut Established, to: &mut Established) {
 fn both_roles_agree_on_rc4_and_carry_payload() {
     let ia = b"\x13BitTorrent protocol and the rest of a handshake";
     for chunk in [1, 7, 100, 4096] {
-        let (mut a, mut b) = run(Levels::Both, Levels::Both, (17, 300), ia, chunk).unwrap();
+        let (mut a, mut b) = run(Levels::Rc4, Levels::Both, (17, 300), ia, chunk).unwrap();
         assert_eq!((a.selected, b.selected), (Selected::Rc4, Selected::Rc4));
         assert_eq!((a.info_hash, b.info_hash), (SKEY, SKEY));
         assert_eq!(b.payload, ia);
@@ -142,8 +142,10 @@ fn both_roles_agree_on_rc4_and_carry_payload() {
 }
 
 #[test]
-fn plaintext_is_selected_when_one_side_wants_only_that() {
-    for (offer, allow) in [(Levels::Plaintext, Levels::Both), (Levels::Both, Levels::Plaintext)] {
+fn plaintext_is_selected_when_one_side_wants_only_that_or_both_offer_both() {
+    for (offer, allow) in
+        [(Levels::Plaintext, Levels::Both), (Levels::Both, Levels::Plaintext), (Levels::Both, Levels::Both)]
+    {
         let (mut a, mut b) = run(offer, allow, (0, 0), b"hello", 50).unwrap();
         assert_eq!((a.selected, b.selected), (Selected::Plaintext, Selected::Plaintext));
         assert!(a.send.is_plaintext() && b.recv.is_plaintext());

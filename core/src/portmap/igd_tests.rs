@@ -124,3 +124,16 @@ fn answers_and_faults() {
     let huge = vec![b'a'; MAX_ANSWER + 1];
     assert_eq!(parse_answer(&add, 200, &huge), Err(IgdError::TooLarge(MAX_ANSWER + 1)));
 }
+
+/// Captured from Debian bookworm's miniupnpd 2.3.1 (IGD:2) in a test namespace.
+const REAL_DESC: &[u8] = include_bytes!("fixtures/miniupnpd-rootDesc.xml");
+const REAL_DELETE_OK: &[u8] = include_bytes!("fixtures/miniupnpd-delete-ok.xml");
+
+#[test]
+fn real_miniupnpd_documents() {
+    let s = parse_description("http://10.77.0.1:5000/rootDesc.xml", REAL_DESC).unwrap();
+    assert_eq!(s.service_type, "urn:schemas-upnp-org:service:WANIPConnection:2");
+    assert_eq!(s.control_url, "http://10.77.0.1:5000/ctl/IPConn");
+    let del = Action::DeletePortMapping { protocol: Protocol::Tcp, external_port: 6881 };
+    assert_eq!(parse_answer(&del, 200, REAL_DELETE_OK), Ok(Answer::Done));
+}

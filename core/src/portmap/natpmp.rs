@@ -234,6 +234,35 @@ mod tests {
     }
 
     #[test]
+    fn real_miniupnpd_answers() {
+        // Captured from Debian bookworm's miniupnpd 2.3.1 (external address 11.77.0.1): the
+        // address, a TCP 6881 mapping for 7200 s, and its deletion.
+        let hex = |s: &str| {
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()
+        };
+        assert_eq!(
+            parse(&hex("00800000000000090b4d0001")),
+            Ok(Answer::ExternalAddress { epoch: 9, ip: Ipv4Addr::new(11, 77, 0, 1) })
+        );
+        let made = Answer::Mapped {
+            epoch: 16,
+            protocol: Protocol::Tcp,
+            internal_port: 6881,
+            external_port: 6881,
+            lifetime: Duration::from_secs(7200),
+        };
+        assert_eq!(parse(&hex("00820000000000101ae11ae100001c20")), Ok(made));
+        let gone = Answer::Mapped {
+            epoch: 16,
+            protocol: Protocol::Tcp,
+            internal_port: 6881,
+            external_port: 0,
+            lifetime: Duration::ZERO,
+        };
+        assert_eq!(parse(&hex("00820000000000101ae1000000000000")), Ok(gone));
+    }
+
+    #[test]
     fn garbage_is_an_error_never_a_panic() {
         assert_eq!(parse(&[]), Err(ParseError::Length(0)));
         assert_eq!(parse(&[0, 128, 0, 0, 0, 0, 0, 1]), Err(ParseError::Length(8)), "address missing");

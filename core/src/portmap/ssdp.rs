@@ -121,6 +121,14 @@ mod tests {
     }
 
     #[test]
+    fn a_real_miniupnpd_answer() {
+        // Captured from Debian bookworm's miniupnpd 2.3.1 in a test namespace.
+        let a = parse(include_bytes!("fixtures/miniupnpd-ssdp.txt")).unwrap();
+        assert_eq!(a.location, "http://10.77.0.1:5000/rootDesc.xml");
+        assert_eq!(a.search_target, SEARCH_TARGET);
+    }
+
+    #[test]
     fn garbage_and_other_devices_are_refused() {
         assert_eq!(parse(b""), Err(ParseError::NotAnswer));
         assert_eq!(parse(&[0xff; 40]), Err(ParseError::NotAnswer));

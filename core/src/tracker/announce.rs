@@ -92,8 +92,11 @@ pub struct AnnounceParams {
     pub info_hash: InfoHash,
     /// Our peer id.
     pub peer_id: PeerId,
-    /// Our listening port.
+    /// Our listening port (or the one a port mapping opened).
     pub port: u16,
+    /// Our address as peers should dial it, when we know it better than the tracker (a port
+    /// mapping's external address); `None` lets the tracker use the sender's.
+    pub ip: Option<std::net::IpAddr>,
     /// Payload bytes uploaded since `started`.
     pub uploaded: u64,
     /// Payload bytes downloaded since `started`.
@@ -108,6 +111,9 @@ pub struct AnnounceParams {
     pub key: u32,
     /// The `tracker id` an earlier answer of this tracker gave us, echoed back.
     pub tracker_id: Option<String>,
+    /// Our global IPv6 address (BEP 7 `ipv6=`, HTTP only): a tracker reached over IPv4 can
+    /// still hand it to peers that speak IPv6.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// A tracker's answer to an announce, after sanity limits.

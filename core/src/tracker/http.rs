@@ -50,6 +50,9 @@ pub fn announce_url(base: &str, p: &AnnounceParams) -> String {
         p.downloaded,
         p.left
     ));
+    if let Some(ip) = p.ip {
+        url.push_str(&format!("&ip={ip}"));
+    }
     url.push_str(&format!("&key={:08x}&compact=1&no_peer_id=1", p.key));
     let event = match p.event {
         AnnounceEvent::None => None,
@@ -67,6 +70,11 @@ pub fn announce_url(base: &str, p: &AnnounceParams) -> String {
     if let Some(id) = &p.tracker_id {
         url.push_str("&trackerid=");
         url.push_str(&utf8_percent_encode(id, QUERY_VALUE).to_string());
+    }
+    if let Some(ip) = p.ipv6 {
+        // BEP 7: the tracker hands this address to IPv6 peers whatever family the GET used.
+        url.push_str("&ipv6=");
+        url.push_str(&enc(ip.to_string().as_bytes()));
     }
     url
 }
@@ -240,6 +248,7 @@ mod tests {
             info_hash: InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap(),
             peer_id: PeerId(*b"-SH0001-a b~c.d_e-\xff\x00"),
             port: 6881,
+            ip: None,
             uploaded: 1,
             downloaded: 2,
             left: 3,
@@ -247,6 +256,7 @@ mod tests {
             num_want: 50,
             key: 0xdead_beef,
             tracker_id: None,
+            ipv6: None,
         }
     }
 
@@ -276,6 +286,13 @@ mod tests {
     }
 
     #[test]
+    fn a_mapped_address_and_port_are_announced() {
+        let p = AnnounceParams { port: 7000, ip: Some("203.0.113.7".parse().unwrap()), ..params() };
+        let url = announce_url("http://t/a", &p);
+        assert!(url.contains("&port=7000&") && url.contains("&left=3&ip=203.0.113.7&key="), "{url}");
+    }
+
+    #[test]
     fn announce_url_keeps_existing_query_and_drops_fragment() {
         let mut p = params();
         p.event = AnnounceEvent::None;
@@ -285,6 +302,15 @@ mod tests {
         assert!(url.starts_with("https://t.example/a?passkey=xyz&info_hash="), "{url}");
         assert!(!url.contains("event=") && !url.contains("numwant") && !url.contains('#'));
         assert!(url.ends_with("&trackerid=a%26b"), "{url}");
+    }
+
+    #[test]
+    fn announce_url_carries_our_ipv6_address_bep_7() {
+        let mut p = params();
+        assert!(!announce_url("http://t/announce", &p).contains("ipv6"), "none known, none sent");
+        p.ipv6 = Some("2001:db8::1:5".parse().unwrap());
+        let url = announce_url("http://t/announce", &p);
+        assert!(url.ends_with("&ipv6=2001%3Adb8%3A%3A1%3A5"), "{url}");
     }
 
     #[test]

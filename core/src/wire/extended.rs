@@ -38,6 +38,8 @@ pub struct ExtendedHandshake {
     pub ipv4: Option<Vec<u8>>,
     /// BEP 21: the sender only uploads (a seed, or a partial seed that wants nothing more).
     pub upload_only: Option<bool>,
+    /// MSE/PE: the sender prefers encrypted connections (`e: 1`).
+    pub e: Option<bool>,
 }
 
 impl ExtendedHandshake {
@@ -61,6 +63,7 @@ impl ExtendedHandshake {
         put("ipv6", bytes(&self.ipv6));
         put("ipv4", bytes(&self.ipv4));
         put("upload_only", self.upload_only.map(|u| Value::from(u64::from(u))));
+        put("e", self.e.map(|e| Value::from(u64::from(e))));
         // Serialising an in-memory Value to a Vec has no failure mode (no I/O, no non-string
         // keys: the dict's keys are byte strings by type).
         bt_bencode::to_vec(&Value::Dict(dict)).expect("a bencode Value always serialises")
@@ -113,6 +116,7 @@ impl ExtendedHandshake {
             ipv6: bytes("ipv6"),
             ipv4: bytes("ipv4"),
             upload_only: int("upload_only").map(|u| u != 0),
+            e: int("e").map(|e| e != 0),
         })
     }
 }
@@ -132,6 +136,7 @@ mod tests {
             ipv6: None,
             ipv4: Some(vec![10, 0, 0, 2]),
             upload_only: Some(true),
+            e: Some(true),
         }
     }
 

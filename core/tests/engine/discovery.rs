@@ -1,11 +1,12 @@
 //! Finding peers without a tracker: the DHT (BEP 5, and its scrape, BEP 33) and Local Service
-//! Discovery (BEP 14), and private torrents (BEP 27) kept off both.
+//! Discovery (BEP 14), and private torrents (BEP 27) kept off both; and being found over IPv6
+//! through a tracker (BEP 7).
 
 use std::time::Duration;
 
 use shoal_core::{Input, Instant, Socket};
 
-use crate::support::{assert_complete, plain_torrent, World};
+use crate::support::{assert_complete, plain_torrent, NodeId, World};
 
 #[test]
 fn a_leecher_without_trackers_finds_the_seeder_through_the_dht() {
@@ -157,4 +158,22 @@ fn hostile_lsd_datagrams_are_ignored() {
     w.command(n, |e, now| e.handle(Input::Datagram { socket: Socket::Lsd, from, data: &good }, now));
     w.run_for(Duration::from_secs(1));
     assert!(dialed(&w), "{}", w.summary());
+}
+
+/// BEP 7: an engine that knows its global IPv6 address puts it in its HTTP announces
+/// (`ipv6=`), so that a tracker reached over IPv4 can still hand it to IPv6 peers; one that
+/// does not know it sends none.
+#[test]
+fn http_announces_carry_our_ipv6_address_when_known() {
+    let tt = plain_torrent(77);
+    let mut w = World::new(77);
+    let v6: std::net::Ipv6Addr = "2001:db8::77".parse().expect("an address");
+    let with = w.add_node_with(|c| c.announce_ipv6 = Some(v6));
+    let without = w.add_node();
+    w.seed(with, &tt);
+    w.leech(without, &tt);
+    w.run_until(Duration::from_secs(5), |w| w.nodes.iter().all(|n| !n.tracker_gets.is_empty()));
+    let urls = |n: NodeId| w.nodes[n].tracker_gets.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>();
+    assert!(urls(with).iter().all(|u| u.contains("&ipv6=2001%3Adb8%3A%3A77")), "{:?}", urls(with));
+    assert!(urls(without).iter().all(|u| !u.contains("ipv6=")), "{:?}", urls(without));
 }

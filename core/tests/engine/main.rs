@@ -7,6 +7,7 @@ mod support;
 
 mod checking;
 mod discovery;
+mod encryption;
 mod hostile;
 mod lifecycle;
 mod limits;

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use adversary::AdvKind;
-pub use params::{Faults, HashMode, Params, Trackers};
+pub use params::{AccessLink, Faults, HashMode, Params, Trackers};
 use torrent::SimTorrent;
 use world::World;
 

@@ -1,6 +1,7 @@
 //! What defines a run: the swarm's size and layout, trackers, faults and hashing mode, set by
 //! hand or drawn from the seed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -90,6 +91,18 @@ pub enum Trackers {
     Both,
 }
 
+/// A host's access link set by hand rather than drawn (a slow, distant seeder, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessLink {
+    /// Upload bytes per second (shared by all its connections).
+    pub up: u64,
+    /// Download bytes per second (per incoming direction).
+    pub down: u64,
+    /// One-way latency of the link, each way: a connection between two hosts has the sum of
+    /// theirs.
+    pub latency: Duration,
+}
+
 /// Everything that defines a run.
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -124,6 +137,9 @@ pub struct Params {
     pub hash: HashMode,
     /// Engines' `max_in_flight_bytes`.
     pub max_in_flight: u64,
+    /// Access links set by hand, by honest host index; the others are drawn (and these are
+    /// drawn too, then replaced, so that setting one changes no other draw).
+    pub links: BTreeMap<usize, AccessLink>,
 }
 
 impl Params {
@@ -145,6 +161,7 @@ impl Params {
             hash_latency: Duration::from_micros(500),
             hash: HashMode::Real,
             max_in_flight: 8 << 20,
+            links: BTreeMap::new(),
         }
     }
 

@@ -240,6 +240,10 @@ fn trackers(meta: Option<&Metainfo>, stats: Option<&TorrentStats>) -> Value {
 
 /// Tribler's wording for a failed tracker.
 fn tracker_error(e: &str) -> String {
+    // A failing proxy is the user's to fix, not the tracker's: said as it is.
+    if e.starts_with("proxy: ") {
+        return format!("Error: {e}");
+    }
     let lower = e.to_ascii_lowercase();
     if lower.contains("timed out") || lower.contains("timeout") {
         return "Timeout".into();
@@ -345,6 +349,8 @@ mod tests {
         assert_eq!(tracker_error("tracker answered HTTP status 404"), "HTTP status code 404");
         assert_eq!(tracker_error("io: Connection refused (os error 111)"), "Not working");
         assert_eq!(tracker_error("bencode: bad reply"), "Error: bencode: bad reply");
+        let proxy = "proxy: cannot reach the proxy: connection refused";
+        assert_eq!(tracker_error(proxy), format!("Error: {proxy}"));
     }
 
     #[test]

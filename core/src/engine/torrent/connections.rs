@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use super::peer::{ActivePeer, Peer, PeerState};
 use super::pex::OUR_UT_PEX;
+use super::request_queue::RequestQueue;
 use super::ut_metadata::OUR_UT_METADATA;
 use crate::choker::PeerStats as ChokeStats;
 use crate::engine::admission::{pick_replacement, Occupant, Usefulness};
@@ -75,6 +76,30 @@ impl Torrent {
             Handshake::new(self.info_hash, self.our_id).encode(&mut p.ch.outbuf);
             mark(&mut self.dirty, conn, was_empty);
         }
+    }
+
+    /// Whether the dial `conn` starts with an encrypted handshake, encryption being enabled
+    /// (not forced): see [`PeerList::dials_encrypted`](super::peer_list::PeerList::dials_encrypted).
+    pub(crate) fn dials_encrypted(&self, conn: ConnId) -> bool {
+        self.peers.get(&conn).is_some_and(|p| self.peer_list.dials_encrypted(p.addr))
+    }
+
+    /// The encrypted handshake of our dial `conn` failed: it is closed for `reason`, and with
+    /// `retry` its address is dialled again in plaintext.
+    pub(crate) fn encryption_failed(&mut self, conn: ConnId, reason: CloseReason, retry: bool, cx: &mut Ctx<'_>) {
+        let Some(addr) = self.peers.get(&conn).map(|p| p.addr) else { return };
+        self.close(conn, reason, cx);
+        if retry {
+            self.peer_list.retry_plaintext(addr, cx.now);
+        }
+    }
+
+    /// The peer closed our dial `conn` during its encrypted handshake (as a client without
+    /// encryption does): its address is dialled again in plaintext.
+    pub(crate) fn closed_while_encrypting(&mut self, conn: ConnId, reason: CloseReason, cx: &mut Ctx<'_>) {
+        let Some(addr) = self.peers.get(&conn).map(|p| p.addr) else { return };
+        self.drop_peer(conn, reason, cx);
+        self.peer_list.retry_plaintext(addr, cx.now);
     }
 
     /// Whether `addr`'s address has [`Config::max_connections_per_ip`] peers here already.
@@ -217,7 +242,7 @@ impl Torrent {
             // Until the metadata is in, any piece index is remembered, not refused.
             decoder.set_piece_count(pieces);
         }
-        let a = ActivePeer::new(&hs, decoder, pieces, cx.cfg.min_requests_per_peer, cx.now);
+        let a = ActivePeer::new(&hs, decoder, pieces, RequestQueue::new(cx.cfg, cx.now), cx.now);
         let (extended, fast) = (a.extended, a.fast);
         p.state = PeerState::Active(Box::new(a));
         let ch = &mut p.ch;
@@ -253,6 +278,7 @@ impl Torrent {
             upload_only: (known && self.picker.have().is_full()).then_some(true),
             m,
             metadata_size: self.content.meta().map(|m| m.info_bytes.len() as u64),
+            e: cfg.encryption.accepts_encrypted().then_some(true),
             ..Default::default()
         }
     }

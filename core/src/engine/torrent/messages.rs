@@ -3,6 +3,8 @@
 //! protocol. Each calls into the part that owns the state (picker, [`super::PiecePipeline`],
 //! [`super::UploadQueue`], peer list, metadata fetch).
 
+use std::net::SocketAddr;
+
 use super::download::Intake;
 use super::peer::Peer;
 use super::pex::OUR_UT_PEX;
@@ -217,7 +219,7 @@ impl Torrent {
     /// REJECT: the peer will not send a block we asked for, or one we had given up on.
     fn on_reject(&mut self, conn: ConnId, b: BlockRef) {
         let Some((_, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
-        if p.take_request(&b) {
+        if p.take_request(&b).is_some() {
             self.picker.request_failed(conn, b);
         } else {
             p.forget_released(&b);
@@ -228,10 +230,13 @@ impl Torrent {
     pub(super) fn on_block(&mut self, conn: ConnId, block: BlockRef, data: &[u8], cx: &mut Ctx<'_>) {
         let Some((ch, p)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
         let len = block.len;
-        let asked = p.take_request(&block);
-        if asked && p.slow_start {
-            p.queue_target = (p.queue_target + 1).min(p.max_queue);
-        }
+        let asked = match p.take_request(&block) {
+            Some(at) => {
+                p.queue.on_block(at, cx.now, len, p.max_queue);
+                true
+            }
+            None => false,
+        };
         let late = !asked && p.forget_released(&block);
         ch.dl.add(len as u64);
         p.last_block = cx.now;
@@ -254,7 +259,7 @@ impl Torrent {
         };
         for other in cancel {
             if let Some((ch, o)) = self.peers.get_mut(&other).and_then(Peer::active_mut) {
-                if o.take_request(&block) {
+                if o.take_request(&block).is_some() {
                     mark(&mut self.dirty, other, ch.send(&Message::Cancel(block), cx.now));
                 }
             }
@@ -280,6 +285,12 @@ impl Torrent {
         p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
         p.metadata_size = ext.metadata_size;
         p.listen_port = ext.p.or(p.listen_port);
+        p.prefers_encryption = ext.e.unwrap_or(p.prefers_encryption);
+        // The address we would dial it at is dialled encrypted again.
+        let dial_addr = if outgoing { Some(addr) } else { p.listen_port.map(|port| SocketAddr::new(addr.ip(), port)) };
+        if let (Some(a), true) = (dial_addr, p.prefers_encryption) {
+            self.peer_list.prefers_encryption(a);
+        }
         let own = ext.yourip.as_deref().and_then(ip_from_bytes).map(|ip| ip.to_canonical());
         if let Some(ip) = own {
             self.peer_list.learn_own_ip(ip);

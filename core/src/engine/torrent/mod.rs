@@ -17,6 +17,7 @@ mod peer;
 mod peer_list;
 mod pex;
 mod pex_state;
+mod request_queue;
 mod states;
 mod trackers;
 mod transfer;
@@ -342,6 +343,7 @@ impl Torrent {
         self.ul_rate.tick(cx.now);
         let mut to_close = Vec::new();
         let mut snubbed = Vec::new();
+        let mut oversized = Vec::new();
         for (conn, p) in self.peers.iter_mut() {
             let ch = &mut p.ch;
             ch.dl.tick(cx.now);
@@ -365,13 +367,9 @@ impl Torrent {
                     if cx.now - ch.last_send > cx.cfg.keepalive_interval {
                         mark(&mut self.dirty, *conn, ch.send(&Message::KeepAlive, cx.now));
                     }
-                    // Two seconds' worth of blocks, once the rate is known.
-                    if ch.dl.get() > 0 {
-                        a.slow_start = false;
-                    }
-                    if !a.slow_start {
-                        let by_rate = (ch.dl.get() * 2 / BLOCK_SIZE as u64) as usize;
-                        a.queue_target = by_rate.clamp(cx.cfg.min_requests_per_peer, cx.cfg.max_requests_per_peer);
+                    let give_back = a.queue.on_tick(cx.now, a.requests.len(), cx.cfg);
+                    if give_back > 0 {
+                        oversized.push((*conn, give_back));
                     }
                     if !a.requests.is_empty() && cx.now - a.last_block > cx.cfg.request_timeout {
                         snubbed.push(*conn);
@@ -393,6 +391,9 @@ impl Torrent {
                 a.release_request(b);
             }
             mark(&mut self.dirty, conn, wake);
+        }
+        for (conn, n) in oversized {
+            self.give_back_requests(conn, n, cx.now);
         }
         for (conn, reason) in to_close {
             self.close(conn, reason, cx);
@@ -471,7 +472,8 @@ impl Torrent {
             let params = AnnounceParams {
                 info_hash: self.info_hash,
                 peer_id: self.our_id,
-                port: cx.cfg.listen_port,
+                port: cx.cfg.announced_port(),
+                ip: cx.cfg.announce_ip,
                 uploaded: self.uploaded,
                 downloaded: self.downloaded,
                 left: self.left(),
@@ -479,6 +481,7 @@ impl Torrent {
                 num_want: if event == AnnounceEvent::Stopped { 0 } else { cx.cfg.num_want },
                 key: self.trackers.key(),
                 tracker_id: due.tracker_id.clone(),
+                ipv6: cx.cfg.announce_ipv6,
             };
             let peers = self.trackers.announce(due, params, cx.now, &mut self.rng, cx.out);
             self.add_tracker_peers(peers, cx.cfg);

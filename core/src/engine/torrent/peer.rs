@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use super::pex_state::PexState;
+use super::request_queue::RequestQueue;
 use super::upload::UploadQueue;
 use crate::bitfield::Bitfield;
 use crate::engine::admission::Usefulness;
@@ -96,6 +97,8 @@ pub(crate) struct ActivePeer {
     pub ut_pex: Option<u8>,
     /// The port it accepts connections on (`p` of its extended handshake).
     pub listen_port: Option<u16>,
+    /// It said it prefers encrypted connections (`e` of its extended handshake).
+    pub prefers_encryption: bool,
     /// Our peer exchange with it.
     pub pex: PexState,
     /// Pieces it announced before we knew the piece count (magnet torrents).
@@ -123,12 +126,8 @@ pub(crate) struct ActivePeer {
     /// Requests we gave up waiting for (snubbed, or choked under the fast extension) that it
     /// may still answer: a block that does arrive is kept if still needed, not wasted.
     pub released: VecDeque<BlockRef>,
-    /// How many requests we keep in flight to it.
-    pub queue_target: usize,
-    /// The queue grows by a block per block received until its rate is measured (TCP-style
-    /// slow start): the rate takes two ticks to show, and a fast peer held to the minimum
-    /// queue for that long spends most of a 1 GiB download waiting for requests.
-    pub slow_start: bool,
+    /// How many requests we keep in flight to it, from its rate and round trip.
+    pub queue: RequestQueue,
     /// The most requests it accepts (`reqq` of its extended handshake).
     pub max_queue: usize,
     /// Its requests to us, from disk read to upload tokens.
@@ -198,7 +197,7 @@ impl Channel {
 impl ActivePeer {
     /// A peer whose handshake arrived `now`, on a torrent of `pieces` pieces; `decoder` reads
     /// the messages after its handshake.
-    pub(super) fn new(hs: &Handshake, decoder: Decoder, pieces: u32, queue_target: usize, now: Instant) -> Self {
+    pub(super) fn new(hs: &Handshake, decoder: Decoder, pieces: u32, queue: RequestQueue, now: Instant) -> Self {
         ActivePeer {
             decoder,
             peer_id: hs.peer_id,
@@ -210,6 +209,7 @@ impl ActivePeer {
             metadata_size: None,
             ut_pex: None,
             listen_port: None,
+            prefers_encryption: false,
             pex: PexState::new(now),
             early: EarlyPieces::default(),
             have: Bitfield::new(pieces),
@@ -223,8 +223,7 @@ impl ActivePeer {
             peer_interested: false,
             requests: Vec::new(),
             released: VecDeque::new(),
-            queue_target,
-            slow_start: true,
+            queue,
             max_queue: 250,
             upload: UploadQueue::default(),
             last_block: now,
@@ -287,14 +286,9 @@ impl ActivePeer {
         }
     }
 
-    /// Removes our request for `block`; true if it was outstanding.
-    pub(super) fn take_request(&mut self, block: &BlockRef) -> bool {
-        match self.requests.iter().position(|(b, _)| b == block) {
-            Some(i) => {
-                self.requests.swap_remove(i);
-                true
-            }
-            None => false,
-        }
+    /// Removes our request for `block`; when we sent it, if it was outstanding.
+    pub(super) fn take_request(&mut self, block: &BlockRef) -> Option<Instant> {
+        let i = self.requests.iter().position(|(b, _)| b == block)?;
+        Some(self.requests.swap_remove(i).1)
     }
 }

@@ -46,6 +46,9 @@ struct PeerEntry {
     /// Only ever seen as the source of an incoming connection (an ephemeral port, not a
     /// listening one): never dialled.
     inbound_only: bool,
+    /// An encrypted dial of it failed: it is dialled in plaintext (until it says it prefers
+    /// encryption, in its extended handshake or through PEX).
+    plaintext: bool,
 }
 
 impl PeerEntry {
@@ -150,6 +153,35 @@ impl PeerList {
         self.candidates
             .iter()
             .any(|a| self.entries.get(a).is_some_and(|k| k.dialable() && k.retry_at <= now) && !crowded(*a))
+    }
+
+    /// Whether a dial of `addr` starts with an encrypted handshake (when encryption is on but
+    /// not forced): yes, unless one failed since the address last said it prefers it.
+    pub(super) fn dials_encrypted(&self, addr: SocketAddr) -> bool {
+        self.entries.get(&addr).is_none_or(|k| !k.plaintext)
+    }
+
+    /// An encrypted dial of `addr` failed (the peer closed, or answered garbage): it is
+    /// dialled again at once, in plaintext, as libtorrent does. Not counted as a failure.
+    pub(super) fn retry_plaintext(&mut self, addr: SocketAddr, now: Instant) {
+        let Some(k) = self.entries.get_mut(&addr) else { return };
+        if k.plaintext || k.state != EntryState::Idle {
+            return;
+        }
+        k.plaintext = true;
+        k.fails = k.fails.saturating_sub(1);
+        k.retry_at = now;
+        if !k.queued {
+            k.queued = true;
+            self.candidates.push_front(addr);
+        }
+    }
+
+    /// `addr` says it prefers encrypted connections: the next dial of it is encrypted again.
+    pub(super) fn prefers_encryption(&mut self, addr: SocketAddr) {
+        if let Some(k) = self.entries.get_mut(&addr) {
+            k.plaintext = false;
+        }
     }
 
     /// Whether `addr` is banned.

@@ -9,7 +9,7 @@ use super::{mark, Torrent};
 use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
 use crate::types::{ConnId, Instant};
-use crate::wire::{Message, PexMessage, PEX_OUTGOING, PEX_SEED, UT_PEX};
+use crate::wire::{Message, PexMessage, PEX_ENCRYPTION, PEX_OUTGOING, PEX_SEED, UT_PEX};
 
 /// The extended message id peers send us `ut_pex` messages under (libtorrent's too).
 pub(crate) const OUR_UT_PEX: u8 = 1;
@@ -39,6 +39,9 @@ impl Torrent {
                 let mut flags = if p.outgoing { PEX_OUTGOING } else { 0 };
                 if a.is_seed() || a.upload_only {
                     flags |= PEX_SEED;
+                }
+                if a.prefers_encryption {
+                    flags |= PEX_ENCRYPTION;
                 }
                 Some((*conn, addr, flags))
             })
@@ -110,8 +113,11 @@ impl Torrent {
             Ok(msg) => msg,
             Err(e) => return self.close(conn, e.into(), cx),
         };
-        let added = msg.added.into_iter().map(|(addr, _)| addr).filter(|addr| *addr != sender);
-        let learned = self.add_candidates(added, cx.cfg);
+        let added: Vec<(SocketAddr, u8)> = msg.added.into_iter().filter(|(addr, _)| *addr != sender).collect();
+        let learned = self.add_candidates(added.iter().map(|(addr, _)| *addr), cx.cfg);
+        for (addr, _) in added.iter().filter(|(_, flags)| flags & PEX_ENCRYPTION != 0) {
+            self.peer_list.prefers_encryption(*addr);
+        }
         self.pex_learned = self.pex_learned.saturating_add(u32::try_from(learned).unwrap_or(u32::MAX));
     }
 }

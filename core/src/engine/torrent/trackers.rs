@@ -313,6 +313,7 @@ mod tests {
             info_hash: InfoHash([1; 20]),
             peer_id: PeerId([2; 20]),
             port: 6881,
+            ip: None,
             uploaded: 0,
             downloaded: 0,
             left: 100,
@@ -320,6 +321,7 @@ mod tests {
             num_want: 50,
             key,
             tracker_id: due.tracker_id.clone(),
+            ipv6: None,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::engine::ctx::Ctx;
 use crate::engine::disk_error::DiskError;
 use crate::engine::event::Event;
 use crate::engine::output::{DiskJob, DiskJobKind, HashJob, Output, PeerIo};
-use crate::types::{ConnId, JobId, BLOCK_SIZE};
+use crate::types::{ConnId, Instant, JobId, BLOCK_SIZE};
 use crate::wire::Message;
 
 impl Torrent {
@@ -64,7 +64,7 @@ impl Torrent {
         if p.peer_choking || !p.am_interested {
             return;
         }
-        let target = if p.snubbed { 1 } else { p.queue_target.min(p.max_queue).max(1) };
+        let target = if p.snubbed { 1 } else { p.queue.target().min(p.max_queue).max(1) };
         if p.requests.len() >= target {
             return;
         }
@@ -83,6 +83,7 @@ impl Torrent {
         let picked = self.download.pick(&mut self.picker, conn, (&p.have, p.counted_as_seed), want, cap);
         if p.requests.is_empty() && !picked.is_empty() {
             p.last_block = cx.now;
+            p.queue.asked(cx.now);
         }
         let was_empty = ch.outbuf.is_empty();
         for &b in picked {
@@ -93,6 +94,23 @@ impl Torrent {
         if !picked.is_empty() {
             mark(&mut self.dirty, conn, was_empty);
         }
+    }
+
+    /// Gives back the `n` requests to `conn` sent last: at its measured rate they would wait
+    /// seconds behind the rest, while other peers may send them sooner. The peer is told, so
+    /// that it does not spend upload on them; a block it sends anyway is kept if still needed.
+    pub(super) fn give_back_requests(&mut self, conn: ConnId, n: usize, now: Instant) {
+        let Some((ch, a)) = self.peers.get_mut(&conn).and_then(Peer::active_mut) else { return };
+        // Stable: requests sent at one instant keep their order.
+        a.requests.sort_by_key(|(_, at)| *at);
+        let keep = a.requests.len().saturating_sub(n);
+        let mut wake = false;
+        for (b, _) in a.requests.split_off(keep) {
+            self.picker.request_failed(conn, b);
+            wake |= ch.send(&Message::Cancel(b), now);
+            a.release_request(b);
+        }
+        mark(&mut self.dirty, conn, wake);
     }
 
     pub(super) fn fill_all(&mut self, cx: &mut Ctx<'_>) {

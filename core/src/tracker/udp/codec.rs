@@ -143,7 +143,12 @@ impl Request {
                 out.extend_from_slice(&p.left.to_be_bytes());
                 out.extend_from_slice(&p.uploaded.to_be_bytes());
                 out.extend_from_slice(&event_code(p.event).to_be_bytes());
-                out.extend_from_slice(&0u32.to_be_bytes()); // IP: the sender's
+                // IP: ours if a port mapping learned it, else 0 for the sender's (IPv4 only).
+                let ip = match p.ip {
+                    Some(std::net::IpAddr::V4(ip)) => u32::from(ip),
+                    _ => 0,
+                };
+                out.extend_from_slice(&ip.to_be_bytes());
                 out.extend_from_slice(&p.key.to_be_bytes());
                 // u32::MAX means "the tracker's default", which BEP 15 spells -1.
                 let num_want: i32 =
@@ -185,7 +190,7 @@ impl Request {
                     3 => AnnounceEvent::Stopped,
                     _ => return Err(TrackerError::Malformed("unknown announce event")),
                 };
-                let _ip = r.u32().ok_or(TOO_SHORT)?;
+                let ip = r.u32().ok_or(TOO_SHORT)?;
                 let key = r.u32().ok_or(TOO_SHORT)?;
                 let num_want = r.u32().ok_or(TOO_SHORT)?;
                 // Any negative value means "default".
@@ -195,6 +200,7 @@ impl Request {
                     info_hash,
                     peer_id,
                     port,
+                    ip: (ip != 0).then(|| std::net::Ipv4Addr::from(ip).into()),
                     uploaded,
                     downloaded,
                     left,
@@ -202,6 +208,7 @@ impl Request {
                     num_want,
                     key,
                     tracker_id: None,
+                    ipv6: None,
                 };
                 Ok(Request::Announce { connection_id, transaction_id, params })
             }
@@ -353,6 +360,7 @@ mod tests {
             info_hash: InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap(),
             peer_id: PeerId(*b"-SH0001-dddddddddddd"),
             port: 6884,
+            ip: None,
             uploaded: 0,
             downloaded: 0,
             left: 100,
@@ -360,6 +368,7 @@ mod tests {
             num_want: u32::MAX,
             key: 0xabcd_ef01,
             tracker_id: None,
+            ipv6: None,
         }
     }
     #[test]
@@ -385,6 +394,12 @@ mod tests {
             "1ae4"
         ));
         assert_eq!(bytes, want);
+        assert_eq!(Request::decode(&bytes).unwrap(), req);
+        // A mapped external address goes in the IP field.
+        let params = AnnounceParams { ip: Some("203.0.113.7".parse().unwrap()), ..params() };
+        let req = Request::Announce { connection_id: 1, transaction_id: 2, params };
+        let bytes = req.encode();
+        assert_eq!(&bytes[84..88], &[203, 0, 113, 7]);
         assert_eq!(Request::decode(&bytes).unwrap(), req);
     }
 

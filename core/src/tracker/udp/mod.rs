@@ -290,6 +290,7 @@ mod tests {
             info_hash: InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap(),
             peer_id: PeerId(*b"-SH0001-dddddddddddd"),
             port: 6884,
+            ip: None,
             uploaded: 0,
             downloaded: 0,
             left: 100,
@@ -297,6 +298,7 @@ mod tests {
             num_want: u32::MAX,
             key: 0xabcd_ef01,
             tracker_id: None,
+            ipv6: None,
         }
     }
 

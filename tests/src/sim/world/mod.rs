@@ -112,7 +112,10 @@ impl World {
             params: params.clone(),
         };
         for i in 0..params.peers {
-            let net = w.draw_net(&mut rng, false);
+            let mut net = w.draw_net(&mut rng, false);
+            if let Some(link) = params.links.get(&i) {
+                (net.up, net.down, net.up_lat, net.down_lat) = (link.up, link.down, link.latency, link.latency);
+            }
             let seeder = i < params.seeders;
             let mut disk = if seeder { SimDisk::full(&w.tt) } else { SimDisk::default() };
             if !seeder && params.faults.disk {
