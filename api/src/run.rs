@@ -37,6 +37,10 @@ pub struct NetArgs {
     /// `SHOAL_LOCAL_ONLY=1`).
     #[arg(long)]
     no_lsd: bool,
+    /// Do not use uTP (BEP 29; on by default: dials try uTP first and fall back to TCP, and
+    /// peers may connect over uTP on the listen port's UDP socket).
+    #[arg(long)]
+    no_utp: bool,
     /// Let new files grow as pieces arrive instead of allocating their full size up front.
     #[arg(long)]
     sparse: bool,
@@ -277,6 +281,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
             net_policy: net_policy(),
             encryption: net.encryption.into(),
             announce_port: net.announce_port,
+            utp: !net.no_utp,
             ..Config::default()
         }
         .with_descriptors(nofile_limit()),

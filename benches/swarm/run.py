@@ -44,6 +44,9 @@ SHOAL_CLIENT = "shoal"
 LT_CLIENT = "libtorrent"
 # Seeder kinds of Shoal, and the `--encryption` their seeder and leechers run with.
 SHOAL_ENCRYPTION = {"shoal": None, "shoal-rc4": "forced", "shoal-plain": "disabled"}
+# `--utp`: Shoal downloads from a Shoal seeder over uTP (its default) and over TCP (--no-utp).
+SHOAL_UTP = "shoal-utp"
+SHOAL_TCP = "shoal-tcp"
 
 
 def log(msg):
@@ -419,9 +422,13 @@ class Bench:
         return self.shoal_seeders[(key, kind)]
 
     def leecher_argv(self, client, torrent, out_dir, port, peers, seed_kind):
-        if client == SHOAL_CLIENT:
+        if client in (SHOAL_CLIENT, SHOAL_UTP, SHOAL_TCP):
             argv = [SHOAL, "download", torrent, "-o", out_dir, "--bind", "127.0.0.1",
                     "--listen-port", port] + encryption_args(seed_kind)
+            # The libtorrent helpers run with uTP off (ltcommon.py), so both clients use TCP
+            # there, as before uTP: Shoal skips the uTP dial it would otherwise try first.
+            if client == SHOAL_TCP or seed_kind == "lt":
+                argv.append("--no-utp")
             for p in peers:
                 argv += ["--peer", "127.0.0.1:%d" % p]
         else:
@@ -558,6 +565,10 @@ def scenarios(args):
                     % PAYLOADS[k]["label"], k,
                     [("shoal->shoal rc4", SHOAL_CLIENT, "shoal-rc4"),
                      ("shoal->shoal plain", SHOAL_CLIENT, "shoal-plain")], 1))
+    if args.utp:
+        k = "single" if "single" in keys else keys[0]
+        out.append(("utp-" + k, "%s, Shoal seeds, uTP vs TCP" % PAYLOADS[k]["label"], k,
+                    [("shoal uTP", SHOAL_UTP, "shoal"), ("shoal TCP", SHOAL_TCP, "shoal")], 1))
     return out
 
 
@@ -634,6 +645,8 @@ def main():
                    help="also: Shoal seeding Shoal with RC4 (--encryption forced) against "
                         "plaintext (--encryption disabled)")
     p.add_argument("--json", help="also write every run's figures to this file")
+    p.add_argument("--utp", action="store_true",
+                   help="also: Shoal seeds and Shoal downloads over uTP, then over TCP (--no-utp)")
     p.add_argument("--no-prewarm", dest="prewarm", action="store_false",
                    help="do not write and delete a scratch file before each download (see prewarm())")
     args = p.parse_args()
@@ -684,7 +697,7 @@ def main():
         print("Shoal vs libtorrent on 127.0.0.1, %d round(s), interleaved; %s; load at end %s"
               % (args.rounds, shoal_version, " ".join("%.2f" % x for x in os.getloadavg())))
         print(table(bench, scens))
-        print("ratios are the first row over the second: Shoal / libtorrent, or RC4 / plaintext "
+        print("ratios are the first row over the second: Shoal / libtorrent, RC4 / plaintext or uTP / TCP "
               "(MB/s: higher is better for the first; CPU: lower is better)")
     if args.json:
         Path(args.json).write_text(json.dumps({"shoal": shoal_version, "libtorrent": lt_version,

@@ -268,7 +268,9 @@ fn ledbat_gives_way_to_a_loss_based_flow_on_a_shared_bottleneck() {
     let alone = run(&mut w, t0 + 15 * SEC) - before;
     let alone_rate = alone as f64 / 10.0;
     assert!(alone_rate > 0.7 * rate as f64, "alone uTP moved {alone_rate} B/s on a {rate} B/s link");
-    assert!(w.max_queue < 200 * MS, "alone uTP kept the queue at {:?} (warm-up: {queue_before:?})", w.max_queue);
+    // Slow start and LEDBAT's probing overshoot the 100 ms target for a moment, never to the
+    // 300 ms a loss-based flow fills.
+    assert!(w.max_queue < 250 * MS, "alone uTP kept the queue at {:?} (warm-up: {queue_before:?})", w.max_queue);
 
     // Reno starts; once it has filled the queue, measure both flows for 20 s.
     w.timeline.push(w.now, Event::RenoStart);

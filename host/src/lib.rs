@@ -102,17 +102,22 @@ pub async fn start<R: Runtime>(
         }
     }
     engine_config.lsd = !lsd_sockets.is_empty();
-    let seed = config.seed.unwrap_or_else(random_seed);
-    let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
-    // The DHT speaks UDP on the same addresses and port as the peer listeners.
+    // The DHT speaks UDP on the same addresses and port as the peer listeners, and uTP
+    // (BEP 29) shares that socket, so it is bound when either is on.
     let mut dht_sockets = Vec::new();
-    if let (Some(dht), None) = (&config.dht, &config.proxy) {
+    // Through a proxy, peers are reached over TCP only: no DHT, no uTP.
+    if config.proxy.is_none() && (config.dht.is_some() || engine_config.utp) {
         for addr in &bound {
             match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
                 Ok(s) => dht_sockets.push(s),
-                Err(e) => tracing::warn!("DHT cannot use UDP {addr}: {e}"),
+                Err(e) => tracing::warn!("DHT and uTP cannot use UDP {addr}: {e}"),
             }
         }
+    }
+    engine_config.utp &= !dht_sockets.is_empty();
+    let seed = config.seed.unwrap_or_else(random_seed);
+    let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
+    if let Some(dht) = &config.dht {
         if !dht_sockets.is_empty() {
             let mut dht_config = dht.config.clone();
             dht_config.ipv4 = bound.iter().any(|a| a.is_ipv4());

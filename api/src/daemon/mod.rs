@@ -109,11 +109,13 @@ fn node_id(state_dir: &Path) -> Result<String, String> {
 /// engine's share of the descriptor budget.
 fn engine_config(settings: &Settings, budget: &fdbudget::FdBudget) -> Config {
     let (down, up) = settings::rate_limits(settings);
+    let utp = settings.get("libtorrent", "utp").as_bool().unwrap_or(true);
     Config {
         net_policy: crate::run::net_policy(),
         max_download_rate: down,
         max_upload_rate: up,
         encryption: settings::encryption(settings),
+        utp,
         ..Config::default()
     }
     .with_limits(shoal_core::ConnectionLimits::for_peers(budget.engine))

@@ -189,6 +189,7 @@ const EFFECTIVE: &[(&str, &str)] = &[
     ("libtorrent", "upnp"),
     ("libtorrent", "natpmp"),
     ("libtorrent", "encryption"),
+    ("libtorrent", "utp"),
     ("dht", "enabled"),
     ("torrent_checking", "enabled"),
     ("torrent_checking", "interval"),
@@ -654,7 +655,6 @@ mod tests {
             ("download_defaults", "seeding_mode", json!("ratio")),
             ("download_defaults", "seeding_ratio", json!(1.5)),
             ("download_defaults", "seeding_time", json!(30)),
-            ("libtorrent", "utp", json!(false)),
             ("download_defaults", "number_hops", json!(2)),
             ("", "gui_test_mode", json!(true)),
         ] {

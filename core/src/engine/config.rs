@@ -110,6 +110,9 @@ pub struct Config {
     /// The payload methods an encrypted connection may use after its handshake (offered when
     /// we dial, chosen from when we are dialled).
     pub encryption_levels: Levels,
+    /// Speak uTP (BEP 29) on the DHT's UDP socket: dials try uTP first and fall back to TCP,
+    /// and peers may connect over uTP. The runtime binds that socket even with the DHT off.
+    pub utp: bool,
 }
 
 /// Whether peer connections use Message Stream Encryption (MSE/PE).
@@ -199,6 +202,7 @@ impl Default for Config {
             // the daemon and the CLI default to `Enabled`, as libtorrent does.
             encryption: Encryption::Disabled,
             encryption_levels: Levels::Both,
+            utp: true,
         }
     }
 }

@@ -54,7 +54,8 @@ mod tests {
         let mut hasher = PieceHasher::new(piece);
         hasher.update(&vec![7u8; (piece * 4) as usize]);
         let meta = Metainfo::from_bytes(&b.build(hasher.finish()).expect("builds")).expect("parses");
-        let mut e = Engine::new(Config::default(), 1, Instant::ZERO);
+        // A TCP dial: the books below count it as half-open.
+        let mut e = Engine::new(Config { utp: false, ..Config::default() }, 1, Instant::ZERO);
         let add = AddTorrent { check_existing: false, ..AddTorrent::new(meta) };
         let t = e.add_torrent(add, Instant::ZERO).expect("adds");
         e.add_peers(t, &["10.0.0.2:6881".parse().expect("an address")], Instant::ZERO).expect("its torrent");

@@ -22,6 +22,8 @@ mod params;
 mod sched;
 mod stats;
 mod torrent;
+mod utp_feed;
+mod utp_link;
 
 pub use close_reason::{CloseReason, Violation};
 pub use config::{Config, Encryption};
@@ -91,6 +93,8 @@ pub struct Engine {
     lsd: Option<crate::lsd::Lsd>,
     /// Health checks of any torrent ([`Engine::check_health`]).
     health: health::HealthChecks,
+    /// uTP connections on the DHT socket, when [`Config::utp`].
+    utp: Option<utp_link::UtpLink>,
 }
 
 /// Where the engine is in its life: commands are taken only while it runs.
@@ -125,6 +129,10 @@ impl Engine {
             let cookie: String = (0..12).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
             crate::lsd::Lsd::new(cookie)
         });
+        // Drawn only with uTP on, for the same reason.
+        let utp = config
+            .utp
+            .then(|| utp_link::UtpLink::new(config.max_connections, config.max_pending_handshakes, rng.random(), now));
         let up = TokenBucket::new(config.max_upload_rate, now);
         let down = TokenBucket::new(config.max_download_rate, now);
         Engine {
@@ -146,6 +154,7 @@ impl Engine {
             scratch: Vec::new(),
             lsd,
             health: health::HealthChecks::default(),
+            utp,
         }
     }
 
@@ -503,6 +512,11 @@ impl Engine {
             Input::Job(job, result) => self.on_job(job, result, now),
             Input::Http(job, result) => self.on_http(job, result, now),
             Input::Exchange(exchange, result) => self.on_exchange(exchange.job(), result, now),
+            Input::Datagram { socket: Socket::Dht, from, data }
+                if self.utp.is_some() && crate::utp::looks_like_utp(data) =>
+            {
+                self.on_utp_datagram(from, data, now)
+            }
             Input::Datagram { socket: Socket::Dht, from, data } => self.on_dht_datagram(from, data, now),
             Input::Datagram { socket: Socket::Lsd, from, data } => self.on_lsd_datagram(from, data, now),
             Input::Resolved(addrs) => self.on_resolved(addrs, now),
@@ -732,6 +746,9 @@ impl Engine {
         }
         self.each_torrent(now, |t, cx| t.on_tracker_timeout(cx));
         self.health.handle_timeout(now, &mut self.out);
+        if let Some(link) = &mut self.utp {
+            link.handle_timeout(now);
+        }
         self.after_input(None, now);
     }
 
@@ -739,6 +756,14 @@ impl Engine {
 
     /// The next thing for the runtime to do; `None` when there is nothing more for now.
     pub fn poll_output(&mut self) -> Option<Output> {
+        match self.utp {
+            Some(_) => self.poll_output_utp(),
+            None => self.pop_output(),
+        }
+    }
+
+    /// The next queued output; a connection's close also forgets its encryption link.
+    fn pop_output(&mut self) -> Option<Output> {
         let o = self.out.pop();
         if let (Some(Output::Peer(PeerIo::Close { conn, .. })), false) = (&o, self.links.is_empty()) {
             self.links.remove(conn);
@@ -765,6 +790,9 @@ impl Engine {
             t = t.min(deadline);
         }
         if let Some(d) = self.health.poll_timeout() {
+            t = t.min(d);
+        }
+        if let Some(d) = self.utp.as_ref().and_then(utp_link::UtpLink::poll_timeout) {
             t = t.min(d);
         }
         if !self.limits.up_waiting.is_empty() {

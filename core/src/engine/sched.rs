@@ -125,6 +125,9 @@ impl Engine {
     /// Common work after any input: connection attempts, tracker announces, flushing sends,
     /// routing-table upkeep, dropping removed torrents.
     pub(super) fn after_input(&mut self, touched: Option<TorrentId>, now: Instant) {
+        if let Some(link) = &mut self.utp {
+            link.set_now(now);
+        }
         // Peers from the DHT may concern any torrent.
         let touched = if self.pump_dht(now) { None } else { touched };
         self.schedule_checks(now);

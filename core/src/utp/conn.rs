@@ -8,7 +8,7 @@ use super::ledbat::{Ledbat, Rtt};
 use super::packet::{Header, Packet, PacketType};
 use super::recv::{Arrival, Receiver};
 use super::send::Sender;
-use crate::Instant;
+use crate::types::Instant;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::config::UtpConfig;
 use super::conn::{Connection, Outbox, Start};
 use super::events::{UtpConnId, UtpConnStats, UtpEvent};
 use super::packet::{Header, Packet, PacketType};
-use crate::Instant;
+use crate::types::Instant;
 
 /// Answers (RESETs) to packets of unknown connections wait in the outbox only while it holds
 /// fewer datagrams than this: they are best-effort, and a flood must not grow the queue.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::Instant;
+use crate::types::Instant;
 
 /// The timeout before the first RTT sample (BEP 29).
 pub(super) const INITIAL_RTO: Duration = Duration::from_secs(1);
@@ -88,6 +88,10 @@ pub(super) struct Ledbat {
     /// Packets sent before this sequence number do not halve the window again (one cut per
     /// loss event, as TCP's recovery).
     recovery_until: Option<u16>,
+    /// Below this window (and while the delay is under the target) the window grows by what
+    /// is acknowledged, doubling per round trip (slow start, as libtorrent's uTP): set to half
+    /// the window at a loss, so a timeout recovers in a few round trips, not a linear climb.
+    ssthresh: f64,
 }
 
 impl Ledbat {
@@ -104,6 +108,7 @@ impl Ledbat {
             bucket_start: None,
             queue_delay: 0,
             recovery_until: None,
+            ssthresh: f64::MAX,
         }
     }
 
@@ -146,6 +151,14 @@ impl Ledbat {
             return;
         }
         let acked = acked as f64;
+        if off_target > 0.0 && self.cwnd < self.ssthresh {
+            self.cwnd = (self.cwnd + acked).min(self.ssthresh).min(self.max_cwnd);
+            return;
+        }
+        if off_target <= 0.0 {
+            // Queueing past the target ends slow start for good.
+            self.ssthresh = self.ssthresh.min(self.cwnd);
+        }
         let window_factor = acked.min(self.cwnd) / acked.max(self.cwnd);
         self.cwnd += MAX_GAIN_PER_RTT * off_target.max(-1.0) * window_factor;
         self.cwnd = self.cwnd.clamp(self.min_cwnd, self.max_cwnd);
@@ -159,10 +172,12 @@ impl Ledbat {
         }
         self.recovery_until = Some(next_seq);
         self.cwnd = (self.cwnd / 2.0).max(self.min_cwnd);
+        self.ssthresh = self.cwnd;
     }
 
     /// Shrinks the window to one packet after a retransmission timeout.
     pub(super) fn on_timeout(&mut self) {
+        self.ssthresh = (self.cwnd / 2.0).max(self.min_cwnd);
         self.cwnd = self.min_cwnd;
     }
 }

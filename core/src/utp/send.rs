@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::packet::{PacketType, SelectiveAck};
 use super::seq::distance;
-use crate::Instant;
+use crate::types::Instant;
 
 /// At most this many packets are in flight: far below half the 16-bit sequence space, so
 /// wrapping comparisons stay unambiguous.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Packet, PacketType, UtpCloseReason, UtpConfig, UtpConnId, UtpEvent, UtpSocket};
-use crate::Instant;
+use crate::types::Instant;
 
 const MS: Duration = Duration::from_millis(1);
 

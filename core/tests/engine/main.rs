@@ -16,3 +16,4 @@ mod pex;
 mod requests;
 mod streaming;
 mod transfer;
+mod utp;

@@ -60,6 +60,8 @@ pub(crate) struct World {
     pub wire_log: Vec<WireEntry>,
     /// With `tap`: a decoder for each sending side.
     taps: Taps,
+    /// Stream (TCP) dials the engines asked for; uTP connections go as datagrams instead.
+    pub stream_dials: usize,
 }
 
 impl World {
@@ -82,6 +84,7 @@ impl World {
             tap: false,
             wire_log: Vec::new(),
             taps: Taps::default(),
+            stream_dials: 0,
         }
     }
 
@@ -94,7 +97,8 @@ impl World {
     pub(crate) fn add_node_with(&mut self, tweak: impl FnOnce(&mut Config)) -> NodeId {
         let i = self.nodes.next_id().0;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), 6881 + i as u16);
-        let mut config = Config::default();
+        // The world carries TCP-like streams only; a test that wants uTP turns it on.
+        let mut config = Config { utp: false, ..Config::default() };
         tweak(&mut config);
         config.listen_port = addr.port();
         let seed = self.seed.wrapping_mul(1000).wrapping_add(i as u64);
@@ -330,6 +334,7 @@ impl World {
         let at = now + self.timing.latency;
         match out {
             Output::Peer(PeerIo::Connect { conn, addr }) => {
+                self.stream_dials += 1;
                 let target = self.nodes.at(addr);
                 self.net.dial((a, conn));
                 self.queue.schedule(at, Ev::Dial { from: a, conn, target });

@@ -71,6 +71,8 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x005e_ed0f_5111);
         let config = Config {
             max_in_flight_bytes: params.max_in_flight.max(tt.meta.info.piece_length as u64 * 2),
+            // The simulated network carries streams only: today's behaviour, today's traces.
+            utp: false,
             ..Config::default()
         };
         let bounds = Bounds {
