@@ -145,7 +145,6 @@ fn gui_settings_pass_and_settings_that_do_nothing_are_refused() {
         // SOCKS4 and HTTP proxies are not implemented (SOCKS5 is, so 2 and 3 are taken).
         ("libtorrent", "proxy_type", json!(1)),
         ("libtorrent", "proxy_type", json!(4)),
-        ("libtorrent", "utp", json!(false)),
         ("download_defaults", "number_hops", json!(1)),
         ("resource_monitor", "enabled", json!(false)),
     ] {
