@@ -447,15 +447,26 @@ impl<R: Runtime> DatagramSocket<R> {
     }
 }
 
-/// Datagrams queued for sending on a DHT socket before new ones are dropped.
-const DHT_QUEUE: usize = 1024;
+/// Datagrams queued for sending on a DHT socket before new ones are dropped (uTP sends a
+/// window of up to 1 MiB, about 900 datagrams, per connection at once).
+const DHT_QUEUE: usize = 8192;
+
+/// Kernel buffer of the DHT/uTP socket, each way (the system's maximum caps it).
+const UDP_BUFFER: usize = 4 << 20;
 
 /// Binds the DHT socket on `addr` and starts its task.
 pub(crate) async fn dht_socket<R: Runtime>(
     addr: SocketAddr,
     inputs: Sender<Input<R>>,
 ) -> std::io::Result<DatagramSocket<R>> {
-    let socket = R::udp_bind(addr).await?;
+    let std_socket = std::net::UdpSocket::bind(addr)?;
+    // uTP shares this socket: a window of packets arrives in a burst, and the kernel's default
+    // receive buffer (about 200 KiB) would drop the tail of it, each drop costing a timeout.
+    let sock = socket2::SockRef::from(&std_socket);
+    let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+    let _ = sock.set_send_buffer_size(UDP_BUFFER);
+    std_socket.set_nonblocking(true)?;
+    let socket = R::udp_from_std(std_socket)?;
     Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Dht))
 }
 
