@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """WAN-like benchmark: Shoal against libtorrent over a slow, lossy path between namespaces.
 
+`--transport utp` runs the same race over uTP (BEP 29): the seeder and libtorrent's leecher
+speak only uTP, and Shoal dials uTP first as it does by default.
+
 Three network namespaces of this run's own: a seeder (10.77.1.2), a router and a leecher
 (10.77.2.2), joined by veth pairs. The router forwards between them through:
 
@@ -106,8 +109,9 @@ def main():
     p.add_argument("--rate", default="100mbit", help="tbf rate of each router link (100mbit)")
     p.add_argument("--queue-bytes", type=int, default=1_000_000, help="tbf queue limit in bytes")
     p.add_argument("--seed", type=int, default=1, help="seed of the loss pattern")
-    p.add_argument("--transport", choices=["tcp"], default="tcp",
-                   help="how leechers reach the seeder (uTP joins once Shoal speaks it)")
+    p.add_argument("--transport", choices=["tcp", "utp"], default="tcp",
+                   help="how leechers reach the seeder: the seeder and libtorrent's leecher speak only "
+                        "that; Shoal gets --no-utp for tcp, and dials uTP first (its default) for utp")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one download may take")
     p.add_argument("--cache-dir", default=os.environ.get("SHOAL_BENCH_DIR", "/tmp/shoal-bench"))
     args = p.parse_args()
@@ -145,6 +149,8 @@ def main():
                 if client == "shoal":
                     argv = net.exec("leech") + [swarm.SHOAL, "download", torrent, "-o", d, "--bind", LEECH_IP,
                                                 "--listen-port", LEECH_PORT, "--peer", peer]
+                    if args.transport == "tcp":
+                        argv.append("--no-utp")
                 else:
                     argv = net.exec("leech") + ["env", "LT_SETTINGS=" + lt_settings(LEECH_IP, LEECH_PORT, args.transport),
                                                 swarm.PYTHON, swarm.SCRIPTS / "lt_leech.py", "--torrent", torrent,
