@@ -84,6 +84,25 @@ where
     cmd
 }
 
+/// For each `name`, the tests `name::smol` and `name::tokio`: the function `name(rt: Runtime)`
+/// run with Shoal's sessions on that runtime (`cargo test ::tokio` runs one runtime's share).
+#[macro_export]
+macro_rules! on_each_runtime {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn smol() {
+                super::$name($crate::shoal::Runtime::Smol)
+            }
+
+            #[test]
+            fn tokio() {
+                super::$name($crate::shoal::Runtime::Tokio)
+            }
+        }
+    )+};
+}
+
 /// The async runtime a `shoal download` or `shoal seed` runs its session on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {

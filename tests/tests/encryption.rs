@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shoal_tests::data::{self, Compare};
+use shoal_tests::on_each_runtime;
 use shoal_tests::peers::{self, LtKind, Transmission};
 use shoal_tests::shoal::{self, Runtime};
 use shoal_tests::wait::wait_for;
@@ -25,23 +26,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// libtorrent refusing anything but encrypted connections with an RC4 payload stream
 /// (`pe_forced` = 0, `pe_rc4` = 2).
 const LT_FORCED_RC4: &str = r#"{"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2, "prefer_rc4": true}"#;
-
-/// For each `name`, the tests `name::smol` and `name::tokio`.
-macro_rules! on_each_runtime {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn smol() {
-                super::$name(super::Runtime::Smol)
-            }
-
-            #[test]
-            fn tokio() {
-                super::$name(super::Runtime::Tokio)
-            }
-        }
-    )+};
-}
 
 /// A `shoal` subcommand with `--encryption forced`, the runtime and the listen port.
 fn forced_shoal(sub: &str, rt: Runtime, port: u16, peers: &[SocketAddr]) -> std::process::Command {

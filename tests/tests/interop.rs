@@ -14,6 +14,7 @@ use std::time::Duration;
 use shoal_tests::bencode::Value;
 use shoal_tests::data::{self, Compare, FileSpec};
 use shoal_tests::magnet;
+use shoal_tests::on_each_runtime;
 use shoal_tests::peers::{self, LtKind, Transmission};
 use shoal_tests::proc::run;
 use shoal_tests::shoal::{self, Runtime};
@@ -54,24 +55,6 @@ fn name_of(content: &Path) -> &str {
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
-
-/// For each `name`, the tests `name::smol` and `name::tokio`: the function `name(rt: Runtime)`
-/// run with Shoal's sessions on that runtime (`cargo test ::tokio` runs one runtime's share).
-macro_rules! on_each_runtime {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn smol() {
-                super::$name(super::Runtime::Smol)
-            }
-
-            #[test]
-            fn tokio() {
-                super::$name(super::Runtime::Tokio)
-            }
-        }
-    )+};
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Shoal downloads from a libtorrent seeder found through opentracker.

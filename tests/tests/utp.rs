@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shoal_tests::data::{self, Compare};
+use shoal_tests::on_each_runtime;
 use shoal_tests::peers::{self, LtKind};
 use shoal_tests::shoal::{self, Runtime};
 use shoal_tests::wait::loopback;
@@ -63,23 +64,6 @@ fn libtorrent_downloads_from_shoal_over_utp(rt: Runtime) {
     let mut leech = Proc::spawn("lt_leech", cmd, &td.logs(), Duration::from_secs(3));
     leech.expect_success(TIMEOUT + Duration::from_secs(10));
     assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
-}
-
-/// For each `name`, the tests `name::smol` and `name::tokio`.
-macro_rules! on_each_runtime {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn smol() {
-                super::$name(super::Runtime::Smol)
-            }
-
-            #[test]
-            fn tokio() {
-                super::$name(super::Runtime::Tokio)
-            }
-        }
-    )+};
 }
 
 on_each_runtime!(shoal_downloads_from_libtorrent_over_utp, libtorrent_downloads_from_shoal_over_utp);
