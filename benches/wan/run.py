@@ -37,8 +37,6 @@ _spec = importlib.util.spec_from_file_location("swarm_run", REPO / "benches" / "
 swarm = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(swarm)
 
-# Shoal may reach the other namespaces' private addresses, and nothing else.
-os.environ["SHOAL_LOCAL_ONLY"] = "netns"
 
 WAN_LINK = REPO / "target" / "release" / "wan-link"
 SEED_IP, LEECH_IP = "10.77.1.2", "10.77.2.2"
@@ -128,7 +126,10 @@ def main():
     key = "wan"
     swarm.PAYLOADS[key] = {"name": "wan-%dMiB" % args.size_mib, "size": args.size_mib * swarm.MiB,
                            "files": 1, "label": "%d MiB, one file" % args.size_mib}
-    torrent, sums = swarm.prepare_payload(cache, key)
+    torrent, sums = swarm.prepare_payload(cache, key)  # `shoal create`, in the host's namespace
+    # From here Shoal runs in the leecher namespace: it may reach the other namespaces' private
+    # addresses, and nothing else.
+    os.environ["SHOAL_LOCAL_ONLY"] = "netns"
     runs = cache / "runs-wan"
     net = Path3(str(os.getpid()), args)
     results = {"shoal": [], "libtorrent": []}
