@@ -69,6 +69,32 @@ pub struct NetArgs {
     /// `disabled` never encrypts.
     #[arg(long, value_enum, env = "SHOAL_ENCRYPTION", default_value_t = EncryptionArg::Enabled)]
     encryption: EncryptionArg,
+    /// What an encrypted connection's payload stream may be after the handshake: `both`
+    /// (plaintext when the other side allows it too, as libtorrent), `rc4` (RC4 only, like
+    /// libtorrent's `allowed_enc_level` = RC4), or `plaintext` (only the handshake is encrypted).
+    #[arg(long, value_enum, env = "SHOAL_ENCRYPTION_LEVEL", default_value_t = LevelArg::Both)]
+    encryption_level: LevelArg,
+}
+
+/// `--encryption-level`: [`shoal_core::mse::Levels`] by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LevelArg {
+    /// Plaintext after an encrypted handshake.
+    Plaintext,
+    /// RC4 only.
+    Rc4,
+    /// Either.
+    Both,
+}
+
+impl From<LevelArg> for shoal_core::mse::Levels {
+    fn from(l: LevelArg) -> Self {
+        match l {
+            LevelArg::Plaintext => shoal_core::mse::Levels::Plaintext,
+            LevelArg::Rc4 => shoal_core::mse::Levels::Rc4,
+            LevelArg::Both => shoal_core::mse::Levels::Both,
+        }
+    }
 }
 
 /// `--encryption`: [`shoal_core::Encryption`] by name.
@@ -280,6 +306,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         engine: Config {
             net_policy: net_policy(),
             encryption: net.encryption.into(),
+            encryption_levels: net.encryption_level.into(),
             announce_port: net.announce_port,
             utp: !net.no_utp,
             ..Config::default()

@@ -425,9 +425,10 @@ class Bench:
         if client in (SHOAL_CLIENT, SHOAL_UTP, SHOAL_TCP):
             argv = [SHOAL, "download", torrent, "-o", out_dir, "--bind", "127.0.0.1",
                     "--listen-port", port] + encryption_args(seed_kind)
-            # The libtorrent helpers run with uTP off (ltcommon.py), so both clients use TCP
-            # there, as before uTP: Shoal skips the uTP dial it would otherwise try first.
-            if client == SHOAL_TCP or seed_kind == "lt":
+            # Every scenario but `--utp`'s uTP row runs over TCP, as before uTP: the libtorrent
+            # helpers run with uTP off (ltcommon.py), and RC4 against plaintext or Shoal seeding
+            # Shoal compare TCP figures. Shoal skips the uTP dial it would otherwise try first.
+            if client != SHOAL_UTP:
                 argv.append("--no-utp")
             for p in peers:
                 argv += ["--peer", "127.0.0.1:%d" % p]
@@ -541,6 +542,9 @@ class Bench:
 def encryption_args(kind):
     """The `--encryption` option of a Shoal seeder kind (none: the binary's default)."""
     enc = SHOAL_ENCRYPTION.get(kind)
+    if enc == "forced":
+        # RC4 only: with both allowed, two Shoals pick a plaintext stream after the handshake.
+        return ["--encryption", enc, "--encryption-level", "rc4"]
     return ["--encryption", enc] if enc else []
 
 
