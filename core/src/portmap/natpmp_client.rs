@@ -103,27 +103,8 @@ impl NatPmpClient {
             let waiting = matches!(slot.state, MappingState::Pending | MappingState::Removing)
                 || matches!(slot.state, MappingState::Mapped { .. }) && slot.attempt > 0;
             if waiting && slot.attempt >= MAX_SENDS {
-                let (protocol, internal_port) = cx.wanted[i];
-                let error = String::from("no answer from the gateway");
-                if slot.removing() {
-                    slot.state = MappingState::Removed;
-                    slot.wake = None;
-                    let error = Some(error);
-                    cx.push(PortMapOutput::Event(PortMapEvent::Removed {
-                        via: Via::NatPmp,
-                        protocol,
-                        internal_port,
-                        error,
-                    }));
-                } else {
-                    slot.fail(error.clone(), now);
-                    cx.push(PortMapOutput::Event(PortMapEvent::Failed {
-                        via: Via::NatPmp,
-                        protocol,
-                        internal_port,
-                        error,
-                    }));
-                }
+                let mapping = cx.wanted[i];
+                ended(slot, mapping, String::from("no answer from the gateway"), now, cx);
             } else {
                 // A resend, a retry after failure, or a renewal: a renewal or retry starts a
                 // fresh series of sends.
@@ -178,23 +159,10 @@ impl NatPmpClient {
                 let Some(i) = self.waiting_for(cx.wanted, protocol, internal_port) else { return };
                 let slot = &mut self.slots[i];
                 if slot.removing() {
-                    slot.state = MappingState::Removed;
-                    slot.wake = None;
-                    cx.push(PortMapOutput::Event(PortMapEvent::Removed {
-                        via: Via::NatPmp,
-                        protocol,
-                        internal_port,
-                        error: None,
-                    }));
+                    removed(slot, (protocol, internal_port), None, cx);
                 } else if lifetime.is_zero() || external_port == 0 {
                     let error = String::from("gateway granted no lifetime or no port");
-                    slot.fail(error.clone(), now);
-                    cx.push(PortMapOutput::Event(PortMapEvent::Failed {
-                        via: Via::NatPmp,
-                        protocol,
-                        internal_port,
-                        error,
-                    }));
+                    ended(slot, (protocol, internal_port), error, now, cx);
                 } else {
                     let renewal = slot.mapped_before && slot.external_port().is_some();
                     slot.mapped(external_port, Some(lifetime), now);
@@ -209,27 +177,7 @@ impl NatPmpClient {
             }
             Answer::Refused { mapping: Some((protocol, internal_port)), code, .. } => {
                 let Some(i) = self.waiting_for(cx.wanted, protocol, internal_port) else { return };
-                let slot = &mut self.slots[i];
-                if slot.removing() {
-                    slot.state = MappingState::Removed;
-                    slot.wake = None;
-                    let error = Some(code.to_string());
-                    cx.push(PortMapOutput::Event(PortMapEvent::Removed {
-                        via: Via::NatPmp,
-                        protocol,
-                        internal_port,
-                        error,
-                    }));
-                } else {
-                    slot.fail(code.to_string(), now);
-                    let error = code.to_string();
-                    cx.push(PortMapOutput::Event(PortMapEvent::Failed {
-                        via: Via::NatPmp,
-                        protocol,
-                        internal_port,
-                        error,
-                    }));
-                }
+                ended(&mut self.slots[i], (protocol, internal_port), code.to_string(), now, cx);
             }
         }
     }
@@ -280,6 +228,24 @@ impl NatPmpClient {
     pub(crate) fn removing(&self) -> bool {
         self.slots.iter().any(Slot::removing)
     }
+}
+
+/// A removal of `mapping` is over (answered or not): the slot is done.
+fn removed(slot: &mut Slot, (protocol, internal_port): (Protocol, u16), error: Option<String>, cx: &mut Cx<'_>) {
+    slot.state = MappingState::Removed;
+    slot.wake = None;
+    cx.push(PortMapOutput::Event(PortMapEvent::Removed { via: Via::NatPmp, protocol, internal_port, error }));
+}
+
+/// A request for `mapping` ended without a mapping: a removal is over, a mapping failed (and
+/// is retried later).
+fn ended(slot: &mut Slot, mapping: (Protocol, u16), error: String, now: Instant, cx: &mut Cx<'_>) {
+    if slot.removing() {
+        return removed(slot, mapping, Some(error), cx);
+    }
+    slot.fail(error.clone(), now);
+    let (protocol, internal_port) = mapping;
+    cx.push(PortMapOutput::Event(PortMapEvent::Failed { via: Via::NatPmp, protocol, internal_port, error }));
 }
 
 /// The wait after send number `attempt` (1-based): 250 ms doubled each time.
