@@ -59,8 +59,6 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn udp_send<'a>(udp: &'a Self::Udp, data: &'a [u8]) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
     /// Receives a datagram from the connected peer.
     fn udp_recv<'a>(udp: &'a Self::Udp, buf: &'a mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
-    /// Binds an unconnected UDP socket (the DHT's, on the listen port).
-    fn udp_bind(addr: SocketAddr) -> impl Future<Output = std::io::Result<Self::Udp>> + Send;
     /// Sends a datagram to `to` from an unconnected socket.
     fn udp_send_to<'a>(
         udp: &'a Self::Udp,
@@ -73,6 +71,7 @@ pub trait Runtime: Sized + Send + Sync + 'static {
         buf: &'a mut [u8],
     ) -> impl Future<Output = std::io::Result<(usize, SocketAddr)>> + Send + 'a;
     /// Adopts a UDP socket set up with std (and socket2) options, already non-blocking; called
-    /// from within the runtime (the Local Service Discovery socket).
+    /// from within the runtime (the DHT/uTP socket, with its kernel buffers, and the Local
+    /// Service Discovery sockets).
     fn udp_from_std(socket: std::net::UdpSocket) -> std::io::Result<Self::Udp>;
 }

@@ -89,9 +89,6 @@ impl Runtime for Tokio {
         udp.recv(buf).await
     }
 
-    async fn udp_bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-        UdpSocket::bind(addr).await
-    }
 
     fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         UdpSocket::from_std(socket)
