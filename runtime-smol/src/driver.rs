@@ -79,7 +79,6 @@ impl Runtime for Smol {
         udp.recv(buf).await
     }
 
-
     fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         UdpSocket::try_from(socket)
     }

@@ -89,7 +89,6 @@ impl Runtime for Tokio {
         udp.recv(buf).await
     }
 
-
     fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         UdpSocket::from_std(socket)
     }
