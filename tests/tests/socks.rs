@@ -434,6 +434,73 @@ fn a_stopped_proxy_ends_the_udp_association_clearly_and_nothing_goes_direct() {
     assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
 }
 
+/// A SOCKS5 server that misbehaves on purpose (`scripts/socks_liar.py --mode MODE`) on the
+/// host's loopback.
+fn socks_liar(td: &TestDir, port: u16, mode: &str) -> Proc {
+    let mut cmd = peers::script("socks_liar.py");
+    cmd.args(["--port", &port.to_string(), "--mode", mode]);
+    let mut liar = Proc::spawn(&format!("socks_liar_{mode}"), cmd, &td.logs(), Duration::from_secs(2));
+    liar.wait_stdout("print ready", START_TIMEOUT, |s| s.lines().any(|l| l == "ready"));
+    liar
+}
+
+/// `shoal download` on loopback with its proxy on `proxy_port`, dialling a peer on `peer_port`
+/// where nobody listens (its uTP dials are what the relay gets), the association's log at debug.
+fn shoal_via_liar(td: &TestDir, name: &str, torrent: &Path, proxy_port: u16, peer_port: u16) -> Proc {
+    let out = td.dir(name);
+    let mut cmd = shoal::command(["download", path(torrent), "-o", path(&out), "--listen-port", "0"]);
+    cmd.args(["--proxy", &format!("socks5://127.0.0.1:{proxy_port}")]);
+    cmd.args(["--peer", &format!("127.0.0.1:{peer_port}")]);
+    cmd.env("RUST_LOG", "warn,shoal_host=debug");
+    Proc::spawn(name, cmd, &td.logs(), Duration::from_secs(5))
+}
+
+/// Stops a Shoal that must still be running, and checks that it never panicked.
+fn still_running_then_stop(dl: &mut Proc) {
+    assert!(dl.try_status().is_none(), "shoal exited\n{}", dl.logs());
+    dl.terminate(Duration::from_secs(10));
+    assert!(!dl.stderr().contains("panicked"), "{}", dl.logs());
+}
+
+/// A server that hangs up mid-handshake or answers UDP ASSOCIATE with garbage: each request
+/// fails with the reason and is made again after the wait; a relay that sends bad headers
+/// (fragments, a host name or an unknown type as the source, headers cut short): each datagram
+/// is dropped and said, and one from another address than the relay's never arrives.
+#[test]
+fn a_lying_socks_server_or_relay_is_refused_and_survived() {
+    let td = TestDir::new("socks-liar");
+    let src = td.dir("src");
+    let content = shoal_tests::data::single_file(&src, "payload.bin", 1 << 20, 23);
+    let torrent = td.join("payload.torrent");
+    shoal::create(&td, &content, &torrent, &[], 64 << 10);
+
+    let liars =
+        [("hangup", "the server closed the connection during the handshake"), ("garbage", "unknown address type 7")];
+    for (mode, error) in liars {
+        let port = free_port();
+        let _liar = socks_liar(&td, port, mode);
+        let mut dl = shoal_via_liar(&td, mode, &torrent, port, free_port());
+        let line = format!("proxy: {error}: no UDP association");
+        // The first request, and the next one a second later.
+        dl.wait_stderr(&format!("two refused associations ({mode})"), FAIL_TIMEOUT, |e| e.matches(&line).count() >= 2);
+        still_running_then_stop(&mut dl);
+    }
+
+    let port = free_port();
+    let mut liar = socks_liar(&td, port, "bad-relay");
+    let mut dl = shoal_via_liar(&td, "bad-relay", &torrent, port, free_port());
+    liar.wait_stdout("the bad datagrams", FAIL_TIMEOUT, |s| s.contains("sent bad datagrams"));
+    let dropped = "proxy: dropped a datagram from the UDP relay: ";
+    // Eight bad headers from the relay, the last one sent after the stranger's datagram.
+    dl.wait_stderr("the bad datagrams dropped", FAIL_TIMEOUT, |e| e.matches(dropped).count() >= 8);
+    let log = dl.stderr();
+    for why in ["fragmented datagram", "unknown address type 3", "unknown address type 9", "truncated datagram"] {
+        assert!(log.contains(&format!("{dropped}{why}")), "{why:?} not dropped\n{log}");
+    }
+    assert!(!log.contains("unknown address type 11"), "a datagram from another address than the relay arrived\n{log}");
+    still_running_then_stop(&mut dl);
+}
+
 /// `method path` on the daemon's REST API: the status and the JSON body.
 fn rest(d: &Daemon, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
