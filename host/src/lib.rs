@@ -28,6 +28,7 @@ mod net;
 mod pool;
 mod portmap;
 mod proxy;
+mod random;
 mod runtime;
 mod session;
 mod task;
@@ -115,7 +116,7 @@ pub async fn start<R: Runtime>(
         }
     }
     engine_config.utp &= !dht_sockets.is_empty();
-    let seed = config.seed.unwrap_or_else(random_seed);
+    let seed = config.seed.unwrap_or_else(random::random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     if let Some(dht) = &config.dht {
         if !dht_sockets.is_empty() {
@@ -156,14 +157,6 @@ pub async fn start<R: Runtime>(
     task.sparse_files = config.sparse_files;
     task.portmap = portmap_task;
     Ok((Handle::new(commands_tx, report), bound, task))
-}
-
-/// A seed from the OS's hash randomness (the core itself never draws randomness).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish()
 }
 
 /// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not
