@@ -65,7 +65,8 @@ pub struct NetArgs {
     announce_port: Option<u16>,
     /// Send every outgoing connection (peers, trackers) through this SOCKS5 proxy:
     /// `socks5://[user:password@]host:port`. A failing proxy fails the connection; nothing goes
-    /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
+    /// direct. The DHT and uTP go through its UDP relay (UDP ASSOCIATE); Local Service
+    /// Discovery is off (multicast cannot go through a proxy).
     #[arg(long, value_parser = parse_proxy)]
     proxy: Option<shoal_host::Proxy>,
     /// Encryption of peer connections (MSE/PE): `enabled` dials encrypted, retries a peer

@@ -11,13 +11,15 @@
 //! Socket tasks and trackers (io.rs, net.rs) and the disk and hash threads (workers.rs,
 //! disk.rs, pool.rs) report back through input.rs. session.rs holds the settings and errors,
 //! runtime.rs the [`Runtime`] trait; portmap.rs runs UPnP/NAT-PMP port mapping beside the
-//! engine (gateway.rs finds the router).
+//! engine (gateway.rs finds the router). proxy.rs talks to a SOCKS5 proxy; association.rs
+//! carries the DHT and uTP through its UDP relay when one is set.
 //!
 //! ```text
 //! let (handle, bound, task) = shoal_host::start::<MyRuntime>(config).await?;
 //! my_executor::spawn(task.run());
 //! ```
 
+mod association;
 mod command;
 mod disk;
 mod gateway;
@@ -39,6 +41,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use shoal_core::Engine;
 use shoal_core::Instant;
 
+pub use association::{AssociationState, ProxyUdpReport};
 pub use disk::{Storage, StorageError};
 pub use gateway::default_gateway;
 pub use handle::Handle;
@@ -85,8 +88,9 @@ pub async fn start<R: Runtime>(
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
     let mut lsd_sockets = Vec::new();
-    if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
-        tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
+    let mut proxy_udp = None;
+    if config.proxy.is_some() && config.lsd {
+        tracing::info!("a proxy is set: Local Service Discovery stays off (multicast cannot go through a proxy)");
     }
     if config.lsd && config.proxy.is_none() {
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
@@ -104,22 +108,35 @@ pub async fn start<R: Runtime>(
     }
     engine_config.lsd = !lsd_sockets.is_empty();
     // The DHT speaks UDP on the same addresses and port as the peer listeners, and uTP
-    // (BEP 29) shares that socket, so it is bound when either is on.
+    // (BEP 29) shares that socket, so it is bound when either is on. Through a proxy, that
+    // socket is the proxy's UDP relay instead (as libtorrent does with a SOCKS5 proxy): no
+    // datagram of theirs goes directly.
     let mut dht_sockets = Vec::new();
-    // Through a proxy, peers are reached over TCP only: no DHT, no uTP.
-    if config.proxy.is_none() && (config.dht.is_some() || engine_config.utp) {
-        for addr in &bound {
-            match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
-                Ok(s) => dht_sockets.push(s),
-                Err(e) => tracing::warn!("DHT and uTP cannot use UDP {addr}: {e}"),
+    let mut relayed = None;
+    let wants_udp = config.dht.is_some() || engine_config.utp;
+    match &config.proxy {
+        Some(proxy) if wants_udp => {
+            let report = association::SharedReport::default();
+            relayed = Some(association::start::<R>(proxy.clone(), policy, inputs_tx.clone(), report.clone()));
+            proxy_udp = Some(report);
+        }
+        Some(_) => {}
+        None if wants_udp => {
+            for addr in &bound {
+                match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
+                    Ok(s) => dht_sockets.push(s),
+                    Err(e) => tracing::warn!("DHT and uTP cannot use UDP {addr}: {e}"),
+                }
             }
         }
+        None => {}
     }
-    engine_config.utp &= !dht_sockets.is_empty();
+    let has_udp = !dht_sockets.is_empty() || relayed.is_some();
+    engine_config.utp &= has_udp;
     let seed = config.seed.unwrap_or_else(random::random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     if let Some(dht) = &config.dht {
-        if !dht_sockets.is_empty() {
+        if has_udp {
             let mut dht_config = dht.config.clone();
             dht_config.ipv4 = bound.iter().any(|a| a.is_ipv4());
             dht_config.ipv6 = bound.iter().any(|a| a.is_ipv6());
@@ -151,12 +168,12 @@ pub async fn start<R: Runtime>(
             Err(e) => tracing::warn!("port mapping is off: {e}"),
         }
     }
-    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_sockets };
+    let sockets = task::Sockets { listeners, dht: dht_sockets, relayed, lsd: lsd_sockets };
     let mut task =
         EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
     task.portmap = portmap_task;
-    Ok((Handle::new(commands_tx, report), bound, task))
+    Ok((Handle::new(commands_tx, report).with_proxy_udp(proxy_udp), bound, task))
 }
 
 /// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not

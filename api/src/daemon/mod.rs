@@ -229,7 +229,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         .map_err(|e| format!("{conf}: {e}"))?;
     if let Some(p) = &proxy {
         tracing::info!(
-            "proxy: SOCKS5 at {}{} for peers and trackers; DHT and Local Service Discovery off",
+            "proxy: SOCKS5 at {}{} for peers, trackers, the DHT and uTP; Local Service Discovery off",
             p.addr,
             if p.auth.is_some() { " with username and password" } else { "" }
         );

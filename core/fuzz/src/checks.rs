@@ -873,12 +873,28 @@ pub fn utp_socket(data: &[u8]) {
 /// reply; the whole input as a relayed datagram decodes without panicking, and one from an IP
 /// address re-wraps to the same bytes (reserved bytes zeroed).
 pub fn socks_reply(data: &[u8]) {
-    if let Ok((from, payload)) = socks::udp::unwrap(data) {
+    let unwrapped = socks::udp::unwrap(data);
+    if let Ok((from, payload)) = &unwrapped {
+        assert!(data.len() - payload.len() <= socks::udp::MAX_HEADER, "header longer than the bound");
         if matches!(from, Target::Ip(_)) {
             // The two reserved bytes are not checked on the way in and written as zeros.
             let expected: Vec<u8> = [0, 0].iter().chain(&data[2..]).copied().collect();
-            assert_eq!(socks::udp::wrap(&from, payload), Ok(expected), "datagram does not re-wrap");
+            assert_eq!(socks::udp::wrap(from, payload), Ok(expected), "datagram does not re-wrap");
         }
+    }
+    // The relayed DHT/uTP datagrams: an IP source or nothing, as `unwrap` says; re-wrapped to
+    // the same bytes behind whatever the buffer held.
+    match (socks::udp::unwrap_ip(data), &unwrapped) {
+        (Ok((from, payload)), Ok((Target::Ip(a), p))) => {
+            assert_eq!((&from, payload), (a, *p), "unwrap_ip disagrees with unwrap");
+            assert_eq!(data.len() - payload.len(), socks::udp::header_len(&from), "header length");
+            let mut out = vec![0xaa];
+            socks::udp::wrap_ip(from, payload, &mut out);
+            assert_eq!(out[1..3], [0, 0], "reserved bytes");
+            assert_eq!(out[3..], data[2..], "datagram does not re-wrap");
+        }
+        (Err(_), Ok((Target::Domain(..), _)) | Err(_)) => {}
+        (got, want) => panic!("unwrap_ip {got:?} but unwrap {want:?}"),
     }
     let Some((&flags, answer)) = data.split_first() else { return };
     let credentials = (flags & 1 != 0).then(|| Credentials::new("user", "password").expect("valid credentials"));
