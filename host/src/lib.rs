@@ -30,6 +30,7 @@ mod net;
 mod pool;
 mod portmap;
 mod proxy;
+mod random;
 mod runtime;
 mod session;
 mod task;
@@ -132,7 +133,7 @@ pub async fn start<R: Runtime>(
     }
     let has_udp = !dht_sockets.is_empty() || relayed.is_some();
     engine_config.utp &= has_udp;
-    let seed = config.seed.unwrap_or_else(random_seed);
+    let seed = config.seed.unwrap_or_else(random::random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     if let Some(dht) = &config.dht {
         if has_udp {
@@ -190,14 +191,6 @@ fn without_router_names(dht: &mut shoal_core::dht::DhtConfig) {
              directly); it starts from saved nodes and those peers tell it of"
         );
     }
-}
-
-/// A seed from the OS's hash randomness (the core itself never draws randomness).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish()
 }
 
 /// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not

@@ -61,7 +61,9 @@ pub struct PortMapSettings {
     pub upnp: bool,
     /// Use NAT-PMP.
     pub natpmp: bool,
-    /// Where NAT-PMP requests go; `None`: the default gateway of `/proc/net/route`.
+    /// Use PCP (RFC 6887) first, NAT-PMP being its fallback when the gateway does not speak it.
+    pub pcp: bool,
+    /// Where NAT-PMP and PCP requests go; `None`: the default gateway of `/proc/net/route`.
     pub gateway: Option<Ipv4Addr>,
 }
 

@@ -218,6 +218,8 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     let port_mapping = crate::run::port_mapping(
         settings.get("libtorrent", "upnp").as_bool().unwrap_or(true),
         settings.get("libtorrent", "natpmp").as_bool().unwrap_or(true),
+        // Tribler has no PCP setting: PCP is NAT-PMP's version 2 and follows `natpmp`.
+        true,
         None,
     );
     // A proxy that cannot be set up keeps the daemon from starting: it must not go direct.

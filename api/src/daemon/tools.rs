@@ -365,7 +365,7 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "enable_dht": false,
             "enable_lsd": false,
             "enable_upnp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::Upnp)),
-            "enable_natpmp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::NatPmp)),
+            "enable_natpmp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| matches!(m.via, Via::NatPmp | Via::Pcp))),
             "out_enc_policy": policy,
             "in_enc_policy": policy,
             "allowed_enc_level": level,
