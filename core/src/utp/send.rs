@@ -403,6 +403,29 @@ mod tests {
     }
 
     #[test]
+    fn a_resent_packet_is_lost_again_only_after_a_later_send_was_sacked() {
+        let t = Instant::from_micros;
+        let mut s = Sender::new(10, 100_000);
+        s.write(&[1; 6000]);
+        while s.next(6000, 1000, t(0)).is_some() {} // 10..=15
+        let sack = SelectiveAck { mask: vec![0b1110, 0, 0, 0] }; // 12, 13, 14 (bit 0 is 11)
+        let a = s.on_ack(9, Some(&sack), true, t(1)).unwrap();
+        assert_eq!((a.lost, a.largest_lost), (Some(10), 1000), "10 and 11 are behind three");
+        let resent: Vec<u16> = std::iter::from_fn(|| s.next(6000, 1000, t(2)).map(|p| p.seq)).collect();
+        assert_eq!(resent, [10, 11]);
+        assert_eq!(s.fate(10), super::Fate::Lost);
+        let a = s.on_ack(9, Some(&sack), true, t(3)).unwrap();
+        assert_eq!(a.lost, None, "the same SACK again: the resends are on their way");
+        s.write(&[2; 1000]);
+        assert_eq!(s.next(6000, 1000, t(4)).map(|p| p.seq), Some(16));
+        let sack = SelectiveAck { mask: vec![0b0010_1110, 0, 0, 0] }; // and 16, sent after them
+        let a = s.on_ack(9, Some(&sack), true, t(5)).unwrap();
+        assert_eq!(a.lost, Some(10), "a later send arrived: the resends were lost too");
+        assert_eq!(s.fate(12), super::Fate::Acked);
+        assert_eq!(s.fate(15), super::Fate::Pending);
+    }
+
+    #[test]
     fn three_duplicate_acks_resend_the_oldest_and_the_fin_comes_last() {
         let mut s = Sender::new(10, 10_000);
         s.write(&[1; 3000]);

@@ -311,3 +311,32 @@ fn wild_numbers_and_garbage_are_dropped() {
     });
     assert_eq!(got, b"!?", "the connection carries on; 'evil' never shows");
 }
+
+#[test]
+fn a_burst_of_data_handed_in_together_gets_one_ack() {
+    let mut p = Pair::new(UtpConfig::default(), 10 * MS);
+    let (ca, cb) = p.open(b"hi");
+    p.run_until(SEC, |p| p.flights.is_empty());
+    assert_eq!(p.b.read(cb, usize::MAX, p.now), b"hi");
+    p.a.write(ca, &pattern(20_000, 3), p.now);
+    let burst: Vec<Vec<u8>> = std::iter::from_fn(|| p.a.poll_transmit().map(|(_, d)| d)).collect();
+    assert!(burst.len() >= 2, "the window allows a burst: {}", burst.len());
+    let last = Packet::decode(&burst[burst.len() - 1]).unwrap().header.seq_nr;
+    for d in &burst {
+        p.b.handle_datagram(addr(1), d, p.now);
+    }
+    let acks: Vec<Vec<u8>> = std::iter::from_fn(|| p.b.poll_transmit().map(|(_, d)| d)).collect();
+    assert_eq!(acks.len(), 1, "one ACK for the burst");
+    let ack = Packet::decode(&acks[0]).unwrap().header;
+    assert_eq!((ack.kind, ack.ack_nr), (PacketType::State, last));
+    // Handed in one by one, each datagram is answered before the next arrives.
+    let more: Vec<Vec<u8>> = {
+        p.a.handle_datagram(addr(2), &acks[0], p.now);
+        std::iter::from_fn(|| p.a.poll_transmit().map(|(_, d)| d)).collect()
+    };
+    assert!(more.len() >= 2);
+    for d in &more {
+        p.b.handle_datagram(addr(1), d, p.now);
+        assert_eq!(std::iter::from_fn(|| p.b.poll_transmit()).count(), 1);
+    }
+}
