@@ -140,6 +140,9 @@ pub async fn start<R: Runtime>(
             let mut dht_config = dht.config.clone();
             dht_config.ipv4 = bound.iter().any(|a| a.is_ipv4());
             dht_config.ipv6 = bound.iter().any(|a| a.is_ipv6());
+            if config.proxy.is_some() && !policy.is_contained() {
+                without_router_names(&mut dht_config);
+            }
             engine.enable_dht(dht_config, dht.saved.as_deref(), Instant::ZERO);
             for node in &dht.nodes {
                 engine.add_dht_node(*node, Instant::ZERO);
@@ -176,6 +179,20 @@ pub async fn start<R: Runtime>(
     Ok((Handle::new(commands_tx, report).with_proxy_udp(proxy_udp), bound, task))
 }
 
+/// Through a proxy no host name is looked up here (the proxy resolves those of trackers), so
+/// the DHT's bootstrap routers given by name are left out: it starts from its saved nodes, the
+/// nodes given by address, and those peers tell it of (BEP 5 PORT).
+fn without_router_names(dht: &mut shoal_core::dht::DhtConfig) {
+    let before = dht.bootstrap.len();
+    dht.bootstrap.retain(|(host, _)| host.parse::<IpAddr>().is_ok());
+    if dht.bootstrap.len() < before {
+        tracing::info!(
+            "proxy: the DHT does not use its bootstrap routers given by name (they would be looked up \
+             directly); it starts from saved nodes and those peers tell it of"
+        );
+    }
+}
+
 /// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not
 /// loopback, link-local, unique-local, multicast or IPv4-mapped.
 fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
@@ -187,7 +204,16 @@ fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
 
 #[cfg(test)]
 mod tests {
-    use super::global_ipv6;
+    use super::{global_ipv6, without_router_names};
+
+    #[test]
+    fn through_a_proxy_the_dht_keeps_only_routers_given_by_address() {
+        let mut dht = shoal_core::dht::DhtConfig::default();
+        assert!(dht.bootstrap.iter().any(|(h, _)| h.parse::<std::net::IpAddr>().is_err()), "named routers by default");
+        dht.bootstrap.push(("192.0.2.7".into(), 6881));
+        without_router_names(&mut dht);
+        assert_eq!(dht.bootstrap, [("192.0.2.7".to_string(), 6881)]);
+    }
 
     #[test]
     fn only_global_unicast_ipv6_is_announced() {

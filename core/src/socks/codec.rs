@@ -17,8 +17,7 @@ pub(super) const NO_ACCEPTABLE: u8 = 0xff;
 pub(super) const AUTH_VERSION: u8 = 1;
 
 const ATYP_V4: u8 = 1;
-/// Address type "host name".
-pub(super) const ATYP_DOMAIN: u8 = 3;
+const ATYP_DOMAIN: u8 = 3;
 const ATYP_V6: u8 = 4;
 
 /// The longest message a server sends a client: a reply with a 255-byte host name

@@ -49,11 +49,11 @@ pub fn unwrap(datagram: &[u8]) -> Result<(Target, &[u8]), SocksError> {
 }
 
 /// [`unwrap`] for a datagram from a peer or DHT node, which has an IP address: a host name
-/// as the source is refused ([`SocksError::BadAddressType`]), as is a fragment.
+/// as the source is refused ([`SocksError::NamedSource`]), as is a fragment.
 pub fn unwrap_ip(datagram: &[u8]) -> Result<(SocketAddr, &[u8]), SocksError> {
     match unwrap(datagram)? {
         (Target::Ip(from), payload) => Ok((from, payload)),
-        (Target::Domain(..), _) => Err(SocksError::BadAddressType(super::codec::ATYP_DOMAIN)),
+        (Target::Domain(..), _) => Err(SocksError::NamedSource),
     }
 }
 
@@ -89,7 +89,7 @@ mod tests {
         }
         // A host name as the source, a fragment, an unknown type, a header cut short: refused.
         let named = wrap(&Target::Domain("peer.example".into(), 6881), b"d1:ad").unwrap();
-        assert_eq!(unwrap_ip(&named), Err(SocksError::BadAddressType(3)));
+        assert_eq!(unwrap_ip(&named), Err(SocksError::NamedSource));
         assert_eq!(unwrap_ip(&[0, 0, 2, 1, 10, 0, 0, 1, 0, 80, b'x']), Err(SocksError::Fragmented));
         assert_eq!(unwrap_ip(&[0, 0, 0, 5, 10, 0, 0, 1, 0, 80]), Err(SocksError::BadAddressType(5)));
         assert_eq!(unwrap_ip(&[0, 0, 0, 4, 0x20, 1]), Err(SocksError::Truncated));
