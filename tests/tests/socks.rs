@@ -123,7 +123,10 @@ struct SystemUser {
 
 impl SystemUser {
     fn create(password: &str) -> SystemUser {
-        let name = format!("shoalsocks{}", std::process::id());
+        // One per test: the tests of this file run at the same time, in one process.
+        static CREATED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("shoalsocks{}u{n}", std::process::id());
         run(Command::new("useradd").args(["-M", "-N", "-s", "/usr/sbin/nologin", &name]))
             .unwrap_or_else(|e| panic!("{e}"));
         let user = SystemUser { name };
