@@ -474,11 +474,20 @@ impl Engine {
         self.after_input(None, now);
     }
 
-    /// Sets the address and port announced to trackers and the DHT from the next announce on
-    /// (a port mapping's result; see [`Config::announce_port`] and [`Config::announce_ip`]).
-    pub fn set_announce_addr(&mut self, ip: Option<std::net::IpAddr>, port: Option<u16>) {
-        self.config.announce_ip = ip;
-        self.config.announce_port = port;
+    /// Sets the address and port announced to trackers and the DHT (a port mapping's result;
+    /// see [`Config::announce_port`] and [`Config::announce_ip`]). When they change, every
+    /// tracker hears them as soon as its `min interval` allows and the DHT announces again:
+    /// peers must not dial a dead port until the next interval.
+    pub fn set_announce_addr(&mut self, ip: Option<std::net::IpAddr>, port: Option<u16>, now: Instant) {
+        let before = (self.config.announce_ip, self.config.announced_port());
+        (self.config.announce_ip, self.config.announce_port) = (ip, port);
+        if before != (ip, self.config.announced_port()) {
+            self.each_torrent(now, |t, cx| t.reannounce(cx));
+            if let Some(link) = &mut self.dht {
+                link.announce_again();
+            }
+            self.after_input(None, now);
+        }
     }
 
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.

@@ -6,23 +6,23 @@ use std::time::Duration;
 use super::*;
 use crate::types::Instant;
 
-const GW: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const PORT: u16 = 6881;
-const WANTED: [(Protocol, u16); 2] = [(Protocol::Tcp, PORT), (Protocol::Udp, PORT)];
+pub(super) const GW: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub(super) const PORT: u16 = 6881;
+pub(super) const WANTED: [(Protocol, u16); 2] = [(Protocol::Tcp, PORT), (Protocol::Udp, PORT)];
 
-fn at(secs: f64) -> Instant {
+pub(super) fn at(secs: f64) -> Instant {
     Instant::from_micros((secs * 1e6) as u64)
 }
 
-fn drain(m: &mut PortMapper) -> Vec<PortMapOutput> {
+pub(super) fn drain(m: &mut PortMapper) -> Vec<PortMapOutput> {
     std::iter::from_fn(|| m.poll_output()).collect()
 }
 
-fn events(out: &[PortMapOutput]) -> Vec<PortMapEvent> {
+pub(super) fn events(out: &[PortMapOutput]) -> Vec<PortMapEvent> {
     out.iter().filter_map(|o| if let PortMapOutput::Event(e) = o { Some(e.clone()) } else { None }).collect()
 }
 
-fn natpmp_sent(out: &[PortMapOutput]) -> Vec<Vec<u8>> {
+pub(super) fn natpmp_sent(out: &[PortMapOutput]) -> Vec<Vec<u8>> {
     out.iter()
         .filter_map(|o| if let PortMapOutput::NatPmp { data, .. } = o { Some(data.clone()) } else { None })
         .collect()
@@ -33,11 +33,11 @@ fn mapper(upnp: bool, natpmp: bool) -> PortMapper {
     PortMapper::new(config, &WANTED)
 }
 
-fn gw() -> SocketAddr {
+pub(super) fn gw() -> SocketAddr {
     SocketAddr::from((GW, natpmp::PORT))
 }
 
-fn map_answer(op: u8, epoch: u32, port: u16, external: u16, life: u32) -> Vec<u8> {
+pub(super) fn map_answer(op: u8, epoch: u32, port: u16, external: u16, life: u32) -> Vec<u8> {
     let mut d = vec![0, op, 0, 0];
     d.extend_from_slice(&epoch.to_be_bytes());
     d.extend_from_slice(&port.to_be_bytes());
@@ -238,7 +238,8 @@ fn discover(m: &mut PortMapper) -> Vec<HttpRequest> {
         at(0.6),
     );
     let soap = http(&drain(m));
-    assert_eq!(soap.len(), 3);
+    let upnp = m.status().iter().filter(|s| s.via == Via::Upnp).count();
+    assert_eq!(soap.len(), 1 + upnp, "the external address and every mapping");
     assert!(soap.iter().all(|r| r.url == "http://10.77.0.1:5000/ctl/IPConn"));
     soap
 }
@@ -289,6 +290,48 @@ fn upnp_falls_back_to_permanent_leases_on_725() {
     drain(&mut m);
     assert!(matches!(m.status()[0].state, MappingState::Mapped { expires: None, .. }));
     assert_eq!(m.poll_timeout(), None, "a permanent mapping needs no renewal");
+}
+
+/// The `NewExternalPort` a SOAP AddPortMapping asks for.
+fn asked_port(r: &HttpRequest) -> u16 {
+    let body = &r.soap.as_ref().unwrap().1;
+    let from = body.find("<NewExternalPort>").unwrap() + "<NewExternalPort>".len();
+    body[from..from + body[from..].find('<').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn upnp_tries_other_ports_on_conflict_718_a_few_times() {
+    let mut m = PortMapper::new(PortMapConfig { natpmp: false, ..PortMapConfig::default() }, &[(Protocol::Tcp, PORT)]);
+    let mut soap = discover(&mut m);
+    answer_all(&mut m, &soap[..1], at(0.7), None); // the external address
+    soap.remove(0);
+    // Taken, taken, then free: 6881, 6882, 6883 asked in turn; mapped to 6883.
+    for (t, port) in [(0.8, PORT), (0.9, PORT + 1)] {
+        assert_eq!(asked_port(&soap[0]), port);
+        answer_all(&mut m, &soap, at(t), Some(igd::CONFLICT_IN_MAPPING_ENTRY));
+        soap = http(&drain(&mut m));
+        assert_eq!(soap.len(), 1, "asked again at once");
+    }
+    assert_eq!(asked_port(&soap[0]), PORT + 2);
+    answer_all(&mut m, &soap, at(1.0), None);
+    let ev = events(&drain(&mut m));
+    assert!(matches!(ev[..], [PortMapEvent::Mapped { external_port: 6883, .. }]), "{ev:?}");
+    assert_eq!(m.external(Protocol::Tcp, PORT), Some((Some(Ipv4Addr::new(203, 0, 113, 7)), PORT + 2)));
+    // A router that is full: four more ports, then a failure (and a retry after the backoff).
+    let mut m = PortMapper::new(PortMapConfig { natpmp: false, ..PortMapConfig::default() }, &[(Protocol::Tcp, 65534)]);
+    let mut soap = discover(&mut m);
+    answer_all(&mut m, &soap[..1], at(0.7), None);
+    soap.remove(0);
+    let mut asked = vec![];
+    while let Some(r) = soap.first() {
+        asked.push(asked_port(r));
+        answer_all(&mut m, &soap, at(1.0), Some(igd::CONFLICT_IN_MAPPING_ENTRY));
+        soap = http(&drain(&mut m));
+        assert!(asked.len() <= 5, "bounded: {asked:?}");
+    }
+    assert_eq!(asked, [65534, 65535, 1024, 1025, 1026], "wrapping past 65535 above the system's ports");
+    assert!(matches!(&m.status()[0].state, MappingState::Failed { error } if error.contains("718")));
+    assert_eq!(m.poll_timeout(), Some(at(31.0)));
 }
 
 #[test]
