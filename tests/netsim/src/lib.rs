@@ -28,7 +28,7 @@ mod reads;
 pub mod tracker;
 mod uplink;
 
-pub use datagram::{Bottleneck, DatagramPath, Timeline};
+pub use datagram::{Bottleneck, DatagramPath, PathMtu, Timeline};
 pub use link::{Link, Path, Transmit};
 pub use partitions::Partitions;
 pub use reads::Reads;
