@@ -12,6 +12,7 @@ mod connections;
 mod content;
 mod download;
 mod fetch;
+mod holepunch;
 mod messages;
 mod peer;
 mod peer_list;
