@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shoal_tests::sim::{self, AdvKind, Faults, HashMode, Params, Trackers};
+use shoal_tests::sim::{self, AdvKind, Datagrams, Faults, HashMode, Params, Trackers, Transport};
 
 fn assert_ok(r: &sim::Report) {
     assert!(r.ok(), "{}", r.describe());
@@ -107,6 +107,30 @@ fn seed_sweep() {
     let failing: Vec<String> =
         (0..20).map(|seed| sim::run(Params::from_seed(seed))).filter(|r| !r.ok()).map(|r| r.describe()).collect();
     assert!(failing.is_empty(), "failing seeds:\n{}", failing.join("\n"));
+}
+
+/// uTP in the world. With every host uTP-only, TCP dials are refused, so every byte crosses
+/// lossy, duplicating, reordering datagram paths over uTP (dials and incoming connections).
+/// With a TCP-only seeder and uTP-only leechers, the leechers reach the seeder only by the
+/// uTP -> TCP fallback. Then a few worlds of the uTP-heavy sweep, faults and all.
+#[test]
+fn utp_worlds_complete_over_lossy_datagram_paths() {
+    let mut p = Params::new(21);
+    p.transports = vec![Transport::Utp; p.peers];
+    p.datagrams = Datagrams { loss: 0.02, duplicate: 0.01, jitter: Duration::from_millis(30) };
+    let r = sim::run(p.clone());
+    assert_ok(&r);
+    assert!(counter(&r, "datagrams_sent") > 1000, "uTP carried the swarm: {:?}", r.counters);
+    assert!(counter(&r, "datagrams_lost") > 0, "the paths lost datagrams: {:?}", r.counters);
+
+    p.transports[0] = Transport::Tcp;
+    let r = sim::run(p);
+    assert_ok(&r);
+    assert!(counter(&r, "tcp_fallbacks") > 0, "leechers fell back to TCP for the seeder: {:?}", r.counters);
+
+    let failing: Vec<String> =
+        (0..8).map(|seed| sim::run(Params::from_seed_utp(seed))).filter(|r| !r.ok()).map(|r| r.describe()).collect();
+    assert!(failing.is_empty(), "failing uTP seeds:\n{}", failing.join("\n"));
 }
 
 /// Found by the simulator (seed 42, 50 peers, 64 MiB, slow uplinks): one leecher stalls for

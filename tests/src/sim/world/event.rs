@@ -40,6 +40,13 @@ pub(super) enum Ev {
         c: u64,
         side: usize,
     },
+    /// A datagram from host `src` at `from` arrives at host `to`'s UDP socket.
+    Datagram {
+        src: usize,
+        to: usize,
+        from: std::net::SocketAddr,
+        data: Vec<u8>,
+    },
     Job {
         host: usize,
         epoch: u32,
