@@ -175,6 +175,9 @@ pub struct Params {
     pub joins: BTreeMap<usize, Duration>,
     /// Whether engines punch holes (`Config::holepunch`).
     pub holepunch: bool,
+    /// Honest hosts the tracker never hands out (they announce, but peers learn of them only
+    /// through PEX).
+    pub unlisted: BTreeSet<usize>,
 }
 
 impl Params {
@@ -202,6 +205,7 @@ impl Params {
             behind_nat: BTreeSet::new(),
             joins: BTreeMap::new(),
             holepunch: true,
+            unlisted: BTreeSet::new(),
         }
     }
 

@@ -10,9 +10,9 @@
 //! the duplicate rule keeps one, as for any simultaneous dial.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::peer::{ActivePeer, Peer, PeerState};
+use super::relay_budget::relay_limit;
 use super::{mark, Torrent, TorrentEvent};
 use crate::engine::close_reason::CloseReason;
 use crate::engine::ctx::Ctx;
@@ -22,38 +22,6 @@ use crate::wire::{HolepunchError, HolepunchKind, HolepunchMessage, Message, Wire
 
 /// The extended message id peers send us `ut_holepunch` messages under (libtorrent's too).
 pub(crate) const OUR_UT_HOLEPUNCH: u8 = 4;
-
-/// The window a relay counts one peer's rendezvous in.
-const RELAY_WINDOW: Duration = Duration::from_secs(60);
-
-/// How many rendezvous a relay does for one peer per [`RELAY_WINDOW`]: an honest initiator
-/// asks once per target per window (see `PeerList::rendezvous`) and we can introduce it to at
-/// most our peers, so more is a peer using us to send messages for it. The rest is ignored
-/// (no error either: an answer would be traffic it makes us send).
-fn relay_limit(max_peers: usize) -> u32 {
-    u32::try_from(max_peers).unwrap_or(u32::MAX)
-}
-
-/// Rendezvous one peer asked us for in the current window.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct RelayBudget {
-    since: Option<Instant>,
-    used: u32,
-}
-
-impl RelayBudget {
-    /// Takes one rendezvous at `now` if fewer than `limit` were taken this window.
-    fn take(&mut self, now: Instant, limit: u32) -> bool {
-        if self.since.is_none_or(|at| now - at >= RELAY_WINDOW) {
-            *self = RelayBudget { since: Some(now), used: 0 };
-        }
-        if self.used >= limit {
-            return false;
-        }
-        self.used += 1;
-        true
-    }
-}
 
 impl Torrent {
     /// The address other peers can reach an active peer at: the one we dialled, or for a peer

@@ -18,6 +18,7 @@ mod peer;
 mod peer_list;
 mod pex;
 mod pex_state;
+mod relay_budget;
 mod request_queue;
 mod states;
 mod trackers;

@@ -3,8 +3,8 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use super::holepunch::RelayBudget;
 use super::pex_state::PexState;
+use super::relay_budget::RelayBudget;
 use super::request_queue::RequestQueue;
 use super::upload::UploadQueue;
 use crate::bitfield::Bitfield;

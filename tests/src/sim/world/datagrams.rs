@@ -1,10 +1,14 @@
-//! Datagrams between hosts: what the engines send from their DHT/uTP socket crosses a
-//! `shoal_netsim::DatagramPath` (the two access links' latency, the world's loss, duplication
-//! and jitter) after the sender's uplink, and arrives at the host that owns the address, if it
-//! has a UDP socket there (an engine with uTP on) and, if it is behind a NAT, the NAT lets it in.
+//! Datagrams between hosts: what the engines send from their DHT/uTP socket leaves through
+//! the sender's uplink, crosses a `shoal_netsim::DatagramPath` (the two access links' latency,
+//! the world's loss, duplication and jitter), comes in through the receiver's downlink, and
+//! reaches the host that owns the address if it has a UDP socket there (an engine with uTP
+//! on) and, if it is behind a NAT, the NAT lets it in.
+//!
+//! Both links queue without bound, as the uplink does for streams: the sender's congestion
+//! control (LEDBAT) is what bounds its queue. (With a 1 s drop-tail queue at the uplink, uTP
+//! lost most of its throughput to retransmissions once the queue overflowed.)
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use shoal_core::{Input, Socket};
 use shoal_netsim::DatagramPath;
@@ -14,10 +18,6 @@ use super::host::HostKind;
 use super::net::{instant, virtual_time};
 use super::state::World;
 use crate::sim::params::Transport;
-
-/// A datagram that would wait longer than this behind the sender's uplink is dropped, as a
-/// home router's queue overflows (uTP's LEDBAT keeps its own queueing near 100 ms).
-const UPLINK_QUEUE: Duration = Duration::from_secs(1);
 
 impl World {
     /// Whether honest host `i` has a UDP socket for uTP.
@@ -36,12 +36,7 @@ impl World {
         self.count("datagrams_sent");
         let Some(&target) = self.by_addr.get(&to) else { return };
         let now = virtual_time(self.now);
-        let uplink = &mut self.hosts[host].uplink;
-        if uplink.backlog(now) > UPLINK_QUEUE {
-            self.count("datagrams_queue_drops");
-            return;
-        }
-        let departed = uplink.transmit(now, data.len() as u64);
+        let departed = self.hosts[host].uplink.transmit(now, data.len() as u64);
         if let Some(nat) = &mut self.hosts[host].nat {
             nat.outbound(to, now);
         }
@@ -63,12 +58,20 @@ impl World {
             } else {
                 data.clone().unwrap_or_default()
             };
-            self.schedule_at(instant(*at), Ev::Datagram { src: host, to: target, from, data: copy });
+            let ev = Ev::Datagram { src: host, to: target, from, data: copy, queued: false };
+            self.schedule_at(instant(*at), ev);
         }
     }
 
     /// A datagram arrives at host `to`: its engine reads it if it is up and has the socket.
-    pub(super) fn deliver_datagram(&mut self, src: usize, to: usize, from: SocketAddr, data: Vec<u8>) {
+    pub(super) fn deliver_datagram(&mut self, src: usize, to: usize, from: SocketAddr, data: Vec<u8>, queued: bool) {
+        if !queued {
+            // In through the downlink, behind what arrived before it.
+            let now = virtual_time(self.now);
+            let done = self.hosts[to].downlink.transmit(now, data.len() as u64);
+            let ev = Ev::Datagram { src, to, from, data, queued: true };
+            return self.schedule_at(instant(done), ev);
+        }
         if !self.hosts[to].online || !self.speaks_utp(to) {
             return;
         }

@@ -80,6 +80,8 @@ pub struct Host {
     /// Incremented at each restart; events of older incarnations are dropped.
     pub epoch: u32,
     pub(super) uplink: Uplink,
+    /// Its downlink for datagrams (streams model theirs per connection).
+    pub(super) downlink: Uplink,
     /// Its NAT, if it is behind one.
     pub nat: Option<Nat>,
     /// What runs on it.

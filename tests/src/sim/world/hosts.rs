@@ -24,7 +24,8 @@ impl World {
         let addr = SocketAddr::new(ip_of(i), 6881);
         self.by_addr.insert(addr, i);
         let uplink = Uplink::new(Some(net.up.max(1)));
-        self.hosts.push(Host { addr, net, online: false, epoch: 0, uplink, nat: None, kind });
+        let downlink = Uplink::new(Some(net.down.max(1)));
+        self.hosts.push(Host { addr, net, online: false, epoch: 0, uplink, downlink, nat: None, kind });
         i
     }
 

@@ -143,6 +143,9 @@ impl World {
                 restarts: 0,
             };
             w.push_host(net, HostKind::Engine(Box::new(host)));
+            if params.unlisted.contains(&i) {
+                w.tracker.hide(w.hosts[i].addr);
+            }
         }
         for kind in params.faults.adversaries.clone() {
             let mut net = w.draw_net(&mut rng, true);
@@ -287,7 +290,7 @@ impl World {
                 self.check_requests(c);
             }
             Ev::Deliver { c, side, data, pieces, counts } => self.deliver(c, side, data, pieces, counts),
-            Ev::Datagram { src, to, from, data } => self.deliver_datagram(src, to, from, data),
+            Ev::Datagram { src, to, from, data, queued } => self.deliver_datagram(src, to, from, data, queued),
             Ev::Fin { c, side } => {
                 self.trace.mix(5);
                 self.close_local(c, 1 - side, CloseReason::PeerClosed);
