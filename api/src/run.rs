@@ -48,11 +48,15 @@ pub struct NetArgs {
     /// `SHOAL_LOCAL_ONLY` unless `SHOAL_PORTMAP=1`).
     #[arg(long)]
     no_upnp: bool,
-    /// Do not ask the router to forward the listen port by NAT-PMP (on by default; off with
-    /// `SHOAL_LOCAL_ONLY` unless `SHOAL_PORTMAP=1`).
+    /// Do not ask the router to forward the listen port by NAT-PMP or PCP, its version 2 (on by
+    /// default; off with `SHOAL_LOCAL_ONLY` unless `SHOAL_PORTMAP=1`).
     #[arg(long)]
     no_natpmp: bool,
-    /// The router NAT-PMP requests go to (default: the default gateway).
+    /// Use NAT-PMP (version 0) without trying PCP (RFC 6887) first. By default PCP is asked
+    /// first and NAT-PMP used when the router answers that it does not speak PCP.
+    #[arg(long)]
+    no_pcp: bool,
+    /// The router NAT-PMP and PCP requests go to (default: the default gateway).
     #[arg(long, value_name = "IP")]
     natpmp_gateway: Option<std::net::Ipv4Addr>,
     /// The port announced to trackers and the DHT instead of the listen port (one forwarded
@@ -61,7 +65,8 @@ pub struct NetArgs {
     announce_port: Option<u16>,
     /// Send every outgoing connection (peers, trackers) through this SOCKS5 proxy:
     /// `socks5://[user:password@]host:port`. A failing proxy fails the connection; nothing goes
-    /// direct. Turns the DHT and Local Service Discovery off (they would send UDP directly).
+    /// direct. The DHT and uTP go through its UDP relay (UDP ASSOCIATE); Local Service
+    /// Discovery is off (multicast cannot go through a proxy).
     #[arg(long, value_parser = parse_proxy)]
     proxy: Option<shoal_host::Proxy>,
     /// Encryption of peer connections (MSE/PE): `enabled` dials encrypted, retries a peer
@@ -276,13 +281,14 @@ pub fn lsd_enabled(enabled: bool) -> bool {
 }
 
 /// The port-mapping settings of a session, `upnp` and `natpmp` being the user's choices (on by
-/// default): `None` when both are off. They talk to the LAN's router, so `SHOAL_LOCAL_ONLY`
+/// default; `natpmp` covers PCP, its version 2, unless `pcp` is false): `None` when both are off. They talk to the LAN's router, so `SHOAL_LOCAL_ONLY`
 /// (tests and CI) turns them off, unless `SHOAL_PORTMAP=1` asks for them explicitly (a test
 /// inside network namespaces of its own, with `SHOAL_LOCAL_ONLY=netns`). `SHOAL_PORTMAP=0`
 /// turns them off too.
 pub fn port_mapping(
     upnp: bool,
     natpmp: bool,
+    pcp: bool,
     gateway: Option<std::net::Ipv4Addr>,
 ) -> Option<shoal_smol::PortMapSettings> {
     let on = match std::env::var("SHOAL_PORTMAP").ok().as_deref() {
@@ -290,7 +296,7 @@ pub fn port_mapping(
         Some("1") => true,
         _ => !local_only(),
     };
-    (on && (upnp || natpmp)).then_some(shoal_smol::PortMapSettings { upnp, natpmp, gateway })
+    (on && (upnp || natpmp)).then_some(shoal_smol::PortMapSettings { upnp, natpmp, pcp: natpmp && pcp, gateway })
 }
 
 /// The descriptors this process may hold (soft `RLIMIT_NOFILE`), which bound its peer
@@ -319,7 +325,7 @@ async fn start_session(net: &NetArgs) -> Result<Session, String> {
         dht: dht_settings(!net.no_dht, None),
         lsd: lsd_enabled(!net.no_lsd),
         sparse_files: net.sparse,
-        port_mapping: port_mapping(!net.no_upnp, !net.no_natpmp, net.natpmp_gateway),
+        port_mapping: port_mapping(!net.no_upnp, !net.no_natpmp, !net.no_pcp, net.natpmp_gateway),
         proxy: net.proxy.clone(),
     };
     session::start_session(plan, |e| eprint_line(&format!("note: {e}; using a free port instead"))).await

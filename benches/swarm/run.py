@@ -47,6 +47,11 @@ SHOAL_ENCRYPTION = {"shoal": None, "shoal-rc4": "forced", "shoal-plain": "disabl
 # `--utp`: Shoal downloads from a Shoal seeder over uTP (its default) and over TCP (--no-utp).
 SHOAL_UTP = "shoal-utp"
 SHOAL_TCP = "shoal-tcp"
+# `--utp` also: a libtorrent seeder that speaks uTP only, and a libtorrent leecher likewise.
+LT_UTP = "libtorrent-utp"
+LT_UTP_SEED = "lt-utp"
+LT_UTP_ONLY = json.dumps({"enable_outgoing_utp": True, "enable_incoming_utp": True,
+                          "enable_outgoing_tcp": False, "enable_incoming_tcp": False})
 
 
 def log(msg):
@@ -75,7 +80,7 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 class Child:
     """A child process reaped by a thread with wait4(), so its rusage is exact."""
 
-    def __init__(self, argv, log_path, stdout_path=None):
+    def __init__(self, argv, log_path, stdout_path=None, env=None):
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
@@ -91,7 +96,8 @@ class Child:
         try:
             self.t0 = time.monotonic()
             self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._out,
-                                      stderr=self._log, start_new_session=True)
+                                      stderr=self._log, start_new_session=True,
+                                      env=None if env is None else {**os.environ, **env})
             self.pid = self.p.pid
             with CHILDREN_LOCK:
                 CHILDREN.add(self)
@@ -366,7 +372,7 @@ class Bench:
         self.logs = self.cache / "logs"
         self.data = self.cache / "data"
         self.payloads = {}  # key -> (torrent, sums)
-        self.lt_seeders = {}  # key -> (Child, port)
+        self.lt_seeders = {}  # (key, kind) -> (Child, port)
         self.shoal_seeders = {}
         self.results = []  # dicts, one per timed run
         self.failures = 0
@@ -376,26 +382,31 @@ class Bench:
             self.payloads[key] = prepare_payload(self.cache, key)
         return self.payloads[key]
 
-    def lt_seeder(self, key):
-        if key not in self.lt_seeders:
+    def lt_seeder(self, key, kind="lt"):
+        """The libtorrent seeder of `key`: over TCP ("lt") or uTP only (LT_UTP_SEED)."""
+        if (key, kind) not in self.lt_seeders:
             torrent, sums = self.payload(key)
             warm_cache(self.data, sums)
             port = free_port()
-            out = self.logs / ("seed-lt-%s.out" % key)
+            out = self.logs / ("seed-%s-%s.out" % (kind, key))
             c = Child([PYTHON, SCRIPTS / "lt_seed.py", "--torrent", torrent, "--save-path",
                        self.data, "--port", port, "--no-wait-tracker",
                        "--ready-timeout", max(self.args.timeout, 120)],
-                      self.logs / ("seed-lt-%s.log" % key), stdout_path=out)
+                      self.logs / ("seed-%s-%s.log" % (kind, key)), stdout_path=out,
+                      env={"LT_SETTINGS": LT_UTP_ONLY} if kind == LT_UTP_SEED else None)
             wait_until(lambda: "ready" in out.read_text(errors="replace"),
                        max(self.args.timeout, 120) + 10,
                        c, "the libtorrent seeder of %s" % key)
-            log("libtorrent seeder for %s on 127.0.0.1:%d (pid %d)" % (key, port, c.pid))
-            self.lt_seeders[key] = (c, port)
-        return self.lt_seeders[key]
+            log("libtorrent seeder (%s) for %s on 127.0.0.1:%d (pid %d)" % (kind, key, port, c.pid))
+            self.lt_seeders[(key, kind)] = (c, port)
+        return self.lt_seeders[(key, kind)]
 
     def seeder(self, kind, key):
-        """The seeder of `key` of this kind ("lt" or one of SHOAL_ENCRYPTION), started once."""
-        return self.lt_seeder(key) if kind == "lt" else self.shoal_seeder(key, kind)
+        """The seeder of `key` of this kind ("lt", LT_UTP_SEED or one of SHOAL_ENCRYPTION), started
+        once."""
+        if kind in ("lt", LT_UTP_SEED):
+            return self.lt_seeder(key, kind)
+        return self.shoal_seeder(key, kind)
 
     def shoal_seeder(self, key, kind="shoal"):
         if (key, kind) not in self.shoal_seeders:
@@ -486,7 +497,8 @@ class Bench:
             for i, (d, port) in enumerate(zip(dirs, ports)):
                 # Leecher i dials the seeder and every leecher started before it.
                 argv = self.leecher_argv(client, torrent, d, port, [seed_port] + ports[:i], seed_kind)
-                c = Child(argv, self.logs / ("%s-%d.log" % (tag, i)))
+                env = {"LT_SETTINGS": LT_UTP_ONLY} if client == LT_UTP else None
+                c = Child(argv, self.logs / ("%s-%d.log" % (tag, i)), env=env)
                 leechers.append(c)
                 if i + 1 < n_leechers:
                     wait_until(lambda: is_listening(port), 30, c, "leecher %d to listen" % i)
@@ -511,7 +523,7 @@ class Bench:
                     break
         wall = max(c.t1 for c in leechers) - t0 if error is None else None
         xfer = None
-        if error is None and seed_kind == "lt":
+        if error is None and seed_kind in ("lt", LT_UTP_SEED):
             t_conn = first_connection(seed_child.log_path, t0)
             if t_conn is not None:
                 xfer = max(c.t1 for c in leechers) - t_conn
@@ -573,6 +585,9 @@ def scenarios(args):
         k = "single" if "single" in keys else keys[0]
         out.append(("utp-" + k, "%s, Shoal seeds, uTP vs TCP" % PAYLOADS[k]["label"], k,
                     [("shoal uTP", SHOAL_UTP, "shoal"), ("shoal TCP", SHOAL_TCP, "shoal")], 1))
+        out.append(("utp-lt-seed-" + k, "%s, libtorrent seeds over uTP only" % PAYLOADS[k]["label"],
+                    k, [("shoal uTP", SHOAL_UTP, LT_UTP_SEED),
+                        ("libtorrent uTP", LT_UTP, LT_UTP_SEED)], 1))
     return out
 
 
@@ -650,7 +665,9 @@ def main():
                         "plaintext (--encryption disabled)")
     p.add_argument("--json", help="also write every run's figures to this file")
     p.add_argument("--utp", action="store_true",
-                   help="also: Shoal seeds and Shoal downloads over uTP, then over TCP (--no-utp)")
+                   help="also: Shoal seeds and Shoal downloads over uTP, then over TCP (--no-utp); "
+                        "and a uTP-only libtorrent seeder, leeched by Shoal and by a uTP-only "
+                        "libtorrent")
     p.add_argument("--no-prewarm", dest="prewarm", action="store_false",
                    help="do not write and delete a scratch file before each download (see prewarm())")
     args = p.parse_args()

@@ -322,6 +322,9 @@ def socks():
     put("socks_reply", "refused", b"\x00" + bytes([5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]))
     put("socks_reply", "no-method", b"\x00" + bytes([5, 0xFF]))
     put("socks_reply", "datagram", bytes([0, 0, 0, 1, 127, 0, 0, 1, 0x1A, 0xE1]) + b"payload")
+    put("socks_reply", "datagram-v6", bytes([0, 0, 0, 4]) + bytes(15) + bytes([1, 0x1A, 0xE1]) + b"\x41\x00utp")
+    put("socks_reply", "datagram-named", bytes([0, 0, 0, 3, 4]) + b"peer" + bytes([0x1A, 0xE1]) + b"d1:ad")
+    put("socks_reply", "datagram-fragment", bytes([0, 0, 1, 1, 127, 0, 0, 1, 0x1A, 0xE1]) + b"part")
 
 
 if __name__ == "__main__":

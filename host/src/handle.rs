@@ -9,6 +9,7 @@ use shoal_core::health::HealthReport;
 use shoal_core::{DhtTorrentStatus, Engine, EngineError, Event, FilePriority, PeerStats, TorrentStats};
 use shoal_core::{InfoHash, Instant, TorrentId};
 
+use crate::association::{ProxyUdpReport, SharedReport};
 use crate::command::{Command, Reply};
 use crate::portmap::PortMapReport;
 use crate::session::SessionError;
@@ -20,12 +21,27 @@ pub struct Handle {
     commands: Sender<Command>,
     /// What port mapping reports, when it runs.
     port_mapping: Option<Arc<Mutex<PortMapReport>>>,
+    /// What the DHT/uTP association with the proxy reports, when there is one.
+    proxy_udp: Option<SharedReport>,
 }
 
 impl Handle {
     /// A handle sending to the engine task that receives `commands`.
     pub(crate) fn new(commands: Sender<Command>, port_mapping: Option<Arc<Mutex<PortMapReport>>>) -> Handle {
-        Handle { commands, port_mapping }
+        Handle { commands, port_mapping, proxy_udp: None }
+    }
+
+    /// This handle, showing `report` as [`Handle::proxy_udp`].
+    pub(crate) fn with_proxy_udp(mut self, report: Option<SharedReport>) -> Handle {
+        self.proxy_udp = report;
+        self
+    }
+
+    /// What the DHT/uTP association with the SOCKS5 proxy has done; `None` without a proxy
+    /// (or with the DHT and uTP both off).
+    pub fn proxy_udp(&self) -> Option<ProxyUdpReport> {
+        let shared = self.proxy_udp.as_ref()?;
+        Some(shared.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// What port mapping (UPnP, NAT-PMP) has done; `None` when it is off.

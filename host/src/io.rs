@@ -35,7 +35,7 @@ const FIRST_READ_BUF: usize = 4 * 1024;
 const MAX_BODY: u64 = 4 << 20;
 
 /// How long a failing accept or UDP receive waits before trying again.
-const BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF: Duration = Duration::from_millis(100);
 
 /// A task with a queue of bytes to write: a peer connection or a UDP tracker exchange.
 /// Dropping it cancels the task, which closes the socket.
@@ -449,10 +449,10 @@ impl<R: Runtime> DatagramSocket<R> {
 
 /// Datagrams queued for sending on a DHT socket before new ones are dropped (uTP sends a
 /// window of up to 1 MiB, about 900 datagrams, per connection at once).
-const DHT_QUEUE: usize = 8192;
+pub(crate) const DHT_QUEUE: usize = 8192;
 
 /// Kernel buffer of the DHT/uTP socket, each way (the system's maximum caps it).
-const UDP_BUFFER: usize = 4 << 20;
+pub(crate) const UDP_BUFFER: usize = 4 << 20;
 
 /// Binds the DHT socket on `addr` and starts its task.
 pub(crate) async fn dht_socket<R: Runtime>(

@@ -11,13 +11,15 @@
 //! Socket tasks and trackers (io.rs, net.rs) and the disk and hash threads (workers.rs,
 //! disk.rs, pool.rs) report back through input.rs. session.rs holds the settings and errors,
 //! runtime.rs the [`Runtime`] trait; portmap.rs runs UPnP/NAT-PMP port mapping beside the
-//! engine (gateway.rs finds the router).
+//! engine (gateway.rs finds the router). proxy.rs talks to a SOCKS5 proxy; association.rs
+//! carries the DHT and uTP through its UDP relay when one is set.
 //!
 //! ```text
 //! let (handle, bound, task) = shoal_host::start::<MyRuntime>(config).await?;
 //! my_executor::spawn(task.run());
 //! ```
 
+mod association;
 mod command;
 mod disk;
 mod gateway;
@@ -28,6 +30,7 @@ mod net;
 mod pool;
 mod portmap;
 mod proxy;
+mod random;
 mod runtime;
 mod session;
 mod task;
@@ -38,6 +41,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use shoal_core::Engine;
 use shoal_core::Instant;
 
+pub use association::{AssociationState, ProxyUdpReport};
 pub use disk::{Storage, StorageError};
 pub use gateway::default_gateway;
 pub use handle::Handle;
@@ -84,8 +88,9 @@ pub async fn start<R: Runtime>(
     // Local Service Discovery, on loopback when the session only listens there (and always
     // when local-only: the policy allows multicast only through the loopback interface).
     let mut lsd_sockets = Vec::new();
-    if config.proxy.is_some() && (config.lsd || config.dht.is_some()) {
-        tracing::info!("a proxy is set: the DHT and Local Service Discovery stay off (they would send UDP directly)");
+    let mut proxy_udp = None;
+    if config.proxy.is_some() && config.lsd {
+        tracing::info!("a proxy is set: Local Service Discovery stays off (multicast cannot go through a proxy)");
     }
     if config.lsd && config.proxy.is_none() {
         let loopback = policy.is_local_only() || !bound.is_empty() && bound.iter().all(|a| a.ip().is_loopback());
@@ -103,25 +108,41 @@ pub async fn start<R: Runtime>(
     }
     engine_config.lsd = !lsd_sockets.is_empty();
     // The DHT speaks UDP on the same addresses and port as the peer listeners, and uTP
-    // (BEP 29) shares that socket, so it is bound when either is on.
+    // (BEP 29) shares that socket, so it is bound when either is on. Through a proxy, that
+    // socket is the proxy's UDP relay instead (as libtorrent does with a SOCKS5 proxy): no
+    // datagram of theirs goes directly.
     let mut dht_sockets = Vec::new();
-    // Through a proxy, peers are reached over TCP only: no DHT, no uTP.
-    if config.proxy.is_none() && (config.dht.is_some() || engine_config.utp) {
-        for addr in &bound {
-            match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
-                Ok(s) => dht_sockets.push(s),
-                Err(e) => tracing::warn!("DHT and uTP cannot use UDP {addr}: {e}"),
+    let mut relayed = None;
+    let wants_udp = config.dht.is_some() || engine_config.utp;
+    match &config.proxy {
+        Some(proxy) if wants_udp => {
+            let report = association::SharedReport::default();
+            relayed = Some(association::start::<R>(proxy.clone(), policy, inputs_tx.clone(), report.clone()));
+            proxy_udp = Some(report);
+        }
+        Some(_) => {}
+        None if wants_udp => {
+            for addr in &bound {
+                match io::dht_socket::<R>(*addr, inputs_tx.clone()).await {
+                    Ok(s) => dht_sockets.push(s),
+                    Err(e) => tracing::warn!("DHT and uTP cannot use UDP {addr}: {e}"),
+                }
             }
         }
+        None => {}
     }
-    engine_config.utp &= !dht_sockets.is_empty();
-    let seed = config.seed.unwrap_or_else(random_seed);
+    let has_udp = !dht_sockets.is_empty() || relayed.is_some();
+    engine_config.utp &= has_udp;
+    let seed = config.seed.unwrap_or_else(random::random_seed);
     let mut engine = Engine::new(engine_config, seed, Instant::ZERO);
     if let Some(dht) = &config.dht {
-        if !dht_sockets.is_empty() {
+        if has_udp {
             let mut dht_config = dht.config.clone();
             dht_config.ipv4 = bound.iter().any(|a| a.is_ipv4());
             dht_config.ipv6 = bound.iter().any(|a| a.is_ipv6());
+            if config.proxy.is_some() && !policy.is_contained() {
+                without_router_names(&mut dht_config);
+            }
             engine.enable_dht(dht_config, dht.saved.as_deref(), Instant::ZERO);
             for node in &dht.nodes {
                 engine.add_dht_node(*node, Instant::ZERO);
@@ -150,20 +171,26 @@ pub async fn start<R: Runtime>(
             Err(e) => tracing::warn!("port mapping is off: {e}"),
         }
     }
-    let sockets = task::Sockets { listeners, dht: dht_sockets, lsd: lsd_sockets };
+    let sockets = task::Sockets { listeners, dht: dht_sockets, relayed, lsd: lsd_sockets };
     let mut task =
         EngineTask::new(engine, inputs_tx, inputs, commands, sockets, config.proxy).map_err(SessionError::Threads)?;
     task.sparse_files = config.sparse_files;
     task.portmap = portmap_task;
-    Ok((Handle::new(commands_tx, report), bound, task))
+    Ok((Handle::new(commands_tx, report).with_proxy_udp(proxy_udp), bound, task))
 }
 
-/// A seed from the OS's hash randomness (the core itself never draws randomness).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish()
+/// Through a proxy no host name is looked up here (the proxy resolves those of trackers), so
+/// the DHT's bootstrap routers given by name are left out: it starts from its saved nodes, the
+/// nodes given by address, and those peers tell it of (BEP 5 PORT).
+fn without_router_names(dht: &mut shoal_core::dht::DhtConfig) {
+    let before = dht.bootstrap.len();
+    dht.bootstrap.retain(|(host, _)| host.parse::<IpAddr>().is_ok());
+    if dht.bootstrap.len() < before {
+        tracing::info!(
+            "proxy: the DHT does not use its bootstrap routers given by name (they would be looked up \
+             directly); it starts from saved nodes and those peers tell it of"
+        );
+    }
 }
 
 /// `ip` if it is a global unicast IPv6 address (2000::/3): one a peer elsewhere can reach, not
@@ -177,7 +204,16 @@ fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
 
 #[cfg(test)]
 mod tests {
-    use super::global_ipv6;
+    use super::{global_ipv6, without_router_names};
+
+    #[test]
+    fn through_a_proxy_the_dht_keeps_only_routers_given_by_address() {
+        let mut dht = shoal_core::dht::DhtConfig::default();
+        assert!(dht.bootstrap.iter().any(|(h, _)| h.parse::<std::net::IpAddr>().is_err()), "named routers by default");
+        dht.bootstrap.push(("192.0.2.7".into(), 6881));
+        without_router_names(&mut dht);
+        assert_eq!(dht.bootstrap, [("192.0.2.7".to_string(), 6881)]);
+    }
 
     #[test]
     fn only_global_unicast_ipv6_is_announced() {

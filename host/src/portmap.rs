@@ -98,7 +98,19 @@ pub(crate) fn start<R: Runtime>(setup: Setup) -> Result<PortMapTask<R>, String> 
     if setup.settings.upnp && !upnp {
         tracing::warn!("UPnP: the network policy refuses SSDP multicast; UPnP is off");
     }
-    let config = PortMapConfig { upnp, natpmp: natpmp_gw.is_some(), gateway: natpmp_gw, ..PortMapConfig::default() };
+    // PCP requests carry our address as the gateway sees it; found by a route lookup.
+    let client_ip = natpmp_gw
+        .filter(|_| setup.settings.pcp)
+        .and_then(|gw| gateway::local_ip_toward(SocketAddr::from((gw, portmap::pcp::PORT))));
+    let config = PortMapConfig {
+        upnp,
+        natpmp: natpmp_gw.is_some(),
+        pcp: client_ip.is_some(),
+        gateway: natpmp_gw,
+        client_ip,
+        pcp_nonce: pcp_nonce(),
+        ..PortMapConfig::default()
+    };
     let mut wanted = vec![(Protocol::Tcp, setup.port)];
     if setup.udp {
         wanted.push((Protocol::Udp, setup.port));
@@ -126,6 +138,12 @@ pub(crate) fn start<R: Runtime>(setup: Setup) -> Result<PortMapTask<R>, String> 
         let _ = done_tx.try_send(());
     });
     Ok(PortMapTask { stop: tx, done, _task: task })
+}
+
+/// A fresh random PCP mapping nonce (RFC 6887 §11.1).
+fn pcp_nonce() -> [u8; 12] {
+    let (a, b) = (crate::random::random_seed().to_be_bytes(), crate::random::random_seed().to_be_bytes());
+    std::array::from_fn(|i| if i < 8 { a[i] } else { b[i - 8] })
 }
 
 /// An unconnected IPv4 UDP socket on an ephemeral port.
@@ -250,6 +268,12 @@ impl<R: Runtime> Driver<R> {
                 tracing::warn!("{via}: the gateway claims external address {ip}, which no peer could reach; not used");
             }
             PortMapEvent::ExternalIpFailed { via, error } => tracing::warn!("{via}: no external address: {error}"),
+            PortMapEvent::Unsupported { via, fallback: Some(to) } => {
+                tracing::info!("{via}: the gateway does not speak it; using {to}");
+            }
+            PortMapEvent::Unsupported { via, fallback: None } => {
+                tracing::warn!("{via}: the gateway does not speak it, and nothing else is on");
+            }
         }
         self.report(|r| match e {
             PortMapEvent::Mapped { renewal: false, .. } => r.mapped += 1,

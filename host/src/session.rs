@@ -29,9 +29,10 @@ pub struct SessionConfig {
     /// Port mapping (UPnP IGD, NAT-PMP) of the listen port, if on; what it learns is announced.
     pub port_mapping: Option<PortMapSettings>,
     /// A SOCKS5 proxy for everything the session dials: peers (CONNECT), UDP trackers (UDP
-    /// ASSOCIATE), HTTP trackers. A failing proxy fails the connection, never goes direct. With
-    /// a proxy the DHT and Local Service Discovery are off (they would send UDP directly);
-    /// peers that dial the listeners are still accepted, as libtorrent does by default.
+    /// ASSOCIATE), HTTP trackers, the DHT and uTP (the UDP relay of an association kept open
+    /// for them). A failing proxy fails the connection, never goes direct. With a proxy Local
+    /// Service Discovery is off (multicast cannot be proxied); peers that dial the listeners
+    /// are still accepted, as libtorrent does by default.
     pub proxy: Option<crate::proxy::Proxy>,
 }
 
@@ -60,7 +61,9 @@ pub struct PortMapSettings {
     pub upnp: bool,
     /// Use NAT-PMP.
     pub natpmp: bool,
-    /// Where NAT-PMP requests go; `None`: the default gateway of `/proc/net/route`.
+    /// Use PCP (RFC 6887) first, NAT-PMP being its fallback when the gateway does not speak it.
+    pub pcp: bool,
+    /// Where NAT-PMP and PCP requests go; `None`: the default gateway of `/proc/net/route`.
     pub gateway: Option<Ipv4Addr>,
 }
 

@@ -17,6 +17,7 @@ use shoal_core::health::{HealthCheckId, HealthReport};
 use shoal_core::{AddMagnet, AddTorrent, DiskJobKind, Engine, Event, FilePriority, JobResult, Output, PeerIo, UdpIo};
 use shoal_core::{ConnId, ExchangeId, Instant, NetPolicy, TorrentId};
 
+use crate::association::RelayedSocket;
 use crate::command::{Command, Reply};
 use crate::disk::Storage;
 use crate::input::{Input, Prepared};
@@ -62,6 +63,8 @@ pub struct EngineTask<R: Runtime> {
     _listeners: Vec<R::Task>,
     /// The DHT's UDP sockets (one per bound address), with their reader tasks.
     dht_sockets: Vec<io::DatagramSocket<R>>,
+    /// With a proxy: the DHT/uTP socket through its UDP relay, in place of `dht_sockets`.
+    relayed: Option<RelayedSocket<R>>,
     /// The Local Service Discovery sockets (IPv4, IPv6 or both), with their tasks, when on.
     lsd_sockets: Vec<io::DatagramSocket<R>>,
     /// The port-mapping driver, when on: told to remove its mappings at shutdown.
@@ -90,6 +93,8 @@ pub(crate) struct Sockets<R: Runtime> {
     pub(crate) listeners: Vec<R::Task>,
     /// The DHT's sockets (one per bound address).
     pub(crate) dht: Vec<io::DatagramSocket<R>>,
+    /// The DHT/uTP socket through the proxy's UDP relay, when a proxy is set.
+    pub(crate) relayed: Option<RelayedSocket<R>>,
     /// The Local Service Discovery sockets (IPv4, IPv6 or both), when on.
     pub(crate) lsd: Vec<io::DatagramSocket<R>>,
 }
@@ -129,6 +134,7 @@ impl<R: Runtime> EngineTask<R> {
             shutting_down: false,
             _listeners: sockets.listeners,
             dht_sockets: sockets.dht,
+            relayed: sockets.relayed,
             lsd_sockets: sockets.lsd,
             portmap: None,
             sleep: None,
@@ -453,7 +459,9 @@ impl<R: Runtime> EngineTask<R> {
                     if !self.policy.allows(to) {
                         continue;
                     }
-                    if let Some(s) = self.dht_sockets.iter().find(|s| s.family_matches(&to)) {
+                    if let Some(r) = &self.relayed {
+                        r.send(to, data);
+                    } else if let Some(s) = self.dht_sockets.iter().find(|s| s.family_matches(&to)) {
                         s.send(to, data);
                     }
                 }

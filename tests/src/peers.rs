@@ -131,8 +131,24 @@ pub fn lt_dht_seed_from(
     node_ports: &[u16],
     start_from: &[SocketAddr],
 ) -> LtDhtSeed {
+    lt_dht_seed_with(td, (torrent, save_path), port, node_ports, start_from, "{}")
+}
+
+/// [`lt_dht_seed_from`] (of `torrent.0`, data under `torrent.1`) with `settings` (a JSON object
+/// of libtorrent settings, `LT_SETTINGS`) over the loopback ones of every session: uTP only,
+/// for one.
+pub fn lt_dht_seed_with(
+    td: &TestDir,
+    torrent: (&Path, &Path),
+    port: u16,
+    node_ports: &[u16],
+    start_from: &[SocketAddr],
+    settings: &str,
+) -> LtDhtSeed {
+    let (torrent, save_path) = torrent;
     let command = || {
         let mut cmd = script("lt_dht_seed.py");
+        cmd.env("LT_SETTINGS", settings);
         for n in start_from {
             cmd.args(["--extra-node", &n.to_string()]);
         }

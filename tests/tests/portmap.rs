@@ -1,8 +1,8 @@
-//! Port mapping against a real router: Debian's miniupnpd (UPnP IGD and NAT-PMP, nftables)
+//! Port mapping against a real router: Debian's miniupnpd (UPnP IGD, NAT-PMP and PCP, nftables)
 //! in a network namespace between a LAN namespace, where `shoal seed` runs, and a WAN
 //! namespace, where a python-libtorrent peer dials the router's external address and
 //! downloads through the forwarded port. Then a fake router that answers garbage and lies about
-//! its external address.
+//! its external address and speaks no PCP.
 //!
 //! Everything runs in namespaces the test creates, joined by veth pairs that are created
 //! inside them (never in the host's namespace), so nothing can leave the machine. Shoal runs
@@ -245,7 +245,7 @@ fn content(td: &TestDir) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 #[test]
-fn a_wan_peer_downloads_through_ports_mapped_by_upnp_then_natpmp() {
+fn a_wan_peer_downloads_through_ports_mapped_by_upnp_natpmp_and_pcp() {
     let lab = match have_tools().and_then(|_| Lab::create("pm")) {
         Ok(lab) => lab,
         Err(e) => {
@@ -258,8 +258,10 @@ fn a_wan_peer_downloads_through_ports_mapped_by_upnp_then_natpmp() {
     let tracker = FakeHttp::start(&lab.router, TRACKER_PORT, None);
     let (torrent, src, file) = content(&td);
 
-    for (round, (via, flag)) in [("UPnP", "--no-natpmp"), ("NAT-PMP", "--no-upnp")].into_iter().enumerate() {
-        let mut seeder = shoal_seed(&lab, &td, &torrent, &src, &[flag, "--no-dht"]);
+    // PCP is asked first and miniupnpd speaks it; `--no-pcp` keeps to NAT-PMP (version 0).
+    let rounds = [("UPnP", &["--no-natpmp"][..]), ("NAT-PMP", &["--no-upnp", "--no-pcp"]), ("PCP", &["--no-upnp"])];
+    for (round, (via, flags)) in rounds.into_iter().enumerate() {
+        let mut seeder = shoal_seed(&lab, &td, &torrent, &src, &[flags, &["--no-dht"]].concat());
         seeder.wait_stderr(&format!("{via} mapping"), TIMEOUT, |e| {
             e.contains(&format!("{via}: mapped TCP {PORT} -> external port {PORT}"))
         });
@@ -295,7 +297,7 @@ const LIE: &str = "10.0.0.99";
 const FAKE_EXTERNAL_PORT: u16 = 7777;
 
 /// A fake NAT-PMP gateway in `ns`: garbage first, then a private external address and
-/// mappings to [`FAKE_EXTERNAL_PORT`]; deletions are confirmed.
+/// mappings to [`FAKE_EXTERNAL_PORT`]; deletions are confirmed; PCP is not spoken.
 fn fake_natpmp(ns: &Netns) {
     let socket = ns.run(|| UdpSocket::bind((ROUTER_LAN, 5351)).expect("bind the fake NAT-PMP port"));
     std::thread::spawn(move || {
@@ -319,6 +321,8 @@ fn fake_natpmp(ns: &Netns) {
                     ]
                     .concat()
                 }
+                // A PCP request: RFC 6886 §3.5's "unsupported version", as NAT-PMP-only routers say.
+                [v, op, ..] if *v != 0 => [&[0, 128 | op, 0, 1][..], &epoch.to_be_bytes()].concat(),
                 _ => continue,
             };
             let _ = socket.send_to(&answer, from);
@@ -364,6 +368,9 @@ fn a_router_that_lies_and_answers_garbage_is_reported_not_believed() {
     let (torrent, src, _) = content(&td);
 
     let mut seeder = shoal_seed(&lab, &td, &torrent, &src, &["--no-dht"]);
+    seeder.wait_stderr("the fallback from PCP", TIMEOUT, |e| {
+        e.contains("PCP: the gateway does not speak it; using NAT-PMP")
+    });
     seeder.wait_stderr("the lie reported", TIMEOUT, |e| {
         e.contains(&format!("NAT-PMP: the gateway claims external address {LIE}, which no peer could reach; not used"))
     });

@@ -1,6 +1,7 @@
 //! `shoal download --proxy socks5://...` against real SOCKS5 servers: microsocks (CONNECT,
-//! username and password) and dante (UDP ASSOCIATE for a UDP tracker, CONNECT for the seed,
-//! username and password of a system user the test creates).
+//! username and password; it has no UDP ASSOCIATE) and dante (UDP ASSOCIATE for a UDP tracker,
+//! for uTP and for the DHT, CONNECT for the seed, username and password of a system user the
+//! test creates).
 //!
 //! Shoal runs inside a network namespace the test creates, joined to the host by a veth pair
 //! whose host end is the proxy's only address the namespace can reach. The seed and the
@@ -19,11 +20,12 @@ use serde_json::{json, Value};
 use shoal_tests::daemon::{tracker_entry, Daemon};
 use shoal_tests::data::Compare;
 use shoal_tests::netns::Netns;
+use shoal_tests::on_each_runtime;
 use shoal_tests::peers;
-use shoal_tests::shoal::{self, shoal_bin};
+use shoal_tests::shoal::{self, shoal_bin, Runtime};
 use shoal_tests::tracker::Opentracker;
 use shoal_tests::wait::{free_port, wait_for};
-use shoal_tests::{assert_same_tree, InfoHash, Proc, TestDir};
+use shoal_tests::{assert_same_tree, magnet, InfoHash, Proc, TestDir};
 
 /// How long a download through the proxy may take.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -31,6 +33,11 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const FAIL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a proxy may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// libtorrent's settings for uTP only (read by `scripts/ltcommon.py`): a seeder that a TCP
+/// connection (a CONNECT through the proxy) gets nothing from.
+const UTP_ONLY: &str = r#"{"enable_outgoing_tcp": false, "enable_incoming_tcp": false,
+    "enable_outgoing_utp": true, "enable_incoming_utp": true}"#;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-pw";
@@ -177,14 +184,21 @@ fn path(p: &Path) -> &str {
 /// `shoal download TORRENT -o OUT --proxy PROXY [--peer ..]` inside the namespace, whose
 /// private addresses the `netns` policy allows.
 fn shoal_download(net: &ProxyNet, td: &TestDir, name: &str, torrent: &Path, proxy: &str, peers: &[u16]) -> Proc {
+    let cmd = shoal_download_command(net, td, name, path(torrent), proxy, peers);
+    Proc::spawn(name, cmd, &td.logs(), Duration::from_secs(5))
+}
+
+/// The command of [`shoal_download`], for WHAT (a torrent file or a magnet) into `td/name`,
+/// logging the UDP association's comings and goings (`shoal_host` at info).
+fn shoal_download_command(net: &ProxyNet, td: &TestDir, name: &str, what: &str, proxy: &str, peers: &[u16]) -> Command {
     let out = td.dir(name);
     let mut cmd = net.ns.command("env");
-    cmd.args(["SHOAL_LOCAL_ONLY=netns"]).arg(shoal_bin());
-    cmd.args(["download", path(torrent), "-o", path(&out), "--listen-port", "0", "--proxy", proxy]);
+    cmd.args(["SHOAL_LOCAL_ONLY=netns", "RUST_LOG=warn,shoal_host=info"]).arg(shoal_bin());
+    cmd.args(["download", what, "-o", path(&out), "--listen-port", "0", "--proxy", proxy]);
     for p in peers {
         cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
     }
-    Proc::spawn(name, cmd, &td.logs(), Duration::from_secs(5))
+    cmd
 }
 
 /// A seeded torrent on the host: content, .torrent announcing to an opentracker, libtorrent
@@ -295,6 +309,203 @@ fn announces_to_a_udp_tracker_through_a_dante_udp_association() {
     assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
 }
 
+/// The `tcp/connect` lines of dante's log that name `port` on the host's loopback.
+fn dante_connects_to(log: &str, port: u16) -> Vec<&str> {
+    let to = format!("127.0.0.1.{port}");
+    log.lines().filter(|l| l.contains("tcp/connect") && l.contains(&to)).collect()
+}
+
+/// The uTP-only seeder's log shows the download's connection: over uTP, from dante's side of
+/// the host's loopback (the relay's external address).
+fn assert_served_over_utp(seed: &Proc) {
+    let log = seed.stderr();
+    let incoming = log.lines().find(|l| l.contains("incoming connection from 127.0.0.1:"));
+    assert!(incoming.is_some_and(|l| l.ends_with("(uTP)")), "the seeder saw no uTP connection\n{log}");
+}
+
+/// A uTP-only libtorrent seeder on the host's loopback, known to Shoal by `--peer` alone: the
+/// download completes only through dante's UDP relay (a CONNECT to the seeder gets nothing),
+/// and no packet tries another way.
+fn downloads_over_utp_through_a_dante_udp_association(rt: Runtime) {
+    let net_id = if rt == Runtime::Smol { 4 } else { 5 };
+    let Some(net) = proxy_net_or_skip(&format!("socks-utp-{}", rt.name()), net_id) else { return };
+    let td = TestDir::new(&format!("socks-utp-{}", rt.name()));
+    let src = td.dir("src");
+    let content = shoal_tests::data::single_file(&src, "payload.bin", (4 << 20) + 4321, 19);
+    let torrent = td.join("payload.torrent");
+    shoal::create(&td, &content, &torrent, &[], 64 << 10);
+    let seed_port = free_port();
+    let seed = peers::lt_seed_with(&td, &torrent, &src, seed_port, &[], UTP_ONLY);
+    let user = SystemUser::create(PASSWORD);
+    let proxy_port = free_port();
+    let proxy = danted(&td, &net, proxy_port);
+    net.count_direct(proxy_port, &[seed_port]);
+
+    let url = format!("socks5://{}:{PASSWORD}@{}:{proxy_port}", user.name, net.host_ip);
+    let mut cmd = shoal_download_command(&net, &td, "out", path(&torrent), &url, &[seed_port]);
+    cmd.args(["--runtime", rt.name()]);
+    let mut dl = Proc::spawn("out", cmd, &td.logs(), Duration::from_secs(5));
+    dl.expect_success(TIMEOUT);
+    assert_same_tree(&content, &td.join("out/payload.bin"), Compare::default());
+
+    let log = proxy.stderr();
+    assert!(log.contains("udp/udpassociate"), "dante passed no UDP association\n{log}");
+    let tcp = dante_connects_to(&log, seed_port);
+    assert!(tcp.is_empty(), "the seeder was dialled over TCP, not uTP: {tcp:?}");
+    assert!(dl.stderr().contains("UDP association up"), "{}", dl.logs());
+    assert_served_over_utp(&seed);
+    assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
+}
+on_each_runtime!(downloads_over_utp_through_a_dante_udp_association);
+
+/// A magnet with the info-hash alone and one DHT node to start from (libtorrent's, on the
+/// host's loopback): Shoal's DHT finds the uTP-only seeder through dante's relay, then fetches
+/// the metadata and the data over uTP through it.
+#[test]
+fn finds_a_seeder_by_dht_and_downloads_over_utp_through_dante() {
+    let Some(net) = proxy_net_or_skip("socks-dht", 6) else { return };
+    let td = TestDir::new("socks-dht");
+    let src = td.dir("src");
+    let content = shoal_tests::data::single_file(&src, "payload.bin", (2 << 20) + 99, 21);
+    let torrent = td.join("payload.torrent");
+    shoal::create(&td, &content, &torrent, &[], 64 << 10);
+    let hash = InfoHash::of_file(&torrent);
+    let seed_port = free_port();
+    let node_ports = [free_port(), free_port()];
+    let seeder = peers::lt_dht_seed_with(&td, (&torrent, &src), seed_port, &node_ports, &[], UTP_ONLY);
+    let user = SystemUser::create(PASSWORD);
+    let proxy_port = free_port();
+    let proxy = danted(&td, &net, proxy_port);
+    let mut watched = vec![seed_port];
+    watched.extend(node_ports);
+    net.count_direct(proxy_port, &watched);
+
+    let url = format!("socks5://{}:{PASSWORD}@{}:{proxy_port}", user.name, net.host_ip);
+    let link = magnet::Link::new(hash).to_string();
+    let mut cmd = shoal_download_command(&net, &td, "out", &link, &url, &[]);
+    // One node of libtorrent's DHT: the seeder is learnt from it, through the relay.
+    cmd.env("SHOAL_DHT_BOOTSTRAP", seeder.nodes[1].to_string());
+    let mut dl = Proc::spawn("out", cmd, &td.logs(), Duration::from_secs(5));
+    dl.expect_success(TIMEOUT);
+    assert_same_tree(&content, &td.join("out/payload.bin"), Compare::default());
+
+    let log = proxy.stderr();
+    assert!(log.contains("udp/udpassociate"), "dante passed no UDP association\n{log}");
+    let tcp = dante_connects_to(&log, seed_port);
+    assert!(tcp.is_empty(), "the seeder was dialled over TCP, not uTP: {tcp:?}");
+    assert_served_over_utp(&seeder.proc);
+    assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
+}
+
+/// dante grants the association, then stops: Shoal says that uTP and the DHT stopped, and then
+/// that the proxy cannot be reached when it asks again; nothing tries another way meanwhile
+/// (the peer it keeps dialling is on the host's loopback, unreachable but through the proxy).
+#[test]
+fn a_stopped_proxy_ends_the_udp_association_clearly_and_nothing_goes_direct() {
+    let Some(net) = proxy_net_or_skip("socks-udp-stop", 7) else { return };
+    let td = TestDir::new("socks-udp-stop");
+    let src = td.dir("src");
+    let content = shoal_tests::data::single_file(&src, "payload.bin", 1 << 20, 22);
+    let torrent = td.join("payload.torrent");
+    shoal::create(&td, &content, &torrent, &[], 64 << 10);
+    // Nobody listens there: the download never ends, and keeps dialling.
+    let peer_port = free_port();
+    let user = SystemUser::create(PASSWORD);
+    let proxy_port = free_port();
+    let mut proxy = danted(&td, &net, proxy_port);
+    net.count_direct(proxy_port, &[peer_port]);
+
+    let url = format!("socks5://{}:{PASSWORD}@{}:{proxy_port}", user.name, net.host_ip);
+    let cmd = shoal_download_command(&net, &td, "out", path(&torrent), &url, &[peer_port]);
+    let mut dl = Proc::spawn("out", cmd, &td.logs(), Duration::from_secs(5));
+    dl.wait_stderr("the UDP association", FAIL_TIMEOUT, |e| e.contains("proxy: UDP association up"));
+    proxy.terminate(Duration::from_secs(5));
+    dl.wait_stderr("the association's end", FAIL_TIMEOUT, |e| {
+        e.contains(
+            "proxy: the proxy closed the UDP association: uTP and the DHT are stopped (nothing is sent directly)",
+        )
+    });
+    dl.wait_stderr("the failed request for a new one", FAIL_TIMEOUT, |e| {
+        e.contains(
+            "proxy: cannot reach the proxy: connection refused: no UDP association, so uTP and the DHT are stopped",
+        )
+    });
+    dl.terminate(Duration::from_secs(10));
+    assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
+}
+
+/// A SOCKS5 server that misbehaves on purpose (`scripts/socks_liar.py --mode MODE`) on the
+/// host's loopback.
+fn socks_liar(td: &TestDir, port: u16, mode: &str) -> Proc {
+    let mut cmd = peers::script("socks_liar.py");
+    cmd.args(["--port", &port.to_string(), "--mode", mode]);
+    let mut liar = Proc::spawn(&format!("socks_liar_{mode}"), cmd, &td.logs(), Duration::from_secs(2));
+    liar.wait_stdout("print ready", START_TIMEOUT, |s| s.lines().any(|l| l == "ready"));
+    liar
+}
+
+/// `shoal download` on loopback with its proxy on `proxy_port`, dialling a peer on `peer_port`
+/// where nobody listens (its uTP dials are what the relay gets), the association's log at debug.
+fn shoal_via_liar(td: &TestDir, name: &str, torrent: &Path, proxy_port: u16, peer_port: u16) -> Proc {
+    let out = td.dir(name);
+    let mut cmd = shoal::command(["download", path(torrent), "-o", path(&out), "--listen-port", "0"]);
+    cmd.args(["--proxy", &format!("socks5://127.0.0.1:{proxy_port}")]);
+    cmd.args(["--peer", &format!("127.0.0.1:{peer_port}")]);
+    cmd.env("RUST_LOG", "warn,shoal_host=debug");
+    Proc::spawn(name, cmd, &td.logs(), Duration::from_secs(5))
+}
+
+/// Stops a Shoal that must still be running, and checks that it never panicked.
+fn still_running_then_stop(dl: &mut Proc) {
+    assert!(dl.try_status().is_none(), "shoal exited\n{}", dl.logs());
+    dl.terminate(Duration::from_secs(10));
+    assert!(!dl.stderr().contains("panicked"), "{}", dl.logs());
+}
+
+/// A server that hangs up mid-handshake or answers UDP ASSOCIATE with garbage: each request
+/// fails with the reason and is made again after the wait; a relay that sends bad headers
+/// (fragments, a host name or an unknown type as the source, headers cut short): each datagram
+/// is dropped and said, and one from another address than the relay's never arrives.
+#[test]
+fn a_lying_socks_server_or_relay_is_refused_and_survived() {
+    let td = TestDir::new("socks-liar");
+    let src = td.dir("src");
+    let content = shoal_tests::data::single_file(&src, "payload.bin", 1 << 20, 23);
+    let torrent = td.join("payload.torrent");
+    shoal::create(&td, &content, &torrent, &[], 64 << 10);
+
+    let liars =
+        [("hangup", "the server closed the connection during the handshake"), ("garbage", "unknown address type 7")];
+    for (mode, error) in liars {
+        let port = free_port();
+        let _liar = socks_liar(&td, port, mode);
+        let mut dl = shoal_via_liar(&td, mode, &torrent, port, free_port());
+        let line = format!("proxy: {error}: no UDP association");
+        // The first request, and the next one a second later.
+        dl.wait_stderr(&format!("two refused associations ({mode})"), FAIL_TIMEOUT, |e| e.matches(&line).count() >= 2);
+        still_running_then_stop(&mut dl);
+    }
+
+    let port = free_port();
+    let mut liar = socks_liar(&td, port, "bad-relay");
+    let mut dl = shoal_via_liar(&td, "bad-relay", &torrent, port, free_port());
+    liar.wait_stdout("the bad datagrams", FAIL_TIMEOUT, |s| s.contains("sent bad datagrams"));
+    let dropped = "proxy: dropped a datagram from the UDP relay: ";
+    // Eight bad headers from the relay, the last one sent after the stranger's datagram.
+    dl.wait_stderr("the bad datagrams dropped", FAIL_TIMEOUT, |e| e.matches(dropped).count() >= 8);
+    let log = dl.stderr();
+    for why in [
+        "fragmented datagram",
+        "a host name as the source of a datagram",
+        "unknown address type 9",
+        "truncated datagram",
+    ] {
+        assert!(log.contains(&format!("{dropped}{why}")), "{why:?} not dropped\n{log}");
+    }
+    assert!(!log.contains("unknown address type 11"), "a datagram from another address than the relay arrived\n{log}");
+    still_running_then_stop(&mut dl);
+}
+
 /// `method path` on the daemon's REST API: the status and the JSON body.
 fn rest(d: &Daemon, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -348,6 +559,18 @@ fn the_daemon_takes_its_proxy_from_the_settings_and_says_when_it_fails() {
     d.proc().wait_stderr("the log to name the proxy", FAIL_TIMEOUT, |e| {
         e.contains("proxy: ") && e.contains(&format!("(reaching {tracker}"))
     });
+
+    // The DHT/uTP association cannot be set up either: the session says so, and why.
+    let session = wait_for("the UDP association's state", FAIL_TIMEOUT, || {
+        let (_, answer) = rest(&d, "GET", "/libtorrent/session?hop=0", None);
+        let session = answer["session"].clone();
+        (session["proxy.udp_state"] == "down").then_some(session)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", d.proc().logs()));
+    let error = session["proxy.udp_error"].as_str().unwrap_or_default();
+    assert!(error.contains("cannot reach the proxy") && error.contains("refused"), "{session}");
+    assert_eq!(session["proxy.num_udp_associations"], json!(0), "{session}");
+    assert_eq!(session["proxy.num_udp_sent"], json!(0), "{session}");
 
     // The types Shoal does not implement are refused, naming the value.
     for (value, name) in [(1, "SOCKS4"), (4, "HTTP"), (5, "HTTP with authentication")] {

@@ -218,6 +218,8 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
     let port_mapping = crate::run::port_mapping(
         settings.get("libtorrent", "upnp").as_bool().unwrap_or(true),
         settings.get("libtorrent", "natpmp").as_bool().unwrap_or(true),
+        // Tribler has no PCP setting: PCP is NAT-PMP's version 2 and follows `natpmp`.
+        true,
         None,
     );
     // A proxy that cannot be set up keeps the daemon from starting: it must not go direct.
@@ -227,7 +229,7 @@ pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<()
         .map_err(|e| format!("{conf}: {e}"))?;
     if let Some(p) = &proxy {
         tracing::info!(
-            "proxy: SOCKS5 at {}{} for peers and trackers; DHT and Local Service Discovery off",
+            "proxy: SOCKS5 at {}{} for peers, trackers, the DHT and uTP; Local Service Discovery off",
             p.addr,
             if p.auth.is_some() { " with username and password" } else { "" }
         );

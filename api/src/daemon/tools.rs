@@ -365,7 +365,7 @@ pub fn lt_settings(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
             "enable_dht": false,
             "enable_lsd": false,
             "enable_upnp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::Upnp)),
-            "enable_natpmp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| m.via == Via::NatPmp)),
+            "enable_natpmp": d.library.session().port_mapping().is_some_and(|p| p.mappings.iter().any(|m| matches!(m.via, Via::NatPmp | Via::Pcp))),
             "out_enc_policy": policy,
             "in_enc_policy": policy,
             "allowed_enc_level": level,
@@ -423,6 +423,9 @@ pub fn lt_session(d: Arc<Daemon>, req: ApiRequest) -> HandlerFuture {
         if let (Some(pm), Some(obj)) = (d.library.session().port_mapping(), session.as_object_mut()) {
             obj.extend(port_mapping_counters(&pm));
         }
+        if let (Some(pu), Some(obj)) = (d.library.session().proxy_udp(), session.as_object_mut()) {
+            obj.extend(proxy_udp_counters(&pu));
+        }
         Ok(ApiResponse::ok(json!({"hop": 0, "session": session})))
     })
 }
@@ -458,6 +461,27 @@ fn port_mapping_counters(pm: &shoal_smol::PortMapReport) -> Map<String, Value> {
     out.insert("portmap.external_ip".into(), json!(pm.external_ip.map(|ip| ip.to_string())));
     out.insert("portmap.rejected_external_ips".into(), json!(rejected));
     out.insert("portmap.mappings".into(), json!(mappings));
+    out
+}
+
+/// The DHT/uTP association with the SOCKS5 proxy, as `proxy.*` entries of
+/// `/libtorrent/session`: its state (`connecting`, `up`, `down`), the relay or the error, and
+/// its datagram counters.
+fn proxy_udp_counters(pu: &shoal_host::ProxyUdpReport) -> Map<String, Value> {
+    let (relay, error) = match &pu.state {
+        shoal_host::AssociationState::Up { relay } => (Some(relay.to_string()), None),
+        shoal_host::AssociationState::Down { error } => (None, Some(error.clone())),
+        shoal_host::AssociationState::Connecting => (None, None),
+    };
+    let mut out = Map::new();
+    out.insert("proxy.udp_state".into(), json!(pu.state.word()));
+    out.insert("proxy.udp_relay".into(), json!(relay));
+    out.insert("proxy.udp_error".into(), json!(error));
+    out.insert("proxy.num_udp_associations".into(), json!(pu.associations));
+    out.insert("proxy.num_udp_sent".into(), json!(pu.sent));
+    out.insert("proxy.num_udp_received".into(), json!(pu.received));
+    out.insert("proxy.num_udp_unsent".into(), json!(pu.unsent));
+    out.insert("proxy.num_udp_refused".into(), json!(pu.refused));
     out
 }
 

@@ -13,6 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use shoal_core::bencode::{self, BencodeError};
 use shoal_core::magnet::{Magnet, MAX_SELECT_ONLY};
 use shoal_core::mse::{self, Levels, MseHandshake, MseStep, Secrets, Selected, MAX_INITIAL_PAYLOAD};
+use shoal_core::portmap::pcp::{self, Answer as PcpAnswer, MapAnswer};
+use shoal_core::portmap::{PortMapConfig, PortMapEvent, PortMapOutput, PortMapper, Protocol};
 use shoal_core::socks::{self, Command, Credentials, SocksError, Status, Target, MAX_REPLY};
 use shoal_core::tracker::udp::{Request, Response, UdpConfig, UdpExchange, UdpOutcome};
 use shoal_core::tracker::{
@@ -48,6 +50,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("utp_packet", utp_packet),
     ("utp_socket", utp_socket),
     ("socks_reply", socks_reply),
+    ("pcp_answer", pcp_answer),
 ];
 
 /// The info-hash of the captured opentracker scrape in `tracker/http.rs`.
@@ -870,12 +873,28 @@ pub fn utp_socket(data: &[u8]) {
 /// reply; the whole input as a relayed datagram decodes without panicking, and one from an IP
 /// address re-wraps to the same bytes (reserved bytes zeroed).
 pub fn socks_reply(data: &[u8]) {
-    if let Ok((from, payload)) = socks::udp::unwrap(data) {
+    let unwrapped = socks::udp::unwrap(data);
+    if let Ok((from, payload)) = &unwrapped {
+        assert!(data.len() - payload.len() <= socks::udp::MAX_HEADER, "header longer than the bound");
         if matches!(from, Target::Ip(_)) {
             // The two reserved bytes are not checked on the way in and written as zeros.
             let expected: Vec<u8> = [0, 0].iter().chain(&data[2..]).copied().collect();
-            assert_eq!(socks::udp::wrap(&from, payload), Ok(expected), "datagram does not re-wrap");
+            assert_eq!(socks::udp::wrap(from, payload), Ok(expected), "datagram does not re-wrap");
         }
+    }
+    // The relayed DHT/uTP datagrams: an IP source or nothing, as `unwrap` says; re-wrapped to
+    // the same bytes behind whatever the buffer held.
+    match (socks::udp::unwrap_ip(data), &unwrapped) {
+        (Ok((from, payload)), Ok((Target::Ip(a), p))) => {
+            assert_eq!((&from, payload), (a, *p), "unwrap_ip disagrees with unwrap");
+            assert_eq!(data.len() - payload.len(), socks::udp::header_len(&from), "header length");
+            let mut out = vec![0xaa];
+            socks::udp::wrap_ip(from, payload, &mut out);
+            assert_eq!(out[1..3], [0, 0], "reserved bytes");
+            assert_eq!(out[3..], data[2..], "datagram does not re-wrap");
+        }
+        (Err(_), Ok((Target::Domain(..), _)) | Err(_)) => {}
+        (got, want) => panic!("unwrap_ip {got:?} but unwrap {want:?}"),
     }
     let Some((&flags, answer)) = data.split_first() else { return };
     let credentials = (flags & 1 != 0).then(|| Credentials::new("user", "password").expect("valid credentials"));
@@ -900,6 +919,52 @@ pub fn socks_reply(data: &[u8]) {
             Err(_) => {
                 assert_eq!(h.handle_bytes(&[5, 0]), Err(SocksError::Unsolicited), "an error is not final");
                 return;
+            }
+        }
+    }
+}
+
+/// `pcp_answer`: [`pcp::parse`] on the input, then a PCP-first mapper (TCP and UDP on 6881)
+/// fed the input as its gateway's answer, at every stage of a mapping's life.
+pub fn pcp_answer(data: &[u8]) {
+    match pcp::parse(data) {
+        Ok(PcpAnswer::Map(MapAnswer { .. })) => {
+            assert!(
+                data.len() >= 60 && data.len().is_multiple_of(4) && data.len() <= pcp::MAX_MESSAGE,
+                "{}",
+                data.len()
+            );
+            assert_eq!((data[0], data[1]), (pcp::VERSION, 0x81));
+        }
+        Ok(PcpAnswer::Error { .. }) => assert!(data.len() >= 24 && data[3] != 0),
+        Ok(PcpAnswer::UnsupportedVersion) => assert!(data.len() >= 4),
+        Err(_) => {}
+    }
+    let gateway = std::net::Ipv4Addr::new(10, 0, 0, 1);
+    let config = PortMapConfig {
+        upnp: false,
+        gateway: Some(gateway),
+        client_ip: Some(std::net::Ipv4Addr::new(10, 0, 0, 2)),
+        pcp_nonce: data.get(24..36).and_then(|n| n.try_into().ok()).unwrap_or_default(),
+        ..PortMapConfig::default()
+    };
+    let mut m = PortMapper::new(config, &[(Protocol::Tcp, 6881), (Protocol::Udp, 6881)]);
+    let from = std::net::SocketAddr::from((gateway, pcp::PORT));
+    let mut now = Instant::ZERO;
+    m.start(now);
+    for round in 0..3 {
+        m.handle_natpmp(from, data, now);
+        if round == 1 {
+            m.shutdown(now, Duration::from_secs(3));
+        }
+        now = m.poll_timeout().unwrap_or(now + Duration::from_secs(1));
+        m.handle_timeout(now);
+        let mut outputs = 0;
+        while let Some(o) = m.poll_output() {
+            outputs += 1;
+            assert!(outputs < 64, "one answer made {outputs} outputs");
+            if let PortMapOutput::Event(PortMapEvent::Mapped { external_port, .. }) = o {
+                assert_ne!(external_port, 0, "a mapping to port 0");
             }
         }
     }

@@ -9,7 +9,8 @@ use crate::types::Instant;
 use super::config::PortMapConfig;
 use super::cx::Cx;
 use super::natpmp_client::NatPmpClient;
-use super::output::{HttpAnswer, PortMapOutput};
+use super::output::{HttpAnswer, PortMapEvent, PortMapOutput};
+use super::pcp_client::PcpClient;
 use super::protocol::{Protocol, Via};
 use super::state::{MappingState, MappingStatus};
 use super::upnp_client::UpnpClient;
@@ -23,7 +24,10 @@ use super::upnp_client::UpnpClient;
 #[derive(Debug)]
 pub struct PortMapper {
     wanted: Vec<(Protocol, u16)>,
+    pcp: Option<PcpClient>,
     natpmp: Option<NatPmpClient>,
+    /// NAT-PMP waits for PCP to be refused (RFC 6887 §9: PCP first, NAT-PMP as the fallback).
+    natpmp_held: bool,
     upnp: Option<UpnpClient>,
     /// The last HTTP request id handed out.
     ids: u64,
@@ -37,16 +41,23 @@ pub struct PortMapper {
 
 impl PortMapper {
     /// A mapper for `wanted` mappings (TCP and UDP on the listen port, say), nothing sent yet.
-    /// NAT-PMP needs [`PortMapConfig::gateway`]; without it only UPnP runs.
+    /// NAT-PMP needs [`PortMapConfig::gateway`], PCP that and [`PortMapConfig::client_ip`];
+    /// without them only UPnP runs.
     pub fn new(config: PortMapConfig, wanted: &[(Protocol, u16)]) -> PortMapper {
         let n = wanted.len();
         let natpmp = match (config.natpmp, config.gateway) {
             (true, Some(gw)) => Some(NatPmpClient::new(gw, config.lease, n)),
             _ => None,
         };
+        let pcp = match (config.pcp, config.gateway, config.client_ip) {
+            (true, Some(gw), Some(client)) => Some(PcpClient::new(gw, client, config.pcp_nonce, config.lease, n)),
+            _ => None,
+        };
         let upnp = config.upnp.then(|| UpnpClient::new(config.lease, config.description.clone(), n));
         PortMapper {
             wanted: wanted.to_vec(),
+            natpmp_held: pcp.is_some() && natpmp.is_some(),
+            pcp,
             natpmp,
             upnp,
             ids: 0,
@@ -59,13 +70,25 @@ impl PortMapper {
 
     /// Whether any protocol is on.
     pub fn is_enabled(&self) -> bool {
-        self.natpmp.is_some() || self.upnp.is_some()
+        self.pcp.is_some() || self.natpmp.is_some() || self.upnp.is_some()
     }
 
-    fn step(&mut self, f: impl FnOnce(&mut Option<NatPmpClient>, &mut Option<UpnpClient>, &mut Cx<'_>), now: Instant) {
+    /// Runs `f` on the clients, then hands over from PCP to NAT-PMP if the gateway refused PCP.
+    fn step(&mut self, f: impl FnOnce(&mut Clients<'_>, &mut Cx<'_>), now: Instant) {
         let mut out = Vec::new();
         let mut cx = Cx { wanted: &self.wanted, ids: &mut self.ids, now, out: &mut out };
-        f(&mut self.natpmp, &mut self.upnp, &mut cx);
+        let natpmp = if self.natpmp_held { &mut None } else { &mut self.natpmp };
+        f(&mut Clients { pcp: &mut self.pcp, natpmp, upnp: &mut self.upnp }, &mut cx);
+        if self.pcp.as_ref().is_some_and(|p| p.unsupported) {
+            self.pcp = None;
+            let fallback = self.natpmp.is_some().then_some(Via::NatPmp);
+            cx.push(PortMapOutput::Event(PortMapEvent::Unsupported { via: Via::Pcp, fallback }));
+            if std::mem::take(&mut self.natpmp_held) && self.stop_by.is_none() {
+                if let Some(n) = &mut self.natpmp {
+                    n.start(&mut cx);
+                }
+            }
+        }
         self.out.extend(out);
     }
 
@@ -75,11 +98,14 @@ impl PortMapper {
             return;
         }
         self.step(
-            |natpmp, upnp, cx| {
-                if let Some(n) = natpmp {
+            |c, cx| {
+                if let Some(p) = c.pcp {
+                    p.start(cx);
+                }
+                if let Some(n) = c.natpmp {
                     n.start(cx);
                 }
-                if let Some(u) = upnp {
+                if let Some(u) = c.upnp {
                     u.start(cx);
                 }
             },
@@ -90,8 +116,12 @@ impl PortMapper {
     /// A datagram that arrived on the NAT-PMP socket from `from`.
     pub fn handle_natpmp(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         self.step(
-            |natpmp, _, cx| {
-                if let Some(n) = natpmp {
+            |c, cx| {
+                // Both speak on port 5351; each reads only its own version's answers.
+                if let Some(p) = c.pcp {
+                    p.handle(from, data, cx);
+                }
+                if let Some(n) = c.natpmp {
                     n.handle(from, data, cx);
                 }
             },
@@ -102,8 +132,8 @@ impl PortMapper {
     /// A datagram that arrived on the SSDP socket (answers to our search).
     pub fn handle_ssdp(&mut self, data: &[u8], now: Instant) {
         self.step(
-            |_, upnp, cx| {
-                if let Some(u) = upnp {
+            |c, cx| {
+                if let Some(u) = c.upnp {
                     u.handle_ssdp(data, cx);
                 }
             },
@@ -114,8 +144,8 @@ impl PortMapper {
     /// The answer to [`PortMapOutput::Http`] `id` (`Err`: the request failed, with why).
     pub fn handle_http(&mut self, id: u64, result: Result<HttpAnswer, String>, now: Instant) {
         self.step(
-            |_, upnp, cx| {
-                if let Some(u) = upnp {
+            |c, cx| {
+                if let Some(u) = c.upnp {
                     u.handle_http(id, result, cx);
                 }
             },
@@ -132,11 +162,14 @@ impl PortMapper {
             self.timed_out = true;
         }
         self.step(
-            |natpmp, upnp, cx| {
-                if let Some(n) = natpmp {
+            |c, cx| {
+                if let Some(p) = c.pcp {
+                    p.handle_timeout(cx);
+                }
+                if let Some(n) = c.natpmp {
                     n.handle_timeout(cx);
                 }
-                if let Some(u) = upnp {
+                if let Some(u) = c.upnp {
                     u.handle_timeout(cx);
                 }
             },
@@ -149,8 +182,12 @@ impl PortMapper {
         if !self.started || self.is_done() {
             return None;
         }
-        let clients =
-            [self.natpmp.as_ref().and_then(NatPmpClient::wake), self.upnp.as_ref().and_then(UpnpClient::wake)];
+        let natpmp = self.natpmp.as_ref().filter(|_| !self.natpmp_held);
+        let clients = [
+            self.pcp.as_ref().and_then(PcpClient::wake),
+            natpmp.and_then(NatPmpClient::wake),
+            self.upnp.as_ref().and_then(UpnpClient::wake),
+        ];
         clients.into_iter().flatten().chain(self.stop_by).min()
     }
 
@@ -166,11 +203,14 @@ impl PortMapper {
         }
         self.stop_by = Some(now + within);
         self.step(
-            |natpmp, upnp, cx| {
-                if let Some(n) = natpmp {
+            |c, cx| {
+                if let Some(p) = c.pcp {
+                    p.shutdown(cx);
+                }
+                if let Some(n) = c.natpmp {
                     n.shutdown(cx);
                 }
-                if let Some(u) = upnp {
+                if let Some(u) = c.upnp {
                     u.shutdown(cx);
                 }
             },
@@ -182,19 +222,29 @@ impl PortMapper {
     /// call that gave the time).
     pub fn is_done(&self) -> bool {
         let Some(_) = self.stop_by else { return false };
-        let removing = self.natpmp.as_ref().is_some_and(NatPmpClient::removing)
+        let removing = self.pcp.as_ref().is_some_and(PcpClient::removing)
+            || self.natpmp.as_ref().is_some_and(NatPmpClient::removing)
             || self.upnp.as_ref().is_some_and(UpnpClient::removing);
         !removing || self.timed_out
     }
 }
 
+/// The clients one step works on (NAT-PMP is `None` while it waits for PCP's answer).
+struct Clients<'a> {
+    pcp: &'a mut Option<PcpClient>,
+    natpmp: &'a mut Option<NatPmpClient>,
+    upnp: &'a mut Option<UpnpClient>,
+}
+
 impl PortMapper {
     /// Every wanted mapping on every protocol that is on.
     pub fn status(&self) -> Vec<MappingStatus> {
-        let natpmp = self.natpmp.iter().flat_map(|n| n.slots.iter().map(|s| (Via::NatPmp, s)));
+        let pcp = self.pcp.iter().flat_map(|p| p.slots.iter().map(|s| (Via::Pcp, s)));
+        let natpmp = self.natpmp.iter().filter(|_| !self.natpmp_held);
+        let natpmp = natpmp.flat_map(|n| n.slots.iter().map(|s| (Via::NatPmp, s)));
         let upnp = self.upnp.iter().flat_map(|u| u.slots.iter().map(|s| (Via::Upnp, s)));
         let wanted = self.wanted.iter().cycle();
-        natpmp
+        pcp.chain(natpmp)
             .chain(upnp)
             .zip(wanted)
             .map(|((via, slot), &(protocol, internal_port))| MappingStatus {
@@ -206,9 +256,12 @@ impl PortMapper {
             .collect()
     }
 
-    /// The external address of a protocol (UPnP first), if a gateway told one we believe.
+    /// The external address of a protocol (UPnP, then PCP, then NAT-PMP), if a gateway told
+    /// one we believe.
     pub fn external_ip(&self) -> Option<Ipv4Addr> {
-        self.upnp.as_ref().and_then(|u| u.external_ip).or_else(|| self.natpmp.as_ref().and_then(|n| n.external_ip))
+        let pcp = || self.pcp.as_ref().and_then(|p| p.external_ip);
+        let natpmp = || self.natpmp.as_ref().and_then(|n| n.external_ip);
+        self.upnp.as_ref().and_then(|u| u.external_ip).or_else(pcp).or_else(natpmp)
     }
 
     /// The external port of the first mapping of `(protocol, internal_port)` in place, and
@@ -216,7 +269,9 @@ impl PortMapper {
     pub fn external(&self, protocol: Protocol, internal_port: u16) -> Option<(Option<Ipv4Addr>, u16)> {
         let i = self.wanted.iter().position(|&w| w == (protocol, internal_port))?;
         let upnp = self.upnp.as_ref().and_then(|u| Some((u.external_ip, u.slots[i].external_port()?)));
-        upnp.or_else(|| self.natpmp.as_ref().and_then(|n| Some((n.external_ip, n.slots[i].external_port()?))))
+        let pcp = || self.pcp.as_ref().and_then(|p| Some((p.external_ip, p.slots[i].external_port()?)));
+        let natpmp = || self.natpmp.as_ref().and_then(|n| Some((n.external_ip, n.slots[i].external_port()?)));
+        upnp.or_else(pcp).or_else(natpmp)
     }
 
     /// Whether every wanted mapping is in place on some protocol.

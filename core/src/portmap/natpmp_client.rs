@@ -8,10 +8,11 @@ use crate::types::Instant;
 
 use super::address::usable_external_ip;
 use super::cx::Cx;
+use super::epoch::Epoch;
 use super::natpmp::{self, Answer, Request};
 use super::output::{PortMapEvent, PortMapOutput};
 use super::protocol::{Protocol, Via};
-use super::slot::Slot;
+use super::slot::{ended, removed, Slot};
 use super::state::MappingState;
 
 /// First resend after this; doubled each time (RFC 6886 §3.1).
@@ -28,8 +29,7 @@ pub(crate) struct NatPmpClient {
     /// The external-address request, as a slot (its "external port" is unused).
     address: Slot,
     pub(crate) external_ip: Option<Ipv4Addr>,
-    /// The last epoch seen and when.
-    epoch: Option<(u32, Instant)>,
+    epoch: Epoch,
     pub(crate) slots: Vec<Slot>,
 }
 
@@ -40,7 +40,7 @@ impl NatPmpClient {
             lifetime: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
             address: Slot::new(),
             external_ip: None,
-            epoch: None,
+            epoch: Epoch::default(),
             slots: (0..mappings).map(|_| Slot::new()).collect(),
         }
     }
@@ -104,7 +104,7 @@ impl NatPmpClient {
                 || matches!(slot.state, MappingState::Mapped { .. }) && slot.attempt > 0;
             if waiting && slot.attempt >= MAX_SENDS {
                 let mapping = cx.wanted[i];
-                ended(slot, mapping, String::from("no answer from the gateway"), now, cx);
+                ended(Via::NatPmp, slot, mapping, String::from("no answer from the gateway"), cx);
             } else {
                 // A resend, a retry after failure, or a renewal: a renewal or retry starts a
                 // fresh series of sends.
@@ -129,7 +129,7 @@ impl NatPmpClient {
                 epoch
             }
         };
-        if self.rebooted(epoch, now) {
+        if self.epoch.rebooted(epoch, now) {
             // RFC 6886 §3.6: the gateway lost its table; make every mapping again.
             for i in 0..self.slots.len() {
                 if matches!(self.slots[i].state, MappingState::Mapped { .. }) {
@@ -159,10 +159,10 @@ impl NatPmpClient {
                 let Some(i) = self.waiting_for(cx.wanted, protocol, internal_port) else { return };
                 let slot = &mut self.slots[i];
                 if slot.removing() {
-                    removed(slot, (protocol, internal_port), None, cx);
+                    removed(Via::NatPmp, slot, (protocol, internal_port), None, cx);
                 } else if lifetime.is_zero() || external_port == 0 {
                     let error = String::from("gateway granted no lifetime or no port");
-                    ended(slot, (protocol, internal_port), error, now, cx);
+                    ended(Via::NatPmp, slot, (protocol, internal_port), error, cx);
                 } else {
                     let renewal = slot.mapped_before && slot.external_port().is_some();
                     slot.mapped(external_port, Some(lifetime), now);
@@ -177,7 +177,7 @@ impl NatPmpClient {
             }
             Answer::Refused { mapping: Some((protocol, internal_port)), code, .. } => {
                 let Some(i) = self.waiting_for(cx.wanted, protocol, internal_port) else { return };
-                ended(&mut self.slots[i], (protocol, internal_port), code.to_string(), now, cx);
+                ended(Via::NatPmp, &mut self.slots[i], (protocol, internal_port), code.to_string(), cx);
             }
         }
     }
@@ -192,16 +192,6 @@ impl NatPmpClient {
                     MappingState::Pending | MappingState::Removing | MappingState::Mapped { .. }
                 )
         })
-    }
-
-    /// Whether `epoch` says the gateway restarted since the last answer (RFC 6886 §3.6: its
-    /// clock may run 1/8 slower than ours, with two seconds of slack).
-    fn rebooted(&mut self, epoch: u32, now: Instant) -> bool {
-        let before = self.epoch.replace((epoch, now));
-        let Some((last, at)) = before else { return false };
-        let elapsed = (now - at).as_secs();
-        let expected = u64::from(last) + elapsed * 7 / 8;
-        u64::from(epoch) + 2 < expected || epoch < last
     }
 
     /// Asks for every mapping made (or being made) to be deleted.
@@ -228,24 +218,6 @@ impl NatPmpClient {
     pub(crate) fn removing(&self) -> bool {
         self.slots.iter().any(Slot::removing)
     }
-}
-
-/// A removal of `mapping` is over (answered or not): the slot is done.
-fn removed(slot: &mut Slot, (protocol, internal_port): (Protocol, u16), error: Option<String>, cx: &mut Cx<'_>) {
-    slot.state = MappingState::Removed;
-    slot.wake = None;
-    cx.push(PortMapOutput::Event(PortMapEvent::Removed { via: Via::NatPmp, protocol, internal_port, error }));
-}
-
-/// A request for `mapping` ended without a mapping: a removal is over, a mapping failed (and
-/// is retried later).
-fn ended(slot: &mut Slot, mapping: (Protocol, u16), error: String, now: Instant, cx: &mut Cx<'_>) {
-    if slot.removing() {
-        return removed(slot, mapping, Some(error), cx);
-    }
-    slot.fail(error.clone(), now);
-    let (protocol, internal_port) = mapping;
-    cx.push(PortMapOutput::Event(PortMapEvent::Failed { via: Via::NatPmp, protocol, internal_port, error }));
 }
 
 /// The wait after send number `attempt` (1-based): 250 ms doubled each time.

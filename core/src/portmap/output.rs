@@ -29,8 +29,8 @@ pub struct HttpAnswer {
 /// What the mapper asks of the runtime, or tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortMapOutput {
-    /// Send `data` to the gateway's NAT-PMP port from the NAT-PMP socket; answers come back
-    /// through [`super::PortMapper::handle_natpmp`].
+    /// Send `data` (NAT-PMP or PCP) to the gateway's port 5351 from the NAT-PMP socket;
+    /// answers come back through [`super::PortMapper::handle_natpmp`].
     NatPmp {
         /// The gateway and port 5351.
         to: SocketAddrV4,
@@ -96,6 +96,13 @@ pub enum PortMapEvent {
         ip: Ipv4Addr,
         /// Whether we use it.
         usable: bool,
+    },
+    /// The gateway does not speak `via` (PCP); `fallback` takes over, if on.
+    Unsupported {
+        /// The gateway protocol refused.
+        via: Via,
+        /// The one used instead.
+        fallback: Option<Via>,
     },
     /// The gateway's address could not be learned.
     ExternalIpFailed {

@@ -35,6 +35,8 @@ pub enum Via {
     Upnp,
     /// NAT-PMP.
     NatPmp,
+    /// PCP, NAT-PMP's successor.
+    Pcp,
 }
 
 impl fmt::Display for Via {
@@ -42,6 +44,7 @@ impl fmt::Display for Via {
         f.write_str(match self {
             Via::Upnp => "UPnP",
             Via::NatPmp => "NAT-PMP",
+            Via::Pcp => "PCP",
         })
     }
 }

@@ -1,10 +1,13 @@
 //! One wanted mapping on one gateway protocol: its state, the timer that moves it on, and the
-//! retry backoff shared by NAT-PMP and UPnP.
+//! retry backoff shared by NAT-PMP, PCP and UPnP.
 
 use std::time::Duration;
 
 use crate::types::Instant;
 
+use super::cx::Cx;
+use super::output::{PortMapEvent, PortMapOutput};
+use super::protocol::{Protocol, Via};
 use super::state::MappingState;
 
 /// First wait before a failed mapping (or discovery) is tried again.
@@ -72,6 +75,30 @@ impl Slot {
             _ => None,
         }
     }
+}
+
+/// A removal of `mapping` by `via` is over (answered or not): the slot is done.
+pub(crate) fn removed(
+    via: Via,
+    slot: &mut Slot,
+    (protocol, internal_port): (Protocol, u16),
+    error: Option<String>,
+    cx: &mut Cx<'_>,
+) {
+    slot.state = MappingState::Removed;
+    slot.wake = None;
+    cx.push(PortMapOutput::Event(PortMapEvent::Removed { via, protocol, internal_port, error }));
+}
+
+/// A request by `via` for `mapping` ended without a mapping: a removal is over, a mapping
+/// failed (and is retried later).
+pub(crate) fn ended(via: Via, slot: &mut Slot, mapping: (Protocol, u16), error: String, cx: &mut Cx<'_>) {
+    if slot.removing() {
+        return removed(via, slot, mapping, Some(error), cx);
+    }
+    slot.fail(error.clone(), cx.now);
+    let (protocol, internal_port) = mapping;
+    cx.push(PortMapOutput::Event(PortMapEvent::Failed { via, protocol, internal_port, error }));
 }
 
 #[cfg(test)]

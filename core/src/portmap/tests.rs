@@ -6,23 +6,23 @@ use std::time::Duration;
 use super::*;
 use crate::types::Instant;
 
-const GW: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const PORT: u16 = 6881;
-const WANTED: [(Protocol, u16); 2] = [(Protocol::Tcp, PORT), (Protocol::Udp, PORT)];
+pub(super) const GW: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub(super) const PORT: u16 = 6881;
+pub(super) const WANTED: [(Protocol, u16); 2] = [(Protocol::Tcp, PORT), (Protocol::Udp, PORT)];
 
-fn at(secs: f64) -> Instant {
+pub(super) fn at(secs: f64) -> Instant {
     Instant::from_micros((secs * 1e6) as u64)
 }
 
-fn drain(m: &mut PortMapper) -> Vec<PortMapOutput> {
+pub(super) fn drain(m: &mut PortMapper) -> Vec<PortMapOutput> {
     std::iter::from_fn(|| m.poll_output()).collect()
 }
 
-fn events(out: &[PortMapOutput]) -> Vec<PortMapEvent> {
+pub(super) fn events(out: &[PortMapOutput]) -> Vec<PortMapEvent> {
     out.iter().filter_map(|o| if let PortMapOutput::Event(e) = o { Some(e.clone()) } else { None }).collect()
 }
 
-fn natpmp_sent(out: &[PortMapOutput]) -> Vec<Vec<u8>> {
+pub(super) fn natpmp_sent(out: &[PortMapOutput]) -> Vec<Vec<u8>> {
     out.iter()
         .filter_map(|o| if let PortMapOutput::NatPmp { data, .. } = o { Some(data.clone()) } else { None })
         .collect()
@@ -33,11 +33,11 @@ fn mapper(upnp: bool, natpmp: bool) -> PortMapper {
     PortMapper::new(config, &WANTED)
 }
 
-fn gw() -> SocketAddr {
+pub(super) fn gw() -> SocketAddr {
     SocketAddr::from((GW, natpmp::PORT))
 }
 
-fn map_answer(op: u8, epoch: u32, port: u16, external: u16, life: u32) -> Vec<u8> {
+pub(super) fn map_answer(op: u8, epoch: u32, port: u16, external: u16, life: u32) -> Vec<u8> {
     let mut d = vec![0, op, 0, 0];
     d.extend_from_slice(&epoch.to_be_bytes());
     d.extend_from_slice(&port.to_be_bytes());

@@ -45,6 +45,10 @@ pub enum SocksError {
     /// A relayed datagram is a fragment (FRAG not 0): unsupported, dropped.
     #[error("fragmented datagram")]
     Fragmented,
+    /// A relayed datagram names its source by host name, where a peer or DHT node has an IP
+    /// address.
+    #[error("a host name as the source of a datagram")]
+    NamedSource,
     /// A relayed datagram is shorter than its header.
     #[error("truncated datagram")]
     Truncated,

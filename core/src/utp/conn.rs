@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use super::config::UtpConfig;
 use super::events::{UtpCloseReason, UtpConnId, UtpConnStats, UtpEvent};
 use super::ledbat::{Ledbat, Rtt};
-use super::packet::{Header, Packet, PacketType};
+use super::packet::{encode, Header, Packet, PacketType};
 use super::recv::{Arrival, Receiver};
 use super::send::Sender;
 use crate::types::Instant;
@@ -67,6 +67,26 @@ pub(super) struct Connection {
     resent: u64,
     /// The connection is over and may be forgotten.
     done: bool,
+}
+
+/// A packet's header as connection `send_id` sends it now.
+fn header_of(
+    send_id: u16,
+    reply_delay: u32,
+    receiver: &Receiver,
+    kind: PacketType,
+    seq_nr: u16,
+    now: Instant,
+) -> Header {
+    Header {
+        kind,
+        conn_id: send_id,
+        timestamp: now.as_micros() as u32,
+        timestamp_diff: reply_delay,
+        wnd_size: receiver.room().min(u32::MAX as usize) as u32,
+        seq_nr,
+        ack_nr: receiver.ack_nr(),
+    }
 }
 
 /// How a connection starts.
@@ -169,15 +189,7 @@ impl Connection {
     }
 
     fn header(&self, kind: PacketType, seq_nr: u16, now: Instant) -> Header {
-        Header {
-            kind,
-            conn_id: self.send_id,
-            timestamp: now.as_micros() as u32,
-            timestamp_diff: self.reply_delay,
-            wnd_size: self.receiver.room().min(u32::MAX as usize) as u32,
-            seq_nr,
-            ack_nr: self.receiver.ack_nr(),
-        }
+        header_of(self.send_id, self.reply_delay, &self.receiver, kind, seq_nr, now)
     }
 
     /// Takes a packet the endpoint routed here.
@@ -243,8 +255,13 @@ impl Connection {
             self.want_writable = false;
             out.events.push_back(UtpEvent::Writable(self.id));
         }
-        self.flush(now, cfg, out);
+        // The bare ACK waits until the datagrams at hand are taken: one ACK for a burst of
+        // them (as libutp's deferred ACKs), which halves the packets on the wire.
+        self.flush_with(now, cfg, out, true);
         self.check_finished(out);
+        if self.done {
+            self.send_ack(now, out);
+        }
     }
 
     fn take_data(&mut self, h: &Header, payload: &[u8], out: &mut Outbox) {
@@ -281,35 +298,58 @@ impl Connection {
         }
     }
 
-    /// Sends what the windows allow, then a bare ACK if one is owed.
-    fn flush(&mut self, now: Instant, cfg: &UtpConfig, out: &mut Outbox) {
+    /// Sends what the windows allow, then a bare ACK if one is owed (unless `defer_ack`: the
+    /// endpoint sends it with [`Connection::send_ack`] once the datagrams at hand are taken).
+    fn flush_with(&mut self, now: Instant, cfg: &UtpConfig, out: &mut Outbox, defer_ack: bool) {
         if self.phase != Phase::Connected && !self.need_ack {
             return;
         }
-        while self.phase == Phase::Connected {
-            let mut allowed = self.cc.window().min(self.peer_window);
-            if self.probing {
-                allowed = allowed.max(cfg.max_payload);
+        if self.phase == Phase::Connected {
+            // Nothing arrives during a flush: one SACK serves every packet of it.
+            let sack = self.receiver.sack();
+            let (send_id, reply_delay) = (self.send_id, self.reply_delay);
+            loop {
+                let mut allowed = self.cc.window().min(self.peer_window);
+                if self.probing {
+                    allowed = allowed.max(cfg.max_payload);
+                }
+                let Some(o) = self.sender.next(allowed, cfg.max_payload, now) else { break };
+                let header = header_of(send_id, reply_delay, &self.receiver, o.kind, o.seq, now);
+                let datagram = encode(&header, sack.as_ref(), o.payload);
+                self.resent += u64::from(o.again);
+                out.transmits.push_back((self.addr, datagram));
+                self.probing = false;
+                self.need_ack = false;
+                self.last_send = now;
+                self.rto_at.get_or_insert(now + self.rtt.rto());
             }
-            let Some(o) = self.sender.next(allowed, cfg.max_payload, now) else { break };
-            self.probing = false;
-            self.resent += u64::from(o.again);
-            let header = self.header(o.kind, o.seq, now);
-            let sack = self.receiver.sack();
-            out.transmits.push_back((self.addr, Packet { header, sack, payload: &o.payload }.encode()));
-            self.need_ack = false;
-            self.last_send = now;
-            self.rto_at.get_or_insert(now + self.rtt.rto());
         }
-        if self.need_ack {
-            let header = self.header(PacketType::State, self.sender.next_seq(), now);
-            let sack = self.receiver.sack();
-            out.transmits.push_back((self.addr, Packet { header, sack, payload: &[] }.encode()));
-            self.need_ack = false;
-            self.last_send = now;
+        if !defer_ack {
+            self.send_ack(now, out);
         }
         if self.peer_window < cfg.max_payload && self.sender.has_unsent() && self.sender.window() == 0 {
             self.probe_at.get_or_insert(now + cfg.zero_window_probe);
+        }
+    }
+
+    /// [`Connection::flush_with`], the ACK sent at once.
+    fn flush(&mut self, now: Instant, cfg: &UtpConfig, out: &mut Outbox) {
+        self.flush_with(now, cfg, out, false);
+    }
+
+    /// Whether a bare ACK is owed (deferred by [`Connection::handle`]).
+    pub(super) fn owes_ack(&self) -> bool {
+        self.need_ack && !self.done
+    }
+
+    /// Sends the bare ACK owed, if any.
+    pub(super) fn send_ack(&mut self, now: Instant, out: &mut Outbox) {
+        if self.need_ack {
+            let header = self.header(PacketType::State, self.sender.next_seq(), now);
+            let sack = self.receiver.sack();
+            out.transmits.push_back((self.addr, encode(&header, sack.as_ref(), &[])));
+            self.need_ack = false;
+            self.last_send = now;
         }
     }
 

@@ -1,7 +1,7 @@
 //! The socket-level machine: many connections on one UDP port, routed by the peer's address
 //! and the connection id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use rand::{Rng, SeedableRng};
@@ -34,6 +34,10 @@ pub struct UtpSocket {
     routes: BTreeMap<(SocketAddr, u16), UtpConnId>,
     next_id: u64,
     out: Outbox,
+    /// Connections that owe the peer a bare ACK, sent once the other datagrams are out.
+    acks_owed: BTreeSet<UtpConnId>,
+    /// The latest time a call brought (the owed ACKs carry it).
+    now: Instant,
 }
 
 impl UtpSocket {
@@ -46,6 +50,8 @@ impl UtpSocket {
             routes: BTreeMap::new(),
             next_id: 0,
             out: Outbox::default(),
+            acks_owed: BTreeSet::new(),
+            now: Instant::ZERO,
         }
     }
 
@@ -102,6 +108,7 @@ impl UtpSocket {
     /// Takes a datagram that arrived from `from`. Anything that is not a packet of ours is
     /// dropped; a packet of an unknown connection is answered with RESET.
     pub fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        self.now = self.now.max(now);
         let Ok(packet) = Packet::decode(bytes) else { return };
         let h = packet.header;
         let route = match h.kind {
@@ -114,6 +121,9 @@ impl UtpSocket {
             Some(id) => {
                 let conn = self.conns.get_mut(&id).expect("every route leads to a connection");
                 conn.handle(&packet, now, &self.config, &mut self.out);
+                if conn.owes_ack() {
+                    self.acks_owed.insert(id);
+                }
                 self.reap(id);
             }
             None if h.kind == PacketType::Syn => self.accept(from, &h, now),
@@ -166,6 +176,7 @@ impl UtpSocket {
     /// Queues bytes on a connection; returns how many fit its send buffer (0 for a connection
     /// that is gone, closing or not yet open). [`UtpEvent::Writable`] follows a short write.
     pub fn write(&mut self, conn: UtpConnId, bytes: &[u8], now: Instant) -> usize {
+        self.now = self.now.max(now);
         let Some(c) = self.conns.get_mut(&conn) else { return 0 };
         let n = c.write(bytes, now, &self.config, &mut self.out);
         self.reap(conn);
@@ -174,6 +185,7 @@ impl UtpSocket {
 
     /// Takes up to `max` received bytes of a connection, in order.
     pub fn read(&mut self, conn: UtpConnId, max: usize, now: Instant) -> Vec<u8> {
+        self.now = self.now.max(now);
         let Some(c) = self.conns.get_mut(&conn) else { return Vec::new() };
         let bytes = c.read(max, now, &self.config, &mut self.out);
         self.reap(conn);
@@ -206,8 +218,15 @@ impl UtpSocket {
         self.routes.retain(|_, c| *c != id);
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send. The bare ACKs that data packets owe come last: a user that
+    /// hands in several datagrams before polling gets one ACK per connection for all of them.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        while self.out.transmits.is_empty() {
+            let id = self.acks_owed.pop_first()?;
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.send_ack(self.now, &mut self.out);
+            }
+        }
         self.out.transmits.pop_front()
     }
 
@@ -223,6 +242,7 @@ impl UtpSocket {
 
     /// Runs the timers that passed by `now`: retransmissions, keep-alives, probes, timeouts.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         let due: Vec<UtpConnId> =
             self.conns.iter().filter(|(_, c)| c.deadline(&self.config) <= now).map(|(id, _)| *id).collect();
         for id in due {

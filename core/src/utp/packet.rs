@@ -162,27 +162,31 @@ impl<'a> Packet<'a> {
 
     /// Encodes the packet into a datagram.
     pub fn encode(&self) -> Vec<u8> {
-        let sack_len = self.sack.as_ref().map_or(0, |s| 2 + s.mask.len());
-        let mut out = Vec::with_capacity(HEADER_LEN + sack_len + self.payload.len());
-        let h = &self.header;
-        out.push(h.kind.nibble() << 4 | VERSION);
-        out.push(if self.sack.is_some() { EXT_SACK } else { 0 });
-        out.extend_from_slice(&h.conn_id.to_be_bytes());
-        out.extend_from_slice(&h.timestamp.to_be_bytes());
-        out.extend_from_slice(&h.timestamp_diff.to_be_bytes());
-        out.extend_from_slice(&h.wnd_size.to_be_bytes());
-        out.extend_from_slice(&h.seq_nr.to_be_bytes());
-        out.extend_from_slice(&h.ack_nr.to_be_bytes());
-        if let Some(sack) = &self.sack {
-            out.push(0);
-            // The mask is at most MAX_SACK_BYTES long when built by us; a longer one is cut.
-            let mask = &sack.mask[..sack.mask.len().min(MAX_SACK_BYTES)];
-            out.push(mask.len() as u8);
-            out.extend_from_slice(mask);
-        }
-        out.extend_from_slice(self.payload);
-        out
+        encode(&self.header, self.sack.as_ref(), self.payload)
     }
+}
+
+/// Encodes a packet from its parts (the sender's payload stays where it is kept).
+pub(super) fn encode(h: &Header, sack: Option<&SelectiveAck>, payload: &[u8]) -> Vec<u8> {
+    let sack_len = sack.map_or(0, |s| 2 + s.mask.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + sack_len + payload.len());
+    out.push(h.kind.nibble() << 4 | VERSION);
+    out.push(if sack.is_some() { EXT_SACK } else { 0 });
+    out.extend_from_slice(&h.conn_id.to_be_bytes());
+    out.extend_from_slice(&h.timestamp.to_be_bytes());
+    out.extend_from_slice(&h.timestamp_diff.to_be_bytes());
+    out.extend_from_slice(&h.wnd_size.to_be_bytes());
+    out.extend_from_slice(&h.seq_nr.to_be_bytes());
+    out.extend_from_slice(&h.ack_nr.to_be_bytes());
+    if let Some(sack) = sack {
+        out.push(0);
+        // The mask is at most MAX_SACK_BYTES long when built by us; a longer one is cut.
+        let mask = &sack.mask[..sack.mask.len().min(MAX_SACK_BYTES)];
+        out.push(mask.len() as u8);
+        out.extend_from_slice(mask);
+    }
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Whether a datagram's first byte is that of a uTP packet (a known type, version 1), which

@@ -81,7 +81,13 @@ impl Receiver {
     /// Takes up to `max` in-order bytes.
     pub(super) fn read(&mut self, max: usize) -> Vec<u8> {
         let n = max.min(self.ready.len());
-        self.ready.drain(..n).collect()
+        let mut bytes = Vec::with_capacity(n);
+        let (a, b) = self.ready.as_slices();
+        let from_a = n.min(a.len());
+        bytes.extend_from_slice(&a[..from_a]);
+        bytes.extend_from_slice(&b[..n - from_a]);
+        self.ready.drain(..n);
+        bytes
     }
 
     /// Takes a data packet (`fin` false) or the peer's FIN (`fin` true, no payload).

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::packet::{PacketType, SelectiveAck};
+use super::packet::{PacketType, SelectiveAck, MAX_SACK_BYTES};
 use super::seq::distance;
 use crate::types::Instant;
 
@@ -14,6 +14,9 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// A packet counts as lost once this many later packets were selectively acknowledged, or
 /// after this many duplicate ACKs (TCP's fast retransmit, as libutp and libtorrent).
 const DUP_ACK_LIMIT: u32 = 3;
+/// How far past the oldest packet in flight a selective ACK reaches (its bit 0 is the second
+/// packet): only packets this close can be selectively acknowledged.
+const SACK_REACH: usize = 2 + 8 * MAX_SACK_BYTES;
 
 /// A packet sent and not yet acknowledged.
 #[derive(Debug)]
@@ -38,12 +41,13 @@ impl InFlight {
     }
 }
 
-/// A packet to put on the wire now.
+/// A packet to put on the wire now; its payload is borrowed from the send buffer, which keeps
+/// it until acknowledged (no copy per transmission).
 #[derive(Debug)]
-pub(super) struct Outgoing {
+pub(super) struct Outgoing<'a> {
     pub(super) seq: u16,
     pub(super) kind: PacketType,
-    pub(super) payload: Vec<u8>,
+    pub(super) payload: &'a [u8],
     /// It was sent before.
     pub(super) again: bool,
 }
@@ -88,6 +92,8 @@ pub(super) struct Sender {
     fin_sent: bool,
     /// Duplicate ACKs in a row.
     dup_acks: u32,
+    /// Packets in `in_flight` marked `resend`: without any, `next` skips looking for them.
+    to_resend: usize,
 }
 
 impl Sender {
@@ -103,6 +109,7 @@ impl Sender {
             fin_queued: false,
             fin_sent: false,
             dup_acks: 0,
+            to_resend: 0,
         }
     }
 
@@ -188,32 +195,50 @@ impl Sender {
                         self.window -= p.payload.len();
                     }
                     p.sacked = true;
+                    if p.resend {
+                        // Its first copy arrived after all: no need to send it again.
+                        p.resend = false;
+                        self.to_resend -= 1;
+                    }
                     acked.bytes += p.payload.len();
                 }
             }
         }
-        acked.lost = self.detect_loss();
+        acked.lost = self.detect_loss(sack.is_some());
         Ok(acked)
     }
 
     /// Marks for resending the packets behind which enough later ones were selectively
-    /// acknowledged, and the oldest one after enough duplicate ACKs.
-    fn detect_loss(&mut self) -> Option<u16> {
+    /// acknowledged, and the oldest one after enough duplicate ACKs. A packet sent again is
+    /// marked again only once a packet sent after it was selectively acknowledged: the holes
+    /// a SACK still shows were mostly resent already and their answers are on the way.
+    fn detect_loss(&mut self, sacked: bool) -> Option<u16> {
         let mut lost = None;
-        let mut later_sacked = 0u32;
-        for p in self.in_flight.iter_mut().rev() {
-            if p.sacked {
-                later_sacked += 1;
-            } else if later_sacked >= DUP_ACK_LIMIT && p.counted() {
-                p.resend = true;
-                self.window -= p.payload.len();
-                lost = Some(p.seq);
+        if sacked {
+            let mut later_sacked = 0u32;
+            let mut newest_sacked: Option<Instant> = None;
+            // Selectively acknowledged packets lie within the reach of a SACK past the front.
+            let reach = self.in_flight.len().min(SACK_REACH);
+            for p in self.in_flight.range_mut(..reach).rev() {
+                if p.sacked {
+                    later_sacked += 1;
+                    newest_sacked = newest_sacked.max(Some(p.sent_at));
+                } else if later_sacked >= DUP_ACK_LIMIT
+                    && p.counted()
+                    && (p.transmissions == 1 || newest_sacked.is_some_and(|t| t > p.sent_at))
+                {
+                    p.resend = true;
+                    self.to_resend += 1;
+                    self.window -= p.payload.len();
+                    lost = Some(p.seq);
+                }
             }
         }
         if self.dup_acks >= DUP_ACK_LIMIT {
             self.dup_acks = 0;
             if let Some(p) = self.in_flight.front_mut().filter(|p| p.counted()) {
                 p.resend = true;
+                self.to_resend += 1;
                 self.window -= p.payload.len();
                 lost = Some(p.seq);
             }
@@ -223,8 +248,9 @@ impl Sender {
 
     /// After a retransmission timeout: every packet not selectively acknowledged is resent.
     pub(super) fn on_timeout(&mut self) {
-        for p in self.in_flight.iter_mut().filter(|p| p.transmissions > 0 && !p.sacked) {
+        for p in self.in_flight.iter_mut().filter(|p| p.transmissions > 0 && !p.sacked && !p.resend) {
             p.resend = true;
+            self.to_resend += 1;
         }
         self.window = 0;
     }
@@ -232,17 +258,22 @@ impl Sender {
     /// The next packet to send within `allowed` bytes of window: a lost packet first, then new
     /// bytes (at most `mss`), then the FIN. A packet smaller than `mss` goes only when nothing
     /// else is in flight (no silly windows).
-    pub(super) fn next(&mut self, allowed: usize, mss: usize, now: Instant) -> Option<Outgoing> {
+    pub(super) fn next(&mut self, allowed: usize, mss: usize, now: Instant) -> Option<Outgoing<'_>> {
         let room = allowed.saturating_sub(self.window);
-        if let Some(p) = self.in_flight.iter_mut().find(|p| p.resend) {
-            if p.payload.len() > room && self.window > 0 {
-                return None;
+        if self.to_resend > 0 {
+            if let Some(i) = self.in_flight.iter().position(|p| p.resend) {
+                let p = &mut self.in_flight[i];
+                if p.payload.len() > room && self.window > 0 {
+                    return None;
+                }
+                p.resend = false;
+                p.transmissions += 1;
+                p.sent_at = now;
+                self.to_resend -= 1;
+                self.window += p.payload.len();
+                let p = &self.in_flight[i];
+                return Some(Outgoing { seq: p.seq, kind: p.kind, payload: &p.payload, again: true });
             }
-            p.resend = false;
-            p.transmissions += 1;
-            p.sent_at = now;
-            self.window += p.payload.len();
-            return Some(Outgoing { seq: p.seq, kind: p.kind, payload: p.payload.clone(), again: true });
         }
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             return None;
@@ -256,7 +287,7 @@ impl Sender {
             } else {
                 return None;
             };
-            (PacketType::Data, self.unsent.drain(..size).collect::<Vec<u8>>())
+            (PacketType::Data, self.take_unsent(size))
         } else if self.fin_queued && !self.fin_sent {
             self.fin_sent = true;
             (PacketType::Fin, Vec::new())
@@ -270,18 +301,33 @@ impl Sender {
         self.in_flight.push_back(InFlight {
             seq,
             kind,
-            payload: payload.clone(),
+            payload,
             sent_at: now,
             transmissions: 1,
             resend: false,
             sacked: false,
         });
-        Some(Outgoing { seq, kind, payload, again: false })
+        let p = self.in_flight.back().expect("just pushed");
+        Some(Outgoing { seq, kind, payload: &p.payload, again: false })
+    }
+
+    /// The first `size` unsent bytes, copied out slice by slice.
+    fn take_unsent(&mut self, size: usize) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(size);
+        let (a, b) = self.unsent.as_slices();
+        let from_a = size.min(a.len());
+        payload.extend_from_slice(&a[..from_a]);
+        payload.extend_from_slice(&b[..size - from_a]);
+        self.unsent.drain(..size);
+        payload
     }
 
     /// Drops a packet's bytes from the counters once it leaves `in_flight`.
     fn forget(&mut self, p: &InFlight) {
         self.held -= p.payload.len();
+        if p.resend {
+            self.to_resend -= 1;
+        }
         if p.counted() {
             self.window -= p.payload.len();
         }
@@ -300,7 +346,7 @@ mod tests {
     fn cumulative_and_selective_acks_free_the_window() {
         let mut s = Sender::new(65534, 10_000);
         assert_eq!(s.write(&[7; 5000]), 5000);
-        let seqs: Vec<u16> = std::iter::from_fn(|| s.next(5000, 1000, T0)).map(|p| p.seq).collect();
+        let seqs: Vec<u16> = std::iter::from_fn(|| s.next(5000, 1000, T0).map(|p| p.seq)).collect();
         assert_eq!(seqs, [65534, 65535, 0, 1, 2]);
         assert_eq!(s.window(), 5000);
         assert_eq!(s.on_ack(5, None, true, T0).unwrap_err(), WildAck);
@@ -308,8 +354,8 @@ mod tests {
         let a = s.on_ack(65534, Some(&sack), true, Instant::from_micros(10)).unwrap();
         assert_eq!((a.bytes, a.lost, a.rtt), (4000, Some(65535), Some(std::time::Duration::from_micros(10))));
         assert_eq!(s.window(), 0);
-        let again = s.next(1000, 1000, T0).unwrap();
-        assert_eq!((again.seq, again.kind), (65535, PacketType::Data));
+        let again = s.next(1000, 1000, T0).map(|p| (p.seq, p.kind));
+        assert_eq!(again, Some((65535, PacketType::Data)));
         let a = s.on_ack(2, None, true, T0).unwrap();
         assert_eq!((a.bytes, a.rtt), (1000, None), "sacked bytes count once; no sample from a resend");
         assert!(!s.busy());
