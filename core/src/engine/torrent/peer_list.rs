@@ -514,4 +514,25 @@ mod tests {
         list.requeue(at(1000), false);
         assert_eq!(list.candidates(), 0);
     }
+
+    #[test]
+    fn a_rendezvous_goes_to_the_introducer_once_a_minute_and_a_punch_skips_the_back_off() {
+        let cfg = cfg();
+        let mut list = PeerList::default();
+        let a = addr(1, 1000);
+        list.add([a], &cfg);
+        assert_eq!(list.rendezvous(a, at(0), |_| true), None, "no introducer yet");
+        list.introduced_by(a, ConnId(7));
+        assert_eq!(list.rendezvous(a, at(0), |_| false), None, "the introducer cannot relay");
+        assert_eq!(list.rendezvous(a, at(0), |_| true), Some(ConnId(7)));
+        assert_eq!(list.rendezvous(a, at(59), |_| true), None, "once a minute per target");
+        assert_eq!(list.rendezvous(a, at(60), |_| true), Some(ConnId(7)));
+
+        // A failed dial backs off; a relay's connect dials at once all the same, once.
+        assert_eq!(list.next_dial(at(0), never_crowded), Some(a));
+        list.disconnected(ConnId(1), a, false, at(1), unused);
+        assert!(list.punch(a, &cfg));
+        assert!(!list.punch(a, &cfg), "in use");
+        assert!(!list.punch(addr(2, 0), &cfg), "port 0");
+    }
 }
