@@ -27,6 +27,9 @@ pub(super) enum LinkInput {
     Sent(ConnId, usize),
     /// The connection ended.
     Closed(ConnId, CloseReason),
+    /// A uTP dial got no answer and is dialled over TCP now, under the same id (the torrent
+    /// may ask for a hole punch meanwhile).
+    FellBack(ConnId),
     /// A peer opened a uTP connection: the engine accepts it or not ([`UtpLink::accepted`]).
     Incoming(UtpConnId, SocketAddr),
 }
@@ -228,7 +231,9 @@ impl UtpLink {
         self.to_utp.remove(&conn);
         self.unsent.remove(&conn);
         if let Some(addr) = self.dialing.remove(&conn) {
-            // The peer speaks no uTP (or is gone): dial it over TCP under the same id.
+            // The peer speaks no uTP (or is gone, or behind a NAT): dial it over TCP under the
+            // same id.
+            self.inputs.push_back(LinkInput::FellBack(conn));
             self.outputs.push_back(Output::Peer(PeerIo::Connect { conn, addr }));
             return;
         }

@@ -12,11 +12,13 @@ mod connections;
 mod content;
 mod download;
 mod fetch;
+mod holepunch;
 mod messages;
 mod peer;
 mod peer_list;
 mod pex;
 mod pex_state;
+mod relay_budget;
 mod request_queue;
 mod states;
 mod trackers;
@@ -486,6 +488,12 @@ impl Torrent {
             let peers = self.trackers.announce(due, params, cx.now, &mut self.rng, cx.out);
             self.add_tracker_peers(peers, cx.cfg);
         }
+    }
+
+    /// Announces again to every tracker (our address changed), as soon as each allows.
+    pub(super) fn reannounce(&mut self, cx: &mut Ctx<'_>) {
+        self.trackers.force_reannounce(cx.now);
+        self.drive_trackers(cx);
     }
 
     /// Asks every tracker for the swarm's seeder and leecher counts.
