@@ -56,6 +56,11 @@ pub struct NetArgs {
     /// first and NAT-PMP used when the router answers that it does not speak PCP.
     #[arg(long)]
     no_pcp: bool,
+    /// Bind every socket (peers, trackers, DHT/uTP, LSD, port mapping, proxy) to this network
+    /// interface (SO_BINDTODEVICE, Linux; a VPN's, say): traffic never leaves by another one,
+    /// and a missing interface fails connections with an error naming it.
+    #[arg(long, value_name = "NAME", env = "SHOAL_BIND_INTERFACE")]
+    bind_interface: Option<String>,
     /// The router NAT-PMP and PCP requests go to (default: the default gateway).
     #[arg(long, value_name = "IP")]
     natpmp_gateway: Option<std::net::Ipv4Addr>,
@@ -307,6 +312,9 @@ pub fn nofile_limit() -> u64 {
 }
 
 async fn start_session(net: &NetArgs) -> Result<Session, String> {
+    if let Some(name) = &net.bind_interface {
+        shoal_host::bind_to_interface(name)?;
+    }
     let plan = Plan {
         runtime: net.runtime,
         engine: Config {

@@ -188,6 +188,7 @@ fn relay_socket<R: Runtime>(relay: SocketAddr) -> std::io::Result<R::Udp> {
     };
     let std_socket = std::net::UdpSocket::bind(any)?;
     let sock = socket2::SockRef::from(&std_socket);
+    crate::device::apply(&sock)?;
     let _ = sock.set_recv_buffer_size(io::UDP_BUFFER);
     let _ = sock.set_send_buffer_size(io::UDP_BUFFER);
     std_socket.connect(relay)?;

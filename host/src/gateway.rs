@@ -28,6 +28,7 @@ fn parse_route(table: &str) -> Option<Ipv4Addr> {
 /// only picks the route and the source address).
 pub(crate) fn local_ip_toward(to: SocketAddr) -> Option<Ipv4Addr> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).ok()?;
+    crate::device::apply(&s).ok()?;
     s.connect(&to.into()).ok()?;
     match s.local_addr().ok()?.as_socket()?.ip() {
         IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),

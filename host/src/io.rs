@@ -12,6 +12,7 @@ use shoal_core::socks::{self, Command, ProxyError, Target};
 use shoal_core::{CloseReason, ConnId, ExchangeId, JobId, NetPolicy, TransportError};
 use shoal_core::{DiskError, DiskErrorKind, DiskJob, DiskJobKind, HashJob, JobResult};
 
+use crate::device;
 use crate::disk::{sha1_matches, Storage};
 use crate::input::Input;
 use crate::net;
@@ -70,7 +71,7 @@ pub(crate) async fn listen<R: Runtime>(
     addr: SocketAddr,
     inputs: Sender<Input<R>>,
 ) -> std::io::Result<(SocketAddr, R::Task)> {
-    let listener = R::bind(addr).await?;
+    let listener = device::listen::<R>(addr).await?;
     let local = R::local_addr(&listener)?;
     let task = R::spawn(async move {
         loop {
@@ -102,7 +103,7 @@ pub(crate) fn connect<R: Runtime>(
         R::spawn(async move {
             let connected = match (policy.check(addr), proxy) {
                 (Err(_refused), _) => Err(CloseReason::DialFailed(ErrorKind::PermissionDenied)),
-                (Ok(addr), None) => match R::connect(addr).await {
+                (Ok(addr), None) => match device::connect::<R>(addr).await {
                     Ok(stream) => Ok((R::split(stream), Vec::new())),
                     Err(e) => Err(CloseReason::DialFailed(e.kind())),
                 },
@@ -255,7 +256,7 @@ async fn udp_open<R: Runtime>(policy: NetPolicy, host: String, port: u16) -> Res
     let addr = *addrs.first().ok_or_else(|| format!("{host}: no address"))?;
     // Checked again right before the socket is connected: nothing reaches it unchecked.
     let addr = policy.check(addr).map_err(|r| r.to_string())?;
-    R::udp_connect(addr).await.map_err(|e| format!("{addr}: {e}"))
+    device::udp_connect::<R>(addr).await.map_err(|e| format!("{addr}: {e}"))
 }
 
 /// A UDP tracker exchange through a UDP association: its control connection stays open as
@@ -288,7 +289,7 @@ async fn udp_via_proxy<R: Runtime>(
         p.proxy.request::<R>(policy, Command::UdpAssociate, proxy::associate_target()).await.map_err(failed)?;
     let relay = p.proxy.relay_addr(&control.bound).map_err(failed)?;
     let relay = policy.check(relay).map_err(|r| format!("proxy: its UDP relay is {r}"))?;
-    let socket = R::udp_connect(relay).await.map_err(|e| failed(ProxyError::Io(e.kind())))?;
+    let socket = device::udp_connect::<R>(relay).await.map_err(|e| failed(ProxyError::Io(e.kind())))?;
     let recv = async {
         let mut buf = vec![0u8; 4096];
         loop {
@@ -463,6 +464,7 @@ pub(crate) async fn dht_socket<R: Runtime>(
     // uTP shares this socket: a window of packets arrives in a burst, and the kernel's default
     // receive buffer (about 200 KiB) would drop the tail of it, each drop costing a timeout.
     let sock = socket2::SockRef::from(&std_socket);
+    device::apply(&sock)?;
     let _ = sock.set_recv_buffer_size(UDP_BUFFER);
     let _ = sock.set_send_buffer_size(UDP_BUFFER);
     std_socket.set_nonblocking(true)?;
@@ -486,6 +488,7 @@ pub(crate) fn lsd_socket<R: Runtime>(
         return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused));
     }
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    crate::device::apply(&s)?;
     s.set_reuse_address(true)?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
     s.bind(&addr.into())?;
@@ -519,6 +522,7 @@ pub(crate) fn lsd_socket_v6<R: Runtime>(
         return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused));
     }
     let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    crate::device::apply(&s)?;
     s.set_only_v6(true)?;
     s.set_reuse_address(true)?;
     let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, PORT));

@@ -21,6 +21,8 @@
 
 mod association;
 mod command;
+mod device;
+mod device_http;
 mod disk;
 mod gateway;
 mod handle;
@@ -42,6 +44,7 @@ use shoal_core::Engine;
 use shoal_core::Instant;
 
 pub use association::{AssociationState, ProxyUdpReport};
+pub use device::{bind_to_interface, bound_interface};
 pub use disk::{Storage, StorageError};
 pub use gateway::default_gateway;
 pub use handle::Handle;

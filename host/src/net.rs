@@ -8,8 +8,9 @@ use std::time::Duration;
 use shoal_core::{Lookup, NetPolicy, Refused};
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, DefaultConnector, NextTimeout, RustlsConnector, SocksConnector};
 
+use crate::device_http::BoundTcpConnector;
 use crate::proxy::Proxy;
 use crate::runtime::Runtime;
 
@@ -116,6 +117,11 @@ pub fn http_agent(
         config = config.proxy(proxy);
     }
     let config = config.build();
+    if crate::device::bound_interface().is_some() {
+        // ureq's chain (SOCKS, then TCP, then TLS) with the TCP step's sockets bound.
+        let connector = ().chain(SocksConnector::default()).chain(BoundTcpConnector).chain(RustlsConnector::default());
+        return ureq::Agent::with_parts(config, connector, PolicyResolver::new(policy));
+    }
     ureq::Agent::with_parts(config, DefaultConnector::default(), PolicyResolver::new(policy))
 }
 

@@ -149,6 +149,7 @@ fn pcp_nonce() -> [u8; 12] {
 /// An unconnected IPv4 UDP socket on an ephemeral port.
 fn udp_socket<R: Runtime>() -> std::io::Result<R::Udp> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    crate::device::apply(&s)?;
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
     s.set_nonblocking(true)?;
     R::udp_from_std(s.into())

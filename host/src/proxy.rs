@@ -49,7 +49,7 @@ impl Proxy {
         let mut handshake = Handshake::new(command, target, self.auth.clone())?;
         let addr =
             policy.check(self.addr).map_err(|_| ProxyError::Unreachable(std::io::ErrorKind::PermissionDenied))?;
-        let stream = R::connect(addr).await.map_err(|e| ProxyError::Unreachable(e.kind()))?;
+        let stream = crate::device::connect::<R>(addr).await.map_err(|e| ProxyError::Unreachable(e.kind()))?;
         let (mut reader, mut writer) = R::split(stream);
         let io = |e: std::io::Error| ProxyError::Io(e.kind());
         let mut buf = vec![0u8; HANDSHAKE_READ];

@@ -38,6 +38,12 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = std::io::Result<(Self::Stream, SocketAddr)>> + Send + '_;
     /// Opens a TCP connection.
     fn connect(addr: SocketAddr) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+    /// Adopts a listener set up with std (and socket2) options, already non-blocking
+    /// (`--bind-interface`: bound to a device).
+    fn listener_from_std(listener: std::net::TcpListener) -> std::io::Result<Self::Listener>;
+    /// Adopts a non-blocking stream whose connect is under way (set up with socket2 options:
+    /// bound to a device) and completes once it is connected, or with why not.
+    fn connecting_from_std(stream: std::net::TcpStream) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
     /// Splits a stream for concurrent reading and writing (and turns Nagle off).
     fn split(stream: Self::Stream) -> (Self::Reader, Self::Writer);
     /// Reads some bytes; 0 means end of stream.

@@ -48,6 +48,20 @@ impl Runtime for Smol {
         TcpStream::connect(addr).await
     }
 
+    fn listener_from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::try_from(listener)
+    }
+
+    async fn connecting_from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let stream = async_io::Async::new(stream)?;
+        // Writable once the handshake is over, either way; the socket error says which.
+        stream.writable().await?;
+        match stream.get_ref().take_error()? {
+            Some(e) => Err(e),
+            None => Ok(TcpStream::from(stream)),
+        }
+    }
+
     fn split(stream: TcpStream) -> (TcpStream, TcpStream) {
         let _ = stream.set_nodelay(true);
         (stream.clone(), stream)

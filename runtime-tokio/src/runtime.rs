@@ -58,6 +58,20 @@ impl Runtime for Tokio {
         TcpStream::connect(addr).await
     }
 
+    fn listener_from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(listener)
+    }
+
+    async fn connecting_from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_std(stream)?;
+        // Writable once the handshake is over, either way; the socket error says which.
+        stream.writable().await?;
+        match stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(stream),
+        }
+    }
+
     fn split(stream: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
         let _ = stream.set_nodelay(true);
         stream.into_split()

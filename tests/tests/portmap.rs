@@ -259,7 +259,13 @@ fn a_wan_peer_downloads_through_ports_mapped_by_upnp_natpmp_and_pcp() {
     let (torrent, src, file) = content(&td);
 
     // PCP is asked first and miniupnpd speaks it; `--no-pcp` keeps to NAT-PMP (version 0).
-    let rounds = [("UPnP", &["--no-natpmp"][..]), ("NAT-PMP", &["--no-upnp", "--no-pcp"]), ("PCP", &["--no-upnp"])];
+    // UPnP and PCP also run with every socket bound to the LAN interface (`--bind-interface`):
+    // SSDP, the SOAP requests and the PCP datagrams go out bound too.
+    let rounds = [
+        ("UPnP", &["--no-natpmp", "--bind-interface", "lan0"][..]),
+        ("NAT-PMP", &["--no-upnp", "--no-pcp"]),
+        ("PCP", &["--no-upnp", "--bind-interface", "lan0"]),
+    ];
     for (round, (via, flags)) in rounds.into_iter().enumerate() {
         let mut seeder = shoal_seed(&lab, &td, &torrent, &src, &[flags, &["--no-dht"]].concat());
         seeder.wait_stderr(&format!("{via} mapping"), TIMEOUT, |e| {

@@ -72,6 +72,11 @@ pub struct DaemonArgs {
     /// The async runtime the daemon runs on.
     #[arg(long, value_enum, env = "SHOAL_RUNTIME", default_value_t = Runtime::Smol)]
     runtime: Runtime,
+    /// Bind every socket (peers, trackers, DHT/uTP, LSD, port mapping, proxy) to this network
+    /// interface (SO_BINDTODEVICE, Linux; a VPN's, say): traffic never leaves by another one,
+    /// and a missing interface fails connections with an error naming it.
+    #[arg(long, value_name = "NAME", env = "SHOAL_BIND_INTERFACE")]
+    bind_interface: Option<String>,
 }
 
 /// `$XDG_DATA_HOME/shoal`, `~/.local/share/shoal` (or the platform's data directory).
@@ -135,6 +140,9 @@ enum PortSource {
 
 /// Runs the daemon until Ctrl-C, SIGTERM or `PUT /shutdown`.
 pub fn run(args: DaemonArgs, log: Option<crate::logging::LogLines>) -> Result<(), String> {
+    if let Some(name) = &args.bind_interface {
+        shoal_host::bind_to_interface(name)?;
+    }
     let state_dir = match args.state_dir {
         Some(d) => d,
         None => default_state_dir()?,
