@@ -162,7 +162,8 @@ pub fn download_magnet(
     Proc::spawn(name, cmd, &td.logs(), SHOAL_GRACE)
 }
 
-fn download_command(rt: Runtime, what: &std::ffi::OsStr, out: &Path, port: u16, peers: &[SocketAddr]) -> Command {
+/// The `shoal download` command [`download`] runs, for tests that add flags of their own.
+pub fn download_command(rt: Runtime, what: &std::ffi::OsStr, out: &Path, port: u16, peers: &[SocketAddr]) -> Command {
     let mut cmd = command(["download"]);
     cmd.arg(what).arg("-o").arg(out);
     cmd.args(["--runtime", rt.name()]);
