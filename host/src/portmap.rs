@@ -308,7 +308,7 @@ impl<R: Runtime> Driver<R> {
             None => (None, self.setup.announce_port),
         };
         let call: crate::command::EngineCall =
-            Box::new(move |engine, _| engine.set_announce_addr(ip.map(Into::into), port));
+            Box::new(move |engine, now| engine.set_announce_addr(ip.map(Into::into), port, now));
         let _ = self.setup.commands.try_send(Command::Engine(call));
         // After the send: a command that follows this line in the log reaches the engine after it.
         match (ip, port) {

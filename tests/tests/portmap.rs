@@ -272,9 +272,20 @@ fn a_wan_peer_downloads_through_ports_mapped_by_upnp_natpmp_and_pcp() {
             e.contains(&format!("announcing {ROUTER_WAN}:{PORT} to trackers and the DHT from now on"))
         });
         assert!(nat_rules(&lab).contains(&format!("dport {PORT}")), "miniupnpd forwards the port: {}", nat_rules(&lab));
-        // The tracker hears the external address and port (after the mapping: a re-announce
-        // is not forced, so the test's torrent announces once started and the next one may be
-        // the `stopped`; both carry them once mapped).
+        // The tracker hears the external address and port at once: the mapping is made
+        // after the `started` announce, and forces another one (the interval is 1800 s).
+        wait_for("an announce of the mapped address", TIMEOUT, || {
+            tracker
+                .announces()
+                .iter()
+                .any(|a| {
+                    a.get("ip").map(String::as_str) == Some(ROUTER_WAN)
+                        && a.get("port") == Some(&PORT.to_string())
+                        && !a.contains_key("event")
+                })
+                .then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}", tracker.announces()));
         let out = td.dir(&format!("out{round}"));
         let mut leech = wan_leech(&lab, &td, &torrent, &out, PORT);
         leech.expect_success(TIMEOUT);

@@ -108,6 +108,11 @@ impl DhtLink {
         }
     }
 
+    /// Makes every torrent's announce due at the next [`DhtLink::schedule`] (our port changed).
+    pub(super) fn announce_again(&mut self) {
+        self.next.clear();
+    }
+
     /// Queues a count of `info_hash`'s swarm; it starts as soon as a slot is free.
     pub(super) fn scrape(&mut self, info_hash: InfoHash, now: Instant) -> Result<DhtScrapeId, DhtScrapeError> {
         if self.waiting.len() >= MAX_QUEUED_SCRAPES {

@@ -474,11 +474,20 @@ impl Engine {
         self.after_input(None, now);
     }
 
-    /// Sets the address and port announced to trackers and the DHT from the next announce on
-    /// (a port mapping's result; see [`Config::announce_port`] and [`Config::announce_ip`]).
-    pub fn set_announce_addr(&mut self, ip: Option<std::net::IpAddr>, port: Option<u16>) {
-        self.config.announce_ip = ip;
-        self.config.announce_port = port;
+    /// Sets the address and port announced to trackers and the DHT (a port mapping's result;
+    /// see [`Config::announce_port`] and [`Config::announce_ip`]). When they change, every
+    /// tracker hears them as soon as its `min interval` allows and the DHT announces again:
+    /// peers must not dial a dead port until the next interval.
+    pub fn set_announce_addr(&mut self, ip: Option<std::net::IpAddr>, port: Option<u16>, now: Instant) {
+        let before = (self.config.announce_ip, self.config.announced_port());
+        (self.config.announce_ip, self.config.announce_port) = (ip, port);
+        if before != (ip, self.config.announced_port()) {
+            self.each_torrent(now, |t, cx| t.reannounce(cx));
+            if let Some(link) = &mut self.dht {
+                link.announce_again();
+            }
+            self.after_input(None, now);
+        }
     }
 
     /// Begins a clean stop: every torrent closes its peers and announces `stopped`.
@@ -547,7 +556,7 @@ impl Engine {
             *self.pending_by_addr.entry(k).or_default() += 1;
         }
         self.pending.insert(conn, Pending { addr, decoder, since: now });
-        self.link_incoming(conn);
+        self.link_incoming(conn, now);
         Some(conn)
     }
 
@@ -572,7 +581,7 @@ impl Engine {
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
-        self.start_initiator(conn);
+        self.start_initiator(conn, now);
         self.on_torrent(t, now, |torrent, cx| torrent.on_connected(conn, cx));
         self.after_input(Some(t), now);
     }
@@ -610,7 +619,7 @@ impl Engine {
                             Err(reason) => {
                                 self.out.push(Output::Peer(PeerIo::Close { conn, reason }));
                                 // The torrent may have closed another peer to make room.
-                                self.route_connections();
+                                self.route_connections(now);
                                 return;
                             }
                         }
@@ -726,6 +735,9 @@ impl Engine {
             for conn in expired {
                 self.take_pending(conn);
                 self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
+            }
+            if !self.links.is_empty() {
+                self.expire_handshakes(now);
             }
             self.each_torrent(now, |t, cx| t.tick(cx));
             if let Some(link) = &mut self.dht {

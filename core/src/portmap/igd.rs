@@ -19,6 +19,8 @@ const MAX_NODES: u32 = 4096;
 const MAX_DEPTH: usize = 64;
 /// UPnP error 725: the gateway only takes mappings without a lease (IGD:1 routers).
 pub const ONLY_PERMANENT_LEASES: u16 = 725;
+/// UPnP error 718: the external port is mapped already, to another client (or protocol).
+pub const CONFLICT_IN_MAPPING_ENTRY: u16 = 718;
 
 /// The service types that map ports, in the order we prefer them.
 const SERVICES: [&str; 3] = [

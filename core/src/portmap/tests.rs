@@ -238,7 +238,8 @@ fn discover(m: &mut PortMapper) -> Vec<HttpRequest> {
         at(0.6),
     );
     let soap = http(&drain(m));
-    assert_eq!(soap.len(), 3);
+    let upnp = m.status().iter().filter(|s| s.via == Via::Upnp).count();
+    assert_eq!(soap.len(), 1 + upnp, "the external address and every mapping");
     assert!(soap.iter().all(|r| r.url == "http://10.77.0.1:5000/ctl/IPConn"));
     soap
 }
@@ -289,6 +290,48 @@ fn upnp_falls_back_to_permanent_leases_on_725() {
     drain(&mut m);
     assert!(matches!(m.status()[0].state, MappingState::Mapped { expires: None, .. }));
     assert_eq!(m.poll_timeout(), None, "a permanent mapping needs no renewal");
+}
+
+/// The `NewExternalPort` a SOAP AddPortMapping asks for.
+fn asked_port(r: &HttpRequest) -> u16 {
+    let body = &r.soap.as_ref().unwrap().1;
+    let from = body.find("<NewExternalPort>").unwrap() + "<NewExternalPort>".len();
+    body[from..from + body[from..].find('<').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn upnp_tries_other_ports_on_conflict_718_a_few_times() {
+    let mut m = PortMapper::new(PortMapConfig { natpmp: false, ..PortMapConfig::default() }, &[(Protocol::Tcp, PORT)]);
+    let mut soap = discover(&mut m);
+    answer_all(&mut m, &soap[..1], at(0.7), None); // the external address
+    soap.remove(0);
+    // Taken, taken, then free: 6881, 6882, 6883 asked in turn; mapped to 6883.
+    for (t, port) in [(0.8, PORT), (0.9, PORT + 1)] {
+        assert_eq!(asked_port(&soap[0]), port);
+        answer_all(&mut m, &soap, at(t), Some(igd::CONFLICT_IN_MAPPING_ENTRY));
+        soap = http(&drain(&mut m));
+        assert_eq!(soap.len(), 1, "asked again at once");
+    }
+    assert_eq!(asked_port(&soap[0]), PORT + 2);
+    answer_all(&mut m, &soap, at(1.0), None);
+    let ev = events(&drain(&mut m));
+    assert!(matches!(ev[..], [PortMapEvent::Mapped { external_port: 6883, .. }]), "{ev:?}");
+    assert_eq!(m.external(Protocol::Tcp, PORT), Some((Some(Ipv4Addr::new(203, 0, 113, 7)), PORT + 2)));
+    // A router that is full: four more ports, then a failure (and a retry after the backoff).
+    let mut m = PortMapper::new(PortMapConfig { natpmp: false, ..PortMapConfig::default() }, &[(Protocol::Tcp, 65534)]);
+    let mut soap = discover(&mut m);
+    answer_all(&mut m, &soap[..1], at(0.7), None);
+    soap.remove(0);
+    let mut asked = vec![];
+    while let Some(r) = soap.first() {
+        asked.push(asked_port(r));
+        answer_all(&mut m, &soap, at(1.0), Some(igd::CONFLICT_IN_MAPPING_ENTRY));
+        soap = http(&drain(&mut m));
+        assert!(asked.len() <= 5, "bounded: {asked:?}");
+    }
+    assert_eq!(asked, [65534, 65535, 1024, 1025, 1026], "wrapping past 65535 above the system's ports");
+    assert!(matches!(&m.status()[0].state, MappingState::Failed { error } if error.contains("718")));
+    assert_eq!(m.poll_timeout(), Some(at(31.0)));
 }
 
 #[test]

@@ -22,6 +22,9 @@ const SEARCHES: u32 = 3;
 const SEARCH_WAIT: Duration = Duration::from_secs(ssdp::MX_SECS + 1);
 /// Gateways remembered from the answers (one LAN rarely has more than one or two).
 const MAX_DEVICES: usize = 4;
+/// Other external ports tried, one after another, when the one asked for is another client's
+/// (error 718): a few, like libtorrent, so that a router full of mappings costs a few requests.
+const CONFLICT_RETRIES: u16 = 4;
 
 /// Where discovery is.
 #[derive(Debug)]
@@ -34,6 +37,17 @@ enum Phase {
     Ready { service: Service, local_ip: Ipv4Addr },
     /// No usable gateway; search again at `wake`.
     Absent { wake: Instant, failures: u32 },
+}
+
+/// How the gateway answered a mapping action.
+#[derive(Debug)]
+enum Outcome {
+    Done,
+    /// Error 725: no leases, only permanent mappings.
+    PermanentOnly,
+    /// Error 718: the external port is taken.
+    Conflict,
+    Failed(String),
 }
 
 /// What an HTTP request of ours was for.
@@ -56,6 +70,8 @@ pub(crate) struct UpnpClient {
     permanent_only: bool,
     pub(crate) external_ip: Option<Ipv4Addr>,
     pub(crate) slots: Vec<Slot>,
+    /// Conflicts (error 718) met by each mapping so far: it asks for its port plus this.
+    conflicts: Vec<u16>,
     requests: HashMap<u64, Pending>,
     /// Shutting down: no more discovery or mapping.
     stopping: bool,
@@ -71,6 +87,7 @@ impl UpnpClient {
             permanent_only: false,
             external_ip: None,
             slots: (0..mappings).map(|_| Slot::new()).collect(),
+            conflicts: vec![0; mappings],
             requests: HashMap::new(),
             stopping: false,
         }
@@ -187,7 +204,7 @@ impl UpnpClient {
         slot.attempt = 1;
         let action = Action::AddPortMapping {
             protocol,
-            external_port: slot.external_port().unwrap_or(internal_port),
+            external_port: slot.external_port().unwrap_or_else(|| conflict_port(internal_port, self.conflicts[i])),
             internal_port,
             client: local_ip,
             lease_secs: if self.permanent_only { 0 } else { self.lease },
@@ -217,13 +234,14 @@ impl UpnpClient {
                 cx.push(PortMapOutput::Event(event));
             }
             Pending::Mapping { slot: i, action } => {
-                let answer = result.and_then(|a| {
-                    igd::parse_answer(&action, a.status, &a.body).map_err(|e| match e {
-                        IgdError::Upnp { code: igd::ONLY_PERMANENT_LEASES, .. } => String::new(),
-                        e => e.to_string(),
-                    })
-                });
-                self.mapping_answer(i, action, answer, cx);
+                let outcome = match result.map(|a| igd::parse_answer(&action, a.status, &a.body)) {
+                    Ok(Ok(_)) => Outcome::Done,
+                    Ok(Err(IgdError::Upnp { code: igd::ONLY_PERMANENT_LEASES, .. })) => Outcome::PermanentOnly,
+                    Ok(Err(IgdError::Upnp { code: igd::CONFLICT_IN_MAPPING_ENTRY, .. })) => Outcome::Conflict,
+                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                    Err(e) => Outcome::Failed(e),
+                };
+                self.mapping_answer(i, action, outcome, cx);
             }
         }
     }
@@ -257,24 +275,28 @@ impl UpnpClient {
         }
     }
 
-    /// `answer`: `Ok` done, `Err("")` error 725, `Err(why)` anything else.
-    fn mapping_answer(&mut self, i: usize, action: Action, answer: Result<igd::Answer, String>, cx: &mut Cx<'_>) {
+    fn mapping_answer(&mut self, i: usize, action: Action, outcome: Outcome, cx: &mut Cx<'_>) {
         let now = cx.now;
         let (protocol, internal_port) = cx.wanted[i];
         let slot = &mut self.slots[i];
+        let error = match outcome {
+            Outcome::Done => None,
+            Outcome::PermanentOnly => Some("UPnP error 725 (only permanent leases)".to_string()),
+            Outcome::Conflict => Some("UPnP error 718 (the external port is mapped to another client)".to_string()),
+            Outcome::Failed(ref e) => Some(e.clone()),
+        };
         match action {
             Action::DeletePortMapping { .. } => {
                 slot.state = MappingState::Removed;
                 slot.wake = None;
-                let error = answer.err().map(|e| if e.is_empty() { "UPnP error 725".into() } else { e });
                 cx.push(PortMapOutput::Event(PortMapEvent::Removed { via: Via::Upnp, protocol, internal_port, error }));
             }
             Action::AddPortMapping { external_port, lease_secs, .. } => {
                 if slot.removing() {
                     return; // shutdown sent the deletion already
                 }
-                match answer {
-                    Ok(_) => {
+                match (outcome, error) {
+                    (Outcome::Done, _) => {
                         let renewal = slot.mapped_before && slot.external_port().is_some();
                         let lease = (lease_secs > 0).then(|| Duration::from_secs(lease_secs.into()));
                         slot.mapped(external_port, lease, now);
@@ -287,12 +309,22 @@ impl UpnpClient {
                         }));
                     }
                     // OnlyPermanentLeasesSupported: ask again, without a lease.
-                    Err(e) if e.is_empty() && lease_secs > 0 => {
+                    (Outcome::PermanentOnly, _) if lease_secs > 0 => {
                         self.permanent_only = true;
                         self.add(i, cx);
                     }
-                    Err(e) => {
-                        let error = if e.is_empty() { "UPnP error 725".to_string() } else { e };
+                    // ConflictInMappingEntry: the next port up, a few times (a port we held
+                    // and lost to someone else is given up for a new one too).
+                    (Outcome::Conflict, _) if self.conflicts[i] < CONFLICT_RETRIES => {
+                        self.conflicts[i] += 1;
+                        if matches!(slot.state, MappingState::Mapped { .. }) {
+                            slot.state = MappingState::Pending;
+                        }
+                        self.add(i, cx);
+                    }
+                    (_, error) => {
+                        let error = error.unwrap_or_default();
+                        self.conflicts[i] = 0; // the retry after the backoff starts over
                         slot.fail(error.clone(), now);
                         cx.push(PortMapOutput::Event(PortMapEvent::Failed {
                             via: Via::Upnp,
@@ -331,4 +363,12 @@ impl UpnpClient {
     pub(crate) fn removing(&self) -> bool {
         self.slots.iter().any(Slot::removing)
     }
+}
+
+/// The external port asked for after `conflicts` conflicts: our own, then the ports above it
+/// (wrapping past 65535 to 1024: below are the system's).
+fn conflict_port(internal_port: u16, conflicts: u16) -> u16 {
+    let span = u32::from(u16::MAX) - 1024 + 1;
+    let start = u32::from(internal_port.max(1024)) - 1024;
+    u16::try_from(1024 + (start + u32::from(conflicts)) % span).unwrap_or(internal_port)
 }

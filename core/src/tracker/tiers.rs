@@ -101,6 +101,8 @@ struct Tracker {
     last_success: Option<Instant>,
     min_interval: Duration,
     started_acked: bool,
+    /// Asked to announce again while a request was out: the next goes once it is answered.
+    reannounce: bool,
     completed_sent: bool,
     stop_done: bool,
     peers: u32,
@@ -172,6 +174,7 @@ impl TrackerList {
                     last_success: None,
                     min_interval: Duration::ZERO,
                     started_acked: false,
+                    reannounce: false,
                     completed_sent: false,
                     stop_done: false,
                     peers: 0,
@@ -234,7 +237,9 @@ impl TrackerList {
         }
     }
 
-    /// Announces again as soon as each tracker's `min interval` allows (ignoring back-off).
+    /// Announces again as soon as each tracker's `min interval` allows (ignoring back-off); a
+    /// tracker with a request out is asked again once it answers (that request may carry what
+    /// changed too late: our address, say).
     pub fn force_reannounce(&mut self, now: Instant) {
         if self.phase != Phase::Running {
             return;
@@ -243,6 +248,8 @@ impl TrackerList {
             if t.usable() && t.in_flight.is_none() {
                 let earliest = t.last_success.map_or(now, |at| at + t.min_interval);
                 t.next_announce = earliest.max(now);
+            } else if t.usable() {
+                t.reannounce = true;
             }
         }
     }
@@ -309,6 +316,7 @@ impl TrackerList {
             // restart's `started` goes out now, not an interval later.
             Phase::Running if !tr.started_acked => now,
             Phase::Running if completed && !tr.completed_sent => now,
+            Phase::Running if std::mem::take(&mut tr.reannounce) => now + tr.min_interval,
             Phase::Running => now + r.interval,
             // Owed a `stopped` now (if it acknowledged `started` while we were stopping).
             Phase::Stopping | Phase::Idle => now,
@@ -333,6 +341,8 @@ impl TrackerList {
             return;
         };
         tr.fails = tr.fails.saturating_add(1);
+        // The retry after the back-off carries whatever changed.
+        tr.reannounce = false;
         tr.message = Some(err.to_string());
         tr.outcome = TrackerState::Error(err);
         if flight.event == AnnounceEvent::Stopped {
@@ -718,6 +728,20 @@ mod tests {
         assert_eq!(now.iter().map(|d| d.0).collect::<Vec<_>>(), vec![due[1].0]);
         assert_eq!(l.poll_timeout(), Some(secs(310)));
         assert_eq!(drain(&mut l, secs(310)).len(), 1);
+    }
+
+    #[test]
+    fn force_reannounce_during_a_request_announces_after_its_answer() {
+        let mut l = list(&[&["http://a/announce"]]);
+        l.start(secs(0));
+        let due = drain(&mut l, secs(0));
+        l.force_reannounce(secs(1));
+        assert!(drain(&mut l, secs(1)).is_empty(), "one request at a time");
+        l.on_response(due[0].0, secs(2), &answer(1800, Some(60)));
+        assert_eq!(l.poll_timeout(), Some(secs(62)), "after min interval, not the 1800 s interval");
+        assert_eq!(drain(&mut l, secs(62)).len(), 1);
+        l.on_response(due[0].0, secs(63), &answer(1800, Some(60)));
+        assert_eq!(l.poll_timeout(), Some(secs(1863)), "then on the interval again");
     }
 
     #[test]

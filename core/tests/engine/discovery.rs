@@ -177,3 +177,28 @@ fn http_announces_carry_our_ipv6_address_when_known() {
     assert!(urls(with).iter().all(|u| u.contains("&ipv6=2001%3Adb8%3A%3A77")), "{:?}", urls(with));
     assert!(urls(without).iter().all(|u| !u.contains("ipv6=")), "{:?}", urls(without));
 }
+
+/// A port mapping that arrives (or changes) after the first announce: trackers hear the new
+/// port and address at once, not an interval (here 1800 s) later, so peers stop dialling a
+/// port nobody forwards; setting the same again announces nothing more.
+#[test]
+fn a_new_announce_address_is_announced_at_once() {
+    let tt = plain_torrent(78);
+    let mut w = World::new(78);
+    let seeder = w.add_node();
+    w.seed(seeder, &tt);
+    w.run_until(Duration::from_secs(5), |w| !w.nodes[seeder].tracker_gets.is_empty());
+    w.run_for(Duration::from_secs(1));
+    let first = w.nodes[seeder].tracker_gets.clone();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let ip: std::net::IpAddr = "203.0.113.7".parse().expect("an address");
+    w.command(seeder, |e, now| e.set_announce_addr(Some(ip), Some(7000), now));
+    w.run_until(Duration::from_secs(5), |w| w.nodes[seeder].tracker_gets.len() > 1);
+    let gets = w.nodes[seeder].tracker_gets.clone();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert!(gets[1].1.contains("&port=7000&") && gets[1].1.contains("&ip=203.0.113.7"), "{gets:?}");
+    assert!(!gets[1].1.contains("event="), "a regular announce: {gets:?}");
+    w.command(seeder, |e, now| e.set_announce_addr(Some(ip), Some(7000), now));
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(w.nodes[seeder].tracker_gets.len(), 2, "nothing changed, nothing announced");
+}

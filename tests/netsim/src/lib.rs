@@ -31,7 +31,7 @@ mod reads;
 pub mod tracker;
 mod uplink;
 
-pub use datagram::{Bottleneck, DatagramPath, Timeline};
+pub use datagram::{Bottleneck, DatagramPath, PathMtu, Timeline};
 pub use link::{Link, Path, Transmit};
 pub use nat::{Nat, NAT_LIFETIME};
 pub use partitions::Partitions;

@@ -490,6 +490,12 @@ impl Torrent {
         }
     }
 
+    /// Announces again to every tracker (our address changed), as soon as each allows.
+    pub(super) fn reannounce(&mut self, cx: &mut Ctx<'_>) {
+        self.trackers.force_reannounce(cx.now);
+        self.drive_trackers(cx);
+    }
+
     /// Asks every tracker for the swarm's seeder and leecher counts.
     pub(super) fn scrape(&mut self, cx: &mut Ctx<'_>) {
         let peers = self.trackers.scrape(self.info_hash, cx.now, &mut self.rng, cx.out);

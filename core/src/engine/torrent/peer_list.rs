@@ -49,9 +49,14 @@ struct PeerEntry {
     /// Only ever seen as the source of an incoming connection (an ephemeral port, not a
     /// listening one): never dialled.
     inbound_only: bool,
-    /// An encrypted dial of it failed: it is dialled in plaintext (until it says it prefers
-    /// encryption, in its extended handshake or through PEX).
+    /// An encrypted dial of it failed: it is dialled in plaintext (until it is said to prefer
+    /// encryption, in its extended handshake or through PEX, and not `refuted`).
     plaintext: bool,
+    /// Its encrypted dials were taken up again because it was said to prefer encryption.
+    reenabled: bool,
+    /// After that, an encrypted dial failed again: what is said of it is no longer believed
+    /// (a PEX message naming it with the flag each minute would cost a failed dial each).
+    refuted: bool,
     /// The peer that told us through PEX that it punches holes and was not dialled by the
     /// teller (BEP 55): whom to ask for a rendezvous when our dial fails.
     introducer: Option<ConnId>,
@@ -177,6 +182,7 @@ impl PeerList {
             return;
         }
         k.plaintext = true;
+        k.refuted |= k.reenabled;
         k.fails = k.fails.saturating_sub(1);
         k.retry_at = now;
         if !k.queued {
@@ -185,10 +191,12 @@ impl PeerList {
         }
     }
 
-    /// `addr` says it prefers encrypted connections: the next dial of it is encrypted again.
+    /// `addr` is said to prefer encrypted connections (by itself or through PEX): the next
+    /// dial of it is encrypted again, unless this was tried before and failed.
     pub(super) fn prefers_encryption(&mut self, addr: SocketAddr) {
-        if let Some(k) = self.entries.get_mut(&addr) {
+        if let Some(k) = self.entries.get_mut(&addr).filter(|k| k.plaintext && !k.refuted) {
             k.plaintext = false;
+            k.reenabled = true;
         }
     }
 

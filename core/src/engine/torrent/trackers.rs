@@ -71,6 +71,11 @@ impl TrackerDriver {
         self.list.stop(now);
     }
 
+    /// Announce again as soon as each tracker's `min interval` allows.
+    pub(super) fn force_reannounce(&mut self, now: Instant) {
+        self.list.force_reannounce(now);
+    }
+
     /// The torrent completed: announce `completed`.
     pub(super) fn completed(&mut self, now: Instant) {
         self.list.completed(now);
