@@ -137,6 +137,12 @@ def wire():
     put("ut_pex", "no-flags", b"d5:added6:\x7f\x00\x00\x01\x1a\xe1e")
     put("ut_pex", "empty", b"de")
     put("ut_pex", "odd-length", b"d5:added5:abcdee")
+    # BEP 55: rendezvous for 10.0.0.2:6881, connect to an IPv6 peer, error NotConnected, and a
+    # connect without its (optional outside errors) error code.
+    put("ut_holepunch", "rendezvous", b"\x00\x00\x0a\x00\x00\x02\x1a\xe1\x00\x00\x00\x00")
+    put("ut_holepunch", "connect-v6", b"\x01\x01" + bytes(range(1, 17)) + b"\xc8\xd5\x00\x00\x00\x00")
+    put("ut_holepunch", "error", b"\x02\x00\x0a\x00\x00\x02\x1a\xe1\x00\x00\x00\x02")
+    put("ut_holepunch", "no-code", b"\x01\x00\x0a\x00\x00\x02\x1a\xe1")
 
 
 # ---- bencode and metainfo ----------------------------------------------------------------

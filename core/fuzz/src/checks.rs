@@ -23,8 +23,8 @@ use shoal_core::tracker::{
 };
 use shoal_core::utp::{looks_like_utp, Packet, PacketType, UtpConfig, UtpEvent, UtpSocket};
 use shoal_core::wire::{
-    Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Limits, Message, MetadataMessage,
-    PexMessage, WireError, HANDSHAKE_LEN,
+    Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, HolepunchMessage, Limits, Message,
+    MetadataMessage, PexMessage, WireError, HANDSHAKE_LEN, MAX_HOLEPUNCH_LEN,
 };
 use shoal_core::{FileEntry, Info, Metainfo};
 use shoal_core::{InfoHash, Instant, PeerId};
@@ -45,6 +45,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("extended_handshake", extended_handshake),
     ("ut_metadata", ut_metadata),
     ("ut_pex", ut_pex),
+    ("ut_holepunch", ut_holepunch),
     ("mse_responder", mse_responder),
     ("mse_initiator", mse_initiator),
     ("utp_packet", utp_packet),
@@ -351,6 +352,15 @@ pub fn ut_pex(data: &[u8]) {
         assert!(m.added.len() <= 100 && m.dropped.len() <= 50, "ut_pex limits exceeded");
         let again = PexMessage::decode(&m.encode(), usize::MAX, usize::MAX);
         assert_eq!(again.as_ref(), Ok(&m), "ut_pex message does not round-trip");
+    }
+}
+
+/// `ut_holepunch` (BEP 55): a decoded message encodes within the length bound and round-trips.
+pub fn ut_holepunch(data: &[u8]) {
+    if let Ok(m) = HolepunchMessage::decode(data) {
+        let bytes = m.encode();
+        assert!(bytes.len() <= MAX_HOLEPUNCH_LEN, "ut_holepunch message of {} bytes", bytes.len());
+        assert_eq!(HolepunchMessage::decode(&bytes), Ok(m), "ut_holepunch message does not round-trip");
     }
 }
 

@@ -5,8 +5,7 @@
 //! on) and, if it is behind a NAT, the NAT lets it in.
 //!
 //! Both links queue without bound, as the uplink does for streams: the sender's congestion
-//! control (LEDBAT) is what bounds its queue. (With a 1 s drop-tail queue at the uplink, uTP
-//! lost most of its throughput to retransmissions once the queue overflowed.)
+//! control (LEDBAT) is what bounds its queue.
 
 use std::net::SocketAddr;
 

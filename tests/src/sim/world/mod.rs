@@ -16,7 +16,8 @@
 //!
 //! This file holds [`World::new`], [`World::step`] and the dispatch of events and engine
 //! output; `hosts` the hosts' lifecycle, `faults` the fault scheduler and simulated user,
-//! `jobs` the disk-job model, `bounds` the bounds oracle, `net` the links. The types they share
+//! `jobs` the disk-job model, `bounds` the bounds oracle, `net` the links, `datagrams` the
+//! UDP paths (uTP) and the NATs in front of hosts. The types they share
 //! are leaves they import: `state` ([`World`] and its bounds), `event` (the queue's events),
 //! `host`, `conn` and `trace` (the trace hash).
 
