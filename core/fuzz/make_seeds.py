@@ -273,6 +273,11 @@ def mse():
         for select in (1, 2):
             reply = vc + struct.pack(">IH", select, 2) + bytes(2) + bytes(4)
             put("mse_initiator", f"reply-{levels}-{select}", bytes([1 | levels << 1, 5]) + reply)
+    # The longest padding either side may send (512; 513 is refused), PadC then PadD.
+    for pad in (512, 513):
+        body = vc + struct.pack(">IH", 3, pad) + bytes(pad) + struct.pack(">H", len(handshake)) + handshake
+        put("mse_responder", f"request-pad-{pad}", bytes([1 | 2 << 1, 64]) + body)
+        put("mse_initiator", f"reply-pad-{pad}", bytes([1 | 2 << 1, 64]) + vc + struct.pack(">IH", 2, pad) + bytes(pad) + bytes(4))
     put("mse_responder", "raw-key", bytes([0, 40]) + bytes(range(96)) + bytes(100))
     put("mse_initiator", "raw-key", bytes([4, 40]) + bytes(range(1, 97)) + bytes(530))
 def utp():

@@ -1,6 +1,6 @@
 //! uTP over the simulator's datagram paths (`shoal_netsim::DatagramPath`, `Bottleneck`): a
 //! byte-exact transfer through loss, reordering and duplication, and LEDBAT giving way to a
-//! loss-based flow on a shared bottleneck. Everything runs on virtual time from one seed.
+//! loss-based flow on a shared bottleneck, and packet-size discovery finding a path's MTU. Everything runs on virtual time from one seed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shoal_core::utp::{UtpConfig, UtpConnId, UtpEvent, UtpSocket};
 use shoal_core::Instant;
-use shoal_netsim::{Bottleneck, DatagramPath, Timeline};
+use shoal_netsim::{Bottleneck, DatagramPath, PathMtu, Timeline};
 
 const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
@@ -70,6 +70,8 @@ struct World {
     ab: DatagramPath,
     ba: DatagramPath,
     bottleneck: Option<Bottleneck>,
+    /// The MTU of A's path to B, if it is narrower than the datagrams.
+    mtu: Option<PathMtu>,
     timeline: Timeline<Event>,
     reno: Reno,
     /// The largest queueing delay of the bottleneck seen since the last reset.
@@ -86,6 +88,7 @@ impl World {
             ab,
             ba,
             bottleneck,
+            mtu: None,
             timeline: Timeline::default(),
             reno: Reno {
                 cwnd: 2.0,
@@ -100,10 +103,23 @@ impl World {
         }
     }
 
+    /// Sockets whose host route allows IP packets of `host_mtu` bytes, A's path to B `mtu`.
+    fn with_mtu(seed: u64, path: DatagramPath, host_mtu: usize, mtu: PathMtu) -> World {
+        let mut w = World::new(seed, path, path, None);
+        let config = UtpConfig { path_mtu: Some(host_mtu), ..UtpConfig::default() };
+        w.a = UtpSocket::new(config.clone(), seed.wrapping_mul(2));
+        w.b = UtpSocket::new(config, seed.wrapping_mul(2) + 1);
+        w.mtu = Some(mtu);
+        w
+    }
+
     /// Puts what both sockets want to send on their paths.
     fn carry(&mut self) {
         while let Some((to, bytes)) = self.a.poll_transmit() {
             assert_eq!(to, b_addr());
+            if self.mtu.as_mut().is_some_and(|m| !m.carries(bytes.len() + UDP_OVERHEAD as usize)) {
+                continue;
+            }
             let departed = match &mut self.bottleneck {
                 Some(link) => match link.enqueue(self.now, bytes.len() as u64 + UDP_OVERHEAD) {
                     Some(t) => t,
@@ -284,4 +300,63 @@ fn ledbat_gives_way_to_a_loss_based_flow_on_a_shared_bottleneck() {
     assert!(share < 0.1, "uTP kept {:.1}% of the link beside Reno ({utp} vs {reno} bytes)", share * 100.0);
     assert!(reno as f64 > 0.8 * 20.0 * rate as f64, "Reno moved only {reno} bytes in 20 s");
     assert!(w.a.stats(ca).is_some(), "uTP yields but stays connected");
+}
+
+/// Sends `len` bytes from A to B; returns them as B read them.
+fn transfer(
+    w: &mut World,
+    ca: UtpConnId,
+    cb: UtpConnId,
+    data: &[u8],
+    mut midway: impl FnMut(&mut World, usize),
+) -> Vec<u8> {
+    let (mut sent, mut got) = (0, Vec::new());
+    let limit = w.now + 300 * SEC;
+    while got.len() < data.len() {
+        let now = instant(w.now);
+        sent += w.a.write(ca, &data[sent..], now);
+        got.extend(w.b.read(cb, usize::MAX, now));
+        midway(w, got.len());
+        assert!(w.step(limit), "stuck with {} of {} bytes", got.len(), data.len());
+    }
+    got
+}
+
+#[test]
+fn packet_size_discovery_finds_the_paths_mtu() {
+    // IPv4 hosts: 20 bytes of IP, 8 of UDP and 20 of uTP header around each payload. Paths
+    // that swallow too-big datagrams (as a DF probe meets them).
+    let path = DatagramPath::clean(20 * MS);
+    for (host, mtu) in [(1500, 1400), (1500, 1500), (9000, 4000)] {
+        let mut w = World::with_mtu(5, path, host, PathMtu::new(mtu, false));
+        let (ca, cb) = w.open();
+        assert_eq!(w.a.stats(ca).unwrap().payload, 1200, "starts conservative");
+        let data = pattern(8 << 20, 3);
+        assert!(transfer(&mut w, ca, cb, &data, |_, _| {}) == data, "{host}/{mtu}: bytes differ");
+        let fits = mtu - 48;
+        let ceiling = host - 48 - 34; // room for the largest selective ACK
+        let found = w.a.stats(ca).unwrap().payload;
+        assert!(found <= fits.min(ceiling) && found + 16 >= fits.min(ceiling), "{host}/{mtu}: settled on {found}");
+    }
+}
+
+#[test]
+fn a_narrower_path_mid_transfer_costs_a_resend_not_the_connection() {
+    // A route change narrows the path from 9000 to 1500 bytes while a window of large packets
+    // is in flight: the first too-big one is lost and reported, the kernel fragments the rest
+    // (Linux's default for a UDP socket), and the transfer completes.
+    let path = DatagramPath::clean(20 * MS);
+    let mut w = World::with_mtu(9, path, 9000, PathMtu::new(9000, true));
+    let (ca, cb) = w.open();
+    let data = pattern(16 << 20, 4);
+    let mut narrowed = false;
+    let got = transfer(&mut w, ca, cb, &data, |w, got| {
+        if !narrowed && got >= 4 << 20 {
+            assert!(w.a.stats(ca).unwrap().payload > 4000, "discovery went past the floor first");
+            w.mtu.as_mut().unwrap().set_mtu(1500);
+            narrowed = true;
+        }
+    });
+    assert!(narrowed && got == data, "bytes differ");
+    assert!(w.a.stats(ca).unwrap().resent > 0, "the too-big packet was sent again");
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use shoal_core::socks::association::Reassociate;
+use shoal_core::socks::association::{Reassociate, REQUEST_TIMEOUT};
 use shoal_core::socks::{self, Command, ProxyError};
 use shoal_core::NetPolicy;
 
@@ -161,12 +161,18 @@ struct Association<R: Runtime> {
     relay: SocketAddr,
 }
 
-/// Asks `proxy` for an association and opens the socket to its relay (if `policy` allows it).
+/// Asks `proxy` for an association and opens the socket to its relay (if `policy` allows it);
+/// a proxy that has not granted it within [`REQUEST_TIMEOUT`] has failed.
 async fn associate<R: Runtime>(proxy: &Proxy, policy: NetPolicy) -> Result<Association<R>, String> {
-    let control = proxy
-        .request::<R>(policy, Command::UdpAssociate, proxy::associate_target())
-        .await
-        .map_err(|e| e.to_string())?;
+    let request = async {
+        let asked = proxy.request::<R>(policy, Command::UdpAssociate, proxy::associate_target()).await;
+        asked.map_err(|e| e.to_string())
+    };
+    let timeout = async {
+        R::sleep_until(Instant::now() + REQUEST_TIMEOUT).await;
+        Err(format!("no answer to the UDP ASSOCIATE request within {}s", REQUEST_TIMEOUT.as_secs()))
+    };
+    let control = future::or(request, timeout).await?;
     let relay = proxy.relay_addr(&control.bound).map_err(|e| e.to_string())?;
     let relay = policy.check(relay).map_err(|r| format!("its UDP relay is {r}"))?;
     let socket = relay_socket::<R>(relay).map_err(|e| ProxyError::Io(e.kind()).to_string())?;

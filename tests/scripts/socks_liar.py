@@ -5,6 +5,7 @@ Listens on 127.0.0.1:--port (prints `ready` once it does) and answers every conn
 --mode says:
 
 * `hangup`: reads the greeting, then closes the connection (a server gone mid-handshake).
+* `silent`: reads the greeting, then says nothing and keeps the connection open.
 * `garbage`: accepts "no authentication", then answers the request with a reply of an
   unknown address type followed by junk, and keeps the connection open.
 * `bad-relay`: grants a UDP ASSOCIATE with a relay on 127.0.0.1. Once the client's first
@@ -94,6 +95,11 @@ def serve(conn, mode):
             log("greeting read: hanging up")
             conn.close()
             return
+        if mode == "silent":
+            log("greeting read: saying nothing")
+            while conn.recv(4096):
+                pass
+            return
         conn.sendall(bytes([5, 0]))
         command = read_request(conn)
         if mode == "garbage":
@@ -119,7 +125,7 @@ def serve(conn, mode):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--mode", choices=["hangup", "garbage", "bad-relay"], required=True)
+    p.add_argument("--mode", choices=["hangup", "silent", "garbage", "bad-relay"], required=True)
     args = p.parse_args()
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use shoal_tests::sim::{self, AdvKind, Faults, HashMode, Params, Trackers};
+use shoal_tests::sim::world::World;
+use shoal_tests::sim::{self, AccessLink, AdvKind, Datagrams, Faults, HashMode, Params, Trackers, Transport};
 
 fn assert_ok(r: &sim::Report) {
     assert!(r.ok(), "{}", r.describe());
@@ -107,6 +108,74 @@ fn seed_sweep() {
     let failing: Vec<String> =
         (0..20).map(|seed| sim::run(Params::from_seed(seed))).filter(|r| !r.ok()).map(|r| r.describe()).collect();
     assert!(failing.is_empty(), "failing seeds:\n{}", failing.join("\n"));
+}
+
+/// uTP in the world. With every host uTP-only, TCP dials are refused, so every byte crosses
+/// lossy, duplicating, reordering datagram paths over uTP (dials and incoming connections).
+/// With a TCP-only seeder and uTP-only leechers, the leechers reach the seeder only by the
+/// uTP -> TCP fallback. Then a few worlds of the uTP-heavy sweep, faults and all.
+#[test]
+fn utp_worlds_complete_over_lossy_datagram_paths() {
+    let mut p = Params::new(21);
+    p.transports = vec![Transport::Utp; p.peers];
+    p.datagrams = Datagrams { loss: 0.02, duplicate: 0.01, jitter: Duration::from_millis(30) };
+    let r = sim::run(p.clone());
+    assert_ok(&r);
+    assert!(counter(&r, "datagrams_sent") > 1000, "uTP carried the swarm: {:?}", r.counters);
+    assert!(counter(&r, "datagrams_lost") > 0, "the paths lost datagrams: {:?}", r.counters);
+
+    p.transports[0] = Transport::Tcp;
+    let r = sim::run(p);
+    assert_ok(&r);
+    assert!(counter(&r, "tcp_fallbacks") > 0, "leechers fell back to TCP for the seeder: {:?}", r.counters);
+
+    let failing: Vec<String> =
+        (0..8).map(|seed| sim::run(Params::from_seed_utp(seed))).filter(|r| !r.ok()).map(|r| r.describe()).collect();
+    assert!(failing.is_empty(), "failing uTP seeds:\n{}", failing.join("\n"));
+}
+
+/// BEP 55 between two simulated NATs (port-restricted cones: only endpoints a host sent to
+/// get in). Seeder S (host 0) and leecher L (host 2) sit behind one each; relay R (host 1, a
+/// leecher on a 5 kB/s link both ways, so it stays one) is public. L is on no tracker list and S joins at 30 s, so
+/// each learns of the other only through R's PEX: L a minute after it connected to R (at
+/// about 61 s), S a minute after S did (about 90 s). L's dial of S dies at S's NAT; L asks R
+/// for a rendezvous, both open uTP at once, and L downloads from S, all before S could have
+/// heard of L any other way. With hole punching off, the same world leaves L without S.
+#[test]
+fn hole_punching_connects_two_peers_behind_nats_through_a_relay() {
+    let world = |holepunch: bool| {
+        let mut p = Params::new(55);
+        p.peers = 3;
+        p.transports = vec![Transport::Both; 3];
+        p.behind_nat = [0, 2].into();
+        p.unlisted = [2].into();
+        p.joins = [(1, Duration::ZERO), (2, Duration::from_secs(1)), (0, Duration::from_secs(30))].into();
+        p.links.insert(1, AccessLink { up: 5_000, down: 5_000, latency: Duration::from_millis(20) });
+        p.holepunch = holepunch;
+        p
+    };
+    // Before R's PEX could tell S of L (a minute after S joined).
+    let horizon = Duration::from_secs(85);
+    let run_to_horizon = |p: Params| {
+        let mut w = World::new(p.clone(), sim::build_torrent(&p));
+        while shoal_core::Instant::ZERO + horizon > w.now && w.step() {}
+        w
+    };
+    let (s, l) = (0, 2);
+
+    let w = run_to_horizon(world(true));
+    let len = w.tt.len();
+    let from_s = w.udp_bytes.get(&(s, l)).copied().unwrap_or(0);
+    assert!(w.is_complete(l), "L completed byte-exact by {horizon:?}: {}", w.host_summary(l));
+    assert!(from_s > len, "L's torrent came from S over the punched uTP path: {from_s} bytes of {len}");
+    assert!(w.counters.get("nat_drops").copied().unwrap_or(0) > 0, "the NATs dropped the direct dials");
+
+    let w = run_to_horizon(world(false));
+    assert_eq!(w.udp_bytes.get(&(s, l)), None, "without hole punching nothing from S reaches L");
+    assert!(!w.is_complete(l), "L has only R's trickle: {}", w.host_summary(l));
+
+    // The punched world runs on to completion, byte-exact everywhere.
+    assert_ok(&sim::run(world(true)));
 }
 
 /// Found by the simulator (seed 42, 50 peers, 64 MiB, slow uplinks): one leecher stalls for

@@ -113,6 +113,10 @@ pub struct Config {
     /// Speak uTP (BEP 29) on the DHT's UDP socket: dials try uTP first and fall back to TCP,
     /// and peers may connect over uTP. The runtime binds that socket even with the DHT off.
     pub utp: bool,
+    /// BEP 55 hole punching (with [`Config::utp`]): advertise `ut_holepunch`, introduce two
+    /// of our peers to each other when one asks, and reach a peer behind a NAT that a dial
+    /// cannot reach through the peer that told us of it (both ends open uTP at once).
+    pub holepunch: bool,
 }
 
 /// Whether peer connections use Message Stream Encryption (MSE/PE).
@@ -141,6 +145,11 @@ impl Encryption {
 }
 
 impl Config {
+    /// Whether we speak `ut_holepunch`: it needs uTP, the transport punched through.
+    pub fn holepunch_on(&self) -> bool {
+        self.holepunch && self.utp
+    }
+
     /// The port we announce: [`Config::announce_port`], else [`Config::listen_port`].
     pub fn announced_port(&self) -> u16 {
         self.announce_port.unwrap_or(self.listen_port)
@@ -203,6 +212,7 @@ impl Default for Config {
             encryption: Encryption::Disabled,
             encryption_levels: Levels::Both,
             utp: true,
+            holepunch: true,
         }
     }
 }

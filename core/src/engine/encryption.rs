@@ -11,23 +11,23 @@ use crate::types::{ConnId, Instant};
 
 use super::close_reason::CloseReason;
 use super::config::Encryption;
-use super::link::{sniff, Link, LinkState, Sniffed};
+use super::link::{sniff, Link, LinkInfo, LinkState, Sniffed};
 use super::output::{Output, PeerIo};
 use super::{Engine, TorrentId};
 
 impl Engine {
     /// A peer connected to us: with encryption on, its first bytes are looked at first.
-    pub(super) fn link_incoming(&mut self, conn: ConnId) {
+    pub(super) fn link_incoming(&mut self, conn: ConnId, now: Instant) {
         if self.config.encryption.accepts_encrypted() {
-            let link = Link { state: LinkState::Sniffing(Vec::new()), outgoing: false, overhead: 0 };
-            self.links.insert(conn, link);
+            let info = LinkInfo { outgoing: false, overhead: 0, since: now };
+            self.links.insert(conn, Link::new(LinkState::Sniffing(Vec::new()), info));
         }
     }
 
     /// Torrent `t` dialled `conn`: with encryption on, the dial is encrypted unless an
     /// encrypted dial of the address failed (and encryption is not forced). What the torrent
     /// sends is held until the MSE handshake is done.
-    pub(super) fn link_dial(&mut self, t: TorrentId, conn: ConnId) {
+    pub(super) fn link_dial(&mut self, t: TorrentId, conn: ConnId, now: Instant) {
         let Some(torrent) = self.torrents.get(&t) else { return };
         let encrypted = match self.config.encryption {
             Encryption::Disabled => false,
@@ -35,21 +35,22 @@ impl Engine {
             Encryption::Forced => true,
         };
         if encrypted {
-            let link = Link { state: LinkState::Dialing(torrent.info_hash), outgoing: true, overhead: 0 };
-            self.links.insert(conn, link);
+            let info = LinkInfo { outgoing: true, overhead: 0, since: now };
+            self.links.insert(conn, Link::new(LinkState::Dialing(torrent.info_hash), info));
             self.out.hold(conn);
         }
     }
 
     /// Our encrypted dial connected: the MSE handshake starts with our key.
-    pub(super) fn start_initiator(&mut self, conn: ConnId) {
+    pub(super) fn start_initiator(&mut self, conn: ConnId, now: Instant) {
         let Some(link) = self.links.get_mut(&conn) else { return };
         let LinkState::Dialing(info_hash) = link.state else { return };
         let mut out = Vec::new();
         let secrets = Secrets::random(&mut self.rng);
         let hs = MseHandshake::initiator(info_hash, self.config.encryption_levels, secrets, &mut out);
         link.state = LinkState::Handshaking(Box::new(hs));
-        link.overhead += out.len() as u64;
+        link.info.overhead += out.len() as u64;
+        link.info.since = now;
         self.out.push_raw(conn, out);
     }
 
@@ -74,13 +75,13 @@ impl Engine {
 
     /// Bytes of a connection whose MSE handshake is not done (or not known to be needed).
     fn on_handshake_bytes(&mut self, conn: ConnId, data: &[u8], now: Instant) {
-        let Some(Link { state, outgoing, overhead }) = self.links.remove(&conn) else { return };
+        let Some(Link { state, mut info }) = self.links.remove(&conn) else { return };
         match state {
             LinkState::Sniffing(mut first) => {
                 first.extend_from_slice(data);
                 match sniff(&first) {
                     Sniffed::Unsure => {
-                        self.links.insert(conn, Link { state: LinkState::Sniffing(first), outgoing, overhead });
+                        self.links.insert(conn, Link::new(LinkState::Sniffing(first), info));
                     }
                     Sniffed::Plaintext if self.config.encryption.accepts_plaintext() => self.deliver(conn, &first, now),
                     Sniffed::Plaintext => self.encryption_failed(conn, false, CloseReason::EncryptionRequired, now),
@@ -88,24 +89,22 @@ impl Engine {
                         let mut out = Vec::new();
                         let secrets = Secrets::random(&mut self.rng);
                         let hs = MseHandshake::responder(self.config.encryption_levels, secrets, &mut out);
-                        let overhead = overhead + out.len() as u64;
+                        info.overhead += out.len() as u64;
                         self.out.push_raw(conn, out);
-                        self.step_handshake(conn, hs, (outgoing, overhead), &first, now);
+                        self.step_handshake(conn, hs, info, &first, now);
                     }
                 }
             }
-            LinkState::Handshaking(hs) => self.step_handshake(conn, *hs, (outgoing, overhead), data, now),
+            LinkState::Handshaking(hs) => self.step_handshake(conn, *hs, info, data, now),
             // Nothing arrives before the dial connects; an open link is not handled here.
             state @ (LinkState::Dialing(_) | LinkState::Open(_)) => {
-                self.links.insert(conn, Link { state, outgoing, overhead });
+                self.links.insert(conn, Link::new(state, info));
             }
         }
     }
 
-    /// Runs `data` through a connection's MSE handshake; `link` is whether we dialled it and
-    /// its handshake bytes not reported sent yet.
-    fn step_handshake(&mut self, conn: ConnId, mut hs: MseHandshake, link: (bool, u64), data: &[u8], now: Instant) {
-        let (outgoing, overhead) = link;
+    /// Runs `data` through a connection's MSE handshake; `info` is what its link keeps.
+    fn step_handshake(&mut self, conn: ConnId, mut hs: MseHandshake, mut info: LinkInfo, data: &[u8], now: Instant) {
         // Our BitTorrent handshake, held since the dial connected, rides in the third message
         // (its bytes are the torrent's, not overhead).
         let room = hs.initial_payload_room();
@@ -121,20 +120,20 @@ impl Engine {
         // The initial payload went out if the third message did.
         let sent_request = room > 0 && !matches!(&step, Ok(MseStep::Pending(h)) if h.initial_payload_room() > 0);
         let initial = if sent_request { initial } else { 0 };
-        let overhead = overhead + (out.len() - initial) as u64;
+        info.overhead += (out.len() - initial) as u64;
         self.out.push_raw(conn, out);
         match step {
             Ok(MseStep::Pending(hs)) => {
-                self.links.insert(conn, Link { state: LinkState::Handshaking(hs), outgoing, overhead });
+                self.links.insert(conn, Link::new(LinkState::Handshaking(hs), info));
             }
             Ok(MseStep::Done(est)) => {
                 self.out.open(conn, est.send);
-                self.links.insert(conn, Link { state: LinkState::Open(est.recv), outgoing, overhead });
+                self.links.insert(conn, Link::new(LinkState::Open(est.recv), info));
                 if !est.payload.is_empty() {
                     self.deliver(conn, &est.payload, now);
                 }
             }
-            Err(e) => self.encryption_failed(conn, outgoing, e.into(), now),
+            Err(e) => self.encryption_failed(conn, info.outgoing, e.into(), now),
         }
     }
 
@@ -163,16 +162,37 @@ impl Engine {
         self.out.unseal(conn);
         let link = self.links.remove(&conn);
         self.config.encryption == Encryption::Enabled
-            && link.is_some_and(|l| l.outgoing && matches!(l.state, LinkState::Handshaking(_)))
+            && link.is_some_and(|l| l.info.outgoing && matches!(l.state, LinkState::Handshaking(_)))
+    }
+
+    /// Our encrypted dials whose MSE handshake has run past the handshake timeout (a peer that
+    /// took the connection and never answered our key, as one without encryption waiting for
+    /// a plaintext handshake does) fail: with encryption enabled their addresses are dialled
+    /// again in plaintext, as after a close. Runs before the torrents' own timeout, which would
+    /// close them on the same tick without a retry.
+    pub(super) fn expire_handshakes(&mut self, now: Instant) {
+        let timeout = self.config.handshake_timeout;
+        let mut expired: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.info.outgoing && matches!(l.state, LinkState::Handshaking(_)))
+            .filter(|(_, l)| now - l.info.since > timeout)
+            .map(|(conn, _)| *conn)
+            .collect();
+        // The map's order is not the same from run to run; the engine's outputs must be.
+        expired.sort_unstable();
+        for conn in expired {
+            self.encryption_failed(conn, true, CloseReason::HandshakeTimeout, now);
+        }
     }
 
     /// Of `n` bytes the runtime reports sent on `conn`, those that were the torrent's (the
     /// MSE handshake's own come first).
     pub(super) fn sent_payload(&mut self, conn: ConnId, n: usize) -> usize {
         match self.links.get_mut(&conn) {
-            Some(link) if link.overhead > 0 => {
-                let ours = link.overhead.min(n as u64);
-                link.overhead -= ours;
+            Some(link) if link.info.overhead > 0 => {
+                let ours = link.info.overhead.min(n as u64);
+                link.info.overhead -= ours;
                 n - ours as usize
             }
             _ => n,

@@ -4,17 +4,34 @@
 use std::collections::HashMap;
 
 use crate::mse::{Cipher, MseHandshake};
-use crate::types::{ConnId, InfoHash};
+use crate::types::{ConnId, InfoHash, Instant};
 
 /// The encryption state of one connection that may be encrypted.
 pub(super) struct Link {
     /// Where it is.
     pub(super) state: LinkState,
+    /// What stays with it from state to state.
+    pub(super) info: LinkInfo,
+}
+
+/// What a link keeps through its states.
+#[derive(Clone, Copy)]
+pub(super) struct LinkInfo {
     /// We dialled it.
     pub(super) outgoing: bool,
     /// Bytes of MSE handshake we queued that the runtime has not reported sent: they are not
     /// the torrent's, so its send accounting never sees them.
     pub(super) overhead: u64,
+    /// When it was accepted or dialled, then when its MSE handshake started (a dial that
+    /// connected): an outgoing handshake is given up after the handshake timeout.
+    pub(super) since: Instant,
+}
+
+impl Link {
+    /// A link in `state` with `info`.
+    pub(super) fn new(state: LinkState, info: LinkInfo) -> Self {
+        Link { state, info }
+    }
 }
 
 /// Where an encrypted (or possibly encrypted) connection is.

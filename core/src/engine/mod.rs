@@ -556,7 +556,7 @@ impl Engine {
             *self.pending_by_addr.entry(k).or_default() += 1;
         }
         self.pending.insert(conn, Pending { addr, decoder, since: now });
-        self.link_incoming(conn);
+        self.link_incoming(conn, now);
         Some(conn)
     }
 
@@ -581,7 +581,7 @@ impl Engine {
 
     fn on_connected(&mut self, conn: ConnId, now: Instant) {
         let Some(&t) = self.conns.get(&conn) else { return };
-        self.start_initiator(conn);
+        self.start_initiator(conn, now);
         self.on_torrent(t, now, |torrent, cx| torrent.on_connected(conn, cx));
         self.after_input(Some(t), now);
     }
@@ -619,7 +619,7 @@ impl Engine {
                             Err(reason) => {
                                 self.out.push(Output::Peer(PeerIo::Close { conn, reason }));
                                 // The torrent may have closed another peer to make room.
-                                self.route_connections();
+                                self.route_connections(now);
                                 return;
                             }
                         }
@@ -735,6 +735,9 @@ impl Engine {
             for conn in expired {
                 self.take_pending(conn);
                 self.out.push(Output::Peer(PeerIo::Close { conn, reason: CloseReason::HandshakeTimeout }));
+            }
+            if !self.links.is_empty() {
+                self.expire_handshakes(now);
             }
             self.each_torrent(now, |t, cx| t.tick(cx));
             if let Some(link) = &mut self.dht {

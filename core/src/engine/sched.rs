@@ -99,7 +99,7 @@ impl Engine {
     }
 
     /// Brings the routing table up to date with the connections torrents dialled and closed.
-    pub(super) fn route_connections(&mut self) {
+    pub(super) fn route_connections(&mut self, now: Instant) {
         let encrypting = self.config.encryption.accepts_encrypted();
         let mut dialed = Vec::new();
         for (id, torrent) in self.torrents.iter_mut() {
@@ -118,7 +118,7 @@ impl Engine {
             }
         }
         for (t, conn) in dialed {
-            self.link_dial(t, conn);
+            self.link_dial(t, conn, now);
         }
     }
 
@@ -145,7 +145,7 @@ impl Engine {
             }
             None => self.each_torrent(now, drive),
         }
-        self.route_connections();
+        self.route_connections(now);
         let deadline_passed = matches!(self.lifecycle, Lifecycle::Stopping { deadline } if now >= deadline);
         let gone: Vec<TorrentId> = self
             .torrents

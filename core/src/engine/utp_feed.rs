@@ -41,6 +41,11 @@ impl Engine {
             LinkInput::Bytes(conn, data) => self.handle(Input::PeerBytes(conn, &data), now),
             LinkInput::Sent(conn, n) => self.handle(Input::Sent(conn, n), now),
             LinkInput::Closed(conn, reason) => self.handle(Input::Closed(conn, reason), now),
+            LinkInput::FellBack(conn) => {
+                let Some(&t) = self.conns.get(&conn) else { return };
+                self.on_torrent(t, now, |torrent, cx| torrent.on_utp_dial_failed(conn, cx));
+                self.after_input(Some(t), now);
+            }
             LinkInput::Incoming(u, addr) => {
                 let conn = self.accept(addr, now);
                 if let Some(link) = &mut self.utp {

@@ -13,6 +13,9 @@ use crate::utp::{UtpCloseReason, UtpConfig, UtpConnId, UtpEvent, UtpSocket};
 use super::close_reason::CloseReason;
 use super::output::{Output, PeerIo, UdpIo};
 
+/// The largest IP packet uTP's packet-size discovery tries.
+const ETHERNET_MTU: usize = 1500;
+
 /// What the link hands the engine as if the runtime had said it.
 #[derive(Debug)]
 pub(super) enum LinkInput {
@@ -24,6 +27,9 @@ pub(super) enum LinkInput {
     Sent(ConnId, usize),
     /// The connection ended.
     Closed(ConnId, CloseReason),
+    /// A uTP dial got no answer and is dialled over TCP now, under the same id (the torrent
+    /// may ask for a hole punch meanwhile).
+    FellBack(ConnId),
     /// A peer opened a uTP connection: the engine accepts it or not ([`UtpLink::accepted`]).
     Incoming(UtpConnId, SocketAddr),
 }
@@ -54,6 +60,10 @@ impl UtpLink {
             // libtorrent's utp_connect_timeout is 3 s: the SYN and one resend (1 s + 2 s),
             // so a peer without uTP costs a TCP fallback only 3 s.
             syn_resends: 1,
+            // Packet-size discovery up to Ethernet's MTU: some peers read datagrams into
+            // 1500-byte buffers (larger ones would arrive cut short), so even loopback's 64 KiB
+            // is not tried.
+            path_mtu: Some(ETHERNET_MTU),
             ..UtpConfig::default()
         };
         UtpLink {
@@ -221,7 +231,9 @@ impl UtpLink {
         self.to_utp.remove(&conn);
         self.unsent.remove(&conn);
         if let Some(addr) = self.dialing.remove(&conn) {
-            // The peer speaks no uTP (or is gone): dial it over TCP under the same id.
+            // The peer speaks no uTP (or is gone, or behind a NAT): dial it over TCP under the
+            // same id.
+            self.inputs.push_back(LinkInput::FellBack(conn));
             self.outputs.push_back(Output::Peer(PeerIo::Connect { conn, addr }));
             return;
         }

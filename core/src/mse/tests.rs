@@ -251,6 +251,45 @@ fn hostile_initiator_input_is_refused() {
     assert_eq!(a().handle(&[0; KEY_LEN], &mut Vec::new(), |_| None).unwrap_err(), MseError::BadPublicKey);
 }
 
+/// The responder's reply to `hostile_initiator_input_is_refused`'s initiator: its key, then
+/// the encrypted VC, `crypto_select`, `len(PadD)`, PadD and `body`.
+fn reply(select: u32, pad_d: u16, body: &[u8]) -> Vec<u8> {
+    let s = shared_secret(&private(21), &public_key(&private(1))).unwrap();
+    let mut out = public_key(&private(21)).to_vec();
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&select.to_be_bytes());
+    out.extend_from_slice(&pad_d.to_be_bytes());
+    out.extend_from_slice(&vec![0; usize::from(pad_d)]);
+    out.extend_from_slice(body);
+    Cipher::rc4(&key_b(&s, &SKEY)).apply(&mut out[start..]);
+    out
+}
+
+/// The initiator's side of what the responder's tests check: the longest PadD is read and one
+/// byte more refused, a reply cut anywhere only waits, and an endless one is refused.
+#[test]
+fn an_initiator_takes_the_longest_pad_d_and_waits_on_truncated_replies() {
+    let a = || MseHandshake::initiator(SKEY, Levels::Rc4, secrets(1, 0), &mut Vec::new());
+    let feed = |data: &[u8]| a().handle(data, &mut Vec::new(), |_| None);
+    let Ok(MseStep::Done(est)) = feed(&reply(2, MAX_PAD as u16, b"after")) else { panic!("longest PadD") };
+    assert_eq!((est.selected, est.payload.as_slice()), (Selected::Rc4, &b"after"[..]));
+    assert_eq!(feed(&reply(2, MAX_PAD as u16 + 1, b"")).unwrap_err(), MseError::PadTooLong(513));
+    let full = reply(2, 10, b"");
+    for cut in 0..full.len() {
+        assert!(matches!(feed(&full[..cut]), Ok(MseStep::Pending(_))), "cut at {cut}");
+    }
+    // An endless stream after the key is refused before it is held.
+    let MseStep::Pending(m) = feed(&full[..KEY_LEN]).unwrap() else { panic!() };
+    assert_eq!(m.handle(&vec![0; 1 << 20], &mut Vec::new(), |_| None).unwrap_err(), MseError::TooMuchData);
+}
+
+#[test]
+fn a_responder_takes_the_longest_pad_c() {
+    let Ok(MseStep::Done(est)) = respond(&request(3, MAX_PAD as u16, 5, b"hello", SKEY)) else { panic!() };
+    assert_eq!(est.payload, b"hello");
+}
+
 #[test]
 fn random_secrets_stay_in_bounds() {
     use rand::SeedableRng;

@@ -1,9 +1,13 @@
 //! When to ask a proxy again for the UDP association that carries the DHT and uTP: after a
-//! refused request or an association that ended, wait, doubling the wait on each failure in a
-//! row; an association that lived long enough counts as working and starts the waits over.
+//! refused (or unanswered, [`REQUEST_TIMEOUT`]) request or an association that ended, wait,
+//! doubling the wait on each failure in a row; an association that lived long enough counts
+//! as working and starts the waits over.
 
 use std::time::Duration;
 
+/// How long the proxy has to grant an association (connection, handshake, reply) before the
+/// request counts as failed: libtorrent gives its UDP tunnel's SOCKS5 connection 10 s too.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The wait after the first failure.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between two requests.

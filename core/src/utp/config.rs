@@ -14,9 +14,12 @@ pub struct UtpConfig {
     pub recv_buffer: usize,
     /// Send buffer per connection, in bytes (written and not yet acknowledged).
     pub send_buffer: usize,
-    /// Largest payload per packet. 1200 bytes fit any path's MTU with IPv6 and UDP headers
-    /// to spare (no MTU probing).
+    /// The payload every packet starts with, and falls back to. 1200 bytes fit any path's MTU
+    /// (IPv6's 1280) with IPv6, UDP and uTP headers and a selective ACK to spare.
     pub max_payload: usize,
+    /// The largest IP packet the host's route allows (the interface's MTU): packet-size
+    /// discovery probes payloads up to it less the headers. `None`: no discovery.
+    pub path_mtu: Option<usize>,
     /// LEDBAT's queueing delay target (BEP 29 and libtorrent: 100 ms).
     pub target_delay: Duration,
     /// SYNs resent before a connect fails (libtorrent's `utp_syn_resends`: 2).
@@ -42,6 +45,7 @@ impl Default for UtpConfig {
             recv_buffer: 1 << 20,
             send_buffer: 1 << 20,
             max_payload: 1200,
+            path_mtu: None,
             target_delay: Duration::from_millis(100),
             syn_resends: 2,
             max_resends: 3,

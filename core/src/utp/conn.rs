@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use super::config::UtpConfig;
 use super::events::{UtpCloseReason, UtpConnId, UtpConnStats, UtpEvent};
 use super::ledbat::{Ledbat, Rtt};
-use super::packet::{encode, Header, Packet, PacketType};
+use super::mtu::PathMtu;
+use super::packet::{encode, Header, Packet, PacketType, HEADER_LEN, MAX_SACK_BYTES};
 use super::recv::{Arrival, Receiver};
-use super::send::Sender;
+use super::send::{Fate, Sender};
 use crate::types::Instant;
 
 /// Where a connection stands.
@@ -40,6 +41,8 @@ pub(super) struct Connection {
     receiver: Receiver,
     rtt: Rtt,
     cc: Ledbat,
+    /// Packet-size discovery.
+    mtu: PathMtu,
     /// The peer's advertised receive window.
     peer_window: usize,
     /// The one-way delay of the peer's last packet, echoed to it.
@@ -89,6 +92,14 @@ fn header_of(
     }
 }
 
+/// The largest payload packet-size discovery may try towards `addr`: the host's path MTU less
+/// the IP and UDP headers, our header and the largest selective ACK (none without a path MTU).
+fn payload_ceiling(cfg: &UtpConfig, addr: SocketAddr) -> usize {
+    let Some(mtu) = cfg.path_mtu else { return cfg.max_payload };
+    let ip_udp = if addr.is_ipv4() { 20 + 8 } else { 40 + 8 };
+    mtu.saturating_sub(ip_udp + HEADER_LEN + 2 + MAX_SACK_BYTES)
+}
+
 /// How a connection starts.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Start {
@@ -129,6 +140,7 @@ impl Connection {
             receiver: Receiver::new(start.ack_nr, cfg.recv_buffer),
             rtt: Rtt::new(),
             cc: Ledbat::new(cfg.max_payload, cfg.send_buffer, cfg.target_delay),
+            mtu: PathMtu::new(cfg.max_payload, payload_ceiling(cfg, start.addr)),
             peer_window: cfg.max_payload,
             reply_delay: 0,
             rto_at: None,
@@ -176,6 +188,7 @@ impl Connection {
             queue_delay: self.cc.queue_delay(),
             peer_window: self.peer_window,
             resent: self.resent,
+            payload: self.mtu.current(),
         }
     }
 
@@ -240,7 +253,14 @@ impl Connection {
             }
             self.cc.on_ack(acked.bytes, in_flight);
         }
-        if let Some(lost) = acked.lost {
+        let probe = self.mtu.probe_seq();
+        self.follow_probe();
+        self.mtu.acked(acked.largest_acked);
+        if acked.largest_lost > 0 {
+            self.mtu.lost(acked.largest_lost, now);
+        }
+        // A lost size probe says the path is narrower, not that it is congested.
+        if let Some(lost) = acked.lost.filter(|&l| Some(l) != probe) {
             self.cc.on_loss(lost, self.sender.next_seq());
         }
         if acked.progress {
@@ -261,6 +281,16 @@ impl Connection {
         self.check_finished(out);
         if self.done {
             self.send_ack(now, out);
+        }
+    }
+
+    /// Tells packet-size discovery what became of its probe.
+    fn follow_probe(&mut self) {
+        let Some(seq) = self.mtu.probe_seq() else { return };
+        match self.sender.fate(seq) {
+            Fate::Acked => self.mtu.probe_acked(),
+            Fate::Lost => self.mtu.probe_lost(),
+            Fate::Pending => {}
         }
     }
 
@@ -308,14 +338,24 @@ impl Connection {
             // Nothing arrives during a flush: one SACK serves every packet of it.
             let sack = self.receiver.sack();
             let (send_id, reply_delay) = (self.send_id, self.reply_delay);
+            let mss = self.mtu.current();
+            // A size probe pads the next full new packet (its padding rides outside the
+            // window: one probe at a time).
+            let mut probe = self.mtu.probe_due(now).filter(|_| self.sender.next_new_len(mss) == mss);
             loop {
                 let mut allowed = self.cc.window().min(self.peer_window);
                 if self.probing {
                     allowed = allowed.max(cfg.max_payload);
                 }
-                let Some(o) = self.sender.next(allowed, cfg.max_payload, now) else { break };
+                let Some(o) = self.sender.next(allowed, mss, now) else { break };
                 let header = header_of(send_id, reply_delay, &self.receiver, o.kind, o.seq, now);
-                let datagram = encode(&header, sack.as_ref(), o.payload);
+                let mut padding = 0;
+                if let Some(size) = probe.filter(|_| !o.again && o.kind == PacketType::Data) {
+                    padding = size.saturating_sub(o.payload.len());
+                    self.mtu.probe_sent(o.seq, size);
+                    probe = None;
+                }
+                let datagram = encode(&header, sack.as_ref(), padding, o.payload);
                 self.resent += u64::from(o.again);
                 out.transmits.push_back((self.addr, datagram));
                 self.probing = false;
@@ -347,7 +387,7 @@ impl Connection {
         if self.need_ack {
             let header = self.header(PacketType::State, self.sender.next_seq(), now);
             let sack = self.receiver.sack();
-            out.transmits.push_back((self.addr, encode(&header, sack.as_ref(), &[])));
+            out.transmits.push_back((self.addr, encode(&header, sack.as_ref(), 0, &[])));
             self.need_ack = false;
             self.last_send = now;
         }
@@ -465,7 +505,9 @@ impl Connection {
             if self.timeouts > cfg.max_resends {
                 return self.finish(UtpCloseReason::TimedOut, out);
             }
-            self.sender.on_timeout();
+            let largest = self.sender.on_timeout();
+            self.follow_probe();
+            self.mtu.lost(largest, now);
             self.cc.on_timeout();
             self.rtt.back_off();
         }

@@ -50,4 +50,6 @@ pub struct UtpConnStats {
     pub peer_window: usize,
     /// Packets sent again.
     pub resent: u64,
+    /// The payload size of new packets (packet-size discovery moves it).
+    pub payload: usize,
 }

@@ -19,6 +19,7 @@ mod conn;
 mod endpoint;
 mod events;
 mod ledbat;
+mod mtu;
 mod packet;
 mod recv;
 mod send;

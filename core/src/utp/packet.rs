@@ -7,6 +7,11 @@ pub const HEADER_LEN: usize = 20;
 pub const VERSION: u8 = 1;
 /// Extension number of the selective ACK.
 const EXT_SACK: u8 = 1;
+/// Extension number of the padding that fills a packet-size probe: one no uTP implementation
+/// defines (receivers skip extensions they do not know, BEP 29).
+pub(super) const EXT_PADDING: u8 = 0x7f;
+/// The most bytes one extension carries beside its two-byte head.
+const EXT_MAX: usize = 255;
 /// The largest selective ACK bitmask kept, in bytes: 32 bytes cover 256 packets past the
 /// cumulative ACK, more than any receive buffer of ours holds out of order.
 pub const MAX_SACK_BYTES: usize = 32;
@@ -162,16 +167,20 @@ impl<'a> Packet<'a> {
 
     /// Encodes the packet into a datagram.
     pub fn encode(&self) -> Vec<u8> {
-        encode(&self.header, self.sack.as_ref(), self.payload)
+        encode(&self.header, self.sack.as_ref(), 0, self.payload)
     }
 }
 
-/// Encodes a packet from its parts (the sender's payload stays where it is kept).
-pub(super) fn encode(h: &Header, sack: Option<&SelectiveAck>, payload: &[u8]) -> Vec<u8> {
+/// Encodes a packet from its parts (the sender's payload stays where it is kept), with
+/// `padding` bytes of padding extensions before the payload (none: 0; one byte is rounded up
+/// to two, an extension's smallest size).
+pub(super) fn encode(h: &Header, sack: Option<&SelectiveAck>, padding: usize, payload: &[u8]) -> Vec<u8> {
+    let padding = if padding == 1 { 2 } else { padding };
     let sack_len = sack.map_or(0, |s| 2 + s.mask.len());
-    let mut out = Vec::with_capacity(HEADER_LEN + sack_len + payload.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + sack_len + padding + payload.len());
+    let after_sack = if padding > 0 { EXT_PADDING } else { 0 };
     out.push(h.kind.nibble() << 4 | VERSION);
-    out.push(if sack.is_some() { EXT_SACK } else { 0 });
+    out.push(if sack.is_some() { EXT_SACK } else { after_sack });
     out.extend_from_slice(&h.conn_id.to_be_bytes());
     out.extend_from_slice(&h.timestamp.to_be_bytes());
     out.extend_from_slice(&h.timestamp_diff.to_be_bytes());
@@ -179,11 +188,22 @@ pub(super) fn encode(h: &Header, sack: Option<&SelectiveAck>, payload: &[u8]) ->
     out.extend_from_slice(&h.seq_nr.to_be_bytes());
     out.extend_from_slice(&h.ack_nr.to_be_bytes());
     if let Some(sack) = sack {
-        out.push(0);
+        out.push(after_sack);
         // The mask is at most MAX_SACK_BYTES long when built by us; a longer one is cut.
         let mask = &sack.mask[..sack.mask.len().min(MAX_SACK_BYTES)];
         out.push(mask.len() as u8);
         out.extend_from_slice(mask);
+    }
+    let mut left = padding;
+    while left > 0 {
+        let mut take = left.min(2 + EXT_MAX);
+        if left - take == 1 {
+            take -= 1; // leave two bytes, enough for one more extension
+        }
+        left -= take;
+        out.push(if left > 0 { EXT_PADDING } else { 0 });
+        out.push((take - 2) as u8);
+        out.resize(out.len() + take - 2, 0);
     }
     out.extend_from_slice(payload);
     out
@@ -253,6 +273,21 @@ mod tests {
         assert_eq!(Packet::decode(&bytes), Err(UtpError::Truncated));
         bytes.extend_from_slice(&[0, 200, 1, 2]); // claims 200 bytes, has 2
         assert_eq!(Packet::decode(&bytes), Err(UtpError::Truncated));
+    }
+
+    #[test]
+    fn padding_reaches_the_size_asked_and_decodes_away() {
+        let sack = SelectiveAck { mask: vec![1, 0, 0, 0] };
+        for padding in [0, 2, 3, 257, 258, 259, 600] {
+            for s in [None, Some(&sack)] {
+                let bytes = encode(&header(PacketType::Data), s, padding, b"data");
+                let sack_len = s.map_or(0, |s| 2 + s.mask.len());
+                assert_eq!(bytes.len(), HEADER_LEN + sack_len + padding + 4, "{padding}");
+                let p = Packet::decode(&bytes).unwrap();
+                assert_eq!((p.payload, p.sack.as_ref()), (&b"data"[..], s));
+            }
+        }
+        assert_eq!(encode(&header(PacketType::Data), None, 1, b"").len(), HEADER_LEN + 2);
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub(super) struct Acked {
     pub(super) fin_acked: bool,
     /// The cumulative ACK moved.
     pub(super) progress: bool,
+    /// The largest payload among the packets newly acknowledged.
+    pub(super) largest_acked: usize,
+    /// The largest payload among the packets newly found lost.
+    pub(super) largest_lost: usize,
+}
+
+/// What became of a packet sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Acknowledged (cumulatively or selectively).
+    Acked,
+    /// Found lost: it was, or is to be, sent again.
+    Lost,
+    /// In flight.
+    Pending,
 }
 
 /// The ACK number does not acknowledge anything we could have sent.
@@ -173,6 +188,7 @@ impl Sender {
             self.forget(&p);
             if !p.sacked {
                 acked.bytes += p.payload.len();
+                acked.largest_acked = acked.largest_acked.max(p.payload.len());
                 // Karn: only a packet sent once gives a sample; a sacked one was answered
                 // earlier than now.
                 if p.transmissions == 1 {
@@ -204,7 +220,7 @@ impl Sender {
                 }
             }
         }
-        acked.lost = self.detect_loss(sack.is_some());
+        (acked.lost, acked.largest_lost) = self.detect_loss(sack.is_some());
         Ok(acked)
     }
 
@@ -212,8 +228,10 @@ impl Sender {
     /// acknowledged, and the oldest one after enough duplicate ACKs. A packet sent again is
     /// marked again only once a packet sent after it was selectively acknowledged: the holes
     /// a SACK still shows were mostly resent already and their answers are on the way.
-    fn detect_loss(&mut self, sacked: bool) -> Option<u16> {
+    /// Returns the last packet marked and the largest payload among those marked.
+    fn detect_loss(&mut self, sacked: bool) -> (Option<u16>, usize) {
         let mut lost = None;
+        let mut largest = 0;
         if sacked {
             let mut later_sacked = 0u32;
             let mut newest_sacked: Option<Instant> = None;
@@ -231,6 +249,7 @@ impl Sender {
                     self.to_resend += 1;
                     self.window -= p.payload.len();
                     lost = Some(p.seq);
+                    largest = largest.max(p.payload.len());
                 }
             }
         }
@@ -241,18 +260,40 @@ impl Sender {
                 self.to_resend += 1;
                 self.window -= p.payload.len();
                 lost = Some(p.seq);
+                largest = largest.max(p.payload.len());
             }
         }
-        lost
+        (lost, largest)
+    }
+
+    /// What became of packet `seq` (sent before).
+    pub(super) fn fate(&self, seq: u16) -> Fate {
+        let front = self.next_seq.wrapping_sub(self.in_flight.len() as u16);
+        match self.in_flight.get(usize::from(distance(front, seq))) {
+            // Before the oldest packet in flight: acknowledged.
+            None => Fate::Acked,
+            Some(p) if p.sacked => Fate::Acked,
+            Some(p) if p.resend || p.transmissions > 1 => Fate::Lost,
+            Some(_) => Fate::Pending,
+        }
+    }
+
+    /// The payload size of the next new packet: what is unsent, up to `mss`.
+    pub(super) fn next_new_len(&self, mss: usize) -> usize {
+        self.unsent.len().min(mss)
     }
 
     /// After a retransmission timeout: every packet not selectively acknowledged is resent.
-    pub(super) fn on_timeout(&mut self) {
+    /// Returns the largest payload among them.
+    pub(super) fn on_timeout(&mut self) -> usize {
+        let mut largest = 0;
         for p in self.in_flight.iter_mut().filter(|p| p.transmissions > 0 && !p.sacked && !p.resend) {
             p.resend = true;
             self.to_resend += 1;
+            largest = largest.max(p.payload.len());
         }
         self.window = 0;
+        largest
     }
 
     /// The next packet to send within `allowed` bytes of window: a lost packet first, then new

@@ -57,4 +57,7 @@ pub enum WireError {
     /// A BEP 11 `ut_pex` message that cannot be parsed.
     #[error("bad ut_pex message: {0}")]
     BadPexMessage(String),
+    /// A BEP 55 `ut_holepunch` message that cannot be parsed.
+    #[error("bad ut_holepunch message: {0}")]
+    BadHolepunchMessage(#[from] super::holepunch::HolepunchDecodeError),
 }

@@ -8,6 +8,7 @@ mod support;
 mod checking;
 mod discovery;
 mod encryption;
+mod holepunch;
 mod hostile;
 mod lifecycle;
 mod limits;

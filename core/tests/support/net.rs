@@ -88,6 +88,12 @@ impl Net {
         self.links.insert(a, Wire::to(End::Raw(raw)));
     }
 
+    /// The hand-driven peer at the far side of a node's end hangs up: the node's sends go
+    /// nowhere from now on.
+    pub(super) fn hang_up(&mut self, end: (NodeId, ConnId)) {
+        self.links.remove(&end);
+    }
+
     /// A node sends on a connection: the bytes leave through its `uplink` and arrive, cut into
     /// reads, after the latency. Bytes for another node are returned with their receiving end
     /// (for the tap).

@@ -9,7 +9,7 @@ use super::ids::{NodeId, RawId};
 
 /// Something on its way to a node or a hand-driven peer.
 pub(super) enum Ev {
-    Dial { from: NodeId, conn: ConnId, target: Option<NodeId> },
+    Dial { from: NodeId, conn: ConnId, target: Option<NodeId>, addr: SocketAddr },
     Data { node: NodeId, conn: ConnId, data: Vec<u8> },
     RawData { raw: RawId, data: Vec<u8> },
     Sent { node: NodeId, conn: ConnId, n: usize },

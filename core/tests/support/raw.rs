@@ -21,8 +21,10 @@ pub(crate) struct RawPeer {
     pub conn: ConnId,
     /// Everything the engine sent it.
     pub received: Vec<u8>,
-    /// Whether the engine closed the connection.
+    /// Whether the engine (or the test) closed the connection.
     pub closed: bool,
+    /// The address the engine dialled to reach it; `None` if it connected to the engine.
+    pub dialled: Option<SocketAddr>,
 }
 
 /// The hand-driven peers of a world.
@@ -42,6 +44,11 @@ impl Raws {
     pub(super) fn push(&mut self, peer: RawPeer) -> RawId {
         self.0.push(peer);
         RawId(self.0.len() - 1)
+    }
+
+    /// The connections the engines dialled to `addr`, oldest first.
+    pub(crate) fn dialled_at(&self, addr: SocketAddr) -> Vec<RawId> {
+        (0..self.0.len()).filter(|&i| self.0[i].dialled == Some(addr)).map(RawId).collect()
     }
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct World {
     taps: Taps,
     /// Stream (TCP) dials the engines asked for; uTP connections go as datagrams instead.
     pub stream_dials: usize,
+    /// Addresses where a hand-driven peer takes every dial (see [`World::raw_listen`]).
+    raw_listeners: Vec<SocketAddr>,
 }
 
 impl World {
@@ -85,6 +87,7 @@ impl World {
             wire_log: Vec::new(),
             taps: Taps::default(),
             stream_dials: 0,
+            raw_listeners: Vec::new(),
         }
     }
 
@@ -165,9 +168,23 @@ impl World {
     pub(crate) fn raw_connect(&mut self, node: NodeId, from: SocketAddr) -> RawId {
         let conn = self.nodes[node].engine.accept(from, self.now).expect("engine accepts the connection");
         self.drain(node);
-        let raw = self.raws.push(RawPeer { node, conn, received: Vec::new(), closed: false });
+        let raw = self.raws.push(RawPeer { node, conn, received: Vec::new(), closed: false, dialled: None });
         self.net.join_raw((node, conn), raw);
         raw
+    }
+
+    /// Every dial of `addr` from now on is taken by a new hand-driven peer, which says nothing
+    /// until the test makes it ([`Raws::dialled_at`](super::raw::Raws::dialled_at) finds them).
+    pub(crate) fn raw_listen(&mut self, addr: SocketAddr) {
+        self.raw_listeners.push(addr);
+    }
+
+    /// A hand-driven peer hangs up; the engine hears of it after the link latency.
+    pub(crate) fn raw_close(&mut self, raw: RawId) {
+        let RawPeer { node, conn, .. } = self.raws[raw];
+        self.raws[raw].closed = true;
+        self.net.hang_up((node, conn));
+        self.queue.schedule(self.now + self.timing.latency, Ev::Closed { node, conn });
     }
 
     /// Sends bytes from a hand-driven peer; they arrive after the link latency.
@@ -256,9 +273,16 @@ impl World {
     fn apply(&mut self, ev: Ev) {
         let now = self.now;
         match ev {
-            Ev::Dial { from, conn, target } => {
+            Ev::Dial { from, conn, target, addr } => {
                 if !self.net.dial_arrives((from, conn)) {
                     return; // the dialer gave up first
+                }
+                if target.is_none() && self.raw_listeners.contains(&addr) {
+                    let raw = RawPeer { node: from, conn, received: Vec::new(), closed: false, dialled: Some(addr) };
+                    let raw = self.raws.push(raw);
+                    self.net.join_raw((from, conn), raw);
+                    self.nodes[from].engine.handle(Input::Connected(conn), now);
+                    return self.drain(from);
                 }
                 let accepted = target.and_then(|b| {
                     let src = self.net.source(self.nodes[from].addr.ip());
@@ -337,7 +361,7 @@ impl World {
                 self.stream_dials += 1;
                 let target = self.nodes.at(addr);
                 self.net.dial((a, conn));
-                self.queue.schedule(at, Ev::Dial { from: a, conn, target });
+                self.queue.schedule(at, Ev::Dial { from: a, conn, target, addr });
             }
             Output::Peer(PeerIo::Send { conn, data }) => {
                 let uplink = &mut self.nodes[a].uplink;

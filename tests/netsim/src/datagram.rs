@@ -49,6 +49,48 @@ impl DatagramPath {
     }
 }
 
+/// The largest IP packet a path carries, and what becomes of a larger one: a router drops it
+/// and, on a path that [`reports`](PathMtu::reports) it, answers with an ICMP "Packet Too Big"
+/// from which the sender's kernel learns the MTU and sends larger datagrams in fragments
+/// from then on (Linux's default for UDP sockets). On a path that does not report (a black
+/// hole), every larger datagram is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathMtu {
+    /// The largest IP packet carried whole, in bytes.
+    mtu: usize,
+    /// Whether a too-big datagram is reported to its sender.
+    reports: bool,
+    /// The sender's kernel knows the MTU and fragments larger datagrams.
+    learned: bool,
+}
+
+impl PathMtu {
+    /// A path of `mtu` bytes that reports too-big datagrams (`reports`) or swallows them.
+    pub fn new(mtu: usize, reports: bool) -> PathMtu {
+        PathMtu { mtu, reports, learned: false }
+    }
+
+    /// The MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// The path's MTU changes (a new route): the sender's kernel has not learned it yet.
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.mtu = mtu;
+        self.learned = false;
+    }
+
+    /// Whether an IP packet of `len` bytes gets through (whole or in fragments).
+    pub fn carries(&mut self, len: usize) -> bool {
+        if len <= self.mtu || self.learned {
+            return true;
+        }
+        self.learned = self.reports;
+        false
+    }
+}
+
 /// A link of limited rate with a drop-tail queue, shared by every flow that crosses it: a
 /// datagram waits behind those queued before it, and one that would overflow the queue is
 /// dropped. The queue's delay is what LEDBAT measures.
@@ -143,7 +185,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    use super::{Bottleneck, DatagramPath, Timeline};
+    use super::{Bottleneck, DatagramPath, PathMtu, Timeline};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -180,6 +222,19 @@ mod tests {
         assert_eq!(b.enqueue(Duration::ZERO, 1000), None, "full: dropped");
         assert_eq!(b.queued_bytes(2 * MS), 1000);
         assert_eq!(b.enqueue(2 * MS, 1000), Some(4 * MS));
+    }
+
+    #[test]
+    fn a_too_big_datagram_is_lost_and_then_fragmented_where_reported() {
+        let mut reported = PathMtu::new(1400, true);
+        assert!(reported.carries(1400));
+        assert!(!reported.carries(1401), "the first too-big one is dropped");
+        assert!(reported.carries(9000), "later ones leave in fragments");
+        reported.set_mtu(1280);
+        assert!(!reported.carries(1400), "a new MTU is learned again");
+        let mut hole = PathMtu::new(1400, false);
+        assert!(!hole.carries(1401) && !hole.carries(1401), "a black hole never tells");
+        assert_eq!(hole.mtu(), 1400);
     }
 
     #[test]

@@ -17,19 +17,23 @@
 //!   duplication), [`Bottleneck`]: a rate-limited drop-tail queue that flows share, and
 //!   [`Timeline`]: the time-ordered event queue a datagram world runs on;
 //! * [`Partitions`]: cuts between pairs of hosts, each until a deadline;
+//! * [`Nat`]: a host's port-restricted cone NAT, which lets in only the datagrams of
+//!   endpoints the host sent to (what BEP 55 hole punching gets through);
 //! * [`Reads`]: how a receiver's reads cut the bytes of one send (a socket returns whatever has
 //!   arrived);
 //! * [`tracker::Tracker`]: the HTTP tracker both of Shoal's test worlds announce to.
 
 mod datagram;
 mod link;
+mod nat;
 mod partitions;
 mod reads;
 pub mod tracker;
 mod uplink;
 
-pub use datagram::{Bottleneck, DatagramPath, Timeline};
+pub use datagram::{Bottleneck, DatagramPath, PathMtu, Timeline};
 pub use link::{Link, Path, Transmit};
+pub use nat::{Nat, NAT_LIFETIME};
 pub use partitions::Partitions;
 pub use reads::Reads;
 pub use uplink::{serialisation, Uplink};

@@ -2,7 +2,7 @@
 //! BEP 15 UDP by a world that has the codec. Timing, outages and lost requests are the world's
 //! business.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 /// Peers of every torrent, by info-hash, with whether each is a seed.
@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 pub struct Tracker {
     swarms: BTreeMap<[u8; 20], BTreeMap<SocketAddr, bool>>,
     next_connection_id: u64,
+    /// Addresses never handed out (a tracker that found them unreachable).
+    hidden: BTreeSet<SocketAddr>,
 }
 
 /// How many peers a swarm holds.
@@ -30,6 +32,12 @@ impl Tracker {
         self.swarms.entry(info_hash).or_default().insert(addr, false);
     }
 
+    /// Never hands out `addr` (it may still announce): a tracker that checked that the peer
+    /// does not accept connections and leaves it out of its lists.
+    pub fn hide(&mut self, addr: SocketAddr) {
+        self.hidden.insert(addr);
+    }
+
     /// Records an announce from `addr` and returns the other peers of the swarm (none after a
     /// `stopped` announce, which leaves the swarm).
     pub fn announce(&mut self, info_hash: [u8; 20], addr: SocketAddr, stopped: bool, left: u64) -> Vec<SocketAddr> {
@@ -38,7 +46,8 @@ impl Tracker {
             swarm.remove(&addr);
             return Vec::new();
         }
-        let peers = swarm.keys().filter(|a| **a != addr).copied().take(MAX_PEERS).collect();
+        let hidden = &self.hidden;
+        let peers = swarm.keys().filter(|a| **a != addr && !hidden.contains(a)).copied().take(MAX_PEERS).collect();
         swarm.insert(addr, left == 0);
         peers
     }

@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! shoal-sim --seed S [--peers N] [--seeders K] [--pieces P] [--piece-size B] [--faults LIST]
-//!           [--hash real|oracle] [--bandwidth LO:HI] [--max-in-flight BYTES] [--fault-window SECS] [--check-determinism] [-v]
-//! shoal-sim --seeds A..B          # configurations drawn from each seed; prints failing seeds
+//!           [--hash real|oracle] [--bandwidth LO:HI] [--max-in-flight BYTES] [--fault-window SECS] [--check-determinism]
+//!           [--utp] [-v]
+//! shoal-sim --seeds A..B [--utp]  # configurations drawn from each seed; prints failing seeds
 //! ```
+//! `--utp` turns uTP on in every world (each host drawn TCP-only, uTP-only or both, with lossy,
+//! duplicating, reordering datagram paths); without it a share of the drawn worlds speak uTP.
 //! The last line of a single run is `seed=S peers=N completed=K/N sim_time=…s wall=…s trace=<hex>`.
 
 use std::process::ExitCode;
@@ -14,8 +17,8 @@ use shoal_tests::sim::{self, Faults, HashMode, Params};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: shoal-sim --seed S [--peers N] [--seeders K] [--pieces P] [--piece-size B] [--faults LIST]\n\
-         \x20                [--hash real|oracle] [--bandwidth LO:HI] [--fault-window SECS] [--check-determinism] [-v]\n\
-         \x20      shoal-sim --seeds A..B [--check-determinism]\n\
+         \x20                [--hash real|oracle] [--bandwidth LO:HI] [--fault-window SECS] [--check-determinism] [--utp] [-v]\n\
+         \x20      shoal-sim --seeds A..B [--check-determinism] [--utp]\n\
          faults: none, all, net, partition, churn, crash, disk, tracker, commands, adversaries,\n\
          \x20       corrupt, liar, garbage, flood, silent, vanish, slow, squatter"
     );
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let mut seeds = None;
     let mut check = false;
     let mut verbose = false;
+    let mut utp = false;
     let mut set: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
                 })
             }
             "--check-determinism" => check = true,
+            "--utp" => utp = true,
             "-v" | "--verbose" => verbose = true,
             "--peers" | "--seeders" | "--pieces" | "--piece-size" | "--faults" | "--hash" | "--bandwidth"
             | "--max-in-flight" | "--fault-window" => {
@@ -56,10 +61,13 @@ fn main() -> ExitCode {
         i += 1;
     }
     if let Some((a, b)) = seeds {
-        return sweep(a, b, check);
+        return sweep(a, b, check, utp);
     }
     let Some(seed) = seed else { return usage() };
     let mut p = Params::new(seed);
+    if utp {
+        p.draw_utp(true);
+    }
     for (k, v) in set {
         let ok = match k.as_str() {
             "--peers" => v.parse().map(|n| p.peers = n).is_ok(),
@@ -128,11 +136,11 @@ fn first_divergence(a: &sim::Report, b: &sim::Report) -> Option<u64> {
     (ha.len() != hb.len() || a.trace != b.trace).then(|| ha.len().min(hb.len()) as u64 + 1)
 }
 
-fn sweep(a: u64, b: u64, check: bool) -> ExitCode {
+fn sweep(a: u64, b: u64, check: bool, utp: bool) -> ExitCode {
     let mut failing = Vec::new();
     let start = std::time::Instant::now();
     for seed in a..b {
-        let p = Params::from_seed(seed);
+        let p = if utp { Params::from_seed_utp(seed) } else { Params::from_seed(seed) };
         let r = sim::run_with(p.clone(), check);
         let mut bad = !r.ok();
         if check {

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use adversary::AdvKind;
-pub use params::{AccessLink, Faults, HashMode, Params, Trackers};
+pub use params::{AccessLink, Datagrams, Faults, HashMode, Params, Trackers, Transport};
 use torrent::SimTorrent;
 use world::World;
 
@@ -52,6 +52,11 @@ pub struct Report {
     pub counters: Vec<(&'static str, u64)>,
     /// The trace hash after every step, if asked for.
     pub step_hashes: Option<Vec<u64>>,
+    /// Each host's transport, when the world speaks uTP (empty otherwise), and whether it is
+    /// behind a NAT.
+    pub transports: Vec<(Transport, bool)>,
+    /// Datagram bytes delivered, by (sending host, receiving host).
+    pub udp_bytes: std::collections::BTreeMap<(usize, usize), u64>,
 }
 
 impl Report {
@@ -71,7 +76,28 @@ impl Report {
             self.sim_time.as_secs_f64(),
             self.wall.as_secs_f64(),
             self.trace
-        )
+        ) + &self.transports_note()
+    }
+
+    /// ` utp=<one letter per host>` (t TCP, u uTP, b both; upper case behind a NAT) for a uTP
+    /// world; empty otherwise.
+    fn transports_note(&self) -> String {
+        if self.transports.is_empty() {
+            return String::new();
+        }
+        let letters = self.transports.iter().map(|(t, nat)| {
+            let c = match t {
+                Transport::Tcp => 't',
+                Transport::Utp => 'u',
+                Transport::Both => 'b',
+            };
+            if *nat {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        });
+        format!(" utp={}", letters.collect::<String>())
     }
 
     /// Everything worth printing about a failure.
@@ -111,6 +137,8 @@ pub fn run_with(p: Params, record_steps: bool) -> Report {
     let start = std::time::Instant::now();
     let seed = p.seed;
     let peers = p.peers;
+    let transports =
+        if p.utp() { (0..peers).map(|i| (p.transport(i), p.behind_nat.contains(&i))).collect() } else { Vec::new() };
     let mut partial: Option<(u64, u64, Instant, Option<Vec<u64>>)> = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
         let tt = build_torrent(&p);
@@ -135,6 +163,8 @@ pub fn run_with(p: Params, record_steps: bool) -> Report {
             panic: None,
             counters: w.counters.iter().map(|(k, v)| (*k, *v)).chain([("request_checks", w.request_checks)]).collect(),
             step_hashes: w.step_hashes,
+            transports,
+            udp_bytes: w.udp_bytes,
         },
         Err(e) => {
             let msg = e
@@ -155,6 +185,8 @@ pub fn run_with(p: Params, record_steps: bool) -> Report {
                 panic: Some(msg),
                 counters: Vec::new(),
                 step_hashes: hashes,
+                transports,
+                udp_bytes: Default::default(),
             }
         }
     }

@@ -1,7 +1,7 @@
 //! What defines a run: the swarm's size and layout, trackers, faults and hashing mode, set by
 //! hand or drawn from the seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -103,6 +103,29 @@ pub struct AccessLink {
     pub latency: Duration,
 }
 
+/// Which peer transports an honest host speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP only (`Config::utp` off), as every host did before uTP came to the world.
+    Tcp,
+    /// uTP and TCP: dials try uTP first and fall back to TCP; both are accepted.
+    Both,
+    /// uTP in only: no TCP listener, so TCP dials to it are refused. Its own dials still fall
+    /// back to TCP when uTP fails (libtorrent with incoming TCP off does the same).
+    Utp,
+}
+
+/// What the datagram paths between hosts do to each datagram (uTP worlds only).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Datagrams {
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Probability that a datagram arrives twice.
+    pub duplicate: f64,
+    /// Extra delay drawn per datagram from zero to this, which reorders them.
+    pub jitter: Duration,
+}
+
 /// Everything that defines a run.
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -140,6 +163,21 @@ pub struct Params {
     /// Access links set by hand, by honest host index; the others are drawn (and these are
     /// drawn too, then replaced, so that setting one changes no other draw).
     pub links: BTreeMap<usize, AccessLink>,
+    /// Transports by honest host index; hosts past its end speak TCP only.
+    pub transports: Vec<Transport>,
+    /// The datagram paths' loss, duplication and reordering.
+    pub datagrams: Datagrams,
+    /// Honest hosts behind a NAT each (`shoal_netsim::Nat`: port-restricted cone): they reach
+    /// out, but only hole punching (BEP 55, over uTP) lets a peer behind another NAT in.
+    pub behind_nat: BTreeSet<usize>,
+    /// When honest hosts join, set by hand; the others join within the first 2 s (hosts
+    /// behind a NAT 2 s later: see `World::new`). Drawn anyway, then replaced.
+    pub joins: BTreeMap<usize, Duration>,
+    /// Whether engines punch holes (`Config::holepunch`).
+    pub holepunch: bool,
+    /// Honest hosts the tracker never hands out (they announce, but peers learn of them only
+    /// through PEX).
+    pub unlisted: BTreeSet<usize>,
 }
 
 impl Params {
@@ -162,6 +200,12 @@ impl Params {
             hash: HashMode::Real,
             max_in_flight: 8 << 20,
             links: BTreeMap::new(),
+            transports: Vec::new(),
+            datagrams: Datagrams { loss: 0.0, duplicate: 0.0, jitter: Duration::ZERO },
+            behind_nat: BTreeSet::new(),
+            joins: BTreeMap::new(),
+            holepunch: true,
+            unlisted: BTreeSet::new(),
         }
     }
 
@@ -203,6 +247,61 @@ impl Params {
         if rng.random_bool(0.1) {
             p.faults.adversaries.push(AdvKind::Squatter);
         }
+        p.draw_utp(false);
         p
+    }
+
+    /// [`Params::from_seed`] with uTP on in every world (the uTP-heavy sweep).
+    pub fn from_seed_utp(seed: u64) -> Self {
+        let mut p = Params::from_seed(seed);
+        p.draw_utp(true);
+        p
+    }
+
+    /// Whether any host speaks uTP.
+    pub fn utp(&self) -> bool {
+        self.transports.iter().any(|t| *t != Transport::Tcp)
+    }
+
+    /// The transport of honest host `i`.
+    pub fn transport(&self, i: usize) -> Transport {
+        self.transports.get(i).copied().unwrap_or(Transport::Tcp)
+    }
+
+    /// Draws whether this world speaks uTP (always with `every_world`), each host's transports
+    /// and the datagram paths' faults. The draws come from an RNG stream of their own, so a
+    /// world without uTP is the world it was before uTP came: same draws, same trace.
+    pub fn draw_utp(&mut self, every_world: bool) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x07e9_da7a_9a40);
+        let on = rng.random_bool(0.3);
+        if !(on || every_world) {
+            self.transports.clear();
+            return;
+        }
+        // Never TCP-only and uTP-only hosts in one world: neither can dial the other, and with
+        // churn both may give up waiting to be dialled (a world that cannot complete).
+        let single = if rng.random_bool(0.5) { Transport::Tcp } else { Transport::Utp };
+        self.transports =
+            (0..self.peers).map(|_| if rng.random_bool(0.3) { single } else { Transport::Both }).collect();
+        // Loss and duplication up to a few percent, jitter up to 30 ms: a poor WAN path, on
+        // which uTP must recover and reorder (the ranges of core/tests/utp_paths.rs and more).
+        self.datagrams = Datagrams {
+            loss: [0.0, 0.005, 0.02][rng.random_range(0..3)],
+            duplicate: [0.0, 0.01][rng.random_range(0..2)],
+            jitter: Duration::from_millis([0, 5, 30][rng.random_range(0..3)]),
+        };
+        // Some uTP worlds put hosts behind NATs. Host 0, a seeder (which never leaves), stays
+        // reachable, and the tracker answers these worlds without fail: a host behind a NAT
+        // whose one answer named no reachable peer could be reached by no one until its next
+        // announce, half an hour away (found by seeds 1249 and 1449, with tracker faults).
+        self.behind_nat.clear();
+        if rng.random_bool(0.4) && !self.faults.tracker {
+            self.behind_nat = (1..self.peers).filter(|_| rng.random_bool(0.4)).collect();
+        }
+        // Every host drew TCP: the world it was before uTP came (NATs too are for uTP worlds).
+        if !self.utp() {
+            self.transports.clear();
+            self.behind_nat.clear();
+        }
     }
 }

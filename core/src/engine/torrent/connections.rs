@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use super::holepunch::OUR_UT_HOLEPUNCH;
 use super::peer::{ActivePeer, Peer, PeerState};
 use super::pex::OUR_UT_PEX;
 use super::request_queue::RequestQueue;
@@ -17,7 +18,8 @@ use crate::engine::event::Event;
 use crate::engine::output::{Output, PeerIo};
 use crate::types::{BlockRef, ConnId, Instant};
 use crate::wire::{
-    Decoded, Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Message, UT_METADATA, UT_PEX,
+    Decoded, Decoder, ExtendedHandshake, Handshake, HandshakeDecoder, HandshakeStep, Message, UT_HOLEPUNCH,
+    UT_METADATA, UT_PEX,
 };
 
 use super::{addr_in_use, crowded, mark, Admit, State, Torrent, TorrentEvent};
@@ -269,6 +271,9 @@ impl Torrent {
         let mut m = BTreeMap::from([(UT_METADATA.to_owned(), OUR_UT_METADATA)]);
         if self.pex_allowed() {
             m.insert(UT_PEX.to_owned(), OUR_UT_PEX);
+        }
+        if cfg.holepunch_on() {
+            m.insert(UT_HOLEPUNCH.to_owned(), OUR_UT_HOLEPUNCH);
         }
         ExtendedHandshake {
             v: Some(cfg.client_name.clone()),

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use super::download::Intake;
+use super::holepunch::OUR_UT_HOLEPUNCH;
 use super::peer::Peer;
 use super::pex::OUR_UT_PEX;
 use super::ut_metadata::OUR_UT_METADATA;
@@ -16,7 +17,7 @@ use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
 use crate::picker::Priority;
 use crate::types::{BlockRef, ConnId, Instant};
-use crate::wire::{ExtendedHandshake, Message, UT_METADATA, UT_PEX};
+use crate::wire::{ExtendedHandshake, Message, UT_HOLEPUNCH, UT_METADATA, UT_PEX};
 
 impl Torrent {
     /// Whether we still want a piece (missing, and not skipped).
@@ -73,6 +74,9 @@ impl Torrent {
             Message::Extended { id: 0, payload } => self.on_extended_handshake(conn, &payload, cx.now, cx.cfg),
             Message::Extended { id: OUR_UT_METADATA, payload } => self.on_ut_metadata(conn, &payload, cx),
             Message::Extended { id: OUR_UT_PEX, payload } => self.on_ut_pex(conn, &payload, cx),
+            Message::Extended { id: OUR_UT_HOLEPUNCH, payload } if cx.cfg.holepunch_on() => {
+                self.on_ut_holepunch(conn, &payload, cx)
+            }
             Message::Extended { .. } => {}
         }
     }
@@ -283,6 +287,7 @@ impl Torrent {
         }
         p.ut_metadata = ext.m.get(UT_METADATA).copied().filter(|id| *id != 0);
         p.ut_pex = ext.m.get(UT_PEX).copied().filter(|id| *id != 0);
+        p.ut_holepunch = ext.m.get(UT_HOLEPUNCH).copied().filter(|id| *id != 0);
         p.metadata_size = ext.metadata_size;
         p.listen_port = ext.p.or(p.listen_port);
         p.prefers_encryption = ext.e.unwrap_or(p.prefers_encryption);

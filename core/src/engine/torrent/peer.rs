@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use super::pex_state::PexState;
+use super::relay_budget::RelayBudget;
 use super::request_queue::RequestQueue;
 use super::upload::UploadQueue;
 use crate::bitfield::Bitfield;
@@ -95,6 +96,10 @@ pub(crate) struct ActivePeer {
     pub metadata_size: Option<u64>,
     /// Its extended message id for `ut_pex` (BEP 11), if it speaks it.
     pub ut_pex: Option<u8>,
+    /// Its extended message id for `ut_holepunch` (BEP 55), if it speaks it.
+    pub ut_holepunch: Option<u8>,
+    /// The rendezvous it asked us for lately (we relay a bounded number).
+    pub rendezvous: RelayBudget,
     /// The port it accepts connections on (`p` of its extended handshake).
     pub listen_port: Option<u16>,
     /// It said it prefers encrypted connections (`e` of its extended handshake).
@@ -208,6 +213,8 @@ impl ActivePeer {
             ut_metadata: None,
             metadata_size: None,
             ut_pex: None,
+            ut_holepunch: None,
+            rendezvous: RelayBudget::default(),
             listen_port: None,
             prefers_encryption: false,
             pex: PexState::new(now),

@@ -16,6 +16,9 @@ const MAX_CONNECT_FAILS: u32 = 4;
 const MAX_OWN_IPS: usize = 4;
 /// Wait before dialling again an address whose connection ended after its handshake.
 const RECONNECT_AFTER: Duration = Duration::from_secs(60);
+/// Wait before asking again for a rendezvous with one address (BEP 55): as long as before
+/// redialling a peer that left, and a relay's window counts one ask per target in it.
+const RENDEZVOUS_EVERY: Duration = RECONNECT_AFTER;
 
 /// Whether an address is in use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,9 +49,19 @@ struct PeerEntry {
     /// Only ever seen as the source of an incoming connection (an ephemeral port, not a
     /// listening one): never dialled.
     inbound_only: bool,
-    /// An encrypted dial of it failed: it is dialled in plaintext (until it says it prefers
-    /// encryption, in its extended handshake or through PEX).
+    /// An encrypted dial of it failed: it is dialled in plaintext (until it is said to prefer
+    /// encryption, in its extended handshake or through PEX, and not `refuted`).
     plaintext: bool,
+    /// Its encrypted dials were taken up again because it was said to prefer encryption.
+    reenabled: bool,
+    /// After that, an encrypted dial failed again: what is said of it is no longer believed
+    /// (a PEX message naming it with the flag each minute would cost a failed dial each).
+    refuted: bool,
+    /// The peer that told us through PEX that it punches holes and was not dialled by the
+    /// teller (BEP 55): whom to ask for a rendezvous when our dial fails.
+    introducer: Option<ConnId>,
+    /// When we last asked for a rendezvous with it.
+    rendezvous_at: Option<Instant>,
 }
 
 impl PeerEntry {
@@ -169,6 +182,7 @@ impl PeerList {
             return;
         }
         k.plaintext = true;
+        k.refuted |= k.reenabled;
         k.fails = k.fails.saturating_sub(1);
         k.retry_at = now;
         if !k.queued {
@@ -177,10 +191,12 @@ impl PeerList {
         }
     }
 
-    /// `addr` says it prefers encrypted connections: the next dial of it is encrypted again.
+    /// `addr` is said to prefer encrypted connections (by itself or through PEX): the next
+    /// dial of it is encrypted again, unless this was tried before and failed.
     pub(super) fn prefers_encryption(&mut self, addr: SocketAddr) {
-        if let Some(k) = self.entries.get_mut(&addr) {
+        if let Some(k) = self.entries.get_mut(&addr).filter(|k| k.plaintext && !k.refuted) {
             k.plaintext = false;
+            k.reenabled = true;
         }
     }
 
@@ -274,6 +290,53 @@ impl PeerList {
             k.release();
             k.retry_at = k.retry_at.max(now + RECONNECT_AFTER);
         }
+    }
+
+    /// Whether `ip` is one of our addresses as peers told us.
+    pub(super) fn is_own_ip(&self, ip: IpAddr) -> bool {
+        ip.is_loopback() || self.own_ips.contains(&ip)
+    }
+
+    /// `conn` told us through PEX that `addr` punches holes and was not dialled by it.
+    pub(super) fn introduced_by(&mut self, addr: SocketAddr, conn: ConnId) {
+        if let Some(k) = self.entries.get_mut(&addr) {
+            k.introducer = Some(conn);
+        }
+    }
+
+    /// The connection to ask for a rendezvous with `addr` now, if it has an introducer that
+    /// is still a `relay` and none was asked within [`RENDEZVOUS_EVERY`] (recorded as asked).
+    pub(super) fn rendezvous(
+        &mut self,
+        addr: SocketAddr,
+        now: Instant,
+        relay: impl Fn(ConnId) -> bool,
+    ) -> Option<ConnId> {
+        let k = self.entries.get_mut(&addr)?;
+        let conn = k.introducer.filter(|c| relay(*c))?;
+        if k.rendezvous_at.is_some_and(|at| now - at < RENDEZVOUS_EVERY) {
+            return None;
+        }
+        k.rendezvous_at = Some(now);
+        Some(conn)
+    }
+
+    /// A relay told us to dial `addr` now (BEP 55 `connect`): marked in use, whatever its
+    /// back-off, unless it is in use, banned, ours or not allowed. False if it may not be dialled.
+    pub(super) fn punch(&mut self, addr: SocketAddr, cfg: &Config) -> bool {
+        if addr.port() == 0 || self.is_self(&addr, cfg) || !cfg.net_policy().allows(addr) {
+            return false;
+        }
+        if self.entries.len() >= MAX_KNOWN && !self.entries.contains_key(&addr) {
+            return false;
+        }
+        let k = self.entries.entry(addr).or_default();
+        if !k.dialable() {
+            return false;
+        }
+        k.inbound_only = false;
+        k.state = EntryState::Connected;
+        true
     }
 
     /// A peer told us the address it sees us at (`yourip`).
@@ -458,5 +521,26 @@ mod tests {
         list.disconnected(ConnId(7), source, true, at(0), |a| a == listen);
         list.requeue(at(1000), false);
         assert_eq!(list.candidates(), 0);
+    }
+
+    #[test]
+    fn a_rendezvous_goes_to_the_introducer_once_a_minute_and_a_punch_skips_the_back_off() {
+        let cfg = cfg();
+        let mut list = PeerList::default();
+        let a = addr(1, 1000);
+        list.add([a], &cfg);
+        assert_eq!(list.rendezvous(a, at(0), |_| true), None, "no introducer yet");
+        list.introduced_by(a, ConnId(7));
+        assert_eq!(list.rendezvous(a, at(0), |_| false), None, "the introducer cannot relay");
+        assert_eq!(list.rendezvous(a, at(0), |_| true), Some(ConnId(7)));
+        assert_eq!(list.rendezvous(a, at(59), |_| true), None, "once a minute per target");
+        assert_eq!(list.rendezvous(a, at(60), |_| true), Some(ConnId(7)));
+
+        // A failed dial backs off; a relay's connect dials at once all the same, once.
+        assert_eq!(list.next_dial(at(0), never_crowded), Some(a));
+        list.disconnected(ConnId(1), a, false, at(1), unused);
+        assert!(list.punch(a, &cfg));
+        assert!(!list.punch(a, &cfg), "in use");
+        assert!(!list.punch(addr(2, 0), &cfg), "port 0");
     }
 }

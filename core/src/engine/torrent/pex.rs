@@ -9,7 +9,7 @@ use super::{mark, Torrent};
 use crate::engine::config::Config;
 use crate::engine::ctx::Ctx;
 use crate::types::{ConnId, Instant};
-use crate::wire::{Message, PexMessage, PEX_ENCRYPTION, PEX_OUTGOING, PEX_SEED, UT_PEX};
+use crate::wire::{Message, PexMessage, PEX_ENCRYPTION, PEX_HOLEPUNCH, PEX_OUTGOING, PEX_SEED, UT_PEX};
 
 /// The extended message id peers send us `ut_pex` messages under (libtorrent's too).
 pub(crate) const OUR_UT_PEX: u8 = 1;
@@ -31,17 +31,16 @@ impl Torrent {
             .iter()
             .filter_map(|(conn, p)| {
                 let a = p.active()?;
-                let addr = match (p.outgoing, a.listen_port) {
-                    (true, _) => p.addr,
-                    (false, Some(port)) if port != 0 => SocketAddr::new(p.addr.ip(), port),
-                    (false, _) => return None,
-                };
+                let addr = Self::reachable_addr(p, a)?;
                 let mut flags = if p.outgoing { PEX_OUTGOING } else { 0 };
                 if a.is_seed() || a.upload_only {
                     flags |= PEX_SEED;
                 }
                 if a.prefers_encryption {
                     flags |= PEX_ENCRYPTION;
+                }
+                if a.ut_holepunch.is_some() {
+                    flags |= PEX_HOLEPUNCH;
                 }
                 Some((*conn, addr, flags))
             })
@@ -117,6 +116,11 @@ impl Torrent {
         let learned = self.add_candidates(added.iter().map(|(addr, _)| *addr), cx.cfg);
         for (addr, _) in added.iter().filter(|(_, flags)| flags & PEX_ENCRYPTION != 0) {
             self.peer_list.prefers_encryption(*addr);
+        }
+        // A peer that punches holes and that the sender did not reach by dialling it may be
+        // behind a NAT: if our dial fails, the sender is who introduces us (BEP 55).
+        for (addr, _) in added.iter().filter(|(_, f)| f & PEX_HOLEPUNCH != 0 && f & PEX_OUTGOING == 0) {
+            self.peer_list.introduced_by(*addr, conn);
         }
         self.pex_learned = self.pex_learned.saturating_add(u32::try_from(learned).unwrap_or(u32::MAX));
     }

@@ -40,6 +40,15 @@ pub(super) enum Ev {
         c: u64,
         side: usize,
     },
+    /// A datagram from host `src` at `from` arrives at host `to`'s downlink (`queued` false),
+    /// or has come through it to the host's UDP socket.
+    Datagram {
+        src: usize,
+        to: usize,
+        from: std::net::SocketAddr,
+        data: Vec<u8>,
+        queued: bool,
+    },
     Job {
         host: usize,
         epoch: u32,

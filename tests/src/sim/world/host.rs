@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shoal_core::{Bitfield, ConnId, Engine, Instant, JobId, TorrentId};
-use shoal_netsim::Uplink;
+use shoal_netsim::{Nat, Uplink};
 
 use crate::sim::adversary::Adversary;
 use crate::sim::disk::SimDisk;
@@ -80,6 +80,10 @@ pub struct Host {
     /// Incremented at each restart; events of older incarnations are dropped.
     pub epoch: u32,
     pub(super) uplink: Uplink,
+    /// Its downlink for datagrams (streams model theirs per connection).
+    pub(super) downlink: Uplink,
+    /// Its NAT, if it is behind one.
+    pub nat: Option<Nat>,
     /// What runs on it.
     pub kind: HostKind,
 }

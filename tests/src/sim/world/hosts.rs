@@ -24,7 +24,8 @@ impl World {
         let addr = SocketAddr::new(ip_of(i), 6881);
         self.by_addr.insert(addr, i);
         let uplink = Uplink::new(Some(net.up.max(1)));
-        self.hosts.push(Host { addr, net, online: false, epoch: 0, uplink, kind });
+        let downlink = Uplink::new(Some(net.down.max(1)));
+        self.hosts.push(Host { addr, net, online: false, epoch: 0, uplink, downlink, nat: None, kind });
         i
     }
 
@@ -113,6 +114,8 @@ impl World {
         let seed = self.params.seed.wrapping_mul(0x9e37_79b9).wrapping_add((host as u64) << 20 | epoch as u64);
         let mut config = self.config.clone();
         config.listen_port = self.hosts[host].addr.port();
+        config.utp = self.speaks_utp(host);
+        config.holepunch = self.params.holepunch;
         let meta = self.tt.meta.clone();
         let restart = epoch > 1;
         let h = self.eh(host);

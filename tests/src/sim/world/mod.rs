@@ -34,7 +34,7 @@ use shoal_core::{
     TransportError, UdpIo, BLOCK_SIZE,
 };
 use shoal_netsim::tracker::Tracker;
-use shoal_netsim::Partitions;
+use shoal_netsim::{Nat, Partitions};
 
 use super::adversary::{AdvKind, Adversary, SQUATS_PER_TARGET};
 use super::disk::SimDisk;
@@ -43,6 +43,7 @@ use super::torrent::SimTorrent;
 
 mod bounds;
 mod conn;
+mod datagrams;
 mod event;
 mod faults;
 mod host;
@@ -71,7 +72,7 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x005e_ed0f_5111);
         let config = Config {
             max_in_flight_bytes: params.max_in_flight.max(tt.meta.info.piece_length as u64 * 2),
-            // The simulated network carries streams only: today's behaviour, today's traces.
+            // Hosts that speak uTP turn it on (`start_engine`); the others are today's hosts.
             utp: false,
             ..Config::default()
         };
@@ -108,6 +109,7 @@ impl World {
             squats: BTreeMap::new(),
             completion_changes: 0,
             request_checks: 0,
+            udp_bytes: BTreeMap::new(),
             tt: Rc::new(tt),
             params: params.clone(),
         };
@@ -141,6 +143,9 @@ impl World {
                 restarts: 0,
             };
             w.push_host(net, HostKind::Engine(Box::new(host)));
+            if params.unlisted.contains(&i) {
+                w.tracker.hide(w.hosts[i].addr);
+            }
         }
         for kind in params.faults.adversaries.clone() {
             let mut net = w.draw_net(&mut rng, true);
@@ -170,8 +175,14 @@ impl World {
         }
         w.rng = rng;
         for i in 0..params.peers {
-            // Staggered arrivals.
-            let at = Duration::from_millis(w.rng.random_range(0..2000));
+            // Staggered arrivals. Hosts behind a NAT come after the others: one that announced
+            // first would hear of no one to dial until its next announce, half an hour away.
+            let mut at = Duration::from_millis(w.rng.random_range(0..2000));
+            if params.behind_nat.contains(&i) {
+                at += Duration::from_secs(2);
+                w.hosts[i].nat = Some(Nat::default());
+            }
+            let at = params.joins.get(&i).copied().unwrap_or(at);
             w.schedule(at, Ev::Rejoin { host: i });
         }
         w.schedule(Duration::from_secs(1), Ev::Checkpoint);
@@ -279,6 +290,7 @@ impl World {
                 self.check_requests(c);
             }
             Ev::Deliver { c, side, data, pieces, counts } => self.deliver(c, side, data, pieces, counts),
+            Ev::Datagram { src, to, from, data, queued } => self.deliver_datagram(src, to, from, data, queued),
             Ev::Fin { c, side } => {
                 self.trace.mix(5);
                 self.close_local(c, 1 - side, CloseReason::PeerClosed);
@@ -427,6 +439,10 @@ impl World {
         match out {
             Output::Peer(PeerIo::Connect { conn, addr }) => {
                 self.trace.mix(0x10 ^ conn.0 << 8);
+                if self.speaks_utp(host) {
+                    // A host with uTP dials TCP only after its uTP dial failed.
+                    self.count("tcp_fallbacks");
+                }
                 let c = self.new_conn(host, Local::Engine(conn));
                 self.eh(host).conns.insert(conn, EngineConn { c, side: 0, unacked: 0 });
                 self.dial(c, host, addr);
@@ -509,8 +525,9 @@ impl World {
                 }
             }
             Output::Udp(UdpIo::EndExchange { exchange }) => self.trace.mix(0x16 ^ exchange.0 << 8),
-            // The simulated hosts do not run a DHT.
-            Output::Udp(UdpIo::Dht { .. } | UdpIo::Lsd { .. }) | Output::Resolve { .. } => {}
+            // The simulated hosts run no DHT: what their UDP socket sends is uTP.
+            Output::Udp(UdpIo::Dht { to, data }) => self.send_datagram(host, to, data),
+            Output::Udp(UdpIo::Lsd { .. }) | Output::Resolve { .. } => {}
             Output::Event(ev) => self.on_event(host, ev),
         }
     }

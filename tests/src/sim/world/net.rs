@@ -72,12 +72,18 @@ impl World {
     pub(super) fn dial(&mut self, c: u64, from: usize, addr: SocketAddr) {
         let target = self.by_addr.get(&addr).copied();
         match target {
-            Some(t) if self.hosts[t].online && self.partitioned(from, t).is_none() => {
+            Some(t)
+                if self.hosts[t].online
+                    && self.listens_tcp(t)
+                    && self.hosts[t].nat.is_none()
+                    && self.partitioned(from, t).is_none() =>
+            {
                 self.pending_target.insert(c, t);
                 let lat = self.lat(from, t);
                 self.schedule(lat, Ev::DialArrive { c });
             }
-            Some(t) if self.partitioned(from, t).is_some() => {} // SYN lost: the dialer times out
+            Some(t) if self.listens_tcp(t) && self.partitioned(from, t).is_some() => {} // SYN lost: the dialer times out
+            Some(t) if self.hosts[t].nat.is_some() => self.count("nat_drops"),          // the NAT drops the SYN
             _ => {
                 let rtt = self.lat(from, from) * 2;
                 self.schedule(rtt, Ev::Refused { c });

@@ -62,6 +62,8 @@ pub struct World {
     pub completion_changes: u64,
     /// Connections the request oracle checked (both ends live engines), over the run.
     pub request_checks: u64,
+    /// Datagram bytes delivered, by (sending host, receiving host).
+    pub udp_bytes: BTreeMap<(usize, usize), u64>,
 }
 
 /// Engine, network and disk bounds the oracles hold engines to.
