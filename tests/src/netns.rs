@@ -43,6 +43,18 @@ impl Netns {
         cmd
     }
 
+    /// Runs `program ARGS` inside the namespace to its end: its stdout and stderr together, or
+    /// an error naming the command and what it printed.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Result<String, String> {
+        let out = self.command(program).args(args).output().map_err(|e| format!("cannot run {program}: {e}"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{program} {}: {text}", args.join(" ")))
+        }
+    }
+
     /// Runs `work` on a thread that has entered the namespace, so its sockets (an HTTP client
     /// talking to a daemon inside, say) are the namespace's; returns its result.
     pub fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {

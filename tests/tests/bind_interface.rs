@@ -29,16 +29,6 @@ struct Lab {
     far: Netns,
 }
 
-fn run_in(ns: &Netns, program: &str, args: &[&str]) -> Result<String, String> {
-    let out = ns.command(program).args(args).output().map_err(|e| format!("cannot run {program}: {e}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{program} {}: {text}", args.join(" ")))
-    }
-}
-
 impl Lab {
     fn create() -> Result<Lab, String> {
         let lab = Lab { near: Netns::create("bi-near")?, far: Netns::create("bi-far")? };
@@ -59,14 +49,14 @@ impl Lab {
         lab.near.ip(&["route", "add", &format!("{FAR}/32"), "via", "10.82.0.1", "dev", "b0", "metric", "10"])?;
         lab.near.ip(&["route", "add", &format!("{FAR}/32"), "via", "10.81.0.1", "dev", "a0", "metric", "100"])?;
         // Counters: everything out by b0 is dropped and counted; a0's is counted.
-        run_in(&lab.near, "iptables", &["-A", "OUTPUT", "-o", "b0", "-j", "DROP"])?;
-        run_in(&lab.near, "iptables", &["-A", "OUTPUT", "-o", "a0", "-j", "ACCEPT"])?;
+        lab.near.exec("iptables", &["-A", "OUTPUT", "-o", "b0", "-j", "DROP"])?;
+        lab.near.exec("iptables", &["-A", "OUTPUT", "-o", "a0", "-j", "ACCEPT"])?;
         Ok(lab)
     }
 
     /// Packets counted on OUTPUT by `target` (DROP: b0's, ACCEPT: a0's).
     fn packets(&self, target: &str) -> u64 {
-        let listing = run_in(&self.near, "iptables", &["-L", "OUTPUT", "-v", "-n", "-x"]).unwrap_or_else(|e| e);
+        let listing = self.near.exec("iptables", &["-L", "OUTPUT", "-v", "-n", "-x"]).unwrap_or_else(|e| e);
         listing
             .lines()
             .filter(|l| l.split_whitespace().nth(2) == Some(target))
@@ -116,7 +106,7 @@ fn every_packet_leaves_by_the_bound_interface_and_a_missing_one_fails() {
         Some(Err(e)) => return eprintln!("SKIPPED: needs root for namespaces: {e}"),
         None => return eprintln!("SKIPPED: iptables is not installed"),
     };
-    let route = run_in(&lab.near, "ip", &["route", "get", FAR]).expect("a route");
+    let route = lab.near.exec("ip", &["route", "get", FAR]).expect("a route");
     assert!(route.contains("dev b0"), "the table sends unbound traffic by b0: {route}");
     let td = TestDir::new("bind_interface");
     tracker(&lab.far);

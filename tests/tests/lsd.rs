@@ -17,8 +17,9 @@ use shoal_tests::{assert_same_tree, Proc, TestDir};
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A namespace of the test's own with only `lo` (up, multicast on, 224.0.0.0/4 routed to it).
-fn multicast_netns() -> Result<Netns, String> {
-    let ns = Netns::create("lsd")?;
+/// `tag` names it apart from the other test's (both run at once in this process).
+fn multicast_netns(tag: &str) -> Result<Netns, String> {
+    let ns = Netns::create(tag)?;
     ns.ip(&["link", "set", "lo", "multicast", "on"])?;
     ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"])?;
     Ok(ns)
@@ -39,7 +40,7 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
-    let ns = match multicast_netns() {
+    let ns = match multicast_netns("lsd") {
         Ok(ns) => ns,
         Err(e) => {
             eprintln!("SKIPPED: needs a network namespace of its own (run as root): {e}");
@@ -49,11 +50,34 @@ fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
     seeder_found_through_lsd(&ns, "lsd");
 }
 
+/// Whether this kernel delivers IPv6 multicast sent on the namespace's loopback back to a
+/// socket joined there (some kernels route it, `sendto` succeeds, and nothing arrives). A
+/// capability probe of the machine, not a wait on Shoal: one datagram, one second.
+fn ipv6_multicast_loops_on_lo(ns: &Netns) -> Result<(), String> {
+    ns.run(|| {
+        use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
+        let group: Ipv6Addr = "ff15::efc0:988f".parse().expect("a group address");
+        let rx = UdpSocket::bind("[::]:0").map_err(|e| e.to_string())?;
+        rx.join_multicast_v6(&group, 1).map_err(|e| format!("join on lo: {e}"))?;
+        rx.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+        let port = rx.local_addr().map_err(|e| e.to_string())?.port();
+        let tx = UdpSocket::bind("[::1]:0").map_err(|e| e.to_string())?;
+        tx.send_to(b"probe", SocketAddr::from((group, port))).map_err(|e| format!("send on lo: {e}"))?;
+        let mut buf = [0u8; 16];
+        match rx.recv_from(&mut buf) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("this kernel does not loop IPv6 multicast back on lo ({e})")),
+        }
+    })
+}
+
 /// The IPv6 group (`[ff15::efc0:988f]:6771`) alone: in this namespace IPv4 multicast is
 /// dropped on its way out, so only the IPv6 announces can bring the two together.
 #[test]
 fn shoal_finds_a_seeder_through_the_ipv6_group() {
-    let ns = match multicast_netns().and_then(|ns| {
+    let ns = match multicast_netns("lsd6").and_then(|ns| {
+        ns.ip(&["-6", "route", "add", "ff00::/8", "dev", "lo"])?;
+        ipv6_multicast_loops_on_lo(&ns)?;
         let drop_v4 = ns.command("iptables").args(["-A", "OUTPUT", "-d", "224.0.0.0/4", "-j", "DROP"]).status();
         match drop_v4 {
             Ok(s) if s.success() => Ok(ns),
@@ -62,7 +86,7 @@ fn shoal_finds_a_seeder_through_the_ipv6_group() {
     }) {
         Ok(ns) => ns,
         Err(e) => {
-            eprintln!("SKIPPED: needs a network namespace of its own and iptables (run as root): {e}");
+            eprintln!("SKIPPED: needs a network namespace of its own, iptables and IPv6 multicast on lo: {e}");
             return;
         }
     };

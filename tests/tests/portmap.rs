@@ -67,22 +67,12 @@ impl Lab {
         // Shoal's default route (and so its NAT-PMP gateway, read from /proc/net/route) is the
         // router; the WAN peer has no route to the LAN: only a forwarded port reaches Shoal.
         lab.lan.ip(&["route", "add", "default", "via", ROUTER_LAN])?;
-        run_in(&lab.router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+        lab.router.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
         Ok(lab)
     }
 }
 
 /// Runs `program ARGS` inside `ns`; `Err` with its output if it fails.
-fn run_in(ns: &Netns, program: &str, args: &[&str]) -> Result<String, String> {
-    let out = ns.command(program).args(args).output().map_err(|e| format!("cannot run {program}: {e}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{program} {}: {text}", args.join(" ")))
-    }
-}
-
 /// The router's firewall: forwarding dropped but for replies, the LAN's own traffic and what
 /// miniupnpd opens in its chains.
 const RULESET: &str = "table inet filter {
@@ -119,7 +109,7 @@ deny 0-65535 0.0.0.0/0 0-65535
 fn start_miniupnpd(lab: &Lab, td: &TestDir) -> Result<Proc, String> {
     let ruleset = td.join("ruleset.nft");
     std::fs::write(&ruleset, RULESET).map_err(|e| e.to_string())?;
-    run_in(&lab.router, "nft", &["-f", path(&ruleset)])?;
+    lab.router.exec("nft", &["-f", path(&ruleset)])?;
     let conf = td.join("miniupnpd.conf");
     std::fs::write(&conf, MINIUPNPD_CONF).map_err(|e| e.to_string())?;
     let mut cmd = lab.router.command("miniupnpd");
@@ -137,7 +127,7 @@ fn start_miniupnpd(lab: &Lab, td: &TestDir) -> Result<Proc, String> {
 
 /// miniupnpd's forwarding rules (its NAT chain, which names each mapped port).
 fn nat_rules(lab: &Lab) -> String {
-    run_in(&lab.router, "nft", &["list", "chain", "inet", "filter", "prerouting_miniupnpd"]).unwrap_or_else(|e| e)
+    lab.router.exec("nft", &["list", "chain", "inet", "filter", "prerouting_miniupnpd"]).unwrap_or_else(|e| e)
 }
 
 fn path(p: &Path) -> &str {
