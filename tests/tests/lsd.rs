@@ -25,12 +25,13 @@ fn multicast_netns(tag: &str) -> Result<Netns, String> {
     Ok(ns)
 }
 
-/// `shoal ARGS` inside the namespace, kept to it by `SHOAL_LOCAL_ONLY=1`, with LSD asked for
-/// explicitly (`SHOAL_LSD=1`).
-fn shoal_in(ns: &Netns, args: &[&str]) -> Command {
+/// `shoal ARGS EXTRA` inside the namespace, kept to it by `SHOAL_LOCAL_ONLY=POLICY` (`1`:
+/// loopback; `netns`: the namespace's own addresses), with LSD asked for explicitly
+/// (`SHOAL_LSD=1`).
+fn shoal_in(ns: &Netns, policy: &str, args: &[&str], extra: &[&str]) -> Command {
     let mut cmd = ns.command("env");
-    cmd.args(["SHOAL_LOCAL_ONLY=1", "SHOAL_LSD=1"]);
-    cmd.arg(shoal_bin()).args(args);
+    cmd.arg(format!("SHOAL_LOCAL_ONLY={policy}")).arg("SHOAL_LSD=1");
+    cmd.arg(shoal_bin()).args(args).args(extra);
     cmd
 }
 
@@ -47,55 +48,45 @@ fn shoal_finds_a_seeder_through_local_service_discovery_alone() {
             return;
         }
     };
-    seeder_found_through_lsd(&ns, "lsd");
+    seeder_found_through_lsd(&ns, "lsd", "1", &[]);
 }
 
-/// Whether this kernel delivers IPv6 multicast sent on the namespace's loopback back to a
-/// socket joined there (some kernels route it, `sendto` succeeds, and nothing arrives). A
-/// capability probe of the machine, not a wait on Shoal: one datagram, one second.
-fn ipv6_multicast_loops_on_lo(ns: &Netns) -> Result<(), String> {
-    ns.run(|| {
-        use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
-        let group: Ipv6Addr = "ff15::efc0:988f".parse().expect("a group address");
-        let rx = UdpSocket::bind("[::]:0").map_err(|e| e.to_string())?;
-        rx.join_multicast_v6(&group, 1).map_err(|e| format!("join on lo: {e}"))?;
-        rx.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
-        let port = rx.local_addr().map_err(|e| e.to_string())?.port();
-        let tx = UdpSocket::bind("[::1]:0").map_err(|e| e.to_string())?;
-        tx.send_to(b"probe", SocketAddr::from((group, port))).map_err(|e| format!("send on lo: {e}"))?;
-        let mut buf = [0u8; 16];
-        match rx.recv_from(&mut buf) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("this kernel does not loop IPv6 multicast back on lo ({e})")),
-        }
-    })
-}
-
-/// The IPv6 group (`[ff15::efc0:988f]:6771`) alone: in this namespace IPv4 multicast is
-/// dropped on its way out, so only the IPv6 announces can bring the two together.
+/// The IPv6 group (`[ff15::efc0:988f]:6771`) alone. Linux does not loop IPv6 multicast back
+/// on `lo` (the datagram is sent and never arrives), so this namespace has a veth end `v0`
+/// with a ULA address (its peer in a second namespace, so `v0` is the one multicast route),
+/// Shoal listens on that address under the namespace policy, and IPv4 multicast is dropped on
+/// its way out: only the IPv6 announces can bring the two together.
 #[test]
 fn shoal_finds_a_seeder_through_the_ipv6_group() {
-    let ns = match multicast_netns("lsd6").and_then(|ns| {
-        ns.ip(&["-6", "route", "add", "ff00::/8", "dev", "lo"])?;
-        ipv6_multicast_loops_on_lo(&ns)?;
-        let drop_v4 = ns.command("iptables").args(["-A", "OUTPUT", "-d", "224.0.0.0/4", "-j", "DROP"]).status();
-        match drop_v4 {
-            Ok(s) if s.success() => Ok(ns),
-            other => Err(format!("iptables in the namespace: {other:?}")),
-        }
-    }) {
-        Ok(ns) => ns,
+    let setup = || -> Result<(Netns, Netns), String> {
+        let ns = Netns::create("lsd6")?;
+        let far = Netns::create("lsd6far")?;
+        ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", far.name()])?;
+        ns.ip(&["link", "set", "v0", "up"])?;
+        far.ip(&["link", "set", "v1", "up"])?;
+        ns.ip(&["addr", "add", &format!("{ULA}/64"), "dev", "v0", "nodad"])?;
+        ns.exec("iptables", &["-A", "OUTPUT", "-d", "224.0.0.0/4", "-j", "DROP"])?;
+        Ok((ns, far))
+    };
+    let (ns, _far) = match setup() {
+        Ok(nss) => nss,
         Err(e) => {
-            eprintln!("SKIPPED: needs a network namespace of its own, iptables and IPv6 multicast on lo: {e}");
+            eprintln!("SKIPPED: needs network namespaces of its own, veth and iptables (run as root): {e}");
             return;
         }
     };
-    seeder_found_through_lsd(&ns, "lsd6");
+    let bind = ["--bind", ULA];
+    seeder_found_through_lsd(&ns, "lsd6", "netns", &bind);
 }
+
+/// The address of the IPv6 test's Shoals (a unique local address, allowed by the namespace
+/// policy).
+const ULA: &str = "fd77::1";
 
 /// A seeder and a downloader in `ns`, with no tracker, no peer given and no DHT: the download
 /// completes only if LSD brings them together.
-fn seeder_found_through_lsd(ns: &Netns, tag: &str) {
+/// `policy` is `SHOAL_LOCAL_ONLY`'s value, `extra` more arguments for both.
+fn seeder_found_through_lsd(ns: &Netns, tag: &str, policy: &str, extra: &[&str]) {
     let td = TestDir::new(tag);
     let src = td.dir("src");
     let content = shoal_tests::data::single_file(&src, "payload.bin", 3 << 20, 14);
@@ -104,11 +95,13 @@ fn seeder_found_through_lsd(ns: &Netns, tag: &str) {
     shoal::create(&td, &content, &torrent, &[], 64 << 10);
 
     let seed_args = ["seed", path(&torrent), path(&src), "--runtime", "smol", "--listen-port", "6881", "--no-dht"];
-    let _seeder = Proc::spawn("shoal_seed", shoal_in(ns, &seed_args), &td.logs(), Duration::from_secs(5));
+    let _seeder =
+        Proc::spawn("shoal_seed", shoal_in(ns, policy, &seed_args, extra), &td.logs(), Duration::from_secs(5));
     let out = td.dir("out");
     let dl_args =
         ["download", path(&torrent), "-o", path(&out), "--runtime", "tokio", "--listen-port", "6882", "--no-dht"];
-    let mut dl = Proc::spawn("shoal_download", shoal_in(ns, &dl_args), &td.logs(), Duration::from_secs(5));
+    let mut dl =
+        Proc::spawn("shoal_download", shoal_in(ns, policy, &dl_args, extra), &td.logs(), Duration::from_secs(5));
     dl.expect_success(TIMEOUT);
     assert_same_tree(&content, &out.join("payload.bin"), Compare::default());
 }
