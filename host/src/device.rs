@@ -77,11 +77,16 @@ const EINPROGRESS: i32 = 115;
 
 /// A TCP listener on `addr`, bound to the interface when one is set.
 pub(crate) async fn listen<R: Runtime>(addr: SocketAddr) -> io::Result<R::Listener> {
-    if bound_interface().is_none() {
+    if bound_interface().is_none() && addr.is_ipv4() {
         return R::bind(addr).await;
     }
-    // As std's TcpListener::bind (which the runtimes use): SO_REUSEADDR, the system's v6-only.
+    // As std's TcpListener::bind (which the runtimes use): SO_REUSEADDR. IPv6 listeners are
+    // v6-only, so `[::]` binds beside `0.0.0.0` on the same port (a dual-stack `[::]`, the
+    // system's default, fails there with "address in use" and left the session IPv4-only).
     let s = socket(addr, Type::STREAM, Protocol::TCP)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
     s.set_reuse_address(true)?;
     s.bind(&addr.into())?;
     // The backlog std's TcpListener::bind uses.

@@ -460,14 +460,20 @@ pub(crate) async fn dht_socket<R: Runtime>(
     addr: SocketAddr,
     inputs: Sender<Input<R>>,
 ) -> std::io::Result<DatagramSocket<R>> {
-    let std_socket = std::net::UdpSocket::bind(addr)?;
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // v6-only, so `[::]` binds beside `0.0.0.0` on the same port (as the listeners).
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    device::apply(&sock)?;
     // uTP shares this socket: a window of packets arrives in a burst, and the kernel's default
     // receive buffer (about 200 KiB) would drop the tail of it, each drop costing a timeout.
-    let sock = socket2::SockRef::from(&std_socket);
-    device::apply(&sock)?;
     let _ = sock.set_recv_buffer_size(UDP_BUFFER);
     let _ = sock.set_send_buffer_size(UDP_BUFFER);
-    std_socket.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.set_nonblocking(true)?;
+    let std_socket: std::net::UdpSocket = sock.into();
     let socket = R::udp_from_std(std_socket)?;
     Ok(udp_task::<R>(addr, socket, inputs, shoal_core::Socket::Dht))
 }
