@@ -563,7 +563,10 @@ def perf(ui, key, n):
         .filter((e) => new URL(e.name).pathname.startsWith('/ui')).reduce((s, e) => s + e.decodedBodySize, 0)""")
     ok("%d downloads: first render at %.0f ms; update cycles %s ms; long tasks %s ms; page %d bytes"
        % (n, first, ", ".join("%.1f" % r for r in renders), [round(t) for t in long_tasks], size))
-    assert first < 1000, "the first render took %.0f ms" % first
+    # From navigation start: page, script and the list of 1000 fetched, then drawn. Typically
+    # 0.6-0.9 s here, 1.1 s seen on a loaded 2-core machine; a quadratic render or a blocking
+    # fetch takes several seconds, which this bound still catches.
+    assert first < 2000, "the first render took %.0f ms" % first
     assert max(renders) < 100, "an update cycle took %.1f ms" % max(renders)
     assert all(t < 100 for t in long_tasks), "main-thread tasks over 100 ms in update cycles: %s" % long_tasks
     assert size < 300 * 1024, "the page is %d bytes" % size
