@@ -318,9 +318,14 @@ fn dante_connects_to(log: &str, port: u16) -> Vec<&str> {
     log.lines().filter(|l| l.contains("tcp/connect") && l.contains(&to)).collect()
 }
 
-/// The uTP-only seeder's log shows the download's connection: over uTP, from dante's side of
-/// the host's loopback (the relay's external address).
-fn assert_served_over_utp(seed: &Proc) {
+/// The download went through dante's UDP relay: dante passed a UDP association and never a
+/// TCP connect to the seeder, and the uTP-only seeder's log shows the connection over uTP,
+/// from dante's side of the host's loopback (the relay's external address).
+fn assert_served_over_utp_through(proxy: &Proc, seed: &Proc, seed_port: u16) {
+    let log = proxy.stderr();
+    assert!(log.contains("udp/udpassociate"), "dante passed no UDP association\n{log}");
+    let tcp = dante_connects_to(&log, seed_port);
+    assert!(tcp.is_empty(), "the seeder was dialled over TCP, not uTP: {tcp:?}");
     let log = seed.stderr();
     let incoming = log.lines().find(|l| l.contains("incoming connection from 127.0.0.1:"));
     assert!(incoming.is_some_and(|l| l.ends_with("(uTP)")), "the seeder saw no uTP connection\n{log}");
@@ -351,12 +356,8 @@ fn downloads_over_utp_through_a_dante_udp_association(rt: Runtime) {
     dl.expect_success(TIMEOUT);
     assert_same_tree(&content, &td.join("out/payload.bin"), Compare::default());
 
-    let log = proxy.stderr();
-    assert!(log.contains("udp/udpassociate"), "dante passed no UDP association\n{log}");
-    let tcp = dante_connects_to(&log, seed_port);
-    assert!(tcp.is_empty(), "the seeder was dialled over TCP, not uTP: {tcp:?}");
     assert!(dl.stderr().contains("UDP association up"), "{}", dl.logs());
-    assert_served_over_utp(&seed);
+    assert_served_over_utp_through(&proxy, &seed, seed_port);
     assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
 }
 on_each_runtime!(downloads_over_utp_through_a_dante_udp_association);
@@ -392,11 +393,7 @@ fn finds_a_seeder_by_dht_and_downloads_over_utp_through_dante() {
     dl.expect_success(TIMEOUT);
     assert_same_tree(&content, &td.join("out/payload.bin"), Compare::default());
 
-    let log = proxy.stderr();
-    assert!(log.contains("udp/udpassociate"), "dante passed no UDP association\n{log}");
-    let tcp = dante_connects_to(&log, seed_port);
-    assert!(tcp.is_empty(), "the seeder was dialled over TCP, not uTP: {tcp:?}");
-    assert_served_over_utp(&seeder.proc);
+    assert_served_over_utp_through(&proxy, &seeder.proc, seed_port);
     assert_eq!(net.direct_packets(), 0, "packets tried to go direct\n{}", dl.logs());
 }
 
